@@ -1,1 +1,684 @@
-// placeholder
+#include "core/dispatcher.h"
+
+#include <algorithm>
+
+#include "common/json_text.h"
+#include "protocol/encode.h"
+
+namespace pincer {
+namespace {
+
+std::vector<std::string> SortedUnique(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+std::string WorkerIdString(WorkerId id) { return "w" + std::to_string(id); }
+
+}  // namespace
+
+Dispatcher::Dispatcher(const Config& config, Store& store, const Clock& clock, Outbox& outbox)
+    : config_(config), store_(store), clock_(clock), outbox_(outbox) {
+  RebuildStrategies();
+}
+
+void Dispatcher::Reconfigure(const Config& config) {
+  config_ = config;
+  RebuildStrategies();
+}
+
+void Dispatcher::RebuildStrategies() {
+  default_strategy_ = MakeStrategy(config_.routing.strategy);
+  if (!default_strategy_) default_strategy_ = MakeStrategy("least_connections");
+  rule_strategies_.clear();
+  for (const RoutingRule& rule : config_.routing.rules) {
+    auto s = MakeStrategy(rule.strategy);
+    if (s) rule_strategies_.emplace_back(SortedUnique(rule.skills), std::move(s));
+  }
+  class_strategy_.clear();
+}
+
+const Strategy& Dispatcher::StrategyFor(ClassId cls) {
+  if (class_strategy_.size() <= cls) class_strategy_.resize(queue_.class_count(), nullptr);
+  const Strategy*& cached = class_strategy_[cls];
+  if (!cached) {
+    cached = default_strategy_.get();
+    const auto& skills = queue_.skills(cls);
+    for (const auto& [rule_skills, strategy] : rule_strategies_) {
+      if (std::includes(skills.begin(), skills.end(), rule_skills.begin(), rule_skills.end())) {
+        cached = strategy.get();
+        break;
+      }
+    }
+  }
+  return *cached;
+}
+
+TaskId Dispatcher::NewTaskId() { return ++last_id_; }
+
+Task* Dispatcher::FindTask(TaskId id) {
+  auto it = tasks_.find(id);
+  return it == tasks_.end() ? nullptr : it->second.get();
+}
+
+// ---------------------------------------------------------------- tasks
+
+Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
+  if (!accepting_) return {Status("shutting_down", "pincerd is shutting down"), nullptr, false};
+  if (!req.key.empty()) {
+    auto it = keys_.find(req.key);
+    if (it != keys_.end()) {
+      if (Task* t = FindTask(it->second)) return {Status::Ok(), t, true};
+    }
+  }
+  if (stats_.queued >= config_.limits.max_queued) {
+    return {Status("queue_full", "the queue holds limits.max_queued = " +
+                                     std::to_string(config_.limits.max_queued) + " tasks"),
+            nullptr, false};
+  }
+
+  auto owned = std::make_unique<Task>();
+  Task& t = *owned;
+  TaskRecord& r = t.rec;
+  r.id = NewTaskId();
+  r.skills = SortedUnique(req.skills);
+  r.payload = req.payload;
+  r.priority = req.priority;
+  r.timeout_ms = (req.timeout ? *req.timeout : config_.tasks.timeout).count();
+  r.max_attempts = static_cast<int>(req.max_attempts.value_or(config_.tasks.max_attempts));
+  r.session = req.session;
+  r.key = req.key;
+  r.created_ms = clock_.UnixMillis();
+  t.cls = queue_.ClassFor(r.skills);
+  t.seq = next_seq_++;
+  tasks_.emplace(r.id, std::move(owned));
+  if (!r.key.empty()) keys_[r.key] = r.id;
+
+  store_.Insert(r);
+  ++stats_.submitted;
+  ++stats_.queued;
+  if (observer_) observer_->TaskSubmitted(t);
+  Place(t);
+  return {Status::Ok(), &t, false};
+}
+
+void Dispatcher::Restore(TaskRecord&& rec) {
+  last_id_ = std::max(last_id_, rec.id);
+  auto owned = std::make_unique<Task>();
+  Task& t = *owned;
+  t.rec = std::move(rec);
+  t.cls = queue_.ClassFor(t.rec.skills);
+  t.seq = next_seq_++;
+  tasks_.emplace(t.rec.id, std::move(owned));
+  if (!t.rec.key.empty()) keys_[t.rec.key] = t.rec.id;
+  ++stats_.submitted;
+
+  if (IsEnded(t.rec.state)) {
+    switch (t.rec.state) {
+      case TaskState::kSucceeded: ++stats_.succeeded; break;
+      case TaskState::kFailed: ++stats_.failed; break;
+      case TaskState::kCancelled: ++stats_.cancelled; break;
+      default: ++stats_.timed_out; break;
+    }
+    const auto age = std::chrono::milliseconds(clock_.UnixMillis() - t.rec.ended_ms);
+    deadlines_.Push({clock_.Now() + config_.tasks.result_ttl - age, DeadlineKind::kPurge, t.rec.id, 0});
+    return;
+  }
+  ++stats_.queued;
+  if (t.rec.state == TaskState::kRunning) {
+    // The attempt was in flight when pincerd stopped: it is lost.
+    t.rec.state = TaskState::kQueued;
+    t.rec.errors.push_back({t.rec.attempts, t.rec.worker, "pincerd restarted during the attempt"});
+    t.rec.error = t.rec.errors.back().error;
+    if (t.rec.attempts >= t.rec.max_attempts) {
+      End(t, TaskState::kFailed);
+      return;
+    }
+    Save(t);
+  }
+  Place(t);
+}
+
+void Dispatcher::AddWaiter(Task& t, ConnId conn, int64_t req) {
+  if (IsEnded(t.rec.state)) {
+    SendEnd(t, conn, req);
+  } else {
+    t.waiters.emplace_back(conn, req);
+  }
+}
+
+Status Dispatcher::Cancel(TaskId id) {
+  Task* t = FindTask(id);
+  if (!t) return Status("not_found", "no task " + TaskIdString(id));
+  if (IsEnded(t->rec.state)) {
+    return Status("invalid_state", "task " + t->id_string() + " has already ended (" +
+                                       std::string(TaskStateName(t->rec.state)) + ")");
+  }
+  Worker* w = nullptr;
+  if (t->rec.state == TaskState::kRunning) {
+    w = workers_.Find(t->worker);
+    outbox_.Send(t->worker, EncodeCancel(t->id_string()));
+    ReleaseSlot(*t);
+  } else {
+    Unqueue(*t);
+  }
+  t->rec.error = "cancelled";
+  End(*t, TaskState::kCancelled);
+  if (w) FillWorker(*w);
+  return Status::Ok();
+}
+
+Status Dispatcher::Retry(TaskId id) {
+  Task* t = FindTask(id);
+  if (!t) return Status("not_found", "no task " + TaskIdString(id));
+  if (t->rec.state != TaskState::kFailed && t->rec.state != TaskState::kTimedOut) {
+    return Status("invalid_state", "only failed or timed_out tasks can be retried; " + t->id_string() +
+                                       " is " + std::string(TaskStateName(t->rec.state)));
+  }
+  if (!accepting_) return Status("shutting_down", "pincerd is shutting down");
+  (t->rec.state == TaskState::kFailed ? stats_.failed : stats_.timed_out)--;
+  t->rec.state = TaskState::kQueued;
+  t->rec.attempts = 0;
+  t->rec.ended_ms = 0;
+  t->rec.output.clear();
+  ++stats_.queued;
+  Save(*t);
+  Place(*t);
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------ placement
+
+void Dispatcher::Place(Task& t) {
+  if (t.rec.session.empty()) return PlaceGeneral(t);
+  Session& s = sessions_[t.rec.session];
+  if (s.head != 0 && s.head != t.rec.id) {
+    // One turn at a time: wait behind the session's current task.
+    s.pending.push_back(t.rec.id);
+    t.where = Task::Where::kSessionWait;
+    return;
+  }
+  s.head = t.rec.id;
+  if (Worker* home = workers_.Find(s.home)) {
+    const auto& matching = workers_.index().Matching(t.rec.skills);
+    const bool fits = std::find(matching.begin(), matching.end(),
+                                workers_.index().ProfileOf(home->id)) != matching.end();
+    if (fits && workers_.Routable(*home)) {
+      if (workers_.index().HasFreeSlot(home->id)) return Assign(t, *home);
+      if (config_.routing.affinity_wait.count() > 0) return Pin(t, *home);
+    }
+  }
+  PlaceGeneral(t);
+}
+
+void Dispatcher::Pin(Task& t, Worker& home) {
+  home.pinned.insert(t.entry());
+  t.where = Task::Where::kPinned;
+  t.worker = home.id;
+  deadlines_.Push({clock_.Now() + config_.routing.affinity_wait, DeadlineKind::kAffinity, t.rec.id,
+                   ++t.pin_gen});
+}
+
+void Dispatcher::PlaceGeneral(Task& t) {
+  const Strategy& strategy = StrategyFor(t.cls);
+  const WorkerId id =
+      strategy.Pick(workers_.index(), workers_.index().Matching(t.rec.skills), t.rec.skills.size());
+  if (Worker* w = workers_.Find(id)) return Assign(t, *w);
+  queue_.Push(t.cls, t.entry());
+  t.where = Task::Where::kQueue;
+  ArmQueueWait(t);
+}
+
+void Dispatcher::ArmQueueWait(Task& t) {
+  if (t.rec.timeout_ms <= 0) return;
+  deadlines_.Push({clock_.Now() + std::chrono::milliseconds(t.rec.timeout_ms),
+                   DeadlineKind::kQueueWait, t.rec.id, ++t.queue_gen});
+}
+
+void Dispatcher::Unqueue(Task& t) {
+  switch (t.where) {
+    case Task::Where::kQueue:
+      queue_.Erase(t.cls, t.entry());
+      break;
+    case Task::Where::kPinned:
+      if (Worker* w = workers_.Find(t.worker)) w->pinned.erase(t.entry());
+      t.worker = 0;
+      break;
+    case Task::Where::kSessionWait: {
+      auto& pending = sessions_[t.rec.session].pending;
+      pending.erase(std::remove(pending.begin(), pending.end(), t.rec.id), pending.end());
+      break;
+    }
+    case Task::Where::kNone:
+      break;
+  }
+  t.where = Task::Where::kNone;
+}
+
+void Dispatcher::Assign(Task& t, Worker& w) {
+  TaskRecord& r = t.rec;
+  r.state = TaskState::kRunning;
+  ++r.attempts;
+  r.worker = w.id_str;
+  r.started_ms = clock_.UnixMillis();
+  t.where = Task::Where::kNone;
+  t.worker = w.id;
+  t.progress.clear();
+  --stats_.queued;
+  ++stats_.running;
+  workers_.Acquire(w, r.id);
+  if (!r.session.empty()) SetHome(t, w);
+  if (r.timeout_ms > 0) {
+    deadlines_.Push({clock_.Now() + std::chrono::milliseconds(r.timeout_ms), DeadlineKind::kAttempt,
+                     r.id, static_cast<uint64_t>(r.attempts)});
+  }
+  SendTask(t, w);
+  Save(t);
+}
+
+void Dispatcher::SetHome(Task& t, Worker& w) {
+  Session& s = sessions_[t.rec.session];
+  if (s.home == w.id) return;
+  if (Worker* old = workers_.Find(s.home)) old->homed_sessions.erase(t.rec.session);
+  s.home = w.id;
+  w.homed_sessions.insert(t.rec.session);
+}
+
+void Dispatcher::FillWorker(Worker& w) {
+  WorkerIndex& index = workers_.index();
+  while (index.HasFreeSlot(w.id)) {
+    const auto& classes = queue_.CoveredBy(index.ProfileOf(w.id), w.skills);
+    auto best = queue_.Best(classes);
+    const bool take_pinned = !w.pinned.empty() && (!best || *w.pinned.begin() < best->second);
+    TaskId id;
+    if (take_pinned) {
+      id = w.pinned.begin()->id;
+      w.pinned.erase(w.pinned.begin());
+    } else if (best) {
+      id = best->second.id;
+      queue_.Erase(best->first, best->second);
+    } else {
+      return;
+    }
+    Assign(*tasks_.at(id), w);
+  }
+}
+
+// ------------------------------------------------------------ lifecycle
+
+void Dispatcher::ReleaseSlot(Task& t) {
+  if (Worker* w = workers_.Find(t.worker)) workers_.Release(*w, t.rec.id);
+  t.worker = 0;
+  --stats_.running;
+}
+
+void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out) {
+  t.rec.errors.push_back({t.rec.attempts, t.rec.worker, error});
+  t.rec.error = error;
+  if (t.rec.attempts < t.rec.max_attempts) {
+    t.rec.state = TaskState::kQueued;
+    ++stats_.queued;
+    Save(t);
+    Place(t);
+  } else {
+    End(t, timed_out ? TaskState::kTimedOut : TaskState::kFailed);
+  }
+}
+
+void Dispatcher::End(Task& t, TaskState state) {
+  if (t.rec.state == TaskState::kQueued) --stats_.queued;
+  t.rec.state = state;
+  t.rec.ended_ms = clock_.UnixMillis();
+  switch (state) {
+    case TaskState::kSucceeded: ++stats_.succeeded; break;
+    case TaskState::kFailed: ++stats_.failed; break;
+    case TaskState::kCancelled: ++stats_.cancelled; break;
+    default: ++stats_.timed_out; break;
+  }
+  Save(t);
+  for (const auto& [conn, req] : t.waiters) SendEnd(t, conn, req);
+  t.waiters.clear();
+  t.waiters.shrink_to_fit();
+  deadlines_.Push({clock_.Now() + config_.tasks.result_ttl, DeadlineKind::kPurge, t.rec.id, 0});
+  if (observer_) {
+    observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);
+  }
+  if (!t.rec.session.empty()) SessionTaskEnded(t);
+}
+
+void Dispatcher::SessionTaskEnded(Task& t) {
+  auto it = sessions_.find(t.rec.session);
+  if (it == sessions_.end()) return;
+  Session& s = it->second;
+  if (s.head != t.rec.id) return;
+  s.head = 0;
+  if (!s.pending.empty()) {
+    Task* next = FindTask(s.pending.front());
+    s.pending.pop_front();
+    if (next) {
+      next->where = Task::Where::kNone;
+      Place(*next);
+    }
+  } else if (s.home == 0 || !workers_.Find(s.home)) {
+    sessions_.erase(it);  // nothing left to remember
+  }
+}
+
+// -------------------------------------------------------------- workers
+
+std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string pool) {
+  auto w = std::make_unique<Worker>();
+  w->id = conn;
+  w->id_str = WorkerIdString(conn);
+  w->name = hello.name.empty() ? w->id_str : hello.name;
+  w->skills = SortedUnique(hello.skills);
+  w->capacity = static_cast<int>(std::clamp<int64_t>(hello.capacity, 1, 1 << 20));
+  w->labels = hello.labels;
+  w->spawn_id = hello.spawn_id;
+  w->pool = std::move(pool);
+  w->connected_ms = clock_.UnixMillis();
+  w->last_heard = clock_.Now();
+  Worker& worker = workers_.Add(std::move(w));
+  deadlines_.Push({clock_.Now() + config_.heartbeat.interval * config_.heartbeat.misses,
+                   DeadlineKind::kHeartbeat, conn, 0});
+  FillWorker(worker);
+  return worker.id_str;
+}
+
+void Dispatcher::Touch(ConnId conn) {
+  if (Worker* w = workers_.Find(conn)) w->last_heard = clock_.Now();
+}
+
+void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
+  Worker* w = workers_.Find(conn);
+  const TaskId id = ParseTaskId(msg.id);
+  if (!w || !w->tasks.count(id)) {
+    outbox_.Send(conn, EncodeError("unknown_task", "this worker does not hold task " + msg.id));
+    return;
+  }
+  Task& t = *tasks_.at(id);
+  const double seconds =
+      static_cast<double>(clock_.UnixMillis() - t.rec.started_ms) / 1000.0;
+  ReleaseSlot(t);
+  if (observer_) observer_->AttemptEnded(*w, t, msg.ok, seconds);
+  if (msg.ok) {
+    ++w->completed;
+    w->consecutive_failures = 0;
+    t.rec.output = msg.output;
+    t.rec.error.clear();
+    End(t, TaskState::kSucceeded);
+  } else {
+    ++w->failed;
+    ++w->consecutive_failures;
+    if (msg.retryable) {
+      LoseAttempt(t, msg.error, /*timed_out=*/false);
+    } else {
+      t.rec.errors.push_back({t.rec.attempts, t.rec.worker, msg.error});
+      t.rec.error = msg.error;
+      End(t, TaskState::kFailed);
+    }
+  }
+  FillWorker(*w);
+}
+
+void Dispatcher::OnProgress(ConnId conn, const ProgressMsg& msg) {
+  Worker* w = workers_.Find(conn);
+  const TaskId id = ParseTaskId(msg.id);
+  if (!w || !w->tasks.count(id)) {
+    outbox_.Send(conn, EncodeError("unknown_task", "this worker does not hold task " + msg.id));
+    return;
+  }
+  tasks_.at(id)->progress = msg.data;
+}
+
+void Dispatcher::OnHeartbeat(ConnId conn, const HeartbeatMsg& msg) {
+  Worker* w = workers_.Find(conn);
+  if (!w) return;
+  if (msg.cpu) w->cpu = *msg.cpu;
+  if (msg.rss_bytes) w->rss_bytes = *msg.rss_bytes;
+}
+
+void Dispatcher::OnDisconnect(ConnId conn, const std::string& reason) {
+  if (Worker* w = workers_.Find(conn)) RemoveWorker(*w, reason);
+  // Client waiters of this connection simply stop being answered: the
+  // outbox drops lines for a closed connection.
+}
+
+void Dispatcher::KillWorker(WorkerId id, const std::string& reason) {
+  if (Worker* w = workers_.Find(id)) {
+    outbox_.Close(id);
+    RemoveWorker(*w, reason);
+  }
+}
+
+void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
+  const WorkerId id = w.id;
+  std::vector<TaskId> held(w.tasks.begin(), w.tasks.end());
+  std::vector<TaskId> pinned;
+  for (const QueueEntry& e : w.pinned) pinned.push_back(e.id);
+  for (const std::string& key : w.homed_sessions) {
+    auto it = sessions_.find(key);
+    if (it == sessions_.end() || it->second.home != id) continue;
+    it->second.home = 0;
+    if (it->second.head == 0 && it->second.pending.empty()) sessions_.erase(it);
+  }
+  workers_.Remove(id);  // from here on `w` is gone and cannot be picked
+
+  for (TaskId tid : pinned) {
+    Task& t = *tasks_.at(tid);
+    t.where = Task::Where::kNone;
+    t.worker = 0;
+    PlaceGeneral(t);
+  }
+  for (TaskId tid : held) {
+    Task& t = *tasks_.at(tid);
+    ReleaseSlot(t);
+    LoseAttempt(t, reason, /*timed_out=*/false);
+  }
+}
+
+Status Dispatcher::Drain(const std::string& name) {
+  Worker* w = workers_.FindByName(name);
+  if (!w) return Status("not_found", "no worker " + name);
+  if (w->state != WorkerState::kDraining) {
+    workers_.SetState(*w, WorkerState::kDraining);
+    outbox_.Send(w->id, EncodeDrain());
+    // Its session tasks waiting for it go elsewhere.
+    std::vector<TaskId> pinned;
+    for (const QueueEntry& e : w->pinned) pinned.push_back(e.id);
+    w->pinned.clear();
+    for (TaskId tid : pinned) {
+      Task& t = *tasks_.at(tid);
+      t.where = Task::Where::kNone;
+      t.worker = 0;
+      PlaceGeneral(t);
+    }
+  }
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------ deadlines
+
+void Dispatcher::RunDue() {
+  const TimePoint now = clock_.Now();
+  while (auto d = deadlines_.PopDue(now)) {
+    if (d->kind == DeadlineKind::kHeartbeat) {
+      OnHeartbeatDeadline(d->id);
+      continue;
+    }
+    Task* t = FindTask(d->id);
+    if (!t) continue;
+    switch (d->kind) {
+      case DeadlineKind::kAttempt:
+        if (t->rec.state == TaskState::kRunning && t->rec.attempts == static_cast<int>(d->gen)) {
+          OnAttemptDeadline(*t);
+        }
+        break;
+      case DeadlineKind::kAffinity:
+        if (t->where == Task::Where::kPinned && t->pin_gen == d->gen) {
+          Unqueue(*t);
+          PlaceGeneral(*t);
+        }
+        break;
+      case DeadlineKind::kQueueWait:
+        if (t->where == Task::Where::kQueue && t->queue_gen == d->gen) {
+          if (workers_.index().AnyConnected(t->rec.skills)) {
+            ArmQueueWait(*t);  // it waits for a busy worker, not for a skill
+          } else {
+            Unqueue(*t);
+            t->rec.error = "no worker could take it within its timeout: " + WhyWaiting(*t);
+            t->rec.errors.push_back({t->rec.attempts, "", t->rec.error});
+            End(*t, TaskState::kTimedOut);
+          }
+        }
+        break;
+      case DeadlineKind::kPurge:
+        if (IsEnded(t->rec.state) && t->rec.ended_ms > 0 &&
+            clock_.UnixMillis() - t->rec.ended_ms >= config_.tasks.result_ttl.count() - 1) {
+          if (!t->rec.key.empty()) keys_.erase(t->rec.key);
+          store_.Erase(t->rec.id);
+          tasks_.erase(t->rec.id);
+        }
+        break;
+      case DeadlineKind::kHeartbeat:
+        break;
+    }
+  }
+}
+
+void Dispatcher::OnAttemptDeadline(Task& t) {
+  Worker* w = workers_.Find(t.worker);
+  outbox_.Send(t.worker, EncodeCancel(t.id_string()));
+  ReleaseSlot(t);
+  LoseAttempt(t, "attempt " + std::to_string(t.rec.attempts) + " timed out after " +
+                     FormatDuration(std::chrono::milliseconds(t.rec.timeout_ms)),
+              /*timed_out=*/true);
+  if (w) FillWorker(*w);
+}
+
+void Dispatcher::OnHeartbeatDeadline(WorkerId id) {
+  Worker* w = workers_.Find(id);
+  if (!w) return;
+  const auto limit = config_.heartbeat.interval * config_.heartbeat.misses;
+  const TimePoint due = w->last_heard + limit;
+  if (due > clock_.Now()) {
+    deadlines_.Push({due, DeadlineKind::kHeartbeat, id, 0});
+    return;
+  }
+  KillWorker(id, "worker " + w->id_str + " missed " + std::to_string(config_.heartbeat.misses) +
+                     " heartbeats");
+}
+
+// ---------------------------------------------------------------- views
+
+uint64_t Dispatcher::Unroutable() {
+  uint64_t n = 0;
+  for (ClassId c = 0; c < queue_.class_count(); ++c) {
+    if (queue_.size(c) && !workers_.index().AnyConnected(queue_.skills(c))) n += queue_.size(c);
+  }
+  return n;
+}
+
+std::string Dispatcher::WhyWaiting(const Task& t) {
+  switch (t.where) {
+    case Task::Where::kSessionWait:
+      return "its session's previous task is still running";
+    case Task::Where::kPinned:
+      return "waiting for its session's worker " + WorkerIdString(t.worker);
+    default:
+      break;
+  }
+  WorkerIndex& index = workers_.index();
+  if (!index.AnyConnected(t.rec.skills)) {
+    std::vector<std::string> missing;
+    for (const std::string& skill : t.rec.skills) {
+      if (!index.AnyConnected({skill})) missing.push_back(skill);
+    }
+    if (missing.size() == 1) return "no worker has skill " + missing[0];
+    std::string list;
+    for (const auto& s : (missing.empty() ? t.rec.skills : missing)) list += (list.empty() ? "" : ", ") + s;
+    if (t.rec.skills.empty()) return "no worker is connected";
+    return missing.empty() ? "no worker has all of the skills " + list : "no worker has skills " + list;
+  }
+  int connected = 0, routable = 0;
+  for (ProfileId p : index.Matching(t.rec.skills)) {
+    connected += index.profile(p).connected;
+    routable += index.profile(p).routable;
+  }
+  if (routable == 0) {
+    return "all " + std::to_string(connected) + " matching workers are draining or ejected";
+  }
+  return "all " + std::to_string(routable) + " matching workers are full";
+}
+
+// ------------------------------------------------------------- encoding
+
+void Dispatcher::SendTask(const Task& t, const Worker& w) {
+  std::string* out = outbox_.Buffer(w.id);
+  if (!out) return;
+  const TaskRecord& r = t.rec;
+  out->append(R"({"type":"task","id":"t)");
+  AppendInt(*out, static_cast<int64_t>(r.id));
+  out->append(R"(","skills":)");
+  AppendJsonStringArray(*out, r.skills);
+  out->append(R"(,"payload":)");
+  AppendRawOrNull(*out, r.payload);
+  out->append(R"(,"attempt":)");
+  AppendInt(*out, r.attempts);
+  out->append(R"(,"session":)");
+  if (r.session.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(*out, r.session);
+  }
+  out->append(R"(,"deadline_ms":)");
+  if (r.timeout_ms > 0) {
+    AppendInt(*out, r.started_ms + r.timeout_ms);
+  } else {
+    out->append("null");
+  }
+  out->append("}\n");
+}
+
+void Dispatcher::SendEnd(const Task& t, ConnId conn, int64_t req) {
+  std::string* out = outbox_.Buffer(conn);
+  if (!out) return;
+  const TaskRecord& r = t.rec;
+  out->append(R"({"type":"end","req":)");
+  AppendInt(*out, req);
+  out->append(R"(,"id":"t)");
+  AppendInt(*out, static_cast<int64_t>(r.id));
+  out->append(R"(","state":")");
+  out->append(TaskStateName(r.state));
+  out->append(R"(","output":)");
+  AppendRawOrNull(*out, r.output);
+  out->append(R"(,"error":)");
+  if (r.state == TaskState::kSucceeded || r.error.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(*out, r.error);
+  }
+  out->append(R"(,"attempts":)");
+  AppendInt(*out, r.attempts);
+  out->append(R"(,"worker":)");
+  if (r.worker.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(*out, r.worker);
+  }
+  out->append(R"(,"errors":[)");
+  for (std::size_t i = 0; i < r.errors.size(); ++i) {
+    if (i) out->push_back(',');
+    out->append(R"({"attempt":)");
+    AppendInt(*out, r.errors[i].attempt);
+    out->append(R"(,"worker":)");
+    AppendJsonString(*out, r.errors[i].worker);
+    out->append(R"(,"error":)");
+    AppendJsonString(*out, r.errors[i].error);
+    out->push_back('}');
+  }
+  out->append("]}\n");
+}
+
+}  // namespace pincer

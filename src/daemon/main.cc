@@ -1,1 +1,73 @@
-int main() { return 0; }
+// pincerd: the dispatcher daemon. Parses the command line, loads the
+// config, and runs the Daemon until it is shut down.
+#include <CLI/CLI.hpp>
+#include <asio.hpp>
+#include <csignal>
+#include <iostream>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "config/config.h"
+#include "daemon/daemon.h"
+#include "pincer/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"pincerd: the pincer task dispatcher daemon"};
+  std::string config_path;
+  std::string check_path;
+  std::string listen;
+  std::string log_level;
+  std::string address_file;
+  app.add_option("-c,--config", config_path, "config file (YAML or JSON)");
+  app.add_option("--check-config", check_path, "validate FILE and exit (0 when valid)");
+  app.add_option("--listen", listen, "override `listen` (host:port; port 0 picks one)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  app.add_option("--address-file", address_file,
+                 "write the bound TCP address to FILE once listening");
+  app.set_version_flag("--version", std::string("pincerd ") + pincer::kVersion);
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("pincerd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  if (!check_path.empty()) {
+    pincer::ConfigResult r = pincer::LoadConfig(check_path);
+    if (!r.ok()) {
+      std::cerr << r.error->message << "\n";
+      return 1;
+    }
+    std::cerr << check_path << ": ok\n";
+    return 0;
+  }
+
+  pincer::Config config;
+  if (!config_path.empty()) {
+    pincer::ConfigResult r = pincer::LoadConfig(config_path);
+    if (!r.ok()) {
+      spdlog::critical("{}", r.error->message);
+      return 2;
+    }
+    config = std::move(*r.config);
+  } else {
+    config.store.kind = "memory";  // no config file: nothing to keep tasks in
+  }
+  if (!listen.empty()) config.listen = listen;
+  if (!log_level.empty()) config.log_level = log_level;
+  auto level = spdlog::level::from_str(config.log_level);
+  if (level == spdlog::level::off && config.log_level != "off") {
+    spdlog::critical("unknown log level '{}'", config.log_level);
+    return 2;
+  }
+  spdlog::set_level(level);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  asio::io_context io(1);
+  pincer::Daemon daemon(io, std::move(config), {config_path, address_file});
+  if (pincer::Status st = daemon.Start(); !st.ok()) {
+    spdlog::critical("cannot start: {}", st.message());
+    return 1;
+  }
+  spdlog::info("pincerd {} ready", pincer::kVersion);
+  return daemon.Run();
+}

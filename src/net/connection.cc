@@ -1,1 +1,99 @@
-// placeholder
+#include "net/connection.h"
+
+#include <cstring>
+
+namespace pincer {
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
+// A peer that sends but does not read its answers is not read from while
+// this much output waits for it (backpressure, not unbounded buffering).
+constexpr std::size_t kMaxPendingOut = 16 * 1024 * 1024;
+}  // namespace
+
+Connection::Connection(Socket socket, uint64_t id, std::size_t max_line, Handler& handler)
+    : socket_(std::move(socket)), id_(id), max_line_(max_line), handler_(handler) {}
+
+void Connection::Start() { Read(); }
+
+void Connection::Read() {
+  if (closed_ || close_after_flush_ || reading_) return;
+  if (out_.size() + writing_.size() > kMaxPendingOut) return;  // resumed in OnWritten
+  reading_ = true;
+  const std::size_t used = in_.size();
+  in_.resize(used + kReadChunk);
+  socket_.async_read_some(
+      asio::buffer(in_.data() + used, kReadChunk),
+      [self = shared_from_this(), used](const std::error_code& ec, std::size_t n) {
+        self->reading_ = false;
+        self->in_.resize(used + n);
+        if (ec) return self->Close();
+        self->OnRead(n);
+      });
+}
+
+void Connection::OnRead(std::size_t) {
+  std::size_t start = 0;
+  while (!closed_ && !close_after_flush_) {
+    const char* base = in_.data();
+    const void* nl = std::memchr(base + scanned_, '\n', in_.size() - scanned_);
+    if (!nl) break;
+    const std::size_t end = static_cast<const char*>(nl) - base;
+    std::size_t len = end - start;
+    if (len > 0 && base[end - 1] == '\r') --len;
+    if (len > max_line_) {
+      handler_.OnOversizedLine(*this);
+      return;
+    }
+    if (len > 0) handler_.OnLine(*this, std::string_view(base + start, len));
+    start = end + 1;
+    scanned_ = start;
+  }
+  if (closed_ || close_after_flush_) return;
+  in_.erase(0, start);
+  scanned_ = in_.size();
+  if (in_.size() > max_line_) {
+    handler_.OnOversizedLine(*this);
+    return;
+  }
+  Read();
+}
+
+void Connection::Flush() {
+  if (closed_ || writing_in_flight_) return;
+  if (out_.empty()) {
+    if (close_after_flush_) Close();
+    return;
+  }
+  writing_.swap(out_);
+  out_.clear();
+  writing_in_flight_ = true;
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [self = shared_from_this()](const std::error_code& ec, std::size_t) {
+                      self->writing_in_flight_ = false;
+                      if (ec) return self->Close();
+                      self->OnWritten();
+                    });
+}
+
+void Connection::OnWritten() {
+  writing_.clear();
+  if (writing_.capacity() > kMaxPendingOut) std::string().swap(writing_);
+  Flush();
+  Read();
+}
+
+void Connection::CloseAfterFlush() {
+  close_after_flush_ = true;
+  Flush();
+}
+
+void Connection::Close() {
+  if (closed_) return;
+  closed_ = true;
+  std::error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.close(ignored);
+  handler_.OnClosed(*this);
+}
+
+}  // namespace pincer

@@ -1,0 +1,195 @@
+#include "core/client_api.h"
+
+#include "common/json_text.h"
+#include "protocol/encode.h"
+
+namespace pincer {
+namespace {
+
+using nlohmann::json;
+
+json RawOrNull(const std::string& raw) {
+  if (raw.empty()) return nullptr;
+  return json::parse(raw, nullptr, false);
+}
+json StrOrNull(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+json MsOrNull(int64_t ms) { return ms ? json(ms) : json(nullptr); }
+
+}  // namespace
+
+ClientApi::ClientApi(Dispatcher& dispatcher, Outbox& outbox, Hooks hooks)
+    : dispatcher_(dispatcher), outbox_(outbox), hooks_(std::move(hooks)) {}
+
+void ClientApi::Handle(ConnId conn, const Message& msg) {
+  if (auto* s = std::get_if<SubmitReq>(&msg)) return Submit(conn, *s);
+  if (auto* r = std::get_if<IdReq>(&msg)) return ById(conn, *r);
+  if (auto* t = std::get_if<TasksReq>(&msg)) return Tasks(conn, *t);
+  if (auto* d = std::get_if<DrainReq>(&msg)) {
+    Status st = dispatcher_.Drain(d->worker);
+    if (!st.ok()) return Error(conn, d->req, st);
+    const Worker* w = dispatcher_.workers().FindByName(d->worker);
+    return Ok(conn, d->req, {{"worker", w ? w->id_str : d->worker}, {"state", "draining"}});
+  }
+  if (auto* s = std::get_if<SimpleReq>(&msg)) return Simple(conn, *s);
+}
+
+void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
+  auto outcome = dispatcher_.Submit(req);
+  if (!outcome.status.ok()) return Error(conn, req.req, outcome.status);
+  // The hot path: built by hand, no DOM.
+  if (std::string* out = outbox_.Buffer(conn)) {
+    out->append(R"({"type":"ok","req":)");
+    AppendInt(*out, req.req);
+    out->append(R"(,"id":"t)");
+    AppendInt(*out, static_cast<int64_t>(outcome.task->rec.id));
+    out->append(outcome.existing ? R"(","existing":true})" "\n" : R"(","existing":false})" "\n");
+  }
+  if (req.wait) dispatcher_.AddWaiter(*outcome.task, conn, req.req);
+}
+
+void ClientApi::ById(ConnId conn, const IdReq& req) {
+  const TaskId id = ParseTaskId(req.id);
+  Task* t = dispatcher_.FindTask(id);
+  if (!t && req.op != IdOp::kCancel && req.op != IdOp::kRetry) {
+    return Error(conn, req.req, Status("not_found", "no task " + req.id));
+  }
+  switch (req.op) {
+    case IdOp::kStatus:
+      return Ok(conn, req.req, {{"task", TaskView(*t)}});
+    case IdOp::kWait:
+      return dispatcher_.AddWaiter(*t, conn, req.req);
+    case IdOp::kCancel: {
+      Status st = t ? dispatcher_.Cancel(id) : Status("not_found", "no task " + req.id);
+      if (!st.ok()) return Error(conn, req.req, st);
+      return Ok(conn, req.req, {{"id", req.id}, {"state", "cancelled"}});
+    }
+    case IdOp::kRetry: {
+      Status st = t ? dispatcher_.Retry(id) : Status("not_found", "no task " + req.id);
+      if (!st.ok()) return Error(conn, req.req, st);
+      return Ok(conn, req.req, {{"id", req.id}, {"state", "queued"}});
+    }
+  }
+}
+
+void ClientApi::Tasks(ConnId conn, const TasksReq& req) {
+  TaskState filter{};
+  const bool filtered = !req.state.empty();
+  if (filtered && !ParseTaskState(req.state, filter)) {
+    return Error(conn, req.req,
+                 Status("invalid_request", "unknown state '" + req.state +
+                                               "' (queued, running, succeeded, failed, "
+                                               "cancelled, timed_out)"));
+  }
+  std::vector<const Task*> picked;
+  for (const auto& [id, t] : dispatcher_.tasks()) {
+    if (!filtered || t->rec.state == filter) picked.push_back(t.get());
+  }
+  std::sort(picked.begin(), picked.end(),
+            [](const Task* a, const Task* b) { return a->rec.id < b->rec.id; });
+  const std::size_t limit = req.limit > 0 ? static_cast<std::size_t>(req.limit) : 1000;
+  json list = json::array();
+  for (std::size_t i = 0; i < picked.size() && i < limit; ++i) list.push_back(TaskView(*picked[i]));
+  Ok(conn, req.req, {{"tasks", std::move(list)}});
+}
+
+void ClientApi::Simple(ConnId conn, const SimpleReq& req) {
+  switch (req.op) {
+    case SimpleOp::kWorkers: {
+      std::vector<const Worker*> sorted;
+      for (const auto& [id, w] : dispatcher_.workers().all()) sorted.push_back(w.get());
+      std::sort(sorted.begin(), sorted.end(),
+                [](const Worker* a, const Worker* b) { return a->id < b->id; });
+      json list = json::array();
+      for (const Worker* w : sorted) list.push_back(WorkerView(*w));
+      return Ok(conn, req.req, {{"workers", std::move(list)}});
+    }
+    case SimpleOp::kStats:
+      return Ok(conn, req.req, {{"stats", StatsView()}});
+    case SimpleOp::kReload: {
+      Status st = hooks_.reload ? hooks_.reload()
+                                : Status("reload_failed", "this pincerd has no config file");
+      if (!st.ok()) return Error(conn, req.req, st);
+      return Ok(conn, req.req, json::object());
+    }
+    case SimpleOp::kPools:
+      return Ok(conn, req.req, {{"pools", hooks_.pools ? hooks_.pools() : json::array()}});
+  }
+}
+
+json ClientApi::TaskView(const Task& t) {
+  const TaskRecord& r = t.rec;
+  json errors = json::array();
+  for (const AttemptError& e : r.errors) {
+    errors.push_back({{"attempt", e.attempt}, {"worker", StrOrNull(e.worker)}, {"error", e.error}});
+  }
+  json v = {{"id", t.id_string()},
+            {"state", TaskStateName(r.state)},
+            {"skills", r.skills},
+            {"payload", RawOrNull(r.payload)},
+            {"priority", r.priority},
+            {"session", StrOrNull(r.session)},
+            {"key", StrOrNull(r.key)},
+            {"attempts", r.attempts},
+            {"max_attempts", r.max_attempts},
+            {"timeout_ms", r.timeout_ms},
+            {"worker", StrOrNull(r.worker)},
+            {"output", RawOrNull(r.output)},
+            {"error", r.state == TaskState::kSucceeded ? json(nullptr) : StrOrNull(r.error)},
+            {"errors", std::move(errors)},
+            {"progress", RawOrNull(t.progress)},
+            {"created_ms", r.created_ms},
+            {"started_ms", MsOrNull(r.started_ms)},
+            {"ended_ms", MsOrNull(r.ended_ms)}};
+  if (r.state == TaskState::kQueued) v["why"] = dispatcher_.WhyWaiting(t);
+  return v;
+}
+
+json ClientApi::WorkerView(const Worker& w) {
+  json load = json::object();
+  if (w.cpu >= 0) load["cpu"] = w.cpu;
+  if (w.rss_bytes >= 0) load["rss_bytes"] = w.rss_bytes;
+  json v = {{"id", w.id_str},
+            {"name", w.name},
+            {"skills", w.skills},
+            {"capacity", w.capacity},
+            {"inflight", w.inflight()},
+            {"state", WorkerStateName(w.state)},
+            {"completed", w.completed},
+            {"failed", w.failed},
+            {"pool", StrOrNull(w.pool)},
+            {"labels", w.labels.empty() ? json::object() : RawOrNull(w.labels)},
+            {"load", std::move(load)},
+            {"connected_ms", w.connected_ms}};
+  if (hooks_.worker_extra) hooks_.worker_extra(w, v);
+  return v;
+}
+
+json ClientApi::StatsView() {
+  const DispatcherStats& s = dispatcher_.stats();
+  json v = {{"queued", s.queued},
+            {"running", s.running},
+            {"succeeded", s.succeeded},
+            {"failed", s.failed},
+            {"cancelled", s.cancelled},
+            {"timed_out", s.timed_out},
+            {"submitted", s.submitted},
+            {"workers", dispatcher_.workers().size()},
+            {"unroutable", dispatcher_.Unroutable()}};
+  if (hooks_.stats_extra) hooks_.stats_extra(v);
+  return v;
+}
+
+void ClientApi::Ok(ConnId conn, int64_t req, json body) {
+  std::string* out = outbox_.Buffer(conn);
+  if (!out) return;
+  json msg = {{"type", "ok"}, {"req", req}};
+  msg.update(body);
+  out->append(msg.dump(-1, ' ', false, json::error_handler_t::replace));
+  out->push_back('\n');
+}
+
+void ClientApi::Error(ConnId conn, int64_t req, const Status& status) {
+  outbox_.Send(conn, EncodeError(status.code(), status.message(), req));
+}
+
+}  // namespace pincer

@@ -1,0 +1,50 @@
+// Answers client requests (docs/protocol.md, "Client side"): turns each
+// request into dispatcher calls and the result into one answer line. The
+// views (task, worker, stats objects) are built here, off the hot path.
+#pragma once
+
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dispatcher.h"
+#include "core/outbox.h"
+#include "protocol/messages.h"
+
+namespace pincer {
+
+class ClientApi {
+ public:
+  // Hooks into parts that live outside the core (config file, supervisor).
+  struct Hooks {
+    std::function<Status()> reload;                               // re-read the config
+    std::function<nlohmann::json()> pools;                        // the pools array
+    std::function<void(const Worker&, nlohmann::json&)> worker_extra;  // pid, restarts, ...
+    std::function<void(nlohmann::json&)> stats_extra;
+  };
+
+  // `dispatcher` and `outbox` must outlive this object.
+  ClientApi(Dispatcher& dispatcher, Outbox& outbox, Hooks hooks);
+
+  // REQUIRES: `msg` is a client request (SubmitReq, IdReq, TasksReq,
+  // DrainReq or SimpleReq).
+  void Handle(ConnId conn, const Message& msg);
+
+  nlohmann::json TaskView(const Task& t);
+  nlohmann::json WorkerView(const Worker& w);
+  nlohmann::json StatsView();
+
+ private:
+  void Submit(ConnId conn, const SubmitReq& req);
+  void ById(ConnId conn, const IdReq& req);
+  void Tasks(ConnId conn, const TasksReq& req);
+  void Simple(ConnId conn, const SimpleReq& req);
+  void Ok(ConnId conn, int64_t req, nlohmann::json body);
+  void Error(ConnId conn, int64_t req, const Status& status);
+
+  Dispatcher& dispatcher_;
+  Outbox& outbox_;
+  Hooks hooks_;
+};
+
+}  // namespace pincer

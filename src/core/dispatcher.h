@@ -1,0 +1,163 @@
+// The dispatcher: the task state machine and the placement of tasks on
+// workers. Pure: it never touches a socket, a file or the system clock.
+// Events come in as calls; lines go out through the Outbox; durable changes
+// go to the Store. The daemon calls Commit on the store, then flushes the
+// outbox, after every batch of events.
+//
+// Threading: every method runs on the event-loop thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "config/config.h"
+#include "core/deadlines.h"
+#include "core/outbox.h"
+#include "core/task.h"
+#include "protocol/messages.h"
+#include "queue/task_queue.h"
+#include "registry/worker_registry.h"
+#include "routing/strategy.h"
+#include "store/store.h"
+
+namespace pincer {
+
+struct DispatcherStats {
+  uint64_t submitted = 0;
+  uint64_t queued = 0;
+  uint64_t running = 0;
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  uint64_t cancelled = 0;
+  uint64_t timed_out = 0;
+};
+
+// Observes task and worker events, e.g. for metrics. All methods optional.
+class DispatchObserver {
+ public:
+  virtual ~DispatchObserver() = default;
+  virtual void TaskSubmitted(const Task&) {}
+  virtual void TaskEnded(const Task&, double /*seconds_since_submit*/) {}
+  virtual void AttemptEnded(const Worker&, const Task&, bool /*ok*/, double /*seconds*/) {}
+};
+
+class Dispatcher {
+ public:
+  // `store`, `clock` and `outbox` must outlive the dispatcher.
+  Dispatcher(const Config& config, Store& store, const Clock& clock, Outbox& outbox);
+
+  // Applies a new config (routing, limits, defaults, heartbeat). Tasks and
+  // connections are kept. REQUIRES: the config passed ValidateConfig.
+  void Reconfigure(const Config& config);
+  const Config& config() const { return config_; }
+
+  // Recovery: replays a stored task through the live code paths. Running
+  // tasks come back queued with their attempt counted as lost.
+  void Restore(TaskRecord&& rec);
+
+  // ---- Workers ----
+  // Registers a worker connection that said hello. Returns its id ("w12").
+  std::string AddWorker(ConnId conn, const Hello& hello, std::string pool = "");
+  void OnResult(ConnId conn, const ResultMsg& msg);
+  void OnProgress(ConnId conn, const ProgressMsg& msg);
+  void OnHeartbeat(ConnId conn, const HeartbeatMsg& msg);
+  // Any line from a worker is a sign of life.
+  void Touch(ConnId conn);
+  // The connection is gone (closed by the peer or by us): requeue its tasks.
+  void OnDisconnect(ConnId conn, const std::string& reason);
+  Status Drain(const std::string& worker);  // by id or name
+  // Declares a worker dead (its process is gone): like a disconnect, and
+  // its connection is closed so a late result can never land.
+  void KillWorker(WorkerId id, const std::string& reason);
+
+  // ---- Tasks ----
+  struct SubmitOutcome {
+    Status status;
+    Task* task = nullptr;
+    bool existing = false;
+  };
+  SubmitOutcome Submit(const SubmitReq& req);
+  // Registers (conn, req) to get the task's end event; sent at once if ended.
+  void AddWaiter(Task& task, ConnId conn, int64_t req);
+  Status Cancel(TaskId id);
+  Status Retry(TaskId id);  // a failed/timed_out task back to the queue, attempts reset
+  Task* FindTask(TaskId id);
+  // Why a queued task waits, in words (docs/protocol.md, `why`).
+  std::string WhyWaiting(const Task& task);
+
+  // ---- Time ----
+  std::optional<TimePoint> NextDeadline() const { return deadlines_.Next(); }
+  // Handles every deadline due now.
+  void RunDue();
+
+  // Stop taking new tasks (shutdown). Running tasks go on.
+  void StopAccepting() { accepting_ = false; }
+  bool accepting() const { return accepting_; }
+
+  // ---- Views ----
+  const DispatcherStats& stats() const { return stats_; }
+  uint64_t Unroutable();
+  const WorkerRegistry& workers() const { return workers_; }
+  WorkerRegistry& workers() { return workers_; }
+  const std::unordered_map<TaskId, std::unique_ptr<Task>>& tasks() const { return tasks_; }
+  void set_observer(DispatchObserver* o) { observer_ = o; }
+
+ private:
+  const Strategy& StrategyFor(ClassId cls);
+  void RebuildStrategies();
+
+  // Placement.
+  void Place(Task& t);         // session rules, then the strategy
+  void PlaceGeneral(Task& t);  // the strategy only
+  void Assign(Task& t, Worker& w);
+  void FillWorker(Worker& w);  // give a free worker the best task it can take
+  void Unqueue(Task& t);       // take a queued task out of wherever it waits
+  void Pin(Task& t, Worker& home);
+
+  // Lifecycle.
+  void LoseAttempt(Task& t, const std::string& error, bool timed_out);
+  void End(Task& t, TaskState state);
+  void ReleaseSlot(Task& t);  // frees the slot of a running task's worker
+  void SessionTaskEnded(Task& t);
+  void SetHome(Task& t, Worker& w);
+  void RemoveWorker(Worker& w, const std::string& reason);
+
+  // Deadlines.
+  void OnAttemptDeadline(Task& t);
+  void OnHeartbeatDeadline(WorkerId id);
+  void ArmQueueWait(Task& t);
+
+  void SendTask(const Task& t, const Worker& w);
+  void SendEnd(const Task& t, ConnId conn, int64_t req);
+  void Save(const Task& t) { store_.Update(t.rec); }
+  TaskId NewTaskId();
+
+  Config config_;
+  Store& store_;
+  const Clock& clock_;
+  Outbox& outbox_;
+  DispatchObserver* observer_ = nullptr;
+
+  std::unordered_map<TaskId, std::unique_ptr<Task>> tasks_;
+  std::unordered_map<std::string, TaskId> keys_;  // idempotency
+  std::unordered_map<std::string, Session> sessions_;
+  TaskQueue queue_;
+  WorkerRegistry workers_;
+  DeadlineQueue deadlines_;
+
+  std::unique_ptr<Strategy> default_strategy_;
+  std::vector<std::pair<std::vector<std::string>, std::unique_ptr<Strategy>>> rule_strategies_;
+  std::vector<const Strategy*> class_strategy_;  // cache by ClassId
+
+  DispatcherStats stats_;
+  TaskId last_id_ = 0;
+  uint64_t next_seq_ = 1;
+  bool accepting_ = true;
+};
+
+}  // namespace pincer

@@ -1,0 +1,48 @@
+// A task as the core holds it: the durable record plus where it waits and
+// who waits for it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/outbox.h"
+#include "queue/task_queue.h"
+#include "routing/worker_index.h"
+#include "store/task_record.h"
+
+namespace pincer {
+
+struct Task {
+  enum class Where : uint8_t {
+    kNone,         // running, ended, or being placed
+    kQueue,        // in its class queue, for any eligible worker
+    kPinned,       // waiting for its session's home worker (affinity)
+    kSessionWait,  // behind its session's running task
+  };
+
+  TaskRecord rec;
+  ClassId cls = 0;
+  uint64_t seq = 0;  // submit order (recovery keeps it)
+  Where where = Where::kNone;
+  WorkerId worker = 0;  // the worker of the running attempt, or the pinned-to worker
+  uint64_t pin_gen = 0;
+  uint64_t queue_gen = 0;
+  std::string progress;  // raw JSON of the latest progress, "" = none
+  std::vector<std::pair<ConnId, int64_t>> waiters;  // clients waiting for the end
+
+  QueueEntry entry() const { return QueueEntry{rec.priority, seq, rec.id}; }
+  std::string id_string() const { return TaskIdString(rec.id); }
+};
+
+// Tasks sharing a session key run one at a time, in submit order, on the
+// session's home worker while it lives.
+struct Session {
+  WorkerId home = 0;
+  TaskId head = 0;  // the task queued-to-run or running now; 0 = none
+  std::deque<TaskId> pending;
+};
+
+}  // namespace pincer

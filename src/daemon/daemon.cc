@@ -1,0 +1,348 @@
+#include "daemon/daemon.h"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <fstream>
+
+#include "protocol/encode.h"
+#include "pincer/version.h"
+
+namespace pincer {
+namespace {
+
+bool TokenMatches(const std::string& expected, const std::string& given) {
+  if (expected.empty()) return true;
+  // Compare in constant time so a token cannot be guessed byte by byte.
+  unsigned char diff = expected.size() != given.size();
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
+    : io_(io),
+      config_(std::move(config)),
+      options_(std::move(options)),
+      timer_(io),
+      signals_(io) {}
+
+Daemon::~Daemon() = default;
+
+Status Daemon::Start() {
+  Status error;
+  store_ = OpenStore(config_, error);
+  if (!store_) return error;
+  dispatcher_ = std::make_unique<Dispatcher>(config_, *store_, clock_, *this);
+
+  std::size_t recovered = 0;
+  Status st = store_->Recover([&](TaskRecord&& rec) {
+    dispatcher_->Restore(std::move(rec));
+    ++recovered;
+  });
+  if (!st.ok()) return st;
+  if (recovered) {
+    spdlog::info("recovered {} tasks ({} queued)", recovered, dispatcher_->stats().queued);
+  }
+
+  ClientApi::Hooks hooks;
+  hooks.reload = [this] { return Reload(); };
+  api_ = std::make_unique<ClientApi>(*dispatcher_, *this, std::move(hooks));
+
+  auto listen = [this](const std::string& address) -> Status {
+    auto listener = std::make_unique<Listener>(io_);
+    Status s = listener->Open(address, [this](Connection::Socket sock) { Accept(std::move(sock)); });
+    if (!s.ok()) return s;
+    spdlog::info("listening on {}", listener->bound());
+    listeners_.push_back(std::move(listener));
+    return Status::Ok();
+  };
+  if (Status s = listen(config_.listen); !s.ok()) return s;
+  if (!config_.unix_socket.empty()) {
+    if (Status s = listen("unix:" + config_.unix_socket); !s.ok()) return s;
+  }
+  if (!options_.address_file.empty()) {
+    // Written whole under a temporary name, so a reader never sees half.
+    const std::string tmp = options_.address_file + ".tmp";
+    std::ofstream(tmp) << listeners_.front()->bound() << "\n";
+    std::rename(tmp.c_str(), options_.address_file.c_str());
+  }
+  WatchSignals();
+  ArmTimer();
+  return Status::Ok();
+}
+
+int Daemon::Run() {
+  io_.run();
+  return exit_code_;
+}
+
+// ------------------------------------------------------------ connections
+
+void Daemon::Accept(Connection::Socket socket) {
+  const ConnId id = next_conn_++;
+  auto conn = std::make_shared<Connection>(std::move(socket), id, config_.limits.max_frame_bytes, *this);
+  Peer& peer = peers_[id];
+  peer.conn = conn;
+  if (peers_.size() > config_.limits.max_connections) {
+    RefuseAndClose(peer, "too_many_connections",
+                   "limits.max_connections = " + std::to_string(config_.limits.max_connections) +
+                       " reached");
+    return;
+  }
+  peer.hello_timer = std::make_unique<asio::steady_timer>(io_, config_.limits.hello_timeout);
+  peer.hello_timer->async_wait([this, id](const std::error_code& ec) {
+    if (ec) return;
+    Peer* p = FindPeer(id);
+    if (p && p->role == Role::kNone) {
+      RefuseAndClose(*p, "hello_timeout", "no hello within limits.hello_timeout");
+    }
+  });
+  conn->Start();
+}
+
+Daemon::Peer* Daemon::FindPeer(ConnId id) {
+  auto it = peers_.find(id);
+  return it == peers_.end() ? nullptr : &it->second;
+}
+
+void Daemon::RefuseAndClose(Peer& peer, std::string_view code, const std::string& message) {
+  spdlog::info("connection c{} refused: {}: {}", peer.conn->id(), code, message);
+  peer.conn->out().append(EncodeError(code, message));
+  peer.conn->CloseAfterFlush();
+}
+
+void Daemon::OnLine(Connection& c, std::string_view line) {
+  Peer* peer = FindPeer(c.id());
+  if (!peer) return;
+  ParseResult parsed = ParseMessage(line);
+
+  if (auto* err = std::get_if<ProtocolError>(&parsed)) {
+    if (peer->role == Role::kNone) {
+      return RefuseAndClose(*peer, "bad_hello", "the first message must be a hello: " + err->message);
+    }
+    if (peer->role == Role::kWorker) dispatcher_->Touch(c.id());
+    Send(c.id(), EncodeError(err->code, err->message, err->req));
+    return;
+  }
+  Message& msg = std::get<Message>(parsed);
+
+  if (peer->role == Role::kNone) {
+    if (auto* hello = std::get_if<Hello>(&msg)) return OnHello(*peer, *hello);
+    return RefuseAndClose(*peer, "bad_hello", "the first message must be a hello");
+  }
+  if (std::holds_alternative<Hello>(msg)) {
+    Send(c.id(), EncodeError("unknown_type", "hello was already received on this connection"));
+    return;
+  }
+
+  if (peer->role == Role::kWorker) {
+    dispatcher_->Touch(c.id());
+    if (auto* r = std::get_if<ResultMsg>(&msg)) return dispatcher_->OnResult(c.id(), *r);
+    if (auto* p = std::get_if<ProgressMsg>(&msg)) return dispatcher_->OnProgress(c.id(), *p);
+    if (auto* h = std::get_if<HeartbeatMsg>(&msg)) return dispatcher_->OnHeartbeat(c.id(), *h);
+    Send(c.id(), EncodeError("unknown_type", "workers may send result, progress and heartbeat"));
+    return;
+  }
+  // Client.
+  if (std::holds_alternative<ResultMsg>(msg) || std::holds_alternative<ProgressMsg>(msg) ||
+      std::holds_alternative<HeartbeatMsg>(msg)) {
+    Send(c.id(), EncodeError("unknown_type", "clients may not send worker messages"));
+    return;
+  }
+  api_->Handle(c.id(), msg);
+}
+
+void Daemon::OnHello(Peer& peer, const Hello& hello) {
+  const ConnId id = peer.conn->id();
+  if (hello.proto != kProtocolVersion) {
+    return RefuseAndClose(peer, "bad_hello",
+                          "unsupported proto " + std::to_string(hello.proto) + " (this pincerd speaks 1)");
+  }
+  if (hello.role != "worker" && hello.role != "client") {
+    return RefuseAndClose(peer, "bad_hello", "role must be \"worker\" or \"client\"");
+  }
+  const bool worker = hello.role == "worker";
+  if (!TokenMatches(worker ? config_.auth.worker_token : config_.auth.client_token, hello.token)) {
+    return RefuseAndClose(peer, "unauthorized", "wrong token for role " + hello.role);
+  }
+  if (worker && hello.capacity < 1) {
+    return RefuseAndClose(peer, "bad_hello", "capacity must be at least 1");
+  }
+  if (worker && stopping_) {
+    return RefuseAndClose(peer, "shutting_down", "pincerd is shutting down");
+  }
+  peer.hello_timer.reset();
+  const int64_t hb_ms = config_.heartbeat.interval.count();
+  if (worker) {
+    peer.role = Role::kWorker;
+    // Welcome first, so it precedes any task the worker is given at once.
+    Send(id, EncodeWelcome("w" + std::to_string(id), hb_ms));
+    const std::string wid = dispatcher_->AddWorker(id, hello);
+    spdlog::info("worker {} connected: name={} capacity={} skills=[{}]", wid, hello.name,
+                 hello.capacity, fmt::join(hello.skills, ","));
+  } else {
+    peer.role = Role::kClient;
+    Send(id, EncodeWelcome("c" + std::to_string(id), hb_ms));
+  }
+}
+
+void Daemon::OnOversizedLine(Connection& c) {
+  if (Peer* peer = FindPeer(c.id())) {
+    RefuseAndClose(*peer, "frame_too_large",
+                   "a line is longer than limits.max_frame_bytes = " +
+                       std::to_string(config_.limits.max_frame_bytes));
+  }
+}
+
+void Daemon::OnClosed(Connection& c) {
+  auto it = peers_.find(c.id());
+  if (it == peers_.end()) return;
+  const Role role = it->second.role;
+  peers_.erase(it);  // the Connection lives on while its handlers finish
+  if (role == Role::kWorker) {
+    spdlog::info("worker w{} disconnected", c.id());
+    dispatcher_->OnDisconnect(c.id(), "worker w" + std::to_string(c.id()) + " disconnected");
+    ScheduleFlush();
+  }
+  if (stopping_) CheckDrained();
+}
+
+// ---------------------------------------------------------------- outbox
+
+std::string* Daemon::Buffer(ConnId conn) {
+  Peer* peer = FindPeer(conn);
+  if (!peer || !peer->conn->open()) return nullptr;
+  if (!peer->dirty) {
+    peer->dirty = true;
+    dirty_.push_back(conn);
+  }
+  ScheduleFlush();
+  return &peer->conn->out();
+}
+
+void Daemon::Close(ConnId conn) {
+  if (Peer* peer = FindPeer(conn)) peer->conn->CloseAfterFlush();
+}
+
+void Daemon::ScheduleFlush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  // Runs after the handlers already queued: everything one wake-up of the
+  // loop produced is committed and written together.
+  asio::post(io_, [this] { FlushAll(); });
+}
+
+void Daemon::FlushAll() {
+  flush_scheduled_ = false;
+  if (store_->dirty()) {
+    Status st = store_->Commit();
+    if (!st.ok()) spdlog::error("store commit failed: {}", st.message());
+  }
+  std::vector<ConnId> dirty;
+  dirty.swap(dirty_);
+  for (ConnId id : dirty) {
+    Peer* peer = FindPeer(id);
+    if (!peer) continue;
+    peer->dirty = false;
+    peer->conn->Flush();
+  }
+  ArmTimer();
+  if (stopping_) CheckDrained();
+}
+
+// ---------------------------------------------------------------- timers
+
+void Daemon::ArmTimer() {
+  const auto next = dispatcher_->NextDeadline();
+  if (!next || (timer_at_ && *timer_at_ <= *next)) return;
+  timer_at_ = next;
+  timer_.expires_at(*next);
+  timer_.async_wait([this](const std::error_code& ec) {
+    if (ec) return;
+    timer_at_.reset();
+    dispatcher_->RunDue();
+    ScheduleFlush();
+    ArmTimer();
+  });
+}
+
+// ------------------------------------------------------- reload, shutdown
+
+void Daemon::WatchSignals() {
+  signals_.add(SIGHUP);
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  signals_.async_wait([this](const std::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      Reload();
+    } else {
+      Shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
+    WatchSignals();
+  });
+}
+
+Status Daemon::Reload() {
+  if (options_.config_path.empty()) {
+    return Status("reload_failed", "pincerd was started without a config file");
+  }
+  ConfigResult loaded = LoadConfig(options_.config_path);
+  if (!loaded.ok()) {
+    spdlog::error("reload refused, the running config stays: {}", loaded.error->message);
+    return Status("reload_failed", loaded.error->message);
+  }
+  Config next = std::move(*loaded.config);
+  // What needs a restart to change is kept, and said so.
+  if (next.listen != config_.listen || next.unix_socket != config_.unix_socket ||
+      next.data_dir != config_.data_dir || next.store.kind != config_.store.kind) {
+    spdlog::warn("reload: listen, unix_socket, data_dir and store.kind apply at the next start");
+    next.listen = config_.listen;
+    next.unix_socket = config_.unix_socket;
+    next.data_dir = config_.data_dir;
+    next.store = config_.store;
+  }
+  config_ = std::move(next);
+  dispatcher_->Reconfigure(config_);
+  spdlog::set_level(spdlog::level::from_str(config_.log_level));
+  spdlog::info("config reloaded from {}", options_.config_path);
+  ScheduleFlush();
+  return Status::Ok();
+}
+
+void Daemon::Shutdown(const std::string& why) {
+  if (stopping_) return;
+  stopping_ = true;
+  spdlog::info("{}: shutting down; no new tasks, {} running task(s) may finish", why,
+               dispatcher_->stats().running);
+  dispatcher_->StopAccepting();
+  for (auto& l : listeners_) l->Close();
+  for (auto& [id, peer] : peers_) {
+    if (peer.role == Role::kWorker) Send(id, EncodeDrain());
+  }
+  drain_timer_ = std::make_unique<asio::steady_timer>(io_, config_.shutdown.drain_timeout);
+  drain_timer_->async_wait([this](const std::error_code& ec) {
+    if (ec) return;
+    spdlog::warn("drain timeout: stopping with {} task(s) still running",
+                 dispatcher_->stats().running);
+    io_.stop();
+  });
+  ScheduleFlush();
+}
+
+void Daemon::CheckDrained() {
+  if (dispatcher_->stats().running > 0 || flush_scheduled_) return;
+  if (store_->dirty() && !store_->Commit().ok()) return;
+  spdlog::info("all running tasks ended; bye");
+  for (auto& [id, peer] : peers_) peer.conn->CloseAfterFlush();
+  if (drain_timer_) drain_timer_->cancel();
+  signals_.cancel();
+  timer_.cancel();
+  io_.stop();
+}
+
+}  // namespace pincer

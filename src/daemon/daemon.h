@@ -1,0 +1,94 @@
+// pincerd's I/O shell around the core: it accepts connections, does the
+// hello handshake, feeds parsed messages to the dispatcher, commits the
+// store and then flushes every connection that has output, once per batch
+// of events. One io_context, one thread; nothing here blocks except the
+// store's commit (one per batch, by design: persist, then answer).
+#pragma once
+
+#include <asio.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "config/config.h"
+#include "core/client_api.h"
+#include "core/dispatcher.h"
+#include "net/connection.h"
+#include "net/listener.h"
+#include "store/store.h"
+
+namespace pincer {
+
+struct DaemonOptions {
+  std::string config_path;   // "" = built-in defaults, no reload
+  std::string address_file;  // write the bound TCP address here once listening
+};
+
+class Daemon final : public Connection::Handler, public Outbox {
+ public:
+  Daemon(asio::io_context& io, Config config, DaemonOptions options);
+  ~Daemon() override;
+
+  // Opens the store, recovers, listens. An error means: do not run.
+  Status Start();
+  // Runs until shut down. Returns the process exit code.
+  int Run();
+
+  // Re-reads the config file and applies it (SIGHUP, `pincerctl reload`).
+  Status Reload();
+  // Stops taking tasks, lets running ones finish (up to the drain timeout),
+  // then stops the loop.
+  void Shutdown(const std::string& why);
+
+  // Outbox.
+  std::string* Buffer(ConnId conn) override;
+  void Close(ConnId conn) override;
+
+  // Connection::Handler.
+  void OnLine(Connection& c, std::string_view line) override;
+  void OnOversizedLine(Connection& c) override;
+  void OnClosed(Connection& c) override;
+
+ private:
+  enum class Role { kNone, kWorker, kClient };
+  struct Peer {
+    std::shared_ptr<Connection> conn;
+    Role role = Role::kNone;
+    std::unique_ptr<asio::steady_timer> hello_timer;
+    bool dirty = false;
+  };
+
+  void Accept(Connection::Socket socket);
+  void OnHello(Peer& peer, const Hello& hello);
+  void RefuseAndClose(Peer& peer, std::string_view code, const std::string& message);
+  void ScheduleFlush();
+  void FlushAll();
+  void ArmTimer();
+  void WatchSignals();
+  void CheckDrained();
+  Peer* FindPeer(ConnId id);
+
+  asio::io_context& io_;
+  Config config_;
+  DaemonOptions options_;
+  SystemClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<ClientApi> api_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<ConnId, Peer> peers_;
+  std::vector<ConnId> dirty_;
+  ConnId next_conn_ = 1;
+  bool flush_scheduled_ = false;
+  asio::steady_timer timer_;
+  std::optional<TimePoint> timer_at_;
+  asio::signal_set signals_;
+  bool stopping_ = false;
+  std::unique_ptr<asio::steady_timer> drain_timer_;
+  int exit_code_ = 0;
+};
+
+}  // namespace pincer

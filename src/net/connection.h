@@ -1,0 +1,65 @@
+// One peer connection: newline-framed reads into a bounded buffer, and
+// writes coalesced into one in flight with the next batch building behind
+// it. It moves bytes only; what a line means is the handler's business.
+//
+// Lifetime: held by shared_ptr; every pending operation holds a reference,
+// so the object outlives its handlers. Threading: the io_context's thread.
+#pragma once
+
+#include <asio.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace pincer {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Socket = asio::generic::stream_protocol::socket;
+
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    virtual void OnLine(Connection& c, std::string_view line) = 0;
+    // A line grew past the frame limit. The connection stops reading.
+    virtual void OnOversizedLine(Connection& c) = 0;
+    // Called once, when the connection is closed for whatever reason.
+    virtual void OnClosed(Connection& c) = 0;
+  };
+
+  // `handler` must outlive the connection's last callback.
+  Connection(Socket socket, uint64_t id, std::size_t max_line, Handler& handler);
+
+  void Start();
+  uint64_t id() const { return id_; }
+  bool open() const { return !closed_; }
+
+  // Pending output; append complete lines, then call Flush().
+  std::string& out() { return out_; }
+  void Flush();
+  // Stops reading, writes what is queued, then closes.
+  void CloseAfterFlush();
+  void Close();
+
+ private:
+  void Read();
+  void OnRead(std::size_t n);
+  void OnWritten();
+
+  Socket socket_;
+  const uint64_t id_;
+  const std::size_t max_line_;
+  Handler& handler_;
+
+  std::string in_;           // unconsumed input: at most one partial line
+  std::size_t scanned_ = 0;  // bytes of in_ already searched for '\n'
+  std::string out_;          // next batch to write
+  std::string writing_;      // the batch in flight
+  bool writing_in_flight_ = false;
+  bool reading_ = false;
+  bool close_after_flush_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace pincer

@@ -1,0 +1,82 @@
+#include "net/listener.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <charconv>
+
+namespace pincer {
+
+bool SplitHostPort(const std::string& address, std::string& host, uint16_t& port) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const char* begin = address.data() + colon + 1;
+  const char* end = address.data() + address.size();
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || ptr != end || begin == end || value > 65535) return false;
+  port = static_cast<uint16_t>(value);
+  return true;
+}
+
+Status Listener::Open(const std::string& address, OnAccept on_accept) {
+  on_accept_ = std::move(on_accept);
+  std::error_code ec;
+  if (address.rfind("unix:", 0) == 0) {
+    unix_path_ = address.substr(5);
+    ::unlink(unix_path_.c_str());  // a stale socket file from an earlier run
+    asio::generic::stream_protocol::endpoint ep(asio::local::stream_protocol::endpoint{unix_path_});
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    bound_ = address;
+  } else {
+    std::string host;
+    uint16_t port = 0;
+    if (!SplitHostPort(address, host, port)) {
+      return Status("bad_address", "'" + address + "' is not host:port");
+    }
+    auto ip = asio::ip::make_address(host, ec);
+    if (ec) return Status("bad_address", "'" + host + "' is not an IP address");
+    asio::generic::stream_protocol::endpoint ep(asio::ip::tcp::endpoint(ip, port));
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) {
+      asio::ip::tcp::endpoint local;
+      socklen_t len = static_cast<socklen_t>(local.capacity());
+      ::getsockname(acceptor_.native_handle(), local.data(), &len);
+      bound_ = (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string()) + ":" +
+               std::to_string(local.port());
+    }
+  }
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status("listen_failed", "cannot listen on " + address + ": " + ec.message());
+  Accept();
+  return Status::Ok();
+}
+
+void Listener::Accept() {
+  acceptor_.async_accept([this](const std::error_code& ec, Connection::Socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) {
+      if (unix_path_.empty()) {
+        int one = 1;
+        ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      }
+      on_accept_(std::move(socket));
+    }
+    Accept();
+  });
+}
+
+void Listener::Close() {
+  std::error_code ignored;
+  acceptor_.close(ignored);
+  if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
+}
+
+}  // namespace pincer

@@ -1,0 +1,39 @@
+#include "protocol/encode.h"
+
+#include "common/json_text.h"
+
+namespace pincer {
+
+std::string EncodeError(std::string_view code, std::string_view message,
+                        std::optional<int64_t> req) {
+  std::string out = R"({"type":"error","code":)";
+  AppendJsonString(out, code);
+  out.append(R"(,"message":)");
+  AppendJsonString(out, message);
+  if (req) {
+    out.append(R"(,"req":)");
+    AppendInt(out, *req);
+  }
+  out.append("}\n");
+  return out;
+}
+
+std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms) {
+  std::string out = R"({"type":"welcome","id":)";
+  AppendJsonString(out, id);
+  out.append(R"(,"heartbeat_ms":)");
+  AppendInt(out, heartbeat_ms);
+  out.append("}\n");
+  return out;
+}
+
+std::string EncodeCancel(std::string_view task_id) {
+  std::string out = R"({"type":"cancel","id":)";
+  AppendJsonString(out, task_id);
+  out.append("}\n");
+  return out;
+}
+
+std::string EncodeDrain() { return "{\"type\":\"drain\"}\n"; }
+
+}  // namespace pincer

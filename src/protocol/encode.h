@@ -1,0 +1,18 @@
+// Builds the daemon's outgoing lines. Each function returns or appends one
+// complete line, newline included.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace pincer {
+
+std::string EncodeError(std::string_view code, std::string_view message,
+                        std::optional<int64_t> req = std::nullopt);
+std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms);
+std::string EncodeCancel(std::string_view task_id);
+std::string EncodeDrain();
+
+}  // namespace pincer

@@ -1,0 +1,100 @@
+// The wire protocol's messages as typed values (docs/protocol.md).
+// Parsing is pure: a line goes in, a Message or a ProtocolError comes out.
+// JSON values that pincer only carries (payload, output, progress data,
+// labels) stay as their JSON text, so they cross the daemon without being
+// rebuilt.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace pincer {
+
+// Raw JSON text of one value ("" only where the value is absent).
+using RawJson = std::string;
+
+struct Hello {
+  std::string role;  // "worker" | "client"
+  int64_t proto = 0;
+  std::string token;
+  // Worker fields.
+  std::string name;
+  std::vector<std::string> skills;
+  int64_t capacity = 1;
+  RawJson labels;  // object or ""
+  std::string spawn_id;
+};
+
+// Worker -> daemon.
+struct ResultMsg {
+  std::string id;
+  bool ok = false;
+  RawJson output;  // ok: any JSON ("" when absent = null)
+  std::string error;
+  bool retryable = true;
+};
+struct ProgressMsg {
+  std::string id;
+  RawJson data;
+};
+struct HeartbeatMsg {
+  std::optional<double> cpu;
+  std::optional<int64_t> rss_bytes;
+};
+
+// Client -> daemon. Every request has `req`.
+struct SubmitReq {
+  int64_t req = 0;
+  std::vector<std::string> skills;
+  RawJson payload;  // "" = null
+  int64_t priority = 0;
+  std::optional<std::chrono::milliseconds> timeout;
+  std::optional<int64_t> max_attempts;
+  std::string session;  // "" = none
+  std::string key;      // "" = none
+  bool wait = false;
+};
+enum class IdOp { kStatus, kWait, kCancel, kRetry };
+struct IdReq {
+  IdOp op;
+  int64_t req = 0;
+  std::string id;
+};
+struct TasksReq {
+  int64_t req = 0;
+  std::string state;  // "" = any
+  int64_t limit = 1000;
+};
+struct DrainReq {
+  int64_t req = 0;
+  std::string worker;
+};
+enum class SimpleOp { kWorkers, kStats, kReload, kPools };
+struct SimpleReq {
+  SimpleOp op;
+  int64_t req = 0;
+};
+
+using Message = std::variant<Hello, ResultMsg, ProgressMsg, HeartbeatMsg, SubmitReq, IdReq,
+                             TasksReq, DrainReq, SimpleReq>;
+
+struct ProtocolError {
+  std::string code;  // bad_json | bad_message | unknown_type | ...
+  std::string message;
+  std::optional<int64_t> req;
+};
+
+using ParseResult = std::variant<Message, ProtocolError>;
+
+// Parses one line (without its newline). Never throws.
+ParseResult ParseMessage(std::string_view line);
+
+// Parses a duration given as "250ms"/"5s"/"10m"/"1h30m" text.
+std::optional<std::chrono::milliseconds> ParseWireDuration(std::string_view text);
+
+}  // namespace pincer

@@ -1,0 +1,62 @@
+#include "registry/worker_registry.h"
+
+namespace pincer {
+
+std::string_view WorkerStateName(WorkerState s) {
+  switch (s) {
+    case WorkerState::kReady: return "ready";
+    case WorkerState::kDraining: return "draining";
+    case WorkerState::kEjected: return "ejected";
+  }
+  return "unknown";
+}
+
+Worker& WorkerRegistry::Add(std::unique_ptr<Worker> worker) {
+  Worker& w = *worker;
+  index_.Add(w.id, w.skills, w.capacity);
+  index_.SetRoutable(w.id, Routable(w));
+  workers_.emplace(w.id, std::move(worker));
+  return w;
+}
+
+void WorkerRegistry::Remove(WorkerId id) {
+  index_.Remove(id);
+  workers_.erase(id);
+}
+
+Worker* WorkerRegistry::Find(WorkerId id) {
+  auto it = workers_.find(id);
+  return it == workers_.end() ? nullptr : it->second.get();
+}
+
+const Worker* WorkerRegistry::Find(WorkerId id) const {
+  auto it = workers_.find(id);
+  return it == workers_.end() ? nullptr : it->second.get();
+}
+
+Worker* WorkerRegistry::FindByName(std::string_view id_or_name) {
+  for (auto& [id, w] : workers_) {
+    if (w->id_str == id_or_name) return w.get();
+  }
+  for (auto& [id, w] : workers_) {
+    if (w->name == id_or_name) return w.get();
+  }
+  return nullptr;
+}
+
+void WorkerRegistry::Acquire(Worker& w, TaskId t) {
+  w.tasks.insert(t);
+  index_.SetInflight(w.id, w.inflight());
+  index_.MarkPicked(w.id);
+}
+
+void WorkerRegistry::Release(Worker& w, TaskId t) {
+  if (w.tasks.erase(t)) index_.SetInflight(w.id, w.inflight());
+}
+
+void WorkerRegistry::SetState(Worker& w, WorkerState s) {
+  w.state = s;
+  index_.SetRoutable(w.id, Routable(w));
+}
+
+}  // namespace pincer

@@ -1,0 +1,74 @@
+// The registry of connected workers: who they are, what they hold, how
+// they are doing. It keeps the routing index in step with every change, so
+// eligibility is always current.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/clock.h"
+#include "queue/task_queue.h"
+#include "routing/worker_index.h"
+#include "store/task_record.h"
+
+namespace pincer {
+
+enum class WorkerState : uint8_t { kReady, kDraining, kEjected };
+std::string_view WorkerStateName(WorkerState s);
+
+struct Worker {
+  WorkerId id = 0;
+  std::string id_str;  // "w<id>"
+  std::string name;
+  std::vector<std::string> skills;  // sorted, unique
+  int capacity = 1;
+  std::string labels;  // raw JSON object, "" = none
+  std::string spawn_id;
+  std::string pool;  // set for managed workers
+  WorkerState state = WorkerState::kReady;
+
+  std::set<TaskId> tasks;          // attempts in flight
+  std::set<QueueEntry> pinned;     // session tasks waiting for this worker
+  std::unordered_set<std::string> homed_sessions;
+  uint64_t completed = 0;
+  uint64_t failed = 0;
+  int consecutive_failures = 0;
+  double cpu = -1;       // -1 = unknown
+  int64_t rss_bytes = -1;
+  int64_t connected_ms = 0;
+  TimePoint last_heard;
+
+  int inflight() const { return static_cast<int>(tasks.size()); }
+};
+
+class WorkerRegistry {
+ public:
+  // REQUIRES: id not registered. Returns the new worker; it stays valid until Remove(id).
+  Worker& Add(std::unique_ptr<Worker> worker);
+  void Remove(WorkerId id);
+  Worker* Find(WorkerId id);
+  const Worker* Find(WorkerId id) const;
+  // Finds by "w12" or by name (first match).
+  Worker* FindByName(std::string_view id_or_name);
+
+  // A slot of `w` is taken by / given back from task `t`.
+  void Acquire(Worker& w, TaskId t);
+  void Release(Worker& w, TaskId t);
+  void SetState(Worker& w, WorkerState s);
+  bool Routable(const Worker& w) const { return w.state == WorkerState::kReady; }
+
+  WorkerIndex& index() { return index_; }
+  const std::unordered_map<WorkerId, std::unique_ptr<Worker>>& all() const { return workers_; }
+  std::size_t size() const { return workers_.size(); }
+
+ private:
+  std::unordered_map<WorkerId, std::unique_ptr<Worker>> workers_;
+  WorkerIndex index_;
+};
+
+}  // namespace pincer

@@ -1,0 +1,14 @@
+#pragma once
+
+#include "routing/strategy.h"
+
+namespace pincer {
+
+class SkillMatch final : public Strategy {
+ public:
+  std::string_view name() const override { return "skill_match"; }
+  WorkerId Pick(const WorkerIndex& index, std::span<const ProfileId> profiles,
+                std::size_t task_skill_count) const override;
+};
+
+}  // namespace pincer

@@ -1,0 +1,106 @@
+#include "routing/worker_index.h"
+
+#include <algorithm>
+
+namespace pincer {
+
+bool WorkerIndex::LoadKey::operator<(const LoadKey& o) const {
+  // inflight/capacity < o.inflight/o.capacity, compared without division.
+  const int64_t lhs = int64_t{inflight} * o.capacity;
+  const int64_t rhs = int64_t{o.inflight} * capacity;
+  if (lhs != rhs) return lhs < rhs;
+  if (last_pick != o.last_pick) return last_pick < o.last_pick;
+  return id < o.id;
+}
+
+ProfileId WorkerIndex::ProfileFor(const std::vector<std::string>& skills) {
+  auto [it, inserted] = profile_ids_.try_emplace(skills, static_cast<ProfileId>(profiles_.size()));
+  if (inserted) {
+    profiles_.push_back(Profile{skills, 0, 0, {}, {}});
+    matching_cache_.clear();  // a new profile may match any cached task skill set
+  }
+  return it->second;
+}
+
+void WorkerIndex::Add(WorkerId id, const std::vector<std::string>& skills, int capacity) {
+  Entry e{ProfileFor(skills), std::max(capacity, 1)};
+  Profile& p = profiles_[e.profile];
+  ++p.connected;
+  ++p.routable;
+  List(id, e);
+  workers_.emplace(id, e);
+}
+
+void WorkerIndex::Remove(WorkerId id) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  Unlist(id, it->second);
+  Profile& p = profiles_[it->second.profile];
+  --p.connected;
+  if (it->second.routable) --p.routable;
+  workers_.erase(it);
+}
+
+void WorkerIndex::SetInflight(WorkerId id, int inflight) {
+  Entry& e = workers_.at(id);
+  Unlist(id, e);
+  e.inflight = inflight;
+  List(id, e);
+}
+
+void WorkerIndex::SetRoutable(WorkerId id, bool routable) {
+  Entry& e = workers_.at(id);
+  if (e.routable == routable) return;
+  Unlist(id, e);
+  e.routable = routable;
+  profiles_[e.profile].routable += routable ? 1 : -1;
+  List(id, e);
+}
+
+void WorkerIndex::MarkPicked(WorkerId id) {
+  Entry& e = workers_.at(id);
+  Unlist(id, e);
+  e.last_pick = ++pick_clock_;
+  List(id, e);
+}
+
+bool WorkerIndex::HasFreeSlot(WorkerId id) const {
+  auto it = workers_.find(id);
+  return it != workers_.end() && it->second.free();
+}
+
+void WorkerIndex::Unlist(WorkerId id, const Entry& e) {
+  if (!e.free()) return;
+  Profile& p = profiles_[e.profile];
+  p.by_rotation.erase({e.last_pick, id});
+  p.by_load.erase(LoadKey{e.inflight, e.capacity, e.last_pick, id});
+}
+
+void WorkerIndex::List(WorkerId id, const Entry& e) {
+  if (!e.free()) return;
+  Profile& p = profiles_[e.profile];
+  p.by_rotation.insert({e.last_pick, id});
+  p.by_load.insert(LoadKey{e.inflight, e.capacity, e.last_pick, id});
+}
+
+const std::vector<ProfileId>& WorkerIndex::Matching(const std::vector<std::string>& task_skills) {
+  auto it = matching_cache_.find(task_skills);
+  if (it != matching_cache_.end()) return it->second;
+  std::vector<ProfileId> match;
+  for (ProfileId p = 0; p < profiles_.size(); ++p) {
+    if (std::includes(profiles_[p].skills.begin(), profiles_[p].skills.end(), task_skills.begin(),
+                      task_skills.end())) {
+      match.push_back(p);
+    }
+  }
+  return matching_cache_.emplace(task_skills, std::move(match)).first->second;
+}
+
+bool WorkerIndex::AnyConnected(const std::vector<std::string>& task_skills) {
+  for (ProfileId p : Matching(task_skills)) {
+    if (profiles_[p].connected > 0) return true;
+  }
+  return false;
+}
+
+}  // namespace pincer

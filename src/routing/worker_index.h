@@ -1,0 +1,81 @@
+// The routing view of connected workers, indexed so that a decision never
+// scans every worker. Workers with the same skill set share a Profile; each
+// profile keeps its free, routable workers ordered two ways (by rotation and
+// by load). A task's candidates are the profiles whose skills cover the
+// task's, so a decision costs O(matching profiles), not O(workers).
+//
+// Eligibility — connected, routable (not draining or ejected), a free slot,
+// the right skills — is enforced here, once, for every strategy.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace pincer {
+
+using WorkerId = uint64_t;  // 0 = "no worker"
+using ProfileId = uint32_t;
+
+class WorkerIndex {
+ public:
+  struct LoadKey {
+    int inflight;
+    int capacity;
+    uint64_t last_pick;
+    WorkerId id;
+    bool operator<(const LoadKey& o) const;  // by inflight/capacity, then last_pick, then id
+  };
+  struct Profile {
+    std::vector<std::string> skills;
+    int connected = 0;  // all workers of this profile, routable or not
+    int routable = 0;   // not draining/ejected
+    std::set<std::pair<uint64_t, WorkerId>> by_rotation;  // free: (last_pick, id)
+    std::set<LoadKey> by_load;                            // free
+  };
+
+  // REQUIRES: `skills` sorted and unique; `id` not present; capacity >= 1.
+  void Add(WorkerId id, const std::vector<std::string>& skills, int capacity);
+  void Remove(WorkerId id);
+  void SetInflight(WorkerId id, int inflight);
+  void SetRoutable(WorkerId id, bool routable);
+  // Records that `id` was just given a task (moves it to the back of the rotation).
+  void MarkPicked(WorkerId id);
+
+  bool Contains(WorkerId id) const { return workers_.count(id) != 0; }
+  bool HasFreeSlot(WorkerId id) const;
+  ProfileId ProfileOf(WorkerId id) const { return workers_.at(id).profile; }
+
+  // Profiles whose skills include all of `task_skills` (sorted, unique).
+  // The reference stays valid until the next Add of a new skill set.
+  const std::vector<ProfileId>& Matching(const std::vector<std::string>& task_skills);
+  const Profile& profile(ProfileId p) const { return profiles_[p]; }
+  const std::vector<Profile>& profiles() const { return profiles_; }
+
+  // True when some connected worker has every skill in `task_skills`.
+  bool AnyConnected(const std::vector<std::string>& task_skills);
+
+ private:
+  struct Entry {
+    ProfileId profile;
+    int capacity;
+    int inflight = 0;
+    uint64_t last_pick = 0;
+    bool routable = true;
+    bool free() const { return routable && inflight < capacity; }
+  };
+  void Unlist(WorkerId id, const Entry& e);
+  void List(WorkerId id, const Entry& e);
+  ProfileId ProfileFor(const std::vector<std::string>& skills);
+
+  std::unordered_map<WorkerId, Entry> workers_;
+  std::vector<Profile> profiles_;
+  std::map<std::vector<std::string>, ProfileId> profile_ids_;
+  std::map<std::vector<std::string>, std::vector<ProfileId>> matching_cache_;
+  uint64_t pick_clock_ = 0;
+};
+
+}  // namespace pincer
