@@ -1,1 +1,432 @@
-// placeholder
+// LoadConfig: file -> JSON tree (document.cc) -> Config (here) -> cross-field
+// checks (validate.cc). The reader here only checks shapes and types; every
+// rule about values lives in ValidateConfig, so a Config built in code is
+// held to the same rules as one read from a file.
+#include "config/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+#include "config/document.h"
+#include "config/problems.h"
+
+namespace pincer {
+namespace {
+
+using config_internal::Field;
+using config_internal::Format;
+using config_internal::Index;
+using config_internal::Problems;
+using nlohmann::json;
+
+std::string TypeName(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null:
+      return "nothing (null)";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "a list";
+    case json::value_t::object:
+      return "a map";
+    default:
+      return "an unsupported value";
+  }
+}
+
+std::size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// Reads the keys of one map. Each getter names a key it knows, converts its
+// value if present (absent keys keep the default already in *out), and
+// reports a wrong type at the key's path. Finish() reports the keys nobody
+// asked for.
+class MapReader {
+ public:
+  // `value` must outlive the reader. null reads as an empty map, so a YAML
+  // section whose keys are all commented out means "all defaults".
+  MapReader(Problems& problems, const json& value, std::string path)
+      : problems_(problems), value_(value), path_(std::move(path)) {
+    if (!value_.is_null() && !value_.is_object()) {
+      problems_.Add(path_, "expected a map, got " + TypeName(value_));
+    }
+  }
+
+  std::string PathOf(std::string_view key) const { return Field(path_, key); }
+
+  // The value under `key`, or nullptr if absent.
+  const json* Get(std::string_view key) {
+    known_.emplace(key);
+    if (!value_.is_object()) return nullptr;
+    auto it = value_.find(key);
+    return it == value_.end() ? nullptr : &*it;
+  }
+
+  void String(std::string_view key, std::string* out) {
+    if (const json* v = Get(key); v && Expect(key, *v, v->is_string(), "a string")) {
+      *out = v->get<std::string>();
+    }
+  }
+
+  void Bool(std::string_view key, bool* out) {
+    if (const json* v = Get(key); v && Expect(key, *v, v->is_boolean(), "true or false")) {
+      *out = v->get<bool>();
+    }
+  }
+
+  void Int(std::string_view key, int* out) {
+    std::int64_t wide = 0;
+    if (Integer(key, &wide, std::numeric_limits<int>::min(), std::numeric_limits<int>::max())) {
+      *out = static_cast<int>(wide);
+    }
+  }
+
+  void Size(std::string_view key, std::size_t* out) {
+    std::int64_t wide = 0;
+    if (Integer(key, &wide, 0, std::numeric_limits<std::int64_t>::max())) {
+      *out = static_cast<std::size_t>(wide);
+    }
+  }
+
+  void Number(std::string_view key, double* out) {
+    if (const json* v = Get(key); v && Expect(key, *v, v->is_number(), "a number")) {
+      *out = v->get<double>();
+    }
+  }
+
+  // A duration string ("5s", "1h30m") or an integer number of milliseconds.
+  void Dur(std::string_view key, Duration* out) {
+    const json* v = Get(key);
+    if (!v) return;
+    if (v->is_number_integer()) {
+      if (v->is_number_unsigned() && v->get<std::uint64_t>() > INT64_MAX) {
+        problems_.Add(PathOf(key), "duration is out of range");
+      } else if (v->get<std::int64_t>() < 0) {
+        problems_.Add(PathOf(key), "duration must not be negative");
+      } else {
+        *out = Duration(v->get<std::int64_t>());
+      }
+      return;
+    }
+    if (v->is_string()) {
+      if (auto d = ParseDuration(v->get<std::string>())) {
+        *out = *d;
+      } else {
+        problems_.Add(PathOf(key), "bad duration '" + v->get<std::string>() +
+                                       "' (expected e.g. 250ms, 5s, 10m, 24h, 1h30m, or an "
+                                       "integer number of milliseconds)");
+      }
+      return;
+    }
+    problems_.Add(PathOf(key), "expected a duration such as 5s, got " + TypeName(*v));
+  }
+
+  // null or absent leaves *out alone; otherwise a list whose items are strings.
+  void StringList(std::string_view key, std::vector<std::string>* out) {
+    const json* v = Get(key);
+    if (!v || v->is_null()) return;
+    if (!Expect(key, *v, v->is_array(), "a list of strings")) return;
+    std::vector<std::string> items;
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      const json& item = (*v)[i];
+      if (!item.is_string()) {
+        problems_.Add(Index(PathOf(key), i), "expected a string, got " + TypeName(item));
+        continue;
+      }
+      items.push_back(item.get<std::string>());
+    }
+    *out = std::move(items);
+  }
+
+  void StringMap(std::string_view key, std::map<std::string, std::string>* out) {
+    const json* v = Get(key);
+    if (!v || v->is_null()) return;
+    if (!Expect(key, *v, v->is_object(), "a map of strings")) return;
+    std::map<std::string, std::string> items;
+    for (const auto& [name, item] : v->items()) {
+      if (!item.is_string()) {
+        problems_.Add(Field(PathOf(key), name),
+                      "expected a string, got " + TypeName(item) + " (quote it)");
+        continue;
+      }
+      items[name] = item.get<std::string>();
+    }
+    *out = std::move(items);
+  }
+
+  void Finish() {
+    if (!value_.is_object()) return;
+    for (const auto& [key, unused] : value_.items()) {
+      if (known_.count(key)) continue;
+      // A near miss is almost always a typo of a known key; name it.
+      std::string message = "unknown key";
+      std::size_t best = 3;
+      for (const std::string& candidate : known_) {
+        if (std::size_t d = EditDistance(key, candidate); d < best) {
+          best = d;
+          message = "unknown key (did you mean '" + candidate + "'?)";
+        }
+      }
+      problems_.Add(PathOf(key), message);
+    }
+  }
+
+ private:
+  bool Expect(std::string_view key, const json& v, bool ok, std::string_view wanted) {
+    if (!ok) problems_.Add(PathOf(key), "expected " + std::string(wanted) + ", got " + TypeName(v));
+    return ok;
+  }
+
+  bool Integer(std::string_view key, std::int64_t* out, std::int64_t min, std::int64_t max) {
+    const json* v = Get(key);
+    if (!v || !Expect(key, *v, v->is_number_integer(), "an integer")) return false;
+    bool too_big = v->is_number_unsigned() && v->get<std::uint64_t>() > INT64_MAX;
+    std::int64_t n = too_big ? 0 : v->get<std::int64_t>();
+    if (too_big || n > max) {
+      problems_.Add(PathOf(key), "value is too large (at most " + std::to_string(max) + ")");
+      return false;
+    }
+    if (n < min) {
+      problems_.Add(PathOf(key), "must not be negative");
+      return false;
+    }
+    *out = n;
+    return true;
+  }
+
+  Problems& problems_;
+  const json& value_;
+  std::string path_;
+  std::set<std::string, std::less<>> known_;
+};
+
+// Calls read(item_json, item_path) for each item of the list under `key`.
+template <typename ReadItem>
+void ForEachItem(MapReader& parent, Problems& problems, std::string_view key, ReadItem read) {
+  const json* v = parent.Get(key);
+  if (!v || v->is_null()) return;
+  if (!v->is_array()) {
+    problems.Add(parent.PathOf(key), "expected a list, got " + TypeName(*v));
+    return;
+  }
+  for (std::size_t i = 0; i < v->size(); ++i) read((*v)[i], Index(parent.PathOf(key), i));
+}
+
+std::optional<std::string> ReadFile(const std::string& path, std::string* error) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    *error = "is a directory";
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = std::strerror(errno);
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    *error = "read failed";
+    return std::nullopt;
+  }
+  return text.str();
+}
+
+// `<role>_token` or `<role>_token_file`, never both. The file is read now so
+// that a missing secret stops the daemon at start, not at the first hello.
+void ReadToken(MapReader& auth, Problems& problems, const std::string& key, std::string* out) {
+  const std::string file_key = key + "_file";
+  auth.String(key, out);
+  std::string file;
+  auth.String(file_key, &file);
+  if (!auth.Get(file_key)) return;
+  if (auth.Get(key)) {
+    problems.Add(auth.PathOf(file_key), "cannot be set together with " + auth.PathOf(key));
+    return;
+  }
+  std::string error;
+  std::optional<std::string> text = ReadFile(file, &error);
+  if (!text) {
+    problems.Add(auth.PathOf(file_key), "cannot read '" + file + "': " + error);
+    return;
+  }
+  // Editors and `echo secret > file` leave a trailing newline.
+  text->erase(text->find_last_not_of(" \t\r\n\f\v") + 1);
+  if (text->empty()) {
+    problems.Add(auth.PathOf(file_key), "'" + file + "' is empty");
+    return;
+  }
+  *out = std::move(*text);
+}
+
+// A sub-map of `parent` under `key`, absent or null reading as empty.
+MapReader Section(MapReader& parent, Problems& problems, std::string_view key) {
+  static const json kNull;
+  const json* v = parent.Get(key);
+  return MapReader(problems, v ? *v : kNull, parent.PathOf(key));
+}
+
+void ReadRouting(MapReader& r, Problems& problems, RoutingConfig* out) {
+  r.String("strategy", &out->strategy);
+  r.Dur("affinity_wait", &out->affinity_wait);
+  ForEachItem(r, problems, "rules", [&](const json& item, const std::string& path) {
+    MapReader rule(problems, item, path);
+    RoutingRule parsed;
+    rule.StringList("skills", &parsed.skills);
+    rule.String("strategy", &parsed.strategy);
+    if (item.is_object() && !rule.Get("strategy")) problems.Add(rule.PathOf("strategy"), "missing");
+    rule.Finish();
+    out->rules.push_back(std::move(parsed));
+  });
+
+  MapReader outlier = Section(r, problems, "outlier");
+  outlier.Bool("enabled", &out->outlier.enabled);
+  outlier.Int("consecutive_failures", &out->outlier.consecutive_failures);
+  outlier.Number("latency_factor", &out->outlier.latency_factor);
+  outlier.Dur("base_ejection", &out->outlier.base_ejection);
+  outlier.Dur("max_ejection", &out->outlier.max_ejection);
+  outlier.Number("max_ejection_percent", &out->outlier.max_ejection_percent);
+  outlier.Finish();
+}
+
+void ReadPool(const json& item, const std::string& path, Problems& problems, PoolConfig* out) {
+  MapReader pool(problems, item, path);
+  pool.String("name", &out->name);
+  pool.StringList("command", &out->command);
+  pool.Int("replicas", &out->replicas);
+  pool.StringMap("env", &out->env);
+  pool.String("cwd", &out->cwd);
+  pool.Dur("stop_grace", &out->stop_grace);
+  pool.Dur("start_timeout", &out->start_timeout);
+  if (item.is_object()) {
+    if (!pool.Get("name")) problems.Add(pool.PathOf("name"), "missing");
+    if (!pool.Get("command")) problems.Add(pool.PathOf("command"), "missing");
+  }
+
+  MapReader restart = Section(pool, problems, "restart");
+  restart.String("policy", &out->restart.policy);
+  restart.Dur("min_uptime", &out->restart.min_uptime);
+  restart.Int("max_restarts", &out->restart.max_restarts);
+  restart.Dur("window", &out->restart.window);
+  MapReader backoff = Section(restart, problems, "backoff");
+  backoff.Dur("initial", &out->restart.backoff.initial);
+  backoff.Dur("max", &out->restart.backoff.max);
+  backoff.Number("jitter", &out->restart.backoff.jitter);
+  backoff.Finish();
+  restart.Finish();
+  pool.Finish();
+}
+
+void ReadConfig(const json& root, Problems& problems, Config* out) {
+  MapReader top(problems, root, "");
+  top.String("listen", &out->listen);
+  top.String("unix_socket", &out->unix_socket);
+  top.String("metrics_listen", &out->metrics_listen);
+  top.String("data_dir", &out->data_dir);
+  top.String("log_level", &out->log_level);
+
+  MapReader store = Section(top, problems, "store");
+  store.String("kind", &out->store.kind);
+  store.String("fsync", &out->store.fsync);
+  store.Dur("fsync_interval", &out->store.fsync_interval);
+  store.Finish();
+
+  MapReader auth = Section(top, problems, "auth");
+  ReadToken(auth, problems, "worker_token", &out->auth.worker_token);
+  ReadToken(auth, problems, "client_token", &out->auth.client_token);
+  auth.Finish();
+
+  MapReader routing = Section(top, problems, "routing");
+  ReadRouting(routing, problems, &out->routing);
+  routing.Finish();
+
+  MapReader tasks = Section(top, problems, "tasks");
+  tasks.Dur("timeout", &out->tasks.timeout);
+  tasks.Int("max_attempts", &out->tasks.max_attempts);
+  tasks.Dur("result_ttl", &out->tasks.result_ttl);
+  tasks.Finish();
+
+  MapReader heartbeat = Section(top, problems, "heartbeat");
+  heartbeat.Dur("interval", &out->heartbeat.interval);
+  heartbeat.Int("misses", &out->heartbeat.misses);
+  heartbeat.Finish();
+
+  MapReader limits = Section(top, problems, "limits");
+  limits.Size("max_frame_bytes", &out->limits.max_frame_bytes);
+  limits.Size("max_connections", &out->limits.max_connections);
+  limits.Size("max_queued", &out->limits.max_queued);
+  limits.Dur("hello_timeout", &out->limits.hello_timeout);
+  limits.Finish();
+
+  ForEachItem(top, problems, "pools", [&](const json& item, const std::string& path) {
+    PoolConfig pool;
+    ReadPool(item, path, problems, &pool);
+    out->pools.push_back(std::move(pool));
+  });
+
+  MapReader shutdown = Section(top, problems, "shutdown");
+  shutdown.Dur("drain_timeout", &out->shutdown.drain_timeout);
+  shutdown.Finish();
+
+  top.Finish();
+}
+
+}  // namespace
+
+ConfigResult LoadConfig(const std::string& path) {
+  Problems problems(path);
+  auto fail = [&]() { return ConfigResult{std::nullopt, problems.ToError()}; };
+
+  std::optional<Format> format = config_internal::FormatOf(path);
+  if (!format) {
+    problems.Add("", "unknown config format (expected a .yaml, .yml or .json file)");
+    return fail();
+  }
+  std::string error;
+  std::optional<std::string> text = ReadFile(path, &error);
+  if (!text) {
+    problems.Add("", "cannot read config: " + error);
+    return fail();
+  }
+  json root = config_internal::ParseDocument(*text, *format, problems);
+  if (!problems.empty()) return fail();
+
+  Config config;
+  config.source_path = path;
+  ReadConfig(root, problems, &config);
+  if (!problems.empty()) return fail();
+
+  if (std::optional<ConfigError> invalid = ValidateConfig(config)) {
+    return ConfigResult{std::nullopt, std::move(invalid)};
+  }
+  return ConfigResult{std::move(config), std::nullopt};
+}
+
+}  // namespace pincer

@@ -15,9 +15,11 @@ namespace pincer {
 using Duration = std::chrono::milliseconds;
 
 struct StoreConfig {
-  std::string kind = "sqlite";  // "sqlite" | "memory"
+  std::string kind = "sqlite";   // "sqlite" | "memory"
   std::string fsync = "always";  // "always" | "interval" | "off"
   Duration fsync_interval{100};  // with fsync: interval
+
+  bool operator==(const StoreConfig&) const = default;
 };
 
 struct AuthConfig {
@@ -25,11 +27,15 @@ struct AuthConfig {
   // into the token itself (trailing whitespace trimmed).
   std::string worker_token;
   std::string client_token;
+
+  bool operator==(const AuthConfig&) const = default;
 };
 
 struct RoutingRule {
   std::vector<std::string> skills;  // matches a task requiring all of these
   std::string strategy;             // a name known to the routing factory
+
+  bool operator==(const RoutingRule&) const = default;
 };
 
 struct OutlierConfig {
@@ -39,6 +45,8 @@ struct OutlierConfig {
   Duration base_ejection{30000};
   Duration max_ejection{300000};
   double max_ejection_percent = 50.0;
+
+  bool operator==(const OutlierConfig&) const = default;
 };
 
 struct RoutingConfig {
@@ -46,17 +54,23 @@ struct RoutingConfig {
   Duration affinity_wait{10000};
   std::vector<RoutingRule> rules;
   OutlierConfig outlier;
+
+  bool operator==(const RoutingConfig&) const = default;
 };
 
 struct TasksConfig {
   Duration timeout{10 * 60 * 1000};
   int max_attempts = 3;
   Duration result_ttl{24 * 60 * 60 * 1000};
+
+  bool operator==(const TasksConfig&) const = default;
 };
 
 struct HeartbeatConfig {
   Duration interval{5000};
   int misses = 3;
+
+  bool operator==(const HeartbeatConfig&) const = default;
 };
 
 struct LimitsConfig {
@@ -64,12 +78,16 @@ struct LimitsConfig {
   std::size_t max_connections = 10000;
   std::size_t max_queued = 1000000;
   Duration hello_timeout{5000};
+
+  bool operator==(const LimitsConfig&) const = default;
 };
 
 struct BackoffConfig {
   Duration initial{500};
   Duration max{30000};
   double jitter = 0.1;  // fraction of the delay added at random, 0..1
+
+  bool operator==(const BackoffConfig&) const = default;
 };
 
 struct RestartConfig {
@@ -78,6 +96,8 @@ struct RestartConfig {
   Duration min_uptime{30000};
   int max_restarts = 5;
   Duration window{60000};
+
+  bool operator==(const RestartConfig&) const = default;
 };
 
 struct PoolConfig {
@@ -87,12 +107,16 @@ struct PoolConfig {
   std::map<std::string, std::string> env;
   std::string cwd;  // empty: pincerd's own working directory
   RestartConfig restart;
-  Duration stop_grace{10000};    // SIGTERM -> SIGKILL
+  Duration stop_grace{10000};     // SIGTERM -> SIGKILL
   Duration start_timeout{10000};  // spawn -> hello
+
+  bool operator==(const PoolConfig&) const = default;
 };
 
 struct ShutdownConfig {
   Duration drain_timeout{30000};  // how long running tasks may finish on SIGTERM
+
+  bool operator==(const ShutdownConfig&) const = default;
 };
 
 struct Config {
@@ -111,10 +135,14 @@ struct Config {
   std::string log_level = "info";
 
   std::string source_path;  // the file this came from, for messages
+
+  // Field by field, source_path included: lets a reload tell whether anything changed.
+  bool operator==(const Config&) const = default;
 };
 
 // A config error names the file and the key, e.g.
-//   "config/pincer.yaml: routing.strategy: unknown strategy 'fastest'".
+//   "config/pincer.yaml: routing.strategy: unknown strategy 'fastest' (...)".
+// When a file has several problems, `message` holds one such line for each.
 struct ConfigError {
   std::string message;
 };
@@ -132,8 +160,12 @@ ConfigResult LoadConfig(const std::string& path);
 // exist, pool names unique, ...). Returns an error message or nullopt.
 std::optional<ConfigError> ValidateConfig(const Config& config);
 
-// "250ms", "5s", "10m", "24h", "1h30m"; also a bare integer = milliseconds.
+// "250ms", "5s", "10m", "24h", "1h30m", "1.5s"; also a bare integer =
+// milliseconds. Units go from large to small. nullopt for anything else:
+// negative, unknown unit, finer than a millisecond, overflow.
 std::optional<Duration> ParseDuration(const std::string& text);
+// The shortest exact form that ParseDuration reads back: 0 -> "0s",
+// 250 -> "250ms", 1500 -> "1.5s", 5400000 -> "1h30m".
 std::string FormatDuration(Duration d);
 
 }  // namespace pincer

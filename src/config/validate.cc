@@ -1,0 +1,209 @@
+// ValidateConfig: every rule about values, including those that span fields.
+// LoadConfig runs it after reading, and code that builds a Config by hand
+// (tests, reload) gets the same checks.
+#include <cmath>
+#include <map>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "config/problems.h"
+
+namespace pincer {
+namespace {
+
+using config_internal::Field;
+using config_internal::Index;
+using config_internal::Problems;
+
+// The names the routing factory knows. Kept here rather than asked of the
+// routing module so that config stays below routing in the dependency order.
+const std::vector<std::string_view> kStrategies = {"round_robin", "least_connections",
+                                                   "skill_match"};
+
+void OneOf(Problems& p, const std::string& path, std::string_view what, const std::string& value,
+           const std::vector<std::string_view>& allowed) {
+  for (std::string_view name : allowed) {
+    if (value == name) return;
+  }
+  std::string expected;
+  std::size_t i = 0;
+  for (std::string_view name : allowed) {
+    if (i > 0) expected += (i + 1 == allowed.size()) ? " or " : ", ";
+    expected.append(name);
+    ++i;
+  }
+  p.Add(path, "unknown " + std::string(what) + " '" + value + "' (expected " + expected + ")");
+}
+
+void AtLeast(Problems& p, const std::string& path, long long value, long long min) {
+  if (value < min) p.Add(path, "must be at least " + std::to_string(min));
+}
+
+void NotNegative(Problems& p, const std::string& path, Duration d) {
+  if (d.count() < 0) p.Add(path, "must not be negative");
+}
+
+void Positive(Problems& p, const std::string& path, Duration d) {
+  if (d.count() <= 0) p.Add(path, "must be greater than 0");
+}
+
+// HOST:PORT, with IPv6 hosts in brackets ("[::1]:7878"). Port 0 lets the OS
+// choose, which tests rely on.
+bool IsAddress(const std::string& text) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string_view host = std::string_view(text).substr(0, colon);
+  std::string_view port = std::string_view(text).substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return false;
+  } else if (host.find(':') != std::string_view::npos) {
+    return false;
+  }
+  if (port.empty() || port.size() > 5) return false;
+  int number = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+    number = number * 10 + (c - '0');
+  }
+  return number <= 65535;
+}
+
+void Address(Problems& p, const std::string& path, const std::string& value) {
+  if (!IsAddress(value)) {
+    p.Add(path, "bad address '" + value + "' (expected HOST:PORT, e.g. 127.0.0.1:7878)");
+  }
+}
+
+// Pool names end up in env (PINCER_POOL), metrics labels and log lines.
+bool IsPoolName(const std::string& name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void Fraction(Problems& p, const std::string& path, double value, double max) {
+  if (!(value >= 0 && value <= max)) {  // written so that NaN fails too
+    p.Add(path, "must be between 0 and " + std::string(max == 1 ? "1" : "100"));
+  }
+}
+
+void ValidatePool(Problems& p, const std::string& path, const PoolConfig& pool) {
+  if (!IsPoolName(pool.name)) {
+    p.Add(Field(path, "name"),
+          "bad pool name '" + pool.name + "' (use letters, digits, '_', '-' and '.')");
+  }
+  if (pool.command.empty()) {
+    p.Add(Field(path, "command"), "must name a program (a non-empty list of strings)");
+  } else if (pool.command[0].empty()) {
+    p.Add(Index(Field(path, "command"), 0), "program name must not be empty");
+  }
+  AtLeast(p, Field(path, "replicas"), pool.replicas, 0);
+  for (const auto& [key, value] : pool.env) {
+    if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos) {
+      p.Add(Field(Field(path, "env"), key), "bad environment variable name");
+    }
+  }
+  const std::string restart = Field(path, "restart");
+  OneOf(p, Field(restart, "policy"), "restart policy", pool.restart.policy,
+        {"always", "on-failure", "never"});
+  const std::string backoff = Field(restart, "backoff");
+  Positive(p, Field(backoff, "initial"), pool.restart.backoff.initial);
+  if (pool.restart.backoff.max < pool.restart.backoff.initial) {
+    p.Add(Field(backoff, "max"), "must not be less than " + Field(backoff, "initial") + " (" +
+                                     FormatDuration(pool.restart.backoff.initial) + ")");
+  }
+  Fraction(p, Field(backoff, "jitter"), pool.restart.backoff.jitter, 1);
+  NotNegative(p, Field(restart, "min_uptime"), pool.restart.min_uptime);
+  AtLeast(p, Field(restart, "max_restarts"), pool.restart.max_restarts, 0);
+  Positive(p, Field(restart, "window"), pool.restart.window);
+  NotNegative(p, Field(path, "stop_grace"), pool.stop_grace);
+  NotNegative(p, Field(path, "start_timeout"), pool.start_timeout);
+}
+
+}  // namespace
+
+std::optional<ConfigError> ValidateConfig(const Config& c) {
+  Problems p(c.source_path);
+
+  if (c.listen.empty() && c.unix_socket.empty()) {
+    p.Add("listen", "must be set unless unix_socket is (nothing would accept connections)");
+  }
+  if (!c.listen.empty()) Address(p, "listen", c.listen);
+  if (!c.metrics_listen.empty()) {
+    Address(p, "metrics_listen", c.metrics_listen);
+    // Two listeners on one fixed port cannot both bind; port 0 is fine.
+    if (c.metrics_listen == c.listen && !c.listen.ends_with(":0")) {
+      p.Add("metrics_listen", "must differ from listen (" + c.listen + ")");
+    }
+  }
+  OneOf(p, "log_level", "log level", c.log_level,
+        {"trace", "debug", "info", "warn", "error", "off"});
+
+  OneOf(p, "store.kind", "store kind", c.store.kind, {"sqlite", "memory"});
+  OneOf(p, "store.fsync", "fsync policy", c.store.fsync, {"always", "interval", "off"});
+  Positive(p, "store.fsync_interval", c.store.fsync_interval);
+  if (c.store.kind == "sqlite" && c.data_dir.empty()) {
+    p.Add("data_dir", "must be set when store.kind is sqlite");
+  }
+
+  OneOf(p, "routing.strategy", "strategy", c.routing.strategy, kStrategies);
+  NotNegative(p, "routing.affinity_wait", c.routing.affinity_wait);
+  for (std::size_t i = 0; i < c.routing.rules.size(); ++i) {
+    const RoutingRule& rule = c.routing.rules[i];
+    const std::string path = Index("routing.rules", i);
+    // A rule without skills would match every task and hide the default.
+    if (rule.skills.empty()) p.Add(Field(path, "skills"), "must name at least one skill");
+    for (std::size_t s = 0; s < rule.skills.size(); ++s) {
+      if (rule.skills[s].empty()) p.Add(Index(Field(path, "skills"), s), "must not be empty");
+    }
+    OneOf(p, Field(path, "strategy"), "strategy", rule.strategy, kStrategies);
+  }
+  const OutlierConfig& outlier = c.routing.outlier;
+  AtLeast(p, "routing.outlier.consecutive_failures", outlier.consecutive_failures, 1);
+  if (!(outlier.latency_factor == 0 || outlier.latency_factor >= 1) ||
+      std::isinf(outlier.latency_factor)) {
+    p.Add("routing.outlier.latency_factor", "must be 0 (off) or at least 1");
+  }
+  Positive(p, "routing.outlier.base_ejection", outlier.base_ejection);
+  if (outlier.max_ejection < outlier.base_ejection) {
+    p.Add("routing.outlier.max_ejection", "must not be less than routing.outlier.base_ejection (" +
+                                              FormatDuration(outlier.base_ejection) + ")");
+  }
+  Fraction(p, "routing.outlier.max_ejection_percent", outlier.max_ejection_percent, 100);
+
+  NotNegative(p, "tasks.timeout", c.tasks.timeout);
+  AtLeast(p, "tasks.max_attempts", c.tasks.max_attempts, 1);
+  NotNegative(p, "tasks.result_ttl", c.tasks.result_ttl);
+
+  Positive(p, "heartbeat.interval", c.heartbeat.interval);
+  AtLeast(p, "heartbeat.misses", c.heartbeat.misses, 1);
+
+  // Below 1 KiB even a hello with a token and a few skills may not fit.
+  if (c.limits.max_frame_bytes < 1024) p.Add("limits.max_frame_bytes", "must be at least 1024");
+  if (c.limits.max_connections < 1) p.Add("limits.max_connections", "must be at least 1");
+  if (c.limits.max_queued < 1) p.Add("limits.max_queued", "must be at least 1");
+  Positive(p, "limits.hello_timeout", c.limits.hello_timeout);
+
+  std::map<std::string, std::size_t> first_with_name;
+  for (std::size_t i = 0; i < c.pools.size(); ++i) {
+    const std::string path = Index("pools", i);
+    ValidatePool(p, path, c.pools[i]);
+    auto [it, inserted] = first_with_name.emplace(c.pools[i].name, i);
+    if (!inserted && !c.pools[i].name.empty()) {
+      p.Add(Field(path, "name"), "duplicate pool name '" + c.pools[i].name + "' (also " +
+                                     Index("pools", it->second) + ")");
+    }
+  }
+
+  NotNegative(p, "shutdown.drain_timeout", c.shutdown.drain_timeout);
+
+  if (p.empty()) return std::nullopt;
+  return p.ToError();
+}
+
+}  // namespace pincer

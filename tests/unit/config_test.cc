@@ -1,0 +1,653 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace pincer {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+// Each test gets its own directory, so tests may run in parallel.
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "pincer-config-XXXXXX");
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Write(const std::string& name, const std::string& text) {
+    std::string path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  // Loads text that must be valid; fails the test with the error otherwise.
+  Config Load(const std::string& name, const std::string& text) {
+    ConfigResult result = LoadConfig(Write(name, text));
+    EXPECT_TRUE(result.ok()) << (result.error ? result.error->message : "");
+    return result.ok() ? *result.config : Config{};
+  }
+
+  // Loads text that must be refused and returns the message.
+  std::string Error(const std::string& name, const std::string& text) {
+    ConfigResult result = LoadConfig(Write(name, text));
+    EXPECT_FALSE(result.ok()) << "accepted: " << text;
+    return result.error ? result.error->message : "";
+  }
+
+  std::filesystem::path dir_;
+};
+
+Config WithSource(Config c, const std::string& path) {
+  c.source_path = path;
+  return c;
+}
+
+// ---- durations ---------------------------------------------------------
+
+TEST(DurationTest, ParsesEveryForm) {
+  struct Case {
+    const char* text;
+    milliseconds want;
+  };
+  const Case cases[] = {
+      {"250ms", milliseconds(250)},
+      {"5s", seconds(5)},
+      {"10m", minutes(10)},
+      {"24h", hours(24)},
+      {"1h30m", minutes(90)},
+      {"1m30s", seconds(90)},
+      {"2h3m4s5ms", milliseconds(7384005)},
+      {"1.5s", milliseconds(1500)},
+      {"0.25s", milliseconds(250)},
+      {"1.5h", minutes(90)},
+      {"0", milliseconds(0)},
+      {"0s", milliseconds(0)},
+      {"1500", milliseconds(1500)},
+      {"007s", seconds(7)},
+  };
+  for (const Case& c : cases) {
+    std::optional<Duration> got = ParseDuration(c.text);
+    ASSERT_TRUE(got.has_value()) << c.text;
+    EXPECT_EQ(*got, c.want) << c.text;
+  }
+}
+
+TEST(DurationTest, RefusesBadForms) {
+  for (const char* text : {"",
+                           "s",
+                           "-5s",
+                           "-5",
+                           "5 s",
+                           " 5s",
+                           "5s ",
+                           "5sec",
+                           "5d",
+                           "5us",
+                           "1.5",
+                           "1.s",
+                           ".5s",
+                           "1.0005s",
+                           "30m1h",
+                           "1m1m",
+                           "5S",
+                           "1e3ms",
+                           "99999999999999999999",
+                           "9999999999999999h",
+                           "+5s",
+                           "5s5"}) {
+    EXPECT_FALSE(ParseDuration(text).has_value()) << "'" << text << "'";
+  }
+}
+
+TEST(DurationTest, FormatsShortestExactForm) {
+  EXPECT_EQ(FormatDuration(milliseconds(0)), "0s");
+  EXPECT_EQ(FormatDuration(milliseconds(250)), "250ms");
+  EXPECT_EQ(FormatDuration(milliseconds(1000)), "1s");
+  EXPECT_EQ(FormatDuration(milliseconds(1500)), "1.5s");
+  EXPECT_EQ(FormatDuration(milliseconds(1001)), "1.001s");
+  EXPECT_EQ(FormatDuration(seconds(90)), "1m30s");
+  EXPECT_EQ(FormatDuration(minutes(10)), "10m");
+  EXPECT_EQ(FormatDuration(minutes(90)), "1h30m");
+  EXPECT_EQ(FormatDuration(hours(24)), "24h");
+  EXPECT_EQ(FormatDuration(hours(1) + milliseconds(1500)), "1h1.5s");
+  EXPECT_EQ(FormatDuration(milliseconds(-1500)), "-1.5s");
+}
+
+TEST(DurationTest, FormatRoundTrips) {
+  for (std::int64_t ms :
+       {1, 999, 1000, 1010, 59999, 60000, 3599999, 3600000, 86400000 + 1, 123456789}) {
+    std::string text = FormatDuration(milliseconds(ms));
+    EXPECT_EQ(ParseDuration(text), milliseconds(ms)) << text;
+  }
+}
+
+// ---- defaults and equivalence ------------------------------------------
+
+TEST_F(ConfigTest, EmptyFilesMeanAllDefaults) {
+  for (auto [name, text] : std::vector<std::pair<std::string, std::string>>{
+           {"empty.yaml", ""},
+           {"comments.yml", "# nothing set\n\n# at all\n"},
+           {"null.yaml", "~\n"},
+           {"empty.json", ""},
+           {"blank.json", "  \n"},
+           {"object.json", "{}"},
+           {"sections.yaml", "store:\nauth:\nrouting:\ntasks:\npools:\n"}}) {
+    std::string path = Write(name, text);
+    ConfigResult result = LoadConfig(path);
+    ASSERT_TRUE(result.ok()) << name << ": " << result.error->message;
+    EXPECT_EQ(*result.config, WithSource(Config{}, path)) << name;
+  }
+}
+
+TEST_F(ConfigTest, DefaultsMatchTheDocumentedValues) {
+  Config c = Load("d.yaml", "");
+  EXPECT_EQ(c.listen, "127.0.0.1:7878");
+  EXPECT_EQ(c.store.kind, "sqlite");
+  EXPECT_EQ(c.store.fsync, "always");
+  EXPECT_EQ(c.routing.strategy, "least_connections");
+  EXPECT_EQ(c.routing.affinity_wait, seconds(10));
+  EXPECT_EQ(c.tasks.timeout, minutes(10));
+  EXPECT_EQ(c.tasks.max_attempts, 3);
+  EXPECT_EQ(c.tasks.result_ttl, hours(24));
+  EXPECT_EQ(c.heartbeat.interval, seconds(5));
+  EXPECT_EQ(c.heartbeat.misses, 3);
+  EXPECT_EQ(c.limits.max_frame_bytes, 16u * 1024 * 1024);
+  EXPECT_EQ(c.limits.hello_timeout, seconds(5));
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_TRUE(c.pools.empty());
+  EXPECT_FALSE(ValidateConfig(Config{}).has_value());
+}
+
+const char kEveryKeyYaml[] = R"(
+listen: "0.0.0.0:7000"
+unix_socket: /tmp/pincer.sock
+metrics_listen: "127.0.0.1:9000"
+data_dir: /var/lib/pincer
+log_level: debug
+store: { kind: sqlite, fsync: interval, fsync_interval: 50ms }
+auth: { worker_token: w-secret, client_token: "c-secret" }
+routing:
+  strategy: round_robin
+  affinity_wait: 2s
+  rules:
+    - { skills: [code], strategy: skill_match }
+    - skills: [gpu, vision]
+      strategy: least_connections
+  outlier:
+    enabled: false
+    consecutive_failures: 7
+    latency_factor: 2.5
+    base_ejection: 10s
+    max_ejection: 5m
+    max_ejection_percent: 25
+tasks: { timeout: 1h30m, max_attempts: 5, result_ttl: 0 }
+heartbeat: { interval: 2500, misses: 4 }
+limits: { max_frame_bytes: 2048, max_connections: 10, max_queued: 100, hello_timeout: 1.5s }
+pools:
+  - name: coder
+    command: [pincer-worker, --skill, code, --, openclaw]
+    replicas: 0
+    env: { MODEL: large, THREADS: "4" }
+    cwd: /srv/coder
+    restart:
+      policy: always
+      backoff: { initial: 1s, max: 1m, jitter: 0.5 }
+      min_uptime: 0
+      max_restarts: 0
+      window: 10m
+    stop_grace: 20s
+    start_timeout: 0s
+shutdown: { drain_timeout: 2m }
+)";
+
+const char kEveryKeyJson[] = R"({
+  "listen": "0.0.0.0:7000",
+  "unix_socket": "/tmp/pincer.sock",
+  "metrics_listen": "127.0.0.1:9000",
+  "data_dir": "/var/lib/pincer",
+  "log_level": "debug",
+  "store": {"kind": "sqlite", "fsync": "interval", "fsync_interval": 50},
+  "auth": {"worker_token": "w-secret", "client_token": "c-secret"},
+  "routing": {
+    "strategy": "round_robin",
+    "affinity_wait": "2s",
+    "rules": [
+      {"skills": ["code"], "strategy": "skill_match"},
+      {"skills": ["gpu", "vision"], "strategy": "least_connections"}
+    ],
+    "outlier": {"enabled": false, "consecutive_failures": 7, "latency_factor": 2.5,
+                "base_ejection": "10s", "max_ejection": "5m", "max_ejection_percent": 25}
+  },
+  // comments are accepted in JSON configs
+  "tasks": {"timeout": "90m", "max_attempts": 5, "result_ttl": "0"},
+  "heartbeat": {"interval": "2.5s", "misses": 4},
+  "limits": {"max_frame_bytes": 2048, "max_connections": 10, "max_queued": 100,
+             "hello_timeout": "1500ms"},
+  "pools": [{
+    "name": "coder",
+    "command": ["pincer-worker", "--skill", "code", "--", "openclaw"],
+    "replicas": 0,
+    "env": {"MODEL": "large", "THREADS": "4"},
+    "cwd": "/srv/coder",
+    "restart": {"policy": "always", "backoff": {"initial": 1000, "max": "60s", "jitter": 0.5},
+                "min_uptime": 0, "max_restarts": 0, "window": "600s"},
+    "stop_grace": "20s",
+    "start_timeout": 0
+  }],
+  "shutdown": {"drain_timeout": "120s"}
+})";
+
+TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
+  Config yaml = Load("all.yaml", kEveryKeyYaml);
+  Config json = Load("all.json", kEveryKeyJson);
+  json.source_path = yaml.source_path;
+  EXPECT_EQ(yaml, json);
+
+  // And every key really was read (nothing left at its default).
+  Config want;
+  want.listen = "0.0.0.0:7000";
+  want.unix_socket = "/tmp/pincer.sock";
+  want.metrics_listen = "127.0.0.1:9000";
+  want.data_dir = "/var/lib/pincer";
+  want.log_level = "debug";
+  want.store = {"sqlite", "interval", milliseconds(50)};
+  want.auth = {"w-secret", "c-secret"};
+  want.routing.strategy = "round_robin";
+  want.routing.affinity_wait = seconds(2);
+  want.routing.rules = {{{"code"}, "skill_match"}, {{"gpu", "vision"}, "least_connections"}};
+  want.routing.outlier = {false, 7, 2.5, seconds(10), minutes(5), 25.0};
+  want.tasks = {minutes(90), 5, milliseconds(0)};
+  want.heartbeat = {milliseconds(2500), 4};
+  want.limits = {2048, 10, 100, milliseconds(1500)};
+  PoolConfig pool;
+  pool.name = "coder";
+  pool.command = {"pincer-worker", "--skill", "code", "--", "openclaw"};
+  pool.replicas = 0;
+  pool.env = {{"MODEL", "large"}, {"THREADS", "4"}};
+  pool.cwd = "/srv/coder";
+  pool.restart = {"always", {seconds(1), minutes(1), 0.5}, milliseconds(0), 0, minutes(10)};
+  pool.stop_grace = seconds(20);
+  pool.start_timeout = milliseconds(0);
+  want.pools = {pool};
+  want.shutdown.drain_timeout = minutes(2);
+  want.source_path = yaml.source_path;
+  EXPECT_EQ(yaml, want);
+}
+
+TEST_F(ConfigTest, ShippedConfigsAreValidAndEquivalent) {
+  const std::string root = PINCER_SOURCE_DIR;
+  ConfigResult yaml = LoadConfig(root + "/config/pincer.yaml");
+  ConfigResult json = LoadConfig(root + "/config/examples/pincer.json");
+  ASSERT_TRUE(yaml.ok()) << yaml.error->message;
+  ASSERT_TRUE(json.ok()) << json.error->message;
+  EXPECT_EQ(WithSource(*yaml.config, ""), WithSource(*json.config, ""));
+
+  const Config& c = *yaml.config;
+  EXPECT_EQ(c.listen, "127.0.0.1:7878");
+  EXPECT_EQ(c.metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(c.store.kind, "memory");
+  EXPECT_EQ(c.routing.strategy, "least_connections");
+  ASSERT_EQ(c.pools.size(), 1u);
+  EXPECT_EQ(c.pools[0].name, "echo");
+  EXPECT_EQ(c.pools[0].replicas, 2);
+  EXPECT_EQ(c.pools[0].command,
+            (std::vector<std::string>{"build/pincer-worker", "--skill", "echo", "--", "cat"}));
+
+  ConfigResult full = LoadConfig(root + "/config/examples/full.yaml");
+  ASSERT_TRUE(full.ok()) << full.error->message;
+  EXPECT_EQ(full.config->pools.size(), 2u);
+}
+
+// The reference example in docs/configuration.md must stay loadable.
+TEST_F(ConfigTest, DocumentedExampleIsValid) {
+  std::ifstream in(std::string(PINCER_SOURCE_DIR) + "/docs/configuration.md");
+  std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t section = doc.find("## The whole file");
+  ASSERT_NE(section, std::string::npos);
+  std::size_t start = doc.find("```yaml\n", section);
+  ASSERT_NE(start, std::string::npos);
+  start += 8;
+  std::string yaml = doc.substr(start, doc.find("```", start) - start);
+  Config c = Load("doc.yaml", yaml);
+  EXPECT_EQ(c.pools.size(), 1u);
+  EXPECT_EQ(c.routing.rules.size(), 1u);
+}
+
+TEST_F(ConfigTest, DurationsInFiles) {
+  struct Case {
+    std::string value;  // as written in YAML and in JSON
+    milliseconds want;
+  };
+  for (const Case& c : std::vector<Case>{{"\"250ms\"", milliseconds(250)},
+                                         {"\"5s\"", seconds(5)},
+                                         {"\"10m\"", minutes(10)},
+                                         {"\"24h\"", hours(24)},
+                                         {"\"1h30m\"", minutes(90)},
+                                         {"\"1.5s\"", milliseconds(1500)},
+                                         {"1500", milliseconds(1500)},
+                                         {"\"1500\"", milliseconds(1500)},
+                                         {"0", milliseconds(0)},
+                                         {"\"0\"", milliseconds(0)}}) {
+    Config json = Load("d.json", R"({"tasks": {"timeout": )" + c.value + "}}");
+    EXPECT_EQ(json.tasks.timeout, c.want) << c.value;
+    Config quoted = Load("d.yaml", "tasks: { timeout: " + c.value + " }\n");
+    EXPECT_EQ(quoted.tasks.timeout, c.want) << c.value;
+    std::string plain = c.value;
+    std::erase(plain, '"');
+    Config unquoted = Load("d.yaml", "tasks: { timeout: " + plain + " }\n");
+    EXPECT_EQ(unquoted.tasks.timeout, c.want) << plain;
+  }
+}
+
+// ---- refused input -----------------------------------------------------
+
+struct BadCase {
+  const char* name;  // file name; its extension picks the format
+  const char* text;
+  const char* key;   // the dotted path the message must name ("" = file-level)
+  const char* says;  // another fragment the message must contain
+};
+
+const BadCase kBadCases[] = {
+    // Unknown keys, at every level.
+    {"a.yaml", "tasks: { timeoutt: 5s }", "tasks.timeoutt",
+     "unknown key (did you mean 'timeout'?)"},
+    {"a.yaml", "listn: 1.2.3.4:5", "listn", "unknown key"},
+    {"a.yaml", "source_path: x", "source_path", "unknown key"},
+    {"a.json", R"({"routing": {"outlier": {"enable": true}}})", "routing.outlier.enable",
+     "unknown key"},
+    {"a.yaml", "pools: [{name: a, command: [x], restart: {backoff: {factor: 2}}}]",
+     "pools[0].restart.backoff.factor", "unknown key"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], strategy: skill_match, weight: 2 } ] }",
+     "routing.rules[0].weight", "unknown key"},
+    // Enumerations.
+    {"a.yaml",
+     "routing:\n  rules:\n    - { skills: [a], strategy: skill_match }\n"
+     "    - { skills: [b], strategy: fastest }\n",
+     "routing.rules[1].strategy",
+     "unknown strategy 'fastest' (expected round_robin, least_connections or skill_match)"},
+    {"a.json", R"({"routing": {"strategy": "random"}})", "routing.strategy", "unknown strategy"},
+    {"a.yaml", "store: { kind: postgres }", "store.kind", "unknown store kind 'postgres'"},
+    {"a.yaml", "store: { fsync: sometimes }", "store.fsync", "unknown fsync policy"},
+    {"a.yaml", "log_level: verbose", "log_level", "unknown log level 'verbose'"},
+    {"a.yaml", "pools: [{name: a, command: [x], restart: {policy: maybe}}]",
+     "pools[0].restart.policy", "unknown restart policy 'maybe'"},
+    // Wrong types.
+    {"a.yaml", "listen: 7878", "listen", "expected a string, got an integer"},
+    {"a.yaml", "tasks: { max_attempts: \"5\" }", "tasks.max_attempts",
+     "expected an integer, got a string"},
+    {"a.yaml", "tasks: { max_attempts: 2.5 }", "tasks.max_attempts", "expected an integer"},
+    {"a.json", R"({"tasks": {"max_attempts": true}})", "tasks.max_attempts", "expected an integer"},
+    {"a.yaml", "tasks: 5", "tasks", "expected a map, got an integer"},
+    {"a.yaml", "- a\n- b\n", "", "expected a map, got a list"},
+    {"a.json", "[]", "", "expected a map, got a list"},
+    {"a.yaml", "routing: { outlier: { enabled: yes } }", "routing.outlier.enabled",
+     "expected true or false"},
+    {"a.yaml", "routing: { rules: { skills: [a] } }", "routing.rules", "expected a list"},
+    {"a.yaml", "routing: { rules: [ { skills: a, strategy: skill_match } ] }",
+     "routing.rules[0].skills", "expected a list of strings"},
+    {"a.yaml", "routing: { rules: [ { skills: [a, 3], strategy: skill_match } ] }",
+     "routing.rules[0].skills[1]", "expected a string"},
+    {"a.yaml", "routing: { rules: [ { skills: [a] } ] }", "routing.rules[0].strategy", "missing"},
+    {"a.yaml", "routing: { rules: [ { skills: [], strategy: skill_match } ] }",
+     "routing.rules[0].skills", "at least one skill"},
+    {"a.yaml", "limits: { max_queued: 1e6 }", "limits.max_queued", "expected an integer"},
+    {"a.yaml", "tasks: { max_attempts: 99999999999 }", "tasks.max_attempts", "too large"},
+    {"a.yaml", "tasks: { max_attempts: 99999999999999999999 }", "tasks.max_attempts",
+     "out of range"},
+    // Durations.
+    {"a.yaml", "tasks: { timeout: 5 minutes }", "tasks.timeout", "bad duration '5 minutes'"},
+    {"a.yaml", "tasks: { timeout: -5s }", "tasks.timeout", "bad duration"},
+    {"a.yaml", "tasks: { timeout: -5 }", "tasks.timeout", "must not be negative"},
+    {"a.yaml", "tasks: { timeout: 1.5 }", "tasks.timeout", "expected a duration"},
+    {"a.json", R"({"heartbeat": {"interval": [5]}})", "heartbeat.interval", "expected a duration"},
+    {"a.yaml", "heartbeat: { interval: 0 }", "heartbeat.interval", "greater than 0"},
+    {"a.yaml", "limits: { hello_timeout: 0s }", "limits.hello_timeout", "greater than 0"},
+    {"a.yaml", "store: { fsync_interval: 0 }", "store.fsync_interval", "greater than 0"},
+    // Ranges.
+    {"a.yaml", "tasks: { max_attempts: 0 }", "tasks.max_attempts", "at least 1"},
+    {"a.yaml", "heartbeat: { misses: 0 }", "heartbeat.misses", "at least 1"},
+    {"a.yaml", "limits: { max_frame_bytes: 1023 }", "limits.max_frame_bytes", "at least 1024"},
+    {"a.yaml", "limits: { max_connections: -1 }", "limits.max_connections", "must not be negative"},
+    {"a.yaml", "limits: { max_queued: 0 }", "limits.max_queued", "at least 1"},
+    {"a.yaml", "routing: { outlier: { consecutive_failures: 0 } }",
+     "routing.outlier.consecutive_failures", "at least 1"},
+    {"a.yaml", "routing: { outlier: { latency_factor: 0.5 } }", "routing.outlier.latency_factor",
+     "0 (off) or at least 1"},
+    {"a.yaml", "routing: { outlier: { max_ejection_percent: 101 } }",
+     "routing.outlier.max_ejection_percent", "between 0 and 100"},
+    {"a.yaml", "routing: { outlier: { base_ejection: 1m, max_ejection: 30s } }",
+     "routing.outlier.max_ejection", "must not be less than routing.outlier.base_ejection (1m)"},
+    // Addresses and cross-field rules.
+    {"a.yaml", "listen: localhost", "listen", "bad address 'localhost'"},
+    {"a.yaml", "listen: \"host:99999\"", "listen", "bad address"},
+    {"a.yaml", "metrics_listen: \"::1:80\"", "metrics_listen", "bad address"},
+    {"a.yaml", "listen: \"\"", "listen", "must be set unless unix_socket"},
+    {"a.yaml", "metrics_listen: \"127.0.0.1:7878\"", "metrics_listen", "must differ from listen"},
+    {"a.yaml", "data_dir: \"\"", "data_dir", "must be set when store.kind is sqlite"},
+    // Duplicate keys.
+    {"a.yaml", "tasks:\n  timeout: 5s\n  timeout: 6s\n", "tasks.timeout", "duplicate key"},
+    {"a.json", R"({"pools": [{"name": "a", "command": ["x"], "name": "b"}]})", "pools[0].name",
+     "duplicate key"},
+    // Syntax errors name the line.
+    {"a.yaml", "tasks:\n  timeout: [5s\n", "", "line 3"},
+    {"a.yaml", "tasks: {\n", "", "YAML syntax error"},
+    {"a.json", "{\n  \"tasks\": {\n    \"timeout\": 5s\n  }\n}\n", "", "line 3"},
+    {"a.json", "{\"listen\": ", "", "JSON parse error"},
+    {"a.yaml", "a: 1\n---\nb: 2\n", "", "2 YAML documents"},
+    // Not a config file at all.
+    {"a.toml", "listen = 1", "", "unknown config format"},
+};
+
+TEST_F(ConfigTest, BadInputsNameTheFileAndTheKey) {
+  for (const BadCase& c : kBadCases) {
+    std::string path = Write(c.name, c.text);
+    std::string message = Error(c.name, c.text);
+    SCOPED_TRACE(std::string(c.name) + ": " + c.text);
+    std::string prefix = path + ": ";
+    if (*c.key) prefix += std::string(c.key) + ": ";
+    EXPECT_EQ(message.rfind(prefix, 0), 0u)
+        << "message: " << message << "\nwant prefix: " << prefix;
+    EXPECT_NE(message.find(c.says), std::string::npos) << "message: " << message;
+  }
+}
+
+TEST_F(ConfigTest, ReportsEveryProblemAtOnce) {
+  std::string message = Error("m.yaml", "tasks: { max_attempts: 0, timeoutt: 1s }\nlog_level: x\n");
+  EXPECT_NE(message.find("tasks.timeoutt: unknown key"), std::string::npos) << message;
+  // Shape errors stop before value rules, so max_attempts/log_level come next run.
+  message = Error("n.yaml", "tasks: { max_attempts: 0 }\nlog_level: x\nheartbeat: { misses: 0 }\n");
+  EXPECT_NE(message.find("tasks.max_attempts"), std::string::npos) << message;
+  EXPECT_NE(message.find("log_level"), std::string::npos) << message;
+  EXPECT_NE(message.find("heartbeat.misses"), std::string::npos) << message;
+  EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), 2) << message;
+}
+
+TEST_F(ConfigTest, MissingFileAndDirectoryAreErrors) {
+  std::string missing = (dir_ / "nope.yaml").string();
+  ConfigResult result = LoadConfig(missing);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error->message, missing + ": cannot read config: No such file or directory");
+
+  std::filesystem::create_directory(dir_ / "d.yaml");
+  result = LoadConfig((dir_ / "d.yaml").string());
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error->message.find("is a directory"), std::string::npos);
+}
+
+TEST_F(ConfigTest, YamlScalarsAreTypedByTheCoreSchema) {
+  // YAML 1.2 core schema: only true/false are booleans ("off", "yes" are
+  // strings), quoted scalars are always strings, and 0x/0o/+ integers work.
+  Config c = Load("t.yaml",
+                  "listen: 127.0.0.1:0\n"
+                  "data_dir: \"123\"\n"
+                  "unix_socket: 'null'\n"
+                  "log_level: off\n"
+                  "tasks: { max_attempts: 0x10 }\n"
+                  "heartbeat: { misses: +4 }\n"
+                  "pools: [{ name: a, command: [x], env: { A: yes, B: '1' } }]\n");
+  EXPECT_EQ(c.listen, "127.0.0.1:0");
+  EXPECT_EQ(c.data_dir, "123");
+  EXPECT_EQ(c.unix_socket, "null");
+  EXPECT_EQ(c.log_level, "off");
+  EXPECT_EQ(c.tasks.max_attempts, 16);
+  EXPECT_EQ(c.heartbeat.misses, 4);
+  EXPECT_EQ(c.pools[0].env, (std::map<std::string, std::string>{{"A", "yes"}, {"B", "1"}}));
+
+  EXPECT_NE(Error("u.yaml", "data_dir: 123\n").find("data_dir: expected a string, got an integer"),
+            std::string::npos);
+  EXPECT_NE(Error("u.yaml", "unix_socket: null\n")
+                .find("unix_socket: expected a string, got "
+                      "nothing (null)"),
+            std::string::npos);
+}
+
+// ---- tokens ------------------------------------------------------------
+
+TEST_F(ConfigTest, TokenFilesAreReadAndTrimmed) {
+  std::string worker = Write("worker.token", "s3cret worker\n\n");
+  std::string client = Write("client.token", "  client-token \t\r\n");
+  Config c = Load("t.yaml", "auth:\n  worker_token_file: " + worker +
+                                "\n  client_token_file: " + client + "\n");
+  EXPECT_EQ(c.auth.worker_token, "s3cret worker");
+  EXPECT_EQ(c.auth.client_token, "  client-token");
+
+  c = Load("t.json",
+           R"({"auth": {"worker_token": "inline", "client_token_file": ")" + client + R"("}})");
+  EXPECT_EQ(c.auth.worker_token, "inline");
+  EXPECT_EQ(c.auth.client_token, "  client-token");
+}
+
+TEST_F(ConfigTest, TokenFileErrors) {
+  std::string worker = Write("worker.token", "abc\n");
+  std::string empty = Write("empty.token", " \n");
+  std::string missing = (dir_ / "missing.token").string();
+
+  std::string message =
+      Error("t.yaml", "auth: { worker_token: abc, worker_token_file: " + worker + " }");
+  EXPECT_NE(message.find("auth.worker_token_file: cannot be set together with auth.worker_token"),
+            std::string::npos)
+      << message;
+
+  message = Error("t.yaml", "auth: { client_token_file: " + missing + " }");
+  EXPECT_NE(message.find("auth.client_token_file: cannot read '" + missing +
+                         "': No such file or directory"),
+            std::string::npos)
+      << message;
+
+  message = Error("t.yaml", "auth: { client_token_file: " + empty + " }");
+  EXPECT_NE(message.find("auth.client_token_file: '" + empty + "' is empty"), std::string::npos)
+      << message;
+
+  message = Error("t.yaml", "auth: { client_token_file: 5 }");
+  EXPECT_NE(message.find("auth.client_token_file: expected a string"), std::string::npos)
+      << message;
+}
+
+// ---- pools -------------------------------------------------------------
+
+TEST_F(ConfigTest, PoolDefaults) {
+  Config c = Load("p.yaml", "pools:\n  - name: echo\n    command: [cat]\n");
+  ASSERT_EQ(c.pools.size(), 1u);
+  PoolConfig want;
+  want.name = "echo";
+  want.command = {"cat"};
+  EXPECT_EQ(c.pools[0], want);
+  EXPECT_EQ(c.pools[0].replicas, 1);
+  EXPECT_EQ(c.pools[0].restart.policy, "on-failure");
+  EXPECT_EQ(c.pools[0].restart.min_uptime, seconds(30));
+}
+
+TEST_F(ConfigTest, PoolValidation) {
+  struct Case {
+    std::string pools;  // YAML for the pools list
+    std::string key;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"[{name: a, command: [x]}, {name: b, command: [y]}, {name: a, command: [z]}]",
+       "pools[2].name", "duplicate pool name 'a' (also pools[0])"},
+      {"[{command: [x]}]", "pools[0].name", "missing"},
+      {"[{name: a}]", "pools[0].command", "missing"},
+      {"[{name: a, command: []}]", "pools[0].command",
+       "must name a program (a non-empty list of strings)"},
+      {"[{name: a, command: ['']}]", "pools[0].command[0]", "program name must not be empty"},
+      {"[{name: a, command: cat}]", "pools[0].command", "expected a list of strings"},
+      {"[{name: a, command: [cat, 1]}]", "pools[0].command[1]", "expected a string"},
+      {"[{name: 'my pool', command: [x]}]", "pools[0].name", "bad pool name 'my pool'"},
+      {"[{name: a, command: [x], replicas: -1}]", "pools[0].replicas", "must be at least 0"},
+      {"[{name: a, command: [x], env: {N: 4}}]", "pools[0].env.N", "expected a string"},
+      {"[{name: a, command: [x], env: [A]}]", "pools[0].env", "expected a map"},
+      {"[{name: a, command: [x], env: {'A=B': x}}]", "pools[0].env.A=B", "bad environment"},
+      {"[{name: a, command: [x], restart: {backoff: {jitter: 1.5}}}]",
+       "pools[0].restart.backoff.jitter", "must be between 0 and 1"},
+      {"[{name: a, command: [x], restart: {backoff: {initial: 0}}}]",
+       "pools[0].restart.backoff.initial", "must be greater than 0"},
+      {"[{name: a, command: [x], restart: {backoff: {initial: 1m, max: 1s}}}]",
+       "pools[0].restart.backoff.max", "must not be less than"},
+      {"[{name: a, command: [x], restart: {max_restarts: -1}}]", "pools[0].restart.max_restarts",
+       "must be at least 0"},
+      {"[{name: a, command: [x], restart: {window: 0}}]", "pools[0].restart.window",
+       "must be greater than 0"},
+      {"[{name: a, command: [x], stop_grace: soon}]", "pools[0].stop_grace", "bad duration"},
+      {"[a, b]", "pools[0]", "expected a map, got a string"},
+      {"{name: a}", "pools", "expected a list"},
+  };
+  for (const Case& c : cases) {
+    std::string path = Write("p.yaml", "pools: " + c.pools + "\n");
+    std::string message = Error("p.yaml", "pools: " + c.pools + "\n");
+    EXPECT_NE(message.find(path + ": " + c.key + ": " + c.says), std::string::npos)
+        << c.pools << "\nmessage: " << message;
+  }
+}
+
+// ---- ValidateConfig on a Config built in code --------------------------
+
+TEST(ValidateConfigTest, BuiltInCodeHasNoFilePrefix) {
+  Config c;
+  c.routing.rules.push_back({{"code"}, "fastest"});
+  std::optional<ConfigError> error = ValidateConfig(c);
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->message,
+            "routing.rules[0].strategy: unknown strategy 'fastest' (expected round_robin, "
+            "least_connections or skill_match)");
+
+  c.routing.rules.clear();
+  c.source_path = "etc/pincer.yaml";
+  c.limits.max_frame_bytes = 10;
+  error = ValidateConfig(c);
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->message, "etc/pincer.yaml: limits.max_frame_bytes: must be at least 1024");
+}
+
+TEST(ValidateConfigTest, AcceptsEdgeValues) {
+  Config c;
+  c.listen = "";
+  c.unix_socket = "/tmp/p.sock";
+  c.store.kind = "memory";
+  c.data_dir = "";
+  c.tasks.timeout = Duration(0);
+  c.routing.affinity_wait = Duration(0);
+  c.limits.max_frame_bytes = 1024;
+  c.routing.outlier.latency_factor = 1;
+  c.metrics_listen = "[::1]:0";
+  EXPECT_FALSE(ValidateConfig(c).has_value()) << ValidateConfig(c)->message;
+}
+
+}  // namespace
+}  // namespace pincer
