@@ -121,8 +121,11 @@ void Dispatcher::Restore(TaskRecord&& rec) {
       case TaskState::kCancelled: ++stats_.cancelled; break;
       default: ++stats_.timed_out; break;
     }
-    const auto age = std::chrono::milliseconds(clock_.UnixMillis() - t.rec.ended_ms);
-    deadlines_.Push({clock_.Now() + config_.tasks.result_ttl - age, DeadlineKind::kPurge, t.rec.id, 0});
+    if (config_.tasks.result_ttl.count() > 0) {  // 0 keeps results forever
+      const auto age = std::chrono::milliseconds(clock_.UnixMillis() - t.rec.ended_ms);
+      deadlines_.Push(
+          {clock_.Now() + config_.tasks.result_ttl - age, DeadlineKind::kPurge, t.rec.id, 0});
+    }
     return;
   }
   ++stats_.queued;
@@ -340,7 +343,9 @@ void Dispatcher::End(Task& t, TaskState state) {
   for (const auto& [conn, req] : t.waiters) SendEnd(t, conn, req);
   t.waiters.clear();
   t.waiters.shrink_to_fit();
-  deadlines_.Push({clock_.Now() + config_.tasks.result_ttl, DeadlineKind::kPurge, t.rec.id, 0});
+  if (config_.tasks.result_ttl.count() > 0) {  // 0 keeps results forever
+    deadlines_.Push({clock_.Now() + config_.tasks.result_ttl, DeadlineKind::kPurge, t.rec.id, 0});
+  }
   if (observer_) {
     observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);
   }
@@ -534,7 +539,7 @@ void Dispatcher::RunDue() {
         }
         break;
       case DeadlineKind::kPurge:
-        if (IsEnded(t->rec.state) && t->rec.ended_ms > 0 &&
+        if (IsEnded(t->rec.state) && t->rec.ended_ms > 0 && config_.tasks.result_ttl.count() > 0 &&
             clock_.UnixMillis() - t->rec.ended_ms >= config_.tasks.result_ttl.count() - 1) {
           if (!t->rec.key.empty()) keys_.erase(t->rec.key);
           store_.Erase(t->rec.id);
