@@ -19,6 +19,8 @@ enum class DeadlineKind : uint8_t {
   kQueueWait,  // id = task, gen = queue generation
   kHeartbeat,  // id = worker
   kPurge,      // id = task, result_ttl over
+  kTurnWait,   // id = task, gen = attempts: stop waiting for the rotation
+  kEjection,   // id = worker, gen = ejection generation: the cool-off is over
 };
 
 struct Deadline {

@@ -19,16 +19,22 @@ std::string WorkerIdString(WorkerId id) { return "w" + std::to_string(id); }
 }  // namespace
 
 Dispatcher::Dispatcher(const Config& config, Store& store, const Clock& clock, Outbox& outbox)
-    : config_(config), store_(store), clock_(clock), outbox_(outbox) {
+    : config_(config),
+      store_(store),
+      clock_(clock),
+      outbox_(outbox),
+      outlier_(config.routing.outlier, clock) {
   RebuildStrategies();
 }
 
 void Dispatcher::Reconfigure(const Config& config) {
   config_ = config;
+  outlier_.Reconfigure(config_.routing.outlier);
   RebuildStrategies();
 }
 
 void Dispatcher::RebuildStrategies() {
+  fallback_strategy_ = MakeStrategy("least_connections");
   default_strategy_ = MakeStrategy(config_.routing.strategy);
   if (!default_strategy_) default_strategy_ = MakeStrategy("least_connections");
   rule_strategies_.clear();
@@ -231,6 +237,30 @@ void Dispatcher::PlaceGeneral(Task& t) {
   queue_.Push(t.cls, t.entry());
   t.where = Task::Where::kQueue;
   ArmQueueWait(t);
+  // A worker is free but the strategy keeps the task for another one.
+  if (fallback_strategy_->Pick(workers_.index(), workers_.index().Matching(t.rec.skills),
+                               t.rec.skills.size())) {
+    ArmTurnWait(t);
+  }
+}
+
+void Dispatcher::ArmTurnWait(Task& t) {
+  if (t.turn_wait_armed || t.turn_expired) return;
+  t.turn_wait_armed = true;
+  deadlines_.Push({clock_.Now() + kMaxTurnWait, DeadlineKind::kTurnWait, t.rec.id,
+                   static_cast<uint64_t>(t.rec.attempts)});
+}
+
+void Dispatcher::OnTurnWaitDeadline(Task& t) {
+  t.turn_wait_armed = false;
+  if (t.where != Task::Where::kQueue) return;
+  t.turn_expired = true;
+  const WorkerId id = fallback_strategy_->Pick(
+      workers_.index(), workers_.index().Matching(t.rec.skills), t.rec.skills.size());
+  if (Worker* w = workers_.Find(id)) {
+    Unqueue(t);
+    Assign(t, *w);
+  }
 }
 
 void Dispatcher::ArmQueueWait(Task& t) {
@@ -268,6 +298,8 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   t.where = Task::Where::kNone;
   t.worker = w.id;
   t.progress.clear();
+  t.turn_expired = false;
+  t.turn_wait_armed = false;
   --stats_.queued;
   ++stats_.running;
   workers_.Acquire(w, r.id);
@@ -292,7 +324,17 @@ void Dispatcher::FillWorker(Worker& w) {
   WorkerIndex& index = workers_.index();
   while (index.HasFreeSlot(w.id)) {
     const auto& classes = queue_.CoveredBy(index.ProfileOf(w.id), w.skills);
-    auto best = queue_.Best(classes);
+    // A class's strategy may hold its head for another worker (a strict
+    // rotation); then the head waits, bounded by kMaxTurnWait.
+    auto best = queue_.BestIf(classes, [&](ClassId c, const QueueEntry& head) {
+      Task& t = *tasks_.at(head.id);
+      if (t.turn_expired ||
+          StrategyFor(c).Allows(index, index.Matching(queue_.skills(c)), w.id)) {
+        return true;
+      }
+      ArmTurnWait(t);
+      return false;
+    });
     const bool take_pinned = !w.pinned.empty() && (!best || *w.pinned.begin() < best->second);
     TaskId id;
     if (take_pinned) {
@@ -407,6 +449,7 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
       static_cast<double>(clock_.UnixMillis() - t.rec.started_ms) / 1000.0;
   ReleaseSlot(t);
   if (observer_) observer_->AttemptEnded(*w, t, msg.ok, seconds);
+  NoteAttempt(*w, msg.ok, seconds);
   if (msg.ok) {
     ++w->completed;
     w->consecutive_failures = 0;
@@ -469,6 +512,7 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
     if (it->second.head == 0 && it->second.pending.empty()) sessions_.erase(it);
   }
   workers_.Remove(id);  // from here on `w` is gone and cannot be picked
+  outlier_.Forget(id);
 
   for (TaskId tid : pinned) {
     Task& t = *tasks_.at(tid);
@@ -512,6 +556,10 @@ void Dispatcher::RunDue() {
       OnHeartbeatDeadline(d->id);
       continue;
     }
+    if (d->kind == DeadlineKind::kEjection) {
+      OnEjectionDeadline(d->id, d->gen);
+      continue;
+    }
     Task* t = FindTask(d->id);
     if (!t) continue;
     switch (d->kind) {
@@ -538,6 +586,9 @@ void Dispatcher::RunDue() {
           }
         }
         break;
+      case DeadlineKind::kTurnWait:
+        if (t->rec.attempts == static_cast<int>(d->gen)) OnTurnWaitDeadline(*t);
+        break;
       case DeadlineKind::kPurge:
         if (IsEnded(t->rec.state) && t->rec.ended_ms > 0 && config_.tasks.result_ttl.count() > 0 &&
             clock_.UnixMillis() - t->rec.ended_ms >= config_.tasks.result_ttl.count() - 1) {
@@ -547,6 +598,7 @@ void Dispatcher::RunDue() {
         }
         break;
       case DeadlineKind::kHeartbeat:
+      case DeadlineKind::kEjection:
         break;
     }
   }
@@ -556,10 +608,27 @@ void Dispatcher::OnAttemptDeadline(Task& t) {
   Worker* w = workers_.Find(t.worker);
   outbox_.Send(t.worker, EncodeCancel(t.id_string()));
   ReleaseSlot(t);
+  if (w) NoteAttempt(*w, /*ok=*/false, static_cast<double>(t.rec.timeout_ms) / 1000.0);
   LoseAttempt(t, "attempt " + std::to_string(t.rec.attempts) + " timed out after " +
                      FormatDuration(std::chrono::milliseconds(t.rec.timeout_ms)),
               /*timed_out=*/true);
   if (w) FillWorker(*w);
+}
+
+void Dispatcher::NoteAttempt(Worker& w, bool ok, double seconds) {
+  std::optional<Ejection> e = outlier_.Record(w, ok, seconds, workers_);
+  if (!e) return;
+  workers_.SetState(w, WorkerState::kEjected);
+  deadlines_.Push({clock_.Now() + e->cool_off, DeadlineKind::kEjection, w.id, e->generation});
+  if (observer_) observer_->WorkerEjected(w, *e);
+}
+
+void Dispatcher::OnEjectionDeadline(WorkerId id, uint64_t generation) {
+  Worker* w = workers_.Find(id);
+  if (!w || w->state != WorkerState::kEjected || !outlier_.Return(id, generation)) return;
+  workers_.SetState(*w, WorkerState::kReady);
+  if (observer_) observer_->WorkerReturned(*w);
+  FillWorker(*w);
 }
 
 void Dispatcher::OnHeartbeatDeadline(WorkerId id) {

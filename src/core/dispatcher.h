@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/deadlines.h"
 #include "core/outbox.h"
+#include "core/outlier.h"
 #include "core/task.h"
 #include "protocol/messages.h"
 #include "queue/task_queue.h"
@@ -44,10 +45,17 @@ class DispatchObserver {
   virtual void TaskSubmitted(const Task&) {}
   virtual void TaskEnded(const Task&, double /*seconds_since_submit*/) {}
   virtual void AttemptEnded(const Worker&, const Task&, bool /*ok*/, double /*seconds*/) {}
+  // Outlier ejection took the worker out of routing / let it back in.
+  virtual void WorkerEjected(const Worker&, const Ejection&) {}
+  virtual void WorkerReturned(const Worker&) {}
 };
 
 class Dispatcher {
  public:
+  // The longest a waiting task is held back for the worker whose turn it is
+  // (strict round-robin) while another eligible worker is free.
+  static constexpr std::chrono::milliseconds kMaxTurnWait{1000};
+
   // `store`, `clock` and `outbox` must outlive the dispatcher.
   Dispatcher(const Config& config, Store& store, const Clock& clock, Outbox& outbox);
 
@@ -130,7 +138,13 @@ class Dispatcher {
   // Deadlines.
   void OnAttemptDeadline(Task& t);
   void OnHeartbeatDeadline(WorkerId id);
+  void OnEjectionDeadline(WorkerId id, uint64_t generation);
+  // Feeds an attempt's end to outlier detection; may eject `w` (before the
+  // attempt's task is placed again, so it cannot land on `w` once more).
+  void NoteAttempt(Worker& w, bool ok, double seconds);
   void ArmQueueWait(Task& t);
+  void ArmTurnWait(Task& t);
+  void OnTurnWaitDeadline(Task& t);
 
   void SendTask(const Task& t, const Worker& w);
   void SendEnd(const Task& t, ConnId conn, int64_t req);
@@ -149,8 +163,11 @@ class Dispatcher {
   TaskQueue queue_;
   WorkerRegistry workers_;
   DeadlineQueue deadlines_;
+  OutlierDetector outlier_;
 
   std::unique_ptr<Strategy> default_strategy_;
+  // Used when a task has waited kMaxTurnWait for its strategy's choice.
+  std::unique_ptr<Strategy> fallback_strategy_;
   std::vector<std::pair<std::vector<std::string>, std::unique_ptr<Strategy>>> rule_strategies_;
   std::vector<const Strategy*> class_strategy_;  // cache by ClassId
 
