@@ -1,12 +1,23 @@
 #include "store/memory_store.h"
 
+#include "store/sqlite_store.h"
+
 namespace pincer {
 
 std::unique_ptr<Store> OpenStore(const Config& config, Status& error) {
   if (config.store.kind == "memory") return std::make_unique<MemoryStore>();
-  // The SQLite store is added by the durability work; until then a config
-  // asking for it is refused rather than silently losing durability.
-  error = Status("store_unavailable", "store kind '" + config.store.kind + "' is not available");
+  if (config.store.kind == "sqlite") {
+    // Stateless; only paces fsync: interval, so one shared instance will do.
+    static const SystemClock clock;
+    SqliteStoreOptions options;
+    options.data_dir = config.data_dir;
+    options.fsync = config.store.fsync == "off"        ? FsyncPolicy::kOff
+                    : config.store.fsync == "interval" ? FsyncPolicy::kInterval
+                                                       : FsyncPolicy::kAlways;
+    options.fsync_interval = config.store.fsync_interval;
+    return SqliteStore::Open(options, clock, error);
+  }
+  error = Status("store_unavailable", "unknown store kind '" + config.store.kind + "'");
   return nullptr;
 }
 

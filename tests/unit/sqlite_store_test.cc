@@ -1,0 +1,253 @@
+#include "store/sqlite_store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "support/temp_dir.h"
+
+namespace pincer {
+namespace {
+
+using test::TempDir;
+
+TaskRecord MakeTask(TaskId id, std::string key = "") {
+  TaskRecord r;
+  r.id = id;
+  r.skills = {"echo", "gpu"};
+  r.payload = R"({"n":)" + std::to_string(id) + "}";
+  r.priority = static_cast<int64_t>(id % 3);
+  r.timeout_ms = 30000;
+  r.max_attempts = 4;
+  r.session = id % 2 ? "s1" : "";
+  r.key = std::move(key);
+  r.created_ms = 1'700'000'000'000 + static_cast<int64_t>(id);
+  return r;
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<SqliteStore> Open(Status* error = nullptr) {
+    SqliteStoreOptions options;
+    options.data_dir = dir_.Join("data");
+    Status st;
+    auto store = SqliteStore::Open(options, clock_, st);
+    if (error) *error = st;
+    return store;
+  }
+  std::vector<TaskRecord> Recover(SqliteStore& store) {
+    std::vector<TaskRecord> out;
+    Status st = store.Recover([&](TaskRecord&& r) { out.push_back(std::move(r)); });
+    EXPECT_TRUE(st.ok()) << st.message();
+    return out;
+  }
+
+  TempDir dir_{"sqlite-store"};
+  ManualClock clock_;
+};
+
+TEST_F(SqliteStoreTest, RoundTripKeepsEveryField) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    TaskRecord a = MakeTask(1, "k1");
+    store->Insert(a);
+    store->Insert(MakeTask(2));
+    store->Insert(MakeTask(3));
+    ASSERT_TRUE(store->Commit().ok());
+    EXPECT_FALSE(store->dirty());
+
+    a.state = TaskState::kFailed;
+    a.attempts = 2;
+    a.worker = "w7";
+    a.error = "boom \"quoted\"";
+    a.errors = {{1, "w3", "lost"}, {2, "w7", "boom \"quoted\""}};
+    a.started_ms = 5;
+    a.ended_ms = 6;
+    a.payload = "ignored: updates do not touch the payload";
+    store->Update(a);
+    store->Erase(2);
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 2u);
+  const TaskRecord& a = got[0];
+  EXPECT_EQ(a.id, 1u);
+  EXPECT_EQ(a.skills, (std::vector<std::string>{"echo", "gpu"}));
+  EXPECT_EQ(a.payload, R"({"n":1})");
+  EXPECT_EQ(a.priority, 1);
+  EXPECT_EQ(a.timeout_ms, 30000);
+  EXPECT_EQ(a.max_attempts, 4);
+  EXPECT_EQ(a.session, "s1");
+  EXPECT_EQ(a.key, "k1");
+  EXPECT_EQ(a.state, TaskState::kFailed);
+  EXPECT_EQ(a.attempts, 2);
+  EXPECT_EQ(a.worker, "w7");
+  EXPECT_EQ(a.error, "boom \"quoted\"");
+  ASSERT_EQ(a.errors.size(), 2u);
+  EXPECT_EQ(a.errors[1].attempt, 2);
+  EXPECT_EQ(a.errors[1].worker, "w7");
+  EXPECT_EQ(a.errors[1].error, "boom \"quoted\"");
+  EXPECT_EQ(a.created_ms, 1'700'000'000'001);
+  EXPECT_EQ(a.started_ms, 5);
+  EXPECT_EQ(a.ended_ms, 6);
+  EXPECT_EQ(got[1].id, 3u);
+  EXPECT_EQ(got[1].session, "s1");
+  EXPECT_EQ(got[1].key, "");
+  EXPECT_EQ(got[1].state, TaskState::kQueued);
+}
+
+TEST_F(SqliteStoreTest, NothingWithoutCommit) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    store->Insert(MakeTask(1));
+    ASSERT_TRUE(store->Commit().ok());
+    TaskRecord r = MakeTask(1);
+    r.state = TaskState::kRunning;
+    store->Update(r);
+    store->Insert(MakeTask(2));
+    EXPECT_TRUE(store->dirty());
+  }  // closed without Commit, like a crash between batches
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].state, TaskState::kQueued);
+}
+
+TEST_F(SqliteStoreTest, ChangesWithinABatchCoalesce) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  TaskRecord r = MakeTask(1);
+  store->Insert(r);
+  r.state = TaskState::kSucceeded;
+  r.output = R"("done")";
+  store->Update(r);
+  store->Insert(MakeTask(2));
+  store->Erase(2);  // inserted and purged before any commit: never written
+  EXPECT_EQ(store->pending_for_test(), 1u);
+  ASSERT_TRUE(store->Commit().ok());
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].state, TaskState::kSucceeded);
+  EXPECT_EQ(got[0].output, R"("done")");
+}
+
+TEST_F(SqliteStoreTest, PurgedKeyCanBeTakenByANewerTask) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1, "same"));
+  ASSERT_TRUE(store->Commit().ok());
+  store->Insert(MakeTask(2, "same"));
+  store->Erase(1);  // recorded after the insert, applied before it (id order)
+  ASSERT_TRUE(store->Commit().ok());
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 2u);
+}
+
+TEST_F(SqliteStoreTest, CorruptFileIsRefusedByName) {
+  std::filesystem::create_directories(dir_.Join("data"));
+  const std::string path = dir_.Join("data/pincer.db");
+  std::ofstream(path) << std::string(8192, 'x');
+  Status st;
+  auto store = Open(&st);
+  EXPECT_FALSE(store);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find(path), std::string::npos) << st.message();
+}
+
+TEST_F(SqliteStoreTest, ForeignDatabaseIsRefused) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+  }
+  // A file from a future pincer: schema version 99.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  Status st;
+  EXPECT_FALSE(Open(&st));
+  EXPECT_EQ(st.code(), "store_corrupt");
+  EXPECT_NE(st.message().find("pincer.db"), std::string::npos) << st.message();
+}
+
+TEST_F(SqliteStoreTest, SecondOpenOfTheSameDirIsRefused) {
+  auto first = Open();
+  ASSERT_TRUE(first);
+  Status st;
+  EXPECT_FALSE(Open(&st));
+  EXPECT_NE(st.message().find("pincer.db"), std::string::npos) << st.message();
+}
+
+TEST_F(SqliteStoreTest, UnwritableStoreKeepsChangesAndRecovers) {
+  if (geteuid() == 0) GTEST_SKIP() << "root writes to read-only files";
+  auto store = Open();
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1));
+  ASSERT_TRUE(store->Commit().ok());
+
+  const std::string data = dir_.Join("data");
+  ASSERT_EQ(chmod(data.c_str(), 0555), 0);
+  store->Insert(MakeTask(2));
+  Status st = store->Commit();
+  EXPECT_EQ(st.code(), "store_unavailable");
+  EXPECT_NE(st.message().find(data), std::string::npos) << st.message();
+  EXPECT_TRUE(store->dirty());
+
+  ASSERT_EQ(chmod(data.c_str(), 0755), 0);
+  ASSERT_TRUE(store->Commit().ok());
+  EXPECT_FALSE(store->dirty());
+  EXPECT_EQ(Recover(*store).size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, FullDiskKeepsChangesAndRecovers) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1));
+  ASSERT_TRUE(store->Commit().ok());
+  store->SetMaxPagesForTest(1);  // smaller than the file: every write is "full"
+
+  TaskRecord big = MakeTask(2);
+  big.payload = "\"" + std::string(64 * 1024, 'p') + "\"";
+  store->Insert(big);
+  TaskRecord one = MakeTask(1);
+  one.state = TaskState::kRunning;
+  store->Update(one);
+  Status st = store->Commit();
+  EXPECT_EQ(st.code(), "store_unavailable");
+  EXPECT_NE(st.message().find("pincer.db"), std::string::npos) << st.message();
+  EXPECT_TRUE(store->dirty());
+  EXPECT_EQ(store->Commit().code(), "store_unavailable");  // still full: still pending
+
+  store->SetMaxPagesForTest(1 << 30);
+  ASSERT_TRUE(store->Commit().ok());
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].state, TaskState::kRunning);
+  EXPECT_EQ(got[1].payload, big.payload);
+}
+
+TEST_F(SqliteStoreTest, ReadOnlyDirCannotBeOpened) {
+  if (geteuid() == 0) GTEST_SKIP() << "root writes to read-only directories";
+  const std::string data = dir_.Join("data");
+  std::filesystem::create_directories(data);
+  ASSERT_EQ(chmod(data.c_str(), 0555), 0);
+  Status st;
+  EXPECT_FALSE(Open(&st));
+  chmod(data.c_str(), 0755);
+  EXPECT_EQ(st.code(), "store_unavailable");
+  EXPECT_NE(st.message().find("pincer.db"), std::string::npos) << st.message();
+}
+
+}  // namespace
+}  // namespace pincer
