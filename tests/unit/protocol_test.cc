@@ -1,0 +1,268 @@
+// ParseMessage, table-driven: bad lines map to the error codes of
+// docs/protocol.md; good lines of every message type parse to typed values.
+#include "protocol/messages.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <variant>
+
+namespace pincer {
+namespace {
+
+struct BadLine {
+  const char* line;
+  const char* code;
+  std::optional<int64_t> req;  // echoed back when the line had one
+};
+
+std::ostream& operator<<(std::ostream& os, const BadLine& b) { return os << b.line; }
+
+class BadLineTest : public ::testing::TestWithParam<BadLine> {};
+
+TEST_P(BadLineTest, MapsToItsErrorCode) {
+  const BadLine& b = GetParam();
+  ParseResult r = ParseMessage(b.line);
+  const auto* err = std::get_if<ProtocolError>(&r);
+  ASSERT_NE(err, nullptr) << "parsed without error: " << b.line;
+  EXPECT_EQ(err->code, b.code) << err->message;
+  EXPECT_FALSE(err->message.empty());
+  EXPECT_EQ(err->req, b.req) << err->message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadLineTest,
+    ::testing::Values(
+        // Not JSON at all.
+        BadLine{"", "bad_json", {}}, BadLine{"hello", "bad_json", {}},
+        BadLine{"{\"type\":\"stats\",\"req\":1", "bad_json", {}},
+        BadLine{"{'type':'stats'}", "bad_json", {}}, BadLine{"\xff\xfe", "bad_json", {}},
+        // JSON but not an object.
+        BadLine{"[]", "bad_message", {}}, BadLine{"[{\"type\":\"stats\",\"req\":1}]", "bad_message", {}},
+        BadLine{"42", "bad_message", {}}, BadLine{"\"submit\"", "bad_message", {}},
+        BadLine{"null", "bad_message", {}}, BadLine{"true", "bad_message", {}},
+        // No string type.
+        BadLine{"{}", "bad_message", {}}, BadLine{"{\"req\":3}", "bad_message", 3},
+        BadLine{"{\"type\":7,\"req\":1}", "bad_message", 1},
+        BadLine{"{\"type\":null}", "bad_message", {}},
+        BadLine{"{\"type\":[\"submit\"]}", "bad_message", {}},
+        // Unknown types.
+        BadLine{"{\"type\":\"frobnicate\",\"req\":9}", "unknown_type", 9},
+        BadLine{"{\"type\":\"SUBMIT\",\"req\":1}", "unknown_type", 1},
+        BadLine{"{\"type\":\"\"}", "unknown_type", {}},
+        // Requests without an integer req.
+        BadLine{"{\"type\":\"stats\"}", "bad_message", {}},
+        BadLine{"{\"type\":\"stats\",\"req\":\"1\"}", "bad_message", {}},
+        BadLine{"{\"type\":\"stats\",\"req\":1.5}", "bad_message", {}},
+        // Wrong field types in a submit.
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"skills\":\"echo\"}", "bad_message", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"skills\":[1,2]}", "bad_message", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"priority\":\"high\"}", "bad_message", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"priority\":1.5}", "bad_message", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"session\":5}", "bad_message", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"key\":{}}", "bad_message", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"wait\":\"yes\"}", "bad_message", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"max_attempts\":\"3\"}", "bad_message", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":true}", "bad_message", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":-5}", "bad_message", 1},
+        // Bad values.
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":\"soon\"}", "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":\"5 s\"}", "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":\"\"}", "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":\"-1s\"}", "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"max_attempts\":0}", "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"max_attempts\":-2}", "invalid_request", 1},
+        // Other requests.
+        BadLine{"{\"type\":\"status\",\"req\":2}", "bad_message", 2},
+        BadLine{"{\"type\":\"status\",\"req\":2,\"id\":17}", "bad_message", 2},
+        BadLine{"{\"type\":\"cancel\",\"req\":2,\"id\":null}", "bad_message", 2},
+        BadLine{"{\"type\":\"wait\",\"req\":2,\"id\":[\"t1\"]}", "bad_message", 2},
+        BadLine{"{\"type\":\"tasks\",\"req\":2,\"state\":1}", "bad_message", 2},
+        BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":\"10\"}", "bad_message", 2},
+        BadLine{"{\"type\":\"drain\",\"req\":2}", "bad_message", 2},
+        BadLine{"{\"type\":\"drain\",\"req\":2,\"worker\":3}", "bad_message", 2},
+        // Worker messages.
+        BadLine{"{\"type\":\"result\",\"ok\":true}", "bad_message", {}},
+        BadLine{"{\"type\":\"result\",\"id\":\"t1\"}", "bad_message", {}},
+        BadLine{"{\"type\":\"result\",\"id\":5,\"ok\":true}", "bad_message", {}},
+        BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":\"true\"}", "bad_message", {}},
+        BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"retryable\":1}", "bad_message", {}},
+        BadLine{"{\"type\":\"progress\",\"data\":1}", "bad_message", {}},
+        BadLine{"{\"type\":\"heartbeat\",\"load\":[1]}", "bad_message", {}},
+        BadLine{"{\"type\":\"heartbeat\",\"load\":0.5}", "bad_message", {}},
+        // Hello.
+        BadLine{"{\"type\":\"hello\",\"proto\":1}", "bad_hello", {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\"}", "bad_hello", {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":\"1\"}", "bad_hello", {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"token\":5}", "bad_hello", {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"skills\":\"echo\"}", "bad_hello", {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"capacity\":\"2\"}", "bad_hello", {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"labels\":[]}", "bad_hello", {}}));
+
+template <typename T>
+T Parse(const std::string& line) {
+  ParseResult r = ParseMessage(line);
+  if (const auto* err = std::get_if<ProtocolError>(&r)) {
+    ADD_FAILURE() << line << " -> " << err->code << ": " << err->message;
+    return T{};
+  }
+  const Message& m = std::get<Message>(r);
+  const T* v = std::get_if<T>(&m);
+  if (!v) {
+    ADD_FAILURE() << line << " parsed to another message type (index " << m.index() << ")";
+    return T{};
+  }
+  return *v;
+}
+
+TEST(ProtocolTest, WorkerHello) {
+  auto h = Parse<Hello>(
+      R"({"type":"hello","role":"worker","proto":1,"token":"wtok","name":"echo-1","skills":["echo","text"],"capacity":2,"labels":{"host":"box1"},"spawn_id":"s-3"})");
+  EXPECT_EQ(h.role, "worker");
+  EXPECT_EQ(h.proto, 1);
+  EXPECT_EQ(h.token, "wtok");
+  EXPECT_EQ(h.name, "echo-1");
+  EXPECT_EQ(h.skills, (std::vector<std::string>{"echo", "text"}));
+  EXPECT_EQ(h.capacity, 2);
+  EXPECT_EQ(h.labels, R"({"host":"box1"})");
+  EXPECT_EQ(h.spawn_id, "s-3");
+}
+
+TEST(ProtocolTest, ClientHelloWithDefaults) {
+  auto h = Parse<Hello>(R"({"type":"hello","role":"client","proto":1})");
+  EXPECT_EQ(h.role, "client");
+  EXPECT_EQ(h.token, "");
+  EXPECT_EQ(h.capacity, 1);
+  EXPECT_TRUE(h.skills.empty());
+  EXPECT_EQ(h.labels, "");
+}
+
+TEST(ProtocolTest, Results) {
+  auto ok = Parse<ResultMsg>(R"({"type":"result","id":"t18","ok":true,"output":{"text":"hello"}})");
+  EXPECT_EQ(ok.id, "t18");
+  EXPECT_TRUE(ok.ok);
+  EXPECT_EQ(ok.output, R"({"text":"hello"})");
+
+  auto bad = Parse<ResultMsg>(
+      R"({"type":"result","id":"t18","ok":false,"error":"model returned 503","retryable":false})");
+  EXPECT_FALSE(bad.ok);
+  EXPECT_EQ(bad.error, "model returned 503");
+  EXPECT_FALSE(bad.retryable);
+
+  auto dflt = Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":false,"error":"x"})");
+  EXPECT_TRUE(dflt.retryable) << "retryable defaults to true";
+
+  auto null_out = Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true,"output":null})");
+  EXPECT_EQ(null_out.output, "");
+}
+
+TEST(ProtocolTest, ProgressAndHeartbeat) {
+  auto p = Parse<ProgressMsg>(R"({"type":"progress","id":"t18","data":{"step":3,"of":10}})");
+  EXPECT_EQ(p.id, "t18");
+  EXPECT_EQ(p.data, R"({"of":10,"step":3})");  // re-serialised JSON, keys sorted
+
+  auto h = Parse<HeartbeatMsg>(R"({"type":"heartbeat","load":{"cpu":0.35,"rss_bytes":104857600}})");
+  ASSERT_TRUE(h.cpu);
+  EXPECT_DOUBLE_EQ(*h.cpu, 0.35);
+  ASSERT_TRUE(h.rss_bytes);
+  EXPECT_EQ(*h.rss_bytes, 104857600);
+  auto empty = Parse<HeartbeatMsg>(R"({"type":"heartbeat"})");
+  EXPECT_FALSE(empty.cpu);
+}
+
+TEST(ProtocolTest, SubmitWithEveryField) {
+  auto s = Parse<SubmitReq>(
+      R"({"type":"submit","req":1,"skills":["echo"],"payload":"hello","priority":-2,"timeout":"30s","max_attempts":3,"session":"chat-42","key":"order-7","wait":true})");
+  EXPECT_EQ(s.req, 1);
+  EXPECT_EQ(s.skills, (std::vector<std::string>{"echo"}));
+  EXPECT_EQ(s.payload, R"("hello")");
+  EXPECT_EQ(s.priority, -2);
+  ASSERT_TRUE(s.timeout);
+  EXPECT_EQ(*s.timeout, std::chrono::seconds(30));
+  ASSERT_TRUE(s.max_attempts);
+  EXPECT_EQ(*s.max_attempts, 3);
+  EXPECT_EQ(s.session, "chat-42");
+  EXPECT_EQ(s.key, "order-7");
+  EXPECT_TRUE(s.wait);
+}
+
+TEST(ProtocolTest, SubmitDefaultsAndTimeoutForms) {
+  auto s = Parse<SubmitReq>(R"({"type":"submit","req":7})");
+  EXPECT_TRUE(s.skills.empty());
+  EXPECT_EQ(s.payload, "");
+  EXPECT_EQ(s.priority, 0);
+  EXPECT_FALSE(s.timeout);
+  EXPECT_FALSE(s.max_attempts);
+  EXPECT_FALSE(s.wait);
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":250})").timeout,
+            std::chrono::milliseconds(250));
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":0})").timeout,
+            std::chrono::milliseconds(0));
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":"250ms"})").timeout,
+            std::chrono::milliseconds(250));
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":"10m"})").timeout,
+            std::chrono::minutes(10));
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":"1h30m"})").timeout,
+            std::chrono::minutes(90));
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"payload":{"a":[1,2]}})").payload,
+            R"({"a":[1,2]})");
+}
+
+TEST(ProtocolTest, IdRequests) {
+  struct Case {
+    const char* type;
+    IdOp op;
+  };
+  for (const Case& c : {Case{"status", IdOp::kStatus}, Case{"wait", IdOp::kWait},
+                        Case{"cancel", IdOp::kCancel}, Case{"retry", IdOp::kRetry}}) {
+    auto r = Parse<IdReq>(std::string(R"({"type":")") + c.type + R"(","req":3,"id":"t18"})");
+    EXPECT_EQ(r.op, c.op) << c.type;
+    EXPECT_EQ(r.req, 3) << c.type;
+    EXPECT_EQ(r.id, "t18") << c.type;
+  }
+}
+
+TEST(ProtocolTest, TasksDrainAndSimpleRequests) {
+  auto t = Parse<TasksReq>(R"({"type":"tasks","req":5,"state":"failed","limit":100})");
+  EXPECT_EQ(t.req, 5);
+  EXPECT_EQ(t.state, "failed");
+  EXPECT_EQ(t.limit, 100);
+  auto all = Parse<TasksReq>(R"({"type":"tasks","req":5})");
+  EXPECT_EQ(all.state, "");
+  EXPECT_EQ(all.limit, 1000);
+
+  auto d = Parse<DrainReq>(R"({"type":"drain","req":8,"worker":"w1"})");
+  EXPECT_EQ(d.req, 8);
+  EXPECT_EQ(d.worker, "w1");
+
+  struct Case {
+    const char* type;
+    SimpleOp op;
+  };
+  for (const Case& c : {Case{"workers", SimpleOp::kWorkers}, Case{"stats", SimpleOp::kStats},
+                        Case{"reload", SimpleOp::kReload}}) {
+    auto r = Parse<SimpleReq>(std::string(R"({"type":")") + c.type + R"(","req":6})");
+    EXPECT_EQ(r.op, c.op) << c.type;
+    EXPECT_EQ(r.req, 6) << c.type;
+  }
+}
+
+TEST(ProtocolTest, UnknownFieldsAreIgnored) {
+  auto s = Parse<SubmitReq>(R"({"type":"submit","req":1,"extra":{"x":1},"skills":["a"]})");
+  EXPECT_EQ(s.skills, (std::vector<std::string>{"a"}));
+}
+
+TEST(ProtocolTest, WireDurations) {
+  EXPECT_EQ(ParseWireDuration("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(ParseWireDuration("5s"), std::chrono::seconds(5));
+  EXPECT_EQ(ParseWireDuration("24h"), std::chrono::hours(24));
+  EXPECT_EQ(ParseWireDuration("1500"), std::chrono::milliseconds(1500));
+  EXPECT_FALSE(ParseWireDuration(""));
+  EXPECT_FALSE(ParseWireDuration("s"));
+  EXPECT_FALSE(ParseWireDuration("5 s"));
+  EXPECT_FALSE(ParseWireDuration("5x"));
+  EXPECT_FALSE(ParseWireDuration("-5s"));
+}
+
+}  // namespace
+}  // namespace pincer
