@@ -30,6 +30,8 @@ struct Task {
   WorkerId worker = 0;  // the worker of the running attempt, or the pinned-to worker
   uint64_t pin_gen = 0;
   uint64_t queue_gen = 0;
+  bool turn_wait_armed = false;  // a kTurnWait deadline is pending
+  bool turn_expired = false;     // waited long enough for its turn-holder
   std::string progress;  // raw JSON of the latest progress, "" = none
   std::vector<std::pair<ConnId, int64_t>> waiters;  // clients waiting for the end
 

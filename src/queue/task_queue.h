@@ -50,6 +50,17 @@ class TaskQueue {
 
   // The best head among `classes`, with its class; nullopt when all empty.
   std::optional<std::pair<ClassId, QueueEntry>> Best(const std::vector<ClassId>& classes) const;
+  // The same, among the classes whose head `take(class, head)` accepts.
+  template <typename Pred>
+  std::optional<std::pair<ClassId, QueueEntry>> BestIf(const std::vector<ClassId>& classes,
+                                                       Pred take) const {
+    std::optional<std::pair<ClassId, QueueEntry>> best;
+    for (ClassId c : classes) {
+      const QueueEntry* head = Head(c);
+      if (head && (!best || *head < best->second) && take(c, *head)) best.emplace(c, *head);
+    }
+    return best;
+  }
 
  private:
   struct Class {

@@ -19,6 +19,11 @@ class Strategy {
   // Returns a free, routable worker from them, or 0.
   virtual WorkerId Pick(const WorkerIndex& index, std::span<const ProfileId> profiles,
                         std::size_t task_skill_count) const = 0;
+  // May free worker `w` (one of `profiles`) take a waiting task now? Asked
+  // when a worker frees a slot and pulls the best waiting task itself.
+  virtual bool Allows(const WorkerIndex&, std::span<const ProfileId>, WorkerId) const {
+    return true;
+  }
 };
 
 // The factory: maps a config name to a strategy; nullptr for an unknown name.

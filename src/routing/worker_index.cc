@@ -16,7 +16,7 @@ bool WorkerIndex::LoadKey::operator<(const LoadKey& o) const {
 ProfileId WorkerIndex::ProfileFor(const std::vector<std::string>& skills) {
   auto [it, inserted] = profile_ids_.try_emplace(skills, static_cast<ProfileId>(profiles_.size()));
   if (inserted) {
-    profiles_.push_back(Profile{skills, 0, 0, {}, {}});
+    profiles_.push_back(Profile{skills, 0, 0, {}, {}, {}});
     matching_cache_.clear();  // a new profile may match any cached task skill set
   }
   return it->second;
@@ -24,6 +24,15 @@ ProfileId WorkerIndex::ProfileFor(const std::vector<std::string>& skills) {
 
 void WorkerIndex::Add(WorkerId id, const std::vector<std::string>& skills, int capacity) {
   Entry e{ProfileFor(skills), std::max(capacity, 1)};
+  // A newcomer starts level with the least-served worker, so it takes its
+  // turn in the rotation instead of catching up on everyone's history.
+  std::optional<uint64_t> least;
+  for (const Profile& p : profiles_) {
+    if (!p.served.empty() && (!least || p.served.begin()->first < *least)) {
+      least = p.served.begin()->first;
+    }
+  }
+  e.served = least.value_or(0);
   Profile& p = profiles_[e.profile];
   ++p.connected;
   ++p.routable;
@@ -61,7 +70,17 @@ void WorkerIndex::MarkPicked(WorkerId id) {
   Entry& e = workers_.at(id);
   Unlist(id, e);
   e.last_pick = ++pick_clock_;
+  ++e.served;
   List(id, e);
+}
+
+std::optional<uint64_t> WorkerIndex::MinServed(std::span<const ProfileId> profiles) const {
+  std::optional<uint64_t> least;
+  for (ProfileId p : profiles) {
+    const auto& served = profiles_[p].served;
+    if (!served.empty() && (!least || served.begin()->first < *least)) least = served.begin()->first;
+  }
+  return least;
 }
 
 bool WorkerIndex::HasFreeSlot(WorkerId id) const {
@@ -70,16 +89,18 @@ bool WorkerIndex::HasFreeSlot(WorkerId id) const {
 }
 
 void WorkerIndex::Unlist(WorkerId id, const Entry& e) {
-  if (!e.free()) return;
   Profile& p = profiles_[e.profile];
-  p.by_rotation.erase({e.last_pick, id});
+  if (e.routable) p.served.erase({e.served, id});
+  if (!e.free()) return;
+  p.by_turn.erase(TurnKey{e.served, e.last_pick, id});
   p.by_load.erase(LoadKey{e.inflight, e.capacity, e.last_pick, id});
 }
 
 void WorkerIndex::List(WorkerId id, const Entry& e) {
-  if (!e.free()) return;
   Profile& p = profiles_[e.profile];
-  p.by_rotation.insert({e.last_pick, id});
+  if (e.routable) p.served.insert({e.served, id});
+  if (!e.free()) return;
+  p.by_turn.insert(TurnKey{e.served, e.last_pick, id});
   p.by_load.insert(LoadKey{e.inflight, e.capacity, e.last_pick, id});
 }
 

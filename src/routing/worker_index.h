@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <span>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -29,12 +31,20 @@ class WorkerIndex {
     WorkerId id;
     bool operator<(const LoadKey& o) const;  // by inflight/capacity, then last_pick, then id
   };
+  // Round-robin order: fewest tasks served first, then least recently picked.
+  struct TurnKey {
+    uint64_t served;
+    uint64_t last_pick;
+    WorkerId id;
+    auto operator<=>(const TurnKey&) const = default;
+  };
   struct Profile {
     std::vector<std::string> skills;
     int connected = 0;  // all workers of this profile, routable or not
     int routable = 0;   // not draining/ejected
-    std::set<std::pair<uint64_t, WorkerId>> by_rotation;  // free: (last_pick, id)
-    std::set<LoadKey> by_load;                            // free
+    std::set<TurnKey> by_turn;  // free
+    std::set<LoadKey> by_load;  // free
+    std::set<std::pair<uint64_t, WorkerId>> served;  // routable, free or not: (served, id)
   };
 
   // REQUIRES: `skills` sorted and unique; `id` not present; capacity >= 1.
@@ -44,6 +54,11 @@ class WorkerIndex {
   void SetRoutable(WorkerId id, bool routable);
   // Records that `id` was just given a task (moves it to the back of the rotation).
   void MarkPicked(WorkerId id);
+
+  // The fewest tasks any routable worker of `profiles` has served; nullopt
+  // when none is routable. Round-robin lets only such workers take a turn.
+  std::optional<uint64_t> MinServed(std::span<const ProfileId> profiles) const;
+  uint64_t Served(WorkerId id) const { return workers_.at(id).served; }
 
   bool Contains(WorkerId id) const { return workers_.count(id) != 0; }
   bool HasFreeSlot(WorkerId id) const;
@@ -64,6 +79,7 @@ class WorkerIndex {
     int capacity;
     int inflight = 0;
     uint64_t last_pick = 0;
+    uint64_t served = 0;  // tasks given since it connected (plus a start, see Add)
     bool routable = true;
     bool free() const { return routable && inflight < capacity; }
   };
