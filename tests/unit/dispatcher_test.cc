@@ -1,0 +1,683 @@
+// The task state machine and placement, driven by calls: a ManualClock for
+// time (deadlines fire on RunDue after Advance), a FakeOutbox for what the
+// dispatcher sends, a MemoryStore. No sockets, no sleeps.
+#include "core/dispatcher.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "store/memory_store.h"
+#include "support/fake_outbox.h"
+
+namespace pincer {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using test::FakeOutbox;
+
+constexpr ConnId kClient = 1000;  // a client connection waiting for end events
+
+Config BaseConfig() {
+  Config c;
+  c.store.kind = "memory";
+  c.routing.strategy = "least_connections";
+  c.routing.affinity_wait = seconds(10);
+  c.routing.outlier.enabled = false;  // ejection has its own tests
+  c.tasks.timeout = milliseconds(0);  // no per-attempt timeout unless a test sets one
+  c.tasks.max_attempts = 3;
+  c.tasks.result_ttl = std::chrono::hours(1);
+  // Long enough that silent test workers never die unless a test means it.
+  c.heartbeat.interval = std::chrono::hours(10);
+  c.heartbeat.misses = 3;
+  return c;
+}
+
+struct SubmitOpts {
+  std::vector<std::string> skills;
+  std::string payload = "\"p\"";
+  int64_t priority = 0;
+  std::optional<milliseconds> timeout;
+  std::optional<int64_t> max_attempts;
+  std::string session;
+  std::string key;
+};
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  DispatcherTest() { Make(BaseConfig()); }
+
+  void Make(const Config& config) {
+    d_ = std::make_unique<Dispatcher>(config, store_, clock_, out_);
+  }
+
+  std::string AddWorker(ConnId conn, std::vector<std::string> skills = {}, int capacity = 1,
+                        std::string name = "") {
+    Hello h;
+    h.role = "worker";
+    h.proto = 1;
+    h.name = name;
+    h.skills = std::move(skills);
+    h.capacity = capacity;
+    return d_->AddWorker(conn, h);
+  }
+
+  Task& Submit(const SubmitOpts& o = {}) {
+    SubmitReq r;
+    r.req = ++req_;
+    r.skills = o.skills;
+    r.payload = o.payload;
+    r.priority = o.priority;
+    r.timeout = o.timeout;
+    r.max_attempts = o.max_attempts;
+    r.session = o.session;
+    r.key = o.key;
+    auto outcome = d_->Submit(r);
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status.code() << ": " << outcome.status.message();
+    EXPECT_NE(outcome.task, nullptr);
+    d_->AddWaiter(*outcome.task, kClient, r.req);
+    return *outcome.task;
+  }
+
+  // Ids of the tasks sent to `conn` since the last look.
+  std::vector<std::string> TasksSent(ConnId conn) {
+    std::vector<std::string> ids;
+    for (const json& m : out_.TakeType(conn, "task")) ids.push_back(m["id"]);
+    return ids;
+  }
+
+  void Result(ConnId conn, const Task& t, bool ok, const std::string& error = "",
+              bool retryable = true) {
+    ResultMsg m;
+    m.id = t.id_string();
+    m.ok = ok;
+    if (ok) m.output = R"({"done":true})";
+    m.error = error;
+    m.retryable = retryable;
+    d_->OnResult(conn, m);
+  }
+
+  // The end events the client got, by task id.
+  std::vector<json> Ends() { return out_.TakeType(kClient, "end"); }
+
+  void Advance(milliseconds d) {
+    clock_.Advance(d);
+    d_->RunDue();
+  }
+
+  ManualClock clock_;
+  MemoryStore store_;
+  FakeOutbox out_;
+  std::unique_ptr<Dispatcher> d_;
+  int64_t req_ = 0;
+};
+
+TEST_F(DispatcherTest, ATaskRunsOnAFreeWorkerAndSucceeds) {
+  AddWorker(1, {"echo"});
+  SubmitOpts o;
+  o.skills = {"echo"};
+  o.payload = R"({"q":1})";
+  o.timeout = seconds(30);
+  Task& t = Submit(o);
+  auto sent = out_.TakeType(1, "task");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0]["id"], t.id_string());
+  EXPECT_EQ(sent[0]["payload"], json({{"q", 1}}));
+  EXPECT_EQ(sent[0]["attempt"], 1);
+  EXPECT_EQ(sent[0]["skills"], json({"echo"}));
+  EXPECT_TRUE(sent[0]["session"].is_null());
+  EXPECT_EQ(sent[0]["deadline_ms"], clock_.UnixMillis() + 30000);
+  EXPECT_EQ(t.rec.state, TaskState::kRunning);
+  EXPECT_EQ(d_->stats().running, 1u);
+
+  Result(1, t, true);
+  EXPECT_EQ(t.rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t.rec.attempts, 1);
+  EXPECT_EQ(d_->stats().succeeded, 1u);
+  EXPECT_EQ(d_->stats().running, 0u);
+  EXPECT_EQ(d_->workers().Find(1)->completed, 1u);
+  auto ends = Ends();
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0]["state"], "succeeded");
+  EXPECT_EQ(ends[0]["output"], json({{"done", true}}));
+  EXPECT_EQ(ends[0]["worker"], "w1");
+  EXPECT_EQ(ends[0]["attempts"], 1);
+}
+
+TEST_F(DispatcherTest, AttemptTimeoutSendsCancelRequeuesThenEndsTimedOutWithEveryError) {
+  AddWorker(1);
+  SubmitOpts o;
+  o.timeout = seconds(5);
+  o.max_attempts = 2;
+  Task& t = Submit(o);
+  EXPECT_EQ(TasksSent(1).size(), 1u);
+
+  Advance(milliseconds(4999));
+  EXPECT_EQ(t.rec.state, TaskState::kRunning) << "not due yet";
+  Advance(milliseconds(1));
+  auto msgs = out_.Take(1);
+  ASSERT_EQ(msgs.size(), 2u) << "cancel, then the second attempt";
+  EXPECT_EQ(msgs[0]["type"], "cancel");
+  EXPECT_EQ(msgs[0]["id"], t.id_string());
+  EXPECT_EQ(msgs[1]["type"], "task");
+  EXPECT_EQ(msgs[1]["attempt"], 2);
+  EXPECT_EQ(t.rec.state, TaskState::kRunning);
+  ASSERT_EQ(t.rec.errors.size(), 1u);
+  EXPECT_NE(t.rec.errors[0].error.find("timed out"), std::string::npos) << t.rec.errors[0].error;
+
+  // Attempt 2 times out as well: the task ends.
+  Advance(seconds(5));
+  msgs = out_.Take(1);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0]["type"], "cancel");
+  EXPECT_EQ(t.rec.state, TaskState::kTimedOut);
+  EXPECT_EQ(t.rec.attempts, 2);
+  ASSERT_EQ(t.rec.errors.size(), 2u);
+  EXPECT_EQ(t.rec.errors[0].attempt, 1);
+  EXPECT_EQ(t.rec.errors[1].attempt, 2);
+  EXPECT_EQ(t.rec.errors[1].worker, "w1");
+  EXPECT_EQ(d_->stats().timed_out, 1u);
+  EXPECT_EQ(d_->stats().running, 0u);
+  auto ends = Ends();
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0]["state"], "timed_out");
+  EXPECT_EQ(ends[0]["errors"].size(), 2u);
+
+  // The worker's slot is free again, and a result now is refused.
+  Result(1, t, true);
+  auto err = out_.TakeType(1, "error");
+  ASSERT_EQ(err.size(), 1u);
+  EXPECT_EQ(err[0]["code"], "unknown_task");
+  EXPECT_EQ(t.rec.state, TaskState::kTimedOut);
+  EXPECT_EQ(d_->stats().succeeded, 0u);
+  EXPECT_TRUE(d_->workers().index().HasFreeSlot(1));
+}
+
+TEST_F(DispatcherTest, RetryableFailureRequeuesNonRetryableEndsAtOnce) {
+  AddWorker(1);
+  AddWorker(2);
+  Task& a = Submit();
+  Task& b = Submit();
+  const std::string wa = a.rec.worker;
+  const ConnId ca = wa == "w1" ? 1 : 2;
+  Result(ca, a, false, "model returned 503", /*retryable=*/true);
+  EXPECT_EQ(a.rec.state, TaskState::kRunning) << "back in the queue and placed again";
+  EXPECT_EQ(a.rec.attempts, 2);
+  ASSERT_EQ(a.rec.errors.size(), 1u);
+  EXPECT_EQ(a.rec.errors[0].error, "model returned 503");
+  EXPECT_EQ(a.rec.errors[0].worker, wa);
+
+  const ConnId cb = b.rec.worker == "w1" ? 1 : 2;
+  Result(cb, b, false, "bad input", /*retryable=*/false);
+  EXPECT_EQ(b.rec.state, TaskState::kFailed);
+  EXPECT_EQ(b.rec.attempts, 1);
+  ASSERT_EQ(b.rec.errors.size(), 1u);
+  EXPECT_EQ(b.rec.error, "bad input");
+  EXPECT_EQ(d_->stats().failed, 1u);
+}
+
+TEST_F(DispatcherTest, KeepsFailingEndsFailedAfterMaxAttemptsWithEveryError) {
+  AddWorker(1);
+  SubmitOpts o;
+  o.max_attempts = 3;
+  Task& t = Submit(o);
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(TasksSent(1).size(), 1u) << "attempt " << i;
+    EXPECT_EQ(t.rec.attempts, i);
+    Result(1, t, false, "boom " + std::to_string(i));
+  }
+  EXPECT_TRUE(TasksSent(1).empty());
+  EXPECT_EQ(t.rec.state, TaskState::kFailed);
+  ASSERT_EQ(t.rec.errors.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(t.rec.errors[i].attempt, i + 1);
+    EXPECT_EQ(t.rec.errors[i].error, "boom " + std::to_string(i + 1));
+  }
+  auto ends = Ends();
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0]["state"], "failed");
+  EXPECT_EQ(ends[0]["error"], "boom 3");
+  EXPECT_EQ(ends[0]["errors"].size(), 3u);
+  EXPECT_EQ(d_->workers().Find(1)->failed, 3u);
+}
+
+TEST_F(DispatcherTest, MaxAttemptsDefaultsFromTheConfig) {
+  Config c = BaseConfig();
+  c.tasks.max_attempts = 2;
+  Make(c);
+  AddWorker(1);
+  Task& t = Submit();
+  EXPECT_EQ(t.rec.max_attempts, 2);
+  Result(1, t, false, "x");
+  Result(1, t, false, "y");
+  EXPECT_EQ(t.rec.state, TaskState::kFailed);
+  EXPECT_EQ(t.rec.errors.size(), 2u);
+}
+
+TEST_F(DispatcherTest, WorkerDisconnectRequeuesItsTasksElsewhere) {
+  AddWorker(1, {}, 2);
+  Task& a = Submit();
+  Task& b = Submit();
+  EXPECT_EQ(TasksSent(1).size(), 2u);
+  AddWorker(2, {}, 2);
+  d_->OnDisconnect(1, "worker w1 disconnected");
+  EXPECT_EQ(d_->workers().Find(1), nullptr);
+  EXPECT_EQ(TasksSent(2).size(), 2u);
+  for (Task* t : {&a, &b}) {
+    EXPECT_EQ(t->rec.state, TaskState::kRunning);
+    EXPECT_EQ(t->rec.attempts, 2);
+    EXPECT_EQ(t->rec.worker, "w2");
+    ASSERT_EQ(t->rec.errors.size(), 1u);
+    EXPECT_EQ(t->rec.errors[0].worker, "w1");
+    EXPECT_EQ(t->rec.errors[0].error, "worker w1 disconnected");
+    Result(2, *t, true);
+    EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
+  }
+  // A result from the gone connection changes nothing.
+  Result(1, a, false, "late");
+  EXPECT_EQ(a.rec.state, TaskState::kSucceeded);
+}
+
+TEST_F(DispatcherTest, DisconnectWithNoOtherWorkerRequeuesUntilOneComes) {
+  AddWorker(1);
+  Task& t = Submit();
+  d_->OnDisconnect(1, "gone");
+  EXPECT_EQ(t.rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->stats().queued, 1u);
+  EXPECT_EQ(d_->stats().running, 0u);
+  AddWorker(2);
+  EXPECT_EQ(TasksSent(2).size(), 1u);
+  EXPECT_EQ(t.rec.attempts, 2);
+}
+
+TEST_F(DispatcherTest, MissedHeartbeatsDeclareAWorkerDeadAndRequeue) {
+  Config c = BaseConfig();
+  c.heartbeat.interval = seconds(1);
+  c.heartbeat.misses = 3;
+  Make(c);
+  AddWorker(1);
+  Task& t = Submit();
+  AddWorker(2);
+  // Worker 2 keeps talking, worker 1 goes silent.
+  for (int i = 0; i < 2; ++i) {
+    Advance(seconds(1));
+    d_->Touch(2);
+  }
+  Advance(milliseconds(999));
+  EXPECT_NE(d_->workers().Find(1), nullptr) << "2.999s of silence: still alive";
+  EXPECT_FALSE(out_.closed(1));
+  d_->Touch(2);
+  Advance(milliseconds(1));  // 3s = interval * misses
+  EXPECT_EQ(d_->workers().Find(1), nullptr);
+  EXPECT_TRUE(out_.closed(1)) << "its connection is closed so a late result cannot land";
+  EXPECT_EQ(t.rec.worker, "w2");
+  EXPECT_EQ(t.rec.attempts, 2);
+  ASSERT_EQ(t.rec.errors.size(), 1u);
+  EXPECT_NE(t.rec.errors[0].error.find("heartbeat"), std::string::npos) << t.rec.errors[0].error;
+  EXPECT_EQ(TasksSent(2).size(), 1u);
+  // Worker 2 lives on as long as it speaks.
+  for (int i = 0; i < 10; ++i) {
+    Advance(seconds(1));
+    d_->OnHeartbeat(2, HeartbeatMsg{0.5, 1024});
+    d_->Touch(2);
+  }
+  ASSERT_NE(d_->workers().Find(2), nullptr);
+  EXPECT_DOUBLE_EQ(d_->workers().Find(2)->cpu, 0.5);
+  Result(2, t, true);
+  EXPECT_EQ(t.rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t.rec.attempts, 2);
+}
+
+TEST_F(DispatcherTest, IdempotencyKeyReturnsTheSameTask) {
+  SubmitOpts o;
+  o.key = "order-7";
+  Task& first = Submit(o);
+  SubmitReq again;
+  again.req = 99;
+  again.key = "order-7";
+  again.payload = "\"other\"";
+  auto outcome = d_->Submit(again);
+  ASSERT_TRUE(outcome.status.ok());
+  EXPECT_TRUE(outcome.existing);
+  EXPECT_EQ(outcome.task, &first);
+  EXPECT_EQ(d_->stats().submitted, 1u);
+  EXPECT_EQ(d_->tasks().size(), 1u);
+  SubmitReq other;
+  other.req = 100;
+  other.key = "order-8";
+  auto o2 = d_->Submit(other);
+  EXPECT_FALSE(o2.existing);
+  EXPECT_NE(o2.task, &first);
+}
+
+TEST_F(DispatcherTest, CancelQueuedAndRunningTasks) {
+  Task& queued = Submit();  // no worker yet
+  EXPECT_TRUE(d_->Cancel(queued.rec.id).ok());
+  EXPECT_EQ(queued.rec.state, TaskState::kCancelled);
+  EXPECT_EQ(d_->stats().queued, 0u);
+  EXPECT_EQ(d_->stats().cancelled, 1u);
+
+  AddWorker(1);
+  EXPECT_TRUE(TasksSent(1).empty()) << "the cancelled task is not run";
+  Task& running = Submit();
+  Task& next = Submit();
+  EXPECT_EQ(running.rec.state, TaskState::kRunning);
+  EXPECT_EQ(next.rec.state, TaskState::kQueued);
+  out_.Take(1);
+  EXPECT_TRUE(d_->Cancel(running.rec.id).ok());
+  auto msgs = out_.Take(1);
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[0]["type"], "cancel");
+  EXPECT_EQ(msgs[0]["id"], running.id_string());
+  EXPECT_EQ(msgs[1]["type"], "task") << "the freed slot takes the next task";
+  EXPECT_EQ(msgs[1]["id"], next.id_string());
+  EXPECT_EQ(running.rec.state, TaskState::kCancelled);
+
+  // The cancelled attempt's late result is refused and changes nothing.
+  Result(1, running, true);
+  auto err = out_.TakeType(1, "error");
+  ASSERT_EQ(err.size(), 1u);
+  EXPECT_EQ(err[0]["code"], "unknown_task");
+  EXPECT_EQ(running.rec.state, TaskState::kCancelled);
+
+  Status again = d_->Cancel(running.rec.id);
+  EXPECT_EQ(again.code(), "invalid_state");
+  EXPECT_EQ(d_->Cancel(424242).code(), "not_found");
+  auto ends = Ends();
+  ASSERT_EQ(ends.size(), 2u);
+  EXPECT_EQ(ends[0]["state"], "cancelled");
+  EXPECT_EQ(ends[1]["state"], "cancelled");
+}
+
+TEST_F(DispatcherTest, ResultsForUnknownOrForeignTasksAreRefusedAndChangeNothing) {
+  AddWorker(1);
+  AddWorker(2);
+  Task& t = Submit();
+  const ConnId holder = t.rec.worker == "w1" ? 1 : 2;
+  const ConnId other = holder == 1 ? 2 : 1;
+  out_.Clear();
+  const DispatcherStats before = d_->stats();
+
+  Result(other, t, true);  // foreign: sent to someone else
+  ResultMsg unknown;
+  unknown.id = "t999";
+  unknown.ok = true;
+  d_->OnResult(other, unknown);
+  ResultMsg garbage;
+  garbage.id = "not-a-task";
+  d_->OnResult(holder, garbage);
+  ProgressMsg progress;
+  progress.id = t.id_string();
+  progress.data = "1";
+  d_->OnProgress(other, progress);
+  d_->OnResult(4242, unknown);  // not even a worker
+
+  auto errs = out_.TakeType(other, "error");
+  ASSERT_EQ(errs.size(), 3u);
+  for (const json& e : errs) EXPECT_EQ(e["code"], "unknown_task");
+  auto herrs = out_.TakeType(holder, "error");
+  ASSERT_EQ(herrs.size(), 1u);
+  EXPECT_EQ(herrs[0]["code"], "unknown_task");
+
+  EXPECT_EQ(t.rec.state, TaskState::kRunning);
+  EXPECT_EQ(t.rec.worker, holder == 1 ? "w1" : "w2");
+  EXPECT_TRUE(t.progress.empty());
+  EXPECT_EQ(d_->stats().succeeded, before.succeeded);
+  EXPECT_EQ(d_->stats().running, before.running);
+  EXPECT_EQ(d_->workers().Find(other)->completed, 0u);
+  EXPECT_TRUE(d_->workers().index().HasFreeSlot(other));
+  EXPECT_FALSE(d_->workers().index().HasFreeSlot(holder));
+
+  // The holder's own result still works.
+  Result(holder, t, true);
+  EXPECT_EQ(t.rec.state, TaskState::kSucceeded);
+  // And a second result for the ended task is refused.
+  Result(holder, t, false, "again");
+  EXPECT_EQ(out_.TakeType(holder, "error").size(), 1u);
+  EXPECT_EQ(t.rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(d_->stats().succeeded, 1u);
+  EXPECT_EQ(d_->stats().failed, 0u);
+}
+
+TEST_F(DispatcherTest, SessionTasksRunOneAtATimeInOrderOnTheirHome) {
+  AddWorker(1, {}, 4);
+  AddWorker(2, {}, 4);
+  SubmitOpts o;
+  o.session = "chat-42";
+  Task& s1 = Submit(o);
+  Task& s2 = Submit(o);
+  Task& s3 = Submit(o);
+  const std::string home = s1.rec.worker;
+  const ConnId home_conn = home == "w1" ? 1 : 2;
+  EXPECT_EQ(s1.rec.state, TaskState::kRunning);
+  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
+  EXPECT_EQ(s3.rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->WhyWaiting(s2), "its session's previous task is still running");
+
+  // Other work lands on the home too (free slots), it does not matter.
+  for (int i = 0; i < 3; ++i) Submit();
+
+  std::vector<std::string> order;
+  for (Task* t : {&s1, &s2, &s3}) {
+    ASSERT_EQ(t->rec.state, TaskState::kRunning);
+    EXPECT_EQ(t->rec.worker, home);
+    order.push_back(t->id_string());
+    for (Task* later : {&s1, &s2, &s3}) {
+      if (later->seq > t->seq) {
+        EXPECT_EQ(later->rec.state, TaskState::kQueued);
+      }
+    }
+    Result(home_conn, *t, true);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{s1.id_string(), s2.id_string(), s3.id_string()}));
+}
+
+TEST_F(DispatcherTest, SessionWaitsForItsBusyHomeThenSpillsAndTheNewWorkerBecomesHome) {
+  AddWorker(1);  // H
+  SubmitOpts so;
+  so.session = "chat";
+  Task& s1 = Submit(so);
+  ASSERT_EQ(s1.rec.worker, "w1");
+  Result(1, s1, true);
+  AddWorker(2);  // O
+  Task& x1 = Submit();
+  Task& x2 = Submit();
+  ASSERT_EQ(x1.rec.state, TaskState::kRunning);
+  ASSERT_EQ(x2.rec.state, TaskState::kRunning);
+  const ConnId x1c = x1.rec.worker == "w1" ? 1 : 2;
+  const ConnId x2c = x1c == 1 ? 2 : 1;
+  Task& busy_on_h = x1c == 1 ? x1 : x2;
+  Task& busy_on_o = x1c == 1 ? x2 : x1;
+  (void)x2c;
+
+  Task& s2 = Submit(so);  // its home w1 is full: wait for it
+  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->WhyWaiting(s2), "waiting for its session's worker w1");
+  Result(2, busy_on_o, true);  // O is free, but s2 keeps waiting for its home
+  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
+  Advance(milliseconds(9999));
+  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
+  Advance(milliseconds(1));  // affinity_wait over: spill to O
+  EXPECT_EQ(s2.rec.state, TaskState::kRunning);
+  EXPECT_EQ(s2.rec.worker, "w2");
+
+  Result(1, busy_on_h, true);  // H is free now
+  Result(2, s2, true);
+  Task& s3 = Submit(so);
+  EXPECT_EQ(s3.rec.worker, "w2") << "O became the session's home";
+  Result(2, s3, true);
+
+  // When the home is gone, the next task goes to another worker.
+  d_->OnDisconnect(2, "gone");
+  Task& s4 = Submit(so);
+  EXPECT_EQ(s4.rec.worker, "w1");
+}
+
+TEST_F(DispatcherTest, ASessionTaskWaitingForItsHomeRunsThereWhenItFrees) {
+  AddWorker(1);
+  AddWorker(2);
+  SubmitOpts so;
+  so.session = "s";
+  Task& s1 = Submit(so);
+  const ConnId home = s1.rec.worker == "w1" ? 1 : 2;
+  Result(home, s1, true);
+  SubmitOpts plain;
+  Task& x = Submit(plain);
+  Task& y = Submit(plain);  // both workers busy now
+  Task& s2 = Submit(so);
+  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
+  Task& on_home = x.rec.worker == s1.rec.worker ? x : y;
+  Result(home, on_home, true);
+  EXPECT_EQ(s2.rec.state, TaskState::kRunning);
+  EXPECT_EQ(s2.rec.worker, s1.rec.worker);
+}
+
+TEST_F(DispatcherTest, UnroutableTasksAreCountedAndSayWhy) {
+  AddWorker(1, {"echo"});
+  SubmitOpts gpu;
+  gpu.skills = {"gpu"};
+  Task& g = Submit(gpu);
+  SubmitOpts both;
+  both.skills = {"echo", "gpu", "text"};
+  Task& b = Submit(both);
+  SubmitOpts echo;
+  echo.skills = {"echo"};
+  Submit(echo);           // runs
+  Task& e2 = Submit(echo);  // waits for the busy echo worker
+  EXPECT_EQ(d_->Unroutable(), 2u);
+  EXPECT_EQ(d_->WhyWaiting(g), "no worker has skill gpu");
+  EXPECT_NE(d_->WhyWaiting(b).find("gpu"), std::string::npos) << d_->WhyWaiting(b);
+  EXPECT_NE(d_->WhyWaiting(b).find("text"), std::string::npos) << d_->WhyWaiting(b);
+  EXPECT_EQ(d_->WhyWaiting(e2), "all 1 matching workers are full");
+
+  AddWorker(2, {"gpu"});  // g runs at once
+  EXPECT_EQ(g.rec.state, TaskState::kRunning);
+  EXPECT_EQ(g.rec.worker, "w2");
+  EXPECT_EQ(d_->Unroutable(), 1u);
+  ASSERT_EQ(d_->Drain("w2").code(), "");
+  EXPECT_EQ(out_.TakeType(2, "drain").size(), 1u);
+  Task& g2 = Submit(gpu);
+  EXPECT_EQ(g2.rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->Unroutable(), 1u) << "a draining gpu worker is still connected";
+  EXPECT_EQ(d_->WhyWaiting(g2), "all 1 matching workers are draining or ejected");
+}
+
+TEST_F(DispatcherTest, AWaitingTaskForAMissingSkillEndsTimedOutAfterItsTimeout) {
+  SubmitOpts o;
+  o.skills = {"gpu"};
+  o.timeout = seconds(2);
+  Task& t = Submit(o);
+  Advance(seconds(2));
+  EXPECT_EQ(t.rec.state, TaskState::kTimedOut);
+  EXPECT_NE(t.rec.error.find("no worker has skill gpu"), std::string::npos) << t.rec.error;
+  EXPECT_EQ(d_->Unroutable(), 0u);
+}
+
+TEST_F(DispatcherTest, PriorityOrdersTheQueueWithoutHeadOfLineBlocking) {
+  SubmitOpts gpu;
+  gpu.skills = {"gpu"};
+  gpu.priority = 100;
+  Task& top = Submit(gpu);
+  std::vector<Task*> echo;
+  for (int p : {0, 5, 0, 9, 5}) {
+    SubmitOpts o;
+    o.skills = {"echo"};
+    o.priority = p;
+    echo.push_back(&Submit(o));
+  }
+  AddWorker(1, {"echo"});
+  std::vector<std::string> ran;
+  for (int i = 0; i < 5; ++i) {
+    auto sent = TasksSent(1);
+    ASSERT_EQ(sent.size(), 1u);
+    ran.push_back(sent[0]);
+    Task* t = d_->FindTask(ParseTaskId(sent[0]));
+    Result(1, *t, true);
+  }
+  // 9, 5 (older), 5, 0 (older), 0
+  EXPECT_EQ(ran, (std::vector<std::string>{echo[3]->id_string(), echo[1]->id_string(),
+                                           echo[4]->id_string(), echo[0]->id_string(),
+                                           echo[2]->id_string()}));
+  EXPECT_EQ(top.rec.state, TaskState::kQueued);
+}
+
+TEST_F(DispatcherTest, ADrainingWorkerGetsNothingNew) {
+  AddWorker(1, {}, 2, "alpha");
+  Task& a = Submit();
+  ASSERT_TRUE(d_->Drain("alpha").ok());
+  EXPECT_EQ(out_.TakeType(1, "drain").size(), 1u);
+  Task& b = Submit();
+  EXPECT_EQ(b.rec.state, TaskState::kQueued);
+  Result(1, a, true);
+  EXPECT_EQ(a.rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(b.rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->Drain("nobody").code(), "not_found");
+}
+
+TEST_F(DispatcherTest, ResultsArePurgedAfterResultTtl) {
+  AddWorker(1);
+  SubmitOpts o;
+  o.key = "k";
+  Task& t = Submit(o);
+  const TaskId id = t.rec.id;
+  Result(1, t, true);
+  Advance(std::chrono::minutes(59));
+  EXPECT_NE(d_->FindTask(id), nullptr);
+  Advance(std::chrono::minutes(1));
+  EXPECT_EQ(d_->FindTask(id), nullptr);
+  // The key is free again: a new submit with it creates a new task.
+  SubmitReq again;
+  again.req = 1;
+  again.key = "k";
+  auto outcome = d_->Submit(again);
+  EXPECT_FALSE(outcome.existing);
+  EXPECT_NE(outcome.task->rec.id, id);
+}
+
+TEST_F(DispatcherTest, WaitOnAnEndedTaskAnswersAtOnce) {
+  AddWorker(1);
+  Task& t = Submit();
+  Result(1, t, true);
+  Ends();
+  d_->AddWaiter(t, 77, 5);
+  auto ends = out_.TakeType(77, "end");
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0]["req"], 5);
+  EXPECT_EQ(ends[0]["state"], "succeeded");
+}
+
+TEST_F(DispatcherTest, RoundRobinThroughTheDispatcherGivesEqualShares) {
+  Config c = BaseConfig();
+  c.routing.strategy = "round_robin";
+  Make(c);
+  AddWorker(1);
+  AddWorker(2);
+  AddWorker(3);
+  // Submitted in one batch, faster than they run; workers answer in turn.
+  std::vector<Task*> all;
+  for (int i = 0; i < 300; ++i) all.push_back(&Submit());
+  for (int round = 0; round < 300; ++round) {
+    bool any = false;
+    for (ConnId w : {3, 1, 2}) {
+      for (const std::string& id : TasksSent(w)) {
+        Result(w, *d_->FindTask(ParseTaskId(id)), true);
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+  EXPECT_EQ(d_->stats().succeeded, 300u);
+  for (ConnId w : {1, 2, 3}) {
+    EXPECT_NEAR(static_cast<double>(d_->workers().Find(w)->completed), 100.0, 1.0) << "w" << w;
+  }
+}
+
+}  // namespace
+}  // namespace pincer
