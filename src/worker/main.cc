@@ -1,1 +1,163 @@
-int main() { return 0; }
+// pincer-worker: connects to pincerd and runs COMMAND once per task. This
+// file only turns the command line into WorkerOptions and wires the event
+// loop; the protocol lives in worker_session, the processes in
+// process_task_runner.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <asio.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <pincer/version.h>
+
+#include "worker/child_process.h"
+#include "worker/endpoint.h"
+#include "worker/process_task_runner.h"
+#include "worker/worker_options.h"
+#include "worker/worker_session.h"
+
+namespace {
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? std::string(value) : fallback;
+}
+
+std::string DefaultName(const std::vector<std::string>& command) {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::string program = command.empty() ? "worker" : command.front();
+  const auto slash = program.rfind('/');
+  if (slash != std::string::npos) program = program.substr(slash + 1);
+  return program + "@" + (host[0] != '\0' ? host : "localhost");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace worker = pincer::worker;
+
+  CLI::App app{"pincer-worker: connects to pincerd and runs COMMAND once per task.\n"
+               "The task's payload is written to COMMAND's stdin; exit 0 reports its stdout\n"
+               "as the output, anything else a failure with the tail of its stderr.",
+               "pincer-worker"};
+  app.set_version_flag("--version", std::string("pincer-worker ") + pincer::kVersion);
+  app.footer("Example: pincer-worker --skill upper -- tr a-z A-Z");
+
+  std::string addr = EnvOr("PINCER_ADDR", "127.0.0.1:7878");
+  std::string token = EnvOr("PINCER_TOKEN", "");
+  std::string unix_path;
+  std::string name;
+  std::vector<std::string> skills;
+  std::vector<std::string> labels;
+  int capacity = 1;
+  std::size_t max_frame_bytes = 16u << 20;
+  double kill_grace_s = 2.0;
+  std::string log_level = "info";
+  std::vector<std::string> command;
+
+  app.add_option("--addr", addr, "pincerd address HOST:PORT or unix:PATH (env PINCER_ADDR)")
+      ->capture_default_str();
+  app.add_option("--token", token, "worker token (env PINCER_TOKEN)");
+  app.add_option("--unix", unix_path, "connect to this Unix socket instead of --addr");
+  app.add_option("--name", name, "name shown in `pincerctl workers` (default COMMAND@HOST)");
+  app.add_option("--skill", skills, "a skill this worker offers (repeatable)")
+      ->allow_extra_args(false);
+  app.add_option("--label", labels, "KEY=VALUE shown in `pincerctl workers` (repeatable)")
+      ->allow_extra_args(false);
+  app.add_option("--capacity", capacity, "tasks run at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-frame-bytes", max_frame_bytes,
+                 "the daemon's limits.max_frame_bytes; bounds lines and results")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+  app.add_option("--kill-grace", kill_grace_s, "seconds between SIGTERM and SIGKILL on cancel")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("command", command, "the command run per task (after --)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version land here too, with exit code 0; any real
+    // usage error exits 2 like pincerctl's.
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+
+  auto logger = spdlog::stderr_color_st("pincer-worker");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ pincer-worker[%P]: %v");
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  worker::WorkerOptions options;
+  const std::string target = unix_path.empty() ? addr : "unix:" + unix_path;
+  auto endpoint = worker::ParseEndpoint(target);
+  if (!endpoint) {
+    spdlog::error("bad address \"{}\": expected HOST:PORT, [V6]:PORT or unix:PATH", target);
+    return 2;
+  }
+  options.endpoint = *endpoint;
+  options.hello.token = token;
+  options.hello.name = name.empty() ? DefaultName(command) : name;
+  options.hello.skills = skills;
+  options.hello.capacity = capacity;
+  options.hello.spawn_id = EnvOr("PINCER_SPAWN_ID", "");
+  for (const auto& label : labels) {
+    const auto eq = label.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      spdlog::error("bad --label \"{}\": expected KEY=VALUE", label);
+      return 2;
+    }
+    options.hello.labels[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  options.command = command;
+  options.max_frame_bytes = max_frame_bytes;
+  options.kill_grace = std::chrono::milliseconds(static_cast<int64_t>(kill_grace_s * 1000));
+
+  worker::EnsureStdioOpen();
+  // A task that closes its stdin early must not kill the worker with
+  // SIGPIPE; the failed write is handled as an error instead.
+  signal(SIGPIPE, SIG_IGN);
+
+  asio::io_context io(1);
+  worker::ProcessRunnerOptions runner_options;
+  runner_options.command = options.command;
+  runner_options.stdout_cap = options.max_frame_bytes;
+  runner_options.kill_grace = options.kill_grace;
+  worker::ProcessTaskRunner runner(io, runner_options);
+
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  int exit_code = 0;
+  worker::WorkerSession session(
+      io, options, runner, [&rng, &unit] { return unit(rng); },
+      [&io, &exit_code](int code) {
+        exit_code = code;
+        io.stop();
+      });
+
+  asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+  stop_signals.async_wait([&session](std::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("received signal {}; stopping", sig);
+    session.Shutdown();
+  });
+
+  spdlog::info("pincer-worker {} starting: {} (skills: {}, capacity {})", pincer::kVersion,
+               options.endpoint.ToString(), fmt::join(options.hello.skills, ","), capacity);
+  session.Start();
+  io.run();
+  return exit_code;
+}

@@ -1,0 +1,157 @@
+#include "worker/line_connection.h"
+
+#include <fcntl.h>
+
+#include <utility>
+#include <vector>
+
+namespace pincer::worker {
+
+std::shared_ptr<LineConnection> LineConnection::Create(asio::io_context& io,
+                                                       std::size_t max_line_bytes) {
+  return std::shared_ptr<LineConnection>(new LineConnection(io, max_line_bytes));
+}
+
+LineConnection::LineConnection(asio::io_context& io, std::size_t max_line_bytes)
+    : socket_(io), resolver_(io), max_line_bytes_(max_line_bytes) {}
+
+void LineConnection::Connect(const Endpoint& endpoint,
+                             std::function<void(std::error_code)> done) {
+  auto self = shared_from_this();
+  is_unix_ = endpoint.is_unix;
+  if (endpoint.is_unix) {
+    const asio::local::stream_protocol::endpoint unix_ep(endpoint.path);
+    socket_.async_connect(asio::generic::stream_protocol::endpoint(unix_ep),
+                          [this, self, done = std::move(done)](std::error_code ec) mutable {
+                            AfterConnect(ec, done);
+                          });
+    return;
+  }
+  resolver_.async_resolve(
+      endpoint.host, endpoint.port,
+      [this, self, done = std::move(done)](
+          std::error_code ec, asio::ip::tcp::resolver::results_type results) mutable {
+        if (closed_) return;
+        if (ec) {
+          done(ec);
+          return;
+        }
+        std::vector<asio::generic::stream_protocol::endpoint> candidates;
+        for (const auto& entry : results) candidates.emplace_back(entry.endpoint());
+        asio::async_connect(socket_, candidates,
+                            [this, self, done = std::move(done)](
+                                std::error_code ec,
+                                const asio::generic::stream_protocol::endpoint&) mutable {
+                              AfterConnect(ec, done);
+                            });
+      });
+}
+
+void LineConnection::AfterConnect(std::error_code ec, std::function<void(std::error_code)>& done) {
+  if (closed_) return;
+  if (!ec) {
+    // Asio opens sockets without SOCK_CLOEXEC; task processes must not
+    // inherit the daemon connection (the spawner closes it too).
+    const int fd = socket_.native_handle();
+    fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    if (!is_unix_) {
+      std::error_code ignored;
+      socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    }
+  }
+  done(ec);
+}
+
+void LineConnection::Start(LineHandler on_line, ClosedHandler on_closed) {
+  on_line_ = std::move(on_line);
+  on_closed_ = std::move(on_closed);
+  ReadNext();
+}
+
+void LineConnection::ReadNext() {
+  // +1 leaves room for a "\r" before the "\n"; +1 for the "\n" itself.
+  asio::async_read_until(
+      socket_, asio::dynamic_buffer(read_buf_, max_line_bytes_ + 2), '\n',
+      [this, self = shared_from_this()](std::error_code ec, std::size_t n) {
+        if (closed_) return;
+        if (ec) {
+          if (ec == asio::error::not_found) {
+            Fail("the daemon sent a line longer than " + std::to_string(max_line_bytes_) +
+                 " bytes");
+          } else if (ec == asio::error::eof) {
+            Fail("the daemon closed the connection");
+          } else {
+            Fail(ec.message());
+          }
+          return;
+        }
+        std::string_view line(read_buf_.data(), n - 1);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (!line.empty() && on_line_) on_line_(line);
+        if (closed_) return;
+        read_buf_.erase(0, n);
+        ReadNext();
+      });
+}
+
+void LineConnection::Send(std::string line) {
+  if (closed_) return;
+  write_queue_.push_back(std::move(line));
+  if (!writing_) WriteNext();
+}
+
+void LineConnection::WriteNext() {
+  if (write_queue_.empty()) {
+    if (on_flushed_) {
+      auto flushed = std::move(on_flushed_);
+      Close();
+      flushed();
+    }
+    return;
+  }
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(write_queue_.front()),
+                    [this, self = shared_from_this()](std::error_code ec, std::size_t) {
+                      writing_ = false;
+                      if (closed_) return;
+                      if (ec) {
+                        Fail("write failed: " + ec.message());
+                        return;
+                      }
+                      write_queue_.pop_front();
+                      WriteNext();
+                    });
+}
+
+void LineConnection::CloseAfterFlush(std::function<void()> flushed) {
+  if (closed_) {
+    flushed();
+    return;
+  }
+  on_flushed_ = std::move(flushed);
+  if (!writing_) WriteNext();
+}
+
+void LineConnection::Fail(const std::string& reason) {
+  auto on_closed = std::move(on_closed_);
+  auto flushed = std::move(on_flushed_);
+  Close();
+  if (flushed) {
+    flushed();
+  } else if (on_closed) {
+    on_closed(reason);
+  }
+}
+
+void LineConnection::Close() {
+  if (closed_) return;
+  // The callbacks are kept, not reset: Close() may run inside one of them,
+  // and closed_ already keeps them from being called again.
+  closed_ = true;
+  std::error_code ignored;
+  resolver_.cancel();
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+}  // namespace pincer::worker

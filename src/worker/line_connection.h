@@ -1,0 +1,76 @@
+// One connection to pincerd carrying newline-delimited JSON: it dials (TCP
+// or Unix), reads lines into a bounded buffer and keeps one write in flight
+// with a queue behind it. It knows nothing of the protocol.
+//
+// Held by shared_ptr: every pending handler keeps it alive, and after
+// Close() no callback fires, so the owner may drop it at any time.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <asio.hpp>
+#include <asio/generic/stream_protocol.hpp>
+
+#include "worker/endpoint.h"
+
+namespace pincer::worker {
+
+class LineConnection : public std::enable_shared_from_this<LineConnection> {
+ public:
+  using LineHandler = std::function<void(std::string_view line)>;
+  using ClosedHandler = std::function<void(const std::string& reason)>;
+
+  // `max_line_bytes`: the longest line accepted from the peer (newline
+  // excluded); a longer one closes the connection.
+  static std::shared_ptr<LineConnection> Create(asio::io_context& io,
+                                                std::size_t max_line_bytes);
+
+  // Resolves and connects; `done` gets the error or success. Called once,
+  // unless Close() came first.
+  void Connect(const Endpoint& endpoint, std::function<void(std::error_code)> done);
+
+  // Starts reading. `on_line` gets each non-empty line (without "\r\n");
+  // `on_closed` is called once when the peer closes, an I/O error occurs or
+  // a line is too long — never after Close().
+  void Start(LineHandler on_line, ClosedHandler on_closed);
+
+  // Queues a line (ending in '\n') for sending. Ignored once closed.
+  void Send(std::string line);
+
+  // Sends everything queued, then closes and calls `flushed` (also when
+  // the connection fails first).
+  void CloseAfterFlush(std::function<void()> flushed);
+
+  // Closes now; no callback fires afterwards.
+  void Close();
+
+  bool closed() const { return closed_; }
+
+ private:
+  LineConnection(asio::io_context& io, std::size_t max_line_bytes);
+
+  void ReadNext();
+  void WriteNext();
+  void Fail(const std::string& reason);
+  void AfterConnect(std::error_code ec, std::function<void(std::error_code)>& done);
+
+  asio::generic::stream_protocol::socket socket_;
+  asio::ip::tcp::resolver resolver_;
+  std::size_t max_line_bytes_;
+  std::string read_buf_;
+  std::deque<std::string> write_queue_;
+  bool is_unix_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+  LineHandler on_line_;
+  ClosedHandler on_closed_;
+  std::function<void()> on_flushed_;
+};
+
+}  // namespace pincer::worker

@@ -1,0 +1,69 @@
+// Bounded capture of a child's output. Children can print without limit;
+// the worker keeps what fits in one result frame (stdout, from the start)
+// and what explains a failure (stderr, the end). Pure, header-only.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace pincer::worker {
+
+// Keeps the first `cap` bytes and remembers whether more arrived.
+class HeadBuffer {
+ public:
+  explicit HeadBuffer(std::size_t cap) : cap_(cap) {}
+
+  void Append(std::string_view bytes) {
+    total_ += bytes.size();
+    if (data_.size() >= cap_) return;
+    data_.append(bytes.substr(0, cap_ - data_.size()));
+  }
+
+  const std::string& data() const { return data_; }
+  std::string Take() { return std::move(data_); }
+  bool overflowed() const { return total_ > cap_; }
+  std::size_t total() const { return total_; }
+
+ private:
+  std::size_t cap_;
+  std::size_t total_ = 0;
+  std::string data_;
+};
+
+// Keeps the last `cap` bytes. The buffer is allowed to grow to twice the cap
+// before it is trimmed, so appending is amortised O(bytes).
+class TailBuffer {
+ public:
+  explicit TailBuffer(std::size_t cap) : cap_(cap) {}
+
+  void Append(std::string_view bytes) {
+    if (bytes.size() >= cap_) {
+      data_.assign(bytes.substr(bytes.size() - cap_));
+      truncated_ = true;
+      return;
+    }
+    data_.append(bytes);
+    if (data_.size() > 2 * cap_) Trim();
+  }
+
+  std::string Take() {
+    Trim();
+    return data_;
+  }
+  bool truncated() const { return truncated_ || data_.size() > cap_; }
+
+ private:
+  void Trim() {
+    if (data_.size() <= cap_) return;
+    data_.erase(0, data_.size() - cap_);
+    truncated_ = true;
+  }
+
+  std::size_t cap_;
+  std::string data_;
+  bool truncated_ = false;
+};
+
+}  // namespace pincer::worker

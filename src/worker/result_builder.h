@@ -1,0 +1,109 @@
+// How a finished child becomes a `result` line: the contract of SPEC
+// section 8 in one pure place. Header-only so unit tests include it.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/wire.h"
+
+namespace pincer::worker {
+
+// What the task runner observed, handed over once the child has been reaped
+// and its pipes have been read to the end.
+struct TaskOutcome {
+  enum class Kind { kExited, kSignaled, kSpawnFailed };
+  Kind kind = Kind::kExited;
+  int code = 0;                     // exit status (kExited) or signal (kSignaled)
+  std::string stdout_data;          // the first bytes of stdout, up to the cap
+  bool stdout_overflowed = false;   // stdout was longer than the cap
+  std::size_t stdout_total = 0;     // bytes the child wrote to stdout
+  std::string stderr_tail;          // the last bytes of stderr
+  bool stderr_truncated = false;    // earlier stderr was dropped
+  std::string spawn_error;          // kSpawnFailed: why
+};
+
+// The bytes a task's stdin receives: a JSON string payload as its raw text
+// (so `cat`, `tr`, `wc` work on plain text), anything else as compact JSON.
+inline std::string PayloadToStdin(const nlohmann::json& payload) {
+  if (payload.is_string()) return payload.get<std::string>();
+  return payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+inline std::string_view TrimTrailingSpace(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' ||
+                        s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// stdout as the result's `output`: parsed as JSON when it is one JSON value
+// (ignoring the trailing newline most programs print), else the exact bytes
+// as a string.
+inline nlohmann::json StdoutToOutput(std::string_view out) {
+  const std::string_view trimmed = TrimTrailingSpace(out);
+  if (!trimmed.empty()) {
+    nlohmann::json parsed = nlohmann::json::parse(trimmed, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_discarded()) return parsed;
+  }
+  return std::string(out);
+}
+
+// The `error` text of a failed run: "exit status N: <stderr tail>" or
+// "killed by signal N: <stderr tail>".
+inline std::string DescribeFailure(const TaskOutcome& o) {
+  std::string text;
+  switch (o.kind) {
+    case TaskOutcome::Kind::kSpawnFailed:
+      return o.spawn_error;
+    case TaskOutcome::Kind::kExited:
+      text = "exit status " + std::to_string(o.code);
+      break;
+    case TaskOutcome::Kind::kSignaled:
+      text = "killed by signal " + std::to_string(o.code);
+      break;
+  }
+  const std::string_view tail = TrimTrailingSpace(o.stderr_tail);
+  if (!tail.empty()) {
+    text += ": ";
+    if (o.stderr_truncated) text += "...";
+    text += tail;
+  }
+  return text;
+}
+
+// The full result line for a task. A result that would not fit in one frame
+// of `max_frame_bytes` becomes a non-retryable failure instead: the daemon
+// would refuse the frame, and running the task again would not shrink it.
+inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
+                              std::size_t max_frame_bytes) {
+  if (o.kind == TaskOutcome::Kind::kSpawnFailed) {
+    return FailureLine(id, DescribeFailure(o), /*retryable=*/false);
+  }
+  if (o.kind != TaskOutcome::Kind::kExited || o.code != 0) {
+    return FailureLine(id, DescribeFailure(o), /*retryable=*/true);
+  }
+  if (o.stdout_overflowed) {
+    return FailureLine(id,
+                       "output too large: stdout was " + std::to_string(o.stdout_total) +
+                           " bytes, more than the " + std::to_string(max_frame_bytes) +
+                           "-byte frame limit",
+                       /*retryable=*/false);
+  }
+  std::string line = DumpLine(
+      {{"type", "result"}, {"id", id}, {"ok", true}, {"output", StdoutToOutput(o.stdout_data)}});
+  if (line.size() - 1 > max_frame_bytes) {
+    return FailureLine(id,
+                       "output too large: the result is " + std::to_string(line.size() - 1) +
+                           " bytes encoded, more than the " + std::to_string(max_frame_bytes) +
+                           "-byte frame limit",
+                       /*retryable=*/false);
+  }
+  return line;
+}
+
+}  // namespace pincer::worker

@@ -1,0 +1,26 @@
+// Everything pincer-worker is told on its command line and environment,
+// already validated by main.cc.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "worker/endpoint.h"
+#include "worker/wire.h"
+
+namespace pincer::worker {
+
+struct WorkerOptions {
+  Endpoint endpoint;
+  HelloFields hello;                  // token, name, skills, capacity, labels, spawn_id
+  std::vector<std::string> command;   // argv of the per-task command
+  std::size_t max_frame_bytes = 16u << 20;  // the daemon's limits.max_frame_bytes
+  std::chrono::milliseconds handshake_timeout{10000};  // connect + welcome
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{5000};
+  std::chrono::milliseconds kill_grace{2000};  // SIGTERM to SIGKILL
+};
+
+}  // namespace pincer::worker

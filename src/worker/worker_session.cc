@@ -1,0 +1,285 @@
+#include "worker/worker_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+#include <variant>
+
+#include <pincer/version.h>
+
+#include "worker/result_builder.h"
+
+namespace pincer::worker {
+namespace {
+
+// Tasks carry a payload of up to the daemon's frame limit plus the task's
+// own fields, so a task line may be a little longer than a frame we send.
+constexpr std::size_t kTaskEnvelopeSlack = 1u << 20;
+
+}  // namespace
+
+WorkerSession::WorkerSession(asio::io_context& io, WorkerOptions options, TaskRunner& runner,
+                             std::function<double()> unit_random, ExitHandler on_exit)
+    : io_(io),
+      options_(std::move(options)),
+      runner_(runner),
+      backoff_(options_.backoff_initial, options_.backoff_max, std::move(unit_random)),
+      on_exit_(std::move(on_exit)),
+      handshake_timer_(io),
+      heartbeat_timer_(io),
+      reconnect_timer_(io),
+      exit_timer_(io) {
+  runner_.SetOnDone(
+      [this](const std::string& id, TaskOutcome outcome) { OnTaskDone(id, std::move(outcome)); });
+  runner_.SetOnProcessGone([this] { OnProcessGone(); });
+}
+
+void WorkerSession::Start() { Connect(); }
+
+void WorkerSession::Connect() {
+  const uint64_t gen = ++conn_gen_;
+  welcomed_ = false;
+  conn_ = LineConnection::Create(io_, options_.max_frame_bytes + kTaskEnvelopeSlack);
+  spdlog::debug("connecting to {}", options_.endpoint.ToString());
+
+  handshake_timer_.expires_after(options_.handshake_timeout);
+  handshake_timer_.async_wait([this, gen](std::error_code ec) {
+    if (ec || gen != conn_gen_ || welcomed_) return;
+    DropConnection("no welcome within " + std::to_string(options_.handshake_timeout.count()) +
+                   "ms");
+  });
+
+  conn_->Connect(options_.endpoint, [this, gen](std::error_code ec) {
+    if (gen != conn_gen_) return;
+    if (ec) {
+      DropConnection("cannot connect: " + ec.message());
+      return;
+    }
+    conn_->Start([this](std::string_view line) { OnLine(line); },
+                 [this](const std::string& reason) { DropConnection(reason); });
+    conn_->Send(HelloLine(options_.hello, kProtocolVersion));
+  });
+}
+
+void WorkerSession::OnLine(std::string_view line) {
+  DaemonMessage msg = ParseDaemonMessage(line);
+  std::visit(
+      [this, line](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, WelcomeMsg>) {
+          OnWelcome(m);
+        } else if constexpr (std::is_same_v<T, ErrorMsg>) {
+          OnDaemonError(m);
+        } else if constexpr (std::is_same_v<T, BadMsg>) {
+          spdlog::warn("ignoring a bad line from the daemon ({}): {:.200}", m.reason, line);
+        } else if constexpr (std::is_same_v<T, UnknownMsg>) {
+          spdlog::debug("ignoring a message of unknown type \"{}\"", m.type);
+        } else if (!welcomed_) {
+          spdlog::warn("ignoring a message before welcome: {:.200}", line);
+        } else if constexpr (std::is_same_v<T, TaskMsg>) {
+          OnTask(m);
+        } else if constexpr (std::is_same_v<T, CancelMsg>) {
+          OnCancel(m);
+        } else if constexpr (std::is_same_v<T, DrainMsg>) {
+          OnDrain();
+        }
+      },
+      msg);
+}
+
+void WorkerSession::OnWelcome(const WelcomeMsg& m) {
+  if (welcomed_) {
+    spdlog::warn("ignoring a second welcome");
+    return;
+  }
+  welcomed_ = true;
+  worker_id_ = m.id;
+  heartbeat_interval_ = std::chrono::milliseconds(m.heartbeat_ms);
+  handshake_timer_.cancel();
+  backoff_.Reset();
+  failed_attempts_ = 0;
+  spdlog::info("connected to {} as worker {} (heartbeat every {}ms)",
+               options_.endpoint.ToString(), worker_id_, m.heartbeat_ms);
+  next_heartbeat_ = std::chrono::steady_clock::now();
+  SendHeartbeat();
+}
+
+void WorkerSession::OnTask(TaskMsg& m) {
+  // The daemon never sends more than we announced or anything once we
+  // drain; if it does anyway, hand the task straight back rather than
+  // overload the machine.
+  if (draining_ || stopping_) {
+    conn_->Send(FailureLine(m.id, "worker is draining", /*retryable=*/true));
+    return;
+  }
+  if (runner_.IsRunning(m.id)) {
+    spdlog::warn("task {} is already running here; ignoring the duplicate", m.id);
+    return;
+  }
+  if (runner_.running() >= static_cast<std::size_t>(options_.hello.capacity)) {
+    conn_->Send(FailureLine(
+        m.id, "worker is at capacity (" + std::to_string(options_.hello.capacity) + ")",
+        /*retryable=*/true));
+    return;
+  }
+  spdlog::info("task {} attempt {}: starting", m.id, m.attempt);
+  runner_.Start(TaskSpec{m.id, PayloadToStdin(m.payload), m.session, m.attempt});
+}
+
+void WorkerSession::OnCancel(const CancelMsg& m) {
+  if (runner_.Cancel(m.id)) {
+    spdlog::info("task {}: cancelled by the daemon, stopping it", m.id);
+  } else {
+    spdlog::debug("cancel for task {}, which does not run here", m.id);
+  }
+}
+
+void WorkerSession::OnDrain() {
+  if (!draining_) {
+    spdlog::info("draining: finishing {} task(s), then exiting", runner_.running());
+  }
+  draining_ = true;
+  MaybeFinishDrain();
+}
+
+void WorkerSession::OnDaemonError(const ErrorMsg& m) {
+  if (!welcomed_) {
+    // unauthorized / bad_hello: the daemon closes next; we retry with
+    // backoff, as the operator may fix the token on the daemon's side.
+    spdlog::error("daemon refused the handshake: {}: {}", m.code, m.message);
+  } else {
+    spdlog::warn("daemon error: {}: {}", m.code, m.message);
+  }
+}
+
+void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
+  std::string line = ResultLine(id, outcome, options_.max_frame_bytes);
+  if (outcome.kind == TaskOutcome::Kind::kExited && outcome.code == 0) {
+    spdlog::info("task {}: done ({} bytes of output)", id, outcome.stdout_total);
+  } else {
+    spdlog::warn("task {}: failed: {:.300}", id, DescribeFailure(outcome));
+  }
+  if (conn_ && welcomed_) conn_->Send(std::move(line));
+  MaybeFinishDrain();
+}
+
+void WorkerSession::OnProcessGone() {
+  if (stopping_ && runner_.processes() == 0) Exit(0);
+}
+
+void WorkerSession::DropConnection(const std::string& reason) {
+  if (conn_) {
+    conn_->Close();
+    conn_.reset();
+  }
+  ++conn_gen_;  // orphan the timers of the connection just dropped
+  const bool was_welcomed = welcomed_;
+  welcomed_ = false;
+  handshake_timer_.cancel();
+  heartbeat_timer_.cancel();
+  if (stopping_ || exited_) return;
+
+  if (runner_.running() > 0) {
+    // The daemon requeues whatever we held; a result sent on the next
+    // connection would be refused, so the work is pointless now.
+    spdlog::warn("stopping {} running task(s): the connection was lost", runner_.running());
+    runner_.CancelAll();
+  }
+  if (draining_) {
+    spdlog::info("connection closed while draining ({}); exiting", reason);
+    Shutdown();
+    return;
+  }
+  ++failed_attempts_;
+  if (was_welcomed) {
+    spdlog::warn("lost the connection to {}: {}", options_.endpoint.ToString(), reason);
+  } else if (failed_attempts_ == 1 || failed_attempts_ % 20 == 0) {
+    // Logged once per outage (and now and then after), not every retry.
+    spdlog::warn("{}: {} (attempt {}; retrying with backoff)", options_.endpoint.ToString(),
+                 reason, failed_attempts_);
+  } else {
+    spdlog::debug("{}: {} (attempt {})", options_.endpoint.ToString(), reason, failed_attempts_);
+  }
+  ScheduleReconnect();
+}
+
+void WorkerSession::ScheduleReconnect() {
+  const auto delay = backoff_.Next();
+  spdlog::debug("reconnecting in {}ms", delay.count());
+  reconnect_timer_.expires_after(delay);
+  reconnect_timer_.async_wait([this](std::error_code ec) {
+    if (ec || stopping_ || exited_) return;
+    Connect();
+  });
+}
+
+void WorkerSession::ScheduleHeartbeat() {
+  // Scheduled from the previous deadline, not from "now", so heartbeats
+  // keep their interval however long a loop iteration took.
+  next_heartbeat_ += heartbeat_interval_;
+  const auto now = std::chrono::steady_clock::now();
+  if (next_heartbeat_ < now) next_heartbeat_ = now;
+  heartbeat_timer_.expires_at(next_heartbeat_);
+  const uint64_t gen = conn_gen_;
+  heartbeat_timer_.async_wait([this, gen](std::error_code ec) {
+    if (ec || gen != conn_gen_ || !welcomed_) return;
+    SendHeartbeat();
+  });
+}
+
+void WorkerSession::SendHeartbeat() {
+  conn_->Send(HeartbeatLine(sampler_.Sample(std::chrono::steady_clock::now(), runner_.pids())));
+  ScheduleHeartbeat();
+}
+
+void WorkerSession::MaybeFinishDrain() {
+  if (!draining_ || finishing_drain_ || stopping_ || runner_.running() > 0) return;
+  finishing_drain_ = true;
+  spdlog::info("drained; exiting");
+  // Bounded: a daemon that stopped reading must not keep us forever.
+  exit_timer_.expires_after(options_.kill_grace + std::chrono::seconds(1));
+  exit_timer_.async_wait([this](std::error_code ec) {
+    if (!ec) Exit(0);
+  });
+  if (conn_) {
+    conn_->CloseAfterFlush([this] { Exit(0); });
+  } else {
+    Exit(0);
+  }
+}
+
+void WorkerSession::Shutdown() {
+  if (stopping_ || exited_) return;
+  stopping_ = true;
+  reconnect_timer_.cancel();
+  DropConnection("shutting down");
+  if (runner_.running() > 0) spdlog::info("stopping {} running task(s)", runner_.running());
+  runner_.CancelAll();
+  if (runner_.processes() == 0) {
+    Exit(0);
+    return;
+  }
+  // Each task escalates to SIGKILL after the grace; this bounds the wait
+  // for processes that do not die even then (the runner's destructor
+  // sends a last SIGKILL).
+  exit_timer_.expires_after(options_.kill_grace + std::chrono::seconds(1));
+  exit_timer_.async_wait([this](std::error_code ec) {
+    if (!ec) Exit(0);
+  });
+}
+
+void WorkerSession::Exit(int code) {
+  if (exited_) return;
+  exited_ = true;
+  handshake_timer_.cancel();
+  heartbeat_timer_.cancel();
+  reconnect_timer_.cancel();
+  exit_timer_.cancel();
+  if (conn_) {
+    conn_->Close();
+    conn_.reset();
+  }
+  on_exit_(code);
+}
+
+}  // namespace pincer::worker

@@ -1,0 +1,88 @@
+// The worker's side of the protocol over time: connect, hello, heartbeats,
+// tasks in and results out, cancel and drain, and reconnecting with backoff
+// whenever the daemon goes away. Single-threaded: everything runs on the
+// io_context it is given.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <asio.hpp>
+
+#include "worker/backoff.h"
+#include "worker/line_connection.h"
+#include "worker/load_sampler.h"
+#include "worker/task_runner.h"
+#include "worker/wire.h"
+#include "worker/worker_options.h"
+
+namespace pincer::worker {
+
+class WorkerSession {
+ public:
+  // Called once, when the worker is done (drained, or stopped by a
+  // signal); the caller stops the loop.
+  using ExitHandler = std::function<void(int exit_code)>;
+
+  // REQUIRES: `io` and `runner` outlive this session and the loop stops
+  // (on_exit) before the session is destroyed. `unit_random` returns
+  // values in [0, 1) for the reconnect jitter.
+  WorkerSession(asio::io_context& io, WorkerOptions options, TaskRunner& runner,
+                std::function<double()> unit_random, ExitHandler on_exit);
+
+  void Start();
+
+  // SIGTERM/SIGINT: drop the connection (the daemon requeues what we
+  // held), stop every task's processes and exit 0 once they are gone.
+  void Shutdown();
+
+ private:
+  void Connect();
+  void OnLine(std::string_view line);
+  void OnWelcome(const WelcomeMsg& m);
+  void OnTask(TaskMsg& m);
+  void OnCancel(const CancelMsg& m);
+  void OnDrain();
+  void OnDaemonError(const ErrorMsg& m);
+  void OnTaskDone(const std::string& id, TaskOutcome outcome);
+  void OnProcessGone();
+  void DropConnection(const std::string& reason);
+  void ScheduleReconnect();
+  void ScheduleHeartbeat();
+  void SendHeartbeat();
+  void MaybeFinishDrain();
+  void Exit(int code);
+
+  asio::io_context& io_;
+  WorkerOptions options_;
+  TaskRunner& runner_;
+  Backoff backoff_;
+  LoadSampler sampler_;
+  ExitHandler on_exit_;
+
+  std::shared_ptr<LineConnection> conn_;
+  // Bumped for every connection attempt; timer handlers scheduled for an
+  // earlier connection see a different value and do nothing.
+  uint64_t conn_gen_ = 0;
+  bool welcomed_ = false;
+  std::string worker_id_;
+  std::chrono::milliseconds heartbeat_interval_{5000};
+  std::chrono::steady_clock::time_point next_heartbeat_;
+  int failed_attempts_ = 0;
+
+  bool draining_ = false;
+  bool finishing_drain_ = false;
+  bool stopping_ = false;
+  bool exited_ = false;
+
+  asio::steady_timer handshake_timer_;
+  asio::steady_timer heartbeat_timer_;
+  asio::steady_timer reconnect_timer_;
+  asio::steady_timer exit_timer_;
+};
+
+}  // namespace pincer::worker
