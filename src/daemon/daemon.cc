@@ -50,6 +50,13 @@ Status Daemon::Start() {
 
   ClientApi::Hooks hooks;
   hooks.reload = [this] { return Reload(); };
+  hooks.pools = [this] { return supervisor_ ? supervisor_->PoolsView() : nlohmann::json::array(); };
+  hooks.worker_extra = [this](const Worker& w, nlohmann::json& v) {
+    if (supervisor_) supervisor_->AddWorkerFields(w, v);
+  };
+  hooks.stats_extra = [this](nlohmann::json& v) {
+    if (supervisor_) supervisor_->AddStats(v);
+  };
   api_ = std::make_unique<ClientApi>(*dispatcher_, *this, std::move(hooks));
 
   auto listen = [this](const std::string& address) -> Status {
@@ -70,6 +77,7 @@ Status Daemon::Start() {
     std::ofstream(tmp) << listeners_.front()->bound() << "\n";
     std::rename(tmp.c_str(), options_.address_file.c_str());
   }
+  StartSupervisor();
   WatchSignals();
   ArmTimer();
   return Status::Ok();
@@ -181,7 +189,10 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
     peer.role = Role::kWorker;
     // Welcome first, so it precedes any task the worker is given at once.
     Send(id, EncodeWelcome("w" + std::to_string(id), hb_ms));
-    const std::string wid = dispatcher_->AddWorker(id, hello);
+    // A process of ours: bind this connection to it (pid <-> tasks).
+    std::optional<std::string> pool;
+    if (supervisor_) pool = supervisor_->OnHello(hello.spawn_id, id);
+    const std::string wid = dispatcher_->AddWorker(id, hello, pool.value_or(""));
     spdlog::info("worker {} connected: name={} capacity={} skills=[{}]", wid, hello.name,
                  hello.capacity, fmt::join(hello.skills, ","));
   } else {
@@ -206,6 +217,7 @@ void Daemon::OnClosed(Connection& c) {
   if (role == Role::kWorker) {
     spdlog::info("worker w{} disconnected", c.id());
     dispatcher_->OnDisconnect(c.id(), "worker w" + std::to_string(c.id()) + " disconnected");
+    if (supervisor_) supervisor_->OnDisconnect(c.id());
     ScheduleFlush();
   }
   if (stopping_) CheckDrained();
@@ -225,6 +237,9 @@ std::string* Daemon::Buffer(ConnId conn) {
 }
 
 void Daemon::Close(ConnId conn) {
+  // Only Dispatcher::KillWorker closes connections: a managed worker declared
+  // dead (missed heartbeats) has a hung process, which the supervisor replaces.
+  if (supervisor_) supervisor_->OnWorkerDead(conn);
   if (Peer* peer = FindPeer(conn)) peer->conn->CloseAfterFlush();
 }
 
@@ -308,6 +323,7 @@ Status Daemon::Reload() {
   }
   config_ = std::move(next);
   dispatcher_->Reconfigure(config_);
+  if (supervisor_ && !stopping_) supervisor_->Apply(config_.pools);
   spdlog::set_level(spdlog::level::from_str(config_.log_level));
   spdlog::info("config reloaded from {}", options_.config_path);
   ScheduleFlush();
@@ -320,6 +336,7 @@ void Daemon::Shutdown(const std::string& why) {
   spdlog::info("{}: shutting down; no new tasks, {} running task(s) may finish", why,
                dispatcher_->stats().running);
   dispatcher_->StopAccepting();
+  if (supervisor_) supervisor_->StopRestarts();
   for (auto& l : listeners_) l->Close();
   for (auto& [id, peer] : peers_) {
     if (peer.role == Role::kWorker) Send(id, EncodeDrain());
@@ -329,14 +346,41 @@ void Daemon::Shutdown(const std::string& why) {
     if (ec) return;
     spdlog::warn("drain timeout: stopping with {} task(s) still running",
                  dispatcher_->stats().running);
-    io_.stop();
+    drain_expired_ = true;
+    CheckDrained();
   });
   ScheduleFlush();
 }
 
+void Daemon::StartSupervisor() {
+  SupervisorOptions options;
+  options.address = listeners_.front()->bound();
+  options.token = config_.auth.worker_token;
+  options.drain_timeout = config_.shutdown.drain_timeout;
+  SupervisorHooks hooks;
+  hooks.kill_worker = [this](ConnId conn, const std::string& reason) {
+    dispatcher_->KillWorker(conn, reason);
+    ScheduleFlush();
+  };
+  hooks.drain_worker = [this](ConnId conn) {
+    dispatcher_->Drain("w" + std::to_string(conn));
+    ScheduleFlush();
+  };
+  hooks.inflight = [this](ConnId conn) {
+    const Worker* w = dispatcher_->workers().Find(conn);
+    return w ? w->inflight() : 0;
+  };
+  hooks.stopped = [this] { ScheduleFlush(); };  // FlushAll runs CheckDrained
+  supervisor_ = std::make_unique<SupervisorService>(io_, clock_, std::move(options), std::move(hooks));
+  supervisor_->Start(config_.pools);
+}
+
 void Daemon::CheckDrained() {
-  if (dispatcher_->stats().running > 0 || flush_scheduled_) return;
+  if ((dispatcher_->stats().running > 0 && !drain_expired_) || flush_scheduled_) return;
   if (store_->dirty() && !store_->Commit().ok()) return;
+  // Children go after the tasks: SIGTERM, SIGKILL after stop_grace; the
+  // supervisor's `stopped` hook brings us back here once all are reaped.
+  if (supervisor_ && !supervisor_->StopAll()) return;
   spdlog::info("all running tasks ended; bye");
   for (auto& [id, peer] : peers_) peer.conn->CloseAfterFlush();
   if (drain_timer_) drain_timer_->cancel();

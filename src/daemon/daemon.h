@@ -19,6 +19,7 @@
 #include "net/connection.h"
 #include "net/listener.h"
 #include "store/store.h"
+#include "supervisor/supervisor_service.h"
 
 namespace pincer {
 
@@ -69,6 +70,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   void ArmTimer();
   void WatchSignals();
   void CheckDrained();
+  void StartSupervisor();
   Peer* FindPeer(ConnId id);
 
   asio::io_context& io_;
@@ -88,6 +90,9 @@ class Daemon final : public Connection::Handler, public Outbox {
   asio::signal_set signals_;
   bool stopping_ = false;
   std::unique_ptr<asio::steady_timer> drain_timer_;
+  bool drain_expired_ = false;  // past shutdown.drain_timeout: stop with tasks running
+  // Declared last: destroyed first, killing its children while the rest still exists.
+  std::unique_ptr<SupervisorService> supervisor_;
   int exit_code_ = 0;
 };
 

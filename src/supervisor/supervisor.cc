@@ -1,0 +1,536 @@
+#include "supervisor/supervisor.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+#include "supervisor/backoff.h"
+
+namespace pincer {
+namespace {
+
+bool Alive(const Supervisor::Replica& r) { return r.pid != 0; }
+
+bool ShouldRestart(const std::string& policy, bool failure) {
+  if (policy == "always") return true;
+  if (policy == "on-failure") return failure;
+  return false;  // "never"
+}
+
+std::string Ms(Duration d) { return FormatDuration(d); }
+
+}  // namespace
+
+std::string ExitStatus::Describe() const {
+  if (signaled) {
+    const char* name = strsignal(signal);
+    return "signal " + std::to_string(signal) + (name ? std::string(" (") + name + ")" : "");
+  }
+  return "exit code " + std::to_string(code);
+}
+
+std::string_view ReplicaStateName(Supervisor::ReplicaState s) {
+  switch (s) {
+    case Supervisor::ReplicaState::kWaiting: return "waiting";
+    case Supervisor::ReplicaState::kStarting: return "starting";
+    case Supervisor::ReplicaState::kRunning: return "running";
+    case Supervisor::ReplicaState::kDraining: return "draining";
+    case Supervisor::ReplicaState::kStopping: return "stopping";
+    case Supervisor::ReplicaState::kDone: return "done";
+  }
+  return "unknown";
+}
+
+Supervisor::Supervisor(const Clock& clock, Spawner& spawner, std::function<double()> random01,
+                       SupervisorOptions options, SupervisorHooks hooks)
+    : clock_(clock),
+      spawner_(spawner),
+      random01_(std::move(random01)),
+      options_(std::move(options)),
+      hooks_(std::move(hooks)) {}
+
+std::string Supervisor::Tag(const Pool& pool, const Replica& r) const {
+  return pool.config.name + "/" + std::to_string(r.index);
+}
+
+Supervisor::Pool* Supervisor::FindPool(const std::string& name) {
+  for (auto& p : pools_) {
+    if (p->config.name == name) return p.get();
+  }
+  return nullptr;
+}
+
+// ------------------------------------------------------------ configuration
+
+void Supervisor::Start(const std::vector<PoolConfig>& pools) { Apply(pools); }
+
+void Supervisor::Apply(const std::vector<PoolConfig>& configs) {
+  if (stopping_) return;
+  for (auto& p : pools_) {
+    const bool kept = std::any_of(configs.begin(), configs.end(),
+                                  [&](const PoolConfig& c) { return c.name == p->config.name; });
+    if (kept || p->removed) continue;
+    spdlog::info("pool {}: removed from the config; draining and stopping its processes",
+                 p->config.name);
+    p->removed = true;
+    for (auto& r : p->replicas) Retire(*p, *r);
+  }
+  for (const PoolConfig& c : configs) {
+    Pool* p = FindPool(c.name);
+    if (!p) {
+      pools_.push_back(std::make_unique<Pool>());
+      p = pools_.back().get();
+      p->config = c;
+      spdlog::info("pool {}: starting {} replica(s) of [{}]", c.name, c.replicas,
+                   fmt::join(c.command, " "));
+      Scale(*p);
+      continue;
+    }
+    const bool replace = p->removed || c.command != p->config.command || c.env != p->config.env ||
+                         c.cwd != p->config.cwd;
+    if (replace) {
+      if (!p->removed) spdlog::info("pool {}: command, env or cwd changed; replacing its processes", c.name);
+      for (auto& r : p->replicas) Retire(*p, *r);
+      p->removed = false;
+    }
+    if (p->failed) {
+      // A reload is the operator's way to say "try again".
+      spdlog::info("pool {}: was failed; the reload gives it a fresh start", c.name);
+      p->failed = false;
+      p->restart_times.clear();
+      for (auto& r : p->replicas) {
+        if (r->state == ReplicaState::kDone && !r->retire) {
+          r->failures = 0;
+          Spawn(*p, *r);
+        }
+      }
+    }
+    if (c.replicas != p->config.replicas && !replace) {
+      spdlog::info("pool {}: scaling from {} to {} replica(s)", c.name, p->config.replicas, c.replicas);
+    }
+    p->config = c;
+    Scale(*p);
+  }
+  Sweep();
+}
+
+void Supervisor::Scale(Pool& pool) {
+  std::vector<Replica*> active;
+  for (auto& r : pool.replicas) {
+    if (!r->retire) active.push_back(r.get());
+  }
+  const auto desired = static_cast<std::size_t>(std::max(pool.config.replicas, 0));
+  if (active.size() > desired) {
+    // Retire what costs least to lose: processes not yet serving first,
+    // then the newest slots.
+    std::sort(active.begin(), active.end(), [](const Replica* a, const Replica* b) {
+      const bool a_serving = a->state == ReplicaState::kRunning;
+      const bool b_serving = b->state == ReplicaState::kRunning;
+      if (a_serving != b_serving) return !a_serving;
+      return a->index > b->index;
+    });
+    for (std::size_t i = 0; i < active.size() - desired; ++i) Retire(pool, *active[i]);
+  }
+  for (std::size_t n = active.size(); n < desired; ++n) AddReplica(pool);
+}
+
+void Supervisor::AddReplica(Pool& pool) {
+  // The lowest index no live slot uses, so logs read echo/0, echo/1, ...
+  int index = 0;
+  for (bool taken = true; taken; ++index) {
+    taken = std::any_of(pool.replicas.begin(), pool.replicas.end(),
+                        [&](const auto& r) { return !r->retire && r->index == index; });
+    if (!taken) break;
+  }
+  auto r = std::make_unique<Replica>();
+  r->index = index;
+  Replica& ref = *r;
+  pool.replicas.push_back(std::move(r));
+  Spawn(pool, ref);
+}
+
+// ----------------------------------------------------------------- processes
+
+void Supervisor::Spawn(Pool& pool, Replica& r) {
+  const TimePoint now = clock_.Now();
+  // Unique across restarts of pincerd too, so a stray process of an older
+  // pincerd can never be taken for one of ours.
+  r.spawn_id = pool.config.name + "." + std::to_string(r.index) + "." +
+               std::to_string(clock_.UnixMillis()) + "." + std::to_string(next_spawn_++);
+  SpawnSpec spec;
+  spec.argv = pool.config.command;
+  spec.env = pool.config.env;
+  // pincerd's own variables win over the pool's env: they are how the
+  // child finds its way back.
+  spec.env["PINCER_ADDR"] = options_.address;
+  spec.env["PINCER_TOKEN"] = options_.token;
+  spec.env["PINCER_POOL"] = pool.config.name;
+  spec.env["PINCER_REPLICA"] = std::to_string(r.index);
+  spec.env["PINCER_SPAWN_ID"] = r.spawn_id;
+  spec.cwd = pool.config.cwd;
+  spec.log_tag = Tag(pool, r);
+
+  r.started = now;
+  r.conn = 0;
+  r.kill_sent = false;
+  r.forced = false;
+  std::string error;
+  const pid_t pid = spawner_.Spawn(spec, error);
+  if (pid <= 0) {
+    spdlog::error("{}: cannot start [{}]: {}", Tag(pool, r), fmt::join(spec.argv, " "), error);
+    r.pid = 0;
+    AfterExit(pool, r, /*failure=*/true, "could not start");
+    return;
+  }
+  r.pid = pid;
+  r.state = ReplicaState::kStarting;
+  r.due = now + pool.config.start_timeout;
+  spdlog::info("{}: started pid {} (spawn id {})", Tag(pool, r), pid, r.spawn_id);
+}
+
+void Supervisor::AfterExit(Pool& pool, Replica& r, bool failure, const std::string& what) {
+  const TimePoint now = clock_.Now();
+  r.pid = 0;
+  r.conn = 0;
+  r.kill_sent = false;
+  r.forced = false;
+  r.due.reset();
+  r.state = ReplicaState::kDone;
+  if (r.retire || stopping_ || no_restarts_ || pool.removed) {
+    spdlog::info("{}: {}; stopped", Tag(pool, r), what);
+    return;
+  }
+  const RestartConfig& rc = pool.config.restart;
+  if (!ShouldRestart(rc.policy, failure)) {
+    spdlog::log(failure ? spdlog::level::warn : spdlog::level::info,
+                "{}: {}; restart policy {}: not restarted", Tag(pool, r), what, rc.policy);
+    return;
+  }
+  if (pool.failed) {
+    spdlog::warn("{}: {}; pool {} has failed: not restarted", Tag(pool, r), what, pool.config.name);
+    return;
+  }
+  while (!pool.restart_times.empty() && pool.restart_times.front() + rc.window <= now) {
+    pool.restart_times.pop_front();
+  }
+  if (static_cast<int>(pool.restart_times.size()) >= rc.max_restarts) {
+    pool.failed = true;
+    spdlog::error("pool {} failed: {} restart(s) within {} (max_restarts {}); last: {}: {}; "
+                  "it is not restarted until the config is reloaded",
+                  pool.config.name, pool.restart_times.size(), Ms(rc.window), rc.max_restarts,
+                  Tag(pool, r), what);
+    return;
+  }
+  // A process that stayed up for min_uptime was healthy: its next crash
+  // starts the backoff from the beginning again.
+  if (now - r.started >= rc.min_uptime) r.failures = 0;
+  const Duration delay = BackoffDelay(rc.backoff, r.failures, random01_ ? random01_() : 0.0);
+  ++r.failures;
+  ++r.restarts;
+  ++pool.restarts;
+  pool.restart_times.push_back(now);
+  r.state = ReplicaState::kWaiting;
+  r.due = now + delay;
+  spdlog::log(failure ? spdlog::level::warn : spdlog::level::info,
+              "{}: {}; restarting in {} (restart {} of the pool)", Tag(pool, r), what, Ms(delay),
+              pool.restarts);
+}
+
+void Supervisor::Retire(Pool& pool, Replica& r) {
+  if (r.retire) return;
+  r.retire = true;
+  switch (r.state) {
+    case ReplicaState::kWaiting:
+    case ReplicaState::kDone:
+      r.state = ReplicaState::kDone;
+      r.due.reset();
+      return;
+    case ReplicaState::kStarting:
+      Terminate(pool, r);
+      return;
+    case ReplicaState::kRunning:
+      r.state = ReplicaState::kDraining;
+      r.drain_until = clock_.Now() + options_.drain_timeout;
+      r.due = clock_.Now();  // stopped at once if it holds nothing
+      if (r.conn && hooks_.drain_worker) hooks_.drain_worker(r.conn);
+      return;
+    case ReplicaState::kDraining:
+    case ReplicaState::kStopping:
+      return;
+  }
+}
+
+void Supervisor::Terminate(Pool& pool, Replica& r) {
+  if (!Alive(r)) {
+    r.state = ReplicaState::kDone;
+    r.due.reset();
+    return;
+  }
+  spdlog::info("{}: stopping pid {} (SIGTERM, SIGKILL after {})", Tag(pool, r), r.pid,
+               Ms(pool.config.stop_grace));
+  spawner_.Signal(r.pid, SIGTERM);
+  r.state = ReplicaState::kStopping;
+  r.due = clock_.Now() + pool.config.stop_grace;
+}
+
+void Supervisor::Kill(Replica& r) {
+  if (!Alive(r) || r.kill_sent) return;
+  spawner_.Signal(r.pid, SIGKILL);
+  r.kill_sent = true;
+  r.due.reset();
+}
+
+bool Supervisor::StopAll() {
+  if (!stopping_) {
+    stopping_ = true;
+    spdlog::info("supervisor: stopping {} child process(es)", LivePids().size());
+    for (auto& p : pools_) {
+      for (auto& r : p->replicas) {
+        if (Alive(*r) && r->state != ReplicaState::kStopping) {
+          Terminate(*p, *r);
+        } else if (!Alive(*r)) {
+          r->state = ReplicaState::kDone;
+          r->due.reset();
+        }
+      }
+    }
+    // Nothing to wait for: the caller learns it from the return value.
+    if (!AnyAlive()) stopped_reported_ = true;
+    Sweep();
+  }
+  return !AnyAlive();
+}
+
+// -------------------------------------------------------------------- events
+
+std::optional<std::string> Supervisor::OnHello(const std::string& spawn_id, ConnId conn) {
+  if (spawn_id.empty()) return std::nullopt;
+  for (auto& p : pools_) {
+    for (auto& r : p->replicas) {
+      if (r->spawn_id != spawn_id || !Alive(*r)) continue;
+      r->conn = conn;
+      if (r->state == ReplicaState::kStarting) {
+        r->state = ReplicaState::kRunning;
+        r->due.reset();
+      }
+      spdlog::info("{}: pid {} said hello as w{}", Tag(*p, *r), r->pid, conn);
+      return p->config.name;
+    }
+  }
+  return std::nullopt;
+}
+
+void Supervisor::OnDisconnect(ConnId conn) {
+  if (conn == 0) return;
+  for (auto& p : pools_) {
+    for (auto& r : p->replicas) {
+      if (r->conn != conn) continue;
+      r->conn = 0;
+      if (!Alive(*r) || stopping_) return;
+      if (r->state == ReplicaState::kRunning) {
+        // pincer-worker reconnects by itself; give it as long as a new one.
+        r->state = ReplicaState::kStarting;
+        r->due = clock_.Now() + p->config.start_timeout;
+        spdlog::info("{}: pid {} disconnected; it has {} to connect again", Tag(*p, *r), r->pid,
+                     Ms(p->config.start_timeout));
+      } else if (r->state == ReplicaState::kDraining) {
+        Terminate(*p, *r);  // nothing left to drain
+      }
+      return;
+    }
+  }
+}
+
+void Supervisor::OnWorkerDead(ConnId conn) {
+  if (conn == 0) return;
+  for (auto& p : pools_) {
+    for (auto& r : p->replicas) {
+      if (r->conn != conn) continue;
+      r->conn = 0;
+      if (!Alive(*r) || r->kill_sent) return;
+      spdlog::warn("{}: pid {} is alive but its worker was declared dead; killing it", Tag(*p, *r),
+                   r->pid);
+      r->forced = true;
+      r->state = ReplicaState::kStopping;
+      Kill(*r);
+      return;
+    }
+  }
+}
+
+void Supervisor::OnExit(pid_t pid, const ExitStatus& status) {
+  for (auto& p : pools_) {
+    for (auto& r : p->replicas) {
+      if (r->pid != pid || pid == 0) continue;
+      const ConnId conn = r->conn;
+      const bool failure = r->forced || !status.success();
+      std::string what = "pid " + std::to_string(pid) + " exited with " + status.Describe();
+      if (r->forced) what += " (killed by pincerd as hung)";
+      AfterExit(*p, *r, failure, what);
+      // After our own state is settled, since this calls back into pincerd:
+      // the tasks of the dead process are requeued now, not after missed heartbeats.
+      if (conn && hooks_.kill_worker) hooks_.kill_worker(conn, p->config.name + ": " + what);
+      Sweep();
+      return;
+    }
+  }
+  spdlog::debug("supervisor: reaped unknown pid {}", pid);
+}
+
+// --------------------------------------------------------------------- time
+
+std::optional<TimePoint> Supervisor::NextDeadline() const {
+  std::optional<TimePoint> next;
+  for (const auto& p : pools_) {
+    for (const auto& r : p->replicas) {
+      if (r->due && (!next || *r->due < *next)) next = r->due;
+    }
+  }
+  return next;
+}
+
+void Supervisor::RunDue() {
+  const TimePoint now = clock_.Now();
+  for (auto& p : pools_) {
+    // By index: a spawn never adds replicas, but keep iteration robust.
+    for (std::size_t i = 0; i < p->replicas.size(); ++i) {
+      Replica& r = *p->replicas[i];
+      if (!r.due || *r.due > now) continue;
+      r.due.reset();
+      switch (r.state) {
+        case ReplicaState::kWaiting:
+          if (!stopping_) Spawn(*p, r);
+          break;
+        case ReplicaState::kStarting:
+          spdlog::warn("{}: pid {} did not say hello within {} of {}; killing it", Tag(*p, r),
+                       r.pid, Ms(p->config.start_timeout),
+                       r.restarts || r.conn ? "(re)connecting" : "starting");
+          r.forced = true;
+          r.state = ReplicaState::kStopping;
+          Kill(r);
+          break;
+        case ReplicaState::kDraining: {
+          const int busy = r.conn && hooks_.inflight ? hooks_.inflight(r.conn) : 0;
+          if (busy == 0 || now >= r.drain_until) {
+            Terminate(*p, r);
+          } else {
+            r.due = std::min(now + options_.drain_poll, r.drain_until);
+          }
+          break;
+        }
+        case ReplicaState::kStopping:
+          spdlog::warn("{}: pid {} still running {} after SIGTERM; SIGKILL", Tag(*p, r), r.pid,
+                       Ms(p->config.stop_grace));
+          Kill(r);
+          break;
+        case ReplicaState::kRunning:
+        case ReplicaState::kDone:
+          break;
+      }
+    }
+  }
+  Sweep();
+}
+
+void Supervisor::Sweep() {
+  for (auto& p : pools_) {
+    std::erase_if(p->replicas, [](const std::unique_ptr<Replica>& r) {
+      return r->retire && r->state == ReplicaState::kDone && !Alive(*r);
+    });
+  }
+  std::erase_if(pools_, [](const std::unique_ptr<Pool>& p) { return p->removed && p->replicas.empty(); });
+  if (stopping_ && !stopped_reported_ && !AnyAlive()) {
+    stopped_reported_ = true;
+    spdlog::info("supervisor: every child process has exited");
+    if (hooks_.stopped) hooks_.stopped();
+  }
+}
+
+bool Supervisor::AnyAlive() const {
+  for (const auto& p : pools_) {
+    for (const auto& r : p->replicas) {
+      if (Alive(*r)) return true;
+    }
+  }
+  return false;
+}
+
+// -------------------------------------------------------------------- views
+
+std::string Supervisor::PoolState(const std::string& name) const {
+  for (const auto& p : pools_) {
+    if (p->config.name != name) continue;
+    if (p->failed) return "failed";
+    if (p->removed || stopping_) return "stopping";
+    bool pending = false, live = false;
+    for (const auto& r : p->replicas) {
+      if (r->retire) continue;
+      if (r->state == ReplicaState::kWaiting || r->state == ReplicaState::kStarting) pending = true;
+      if (Alive(*r)) live = true;
+    }
+    if (pending) return "starting";
+    return live ? "running" : "stopped";
+  }
+  return "";
+}
+
+nlohmann::json Supervisor::PoolsView() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : pools_) {
+    int running = 0, ready = 0;
+    nlohmann::json pids = nlohmann::json::array();
+    for (const auto& r : p->replicas) {
+      if (!Alive(*r)) continue;
+      ++running;
+      if (r->state == ReplicaState::kRunning && r->conn) ++ready;
+      pids.push_back(r->pid);
+    }
+    out.push_back({{"name", p->config.name},
+                   {"state", PoolState(p->config.name)},
+                   {"desired", p->removed ? 0 : p->config.replicas},
+                   {"running", running},
+                   {"ready", ready},
+                   {"restarts", p->restarts},
+                   {"policy", p->config.restart.policy},
+                   {"pids", std::move(pids)},
+                   {"command", p->config.command}});
+  }
+  return out;
+}
+
+int Supervisor::FailedPools() const {
+  return static_cast<int>(
+      std::count_if(pools_.begin(), pools_.end(), [](const auto& p) { return p->failed; }));
+}
+
+int Supervisor::TotalRestarts() const {
+  int n = 0;
+  for (const auto& p : pools_) n += p->restarts;
+  return n;
+}
+
+const Supervisor::Replica* Supervisor::FindByConn(ConnId conn, std::string* pool) const {
+  if (conn == 0) return nullptr;
+  for (const auto& p : pools_) {
+    for (const auto& r : p->replicas) {
+      if (r->conn != conn) continue;
+      if (pool) *pool = p->config.name;
+      return r.get();
+    }
+  }
+  return nullptr;
+}
+
+std::vector<pid_t> Supervisor::LivePids() const {
+  std::vector<pid_t> pids;
+  for (const auto& p : pools_) {
+    for (const auto& r : p->replicas) {
+      if (Alive(*r)) pids.push_back(r->pid);
+    }
+  }
+  return pids;
+}
+
+}  // namespace pincer
