@@ -1,0 +1,40 @@
+// src/worker/proc_stat.h: parsing /proc/PID/stat and /proc/PID/statm.
+#include "worker/proc_stat.h"
+
+#include <gtest/gtest.h>
+
+namespace pincer::worker {
+namespace {
+
+TEST(ParseProcStatTest, SumsUserAndSystemTicks) {
+  // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+  // majflt cmajflt utime stime cutime cstime ...
+  const char* line =
+      "1234 (pincer-worker) S 1 1234 1234 0 -1 4194560 500 0 0 0 "
+      "70 30 5 7 20 0 1 0 100 1000000 300 ...";
+  auto t = ParseProcStat(line);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->self, 100u);
+  EXPECT_EQ(t->children, 12u);
+}
+
+TEST(ParseProcStatTest, CommandNameWithSpacesAndParens) {
+  const char* line = "99 (my (odd) name) R 1 99 99 0 -1 0 0 0 0 0 1 2 3 4 20 0";
+  auto t = ParseProcStat(line);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->self, 3u);
+  EXPECT_EQ(t->children, 7u);
+}
+
+TEST(ParseProcStatTest, Truncated) {
+  EXPECT_FALSE(ParseProcStat("1234 (x) S 1 2 3").has_value());
+  EXPECT_FALSE(ParseProcStat("no parens at all").has_value());
+}
+
+TEST(ParseStatmTest, ResidentIsTheSecondField) {
+  EXPECT_EQ(ParseStatmResidentPages("2000 345 100 10 0 500 0\n"), 345u);
+  EXPECT_FALSE(ParseStatmResidentPages("2000").has_value());
+}
+
+}  // namespace
+}  // namespace pincer::worker

@@ -1,0 +1,140 @@
+// src/worker/result_builder.h: how a finished task process becomes a result.
+#include "worker/result_builder.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace pincer::worker {
+namespace {
+
+using nlohmann::json;
+
+TaskOutcome Exited(int code, std::string out = "", std::string err = "") {
+  TaskOutcome o;
+  o.kind = TaskOutcome::Kind::kExited;
+  o.code = code;
+  o.stdout_total = out.size();
+  o.stdout_data = std::move(out);
+  o.stderr_tail = std::move(err);
+  return o;
+}
+
+json Parse(const std::string& line) {
+  EXPECT_FALSE(line.empty());
+  EXPECT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1) << "a result must be one line";
+  return json::parse(line);
+}
+
+TEST(PayloadToStdinTest, StringPayloadIsRawText) {
+  EXPECT_EQ(PayloadToStdin(json("hello\nworld")), "hello\nworld");
+  EXPECT_EQ(PayloadToStdin(json("")), "");
+}
+
+TEST(PayloadToStdinTest, OtherPayloadsAreCompactJson) {
+  EXPECT_EQ(PayloadToStdin(json::parse(R"({"a": [1, 2]})")), R"({"a":[1,2]})");
+  EXPECT_EQ(PayloadToStdin(json(42)), "42");
+  EXPECT_EQ(PayloadToStdin(json()), "null");
+  EXPECT_EQ(PayloadToStdin(json(true)), "true");
+}
+
+TEST(StdoutToOutputTest, JsonIsParsedIgnoringTrailingWhitespace) {
+  EXPECT_EQ(StdoutToOutput("{\"x\":1}\n"), json::parse(R"({"x":1})"));
+  EXPECT_EQ(StdoutToOutput("  [1,2] \r\n\t"), json::parse("[1,2]"));
+  EXPECT_EQ(StdoutToOutput("42"), json(42));
+  EXPECT_EQ(StdoutToOutput("\"quoted\"\n"), json("quoted"));
+  EXPECT_EQ(StdoutToOutput("null"), json());
+}
+
+TEST(StdoutToOutputTest, AnythingElseIsTheExactString) {
+  EXPECT_EQ(StdoutToOutput("hello"), json("hello"));
+  EXPECT_EQ(StdoutToOutput("hello\n"), json("hello\n"));
+  EXPECT_EQ(StdoutToOutput(""), json(""));
+  EXPECT_EQ(StdoutToOutput("\n"), json("\n"));
+  EXPECT_EQ(StdoutToOutput("{\"x\":1} trailing"), json("{\"x\":1} trailing"));
+  EXPECT_EQ(StdoutToOutput("1\n2\n"), json("1\n2\n"));  // two values are not one JSON
+}
+
+TEST(DescribeFailureTest, ExitStatusWithTrimmedStderrTail) {
+  EXPECT_EQ(DescribeFailure(Exited(1)), "exit status 1");
+  EXPECT_EQ(DescribeFailure(Exited(3, "", "boom\n")), "exit status 3: boom");
+  EXPECT_EQ(DescribeFailure(Exited(3, "", " \n")), "exit status 3");
+}
+
+TEST(DescribeFailureTest, SignalAndTruncatedTail) {
+  TaskOutcome o = Exited(0, "", "...the end\n");
+  o.kind = TaskOutcome::Kind::kSignaled;
+  o.code = 9;
+  EXPECT_EQ(DescribeFailure(o), "killed by signal 9: ...the end");
+  o.stderr_truncated = true;
+  o.stderr_tail = "end";
+  EXPECT_EQ(DescribeFailure(o), "killed by signal 9: ...end");
+}
+
+TEST(ResultLineTest, SuccessCarriesParsedOutput) {
+  const json r = Parse(ResultLine("t1", Exited(0, "{\"n\":2}\n"), 1 << 20));
+  EXPECT_EQ(r, json::parse(R"({"type":"result","id":"t1","ok":true,"output":{"n":2}})"));
+}
+
+TEST(ResultLineTest, SuccessWithTextOutput) {
+  const json r = Parse(ResultLine("t1", Exited(0, "two\nlines"), 1 << 20));
+  EXPECT_EQ(r["output"], "two\nlines");
+}
+
+TEST(ResultLineTest, NonZeroExitIsRetryableFailure) {
+  const json r = Parse(ResultLine("t2", Exited(2, "ignored", "bad input\n"), 1 << 20));
+  EXPECT_EQ(r, json::parse(R"({"type":"result","id":"t2","ok":false,
+                               "error":"exit status 2: bad input","retryable":true})"));
+}
+
+TEST(ResultLineTest, SignalIsRetryableFailure) {
+  TaskOutcome o;
+  o.kind = TaskOutcome::Kind::kSignaled;
+  o.code = 15;
+  const json r = Parse(ResultLine("t3", o, 1 << 20));
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_EQ(r["retryable"], true);
+  EXPECT_EQ(r["error"], "killed by signal 15");
+}
+
+TEST(ResultLineTest, SpawnFailureIsNotRetryable) {
+  TaskOutcome o;
+  o.kind = TaskOutcome::Kind::kSpawnFailed;
+  o.spawn_error = "cannot run \"nosuch\": No such file or directory";
+  const json r = Parse(ResultLine("t4", o, 1 << 20));
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_EQ(r["retryable"], false);
+  EXPECT_EQ(r["error"], o.spawn_error);
+}
+
+TEST(ResultLineTest, StdoutBeyondTheCapIsAPermanentFailure) {
+  TaskOutcome o = Exited(0, std::string(100, 'a'));
+  o.stdout_overflowed = true;
+  o.stdout_total = 5000;
+  const json r = Parse(ResultLine("t5", o, 100));
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_EQ(r["retryable"], false);
+  EXPECT_NE(r["error"].get<std::string>().find("5000 bytes"), std::string::npos);
+}
+
+TEST(ResultLineTest, ResultThatWouldExceedTheFrameIsAPermanentFailure) {
+  // 90 bytes of quotes double when escaped: the encoded line exceeds 150.
+  const std::string out(90, '"');
+  const json r = Parse(ResultLine("t6", Exited(0, out), 150));
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_EQ(r["retryable"], false);
+  EXPECT_NE(r["error"].get<std::string>().find("output too large"), std::string::npos);
+  // The same output fits a larger frame.
+  EXPECT_EQ(Parse(ResultLine("t6", Exited(0, out), 1000))["output"], out);
+}
+
+TEST(ResultLineTest, InvalidUtf8IsReplacedNotThrown) {
+  const json r = Parse(ResultLine("t7", Exited(0, "\xff ok"), 1 << 20));
+  EXPECT_EQ(r["output"], "\xEF\xBF\xBD ok");
+  const json f = Parse(ResultLine("t8", Exited(1, "", "bad \xc3"), 1 << 20));
+  EXPECT_EQ(f["error"], "exit status 1: bad \xEF\xBF\xBD");
+}
+
+}  // namespace
+}  // namespace pincer::worker

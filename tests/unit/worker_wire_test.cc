@@ -1,0 +1,116 @@
+// src/worker/wire.h: daemon lines into typed messages, and the worker's own
+// hello/heartbeat/failure lines.
+#include "worker/wire.h"
+
+#include <gtest/gtest.h>
+
+namespace pincer::worker {
+namespace {
+
+using nlohmann::json;
+
+TEST(ParseDaemonMessageTest, Welcome) {
+  auto m = ParseDaemonMessage(R"({"type":"welcome","id":"w3","heartbeat_ms":250})");
+  ASSERT_TRUE(std::holds_alternative<WelcomeMsg>(m));
+  EXPECT_EQ(std::get<WelcomeMsg>(m).id, "w3");
+  EXPECT_EQ(std::get<WelcomeMsg>(m).heartbeat_ms, 250);
+}
+
+TEST(ParseDaemonMessageTest, WelcomeWithoutIntervalKeepsTheDefault) {
+  auto m = ParseDaemonMessage(R"({"type":"welcome","id":"w3"})");
+  ASSERT_TRUE(std::holds_alternative<WelcomeMsg>(m));
+  EXPECT_EQ(std::get<WelcomeMsg>(m).heartbeat_ms, 5000);
+  EXPECT_TRUE(std::holds_alternative<BadMsg>(
+      ParseDaemonMessage(R"({"type":"welcome","id":"w3","heartbeat_ms":0})")));
+}
+
+TEST(ParseDaemonMessageTest, FullTask) {
+  auto m = ParseDaemonMessage(
+      R"({"type":"task","id":"t18","skills":["echo"],"payload":{"a":1},"attempt":2,)"
+      R"("session":"chat-1","deadline_ms":1764000000000})");
+  ASSERT_TRUE(std::holds_alternative<TaskMsg>(m));
+  const auto& t = std::get<TaskMsg>(m);
+  EXPECT_EQ(t.id, "t18");
+  EXPECT_EQ(t.payload, json::parse(R"({"a":1})"));
+  EXPECT_EQ(t.attempt, 2);
+  EXPECT_EQ(t.session, "chat-1");
+  EXPECT_EQ(t.deadline_ms, 1764000000000);
+}
+
+TEST(ParseDaemonMessageTest, MinimalTaskGetsDefaults) {
+  auto m = ParseDaemonMessage(R"({"type":"task","id":"t1","session":null,"deadline_ms":null})");
+  ASSERT_TRUE(std::holds_alternative<TaskMsg>(m));
+  const auto& t = std::get<TaskMsg>(m);
+  EXPECT_TRUE(t.payload.is_null());
+  EXPECT_EQ(t.attempt, 1);
+  EXPECT_EQ(t.session, "");
+  EXPECT_FALSE(t.deadline_ms.has_value());
+}
+
+TEST(ParseDaemonMessageTest, CancelDrainError) {
+  auto c = ParseDaemonMessage(R"({"type":"cancel","id":"t9"})");
+  ASSERT_TRUE(std::holds_alternative<CancelMsg>(c));
+  EXPECT_EQ(std::get<CancelMsg>(c).id, "t9");
+  EXPECT_TRUE(std::holds_alternative<DrainMsg>(ParseDaemonMessage(R"({"type":"drain"})")));
+  auto e = ParseDaemonMessage(R"({"type":"error","code":"unknown_task","message":"no task t0"})");
+  ASSERT_TRUE(std::holds_alternative<ErrorMsg>(e));
+  EXPECT_EQ(std::get<ErrorMsg>(e).code, "unknown_task");
+  EXPECT_EQ(std::get<ErrorMsg>(e).message, "no task t0");
+}
+
+TEST(ParseDaemonMessageTest, UnknownTypeIsToleratedForNewerDaemons) {
+  auto m = ParseDaemonMessage(R"({"type":"ping","seq":1})");
+  ASSERT_TRUE(std::holds_alternative<UnknownMsg>(m));
+  EXPECT_EQ(std::get<UnknownMsg>(m).type, "ping");
+}
+
+TEST(ParseDaemonMessageTest, BadLines) {
+  for (const char* line : {"not json", "[1,2]", "42", R"({"no":"type"})", R"({"type":7})",
+                           R"({"type":"task"})", R"({"type":"task","id":""})",
+                           R"({"type":"task","id":5})", R"({"type":"cancel"})",
+                           R"({"type":"task","id":"t1"} trailing)"}) {
+    EXPECT_TRUE(std::holds_alternative<BadMsg>(ParseDaemonMessage(line))) << line;
+  }
+}
+
+TEST(HelloLineTest, CarriesEveryWorkerField) {
+  HelloFields h;
+  h.token = "wtok";
+  h.name = "echo-1";
+  h.skills = {"echo", "text"};
+  h.capacity = 2;
+  h.labels = {{"host", "box1"}};
+  h.spawn_id = "s-4";
+  const std::string line = HelloLine(h, 1);
+  ASSERT_EQ(line.back(), '\n');
+  EXPECT_EQ(json::parse(line),
+            json::parse(R"({"type":"hello","role":"worker","proto":1,"token":"wtok",
+                            "name":"echo-1","skills":["echo","text"],"capacity":2,
+                            "labels":{"host":"box1"},"spawn_id":"s-4"})"));
+}
+
+TEST(HelloLineTest, OptionalFieldsAreLeftOut) {
+  HelloFields h;
+  h.name = "n";
+  const json j = json::parse(HelloLine(h, 1));
+  EXPECT_FALSE(j.contains("spawn_id"));
+  EXPECT_FALSE(j.contains("labels"));
+  EXPECT_EQ(j["skills"], json::array());
+  EXPECT_EQ(j["capacity"], 1);
+}
+
+TEST(HeartbeatLineTest, LoadIsAlwaysAnObject) {
+  EXPECT_EQ(json::parse(HeartbeatLine(json{{"cpu", 0.5}})),
+            json::parse(R"({"type":"heartbeat","load":{"cpu":0.5}})"));
+  EXPECT_EQ(json::parse(HeartbeatLine(json())),
+            json::parse(R"({"type":"heartbeat","load":{}})"));
+}
+
+TEST(FailureLineTest, Shape) {
+  EXPECT_EQ(json::parse(FailureLine("t1", "worker is draining", true)),
+            json::parse(R"({"type":"result","id":"t1","ok":false,
+                            "error":"worker is draining","retryable":true})"));
+}
+
+}  // namespace
+}  // namespace pincer::worker
