@@ -1,0 +1,323 @@
+"""A pincer worker in standard-library Python, written from docs/protocol.md.
+
+    from pincer_worker import run_worker
+
+    def handle(task):
+        task.progress("halfway")      # optional
+        return task.payload.upper()   # becomes the result's output
+
+    run_worker(handle, skills=["upper"])
+
+A handler's return value (any JSON-serializable value) is the task's output.
+Raising TaskError(msg, retryable=False) fails the task for good; any other
+exception fails this attempt and lets pincerd retry it.
+"""
+
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+
+__all__ = ["run_worker", "Worker", "Task", "TaskError"]
+
+PROTO = 1
+DEFAULT_ADDR = "127.0.0.1:7878"
+MAX_LINE_BYTES = 17 << 20  # the daemon's default frame limit, plus a task's own fields
+
+log = logging.getLogger("pincer_worker")
+
+
+class TaskError(Exception):
+    """Raise from a handler to fail a task with a message of your choosing."""
+
+    def __init__(self, message, retryable=True):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Task:
+    """One task as the handler sees it. `cancelled` is set when pincerd
+    cancels the task (or the connection is lost): Python cannot stop a
+    thread, so long handlers should check it and return early."""
+
+    def __init__(self, msg, worker, conn):
+        self.id = msg["id"]
+        self.payload = msg.get("payload")
+        self.attempt = msg.get("attempt", 1)
+        self.session = msg.get("session")
+        self.skills = msg.get("skills", [])
+        self.deadline_ms = msg.get("deadline_ms")
+        self.cancelled = threading.Event()
+        self._worker = worker
+        self._conn = conn
+
+    def progress(self, data):
+        """Report progress (any JSON value); shown by `pincerctl status`."""
+        if not self.cancelled.is_set():
+            self._conn.send({"type": "progress", "id": self.id, "data": data})
+
+
+class _Connection:
+    """A socket with a lock around writes: task threads, the heartbeat thread
+    and the reader all send on it."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.closed = threading.Event()
+
+    def send(self, msg):
+        data = (json.dumps(msg, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        with self.lock:
+            if self.closed.is_set():
+                return False
+            try:
+                self.sock.sendall(data)
+                return True
+            except OSError:
+                self.close()
+                return False
+
+    def close(self):
+        self.closed.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in recv
+        except OSError:
+            pass
+
+    def dispose(self):
+        """Closes and frees the socket; only its reader may call this."""
+        self.close()
+        with self.lock:
+            self.sock.close()
+
+
+def _connect(addr, timeout):
+    if addr.startswith("unix:"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(addr[len("unix:"):])
+        return sock
+    host, _, port = addr.rpartition(":")
+    sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _read_lines(sock, max_line_bytes):
+    """Yields the peer's lines; a line longer than the bound ends the stream."""
+    buf = b""
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            return
+        buf += chunk
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            line, buf = buf[:nl].rstrip(b"\r"), buf[nl + 1:]
+            if line:
+                yield line
+        if len(buf) > max_line_bytes:
+            log.error("the daemon sent a line longer than %d bytes", max_line_bytes)
+            return
+
+
+class _Load:
+    """CPU (cores) and resident memory of this process, for heartbeats."""
+
+    def __init__(self):
+        self.last = None
+
+    def sample(self):
+        load = {}
+        t = os.times()
+        now, cpu = time.monotonic(), t.user + t.system + t.children_user + t.children_system
+        if self.last and now > self.last[0]:
+            load["cpu"] = round(max(0.0, cpu - self.last[1]) / (now - self.last[0]), 3)
+        self.last = (now, cpu)
+        try:
+            with open("/proc/self/statm") as f:
+                load["rss_bytes"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            pass
+        return load
+
+
+class Worker:
+    def __init__(self, handler, skills=(), capacity=1, name=None, addr=None, token=None,
+                 labels=None, max_line_bytes=MAX_LINE_BYTES):
+        self.handler = handler
+        self.skills = list(skills)
+        self.capacity = int(capacity)
+        self.name = name or "python@" + socket.gethostname()
+        self.addr = addr or os.environ.get("PINCER_ADDR") or DEFAULT_ADDR
+        self.token = token if token is not None else os.environ.get("PINCER_TOKEN", "")
+        self.labels = labels or {}
+        self.spawn_id = os.environ.get("PINCER_SPAWN_ID")
+        self.max_line_bytes = max_line_bytes
+        self._stop = threading.Event()
+        self._draining = False
+        self._running = {}  # task id -> Task, for the current connection
+        self._lock = threading.Lock()
+        self._conn = None
+        self._load = _Load()
+
+    def stop(self):
+        """Leaves the loop in run(); safe from signal handlers and other threads."""
+        self._stop.set()
+        if self._conn:
+            self._conn.close()
+
+    def run(self):
+        """Serves tasks until drained or stopped, reconnecting (with jittered
+        exponential backoff) whenever the daemon goes away."""
+        delay = 0.1
+        while not self._stop.is_set():
+            welcomed = False
+            try:
+                welcomed = self._serve_one_connection()
+            except (OSError, ValueError) as e:
+                log.warning("connection to %s: %s", self.addr, e)
+            self._abandon_tasks()
+            if self._draining or self._stop.is_set():
+                return
+            if welcomed:
+                delay = 0.1
+            self._stop.wait(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, 5.0)
+
+    def _serve_one_connection(self):
+        conn = self._conn = _Connection(_connect(self.addr, timeout=10))
+        try:
+            if self._stop.is_set():  # stop() ran before _conn was set
+                return False
+            return self._handshake_and_serve(conn)
+        finally:
+            conn.dispose()
+
+    def _handshake_and_serve(self, conn):
+        hello = {"type": "hello", "role": "worker", "proto": PROTO, "token": self.token,
+                 "name": self.name, "skills": self.skills, "capacity": self.capacity}
+        if self.labels:
+            hello["labels"] = self.labels
+        if self.spawn_id:
+            hello["spawn_id"] = self.spawn_id
+        conn.send(hello)
+        lines = _read_lines(conn.sock, self.max_line_bytes)
+        welcome = json.loads(next(lines, b"{}"))  # the socket's 10s timeout bounds the wait
+        if welcome.get("type") != "welcome":
+            log.error("daemon refused the handshake: %s", welcome)
+            return False
+        conn.sock.settimeout(None)
+        log.info("connected to %s as %s", self.addr, welcome.get("id"))
+        interval = max(welcome.get("heartbeat_ms", 5000), 10) / 1000.0
+        threading.Thread(target=self._heartbeats, args=(conn, interval), daemon=True).start()
+        for line in lines:
+            self._on_line(conn, line)
+        return True
+
+    def _heartbeats(self, conn, interval):
+        while not conn.closed.is_set():
+            conn.send({"type": "heartbeat", "load": self._load.sample()})
+            conn.closed.wait(interval)
+
+    def _on_line(self, conn, line):
+        try:
+            msg = json.loads(line)
+            kind = msg["type"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a bad line from the daemon: %.200r", line)
+            return
+        if kind == "task":
+            self._on_task(conn, msg)
+        elif kind == "cancel":
+            with self._lock:
+                task = self._running.pop(msg.get("id"), None)
+            if task:
+                log.info("task %s cancelled", task.id)
+                task.cancelled.set()
+        elif kind == "drain":
+            log.info("draining")
+            with self._lock:
+                self._draining = True
+                idle = not self._running
+            if idle:
+                conn.close()
+        elif kind == "error":
+            log.warning("daemon error %s: %s", msg.get("code"), msg.get("message"))
+
+    def _on_task(self, conn, msg):
+        if not isinstance(msg.get("id"), str):
+            log.warning("ignoring a task without an id")
+            return
+        with self._lock:
+            refuse = ("worker is draining" if self._draining else
+                      "worker is at capacity (%d)" % self.capacity
+                      if len(self._running) >= self.capacity else None)
+            if not refuse:
+                task = self._running[msg["id"]] = Task(msg, self, conn)
+        if refuse:
+            conn.send({"type": "result", "id": msg["id"], "ok": False, "error": refuse,
+                       "retryable": True})
+            return
+        threading.Thread(target=self._run_task, args=(conn, task), daemon=True).start()
+
+    def _run_task(self, conn, task):
+        def failure(error, retryable):
+            return {"type": "result", "id": task.id, "ok": False, "error": error,
+                    "retryable": retryable}
+        try:
+            output = self.handler(task)
+        except TaskError as e:
+            result = failure(str(e), e.retryable)
+        except Exception as e:  # noqa: BLE001 - any handler failure fails the attempt
+            result = failure("%s: %s" % (type(e).__name__, e), True)
+        else:
+            result = {"type": "result", "id": task.id, "ok": True, "output": output}
+            try:
+                json.dumps(output, allow_nan=False)
+            except (TypeError, ValueError) as e:
+                # Running it again would return the same thing.
+                result = failure("output is not JSON-serializable: %s" % e, False)
+        with self._lock:
+            mine = self._running.get(task.id) is task
+            if mine:
+                del self._running[task.id]
+            drained = self._draining and not self._running
+        if mine and not task.cancelled.is_set():
+            conn.send(result)
+        if drained:
+            conn.close()
+
+    def _abandon_tasks(self):
+        # pincerd requeues what a lost connection held; results sent on the
+        # next connection would be refused, so tell handlers to give up.
+        with self._lock:
+            tasks, self._running = list(self._running.values()), {}
+        for task in tasks:
+            task.cancelled.set()
+
+
+def run_worker(handler, skills=(), capacity=1, name=None, addr=None, token=None, labels=None):
+    """Runs a worker until it is drained or gets SIGTERM/SIGINT.
+
+    addr ("HOST:PORT" or "unix:PATH") and token default to env PINCER_ADDR
+    and PINCER_TOKEN; env PINCER_SPAWN_ID is sent when set."""
+    worker = Worker(handler, skills=skills, capacity=capacity, name=name, addr=addr,
+                    token=token, labels=labels)
+    restore = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            restore[sig] = signal.signal(sig, lambda *_: worker.stop())
+    try:
+        worker.run()
+    finally:
+        for sig, old in restore.items():
+            signal.signal(sig, old)
+    return worker

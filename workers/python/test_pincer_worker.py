@@ -1,0 +1,219 @@
+"""Tests for pincer_worker.py against an in-process fake daemon.
+
+    python3 -m unittest discover -s workers/python
+
+The real daemon is exercised by tests/integration/python_worker_test.cc.
+"""
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pincer_worker  # noqa: E402
+from pincer_worker import TaskError, Worker  # noqa: E402
+
+
+class FakeDaemon:
+    """Accepts worker connections on a loopback port and speaks lines."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.addr = "127.0.0.1:%d" % self.listener.getsockname()[1]
+
+    def accept(self, heartbeat_ms=100):
+        self.listener.settimeout(5)
+        sock, _ = self.listener.accept()
+        peer = Peer(sock)
+        hello = peer.recv()
+        peer.send({"type": "welcome", "id": "w1", "heartbeat_ms": heartbeat_ms})
+        return peer, hello
+
+    def close(self):
+        self.listener.close()
+
+
+class Peer:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, msg):
+        self.sock.sendall((msg if isinstance(msg, str) else json.dumps(msg)).encode() + b"\n")
+
+    def recv(self, timeout=5, heartbeats=False):
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                msg = json.loads(line)
+                if heartbeats or msg.get("type") != "heartbeat":
+                    return msg
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no message from the worker")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise TimeoutError("no message from the worker") from None
+            if not chunk:
+                raise EOFError("worker closed the connection")
+            self.buf += chunk
+
+    def close(self):
+        self.sock.close()
+
+
+def handler(task):
+    p = task.payload
+    if p == "boom":
+        raise RuntimeError("boom")
+    if p == "permanent":
+        raise TaskError("bad payload", retryable=False)
+    if p == "unserializable":
+        return object()
+    if p == "progress":
+        task.progress({"step": 1})
+        return "done"
+    if p == "wait-cancel":
+        task.cancelled.wait(5)
+        return "too late"
+    if isinstance(p, str) and p.startswith("sleep:"):
+        time.sleep(float(p[6:]))
+        return p
+    return p
+
+
+class WorkerTest(unittest.TestCase):
+    def setUp(self):
+        self.daemon = FakeDaemon()
+        self.worker = Worker(handler, skills=["echo"], capacity=2, name="py-test",
+                             addr=self.daemon.addr, token="tok", labels={"k": "v"})
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+        self.thread.start()
+        self.peer, self.hello = self.daemon.accept()
+
+    def tearDown(self):
+        self.worker.stop()
+        self.thread.join(5)
+        self.peer.close()
+        self.daemon.close()
+
+    def task(self, tid, payload):
+        self.peer.send({"type": "task", "id": tid, "skills": ["echo"], "payload": payload,
+                        "attempt": 1, "session": None, "deadline_ms": None})
+
+    def test_hello(self):
+        self.assertEqual(self.hello, {"type": "hello", "role": "worker", "proto": 1,
+                                      "token": "tok", "name": "py-test", "skills": ["echo"],
+                                      "capacity": 2, "labels": {"k": "v"}})
+
+    def test_heartbeats(self):
+        beat = self.peer.recv(heartbeats=True)
+        self.assertEqual(beat["type"], "heartbeat")
+        self.assertIsInstance(beat["load"], dict)
+        self.assertEqual(self.peer.recv(heartbeats=True)["type"], "heartbeat")
+
+    def test_success(self):
+        self.task("t1", {"a": [1, 2]})
+        self.assertEqual(self.peer.recv(),
+                         {"type": "result", "id": "t1", "ok": True, "output": {"a": [1, 2]}})
+
+    def test_exception_is_retryable(self):
+        self.task("t1", "boom")
+        self.assertEqual(self.peer.recv(), {"type": "result", "id": "t1", "ok": False,
+                                            "error": "RuntimeError: boom", "retryable": True})
+
+    def test_task_error_not_retryable(self):
+        self.task("t1", "permanent")
+        self.assertEqual(self.peer.recv(), {"type": "result", "id": "t1", "ok": False,
+                                            "error": "bad payload", "retryable": False})
+
+    def test_unserializable_output(self):
+        self.task("t1", "unserializable")
+        r = self.peer.recv()
+        self.assertFalse(r["ok"])
+        self.assertFalse(r["retryable"])
+
+    def test_progress_then_result(self):
+        self.task("t1", "progress")
+        self.assertEqual(self.peer.recv(),
+                         {"type": "progress", "id": "t1", "data": {"step": 1}})
+        self.assertEqual(self.peer.recv()["output"], "done")
+
+    def test_cancel_sets_event_and_sends_nothing(self):
+        self.task("t1", "wait-cancel")
+        time.sleep(0.1)
+        self.peer.send({"type": "cancel", "id": "t1"})
+        self.task("t2", "after")
+        self.assertEqual(self.peer.recv()["id"], "t2")
+        with self.assertRaises(TimeoutError):
+            self.peer.recv(timeout=0.5)
+
+    def test_over_capacity_is_handed_back(self):
+        self.task("a", "sleep:0.3")
+        self.task("b", "sleep:0.3")
+        self.task("c", "x")
+        first = self.peer.recv()
+        self.assertEqual(first, {"type": "result", "id": "c", "ok": False,
+                                 "error": "worker is at capacity (2)", "retryable": True})
+        self.assertEqual({self.peer.recv()["id"], self.peer.recv()["id"]}, {"a", "b"})
+
+    def test_bad_lines_are_ignored(self):
+        self.peer.send("not json")
+        self.peer.send({"type": "surprise"})
+        self.peer.send({"type": "error", "code": "unknown_task", "message": "no task t0"})
+        self.task("t1", "still here")
+        self.assertEqual(self.peer.recv()["output"], "still here")
+
+    def test_drain_finishes_then_returns(self):
+        self.task("t1", "sleep:0.2")
+        self.peer.send({"type": "drain"})
+        self.task("t2", "late")
+        self.assertEqual(self.peer.recv()["error"], "worker is draining")
+        self.assertEqual(self.peer.recv()["id"], "t1")
+        with self.assertRaises(EOFError):
+            self.peer.recv(timeout=3)
+        self.thread.join(3)
+        self.assertFalse(self.thread.is_alive())
+
+    def test_reconnects_and_abandons_tasks(self):
+        self.task("t1", "wait-cancel")
+        time.sleep(0.1)
+        self.peer.close()
+        self.peer, hello = self.daemon.accept()
+        self.assertEqual(hello["type"], "hello")
+        self.task("t2", "again")
+        self.assertEqual(self.peer.recv()["output"], "again")
+
+
+class EnvTest(unittest.TestCase):
+    def test_defaults_come_from_env(self):
+        old = dict(os.environ)
+        try:
+            os.environ.update({"PINCER_ADDR": "unix:/tmp/x.sock", "PINCER_TOKEN": "t",
+                               "PINCER_SPAWN_ID": "s7"})
+            w = Worker(handler)
+            self.assertEqual((w.addr, w.token, w.spawn_id), ("unix:/tmp/x.sock", "t", "s7"))
+            self.assertEqual(Worker(handler, addr="h:1", token="").token, "")
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+
+    def test_default_address(self):
+        old = os.environ.pop("PINCER_ADDR", None)
+        try:
+            self.assertEqual(Worker(handler).addr, pincer_worker.DEFAULT_ADDR)
+        finally:
+            if old is not None:
+                os.environ["PINCER_ADDR"] = old
+
+
+if __name__ == "__main__":
+    unittest.main()
