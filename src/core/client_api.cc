@@ -36,15 +36,30 @@ void ClientApi::Handle(ConnId conn, const Message& msg) {
 void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
   auto outcome = dispatcher_.Submit(req);
   if (!outcome.status.ok()) return Error(conn, req.req, outcome.status);
-  // The hot path: built by hand, no DOM.
-  if (std::string* out = outbox_.Buffer(conn)) {
-    out->append(R"({"type":"ok","req":)");
-    AppendInt(*out, req.req);
-    out->append(R"(,"id":"t)");
-    AppendInt(*out, static_cast<int64_t>(outcome.task->rec.id));
-    out->append(outcome.existing ? R"(","existing":true})" "\n" : R"(","existing":false})" "\n");
+  // Answered after the store commit (FinishBatch): accepted means durable.
+  acks_.push_back({conn, req.req, outcome.task->rec.id, outcome.existing, req.wait});
+}
+
+void ClientApi::FinishBatch(const Status& store) {
+  if (acks_.empty()) return;
+  std::vector<PendingAck> acks;
+  acks.swap(acks_);
+  for (const PendingAck& a : acks) {
+    if (!store.ok()) {
+      Error(a.conn, a.req, Status("store_unavailable", "not accepted: " + store.message()));
+      if (!a.existing) dispatcher_.Forget(a.id);
+      continue;
+    }
+    // The hot path: built by hand, no DOM.
+    if (std::string* out = outbox_.Buffer(a.conn)) {
+      out->append(R"({"type":"ok","req":)");
+      AppendInt(*out, a.req);
+      out->append(R"(,"id":"t)");
+      AppendInt(*out, static_cast<int64_t>(a.id));
+      out->append(a.existing ? R"(","existing":true})" "\n" : R"(","existing":false})" "\n");
+    }
+    if (Task* t = dispatcher_.FindTask(a.id); t && a.wait) dispatcher_.AddWaiter(*t, a.conn, a.req);
   }
-  if (req.wait) dispatcher_.AddWaiter(*outcome.task, conn, req.req);
 }
 
 void ClientApi::ById(ConnId conn, const IdReq& req) {

@@ -30,6 +30,12 @@ class ClientApi {
   // DrainReq or SimpleReq).
   void Handle(ConnId conn, const Message& msg);
 
+  // Answers the submits of this batch once the store has committed it
+  // (`store` ok: their acks, and `wait`s registered) or failed to (`store`
+  // not ok: store_unavailable, and their new tasks forgotten). The daemon
+  // calls it after every commit attempt, before writing any output.
+  void FinishBatch(const Status& store);
+
   nlohmann::json TaskView(const Task& t);
   nlohmann::json WorkerView(const Worker& w);
   nlohmann::json StatsView();
@@ -42,8 +48,17 @@ class ClientApi {
   void Ok(ConnId conn, int64_t req, nlohmann::json body);
   void Error(ConnId conn, int64_t req, const Status& status);
 
+  struct PendingAck {
+    ConnId conn;
+    int64_t req;
+    TaskId id;
+    bool existing;
+    bool wait;
+  };
+
   Dispatcher& dispatcher_;
   Outbox& outbox_;
+  std::vector<PendingAck> acks_;  // submits of this batch, answered by FinishBatch
   Hooks hooks_;
 };
 

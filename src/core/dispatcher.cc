@@ -72,6 +72,10 @@ Task* Dispatcher::FindTask(TaskId id) {
 
 Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   if (!accepting_) return {Status("shutting_down", "pincerd is shutting down"), nullptr, false};
+  if (!store_status_.ok()) {
+    return {Status("store_unavailable", "the task store cannot write: " + store_status_.message()),
+            nullptr, false};
+  }
   if (!req.key.empty()) {
     auto it = keys_.find(req.key);
     if (it != keys_.end()) {
@@ -186,6 +190,9 @@ Status Dispatcher::Retry(TaskId id) {
                                        " is " + std::string(TaskStateName(t->rec.state)));
   }
   if (!accepting_) return Status("shutting_down", "pincerd is shutting down");
+  if (!store_status_.ok()) {
+    return Status("store_unavailable", "the task store cannot write: " + store_status_.message());
+  }
   (t->rec.state == TaskState::kFailed ? stats_.failed : stats_.timed_out)--;
   t->rec.state = TaskState::kQueued;
   t->rec.attempts = 0;
@@ -195,6 +202,23 @@ Status Dispatcher::Retry(TaskId id) {
   Save(*t);
   Place(*t);
   return Status::Ok();
+}
+
+void Dispatcher::Forget(TaskId id) {
+  Task* t = FindTask(id);
+  if (!t) return;
+  if (!IsEnded(t->rec.state)) Cancel(id);  // unqueues, or stops its worker; frees its session turn
+  switch (t->rec.state) {
+    case TaskState::kSucceeded: --stats_.succeeded; break;
+    case TaskState::kFailed: --stats_.failed; break;
+    case TaskState::kCancelled: --stats_.cancelled; break;
+    default: --stats_.timed_out; break;
+  }
+  --stats_.submitted;
+  auto key = keys_.find(t->rec.key);
+  if (key != keys_.end() && key->second == id) keys_.erase(key);
+  store_.Erase(id);  // drops the uncommitted insert
+  tasks_.erase(id);
 }
 
 // ------------------------------------------------------------ placement

@@ -94,6 +94,13 @@ class Dispatcher {
   void AddWaiter(Task& task, ConnId conn, int64_t req);
   Status Cancel(TaskId id);
   Status Retry(TaskId id);  // a failed/timed_out task back to the queue, attempts reset
+  // Drops a task whose insert the store failed to commit: it was never
+  // accepted, so it goes as if it never came (a worker running it is sent
+  // `cancel`).
+  void Forget(TaskId id);
+  // Not ok while the store cannot commit: submits and retries are refused
+  // with store_unavailable (the daemon sets it back once a commit works).
+  void SetStoreStatus(Status st) { store_status_ = std::move(st); }
   Task* FindTask(TaskId id);
   // Why a queued task waits, in words (docs/protocol.md, `why`).
   std::string WhyWaiting(const Task& task);
@@ -175,6 +182,7 @@ class Dispatcher {
   TaskId last_id_ = 0;
   uint64_t next_seq_ = 1;
   bool accepting_ = true;
+  Status store_status_;
 };
 
 }  // namespace pincer

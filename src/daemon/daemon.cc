@@ -162,6 +162,7 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
     return;
   }
   api_->Handle(c.id(), msg);
+  ScheduleFlush();  // a submit's answer waits for the batch's commit
 }
 
 void Daemon::OnHello(Peer& peer, const Hello& hello) {
@@ -233,7 +234,7 @@ std::string* Daemon::Buffer(ConnId conn) {
     dirty_.push_back(conn);
   }
   ScheduleFlush();
-  return &peer->conn->out();
+  return &peer->staged;
 }
 
 void Daemon::Close(ConnId conn) {
@@ -252,21 +253,56 @@ void Daemon::ScheduleFlush() {
 }
 
 void Daemon::FlushAll() {
-  flush_scheduled_ = false;
-  if (store_->dirty()) {
+  // Persist, then answer. While the store is failing, commits wait for the
+  // retry timer: redoing a large pending batch on every loop turn would
+  // stall everything else that keeps serving.
+  if (store_status_.ok() && store_->dirty()) {
     Status st = store_->Commit();
-    if (!st.ok()) spdlog::error("store commit failed: {}", st.message());
+    if (!st.ok()) OnStoreFailed(st);
   }
+  // Submit answers: "accepted" only if this batch committed.
+  api_->FinishBatch(store_status_);
+  flush_scheduled_ = false;
   std::vector<ConnId> dirty;
   dirty.swap(dirty_);
   for (ConnId id : dirty) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
     peer->dirty = false;
+    std::string& out = peer->conn->out();
+    if (out.empty()) {
+      out.swap(peer->staged);
+    } else {
+      out.append(peer->staged);
+      peer->staged.clear();
+    }
     peer->conn->Flush();
   }
   ArmTimer();
   if (stopping_) CheckDrained();
+}
+
+void Daemon::OnStoreFailed(const Status& st) {
+  spdlog::error("store commit failed, refusing submits until it works again: {}", st.message());
+  store_status_ = st;
+  dispatcher_->SetStoreStatus(st);
+  ArmStoreRetry();
+}
+
+void Daemon::ArmStoreRetry() {
+  store_retry_timer_ = std::make_unique<asio::steady_timer>(io_, std::chrono::seconds(1));
+  store_retry_timer_->async_wait([this](const std::error_code& ec) {
+    if (ec) return;
+    Status st = store_->Commit();
+    if (!st.ok()) {
+      spdlog::warn("store still unavailable: {}", st.message());
+      return ArmStoreRetry();
+    }
+    spdlog::info("store commits again; accepting submits");
+    store_status_ = Status::Ok();
+    dispatcher_->SetStoreStatus(store_status_);
+    ScheduleFlush();
+  });
 }
 
 // ---------------------------------------------------------------- timers
@@ -384,6 +420,7 @@ void Daemon::CheckDrained() {
   spdlog::info("all running tasks ended; bye");
   for (auto& [id, peer] : peers_) peer.conn->CloseAfterFlush();
   if (drain_timer_) drain_timer_->cancel();
+  if (store_retry_timer_) store_retry_timer_->cancel();
   signals_.cancel();
   timer_.cancel();
   io_.stop();

@@ -60,6 +60,10 @@ class Daemon final : public Connection::Handler, public Outbox {
     Role role = Role::kNone;
     std::unique_ptr<asio::steady_timer> hello_timer;
     bool dirty = false;
+    // This batch's output. Handed to the connection only after the store
+    // committed the batch: a write completing mid-batch must not carry an
+    // answer that is not yet durable.
+    std::string staged;
   };
 
   void Accept(Connection::Socket socket);
@@ -67,6 +71,9 @@ class Daemon final : public Connection::Handler, public Outbox {
   void RefuseAndClose(Peer& peer, std::string_view code, const std::string& message);
   void ScheduleFlush();
   void FlushAll();
+  // The store could not commit: refuse submits, retry every second.
+  void OnStoreFailed(const Status& st);
+  void ArmStoreRetry();
   void ArmTimer();
   void WatchSignals();
   void CheckDrained();
@@ -85,6 +92,8 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::vector<ConnId> dirty_;
   ConnId next_conn_ = 1;
   bool flush_scheduled_ = false;
+  Status store_status_;  // the last commit error while the store is failing
+  std::unique_ptr<asio::steady_timer> store_retry_timer_;
   asio::steady_timer timer_;
   std::optional<TimePoint> timer_at_;
   asio::signal_set signals_;
