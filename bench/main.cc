@@ -561,10 +561,18 @@ int Main(int argc, char** argv) {
     rc = QueuedMemory(o);
   } else if (mode == "run" || mode == "idle-workers") {
     std::vector<RunResult> results;
-    for (int window : o.windows) {
-      for (const auto& system : o.systems) {
-        std::fprintf(stderr, "running %s at window %d...\n", system.c_str(), window);
-        results.push_back(RunSystem(o, system, window));
+    // idle-workers compares, in one run, the workload without and with the
+    // idle connections.
+    std::vector<int> idle_counts = {o.idle_workers};
+    if (mode == "idle-workers") idle_counts = {0, o.idle_workers};
+    for (int idle : idle_counts) {
+      Options run = o;
+      run.idle_workers = idle;
+      for (int window : o.windows) {
+        for (const auto& system : o.systems) {
+          std::fprintf(stderr, "running %s at window %d...\n", system.c_str(), window);
+          results.push_back(RunSystem(run, system, window));
+        }
       }
     }
     std::printf("workload: %d no-op workers, %s, %zu-byte payloads, %.0fs warm-up, %.0fs measured\n",

@@ -19,14 +19,13 @@ void Connection::Read() {
   if (closed_ || close_after_flush_ || reading_) return;
   if (out_.size() + writing_.size() > kMaxPendingOut) return;  // resumed in OnWritten
   reading_ = true;
-  const std::size_t used = in_.size();
-  in_.resize(used + kReadChunk);
+  if (in_.size() < in_len_ + kReadChunk) in_.resize(in_len_ + kReadChunk);
   socket_.async_read_some(
-      asio::buffer(in_.data() + used, kReadChunk),
-      [self = shared_from_this(), used](const std::error_code& ec, std::size_t n) {
+      asio::buffer(in_.data() + in_len_, kReadChunk),
+      [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
         self->reading_ = false;
-        self->in_.resize(used + n);
         if (ec) return self->Close();
+        self->in_len_ += n;
         self->OnRead(n);
       });
 }
@@ -35,7 +34,7 @@ void Connection::OnRead(std::size_t) {
   std::size_t start = 0;
   while (!closed_ && !close_after_flush_) {
     const char* base = in_.data();
-    const void* nl = std::memchr(base + scanned_, '\n', in_.size() - scanned_);
+    const void* nl = std::memchr(base + scanned_, '\n', in_len_ - scanned_);
     if (!nl) break;
     const std::size_t end = static_cast<const char*>(nl) - base;
     std::size_t len = end - start;
@@ -49,9 +48,12 @@ void Connection::OnRead(std::size_t) {
     scanned_ = start;
   }
   if (closed_ || close_after_flush_) return;
-  in_.erase(0, start);
-  scanned_ = in_.size();
-  if (in_.size() > max_line_) {
+  if (start > 0) {
+    std::memmove(in_.data(), in_.data() + start, in_len_ - start);
+    in_len_ -= start;
+  }
+  scanned_ = in_len_;
+  if (in_len_ > max_line_) {
     handler_.OnOversizedLine(*this);
     return;
   }

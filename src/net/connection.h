@@ -52,7 +52,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::size_t max_line_;
   Handler& handler_;
 
-  std::string in_;           // unconsumed input: at most one partial line
+  // Unconsumed input (at most one partial line) is in_[0, in_len_). in_ is
+  // kept larger than that, so a read does not re-zero its buffer each time.
+  std::string in_;
+  std::size_t in_len_ = 0;
   std::size_t scanned_ = 0;  // bytes of in_ already searched for '\n'
   std::string out_;          // next batch to write
   std::string writing_;      // the batch in flight

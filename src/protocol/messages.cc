@@ -1,6 +1,10 @@
 #include "protocol/messages.h"
 
+#include <simdjson.h>
+
+#include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 namespace pincer {
@@ -182,7 +186,8 @@ std::optional<std::chrono::milliseconds> ParseWireDuration(std::string_view text
   return std::chrono::milliseconds(total);
 }
 
-ParseResult ParseMessage(std::string_view line) {
+namespace {
+ParseResult ParseMessageSlow(std::string_view line) {
   json doc = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return ProtocolError{"bad_json", "the line is not valid JSON", {}};
   if (!doc.is_object()) return ProtocolError{"bad_message", "a message must be a JSON object", {}};
@@ -241,6 +246,293 @@ ParseResult ParseMessage(std::string_view line) {
                 : type == "reload" ? SimpleOp::kReload
                                    : SimpleOp::kPools;
   return Message{SimpleReq{op, *req}};
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------
+// The fast path. `result` and `submit` are nearly every line a busy daemon
+// reads, so they are parsed with simdjson (a validating DOM parser that
+// runs at gigabytes per second) instead of building an nlohmann DOM of
+// std::map nodes per line. The fast path gives up -- and the line goes
+// through the nlohmann path above -- on anything it does not handle
+// exactly like that path: other message types, any error, duplicate keys,
+// floating-point numbers inside a carried value. So the two paths agree on
+// every line by construction, error messages included.
+namespace {
+
+namespace dom = simdjson::dom;
+
+// Lines longer than this go to the slow path, so the parser's buffers stay
+// small (a DOM parser keeps the capacity of the longest line it has seen).
+constexpr std::size_t kFastMaxLine = 64 * 1024;
+
+// Escapes like nlohmann::json::dump() (ensure_ascii off), so that carried
+// values are byte-identical whichever path parsed them.
+void AppendDumpString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  // Payloads rarely need escaping: skip clean 8-byte words at once (SWAR:
+  // a word is clean when no byte is < 0x20, '"' or '\\').
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  std::size_t clean = 0;
+  while (clean + 8 <= s.size()) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + clean, 8);
+    const uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
+    const uint64_t special = ((w - kOnes * 0x20) | (quote - kOnes) | (slash - kOnes)) & ~w & kHigh;
+    if (special) break;
+    clean += 8;
+  }
+  std::size_t run = 0;
+  for (std::size_t i = clean; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.substr(run, i - run));
+    run = i + 1;
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\b': out.append("\\b"); break;
+      case '\f': out.append("\\f"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      default:
+        out.append("\\u00");
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xf]);
+    }
+  }
+  out.append(s.substr(run));
+  out.push_back('"');
+}
+
+// Serialises `e` as nlohmann's dump() would: compact, object keys sorted.
+// False when it cannot promise the same bytes (doubles, duplicate keys).
+bool AppendDump(std::string& out, dom::element e) {
+  switch (e.type()) {
+    case dom::element_type::STRING:
+      AppendDumpString(out, std::string_view(e.get_string().value_unsafe()));
+      return true;
+    case dom::element_type::INT64:
+      out.append(std::to_string(e.get_int64().value_unsafe()));
+      return true;
+    case dom::element_type::UINT64:
+      out.append(std::to_string(e.get_uint64().value_unsafe()));
+      return true;
+    case dom::element_type::BOOL:
+      out.append(e.get_bool().value_unsafe() ? "true" : "false");
+      return true;
+    case dom::element_type::NULL_VALUE:
+      out.append("null");
+      return true;
+    case dom::element_type::DOUBLE:
+      return false;  // nlohmann's shortest round-trip format is its own
+    case dom::element_type::ARRAY: {
+      out.push_back('[');
+      bool first = true;
+      const dom::array items = e.get_array().value_unsafe();  // a copy: the result is a temporary
+      for (dom::element item : items) {
+        if (!first) out.push_back(',');
+        first = false;
+        if (!AppendDump(out, item)) return false;
+      }
+      out.push_back(']');
+      return true;
+    }
+    case dom::element_type::OBJECT: {
+      dom::object obj = e.get_object().value_unsafe();
+      std::vector<std::pair<std::string_view, dom::element>> fields;
+      fields.reserve(obj.size());
+      for (dom::key_value_pair kv : obj) fields.emplace_back(kv.key, kv.value);
+      std::sort(fields.begin(), fields.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      out.push_back('{');
+      for (std::size_t i = 0; i < fields.size(); ++i) {
+        if (i) {
+          if (fields[i].first == fields[i - 1].first) return false;  // last-wins: slow path
+          out.push_back(',');
+        }
+        AppendDumpString(out, fields[i].first);
+        out.push_back(':');
+        if (!AppendDump(out, fields[i].second)) return false;
+      }
+      out.push_back('}');
+      return true;
+    }
+  }
+  return false;
+}
+
+// Like Fields::Raw on the slow path: `null` comes out as "".
+bool RawField(dom::element e, RawJson& out) {
+  out.clear();
+  if (e.is_null()) return true;
+  // The common payload, a plain string, skips the generic walk.
+  return AppendDump(out, e);
+}
+
+bool OptString(dom::element e, std::string& out) {
+  if (e.is_null()) return true;
+  if (!e.is_string()) return false;
+  out.assign(std::string_view(e.get_string().value_unsafe()));
+  return true;
+}
+bool OptBool(dom::element e, bool& out) {
+  if (e.is_null()) return true;
+  if (!e.is_bool()) return false;
+  out = e.get_bool().value_unsafe();
+  return true;
+}
+// Marks field `bit` seen; false on its second appearance (the slow path's
+// last-one-wins rule, with nulls meaning "absent", is not worth copying).
+bool FirstTime(uint32_t& seen, int bit) {
+  const uint32_t mask = uint32_t{1} << bit;
+  if (seen & mask) return false;
+  seen |= mask;
+  return true;
+}
+// Integers that fit int64; uint64-only values take the slow path's cast.
+bool Int(dom::element e, int64_t& out) {
+  if (e.type() != dom::element_type::INT64) return false;
+  out = e.get_int64().value_unsafe();
+  return true;
+}
+
+std::optional<ParseResult> FastResult(dom::object obj) {
+  ResultMsg r;
+  bool have_id = false, have_ok = false;
+  uint32_t seen = 0;
+  for (dom::key_value_pair kv : obj) {
+    const std::string_view k = kv.key;
+    int bit = k == "id" ? 0 : k == "ok" ? 1 : k == "output" ? 2 : k == "retryable" ? 3 : k == "error" ? 4 : -1;
+    if (bit >= 0 && !FirstTime(seen, bit)) return std::nullopt;
+    if (k == "id") {
+      if (!kv.value.is_string()) return std::nullopt;
+      r.id.assign(std::string_view(kv.value.get_string().value_unsafe()));
+      have_id = true;
+    } else if (k == "ok") {
+      if (!kv.value.is_bool()) return std::nullopt;
+      r.ok = kv.value.get_bool().value_unsafe();
+      have_ok = true;
+    } else if (k == "output") {
+      if (!RawField(kv.value, r.output)) return std::nullopt;
+    } else if (k == "retryable") {
+      if (!OptBool(kv.value, r.retryable)) return std::nullopt;
+    } else if (k == "error") {
+      if (!OptString(kv.value, r.error)) return std::nullopt;
+    }
+  }
+  if (!have_id || !have_ok) return std::nullopt;
+  if (!r.ok && r.error.empty()) r.error = "failed (no error given)";
+  return ParseResult{Message{std::move(r)}};
+}
+
+std::optional<ParseResult> FastSubmit(dom::object obj, int64_t req) {
+  SubmitReq s;
+  s.req = req;
+  static constexpr std::string_view kKnown[] = {"skills", "payload", "priority", "session",
+                                                "key",    "wait",    "timeout",  "max_attempts"};
+  uint32_t seen = 0;
+  for (dom::key_value_pair kv : obj) {
+    const std::string_view k = kv.key;
+    dom::element v = kv.value;
+    for (int bit = 0; bit < 8; ++bit) {
+      if (k == kKnown[bit] && !FirstTime(seen, bit)) return std::nullopt;
+    }
+    if (k == "skills") {
+      if (v.is_null()) continue;
+      if (!v.is_array()) return std::nullopt;
+      dom::array items = v.get_array().value_unsafe();
+      s.skills.clear();
+      s.skills.reserve(items.size());
+      for (dom::element item : items) {
+        if (!item.is_string()) return std::nullopt;
+        s.skills.emplace_back(std::string_view(item.get_string().value_unsafe()));
+      }
+    } else if (k == "payload") {
+      if (!RawField(v, s.payload)) return std::nullopt;
+    } else if (k == "priority") {
+      if (!v.is_null() && !Int(v, s.priority)) return std::nullopt;
+    } else if (k == "session") {
+      if (!OptString(v, s.session)) return std::nullopt;
+    } else if (k == "key") {
+      if (!OptString(v, s.key)) return std::nullopt;
+    } else if (k == "wait") {
+      if (!OptBool(v, s.wait)) return std::nullopt;
+    } else if (k == "timeout") {
+      if (v.is_null()) continue;
+      int64_t ms;
+      if (Int(v, ms) && ms >= 0) {
+        s.timeout = std::chrono::milliseconds(ms);
+      } else if (v.is_string()) {
+        auto d = ParseWireDuration(std::string_view(v.get_string().value_unsafe()));
+        if (!d) return std::nullopt;
+        s.timeout = *d;
+      } else {
+        return std::nullopt;
+      }
+    } else if (k == "max_attempts") {
+      if (v.is_null()) continue;
+      int64_t n;
+      if (!Int(v, n) || n < 1) return std::nullopt;
+      s.max_attempts = n;
+    }
+  }
+  return ParseResult{Message{std::move(s)}};
+}
+
+// One parser and one padded copy buffer per thread: reused across lines so
+// the hot path allocates nothing for parsing. (pincerd parses on a single
+// thread; thread_local keeps ParseMessage safe to call from any.)
+struct FastParser {
+  dom::parser parser{kFastMaxLine};
+  std::string buffer;
+};
+
+std::optional<ParseResult> ParseFast(std::string_view line) {
+  if (line.size() > kFastMaxLine) return std::nullopt;
+  thread_local FastParser fp;
+  // simdjson reads up to SIMDJSON_PADDING bytes past the end of its input.
+  fp.buffer.resize(line.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(fp.buffer.data(), line.data(), line.size());
+  dom::element root;
+  if (fp.parser.parse(fp.buffer.data(), line.size(), false).get(root) != simdjson::SUCCESS) {
+    return std::nullopt;  // the slow path names the error
+  }
+  dom::object obj;
+  if (root.get_object().get(obj) != simdjson::SUCCESS) return std::nullopt;
+
+  // One pass for the routing fields; a repeated key is left to the slow
+  // path, whose last-one-wins rule the fast path would have to copy.
+  std::string_view type;
+  std::optional<int64_t> req;
+  int seen_type = 0, seen_req = 0;
+  for (dom::key_value_pair kv : obj) {
+    const std::string_view k = kv.key;
+    if (k == "type") {
+      if (++seen_type > 1 || kv.value.get_string().get(type) != simdjson::SUCCESS) return std::nullopt;
+    } else if (k == "req") {
+      int64_t v;
+      if (++seen_req > 1 || !Int(kv.value, v)) return std::nullopt;
+      req = v;
+    }
+  }
+  if (type == "result") return FastResult(obj);
+  if (type == "submit" && req) return FastSubmit(obj, *req);
+  return std::nullopt;
+}
+
+}  // namespace
+
+ParseResult ParseMessageWithoutFastPathForTest(std::string_view line) {
+  return ParseMessageSlow(line);
+}
+
+ParseResult ParseMessage(std::string_view line) {
+  if (auto fast = ParseFast(line)) return std::move(*fast);
+  return ParseMessageSlow(line);
 }
 
 }  // namespace pincer

@@ -1,0 +1,94 @@
+// The simdjson fast path for `result` and `submit` must parse every line
+// exactly as the nlohmann path does: same message, same error, same bytes
+// for carried JSON values. Differential: each line goes through both.
+#include <gtest/gtest.h>
+
+#include "protocol/messages.h"
+
+namespace pincer {
+namespace {
+
+std::string Describe(const ParseResult& r) {
+  if (auto* e = std::get_if<ProtocolError>(&r)) {
+    return "error " + e->code + " '" + e->message + "' req=" + (e->req ? std::to_string(*e->req) : "-");
+  }
+  const Message& m = std::get<Message>(r);
+  if (auto* x = std::get_if<ResultMsg>(&m)) {
+    return "result id=" + x->id + " ok=" + std::to_string(x->ok) + " output=" + x->output +
+           " error=" + x->error + " retryable=" + std::to_string(x->retryable);
+  }
+  if (auto* s = std::get_if<SubmitReq>(&m)) {
+    std::string skills;
+    for (const auto& k : s->skills) skills += k + "|";
+    return "submit req=" + std::to_string(s->req) + " skills=" + skills + " payload=" + s->payload +
+           " priority=" + std::to_string(s->priority) +
+           " timeout=" + (s->timeout ? std::to_string(s->timeout->count()) : "-") +
+           " max_attempts=" + (s->max_attempts ? std::to_string(*s->max_attempts) : "-") +
+           " session=" + s->session + " key=" + s->key + " wait=" + std::to_string(s->wait);
+  }
+  return "other message #" + std::to_string(m.index());
+}
+
+TEST(ProtocolFastPathTest, AgreesWithTheSlowPathOnEveryLine) {
+  const char* lines[] = {
+      R"({"type":"result","id":"t1","ok":true,"output":"hi"})",
+      R"({"type":"result","id":"t1","ok":true,"output":{"b":1,"a":[true,null,-3,18446744073709551615]}})",
+      R"({"type":"result","id":"t1","ok":true,"output":{"x":1.5}})",
+      R"({"type":"result","id":"t1","ok":true,"output":"a\"b\\c\n\t\b\f\u0001\u00e9\/"})",
+      R"({"type":"result","id":"t1","ok":true,"output":null})",
+      R"({"type":"result","id":"t1","ok":true})",
+      R"({"type":"result","id":"t1","ok":false,"error":"boom","retryable":false})",
+      R"({"type":"result","id":"t1","ok":false})",
+      R"({"type":"result","id":"t1","ok":false,"error":{"e":1}})",
+      R"({"type":"result","id":"t1","ok":null})",
+      R"({"type":"result","id":"t1"})",
+      R"({"type":"result","ok":true})",
+      R"({"type":"result","id":7,"ok":true})",
+      R"({"type":"result","id":"t1","id":"t2","ok":true})",
+      R"({"type":"result","id":"t1","ok":true,"output":{"a":1,"a":2}})",
+      R"({"type":"result","id":"t1","ok":true,"retryable":"no"})",
+      R"({"type":"result","id":"t1","ok":true,"output":"x"} trailing)",
+      R"({"type":"result","id":"t1","ok":true,"output":[1,2)",
+      R"({"type":"submit","req":1,"skills":["echo"],"payload":"hello","priority":-2,"timeout":"30s","max_attempts":3,"session":"chat-42","key":"order-7","wait":true})",
+      R"({"type":"submit","req":2,"payload":{"z":{"y":[{"b":2,"a":1}]}},"timeout":2500})",
+      R"({"type":"submit","req":3,"skills":null,"payload":null,"priority":null,"timeout":null,"max_attempts":null,"wait":null})",
+      R"({"type":"submit","req":4,"timeout":"soon"})",
+      R"({"type":"submit","req":5,"timeout":-1})",
+      R"({"type":"submit","req":6,"timeout":1.5})",
+      R"({"type":"submit","req":7,"max_attempts":0})",
+      R"({"type":"submit","req":8,"max_attempts":"3"})",
+      R"({"type":"submit","req":9,"skills":["a",1]})",
+      R"({"type":"submit","req":10,"skills":"a"})",
+      R"({"type":"submit","req":11,"priority":1.0})",
+      R"({"type":"submit","req":12,"priority":5,"priority":null})",
+      R"({"type":"submit","req":13,"wait":"yes"})",
+      R"({"type":"submit","req":14,"session":3})",
+      R"({"type":"submit","skills":["a"]})",
+      R"({"type":"submit","req":"1"})",
+      R"({"type":"submit","req":1,"req":2})",
+      R"({"type":"submit","req":9223372036854775808})",
+      R"({"type":"submit","req":15,"payload":123456789012345678901234567890})",
+      R"({"type":"submit","req":16,"payload":-0})",
+      R"({"type":"submit","req":17,"payload":"\ud83d\ude00 ok"})",
+      R"({"type":"submit","req":18,"payload":"\ud83d"})",
+      R"({"type":"submit","req":19,"payload":[],"skills":[]})",
+      R"({"type":"submit","req":20,"payload":{}})",
+      R"({"type":"submit","req":21,"payload":"abcdefghijklmnopqrstuvwxyz0123456789 plain, long and clean"})",
+      R"({"type":"submit","req":22,"payload":"abcdefgh"ijklmnop\qrstuvwx
+yz0123456789éÿ~~~~~~~~"})",
+      R"({"type":"submit","req":23,"payload":"éééééééééé"})",
+      R"({"type":"heartbeat","load":{"cpu":0.5}})",
+      R"({"type":"status","req":1,"id":"t1"})",
+      R"({"type":"nope"})",
+      R"([1,2])",
+      R"(not json)",
+      R"({"type":1})",
+      "{\"type\":\"result\",\"id\":\"t\xff\",\"ok\":true}",
+  };
+  for (const char* line : lines) {
+    EXPECT_EQ(Describe(ParseMessage(line)), Describe(ParseMessageWithoutFastPathForTest(line))) << line;
+  }
+}
+
+}  // namespace
+}  // namespace pincer
