@@ -48,6 +48,9 @@ Status Daemon::Start() {
     spdlog::info("recovered {} tasks ({} queued)", recovered, dispatcher_->stats().queued);
   }
 
+  metrics_ = std::make_unique<Metrics>(io_, *dispatcher_);
+  dispatcher_->set_observer(metrics_.get());
+
   ClientApi::Hooks hooks;
   hooks.reload = [this] { return Reload(); };
   hooks.pools = [this] { return supervisor_ ? supervisor_->PoolsView() : nlohmann::json::array(); };
@@ -78,8 +81,18 @@ Status Daemon::Start() {
     std::rename(tmp.c_str(), options_.address_file.c_str());
   }
   StartSupervisor();
+  if (!config_.metrics_listen.empty()) {
+    if (Status s = metrics_->Serve(config_.metrics_listen); !s.ok()) return s;
+  }
   WatchSignals();
   ArmTimer();
+  metrics_->set_ready(true);
+  notifier_ = std::make_unique<SystemdNotifier>(io_, [this] {
+    const DispatcherStats& s = dispatcher_->stats();
+    return fmt::format("{} workers, {} queued, {} running", dispatcher_->workers().size(), s.queued,
+                       s.running);
+  });
+  notifier_->Ready();
   return Status::Ok();
 }
 
@@ -126,6 +139,10 @@ void Daemon::RefuseAndClose(Peer& peer, std::string_view code, const std::string
 void Daemon::OnLine(Connection& c, std::string_view line) {
   Peer* peer = FindPeer(c.id());
   if (!peer) return;
+  // A line may change state without writing to anyone (a result nobody
+  // waits for): its store update still needs a commit, and a shutdown
+  // waiting for the last running task needs CheckDrained.
+  ScheduleFlush();
   ParseResult parsed = ParseMessage(line);
 
   if (auto* err = std::get_if<ProtocolError>(&parsed)) {
@@ -339,6 +356,12 @@ void Daemon::WatchSignals() {
 }
 
 Status Daemon::Reload() {
+  // systemd sees the reload begin and end, whatever its outcome.
+  if (notifier_) notifier_->Reloading();
+  struct Done {
+    SystemdNotifier* n;
+    ~Done() { if (n) n->Reloaded(); }
+  } done{notifier_.get()};
   if (options_.config_path.empty()) {
     return Status("reload_failed", "pincerd was started without a config file");
   }
@@ -369,6 +392,8 @@ Status Daemon::Reload() {
 void Daemon::Shutdown(const std::string& why) {
   if (stopping_) return;
   stopping_ = true;
+  if (notifier_) notifier_->Stopping();
+  metrics_->set_ready(false);
   spdlog::info("{}: shutting down; no new tasks, {} running task(s) may finish", why,
                dispatcher_->stats().running);
   dispatcher_->StopAccepting();
@@ -412,18 +437,22 @@ void Daemon::StartSupervisor() {
 }
 
 void Daemon::CheckDrained() {
+  if (io_.stopped()) return;  // already said bye; closing peers calls back here
   if ((dispatcher_->stats().running > 0 && !drain_expired_) || flush_scheduled_) return;
   if (store_->dirty() && !store_->Commit().ok()) return;
   // Children go after the tasks: SIGTERM, SIGKILL after stop_grace; the
   // supervisor's `stopped` hook brings us back here once all are reaped.
   if (supervisor_ && !supervisor_->StopAll()) return;
   spdlog::info("all running tasks ended; bye");
-  for (auto& [id, peer] : peers_) peer.conn->CloseAfterFlush();
+  // Closing may call OnClosed at once, which erases from peers_: iterate a copy.
+  std::vector<std::shared_ptr<Connection>> conns;
+  for (auto& [id, peer] : peers_) conns.push_back(peer.conn);
   if (drain_timer_) drain_timer_->cancel();
   if (store_retry_timer_) store_retry_timer_->cancel();
   signals_.cancel();
   timer_.cancel();
   io_.stop();
+  for (auto& conn : conns) conn->CloseAfterFlush();
 }
 
 }  // namespace pincer

@@ -16,6 +16,8 @@
 #include "config/config.h"
 #include "core/client_api.h"
 #include "core/dispatcher.h"
+#include "daemon/notify.h"
+#include "metrics/metrics.h"
 #include "net/connection.h"
 #include "net/listener.h"
 #include "store/store.h"
@@ -40,6 +42,8 @@ class Daemon final : public Connection::Handler, public Outbox {
 
   // Re-reads the config file and applies it (SIGHUP, `pincerctl reload`).
   Status Reload();
+  // For the supervisor (pool restarts); null before Start. Loop thread.
+  Metrics* metrics() { return metrics_.get(); }
   // Stops taking tasks, lets running ones finish (up to the drain timeout),
   // then stops the loop.
   void Shutdown(const std::string& why);
@@ -87,6 +91,8 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<ClientApi> api_;
+  std::unique_ptr<Metrics> metrics_;  // the dispatcher's observer; before it in teardown
+  std::unique_ptr<SystemdNotifier> notifier_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<ConnId, Peer> peers_;
   std::vector<ConnId> dirty_;

@@ -1,0 +1,308 @@
+#include "metrics/metrics.h"
+
+#include <CivetServer.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <future>
+#include <sstream>
+
+namespace pincer {
+namespace {
+
+// How long an HTTP request waits for the event loop. A loop that cannot run
+// a tiny closure in this time is stuck, and /healthz should say so.
+constexpr auto kLoopWait = std::chrono::seconds(2);
+
+std::string SkillsLabel(const std::vector<std::string>& skills) {
+  if (skills.empty()) return "any";  // a task without skills fits any worker
+  std::string s;
+  for (const auto& k : skills) {
+    if (!s.empty()) s += ',';
+    s += k;
+  }
+  return s;
+}
+
+// Task durations run from sub-second tool calls to hour-long agent runs.
+const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
+  static const prometheus::Histogram::BucketBoundaries b{
+      0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
+  return b;
+}
+
+}  // namespace
+
+// Civetweb calls this on its own threads.
+class Metrics::Handler final : public CivetHandler {
+ public:
+  explicit Handler(Metrics& m) : m_(m) {}
+
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    const mg_request_info* req = mg_get_request_info(conn);
+    const std::string uri = req->local_uri ? req->local_uri : "";
+    if (uri == "/metrics") {
+      // Stale gauges are better than none if the loop is slow: counters and
+      // histograms are current either way.
+      m_.OnLoop([this] { m_.Refresh(); });
+      const std::string body = m_.Text();
+      mg_send_http_ok(conn, "text/plain; version=0.0.4; charset=utf-8",
+                      static_cast<long long>(body.size()));
+      mg_write(conn, body.data(), body.size());
+      return true;
+    }
+    if (uri == "/healthz") {
+      // Shared, not on this stack: after a timeout the closure may run late.
+      auto state = std::make_shared<std::pair<bool, bool>>(false, false);
+      Metrics& m = m_;
+      const bool loop_ok = m_.OnLoop([&m, state] {
+        *state = {m.ready_, m.dispatcher_.accepting()};
+      });
+      const bool ready = state->first;
+      const bool accepting = state->second;
+      if (loop_ok && ready && accepting) {
+        static constexpr char kOk[] = "ok\n";
+        mg_send_http_ok(conn, "text/plain; charset=utf-8", sizeof kOk - 1);
+        mg_write(conn, kOk, sizeof kOk - 1);
+      } else {
+        const char* why = !loop_ok    ? "event loop not responding"
+                          : !accepting ? "not ready: shutting down"
+                                       : "not ready: starting";
+        mg_send_http_error(conn, 503, "%s\n", why);
+      }
+      return true;
+    }
+    mg_send_http_error(conn, 404, "not found; try /metrics or /healthz\n");
+    return true;
+  }
+
+ private:
+  Metrics& m_;
+};
+
+Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher)
+    : io_(io), dispatcher_(dispatcher), registry_(std::make_shared<prometheus::Registry>()) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+  auto& r = *registry_;
+  submitted_ = &BuildCounter()
+                    .Name("pincer_tasks_submitted_total")
+                    .Help("Tasks accepted by submit (idempotent repeats not counted).")
+                    .Register(r)
+                    .Add({});
+  ended_ = &BuildCounter()
+                .Name("pincer_tasks_ended_total")
+                .Help("Tasks that reached an end state, by state.")
+                .Register(r);
+  for (TaskState s : {TaskState::kSucceeded, TaskState::kFailed, TaskState::kCancelled,
+                      TaskState::kTimedOut}) {
+    ended_->Add({{"state", std::string(TaskStateName(s))}});  // so rate() sees 0, not nothing
+  }
+  attempts_ = &BuildCounter()
+                   .Name("pincer_task_attempts_total")
+                   .Help("Attempts that a worker answered, by result (ok or failed).")
+                   .Register(r);
+  attempts_->Add({{"result", "ok"}});
+  attempts_->Add({{"result", "failed"}});
+  duration_ = &BuildHistogram()
+                   .Name("pincer_task_duration_seconds")
+                   .Help("Time from submit to end state, by the task's skills and end state.")
+                   .Register(r);
+  queue_depth_ = &BuildGauge()
+                      .Name("pincer_queue_depth")
+                      .Help("Tasks waiting for a worker (state queued).")
+                      .Register(r)
+                      .Add({});
+  queue_by_skills_ = &BuildGauge()
+                          .Name("pincer_queue_depth_by_skills")
+                          .Help("Queued tasks by the skill set they require (\"any\": none).")
+                          .Register(r);
+  running_ = &BuildGauge()
+                  .Name("pincer_tasks_running")
+                  .Help("Tasks running on a worker now.")
+                  .Register(r)
+                  .Add({});
+  unroutable_ = &BuildGauge()
+                     .Name("pincer_unroutable_tasks")
+                     .Help("Queued tasks that need a skill no connected worker has.")
+                     .Register(r)
+                     .Add({});
+  workers_ = &BuildGauge()
+                  .Name("pincer_workers")
+                  .Help("Connected workers by state (ready, draining, ejected).")
+                  .Register(r);
+  skill_workers_ = &BuildGauge()
+                        .Name("pincer_skill_workers")
+                        .Help("Ready workers that have the skill (kept at 0 once a skill was seen).")
+                        .Register(r);
+  worker_inflight_ = &BuildGauge()
+                          .Name("pincer_worker_inflight")
+                          .Help("Tasks running on the worker.")
+                          .Register(r);
+  worker_capacity_ = &BuildGauge()
+                          .Name("pincer_worker_capacity")
+                          .Help("Tasks the worker runs at once.")
+                          .Register(r);
+  worker_cpu_ = &BuildGauge()
+                     .Name("pincer_worker_cpu_ratio")
+                     .Help("CPU use the worker last reported (1 = one core).")
+                     .Register(r);
+  worker_rss_ = &BuildGauge()
+                     .Name("pincer_worker_rss_bytes")
+                     .Help("Resident memory the worker last reported.")
+                     .Register(r);
+  ejections_ = &BuildCounter()
+                    .Name("pincer_worker_ejections_total")
+                    .Help("Times outlier detection took a worker out of routing.")
+                    .Register(r)
+                    .Add({});
+  pool_restarts_ = &BuildCounter()
+                        .Name("pincer_pool_restarts_total")
+                        .Help("Worker processes of the pool restarted by the supervisor.")
+                        .Register(r);
+  pool_failed_ = &BuildGauge()
+                      .Name("pincer_pool_failed")
+                      .Help("1 while the pool is failed (restarted too often; no more restarts).")
+                      .Register(r);
+  for (const char* s : {"ready", "draining", "ejected"}) workers_->Add({{"state", s}});
+}
+
+Metrics::~Metrics() {
+  // Stop civetweb first: its threads call back into this object.
+  server_.reset();
+}
+
+Status Metrics::Serve(const std::string& address) {
+  handler_ = std::make_unique<Handler>(*this);
+  const std::vector<std::string> options{"listening_ports", address, "num_threads", "2",
+                                         "request_timeout_ms", "10000"};
+  try {
+    server_ = std::make_unique<CivetServer>(options);
+  } catch (const CivetException& e) {
+    return Status("metrics_listen", "cannot serve metrics on " + address + ": " + e.what());
+  }
+  server_->addHandler("/metrics", *handler_);
+  server_->addHandler("/healthz", *handler_);
+  std::string host = address.substr(0, address.rfind(':'));
+  const std::vector<int> ports = server_->getListeningPorts();
+  bound_ = host + ":" + (ports.empty() ? std::string("?") : std::to_string(ports.front()));
+  spdlog::info("metrics on http://{}/metrics, health on /healthz", bound_);
+  return Status::Ok();
+}
+
+bool Metrics::OnLoop(std::function<void()> fn) {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> f = done->get_future();
+  asio::post(io_, [fn = std::move(fn), done] {
+    fn();
+    done->set_value();
+  });
+  // On a timeout `fn` may still run later, so it must not capture the
+  // caller's stack.
+  return f.wait_for(kLoopWait) == std::future_status::ready;
+}
+
+std::string Metrics::Text() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+// ------------------------------------------------------------ events
+
+void Metrics::TaskSubmitted(const Task&) { submitted_->Increment(); }
+
+void Metrics::TaskEnded(const Task& t, double seconds) {
+  const std::string state(TaskStateName(t.rec.state));
+  ended_->Add({{"state", state}}).Increment();
+  duration_->Add({{"skill", SkillsLabel(t.rec.skills)}, {"state", state}}, DurationBuckets())
+      .Observe(seconds);
+}
+
+void Metrics::AttemptEnded(const Worker&, const Task&, bool ok, double) {
+  attempts_->Add({{"result", ok ? "ok" : "failed"}}).Increment();
+}
+
+void Metrics::WorkerEjected(const Worker& w, const Ejection& e) {
+  ejections_->Increment();
+  // The observer sees every ejection, so the log line lives here.
+  spdlog::warn("worker {} ({}) ejected for {}ms (ejection #{}): {}", w.id_str, w.name,
+               e.cool_off.count(), e.count, e.reason);
+}
+
+void Metrics::WorkerReturned(const Worker& w) {
+  spdlog::info("worker {} ({}) back in routing after its cool-off", w.id_str, w.name);
+}
+
+void Metrics::PoolRestarted(const std::string& pool) {
+  pool_restarts_->Add({{"pool", pool}}).Increment();
+}
+
+void Metrics::PoolFailed(const std::string& pool, bool failed) {
+  pool_failed_->Add({{"pool", pool}}).Set(failed ? 1 : 0);
+}
+
+// ------------------------------------------------------------ gauges
+
+void Metrics::RemoveWorkerGauges(WorkerId, WorkerGauges& g) {
+  worker_inflight_->Remove(g.inflight);
+  worker_capacity_->Remove(g.capacity);
+  worker_cpu_->Remove(g.cpu);
+  worker_rss_->Remove(g.rss);
+}
+
+void Metrics::Refresh() {
+  const DispatcherStats& s = dispatcher_.stats();
+  queue_depth_->Set(static_cast<double>(s.queued));
+  running_->Set(static_cast<double>(s.running));
+  unroutable_->Set(static_cast<double>(dispatcher_.Unroutable()));
+
+  // Workers: one series per connected worker; a gone worker's series go.
+  std::map<std::string, int> by_state{{"ready", 0}, {"draining", 0}, {"ejected", 0}};
+  std::map<std::string, int> by_skill;
+  for (auto& [skill, g] : skill_gauges_) by_skill[skill] = 0;
+  std::unordered_map<WorkerId, WorkerGauges> seen;
+  for (const auto& [id, wp] : dispatcher_.workers().all()) {
+    const Worker& w = *wp;
+    ++by_state[std::string(WorkerStateName(w.state))];
+    for (const auto& skill : w.skills) by_skill[skill] += w.state == WorkerState::kReady;
+    WorkerGauges g;
+    if (auto it = worker_gauges_.find(id); it != worker_gauges_.end()) {
+      g = it->second;
+      worker_gauges_.erase(it);
+    } else {
+      const prometheus::Labels labels{{"worker", w.id_str}, {"name", w.name}};
+      g = {&worker_inflight_->Add(labels), &worker_capacity_->Add(labels),
+           &worker_cpu_->Add(labels), &worker_rss_->Add(labels)};
+    }
+    g.inflight->Set(w.inflight());
+    g.capacity->Set(w.capacity);
+    g.cpu->Set(w.cpu < 0 ? std::nan("") : w.cpu);  // NaN: not reported
+    g.rss->Set(w.rss_bytes < 0 ? std::nan("") : static_cast<double>(w.rss_bytes));
+    seen.emplace(id, g);
+  }
+  for (auto& [id, g] : worker_gauges_) RemoveWorkerGauges(id, g);
+  worker_gauges_ = std::move(seen);
+  for (const auto& [state, n] : by_state) workers_->Add({{"state", state}}).Set(n);
+  for (const auto& [skill, n] : by_skill) {
+    auto& g = skill_gauges_[skill];
+    if (!g) g = &skill_workers_->Add({{"skill", skill}});
+    g->Set(n);
+  }
+
+  // Queue depth by skill set: a walk over the tasks, once per scrape.
+  std::map<std::string, int> queued;
+  for (auto& [skills, g] : queue_gauges_) queued[skills] = 0;
+  for (const auto& [id, t] : dispatcher_.tasks()) {
+    if (t->rec.state == TaskState::kQueued) ++queued[SkillsLabel(t->rec.skills)];
+  }
+  for (const auto& [skills, n] : queued) {
+    auto& g = queue_gauges_[skills];
+    if (!g) g = &queue_by_skills_->Add({{"skills", skills}});
+    g->Set(n);
+  }
+}
+
+}  // namespace pincer
