@@ -5,37 +5,41 @@
 #   /etc/pincer/pincer.yaml     the default config (kept if already there)
 #   share/doc/pincer/           docs/*.md
 #   share/pincer/prometheus/    alerts.yaml
-# With --prefix /usr, SYSCONFDIR is /etc (GNUInstallDirs), as Debian wants.
+# With --prefix /usr (Debian), the config goes to /etc/pincer.
 include(GNUInstallDirs)
 
 install(TARGETS pincerd pincerctl pincer-worker RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-# The unit in the repo names /usr/bin and /etc/pincer; rewrite them for the
-# chosen prefix so the installed unit points at the installed files.
-set(_pincer_unit_src ${CMAKE_SOURCE_DIR}/packaging/systemd/pincerd.service)
-set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_pincer_unit_src})
-file(READ ${_pincer_unit_src} _pincer_unit)
-string(REPLACE "/usr/bin/" "${CMAKE_INSTALL_FULL_BINDIR}/" _pincer_unit "${_pincer_unit}")
-string(REPLACE "/etc/pincer/" "${CMAKE_INSTALL_FULL_SYSCONFDIR}/pincer/" _pincer_unit "${_pincer_unit}")
-string(REPLACE "/usr/share/doc/pincer/" "${CMAKE_INSTALL_FULL_DOCDIR}/" _pincer_unit "${_pincer_unit}")
-file(WRITE ${CMAKE_BINARY_DIR}/packaging/pincerd.service "${_pincer_unit}")
-install(FILES ${CMAKE_BINARY_DIR}/packaging/pincerd.service
-        DESTINATION lib/systemd/system)
-install(FILES ${CMAKE_SOURCE_DIR}/packaging/sysusers.d/pincer.conf DESTINATION lib/sysusers.d)
-
-# An operator's edited config survives a reinstall: the new default then
-# lands beside it as pincer.yaml.dist.
-set(_pincer_conf_dir "${CMAKE_INSTALL_FULL_SYSCONFDIR}/pincer")
-set(_pincer_conf_src "${CMAKE_SOURCE_DIR}/packaging/pincer.yaml")
+# The unit in the repo names /usr/bin, /etc/pincer and /usr/share/doc; at
+# install time (so that `cmake --install --prefix P` works too) rewrite them
+# for the prefix, so the installed unit points at the installed files.
+# Like GNUInstallDirs, prefix /usr keeps its config in /etc. An operator's
+# edited config survives a reinstall: the new default then lands beside it
+# as pincer.yaml.dist.
 install(CODE "
-  set(_dir \"\$ENV{DESTDIR}${_pincer_conf_dir}\")
-  if(EXISTS \"\${_dir}/pincer.yaml\")
-    message(STATUS \"Keeping: \${_dir}/pincer.yaml (new default: pincer.yaml.dist)\")
-    file(INSTALL \"${_pincer_conf_src}\" DESTINATION \"\${_dir}\" RENAME pincer.yaml.dist)
+  set(_prefix \"\${CMAKE_INSTALL_PREFIX}\")
+  if(_prefix STREQUAL \"/usr\")
+    set(_etc \"/etc\")
   else()
-    file(INSTALL \"${_pincer_conf_src}\" DESTINATION \"\${_dir}\")
+    set(_etc \"\${_prefix}/etc\")
+  endif()
+  file(READ \"${CMAKE_SOURCE_DIR}/packaging/systemd/pincerd.service\" _unit)
+  string(REPLACE \"/usr/bin/\" \"\${_prefix}/bin/\" _unit \"\${_unit}\")
+  string(REPLACE \"/etc/pincer/\" \"\${_etc}/pincer/\" _unit \"\${_unit}\")
+  string(REPLACE \"/usr/share/doc/pincer/\" \"\${_prefix}/share/doc/pincer/\" _unit \"\${_unit}\")
+  file(WRITE \"${CMAKE_BINARY_DIR}/packaging/pincerd.service\" \"\${_unit}\")
+  file(INSTALL \"${CMAKE_BINARY_DIR}/packaging/pincerd.service\"
+       DESTINATION \"\${_prefix}/lib/systemd/system\")
+
+  if(EXISTS \"\$ENV{DESTDIR}\${_etc}/pincer/pincer.yaml\")
+    message(STATUS \"Keeping: \$ENV{DESTDIR}\${_etc}/pincer/pincer.yaml (new default: pincer.yaml.dist)\")
+    file(INSTALL \"${CMAKE_SOURCE_DIR}/packaging/pincer.yaml\" DESTINATION \"\${_etc}/pincer\"
+         RENAME pincer.yaml.dist)
+  else()
+    file(INSTALL \"${CMAKE_SOURCE_DIR}/packaging/pincer.yaml\" DESTINATION \"\${_etc}/pincer\")
   endif()
 ")
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/sysusers.d/pincer.conf DESTINATION lib/sysusers.d)
 
 file(GLOB _pincer_docs ${CMAKE_SOURCE_DIR}/docs/*.md)
 install(FILES ${_pincer_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
