@@ -519,8 +519,10 @@ void Dispatcher::OnDisconnect(ConnId conn, const std::string& reason) {
 
 void Dispatcher::KillWorker(WorkerId id, const std::string& reason) {
   if (Worker* w = workers_.Find(id)) {
-    outbox_.Close(id);
+    // Remove first: closing may run OnDisconnect at once, which would
+    // remove `w` under our feet.
     RemoveWorker(*w, reason);
+    outbox_.Close(id);
   }
 }
 
