@@ -1,0 +1,417 @@
+// pincer-worker against a real pincerd (SPEC section 8): payload on stdin,
+// stdout as output, failures with the stderr tail, task env, cancel and
+// timeout killing the process group, drain, SIGTERM, reconnecting after a
+// daemon restart, Unix sockets. Waits are bounded polls, never sleeps.
+// The pure parts are unit-tested in tests/unit/worker_*_test.cc.
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/ctl_runner.h"
+#include "support/daemon_process.h"
+#include "support/subprocess.h"
+#include "support/temp_dir.h"
+#include "support/wait_for.h"
+
+namespace pincer::test {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const std::string kWorker = std::string(PINCER_BUILD_DIR) + "/pincer-worker";
+
+constexpr char kConfig[] =
+    "store: { kind: memory }\n"
+    "heartbeat: { interval: 300ms, misses: 5 }\n";
+
+// True while `pid` exists and is not a zombie. Processes reparented to an
+// init that does not reap (containers) stay zombies, but they are dead.
+bool ProcessAlive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  if (text.empty()) return false;
+  const auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z';
+}
+
+// The pid a task's command wrote to `path`, once it has.
+std::optional<pid_t> ReadPid(const std::string& path) {
+  std::optional<pid_t> pid;
+  WaitFor([&] {
+    const std::string text = ReadFileOrEmpty(path);
+    if (text.empty() || text.back() != '\n') return false;
+    pid = static_cast<pid_t>(std::stol(text));
+    return true;
+  });
+  return pid;
+}
+
+class PincerWorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    daemon_ = std::make_unique<DaemonProcess>(kConfig + extra_config_);
+    ASSERT_TRUE(daemon_->Start());
+  }
+
+  // Starts pincer-worker with `args` (before "--") running `command`.
+  // Returns its index in workers_.
+  size_t StartWorker(const std::vector<std::string>& args,
+                     const std::vector<std::string>& command, EnvChanges env = {}) {
+    std::vector<std::string> argv = {kWorker, "--addr", daemon_->address(), "--log-level",
+                                     "debug"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--");
+    argv.insert(argv.end(), command.begin(), command.end());
+    for (const char* name : {"PINCER_ADDR", "PINCER_TOKEN", "PINCER_SPAWN_ID"}) {
+      env.try_emplace(name, std::nullopt);
+    }
+    const size_t index = workers_.size();
+    workers_.push_back(std::make_unique<ChildProcess>());
+    const std::string log = daemon_->dir() + "/worker" + std::to_string(index) + ".err";
+    const std::string error =
+        workers_.back()->Start(argv, daemon_->dir() + "/worker.out", log, env);
+    EXPECT_EQ(error, "");
+    return index;
+  }
+
+  CtlResult Ctl(const std::vector<std::string>& args) { return RunCtl(daemon_->address(), args); }
+
+  // The worker named `name` in `pincerctl workers --json`.
+  std::optional<json> FindWorker(const std::string& name) {
+    CtlResult result = Ctl({"--json", "workers"});
+    if (result.exit_code != 0 || !result.Json().is_array()) return std::nullopt;
+    for (const json& w : result.Json()) {
+      if (w.value("name", "") == name) return w;
+    }
+    return std::nullopt;
+  }
+
+  ::testing::AssertionResult WaitForWorker(const std::string& name) {
+    if (WaitFor([&] { return FindWorker(name).has_value(); })) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << "worker " << name << " never connected";
+  }
+
+  // submit --wait --json; the end state as an object.
+  json SubmitWait(const std::vector<std::string>& args) {
+    std::vector<std::string> all = {"--json", "submit", "--wait"};
+    all.insert(all.end(), args.begin(), args.end());
+    CtlResult result = Ctl(all);
+    EXPECT_TRUE(result.Json().is_object()) << result;
+    return result.Json();
+  }
+
+  std::string Submit(const std::vector<std::string>& args) {
+    std::vector<std::string> all = {"submit"};
+    all.insert(all.end(), args.begin(), args.end());
+    CtlResult result = Ctl(all);
+    EXPECT_EQ(result.exit_code, 0) << result;
+    return result.Lines().empty() ? "" : result.Lines()[0];
+  }
+
+  std::string StateOf(const std::string& id) {
+    CtlResult result = Ctl({"--json", "status", id});
+    return result.exit_code == 0 ? result.Json().value("state", "") : "";
+  }
+
+  std::string WorkerLog(size_t index) {
+    return ReadFileOrEmpty(daemon_->dir() + "/worker" + std::to_string(index) + ".err");
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      for (size_t i = 0; i < workers_.size(); ++i) {
+        std::cerr << "--- pincer-worker " << i << " stderr:\n" << WorkerLog(i);
+      }
+    }
+    workers_.clear();  // kills what still runs
+  }
+
+  std::string extra_config_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::vector<std::unique_ptr<ChildProcess>> workers_;
+};
+
+TEST(PincerWorkerCliTest, VersionHelpAndUsage) {
+  ProcessResult version = RunProcess({kWorker, "--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("pincer-worker ", 0), 0u) << version.out;
+
+  ProcessResult help = RunProcess({kWorker, "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* flag : {"--addr", "--token", "--name", "--skill", "--capacity", "--unix"}) {
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+  }
+
+  EXPECT_EQ(RunProcess({kWorker}).exit_code, 2) << "a command is required";
+  EXPECT_EQ(RunProcess({kWorker, "--capacity", "0", "--", "cat"}).exit_code, 2);
+  EXPECT_EQ(RunProcess({kWorker, "--addr", "nonsense", "--", "cat"}).exit_code, 2);
+}
+
+TEST_F(PincerWorkerTest, HelloAnnouncesNameSkillsCapacityLabels) {
+  StartWorker({"--name", "echo-1", "--skill", "echo", "--skill", "text", "--capacity", "3",
+               "--label", "host=box1"},
+              {"cat"});
+  ASSERT_TRUE(WaitForWorker("echo-1"));
+  const json w = *FindWorker("echo-1");
+  EXPECT_EQ(w["skills"], json::parse(R"(["echo","text"])"));
+  EXPECT_EQ(w["capacity"], 3);
+  EXPECT_EQ(w["state"], "ready");
+  EXPECT_EQ(w["labels"], json::parse(R"({"host":"box1"})"));
+  // Heartbeats carry the load of the worker and its tasks.
+  EXPECT_TRUE(WaitFor([&] {
+    auto now = FindWorker("echo-1");
+    return now && (*now)["load"].value("rss_bytes", 0) > 0;
+  }));
+}
+
+TEST_F(PincerWorkerTest, PayloadOnStdinStdoutAsOutput) {
+  StartWorker({"--name", "cat", "--skill", "echo"}, {"cat"});
+  ASSERT_TRUE(WaitForWorker("cat"));
+
+  json end = SubmitWait({"--skill", "echo", "--payload", R"("hello")"});
+  EXPECT_EQ(end["state"], "succeeded") << end;
+  EXPECT_EQ(end["output"], "hello");
+
+  // Non-string payloads arrive as JSON, and JSON output is parsed.
+  end = SubmitWait({"--skill", "echo", "--payload", R"({"a":[1,2],"b":null})"});
+  EXPECT_EQ(end["output"], json::parse(R"({"a":[1,2],"b":null})")) << end;
+
+  // Text that is not JSON comes back as the exact string.
+  end = SubmitWait({"--skill", "echo", "--payload", R"("two\nlines\n")"});
+  EXPECT_EQ(end["output"], "two\nlines\n") << end;
+}
+
+TEST_F(PincerWorkerTest, ProgramsThatTransformText) {
+  StartWorker({"--name", "upper", "--skill", "upper"}, {"tr", "a-z", "A-Z"});
+  ASSERT_TRUE(WaitForWorker("upper"));
+  const json end = SubmitWait({"--skill", "upper", "--payload", R"("hello world")"});
+  EXPECT_EQ(end["output"], "HELLO WORLD") << end;
+}
+
+TEST_F(PincerWorkerTest, NonZeroExitFailsWithStderrTailAndIsRetried) {
+  StartWorker({"--name", "fail", "--skill", "fail"},
+              {"sh", "-c", "echo partial; echo 'model returned 503' >&2; exit 3"});
+  ASSERT_TRUE(WaitForWorker("fail"));
+  const json end = SubmitWait({"--skill", "fail", "--max-attempts", "2", "--payload", "1"});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["error"], "exit status 3: model returned 503");
+  EXPECT_EQ(end["attempts"], 2) << "a non-zero exit is retryable";
+}
+
+TEST_F(PincerWorkerTest, KilledBySignalIsAFailure) {
+  StartWorker({"--name", "sig", "--skill", "sig"}, {"sh", "-c", "kill -9 $$"});
+  ASSERT_TRUE(WaitForWorker("sig"));
+  const json end = SubmitWait({"--skill", "sig", "--max-attempts", "1", "--payload", "1"});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["error"], "killed by signal 9");
+}
+
+TEST_F(PincerWorkerTest, CommandNotFoundFailsWithoutRetry) {
+  StartWorker({"--name", "missing", "--skill", "missing"}, {"/no/such/program"});
+  ASSERT_TRUE(WaitForWorker("missing"));
+  const json end = SubmitWait({"--skill", "missing", "--max-attempts", "3", "--payload", "1"});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["attempts"], 1) << "retrying cannot make the program appear";
+  EXPECT_NE(end["error"].get<std::string>().find("No such file"), std::string::npos) << end;
+}
+
+TEST_F(PincerWorkerTest, TaskEnvironment) {
+  StartWorker({"--name", "env", "--skill", "env"},
+              {"sh", "-c",
+               R"(printf '["%s","%s","%s","%s"]' "$PINCER_TASK_ID" "$PINCER_SESSION" )"
+               R"("$PINCER_ATTEMPT" "$INHERITED")"},
+              {{"INHERITED", "yes"}});
+  ASSERT_TRUE(WaitForWorker("env"));
+  json end = SubmitWait({"--skill", "env", "--session", "chat-7", "--payload", "1"});
+  ASSERT_EQ(end["state"], "succeeded") << end;
+  EXPECT_EQ(end["output"], json::array({end["id"], "chat-7", "1", "yes"})) << end;
+
+  end = SubmitWait({"--skill", "env", "--payload", "1"});
+  EXPECT_EQ(end["output"][1], "") << "no session: PINCER_SESSION is empty";
+}
+
+TEST_F(PincerWorkerTest, CancelKillsTheWholeProcessGroup) {
+  TempDir scratch("pw-cancel");
+  const std::string leader = scratch.Join("leader"), child = scratch.Join("child");
+  StartWorker({"--name", "slow", "--skill", "slow", "--kill-grace", "0.5"},
+              {"sh", "-c", "sleep 60 & echo $! > " + child + "; echo $$ > " + leader + "; wait"});
+  ASSERT_TRUE(WaitForWorker("slow"));
+  const std::string id = Submit({"--skill", "slow", "--payload", "1"});
+  auto leader_pid = ReadPid(leader), child_pid = ReadPid(child);
+  ASSERT_TRUE(leader_pid && child_pid);
+  EXPECT_TRUE(ProcessAlive(*leader_pid));
+
+  CtlResult cancel = Ctl({"cancel", id});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel;
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(*leader_pid); }, seconds(5)));
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(*child_pid); }, seconds(5)))
+      << "the background child of the task survived";
+  EXPECT_EQ(StateOf(id), "cancelled");
+
+  // The slot is free again and the worker still works.
+  std::remove(leader.c_str());
+  const std::string next = Submit({"--skill", "slow", "--payload", "1"});
+  EXPECT_TRUE(ReadPid(leader).has_value());
+  Ctl({"cancel", next});
+}
+
+TEST_F(PincerWorkerTest, StubbornTaskIsKilledAfterTheGrace) {
+  TempDir scratch("pw-stubborn");
+  const std::string leader = scratch.Join("leader");
+  StartWorker({"--name", "stubborn", "--skill", "stubborn", "--kill-grace", "0.3"},
+              {"sh", "-c", "trap '' TERM; echo $$ > " + leader + "; while :; do sleep 0.05; done"});
+  ASSERT_TRUE(WaitForWorker("stubborn"));
+  const std::string id = Submit({"--skill", "stubborn", "--payload", "1"});
+  auto pid = ReadPid(leader);
+  ASSERT_TRUE(pid);
+  Ctl({"cancel", id});
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(*pid); }, seconds(5)));
+}
+
+TEST_F(PincerWorkerTest, TimeoutStopsTheTask) {
+  TempDir scratch("pw-timeout");
+  const std::string leader = scratch.Join("leader");
+  StartWorker({"--name", "sleepy", "--skill", "sleepy"},
+              {"sh", "-c", "echo $$ > " + leader + "; exec sleep 60"});
+  ASSERT_TRUE(WaitForWorker("sleepy"));
+  const json end = SubmitWait(
+      {"--skill", "sleepy", "--timeout", "500ms", "--max-attempts", "1", "--payload", "1"});
+  EXPECT_EQ(end["state"], "timed_out") << end;
+  auto pid = ReadPid(leader);
+  ASSERT_TRUE(pid);
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(*pid); }, seconds(5)));
+}
+
+TEST_F(PincerWorkerTest, CapacityRunsTasksSideBySide) {
+  StartWorker({"--name", "pair", "--skill", "pair", "--capacity", "2"},
+              {"sh", "-c", "sleep 30"});
+  ASSERT_TRUE(WaitForWorker("pair"));
+  const std::string a = Submit({"--skill", "pair", "--payload", "1"});
+  const std::string b = Submit({"--skill", "pair", "--payload", "2"});
+  EXPECT_TRUE(WaitFor([&] {
+    auto w = FindWorker("pair");
+    return w && (*w)["inflight"] == 2;
+  }));
+  EXPECT_EQ(StateOf(a), "running");
+  EXPECT_EQ(StateOf(b), "running");
+  Ctl({"cancel", a});
+  Ctl({"cancel", b});
+}
+
+TEST_F(PincerWorkerTest, DrainFinishesTheTaskThenExitsZero) {
+  const size_t w = StartWorker({"--name", "drainee", "--skill", "drain"},
+                               {"sh", "-c", "sleep 0.5; cat"});
+  ASSERT_TRUE(WaitForWorker("drainee"));
+  const std::string id = Submit({"--skill", "drain", "--payload", R"("last one")"});
+  ASSERT_TRUE(WaitFor([&] { return StateOf(id) == "running"; }));
+  const std::string worker_id = FindWorker("drainee")->value("id", "");
+  CtlResult drain = Ctl({"drain", worker_id});
+  EXPECT_EQ(drain.exit_code, 0) << drain;
+
+  EXPECT_EQ(workers_[w]->Wait(seconds(10)), std::optional<int>(0));
+  CtlResult status = Ctl({"--json", "status", id});
+  EXPECT_EQ(status.Json()["state"], "succeeded") << status;
+  EXPECT_EQ(status.Json()["output"], "last one") << status;
+}
+
+TEST_F(PincerWorkerTest, SigtermKillsTasksAndExitsZero) {
+  TempDir scratch("pw-term");
+  const std::string leader = scratch.Join("leader");
+  const size_t w = StartWorker({"--name", "term", "--skill", "term"},
+                               {"sh", "-c", "echo $$ > " + leader + "; exec sleep 60"});
+  ASSERT_TRUE(WaitForWorker("term"));
+  Submit({"--skill", "term", "--payload", "1"});
+  auto pid = ReadPid(leader);
+  ASSERT_TRUE(pid);
+  workers_[w]->Signal(SIGTERM);
+  EXPECT_EQ(workers_[w]->Wait(seconds(10)), std::optional<int>(0));
+  EXPECT_FALSE(ProcessAlive(*pid));
+}
+
+TEST_F(PincerWorkerTest, ReconnectsAfterTheDaemonRestarts) {
+  const size_t w = StartWorker({"--name", "phoenix", "--skill", "echo"}, {"cat"});
+  ASSERT_TRUE(WaitForWorker("phoenix"));
+  daemon_->Kill9();
+  ASSERT_TRUE(daemon_->Restart());
+  ASSERT_TRUE(WaitForWorker("phoenix"));
+  EXPECT_TRUE(workers_[w]->running()) << "the worker must outlive the daemon";
+  const json end = SubmitWait({"--skill", "echo", "--payload", R"("again")"});
+  EXPECT_EQ(end["output"], "again") << end;
+}
+
+TEST_F(PincerWorkerTest, LosingTheDaemonKillsRunningTasks) {
+  TempDir scratch("pw-lost");
+  const std::string leader = scratch.Join("leader");
+  StartWorker({"--name", "orphan", "--skill", "orphan"},
+              {"sh", "-c", "echo $$ > " + leader + "; exec sleep 60"});
+  ASSERT_TRUE(WaitForWorker("orphan"));
+  Submit({"--skill", "orphan", "--payload", "1"});
+  auto pid = ReadPid(leader);
+  ASSERT_TRUE(pid);
+  daemon_->Kill9();
+  // Its result could never be delivered: the daemon requeues the task.
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(*pid); }, seconds(5)));
+}
+
+TEST_F(PincerWorkerTest, EnvironmentDefaultsForAddressAndToken) {
+  std::vector<std::string> argv = {kWorker, "--name", "from-env", "--", "cat"};
+  workers_.push_back(std::make_unique<ChildProcess>());
+  ASSERT_EQ(workers_.back()->Start(argv, daemon_->dir() + "/worker.out",
+                                   daemon_->dir() + "/worker0.err",
+                                   {{"PINCER_ADDR", daemon_->address()},
+                                    {"PINCER_TOKEN", "anything"},
+                                    {"PINCER_SPAWN_ID", std::nullopt}}),
+            "");
+  EXPECT_TRUE(WaitForWorker("from-env"));
+}
+
+class PincerWorkerLimitsTest : public PincerWorkerTest {
+ protected:
+  void SetUp() override {
+    extra_config_ =
+        "limits: { max_frame_bytes: 65536 }\n"
+        "unix_socket: \"{dir}/pincer.sock\"\n";
+    PincerWorkerTest::SetUp();
+  }
+};
+
+TEST_F(PincerWorkerLimitsTest, OutputBeyondTheFrameLimitFailsWithoutRetry) {
+  StartWorker({"--name", "big", "--skill", "big", "--max-frame-bytes", "65536"},
+              {"sh", "-c", "head -c 200000 /dev/zero | tr '\\000' a"});
+  ASSERT_TRUE(WaitForWorker("big"));
+  const json end = SubmitWait({"--skill", "big", "--max-attempts", "3", "--payload", "1"});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["attempts"], 1) << end;
+  EXPECT_NE(end["error"].get<std::string>().find("too large"), std::string::npos) << end;
+}
+
+TEST_F(PincerWorkerLimitsTest, ConnectsOverTheUnixSocket) {
+  std::vector<std::string> argv = {kWorker, "--unix", daemon_->dir() + "/pincer.sock",
+                                   "--name", "unix", "--skill", "echo", "--", "cat"};
+  workers_.push_back(std::make_unique<ChildProcess>());
+  ASSERT_EQ(workers_.back()->Start(argv, daemon_->dir() + "/worker.out",
+                                   daemon_->dir() + "/worker0.err",
+                                   {{"PINCER_ADDR", std::nullopt}}),
+            "");
+  ASSERT_TRUE(WaitForWorker("unix"));
+  const json end = SubmitWait({"--skill", "echo", "--payload", R"("over unix")"});
+  EXPECT_EQ(end["output"], "over unix") << end;
+}
+
+}  // namespace
+}  // namespace pincer::test

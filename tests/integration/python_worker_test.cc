@@ -1,0 +1,159 @@
+// workers/python against a real pincerd: the example worker answers tasks,
+// fails bad payloads without retry, drains, survives a daemon restart and
+// runs as a pincerd pool (PINCER_SPAWN_ID). The library's own logic is
+// tested against a fake daemon in workers/python/test_pincer_worker.py.
+#include <signal.h>
+
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/ctl_runner.h"
+#include "support/daemon_process.h"
+#include "support/subprocess.h"
+#include "support/temp_dir.h"
+#include "support/wait_for.h"
+
+namespace pincer::test {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+const std::string kExample = std::string(PINCER_SOURCE_DIR) + "/workers/python/example_upper.py";
+
+constexpr char kConfig[] =
+    "store: { kind: memory }\n"
+    "heartbeat: { interval: 300ms, misses: 5 }\n";
+
+class PythonWorkerTest : public ::testing::Test {
+ protected:
+  void StartDaemon(const std::string& extra = "") {
+    daemon_ = std::make_unique<DaemonProcess>(kConfig + extra);
+    ASSERT_TRUE(daemon_->Start());
+  }
+
+  void StartExample(const std::string& name, int capacity = 1) {
+    python_ = std::make_unique<ChildProcess>();
+    ASSERT_EQ(python_->Start({"/usr/bin/env", "python3", kExample},
+                             daemon_->dir() + "/python.out", daemon_->dir() + "/python.err",
+                             {{"PINCER_ADDR", daemon_->address()},
+                              {"PINCER_TOKEN", std::nullopt},
+                              {"PINCER_SPAWN_ID", std::nullopt},
+                              {"WORKER_NAME", name},
+                              {"CAPACITY", std::to_string(capacity)}}),
+              "");
+  }
+
+  CtlResult Ctl(const std::vector<std::string>& args) { return RunCtl(daemon_->address(), args); }
+
+  std::optional<json> FindWorker(const std::string& name) {
+    CtlResult result = Ctl({"--json", "workers"});
+    if (result.exit_code != 0 || !result.Json().is_array()) return std::nullopt;
+    for (const json& w : result.Json()) {
+      if (w.value("name", "") == name) return w;
+    }
+    return std::nullopt;
+  }
+
+  json SubmitWait(const std::vector<std::string>& args) {
+    std::vector<std::string> all = {"--json", "submit", "--wait"};
+    all.insert(all.end(), args.begin(), args.end());
+    CtlResult result = Ctl(all);
+    EXPECT_TRUE(result.Json().is_object()) << result;
+    return result.Json();
+  }
+
+  void TearDown() override {
+    if (HasFailure() && daemon_) {
+      std::cerr << "--- python worker stderr:\n"
+                << ReadFileOrEmpty(daemon_->dir() + "/python.err");
+    }
+    python_.reset();
+  }
+
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<ChildProcess> python_;
+};
+
+TEST_F(PythonWorkerTest, ExampleUpperCasesAndRefusesBadPayloads) {
+  StartDaemon();
+  StartExample("upper-py", 2);
+  ASSERT_TRUE(WaitFor([&] { return FindWorker("upper-py").has_value(); }));
+  const json w = *FindWorker("upper-py");
+  EXPECT_EQ(w["skills"], json::array({"upper"}));
+  EXPECT_EQ(w["capacity"], 2);
+
+  json end = SubmitWait({"--skill", "upper", "--payload", R"("hello")"});
+  EXPECT_EQ(end["state"], "succeeded") << end;
+  EXPECT_EQ(end["output"], "HELLO");
+
+  end = SubmitWait({"--skill", "upper", "--payload", R"({"text":"abc","n":1})"});
+  EXPECT_EQ(end["output"], json::parse(R"({"text":"ABC","n":1})")) << end;
+
+  // TaskError(retryable=False): one attempt, whatever max_attempts says.
+  end = SubmitWait({"--skill", "upper", "--max-attempts", "3", "--payload", "5"});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["attempts"], 1) << end;
+
+  // Heartbeats carry the process's memory.
+  EXPECT_TRUE(WaitFor([&] {
+    auto now = FindWorker("upper-py");
+    return now && (*now)["load"].value("rss_bytes", 0) > 0;
+  }));
+}
+
+TEST_F(PythonWorkerTest, DrainMakesItExitZero) {
+  StartDaemon();
+  StartExample("drain-py");
+  ASSERT_TRUE(WaitFor([&] { return FindWorker("drain-py").has_value(); }));
+  const std::string id = FindWorker("drain-py")->value("id", "");
+  CtlResult drain = Ctl({"drain", id});
+  EXPECT_EQ(drain.exit_code, 0) << drain;
+  EXPECT_EQ(python_->Wait(seconds(10)), std::optional<int>(0));
+}
+
+TEST_F(PythonWorkerTest, SigtermMakesItExitZero) {
+  StartDaemon();
+  StartExample("term-py");
+  ASSERT_TRUE(WaitFor([&] { return FindWorker("term-py").has_value(); }));
+  python_->Signal(SIGTERM);
+  EXPECT_EQ(python_->Wait(seconds(10)), std::optional<int>(0));
+}
+
+TEST_F(PythonWorkerTest, ReconnectsAfterTheDaemonRestarts) {
+  StartDaemon();
+  StartExample("phoenix-py");
+  ASSERT_TRUE(WaitFor([&] { return FindWorker("phoenix-py").has_value(); }));
+  daemon_->Kill9();
+  ASSERT_TRUE(daemon_->Restart());
+  ASSERT_TRUE(WaitFor([&] { return FindWorker("phoenix-py").has_value(); }));
+  EXPECT_TRUE(python_->running());
+  const json end = SubmitWait({"--skill", "upper", "--payload", R"("again")"});
+  EXPECT_EQ(end["output"], "AGAIN") << end;
+}
+
+TEST_F(PythonWorkerTest, RunsAsAPincerdPool) {
+  // pincerd starts it with PINCER_ADDR, PINCER_TOKEN and PINCER_SPAWN_ID;
+  // the spawn id in its hello ties the connection to the pool.
+  StartDaemon("pools:\n"
+              "  - name: upper\n"
+              "    command: [\"/usr/bin/env\", \"python3\", \"" + kExample + "\"]\n"
+              "    replicas: 1\n");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto w = FindWorker("upper-py");
+        return w && (*w)["pool"] == "upper" && (*w)["state"] == "ready";
+      },
+      seconds(20)));
+  const json end = SubmitWait({"--skill", "upper", "--payload", R"("pooled")"});
+  EXPECT_EQ(end["output"], "POOLED") << end;
+}
+
+}  // namespace
+}  // namespace pincer::test
