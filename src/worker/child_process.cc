@@ -111,8 +111,8 @@ std::variant<SpawnedChild, std::string> SpawnChild(
 
   pid_t pid = -1;
   // glibc reports a failed exec (ENOENT, EACCES) here, not as exit 127.
-  const int rc = posix_spawnp(&pid, args[0].c_str(), &actions, &attr, arg_ptrs.data(),
-                              env_ptrs.data());
+  const int rc =
+      posix_spawnp(&pid, args[0].c_str(), &actions, &attr, arg_ptrs.data(), env_ptrs.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return "cannot run \"" + argv[0] + "\": " + std::strerror(rc);

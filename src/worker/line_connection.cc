@@ -15,8 +15,7 @@ std::shared_ptr<LineConnection> LineConnection::Create(asio::io_context& io,
 LineConnection::LineConnection(asio::io_context& io, std::size_t max_line_bytes)
     : socket_(io), resolver_(io), max_line_bytes_(max_line_bytes) {}
 
-void LineConnection::Connect(const Endpoint& endpoint,
-                             std::function<void(std::error_code)> done) {
+void LineConnection::Connect(const Endpoint& endpoint, std::function<void(std::error_code)> done) {
   auto self = shared_from_this();
   is_unix_ = endpoint.is_unix;
   if (endpoint.is_unix) {
@@ -29,8 +28,8 @@ void LineConnection::Connect(const Endpoint& endpoint,
   }
   resolver_.async_resolve(
       endpoint.host, endpoint.port,
-      [this, self, done = std::move(done)](
-          std::error_code ec, asio::ip::tcp::resolver::results_type results) mutable {
+      [this, self, done = std::move(done)](std::error_code ec,
+                                           asio::ip::tcp::resolver::results_type results) mutable {
         if (closed_) return;
         if (ec) {
           done(ec);
@@ -38,12 +37,12 @@ void LineConnection::Connect(const Endpoint& endpoint,
         }
         std::vector<asio::generic::stream_protocol::endpoint> candidates;
         for (const auto& entry : results) candidates.emplace_back(entry.endpoint());
-        asio::async_connect(socket_, candidates,
-                            [this, self, done = std::move(done)](
-                                std::error_code ec,
-                                const asio::generic::stream_protocol::endpoint&) mutable {
-                              AfterConnect(ec, done);
-                            });
+        asio::async_connect(
+            socket_, candidates,
+            [this, self, done = std::move(done)](
+                std::error_code ec, const asio::generic::stream_protocol::endpoint&) mutable {
+              AfterConnect(ec, done);
+            });
       });
 }
 
@@ -70,28 +69,27 @@ void LineConnection::Start(LineHandler on_line, ClosedHandler on_closed) {
 
 void LineConnection::ReadNext() {
   // +1 leaves room for a "\r" before the "\n"; +1 for the "\n" itself.
-  asio::async_read_until(
-      socket_, asio::dynamic_buffer(read_buf_, max_line_bytes_ + 2), '\n',
-      [this, self = shared_from_this()](std::error_code ec, std::size_t n) {
-        if (closed_) return;
-        if (ec) {
-          if (ec == asio::error::not_found) {
-            Fail("the daemon sent a line longer than " + std::to_string(max_line_bytes_) +
-                 " bytes");
-          } else if (ec == asio::error::eof) {
-            Fail("the daemon closed the connection");
-          } else {
-            Fail(ec.message());
-          }
-          return;
-        }
-        std::string_view line(read_buf_.data(), n - 1);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (!line.empty() && on_line_) on_line_(line);
-        if (closed_) return;
-        read_buf_.erase(0, n);
-        ReadNext();
-      });
+  asio::async_read_until(socket_, asio::dynamic_buffer(read_buf_, max_line_bytes_ + 2), '\n',
+                         [this, self = shared_from_this()](std::error_code ec, std::size_t n) {
+                           if (closed_) return;
+                           if (ec) {
+                             if (ec == asio::error::not_found) {
+                               Fail("the daemon sent a line longer than " +
+                                    std::to_string(max_line_bytes_) + " bytes");
+                             } else if (ec == asio::error::eof) {
+                               Fail("the daemon closed the connection");
+                             } else {
+                               Fail(ec.message());
+                             }
+                             return;
+                           }
+                           std::string_view line(read_buf_.data(), n - 1);
+                           if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                           if (!line.empty() && on_line_) on_line_(line);
+                           if (closed_) return;
+                           read_buf_.erase(0, n);
+                           ReadNext();
+                         });
 }
 
 void LineConnection::Send(std::string line) {

@@ -6,6 +6,8 @@
 // Close() no callback fires, so the owner may drop it at any time.
 #pragma once
 
+#include <asio.hpp>
+#include <asio/generic/stream_protocol.hpp>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -13,9 +15,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-
-#include <asio.hpp>
-#include <asio/generic/stream_protocol.hpp>
 
 #include "worker/endpoint.h"
 
@@ -28,8 +27,7 @@ class LineConnection : public std::enable_shared_from_this<LineConnection> {
 
   // `max_line_bytes`: the longest line accepted from the peer (newline
   // excluded); a longer one closes the connection.
-  static std::shared_ptr<LineConnection> Create(asio::io_context& io,
-                                                std::size_t max_line_bytes);
+  static std::shared_ptr<LineConnection> Create(asio::io_context& io, std::size_t max_line_bytes);
 
   // Resolves and connects; `done` gets the error or success. Called once,
   // unless Close() came first.

@@ -2,20 +2,18 @@
 // file only turns the command line into WorkerOptions and wires the event
 // loop; the protocol lives in worker_session, the processes in
 // process_task_runner.
+#include <pincer/version.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <asio.hpp>
 #include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <asio.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
-#include <pincer/version.h>
 
 #include "worker/child_process.h"
 #include "worker/endpoint.h"
@@ -44,10 +42,11 @@ std::string DefaultName(const std::vector<std::string>& command) {
 int main(int argc, char** argv) {
   namespace worker = pincer::worker;
 
-  CLI::App app{"pincer-worker: connects to pincerd and runs COMMAND once per task.\n"
-               "The task's payload is written to COMMAND's stdin; exit 0 reports its stdout\n"
-               "as the output, anything else a failure with the tail of its stderr.",
-               "pincer-worker"};
+  CLI::App app{
+      "pincer-worker: connects to pincerd and runs COMMAND once per task.\n"
+      "The task's payload is written to COMMAND's stdin; exit 0 reports its stdout\n"
+      "as the output, anything else a failure with the tail of its stderr.",
+      "pincer-worker"};
   app.set_version_flag("--version", std::string("pincer-worker ") + pincer::kVersion);
   app.footer("Example: pincer-worker --skill upper -- tr a-z A-Z");
 

@@ -74,10 +74,9 @@ void ProcessTaskRunner::Start(TaskSpec spec) {
   procs_.emplace(serial, std::move(proc));
   by_id_[spec.id] = serial;
 
-  auto spawned =
-      SpawnChild(options_.command, {{"PINCER_TASK_ID", spec.id},
-                                    {"PINCER_SESSION", spec.session},
-                                    {"PINCER_ATTEMPT", std::to_string(spec.attempt)}});
+  auto spawned = SpawnChild(options_.command, {{"PINCER_TASK_ID", spec.id},
+                                               {"PINCER_SESSION", spec.session},
+                                               {"PINCER_ATTEMPT", std::to_string(spec.attempt)}});
   if (auto* error = std::get_if<std::string>(&spawned)) {
     p.spawn_error = std::move(*error);
     p.reaped = p.stdout_done = p.stderr_done = true;
@@ -120,38 +119,38 @@ void ProcessTaskRunner::WriteStdin(uint64_t serial) {
 
 void ProcessTaskRunner::ReadStdout(uint64_t serial) {
   Proc* p = Find(serial);
-  p->out.async_read_some(asio::buffer(p->out_chunk), [this, serial](std::error_code ec,
-                                                                    std::size_t n) {
-    Proc* p = Find(serial);
-    if (p == nullptr || p->stdout_done) return;
-    p->stdout_buf.Append(std::string_view(p->out_chunk.data(), n));
-    if (ec) {
-      p->stdout_done = true;
-      std::error_code ignored;
-      p->out.close(ignored);
-      MaybeFinish(serial);
-      return;
-    }
-    ReadStdout(serial);
-  });
+  p->out.async_read_some(asio::buffer(p->out_chunk),
+                         [this, serial](std::error_code ec, std::size_t n) {
+                           Proc* p = Find(serial);
+                           if (p == nullptr || p->stdout_done) return;
+                           p->stdout_buf.Append(std::string_view(p->out_chunk.data(), n));
+                           if (ec) {
+                             p->stdout_done = true;
+                             std::error_code ignored;
+                             p->out.close(ignored);
+                             MaybeFinish(serial);
+                             return;
+                           }
+                           ReadStdout(serial);
+                         });
 }
 
 void ProcessTaskRunner::ReadStderr(uint64_t serial) {
   Proc* p = Find(serial);
-  p->err.async_read_some(asio::buffer(p->err_chunk), [this, serial](std::error_code ec,
-                                                                    std::size_t n) {
-    Proc* p = Find(serial);
-    if (p == nullptr || p->stderr_done) return;
-    p->stderr_buf.Append(std::string_view(p->err_chunk.data(), n));
-    if (ec) {
-      p->stderr_done = true;
-      std::error_code ignored;
-      p->err.close(ignored);
-      MaybeFinish(serial);
-      return;
-    }
-    ReadStderr(serial);
-  });
+  p->err.async_read_some(asio::buffer(p->err_chunk),
+                         [this, serial](std::error_code ec, std::size_t n) {
+                           Proc* p = Find(serial);
+                           if (p == nullptr || p->stderr_done) return;
+                           p->stderr_buf.Append(std::string_view(p->err_chunk.data(), n));
+                           if (ec) {
+                             p->stderr_done = true;
+                             std::error_code ignored;
+                             p->err.close(ignored);
+                             MaybeFinish(serial);
+                             return;
+                           }
+                           ReadStderr(serial);
+                         });
 }
 
 void ProcessTaskRunner::WaitForSigchld() {

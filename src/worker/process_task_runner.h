@@ -4,6 +4,7 @@
 // the loop's thread.
 #pragma once
 
+#include <asio.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -11,8 +12,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <asio.hpp>
 
 #include "worker/task_runner.h"
 

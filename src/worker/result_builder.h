@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "worker/wire.h"
 
@@ -17,13 +16,13 @@ namespace pincer::worker {
 struct TaskOutcome {
   enum class Kind { kExited, kSignaled, kSpawnFailed };
   Kind kind = Kind::kExited;
-  int code = 0;                     // exit status (kExited) or signal (kSignaled)
-  std::string stdout_data;          // the first bytes of stdout, up to the cap
-  bool stdout_overflowed = false;   // stdout was longer than the cap
-  std::size_t stdout_total = 0;     // bytes the child wrote to stdout
-  std::string stderr_tail;          // the last bytes of stderr
-  bool stderr_truncated = false;    // earlier stderr was dropped
-  std::string spawn_error;          // kSpawnFailed: why
+  int code = 0;                    // exit status (kExited) or signal (kSignaled)
+  std::string stdout_data;         // the first bytes of stdout, up to the cap
+  bool stdout_overflowed = false;  // stdout was longer than the cap
+  std::size_t stdout_total = 0;    // bytes the child wrote to stdout
+  std::string stderr_tail;         // the last bytes of stderr
+  bool stderr_truncated = false;   // earlier stderr was dropped
+  std::string spawn_error;         // kSpawnFailed: why
 };
 
 // The bytes a task's stdin receives: a JSON string payload as its raw text
@@ -34,8 +33,8 @@ inline std::string PayloadToStdin(const nlohmann::json& payload) {
 }
 
 inline std::string_view TrimTrailingSpace(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' ||
-                        s.back() == '\t')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
     s.remove_suffix(1);
   }
   return s;

@@ -4,13 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace pincer::worker {
 
@@ -117,8 +116,8 @@ struct HelloFields {
 };
 
 inline std::string HelloLine(const HelloFields& h, int proto) {
-  nlohmann::json j = {{"type", "hello"}, {"role", "worker"},    {"proto", proto},
-                      {"token", h.token}, {"name", h.name},     {"skills", h.skills},
+  nlohmann::json j = {{"type", "hello"},       {"role", "worker"}, {"proto", proto},
+                      {"token", h.token},      {"name", h.name},   {"skills", h.skills},
                       {"capacity", h.capacity}};
   if (h.labels.is_object() && !h.labels.empty()) j["labels"] = h.labels;
   if (!h.spawn_id.empty()) j["spawn_id"] = h.spawn_id;
@@ -126,7 +125,8 @@ inline std::string HelloLine(const HelloFields& h, int proto) {
 }
 
 inline std::string HeartbeatLine(const nlohmann::json& load) {
-  return DumpLine({{"type", "heartbeat"}, {"load", load.is_object() ? load : nlohmann::json::object()}});
+  return DumpLine(
+      {{"type", "heartbeat"}, {"load", load.is_object() ? load : nlohmann::json::object()}});
 }
 
 inline std::string FailureLine(std::string_view id, std::string_view error, bool retryable) {

@@ -14,8 +14,8 @@ namespace pincer::worker {
 
 struct WorkerOptions {
   Endpoint endpoint;
-  HelloFields hello;                  // token, name, skills, capacity, labels, spawn_id
-  std::vector<std::string> command;   // argv of the per-task command
+  HelloFields hello;                        // token, name, skills, capacity, labels, spawn_id
+  std::vector<std::string> command;         // argv of the per-task command
   std::size_t max_frame_bytes = 16u << 20;  // the daemon's limits.max_frame_bytes
   std::chrono::milliseconds handshake_timeout{10000};  // connect + welcome
   std::chrono::milliseconds backoff_initial{100};

@@ -1,11 +1,10 @@
 #include "worker/worker_session.h"
 
+#include <pincer/version.h>
 #include <spdlog/spdlog.h>
 
 #include <utility>
 #include <variant>
-
-#include <pincer/version.h>
 
 #include "worker/result_builder.h"
 
@@ -98,8 +97,8 @@ void WorkerSession::OnWelcome(const WelcomeMsg& m) {
   handshake_timer_.cancel();
   backoff_.Reset();
   failed_attempts_ = 0;
-  spdlog::info("connected to {} as worker {} (heartbeat every {}ms)",
-               options_.endpoint.ToString(), worker_id_, m.heartbeat_ms);
+  spdlog::info("connected to {} as worker {} (heartbeat every {}ms)", options_.endpoint.ToString(),
+               worker_id_, m.heartbeat_ms);
   next_heartbeat_ = std::chrono::steady_clock::now();
   SendHeartbeat();
 }
@@ -117,9 +116,9 @@ void WorkerSession::OnTask(TaskMsg& m) {
     return;
   }
   if (runner_.running() >= static_cast<std::size_t>(options_.hello.capacity)) {
-    conn_->Send(FailureLine(
-        m.id, "worker is at capacity (" + std::to_string(options_.hello.capacity) + ")",
-        /*retryable=*/true));
+    conn_->Send(
+        FailureLine(m.id, "worker is at capacity (" + std::to_string(options_.hello.capacity) + ")",
+                    /*retryable=*/true));
     return;
   }
   spdlog::info("task {} attempt {}: starting", m.id, m.attempt);
@@ -195,8 +194,8 @@ void WorkerSession::DropConnection(const std::string& reason) {
     spdlog::warn("lost the connection to {}: {}", options_.endpoint.ToString(), reason);
   } else if (failed_attempts_ == 1 || failed_attempts_ % 20 == 0) {
     // Logged once per outage (and now and then after), not every retry.
-    spdlog::warn("{}: {} (attempt {}; retrying with backoff)", options_.endpoint.ToString(),
-                 reason, failed_attempts_);
+    spdlog::warn("{}: {} (attempt {}; retrying with backoff)", options_.endpoint.ToString(), reason,
+                 failed_attempts_);
   } else {
     spdlog::debug("{}: {} (attempt {})", options_.endpoint.ToString(), reason, failed_attempts_);
   }

@@ -4,14 +4,13 @@
 // io_context it is given.
 #pragma once
 
+#include <asio.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <asio.hpp>
 
 #include "worker/backoff.h"
 #include "worker/line_connection.h"

@@ -3,6 +3,7 @@
 // timeout killing the process group, drain, SIGTERM, reconnecting after a
 // daemon restart, Unix sockets. Waits are bounded polls, never sleeps.
 // The pure parts are unit-tested in tests/unit/worker_*_test.cc.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -11,12 +12,10 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -68,10 +67,9 @@ class PincerWorkerTest : public ::testing::Test {
 
   // Starts pincer-worker with `args` (before "--") running `command`.
   // Returns its index in workers_.
-  size_t StartWorker(const std::vector<std::string>& args,
-                     const std::vector<std::string>& command, EnvChanges env = {}) {
-    std::vector<std::string> argv = {kWorker, "--addr", daemon_->address(), "--log-level",
-                                     "debug"};
+  size_t StartWorker(const std::vector<std::string>& args, const std::vector<std::string>& command,
+                     EnvChanges env = {}) {
+    std::vector<std::string> argv = {kWorker, "--addr", daemon_->address(), "--log-level", "debug"};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--");
     argv.insert(argv.end(), command.begin(), command.end());
@@ -298,8 +296,7 @@ TEST_F(PincerWorkerTest, TimeoutStopsTheTask) {
 }
 
 TEST_F(PincerWorkerTest, CapacityRunsTasksSideBySide) {
-  StartWorker({"--name", "pair", "--skill", "pair", "--capacity", "2"},
-              {"sh", "-c", "sleep 30"});
+  StartWorker({"--name", "pair", "--skill", "pair", "--capacity", "2"}, {"sh", "-c", "sleep 30"});
   ASSERT_TRUE(WaitForWorker("pair"));
   const std::string a = Submit({"--skill", "pair", "--payload", "1"});
   const std::string b = Submit({"--skill", "pair", "--payload", "2"});
@@ -314,8 +311,8 @@ TEST_F(PincerWorkerTest, CapacityRunsTasksSideBySide) {
 }
 
 TEST_F(PincerWorkerTest, DrainFinishesTheTaskThenExitsZero) {
-  const size_t w = StartWorker({"--name", "drainee", "--skill", "drain"},
-                               {"sh", "-c", "sleep 0.5; cat"});
+  const size_t w =
+      StartWorker({"--name", "drainee", "--skill", "drain"}, {"sh", "-c", "sleep 0.5; cat"});
   ASSERT_TRUE(WaitForWorker("drainee"));
   const std::string id = Submit({"--skill", "drain", "--payload", R"("last one")"});
   ASSERT_TRUE(WaitFor([&] { return StateOf(id) == "running"; }));
@@ -371,12 +368,12 @@ TEST_F(PincerWorkerTest, LosingTheDaemonKillsRunningTasks) {
 TEST_F(PincerWorkerTest, EnvironmentDefaultsForAddressAndToken) {
   std::vector<std::string> argv = {kWorker, "--name", "from-env", "--", "cat"};
   workers_.push_back(std::make_unique<ChildProcess>());
-  ASSERT_EQ(workers_.back()->Start(argv, daemon_->dir() + "/worker.out",
-                                   daemon_->dir() + "/worker0.err",
-                                   {{"PINCER_ADDR", daemon_->address()},
-                                    {"PINCER_TOKEN", "anything"},
-                                    {"PINCER_SPAWN_ID", std::nullopt}}),
-            "");
+  ASSERT_EQ(
+      workers_.back()->Start(argv, daemon_->dir() + "/worker.out", daemon_->dir() + "/worker0.err",
+                             {{"PINCER_ADDR", daemon_->address()},
+                              {"PINCER_TOKEN", "anything"},
+                              {"PINCER_SPAWN_ID", std::nullopt}}),
+      "");
   EXPECT_TRUE(WaitForWorker("from-env"));
 }
 
@@ -401,13 +398,14 @@ TEST_F(PincerWorkerLimitsTest, OutputBeyondTheFrameLimitFailsWithoutRetry) {
 }
 
 TEST_F(PincerWorkerLimitsTest, ConnectsOverTheUnixSocket) {
-  std::vector<std::string> argv = {kWorker, "--unix", daemon_->dir() + "/pincer.sock",
-                                   "--name", "unix", "--skill", "echo", "--", "cat"};
+  std::vector<std::string> argv = {kWorker,  "--unix", daemon_->dir() + "/pincer.sock",
+                                   "--name", "unix",   "--skill",
+                                   "echo",   "--",     "cat"};
   workers_.push_back(std::make_unique<ChildProcess>());
-  ASSERT_EQ(workers_.back()->Start(argv, daemon_->dir() + "/worker.out",
-                                   daemon_->dir() + "/worker0.err",
-                                   {{"PINCER_ADDR", std::nullopt}}),
-            "");
+  ASSERT_EQ(
+      workers_.back()->Start(argv, daemon_->dir() + "/worker.out", daemon_->dir() + "/worker0.err",
+                             {{"PINCER_ADDR", std::nullopt}}),
+      "");
   ASSERT_TRUE(WaitForWorker("unix"));
   const json end = SubmitWait({"--skill", "echo", "--payload", R"("over unix")"});
   EXPECT_EQ(end["output"], "over unix") << end;

@@ -2,16 +2,15 @@
 // fails bad payloads without retry, drains, survives a daemon restart and
 // runs as a pincerd pool (PINCER_SPAWN_ID). The library's own logic is
 // tested against a fake daemon in workers/python/test_pincer_worker.py.
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -40,8 +39,8 @@ class PythonWorkerTest : public ::testing::Test {
 
   void StartExample(const std::string& name, int capacity = 1) {
     python_ = std::make_unique<ChildProcess>();
-    ASSERT_EQ(python_->Start({"/usr/bin/env", "python3", kExample},
-                             daemon_->dir() + "/python.out", daemon_->dir() + "/python.err",
+    ASSERT_EQ(python_->Start({"/usr/bin/env", "python3", kExample}, daemon_->dir() + "/python.out",
+                             daemon_->dir() + "/python.err",
                              {{"PINCER_ADDR", daemon_->address()},
                               {"PINCER_TOKEN", std::nullopt},
                               {"PINCER_SPAWN_ID", std::nullopt},
@@ -71,8 +70,7 @@ class PythonWorkerTest : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure() && daemon_) {
-      std::cerr << "--- python worker stderr:\n"
-                << ReadFileOrEmpty(daemon_->dir() + "/python.err");
+      std::cerr << "--- python worker stderr:\n" << ReadFileOrEmpty(daemon_->dir() + "/python.err");
     }
     python_.reset();
   }
@@ -141,10 +139,13 @@ TEST_F(PythonWorkerTest, ReconnectsAfterTheDaemonRestarts) {
 TEST_F(PythonWorkerTest, RunsAsAPincerdPool) {
   // pincerd starts it with PINCER_ADDR, PINCER_TOKEN and PINCER_SPAWN_ID;
   // the spawn id in its hello ties the connection to the pool.
-  StartDaemon("pools:\n"
-              "  - name: upper\n"
-              "    command: [\"/usr/bin/env\", \"python3\", \"" + kExample + "\"]\n"
-              "    replicas: 1\n");
+  StartDaemon(
+      "pools:\n"
+      "  - name: upper\n"
+      "    command: [\"/usr/bin/env\", \"python3\", \"" +
+      kExample +
+      "\"]\n"
+      "    replicas: 1\n");
   ASSERT_TRUE(WaitFor(
       [&] {
         auto w = FindWorker("upper-py");

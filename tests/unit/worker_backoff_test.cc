@@ -1,7 +1,7 @@
 // src/worker/backoff.h: reconnect delays, with the randomness injected.
-#include "worker/backoff.h"
-
 #include <gtest/gtest.h>
+
+#include "worker/backoff.h"
 
 namespace pincer::worker {
 namespace {

@@ -1,7 +1,7 @@
 // src/worker/endpoint.h: the addresses pincer-worker dials.
-#include "worker/endpoint.h"
-
 #include <gtest/gtest.h>
+
+#include "worker/endpoint.h"
 
 namespace pincer::worker {
 namespace {
@@ -32,8 +32,8 @@ TEST(ParseEndpointTest, UnixSocket) {
 }
 
 TEST(ParseEndpointTest, Refused) {
-  for (const char* bad : {"", "localhost", ":7878", "host:", "host:0", "host:65536",
-                          "host:12ab", "::1:7878", "unix:", "host:-1"}) {
+  for (const char* bad : {"", "localhost", ":7878", "host:", "host:0", "host:65536", "host:12ab",
+                          "::1:7878", "unix:", "host:-1"}) {
     EXPECT_FALSE(ParseEndpoint(bad).has_value()) << bad;
   }
 }

@@ -1,7 +1,7 @@
 // src/worker/output_capture.h: bounded capture of a child's stdout/stderr.
-#include "worker/output_capture.h"
-
 #include <gtest/gtest.h>
+
+#include "worker/output_capture.h"
 
 namespace pincer::worker {
 namespace {

@@ -1,7 +1,7 @@
 // src/worker/proc_stat.h: parsing /proc/PID/stat and /proc/PID/statm.
-#include "worker/proc_stat.h"
-
 #include <gtest/gtest.h>
+
+#include "worker/proc_stat.h"
 
 namespace pincer::worker {
 namespace {

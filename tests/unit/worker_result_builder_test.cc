@@ -1,9 +1,9 @@
 // src/worker/result_builder.h: how a finished task process becomes a result.
-#include "worker/result_builder.h"
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include "worker/result_builder.h"
 
 namespace pincer::worker {
 namespace {

@@ -1,8 +1,8 @@
 // src/worker/wire.h: daemon lines into typed messages, and the worker's own
 // hello/heartbeat/failure lines.
-#include "worker/wire.h"
-
 #include <gtest/gtest.h>
+
+#include "worker/wire.h"
 
 namespace pincer::worker {
 namespace {
@@ -65,10 +65,10 @@ TEST(ParseDaemonMessageTest, UnknownTypeIsToleratedForNewerDaemons) {
 }
 
 TEST(ParseDaemonMessageTest, BadLines) {
-  for (const char* line : {"not json", "[1,2]", "42", R"({"no":"type"})", R"({"type":7})",
-                           R"({"type":"task"})", R"({"type":"task","id":""})",
-                           R"({"type":"task","id":5})", R"({"type":"cancel"})",
-                           R"({"type":"task","id":"t1"} trailing)"}) {
+  for (const char* line :
+       {"not json", "[1,2]", "42", R"({"no":"type"})", R"({"type":7})", R"({"type":"task"})",
+        R"({"type":"task","id":""})", R"({"type":"task","id":5})", R"({"type":"cancel"})",
+        R"({"type":"task","id":"t1"} trailing)"}) {
     EXPECT_TRUE(std::holds_alternative<BadMsg>(ParseDaemonMessage(line))) << line;
   }
 }
@@ -102,8 +102,7 @@ TEST(HelloLineTest, OptionalFieldsAreLeftOut) {
 TEST(HeartbeatLineTest, LoadIsAlwaysAnObject) {
   EXPECT_EQ(json::parse(HeartbeatLine(json{{"cpu", 0.5}})),
             json::parse(R"({"type":"heartbeat","load":{"cpu":0.5}})"));
-  EXPECT_EQ(json::parse(HeartbeatLine(json())),
-            json::parse(R"({"type":"heartbeat","load":{}})"));
+  EXPECT_EQ(json::parse(HeartbeatLine(json())), json::parse(R"({"type":"heartbeat","load":{}})"));
 }
 
 TEST(FailureLineTest, Shape) {
