@@ -371,6 +371,24 @@ void Dispatcher::FillWorker(Worker& w) {
       return;
     }
     Assign(*tasks_.at(id), w);
+    // The rotation may have moved on to a worker that sat idle.
+    if (!take_pinned) PumpClass(best->first);
+  }
+}
+
+void Dispatcher::PumpClass(ClassId c) {
+  const Strategy& strategy = StrategyFor(c);
+  WorkerIndex& index = workers_.index();
+  const auto& skills = queue_.skills(c);
+  while (const QueueEntry* head = queue_.Head(c)) {
+    Task& t = *tasks_.at(head->id);
+    Worker* w = workers_.Find(strategy.Pick(index, index.Matching(skills), skills.size()));
+    if (!w) {
+      if (fallback_strategy_->Pick(index, index.Matching(skills), skills.size())) ArmTurnWait(t);
+      return;
+    }
+    Unqueue(t);
+    Assign(t, *w);
   }
 }
 

@@ -131,6 +131,7 @@ class Dispatcher {
   void PlaceGeneral(Task& t);  // the strategy only
   void Assign(Task& t, Worker& w);
   void FillWorker(Worker& w);  // give a free worker the best task it can take
+  void PumpClass(ClassId c);   // give a class's waiting heads to the workers its strategy picks
   void Unqueue(Task& t);       // take a queued task out of wherever it waits
   void Pin(Task& t, Worker& home);
 

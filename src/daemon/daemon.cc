@@ -169,7 +169,8 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
     if (auto* r = std::get_if<ResultMsg>(&msg)) return dispatcher_->OnResult(c.id(), *r);
     if (auto* p = std::get_if<ProgressMsg>(&msg)) return dispatcher_->OnProgress(c.id(), *p);
     if (auto* h = std::get_if<HeartbeatMsg>(&msg)) return dispatcher_->OnHeartbeat(c.id(), *h);
-    Send(c.id(), EncodeError("unknown_type", "workers may send result, progress and heartbeat"));
+    Send(c.id(), EncodeError("unknown_type", "workers may send result, progress and heartbeat",
+                             RequestId(msg)));
     return;
   }
   // Client.

@@ -91,6 +91,19 @@ struct ProtocolError {
 
 using ParseResult = std::variant<Message, ProtocolError>;
 
+// The `req` of a client request; nullopt for other messages.
+inline std::optional<int64_t> RequestId(const Message& m) {
+  return std::visit(
+      [](const auto& v) -> std::optional<int64_t> {
+        if constexpr (requires { v.req; }) {
+          return v.req;
+        } else {
+          return std::nullopt;
+        }
+      },
+      m);
+}
+
 // Parses one line (without its newline). Never throws.
 ParseResult ParseMessage(std::string_view line);
 // The same, with the simdjson fast path for hot messages turned off: what

@@ -178,7 +178,6 @@ TEST_F(BadInputTest, WorkerBadLinesAndResultsForUnknownOrForeignTasks) {
                 {"true", "bad_message", {}},
                 {"{}", "bad_message", {}},
                 {R"({"type":"explode"})", "unknown_type", {}},
-                // (req echo for these: see DISABLED_AWorkerSendingAClientRequestGetsItsReqBack)
                 {R"({"type":"submit","req":1,"payload":1})", "unknown_type", {}},
                 {R"({"type":"stats","req":2})", "unknown_type", {}},
                 {R"({"type":"result","id":7,"ok":true})", "bad_message", {}},
@@ -216,10 +215,9 @@ TEST_F(BadInputTest, WorkerBadLinesAndResultsForUnknownOrForeignTasks) {
   ExpectPendingTaskCompletes();
 }
 
-// SPEC section 2: an error carries `req` "echoed if given". pincerd answers a
-// worker that sends a client request with unknown_type but without the req
-// (src/daemon/daemon.cc, OnLine, the worker branch). Enable once fixed.
-TEST_F(BadInputTest, DISABLED_AWorkerSendingAClientRequestGetsItsReqBack) {
+// SPEC section 2: an error carries `req` "echoed if given", also when a
+// worker sends a request only clients may send.
+TEST_F(BadInputTest, AWorkerSendingAClientRequestGetsItsReqBack) {
   RawPeer peer;
   ASSERT_EQ(peer.Connect(addr_), "");
   ASSERT_TRUE(peer.Hello("worker", "wtok", {{"skills", {"raw"}}}));
