@@ -1,1 +1,314 @@
-// placeholder
+#include "client/client.h"
+
+#include <array>
+#include <asio/connect.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/write.hpp>
+#include <functional>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "client/address.h"
+
+namespace pincer::client {
+namespace {
+
+constexpr int kProtocolVersion = 1;
+
+Error TimeoutError(const std::string& what) {
+  return Error{ErrorKind::kTimeout, "timeout", "timed out " + what};
+}
+
+Error ClosedError() {
+  return Error{ErrorKind::kClosed, "closed", "the daemon closed the connection"};
+}
+
+// An `error` message from the daemon, as a value.
+Error ServerError(const nlohmann::json& message) {
+  Error error{ErrorKind::kServer, "error", ""};
+  if (auto it = message.find("code"); it != message.end() && it->is_string()) {
+    error.code = it->get<std::string>();
+  }
+  if (auto it = message.find("message"); it != message.end() && it->is_string()) {
+    error.message = it->get<std::string>();
+  }
+  return error;
+}
+
+bool IsType(const nlohmann::json& message, std::string_view type) {
+  auto it = message.find("type");
+  return it != message.end() && it->is_string() && it->get_ref<const std::string&>() == type;
+}
+
+}  // namespace
+
+Client::Client(const ConnectOptions& options)
+    : options_(options), socket_(io_), lines_(options.max_line_bytes) {}
+
+Client::~Client() { Close(); }
+
+Result<std::unique_ptr<Client>> Client::Connect(const std::string& addr, const std::string& role,
+                                                const std::string& token,
+                                                const nlohmann::json& extra_hello,
+                                                const ConnectOptions& options) {
+  // Not make_unique: the constructor is private.
+  std::unique_ptr<Client> client(new Client(options));
+  const Deadline deadline = DeadlineAfter(options.timeout);
+  if (Status dialed = client->Dial(addr, deadline); !dialed.ok()) return dialed.error();
+
+  nlohmann::json hello = {
+      {"type", "hello"}, {"role", role}, {"proto", kProtocolVersion}, {"token", token}};
+  if (extra_hello.is_object()) {
+    for (const auto& [key, value] : extra_hello.items()) hello[key] = value;
+  }
+  if (Status shook = client->Handshake(hello, deadline); !shook.ok()) return shook.error();
+  return client;
+}
+
+Status Client::Dial(const std::string& addr, const Deadline& deadline) {
+  Result<Address> parsed = ParseAddress(addr);
+  if (!parsed.ok()) return parsed.error();
+  const Address& address = parsed.value();
+
+  // One generic socket type serves TCP and Unix sockets alike.
+  std::vector<asio::generic::stream_protocol::endpoint> endpoints;
+  if (address.kind == Address::Kind::kUnix) {
+    endpoints.emplace_back(asio::local::stream_protocol::endpoint(address.path));
+  } else {
+    asio::ip::tcp::resolver resolver(io_);
+    bool done = false;
+    std::error_code resolve_error;
+    resolver.async_resolve(address.host, address.port,
+                           [&](const std::error_code& ec, asio::ip::tcp::resolver::results_type r) {
+                             resolve_error = ec;
+                             for (const auto& entry : r) endpoints.emplace_back(entry.endpoint());
+                             done = true;
+                           });
+    if (!RunUntil(done, deadline, [&] { resolver.cancel(); })) {
+      return Error{ErrorKind::kConnect, "connect_failed", "timed out resolving " + address.host};
+    }
+    if (resolve_error || endpoints.empty()) {
+      return Error{ErrorKind::kConnect, "connect_failed",
+                   "cannot resolve " + address.host + ": " + resolve_error.message()};
+    }
+  }
+
+  bool done = false;
+  std::error_code connect_error;
+  asio::async_connect(socket_, endpoints, [&](const std::error_code& ec, const auto& /*endpoint*/) {
+    connect_error = ec;
+    done = true;
+  });
+  if (!RunUntil(done, deadline)) {
+    Close();
+    return Error{ErrorKind::kConnect, "connect_failed", "timed out connecting to " + addr};
+  }
+  if (connect_error) {
+    Close();
+    return Error{ErrorKind::kConnect, "connect_failed",
+                 "cannot connect to " + addr + ": " + connect_error.message()};
+  }
+  if (address.kind == Address::Kind::kTcp) {
+    // Requests are small and answered one by one; Nagle would add delay.
+    std::error_code ignored;
+    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  }
+  return Status::Ok();
+}
+
+Status Client::Handshake(const nlohmann::json& hello, const Deadline& deadline) {
+  if (Status sent = WriteLine(hello.dump() + "\n", deadline); !sent.ok()) return sent;
+  Result<nlohmann::json> answer = ReadFromSocket(deadline);
+  if (!answer.ok()) {
+    Error error = answer.error();
+    if (error.kind == ErrorKind::kTimeout) error.message = "timed out waiting for welcome";
+    return error;
+  }
+  if (IsType(*answer, "error")) {
+    Close();
+    return ServerError(*answer);
+  }
+  if (!IsType(*answer, "welcome")) {
+    Close();
+    return Error{ErrorKind::kProtocol, "bad_message", "expected welcome, got " + answer->dump()};
+  }
+  welcome_ = std::move(answer).value();
+  return Status::Ok();
+}
+
+std::string Client::id() const {
+  auto it = welcome_.find("id");
+  return it != welcome_.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+Status Client::Send(const nlohmann::json& message, Duration timeout) {
+  // Invalid UTF-8 in a string is replaced rather than thrown on.
+  return WriteLine(message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                   DeadlineAfter(timeout));
+}
+
+Status Client::WriteLine(const std::string& line, const Deadline& deadline) {
+  if (!socket_.is_open()) return ClosedError();
+  bool done = false;
+  std::error_code write_error;
+  asio::async_write(socket_, asio::buffer(line), [&](const std::error_code& ec, std::size_t) {
+    write_error = ec;
+    done = true;
+  });
+  if (!RunUntil(done, deadline)) {
+    Close();
+    return TimeoutError("sending to the daemon");
+  }
+  if (write_error) {
+    Close();
+    return Error{ErrorKind::kClosed, "closed", "cannot send: " + write_error.message()};
+  }
+  return Status::Ok();
+}
+
+Result<nlohmann::json> Client::ReadMessage(Duration timeout) {
+  if (!held_.empty()) {
+    nlohmann::json message = std::move(held_.front());
+    held_.pop_front();
+    return message;
+  }
+  return ReadFromSocket(DeadlineAfter(timeout));
+}
+
+Result<nlohmann::json> Client::ReadFromSocket(const Deadline& deadline) {
+  std::array<char, 64 * 1024> chunk;
+  while (true) {
+    while (std::optional<std::string> line = lines_.NextLine()) {
+      if (line->empty()) continue;
+      nlohmann::json message = nlohmann::json::parse(*line, nullptr, /*allow_exceptions=*/false);
+      if (message.is_discarded() || !message.is_object()) {
+        return Error{ErrorKind::kProtocol, "bad_json",
+                     "the daemon sent a line that is not a JSON object: " + line->substr(0, 200)};
+      }
+      return message;
+    }
+    if (lines_.overflowed()) {
+      Close();
+      return Error{ErrorKind::kProtocol, "frame_too_large",
+                   "the daemon sent a line longer than " + std::to_string(options_.max_line_bytes) +
+                       " bytes"};
+    }
+    if (!socket_.is_open()) return ClosedError();
+
+    bool done = false;
+    std::error_code read_error;
+    std::size_t read = 0;
+    socket_.async_read_some(asio::buffer(chunk), [&](const std::error_code& ec, std::size_t n) {
+      read_error = ec;
+      read = n;
+      done = true;
+    });
+    const bool in_time = RunUntil(done, deadline);
+    // Bytes that arrived as the deadline passed still count.
+    lines_.Append(std::string_view(chunk.data(), read));
+    if (read == 0 && (!in_time || read_error == asio::error::operation_aborted)) {
+      return TimeoutError("waiting for the daemon");
+    }
+    if (read_error && read_error != asio::error::operation_aborted) {
+      // EOF or reset: the daemon is gone. Complete lines it sent before
+      // that are still handed out by the loop above, then kClosed.
+      Close();
+    }
+  }
+}
+
+Result<std::int64_t> Client::SendRequest(nlohmann::json message, Duration timeout) {
+  const std::int64_t req = next_req_++;
+  message["req"] = req;
+  if (Status sent = Send(message, timeout); !sent.ok()) return sent.error();
+  return req;
+}
+
+Result<nlohmann::json> Client::AwaitReply(std::int64_t req, Duration timeout) {
+  auto matches = [req](const nlohmann::json& message) {
+    auto it = message.find("req");
+    if (it == message.end()) return IsType(message, "error");
+    return it->is_number_integer() && it->get<std::int64_t>() == req;
+  };
+  auto answer = [](nlohmann::json message) -> Result<nlohmann::json> {
+    if (IsType(message, "error")) return ServerError(message);
+    return message;
+  };
+
+  for (auto it = held_.begin(); it != held_.end(); ++it) {
+    if (matches(*it)) {
+      nlohmann::json message = std::move(*it);
+      held_.erase(it);
+      return answer(std::move(message));
+    }
+  }
+  const Deadline deadline = DeadlineAfter(timeout);
+  while (true) {
+    Result<nlohmann::json> message = ReadFromSocket(deadline);
+    if (!message.ok()) {
+      // A garbled line is not our answer; keep looking until the deadline.
+      if (message.error().kind == ErrorKind::kProtocol && is_open()) continue;
+      return message.error();
+    }
+    if (matches(*message)) return answer(std::move(message).value());
+    if (held_.size() >= options_.max_pending_messages) {
+      Close();
+      return Error{
+          ErrorKind::kProtocol, "bad_message",
+          "too many unanswered messages held while waiting for req " + std::to_string(req)};
+    }
+    held_.push_back(std::move(message).value());
+  }
+}
+
+Result<nlohmann::json> Client::Request(nlohmann::json message, Duration timeout) {
+  const Deadline deadline = DeadlineAfter(timeout);
+  Result<std::int64_t> req = SendRequest(std::move(message), Remaining(deadline));
+  if (!req.ok()) return req.error();
+  return AwaitReply(*req, Remaining(deadline));
+}
+
+bool Client::is_open() const { return socket_.is_open(); }
+
+void Client::Close() {
+  std::error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+Client::Deadline Client::DeadlineAfter(Duration timeout) {
+  if (timeout == kNoTimeout) return std::nullopt;
+  return Clock::now() + timeout;
+}
+
+Duration Client::Remaining(const Deadline& deadline) {
+  if (!deadline) return kNoTimeout;
+  const auto left = std::chrono::duration_cast<Duration>(*deadline - Clock::now());
+  return left.count() > 0 ? left : Duration{0};
+}
+
+bool Client::RunUntil(const bool& done, const Deadline& deadline,
+                      const std::function<void()>& cancel) {
+  io_.restart();
+  if (deadline) {
+    io_.run_until(*deadline);
+  } else {
+    io_.run();
+  }
+  if (done) return true;
+  // The deadline passed: abort what is outstanding and let its handler run,
+  // so no handler outlives this call's stack frame.
+  if (cancel) {
+    cancel();
+  } else {
+    std::error_code ignored;
+    socket_.cancel(ignored);
+  }
+  io_.restart();
+  io_.run();
+  return false;
+}
+
+}  // namespace pincer::client

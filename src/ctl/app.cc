@@ -1,0 +1,238 @@
+#include "ctl/app.h"
+
+#include <pincer/version.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "ctl/commands.h"
+#include "ctl/exit_code.h"
+#include "ctl/top.h"
+
+namespace pincer::ctl {
+namespace {
+
+const CLI::Validator kDuration(
+    [](std::string& text) -> std::string {
+      if (ParseDuration(text)) return {};
+      return "'" + text + "' is not a duration (e.g. 250ms, 30s, 10m, 1h30m; 0 = none)";
+    },
+    "DURATION");
+
+const std::vector<std::string> kStates = {"queued", "running",   "succeeded",
+                                          "failed", "cancelled", "timed_out"};
+
+// Flag values as parsed; the Option pointers tell whether a flag was given.
+struct Flags {
+  GlobalOptions global;
+  SubmitFlags submit;
+  std::string payload, payload_file, batch, timeout, session, key, id, worker, state;
+  std::int64_t priority = 0, max_attempts = 0, limit = 0;
+  std::string top_interval = "1s";
+  bool top_once = false;
+  int top_frames = 0;
+  CLI::Option* priority_opt = nullptr;
+  CLI::Option* max_attempts_opt = nullptr;
+  CLI::Option* timeout_opt = nullptr;
+  CLI::Option* session_opt = nullptr;
+  CLI::Option* key_opt = nullptr;
+  CLI::Option* payload_opt = nullptr;
+  CLI::Option* payload_file_opt = nullptr;
+  CLI::Option* batch_opt = nullptr;
+  CLI::Option* state_opt = nullptr;
+  CLI::Option* limit_opt = nullptr;
+  CLI::Option* top_frames_opt = nullptr;
+};
+
+template <typename T>
+std::optional<T> IfGiven(const CLI::Option* option, const T& value) {
+  if (option == nullptr || option->count() == 0) return std::nullopt;
+  return value;
+}
+
+// Global flags may come before or after the subcommand.
+CLI::App* Subcommand(CLI::App& app, const char* name, const char* description) {
+  CLI::App* sub = app.add_subcommand(name, description);
+  sub->fallthrough();
+  return sub;
+}
+
+// Owns the CLI11 app and everything its callbacks touch, so the callbacks
+// can capture `this` and nothing else.
+class CommandLine {
+ public:
+  explicit CommandLine(const ProcessIo& io);
+  int Run(int argc, const char* const* argv);
+
+ private:
+  void AddSubmit();
+  void AddQueries();
+  void AddAdmin();
+
+  CLI::App app_{"Submit, inspect and administer tasks on a pincerd daemon.", "pincerctl"};
+  CommandContext context_;
+  Flags flags_;
+  std::function<int()> action_;  // set by the chosen subcommand's callback
+  const ProcessIo& io_;
+};
+
+CommandLine::CommandLine(const ProcessIo& io) : io_(io) {
+  context_.in = io.in;
+  context_.out = io.out;
+  context_.err = io.err;
+  context_.out_is_terminal = io.out_is_terminal;
+  context_.err_is_terminal = io.err_is_terminal;
+  context_.now_ms = io.now_ms;
+
+  app_.footer(
+      "Exit codes: 0 ok; 1 the task did not succeed (or the daemon refused for another reason);\n"
+      "2 usage or bad input; 3 cannot connect or unauthorized; 4 not found.");
+  app_.set_version_flag("--version", std::string("pincerctl ") + kVersion);
+  app_.add_option("--addr", context_.options.addr, "Daemon address HOST:PORT or unix:/path")
+      ->envname("PINCER_ADDR")
+      ->capture_default_str();
+  app_.add_option("--token", context_.options.token, "Client token")->envname("PINCER_TOKEN");
+  app_.add_flag("--json", context_.options.json, "Machine-readable output: one JSON value");
+  app_.require_subcommand(1);
+  AddSubmit();
+  AddQueries();
+  AddAdmin();
+}
+
+int CommandLine::Run(int argc, const char* const* argv) {
+  try {
+    app_.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // Help and --version are "errors" with exit code 0; every real parse
+    // error is a usage error, whatever code CLI11 would pick.
+    const int code = app_.exit(error, *io_.out, *io_.err);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (!action_) return kExitUsage;  // unreachable with require_subcommand(1)
+  return action_();
+}
+
+void CommandLine::AddSubmit() {
+  CLI::App* sub =
+      Subcommand(app_, "submit", "Submit a task (or a batch of tasks) and print its id");
+  auto* skill = sub->add_option("--skill", flags_.submit.spec.skills,
+                                "A skill the task needs; repeat for several");
+  flags_.payload_opt = sub->add_option("--payload", flags_.payload, "The task's payload, as JSON");
+  flags_.payload_file_opt = sub->add_option("--payload-file", flags_.payload_file,
+                                            "Read the JSON payload from a file ('-': stdin)");
+  flags_.priority_opt =
+      sub->add_option("--priority", flags_.priority, "Higher runs first (default 0)");
+  flags_.timeout_opt =
+      sub->add_option("--timeout", flags_.timeout, "Per attempt, e.g. 30s, 10m (0 = none)")
+          ->check(kDuration);
+  flags_.max_attempts_opt =
+      sub->add_option("--max-attempts", flags_.max_attempts, "Attempts before failing")
+          ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()));
+  flags_.session_opt =
+      sub->add_option("--session", flags_.session, "Affinity key: keep on one worker");
+  flags_.key_opt =
+      sub->add_option("--key", flags_.key, "Idempotency key: resubmits return the first id");
+  auto* wait =
+      sub->add_flag("--wait", flags_.submit.spec.wait, "Wait for the end state and print it");
+  flags_.batch_opt = sub->add_option("--batch", flags_.batch,
+                                     "Submit one task per line of a JSONL file ('-': stdin)");
+  flags_.payload_opt->excludes(flags_.payload_file_opt);
+  for (CLI::Option* single :
+       {skill, flags_.payload_opt, flags_.payload_file_opt, flags_.priority_opt, flags_.timeout_opt,
+        flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait}) {
+    flags_.batch_opt->excludes(single);
+  }
+  sub->callback([this] {
+    SubmitFlags& s = flags_.submit;
+    s.payload = IfGiven(flags_.payload_opt, flags_.payload);
+    s.payload_file = IfGiven(flags_.payload_file_opt, flags_.payload_file);
+    s.batch_file = IfGiven(flags_.batch_opt, flags_.batch);
+    s.spec.priority = IfGiven(flags_.priority_opt, flags_.priority);
+    s.spec.timeout = IfGiven(flags_.timeout_opt, flags_.timeout);
+    s.spec.max_attempts = IfGiven(flags_.max_attempts_opt, flags_.max_attempts);
+    s.spec.session = IfGiven(flags_.session_opt, flags_.session);
+    s.spec.key = IfGiven(flags_.key_opt, flags_.key);
+    action_ = [this] { return RunSubmit(context_, flags_.submit); };
+  });
+}
+
+void CommandLine::AddQueries() {
+  CLI::App* status =
+      Subcommand(app_, "status", "Show one task: state, attempts, output, why it waits");
+  status->add_option("id", flags_.id, "Task id")->required();
+  status->callback([this] { action_ = [this] { return RunStatus(context_, flags_.id); }; });
+
+  CLI::App* wait = Subcommand(app_, "wait", "Wait until a task ends; exit 1 unless it succeeded");
+  wait->add_option("id", flags_.id, "Task id")->required();
+  wait->callback([this] { action_ = [this] { return RunWait(context_, flags_.id); }; });
+
+  CLI::App* tasks = Subcommand(app_, "tasks", "List tasks, oldest first");
+  flags_.state_opt = tasks->add_option("--state", flags_.state, "Only tasks in this state")
+                         ->check(CLI::IsMember(kStates));
+  flags_.limit_opt =
+      tasks->add_option("--limit", flags_.limit, "At most this many (daemon default 1000)")
+          ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()));
+  tasks->callback([this] {
+    action_ = [this] {
+      return RunTasks(context_, IfGiven(flags_.state_opt, flags_.state),
+                      IfGiven(flags_.limit_opt, flags_.limit));
+    };
+  });
+
+  Subcommand(app_, "workers", "List connected workers with their load")->callback([this] {
+    action_ = [this] { return RunWorkers(context_); };
+  });
+  Subcommand(app_, "stats", "Show task and worker counters")->callback([this] {
+    action_ = [this] { return RunStats(context_); };
+  });
+  Subcommand(app_, "pools", "List the worker pools pincerd supervises")->callback([this] {
+    action_ = [this] { return RunPools(context_); };
+  });
+
+  CLI::App* top = Subcommand(app_, "top", "Live view of workers, queue depth and throughput");
+  top->add_option("--interval", flags_.top_interval, "Time between refreshes")
+      ->check(kDuration)
+      ->capture_default_str();
+  top->add_flag("--once", flags_.top_once, "Print one frame and exit");
+  flags_.top_frames_opt =
+      top->add_option("--frames", flags_.top_frames, "Stop after this many frames")
+          ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  top->callback([this] {
+    TopOptions options;
+    options.interval = *ParseDuration(flags_.top_interval);  // checked by kDuration
+    options.frames = IfGiven(flags_.top_frames_opt, flags_.top_frames);
+    // A pipe wants a snapshot, not a movie: without a terminal and without
+    // --frames, one frame.
+    options.once = flags_.top_once || (!context_.out_is_terminal && !options.frames);
+    options.clear_screen = context_.out_is_terminal;
+    action_ = [this, options] { return RunTop(context_, options); };
+  });
+}
+
+void CommandLine::AddAdmin() {
+  CLI::App* cancel = Subcommand(app_, "cancel", "Cancel a queued or running task");
+  cancel->add_option("id", flags_.id, "Task id")->required();
+  cancel->callback([this] { action_ = [this] { return RunCancel(context_, flags_.id); }; });
+
+  CLI::App* drain =
+      Subcommand(app_, "drain", "Let a worker finish what it holds and take nothing new");
+  drain->add_option("worker", flags_.worker, "Worker id")->required();
+  drain->callback([this] { action_ = [this] { return RunDrain(context_, flags_.worker); }; });
+
+  Subcommand(app_, "reload", "Re-read pincerd's config file (like SIGHUP)")->callback([this] {
+    action_ = [this] { return RunReload(context_); };
+  });
+}
+
+}  // namespace
+
+int RunCtl(int argc, const char* const* argv, const ProcessIo& io) {
+  CommandLine command_line(io);
+  return command_line.Run(argc, argv);
+}
+
+}  // namespace pincer::ctl

@@ -1,0 +1,44 @@
+// pincerctl's subcommands. Each takes the parsed flags, talks to pincerd
+// through src/client, prints its result and returns the exit code
+// (ctl/exit_code.h). Flag parsing itself lives in app.cc.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ctl/command_context.h"
+#include "ctl/submit_request.h"
+
+namespace pincer::ctl {
+
+struct SubmitFlags {
+  SubmitSpec spec;                          // skills, priority, ..., wait
+  std::optional<std::string> payload;       // --payload JSON
+  std::optional<std::string> payload_file;  // --payload-file F ("-": stdin)
+  std::optional<std::string> batch_file;    // --batch FILE.jsonl ("-": stdin)
+};
+
+int RunSubmit(const CommandContext& context, const SubmitFlags& flags);
+// --batch: validates every line first (nothing is sent if one is bad), then
+// pipelines the submits on one connection.
+int RunBatchSubmit(const CommandContext& context, const std::string& path);
+
+int RunStatus(const CommandContext& context, const std::string& id);
+int RunWait(const CommandContext& context, const std::string& id);
+int RunTasks(const CommandContext& context, const std::optional<std::string>& state,
+             std::optional<std::int64_t> limit);
+int RunWorkers(const CommandContext& context);
+int RunStats(const CommandContext& context);
+int RunPools(const CommandContext& context);
+
+// Prints an `end` event (human or --json) and returns 0 for succeeded, 1
+// for any other end state. Shared by `submit --wait` and `wait`.
+int PrintEnd(const CommandContext& context, const nlohmann::json& end);
+
+int RunCancel(const CommandContext& context, const std::string& id);
+int RunDrain(const CommandContext& context, const std::string& worker);
+int RunReload(const CommandContext& context);
+
+}  // namespace pincer::ctl

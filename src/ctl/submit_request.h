@@ -1,0 +1,116 @@
+// Building `submit` requests from pincerctl's flags and from the lines of a
+// --batch file, with every check that needs no daemon: bad input is exit 2
+// before anything is sent, even when the daemon is unreachable.
+// Header-only: pure, and usable from unit tests without linking pincerctl.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/result.h"
+#include "config/config.h"  // ParseDuration: the config file's duration syntax
+
+namespace pincer::ctl {
+
+inline client::Error InvalidInput(std::string message) {
+  return client::Error{client::ErrorKind::kInvalidArgument, "invalid_request", std::move(message)};
+}
+
+// The task fields a submitter sets (SPEC section 3). Unset optionals are
+// left out of the request so the daemon's configured defaults apply.
+struct SubmitSpec {
+  std::vector<std::string> skills;
+  nlohmann::json payload;  // null when none was given
+  std::optional<std::int64_t> priority;
+  std::optional<std::string> timeout;  // duration text, or integer ms as text
+  std::optional<std::int64_t> max_attempts;
+  std::optional<std::string> session;
+  std::optional<std::string> key;
+  bool wait = false;
+};
+
+// `text` must be one JSON value. `source` names where it came from
+// ("--payload", "payload file x.json") for the message.
+inline client::Result<nlohmann::json> ParsePayload(std::string_view text,
+                                                   const std::string& source) {
+  nlohmann::json payload = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (payload.is_discarded()) {
+    return InvalidInput(source +
+                        " is not valid JSON (a text payload must be quoted, e.g. "
+                        "--payload '\"hello\"')");
+  }
+  return payload;
+}
+
+// {"type":"submit",...} without `req`; the client assigns that.
+inline client::Result<nlohmann::json> BuildSubmit(const SubmitSpec& spec) {
+  nlohmann::json request = {{"type", "submit"}, {"skills", spec.skills}, {"payload", spec.payload}};
+  if (spec.priority) request["priority"] = *spec.priority;
+  if (spec.timeout) {
+    std::optional<Duration> duration = ParseDuration(*spec.timeout);
+    if (!duration) {
+      return InvalidInput("bad timeout '" + *spec.timeout +
+                          "': use a duration like 250ms, 30s, 10m, 1h30m (0 = none)");
+    }
+    request["timeout"] = duration->count();
+  }
+  if (spec.max_attempts) {
+    if (*spec.max_attempts < 1) return InvalidInput("max_attempts must be at least 1");
+    request["max_attempts"] = *spec.max_attempts;
+  }
+  if (spec.session) request["session"] = *spec.session;
+  if (spec.key) request["key"] = *spec.key;
+  if (spec.wait) request["wait"] = true;
+  return request;
+}
+
+// One line of a --batch file: an object with the protocol's submit fields
+// (skills, payload, priority, timeout, max_attempts, session, key). Unknown
+// fields are refused: a misspelt "priorty" silently ignored would be worse.
+inline client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
+  nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (object.is_discarded()) return InvalidInput("not valid JSON");
+  if (!object.is_object()) return InvalidInput("not a JSON object");
+
+  SubmitSpec spec;
+  for (const auto& [name, value] : object.items()) {
+    if (name == "skills") {
+      if (!value.is_array()) return InvalidInput("skills must be an array of strings");
+      for (const auto& skill : value) {
+        if (!skill.is_string()) return InvalidInput("skills must be an array of strings");
+        spec.skills.push_back(skill.get<std::string>());
+      }
+    } else if (name == "payload") {
+      spec.payload = value;
+    } else if (name == "priority") {
+      if (!value.is_number_integer()) return InvalidInput("priority must be an integer");
+      spec.priority = value.get<std::int64_t>();
+    } else if (name == "timeout") {
+      if (value.is_string()) {
+        spec.timeout = value.get<std::string>();
+      } else if (value.is_number_integer() && value.get<std::int64_t>() >= 0) {
+        spec.timeout = std::to_string(value.get<std::int64_t>());
+      } else {
+        return InvalidInput("timeout must be a duration string or milliseconds >= 0");
+      }
+    } else if (name == "max_attempts") {
+      if (!value.is_number_integer()) return InvalidInput("max_attempts must be an integer");
+      spec.max_attempts = value.get<std::int64_t>();
+    } else if (name == "session" || name == "key") {
+      if (value.is_null()) continue;
+      if (!value.is_string()) return InvalidInput(name + " must be a string");
+      (name == "session" ? spec.session : spec.key) = value.get<std::string>();
+    } else {
+      return InvalidInput("unknown field '" + name +
+                          "' (allowed: skills, payload, priority, timeout, max_attempts, "
+                          "session, key)");
+    }
+  }
+  return BuildSubmit(spec);
+}
+
+}  // namespace pincer::ctl
