@@ -300,7 +300,7 @@ TEST_F(ConfigTest, ShippedConfigsAreValidAndEquivalent) {
   const Config& c = *yaml.config;
   EXPECT_EQ(c.listen, "127.0.0.1:7878");
   EXPECT_EQ(c.metrics_listen, "127.0.0.1:9464");
-  EXPECT_EQ(c.store.kind, "memory");
+  EXPECT_EQ(c.store.kind, "sqlite");
   EXPECT_EQ(c.routing.strategy, "least_connections");
   ASSERT_EQ(c.pools.size(), 1u);
   EXPECT_EQ(c.pools[0].name, "echo");
