@@ -16,19 +16,22 @@
 namespace pincer::ctl {
 namespace {
 
-const CLI::Validator kDuration(
-    [](std::string& text) -> std::string {
-      if (ParseDuration(text)) return {};
-      return "'" + text + "' is not a duration (e.g. 250ms, 30s, 10m, 1h30m; 0 = none)";
-    },
-    "DURATION");
+// Checks a duration flag at parse time, so a typo is a usage error.
+CLI::Validator DurationValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (ParseDuration(text)) return {};
+        return "'" + text + "' is not a duration (e.g. 250ms, 30s, 10m, 1h30m; 0 = none)";
+      },
+      "DURATION");
+}
 
-const std::vector<std::string> kStates = {"queued", "running",   "succeeded",
-                                          "failed", "cancelled", "timed_out"};
+std::vector<std::string> TaskStates() {
+  return {"queued", "running", "succeeded", "failed", "cancelled", "timed_out"};
+}
 
 // Flag values as parsed; the Option pointers tell whether a flag was given.
 struct Flags {
-  GlobalOptions global;
   SubmitFlags submit;
   std::string payload, payload_file, batch, timeout, session, key, id, worker, state;
   std::int64_t priority = 0, max_attempts = 0, limit = 0;
@@ -128,7 +131,7 @@ void CommandLine::AddSubmit() {
       sub->add_option("--priority", flags_.priority, "Higher runs first (default 0)");
   flags_.timeout_opt =
       sub->add_option("--timeout", flags_.timeout, "Per attempt, e.g. 30s, 10m (0 = none)")
-          ->check(kDuration);
+          ->check(DurationValidator());
   flags_.max_attempts_opt =
       sub->add_option("--max-attempts", flags_.max_attempts, "Attempts before failing")
           ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()));
@@ -172,7 +175,7 @@ void CommandLine::AddQueries() {
 
   CLI::App* tasks = Subcommand(app_, "tasks", "List tasks, oldest first");
   flags_.state_opt = tasks->add_option("--state", flags_.state, "Only tasks in this state")
-                         ->check(CLI::IsMember(kStates));
+                         ->check(CLI::IsMember(TaskStates()));
   flags_.limit_opt =
       tasks->add_option("--limit", flags_.limit, "At most this many (daemon default 1000)")
           ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()));
@@ -195,7 +198,7 @@ void CommandLine::AddQueries() {
 
   CLI::App* top = Subcommand(app_, "top", "Live view of workers, queue depth and throughput");
   top->add_option("--interval", flags_.top_interval, "Time between refreshes")
-      ->check(kDuration)
+      ->check(DurationValidator())
       ->capture_default_str();
   top->add_flag("--once", flags_.top_once, "Print one frame and exit");
   flags_.top_frames_opt =
@@ -203,7 +206,7 @@ void CommandLine::AddQueries() {
           ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   top->callback([this] {
     TopOptions options;
-    options.interval = *ParseDuration(flags_.top_interval);  // checked by kDuration
+    options.interval = *ParseDuration(flags_.top_interval);  // checked by DurationValidator
     options.frames = IfGiven(flags_.top_frames_opt, flags_.top_frames);
     // A pipe wants a snapshot, not a movie: without a terminal and without
     // --frames, one frame.
