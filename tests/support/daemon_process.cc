@@ -99,6 +99,7 @@ std::string DaemonProcess::ComposeConfig() const {
 
   if (process_) process_->KillGroup();
   process_ = std::make_unique<ChildProcess>();
+  sigterm_sent_ = false;
   const std::string stderr_path = dir_.Join("pincerd.stderr");
   if (std::string error = process_->Start(argv, dir_.Join("pincerd.stdout"), stderr_path, env);
       !error.empty()) {
@@ -141,7 +142,7 @@ void DaemonProcess::Kill9() {
 std::optional<int> DaemonProcess::Terminate(std::chrono::milliseconds timeout) {
   if (!process_) return std::nullopt;
   if (!process_->running()) return process_->exit_code();
-  process_->Signal(SIGTERM);
+  if (!sigterm_sent_) Signal(SIGTERM);
   std::optional<int> code = process_->Wait(timeout);
   if (!code) {
     process_->KillGroup();
@@ -151,7 +152,9 @@ std::optional<int> DaemonProcess::Terminate(std::chrono::milliseconds timeout) {
 }
 
 void DaemonProcess::Signal(int signal) {
-  if (process_) process_->Signal(signal);
+  if (!process_) return;
+  if (signal == SIGTERM) sigterm_sent_ = true;
+  process_->Signal(signal);
 }
 
 std::string DaemonProcess::ReadStderr() const {

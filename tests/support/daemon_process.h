@@ -59,8 +59,10 @@ class DaemonProcess {
 
   // SIGKILL to pincerd alone (its children live on, as after a crash).
   void Kill9();
-  // SIGTERM, then waits up to `timeout` for it to exit: its exit code, or
-  // nullopt if it did not exit (it is then killed).
+  // SIGTERM (unless Signal(SIGTERM) already sent one: a second SIGTERM
+  // may mean "stop draining, die now"), then waits up to `timeout` for it
+  // to exit: its exit code, or nullopt if it did not exit (it is then
+  // killed).
   std::optional<int> Terminate(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Sends any signal (SIGHUP for a reload, say).
   void Signal(int signal);
@@ -79,6 +81,7 @@ class DaemonProcess {
   std::unique_ptr<ChildProcess> process_;
   std::string address_;
   std::string listen_override_;  // set after the first start: keep the port
+  bool sigterm_sent_ = false;    // to this run of pincerd
 };
 
 }  // namespace pincer::test
