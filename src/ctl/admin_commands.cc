@@ -35,6 +35,14 @@ int RunCancel(const CommandContext& context, const std::string& id) {
   });
 }
 
+int RunRetry(const CommandContext& context, const std::string& id) {
+  return Administer(context, {{"type", "retry"}, {"id", id}}, [&](const nlohmann::json& answer) {
+    const std::string state = Field(answer, "state");
+    return (answer.contains("id") ? Field(answer, "id") : id) + " " +
+           (state == "-" ? "queued" : state);
+  });
+}
+
 int RunDrain(const CommandContext& context, const std::string& worker) {
   return Administer(context, {{"type", "drain"}, {"worker", worker}},
                     [&](const nlohmann::json& answer) {

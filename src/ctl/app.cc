@@ -221,6 +221,11 @@ void CommandLine::AddAdmin() {
   cancel->add_option("id", flags_.id, "Task id")->required();
   cancel->callback([this] { action_ = [this] { return RunCancel(context_, flags_.id); }; });
 
+  CLI::App* retry =
+      Subcommand(app_, "retry", "Put a failed or timed_out task back in the queue (attempts reset)");
+  retry->add_option("id", flags_.id, "Task id")->required();
+  retry->callback([this] { action_ = [this] { return RunRetry(context_, flags_.id); }; });
+
   CLI::App* drain =
       Subcommand(app_, "drain", "Let a worker finish what it holds and take nothing new");
   drain->add_option("worker", flags_.worker, "Worker id")->required();

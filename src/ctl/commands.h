@@ -38,6 +38,8 @@ int RunPools(const CommandContext& context);
 int PrintEnd(const CommandContext& context, const nlohmann::json& end);
 
 int RunCancel(const CommandContext& context, const std::string& id);
+// Puts a failed or timed_out task back in the queue as a new attempt series.
+int RunRetry(const CommandContext& context, const std::string& id);
 int RunDrain(const CommandContext& context, const std::string& worker);
 int RunReload(const CommandContext& context);
 

@@ -1,5 +1,6 @@
 // pincerctl against a real pincerd: output shapes (--json and human) and
 // exit codes, per SPEC section 7 and docs/cli.md.
+#include <atomic>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -221,6 +222,43 @@ TEST_F(CtlTest, SubmitWaitExitsOneWhenTheTaskFails) {
   EXPECT_EQ(end["error"], "model returned 503") << result;
   ASSERT_TRUE(end["errors"].is_array());
   EXPECT_EQ(end["errors"].size(), 1u) << end;
+}
+
+TEST_F(CtlTest, RetryPutsAFailedTaskBackAndItCanSucceed) {
+  StartDaemon();
+  auto worker = ConnectWorker({"flaky"});
+  ASSERT_TRUE(worker);
+  std::atomic<int> calls{0};
+  AutoOptions first_fails;
+  first_fails.handler = [&](const json& task) {
+    TaskReply reply;
+    reply.ok = calls++ > 0;
+    reply.output = task["payload"];
+    reply.error = "model returned 503";
+    reply.retryable = false;
+    return reply;
+  };
+  worker->StartAuto(first_fails);
+
+  CtlResult failed = Ctl({"--json", "submit", "--skill", "flaky", "--payload", "7", "--wait"});
+  ASSERT_EQ(failed.exit_code, 1) << failed;
+  const std::string id = failed.Json()["id"];
+
+  CtlResult listed = Ctl({"--json", "tasks", "--state", "failed"});
+  ASSERT_EQ(listed.exit_code, 0) << listed;
+  ASSERT_EQ(listed.Json().size(), 1u) << listed;
+  EXPECT_EQ(listed.Json()[0]["errors"].size(), 1u) << listed;
+
+  CtlResult retried = Ctl({"retry", id});
+  EXPECT_EQ(retried.exit_code, 0) << retried;
+  CtlResult waited = Ctl({"--json", "wait", id});
+  EXPECT_EQ(waited.exit_code, 0) << waited;
+  EXPECT_EQ(waited.Json()["state"], "succeeded") << waited;
+  EXPECT_EQ(waited.Json()["output"], 7) << waited;
+
+  // Only failed or timed_out tasks can be retried; unknown ids are not found.
+  EXPECT_EQ(Ctl({"retry", id}).exit_code, 2);
+  EXPECT_EQ(Ctl({"retry", "t999999"}).exit_code, 4);
 }
 
 TEST_F(CtlTest, WaitPrintsTheEndStateOfAnExistingTask) {
