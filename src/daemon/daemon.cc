@@ -30,7 +30,13 @@ Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
       timer_(io),
       signals_(io) {}
 
-Daemon::~Daemon() = default;
+Daemon::~Daemon() {
+  // The metrics server takes a moment to stop; stop it while signals_ still
+  // catches SIGTERM, so a second SIGTERM in that moment cannot kill pincerd
+  // after a clean drain.
+  if (dispatcher_) dispatcher_->set_observer(nullptr);
+  metrics_.reset();
+}
 
 Status Daemon::Start() {
   Status error;
