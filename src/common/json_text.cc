@@ -1,12 +1,29 @@
 #include "common/json_text.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace pincer {
 
+// Escapes exactly like nlohmann::json::dump() (ensure_ascii off), so a value
+// is byte-identical whichever path built it.
 void AppendJsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
-  std::size_t run = 0;  // start of the pending run that needs no escaping
-  for (std::size_t i = 0; i < s.size(); ++i) {
+  // Payloads rarely need escaping: skip clean 8-byte words at once (SWAR:
+  // a word is clean when no byte is < 0x20, '"' or '\\').
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  std::size_t clean = 0;
+  while (clean + 8 <= s.size()) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + clean, 8);
+    const uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
+    const uint64_t special = ((w - kOnes * 0x20) | (quote - kOnes) | (slash - kOnes)) & ~w & kHigh;
+    if (special) break;
+    clean += 8;
+  }
+  std::size_t run = 0;
+  for (std::size_t i = clean; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.substr(run, i - run));
@@ -14,6 +31,8 @@ void AppendJsonString(std::string& out, std::string_view s) {
     switch (c) {
       case '"': out.append("\\\""); break;
       case '\\': out.append("\\\\"); break;
+      case '\b': out.append("\\b"); break;
+      case '\f': out.append("\\f"); break;
       case '\n': out.append("\\n"); break;
       case '\r': out.append("\\r"); break;
       case '\t': out.append("\\t"); break;

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
+
 namespace pincer {
 namespace {
 
@@ -267,53 +269,12 @@ namespace dom = simdjson::dom;
 // small (a DOM parser keeps the capacity of the longest line it has seen).
 constexpr std::size_t kFastMaxLine = 64 * 1024;
 
-// Escapes like nlohmann::json::dump() (ensure_ascii off), so that carried
-// values are byte-identical whichever path parsed them.
-void AppendDumpString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  // Payloads rarely need escaping: skip clean 8-byte words at once (SWAR:
-  // a word is clean when no byte is < 0x20, '"' or '\\').
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  std::size_t clean = 0;
-  while (clean + 8 <= s.size()) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + clean, 8);
-    const uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
-    const uint64_t special = ((w - kOnes * 0x20) | (quote - kOnes) | (slash - kOnes)) & ~w & kHigh;
-    if (special) break;
-    clean += 8;
-  }
-  std::size_t run = 0;
-  for (std::size_t i = clean; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.substr(run, i - run));
-    run = i + 1;
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        out.append("\\u00");
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xf]);
-    }
-  }
-  out.append(s.substr(run));
-  out.push_back('"');
-}
-
 // Serialises `e` as nlohmann's dump() would: compact, object keys sorted.
 // False when it cannot promise the same bytes (doubles, duplicate keys).
 bool AppendDump(std::string& out, dom::element e) {
   switch (e.type()) {
     case dom::element_type::STRING:
-      AppendDumpString(out, std::string_view(e.get_string().value_unsafe()));
+      AppendJsonString(out, std::string_view(e.get_string().value_unsafe()));
       return true;
     case dom::element_type::INT64:
       out.append(std::to_string(e.get_int64().value_unsafe()));
@@ -354,7 +315,7 @@ bool AppendDump(std::string& out, dom::element e) {
           if (fields[i].first == fields[i - 1].first) return false;  // last-wins: slow path
           out.push_back(',');
         }
-        AppendDumpString(out, fields[i].first);
+        AppendJsonString(out, fields[i].first);
         out.push_back(':');
         if (!AppendDump(out, fields[i].second)) return false;
       }
