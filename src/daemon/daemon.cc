@@ -439,6 +439,12 @@ void Daemon::StartSupervisor() {
     return w ? w->inflight() : 0;
   };
   hooks.stopped = [this] { ScheduleFlush(); };  // FlushAll runs CheckDrained
+  hooks.restarted = [this](const std::string& pool) {
+    if (metrics_) metrics_->PoolRestarted(pool);
+  };
+  hooks.pool_failed = [this](const std::string& pool, bool failed) {
+    if (metrics_) metrics_->PoolFailed(pool, failed);
+  };
   supervisor_ = std::make_unique<SupervisorService>(io_, clock_, std::move(options), std::move(hooks));
   supervisor_->Start(config_.pools);
 }

@@ -99,6 +99,7 @@ void Supervisor::Apply(const std::vector<PoolConfig>& configs) {
       // A reload is the operator's way to say "try again".
       spdlog::info("pool {}: was failed; the reload gives it a fresh start", c.name);
       p->failed = false;
+      if (hooks_.pool_failed) hooks_.pool_failed(c.name, false);
       p->restart_times.clear();
       for (auto& r : p->replicas) {
         if (r->state == ReplicaState::kDone && !r->retire) {
@@ -217,6 +218,7 @@ void Supervisor::AfterExit(Pool& pool, Replica& r, bool failure, const std::stri
   }
   if (static_cast<int>(pool.restart_times.size()) >= rc.max_restarts) {
     pool.failed = true;
+    if (hooks_.pool_failed) hooks_.pool_failed(pool.config.name, true);
     spdlog::error("pool {} failed: {} restart(s) within {} (max_restarts {}); last: {}: {}; "
                   "it is not restarted until the config is reloaded",
                   pool.config.name, pool.restart_times.size(), Ms(rc.window), rc.max_restarts,
@@ -230,6 +232,7 @@ void Supervisor::AfterExit(Pool& pool, Replica& r, bool failure, const std::stri
   ++r.failures;
   ++r.restarts;
   ++pool.restarts;
+  if (hooks_.restarted) hooks_.restarted(pool.config.name);
   pool.restart_times.push_back(now);
   r.state = ReplicaState::kWaiting;
   r.due = now + delay;

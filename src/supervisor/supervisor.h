@@ -53,6 +53,10 @@ struct SupervisorHooks {
   std::function<int(ConnId)> inflight;
   // After StopAll: the last child has been reaped.
   std::function<void()> stopped;
+  // A restart of `pool` was scheduled; the pool failed or was given a fresh
+  // start (for metrics). Optional.
+  std::function<void(const std::string& pool)> restarted;
+  std::function<void(const std::string& pool, bool failed)> pool_failed;
 };
 
 class Supervisor {
