@@ -116,6 +116,9 @@ void ClientApi::Simple(ConnId conn, const SimpleReq& req) {
                 [](const Worker* a, const Worker* b) { return a->id < b->id; });
       json list = json::array();
       for (const Worker* w : sorted) list.push_back(WorkerView(*w));
+      if (hooks_.starting_workers) {
+        for (auto& starting : hooks_.starting_workers()) list.push_back(std::move(starting));
+      }
       return Ok(conn, req.req, {{"workers", std::move(list)}});
     }
     case SimpleOp::kStats:

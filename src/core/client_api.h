@@ -21,6 +21,7 @@ class ClientApi {
     std::function<nlohmann::json()> pools;                        // the pools array
     std::function<void(const Worker&, nlohmann::json&)> worker_extra;  // pid, restarts, ...
     std::function<void(nlohmann::json&)> stats_extra;
+    std::function<nlohmann::json()> starting_workers;  // managed, not connected yet
   };
 
   // `dispatcher` and `outbox` must outlive this object.

@@ -63,6 +63,9 @@ Status Daemon::Start() {
   hooks.worker_extra = [this](const Worker& w, nlohmann::json& v) {
     if (supervisor_) supervisor_->AddWorkerFields(w, v);
   };
+  hooks.starting_workers = [this] {
+    return supervisor_ ? supervisor_->StartingWorkersView() : nlohmann::json::array();
+  };
   hooks.stats_extra = [this](nlohmann::json& v) {
     if (supervisor_) supervisor_->AddStats(v);
   };

@@ -503,6 +503,28 @@ nlohmann::json Supervisor::PoolsView() const {
   return out;
 }
 
+nlohmann::json Supervisor::StartingWorkersView() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : pools_) {
+    for (const auto& r : p->replicas) {
+      if (!Alive(*r) || r->conn != 0 || r->retire) continue;
+      out.push_back({{"id", nullptr},
+                     {"name", p->config.name + "/" + std::to_string(r->index)},
+                     {"skills", nlohmann::json::array()},
+                     {"capacity", 0},
+                     {"inflight", 0},
+                     {"state", "starting"},
+                     {"completed", 0},
+                     {"failed", 0},
+                     {"pool", p->config.name},
+                     {"pid", r->pid},
+                     {"replica", r->index},
+                     {"restarts", r->restarts}});
+    }
+  }
+  return out;
+}
+
 int Supervisor::FailedPools() const {
   return static_cast<int>(
       std::count_if(pools_.begin(), pools_.end(), [](const auto& p) { return p->failed; }));

@@ -117,6 +117,9 @@ class Supervisor {
   // ---- Views ----
   // [{"name","state","desired","running","ready","restarts","command"}, ...]
   nlohmann::json PoolsView() const;
+  // Processes started but not connected yet, as `workers` entries in state
+  // "starting" (they hold no tasks and take none until their hello).
+  nlohmann::json StartingWorkersView() const;
   std::string PoolState(const std::string& pool) const;  // "" when unknown
   int FailedPools() const;
   int TotalRestarts() const;

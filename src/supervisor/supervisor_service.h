@@ -44,6 +44,7 @@ class SupervisorService {
 
   // For ClientApi::Hooks.
   nlohmann::json PoolsView() const { return supervisor_->PoolsView(); }
+  nlohmann::json StartingWorkersView() const { return supervisor_->StartingWorkersView(); }
   // pid, replica, restarts, uptime_ms, cpu (cores, since last asked) and
   // rss_bytes for a managed worker; nothing for others.
   void AddWorkerFields(const Worker& w, nlohmann::json& v);

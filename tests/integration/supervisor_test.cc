@@ -60,7 +60,9 @@ json Pool(client::Client& c, const std::string& name) {
 std::vector<json> PoolWorkers(client::Client& c, const std::string& pool) {
   std::vector<json> out;
   for (auto& w : Workers(c)) {
-    if (w.value("pool", json()) == pool && w.contains("pid")) out.push_back(w);
+    if (w.value("pool", json()) == pool && w.contains("pid") && !w["id"].is_null()) {
+      out.push_back(w);
+    }
   }
   return out;
 }
@@ -204,6 +206,27 @@ TEST_F(SupervisorIntegrationTest, SigkillToPincerdTakesTheChildrenWithIt) {
   client_.reset();
   daemon_->Kill9();
   for (pid_t pid : pids) EXPECT_TRUE(WaitFor([&] { return Gone(pid); }, seconds(5))) << pid;
+}
+
+// SPEC 7: `workers` lists managed processes that have not said hello yet
+// as `starting`, with their pool and pid.
+TEST_F(SupervisorIntegrationTest, AProcessNotConnectedYetIsListedAsStarting) {
+  ASSERT_TRUE(Start("  - name: mute\n    command: [\"/bin/sleep\", \"30\"]\n"
+                    "    replicas: 1\n    start_timeout: 30s\n"));
+  json starting;
+  ASSERT_TRUE(WaitFor([&] {
+    for (auto& w : Workers(*client_)) {
+      if (w.value("pool", json()) == "mute") starting = w;
+    }
+    return starting.is_object();
+  }));
+  EXPECT_EQ(starting["state"], "starting") << starting.dump();
+  EXPECT_TRUE(starting["id"].is_null()) << starting.dump();
+  EXPECT_GT(starting["pid"].get<int>(), 0) << starting.dump();
+  EXPECT_EQ(starting["inflight"], 0) << starting.dump();
+  CtlResult table = RunCtl(daemon_->address(), {"workers"});
+  EXPECT_EQ(table.exit_code, 0) << table;
+  EXPECT_NE(table.out.find("starting"), std::string::npos) << table;
 }
 
 TEST_F(SupervisorIntegrationTest, ReloadScalesUpAndDown) {
