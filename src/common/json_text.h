@@ -16,6 +16,14 @@ void AppendJsonString(std::string& out, std::string_view s);
 inline void AppendRawOrNull(std::string& out, std::string_view raw) {
   out.append(raw.empty() ? std::string_view("null") : raw);
 }
+// Appends `s` as a JSON string, or `null` when it is empty.
+inline void AppendStringOrNull(std::string& out, std::string_view s) {
+  if (s.empty()) {
+    out.append("null");
+  } else {
+    AppendJsonString(out, s);
+  }
+}
 void AppendJsonStringArray(std::string& out, const std::vector<std::string>& items);
 inline void AppendInt(std::string& out, int64_t v) { out.append(std::to_string(v)); }
 

@@ -745,11 +745,7 @@ void Dispatcher::SendTask(const Task& t, const Worker& w) {
   out->append(R"(,"attempt":)");
   AppendInt(*out, r.attempts);
   out->append(R"(,"session":)");
-  if (r.session.empty()) {
-    out->append("null");
-  } else {
-    AppendJsonString(*out, r.session);
-  }
+  AppendStringOrNull(*out, r.session);
   out->append(R"(,"deadline_ms":)");
   if (r.timeout_ms > 0) {
     AppendInt(*out, r.started_ms + r.timeout_ms);
@@ -772,19 +768,11 @@ void Dispatcher::SendEnd(const Task& t, ConnId conn, int64_t req) {
   out->append(R"(","output":)");
   AppendRawOrNull(*out, r.output);
   out->append(R"(,"error":)");
-  if (r.state == TaskState::kSucceeded || r.error.empty()) {
-    out->append("null");
-  } else {
-    AppendJsonString(*out, r.error);
-  }
+  AppendStringOrNull(*out, r.state == TaskState::kSucceeded ? std::string_view() : r.error);
   out->append(R"(,"attempts":)");
   AppendInt(*out, r.attempts);
   out->append(R"(,"worker":)");
-  if (r.worker.empty()) {
-    out->append("null");
-  } else {
-    AppendJsonString(*out, r.worker);
-  }
+  AppendStringOrNull(*out, r.worker);
   out->append(R"(,"errors":[)");
   for (std::size_t i = 0; i < r.errors.size(); ++i) {
     if (i) out->push_back(',');
