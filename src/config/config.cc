@@ -371,6 +371,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   tasks.Dur("timeout", &out->tasks.timeout);
   tasks.Int("max_attempts", &out->tasks.max_attempts);
   tasks.Dur("result_ttl", &out->tasks.result_ttl);
+  tasks.Size("max_ended", &out->tasks.max_ended);
   tasks.Finish();
 
   MapReader heartbeat = Section(top, problems, "heartbeat");

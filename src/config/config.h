@@ -62,6 +62,9 @@ struct TasksConfig {
   Duration timeout{10 * 60 * 1000};
   int max_attempts = 3;
   Duration result_ttl{24 * 60 * 60 * 1000};
+  // At most this many ended tasks are kept; beyond it the oldest ended go
+  // first, before their result_ttl. 0: no limit.
+  std::size_t max_ended = 100000;
 
   bool operator==(const TasksConfig&) const = default;
 };

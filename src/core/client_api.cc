@@ -96,11 +96,9 @@ void ClientApi::Tasks(ConnId conn, const TasksReq& req) {
                                                "cancelled, timed_out)"));
   }
   std::vector<const Task*> picked;
-  for (const auto& [id, t] : dispatcher_.tasks()) {
-    if (!filtered || t->rec.state == filter) picked.push_back(t.get());
-  }
-  std::sort(picked.begin(), picked.end(),
-            [](const Task* a, const Task* b) { return a->rec.id < b->rec.id; });
+  dispatcher_.tasks().ForEach([&](const Task& t) {  // in id order
+    if (!filtered || t.rec.state == filter) picked.push_back(&t);
+  });
   const std::size_t limit = req.limit > 0 ? static_cast<std::size_t>(req.limit) : 1000;
   json list = json::array();
   for (std::size_t i = 0; i < picked.size() && i < limit; ++i) list.push_back(TaskView(*picked[i]));

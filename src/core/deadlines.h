@@ -18,7 +18,6 @@ enum class DeadlineKind : uint8_t {
   kAffinity,   // id = task, gen = pin generation
   kQueueWait,  // id = task, gen = queue generation
   kHeartbeat,  // id = worker
-  kPurge,      // id = task, result_ttl over
   kTurnWait,   // id = task, gen = attempts: stop waiting for the rotation
   kEjection,   // id = worker, gen = ejection generation: the cool-off is over
 };

@@ -8,11 +8,19 @@
 namespace pincer {
 namespace {
 
-std::vector<std::string> SortedUnique(std::vector<std::string> v) {
+void SortUnique(std::vector<std::string>& v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+std::vector<std::string> SortedUnique(std::vector<std::string> v) {
+  SortUnique(v);
   return v;
 }
+
+// Spare tasks kept for reuse, and the largest buffer a spare keeps.
+constexpr std::size_t kMaxSpareTasks = 4096;
+constexpr std::size_t kMaxSpareBuffer = 4096;
 
 std::string WorkerIdString(WorkerId id) { return "w" + std::to_string(id); }
 
@@ -63,10 +71,34 @@ const Strategy& Dispatcher::StrategyFor(ClassId cls) {
 
 TaskId Dispatcher::NewTaskId() { return ++last_id_; }
 
-Task* Dispatcher::FindTask(TaskId id) {
-  auto it = tasks_.find(id);
-  return it == tasks_.end() ? nullptr : it->second.get();
+std::unique_ptr<Task> Dispatcher::NewTask() {
+  if (spare_tasks_.empty()) return std::make_unique<Task>();
+  std::unique_ptr<Task> t = std::move(spare_tasks_.back());
+  spare_tasks_.pop_back();
+  return t;
 }
+
+void Dispatcher::Recycle(std::unique_ptr<Task> t) {
+  if (!t || spare_tasks_.size() >= kMaxSpareTasks) return;
+  // Everything back to its default, except the buffers that every task
+  // fills again: those keep their capacity (when it is modest).
+  std::string payload = std::move(t->rec.payload);
+  std::string output = std::move(t->rec.output);
+  std::vector<std::string> skills = std::move(t->rec.skills);
+  auto waiters = std::move(t->waiters);
+  *t = Task{};
+  auto keep = [](auto& buffer, auto& into) {
+    buffer.clear();
+    if (buffer.capacity() <= kMaxSpareBuffer) into = std::move(buffer);
+  };
+  keep(payload, t->rec.payload);
+  keep(output, t->rec.output);
+  keep(skills, t->rec.skills);
+  keep(waiters, t->waiters);
+  spare_tasks_.push_back(std::move(t));
+}
+
+Task* Dispatcher::FindTask(TaskId id) { return tasks_.Find(id); }
 
 // ---------------------------------------------------------------- tasks
 
@@ -88,11 +120,13 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
             nullptr, false};
   }
 
-  auto owned = std::make_unique<Task>();
+  std::unique_ptr<Task> owned = NewTask();
   Task& t = *owned;
   TaskRecord& r = t.rec;
   r.id = NewTaskId();
-  r.skills = SortedUnique(req.skills);
+  // Copied, not moved: a recycled task's buffers take them without allocating.
+  r.skills.assign(req.skills.begin(), req.skills.end());
+  SortUnique(r.skills);
   r.payload = req.payload;
   r.priority = req.priority;
   r.timeout_ms = (req.timeout ? *req.timeout : config_.tasks.timeout).count();
@@ -102,7 +136,7 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   r.created_ms = clock_.UnixMillis();
   t.cls = queue_.ClassFor(r.skills);
   t.seq = next_seq_++;
-  tasks_.emplace(r.id, std::move(owned));
+  tasks_.Insert(std::move(owned));
   if (!r.key.empty()) keys_[r.key] = r.id;
 
   store_.Insert(r);
@@ -120,7 +154,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   t.rec = std::move(rec);
   t.cls = queue_.ClassFor(t.rec.skills);
   t.seq = next_seq_++;
-  tasks_.emplace(t.rec.id, std::move(owned));
+  tasks_.Insert(std::move(owned));
   if (!t.rec.key.empty()) keys_[t.rec.key] = t.rec.id;
   ++stats_.submitted;
 
@@ -131,11 +165,10 @@ void Dispatcher::Restore(TaskRecord&& rec) {
       case TaskState::kCancelled: ++stats_.cancelled; break;
       default: ++stats_.timed_out; break;
     }
-    if (config_.tasks.result_ttl.count() > 0) {  // 0 keeps results forever
-      const auto age = std::chrono::milliseconds(clock_.UnixMillis() - t.rec.ended_ms);
-      deadlines_.Push(
-          {clock_.Now() + config_.tasks.result_ttl - age, DeadlineKind::kPurge, t.rec.id, 0});
-    }
+    const auto age = std::chrono::milliseconds(clock_.UnixMillis() - t.rec.ended_ms);
+    const TimePoint at = clock_.Now() - age;
+    if (!ended_.empty() && at < ended_.back().at) ended_unsorted_ = true;
+    NoteEnded(t, at);
     return;
   }
   ++stats_.queued;
@@ -218,7 +251,7 @@ void Dispatcher::Forget(TaskId id) {
   auto key = keys_.find(t->rec.key);
   if (key != keys_.end() && key->second == id) keys_.erase(key);
   store_.Erase(id);  // drops the uncommitted insert
-  tasks_.erase(id);
+  Recycle(tasks_.Take(id));
 }
 
 // ------------------------------------------------------------ placement
@@ -351,7 +384,7 @@ void Dispatcher::FillWorker(Worker& w) {
     // A class's strategy may hold its head for another worker (a strict
     // rotation); then the head waits, bounded by kMaxTurnWait.
     auto best = queue_.BestIf(classes, [&](ClassId c, const QueueEntry& head) {
-      Task& t = *tasks_.at(head.id);
+      Task& t = *tasks_.Find(head.id);
       if (t.turn_expired ||
           StrategyFor(c).Allows(index, index.Matching(queue_.skills(c)), w.id)) {
         return true;
@@ -370,7 +403,7 @@ void Dispatcher::FillWorker(Worker& w) {
     } else {
       return;
     }
-    Assign(*tasks_.at(id), w);
+    Assign(*tasks_.Find(id), w);
     // The rotation may have moved on to a worker that sat idle.
     if (!take_pinned) PumpClass(best->first);
   }
@@ -381,7 +414,7 @@ void Dispatcher::PumpClass(ClassId c) {
   WorkerIndex& index = workers_.index();
   const auto& skills = queue_.skills(c);
   while (const QueueEntry* head = queue_.Head(c)) {
-    Task& t = *tasks_.at(head->id);
+    Task& t = *tasks_.Find(head->id);
     Worker* w = workers_.Find(strategy.Pick(index, index.Matching(skills), skills.size()));
     if (!w) {
       if (fallback_strategy_->Pick(index, index.Matching(skills), skills.size())) ArmTurnWait(t);
@@ -426,9 +459,9 @@ void Dispatcher::End(Task& t, TaskState state) {
   Save(t);
   for (const auto& [conn, req] : t.waiters) SendEnd(t, conn, req);
   t.waiters.clear();
-  t.waiters.shrink_to_fit();
-  if (config_.tasks.result_ttl.count() > 0) {  // 0 keeps results forever
-    deadlines_.Push({clock_.Now() + config_.tasks.result_ttl, DeadlineKind::kPurge, t.rec.id, 0});
+  NoteEnded(t, clock_.Now());
+  if (config_.tasks.max_ended > 0 && ended_.size() > config_.tasks.max_ended) {
+    PurgeEnded(clock_.Now(), t.rec.id);
   }
   if (observer_) {
     observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);
@@ -486,7 +519,7 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
     outbox_.Send(conn, EncodeError("unknown_task", "this worker does not hold task " + msg.id));
     return;
   }
-  Task& t = *tasks_.at(id);
+  Task& t = *tasks_.Find(id);
   const double seconds =
       static_cast<double>(clock_.UnixMillis() - t.rec.started_ms) / 1000.0;
   ReleaseSlot(t);
@@ -495,7 +528,7 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
   if (msg.ok) {
     ++w->completed;
     w->consecutive_failures = 0;
-    t.rec.output = msg.output;
+    t.rec.output = msg.output;  // into the recycled task's buffer
     t.rec.error.clear();
     End(t, TaskState::kSucceeded);
   } else {
@@ -519,7 +552,7 @@ void Dispatcher::OnProgress(ConnId conn, const ProgressMsg& msg) {
     outbox_.Send(conn, EncodeError("unknown_task", "this worker does not hold task " + msg.id));
     return;
   }
-  tasks_.at(id)->progress = msg.data;
+  tasks_.Find(id)->progress = msg.data;
 }
 
 void Dispatcher::OnHeartbeat(ConnId conn, const HeartbeatMsg& msg) {
@@ -559,13 +592,13 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
   outlier_.Forget(id);
 
   for (TaskId tid : pinned) {
-    Task& t = *tasks_.at(tid);
+    Task& t = *tasks_.Find(tid);
     t.where = Task::Where::kNone;
     t.worker = 0;
     PlaceGeneral(t);
   }
   for (TaskId tid : held) {
-    Task& t = *tasks_.at(tid);
+    Task& t = *tasks_.Find(tid);
     ReleaseSlot(t);
     LoseAttempt(t, reason, /*timed_out=*/false);
   }
@@ -582,7 +615,7 @@ Status Dispatcher::Drain(const std::string& name) {
     for (const QueueEntry& e : w->pinned) pinned.push_back(e.id);
     w->pinned.clear();
     for (TaskId tid : pinned) {
-      Task& t = *tasks_.at(tid);
+      Task& t = *tasks_.Find(tid);
       t.where = Task::Where::kNone;
       t.worker = 0;
       PlaceGeneral(t);
@@ -593,8 +626,47 @@ Status Dispatcher::Drain(const std::string& name) {
 
 // ------------------------------------------------------------ deadlines
 
+std::optional<TimePoint> Dispatcher::NextDeadline() const {
+  std::optional<TimePoint> next = deadlines_.Next();
+  if (!ended_.empty() && config_.tasks.result_ttl.count() > 0) {
+    // Unsorted (just recovered): purge at once, which sorts.
+    const TimePoint purge = ended_unsorted_ ? TimePoint{} : ended_.front().at + config_.tasks.result_ttl;
+    if (!next || purge < *next) next = purge;
+  }
+  return next;
+}
+
+void Dispatcher::NoteEnded(const Task& t, TimePoint at) {
+  ended_.push_back({t.rec.id, t.rec.ended_ms, at});
+}
+
+void Dispatcher::PurgeEnded(TimePoint now, TaskId keep) {
+  if (ended_unsorted_) {
+    std::stable_sort(ended_.begin(), ended_.end(),
+                     [](const EndedTask& a, const EndedTask& b) { return a.at < b.at; });
+    ended_unsorted_ = false;
+  }
+  const auto ttl = config_.tasks.result_ttl;
+  const std::size_t cap = config_.tasks.max_ended;
+  while (!ended_.empty()) {
+    const EndedTask e = ended_.front();
+    const bool expired = ttl.count() > 0 && e.at + ttl <= now;
+    const bool over_cap = cap > 0 && ended_.size() > cap;
+    if ((!expired && !over_cap) || e.id == keep) break;
+    ended_.pop_front();
+    const Task* t = tasks_.Find(e.id);
+    if (!t) continue;
+    const TaskRecord& r = t->rec;
+    if (!IsEnded(r.state) || r.ended_ms != e.ended_ms) continue;  // retried since
+    if (!r.key.empty()) keys_.erase(r.key);
+    store_.Erase(e.id);
+    Recycle(tasks_.Take(e.id));
+  }
+}
+
 void Dispatcher::RunDue() {
   const TimePoint now = clock_.Now();
+  PurgeEnded(now, 0);
   while (auto d = deadlines_.PopDue(now)) {
     if (d->kind == DeadlineKind::kHeartbeat) {
       OnHeartbeatDeadline(d->id);
@@ -632,14 +704,6 @@ void Dispatcher::RunDue() {
         break;
       case DeadlineKind::kTurnWait:
         if (t->rec.attempts == static_cast<int>(d->gen)) OnTurnWaitDeadline(*t);
-        break;
-      case DeadlineKind::kPurge:
-        if (IsEnded(t->rec.state) && t->rec.ended_ms > 0 && config_.tasks.result_ttl.count() > 0 &&
-            clock_.UnixMillis() - t->rec.ended_ms >= config_.tasks.result_ttl.count() - 1) {
-          if (!t->rec.key.empty()) keys_.erase(t->rec.key);
-          store_.Erase(t->rec.id);
-          tasks_.erase(t->rec.id);
-        }
         break;
       case DeadlineKind::kHeartbeat:
       case DeadlineKind::kEjection:

@@ -7,6 +7,7 @@
 // Threading: every method runs on the event-loop thread.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "core/outbox.h"
 #include "core/outlier.h"
 #include "core/task.h"
+#include "core/task_table.h"
 #include "protocol/messages.h"
 #include "queue/task_queue.h"
 #include "registry/worker_registry.h"
@@ -106,8 +108,9 @@ class Dispatcher {
   std::string WhyWaiting(const Task& task);
 
   // ---- Time ----
-  std::optional<TimePoint> NextDeadline() const { return deadlines_.Next(); }
-  // Handles every deadline due now.
+  std::optional<TimePoint> NextDeadline() const;
+  // Handles every deadline due now, and purges ended tasks past
+  // result_ttl.
   void RunDue();
 
   // Stop taking new tasks (shutdown). Running tasks go on.
@@ -119,7 +122,7 @@ class Dispatcher {
   uint64_t Unroutable();
   const WorkerRegistry& workers() const { return workers_; }
   WorkerRegistry& workers() { return workers_; }
-  const std::unordered_map<TaskId, std::unique_ptr<Task>>& tasks() const { return tasks_; }
+  const TaskTable& tasks() const { return tasks_; }
   void set_observer(DispatchObserver* o) { observer_ = o; }
 
  private:
@@ -154,10 +157,19 @@ class Dispatcher {
   void ArmTurnWait(Task& t);
   void OnTurnWaitDeadline(Task& t);
 
+  // Ended tasks: kept for status/wait until result_ttl, and at most
+  // tasks.max_ended of them (docs/architecture.md, "Ended tasks").
+  void NoteEnded(const Task& t, TimePoint at);
+  void PurgeEnded(TimePoint now, TaskId keep);
+
   void SendTask(const Task& t, const Worker& w);
   void SendEnd(const Task& t, ConnId conn, int64_t req);
   void Save(const Task& t) { store_.Update(t.rec); }
   TaskId NewTaskId();
+  // Tasks are recycled: a purged task's buffers serve the next submit, so
+  // a busy dispatcher does not allocate (and free, much later) per task.
+  std::unique_ptr<Task> NewTask();
+  void Recycle(std::unique_ptr<Task> t);
 
   Config config_;
   Store& store_;
@@ -165,12 +177,23 @@ class Dispatcher {
   Outbox& outbox_;
   DispatchObserver* observer_ = nullptr;
 
-  std::unordered_map<TaskId, std::unique_ptr<Task>> tasks_;
+  TaskTable tasks_;
+  std::vector<std::unique_ptr<Task>> spare_tasks_;
   std::unordered_map<std::string, TaskId> keys_;  // idempotency
   std::unordered_map<std::string, Session> sessions_;
   TaskQueue queue_;
   WorkerRegistry workers_;
   DeadlineQueue deadlines_;
+  // Ended tasks in the order they ended (all share one result_ttl, so they
+  // expire in this order too); purged from the front. An entry whose task
+  // was retried since no longer matches its ended_ms and is skipped.
+  struct EndedTask {
+    TaskId id;
+    int64_t ended_ms;
+    TimePoint at;
+  };
+  std::deque<EndedTask> ended_;
+  bool ended_unsorted_ = false;  // recovery appends in id order; sorted on first purge
   OutlierDetector outlier_;
 
   std::unique_ptr<Strategy> default_strategy_;

@@ -98,14 +98,16 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher)
                 .Register(r);
   for (TaskState s : {TaskState::kSucceeded, TaskState::kFailed, TaskState::kCancelled,
                       TaskState::kTimedOut}) {
-    ended_->Add({{"state", std::string(TaskStateName(s))}});  // so rate() sees 0, not nothing
+    // Added up front so rate() sees 0, not nothing.
+    ended_by_state_[static_cast<std::size_t>(s)] =
+        &ended_->Add({{"state", std::string(TaskStateName(s))}});
   }
   attempts_ = &BuildCounter()
                    .Name("pincer_task_attempts_total")
                    .Help("Attempts that a worker answered, by result (ok or failed).")
                    .Register(r);
-  attempts_->Add({{"result", "ok"}});
-  attempts_->Add({{"result", "failed"}});
+  attempts_ok_ = &attempts_->Add({{"result", "ok"}});
+  attempts_failed_ = &attempts_->Add({{"result", "failed"}});
   duration_ = &BuildHistogram()
                    .Name("pincer_task_duration_seconds")
                    .Help("Time from submit to end state, by the task's skills and end state.")
@@ -215,14 +217,20 @@ std::string Metrics::Text() const {
 void Metrics::TaskSubmitted(const Task&) { submitted_->Increment(); }
 
 void Metrics::TaskEnded(const Task& t, double seconds) {
-  const std::string state(TaskStateName(t.rec.state));
-  ended_->Add({{"state", state}}).Increment();
-  duration_->Add({{"skill", SkillsLabel(t.rec.skills)}, {"state", state}}, DurationBuckets())
-      .Observe(seconds);
+  const auto state = static_cast<std::size_t>(t.rec.state);
+  if (prometheus::Counter* c = ended_by_state_[state]) c->Increment();
+  if (t.cls >= duration_by_class_.size()) duration_by_class_.resize(t.cls + 1);
+  prometheus::Histogram*& h = duration_by_class_[t.cls][state];
+  if (!h) {
+    h = &duration_->Add({{"skill", SkillsLabel(t.rec.skills)},
+                         {"state", std::string(TaskStateName(t.rec.state))}},
+                        DurationBuckets());
+  }
+  h->Observe(seconds);
 }
 
 void Metrics::AttemptEnded(const Worker&, const Task&, bool ok, double) {
-  attempts_->Add({{"result", ok ? "ok" : "failed"}}).Increment();
+  (ok ? attempts_ok_ : attempts_failed_)->Increment();
 }
 
 void Metrics::WorkerEjected(const Worker& w, const Ejection& e) {
@@ -295,9 +303,9 @@ void Metrics::Refresh() {
   // Queue depth by skill set: a walk over the tasks, once per scrape.
   std::map<std::string, int> queued;
   for (auto& [skills, g] : queue_gauges_) queued[skills] = 0;
-  for (const auto& [id, t] : dispatcher_.tasks()) {
-    if (t->rec.state == TaskState::kQueued) ++queued[SkillsLabel(t->rec.skills)];
-  }
+  dispatcher_.tasks().ForEach([&](const Task& t) {
+    if (t.rec.state == TaskState::kQueued) ++queued[SkillsLabel(t.rec.skills)];
+  });
   for (const auto& [skills, n] : queued) {
     auto& g = queue_gauges_[skills];
     if (!g) g = &queue_by_skills_->Add({{"skills", skills}});

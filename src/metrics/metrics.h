@@ -10,6 +10,7 @@
 // current values and a stalled loop shows as a failing /healthz.
 #pragma once
 
+#include <array>
 #include <asio.hpp>
 #include <map>
 #include <memory>
@@ -89,6 +90,13 @@ class Metrics final : public DispatchObserver {
   prometheus::Family<prometheus::Counter>* ended_;
   prometheus::Family<prometheus::Counter>* attempts_;
   prometheus::Family<prometheus::Histogram>* duration_;
+  // Children of the per-task families, looked up once: a label lookup
+  // builds a label map and hashes it, too dear for every task.
+  static constexpr std::size_t kStates = 6;  // TaskState values
+  std::array<prometheus::Counter*, kStates> ended_by_state_{};
+  prometheus::Counter* attempts_ok_;
+  prometheus::Counter* attempts_failed_;
+  std::vector<std::array<prometheus::Histogram*, kStates>> duration_by_class_;  // by ClassId
   prometheus::Gauge* queue_depth_;
   prometheus::Family<prometheus::Gauge>* queue_by_skills_;
   prometheus::Gauge* running_;

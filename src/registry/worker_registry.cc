@@ -46,8 +46,7 @@ Worker* WorkerRegistry::FindByName(std::string_view id_or_name) {
 
 void WorkerRegistry::Acquire(Worker& w, TaskId t) {
   w.tasks.insert(t);
-  index_.SetInflight(w.id, w.inflight());
-  index_.MarkPicked(w.id);
+  index_.Picked(w.id, w.inflight());
 }
 
 void WorkerRegistry::Release(Worker& w, TaskId t) {

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "queue/task_queue.h"
+#include "registry/task_id_set.h"
 #include "routing/worker_index.h"
 #include "store/task_record.h"
 
@@ -32,7 +33,7 @@ struct Worker {
   std::string pool;  // set for managed workers
   WorkerState state = WorkerState::kReady;
 
-  std::set<TaskId> tasks;          // attempts in flight
+  TaskIdSet tasks;                 // attempts in flight
   std::set<QueueEntry> pinned;     // session tasks waiting for this worker
   std::unordered_set<std::string> homed_sessions;
   uint64_t completed = 0;

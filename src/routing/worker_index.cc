@@ -50,11 +50,52 @@ void WorkerIndex::Remove(WorkerId id) {
   workers_.erase(it);
 }
 
-void WorkerIndex::SetInflight(WorkerId id, int inflight) {
+template <typename F>
+void WorkerIndex::Relist(WorkerId id, F&& change) {
   Entry& e = workers_.at(id);
-  Unlist(id, e);
-  e.inflight = inflight;
-  List(id, e);
+  Profile& p = profiles_[e.profile];
+  std::set<std::pair<uint64_t, WorkerId>>::node_type served;
+  std::set<TurnKey>::node_type turn;
+  std::set<LoadKey>::node_type load;
+  if (e.routable) served = p.served.extract({e.served, id});
+  if (e.free()) {
+    turn = p.by_turn.extract(TurnKey{e.served, e.last_pick, id});
+    load = p.by_load.extract(LoadKey{e.inflight, e.capacity, e.last_pick, id});
+  }
+  change(e);
+  if (e.routable) {
+    if (served) {
+      served.value() = {e.served, id};
+      p.served.insert(std::move(served));
+    } else {
+      p.served.insert({e.served, id});
+    }
+  }
+  if (e.free()) {
+    const TurnKey tk{e.served, e.last_pick, id};
+    const LoadKey lk{e.inflight, e.capacity, e.last_pick, id};
+    if (turn) {
+      turn.value() = tk;
+      p.by_turn.insert(std::move(turn));
+      load.value() = lk;
+      p.by_load.insert(std::move(load));
+    } else {
+      p.by_turn.insert(tk);
+      p.by_load.insert(lk);
+    }
+  }
+}
+
+void WorkerIndex::SetInflight(WorkerId id, int inflight) {
+  Relist(id, [&](Entry& e) { e.inflight = inflight; });
+}
+
+void WorkerIndex::Picked(WorkerId id, int inflight) {
+  Relist(id, [&](Entry& e) {
+    e.inflight = inflight;
+    e.last_pick = ++pick_clock_;
+    ++e.served;
+  });
 }
 
 void WorkerIndex::SetRoutable(WorkerId id, bool routable) {
@@ -67,11 +108,10 @@ void WorkerIndex::SetRoutable(WorkerId id, bool routable) {
 }
 
 void WorkerIndex::MarkPicked(WorkerId id) {
-  Entry& e = workers_.at(id);
-  Unlist(id, e);
-  e.last_pick = ++pick_clock_;
-  ++e.served;
-  List(id, e);
+  Relist(id, [&](Entry& e) {
+    e.last_pick = ++pick_clock_;
+    ++e.served;
+  });
 }
 
 std::optional<uint64_t> WorkerIndex::MinServed(std::span<const ProfileId> profiles) const {

@@ -54,6 +54,8 @@ class WorkerIndex {
   void SetRoutable(WorkerId id, bool routable);
   // Records that `id` was just given a task (moves it to the back of the rotation).
   void MarkPicked(WorkerId id);
+  // MarkPicked and SetInflight in one step.
+  void Picked(WorkerId id, int inflight);
 
   // The fewest tasks any routable worker of `profiles` has served; nullopt
   // when none is routable. Round-robin lets only such workers take a turn.
@@ -85,6 +87,11 @@ class WorkerIndex {
   };
   void Unlist(WorkerId id, const Entry& e);
   void List(WorkerId id, const Entry& e);
+  // Applies `change` to the worker's entry and moves it in the orders.
+  // Every assignment and release comes through here, so the set nodes are
+  // reused (extract, rekey, insert) instead of freed and allocated again.
+  template <typename F>
+  void Relist(WorkerId id, F&& change);
   ProfileId ProfileFor(const std::vector<std::string>& skills);
 
   std::unordered_map<WorkerId, Entry> workers_;

@@ -164,6 +164,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDocumentedValues) {
   EXPECT_EQ(c.tasks.timeout, minutes(10));
   EXPECT_EQ(c.tasks.max_attempts, 3);
   EXPECT_EQ(c.tasks.result_ttl, hours(24));
+  EXPECT_EQ(c.tasks.max_ended, 100000u);
   EXPECT_EQ(c.heartbeat.interval, seconds(5));
   EXPECT_EQ(c.heartbeat.misses, 3);
   EXPECT_EQ(c.limits.max_frame_bytes, 16u * 1024 * 1024);
@@ -195,7 +196,7 @@ routing:
     base_ejection: 10s
     max_ejection: 5m
     max_ejection_percent: 25
-tasks: { timeout: 1h30m, max_attempts: 5, result_ttl: 0 }
+tasks: { timeout: 1h30m, max_attempts: 5, result_ttl: 0, max_ended: 0 }
 heartbeat: { interval: 2500, misses: 4 }
 limits: { max_frame_bytes: 2048, max_connections: 10, max_queued: 100, hello_timeout: 1.5s }
 pools:
@@ -234,7 +235,7 @@ const char kEveryKeyJson[] = R"({
                 "base_ejection": "10s", "max_ejection": "5m", "max_ejection_percent": 25}
   },
   // comments are accepted in JSON configs
-  "tasks": {"timeout": "90m", "max_attempts": 5, "result_ttl": "0"},
+  "tasks": {"timeout": "90m", "max_attempts": 5, "result_ttl": "0", "max_ended": 0},
   "heartbeat": {"interval": "2.5s", "misses": 4},
   "limits": {"max_frame_bytes": 2048, "max_connections": 10, "max_queued": 100,
              "hello_timeout": "1500ms"},
@@ -271,7 +272,7 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   want.routing.affinity_wait = seconds(2);
   want.routing.rules = {{{"code"}, "skill_match"}, {{"gpu", "vision"}, "least_connections"}};
   want.routing.outlier = {false, 7, 2.5, seconds(10), minutes(5), 25.0};
-  want.tasks = {minutes(90), 5, milliseconds(0)};
+  want.tasks = {minutes(90), 5, milliseconds(0), 0};
   want.heartbeat = {milliseconds(2500), 4};
   want.limits = {2048, 10, 100, milliseconds(1500)};
   PoolConfig pool;
@@ -425,6 +426,8 @@ const BadCase kBadCases[] = {
     {"a.yaml", "limits: { max_frame_bytes: 1023 }", "limits.max_frame_bytes", "at least 1024"},
     {"a.yaml", "limits: { max_connections: -1 }", "limits.max_connections", "must not be negative"},
     {"a.yaml", "limits: { max_queued: 0 }", "limits.max_queued", "at least 1"},
+    {"a.yaml", "tasks: { max_ended: -1 }", "tasks.max_ended", "must not be negative"},
+    {"a.yaml", "tasks: { max_ended: many }", "tasks.max_ended", "expected an integer"},
     {"a.yaml", "routing: { outlier: { consecutive_failures: 0 } }",
      "routing.outlier.consecutive_failures", "at least 1"},
     {"a.yaml", "routing: { outlier: { latency_factor: 0.5 } }", "routing.outlier.latency_factor",

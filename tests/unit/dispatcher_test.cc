@@ -679,5 +679,83 @@ TEST_F(DispatcherTest, RoundRobinThroughTheDispatcherGivesEqualShares) {
   }
 }
 
+
+TEST_F(DispatcherTest, AtMostMaxEndedTasksAreKeptTheOldestEndedGoFirst) {
+  Config c = BaseConfig();
+  c.tasks.max_ended = 2;
+  Make(c);
+  AddWorker(1, {}, 10);
+  SubmitOpts keyed;
+  keyed.key = "first";
+  Task& a = Submit(keyed);
+  Task& b = Submit();
+  Task& c3 = Submit();
+  Task& waiting = Submit();  // never ends in this test
+  const TaskId ida = a.rec.id, idb = b.rec.id, idc = c3.rec.id;
+  // End b first, then a: a ended last of the two, so b is the older.
+  Result(1, b, true);
+  Result(1, a, true);
+  EXPECT_NE(d_->FindTask(ida), nullptr);
+  EXPECT_NE(d_->FindTask(idb), nullptr);
+  Result(1, c3, true);  // a third ended task: the oldest ended (b) goes
+  EXPECT_EQ(d_->FindTask(idb), nullptr);
+  EXPECT_NE(d_->FindTask(ida), nullptr);
+  EXPECT_NE(d_->FindTask(idc), nullptr);
+  EXPECT_EQ(d_->FindTask(waiting.rec.id)->rec.state, TaskState::kRunning);
+  EXPECT_EQ(Ends().size(), 3u);  // every waiter got its end before any purge
+
+  // One more end pushes out a, and with it its idempotency key.
+  Result(1, waiting, true);
+  EXPECT_EQ(d_->FindTask(ida), nullptr);
+  SubmitReq again;
+  again.req = 99;
+  again.key = "first";
+  EXPECT_FALSE(d_->Submit(again).existing);
+}
+
+TEST_F(DispatcherTest, ARetriedTaskIsNotPurgedForItsEarlierEnd) {
+  Config c = BaseConfig();
+  c.tasks.max_ended = 1;
+  Make(c);
+  AddWorker(1, {}, 10);
+  SubmitOpts once;
+  once.max_attempts = 1;
+  Task& t = Submit(once);
+  const TaskId id = t.rec.id;
+  Result(1, t, false, "boom", /*retryable=*/false);
+  ASSERT_EQ(t.rec.state, TaskState::kFailed);
+  ASSERT_TRUE(d_->Retry(id).ok());
+  ASSERT_EQ(t.rec.state, TaskState::kRunning);
+  Task& other = Submit();
+  Result(1, other, true);  // over the cap: the failed end of `t` is dropped, not `t`
+  ASSERT_NE(d_->FindTask(id), nullptr);
+  EXPECT_EQ(d_->FindTask(id)->rec.state, TaskState::kRunning);
+}
+
+TEST_F(DispatcherTest, RecoveredEndedTasksArePurgedWhenTheirResultTtlIsOver) {
+  const int64_t now = clock_.UnixMillis();
+  auto ended = [&](TaskId id, int64_t ended_ago_ms) {
+    TaskRecord r;
+    r.id = id;
+    r.state = TaskState::kSucceeded;
+    r.created_ms = now - ended_ago_ms - 10;
+    r.ended_ms = now - ended_ago_ms;
+    return r;
+  };
+  // Restored in id order; their end times are not in that order.
+  d_->Restore(ended(1, 30 * 60 * 1000));  // 30 min ago: 30 min left
+  d_->Restore(ended(2, 2 * 60 * 60 * 1000));  // 2 h ago: over its 1 h ttl
+  d_->Restore(ended(3, 50 * 60 * 1000));  // 50 min ago: 10 min left
+  Advance(milliseconds(0));
+  EXPECT_EQ(d_->FindTask(2), nullptr);
+  EXPECT_NE(d_->FindTask(1), nullptr);
+  EXPECT_NE(d_->FindTask(3), nullptr);
+  Advance(std::chrono::minutes(11));
+  EXPECT_EQ(d_->FindTask(3), nullptr);
+  EXPECT_NE(d_->FindTask(1), nullptr);
+  Advance(std::chrono::minutes(20));
+  EXPECT_EQ(d_->FindTask(1), nullptr);
+}
+
 }  // namespace
 }  // namespace pincer
