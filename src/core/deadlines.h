@@ -1,12 +1,21 @@
-// A min-heap of deadlines. Entries are never removed early: each carries a
-// generation, and the owner checks at fire time whether it still applies
-// (a task's attempt number, a worker's last sign of life). This keeps
-// arming O(log n) and cancelling free.
+// Deadlines, two ways.
+//
+// DeadlineQueue: a min-heap whose entries are never removed early: each
+// carries a generation, and the owner checks at fire time whether it still
+// applies (a pin, a worker's last sign of life). Arming is O(log n) and
+// cancelling free, which suits deadlines that are rare or short.
+//
+// TaskDeadlines: at most one deadline per task, withdrawn when what it
+// guards is over (an attempt that answered, a task that left the queue).
+// Attempt timeouts and queue waits run to minutes while hundreds of
+// thousands of tasks a second pass: left in a heap, they would pile up.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <queue>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -14,9 +23,7 @@
 namespace pincer {
 
 enum class DeadlineKind : uint8_t {
-  kAttempt,    // id = task, gen = attempt number
   kAffinity,   // id = task, gen = pin generation
-  kQueueWait,  // id = task, gen = queue generation
   kHeartbeat,  // id = worker
   kTurnWait,   // id = task, gen = attempts: stop waiting for the rotation
   kEjection,   // id = worker, gen = ejection generation: the cool-off is over
@@ -48,6 +55,38 @@ class DeadlineQueue {
 
  private:
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> heap_;
+};
+
+class TaskDeadlines {
+ public:
+  // `slot` is the task's own record of its deadline ({} = none); a task
+  // armed again moves to the new time.
+  void Arm(TimePoint& slot, TimePoint at, uint64_t task) {
+    Disarm(slot, task);
+    slot = at;
+    set_.emplace(at, task);
+  }
+  void Disarm(TimePoint& slot, uint64_t task) {
+    if (slot == TimePoint{}) return;
+    set_.erase({slot, task});
+    slot = TimePoint{};
+  }
+  std::optional<TimePoint> Next() const {
+    if (set_.empty()) return std::nullopt;
+    return set_.begin()->first;
+  }
+  // Removes and returns the task whose deadline is the earliest, if due at
+  // `now`. The caller clears the task's slot.
+  std::optional<uint64_t> PopDue(TimePoint now) {
+    if (set_.empty() || set_.begin()->first > now) return std::nullopt;
+    const uint64_t task = set_.begin()->second;
+    set_.erase(set_.begin());
+    return task;
+  }
+  std::size_t size() const { return set_.size(); }
+
+ private:
+  std::set<std::pair<TimePoint, uint64_t>> set_;
 };
 
 }  // namespace pincer

@@ -322,8 +322,8 @@ void Dispatcher::OnTurnWaitDeadline(Task& t) {
 
 void Dispatcher::ArmQueueWait(Task& t) {
   if (t.rec.timeout_ms <= 0) return;
-  deadlines_.Push({clock_.Now() + std::chrono::milliseconds(t.rec.timeout_ms),
-                   DeadlineKind::kQueueWait, t.rec.id, ++t.queue_gen});
+  queue_deadlines_.Arm(t.queue_deadline, clock_.Now() + std::chrono::milliseconds(t.rec.timeout_ms),
+                       t.rec.id);
 }
 
 void Dispatcher::Unqueue(Task& t) {
@@ -361,9 +361,10 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   ++stats_.running;
   workers_.Acquire(w, r.id);
   if (!r.session.empty()) SetHome(t, w);
+  queue_deadlines_.Disarm(t.queue_deadline, r.id);
   if (r.timeout_ms > 0) {
-    deadlines_.Push({clock_.Now() + std::chrono::milliseconds(r.timeout_ms), DeadlineKind::kAttempt,
-                     r.id, static_cast<uint64_t>(r.attempts)});
+    attempt_deadlines_.Arm(t.attempt_deadline, clock_.Now() + std::chrono::milliseconds(r.timeout_ms),
+                           r.id);
   }
   SendTask(t, w);
   Save(t);
@@ -428,6 +429,7 @@ void Dispatcher::PumpClass(ClassId c) {
 // ------------------------------------------------------------ lifecycle
 
 void Dispatcher::ReleaseSlot(Task& t) {
+  attempt_deadlines_.Disarm(t.attempt_deadline, t.rec.id);
   if (Worker* w = workers_.Find(t.worker)) workers_.Release(*w, t.rec.id);
   t.worker = 0;
   --stats_.running;
@@ -447,6 +449,7 @@ void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out) 
 }
 
 void Dispatcher::End(Task& t, TaskState state) {
+  queue_deadlines_.Disarm(t.queue_deadline, t.rec.id);
   if (t.rec.state == TaskState::kQueued) --stats_.queued;
   t.rec.state = state;
   t.rec.ended_ms = clock_.UnixMillis();
@@ -459,9 +462,10 @@ void Dispatcher::End(Task& t, TaskState state) {
   Save(t);
   for (const auto& [conn, req] : t.waiters) SendEnd(t, conn, req);
   t.waiters.clear();
-  NoteEnded(t, clock_.Now());
+  const TimePoint now = clock_.Now();
+  NoteEnded(t, now);
   if (config_.tasks.max_ended > 0 && ended_.size() > config_.tasks.max_ended) {
-    PurgeEnded(clock_.Now(), t.rec.id);
+    PurgeEnded(now, t.rec.id);
   }
   if (observer_) {
     observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);
@@ -628,6 +632,9 @@ Status Dispatcher::Drain(const std::string& name) {
 
 std::optional<TimePoint> Dispatcher::NextDeadline() const {
   std::optional<TimePoint> next = deadlines_.Next();
+  for (const TaskDeadlines* d : {&attempt_deadlines_, &queue_deadlines_}) {
+    if (auto at = d->Next(); at && (!next || *at < *next)) next = at;
+  }
   if (!ended_.empty() && config_.tasks.result_ttl.count() > 0) {
     // Unsorted (just recovered): purge at once, which sorts.
     const TimePoint purge = ended_unsorted_ ? TimePoint{} : ended_.front().at + config_.tasks.result_ttl;
@@ -667,6 +674,26 @@ void Dispatcher::PurgeEnded(TimePoint now, TaskId keep) {
 void Dispatcher::RunDue() {
   const TimePoint now = clock_.Now();
   PurgeEnded(now, 0);
+  while (auto id = attempt_deadlines_.PopDue(now)) {
+    if (Task* t = FindTask(*id); t && t->rec.state == TaskState::kRunning) {
+      t->attempt_deadline = TimePoint{};
+      OnAttemptDeadline(*t);
+    }
+  }
+  while (auto id = queue_deadlines_.PopDue(now)) {
+    Task* t = FindTask(*id);
+    if (!t) continue;
+    t->queue_deadline = TimePoint{};
+    if (t->where != Task::Where::kQueue) continue;
+    if (workers_.index().AnyConnected(t->rec.skills)) {
+      ArmQueueWait(*t);  // it waits for a busy worker, not for a skill
+    } else {
+      Unqueue(*t);
+      t->rec.error = "no worker could take it within its timeout: " + WhyWaiting(*t);
+      t->rec.errors.push_back({t->rec.attempts, "", t->rec.error});
+      End(*t, TaskState::kTimedOut);
+    }
+  }
   while (auto d = deadlines_.PopDue(now)) {
     if (d->kind == DeadlineKind::kHeartbeat) {
       OnHeartbeatDeadline(d->id);
@@ -679,27 +706,10 @@ void Dispatcher::RunDue() {
     Task* t = FindTask(d->id);
     if (!t) continue;
     switch (d->kind) {
-      case DeadlineKind::kAttempt:
-        if (t->rec.state == TaskState::kRunning && t->rec.attempts == static_cast<int>(d->gen)) {
-          OnAttemptDeadline(*t);
-        }
-        break;
       case DeadlineKind::kAffinity:
         if (t->where == Task::Where::kPinned && t->pin_gen == d->gen) {
           Unqueue(*t);
           PlaceGeneral(*t);
-        }
-        break;
-      case DeadlineKind::kQueueWait:
-        if (t->where == Task::Where::kQueue && t->queue_gen == d->gen) {
-          if (workers_.index().AnyConnected(t->rec.skills)) {
-            ArmQueueWait(*t);  // it waits for a busy worker, not for a skill
-          } else {
-            Unqueue(*t);
-            t->rec.error = "no worker could take it within its timeout: " + WhyWaiting(*t);
-            t->rec.errors.push_back({t->rec.attempts, "", t->rec.error});
-            End(*t, TaskState::kTimedOut);
-          }
         }
         break;
       case DeadlineKind::kTurnWait:

@@ -109,6 +109,10 @@ class Dispatcher {
 
   // ---- Time ----
   std::optional<TimePoint> NextDeadline() const;
+  // Deadlines armed and not yet fired or withdrawn (a leak check for tests).
+  std::size_t deadlines_pending() const {
+    return deadlines_.size() + attempt_deadlines_.size() + queue_deadlines_.size();
+  }
   // Handles every deadline due now, and purges ended tasks past
   // result_ttl.
   void RunDue();
@@ -184,6 +188,8 @@ class Dispatcher {
   TaskQueue queue_;
   WorkerRegistry workers_;
   DeadlineQueue deadlines_;
+  TaskDeadlines attempt_deadlines_;  // running attempts' timeouts
+  TaskDeadlines queue_deadlines_;    // waiting tasks' timeouts
   // Ended tasks in the order they ended (all share one result_ttl, so they
   // expire in this order too); purged from the front. An entry whose task
   // was retried since no longer matches its ended_ms and is skipped.

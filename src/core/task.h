@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/clock.h"
 #include "core/outbox.h"
 #include "queue/task_queue.h"
 #include "routing/worker_index.h"
@@ -29,9 +30,10 @@ struct Task {
   Where where = Where::kNone;
   WorkerId worker = 0;  // the worker of the running attempt, or the pinned-to worker
   uint64_t pin_gen = 0;
-  uint64_t queue_gen = 0;
   bool turn_wait_armed = false;  // a kTurnWait deadline is pending
   bool turn_expired = false;     // waited long enough for its turn-holder
+  TimePoint attempt_deadline{};  // of the running attempt; {} = none
+  TimePoint queue_deadline{};    // while it waits (its timeout); {} = none
   std::string progress;  // raw JSON of the latest progress, "" = none
   std::vector<std::pair<ConnId, int64_t>> waiters;  // clients waiting for the end
 

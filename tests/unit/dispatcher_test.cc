@@ -757,5 +757,23 @@ TEST_F(DispatcherTest, RecoveredEndedTasksArePurgedWhenTheirResultTtlIsOver) {
   EXPECT_EQ(d_->FindTask(1), nullptr);
 }
 
+TEST_F(DispatcherTest, TimeoutsOfAttemptsAndWaitsThatEndedEarlyDoNotPileUp) {
+  Config c = BaseConfig();
+  c.tasks.timeout = std::chrono::minutes(10);  // long: nothing fires in this test
+  Make(c);
+  AddWorker(1, {}, 2);
+  const std::size_t baseline = d_->deadlines_pending();  // the worker's heartbeat
+  for (int i = 0; i < 1000; ++i) {
+    Task& a = Submit();
+    Task& b = Submit();
+    Task& queued = Submit();  // waits for a slot, with a queue-wait timeout
+    Result(1, a, true);       // frees a slot: `queued` starts
+    Result(1, b, true);
+    Result(1, queued, true);
+  }
+  EXPECT_EQ(d_->stats().succeeded, 3000u);
+  EXPECT_EQ(d_->deadlines_pending(), baseline);
+}
+
 }  // namespace
 }  // namespace pincer
