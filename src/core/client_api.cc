@@ -40,10 +40,15 @@ void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
   acks_.push_back({conn, req.req, outcome.task->rec.id, outcome.existing, req.wait});
 }
 
-void ClientApi::FinishBatch(const Status& store) {
-  if (acks_.empty()) return;
+void ClientApi::FinishBatch(const Status& store) { FinishAcks(TakeAcks(), store); }
+
+std::vector<ClientApi::PendingAck> ClientApi::TakeAcks() {
   std::vector<PendingAck> acks;
   acks.swap(acks_);
+  return acks;
+}
+
+void ClientApi::FinishAcks(std::vector<PendingAck> acks, const Status& store) {
   for (const PendingAck& a : acks) {
     if (!store.ok()) {
       Error(a.conn, a.req, Status("store_unavailable", "not accepted: " + store.message()));

@@ -37,6 +37,19 @@ class ClientApi {
   // calls it after every commit attempt, before writing any output.
   void FinishBatch(const Status& store);
 
+  // The same in two steps, for a commit that runs while the next batch
+  // builds up: the acks of this batch are taken when its commit starts,
+  // and answered when it is done.
+  struct PendingAck {
+    ConnId conn;
+    int64_t req;
+    TaskId id;
+    bool existing;
+    bool wait;
+  };
+  std::vector<PendingAck> TakeAcks();
+  void FinishAcks(std::vector<PendingAck> acks, const Status& store);
+
   nlohmann::json TaskView(const Task& t);
   nlohmann::json WorkerView(const Worker& w);
   nlohmann::json StatsView();
@@ -48,14 +61,6 @@ class ClientApi {
   void Simple(ConnId conn, const SimpleReq& req);
   void Ok(ConnId conn, int64_t req, nlohmann::json body);
   void Error(ConnId conn, int64_t req, const Status& status);
-
-  struct PendingAck {
-    ConnId conn;
-    int64_t req;
-    TaskId id;
-    bool existing;
-    bool wait;
-  };
 
   Dispatcher& dispatcher_;
   Outbox& outbox_;

@@ -256,6 +256,13 @@ void Daemon::OnClosed(Connection& c) {
 std::string* Daemon::Buffer(ConnId conn) {
   Peer* peer = FindPeer(conn);
   if (!peer || !peer->conn->open()) return nullptr;
+  if (to_sealed_) {  // answers of the batch just written
+    if (!peer->in_sealed) {
+      peer->in_sealed = true;
+      sealed_peers_.push_back(conn);
+    }
+    return &peer->sealed;
+  }
   if (!peer->dirty) {
     peer->dirty = true;
     dirty_.push_back(conn);
@@ -280,33 +287,95 @@ void Daemon::ScheduleFlush() {
 }
 
 void Daemon::FlushAll() {
-  // Persist, then answer. While the store is failing, commits wait for the
+  // One write at a time; when it is done, this runs again for what came
+  // in meanwhile (group commit: the next batch grows while one is written).
+  if (writer_ && writer_->busy()) {
+    flush_scheduled_ = false;
+    return;
+  }
+  // Persist, then answer. While the store is failing, writes wait for the
   // retry timer: redoing a large pending batch on every loop turn would
   // stall everything else that keeps serving.
-  if (store_status_.ok() && store_->dirty()) {
-    Status st = store_->Commit();
-    if (!st.ok()) OnStoreFailed(st);
+  // A retry writes even an empty batch: that checks the store works again.
+  if ((store_status_.ok() && store_->dirty()) || retry_due_) {
+    retry_due_ = false;
+    flush_scheduled_ = false;
+    if (!writer_) writer_ = std::make_unique<StoreWriter>(io_, *store_);
+    // Everything this batch would send waits for its write: submit acks,
+    // and every line (a task line may only reach a worker once durable).
+    sealed_acks_ = api_->TakeAcks();
+    for (ConnId id : dirty_) {
+      Peer* peer = FindPeer(id);
+      if (!peer) continue;
+      peer->dirty = false;
+      peer->sealed.append(peer->staged);
+      peer->staged.clear();
+      if (!peer->in_sealed) {
+        peer->in_sealed = true;
+        sealed_peers_.push_back(id);
+      }
+    }
+    dirty_.clear();
+    writer_->Write(store_->TakeBatch(), [this](std::unique_ptr<StoreBatch> batch, Status st) {
+      OnBatchWritten(std::move(batch), st);
+    });
+    ArmTimer();
+    return;
   }
-  // Submit answers: "accepted" only if this batch committed.
+  // Nothing to persist (or the store is failing): answer now. Submit
+  // answers say "accepted" only while the store commits.
   api_->FinishBatch(store_status_);
-  flush_scheduled_ = false;
-  std::vector<ConnId> dirty;
-  dirty.swap(dirty_);
-  for (ConnId id : dirty) {
+  flush_scheduled_ = false;  // after FinishBatch: its answers go out below
+  Release(dirty_, &Peer::staged);
+  ArmTimer();
+  if (stopping_) CheckDrained();
+}
+
+void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st) {
+  if (!st.ok()) {
+    store_->GiveBack(std::move(batch));  // pending again, retried with what came since
+    if (store_status_.ok()) {
+      OnStoreFailed(st);
+    } else {
+      spdlog::warn("store still unavailable: {}", st.message());
+      ArmStoreRetry();
+    }
+  } else if (!store_status_.ok()) {
+    spdlog::info("store commits again; accepting submits");
+    store_status_ = Status::Ok();
+    dispatcher_->SetStoreStatus(store_status_);
+  }
+  // The batch's submits: accepted, or refused and forgotten.
+  to_sealed_ = true;
+  api_->FinishAcks(std::move(sealed_acks_), st);
+  to_sealed_ = false;
+  sealed_acks_.clear();
+  Release(sealed_peers_, &Peer::sealed);
+  // What came in during the write is the next batch.
+  ScheduleFlush();
+}
+
+void Daemon::Release(std::vector<ConnId>& peers, std::string Peer::*from) {
+  std::vector<ConnId> ids;
+  ids.swap(peers);
+  for (ConnId id : ids) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
-    peer->dirty = false;
+    if (from == &Peer::staged) {
+      peer->dirty = false;
+    } else {
+      peer->in_sealed = false;
+    }
+    std::string& src = peer->*from;
     std::string& out = peer->conn->out();
     if (out.empty()) {
-      out.swap(peer->staged);
+      out.swap(src);
     } else {
-      out.append(peer->staged);
-      peer->staged.clear();
+      out.append(src);
+      src.clear();
     }
     peer->conn->Flush();
   }
-  ArmTimer();
-  if (stopping_) CheckDrained();
 }
 
 void Daemon::OnStoreFailed(const Status& st) {
@@ -320,14 +389,7 @@ void Daemon::ArmStoreRetry() {
   store_retry_timer_ = std::make_unique<asio::steady_timer>(io_, std::chrono::seconds(1));
   store_retry_timer_->async_wait([this](const std::error_code& ec) {
     if (ec) return;
-    Status st = store_->Commit();
-    if (!st.ok()) {
-      spdlog::warn("store still unavailable: {}", st.message());
-      return ArmStoreRetry();
-    }
-    spdlog::info("store commits again; accepting submits");
-    store_status_ = Status::Ok();
-    dispatcher_->SetStoreStatus(store_status_);
+    retry_due_ = true;  // the next FlushAll writes the pending changes
     ScheduleFlush();
   });
 }
@@ -455,6 +517,7 @@ void Daemon::StartSupervisor() {
 void Daemon::CheckDrained() {
   if (io_.stopped()) return;  // already said bye; closing peers calls back here
   if ((dispatcher_->stats().running > 0 && !drain_expired_) || flush_scheduled_) return;
+  if (writer_ && writer_->busy()) return;  // back here once written
   if (store_->dirty() && !store_->Commit().ok()) return;
   // Children go after the tasks: SIGTERM, SIGKILL after stop_grace; the
   // supervisor's `stopped` hook brings us back here once all are reaped.

@@ -18,6 +18,7 @@
 #include "core/dispatcher.h"
 #include "daemon/notify.h"
 #include "metrics/metrics.h"
+#include "daemon/store_writer.h"
 #include "net/connection.h"
 #include "net/listener.h"
 #include "store/store.h"
@@ -68,6 +69,10 @@ class Daemon final : public Connection::Handler, public Outbox {
     // committed the batch: a write completing mid-batch must not carry an
     // answer that is not yet durable.
     std::string staged;
+    // Output of the batch being written by the store writer: sent once
+    // that write is done.
+    std::string sealed;
+    bool in_sealed = false;  // listed in sealed_peers_
   };
 
   void Accept(Connection::Socket socket);
@@ -75,6 +80,10 @@ class Daemon final : public Connection::Handler, public Outbox {
   void RefuseAndClose(Peer& peer, std::string_view code, const std::string& message);
   void ScheduleFlush();
   void FlushAll();
+  // The store writer finished the batch FlushAll handed it.
+  void OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
+  // Hands each listed peer's `from` output to its connection and writes.
+  void Release(std::vector<ConnId>& peers, std::string Peer::*from);
   // The store could not commit: refuse submits, retry every second.
   void OnStoreFailed(const Status& st);
   void ArmStoreRetry();
@@ -89,6 +98,12 @@ class Daemon final : public Connection::Handler, public Outbox {
   DaemonOptions options_;
   SystemClock clock_;
   std::unique_ptr<Store> store_;
+  // After store_: stopped (its write finished) before the store goes.
+  std::unique_ptr<StoreWriter> writer_;
+  std::vector<ClientApi::PendingAck> sealed_acks_;  // of the batch being written
+  std::vector<ConnId> sealed_peers_;                // with output in Peer::sealed
+  bool to_sealed_ = false;                          // Buffer() gives Peer::sealed
+  bool retry_due_ = false;                          // the store retry timer fired
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<ClientApi> api_;
   std::unique_ptr<Metrics> metrics_;  // the dispatcher's observer; before it in teardown

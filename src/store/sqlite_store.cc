@@ -381,14 +381,52 @@ Status SqliteStore::Writable() const {
   return Status::Ok();
 }
 
+struct SqliteStore::Batch final : StoreBatch {
+  Changes changes;
+};
+
+std::unique_ptr<StoreBatch> SqliteStore::TakeBatch() {
+  auto batch = std::make_unique<Batch>();
+  batch->changes.swap(pending_);
+  return batch;
+}
+
+Status SqliteStore::Write(StoreBatch& batch) { return WriteChanges(static_cast<Batch&>(batch).changes); }
+
+void SqliteStore::GiveBack(std::unique_ptr<StoreBatch> batch) {
+  if (!batch) return;
+  // The batch is older than anything pending now: merge it underneath.
+  for (auto& [id, old] : static_cast<Batch&>(*batch).changes) {
+    auto [it, fresh] = pending_.try_emplace(id);
+    Pending& now = it->second;
+    if (fresh) {
+      now = std::move(old);
+      continue;
+    }
+    if (old.op != Op::kInsert) continue;  // the newer update or erase supersedes it
+    if (now.op == Op::kErase) {
+      pending_.erase(it);  // inserted and erased, never written: nothing to do
+    } else if (now.op == Op::kUpdate) {
+      CopyMutable(now.rec, old.rec);  // the insert, with the newest state
+      now = std::move(old);
+    }
+  }
+}
+
 Status SqliteStore::Commit() {
   if (pending_.empty()) return Status::Ok();
+  Status st = WriteChanges(pending_);
+  if (st.ok()) pending_.clear();
+  return st;
+}
+
+Status SqliteStore::WriteChanges(const Changes& changes) {
   if (Status w = Writable(); !w.ok()) return w;
   if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Fail("cannot write to");
   }
   Status st;
-  for (const auto& [id, p] : pending_) {
+  for (const auto& [id, p] : changes) {
     st = Apply(id, p);
     if (!st.ok()) break;
   }
@@ -401,7 +439,6 @@ Status SqliteStore::Commit() {
     if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     return st;
   }
-  pending_.clear();
   MaybeCheckpoint();
   return Status::Ok();
 }

@@ -54,6 +54,9 @@ class SqliteStore final : public Store {
   // Errors are "store_unavailable" with the reason (disk full, file not
   // writable, I/O error); the changes stay pending for the next call.
   Status Commit() override;
+  std::unique_ptr<StoreBatch> TakeBatch() override;
+  Status Write(StoreBatch& batch) override;
+  void GiveBack(std::unique_ptr<StoreBatch> batch) override;
   bool dirty() const override { return !pending_.empty(); }
   bool durable() const override { return true; }
 
@@ -69,6 +72,12 @@ class SqliteStore final : public Store {
     Op op;
     TaskRecord rec;  // kInsert: the whole record; kUpdate: the mutable fields
   };
+  // Ordered by id: replaying in id order keeps an erased task's idempotency
+  // key free before a newer task (a larger id) takes it again.
+  using Changes = std::map<TaskId, Pending>;
+  struct Batch;
+  // BEGIN, the rows, COMMIT (rolled back on any error).
+  Status WriteChanges(const Changes& changes);
 
   SqliteStore(sqlite3* db, std::string dir, std::string path, const SqliteStoreOptions& options,
               const Clock& clock);
@@ -86,9 +95,7 @@ class SqliteStore final : public Store {
   const Clock& clock_;
   TimePoint last_sync_;
 
-  // Ordered by id: replaying in id order keeps an erased task's idempotency
-  // key free before a newer task (a larger id) takes it again.
-  std::map<TaskId, Pending> pending_;
+  Changes pending_;
 
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* update_ = nullptr;

@@ -1,8 +1,18 @@
 // The durable task store. pincerd records every change that matters after
-// a crash and calls Commit() once per event-loop iteration, before it sends
-// the answers that iteration produced: persist, then answer.
+// a crash and commits once per event-loop iteration, before it sends the
+// answers that iteration produced: persist, then answer.
 //
-// Threading: used from the event-loop thread only.
+// Two ways to commit:
+// - Commit(): synchronous, on the calling thread (recovery, shutdown, tests).
+// - TakeBatch() / Write() / GiveBack(): group commit off the event loop.
+//   The loop takes the changes recorded so far as a batch, a writer thread
+//   Writes it (the slow part: SQL and fsync) while the loop goes on
+//   recording the next batch, and a batch whose Write failed is given back
+//   so its changes are pending again, under any newer ones.
+//
+// Threading: everything on the event-loop thread, except Write(), which
+// may run on one other thread while the loop records changes. Never two
+// Write()s or a Write() and a Commit() at once.
 #pragma once
 
 #include <functional>
@@ -14,6 +24,12 @@
 #include "store/task_record.h"
 
 namespace pincer {
+
+// Changes taken out of a store for one commit (opaque outside the store).
+class StoreBatch {
+ public:
+  virtual ~StoreBatch() = default;
+};
 
 class Store {
  public:
@@ -31,6 +47,12 @@ class Store {
   // Makes everything recorded since the last Commit durable, per the fsync
   // policy. On error the changes stay pending; Commit may be retried.
   virtual Status Commit() = 0;
+
+  // Group commit. TakeBatch may return an empty batch (writing it checks
+  // that the store can commit) or null (nothing to write, ever).
+  virtual std::unique_ptr<StoreBatch> TakeBatch() { return nullptr; }
+  virtual Status Write(StoreBatch&) { return Status::Ok(); }
+  virtual void GiveBack(std::unique_ptr<StoreBatch>) {}
 
   // True when a change is pending a Commit().
   virtual bool dirty() const = 0;

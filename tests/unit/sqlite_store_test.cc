@@ -249,5 +249,67 @@ TEST_F(SqliteStoreTest, ReadOnlyDirCannotBeOpened) {
   EXPECT_NE(st.message().find("pincer.db"), std::string::npos) << st.message();
 }
 
+// Group commit: a batch is taken out and written while newer changes are
+// recorded; a failed batch is given back under them.
+TEST_F(SqliteStoreTest, ABatchWrittenWhileNewChangesArriveKeepsBoth) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1));
+  auto batch = store->TakeBatch();
+  EXPECT_FALSE(store->dirty());
+  TaskRecord one = MakeTask(1);
+  one.state = TaskState::kSucceeded;  // the task moves on while its insert is written
+  one.attempts = 1;
+  store->Update(one);
+  store->Insert(MakeTask(2));
+  ASSERT_TRUE(store->Write(*batch).ok());
+  ASSERT_TRUE(store->Commit().ok());
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].state, TaskState::kSucceeded);
+  EXPECT_EQ(got[0].attempts, 1);
+  EXPECT_EQ(got[1].id, 2u);
+}
+
+TEST_F(SqliteStoreTest, AFailedBatchGivenBackIsPendingUnderNewerChanges) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1));
+  store->Insert(MakeTask(2));
+  store->Insert(MakeTask(3));
+  ASSERT_TRUE(store->Commit().ok());
+
+  TaskRecord four = MakeTask(4);  // new: inserted, then updated after the take
+  four.payload = "\"" + std::string(64 * 1024, 'p') + "\"";  // too big for the full disk
+  store->Insert(four);
+  store->Insert(MakeTask(5));  // new: inserted, then erased after the take
+  TaskRecord two = MakeTask(2);
+  two.state = TaskState::kRunning;
+  store->Update(two);          // an update, superseded after the take
+  store->Erase(3);
+  store->SetMaxPagesForTest(1);  // every write fails as on a full disk
+  auto batch = store->TakeBatch();
+  EXPECT_EQ(store->Write(*batch).code(), "store_unavailable");
+
+  four.state = TaskState::kRunning;
+  store->Update(four);
+  store->Erase(5);
+  two.state = TaskState::kSucceeded;
+  store->Update(two);
+  store->GiveBack(std::move(batch));
+  EXPECT_TRUE(store->dirty());
+
+  store->SetMaxPagesForTest(1 << 30);
+  ASSERT_TRUE(store->Commit().ok());
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 3u);  // 1, 2, 4: 3 erased, 5 never written
+  EXPECT_EQ(got[0].id, 1u);
+  EXPECT_EQ(got[1].id, 2u);
+  EXPECT_EQ(got[1].state, TaskState::kSucceeded);
+  EXPECT_EQ(got[2].id, 4u);
+  EXPECT_EQ(got[2].state, TaskState::kRunning);
+  EXPECT_EQ(got[2].payload, four.payload);
+}
+
 }  // namespace
 }  // namespace pincer
