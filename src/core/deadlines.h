@@ -64,11 +64,19 @@ class TaskDeadlines {
   void Arm(TimePoint& slot, TimePoint at, uint64_t task) {
     Disarm(slot, task);
     slot = at;
-    set_.emplace(at, task);
+    if (spare_.empty()) {
+      set_.emplace(at, task);
+    } else {  // reuse a node: no allocation per attempt
+      auto node = std::move(spare_.back());
+      spare_.pop_back();
+      node.value() = {at, task};
+      set_.insert(std::move(node));
+    }
   }
   void Disarm(TimePoint& slot, uint64_t task) {
     if (slot == TimePoint{}) return;
-    set_.erase({slot, task});
+    auto node = set_.extract({slot, task});
+    if (node && spare_.size() < kMaxSpare) spare_.push_back(std::move(node));
     slot = TimePoint{};
   }
   std::optional<TimePoint> Next() const {
@@ -86,7 +94,10 @@ class TaskDeadlines {
   std::size_t size() const { return set_.size(); }
 
  private:
-  std::set<std::pair<TimePoint, uint64_t>> set_;
+  using Set = std::set<std::pair<TimePoint, uint64_t>>;
+  static constexpr std::size_t kMaxSpare = 1024;
+  Set set_;
+  std::vector<Set::node_type> spare_;
 };
 
 }  // namespace pincer

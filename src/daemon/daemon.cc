@@ -152,7 +152,8 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
   // waits for): its store update still needs a commit, and a shutdown
   // waiting for the last running task needs CheckDrained.
   ScheduleFlush();
-  ParseResult parsed = ParseMessage(line);
+  static_assert(Connection::kLinePadding >= kLinePadding);
+  ParseResult parsed = ParseMessagePadded(line);  // the connection pads every line
 
   if (auto* err = std::get_if<ProtocolError>(&parsed)) {
     if (peer->role == Role::kNone) {

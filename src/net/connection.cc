@@ -19,7 +19,8 @@ void Connection::Read() {
   if (closed_ || close_after_flush_ || reading_) return;
   if (out_.size() + writing_.size() > kMaxPendingOut) return;  // resumed in OnWritten
   reading_ = true;
-  if (in_.size() < in_len_ + kReadChunk) in_.resize(in_len_ + kReadChunk);
+  // The buffer always extends kLinePadding past what a read can fill.
+  if (in_.size() < in_len_ + kReadChunk + kLinePadding) in_.resize(in_len_ + kReadChunk + kLinePadding);
   socket_.async_read_some(
       asio::buffer(in_.data() + in_len_, kReadChunk),
       [self = shared_from_this()](const std::error_code& ec, std::size_t n) {

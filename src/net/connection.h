@@ -16,11 +16,16 @@ namespace pincer {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  // Readable bytes after every line handed to OnLine (so a parser may read
+  // past the end of a line without copying it first).
+  static constexpr std::size_t kLinePadding = 64;
+
   using Socket = asio::generic::stream_protocol::socket;
 
   class Handler {
    public:
     virtual ~Handler() = default;
+    // `line` is followed in memory by at least kLinePadding readable bytes.
     virtual void OnLine(Connection& c, std::string_view line) = 0;
     // A line grew past the frame limit. The connection stops reading.
     virtual void OnOversizedLine(Connection& c) = 0;

@@ -452,14 +452,20 @@ struct FastParser {
   std::string buffer;
 };
 
-std::optional<ParseResult> ParseFast(std::string_view line) {
+static_assert(simdjson::SIMDJSON_PADDING <= kLinePadding);
+
+std::optional<ParseResult> ParseFast(std::string_view line, bool padded) {
   if (line.size() > kFastMaxLine) return std::nullopt;
   thread_local FastParser fp;
   // simdjson reads up to SIMDJSON_PADDING bytes past the end of its input.
-  fp.buffer.resize(line.size() + simdjson::SIMDJSON_PADDING);
-  std::memcpy(fp.buffer.data(), line.data(), line.size());
+  const char* input = line.data();
+  if (!padded) {
+    fp.buffer.resize(line.size() + simdjson::SIMDJSON_PADDING);
+    std::memcpy(fp.buffer.data(), line.data(), line.size());
+    input = fp.buffer.data();
+  }
   dom::element root;
-  if (fp.parser.parse(fp.buffer.data(), line.size(), false).get(root) != simdjson::SUCCESS) {
+  if (fp.parser.parse(input, line.size(), false).get(root) != simdjson::SUCCESS) {
     return std::nullopt;  // the slow path names the error
   }
   dom::object obj;
@@ -492,7 +498,12 @@ ParseResult ParseMessageWithoutFastPathForTest(std::string_view line) {
 }
 
 ParseResult ParseMessage(std::string_view line) {
-  if (auto fast = ParseFast(line)) return std::move(*fast);
+  if (auto fast = ParseFast(line, /*padded=*/false)) return std::move(*fast);
+  return ParseMessageSlow(line);
+}
+
+ParseResult ParseMessagePadded(std::string_view line) {
+  if (auto fast = ParseFast(line, /*padded=*/true)) return std::move(*fast);
   return ParseMessageSlow(line);
 }
 

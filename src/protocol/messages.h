@@ -106,6 +106,10 @@ inline std::optional<int64_t> RequestId(const Message& m) {
 
 // Parses one line (without its newline). Never throws.
 ParseResult ParseMessage(std::string_view line);
+// The same, for a line followed in memory by at least kLinePadding readable
+// bytes (any content): the fast path then parses it in place, uncopied.
+inline constexpr std::size_t kLinePadding = 64;
+ParseResult ParseMessagePadded(std::string_view line);
 // The same, with the simdjson fast path for hot messages turned off: what
 // ParseMessage must agree with on every line (tests compare the two).
 ParseResult ParseMessageWithoutFastPathForTest(std::string_view line);

@@ -3,6 +3,9 @@
 // for carried JSON values. Differential: each line goes through both.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <string>
+
 #include "protocol/messages.h"
 
 namespace pincer {
@@ -86,7 +89,14 @@ yz0123456789éÿ~~~~~~~~"})",
       "{\"type\":\"result\",\"id\":\"t\xff\",\"ok\":true}",
   };
   for (const char* line : lines) {
-    EXPECT_EQ(Describe(ParseMessage(line)), Describe(ParseMessageWithoutFastPathForTest(line))) << line;
+    const std::string want = Describe(ParseMessageWithoutFastPathForTest(line));
+    EXPECT_EQ(Describe(ParseMessage(line)), want) << line;
+    // In place, as a connection's buffer holds it: the next line (or any
+    // bytes) follow it, and the parse must stop at the line's end.
+    const std::string buffer = std::string(line) + "\n" + R"({"type":"result","id":"t9","ok":true})" +
+                               std::string(kLinePadding, '}');
+    EXPECT_EQ(Describe(ParseMessagePadded(std::string_view(buffer).substr(0, std::strlen(line)))), want)
+        << line;
   }
 }
 
