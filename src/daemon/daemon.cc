@@ -302,12 +302,19 @@ void Daemon::FlushAll() {
     retry_due_ = false;
     flush_scheduled_ = false;
     if (!writer_) writer_ = std::make_unique<StoreWriter>(io_, *store_);
-    // Everything this batch would send waits for its write: submit acks,
-    // and every line (a task line may only reach a worker once durable).
+    // Answers to clients wait for the write: submit acks, end events,
+    // every reply (docs/durability.md). Work for workers goes out now: a
+    // task runs while its insert is written (if that fails, its worker is
+    // sent `cancel`; if pincerd dies first, it was never accepted).
     sealed_acks_ = api_->TakeAcks();
+    std::vector<ConnId> to_workers;
     for (ConnId id : dirty_) {
       Peer* peer = FindPeer(id);
       if (!peer) continue;
+      if (peer->role == Role::kWorker) {
+        to_workers.push_back(id);
+        continue;
+      }
       peer->dirty = false;
       peer->sealed.append(peer->staged);
       peer->staged.clear();
@@ -317,6 +324,7 @@ void Daemon::FlushAll() {
       }
     }
     dirty_.clear();
+    Release(to_workers, &Peer::staged);
     writer_->Write(store_->TakeBatch(), [this](std::unique_ptr<StoreBatch> batch, Status st) {
       OnBatchWritten(std::move(batch), st);
     });

@@ -159,6 +159,7 @@ SqliteStore::~SqliteStore() {
   sqlite3_finalize(insert_);
   sqlite3_finalize(update_);
   sqlite3_finalize(erase_);
+  sqlite3_finalize(erase_range_);
   sqlite3_close(db_);
 }
 
@@ -172,7 +173,8 @@ Status SqliteStore::Init() {
   }
   // Exclusive locking: one pincerd per data_dir (a second one gets "database
   // is locked"), and WAL needs no shared-memory file.
-  const char* pragmas = "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;";
+  const char* pragmas =
+      "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA cache_size=-65536;";
   if (sqlite3_exec(db_, pragmas, nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Fail("cannot use");
   }
@@ -229,7 +231,8 @@ Status SqliteStore::Init() {
       !s.ok()) {
     return s;
   }
-  return Prepare("DELETE FROM tasks WHERE id=?1", &erase_);
+  if (Status s = Prepare("DELETE FROM tasks WHERE id=?1", &erase_); !s.ok()) return s;
+  return Prepare("DELETE FROM tasks WHERE id BETWEEN ?1 AND ?2", &erase_range_);
 }
 
 Status SqliteStore::Prepare(const char* sql, sqlite3_stmt** stmt) {
@@ -361,8 +364,7 @@ Status SqliteStore::Apply(TaskId id, const Pending& p) {
       break;
   }
   const int rc = sqlite3_step(s);
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
+  sqlite3_reset(s);  // every parameter is bound again next time
   if (rc != SQLITE_DONE) return Fail("cannot write task " + TaskIdString(id) + " to");
   return Status::Ok();
 }
@@ -420,15 +422,40 @@ Status SqliteStore::Commit() {
   return st;
 }
 
+Status SqliteStore::EraseRange(TaskId first, TaskId last) {
+  sqlite3_bind_int64(erase_range_, 1, static_cast<sqlite3_int64>(first));
+  sqlite3_bind_int64(erase_range_, 2, static_cast<sqlite3_int64>(last));
+  const int rc = sqlite3_step(erase_range_);
+  sqlite3_reset(erase_range_);
+  if (rc != SQLITE_DONE) return Fail("cannot delete tasks " + TaskIdString(first) + ".." + TaskIdString(last) + " from");
+  return Status::Ok();
+}
+
 Status SqliteStore::WriteChanges(const Changes& changes) {
   if (Status w = Writable(); !w.ok()) return w;
   if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Fail("cannot write to");
   }
   Status st;
-  for (const auto& [id, p] : changes) {
-    st = Apply(id, p);
-    if (!st.ok()) break;
+  for (auto it = changes.begin(); it != changes.end() && st.ok();) {
+    // Ended tasks are purged about in the order they came, so erases come
+    // in runs of consecutive ids: one range DELETE per run.
+    if (it->second.op == Op::kErase) {
+      const TaskId first = it->first;
+      TaskId last = first;
+      auto next = std::next(it);
+      while (next != changes.end() && next->second.op == Op::kErase && next->first == last + 1) {
+        last = next->first;
+        ++next;
+      }
+      if (last > first) {
+        st = EraseRange(first, last);
+        it = next;
+        continue;
+      }
+    }
+    st = Apply(it->first, it->second);
+    ++it;
   }
   if (st.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
     st = Fail("cannot commit to");

@@ -84,6 +84,7 @@ class SqliteStore final : public Store {
   Status Init();
   Status Prepare(const char* sql, sqlite3_stmt** stmt);
   Status Apply(TaskId id, const Pending& p);
+  Status EraseRange(TaskId first, TaskId last);
   Status Writable() const;
   Status Fail(const std::string& what) const;  // store_unavailable naming the file
   void MaybeCheckpoint();
@@ -100,6 +101,7 @@ class SqliteStore final : public Store {
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* update_ = nullptr;
   sqlite3_stmt* erase_ = nullptr;
+  sqlite3_stmt* erase_range_ = nullptr;  // ids first..last, all to erase
 };
 
 }  // namespace pincer

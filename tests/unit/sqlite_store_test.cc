@@ -311,5 +311,17 @@ TEST_F(SqliteStoreTest, AFailedBatchGivenBackIsPendingUnderNewerChanges) {
   EXPECT_EQ(got[2].payload, four.payload);
 }
 
+TEST_F(SqliteStoreTest, ErasingRunsOfConsecutiveTasksRemovesExactlyThose) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  for (TaskId id = 1; id <= 10; ++id) store->Insert(MakeTask(id));
+  ASSERT_TRUE(store->Commit().ok());
+  for (TaskId id : {2, 3, 4, 5, 7, 9, 10}) store->Erase(id);  // runs 2..5 and 9..10, and 7
+  ASSERT_TRUE(store->Commit().ok());
+  std::vector<TaskId> left;
+  for (const TaskRecord& r : Recover(*store)) left.push_back(r.id);
+  EXPECT_EQ(left, (std::vector<TaskId>{1, 6, 8}));
+}
+
 }  // namespace
 }  // namespace pincer
