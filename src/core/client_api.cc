@@ -40,7 +40,11 @@ void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
   acks_.push_back({conn, req.req, outcome.task->rec.id, outcome.existing, req.wait});
 }
 
-void ClientApi::FinishBatch(const Status& store) { FinishAcks(TakeAcks(), store); }
+void ClientApi::FinishBatch(const Status& store) {
+  const std::vector<PendingAck> acks = TakeAcks();
+  AnswerAcks(acks, store);
+  if (store.ok()) AddWaiters(acks);
+}
 
 std::vector<ClientApi::PendingAck> ClientApi::TakeAcks() {
   std::vector<PendingAck> acks;
@@ -48,7 +52,7 @@ std::vector<ClientApi::PendingAck> ClientApi::TakeAcks() {
   return acks;
 }
 
-void ClientApi::FinishAcks(std::vector<PendingAck> acks, const Status& store) {
+void ClientApi::AnswerAcks(const std::vector<PendingAck>& acks, const Status& store) {
   for (const PendingAck& a : acks) {
     if (!store.ok()) {
       Error(a.conn, a.req, Status("store_unavailable", "not accepted: " + store.message()));
@@ -63,6 +67,11 @@ void ClientApi::FinishAcks(std::vector<PendingAck> acks, const Status& store) {
       AppendInt(*out, static_cast<int64_t>(a.id));
       out->append(a.existing ? R"(","existing":true})" "\n" : R"(","existing":false})" "\n");
     }
+  }
+}
+
+void ClientApi::AddWaiters(const std::vector<PendingAck>& acks) {
+  for (const PendingAck& a : acks) {
     if (Task* t = dispatcher_.FindTask(a.id); t && a.wait) dispatcher_.AddWaiter(*t, a.conn, a.req);
   }
 }

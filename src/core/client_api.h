@@ -37,9 +37,11 @@ class ClientApi {
   // calls it after every commit attempt, before writing any output.
   void FinishBatch(const Status& store);
 
-  // The same in two steps, for a commit that runs while the next batch
-  // builds up: the acks of this batch are taken when its commit starts,
-  // and answered when it is done.
+  // The same in steps, for a commit that runs while the next batch builds
+  // up: the acks of a batch are taken when its commit starts and answered
+  // when it is done; then (if it committed) the `wait: true` submits get
+  // their waiters. Those are answered with the output after the ack: a
+  // task may already have ended, in a change still to be committed.
   struct PendingAck {
     ConnId conn;
     int64_t req;
@@ -48,7 +50,8 @@ class ClientApi {
     bool wait;
   };
   std::vector<PendingAck> TakeAcks();
-  void FinishAcks(std::vector<PendingAck> acks, const Status& store);
+  void AnswerAcks(const std::vector<PendingAck>& acks, const Status& store);
+  void AddWaiters(const std::vector<PendingAck>& acks);
 
   nlohmann::json TaskView(const Task& t);
   nlohmann::json WorkerView(const Worker& w);

@@ -354,10 +354,13 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
     store_status_ = Status::Ok();
     dispatcher_->SetStoreStatus(store_status_);
   }
-  // The batch's submits: accepted, or refused and forgotten.
+  // The batch's submits: accepted, or refused and forgotten. Their waiters
+  // come after: a task that ended meanwhile (its worker got it before the
+  // write was done) has its end in the next batch, and so does its event.
   to_sealed_ = true;
-  api_->FinishAcks(std::move(sealed_acks_), st);
+  api_->AnswerAcks(sealed_acks_, st);
   to_sealed_ = false;
+  if (st.ok()) api_->AddWaiters(sealed_acks_);
   sealed_acks_.clear();
   Release(sealed_peers_, &Peer::sealed);
   // What came in during the write is the next batch.
