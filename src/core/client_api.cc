@@ -70,9 +70,13 @@ void ClientApi::AnswerAcks(const std::vector<PendingAck>& acks, const Status& st
   }
 }
 
-void ClientApi::AddWaiters(const std::vector<PendingAck>& acks) {
+void ClientApi::AddWaiters(const std::vector<PendingAck>& acks,
+                           const std::function<void(TaskId)>& before) {
   for (const PendingAck& a : acks) {
-    if (Task* t = dispatcher_.FindTask(a.id); t && a.wait) dispatcher_.AddWaiter(*t, a.conn, a.req);
+    Task* t = a.wait ? dispatcher_.FindTask(a.id) : nullptr;
+    if (!t) continue;
+    if (before) before(a.id);
+    dispatcher_.AddWaiter(*t, a.conn, a.req);
   }
 }
 

@@ -51,7 +51,10 @@ class ClientApi {
   };
   std::vector<PendingAck> TakeAcks();
   void AnswerAcks(const std::vector<PendingAck>& acks, const Status& store);
-  void AddWaiters(const std::vector<PendingAck>& acks);
+  // `before(id)` runs before each task's waiter is added (and its end
+  // event sent, if it has ended).
+  void AddWaiters(const std::vector<PendingAck>& acks,
+                  const std::function<void(TaskId)>& before = nullptr);
 
   nlohmann::json TaskView(const Task& t);
   nlohmann::json WorkerView(const Worker& w);

@@ -354,13 +354,17 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
     store_status_ = Status::Ok();
     dispatcher_->SetStoreStatus(store_status_);
   }
-  // The batch's submits: accepted, or refused and forgotten. Their waiters
-  // come after: a task that ended meanwhile (its worker got it before the
-  // write was done) has its end in the next batch, and so does its event.
+  // The batch's submits: accepted, or refused and forgotten.
   to_sealed_ = true;
   api_->AnswerAcks(sealed_acks_, st);
+  // Then the `wait: true` ones get their waiter. A task that has already
+  // ended (its worker got it while its insert was written) has its end
+  // event go out now if that end was in this batch too, or with the next
+  // batch if its end state is still pending there.
+  if (st.ok()) {
+    api_->AddWaiters(sealed_acks_, [this](TaskId id) { to_sealed_ = !store_->HasPending(id); });
+  }
   to_sealed_ = false;
-  if (st.ok()) api_->AddWaiters(sealed_acks_);
   sealed_acks_.clear();
   Release(sealed_peers_, &Peer::sealed);
   // What came in during the write is the next batch.

@@ -58,6 +58,7 @@ class SqliteStore final : public Store {
   Status Write(StoreBatch& batch) override;
   void GiveBack(std::unique_ptr<StoreBatch> batch) override;
   bool dirty() const override { return !pending_.empty(); }
+  bool HasPending(TaskId id) const override { return pending_.count(id) != 0; }
   bool durable() const override { return true; }
 
   const std::string& path() const { return path_; }

@@ -54,6 +54,10 @@ class Store {
   virtual Status Write(StoreBatch&) { return Status::Ok(); }
   virtual void GiveBack(std::unique_ptr<StoreBatch>) {}
 
+  // True when a change to task `id` is recorded and not yet taken for a
+  // write (so, with no write in flight, not yet durable).
+  virtual bool HasPending(TaskId) const { return false; }
+
   // True when a change is pending a Commit().
   virtual bool dirty() const = 0;
   // False for the memory store: "accepted" then means "in memory".

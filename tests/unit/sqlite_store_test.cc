@@ -255,12 +255,15 @@ TEST_F(SqliteStoreTest, ABatchWrittenWhileNewChangesArriveKeepsBoth) {
   auto store = Open();
   ASSERT_TRUE(store);
   store->Insert(MakeTask(1));
+  EXPECT_TRUE(store->HasPending(1));
   auto batch = store->TakeBatch();
   EXPECT_FALSE(store->dirty());
+  EXPECT_FALSE(store->HasPending(1));  // taken: durable once its write is done
   TaskRecord one = MakeTask(1);
   one.state = TaskState::kSucceeded;  // the task moves on while its insert is written
   one.attempts = 1;
   store->Update(one);
+  EXPECT_TRUE(store->HasPending(1));
   store->Insert(MakeTask(2));
   ASSERT_TRUE(store->Write(*batch).ok());
   ASSERT_TRUE(store->Commit().ok());
