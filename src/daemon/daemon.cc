@@ -461,10 +461,13 @@ Status Daemon::Reload() {
   Config next = std::move(*loaded.config);
   // What needs a restart to change is kept, and said so.
   if (next.listen != config_.listen || next.unix_socket != config_.unix_socket ||
-      next.data_dir != config_.data_dir || next.store.kind != config_.store.kind) {
-    spdlog::warn("reload: listen, unix_socket, data_dir and store.kind apply at the next start");
+      next.metrics_listen != config_.metrics_listen || next.data_dir != config_.data_dir ||
+      next.store != config_.store) {
+    spdlog::warn(
+        "reload: listen, unix_socket, metrics_listen, data_dir and store apply at the next start");
     next.listen = config_.listen;
     next.unix_socket = config_.unix_socket;
+    next.metrics_listen = config_.metrics_listen;
     next.data_dir = config_.data_dir;
     next.store = config_.store;
   }

@@ -357,6 +357,19 @@ TEST_F(OpsTest, ReloadChangesRoutingOfNextTasksWhileRunningOnesGoOn) {
   EXPECT_EQ(end.Json().value("attempts", 0), 1);
 }
 
+TEST_F(OpsTest, ReloadOfRestartOnlyKeysWarnsAndKeepsThemUntilTheNextStart) {
+  StartDaemon("");
+  daemon_->SetConfig("store: { kind: memory, fsync: off }\nmetrics_listen: \"127.0.0.1:1\"\n");
+  CtlResult reload = Ctl({"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload;
+  EXPECT_TRUE(WaitFor([&] {
+    return daemon_->ReadStderr().find("metrics_listen, data_dir and store apply at the next start") !=
+           std::string::npos;
+  })) << daemon_->ReadStderr();
+  // Still serving as before.
+  EXPECT_EQ(Ctl({"submit", "--skill", "x"}).exit_code, 0);
+}
+
 TEST_F(OpsTest, InvalidReloadIsRefusedAndChangesNothing) {
   TempDir dir("notify");
   NotifySocket notify(dir.Join("n.sock"));
