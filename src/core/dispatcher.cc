@@ -614,18 +614,21 @@ Status Dispatcher::Drain(const std::string& name) {
   if (w->state != WorkerState::kDraining) {
     workers_.SetState(*w, WorkerState::kDraining);
     outbox_.Send(w->id, EncodeDrain());
-    // Its session tasks waiting for it go elsewhere.
-    std::vector<TaskId> pinned;
-    for (const QueueEntry& e : w->pinned) pinned.push_back(e.id);
-    w->pinned.clear();
-    for (TaskId tid : pinned) {
-      Task& t = *tasks_.Find(tid);
-      t.where = Task::Where::kNone;
-      t.worker = 0;
-      PlaceGeneral(t);
-    }
+    ReleasePinned(*w);
   }
   return Status::Ok();
+}
+
+void Dispatcher::ReleasePinned(Worker& w) {
+  std::vector<TaskId> pinned;
+  for (const QueueEntry& e : w.pinned) pinned.push_back(e.id);
+  w.pinned.clear();
+  for (TaskId tid : pinned) {
+    Task& t = *tasks_.Find(tid);
+    t.where = Task::Where::kNone;
+    t.worker = 0;
+    PlaceGeneral(t);
+  }
 }
 
 // ------------------------------------------------------------ deadlines
@@ -739,6 +742,7 @@ void Dispatcher::NoteAttempt(Worker& w, bool ok, double seconds) {
   workers_.SetState(w, WorkerState::kEjected);
   deadlines_.Push({clock_.Now() + e->cool_off, DeadlineKind::kEjection, w.id, e->generation});
   if (observer_) observer_->WorkerEjected(w, *e);
+  ReleasePinned(w);  // session tasks waiting for it need not wait out affinity_wait
 }
 
 void Dispatcher::OnEjectionDeadline(WorkerId id, uint64_t generation) {

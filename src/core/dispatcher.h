@@ -141,6 +141,9 @@ class Dispatcher {
   void PumpClass(ClassId c);   // give a class's waiting heads to the workers its strategy picks
   void Unqueue(Task& t);       // take a queued task out of wherever it waits
   void Pin(Task& t, Worker& home);
+  // A worker that takes nothing new (draining, ejected): the session tasks
+  // waiting for it go elsewhere now.
+  void ReleasePinned(Worker& w);
 
   // Lifecycle.
   void LoseAttempt(Task& t, const std::string& error, bool timed_out);

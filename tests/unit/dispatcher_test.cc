@@ -775,5 +775,33 @@ TEST_F(DispatcherTest, TimeoutsOfAttemptsAndWaitsThatEndedEarlyDoNotPileUp) {
   EXPECT_EQ(d_->deadlines_pending(), baseline);
 }
 
+TEST_F(DispatcherTest, SessionTasksWaitingForAnEjectedHomeGoElsewhereAtOnce) {
+  Config c = BaseConfig();
+  c.routing.outlier.enabled = true;
+  c.routing.outlier.consecutive_failures = 1;
+  c.routing.outlier.max_ejection_percent = 50;
+  Make(c);
+  AddWorker(1);
+  AddWorker(2);
+  SubmitOpts s;
+  s.session = "chat";
+  Task& first = Submit(s);
+  const ConnId home = first.worker;
+  const ConnId other = home == 1 ? 2 : 1;
+  Result(home, first, true);  // the session's home is now `home`
+  Task& x = Submit();
+  Task& y = Submit();  // both workers full now
+  Task& on_home = x.worker == home ? x : y;
+  Task& on_other = x.worker == home ? y : x;
+  Task& next = Submit(s);  // waits for its home (affinity)
+  EXPECT_EQ(next.rec.state, TaskState::kQueued);
+  Result(other, on_other, true);  // a slot frees elsewhere; `next` still waits for home
+  EXPECT_EQ(next.rec.state, TaskState::kQueued);
+  Result(home, on_home, false, "boom", /*retryable=*/false);  // the home fails: ejected
+  ASSERT_EQ(d_->workers().Find(home)->state, WorkerState::kEjected);
+  EXPECT_EQ(next.rec.state, TaskState::kRunning) << "no wait for affinity_wait";
+  EXPECT_EQ(next.worker, other);
+}
+
 }  // namespace
 }  // namespace pincer
