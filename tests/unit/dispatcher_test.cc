@@ -679,7 +679,6 @@ TEST_F(DispatcherTest, RoundRobinThroughTheDispatcherGivesEqualShares) {
   }
 }
 
-
 TEST_F(DispatcherTest, AtMostMaxEndedTasksAreKeptTheOldestEndedGoFirst) {
   Config c = BaseConfig();
   c.tasks.max_ended = 2;
