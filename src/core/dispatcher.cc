@@ -516,14 +516,21 @@ void Dispatcher::Touch(ConnId conn) {
   if (Worker* w = workers_.Find(conn)) w->last_heard = clock_.Now();
 }
 
-void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
-  Worker* w = workers_.Find(conn);
-  const TaskId id = ParseTaskId(msg.id);
+Task* Dispatcher::HeldTask(ConnId conn, const std::string& task_id, Worker*& w) {
+  w = workers_.Find(conn);
+  const TaskId id = ParseTaskId(task_id);
   if (!w || !w->tasks.count(id)) {
-    outbox_.Send(conn, EncodeError("unknown_task", "this worker does not hold task " + msg.id));
-    return;
+    outbox_.Send(conn, EncodeError("unknown_task", "this worker does not hold task " + task_id));
+    return nullptr;
   }
-  Task& t = *tasks_.Find(id);
+  return tasks_.Find(id);
+}
+
+void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
+  Worker* w;
+  Task* held = HeldTask(conn, msg.id, w);
+  if (!held) return;
+  Task& t = *held;
   const double seconds =
       static_cast<double>(clock_.UnixMillis() - t.rec.started_ms) / 1000.0;
   ReleaseSlot(t);
@@ -550,13 +557,8 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
 }
 
 void Dispatcher::OnProgress(ConnId conn, const ProgressMsg& msg) {
-  Worker* w = workers_.Find(conn);
-  const TaskId id = ParseTaskId(msg.id);
-  if (!w || !w->tasks.count(id)) {
-    outbox_.Send(conn, EncodeError("unknown_task", "this worker does not hold task " + msg.id));
-    return;
-  }
-  tasks_.Find(id)->progress = msg.data;
+  Worker* w;
+  if (Task* t = HeldTask(conn, msg.id, w)) t->progress = msg.data;
 }
 
 void Dispatcher::OnHeartbeat(ConnId conn, const HeartbeatMsg& msg) {

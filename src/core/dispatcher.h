@@ -169,6 +169,10 @@ class Dispatcher {
   void NoteEnded(const Task& t, TimePoint at);
   void PurgeEnded(TimePoint now, TaskId keep);
 
+  // The task `task_id` if worker `conn` holds it (and sets `w`); otherwise
+  // answers `unknown_task` and returns null.
+  Task* HeldTask(ConnId conn, const std::string& task_id, Worker*& w);
+
   void SendTask(const Task& t, const Worker& w);
   void SendEnd(const Task& t, ConnId conn, int64_t req);
   void Save(const Task& t) { store_.Update(t.rec); }

@@ -101,10 +101,8 @@ void WorkerIndex::Picked(WorkerId id, int inflight) {
 void WorkerIndex::SetRoutable(WorkerId id, bool routable) {
   Entry& e = workers_.at(id);
   if (e.routable == routable) return;
-  Unlist(id, e);
-  e.routable = routable;
   profiles_[e.profile].routable += routable ? 1 : -1;
-  List(id, e);
+  Relist(id, [&](Entry& entry) { entry.routable = routable; });
 }
 
 void WorkerIndex::MarkPicked(WorkerId id) {
