@@ -22,7 +22,33 @@ class Clock {
 class SystemClock final : public Clock {
  public:
   TimePoint Now() const override { return SteadyClock::now(); }
-  int64_t UnixMillis() const override;
+  int64_t UnixMillis() const override { return UnixMillisAt(SteadyClock::now()); }
+  // The wall-clock time at monotonic time `now` (a recent reading).
+  static int64_t UnixMillisAt(TimePoint now);
+};
+
+// The system clock, read once per burst of work. Between Hold() and
+// Release() every reading returns the time Hold() took: the event loop
+// holds it while it handles the lines of one read, which all happen "at
+// once" anyway, instead of reading the clock several times per line.
+// Outside a hold it is the system clock.
+class HeldClock final : public Clock {
+ public:
+  TimePoint Now() const override { return held_ ? now_ : SteadyClock::now(); }
+  int64_t UnixMillis() const override {
+    return held_ ? unix_ms_ : SystemClock::UnixMillisAt(SteadyClock::now());
+  }
+  void Hold() {
+    now_ = SteadyClock::now();
+    unix_ms_ = SystemClock::UnixMillisAt(now_);
+    held_ = true;
+  }
+  void Release() { held_ = false; }
+
+ private:
+  bool held_ = false;
+  TimePoint now_{};
+  int64_t unix_ms_ = 0;
 };
 
 // A clock that moves only when told to. For tests.

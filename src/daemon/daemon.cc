@@ -135,8 +135,12 @@ void Daemon::Accept(Connection::Socket socket) {
 }
 
 Daemon::Peer* Daemon::FindPeer(ConnId id) {
+  if (id == last_peer_id_ && last_peer_) return last_peer_;
   auto it = peers_.find(id);
-  return it == peers_.end() ? nullptr : &it->second;
+  if (it == peers_.end()) return nullptr;
+  last_peer_id_ = id;
+  last_peer_ = &it->second;  // element pointers survive a rehash
+  return last_peer_;
 }
 
 void Daemon::RefuseAndClose(Peer& peer, std::string_view code, const std::string& message) {
@@ -144,6 +148,9 @@ void Daemon::RefuseAndClose(Peer& peer, std::string_view code, const std::string
   peer.conn->out().append(EncodeError(code, message));
   peer.conn->CloseAfterFlush();
 }
+
+void Daemon::BeginLines(Connection&) { clock_.Hold(); }
+void Daemon::EndLines(Connection&) { clock_.Release(); }
 
 void Daemon::OnLine(Connection& c, std::string_view line) {
   Peer* peer = FindPeer(c.id());
@@ -242,6 +249,7 @@ void Daemon::OnClosed(Connection& c) {
   auto it = peers_.find(c.id());
   if (it == peers_.end()) return;
   const Role role = it->second.role;
+  if (last_peer_ == &it->second) last_peer_ = nullptr;
   peers_.erase(it);  // the Connection lives on while its handlers finish
   if (role == Role::kWorker) {
     spdlog::info("worker w{} disconnected", c.id());

@@ -54,6 +54,8 @@ class Daemon final : public Connection::Handler, public Outbox {
   void Close(ConnId conn) override;
 
   // Connection::Handler.
+  void BeginLines(Connection& c) override;
+  void EndLines(Connection& c) override;
   void OnLine(Connection& c, std::string_view line) override;
   void OnOversizedLine(Connection& c) override;
   void OnClosed(Connection& c) override;
@@ -96,7 +98,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   asio::io_context& io_;
   Config config_;
   DaemonOptions options_;
-  SystemClock clock_;
+  HeldClock clock_;  // held while the lines of one read are handled
   std::unique_ptr<Store> store_;
   // After store_: stopped (its write finished) before the store goes.
   std::unique_ptr<StoreWriter> writer_;
@@ -110,6 +112,9 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::unique_ptr<SystemdNotifier> notifier_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<ConnId, Peer> peers_;
+  // The last peer found: lines come in runs from one connection.
+  ConnId last_peer_id_ = 0;
+  Peer* last_peer_ = nullptr;
   std::vector<ConnId> dirty_;
   ConnId next_conn_ = 1;
   bool flush_scheduled_ = false;

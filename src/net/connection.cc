@@ -32,6 +32,13 @@ void Connection::Read() {
 }
 
 void Connection::OnRead(std::size_t) {
+  handler_.BeginLines(*this);
+  const bool more = TakeLines();
+  handler_.EndLines(*this);
+  if (more) Read();
+}
+
+bool Connection::TakeLines() {
   std::size_t start = 0;
   while (!closed_ && !close_after_flush_) {
     const char* base = in_.data();
@@ -42,13 +49,13 @@ void Connection::OnRead(std::size_t) {
     if (len > 0 && base[end - 1] == '\r') --len;
     if (len > max_line_) {
       handler_.OnOversizedLine(*this);
-      return;
+      return false;
     }
     if (len > 0) handler_.OnLine(*this, std::string_view(base + start, len));
     start = end + 1;
     scanned_ = start;
   }
-  if (closed_ || close_after_flush_) return;
+  if (closed_ || close_after_flush_) return false;
   if (start > 0) {
     std::memmove(in_.data(), in_.data() + start, in_len_ - start);
     in_len_ -= start;
@@ -56,9 +63,9 @@ void Connection::OnRead(std::size_t) {
   scanned_ = in_len_;
   if (in_len_ > max_line_) {
     handler_.OnOversizedLine(*this);
-    return;
+    return false;
   }
-  Read();
+  return true;
 }
 
 void Connection::Flush() {

@@ -25,6 +25,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   class Handler {
    public:
     virtual ~Handler() = default;
+    // The lines of one read are handed over between these two calls.
+    virtual void BeginLines(Connection&) {}
+    virtual void EndLines(Connection&) {}
     // `line` is followed in memory by at least kLinePadding readable bytes.
     virtual void OnLine(Connection& c, std::string_view line) = 0;
     // A line grew past the frame limit. The connection stops reading.
@@ -50,6 +53,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   void Read();
   void OnRead(std::size_t n);
+  // Hands over the complete lines in in_; false when reading must stop.
+  bool TakeLines();
   void OnWritten();
 
   Socket socket_;
