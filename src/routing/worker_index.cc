@@ -54,35 +54,34 @@ template <typename F>
 void WorkerIndex::Relist(WorkerId id, F&& change) {
   Entry& e = workers_.at(id);
   Profile& p = profiles_[e.profile];
-  std::set<std::pair<uint64_t, WorkerId>>::node_type served;
-  std::set<TurnKey>::node_type turn;
-  std::set<LoadKey>::node_type load;
-  if (e.routable) served = p.served.extract({e.served, id});
-  if (e.free()) {
-    turn = p.by_turn.extract(TurnKey{e.served, e.last_pick, id});
-    load = p.by_load.extract(LoadKey{e.inflight, e.capacity, e.last_pick, id});
-  }
+  const Entry before = e;
   change(e);
-  if (e.routable) {
-    if (served) {
-      served.value() = {e.served, id};
-      p.served.insert(std::move(served));
-    } else {
-      p.served.insert({e.served, id});
-    }
+  // Each order is touched only when the worker's place in it changes: a
+  // release moves a worker in the load order, not in the rotation.
+  const bool was_free = before.free(), now_free = e.free();
+  if (before.routable != e.routable || before.served != e.served) {
+    Rekey(p.served, before.routable, std::pair{before.served, id}, e.routable, std::pair{e.served, id});
   }
-  if (e.free()) {
-    const TurnKey tk{e.served, e.last_pick, id};
-    const LoadKey lk{e.inflight, e.capacity, e.last_pick, id};
-    if (turn) {
-      turn.value() = tk;
-      p.by_turn.insert(std::move(turn));
-      load.value() = lk;
-      p.by_load.insert(std::move(load));
-    } else {
-      p.by_turn.insert(tk);
-      p.by_load.insert(lk);
-    }
+  if (was_free != now_free || before.served != e.served || before.last_pick != e.last_pick) {
+    Rekey(p.by_turn, was_free, TurnKey{before.served, before.last_pick, id}, now_free,
+          TurnKey{e.served, e.last_pick, id});
+  }
+  if (was_free != now_free || before.inflight != e.inflight || before.last_pick != e.last_pick) {
+    Rekey(p.by_load, was_free, LoadKey{before.inflight, before.capacity, before.last_pick, id},
+          now_free, LoadKey{e.inflight, e.capacity, e.last_pick, id});
+  }
+}
+
+template <typename Set, typename Key>
+void WorkerIndex::Rekey(Set& set, bool was_in, const Key& old_key, bool now_in, const Key& new_key) {
+  typename Set::node_type node;
+  if (was_in) node = set.extract(old_key);
+  if (!now_in) return;
+  if (node) {
+    node.value() = new_key;  // the node is reused, not freed and allocated again
+    set.insert(std::move(node));
+  } else {
+    set.insert(new_key);
   }
 }
 

@@ -92,6 +92,9 @@ class WorkerIndex {
   // reused (extract, rekey, insert) instead of freed and allocated again.
   template <typename F>
   void Relist(WorkerId id, F&& change);
+  // Moves a worker's key in one order: out if it was in, in if it is now.
+  template <typename Set, typename Key>
+  static void Rekey(Set& set, bool was_in, const Key& old_key, bool now_in, const Key& new_key);
   ProfileId ProfileFor(const std::vector<std::string>& skills);
 
   std::unordered_map<WorkerId, Entry> workers_;
