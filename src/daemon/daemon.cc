@@ -160,7 +160,10 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
   // waiting for the last running task needs CheckDrained.
   ScheduleFlush();
   static_assert(Connection::kLinePadding >= kLinePadding);
-  ParseResult parsed = ParseMessagePadded(line);  // the connection pads every line
+  // The connection pads every line. Workers' lines and clients' lines are
+  // parsed into messages of their own, so each reuses its buffers.
+  ParseResult& parsed = peer->role == Role::kWorker ? worker_line_ : client_line_;
+  ParseMessagePaddedInto(line, parsed);
 
   if (auto* err = std::get_if<ProtocolError>(&parsed)) {
     if (peer->role == Role::kNone) {

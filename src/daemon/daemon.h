@@ -116,6 +116,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   ConnId last_peer_id_ = 0;
   Peer* last_peer_ = nullptr;
   std::vector<ConnId> dirty_;
+  ParseResult worker_line_, client_line_;  // the last line parsed, per role
   ConnId next_conn_ = 1;
   bool flush_scheduled_ = false;
   Status store_status_;  // the last commit error while the store is failing

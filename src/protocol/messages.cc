@@ -361,37 +361,58 @@ bool Int(dom::element e, int64_t& out) {
   return true;
 }
 
-std::optional<ParseResult> FastResult(dom::object obj) {
-  ResultMsg r;
+// `out` as a fresh T. When it already holds a T, that one is reset and its
+// strings and vectors keep their buffers (the hot messages then parse
+// without allocating).
+void ResetKeepingBuffers(ResultMsg& r) { r = ResultMsg{}; }  // short strings copy into old buffers
+void ResetKeepingBuffers(SubmitReq& s) {
+  std::vector<std::string> skills = std::move(s.skills);
+  skills.clear();
+  s = SubmitReq{};
+  s.skills = std::move(skills);
+}
+template <typename T>
+T& Fresh(ParseResult& out) {
+  if (auto* m = std::get_if<Message>(&out)) {
+    if (auto* t = std::get_if<T>(m)) {
+      ResetKeepingBuffers(*t);
+      return *t;
+    }
+  }
+  return std::get<T>(out.emplace<Message>(std::in_place_type<T>));
+}
+
+bool FastResult(dom::object obj, ParseResult& out) {
+  ResultMsg& r = Fresh<ResultMsg>(out);
   bool have_id = false, have_ok = false;
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     int bit = k == "id" ? 0 : k == "ok" ? 1 : k == "output" ? 2 : k == "retryable" ? 3 : k == "error" ? 4 : -1;
-    if (bit >= 0 && !FirstTime(seen, bit)) return std::nullopt;
+    if (bit >= 0 && !FirstTime(seen, bit)) return false;
     if (k == "id") {
-      if (!kv.value.is_string()) return std::nullopt;
+      if (!kv.value.is_string()) return false;
       r.id.assign(std::string_view(kv.value.get_string().value_unsafe()));
       have_id = true;
     } else if (k == "ok") {
-      if (!kv.value.is_bool()) return std::nullopt;
+      if (!kv.value.is_bool()) return false;
       r.ok = kv.value.get_bool().value_unsafe();
       have_ok = true;
     } else if (k == "output") {
-      if (!RawField(kv.value, r.output)) return std::nullopt;
+      if (!RawField(kv.value, r.output)) return false;
     } else if (k == "retryable") {
-      if (!OptBool(kv.value, r.retryable)) return std::nullopt;
+      if (!OptBool(kv.value, r.retryable)) return false;
     } else if (k == "error") {
-      if (!OptString(kv.value, r.error)) return std::nullopt;
+      if (!OptString(kv.value, r.error)) return false;
     }
   }
-  if (!have_id || !have_ok) return std::nullopt;
+  if (!have_id || !have_ok) return false;
   if (!r.ok && r.error.empty()) r.error = "failed (no error given)";
-  return ParseResult{Message{std::move(r)}};
+  return true;
 }
 
-std::optional<ParseResult> FastSubmit(dom::object obj, int64_t req) {
-  SubmitReq s;
+bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
+  SubmitReq& s = Fresh<SubmitReq>(out);
   s.req = req;
   static constexpr std::string_view kKnown[] = {"skills", "payload", "priority", "session",
                                                 "key",    "wait",    "timeout",  "max_attempts"};
@@ -400,28 +421,28 @@ std::optional<ParseResult> FastSubmit(dom::object obj, int64_t req) {
     const std::string_view k = kv.key;
     dom::element v = kv.value;
     for (int bit = 0; bit < 8; ++bit) {
-      if (k == kKnown[bit] && !FirstTime(seen, bit)) return std::nullopt;
+      if (k == kKnown[bit] && !FirstTime(seen, bit)) return false;
     }
     if (k == "skills") {
       if (v.is_null()) continue;
-      if (!v.is_array()) return std::nullopt;
+      if (!v.is_array()) return false;
       dom::array items = v.get_array().value_unsafe();
       s.skills.clear();
       s.skills.reserve(items.size());
       for (dom::element item : items) {
-        if (!item.is_string()) return std::nullopt;
+        if (!item.is_string()) return false;
         s.skills.emplace_back(std::string_view(item.get_string().value_unsafe()));
       }
     } else if (k == "payload") {
-      if (!RawField(v, s.payload)) return std::nullopt;
+      if (!RawField(v, s.payload)) return false;
     } else if (k == "priority") {
-      if (!v.is_null() && !Int(v, s.priority)) return std::nullopt;
+      if (!v.is_null() && !Int(v, s.priority)) return false;
     } else if (k == "session") {
-      if (!OptString(v, s.session)) return std::nullopt;
+      if (!OptString(v, s.session)) return false;
     } else if (k == "key") {
-      if (!OptString(v, s.key)) return std::nullopt;
+      if (!OptString(v, s.key)) return false;
     } else if (k == "wait") {
-      if (!OptBool(v, s.wait)) return std::nullopt;
+      if (!OptBool(v, s.wait)) return false;
     } else if (k == "timeout") {
       if (v.is_null()) continue;
       int64_t ms;
@@ -429,19 +450,19 @@ std::optional<ParseResult> FastSubmit(dom::object obj, int64_t req) {
         s.timeout = std::chrono::milliseconds(ms);
       } else if (v.is_string()) {
         auto d = ParseWireDuration(std::string_view(v.get_string().value_unsafe()));
-        if (!d) return std::nullopt;
+        if (!d) return false;
         s.timeout = *d;
       } else {
-        return std::nullopt;
+        return false;
       }
     } else if (k == "max_attempts") {
       if (v.is_null()) continue;
       int64_t n;
-      if (!Int(v, n) || n < 1) return std::nullopt;
+      if (!Int(v, n) || n < 1) return false;
       s.max_attempts = n;
     }
   }
-  return ParseResult{Message{std::move(s)}};
+  return true;
 }
 
 // One parser and one padded copy buffer per thread: reused across lines so
@@ -454,8 +475,11 @@ struct FastParser {
 
 static_assert(simdjson::SIMDJSON_PADDING <= kLinePadding);
 
-std::optional<ParseResult> ParseFast(std::string_view line, bool padded) {
-  if (line.size() > kFastMaxLine) return std::nullopt;
+// False when the line is not a hot message in the expected shape (the slow
+// path then parses it, and names the error if there is one); `out` may
+// then hold anything.
+bool ParseFast(std::string_view line, bool padded, ParseResult& out) {
+  if (line.size() > kFastMaxLine) return false;
   thread_local FastParser fp;
   // simdjson reads up to SIMDJSON_PADDING bytes past the end of its input.
   const char* input = line.data();
@@ -466,10 +490,10 @@ std::optional<ParseResult> ParseFast(std::string_view line, bool padded) {
   }
   dom::element root;
   if (fp.parser.parse(input, line.size(), false).get(root) != simdjson::SUCCESS) {
-    return std::nullopt;  // the slow path names the error
+    return false;  // the slow path names the error
   }
   dom::object obj;
-  if (root.get_object().get(obj) != simdjson::SUCCESS) return std::nullopt;
+  if (root.get_object().get(obj) != simdjson::SUCCESS) return false;
 
   // One pass for the routing fields; a repeated key is left to the slow
   // path, whose last-one-wins rule the fast path would have to copy.
@@ -479,16 +503,16 @@ std::optional<ParseResult> ParseFast(std::string_view line, bool padded) {
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     if (k == "type") {
-      if (++seen_type > 1 || kv.value.get_string().get(type) != simdjson::SUCCESS) return std::nullopt;
+      if (++seen_type > 1 || kv.value.get_string().get(type) != simdjson::SUCCESS) return false;
     } else if (k == "req") {
       int64_t v;
-      if (++seen_req > 1 || !Int(kv.value, v)) return std::nullopt;
+      if (++seen_req > 1 || !Int(kv.value, v)) return false;
       req = v;
     }
   }
-  if (type == "result") return FastResult(obj);
-  if (type == "submit" && req) return FastSubmit(obj, *req);
-  return std::nullopt;
+  if (type == "result") return FastResult(obj, out);
+  if (type == "submit" && req) return FastSubmit(obj, *req, out);
+  return false;
 }
 
 }  // namespace
@@ -498,13 +522,19 @@ ParseResult ParseMessageWithoutFastPathForTest(std::string_view line) {
 }
 
 ParseResult ParseMessage(std::string_view line) {
-  if (auto fast = ParseFast(line, /*padded=*/false)) return std::move(*fast);
-  return ParseMessageSlow(line);
+  ParseResult out;
+  if (!ParseFast(line, /*padded=*/false, out)) out = ParseMessageSlow(line);
+  return out;
 }
 
 ParseResult ParseMessagePadded(std::string_view line) {
-  if (auto fast = ParseFast(line, /*padded=*/true)) return std::move(*fast);
-  return ParseMessageSlow(line);
+  ParseResult out;
+  ParseMessagePaddedInto(line, out);
+  return out;
+}
+
+void ParseMessagePaddedInto(std::string_view line, ParseResult& out) {
+  if (!ParseFast(line, /*padded=*/true, out)) out = ParseMessageSlow(line);
 }
 
 }  // namespace pincer

@@ -110,6 +110,10 @@ ParseResult ParseMessage(std::string_view line);
 // bytes (any content): the fast path then parses it in place, uncopied.
 inline constexpr std::size_t kLinePadding = 64;
 ParseResult ParseMessagePadded(std::string_view line);
+// The same, into `out`. When `out` holds a message of the line's type from
+// an earlier line, a hot message (submit, result) reuses its buffers: the
+// event loop parses every line into one ParseResult and allocates nothing.
+void ParseMessagePaddedInto(std::string_view line, ParseResult& out);
 // The same, with the simdjson fast path for hot messages turned off: what
 // ParseMessage must agree with on every line (tests compare the two).
 ParseResult ParseMessageWithoutFastPathForTest(std::string_view line);

@@ -32,6 +32,13 @@ std::string Describe(const ParseResult& r) {
   return "other message #" + std::to_string(m.index());
 }
 
+// Lines that set every field the hot messages have.
+const char* const kEarlier[] = {
+    R"({"type":"result","id":"t12345678901234567890","ok":false,"error":"an error longer than a short string","retryable":false})",
+    R"({"type":"result","id":"t1","ok":true,"output":{"a":"an output longer than a short string"}})",
+    R"({"type":"submit","req":99,"skills":["alpha","beta","gamma"],"payload":"a payload longer than a short string","priority":7,"timeout":"30s","max_attempts":9,"session":"a session longer than a short string","key":"a key longer than a short string","wait":true})",
+};
+
 TEST(ProtocolFastPathTest, AgreesWithTheSlowPathOnEveryLine) {
   const char* lines[] = {
       R"({"type":"result","id":"t1","ok":true,"output":"hi"})",
@@ -95,8 +102,15 @@ yz0123456789éÿ~~~~~~~~"})",
     // bytes) follow it, and the parse must stop at the line's end.
     const std::string buffer = std::string(line) + "\n" + R"({"type":"result","id":"t9","ok":true})" +
                                std::string(kLinePadding, '}');
-    EXPECT_EQ(Describe(ParseMessagePadded(std::string_view(buffer).substr(0, std::strlen(line)))), want)
-        << line;
+    const std::string_view padded = std::string_view(buffer).substr(0, std::strlen(line));
+    EXPECT_EQ(Describe(ParseMessagePadded(padded)), want) << line;
+    // Into a message that still holds an earlier line (the daemon reuses
+    // one): none of the earlier fields may show through.
+    for (const char* earlier : kEarlier) {
+      ParseResult reused = ParseMessage(earlier);
+      ParseMessagePaddedInto(padded, reused);
+      EXPECT_EQ(Describe(reused), want) << earlier << " then " << line;
+    }
   }
 }
 
