@@ -3,6 +3,7 @@
 // (payloads, outputs) are spliced in as they are.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -25,6 +26,10 @@ inline void AppendStringOrNull(std::string& out, std::string_view s) {
   }
 }
 void AppendJsonStringArray(std::string& out, const std::vector<std::string>& items);
-inline void AppendInt(std::string& out, int64_t v) { out.append(std::to_string(v)); }
+inline void AppendInt(std::string& out, int64_t v) {
+  char digits[24];  // no temporary string
+  const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+  out.append(digits, static_cast<std::size_t>(end - digits));
+}
 
 }  // namespace pincer
