@@ -382,28 +382,49 @@ T& Fresh(ParseResult& out) {
   return std::get<T>(out.emplace<Message>(std::in_place_type<T>));
 }
 
+// `key` == `name`, for a literal name: the length decides most keys, and
+// the byte compare of a known length is inlined (no memcmp call per key).
+template <std::size_t N>
+bool Is(std::string_view key, const char (&name)[N]) {
+  return key.size() == N - 1 && std::memcmp(key.data(), name, N - 1) == 0;
+}
+
 bool FastResult(dom::object obj, ParseResult& out) {
   ResultMsg& r = Fresh<ResultMsg>(out);
+  enum Field { kId, kOk, kOutput, kRetryable, kError, kOther };
   bool have_id = false, have_ok = false;
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
-    int bit = k == "id" ? 0 : k == "ok" ? 1 : k == "output" ? 2 : k == "retryable" ? 3 : k == "error" ? 4 : -1;
-    if (bit >= 0 && !FirstTime(seen, bit)) return false;
-    if (k == "id") {
-      if (!kv.value.is_string()) return false;
-      r.id.assign(std::string_view(kv.value.get_string().value_unsafe()));
-      have_id = true;
-    } else if (k == "ok") {
-      if (!kv.value.is_bool()) return false;
-      r.ok = kv.value.get_bool().value_unsafe();
-      have_ok = true;
-    } else if (k == "output") {
-      if (!RawField(kv.value, r.output)) return false;
-    } else if (k == "retryable") {
-      if (!OptBool(kv.value, r.retryable)) return false;
-    } else if (k == "error") {
-      if (!OptString(kv.value, r.error)) return false;
+    const Field f = Is(k, "id")          ? kId
+                    : Is(k, "ok")        ? kOk
+                    : Is(k, "output")    ? kOutput
+                    : Is(k, "retryable") ? kRetryable
+                    : Is(k, "error")     ? kError
+                                         : kOther;
+    if (f != kOther && !FirstTime(seen, f)) return false;
+    switch (f) {
+      case kId:
+        if (!kv.value.is_string()) return false;
+        r.id.assign(std::string_view(kv.value.get_string().value_unsafe()));
+        have_id = true;
+        break;
+      case kOk:
+        if (!kv.value.is_bool()) return false;
+        r.ok = kv.value.get_bool().value_unsafe();
+        have_ok = true;
+        break;
+      case kOutput:
+        if (!RawField(kv.value, r.output)) return false;
+        break;
+      case kRetryable:
+        if (!OptBool(kv.value, r.retryable)) return false;
+        break;
+      case kError:
+        if (!OptString(kv.value, r.error)) return false;
+        break;
+      case kOther:
+        break;
     }
   }
   if (!have_id || !have_ok) return false;
@@ -414,52 +435,72 @@ bool FastResult(dom::object obj, ParseResult& out) {
 bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
   SubmitReq& s = Fresh<SubmitReq>(out);
   s.req = req;
-  static constexpr std::string_view kKnown[] = {"skills", "payload", "priority", "session",
-                                                "key",    "wait",    "timeout",  "max_attempts"};
+  enum Field { kSkills, kPayload, kPriority, kSession, kKey, kWait, kTimeout, kMaxAttempts, kOther };
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     dom::element v = kv.value;
-    for (int bit = 0; bit < 8; ++bit) {
-      if (k == kKnown[bit] && !FirstTime(seen, bit)) return false;
-    }
-    if (k == "skills") {
-      if (v.is_null()) continue;
-      if (!v.is_array()) return false;
-      dom::array items = v.get_array().value_unsafe();
-      s.skills.clear();
-      s.skills.reserve(items.size());
-      for (dom::element item : items) {
-        if (!item.is_string()) return false;
-        s.skills.emplace_back(std::string_view(item.get_string().value_unsafe()));
+    const Field f = Is(k, "skills")         ? kSkills
+                    : Is(k, "payload")      ? kPayload
+                    : Is(k, "priority")     ? kPriority
+                    : Is(k, "session")      ? kSession
+                    : Is(k, "key")          ? kKey
+                    : Is(k, "wait")         ? kWait
+                    : Is(k, "timeout")      ? kTimeout
+                    : Is(k, "max_attempts") ? kMaxAttempts
+                                            : kOther;
+    if (f != kOther && !FirstTime(seen, f)) return false;
+    switch (f) {
+      case kSkills: {
+        if (v.is_null()) break;
+        if (!v.is_array()) return false;
+        dom::array items = v.get_array().value_unsafe();
+        s.skills.clear();
+        s.skills.reserve(items.size());
+        for (dom::element item : items) {
+          if (!item.is_string()) return false;
+          s.skills.emplace_back(std::string_view(item.get_string().value_unsafe()));
+        }
+        break;
       }
-    } else if (k == "payload") {
-      if (!RawField(v, s.payload)) return false;
-    } else if (k == "priority") {
-      if (!v.is_null() && !Int(v, s.priority)) return false;
-    } else if (k == "session") {
-      if (!OptString(v, s.session)) return false;
-    } else if (k == "key") {
-      if (!OptString(v, s.key)) return false;
-    } else if (k == "wait") {
-      if (!OptBool(v, s.wait)) return false;
-    } else if (k == "timeout") {
-      if (v.is_null()) continue;
-      int64_t ms;
-      if (Int(v, ms) && ms >= 0) {
-        s.timeout = std::chrono::milliseconds(ms);
-      } else if (v.is_string()) {
-        auto d = ParseWireDuration(std::string_view(v.get_string().value_unsafe()));
-        if (!d) return false;
-        s.timeout = *d;
-      } else {
-        return false;
+      case kPayload:
+        if (!RawField(v, s.payload)) return false;
+        break;
+      case kPriority:
+        if (!v.is_null() && !Int(v, s.priority)) return false;
+        break;
+      case kSession:
+        if (!OptString(v, s.session)) return false;
+        break;
+      case kKey:
+        if (!OptString(v, s.key)) return false;
+        break;
+      case kWait:
+        if (!OptBool(v, s.wait)) return false;
+        break;
+      case kTimeout: {
+        if (v.is_null()) break;
+        int64_t ms;
+        if (Int(v, ms) && ms >= 0) {
+          s.timeout = std::chrono::milliseconds(ms);
+        } else if (v.is_string()) {
+          auto d = ParseWireDuration(std::string_view(v.get_string().value_unsafe()));
+          if (!d) return false;
+          s.timeout = *d;
+        } else {
+          return false;
+        }
+        break;
       }
-    } else if (k == "max_attempts") {
-      if (v.is_null()) continue;
-      int64_t n;
-      if (!Int(v, n) || n < 1) return false;
-      s.max_attempts = n;
+      case kMaxAttempts: {
+        if (v.is_null()) break;
+        int64_t n;
+        if (!Int(v, n) || n < 1) return false;
+        s.max_attempts = n;
+        break;
+      }
+      case kOther:
+        break;
     }
   }
   return true;
@@ -502,9 +543,9 @@ bool ParseFast(std::string_view line, bool padded, ParseResult& out) {
   int seen_type = 0, seen_req = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
-    if (k == "type") {
+    if (Is(k, "type")) {
       if (++seen_type > 1 || kv.value.get_string().get(type) != simdjson::SUCCESS) return false;
-    } else if (k == "req") {
+    } else if (Is(k, "req")) {
       int64_t v;
       if (++seen_req > 1 || !Int(kv.value, v)) return false;
       req = v;
