@@ -135,12 +135,12 @@ void Daemon::Accept(Connection::Socket socket) {
 }
 
 Daemon::Peer* Daemon::FindPeer(ConnId id) {
-  if (id == last_peer_id_ && last_peer_) return last_peer_;
+  PeerSlot& slot = peer_cache_[id % peer_cache_.size()];
+  if (slot.id == id && slot.peer) return slot.peer;
   auto it = peers_.find(id);
   if (it == peers_.end()) return nullptr;
-  last_peer_id_ = id;
-  last_peer_ = &it->second;  // element pointers survive a rehash
-  return last_peer_;
+  slot = {id, &it->second};  // element pointers survive a rehash
+  return slot.peer;
 }
 
 void Daemon::RefuseAndClose(Peer& peer, std::string_view code, const std::string& message) {
@@ -252,7 +252,7 @@ void Daemon::OnClosed(Connection& c) {
   auto it = peers_.find(c.id());
   if (it == peers_.end()) return;
   const Role role = it->second.role;
-  if (last_peer_ == &it->second) last_peer_ = nullptr;
+  if (PeerSlot& slot = peer_cache_[c.id() % peer_cache_.size()]; slot.id == c.id()) slot = {};
   peers_.erase(it);  // the Connection lives on while its handlers finish
   if (role == Role::kWorker) {
     spdlog::info("worker w{} disconnected", c.id());

@@ -5,6 +5,7 @@
 // store's commit (one per batch, by design: persist, then answer).
 #pragma once
 
+#include <array>
 #include <asio.hpp>
 #include <memory>
 #include <optional>
@@ -112,9 +113,13 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::unique_ptr<SystemdNotifier> notifier_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<ConnId, Peer> peers_;
-  // The last peer found: lines come in runs from one connection.
-  ConnId last_peer_id_ = 0;
-  Peer* last_peer_ = nullptr;
+  // Peers found lately, by id modulo the size: the busy connections (a
+  // client and its workers) are looked up for every line and every answer.
+  struct PeerSlot {
+    ConnId id = 0;
+    Peer* peer = nullptr;
+  };
+  std::array<PeerSlot, 64> peer_cache_{};
   std::vector<ConnId> dirty_;
   ParseResult worker_line_, client_line_;  // the last line parsed, per role
   ConnId next_conn_ = 1;

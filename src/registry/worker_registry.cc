@@ -21,17 +21,22 @@ Worker& WorkerRegistry::Add(std::unique_ptr<Worker> worker) {
 
 void WorkerRegistry::Remove(WorkerId id) {
   index_.Remove(id);
+  if (last_id_ == id) last_ = nullptr;
   workers_.erase(id);
 }
 
-Worker* WorkerRegistry::Find(WorkerId id) {
-  auto it = workers_.find(id);
-  return it == workers_.end() ? nullptr : it->second.get();
-}
+Worker* WorkerRegistry::Find(WorkerId id) { return Lookup(id); }
+const Worker* WorkerRegistry::Find(WorkerId id) const { return Lookup(id); }
 
-const Worker* WorkerRegistry::Find(WorkerId id) const {
+Worker* WorkerRegistry::Lookup(WorkerId id) const {
+  // A worker's line is looked up several times in a row (heard from, holds
+  // the task, frees the slot): the last one found is kept at hand.
+  if (id == last_id_ && last_) return last_;
   auto it = workers_.find(id);
-  return it == workers_.end() ? nullptr : it->second.get();
+  if (it == workers_.end()) return nullptr;
+  last_id_ = id;
+  last_ = it->second.get();
+  return last_;
 }
 
 Worker* WorkerRegistry::FindByName(std::string_view id_or_name) {

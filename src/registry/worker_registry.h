@@ -68,7 +68,11 @@ class WorkerRegistry {
   std::size_t size() const { return workers_.size(); }
 
  private:
+  Worker* Lookup(WorkerId id) const;
+
   std::unordered_map<WorkerId, std::unique_ptr<Worker>> workers_;
+  mutable WorkerId last_id_ = 0;  // the last worker found
+  mutable Worker* last_ = nullptr;
   WorkerIndex index_;
 };
 

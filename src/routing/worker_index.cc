@@ -47,12 +47,13 @@ void WorkerIndex::Remove(WorkerId id) {
   Profile& p = profiles_[it->second.profile];
   --p.connected;
   if (it->second.routable) --p.routable;
+  if (last_id_ == id) last_ = nullptr;
   workers_.erase(it);
 }
 
 template <typename F>
 void WorkerIndex::Relist(WorkerId id, F&& change) {
-  Entry& e = workers_.at(id);
+  Entry& e = At(id);
   Profile& p = profiles_[e.profile];
   const Entry before = e;
   change(e);
@@ -98,7 +99,7 @@ void WorkerIndex::Picked(WorkerId id, int inflight) {
 }
 
 void WorkerIndex::SetRoutable(WorkerId id, bool routable) {
-  Entry& e = workers_.at(id);
+  Entry& e = At(id);
   if (e.routable == routable) return;
   profiles_[e.profile].routable += routable ? 1 : -1;
   Relist(id, [&](Entry& entry) { entry.routable = routable; });
@@ -121,8 +122,17 @@ std::optional<uint64_t> WorkerIndex::MinServed(std::span<const ProfileId> profil
 }
 
 bool WorkerIndex::HasFreeSlot(WorkerId id) const {
+  if (id == last_id_ && last_) return last_->free();
   auto it = workers_.find(id);
   return it != workers_.end() && it->second.free();
+}
+
+const WorkerIndex::Entry& WorkerIndex::At(WorkerId id) const {
+  if (id != last_id_ || !last_) {
+    last_ = &workers_.at(id);
+    last_id_ = id;
+  }
+  return *last_;
 }
 
 void WorkerIndex::Unlist(WorkerId id, const Entry& e) {

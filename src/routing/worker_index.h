@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace pincer {
@@ -60,11 +61,11 @@ class WorkerIndex {
   // The fewest tasks any routable worker of `profiles` has served; nullopt
   // when none is routable. Round-robin lets only such workers take a turn.
   std::optional<uint64_t> MinServed(std::span<const ProfileId> profiles) const;
-  uint64_t Served(WorkerId id) const { return workers_.at(id).served; }
+  uint64_t Served(WorkerId id) const { return At(id).served; }
 
   bool Contains(WorkerId id) const { return workers_.count(id) != 0; }
   bool HasFreeSlot(WorkerId id) const;
-  ProfileId ProfileOf(WorkerId id) const { return workers_.at(id).profile; }
+  ProfileId ProfileOf(WorkerId id) const { return At(id).profile; }
 
   // Profiles whose skills include all of `task_skills` (sorted, unique).
   // The reference stays valid until the next Add of a new skill set.
@@ -85,6 +86,11 @@ class WorkerIndex {
     bool routable = true;
     bool free() const { return routable && inflight < capacity; }
   };
+  // The entry of `id`, which must be present (throws std::out_of_range if
+  // not). The last one found is kept at hand: one routing decision and its
+  // bookkeeping ask about the same worker several times.
+  const Entry& At(WorkerId id) const;
+  Entry& At(WorkerId id) { return const_cast<Entry&>(std::as_const(*this).At(id)); }
   void Unlist(WorkerId id, const Entry& e);
   void List(WorkerId id, const Entry& e);
   // Applies `change` to the worker's entry and moves it in the orders.
@@ -98,6 +104,8 @@ class WorkerIndex {
   ProfileId ProfileFor(const std::vector<std::string>& skills);
 
   std::unordered_map<WorkerId, Entry> workers_;
+  mutable WorkerId last_id_ = 0;
+  mutable const Entry* last_ = nullptr;
   std::vector<Profile> profiles_;
   std::map<std::vector<std::string>, ProfileId> profile_ids_;
   std::map<std::vector<std::string>, std::vector<ProfileId>> matching_cache_;
