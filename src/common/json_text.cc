@@ -5,6 +5,8 @@
 
 namespace pincer {
 
+using namespace std::string_view_literals;
+
 // Escapes exactly like nlohmann::json::dump() (ensure_ascii off), so a value
 // is byte-identical whichever path built it.
 void AppendJsonString(std::string& out, std::string_view s) {
@@ -29,15 +31,15 @@ void AppendJsonString(std::string& out, std::string_view s) {
     out.append(s.substr(run, i - run));
     run = i + 1;
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
+      case '"': out.append("\\\""sv); break;
+      case '\\': out.append("\\\\"sv); break;
+      case '\b': out.append("\\b"sv); break;
+      case '\f': out.append("\\f"sv); break;
+      case '\n': out.append("\\n"sv); break;
+      case '\r': out.append("\\r"sv); break;
+      case '\t': out.append("\\t"sv); break;
       default:
-        out.append("\\u00");
+        out.append("\\u00"sv);
         out.push_back(kHex[c >> 4]);
         out.push_back(kHex[c & 0xf]);
     }

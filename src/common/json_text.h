@@ -20,7 +20,7 @@ inline void AppendRawOrNull(std::string& out, std::string_view raw) {
 // Appends `s` as a JSON string, or `null` when it is empty.
 inline void AppendStringOrNull(std::string& out, std::string_view s) {
   if (s.empty()) {
-    out.append("null");
+    out.append(std::string_view("null"));
   } else {
     AppendJsonString(out, s);
   }

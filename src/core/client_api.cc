@@ -4,6 +4,8 @@
 #include "protocol/encode.h"
 
 namespace pincer {
+
+using namespace std::string_view_literals;
 namespace {
 
 using nlohmann::json;
@@ -61,11 +63,11 @@ void ClientApi::AnswerAcks(const std::vector<PendingAck>& acks, const Status& st
     }
     // The hot path: built by hand, no DOM.
     if (std::string* out = outbox_.Buffer(a.conn)) {
-      out->append(R"({"type":"ok","req":)");
+      out->append(R"({"type":"ok","req":)"sv);
       AppendInt(*out, a.req);
-      out->append(R"(,"id":"t)");
+      out->append(R"(,"id":"t)"sv);
       AppendInt(*out, static_cast<int64_t>(a.id));
-      out->append(a.existing ? R"(","existing":true})" "\n" : R"(","existing":false})" "\n");
+      out->append(a.existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
     }
   }
 }

@@ -6,6 +6,8 @@
 #include "protocol/encode.h"
 
 namespace pincer {
+
+using namespace std::string_view_literals;
 namespace {
 
 void SortUnique(std::vector<std::string>& v) {
@@ -816,55 +818,55 @@ void Dispatcher::SendTask(const Task& t, const Worker& w) {
   std::string* out = outbox_.Buffer(w.id);
   if (!out) return;
   const TaskRecord& r = t.rec;
-  out->append(R"({"type":"task","id":"t)");
+  out->append(R"({"type":"task","id":"t)"sv);
   AppendInt(*out, static_cast<int64_t>(r.id));
-  out->append(R"(","skills":)");
+  out->append(R"(","skills":)"sv);
   AppendJsonStringArray(*out, r.skills);
-  out->append(R"(,"payload":)");
+  out->append(R"(,"payload":)"sv);
   AppendRawOrNull(*out, r.payload);
-  out->append(R"(,"attempt":)");
+  out->append(R"(,"attempt":)"sv);
   AppendInt(*out, r.attempts);
-  out->append(R"(,"session":)");
+  out->append(R"(,"session":)"sv);
   AppendStringOrNull(*out, r.session);
-  out->append(R"(,"deadline_ms":)");
+  out->append(R"(,"deadline_ms":)"sv);
   if (r.timeout_ms > 0) {
     AppendInt(*out, r.started_ms + r.timeout_ms);
   } else {
-    out->append("null");
+    out->append("null"sv);
   }
-  out->append("}\n");
+  out->append("}\n"sv);
 }
 
 void Dispatcher::SendEnd(const Task& t, ConnId conn, int64_t req) {
   std::string* out = outbox_.Buffer(conn);
   if (!out) return;
   const TaskRecord& r = t.rec;
-  out->append(R"({"type":"end","req":)");
+  out->append(R"({"type":"end","req":)"sv);
   AppendInt(*out, req);
-  out->append(R"(,"id":"t)");
+  out->append(R"(,"id":"t)"sv);
   AppendInt(*out, static_cast<int64_t>(r.id));
-  out->append(R"(","state":")");
+  out->append(R"(","state":")"sv);
   out->append(TaskStateName(r.state));
-  out->append(R"(","output":)");
+  out->append(R"(","output":)"sv);
   AppendRawOrNull(*out, r.output);
-  out->append(R"(,"error":)");
+  out->append(R"(,"error":)"sv);
   AppendStringOrNull(*out, r.state == TaskState::kSucceeded ? std::string_view() : r.error);
-  out->append(R"(,"attempts":)");
+  out->append(R"(,"attempts":)"sv);
   AppendInt(*out, r.attempts);
-  out->append(R"(,"worker":)");
+  out->append(R"(,"worker":)"sv);
   AppendStringOrNull(*out, r.worker);
-  out->append(R"(,"errors":[)");
+  out->append(R"(,"errors":[)"sv);
   for (std::size_t i = 0; i < r.errors.size(); ++i) {
     if (i) out->push_back(',');
-    out->append(R"({"attempt":)");
+    out->append(R"({"attempt":)"sv);
     AppendInt(*out, r.errors[i].attempt);
-    out->append(R"(,"worker":)");
+    out->append(R"(,"worker":)"sv);
     AppendJsonString(*out, r.errors[i].worker);
-    out->append(R"(,"error":)");
+    out->append(R"(,"error":)"sv);
     AppendJsonString(*out, r.errors[i].error);
     out->push_back('}');
   }
-  out->append("]}\n");
+  out->append("]}\n"sv);
 }
 
 }  // namespace pincer

@@ -4,33 +4,35 @@
 
 namespace pincer {
 
+using namespace std::string_view_literals;
+
 std::string EncodeError(std::string_view code, std::string_view message,
                         std::optional<int64_t> req) {
   std::string out = R"({"type":"error","code":)";
   AppendJsonString(out, code);
-  out.append(R"(,"message":)");
+  out.append(R"(,"message":)"sv);
   AppendJsonString(out, message);
   if (req) {
-    out.append(R"(,"req":)");
+    out.append(R"(,"req":)"sv);
     AppendInt(out, *req);
   }
-  out.append("}\n");
+  out.append("}\n"sv);
   return out;
 }
 
 std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms) {
   std::string out = R"({"type":"welcome","id":)";
   AppendJsonString(out, id);
-  out.append(R"(,"heartbeat_ms":)");
+  out.append(R"(,"heartbeat_ms":)"sv);
   AppendInt(out, heartbeat_ms);
-  out.append("}\n");
+  out.append("}\n"sv);
   return out;
 }
 
 std::string EncodeCancel(std::string_view task_id) {
   std::string out = R"({"type":"cancel","id":)";
   AppendJsonString(out, task_id);
-  out.append("}\n");
+  out.append("}\n"sv);
   return out;
 }
 
