@@ -302,6 +302,11 @@ void Daemon::FlushAll() {
   // One write at a time; when it is done, this runs again for what came
   // in meanwhile (group commit: the next batch grows while one is written).
   if (writer_ && writer_->busy()) {
+    // Work for workers does not wait for the write in progress either: a
+    // task submitted meanwhile runs now, and when its result is back
+    // before the next batch is taken, its insert and its end state are
+    // written as one row.
+    ReleaseToWorkers();
     flush_scheduled_ = false;
     return;
   }
@@ -318,14 +323,10 @@ void Daemon::FlushAll() {
     // task runs while its insert is written (if that fails, its worker is
     // sent `cancel`; if pincerd dies first, it was never accepted).
     sealed_acks_ = api_->TakeAcks();
-    std::vector<ConnId> to_workers;
+    ReleaseToWorkers();
     for (ConnId id : dirty_) {
       Peer* peer = FindPeer(id);
       if (!peer) continue;
-      if (peer->role == Role::kWorker) {
-        to_workers.push_back(id);
-        continue;
-      }
       peer->dirty = false;
       peer->sealed.append(peer->staged);
       peer->staged.clear();
@@ -335,7 +336,6 @@ void Daemon::FlushAll() {
       }
     }
     dirty_.clear();
-    Release(to_workers, &Peer::staged);
     writer_->Write(store_->TakeBatch(), [this](std::unique_ptr<StoreBatch> batch, Status st) {
       OnBatchWritten(std::move(batch), st);
     });
@@ -380,6 +380,17 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
   Release(sealed_peers_, &Peer::sealed);
   // What came in during the write is the next batch.
   ScheduleFlush();
+}
+
+void Daemon::ReleaseToWorkers() {
+  std::vector<ConnId> to_workers;
+  std::erase_if(dirty_, [&](ConnId id) {
+    const Peer* peer = FindPeer(id);
+    if (!peer || peer->role != Role::kWorker) return false;
+    to_workers.push_back(id);
+    return true;
+  });
+  Release(to_workers, &Peer::staged);
 }
 
 void Daemon::Release(std::vector<ConnId>& peers, std::string Peer::*from) {

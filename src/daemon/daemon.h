@@ -85,6 +85,9 @@ class Daemon final : public Connection::Handler, public Outbox {
   void FlushAll();
   // The store writer finished the batch FlushAll handed it.
   void OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
+  // Writes the staged output of workers now (it never waits for a commit)
+  // and takes them off dirty_; clients' output stays staged.
+  void ReleaseToWorkers();
   // Hands each listed peer's `from` output to its connection and writes.
   void Release(std::vector<ConnId>& peers, std::string Peer::*from);
   // The store could not commit: refuse submits, retry every second.
