@@ -4,6 +4,7 @@
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <sstream>
@@ -214,23 +215,50 @@ std::string Metrics::Text() const {
 
 // ------------------------------------------------------------ events
 
-void Metrics::TaskSubmitted(const Task&) { submitted_->Increment(); }
+void Metrics::TaskSubmitted(const Task&) { ++pending_submitted_; }
 
 void Metrics::TaskEnded(const Task& t, double seconds) {
   const auto state = static_cast<std::size_t>(t.rec.state);
-  if (prometheus::Counter* c = ended_by_state_[state]) c->Increment();
+  ++pending_ended_[state];
   if (t.cls >= duration_by_class_.size()) duration_by_class_.resize(t.cls + 1);
-  prometheus::Histogram*& h = duration_by_class_[t.cls][state];
-  if (!h) {
-    h = &duration_->Add({{"skill", SkillsLabel(t.rec.skills)},
-                         {"state", std::string(TaskStateName(t.rec.state))}},
-                        DurationBuckets());
+  Durations& d = duration_by_class_[t.cls][state];
+  const auto& bounds = DurationBuckets();
+  if (!d.histogram) {
+    d.histogram = &duration_->Add({{"skill", SkillsLabel(t.rec.skills)},
+                                   {"state", std::string(TaskStateName(t.rec.state))}},
+                                  bounds);
+    d.pending.assign(bounds.size() + 1, 0);
   }
-  h->Observe(seconds);
+  // The first bucket whose bound is >= the value (prometheus' `le`).
+  d.pending[std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin()] += 1;
+  d.pending_sum += seconds;
+  if (!d.dirty) {
+    d.dirty = true;
+    dirty_durations_.emplace_back(t.cls, state);
+  }
 }
 
 void Metrics::AttemptEnded(const Worker&, const Task&, bool ok, double) {
-  (ok ? attempts_ok_ : attempts_failed_)->Increment();
+  ++(ok ? pending_attempts_ok_ : pending_attempts_failed_);
+}
+
+void Metrics::FlushCounts() {
+  auto flush = [](uint64_t& pending, prometheus::Counter* counter) {
+    if (pending && counter) counter->Increment(static_cast<double>(pending));
+    pending = 0;
+  };
+  flush(pending_submitted_, submitted_);
+  for (std::size_t s = 0; s < kStates; ++s) flush(pending_ended_[s], ended_by_state_[s]);
+  flush(pending_attempts_ok_, attempts_ok_);
+  flush(pending_attempts_failed_, attempts_failed_);
+  for (const auto& [cls, state] : dirty_durations_) {
+    Durations& d = duration_by_class_[cls][state];
+    d.histogram->ObserveMultiple(d.pending, d.pending_sum);
+    std::fill(d.pending.begin(), d.pending.end(), 0);
+    d.pending_sum = 0;
+    d.dirty = false;
+  }
+  dirty_durations_.clear();
 }
 
 void Metrics::WorkerEjected(const Worker& w, const Ejection& e) {
@@ -262,6 +290,7 @@ void Metrics::RemoveWorkerGauges(WorkerId, WorkerGauges& g) {
 }
 
 void Metrics::Refresh() {
+  FlushCounts();
   const DispatcherStats& s = dispatcher_.stats();
   queue_depth_->Set(static_cast<double>(s.queued));
   running_->Set(static_cast<double>(s.running));

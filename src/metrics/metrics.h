@@ -55,7 +55,8 @@ class Metrics final : public DispatchObserver {
   void PoolRestarted(const std::string& pool);
   void PoolFailed(const std::string& pool, bool failed = true);
 
-  // Brings the gauges up to date with the dispatcher. Loop thread.
+  // Brings every metric up to date: the gauges with the dispatcher, the
+  // counters and histograms with the events counted since. Loop thread.
   void Refresh();
   // The text exposition of every metric, as /metrics answers. Any thread.
   std::string Text() const;
@@ -96,7 +97,23 @@ class Metrics final : public DispatchObserver {
   std::array<prometheus::Counter*, kStates> ended_by_state_{};
   prometheus::Counter* attempts_ok_;
   prometheus::Counter* attempts_failed_;
-  std::vector<std::array<prometheus::Histogram*, kStates>> duration_by_class_;  // by ClassId
+  // A histogram child and the observations that have not reached it yet.
+  struct Durations {
+    prometheus::Histogram* histogram = nullptr;
+    std::vector<double> pending;  // per bucket (+Inf last), not cumulative
+    double pending_sum = 0;
+    bool dirty = false;  // listed in dirty_durations_
+  };
+  std::vector<std::array<Durations, kStates>> duration_by_class_;  // by ClassId
+  // Per-task counts wait here and reach prometheus when a scrape refreshes
+  // the metrics (each prometheus update takes a lock or an atomic loop: too
+  // dear for every task). Loop thread.
+  uint64_t pending_submitted_ = 0;
+  std::array<uint64_t, kStates> pending_ended_{};
+  uint64_t pending_attempts_ok_ = 0;
+  uint64_t pending_attempts_failed_ = 0;
+  std::vector<std::pair<ClassId, std::size_t>> dirty_durations_;  // (class, state)
+  void FlushCounts();
   prometheus::Gauge* queue_depth_;
   prometheus::Family<prometheus::Gauge>* queue_by_skills_;
   prometheus::Gauge* running_;

@@ -272,6 +272,13 @@ TEST_F(OpsTest, MetricsAndHealthOverHttp) {
   EXPECT_EQ(Sample(text, R"(pincer_tasks_ended_total{state="succeeded"})"), 3) << text;
   EXPECT_EQ(Sample(text, R"(pincer_task_duration_seconds_count{skill="echo",state="succeeded"})"), 3)
       << text;
+  // Counted per task on the loop, handed to prometheus at the scrape: every
+  // bucket and the attempts too.
+  EXPECT_EQ(Sample(text, R"(pincer_task_duration_seconds_bucket{skill="echo",state="succeeded",le="+Inf"})"), 3)
+      << text;
+  EXPECT_EQ(Sample(text, R"(pincer_task_duration_seconds_bucket{skill="echo",state="succeeded",le="3600"})"), 3)
+      << text;
+  EXPECT_EQ(Sample(text, R"(pincer_task_attempts_total{result="ok"})"), 3) << text;
   EXPECT_EQ(Sample(text, "pincer_queue_depth"), 0) << text;
   EXPECT_EQ(Sample(text, "pincer_tasks_running"), 0) << text;
   EXPECT_EQ(Sample(text, R"(pincer_workers{state="ready"})"), 1) << text;
@@ -289,6 +296,8 @@ TEST_F(OpsTest, MetricsAndHealthOverHttp) {
   ASSERT_EQ(queued.exit_code, 0) << queued;
   const std::string later = Metrics();
   EXPECT_EQ(Sample(later, "pincer_queue_depth"), 1) << later;
+  EXPECT_EQ(Sample(later, "pincer_tasks_submitted_total"), 4) << later;  // counted once each
+  EXPECT_EQ(Sample(later, R"(pincer_task_attempts_total{result="ok"})"), 3) << later;
   EXPECT_EQ(Sample(later, "pincer_unroutable_tasks"), 1) << later;
   EXPECT_EQ(Sample(later, R"(pincer_queue_depth_by_skills{skills="nobody-has-this"})"), 1) << later;
 
