@@ -388,6 +388,14 @@ template <std::size_t N>
 bool Is(std::string_view key, const char (&name)[N]) {
   return key.size() == N - 1 && std::memcmp(key.data(), name, N - 1) == 0;
 }
+// The position of `key` among `names`, or sizeof...(names) when it is none
+// of them (the fields' enums list them in the same order, then kOther).
+template <std::size_t... N>
+int FieldOf(std::string_view key, const char (&... names)[N]) {
+  int at = 0;
+  ((Is(key, names) || (++at, false)) || ...);
+  return at;
+}
 
 bool FastResult(dom::object obj, ParseResult& out) {
   ResultMsg& r = Fresh<ResultMsg>(out);
@@ -396,12 +404,7 @@ bool FastResult(dom::object obj, ParseResult& out) {
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
-    const Field f = Is(k, "id")          ? kId
-                    : Is(k, "ok")        ? kOk
-                    : Is(k, "output")    ? kOutput
-                    : Is(k, "retryable") ? kRetryable
-                    : Is(k, "error")     ? kError
-                                         : kOther;
+    const auto f = static_cast<Field>(FieldOf(k, "id", "ok", "output", "retryable", "error"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kId:
@@ -440,15 +443,8 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     dom::element v = kv.value;
-    const Field f = Is(k, "skills")         ? kSkills
-                    : Is(k, "payload")      ? kPayload
-                    : Is(k, "priority")     ? kPriority
-                    : Is(k, "session")      ? kSession
-                    : Is(k, "key")          ? kKey
-                    : Is(k, "wait")         ? kWait
-                    : Is(k, "timeout")      ? kTimeout
-                    : Is(k, "max_attempts") ? kMaxAttempts
-                                            : kOther;
+    const auto f = static_cast<Field>(FieldOf(k, "skills", "payload", "priority", "session", "key",
+                                              "wait", "timeout", "max_attempts"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kSkills: {
