@@ -57,6 +57,12 @@ class DispatcherTest : public ::testing::Test {
   void Make(const Config& config) {
     d_ = std::make_unique<Dispatcher>(config, store_, clock_, out_);
   }
+  // A dispatcher that keeps at most `max_ended` ended tasks.
+  void MakeKeepingEnded(std::size_t max_ended) {
+    Config c = BaseConfig();
+    c.tasks.max_ended = max_ended;
+    Make(c);
+  }
 
   std::string AddWorker(ConnId conn, std::vector<std::string> skills = {}, int capacity = 1,
                         std::string name = "") {
@@ -680,9 +686,7 @@ TEST_F(DispatcherTest, RoundRobinThroughTheDispatcherGivesEqualShares) {
 }
 
 TEST_F(DispatcherTest, AtMostMaxEndedTasksAreKeptTheOldestEndedGoFirst) {
-  Config c = BaseConfig();
-  c.tasks.max_ended = 2;
-  Make(c);
+  MakeKeepingEnded(2);
   AddWorker(1, {}, 10);
   SubmitOpts keyed;
   keyed.key = "first";
@@ -713,9 +717,7 @@ TEST_F(DispatcherTest, AtMostMaxEndedTasksAreKeptTheOldestEndedGoFirst) {
 }
 
 TEST_F(DispatcherTest, ARetriedTaskIsNotPurgedForItsEarlierEnd) {
-  Config c = BaseConfig();
-  c.tasks.max_ended = 1;
-  Make(c);
+  MakeKeepingEnded(1);
   AddWorker(1, {}, 10);
   SubmitOpts once;
   once.max_attempts = 1;
