@@ -157,7 +157,8 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
   if (!peer) return;
   // A line may change state without writing to anyone (a result nobody
   // waits for): its store update still needs a commit, and a shutdown
-  // waiting for the last running task needs CheckDrained.
+  // waiting for the last running task needs CheckDrained. A submit's
+  // answer waits for that flush too (the batch's commit).
   ScheduleFlush();
   static_assert(Connection::kLinePadding >= kLinePadding);
   // The connection pads every line. Workers' lines and clients' lines are
@@ -200,7 +201,6 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
     return;
   }
   api_->Handle(c.id(), msg);
-  ScheduleFlush();  // a submit's answer waits for the batch's commit
 }
 
 void Daemon::OnHello(Peer& peer, const Hello& hello) {
