@@ -57,24 +57,16 @@ void WorkerIndex::Relist(WorkerId id, F&& change) {
   Profile& p = profiles_[e.profile];
   const Entry before = e;
   change(e);
-  // Each order is touched only when the worker's place in it changes: a
+  // Each order is touched only where the worker's place in it changed: a
   // release moves a worker in the load order, not in the rotation.
-  const bool was_free = before.free(), now_free = e.free();
-  if (before.routable != e.routable || before.served != e.served) {
-    Rekey(p.served, before.routable, std::pair{before.served, id}, e.routable, std::pair{e.served, id});
-  }
-  if (was_free != now_free || before.served != e.served || before.last_pick != e.last_pick) {
-    Rekey(p.by_turn, was_free, TurnKey{before.served, before.last_pick, id}, now_free,
-          TurnKey{e.served, e.last_pick, id});
-  }
-  if (was_free != now_free || before.inflight != e.inflight || before.last_pick != e.last_pick) {
-    Rekey(p.by_load, was_free, LoadKey{before.inflight, before.capacity, before.last_pick, id},
-          now_free, LoadKey{e.inflight, e.capacity, e.last_pick, id});
-  }
+  Rekey(p.served, before.routable, before.served_key(id), e.routable, e.served_key(id));
+  Rekey(p.by_turn, before.free(), before.turn_key(id), e.free(), e.turn_key(id));
+  Rekey(p.by_load, before.free(), before.load_key(id), e.free(), e.load_key(id));
 }
 
 template <typename Set, typename Key>
 void WorkerIndex::Rekey(Set& set, bool was_in, const Key& old_key, bool now_in, const Key& new_key) {
+  if (was_in == now_in && old_key == new_key) return;
   typename Set::node_type node;
   if (was_in) node = set.extract(old_key);
   if (!now_in) return;
@@ -137,18 +129,18 @@ const WorkerIndex::Entry& WorkerIndex::At(WorkerId id) const {
 
 void WorkerIndex::Unlist(WorkerId id, const Entry& e) {
   Profile& p = profiles_[e.profile];
-  if (e.routable) p.served.erase({e.served, id});
+  if (e.routable) p.served.erase(e.served_key(id));
   if (!e.free()) return;
-  p.by_turn.erase(TurnKey{e.served, e.last_pick, id});
-  p.by_load.erase(LoadKey{e.inflight, e.capacity, e.last_pick, id});
+  p.by_turn.erase(e.turn_key(id));
+  p.by_load.erase(e.load_key(id));
 }
 
 void WorkerIndex::List(WorkerId id, const Entry& e) {
   Profile& p = profiles_[e.profile];
-  if (e.routable) p.served.insert({e.served, id});
+  if (e.routable) p.served.insert(e.served_key(id));
   if (!e.free()) return;
-  p.by_turn.insert(TurnKey{e.served, e.last_pick, id});
-  p.by_load.insert(LoadKey{e.inflight, e.capacity, e.last_pick, id});
+  p.by_turn.insert(e.turn_key(id));
+  p.by_load.insert(e.load_key(id));
 }
 
 const std::vector<ProfileId>& WorkerIndex::Matching(const std::vector<std::string>& task_skills) {

@@ -31,6 +31,7 @@ class WorkerIndex {
     uint64_t last_pick;
     WorkerId id;
     bool operator<(const LoadKey& o) const;  // by inflight/capacity, then last_pick, then id
+    bool operator==(const LoadKey&) const = default;
   };
   // Round-robin order: fewest tasks served first, then least recently picked.
   struct TurnKey {
@@ -85,6 +86,10 @@ class WorkerIndex {
     uint64_t served = 0;  // tasks given since it connected (plus a start, see Add)
     bool routable = true;
     bool free() const { return routable && inflight < capacity; }
+    // Its keys in the profile's orders (`served`, `by_turn`, `by_load`).
+    std::pair<uint64_t, WorkerId> served_key(WorkerId id) const { return {served, id}; }
+    TurnKey turn_key(WorkerId id) const { return {served, last_pick, id}; }
+    LoadKey load_key(WorkerId id) const { return {inflight, capacity, last_pick, id}; }
   };
   // The entry of `id`, which must be present (throws std::out_of_range if
   // not). The last one found is kept at hand: one routing decision and its
@@ -98,7 +103,8 @@ class WorkerIndex {
   // reused (extract, rekey, insert) instead of freed and allocated again.
   template <typename F>
   void Relist(WorkerId id, F&& change);
-  // Moves a worker's key in one order: out if it was in, in if it is now.
+  // Moves a worker's key in one order: out if it was in, in if it is now;
+  // nothing when neither its membership nor its key changed.
   template <typename Set, typename Key>
   static void Rekey(Set& set, bool was_in, const Key& old_key, bool now_in, const Key& new_key);
   ProfileId ProfileFor(const std::vector<std::string>& skills);
