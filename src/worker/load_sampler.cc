@@ -2,22 +2,11 @@
 
 #include <unistd.h>
 
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include "worker/proc_stat.h"
 
 namespace pincer::worker {
-namespace {
-
-std::optional<std::string> ReadSmallFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-}  // namespace
 
 LoadSampler::LoadSampler()
     : ticks_per_second_(static_cast<double>(sysconf(_SC_CLK_TCK))),
@@ -31,7 +20,7 @@ nlohmann::json LoadSampler::Sample(std::chrono::steady_clock::time_point now,
   uint64_t ticks = 0;
   uint64_t pages = 0;
   bool have_self = false;
-  if (auto stat = ReadSmallFile("/proc/self/stat")) {
+  if (auto stat = ReadProcFile("/proc/self/stat")) {
     if (auto t = ParseProcStat(*stat)) {
       // Reaped children's time is in our cutime/cstime; running ones are
       // read below, so a task's CPU is counted whether or not it has ended.
@@ -39,15 +28,15 @@ nlohmann::json LoadSampler::Sample(std::chrono::steady_clock::time_point now,
       have_self = true;
     }
   }
-  if (auto statm = ReadSmallFile("/proc/self/statm")) {
+  if (auto statm = ReadProcFile("/proc/self/statm")) {
     if (auto p = ParseStatmResidentPages(*statm)) pages += *p;
   }
   for (pid_t pid : children) {
     const std::string dir = "/proc/" + std::to_string(pid);
-    if (auto stat = ReadSmallFile(dir + "/stat")) {
+    if (auto stat = ReadProcFile(dir + "/stat")) {
       if (auto t = ParseProcStat(*stat)) ticks += t->self;
     }
-    if (auto statm = ReadSmallFile(dir + "/statm")) {
+    if (auto statm = ReadProcFile(dir + "/statm")) {
       if (auto p = ParseStatmResidentPages(*statm)) pages += *p;
     }
   }

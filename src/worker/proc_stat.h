@@ -1,7 +1,11 @@
-// Parsing of the Linux /proc files the load report is built from. Pure and
-// header-only: the reading lives in load_sampler.cc.
+// Reading and parsing the Linux /proc files the load report is built from
+// (header-only, so unit tests need not link the worker).
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <optional>
 #include <sstream>
@@ -9,6 +13,28 @@
 #include <string_view>
 
 namespace pincer::worker {
+
+// The whole of a small /proc file; nullopt when it cannot be read: the
+// process is gone, or exits while it is read (read() then fails with ESRCH,
+// which a std::ifstream turns into an exception).
+inline std::optional<std::string> ReadProcFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      text.append(buf, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      ::close(fd);
+      if (n < 0) return std::nullopt;
+      return text;
+    }
+  }
+}
 
 struct CpuTicks {
   uint64_t self = 0;      // utime + stime

@@ -36,5 +36,18 @@ TEST(ParseStatmTest, ResidentIsTheSecondField) {
   EXPECT_FALSE(ParseStatmResidentPages("2000").has_value());
 }
 
+TEST(ReadProcFileTest, ReadsAProcFileWhole) {
+  const auto stat = ReadProcFile("/proc/self/stat");
+  ASSERT_TRUE(stat.has_value());
+  EXPECT_TRUE(ParseProcStat(*stat).has_value()) << *stat;
+}
+
+TEST(ReadProcFileTest, AFileThatCannotBeReadIsNulloptNotAnException) {
+  EXPECT_FALSE(ReadProcFile("/proc/self/no-such-file").has_value());
+  // Opens, then read() fails (EISDIR), as it does (ESRCH) for a process
+  // that exits between the open and the read.
+  EXPECT_FALSE(ReadProcFile("/proc/self").has_value());
+}
+
 }  // namespace
 }  // namespace pincer::worker
