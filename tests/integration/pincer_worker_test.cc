@@ -39,8 +39,7 @@ constexpr char kConfig[] =
 // True while `pid` exists and is not a zombie. Processes reparented to an
 // init that does not reap (containers) stay zombies, but they are dead.
 bool ProcessAlive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const std::string text = ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
   if (text.empty()) return false;
   const auto close = text.rfind(')');
   return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z';

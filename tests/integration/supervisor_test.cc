@@ -76,9 +76,7 @@ std::set<pid_t> Pids(const std::vector<json>& workers) {
 // Gone, or a zombie nobody reaps (pincerd's orphans go to PID 1, which in
 // a container may not reap): either way no longer running.
 bool Gone(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  if (!in) return true;
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string stat = ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
   const auto close = stat.rfind(')');
   return close == std::string::npos || (close + 2 < stat.size() && stat[close + 2] == 'Z');
 }

@@ -51,7 +51,13 @@ std::string TempDir::WriteFile(const std::string& name, const std::string& conte
 std::string ReadFileOrEmpty(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) return "";
-  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  // A read that fails after the open (a /proc file of a process that just
+  // exited: ESRCH) makes the stream buffer throw; that is "nothing" here.
+  try {
+    return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 }  // namespace pincer::test
