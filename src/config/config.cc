@@ -5,16 +5,13 @@
 #include "config/config.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
 #include <string_view>
 #include <vector>
 
+#include "common/read_file.h"
 #include "config/document.h"
 #include "config/problems.h"
 
@@ -237,26 +234,6 @@ void ForEachItem(MapReader& parent, Problems& problems, std::string_view key, Re
     return;
   }
   for (std::size_t i = 0; i < v->size(); ++i) read((*v)[i], Index(parent.PathOf(key), i));
-}
-
-std::optional<std::string> ReadFile(const std::string& path, std::string* error) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    *error = "is a directory";
-    return std::nullopt;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = std::strerror(errno);
-    return std::nullopt;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    *error = "read failed";
-    return std::nullopt;
-  }
-  return text.str();
 }
 
 // `<role>_token` or `<role>_token_file`, never both. The file is read now so

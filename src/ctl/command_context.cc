@@ -1,12 +1,10 @@
 #include "ctl/command_context.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <iostream>
-#include <iterator>
+#include <optional>
 #include <sstream>
 
+#include "common/read_file.h"
 #include "ctl/exit_code.h"
 #include "ctl/format.h"
 
@@ -46,12 +44,13 @@ client::Result<std::string> ReadInput(const CommandContext& context, const std::
     text << context.in->rdbuf();
     return text.str();
   }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
+  std::string error;
+  std::optional<std::string> text = ReadFile(path, &error);
+  if (!text) {
     return client::Error{client::ErrorKind::kInvalidArgument, "invalid_request",
-                         "cannot read " + path + ": " + std::strerror(errno)};
+                         "cannot read " + path + ": " + error};
   }
-  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  return std::move(*text);
 }
 
 }  // namespace pincer::ctl

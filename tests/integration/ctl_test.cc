@@ -97,6 +97,8 @@ TEST_F(CtlTest, BadUsageExitsTwoWithoutContactingTheDaemon) {
       {"submit", "--priority", "high"},
       {"submit", "--batch", "x.jsonl", "--skill", "echo"},
       {"submit", "--payload-file", "/nonexistent/payload.json"},
+      {"submit", "--payload-file", "/"},  // a directory: an error, not a crash
+      {"submit", "--batch", "/"},
       {"tasks", "--state", "sleeping"},
       {"tasks", "--limit", "0"},
   };
