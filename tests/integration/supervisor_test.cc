@@ -190,9 +190,19 @@ TEST_F(SupervisorIntegrationTest, SigtermWhileTasksRunFinishesThemAndStopsChildr
   ASSERT_TRUE(WaitState(*client_, a, "running"));
   ASSERT_TRUE(WaitState(*client_, b, "running"));
 
+  // Both waits are asked before the SIGTERM: pincerd exits as soon as the
+  // last task has ended, so a wait sent after the first end could arrive
+  // after it has gone.
+  auto wait_a = client_->SendRequest({{"type", "wait"}, {"id", a}});
+  auto wait_b = client_->SendRequest({{"type", "wait"}, {"id", b}});
+  ASSERT_TRUE(wait_a.ok() && wait_b.ok());
+
   daemon_->Signal(SIGTERM);
-  EXPECT_EQ(WaitEnd(*client_, a).value("state", ""), "succeeded");
-  EXPECT_EQ(WaitEnd(*client_, b).value("state", ""), "succeeded");
+  for (auto* req : {&wait_a, &wait_b}) {
+    auto end = client_->AwaitReply(**req, seconds(15));
+    ASSERT_TRUE(end.ok()) << end.error().ToString();
+    EXPECT_EQ(end->value("state", ""), "succeeded") << end->dump();
+  }
   EXPECT_EQ(daemon_->Terminate(seconds(20)), 0);
   for (pid_t pid : pids) EXPECT_TRUE(WaitFor([&] { return Gone(pid); }, seconds(5))) << pid;
 }
