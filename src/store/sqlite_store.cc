@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -14,8 +15,9 @@
 namespace pincer {
 namespace {
 
-// Bumped when the table changes; a newer file is refused, not guessed at.
-constexpr int kSchemaVersion = 1;
+// Bumped when the tables change; a newer file is refused, not guessed at.
+// Version 1 had no journal; opening one adds it.
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE tasks (
@@ -41,21 +43,17 @@ CREATE TABLE tasks (
 CREATE UNIQUE INDEX tasks_key ON tasks(key) WHERE key IS NOT NULL;
 )sql";
 
+// Changes committed and not yet folded into `tasks` (store/change_codec.h).
+constexpr const char* kJournal = R"sql(
+CREATE TABLE journal (
+  seq     INTEGER PRIMARY KEY,  -- commit order
+  changes BLOB NOT NULL
+);
+)sql";
+
 constexpr const char* kColumns =
     "id, skills, payload, priority, timeout_ms, max_attempts, session, key, state, attempts, "
     "worker, output, error, errors, created_ms, started_ms, ended_ms";
-
-// The fields that change after submit; an Update writes only these.
-void CopyMutable(const TaskRecord& from, TaskRecord& to) {
-  to.state = from.state;
-  to.attempts = from.attempts;
-  to.worker = from.worker;
-  to.output = from.output;
-  to.error = from.error;
-  to.errors = from.errors;
-  to.started_ms = from.started_ms;
-  to.ended_ms = from.ended_ms;
-}
 
 std::string ErrorsJson(const std::vector<AttemptError>& errors) {
   std::string out = "[";
@@ -160,6 +158,9 @@ SqliteStore::~SqliteStore() {
   sqlite3_finalize(update_);
   sqlite3_finalize(erase_);
   sqlite3_finalize(erase_range_);
+  sqlite3_finalize(journal_add_);
+  sqlite3_finalize(journal_get_);
+  sqlite3_finalize(journal_drop_);
   sqlite3_close(db_);
 }
 
@@ -201,9 +202,9 @@ Status SqliteStore::Init() {
   Status st;
   if (version < 0 || objects < 0) {
     st = Fail("cannot read");
-  } else if (version == 0 && objects == 0) {
-    const std::string create =
-        std::string(kSchema) + "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";";
+  } else if ((version == 0 && objects == 0) || version == 1) {
+    const std::string create = std::string(version == 0 ? kSchema : "") + kJournal +
+                               "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";";
     if (sqlite3_exec(db_, create.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
       st = Fail("cannot create the tables in");
     }
@@ -232,7 +233,18 @@ Status SqliteStore::Init() {
     return s;
   }
   if (Status s = Prepare("DELETE FROM tasks WHERE id=?1", &erase_); !s.ok()) return s;
-  return Prepare("DELETE FROM tasks WHERE id BETWEEN ?1 AND ?2", &erase_range_);
+  if (Status s = Prepare("DELETE FROM tasks WHERE id BETWEEN ?1 AND ?2", &erase_range_); !s.ok()) {
+    return s;
+  }
+  if (Status s = Prepare("INSERT INTO journal (seq, changes) VALUES (?1, ?2)", &journal_add_);
+      !s.ok()) {
+    return s;
+  }
+  if (Status s = Prepare("SELECT changes FROM journal WHERE seq=?1", &journal_get_); !s.ok()) {
+    return s;
+  }
+  if (Status s = Prepare("DELETE FROM journal WHERE seq=?1", &journal_drop_); !s.ok()) return s;
+  return LoadJournal();
 }
 
 Status SqliteStore::Prepare(const char* sql, sqlite3_stmt** stmt) {
@@ -245,7 +257,60 @@ Status SqliteStore::Prepare(const char* sql, sqlite3_stmt** stmt) {
 
 // ------------------------------------------------------------- recovery
 
+Status SqliteStore::LoadJournal() {
+  sqlite3_stmt* q = nullptr;
+  if (Status s = Prepare("SELECT seq, changes FROM journal ORDER BY seq", &q); !s.ok()) return s;
+  Status st;
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    const int64_t seq = sqlite3_column_int64(q, 0);
+    const auto* data = static_cast<const char*>(sqlite3_column_blob(q, 1));
+    std::string_view in(data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(q, 1)));
+    rows_.push_back({seq, in.size()});
+    journal_bytes_ += in.size();
+    next_seq_ = seq + 1;
+    ChangeOp op;
+    TaskRecord rec;
+    while (!in.empty()) {
+      if (!DecodeChange(in, op, rec)) {
+        st = Status("store_corrupt",
+                    path_ + ": journal row " + std::to_string(seq) + " cannot be read back");
+        break;
+      }
+      if (op == ChangeOp::kErase) erased_[rec.id] = seq;
+    }
+    if (!st.ok()) break;
+  }
+  if (st.ok() && rc != SQLITE_DONE) {
+    st = Status("store_corrupt", std::string("cannot read ") + path_ + ": " + sqlite3_errmsg(db_));
+  }
+  sqlite3_finalize(q);
+  return st;
+}
+
 Status SqliteStore::Recover(const std::function<void(TaskRecord&&)>& visit) {
+  // Fold the whole journal first: then `tasks` holds everything.
+  if (!rows_.empty()) {
+    if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return Fail("cannot write to");
+    }
+    Status st;
+    for (const JournalRow& row : rows_) {
+      st = FoldRow(row.seq, erased_, {}, nullptr);
+      if (!st.ok()) break;
+    }
+    if (st.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      st = Fail("cannot commit to");
+    }
+    if (!st.ok()) {
+      if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return st;
+    }
+    rows_.clear();
+    erased_.clear();
+    journal_bytes_ = 0;
+  }
+
   const std::string sql = std::string("SELECT ") + kColumns + " FROM tasks ORDER BY id";
   sqlite3_stmt* q = nullptr;
   if (Status s = Prepare(sql.c_str(), &q); !s.ok()) return s;
@@ -287,31 +352,59 @@ Status SqliteStore::Recover(const std::function<void(TaskRecord&&)>& visit) {
 // -------------------------------------------------------------- changes
 
 void SqliteStore::Insert(const TaskRecord& task) {
-  Pending& p = pending_[task.id];
-  p.op = Op::kInsert;
-  p.rec = task;
+  EncodeChange(pending_, ChangeOp::kInsert, task);
+  pending_ids_.push_back(task.id);
+  ids_sorted_ = false;
 }
 
 void SqliteStore::Update(const TaskRecord& task) {
-  auto [it, fresh] = pending_.try_emplace(task.id);
-  Pending& p = it->second;
-  if (fresh) {
-    p.op = Op::kUpdate;
-    p.rec.id = task.id;
-  } else if (p.op == Op::kErase) {
-    return;  // erased tasks are not updated; nothing to keep
-  }
-  CopyMutable(task, p.rec);  // a pending insert takes the new state along
+  EncodeChange(pending_, ChangeOp::kUpdate, task);
+  pending_ids_.push_back(task.id);
+  ids_sorted_ = false;
 }
 
 void SqliteStore::Erase(TaskId id) {
-  auto [it, fresh] = pending_.try_emplace(id);
-  if (!fresh && it->second.op == Op::kInsert) {
-    pending_.erase(it);  // never written: nothing to delete
-    return;
+  TaskRecord erased;
+  erased.id = id;
+  EncodeChange(pending_, ChangeOp::kErase, erased);
+  pending_ids_.push_back(id);
+  ids_sorted_ = false;
+}
+
+bool SqliteStore::HasPending(TaskId id) const {
+  // Asked for a batch's tasks after its write: sort once, then search.
+  if (!ids_sorted_) {
+    std::sort(pending_ids_.begin(), pending_ids_.end());
+    ids_sorted_ = true;
   }
-  it->second.op = Op::kErase;
-  it->second.rec = TaskRecord{};
+  return std::binary_search(pending_ids_.begin(), pending_ids_.end(), id);
+}
+
+void SqliteStore::AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec) {
+  auto [it, fresh] = changes.try_emplace(rec.id);
+  Pending& p = it->second;
+  switch (op) {
+    case ChangeOp::kInsert:
+      p.op = ChangeOp::kInsert;
+      p.rec = std::move(rec);
+      break;
+    case ChangeOp::kUpdate:
+      if (fresh) {
+        p.op = ChangeOp::kUpdate;
+        p.rec = std::move(rec);
+      } else if (p.op != ChangeOp::kErase) {
+        CopyMutableFields(rec, p.rec);  // a pending insert takes the new state along
+      }
+      break;
+    case ChangeOp::kErase:
+      if (!fresh && p.op == ChangeOp::kInsert) {
+        changes.erase(it);  // inserted and erased in one row: nothing to do
+      } else {
+        p.op = ChangeOp::kErase;
+        p.rec = TaskRecord{};
+      }
+      break;
+  }
 }
 
 Status SqliteStore::Apply(TaskId id, const Pending& p) {
@@ -320,7 +413,7 @@ Status SqliteStore::Apply(TaskId id, const Pending& p) {
   // Kept alive until the statement has run: bound without copying.
   std::string skills, errors;
   switch (p.op) {
-    case Op::kInsert:
+    case ChangeOp::kInsert:
       s = insert_;
       skills.clear();
       AppendJsonStringArray(skills, r.skills);
@@ -344,7 +437,7 @@ Status SqliteStore::Apply(TaskId id, const Pending& p) {
       sqlite3_bind_int64(s, 16, r.started_ms);
       sqlite3_bind_int64(s, 17, r.ended_ms);
       break;
-    case Op::kUpdate:
+    case ChangeOp::kUpdate:
       s = update_;
       errors = ErrorsJson(r.errors);
       sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(id));
@@ -358,7 +451,7 @@ Status SqliteStore::Apply(TaskId id, const Pending& p) {
       sqlite3_bind_int64(s, 8, r.started_ms);
       sqlite3_bind_int64(s, 9, r.ended_ms);
       break;
-    case Op::kErase:
+    case ChangeOp::kErase:
       s = erase_;
       sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(id));
       break;
@@ -384,41 +477,38 @@ Status SqliteStore::Writable() const {
 }
 
 struct SqliteStore::Batch final : StoreBatch {
-  Changes changes;
+  std::string changes;
+  std::vector<TaskId> ids;
 };
 
 std::unique_ptr<StoreBatch> SqliteStore::TakeBatch() {
   auto batch = std::make_unique<Batch>();
   batch->changes.swap(pending_);
+  batch->ids.swap(pending_ids_);
+  ids_sorted_ = true;
   return batch;
 }
 
-Status SqliteStore::Write(StoreBatch& batch) { return WriteChanges(static_cast<Batch&>(batch).changes); }
+Status SqliteStore::Write(StoreBatch& batch) { return WriteJournal(static_cast<Batch&>(batch).changes); }
 
 void SqliteStore::GiveBack(std::unique_ptr<StoreBatch> batch) {
   if (!batch) return;
-  // The batch is older than anything pending now: merge it underneath.
-  for (auto& [id, old] : static_cast<Batch&>(*batch).changes) {
-    auto [it, fresh] = pending_.try_emplace(id);
-    Pending& now = it->second;
-    if (fresh) {
-      now = std::move(old);
-      continue;
-    }
-    if (old.op != Op::kInsert) continue;  // the newer update or erase supersedes it
-    if (now.op == Op::kErase) {
-      pending_.erase(it);  // inserted and erased, never written: nothing to do
-    } else if (now.op == Op::kUpdate) {
-      CopyMutable(now.rec, old.rec);  // the insert, with the newest state
-      now = std::move(old);
-    }
-  }
+  // The batch is older than anything pending now: it goes first.
+  auto& old = static_cast<Batch&>(*batch);
+  old.changes.append(pending_);
+  pending_.swap(old.changes);
+  pending_ids_.insert(pending_ids_.end(), old.ids.begin(), old.ids.end());
+  ids_sorted_ = false;
 }
 
 Status SqliteStore::Commit() {
   if (pending_.empty()) return Status::Ok();
-  Status st = WriteChanges(pending_);
-  if (st.ok()) pending_.clear();
+  Status st = WriteJournal(pending_);
+  if (st.ok()) {
+    pending_.clear();
+    pending_ids_.clear();
+    ids_sorted_ = true;
+  }
   return st;
 }
 
@@ -431,20 +521,17 @@ Status SqliteStore::EraseRange(TaskId first, TaskId last) {
   return Status::Ok();
 }
 
-Status SqliteStore::WriteChanges(const Changes& changes) {
-  if (Status w = Writable(); !w.ok()) return w;
-  if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return Fail("cannot write to");
-  }
+Status SqliteStore::ApplyChanges(const Changes& changes) {
   Status st;
   for (auto it = changes.begin(); it != changes.end() && st.ok();) {
     // Ended tasks are purged about in the order they came, so erases come
     // in runs of consecutive ids: one range DELETE per run.
-    if (it->second.op == Op::kErase) {
+    if (it->second.op == ChangeOp::kErase) {
       const TaskId first = it->first;
       TaskId last = first;
       auto next = std::next(it);
-      while (next != changes.end() && next->second.op == Op::kErase && next->first == last + 1) {
+      while (next != changes.end() && next->second.op == ChangeOp::kErase &&
+             next->first == last + 1) {
         last = next->first;
         ++next;
       }
@@ -457,6 +544,84 @@ Status SqliteStore::WriteChanges(const Changes& changes) {
     st = Apply(it->first, it->second);
     ++it;
   }
+  return st;
+}
+
+Status SqliteStore::ReadRow(int64_t seq, std::string& changes) {
+  sqlite3_bind_int64(journal_get_, 1, seq);
+  const int rc = sqlite3_step(journal_get_);
+  if (rc == SQLITE_ROW) {
+    const auto* data = static_cast<const char*>(sqlite3_column_blob(journal_get_, 0));
+    changes.assign(data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(journal_get_, 0)));
+  }
+  sqlite3_reset(journal_get_);
+  if (rc != SQLITE_ROW) return Fail("cannot read journal row " + std::to_string(seq) + " of");
+  return Status::Ok();
+}
+
+Status SqliteStore::FoldRow(int64_t seq, const EraseIndex& erased, const EraseIndex& erased_now,
+                            std::vector<TaskId>* erases) {
+  std::string row;
+  if (Status st = ReadRow(seq, row); !st.ok()) return st;
+  // A task a newer row erases is skipped: what this row says of it would
+  // be deleted again, and the newer rows replay after this one anyway.
+  auto erased_later = [&](TaskId id) {
+    auto it = erased.find(id);
+    return (it != erased.end() && it->second > seq) || erased_now.count(id) != 0;
+  };
+  Changes changes;
+  std::string_view in = row;
+  ChangeOp op;
+  TaskRecord rec;
+  while (!in.empty()) {
+    if (!DecodeChange(in, op, rec)) {
+      return Status("store_corrupt",
+                    path_ + ": journal row " + std::to_string(seq) + " cannot be read back");
+    }
+    if (erased_later(rec.id)) continue;
+    if (op == ChangeOp::kErase && erases) erases->push_back(rec.id);
+    AddChange(changes, op, std::move(rec));
+    rec = TaskRecord{};
+  }
+  if (Status st = ApplyChanges(changes); !st.ok()) return st;
+  sqlite3_bind_int64(journal_drop_, 1, seq);
+  const int rc = sqlite3_step(journal_drop_);
+  sqlite3_reset(journal_drop_);
+  if (rc != SQLITE_DONE) return Fail("cannot delete journal row " + std::to_string(seq) + " from");
+  return Status::Ok();
+}
+
+Status SqliteStore::WriteJournal(const std::string& changes) {
+  if (Status w = Writable(); !w.ok()) return w;
+  if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Fail("cannot write to");
+  }
+  // The erases of this row: its older rows' changes to those tasks need
+  // not reach `tasks`.
+  EraseIndex erased_now;
+  std::string_view in = changes;
+  ChangeOp op;
+  TaskRecord rec;
+  while (!in.empty() && DecodeChange(in, op, rec)) {
+    if (op == ChangeOp::kErase) erased_now[rec.id] = next_seq_;
+  }
+  Status st;
+  if (!changes.empty()) {
+    sqlite3_bind_int64(journal_add_, 1, next_seq_);
+    sqlite3_bind_blob(journal_add_, 2, changes.data(), static_cast<int>(changes.size()),
+                      SQLITE_STATIC);
+    const int rc = sqlite3_step(journal_add_);
+    sqlite3_reset(journal_add_);
+    if (rc != SQLITE_DONE) st = Fail("cannot write to");
+  }
+  // Fold the oldest rows while the journal is over its budget.
+  std::size_t folded = 0, bytes = journal_bytes_ + changes.size();
+  std::vector<TaskId> folded_erases;
+  while (st.ok() && folded < rows_.size() && bytes > options_.journal_bytes) {
+    st = FoldRow(rows_[folded].seq, erased_, erased_now, &folded_erases);
+    bytes -= rows_[folded].bytes;
+    ++folded;
+  }
   if (st.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
     st = Fail("cannot commit to");
   }
@@ -466,8 +631,29 @@ Status SqliteStore::WriteChanges(const Changes& changes) {
     if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     return st;
   }
+  // Committed: the writer's view of the journal follows.
+  rows_.erase(rows_.begin(), rows_.begin() + static_cast<std::ptrdiff_t>(folded));
+  for (TaskId id : folded_erases) erased_.erase(id);
+  erased_.insert(erased_now.begin(), erased_now.end());
+  if (!changes.empty()) {
+    rows_.push_back({next_seq_, changes.size()});
+    ++next_seq_;
+  }
+  journal_bytes_ = bytes;
   MaybeCheckpoint();
   return Status::Ok();
+}
+
+int64_t SqliteStore::RowsForTest(const std::string& table) {
+  sqlite3_stmt* q = nullptr;
+  int64_t n = -1;
+  const std::string sql = "SELECT count(*) FROM " + table;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &q, nullptr) == SQLITE_OK &&
+      sqlite3_step(q) == SQLITE_ROW) {
+    n = sqlite3_column_int64(q, 0);
+  }
+  sqlite3_finalize(q);
+  return n;
 }
 
 void SqliteStore::SetMaxPagesForTest(int pages) {

@@ -32,9 +32,12 @@ TaskRecord MakeTask(TaskId id, std::string key = "") {
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
-  std::unique_ptr<SqliteStore> Open(Status* error = nullptr) {
+  // `journal_bytes` 0 folds every journal row at the next commit.
+  std::unique_ptr<SqliteStore> Open(Status* error = nullptr,
+                                    std::size_t journal_bytes = SqliteStoreOptions{}.journal_bytes) {
     SqliteStoreOptions options;
     options.data_dir = dir_.Join("data");
+    options.journal_bytes = journal_bytes;
     Status st;
     auto store = SqliteStore::Open(options, clock_, st);
     if (error) *error = st;
@@ -132,10 +135,13 @@ TEST_F(SqliteStoreTest, ChangesWithinABatchCoalesce) {
   r.output = R"("done")";
   store->Update(r);
   store->Insert(MakeTask(2));
-  store->Erase(2);  // inserted and purged before any commit: never written
-  EXPECT_EQ(store->pending_for_test(), 1u);
+  store->Erase(2);  // inserted and purged before any commit: never a task row
   ASSERT_TRUE(store->Commit().ok());
+  EXPECT_EQ(store->RowsForTest("tasks"), 0);  // all still in the journal
+  EXPECT_EQ(store->RowsForTest("journal"), 1);
   auto got = Recover(*store);
+  EXPECT_EQ(store->RowsForTest("tasks"), 1);
+  EXPECT_EQ(store->RowsForTest("journal"), 0);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].state, TaskState::kSucceeded);
   EXPECT_EQ(got[0].output, R"("done")");
@@ -324,6 +330,162 @@ TEST_F(SqliteStoreTest, ErasingRunsOfConsecutiveTasksRemovesExactlyThose) {
   std::vector<TaskId> left;
   for (const TaskRecord& r : Recover(*store)) left.push_back(r.id);
   EXPECT_EQ(left, (std::vector<TaskId>{1, 6, 8}));
+}
+
+// The journal: commits append rows of changes; the oldest rows are folded
+// into `tasks` once the journal is over its budget, and Recover folds all.
+TEST_F(SqliteStoreTest, ACrashBeforeAnyFoldLosesNothing) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    store->Insert(MakeTask(1, "k1"));
+    store->Insert(MakeTask(2));
+    ASSERT_TRUE(store->Commit().ok());
+    TaskRecord one = MakeTask(1, "k1");
+    one.state = TaskState::kSucceeded;
+    one.attempts = 1;
+    one.worker = "w1";
+    one.output = R"({"ok":true})";
+    one.errors = {{1, "w2", "lost"}};
+    one.started_ms = 5;
+    one.ended_ms = 6;
+    store->Update(one);
+    store->Insert(MakeTask(3));
+    store->Erase(2);
+    ASSERT_TRUE(store->Commit().ok());
+    EXPECT_EQ(store->RowsForTest("tasks"), 0);
+    EXPECT_EQ(store->RowsForTest("journal"), 2);
+  }  // closed as by kill -9: nothing folded
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, 1u);
+  EXPECT_EQ(got[0].key, "k1");
+  EXPECT_EQ(got[0].skills, (std::vector<std::string>{"echo", "gpu"}));
+  EXPECT_EQ(got[0].state, TaskState::kSucceeded);
+  EXPECT_EQ(got[0].worker, "w1");
+  EXPECT_EQ(got[0].output, R"({"ok":true})");
+  ASSERT_EQ(got[0].errors.size(), 1u);
+  EXPECT_EQ(got[0].errors[0].error, "lost");
+  EXPECT_EQ(got[0].ended_ms, 6);
+  EXPECT_EQ(got[1].id, 3u);
+  EXPECT_EQ(store->RowsForTest("journal"), 0);
+  // Commits after a recovery go on in the journal.
+  store->Erase(3);
+  ASSERT_TRUE(store->Commit().ok());
+  EXPECT_EQ(Recover(*store).size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, RowsOverTheBudgetAreFoldedIntoTasks) {
+  auto store = Open(nullptr, /*journal_bytes=*/0);
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1));
+  store->Insert(MakeTask(2));
+  ASSERT_TRUE(store->Commit().ok());
+  EXPECT_EQ(store->RowsForTest("journal"), 1);  // a row waits for the next commit
+  EXPECT_EQ(store->RowsForTest("tasks"), 0);
+  TaskRecord one = MakeTask(1);
+  one.state = TaskState::kRunning;
+  store->Update(one);
+  ASSERT_TRUE(store->Commit().ok());
+  EXPECT_EQ(store->RowsForTest("journal"), 1);
+  EXPECT_EQ(store->RowsForTest("tasks"), 2);  // the first row, folded
+  store->Erase(2);
+  ASSERT_TRUE(store->Commit().ok());
+  EXPECT_EQ(store->RowsForTest("tasks"), 2);  // the update, folded; the erase waits
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].state, TaskState::kRunning);
+  EXPECT_EQ(store->RowsForTest("tasks"), 1);
+}
+
+TEST_F(SqliteStoreTest, TasksErasedInANewerRowNeverBecomeTaskRows) {
+  auto store = Open(nullptr, /*journal_bytes=*/1);  // fold all but the newest row
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1));
+  store->Insert(MakeTask(2));
+  ASSERT_TRUE(store->Commit().ok());
+  TaskRecord one = MakeTask(1);
+  one.state = TaskState::kSucceeded;
+  store->Update(one);
+  store->Erase(2);
+  // This commit folds the first row: task 2 is erased by the row being
+  // written, so its insert is skipped, and task 1 is inserted.
+  ASSERT_TRUE(store->Commit().ok());
+  EXPECT_EQ(store->RowsForTest("tasks"), 1);
+  store->Erase(1);
+  ASSERT_TRUE(store->Commit().ok());  // folds row 2: task 1 erased in row 3
+  EXPECT_EQ(store->RowsForTest("tasks"), 1);
+  ASSERT_TRUE(store->Commit().ok());  // nothing new: nothing folded
+  store->Insert(MakeTask(3));
+  ASSERT_TRUE(store->Commit().ok());  // folds row 3: task 1 deleted
+  EXPECT_EQ(store->RowsForTest("tasks"), 0);
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 3u);
+}
+
+TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
+  auto store = Open(nullptr, /*journal_bytes=*/0);
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1));
+  ASSERT_TRUE(store->Commit().ok());
+  TaskRecord two = MakeTask(2);
+  two.payload = "\"" + std::string(64 * 1024, 'p') + "\"";  // too big for the full disk
+  store->Insert(two);
+  store->SetMaxPagesForTest(1);
+  EXPECT_EQ(store->Commit().code(), "store_unavailable");
+  EXPECT_EQ(store->Commit().code(), "store_unavailable");
+  store->SetMaxPagesForTest(1 << 30);
+  ASSERT_TRUE(store->Commit().ok());
+  EXPECT_EQ(store->RowsForTest("tasks"), 1);  // row 1 folded once
+  EXPECT_EQ(store->RowsForTest("journal"), 1);
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].payload, two.payload);
+}
+
+TEST_F(SqliteStoreTest, AJournalRowThatDoesNotDecodeIsRefusedByName) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    store->Insert(MakeTask(1));
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE journal SET changes = x'01ff'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Status st;
+  auto store = Open(&st);
+  EXPECT_FALSE(store);
+  EXPECT_EQ(st.code(), "store_corrupt");
+  EXPECT_NE(st.message().find("pincer.db: journal row 1"), std::string::npos) << st.message();
+}
+
+TEST_F(SqliteStoreTest, AVersion1FileGainsTheJournalAndKeepsItsTasks) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    store->Insert(MakeTask(1));
+    store->Insert(MakeTask(2));
+    ASSERT_TRUE(store->Commit().ok());
+    Recover(*store);  // folded: both are task rows
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE journal; PRAGMA user_version=1", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = Open();
+  ASSERT_TRUE(store);
+  store->Erase(1);
+  ASSERT_TRUE(store->Commit().ok());
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 2u);
 }
 
 }  // namespace

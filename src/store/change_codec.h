@@ -1,0 +1,30 @@
+// The binary form of a store change (insert, update, erase of one task), as
+// kept in the SQLite store's journal (docs/durability.md). A journal entry
+// is a run of changes, each: op byte, task id, then the fields the op
+// carries. Integers are LEB128 varints (signed ones zigzag-encoded),
+// strings a varint length and the bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "store/task_record.h"
+
+namespace pincer {
+
+enum class ChangeOp : uint8_t { kInsert = 1, kUpdate = 2, kErase = 3 };
+
+// The fields that change after submit (what an update carries).
+void CopyMutableFields(const TaskRecord& from, TaskRecord& to);
+
+// Appends one change. kInsert writes the whole record, kUpdate the mutable
+// fields, kErase only the id.
+void EncodeChange(std::string& out, ChangeOp op, const TaskRecord& rec);
+
+// Reads the change at the front of `in` and advances past it. For kUpdate
+// only `rec.id` and the mutable fields are set. Returns false (and leaves
+// `in` somewhere inside) for anything truncated or malformed.
+bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& rec);
+
+}  // namespace pincer
