@@ -333,6 +333,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   store.String("kind", &out->store.kind);
   store.String("fsync", &out->store.fsync);
   store.Dur("fsync_interval", &out->store.fsync_interval);
+  store.Size("journal_bytes", &out->store.journal_bytes);
   store.Finish();
 
   MapReader auth = Section(top, problems, "auth");

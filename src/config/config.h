@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -18,6 +19,9 @@ struct StoreConfig {
   std::string kind = "sqlite";   // "sqlite" | "memory"
   std::string fsync = "always";  // "always" | "interval" | "off"
   Duration fsync_interval{100};  // with fsync: interval
+  // sqlite: bytes of changes the journal holds before its oldest rows are
+  // folded into the tasks table (docs/durability.md)
+  std::size_t journal_bytes = 64 << 20;
 
   bool operator==(const StoreConfig&) const = default;
 };

@@ -15,6 +15,7 @@ std::unique_ptr<Store> OpenStore(const Config& config, Status& error) {
                     : config.store.fsync == "interval" ? FsyncPolicy::kInterval
                                                        : FsyncPolicy::kAlways;
     options.fsync_interval = config.store.fsync_interval;
+    options.journal_bytes = config.store.journal_bytes;
     return SqliteStore::Open(options, clock, error);
   }
   error = Status("store_unavailable", "unknown store kind '" + config.store.kind + "'");

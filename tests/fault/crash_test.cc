@@ -155,7 +155,7 @@ TEST(CrashTest, AcceptedTasksSurviveKillNineAndEnd) {
 
   DaemonProcess daemon(
       "metrics_listen: \"\"\n"
-      "store: { kind: sqlite, fsync: always }\n"
+      "store: { kind: sqlite, fsync: always, journal_bytes: 4096 }\n"
       "heartbeat: { interval: 200ms, misses: 3 }\n"
       "tasks: { timeout: 10s, max_attempts: 50 }\n");
   ASSERT_TRUE(daemon.Start());

@@ -159,6 +159,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDocumentedValues) {
   EXPECT_EQ(c.listen, "127.0.0.1:7878");
   EXPECT_EQ(c.store.kind, "sqlite");
   EXPECT_EQ(c.store.fsync, "always");
+  EXPECT_EQ(c.store.journal_bytes, 64u << 20);
   EXPECT_EQ(c.routing.strategy, "least_connections");
   EXPECT_EQ(c.routing.affinity_wait, seconds(10));
   EXPECT_EQ(c.tasks.timeout, minutes(10));
@@ -180,7 +181,7 @@ unix_socket: /tmp/pincer.sock
 metrics_listen: "127.0.0.1:9000"
 data_dir: /var/lib/pincer
 log_level: debug
-store: { kind: sqlite, fsync: interval, fsync_interval: 50ms }
+store: { kind: sqlite, fsync: interval, fsync_interval: 50ms, journal_bytes: 1048576 }
 auth: { worker_token: w-secret, client_token: "c-secret" }
 routing:
   strategy: round_robin
@@ -222,7 +223,7 @@ const char kEveryKeyJson[] = R"({
   "metrics_listen": "127.0.0.1:9000",
   "data_dir": "/var/lib/pincer",
   "log_level": "debug",
-  "store": {"kind": "sqlite", "fsync": "interval", "fsync_interval": 50},
+  "store": {"kind": "sqlite", "fsync": "interval", "fsync_interval": 50, "journal_bytes": 1048576},
   "auth": {"worker_token": "w-secret", "client_token": "c-secret"},
   "routing": {
     "strategy": "round_robin",
@@ -266,7 +267,7 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   want.metrics_listen = "127.0.0.1:9000";
   want.data_dir = "/var/lib/pincer";
   want.log_level = "debug";
-  want.store = {"sqlite", "interval", milliseconds(50)};
+  want.store = {"sqlite", "interval", milliseconds(50), 1048576};
   want.auth = {"w-secret", "c-secret"};
   want.routing.strategy = "round_robin";
   want.routing.affinity_wait = seconds(2);
@@ -420,6 +421,7 @@ const BadCase kBadCases[] = {
     {"a.yaml", "heartbeat: { interval: 0 }", "heartbeat.interval", "greater than 0"},
     {"a.yaml", "limits: { hello_timeout: 0s }", "limits.hello_timeout", "greater than 0"},
     {"a.yaml", "store: { fsync_interval: 0 }", "store.fsync_interval", "greater than 0"},
+    {"a.yaml", "store: { journal_bytes: -1 }", "store.journal_bytes", "must not be negative"},
     // Ranges.
     {"a.yaml", "tasks: { max_attempts: 0 }", "tasks.max_attempts", "at least 1"},
     {"a.yaml", "heartbeat: { misses: 0 }", "heartbeat.misses", "at least 1"},
