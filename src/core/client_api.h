@@ -50,6 +50,7 @@ class ClientApi {
     bool wait;
   };
   std::vector<PendingAck> TakeAcks();
+  const std::vector<PendingAck>& acks() const { return acks_; }
   void AnswerAcks(const std::vector<PendingAck>& acks, const Status& store);
   // `before(id)` runs before each task's waiter is added (and its end
   // event sent, if it has ended).

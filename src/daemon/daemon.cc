@@ -28,6 +28,7 @@ Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
       config_(std::move(config)),
       options_(std::move(options)),
       timer_(io),
+      linger_timer_(io),
       signals_(io) {}
 
 Daemon::~Daemon() {
@@ -315,6 +316,12 @@ void Daemon::FlushAll() {
   // stall everything else that keeps serving.
   // A retry writes even an empty batch: that checks the store works again.
   if ((store_status_.ok() && store_->dirty()) || retry_due_) {
+    if (!retry_due_ && Linger()) {
+      ReleaseToWorkers();
+      flush_scheduled_ = false;
+      return;
+    }
+    linger_since_.reset();
     retry_due_ = false;
     flush_scheduled_ = false;
     if (!writer_) writer_ = std::make_unique<StoreWriter>(io_, *store_);
@@ -349,6 +356,32 @@ void Daemon::FlushAll() {
   Release(dirty_, &Peer::staged);
   ArmTimer();
   if (stopping_) CheckDrained();
+}
+
+bool Daemon::Linger() {
+  // A submit whose task a worker is running now: its result often comes
+  // back within microseconds, and then its insert and its end state share
+  // one write (one sync instead of two, and the ack and the end event
+  // leave together). Wait for it, but never longer than kLinger.
+  const TimePoint now = clock_.Now();
+  if (linger_since_ && now - *linger_since_ >= kLinger) return false;
+  bool running = false;
+  for (const ClientApi::PendingAck& ack : api_->acks()) {
+    const Task* t = dispatcher_->FindTask(ack.id);
+    if (t && t->rec.state == TaskState::kRunning) {
+      running = true;
+      break;
+    }
+  }
+  if (!running) return false;
+  if (!linger_since_) {
+    linger_since_ = now;
+    linger_timer_.expires_at(now + kLinger);
+    linger_timer_.async_wait([this](const std::error_code& ec) {
+      if (!ec) ScheduleFlush();
+    });
+  }
+  return true;
 }
 
 void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st) {
@@ -571,6 +604,7 @@ void Daemon::CheckDrained() {
   if (store_retry_timer_) store_retry_timer_->cancel();
   signals_.cancel();
   timer_.cancel();
+  linger_timer_.cancel();
   io_.stop();
   for (auto& conn : conns) conn->CloseAfterFlush();
 }

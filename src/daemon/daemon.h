@@ -82,6 +82,11 @@ class Daemon final : public Connection::Handler, public Outbox {
   void OnHello(Peer& peer, const Hello& hello);
   void RefuseAndClose(Peer& peer, std::string_view code, const std::string& message);
   void ScheduleFlush();
+  // The longest a write is held for the results of the tasks whose
+  // submits it carries (docs/durability.md).
+  static constexpr std::chrono::microseconds kLinger{250};
+  // True while the next write is held for the batch's results.
+  bool Linger();
   void FlushAll();
   // The store writer finished the batch FlushAll handed it.
   void OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
@@ -110,6 +115,9 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::vector<ConnId> sealed_peers_;                // with output in Peer::sealed
   bool to_sealed_ = false;                          // Buffer() gives Peer::sealed
   bool retry_due_ = false;                          // the store retry timer fired
+  // Holding the next write for the batch's running tasks (since when).
+  std::optional<TimePoint> linger_since_;
+  asio::steady_timer linger_timer_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<ClientApi> api_;
   std::unique_ptr<Metrics> metrics_;  // the dispatcher's observer; before it in teardown
