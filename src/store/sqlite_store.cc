@@ -7,8 +7,10 @@
 #include <cstring>
 #include <filesystem>
 #include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "common/json_text.h"
 
@@ -16,7 +18,7 @@ namespace pincer {
 namespace {
 
 // Bumped when the tables change; a newer file is refused, not guessed at.
-// Version 1 had no journal; opening one adds it.
+// Version 1 had no `meta` (and no journal files); opening one adds it.
 constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
@@ -43,11 +45,11 @@ CREATE TABLE tasks (
 CREATE UNIQUE INDEX tasks_key ON tasks(key) WHERE key IS NOT NULL;
 )sql";
 
-// Changes committed and not yet folded into `tasks` (store/change_codec.h).
-constexpr const char* kJournal = R"sql(
-CREATE TABLE journal (
-  seq     INTEGER PRIMARY KEY,  -- commit order
-  changes BLOB NOT NULL
+// Up to which journal segment `tasks` holds the changes (key "folded").
+constexpr const char* kMeta = R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
 );
 )sql";
 
@@ -115,6 +117,12 @@ bool ParseErrors(std::string_view text, std::vector<AttemptError>& out) {
   return true;
 }
 
+// A journal segment is a quarter of the budget (so folding keeps most of
+// the journal), between 4 KiB and 16 MiB.
+std::size_t SegmentBytes(std::size_t journal_bytes) {
+  return std::clamp<std::size_t>(journal_bytes / 4, 4096, 16 << 20);
+}
+
 }  // namespace
 
 std::unique_ptr<SqliteStore> SqliteStore::Open(const SqliteStoreOptions& options,
@@ -141,6 +149,7 @@ std::unique_ptr<SqliteStore> SqliteStore::Open(const SqliteStoreOptions& options
       new SqliteStore(db, options.data_dir, std::move(path), options, clock));
   error = store->Init();
   if (!error.ok()) return nullptr;
+  store->StartFolding();
   return store;
 }
 
@@ -154,13 +163,10 @@ SqliteStore::SqliteStore(sqlite3* db, std::string dir, std::string path,
       last_sync_(clock.Now()) {}
 
 SqliteStore::~SqliteStore() {
-  sqlite3_finalize(insert_);
-  sqlite3_finalize(update_);
-  sqlite3_finalize(erase_);
-  sqlite3_finalize(erase_range_);
-  sqlite3_finalize(journal_add_);
-  sqlite3_finalize(journal_get_);
-  sqlite3_finalize(journal_drop_);
+  StopFolding();
+  for (sqlite3_stmt* s : {insert_, update_, erase_, erase_range_, set_folded_}) {
+    sqlite3_finalize(s);
+  }
   sqlite3_close(db_);
 }
 
@@ -179,9 +185,10 @@ Status SqliteStore::Init() {
   if (sqlite3_exec(db_, pragmas, nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Fail("cannot use");
   }
-  const char* sync = options_.fsync == FsyncPolicy::kAlways     ? "PRAGMA synchronous=FULL"
-                     : options_.fsync == FsyncPolicy::kInterval ? "PRAGMA synchronous=NORMAL"
-                                                                : "PRAGMA synchronous=OFF";
+  // A fold must be on disk before its journal segment is deleted, unless
+  // nothing is synced at all.
+  const char* sync = options_.fsync == FsyncPolicy::kOff ? "PRAGMA synchronous=OFF"
+                                                          : "PRAGMA synchronous=FULL";
   if (sqlite3_exec(db_, sync, nullptr, nullptr, nullptr) != SQLITE_OK) return Fail("cannot use");
 
   // Take the write lock now, and check what the file holds.
@@ -203,7 +210,7 @@ Status SqliteStore::Init() {
   if (version < 0 || objects < 0) {
     st = Fail("cannot read");
   } else if ((version == 0 && objects == 0) || version == 1) {
-    const std::string create = std::string(version == 0 ? kSchema : "") + kJournal +
+    const std::string create = std::string(version == 0 ? kSchema : "") + kMeta +
                                "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";";
     if (sqlite3_exec(db_, create.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
       st = Fail("cannot create the tables in");
@@ -223,8 +230,23 @@ Status SqliteStore::Init() {
     return failed;
   }
 
-  const std::string insert = std::string("INSERT INTO tasks (") + kColumns +
-                             ", seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?1)";
+  // An insert is applied again after a commit whose sync failed was
+  // retried (the record may be in the journal twice): it replaces.
+  std::string insert = std::string("INSERT INTO tasks (") + kColumns +
+                       ", seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?1)"
+                       " ON CONFLICT(id) DO UPDATE SET ";
+  std::string_view columns = kColumns;
+  bool first = true;
+  while (!columns.empty()) {
+    const std::size_t comma = columns.find(',');
+    std::string_view col = columns.substr(0, comma);
+    while (col.starts_with(' ')) col.remove_prefix(1);
+    columns = comma == std::string_view::npos ? std::string_view() : columns.substr(comma + 1);
+    if (col == "id") continue;
+    if (!first) insert += ", ";
+    first = false;
+    insert.append(col).append("=excluded.").append(col);
+  }
   if (Status s = Prepare(insert.c_str(), &insert_); !s.ok()) return s;
   if (Status s = Prepare("UPDATE tasks SET state=?2, attempts=?3, worker=?4, output=?5, error=?6, "
                          "errors=?7, started_ms=?8, ended_ms=?9 WHERE id=?1",
@@ -236,15 +258,18 @@ Status SqliteStore::Init() {
   if (Status s = Prepare("DELETE FROM tasks WHERE id BETWEEN ?1 AND ?2", &erase_range_); !s.ok()) {
     return s;
   }
-  if (Status s = Prepare("INSERT INTO journal (seq, changes) VALUES (?1, ?2)", &journal_add_);
+  if (Status s = Prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('folded', ?1)",
+                         &set_folded_);
       !s.ok()) {
     return s;
   }
-  if (Status s = Prepare("SELECT changes FROM journal WHERE seq=?1", &journal_get_); !s.ok()) {
-    return s;
-  }
-  if (Status s = Prepare("DELETE FROM journal WHERE seq=?1", &journal_drop_); !s.ok()) return s;
-  return LoadJournal();
+  // New segments are numbered after any on disk (Recover folds those).
+  uint64_t folded = 0;
+  if (Status s = ReadFolded(folded); !s.ok()) return s;
+  const std::vector<uint64_t> on_disk = ListSegments(dir_);
+  const uint64_t next = std::max(folded, on_disk.empty() ? 0 : on_disk.back()) + 1;
+  journal_ = std::make_unique<SegmentWriter>(dir_, next, SegmentBytes(options_.journal_bytes));
+  return Status::Ok();
 }
 
 Status SqliteStore::Prepare(const char* sql, sqlite3_stmt** stmt) {
@@ -255,62 +280,23 @@ Status SqliteStore::Prepare(const char* sql, sqlite3_stmt** stmt) {
   return Status::Ok();
 }
 
-// ------------------------------------------------------------- recovery
-
-Status SqliteStore::LoadJournal() {
+Status SqliteStore::ReadFolded(uint64_t& number) {
   sqlite3_stmt* q = nullptr;
-  if (Status s = Prepare("SELECT seq, changes FROM journal ORDER BY seq", &q); !s.ok()) return s;
-  Status st;
-  int rc;
-  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-    const int64_t seq = sqlite3_column_int64(q, 0);
-    const auto* data = static_cast<const char*>(sqlite3_column_blob(q, 1));
-    std::string_view in(data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(q, 1)));
-    rows_.push_back({seq, in.size()});
-    journal_bytes_ += in.size();
-    next_seq_ = seq + 1;
-    ChangeOp op;
-    TaskRecord rec;
-    while (!in.empty()) {
-      if (!DecodeChange(in, op, rec)) {
-        st = Status("store_corrupt",
-                    path_ + ": journal row " + std::to_string(seq) + " cannot be read back");
-        break;
-      }
-      if (op == ChangeOp::kErase) erased_[rec.id] = seq;
-    }
-    if (!st.ok()) break;
-  }
-  if (st.ok() && rc != SQLITE_DONE) {
-    st = Status("store_corrupt", std::string("cannot read ") + path_ + ": " + sqlite3_errmsg(db_));
-  }
+  if (Status s = Prepare("SELECT value FROM meta WHERE key='folded'", &q); !s.ok()) return s;
+  number = 0;
+  const int rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW) number = static_cast<uint64_t>(sqlite3_column_int64(q, 0));
   sqlite3_finalize(q);
-  return st;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Fail("cannot read");
+  return Status::Ok();
 }
+
+// ------------------------------------------------------------- recovery
 
 Status SqliteStore::Recover(const std::function<void(TaskRecord&&)>& visit) {
   // Fold the whole journal first: then `tasks` holds everything.
-  if (!rows_.empty()) {
-    if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return Fail("cannot write to");
-    }
-    Status st;
-    for (const JournalRow& row : rows_) {
-      st = FoldRow(row.seq, erased_, {}, nullptr);
-      if (!st.ok()) break;
-    }
-    if (st.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      st = Fail("cannot commit to");
-    }
-    if (!st.ok()) {
-      if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return st;
-    }
-    rows_.clear();
-    erased_.clear();
-    journal_bytes_ = 0;
-  }
-
+  if (Status st = FoldAll(); !st.ok()) return st;
+  std::lock_guard db_lock(db_mu_);
   const std::string sql = std::string("SELECT ") + kColumns + " FROM tasks ORDER BY id";
   sqlite3_stmt* q = nullptr;
   if (Status s = Prepare(sql.c_str(), &q); !s.ok()) return s;
@@ -368,6 +354,7 @@ void SqliteStore::Erase(TaskId id) {
   erased.id = id;
   EncodeChange(pending_, ChangeOp::kErase, erased);
   pending_ids_.push_back(id);
+  pending_erases_.push_back(id);
   ids_sorted_ = false;
 }
 
@@ -379,6 +366,95 @@ bool SqliteStore::HasPending(TaskId id) const {
   }
   return std::binary_search(pending_ids_.begin(), pending_ids_.end(), id);
 }
+
+// -------------------------------------------------------------- commit
+
+struct SqliteStore::Batch final : StoreBatch {
+  std::string changes;
+  std::vector<TaskId> ids;
+  std::vector<TaskId> erases;
+};
+
+std::unique_ptr<StoreBatch> SqliteStore::TakeBatch() {
+  auto batch = std::make_unique<Batch>();
+  batch->changes.swap(pending_);
+  batch->ids.swap(pending_ids_);
+  batch->erases.swap(pending_erases_);
+  ids_sorted_ = true;
+  return batch;
+}
+
+Status SqliteStore::Write(StoreBatch& batch) {
+  auto& b = static_cast<Batch&>(batch);
+  return Append(b.changes, b.erases);
+}
+
+void SqliteStore::GiveBack(std::unique_ptr<StoreBatch> batch) {
+  if (!batch) return;
+  // The batch is older than anything pending now: it goes first.
+  auto& old = static_cast<Batch&>(*batch);
+  old.changes.append(pending_);
+  pending_.swap(old.changes);
+  pending_ids_.insert(pending_ids_.end(), old.ids.begin(), old.ids.end());
+  pending_erases_.insert(pending_erases_.end(), old.erases.begin(), old.erases.end());
+  ids_sorted_ = false;
+}
+
+Status SqliteStore::Commit() {
+  if (pending_.empty()) return Status::Ok();
+  Status st = Append(pending_, pending_erases_);
+  if (st.ok()) {
+    pending_.clear();
+    pending_ids_.clear();
+    pending_erases_.clear();
+    ids_sorted_ = true;
+  }
+  return st;
+}
+
+Status SqliteStore::Writable() const {
+  // An open file descriptor keeps writing after a chmod, so a store made
+  // read-only would look fine until the next start, which then fails.
+  // Checking each commit makes "not writable" show up while running.
+  for (const std::string* p : {&path_, &dir_}) {
+    if (access(p->c_str(), W_OK) != 0) {
+      return Status("store_unavailable", *p + " is not writable: " + std::strerror(errno));
+    }
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::Append(const std::string& changes, const std::vector<TaskId>& erases) {
+  if (fail_writes_) {
+    return Status("store_unavailable", "cannot write to " + dir_ + ": No space left on device");
+  }
+  if (Status w = Writable(); !w.ok()) return w;
+  // An empty batch (the store retry) checks the journal can still sync.
+  if (!changes.empty()) {
+    if (Status st = journal_->Append(changes); !st.ok()) return st;
+  }
+  const TimePoint now = clock_.Now();
+  const bool sync = options_.fsync == FsyncPolicy::kAlways ||
+                    (options_.fsync == FsyncPolicy::kInterval &&
+                     now - last_sync_ >= options_.fsync_interval);
+  if (sync) {
+    if (Status st = journal_->Sync(); !st.ok()) return st;
+    last_sync_ = now;
+  }
+  if (changes.empty()) return Status::Ok();
+  {
+    std::lock_guard lock(mu_);
+    const uint64_t segment = journal_->current();
+    segments_[segment] += changes.size();
+    unfolded_bytes_ += changes.size();
+    writing_ = segment;
+    for (TaskId id : erases) erased_[id] = segment;
+  }
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+// -------------------------------------------------------------- folding
 
 void SqliteStore::AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec) {
   auto [it, fresh] = changes.try_emplace(rec.id);
@@ -398,12 +474,188 @@ void SqliteStore::AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec) {
       break;
     case ChangeOp::kErase:
       if (!fresh && p.op == ChangeOp::kInsert) {
-        changes.erase(it);  // inserted and erased in one row: nothing to do
+        changes.erase(it);  // inserted and erased in one segment: nothing to do
       } else {
         p.op = ChangeOp::kErase;
         p.rec = TaskRecord{};
       }
       break;
+  }
+}
+
+Status SqliteStore::FoldSegment(uint64_t number, const EraseIndex& erased,
+                                std::vector<TaskId>& erases) {
+  const std::string path = SegmentPath(dir_, number);
+  Changes changes;
+  bool decoded = true;
+  SegmentEnd end;
+  Status st = ReadSegment(
+      path,
+      [&](std::string_view record) {
+        ChangeOp op;
+        TaskRecord rec;
+        while (decoded && !record.empty()) {
+          if (!DecodeChange(record, op, rec)) {
+            decoded = false;
+            break;
+          }
+          // A task a newer segment erases is skipped: what this one says
+          // of it would be deleted again, and the newer ones replay after.
+          auto it = erased.find(rec.id);
+          if (it != erased.end() && it->second > number) continue;
+          if (op == ChangeOp::kErase) erases.push_back(rec.id);
+          AddChange(changes, op, std::move(rec));
+          rec = TaskRecord{};
+        }
+      },
+      end);
+  if (!st.ok()) return st;
+  if (!decoded) return Status("store_corrupt", path + " cannot be read back");
+  return ApplyChanges(changes);
+}
+
+Status SqliteStore::Transaction(const std::function<Status()>& body) {
+  if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Fail("cannot write to");
+  }
+  Status st = body();
+  if (st.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    st = Fail("cannot commit to");
+  }
+  // SQLite may already have rolled back (disk full does); if not, undo the
+  // partial transaction so a retry starts from the last commit.
+  if (!st.ok() && !sqlite3_get_autocommit(db_)) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  return st;
+}
+
+Status SqliteStore::SetFolded(uint64_t number) {
+  sqlite3_bind_int64(set_folded_, 1, static_cast<sqlite3_int64>(number));
+  const int rc = sqlite3_step(set_folded_);
+  sqlite3_reset(set_folded_);
+  if (rc != SQLITE_DONE) return Fail("cannot write to");
+  return Status::Ok();
+}
+
+Status SqliteStore::FoldAll() {
+  StopFolding();
+  std::lock_guard db_lock(db_mu_);
+  uint64_t folded = 0;
+  if (Status st = ReadFolded(folded); !st.ok()) return st;
+  std::vector<uint64_t> segments;
+  for (uint64_t n : ListSegments(dir_)) {
+    if (n <= folded) {
+      ::unlink(SegmentPath(dir_, n).c_str());  // folded; its deletion was cut short
+    } else {
+      segments.push_back(n);
+    }
+  }
+  // Which segment erases each task, so older ones skip it. Only the last
+  // segment may end in a torn record (a commit that was never answered).
+  EraseIndex erased;
+  for (uint64_t n : segments) {
+    bool decoded = true;
+    SegmentEnd end;
+    Status st = ReadSegment(
+        SegmentPath(dir_, n),
+        [&](std::string_view record) {
+          ChangeOp op;
+          TaskRecord rec;
+          while (decoded && !record.empty()) {
+            decoded = DecodeChange(record, op, rec);
+            if (decoded && op == ChangeOp::kErase) erased[rec.id] = n;
+          }
+        },
+        end);
+    if (!st.ok()) return st;
+    if (!decoded || (end == SegmentEnd::kTorn && n != segments.back())) {
+      return Status("store_corrupt", SegmentPath(dir_, n) + " cannot be read back");
+    }
+  }
+  if (!segments.empty()) {
+    Status st = Transaction([&] {
+      std::vector<TaskId> erases;
+      for (uint64_t n : segments) {
+        if (Status s = FoldSegment(n, erased, erases); !s.ok()) return s;
+      }
+      return SetFolded(segments.back());
+    });
+    if (!st.ok()) return st;
+    for (uint64_t n : segments) ::unlink(SegmentPath(dir_, n).c_str());
+  }
+  journal_ = std::make_unique<SegmentWriter>(
+      dir_, std::max(folded, segments.empty() ? 0 : segments.back()) + 1,
+      SegmentBytes(options_.journal_bytes));
+  {
+    std::lock_guard lock(mu_);
+    segments_.clear();
+    unfolded_bytes_ = 0;
+    writing_ = 0;
+    erased_.clear();
+  }
+  StartFolding();
+  return Status::Ok();
+}
+
+void SqliteStore::StartFolding() {
+  std::lock_guard lock(mu_);
+  stop_ = false;
+  folder_ = std::thread([this] { FoldLoop(); });
+}
+
+void SqliteStore::StopFolding() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (folder_.joinable()) folder_.join();
+}
+
+void SqliteStore::FoldLoop() {
+  std::unique_lock lock(mu_);
+  auto due = [this] {
+    return !segments_.empty() && segments_.begin()->first != writing_ &&
+           unfolded_bytes_ > options_.journal_bytes;
+  };
+  while (true) {
+    cv_.wait(lock, [&] { return stop_ || due(); });
+    if (stop_) return;
+    const uint64_t number = segments_.begin()->first;
+    folding_ = true;
+    // Newer erases are only added while this runs: a copy of the index
+    // would do, but the segment needs just the lookups below.
+    lock.unlock();
+    std::vector<TaskId> erases;
+    Status st;
+    {
+      std::lock_guard db_lock(db_mu_);
+      st = Transaction([&] {
+        std::unique_lock index_lock(mu_);
+        EraseIndex later = erased_;  // taken once per segment
+        index_lock.unlock();
+        if (Status s = FoldSegment(number, later, erases); !s.ok()) return s;
+        return SetFolded(number);
+      });
+    }
+    if (st.ok()) ::unlink(SegmentPath(dir_, number).c_str());
+    lock.lock();
+    folding_ = false;
+    if (st.ok()) {
+      unfolded_bytes_ -= segments_[number];
+      segments_.erase(number);
+      for (TaskId id : erases) {
+        auto it = erased_.find(id);
+        if (it != erased_.end() && it->second == number) erased_.erase(it);
+      }
+    } else {
+      spdlog::warn("store: folding {} into {} failed, retrying in 1s: {}",
+                   SegmentPath(dir_, number), path_, st.message());
+      cv_.notify_all();
+      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
+    }
+    cv_.notify_all();
   }
 }
 
@@ -462,56 +714,6 @@ Status SqliteStore::Apply(TaskId id, const Pending& p) {
   return Status::Ok();
 }
 
-// -------------------------------------------------------------- commit
-
-Status SqliteStore::Writable() const {
-  // An open file descriptor keeps writing after a chmod, so a store made
-  // read-only would look fine until the next start, which then fails.
-  // Checking each commit makes "not writable" show up while running.
-  for (const std::string* p : {&path_, &dir_}) {
-    if (access(p->c_str(), W_OK) != 0) {
-      return Status("store_unavailable", *p + " is not writable: " + std::strerror(errno));
-    }
-  }
-  return Status::Ok();
-}
-
-struct SqliteStore::Batch final : StoreBatch {
-  std::string changes;
-  std::vector<TaskId> ids;
-};
-
-std::unique_ptr<StoreBatch> SqliteStore::TakeBatch() {
-  auto batch = std::make_unique<Batch>();
-  batch->changes.swap(pending_);
-  batch->ids.swap(pending_ids_);
-  ids_sorted_ = true;
-  return batch;
-}
-
-Status SqliteStore::Write(StoreBatch& batch) { return WriteJournal(static_cast<Batch&>(batch).changes); }
-
-void SqliteStore::GiveBack(std::unique_ptr<StoreBatch> batch) {
-  if (!batch) return;
-  // The batch is older than anything pending now: it goes first.
-  auto& old = static_cast<Batch&>(*batch);
-  old.changes.append(pending_);
-  pending_.swap(old.changes);
-  pending_ids_.insert(pending_ids_.end(), old.ids.begin(), old.ids.end());
-  ids_sorted_ = false;
-}
-
-Status SqliteStore::Commit() {
-  if (pending_.empty()) return Status::Ok();
-  Status st = WriteJournal(pending_);
-  if (st.ok()) {
-    pending_.clear();
-    pending_ids_.clear();
-    ids_sorted_ = true;
-  }
-  return st;
-}
-
 Status SqliteStore::EraseRange(TaskId first, TaskId last) {
   sqlite3_bind_int64(erase_range_, 1, static_cast<sqlite3_int64>(first));
   sqlite3_bind_int64(erase_range_, 2, static_cast<sqlite3_int64>(last));
@@ -547,128 +749,25 @@ Status SqliteStore::ApplyChanges(const Changes& changes) {
   return st;
 }
 
-Status SqliteStore::ReadRow(int64_t seq, std::string& changes) {
-  sqlite3_bind_int64(journal_get_, 1, seq);
-  const int rc = sqlite3_step(journal_get_);
-  if (rc == SQLITE_ROW) {
-    const auto* data = static_cast<const char*>(sqlite3_column_blob(journal_get_, 0));
-    changes.assign(data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(journal_get_, 0)));
-  }
-  sqlite3_reset(journal_get_);
-  if (rc != SQLITE_ROW) return Fail("cannot read journal row " + std::to_string(seq) + " of");
-  return Status::Ok();
+void SqliteStore::WaitForFoldsForTest() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] {
+    const bool due = !segments_.empty() && segments_.begin()->first != writing_ &&
+                     unfolded_bytes_ > options_.journal_bytes;
+    return !folding_ && !due;
+  });
 }
 
-Status SqliteStore::FoldRow(int64_t seq, const EraseIndex& erased, const EraseIndex& erased_now,
-                            std::vector<TaskId>* erases) {
-  std::string row;
-  if (Status st = ReadRow(seq, row); !st.ok()) return st;
-  // A task a newer row erases is skipped: what this row says of it would
-  // be deleted again, and the newer rows replay after this one anyway.
-  auto erased_later = [&](TaskId id) {
-    auto it = erased.find(id);
-    return (it != erased.end() && it->second > seq) || erased_now.count(id) != 0;
-  };
-  Changes changes;
-  std::string_view in = row;
-  ChangeOp op;
-  TaskRecord rec;
-  while (!in.empty()) {
-    if (!DecodeChange(in, op, rec)) {
-      return Status("store_corrupt",
-                    path_ + ": journal row " + std::to_string(seq) + " cannot be read back");
-    }
-    if (erased_later(rec.id)) continue;
-    if (op == ChangeOp::kErase && erases) erases->push_back(rec.id);
-    AddChange(changes, op, std::move(rec));
-    rec = TaskRecord{};
-  }
-  if (Status st = ApplyChanges(changes); !st.ok()) return st;
-  sqlite3_bind_int64(journal_drop_, 1, seq);
-  const int rc = sqlite3_step(journal_drop_);
-  sqlite3_reset(journal_drop_);
-  if (rc != SQLITE_DONE) return Fail("cannot delete journal row " + std::to_string(seq) + " from");
-  return Status::Ok();
-}
-
-Status SqliteStore::WriteJournal(const std::string& changes) {
-  if (Status w = Writable(); !w.ok()) return w;
-  if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return Fail("cannot write to");
-  }
-  // The erases of this row: its older rows' changes to those tasks need
-  // not reach `tasks`.
-  EraseIndex erased_now;
-  std::string_view in = changes;
-  ChangeOp op;
-  TaskRecord rec;
-  while (!in.empty() && DecodeChange(in, op, rec)) {
-    if (op == ChangeOp::kErase) erased_now[rec.id] = next_seq_;
-  }
-  Status st;
-  if (!changes.empty()) {
-    sqlite3_bind_int64(journal_add_, 1, next_seq_);
-    sqlite3_bind_blob(journal_add_, 2, changes.data(), static_cast<int>(changes.size()),
-                      SQLITE_STATIC);
-    const int rc = sqlite3_step(journal_add_);
-    sqlite3_reset(journal_add_);
-    if (rc != SQLITE_DONE) st = Fail("cannot write to");
-  }
-  // Fold the oldest rows while the journal is over its budget.
-  std::size_t folded = 0, bytes = journal_bytes_ + changes.size();
-  std::vector<TaskId> folded_erases;
-  while (st.ok() && folded < rows_.size() && bytes > options_.journal_bytes) {
-    st = FoldRow(rows_[folded].seq, erased_, erased_now, &folded_erases);
-    bytes -= rows_[folded].bytes;
-    ++folded;
-  }
-  if (st.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    st = Fail("cannot commit to");
-  }
-  if (!st.ok()) {
-    // SQLite may already have rolled back (disk full does); if not, undo
-    // the partial transaction so the retry starts from the last commit.
-    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return st;
-  }
-  // Committed: the writer's view of the journal follows.
-  rows_.erase(rows_.begin(), rows_.begin() + static_cast<std::ptrdiff_t>(folded));
-  for (TaskId id : folded_erases) erased_.erase(id);
-  erased_.insert(erased_now.begin(), erased_now.end());
-  if (!changes.empty()) {
-    rows_.push_back({next_seq_, changes.size()});
-    ++next_seq_;
-  }
-  journal_bytes_ = bytes;
-  MaybeCheckpoint();
-  return Status::Ok();
-}
-
-int64_t SqliteStore::RowsForTest(const std::string& table) {
+int64_t SqliteStore::TaskRowsForTest() {
+  std::lock_guard db_lock(db_mu_);
   sqlite3_stmt* q = nullptr;
   int64_t n = -1;
-  const std::string sql = "SELECT count(*) FROM " + table;
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &q, nullptr) == SQLITE_OK &&
+  if (sqlite3_prepare_v2(db_, "SELECT count(*) FROM tasks", -1, &q, nullptr) == SQLITE_OK &&
       sqlite3_step(q) == SQLITE_ROW) {
     n = sqlite3_column_int64(q, 0);
   }
   sqlite3_finalize(q);
   return n;
-}
-
-void SqliteStore::SetMaxPagesForTest(int pages) {
-  const std::string sql = "PRAGMA max_page_count=" + std::to_string(pages);
-  sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
-}
-
-void SqliteStore::MaybeCheckpoint() {
-  if (options_.fsync != FsyncPolicy::kInterval) return;
-  const TimePoint now = clock_.Now();
-  if (now - last_sync_ < options_.fsync_interval) return;
-  last_sync_ = now;
-  // With synchronous=NORMAL a checkpoint syncs the WAL first: everything
-  // committed so far is then on disk.
-  sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
 }
 
 }  // namespace pincer

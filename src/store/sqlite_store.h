@@ -1,59 +1,71 @@
-// The durable store: one SQLite database, <data_dir>/pincer.db, in WAL mode
-// (docs/durability.md). Two tables:
-// - `journal`: one row per commit, holding that commit's changes in their
-//   binary form (store/change_codec.h), in the order they happened;
-// - `tasks`: one row per task, the state as of every journal row folded
-//   into it so far.
-// The stored state is `tasks` with the journal rows replayed in order.
+// The durable store (docs/durability.md), in <data_dir>:
+// - journal-<N>.log: every commit appends its changes, in the order they
+//   happened (store/change_codec.h), as one record, and syncs it
+//   (store/journal_file.h). That append is the commit.
+// - pincer.db: one SQLite database in WAL mode with one row per task, the
+//   state as of every journal segment folded into it so far (`meta` says
+//   up to which segment).
+// The stored state is pincer.db with the newer segments replayed in order.
 //
-// A commit is one transaction: BEGIN, the new journal row, then (while the
-// journal is over its size budget) the oldest rows folded into `tasks` and
-// deleted, COMMIT, synced per the fsync policy. Folding late is what makes
-// it cheap: a task that was inserted, ran, ended and was purged while its
-// rows sat in the journal never becomes a `tasks` row, and the changes of
-// one row to one task coalesce into one INSERT, UPDATE or DELETE. If any
-// step fails the transaction is rolled back and the changes stay pending,
-// so a later commit writes them all again; nothing is half-applied and
-// nothing is lost while pincerd runs. Recover() folds the whole journal.
+// Folding runs on a thread of its own, off the commit path: once the
+// journal holds more than `journal_bytes`, its oldest complete segment is
+// applied to pincer.db in one transaction and deleted. Folding late is
+// what makes it cheap: a task that was inserted, ran, ended and was purged
+// while its records sat in the journal never becomes a row, and one
+// segment's changes to one task coalesce into one INSERT, UPDATE or
+// DELETE. Recover() folds the whole journal.
 //
-// Threading: see store.h.
+// Threading: the loop records changes and takes batches; one writer at a
+// time appends them (Write/Commit, see store.h); the fold thread is the
+// store's own.
 #pragma once
 
 #include <sqlite3.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
-#include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
 #include "store/change_codec.h"
+#include "store/journal_file.h"
 #include "store/store.h"
 
 namespace pincer {
 
 enum class FsyncPolicy {
-  kAlways,    // synchronous=FULL: every Commit() is on disk when it returns
-  kInterval,  // synchronous=NORMAL; the WAL is synced at most every interval
-  kOff,       // synchronous=OFF: survives kill -9, not a power cut
+  kAlways,    // every commit is on disk when it returns
+  kInterval,  // the journal is synced at most every interval, at a commit
+  kOff,       // never synced by pincer: survives kill -9, not a power cut
 };
 
 struct SqliteStoreOptions {
   std::string data_dir;  // created if missing
   FsyncPolicy fsync = FsyncPolicy::kAlways;
   std::chrono::milliseconds fsync_interval{100};
-  // How many bytes of changes the journal holds before its oldest rows
-  // are folded into `tasks` (0: fold every row at the next commit).
+  // How many bytes of changes the journal holds before its oldest
+  // segments are folded into pincer.db (0: fold each complete segment).
   std::size_t journal_bytes = 64 << 20;
 };
 
 class SqliteStore final : public Store {
  public:
+  // One journal segment's changes, coalesced per task, ordered by id:
+  // applying in id order keeps an erased task's idempotency key free
+  // before a newer task (a larger id) takes it again.
+  struct Pending {
+    ChangeOp op;
+    TaskRecord rec;  // kInsert: the whole record; kUpdate: the mutable fields
+  };
+  using Changes = std::map<TaskId, Pending>;
+
   // Opens (creating if needed) <data_dir>/pincer.db. Returns nullptr and
   // sets `error` when the directory or the file cannot be used, or the file
   // is not a pincer database; the message names the file.
@@ -79,52 +91,45 @@ class SqliteStore final : public Store {
   bool durable() const override { return true; }
 
   const std::string& path() const { return path_; }
-  // Rows in table `tasks` or `journal`, counted in the file (-1 on error).
-  int64_t RowsForTest(const std::string& table);
-  // Caps the database at `pages` pages (PRAGMA max_page_count), so a test
-  // can make writes fail the way a full disk does.
-  void SetMaxPagesForTest(int pages);
+
+  // For tests: waits until nothing is left to fold; rows in pincer.db's
+  // table `tasks`; journal files in the data dir; commits that fail as on
+  // a full disk while `fail` is set.
+  void WaitForFoldsForTest();
+  int64_t TaskRowsForTest();
+  std::size_t SegmentsForTest() const { return ListSegments(dir_).size(); }
+  void FailWritesForTest(bool fail) { fail_writes_ = fail; }
 
  private:
-  // One journal row's changes, coalesced per task for folding.
-  struct Pending {
-    ChangeOp op;
-    TaskRecord rec;  // kInsert: the whole record; kUpdate: the mutable fields
-  };
-  // Ordered by id: applying in id order keeps an erased task's idempotency
-  // key free before a newer task (a larger id) takes it again.
-  using Changes = std::map<TaskId, Pending>;
   struct Batch;
-  struct JournalRow {
-    int64_t seq;
-    std::size_t bytes;
-  };
-  // Erases recorded in journal rows: task id -> seq of the row.
-  using EraseIndex = std::unordered_map<TaskId, int64_t>;
-
-  // BEGIN, the journal row, folds, COMMIT (rolled back on any error).
-  Status WriteJournal(const std::string& changes);
-  // Applies journal row `seq` to `tasks` (except the tasks a newer row
-  // erases) and deletes it. Inside a transaction.
-  // `erases` collects the erases folded (for erased_ once committed).
-  Status FoldRow(int64_t seq, const EraseIndex& erased, const EraseIndex& erased_now,
-                 std::vector<TaskId>* erases);
-  // Coalesces one task's changes within a journal row, the way they would
-  // have been applied one after the other.
-  static void AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec);
-  Status ReadRow(int64_t seq, std::string& changes);
-  Status ApplyChanges(const Changes& changes);
+  // Erases in the journal: task id -> the segment holding the erase.
+  using EraseIndex = std::unordered_map<TaskId, uint64_t>;
 
   SqliteStore(sqlite3* db, std::string dir, std::string path, const SqliteStoreOptions& options,
               const Clock& clock);
   Status Init();
   Status Prepare(const char* sql, sqlite3_stmt** stmt);
-  Status Apply(TaskId id, const Pending& p);
-  Status LoadJournal();  // rows_, erased_ and next_seq_ from the file
-  Status EraseRange(TaskId first, TaskId last);
   Status Writable() const;
   Status Fail(const std::string& what) const;  // store_unavailable naming the file
-  void MaybeCheckpoint();
+
+  // Writer side: appends `changes` as one record and syncs it per policy.
+  Status Append(const std::string& changes, const std::vector<TaskId>& erases);
+
+  // Folding. FoldSegment applies one segment's records to `tasks` (except
+  // the tasks a newer segment erases) inside a transaction, and lists the
+  // erases it held.
+  Status FoldSegment(uint64_t number, const EraseIndex& erased, std::vector<TaskId>& erases);
+  Status FoldAll();  // every segment on disk, synchronously (recovery)
+  Status Transaction(const std::function<Status()>& body);
+  Status SetFolded(uint64_t number);
+  Status ReadFolded(uint64_t& number);
+  Status ApplyChanges(const Changes& changes);
+  Status Apply(TaskId id, const Pending& p);
+  Status EraseRange(TaskId first, TaskId last);
+  static void AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec);
+  void StartFolding();
+  void StopFolding();
+  void FoldLoop();
 
   sqlite3* db_;
   std::string dir_;
@@ -132,26 +137,37 @@ class SqliteStore final : public Store {
   SqliteStoreOptions options_;
   const Clock& clock_;
   TimePoint last_sync_;
+  bool fail_writes_ = false;
 
-  // Loop side: the changes recorded since the last take, encoded, and the
-  // ids they touch (sorted on demand for HasPending).
+  // Loop side: the changes recorded since the last take, encoded, the ids
+  // they touch (sorted on demand for HasPending), and the erased ids.
   std::string pending_;
   mutable std::vector<TaskId> pending_ids_;
   mutable bool ids_sorted_ = true;
+  std::vector<TaskId> pending_erases_;
 
-  // Writer side: the journal's rows, oldest first, and their erases.
-  std::deque<JournalRow> rows_;
-  std::size_t journal_bytes_ = 0;
-  int64_t next_seq_ = 1;
-  EraseIndex erased_;
+  // Writer side.
+  std::unique_ptr<SegmentWriter> journal_;
 
+  // Shared by the writer and the fold thread.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint64_t, std::size_t> segments_;  // not yet folded: number -> bytes
+  std::size_t unfolded_bytes_ = 0;             // guarded by mu_
+  uint64_t writing_ = 0;                       // the segment the writer appends to
+  EraseIndex erased_;                          // guarded by mu_
+  bool folding_ = false;                       // a fold is in progress
+  bool stop_ = false;
+  std::thread folder_;
+
+  // The database connection: the fold thread's while it runs; anyone
+  // else holds db_mu_ (or stops the thread first).
+  std::mutex db_mu_;
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* update_ = nullptr;
   sqlite3_stmt* erase_ = nullptr;
   sqlite3_stmt* erase_range_ = nullptr;  // ids first..last, all to erase
-  sqlite3_stmt* journal_add_ = nullptr;
-  sqlite3_stmt* journal_get_ = nullptr;
-  sqlite3_stmt* journal_drop_ = nullptr;
+  sqlite3_stmt* set_folded_ = nullptr;
 };
 
 }  // namespace pincer

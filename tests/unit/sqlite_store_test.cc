@@ -137,11 +137,11 @@ TEST_F(SqliteStoreTest, ChangesWithinABatchCoalesce) {
   store->Insert(MakeTask(2));
   store->Erase(2);  // inserted and purged before any commit: never a task row
   ASSERT_TRUE(store->Commit().ok());
-  EXPECT_EQ(store->RowsForTest("tasks"), 0);  // all still in the journal
-  EXPECT_EQ(store->RowsForTest("journal"), 1);
+  EXPECT_EQ(store->TaskRowsForTest(), 0);  // all still in the journal
+  EXPECT_EQ(store->SegmentsForTest(), 1u);
   auto got = Recover(*store);
-  EXPECT_EQ(store->RowsForTest("tasks"), 1);
-  EXPECT_EQ(store->RowsForTest("journal"), 0);
+  EXPECT_EQ(store->TaskRowsForTest(), 1);
+  EXPECT_EQ(store->SegmentsForTest(), 0u);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].state, TaskState::kSucceeded);
   EXPECT_EQ(got[0].output, R"("done")");
@@ -221,7 +221,7 @@ TEST_F(SqliteStoreTest, FullDiskKeepsChangesAndRecovers) {
   ASSERT_TRUE(store);
   store->Insert(MakeTask(1));
   ASSERT_TRUE(store->Commit().ok());
-  store->SetMaxPagesForTest(1);  // smaller than the file: every write is "full"
+  store->FailWritesForTest(true);  // every write fails as on a full disk
 
   TaskRecord big = MakeTask(2);
   big.payload = "\"" + std::string(64 * 1024, 'p') + "\"";
@@ -231,11 +231,11 @@ TEST_F(SqliteStoreTest, FullDiskKeepsChangesAndRecovers) {
   store->Update(one);
   Status st = store->Commit();
   EXPECT_EQ(st.code(), "store_unavailable");
-  EXPECT_NE(st.message().find("pincer.db"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("No space left"), std::string::npos) << st.message();
   EXPECT_TRUE(store->dirty());
   EXPECT_EQ(store->Commit().code(), "store_unavailable");  // still full: still pending
 
-  store->SetMaxPagesForTest(1 << 30);
+  store->FailWritesForTest(false);
   ASSERT_TRUE(store->Commit().ok());
   auto got = Recover(*store);
   ASSERT_EQ(got.size(), 2u);
@@ -296,7 +296,7 @@ TEST_F(SqliteStoreTest, AFailedBatchGivenBackIsPendingUnderNewerChanges) {
   two.state = TaskState::kRunning;
   store->Update(two);          // an update, superseded after the take
   store->Erase(3);
-  store->SetMaxPagesForTest(1);  // every write fails as on a full disk
+  store->FailWritesForTest(true);  // every write fails as on a full disk
   auto batch = store->TakeBatch();
   EXPECT_EQ(store->Write(*batch).code(), "store_unavailable");
 
@@ -308,7 +308,7 @@ TEST_F(SqliteStoreTest, AFailedBatchGivenBackIsPendingUnderNewerChanges) {
   store->GiveBack(std::move(batch));
   EXPECT_TRUE(store->dirty());
 
-  store->SetMaxPagesForTest(1 << 30);
+  store->FailWritesForTest(false);
   ASSERT_TRUE(store->Commit().ok());
   auto got = Recover(*store);
   ASSERT_EQ(got.size(), 3u);  // 1, 2, 4: 3 erased, 5 never written
@@ -332,8 +332,18 @@ TEST_F(SqliteStoreTest, ErasingRunsOfConsecutiveTasksRemovesExactlyThose) {
   EXPECT_EQ(left, (std::vector<TaskId>{1, 6, 8}));
 }
 
-// The journal: commits append rows of changes; the oldest rows are folded
-// into `tasks` once the journal is over its budget, and Recover folds all.
+// The journal: each commit appends a record to the current segment; once
+// the journal is over its budget, the oldest complete segments are folded
+// into pincer.db by the store's thread, and Recover folds them all.
+
+// A task whose record fills a segment of its own (segments are 4 KiB with
+// a journal budget of 0, or as large as the record).
+TaskRecord BigTask(TaskId id) {
+  TaskRecord r = MakeTask(id);
+  r.payload = "\"" + std::string(5000, 'a' + static_cast<char>(id % 26)) + "\"";
+  return r;
+}
+
 TEST_F(SqliteStoreTest, ACrashBeforeAnyFoldLosesNothing) {
   {
     auto store = Open();
@@ -353,8 +363,8 @@ TEST_F(SqliteStoreTest, ACrashBeforeAnyFoldLosesNothing) {
     store->Insert(MakeTask(3));
     store->Erase(2);
     ASSERT_TRUE(store->Commit().ok());
-    EXPECT_EQ(store->RowsForTest("tasks"), 0);
-    EXPECT_EQ(store->RowsForTest("journal"), 2);
+    EXPECT_EQ(store->TaskRowsForTest(), 0);
+    EXPECT_EQ(store->SegmentsForTest(), 1u);
   }  // closed as by kill -9: nothing folded
   auto store = Open();
   ASSERT_TRUE(store);
@@ -370,102 +380,178 @@ TEST_F(SqliteStoreTest, ACrashBeforeAnyFoldLosesNothing) {
   EXPECT_EQ(got[0].errors[0].error, "lost");
   EXPECT_EQ(got[0].ended_ms, 6);
   EXPECT_EQ(got[1].id, 3u);
-  EXPECT_EQ(store->RowsForTest("journal"), 0);
-  // Commits after a recovery go on in the journal.
+  EXPECT_EQ(store->SegmentsForTest(), 0u);
+  // Commits after a recovery go on in a new segment.
   store->Erase(3);
   ASSERT_TRUE(store->Commit().ok());
+  EXPECT_EQ(store->SegmentsForTest(), 1u);
   EXPECT_EQ(Recover(*store).size(), 1u);
 }
 
-TEST_F(SqliteStoreTest, RowsOverTheBudgetAreFoldedIntoTasks) {
+TEST_F(SqliteStoreTest, SegmentsOverTheBudgetAreFoldedAndDeleted) {
   auto store = Open(nullptr, /*journal_bytes=*/0);
   ASSERT_TRUE(store);
-  store->Insert(MakeTask(1));
-  store->Insert(MakeTask(2));
+  store->Insert(BigTask(1));
   ASSERT_TRUE(store->Commit().ok());
-  EXPECT_EQ(store->RowsForTest("journal"), 1);  // a row waits for the next commit
-  EXPECT_EQ(store->RowsForTest("tasks"), 0);
-  TaskRecord one = MakeTask(1);
+  store->WaitForFoldsForTest();
+  EXPECT_EQ(store->TaskRowsForTest(), 0);  // the segment written to is not folded
+  EXPECT_EQ(store->SegmentsForTest(), 1u);
+  TaskRecord one = BigTask(1);
   one.state = TaskState::kRunning;
   store->Update(one);
+  store->Insert(BigTask(2));
+  ASSERT_TRUE(store->Commit().ok());  // a new segment: the first is complete
+  store->WaitForFoldsForTest();
+  EXPECT_EQ(store->TaskRowsForTest(), 1);
+  EXPECT_EQ(store->SegmentsForTest(), 1u);
+  store->Insert(BigTask(3));
   ASSERT_TRUE(store->Commit().ok());
-  EXPECT_EQ(store->RowsForTest("journal"), 1);
-  EXPECT_EQ(store->RowsForTest("tasks"), 2);  // the first row, folded
-  store->Erase(2);
-  ASSERT_TRUE(store->Commit().ok());
-  EXPECT_EQ(store->RowsForTest("tasks"), 2);  // the update, folded; the erase waits
+  store->WaitForFoldsForTest();
+  EXPECT_EQ(store->TaskRowsForTest(), 2);
   auto got = Recover(*store);
-  ASSERT_EQ(got.size(), 1u);
+  ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0].state, TaskState::kRunning);
-  EXPECT_EQ(store->RowsForTest("tasks"), 1);
+  EXPECT_EQ(got[0].payload, BigTask(1).payload);
+  EXPECT_EQ(store->TaskRowsForTest(), 3);
+  EXPECT_EQ(store->SegmentsForTest(), 0u);
 }
 
-TEST_F(SqliteStoreTest, TasksErasedInANewerRowNeverBecomeTaskRows) {
-  auto store = Open(nullptr, /*journal_bytes=*/1);  // fold all but the newest row
+TEST_F(SqliteStoreTest, TasksErasedInANewerSegmentNeverBecomeRows) {
+  auto store = Open(nullptr, /*journal_bytes=*/0);
   ASSERT_TRUE(store);
-  store->Insert(MakeTask(1));
-  store->Insert(MakeTask(2));
-  ASSERT_TRUE(store->Commit().ok());
-  TaskRecord one = MakeTask(1);
+  store->Insert(BigTask(1));
+  store->Insert(BigTask(2));
+  ASSERT_TRUE(store->Commit().ok());  // segment 1
+  TaskRecord one = BigTask(1);
   one.state = TaskState::kSucceeded;
   store->Update(one);
   store->Erase(2);
-  // This commit folds the first row: task 2 is erased by the row being
-  // written, so its insert is skipped, and task 1 is inserted.
-  ASSERT_TRUE(store->Commit().ok());
-  EXPECT_EQ(store->RowsForTest("tasks"), 1);
+  store->Insert(BigTask(3));
+  ASSERT_TRUE(store->Commit().ok());  // segment 2; folds 1: task 2 is erased in 2
+  store->WaitForFoldsForTest();
+  EXPECT_EQ(store->TaskRowsForTest(), 1);  // task 1 only
   store->Erase(1);
-  ASSERT_TRUE(store->Commit().ok());  // folds row 2: task 1 erased in row 3
-  EXPECT_EQ(store->RowsForTest("tasks"), 1);
-  ASSERT_TRUE(store->Commit().ok());  // nothing new: nothing folded
-  store->Insert(MakeTask(3));
-  ASSERT_TRUE(store->Commit().ok());  // folds row 3: task 1 deleted
-  EXPECT_EQ(store->RowsForTest("tasks"), 0);
+  store->Insert(BigTask(4));
+  ASSERT_TRUE(store->Commit().ok());  // segment 3; folds 2: task 1 is erased in 3
+  store->WaitForFoldsForTest();
+  EXPECT_EQ(store->TaskRowsForTest(), 2);  // 1 (as folded from segment 1) and 3
+  store->Insert(BigTask(5));
+  ASSERT_TRUE(store->Commit().ok());  // segment 4; folds 3: task 1 deleted
+  store->WaitForFoldsForTest();
+  EXPECT_EQ(store->TaskRowsForTest(), 2);  // 3 and 4
+  std::vector<TaskId> ids;
+  for (const TaskRecord& r : Recover(*store)) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<TaskId>{3, 4, 5}));
+}
+
+TEST_F(SqliteStoreTest, ASegmentFoldedBeforeACrashIsNotAppliedAgain) {
+  const std::string segment1 = dir_.Join("data/journal-000001.log");
+  std::string saved;
+  {
+    auto store = Open(nullptr, /*journal_bytes=*/0);
+    ASSERT_TRUE(store);
+    store->Insert(BigTask(1));  // segment 1: task 1 queued
+    ASSERT_TRUE(store->Commit().ok());
+    std::ifstream in(segment1, std::ios::binary);
+    saved.assign(std::istreambuf_iterator<char>(in), {});
+    TaskRecord one = BigTask(1);
+    one.state = TaskState::kSucceeded;
+    store->Update(one);
+    store->Insert(BigTask(2));
+    ASSERT_TRUE(store->Commit().ok());  // segment 2; segment 1 folded
+    store->Insert(BigTask(3));
+    ASSERT_TRUE(store->Commit().ok());  // segment 3; segment 2 folded
+    store->WaitForFoldsForTest();
+    EXPECT_EQ(store->SegmentsForTest(), 1u);
+  }
+  // As if pincerd died after the fold's commit, before the file was deleted.
+  std::ofstream(segment1, std::ios::binary) << saved;
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].state, TaskState::kSucceeded);  // not queued again
+  EXPECT_EQ(store->SegmentsForTest(), 0u);
+}
+
+TEST_F(SqliteStoreTest, ARecordCutShortAtTheEndIsDroppedAndTheRestKept) {
+  {
+    auto store = Open(nullptr, /*journal_bytes=*/64 << 10);
+    ASSERT_TRUE(store);
+    store->Insert(MakeTask(1));
+    ASSERT_TRUE(store->Commit().ok());
+    store->Insert(MakeTask(2));
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  // Cut the second record in half, as a crash during its write would.
+  const std::string segment = dir_.Join("data/journal-000001.log");
+  std::string data;
+  {
+    std::ifstream in(segment, std::ios::binary);
+    data.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::size_t end = data.find_last_not_of('\0') + 1;
+  data.resize(end - 20);
+  data.resize(end + 4096, '\0');
+  std::ofstream(segment, std::ios::binary | std::ios::trunc) << data;
+  auto store = Open();
+  ASSERT_TRUE(store);
   auto got = Recover(*store);
   ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].id, 3u);
+  EXPECT_EQ(got[0].id, 1u);
+}
+
+TEST_F(SqliteStoreTest, ADamagedSegmentBeforeTheLastIsRefusedByName) {
+  {
+    auto store = Open(nullptr, /*journal_bytes=*/64 << 20);
+    ASSERT_TRUE(store);
+    store->Insert(BigTask(1));
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  {
+    auto store = Open();  // numbers new segments after the one on disk
+    ASSERT_TRUE(store);
+    store->Insert(MakeTask(2));
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  const std::string segment = dir_.Join("data/journal-000001.log");
+  {
+    std::fstream f(segment, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(100);
+    f << "damaged";
+  }
+  Status st;
+  auto store = Open(&st);
+  ASSERT_TRUE(store);
+  Status recovered = store->Recover([](TaskRecord&&) {});
+  EXPECT_EQ(recovered.code(), "store_corrupt");
+  EXPECT_NE(recovered.message().find("journal-000001.log"), std::string::npos)
+      << recovered.message();
+  EXPECT_EQ(store->SegmentsForTest(), 2u);  // nothing deleted or repaired
 }
 
 TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
   auto store = Open(nullptr, /*journal_bytes=*/0);
   ASSERT_TRUE(store);
-  store->Insert(MakeTask(1));
+  store->Insert(BigTask(1));
   ASSERT_TRUE(store->Commit().ok());
-  TaskRecord two = MakeTask(2);
-  two.payload = "\"" + std::string(64 * 1024, 'p') + "\"";  // too big for the full disk
-  store->Insert(two);
-  store->SetMaxPagesForTest(1);
+  store->Insert(BigTask(2));
+  store->FailWritesForTest(true);
   EXPECT_EQ(store->Commit().code(), "store_unavailable");
   EXPECT_EQ(store->Commit().code(), "store_unavailable");
-  store->SetMaxPagesForTest(1 << 30);
+  store->WaitForFoldsForTest();
+  EXPECT_EQ(store->TaskRowsForTest(), 0);
+  EXPECT_EQ(store->SegmentsForTest(), 1u);
+  store->FailWritesForTest(false);
   ASSERT_TRUE(store->Commit().ok());
-  EXPECT_EQ(store->RowsForTest("tasks"), 1);  // row 1 folded once
-  EXPECT_EQ(store->RowsForTest("journal"), 1);
+  store->WaitForFoldsForTest();
+  EXPECT_EQ(store->TaskRowsForTest(), 1);
   auto got = Recover(*store);
   ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[1].payload, two.payload);
+  EXPECT_EQ(got[1].payload, BigTask(2).payload);
 }
 
-TEST_F(SqliteStoreTest, AJournalRowThatDoesNotDecodeIsRefusedByName) {
-  {
-    auto store = Open();
-    ASSERT_TRUE(store);
-    store->Insert(MakeTask(1));
-    ASSERT_TRUE(store->Commit().ok());
-  }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE journal SET changes = x'01ff'", nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
-  Status st;
-  auto store = Open(&st);
-  EXPECT_FALSE(store);
-  EXPECT_EQ(st.code(), "store_corrupt");
-  EXPECT_NE(st.message().find("pincer.db: journal row 1"), std::string::npos) << st.message();
-}
-
-TEST_F(SqliteStoreTest, AVersion1FileGainsTheJournalAndKeepsItsTasks) {
+TEST_F(SqliteStoreTest, AVersion1FileGainsMetaAndKeepsItsTasks) {
   {
     auto store = Open();
     ASSERT_TRUE(store);
@@ -476,7 +562,7 @@ TEST_F(SqliteStoreTest, AVersion1FileGainsTheJournalAndKeepsItsTasks) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE journal; PRAGMA user_version=1", nullptr, nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE meta; PRAGMA user_version=1", nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto store = Open();

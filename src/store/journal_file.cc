@@ -1,0 +1,173 @@
+#include "store/journal_file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace pincer {
+namespace {
+
+constexpr std::size_t kHeader = 8;
+
+// FNV-1a over the payload, 32 bits: enough to tell a record cut short or
+// half-written by a crash from a whole one.
+uint32_t Checksum(std::string_view data) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+void PutU32(char* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+uint32_t GetU32(const char* in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  return v;
+}
+
+Status Errno(const std::string& what, const std::string& path) {
+  return Status("store_unavailable", "cannot " + what + " " + path + ": " + std::strerror(errno));
+}
+
+Status SyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("open", dir);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Errno("sync", dir);
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string SegmentPath(const std::string& dir, uint64_t number) {
+  char name[40];
+  std::snprintf(name, sizeof(name), "/journal-%06llu.log", static_cast<unsigned long long>(number));
+  return dir + name;
+}
+
+std::vector<uint64_t> ListSegments(const std::string& dir) {
+  std::vector<uint64_t> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    constexpr std::string_view kPrefix = "journal-", kSuffix = ".log";
+    if (name.size() <= kPrefix.size() + kSuffix.size() || !name.starts_with(kPrefix) ||
+        !name.ends_with(kSuffix)) {
+      continue;
+    }
+    name = name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), n);
+    if (ec == std::errc() && end == name.data() + name.size() && n > 0) out.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status ReadSegment(const std::string& path, const std::function<void(std::string_view)>& visit,
+                   SegmentEnd& end) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open", path);
+  std::string data;
+  char buf[1 << 16];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) data.append(buf, static_cast<std::size_t>(n));
+  const int read_errno = errno;
+  ::close(fd);
+  if (n < 0) {
+    errno = read_errno;
+    return Errno("read", path);
+  }
+  end = SegmentEnd::kClean;
+  std::string_view in = data;
+  while (in.size() >= kHeader) {
+    const uint32_t len = GetU32(in.data());
+    if (len == 0) return Status::Ok();
+    if (len > in.size() - kHeader ||
+        GetU32(in.data() + 4) != Checksum(in.substr(kHeader, len))) {
+      end = SegmentEnd::kTorn;
+      return Status::Ok();
+    }
+    visit(in.substr(kHeader, len));
+    in.remove_prefix(kHeader + len);
+  }
+  if (!in.empty() && in.find_first_not_of('\0') != std::string_view::npos) end = SegmentEnd::kTorn;
+  return Status::Ok();
+}
+
+SegmentWriter::SegmentWriter(std::string dir, uint64_t next_number, std::size_t segment_bytes)
+    : dir_(std::move(dir)), next_number_(next_number), segment_bytes_(segment_bytes) {}
+
+SegmentWriter::~SegmentWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status SegmentWriter::Start(std::size_t min_bytes) {
+  const std::size_t size = std::max(segment_bytes_, min_bytes);
+  const std::string path = SegmentPath(dir_, next_number_);
+  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("create", path);
+  const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  if (rc != 0 || ::fsync(fd) != 0) {
+    if (rc != 0) errno = rc;
+    Status st = Errno("allocate", path);
+    ::close(fd);
+    ::unlink(path.c_str());
+    return st;
+  }
+  if (Status st = SyncDir(dir_); !st.ok()) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return st;
+  }
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+  number_ = next_number_++;
+  size_ = size;
+  offset_ = 0;
+  return Status::Ok();
+}
+
+Status SegmentWriter::Append(std::string_view payload) {
+  const std::size_t need = kHeader + payload.size();
+  // A segment keeps room for a zero length after its last record.
+  if (fd_ < 0 || offset_ + need + kHeader > size_) {
+    if (Status st = Start(need + kHeader); !st.ok()) return st;
+  }
+  frame_.resize(kHeader);
+  PutU32(frame_.data(), static_cast<uint32_t>(payload.size()));
+  PutU32(frame_.data() + 4, Checksum(payload));
+  frame_.append(payload);
+  std::size_t done = 0;
+  while (done < frame_.size()) {
+    const ssize_t n = ::pwrite(fd_, frame_.data() + done, frame_.size() - done,
+                               static_cast<off_t>(offset_ + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno("write", SegmentPath(dir_, number_));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  offset_ += frame_.size();
+  return Status::Ok();
+}
+
+Status SegmentWriter::Sync() {
+  if (fd_ >= 0 && ::fdatasync(fd_) != 0) return Errno("sync", SegmentPath(dir_, number_));
+  return Status::Ok();
+}
+
+}  // namespace pincer

@@ -1,0 +1,72 @@
+// The journal files of the SQLite store (docs/durability.md): every commit
+// appends one record to the current segment, <data_dir>/journal-<N>.log,
+// and syncs it; a segment that has no room left for the next record is
+// complete, and the next one is started. Segments are preallocated, so a
+// sync writes data, not file sizes.
+//
+// A record is its payload's length (u32), a checksum of the payload (u32),
+// then the payload; a zero length ends the segment. A record cut short by
+// a crash (its sync never returned, so its commit was never answered)
+// fails its checksum and ends the segment too.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace pincer {
+
+std::string SegmentPath(const std::string& dir, uint64_t number);
+// The numbers of the segments in `dir`, ascending.
+std::vector<uint64_t> ListSegments(const std::string& dir);
+
+// How a segment's records ended.
+enum class SegmentEnd {
+  kClean,  // a zero length, or the end of the file
+  kTorn,   // a record cut short or not matching its checksum
+};
+
+// Calls `visit` with each record's payload, in order. Fails only when the
+// file cannot be read.
+Status ReadSegment(const std::string& path, const std::function<void(std::string_view)>& visit,
+                   SegmentEnd& end);
+
+// Appends records to segments, starting a new one when a record does not
+// fit. One thread at a time.
+class SegmentWriter {
+ public:
+  // `segment_bytes`: the size of a new segment (larger for a larger record).
+  SegmentWriter(std::string dir, uint64_t next_number, std::size_t segment_bytes);
+  ~SegmentWriter();
+  SegmentWriter(const SegmentWriter&) = delete;
+  SegmentWriter& operator=(const SegmentWriter&) = delete;
+
+  // Writes one record (not synced). On error nothing counts as written: a
+  // retry writes the record at the same place again.
+  Status Append(std::string_view payload);
+  // Makes every record appended so far durable.
+  Status Sync();
+
+  // The segment the last record went to (0 before the first), and where
+  // it ends there.
+  uint64_t current() const { return number_; }
+  std::size_t offset() const { return offset_; }
+
+ private:
+  Status Start(std::size_t min_bytes);  // a new segment, synced with its directory
+
+  std::string dir_;
+  uint64_t next_number_;
+  std::size_t segment_bytes_;
+  int fd_ = -1;
+  uint64_t number_ = 0;
+  std::size_t size_ = 0;
+  std::size_t offset_ = 0;
+  std::string frame_;  // header and payload, written in one call
+};
+
+}  // namespace pincer
