@@ -59,6 +59,21 @@ bool GetString(std::string_view& in, std::string& s) {
   return true;
 }
 
+bool SkipString(std::string_view& in) {
+  uint64_t n;
+  if (!GetVarint(in, n) || n > in.size()) return false;
+  in.remove_prefix(n);
+  return true;
+}
+
+bool SkipVarints(std::string_view& in, int count) {
+  uint64_t v;
+  for (int i = 0; i < count; ++i) {
+    if (!GetVarint(in, v)) return false;
+  }
+  return true;
+}
+
 void PutMutable(std::string& out, const TaskRecord& r) {
   out.push_back(static_cast<char>(r.state));
   PutSigned(out, r.attempts);
@@ -146,6 +161,40 @@ bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& r) {
     }
   }
   return GetMutable(in, r);
+}
+
+bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id) {
+  if (in.empty()) return false;
+  const auto raw = static_cast<uint8_t>(in.front());
+  in.remove_prefix(1);
+  if (raw < 1 || raw > 3) return false;
+  op = static_cast<ChangeOp>(raw);
+  if (!GetVarint(in, id) || id == 0) return false;
+  if (op == ChangeOp::kErase) return true;
+  if (op == ChangeOp::kInsert) {
+    uint64_t skills;
+    if (!GetVarint(in, skills) || skills > in.size()) return false;
+    for (uint64_t i = 0; i < skills; ++i) {
+      if (!SkipString(in)) return false;
+    }
+    // payload, priority, timeout_ms, max_attempts, session, key, created_ms
+    if (!SkipString(in) || !SkipVarints(in, 3) || !SkipString(in) || !SkipString(in) ||
+        !SkipVarints(in, 1)) {
+      return false;
+    }
+  }
+  // state, attempts, worker, output, error, errors, started_ms, ended_ms
+  if (in.empty()) return false;
+  in.remove_prefix(1);
+  uint64_t errors;
+  if (!SkipVarints(in, 1) || !SkipString(in) || !SkipString(in) || !SkipString(in) ||
+      !GetVarint(in, errors) || errors > in.size()) {
+    return false;
+  }
+  for (uint64_t i = 0; i < errors; ++i) {
+    if (!SkipVarints(in, 1) || !SkipString(in) || !SkipString(in)) return false;
+  }
+  return SkipVarints(in, 2);
 }
 
 }  // namespace pincer

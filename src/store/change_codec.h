@@ -27,4 +27,8 @@ void EncodeChange(std::string& out, ChangeOp op, const TaskRecord& rec);
 // `in` somewhere inside) for anything truncated or malformed.
 bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& rec);
 
+// Reads only the op and the task id of the change at the front of `in`
+// and advances past the whole change, without copying its fields.
+bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id);
+
 }  // namespace pincer

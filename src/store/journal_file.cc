@@ -14,15 +14,24 @@ namespace {
 
 constexpr std::size_t kHeader = 8;
 
-// FNV-1a over the payload, 32 bits: enough to tell a record cut short or
-// half-written by a crash from a whole one.
+// A multiply-xorshift hash over 8-byte words, 32 bits of it: enough to
+// tell a record cut short or half-written by a crash from a whole one, at
+// several bytes per cycle (records are tens of kilobytes under load).
 uint32_t Checksum(std::string_view data) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 16777619u;
+  constexpr uint64_t kMul = 0x9e3779b97f4a7c15ull;
+  uint64_t h = data.size() * kMul;
+  std::size_t i = 0;
+  for (; i + 8 <= data.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, data.data() + i, 8);
+    h = (h ^ w) * kMul;
+    h ^= h >> 32;
   }
-  return h;
+  uint64_t tail = 0;
+  std::memcpy(&tail, data.data() + i, data.size() - i);
+  h = (h ^ tail) * kMul;
+  h ^= h >> 29;
+  return static_cast<uint32_t>(h ^ (h >> 32));
 }
 
 void PutU32(char* out, uint32_t v) {

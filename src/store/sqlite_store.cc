@@ -448,7 +448,7 @@ Status SqliteStore::Append(const std::string& changes, const std::vector<TaskId>
     segments_[segment] += changes.size();
     unfolded_bytes_ += changes.size();
     writing_ = segment;
-    for (TaskId id : erases) erased_[id] = segment;
+    if (!erases.empty()) erase_queue_.emplace_back(segment, erases);
   }
   cv_.notify_all();
   return Status::Ok();
@@ -486,6 +486,11 @@ void SqliteStore::AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec) {
 Status SqliteStore::FoldSegment(uint64_t number, const EraseIndex& erased,
                                 std::vector<TaskId>& erases) {
   const std::string path = SegmentPath(dir_, number);
+  auto erased_in = [&erased](TaskId id) -> uint64_t {
+    auto it = erased.find(id);
+    return it == erased.end() ? 0 : it->second;
+  };
+  const std::size_t first_erase = erases.size();
   Changes changes;
   bool decoded = true;
   SegmentEnd end;
@@ -493,17 +498,27 @@ Status SqliteStore::FoldSegment(uint64_t number, const EraseIndex& erased,
       path,
       [&](std::string_view record) {
         ChangeOp op;
+        TaskId id;
         TaskRecord rec;
         while (decoded && !record.empty()) {
-          if (!DecodeChange(record, op, rec)) {
+          // A task erased in this segment or a newer one is skipped: what
+          // this one says of it would be deleted again (and the newer ones
+          // replay after it). Most are, under load: their fields are never
+          // copied. Its erase is applied in the segment that holds it.
+          std::string_view change = record;
+          if (!SkipChange(record, op, id)) {
             decoded = false;
             break;
           }
-          // A task a newer segment erases is skipped: what this one says
-          // of it would be deleted again, and the newer ones replay after.
-          auto it = erased.find(rec.id);
-          if (it != erased.end() && it->second > number) continue;
-          if (op == ChangeOp::kErase) erases.push_back(rec.id);
+          if (op == ChangeOp::kErase) {
+            if (erased_in(id) <= number) erases.push_back(id);
+            continue;
+          }
+          if (erased_in(id) >= number) continue;
+          if (!DecodeChange(change, op, rec)) {
+            decoded = false;
+            break;
+          }
           AddChange(changes, op, std::move(rec));
           rec = TaskRecord{};
         }
@@ -511,6 +526,16 @@ Status SqliteStore::FoldSegment(uint64_t number, const EraseIndex& erased,
       end);
   if (!st.ok()) return st;
   if (!decoded) return Status("store_corrupt", path + " cannot be read back");
+  // The erases first: a purged task's idempotency key is free before a
+  // newer task takes it again. Purges come about in id order, in runs of
+  // consecutive ids: one range DELETE per run.
+  std::sort(erases.begin() + static_cast<std::ptrdiff_t>(first_erase), erases.end());
+  for (std::size_t i = first_erase; i < erases.size();) {
+    std::size_t j = i + 1;
+    while (j < erases.size() && erases[j] == erases[j - 1] + 1) ++j;
+    if (Status s = EraseRange(erases[i], erases[j - 1]); !s.ok()) return s;
+    i = j;
+  }
   return ApplyChanges(changes);
 }
 
@@ -592,8 +617,9 @@ Status SqliteStore::FoldAll() {
     segments_.clear();
     unfolded_bytes_ = 0;
     writing_ = 0;
-    erased_.clear();
+    erase_queue_.clear();
   }
+  erased_.clear();
   StartFolding();
   return Status::Ok();
 }
@@ -624,31 +650,33 @@ void SqliteStore::FoldLoop() {
     if (stop_) return;
     const uint64_t number = segments_.begin()->first;
     folding_ = true;
-    // Newer erases are only added while this runs: a copy of the index
-    // would do, but the segment needs just the lookups below.
+    std::vector<std::pair<uint64_t, std::vector<TaskId>>> queued;
+    queued.swap(erase_queue_);
     lock.unlock();
+    for (const auto& [segment, ids] : queued) {
+      for (TaskId id : ids) erased_[id] = segment;
+    }
     std::vector<TaskId> erases;
     Status st;
     {
       std::lock_guard db_lock(db_mu_);
       st = Transaction([&] {
-        std::unique_lock index_lock(mu_);
-        EraseIndex later = erased_;  // taken once per segment
-        index_lock.unlock();
-        if (Status s = FoldSegment(number, later, erases); !s.ok()) return s;
+        if (Status s = FoldSegment(number, erased_, erases); !s.ok()) return s;
         return SetFolded(number);
       });
     }
-    if (st.ok()) ::unlink(SegmentPath(dir_, number).c_str());
+    if (st.ok()) {
+      ::unlink(SegmentPath(dir_, number).c_str());
+      for (TaskId id : erases) {
+        auto it = erased_.find(id);
+        if (it != erased_.end() && it->second <= number) erased_.erase(it);
+      }
+    }
     lock.lock();
     folding_ = false;
     if (st.ok()) {
       unfolded_bytes_ -= segments_[number];
       segments_.erase(number);
-      for (TaskId id : erases) {
-        auto it = erased_.find(id);
-        if (it != erased_.end() && it->second == number) erased_.erase(it);
-      }
     } else {
       spdlog::warn("store: folding {} into {} failed, retrying in 1s: {}",
                    SegmentPath(dir_, number), path_, st.message());

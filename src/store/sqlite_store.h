@@ -155,10 +155,12 @@ class SqliteStore final : public Store {
   std::map<uint64_t, std::size_t> segments_;  // not yet folded: number -> bytes
   std::size_t unfolded_bytes_ = 0;             // guarded by mu_
   uint64_t writing_ = 0;                       // the segment the writer appends to
-  EraseIndex erased_;                          // guarded by mu_
+  // Erases appended since the fold thread last looked: (segment, ids).
+  std::vector<std::pair<uint64_t, std::vector<TaskId>>> erase_queue_;
   bool folding_ = false;                       // a fold is in progress
   bool stop_ = false;
   std::thread folder_;
+  EraseIndex erased_;  // the fold thread's (or FoldAll's while it is stopped)
 
   // The database connection: the fold thread's while it runs; anyone
   // else holds db_mu_ (or stops the thread first).
