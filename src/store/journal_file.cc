@@ -17,9 +17,9 @@ constexpr std::size_t kHeader = 8;
 // A multiply-xorshift hash over 8-byte words, 32 bits of it: enough to
 // tell a record cut short or half-written by a crash from a whole one, at
 // several bytes per cycle (records are tens of kilobytes under load).
-uint32_t Checksum(std::string_view data) {
+uint32_t Checksum(uint64_t segment, std::string_view data) {
   constexpr uint64_t kMul = 0x9e3779b97f4a7c15ull;
-  uint64_t h = data.size() * kMul;
+  uint64_t h = (data.size() ^ (segment << 32) ^ segment) * kMul;
   std::size_t i = 0;
   for (; i + 8 <= data.size(); i += 8) {
     uint64_t w;
@@ -65,6 +65,8 @@ std::string SegmentPath(const std::string& dir, uint64_t number) {
   return dir + name;
 }
 
+std::string SparePath(const std::string& dir) { return dir + "/journal-spare.log"; }
+
 std::vector<uint64_t> ListSegments(const std::string& dir) {
   std::vector<uint64_t> out;
   DIR* d = ::opendir(dir.c_str());
@@ -86,8 +88,9 @@ std::vector<uint64_t> ListSegments(const std::string& dir) {
   return out;
 }
 
-Status ReadSegment(const std::string& path, const std::function<void(std::string_view)>& visit,
-                   SegmentEnd& end) {
+Status ReadSegment(const std::string& dir, uint64_t number,
+                   const std::function<void(std::string_view)>& visit, SegmentEnd& end) {
+  const std::string path = SegmentPath(dir, number);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Errno("open", path);
   std::string data;
@@ -106,7 +109,7 @@ Status ReadSegment(const std::string& path, const std::function<void(std::string
     const uint32_t len = GetU32(in.data());
     if (len == 0) return Status::Ok();
     if (len > in.size() - kHeader ||
-        GetU32(in.data() + 4) != Checksum(in.substr(kHeader, len))) {
+        GetU32(in.data() + 4) != Checksum(number, in.substr(kHeader, len))) {
       end = SegmentEnd::kTorn;
       return Status::Ok();
     }
@@ -124,12 +127,33 @@ SegmentWriter::~SegmentWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+Status SegmentWriter::Close() {
+  if (fd_ < 0) return Status::Ok();
+  // A zero length after the last record: what follows may be records of
+  // the file's former life.
+  const char zero[kHeader] = {};
+  if (offset_ + kHeader <= size_ &&
+      ::pwrite(fd_, zero, kHeader, static_cast<off_t>(offset_)) != static_cast<ssize_t>(kHeader)) {
+    return Errno("write", SegmentPath(dir_, number_));
+  }
+  if (::fdatasync(fd_) != 0) return Errno("sync", SegmentPath(dir_, number_));
+  ::close(fd_);
+  fd_ = -1;
+  return Status::Ok();
+}
+
 Status SegmentWriter::Start(std::size_t min_bytes) {
+  if (Status st = Close(); !st.ok()) return st;
   const std::size_t size = std::max(segment_bytes_, min_bytes);
   const std::string path = SegmentPath(dir_, next_number_);
-  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
+  const bool recycled = ::rename(SparePath(dir_).c_str(), path.c_str()) == 0;
+  const int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC | (recycled ? 0 : O_TRUNC), 0644);
   if (fd < 0) return Errno("create", path);
-  const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  // A recycled file is used as far as it is long (its blocks are written);
+  // the rest, or all of a new file, is allocated.
+  off_t have = recycled ? ::lseek(fd, 0, SEEK_END) : 0;
+  int rc = 0;
+  if (have < static_cast<off_t>(size)) rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
   if (rc != 0 || ::fsync(fd) != 0) {
     if (rc != 0) errno = rc;
     Status st = Errno("allocate", path);
@@ -142,10 +166,9 @@ Status SegmentWriter::Start(std::size_t min_bytes) {
     ::unlink(path.c_str());
     return st;
   }
-  if (fd_ >= 0) ::close(fd_);
   fd_ = fd;
   number_ = next_number_++;
-  size_ = size;
+  size_ = std::max<std::size_t>(size, static_cast<std::size_t>(have));
   offset_ = 0;
   return Status::Ok();
 }
@@ -158,7 +181,7 @@ Status SegmentWriter::Append(std::string_view payload) {
   }
   frame_.resize(kHeader);
   PutU32(frame_.data(), static_cast<uint32_t>(payload.size()));
-  PutU32(frame_.data() + 4, Checksum(payload));
+  PutU32(frame_.data() + 4, Checksum(number_, payload));
   frame_.append(payload);
   std::size_t done = 0;
   while (done < frame_.size()) {

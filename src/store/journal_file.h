@@ -4,10 +4,17 @@
 // complete, and the next one is started. Segments are preallocated, so a
 // sync writes data, not file sizes.
 //
-// A record is its payload's length (u32), a checksum of the payload (u32),
-// then the payload; a zero length ends the segment. A record cut short by
-// a crash (its sync never returned, so its commit was never answered)
-// fails its checksum and ends the segment too.
+// A record is its payload's length (u32), a checksum of the segment's
+// number and the payload (u32), then the payload; a zero length ends the
+// segment. A record cut short by a crash (its sync never returned, so its
+// commit was never answered) fails its checksum and ends the segment too.
+//
+// Folded segments are recycled: the fold renames one to
+// journal-spare.log, and the next segment is that file renamed, its
+// blocks already written, so a sync of a record is one write of data and
+// no file-system metadata. What it held before fails the checksum of its
+// new number; a segment that is left for the next one is closed with a
+// synced zero length.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +28,7 @@
 namespace pincer {
 
 std::string SegmentPath(const std::string& dir, uint64_t number);
+std::string SparePath(const std::string& dir);
 // The numbers of the segments in `dir`, ascending.
 std::vector<uint64_t> ListSegments(const std::string& dir);
 
@@ -30,10 +38,10 @@ enum class SegmentEnd {
   kTorn,   // a record cut short or not matching its checksum
 };
 
-// Calls `visit` with each record's payload, in order. Fails only when the
-// file cannot be read.
-Status ReadSegment(const std::string& path, const std::function<void(std::string_view)>& visit,
-                   SegmentEnd& end);
+// Calls `visit` with each record's payload of segment `number`, in order.
+// Fails only when the file cannot be read.
+Status ReadSegment(const std::string& dir, uint64_t number,
+                   const std::function<void(std::string_view)>& visit, SegmentEnd& end);
 
 // Appends records to segments, starting a new one when a record does not
 // fit. One thread at a time.
@@ -57,7 +65,10 @@ class SegmentWriter {
   std::size_t offset() const { return offset_; }
 
  private:
-  Status Start(std::size_t min_bytes);  // a new segment, synced with its directory
+  // The next segment (the spare, or a new file), synced with its
+  // directory; the current one is closed first.
+  Status Start(std::size_t min_bytes);
+  Status Close();
 
   std::string dir_;
   uint64_t next_number_;

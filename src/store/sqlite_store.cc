@@ -485,7 +485,6 @@ void SqliteStore::AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec) {
 
 Status SqliteStore::FoldSegment(uint64_t number, const EraseIndex& erased,
                                 std::vector<TaskId>& erases) {
-  const std::string path = SegmentPath(dir_, number);
   auto erased_in = [&erased](TaskId id) -> uint64_t {
     auto it = erased.find(id);
     return it == erased.end() ? 0 : it->second;
@@ -495,7 +494,7 @@ Status SqliteStore::FoldSegment(uint64_t number, const EraseIndex& erased,
   bool decoded = true;
   SegmentEnd end;
   Status st = ReadSegment(
-      path,
+      dir_, number,
       [&](std::string_view record) {
         ChangeOp op;
         TaskId id;
@@ -525,7 +524,7 @@ Status SqliteStore::FoldSegment(uint64_t number, const EraseIndex& erased,
       },
       end);
   if (!st.ok()) return st;
-  if (!decoded) return Status("store_corrupt", path + " cannot be read back");
+  if (!decoded) return Status("store_corrupt", SegmentPath(dir_, number) + " cannot be read back");
   // The erases first: a purged task's idempotency key is free before a
   // newer task takes it again. Purges come about in id order, in runs of
   // consecutive ids: one range DELETE per run.
@@ -583,7 +582,7 @@ Status SqliteStore::FoldAll() {
     bool decoded = true;
     SegmentEnd end;
     Status st = ReadSegment(
-        SegmentPath(dir_, n),
+        dir_, n,
         [&](std::string_view record) {
           ChangeOp op;
           TaskRecord rec;
@@ -666,7 +665,8 @@ void SqliteStore::FoldLoop() {
       });
     }
     if (st.ok()) {
-      ::unlink(SegmentPath(dir_, number).c_str());
+      // Kept for the writer's next segment (replacing an older spare).
+      ::rename(SegmentPath(dir_, number).c_str(), SparePath(dir_).c_str());
       for (TaskId id : erases) {
         auto it = erased_.find(id);
         if (it != erased_.end() && it->second <= number) erased_.erase(it);

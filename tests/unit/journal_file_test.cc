@@ -1,5 +1,6 @@
 #include "store/journal_file.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -14,10 +15,11 @@ namespace {
 
 using test::TempDir;
 
-std::vector<std::string> Records(const std::string& path, SegmentEnd* end = nullptr) {
+std::vector<std::string> Records(const std::string& dir, uint64_t number,
+                                 SegmentEnd* end = nullptr) {
   std::vector<std::string> out;
   SegmentEnd e;
-  EXPECT_TRUE(ReadSegment(path, [&](std::string_view r) { out.emplace_back(r); }, e).ok());
+  EXPECT_TRUE(ReadSegment(dir, number, [&](std::string_view r) { out.emplace_back(r); }, e).ok());
   if (end) *end = e;
   return out;
 }
@@ -36,11 +38,11 @@ TEST(JournalFileTest, RecordsThatDoNotFitStartTheNextSegment) {
 
   EXPECT_EQ(ListSegments(dir.path()), (std::vector<uint64_t>{7, 8, 9}));
   SegmentEnd end;
-  EXPECT_EQ(Records(SegmentPath(dir.path(), 7), &end),
+  EXPECT_EQ(Records(dir.path(), 7, &end),
             (std::vector<std::string>{"first", std::string(3000, 'x')}));
   EXPECT_EQ(end, SegmentEnd::kClean);
-  EXPECT_EQ(Records(SegmentPath(dir.path(), 8)), (std::vector<std::string>{std::string(3000, 'y')}));
-  EXPECT_EQ(Records(SegmentPath(dir.path(), 9)), (std::vector<std::string>{std::string(10000, 'z')}));
+  EXPECT_EQ(Records(dir.path(), 8), (std::vector<std::string>{std::string(3000, 'y')}));
+  EXPECT_EQ(Records(dir.path(), 9), (std::vector<std::string>{std::string(10000, 'z')}));
   EXPECT_GE(std::filesystem::file_size(SegmentPath(dir.path(), 9)), 10000u);
 }
 
@@ -59,7 +61,7 @@ TEST(JournalFileTest, ARecordCutShortOrChangedEndsTheSegmentAsTorn) {
     f << "X";
   }
   SegmentEnd end;
-  EXPECT_EQ(Records(path, &end), (std::vector<std::string>{"kept"}));
+  EXPECT_EQ(Records(dir.path(), 1, &end), (std::vector<std::string>{"kept"}));
   EXPECT_EQ(end, SegmentEnd::kTorn);
 }
 
@@ -70,6 +72,29 @@ TEST(JournalFileTest, OnlyJournalFilesAreListed) {
     std::ofstream(dir.Join(name)) << "";
   }
   EXPECT_EQ(ListSegments(dir.path()), (std::vector<uint64_t>{2, 10}));
+}
+
+TEST(JournalFileTest, ARecycledSegmentShowsOnlyItsNewRecords) {
+  TempDir dir("journal");
+  {
+    SegmentWriter writer(dir.path(), 1, 4096);
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(writer.Append("old record " + std::to_string(i)).ok());
+    ASSERT_TRUE(writer.Sync().ok());
+  }
+  ASSERT_EQ(::rename(SegmentPath(dir.path(), 1).c_str(), SparePath(dir.path()).c_str()), 0);
+  SegmentWriter writer(dir.path(), 2, 4096);
+  ASSERT_TRUE(writer.Append("new").ok());
+  ASSERT_TRUE(writer.Sync().ok());
+  EXPECT_EQ(ListSegments(dir.path()), (std::vector<uint64_t>{2}));  // the spare was taken
+  SegmentEnd end;
+  // The last segment: what follows the new record is not a record of
+  // segment 2, so it reads as the torn end a crash would leave.
+  EXPECT_EQ(Records(dir.path(), 2, &end), (std::vector<std::string>{"new"}));
+  // Once the writer moves on, the segment ends cleanly.
+  ASSERT_TRUE(writer.Append(std::string(5000, 'n')).ok());
+  EXPECT_EQ(writer.current(), 3u);
+  EXPECT_EQ(Records(dir.path(), 2, &end), (std::vector<std::string>{"new"}));
+  EXPECT_EQ(end, SegmentEnd::kClean);
 }
 
 }  // namespace
