@@ -777,7 +777,7 @@ Status SqliteStore::ApplyChanges(const Changes& changes) {
   return st;
 }
 
-void SqliteStore::WaitForFoldsForTest() {
+void SqliteStore::WaitForFolds() {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [this] {
     const bool due = !segments_.empty() && segments_.begin()->first != writing_ &&

@@ -92,10 +92,10 @@ class SqliteStore final : public Store {
 
   const std::string& path() const { return path_; }
 
-  // For tests: waits until nothing is left to fold; rows in pincer.db's
-  // table `tasks`; journal files in the data dir; commits that fail as on
-  // a full disk while `fail` is set.
-  void WaitForFoldsForTest();
+  // Waits until the journal is within its budget (nothing left to fold).
+  void WaitForFolds();
+  // For tests: rows in pincer.db's table `tasks`; journal files in the
+  // data dir; commits that fail as on a full disk while `fail` is set.
   int64_t TaskRowsForTest();
   std::size_t SegmentsForTest() const { return ListSegments(dir_).size(); }
   void FailWritesForTest(bool fail) { fail_writes_ = fail; }

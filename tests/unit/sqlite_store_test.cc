@@ -393,7 +393,7 @@ TEST_F(SqliteStoreTest, SegmentsOverTheBudgetAreFoldedAndDeleted) {
   ASSERT_TRUE(store);
   store->Insert(BigTask(1));
   ASSERT_TRUE(store->Commit().ok());
-  store->WaitForFoldsForTest();
+  store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 0);  // the segment written to is not folded
   EXPECT_EQ(store->SegmentsForTest(), 1u);
   TaskRecord one = BigTask(1);
@@ -401,12 +401,12 @@ TEST_F(SqliteStoreTest, SegmentsOverTheBudgetAreFoldedAndDeleted) {
   store->Update(one);
   store->Insert(BigTask(2));
   ASSERT_TRUE(store->Commit().ok());  // a new segment: the first is complete
-  store->WaitForFoldsForTest();
+  store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 1);
   EXPECT_EQ(store->SegmentsForTest(), 1u);
   store->Insert(BigTask(3));
   ASSERT_TRUE(store->Commit().ok());
-  store->WaitForFoldsForTest();
+  store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 2);
   auto got = Recover(*store);
   ASSERT_EQ(got.size(), 3u);
@@ -428,16 +428,16 @@ TEST_F(SqliteStoreTest, TasksErasedInANewerSegmentNeverBecomeRows) {
   store->Erase(2);
   store->Insert(BigTask(3));
   ASSERT_TRUE(store->Commit().ok());  // segment 2; folds 1: task 2 is erased in 2
-  store->WaitForFoldsForTest();
+  store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 1);  // task 1 only
   store->Erase(1);
   store->Insert(BigTask(4));
   ASSERT_TRUE(store->Commit().ok());  // segment 3; folds 2: task 1 is erased in 3
-  store->WaitForFoldsForTest();
+  store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 2);  // 1 (as folded from segment 1) and 3
   store->Insert(BigTask(5));
   ASSERT_TRUE(store->Commit().ok());  // segment 4; folds 3: task 1 deleted
-  store->WaitForFoldsForTest();
+  store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 2);  // 3 and 4
   std::vector<TaskId> ids;
   for (const TaskRecord& r : Recover(*store)) ids.push_back(r.id);
@@ -461,7 +461,7 @@ TEST_F(SqliteStoreTest, ASegmentFoldedBeforeACrashIsNotAppliedAgain) {
     ASSERT_TRUE(store->Commit().ok());  // segment 2; segment 1 folded
     store->Insert(BigTask(3));
     ASSERT_TRUE(store->Commit().ok());  // segment 3; segment 2 folded
-    store->WaitForFoldsForTest();
+    store->WaitForFolds();
     EXPECT_EQ(store->SegmentsForTest(), 1u);
   }
   // As if pincerd died after the fold's commit, before the file was deleted.
@@ -539,12 +539,12 @@ TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
   store->FailWritesForTest(true);
   EXPECT_EQ(store->Commit().code(), "store_unavailable");
   EXPECT_EQ(store->Commit().code(), "store_unavailable");
-  store->WaitForFoldsForTest();
+  store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 0);
   EXPECT_EQ(store->SegmentsForTest(), 1u);
   store->FailWritesForTest(false);
   ASSERT_TRUE(store->Commit().ok());
-  store->WaitForFoldsForTest();
+  store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 1);
   auto got = Recover(*store);
   ASSERT_EQ(got.size(), 2u);
