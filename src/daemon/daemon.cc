@@ -27,8 +27,8 @@ Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
     : io_(io),
       config_(std::move(config)),
       options_(std::move(options)),
-      timer_(io),
       linger_timer_(io),
+      timer_(io),
       signals_(io) {}
 
 Daemon::~Daemon() {
