@@ -433,13 +433,14 @@ Status SqliteStore::Append(const std::string& changes, const std::vector<TaskId>
   if (!changes.empty()) {
     if (Status st = journal_->Append(changes); !st.ok()) return st;
   }
-  const TimePoint now = clock_.Now();
-  const bool sync = options_.fsync == FsyncPolicy::kAlways ||
-                    (options_.fsync == FsyncPolicy::kInterval &&
-                     now - last_sync_ >= options_.fsync_interval);
-  if (sync) {
+  if (options_.fsync == FsyncPolicy::kAlways) {
     if (Status st = journal_->Sync(); !st.ok()) return st;
-    last_sync_ = now;
+  } else if (options_.fsync == FsyncPolicy::kInterval) {
+    const TimePoint now = clock_.Now();
+    if (now - last_sync_ >= options_.fsync_interval) {
+      if (Status st = journal_->Sync(); !st.ok()) return st;
+      last_sync_ = now;
+    }
   }
   if (changes.empty()) return Status::Ok();
   {

@@ -574,5 +574,34 @@ TEST_F(SqliteStoreTest, AVersion1FileGainsMetaAndKeepsItsTasks) {
   EXPECT_EQ(got[0].id, 2u);
 }
 
+// Every fsync policy commits to the journal and folds into pincer.db;
+// they differ only in what is synced (a power cut is not testable here).
+TEST_F(SqliteStoreTest, EveryFsyncPolicyKeepsCommitsAcrossAReopen) {
+  for (FsyncPolicy policy : {FsyncPolicy::kAlways, FsyncPolicy::kInterval, FsyncPolicy::kOff}) {
+    TempDir dir("sqlite-policy");
+    SqliteStoreOptions options;
+    options.data_dir = dir.Join("data");
+    options.fsync = policy;
+    options.journal_bytes = 0;
+    Status st;
+    {
+      auto store = SqliteStore::Open(options, clock_, st);
+      ASSERT_TRUE(store) << st.message();
+      store->Insert(BigTask(1));
+      ASSERT_TRUE(store->Commit().ok());
+      clock_.Advance(std::chrono::seconds(1));  // an interval has passed
+      store->Insert(BigTask(2));
+      ASSERT_TRUE(store->Commit().ok());  // folds the first segment
+      store->WaitForFolds();
+      EXPECT_EQ(store->TaskRowsForTest(), 1);
+    }
+    auto store = SqliteStore::Open(options, clock_, st);
+    ASSERT_TRUE(store) << st.message();
+    std::vector<TaskRecord> got;
+    ASSERT_TRUE(store->Recover([&](TaskRecord&& r) { got.push_back(std::move(r)); }).ok());
+    EXPECT_EQ(got.size(), 2u) << static_cast<int>(policy);
+  }
+}
+
 }  // namespace
 }  // namespace pincer
