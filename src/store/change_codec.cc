@@ -1,25 +1,47 @@
 #include "store/change_codec.h"
 
+#include <cstring>
 #include <limits>
 
 namespace pincer {
 namespace {
 
-void PutVarint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
+// Appends into space reserved up front: no capacity check per byte.
+class Writer {
+ public:
+  Writer(std::string& out, std::size_t max_bytes) : out_(out), start_(out.size()) {
+    out_.resize(start_ + max_bytes);
+    p_ = out_.data() + start_;
   }
-  out.push_back(static_cast<char>(v));
-}
+  ~Writer() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
 
-void PutSigned(std::string& out, int64_t v) {
-  PutVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-}
+  void Byte(uint8_t b) { *p_++ = static_cast<char>(b); }
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      *p_++ = static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    *p_++ = static_cast<char>(v);
+  }
+  void Signed(int64_t v) { Varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
+  void String(std::string_view s) {
+    Varint(s.size());
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
 
-void PutString(std::string& out, std::string_view s) {
-  PutVarint(out, s.size());
-  out.append(s);
+ private:
+  std::string& out_;
+  std::size_t start_;
+  char* p_;
+};
+
+constexpr std::size_t kVarint = 10;  // the most bytes a varint takes
+
+std::size_t MutableBound(const TaskRecord& r) {
+  std::size_t n = 1 + 4 * kVarint + r.worker.size() + r.output.size() + r.error.size() + kVarint;
+  for (const AttemptError& e : r.errors) n += 3 * kVarint + e.worker.size() + e.error.size();
+  return n;
 }
 
 bool GetVarint(std::string_view& in, uint64_t& v) {
@@ -74,20 +96,20 @@ bool SkipVarints(std::string_view& in, int count) {
   return true;
 }
 
-void PutMutable(std::string& out, const TaskRecord& r) {
-  out.push_back(static_cast<char>(r.state));
-  PutSigned(out, r.attempts);
-  PutString(out, r.worker);
-  PutString(out, r.output);
-  PutString(out, r.error);
-  PutVarint(out, r.errors.size());
+void PutMutable(Writer& w, const TaskRecord& r) {
+  w.Byte(static_cast<uint8_t>(r.state));
+  w.Signed(r.attempts);
+  w.String(r.worker);
+  w.String(r.output);
+  w.String(r.error);
+  w.Varint(r.errors.size());
   for (const AttemptError& e : r.errors) {
-    PutSigned(out, e.attempt);
-    PutString(out, e.worker);
-    PutString(out, e.error);
+    w.Signed(e.attempt);
+    w.String(e.worker);
+    w.String(e.error);
   }
-  PutSigned(out, r.started_ms);
-  PutSigned(out, r.ended_ms);
+  w.Signed(r.started_ms);
+  w.Signed(r.ended_ms);
 }
 
 bool GetMutable(std::string_view& in, TaskRecord& r) {
@@ -122,21 +144,36 @@ void CopyMutableFields(const TaskRecord& from, TaskRecord& to) {
 }
 
 void EncodeChange(std::string& out, ChangeOp op, const TaskRecord& r) {
-  out.push_back(static_cast<char>(op));
-  PutVarint(out, r.id);
-  if (op == ChangeOp::kErase) return;
-  if (op == ChangeOp::kInsert) {
-    PutVarint(out, r.skills.size());
-    for (const std::string& s : r.skills) PutString(out, s);
-    PutString(out, r.payload);
-    PutSigned(out, r.priority);
-    PutSigned(out, r.timeout_ms);
-    PutSigned(out, r.max_attempts);
-    PutString(out, r.session);
-    PutString(out, r.key);
-    PutSigned(out, r.created_ms);
+  if (op == ChangeOp::kErase) {
+    EncodeErase(out, r.id);
+    return;
   }
-  PutMutable(out, r);
+  std::size_t bound = 1 + kVarint + MutableBound(r);
+  if (op == ChangeOp::kInsert) {
+    bound += kVarint + r.payload.size() + r.session.size() + r.key.size() + 7 * kVarint;
+    for (const std::string& skill : r.skills) bound += kVarint + skill.size();
+  }
+  Writer w(out, bound);
+  w.Byte(static_cast<uint8_t>(op));
+  w.Varint(r.id);
+  if (op == ChangeOp::kInsert) {
+    w.Varint(r.skills.size());
+    for (const std::string& skill : r.skills) w.String(skill);
+    w.String(r.payload);
+    w.Signed(r.priority);
+    w.Signed(r.timeout_ms);
+    w.Signed(r.max_attempts);
+    w.String(r.session);
+    w.String(r.key);
+    w.Signed(r.created_ms);
+  }
+  PutMutable(w, r);
+}
+
+void EncodeErase(std::string& out, TaskId id) {
+  Writer w(out, 1 + kVarint);
+  w.Byte(static_cast<uint8_t>(ChangeOp::kErase));
+  w.Varint(id);
 }
 
 bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& r) {

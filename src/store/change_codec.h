@@ -21,6 +21,7 @@ void CopyMutableFields(const TaskRecord& from, TaskRecord& to);
 // Appends one change. kInsert writes the whole record, kUpdate the mutable
 // fields, kErase only the id.
 void EncodeChange(std::string& out, ChangeOp op, const TaskRecord& rec);
+void EncodeErase(std::string& out, TaskId id);
 
 // Reads the change at the front of `in` and advances past it. For kUpdate
 // only `rec.id` and the mutable fields are set. Returns false (and leaves

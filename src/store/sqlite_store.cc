@@ -350,9 +350,7 @@ void SqliteStore::Update(const TaskRecord& task) {
 }
 
 void SqliteStore::Erase(TaskId id) {
-  TaskRecord erased;
-  erased.id = id;
-  EncodeChange(pending_, ChangeOp::kErase, erased);
+  EncodeErase(pending_, id);
   pending_ids_.push_back(id);
   pending_erases_.push_back(id);
   ids_sorted_ = false;
