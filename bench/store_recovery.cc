@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
                 std::chrono::duration<double>(Clock::now() - t0).count());
     // As a running pincerd leaves it: all but the journal's budget folded.
     store->WaitForFolds();
-    std::printf("journal files left: %zu\n", store->SegmentsForTest());
+    std::printf("journal files left: %zu\n", store->JournalFiles());
   }
   pincer::Status st;
   auto store = pincer::SqliteStore::Open(options, clock, st);

@@ -94,10 +94,11 @@ class SqliteStore final : public Store {
 
   // Waits until the journal is within its budget (nothing left to fold).
   void WaitForFolds();
-  // For tests: rows in pincer.db's table `tasks`; journal files in the
-  // data dir; commits that fail as on a full disk while `fail` is set.
+  // Journal files in the data dir (the spare not counted).
+  std::size_t JournalFiles() const { return ListSegments(dir_).size(); }
+  // For tests: rows in pincer.db's table `tasks`; commits that fail as on
+  // a full disk while `fail` is set.
   int64_t TaskRowsForTest();
-  std::size_t SegmentsForTest() const { return ListSegments(dir_).size(); }
   void FailWritesForTest(bool fail) { fail_writes_ = fail; }
 
  private:

@@ -138,10 +138,10 @@ TEST_F(SqliteStoreTest, ChangesWithinABatchCoalesce) {
   store->Erase(2);  // inserted and purged before any commit: never a task row
   ASSERT_TRUE(store->Commit().ok());
   EXPECT_EQ(store->TaskRowsForTest(), 0);  // all still in the journal
-  EXPECT_EQ(store->SegmentsForTest(), 1u);
+  EXPECT_EQ(store->JournalFiles(), 1u);
   auto got = Recover(*store);
   EXPECT_EQ(store->TaskRowsForTest(), 1);
-  EXPECT_EQ(store->SegmentsForTest(), 0u);
+  EXPECT_EQ(store->JournalFiles(), 0u);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].state, TaskState::kSucceeded);
   EXPECT_EQ(got[0].output, R"("done")");
@@ -364,7 +364,7 @@ TEST_F(SqliteStoreTest, ACrashBeforeAnyFoldLosesNothing) {
     store->Erase(2);
     ASSERT_TRUE(store->Commit().ok());
     EXPECT_EQ(store->TaskRowsForTest(), 0);
-    EXPECT_EQ(store->SegmentsForTest(), 1u);
+    EXPECT_EQ(store->JournalFiles(), 1u);
   }  // closed as by kill -9: nothing folded
   auto store = Open();
   ASSERT_TRUE(store);
@@ -380,11 +380,11 @@ TEST_F(SqliteStoreTest, ACrashBeforeAnyFoldLosesNothing) {
   EXPECT_EQ(got[0].errors[0].error, "lost");
   EXPECT_EQ(got[0].ended_ms, 6);
   EXPECT_EQ(got[1].id, 3u);
-  EXPECT_EQ(store->SegmentsForTest(), 0u);
+  EXPECT_EQ(store->JournalFiles(), 0u);
   // Commits after a recovery go on in a new segment.
   store->Erase(3);
   ASSERT_TRUE(store->Commit().ok());
-  EXPECT_EQ(store->SegmentsForTest(), 1u);
+  EXPECT_EQ(store->JournalFiles(), 1u);
   EXPECT_EQ(Recover(*store).size(), 1u);
 }
 
@@ -395,7 +395,7 @@ TEST_F(SqliteStoreTest, SegmentsOverTheBudgetAreFoldedAndDeleted) {
   ASSERT_TRUE(store->Commit().ok());
   store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 0);  // the segment written to is not folded
-  EXPECT_EQ(store->SegmentsForTest(), 1u);
+  EXPECT_EQ(store->JournalFiles(), 1u);
   TaskRecord one = BigTask(1);
   one.state = TaskState::kRunning;
   store->Update(one);
@@ -403,7 +403,7 @@ TEST_F(SqliteStoreTest, SegmentsOverTheBudgetAreFoldedAndDeleted) {
   ASSERT_TRUE(store->Commit().ok());  // a new segment: the first is complete
   store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 1);
-  EXPECT_EQ(store->SegmentsForTest(), 1u);
+  EXPECT_EQ(store->JournalFiles(), 1u);
   store->Insert(BigTask(3));
   ASSERT_TRUE(store->Commit().ok());
   store->WaitForFolds();
@@ -413,7 +413,7 @@ TEST_F(SqliteStoreTest, SegmentsOverTheBudgetAreFoldedAndDeleted) {
   EXPECT_EQ(got[0].state, TaskState::kRunning);
   EXPECT_EQ(got[0].payload, BigTask(1).payload);
   EXPECT_EQ(store->TaskRowsForTest(), 3);
-  EXPECT_EQ(store->SegmentsForTest(), 0u);
+  EXPECT_EQ(store->JournalFiles(), 0u);
 }
 
 TEST_F(SqliteStoreTest, TasksErasedInANewerSegmentNeverBecomeRows) {
@@ -462,7 +462,7 @@ TEST_F(SqliteStoreTest, ASegmentFoldedBeforeACrashIsNotAppliedAgain) {
     store->Insert(BigTask(3));
     ASSERT_TRUE(store->Commit().ok());  // segment 3; segment 2 folded
     store->WaitForFolds();
-    EXPECT_EQ(store->SegmentsForTest(), 1u);
+    EXPECT_EQ(store->JournalFiles(), 1u);
   }
   // As if pincerd died after the fold's commit, before the file was deleted.
   std::ofstream(segment1, std::ios::binary) << saved;
@@ -471,7 +471,7 @@ TEST_F(SqliteStoreTest, ASegmentFoldedBeforeACrashIsNotAppliedAgain) {
   auto got = Recover(*store);
   ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0].state, TaskState::kSucceeded);  // not queued again
-  EXPECT_EQ(store->SegmentsForTest(), 0u);
+  EXPECT_EQ(store->JournalFiles(), 0u);
 }
 
 TEST_F(SqliteStoreTest, ARecordCutShortAtTheEndIsDroppedAndTheRestKept) {
@@ -527,7 +527,7 @@ TEST_F(SqliteStoreTest, ADamagedSegmentBeforeTheLastIsRefusedByName) {
   EXPECT_EQ(recovered.code(), "store_corrupt");
   EXPECT_NE(recovered.message().find("journal-000001.log"), std::string::npos)
       << recovered.message();
-  EXPECT_EQ(store->SegmentsForTest(), 2u);  // nothing deleted or repaired
+  EXPECT_EQ(store->JournalFiles(), 2u);  // nothing deleted or repaired
 }
 
 TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
@@ -541,7 +541,7 @@ TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
   EXPECT_EQ(store->Commit().code(), "store_unavailable");
   store->WaitForFolds();
   EXPECT_EQ(store->TaskRowsForTest(), 0);
-  EXPECT_EQ(store->SegmentsForTest(), 1u);
+  EXPECT_EQ(store->JournalFiles(), 1u);
   store->FailWritesForTest(false);
   ASSERT_TRUE(store->Commit().ok());
   store->WaitForFolds();
