@@ -584,10 +584,10 @@ Status SqliteStore::FoldAll() {
         dir_, n,
         [&](std::string_view record) {
           ChangeOp op;
-          TaskRecord rec;
+          TaskId id;
           while (decoded && !record.empty()) {
-            decoded = DecodeChange(record, op, rec);
-            if (decoded && op == ChangeOp::kErase) erased[rec.id] = n;
+            decoded = SkipChange(record, op, id);
+            if (decoded && op == ChangeOp::kErase) erased[id] = n;
           }
         },
         end);

@@ -530,6 +530,21 @@ TEST_F(SqliteStoreTest, ADamagedSegmentBeforeTheLastIsRefusedByName) {
   EXPECT_EQ(store->JournalFiles(), 2u);  // nothing deleted or repaired
 }
 
+TEST_F(SqliteStoreTest, AWholeRecordThatDoesNotDecodeIsRefusedByName) {
+  { ASSERT_TRUE(Open()); }
+  {
+    SegmentWriter writer(dir_.Join("data"), 1, 4096);
+    ASSERT_TRUE(writer.Append("\x01\xff").ok());  // an insert cut off after its op
+    ASSERT_TRUE(writer.Sync().ok());
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  Status recovered = store->Recover([](TaskRecord&&) {});
+  EXPECT_EQ(recovered.code(), "store_corrupt");
+  EXPECT_NE(recovered.message().find("journal-000001.log"), std::string::npos)
+      << recovered.message();
+}
+
 TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
   auto store = Open(nullptr, /*journal_bytes=*/0);
   ASSERT_TRUE(store);
