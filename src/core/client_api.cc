@@ -75,7 +75,7 @@ void ClientApi::AnswerAcks(const std::vector<PendingAck>& acks, const Status& st
 void ClientApi::AddWaiters(const std::vector<PendingAck>& acks,
                            const std::function<void(TaskId)>& before) {
   for (const PendingAck& a : acks) {
-    Task* t = a.wait ? dispatcher_.FindTask(a.id) : nullptr;
+    const Task* t = a.wait ? dispatcher_.FindTask(a.id) : nullptr;
     if (!t) continue;
     if (before) before(a.id);
     dispatcher_.AddWaiter(*t, a.conn, a.req);
@@ -84,7 +84,7 @@ void ClientApi::AddWaiters(const std::vector<PendingAck>& acks,
 
 void ClientApi::ById(ConnId conn, const IdReq& req) {
   const TaskId id = ParseTaskId(req.id);
-  Task* t = dispatcher_.FindTask(id);
+  const Task* t = dispatcher_.FindTask(id);
   if (!t && req.op != IdOp::kCancel && req.op != IdOp::kRetry) {
     return Error(conn, req.req, Status("not_found", "no task " + req.id));
   }
@@ -115,13 +115,14 @@ void ClientApi::Tasks(ConnId conn, const TasksReq& req) {
                                                "' (queued, running, succeeded, failed, "
                                                "cancelled, timed_out)"));
   }
-  std::vector<const Task*> picked;
-  dispatcher_.tasks().ForEach([&](const Task& t) {  // in id order
-    if (!filtered || t.rec.state == filter) picked.push_back(&t);
-  });
   const std::size_t limit = req.limit > 0 ? static_cast<std::size_t>(req.limit) : 1000;
   json list = json::array();
-  for (std::size_t i = 0; i < picked.size() && i < limit; ++i) list.push_back(TaskView(*picked[i]));
+  dispatcher_.ForEachTask(
+      [&](const Task& t) {  // in id order
+        list.push_back(TaskView(t));
+        return list.size() < limit;
+      },
+      filtered ? std::optional<TaskState>(filter) : std::nullopt);
   Ok(conn, req.req, {{"tasks", std::move(list)}});
 }
 

@@ -100,7 +100,19 @@ void Dispatcher::Recycle(std::unique_ptr<Task> t) {
   spare_tasks_.push_back(std::move(t));
 }
 
-Task* Dispatcher::FindTask(TaskId id) { return tasks_.Find(id); }
+const Task* Dispatcher::FindTask(TaskId id) {
+  if (const Task* t = tasks_.Find(id)) return t;
+  const TaskTable::EndedRef ref = tasks_.FindEnded(id);
+  if (!ref) return nullptr;
+  ended_.Read(ref, view_);
+  return &view_;
+}
+
+std::optional<TaskState> Dispatcher::StateOf(TaskId id) const {
+  if (const Task* t = tasks_.Find(id)) return t->rec.state;
+  if (const TaskTable::EndedRef ref = tasks_.FindEnded(id)) return ended_.entry(ref).state;
+  return std::nullopt;
+}
 
 // ---------------------------------------------------------------- tasks
 
@@ -113,7 +125,7 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   if (!req.key.empty()) {
     auto it = keys_.find(req.key);
     if (it != keys_.end()) {
-      if (Task* t = FindTask(it->second)) return {Status::Ok(), t, true};
+      if (const Task* t = FindTask(it->second)) return {Status::Ok(), t, true};
     }
   }
   if (stats_.queued >= config_.limits.max_queued) {
@@ -151,28 +163,31 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
 
 void Dispatcher::Restore(TaskRecord&& rec) {
   last_id_ = std::max(last_id_, rec.id);
+  if (!rec.key.empty()) keys_[rec.key] = rec.id;
+  ++stats_.submitted;
+
+  if (IsEnded(rec.state)) {
+    switch (rec.state) {
+      case TaskState::kSucceeded: ++stats_.succeeded; break;
+      case TaskState::kFailed: ++stats_.failed; break;
+      case TaskState::kCancelled: ++stats_.cancelled; break;
+      default: ++stats_.timed_out; break;
+    }
+    const auto age = std::chrono::milliseconds(clock_.UnixMillis() - rec.ended_ms);
+    const TimePoint at = clock_.Now() - age;
+    if (!ended_.empty() && at < ended_.entry(ended_.next_ref() - 1).at) ended_unsorted_ = true;
+    view_.rec = std::move(rec);
+    view_.progress.clear();
+    view_.seq = next_seq_++;
+    tasks_.InsertEnded(view_.rec.id, ended_.Add(view_, at));
+    return;
+  }
   auto owned = std::make_unique<Task>();
   Task& t = *owned;
   t.rec = std::move(rec);
   t.cls = queue_.ClassFor(t.rec.skills);
   t.seq = next_seq_++;
   tasks_.Insert(std::move(owned));
-  if (!t.rec.key.empty()) keys_[t.rec.key] = t.rec.id;
-  ++stats_.submitted;
-
-  if (IsEnded(t.rec.state)) {
-    switch (t.rec.state) {
-      case TaskState::kSucceeded: ++stats_.succeeded; break;
-      case TaskState::kFailed: ++stats_.failed; break;
-      case TaskState::kCancelled: ++stats_.cancelled; break;
-      default: ++stats_.timed_out; break;
-    }
-    const auto age = std::chrono::milliseconds(clock_.UnixMillis() - t.rec.ended_ms);
-    const TimePoint at = clock_.Now() - age;
-    if (!ended_.empty() && at < ended_.back().at) ended_unsorted_ = true;
-    NoteEnded(t, at);
-    return;
-  }
   ++stats_.queued;
   if (t.rec.state == TaskState::kRunning) {
     // The attempt was in flight when pincerd stopped: it is lost.
@@ -188,20 +203,22 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   Place(t);
 }
 
-void Dispatcher::AddWaiter(Task& t, ConnId conn, int64_t req) {
-  if (IsEnded(t.rec.state)) {
-    SendEnd(t, conn, req);
+void Dispatcher::AddWaiter(const Task& t, ConnId conn, int64_t req) {
+  if (Task* live = tasks_.Find(t.rec.id)) {
+    live->waiters.emplace_back(conn, req);
   } else {
-    t.waiters.emplace_back(conn, req);
+    SendEnd(t, conn, req);
   }
 }
 
 Status Dispatcher::Cancel(TaskId id) {
-  Task* t = FindTask(id);
-  if (!t) return Status("not_found", "no task " + TaskIdString(id));
-  if (IsEnded(t->rec.state)) {
-    return Status("invalid_state", "task " + t->id_string() + " has already ended (" +
-                                       std::string(TaskStateName(t->rec.state)) + ")");
+  Task* t = tasks_.Find(id);
+  if (!t) {
+    if (const TaskTable::EndedRef ref = tasks_.FindEnded(id)) {
+      return Status("invalid_state", "task " + TaskIdString(id) + " has already ended (" +
+                                         std::string(TaskStateName(ended_.entry(ref).state)) + ")");
+    }
+    return Status("not_found", "no task " + TaskIdString(id));
   }
   Worker* w = nullptr;
   if (t->rec.state == TaskState::kRunning) {
@@ -218,16 +235,22 @@ Status Dispatcher::Cancel(TaskId id) {
 }
 
 Status Dispatcher::Retry(TaskId id) {
-  Task* t = FindTask(id);
-  if (!t) return Status("not_found", "no task " + TaskIdString(id));
-  if (t->rec.state != TaskState::kFailed && t->rec.state != TaskState::kTimedOut) {
-    return Status("invalid_state", "only failed or timed_out tasks can be retried; " + t->id_string() +
-                                       " is " + std::string(TaskStateName(t->rec.state)));
+  const std::optional<TaskState> state = StateOf(id);
+  if (!state) return Status("not_found", "no task " + TaskIdString(id));
+  if (*state != TaskState::kFailed && *state != TaskState::kTimedOut) {
+    return Status("invalid_state", "only failed or timed_out tasks can be retried; " +
+                                       TaskIdString(id) + " is " + std::string(TaskStateName(*state)));
   }
   if (!accepting_) return Status("shutting_down", "pincerd is shutting down");
   if (!store_status_.ok()) {
     return Status("store_unavailable", "the task store cannot write: " + store_status_.message());
   }
+  // Back to life: out of the archive into a live task (its record there is
+  // skipped when purged).
+  std::unique_ptr<Task> owned = NewTask();
+  ended_.Read(tasks_.FindEnded(id), *owned);
+  owned->cls = queue_.ClassFor(owned->rec.skills);
+  Task* t = &tasks_.Revive(std::move(owned));
   (t->rec.state == TaskState::kFailed ? stats_.failed : stats_.timed_out)--;
   t->rec.state = TaskState::kQueued;
   t->rec.attempts = 0;
@@ -240,20 +263,26 @@ Status Dispatcher::Retry(TaskId id) {
 }
 
 void Dispatcher::Forget(TaskId id) {
-  Task* t = FindTask(id);
-  if (!t) return;
-  if (!IsEnded(t->rec.state)) Cancel(id);  // unqueues, or stops its worker; frees its session turn
-  switch (t->rec.state) {
+  // A live task is cancelled first: that unqueues it, or stops its worker,
+  // and frees its session turn; then it is an ended task like the others.
+  if (tasks_.Find(id)) Cancel(id);
+  const TaskTable::EndedRef ref = tasks_.FindEnded(id);
+  if (!ref) return;
+  const EndedArchive::Entry& e = ended_.entry(ref);
+  switch (e.state) {
     case TaskState::kSucceeded: --stats_.succeeded; break;
     case TaskState::kFailed: --stats_.failed; break;
     case TaskState::kCancelled: --stats_.cancelled; break;
     default: --stats_.timed_out; break;
   }
   --stats_.submitted;
-  auto key = keys_.find(t->rec.key);
-  if (key != keys_.end() && key->second == id) keys_.erase(key);
+  if (e.has_key) {
+    ended_.Read(ref, view_);
+    auto key = keys_.find(view_.rec.key);
+    if (key != keys_.end() && key->second == id) keys_.erase(key);
+  }
   store_.Erase(id);  // drops the uncommitted insert
-  Recycle(tasks_.Take(id));
+  tasks_.EraseEnded(id, ref);
 }
 
 // ------------------------------------------------------------ placement
@@ -464,15 +493,16 @@ void Dispatcher::End(Task& t, TaskState state) {
   Save(t);
   for (const auto& [conn, req] : t.waiters) SendEnd(t, conn, req);
   t.waiters.clear();
-  const TimePoint now = clock_.Now();
-  NoteEnded(t, now);
-  if (config_.tasks.max_ended > 0 && ended_.size() > config_.tasks.max_ended) {
-    PurgeEnded(now, t.rec.id);
-  }
   if (observer_) {
     observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);
   }
   if (!t.rec.session.empty()) SessionTaskEnded(t);
+  // Into the archive; the Task object serves the next submit while it is
+  // still in cache. `t` is not to be used after this.
+  const TaskId id = t.rec.id;
+  const TimePoint now = clock_.Now();
+  Recycle(tasks_.Archive(id, ended_.Add(t, now)));
+  if (config_.tasks.max_ended > 0 && ended_.size() > config_.tasks.max_ended) PurgeEnded(now, id);
 }
 
 void Dispatcher::SessionTaskEnded(Task& t) {
@@ -482,7 +512,7 @@ void Dispatcher::SessionTaskEnded(Task& t) {
   if (s.head != t.rec.id) return;
   s.head = 0;
   if (!s.pending.empty()) {
-    Task* next = FindTask(s.pending.front());
+    Task* next = tasks_.Find(s.pending.front());
     s.pending.pop_front();
     if (next) {
       next->where = Task::Where::kNone;
@@ -650,45 +680,63 @@ std::optional<TimePoint> Dispatcher::NextDeadline() const {
   return next;
 }
 
-void Dispatcher::NoteEnded(const Task& t, TimePoint at) {
-  ended_.push_back({t.rec.id, t.rec.ended_ms, at});
-}
-
 void Dispatcher::PurgeEnded(TimePoint now, TaskId keep) {
-  if (ended_unsorted_) {
-    std::stable_sort(ended_.begin(), ended_.end(),
-                     [](const EndedTask& a, const EndedTask& b) { return a.at < b.at; });
-    ended_unsorted_ = false;
-  }
+  if (ended_unsorted_) SortEnded();
   const auto ttl = config_.tasks.result_ttl;
   const std::size_t cap = config_.tasks.max_ended;
   while (!ended_.empty()) {
-    const EndedTask e = ended_.front();
+    const EndedArchive::Entry& e = ended_.front();
     const bool expired = ttl.count() > 0 && e.at + ttl <= now;
     const bool over_cap = cap > 0 && ended_.size() > cap;
     if ((!expired && !over_cap) || e.id == keep) break;
-    ended_.pop_front();
-    const Task* t = tasks_.Find(e.id);
-    if (!t) continue;
-    const TaskRecord& r = t->rec;
-    if (!IsEnded(r.state) || r.ended_ms != e.ended_ms) continue;  // retried since
-    if (!r.key.empty()) keys_.erase(r.key);
-    store_.Erase(e.id);
-    Recycle(tasks_.Take(e.id));
+    const EndedArchive::Ref ref = ended_.front_ref();
+    if (tasks_.FindEnded(e.id) == ref) {  // not retried or forgotten since
+      if (e.has_key) {
+        ended_.Read(ref, view_);
+        auto key = keys_.find(view_.rec.key);
+        if (key != keys_.end() && key->second == e.id) keys_.erase(key);
+      }
+      store_.Erase(e.id);
+      tasks_.EraseEnded(e.id, ref);
+    }
+    ended_.PopFront();
   }
+}
+
+void Dispatcher::SortEnded() {
+  ended_unsorted_ = false;
+  struct Held {
+    TimePoint at;
+    TaskId id;
+    EndedArchive::Ref ref;
+  };
+  std::vector<Held> held;
+  for (EndedArchive::Ref ref = ended_.front_ref(); ref < ended_.next_ref(); ++ref) {
+    const EndedArchive::Entry& e = ended_.entry(ref);
+    if (tasks_.FindEnded(e.id) == ref) held.push_back({e.at, e.id, ref});
+  }
+  std::stable_sort(held.begin(), held.end(), [](const Held& a, const Held& b) { return a.at < b.at; });
+  EndedArchive sorted;
+  Task t;
+  for (const Held& h : held) {
+    ended_.Read(h.ref, t);
+    tasks_.EraseEnded(h.id, h.ref);
+    tasks_.InsertEnded(h.id, sorted.Add(t, h.at));
+  }
+  ended_ = std::move(sorted);
 }
 
 void Dispatcher::RunDue() {
   const TimePoint now = clock_.Now();
   PurgeEnded(now, 0);
   while (auto id = attempt_deadlines_.PopDue(now)) {
-    if (Task* t = FindTask(*id); t && t->rec.state == TaskState::kRunning) {
+    if (Task* t = tasks_.Find(*id); t && t->rec.state == TaskState::kRunning) {
       t->attempt_deadline = TimePoint{};
       OnAttemptDeadline(*t);
     }
   }
   while (auto id = queue_deadlines_.PopDue(now)) {
-    Task* t = FindTask(*id);
+    Task* t = tasks_.Find(*id);
     if (!t) continue;
     t->queue_deadline = TimePoint{};
     if (t->where != Task::Where::kQueue) continue;
@@ -710,7 +758,7 @@ void Dispatcher::RunDue() {
       OnEjectionDeadline(d->id, d->gen);
       continue;
     }
-    Task* t = FindTask(d->id);
+    Task* t = tasks_.Find(d->id);
     if (!t) continue;
     switch (d->kind) {
       case DeadlineKind::kAffinity:

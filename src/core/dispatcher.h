@@ -13,11 +13,13 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "common/clock.h"
 #include "common/status.h"
 #include "config/config.h"
 #include "core/deadlines.h"
+#include "core/ended_archive.h"
 #include "core/outbox.h"
 #include "core/outlier.h"
 #include "core/task.h"
@@ -88,12 +90,12 @@ class Dispatcher {
   // ---- Tasks ----
   struct SubmitOutcome {
     Status status;
-    Task* task = nullptr;
+    const Task* task = nullptr;
     bool existing = false;
   };
   SubmitOutcome Submit(const SubmitReq& req);
   // Registers (conn, req) to get the task's end event; sent at once if ended.
-  void AddWaiter(Task& task, ConnId conn, int64_t req);
+  void AddWaiter(const Task& task, ConnId conn, int64_t req);
   Status Cancel(TaskId id);
   Status Retry(TaskId id);  // a failed/timed_out task back to the queue, attempts reset
   // Drops a task whose insert the store failed to commit: it was never
@@ -103,7 +105,12 @@ class Dispatcher {
   // Not ok while the store cannot commit: submits and retries are refused
   // with store_unavailable (the daemon sets it back once a commit works).
   void SetStoreStatus(Status st) { store_status_ = std::move(st); }
-  Task* FindTask(TaskId id);
+  // The task with this id, live or ended; null when pincerd does not know
+  // it. An ended task is read back from the archive into one view object:
+  // the pointer is good until the next FindTask or ForEachTask.
+  const Task* FindTask(TaskId id);
+  // The state of the task with this id, without reading an ended one back.
+  std::optional<TaskState> StateOf(TaskId id) const;
   // Why a queued task waits, in words (docs/protocol.md, `why`).
   std::string WhyWaiting(const Task& task);
 
@@ -127,6 +134,18 @@ class Dispatcher {
   const WorkerRegistry& workers() const { return workers_; }
   WorkerRegistry& workers() { return workers_; }
   const TaskTable& tasks() const { return tasks_; }
+  // Calls fn(const Task&) for every task in id order, live and ended (or
+  // only those in state `only`), until fn returns false. Ended tasks are
+  // read back into the view FindTask uses.
+  template <typename F>
+  void ForEachTask(F&& fn, std::optional<TaskState> only = std::nullopt) {
+    tasks_.ForEachSlot([&](TaskId, Task* live, TaskTable::EndedRef ref) {
+      if (live) return only && live->rec.state != *only ? true : fn(std::as_const(*live));
+      if (only && ended_.entry(ref).state != *only) return true;
+      ended_.Read(ref, view_);
+      return fn(std::as_const(view_));
+    });
+  }
   void set_observer(DispatchObserver* o) { observer_ = o; }
 
  private:
@@ -166,8 +185,9 @@ class Dispatcher {
 
   // Ended tasks: kept for status/wait until result_ttl, and at most
   // tasks.max_ended of them (docs/architecture.md, "Ended tasks").
-  void NoteEnded(const Task& t, TimePoint at);
   void PurgeEnded(TimePoint now, TaskId keep);
+  // Recovery archives ended tasks in id order; purges need end order.
+  void SortEnded();
 
   // The task `task_id` if worker `conn` holds it (and sets `w`); otherwise
   // answers `unknown_task` and returns null.
@@ -198,15 +218,12 @@ class Dispatcher {
   TaskDeadlines attempt_deadlines_;  // running attempts' timeouts
   TaskDeadlines queue_deadlines_;    // waiting tasks' timeouts
   // Ended tasks in the order they ended (all share one result_ttl, so they
-  // expire in this order too); purged from the front. An entry whose task
-  // was retried since no longer matches its ended_ms and is skipped.
-  struct EndedTask {
-    TaskId id;
-    int64_t ended_ms;
-    TimePoint at;
-  };
-  std::deque<EndedTask> ended_;
+  // expire in this order too); purged from the front. A record whose task
+  // was retried or forgotten since is no longer the one its id finds, and
+  // is skipped.
+  EndedArchive ended_;
   bool ended_unsorted_ = false;  // recovery appends in id order; sorted on first purge
+  Task view_;                    // an ended task read back (FindTask, ForEachTask)
   OutlierDetector outlier_;
 
   std::unique_ptr<Strategy> default_strategy_;

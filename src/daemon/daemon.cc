@@ -367,8 +367,7 @@ bool Daemon::Linger() {
   if (linger_since_ && now - *linger_since_ >= kLinger) return false;
   bool running = false;
   for (const ClientApi::PendingAck& ack : api_->acks()) {
-    const Task* t = dispatcher_->FindTask(ack.id);
-    if (t && t->rec.state == TaskState::kRunning) {
+    if (dispatcher_->StateOf(ack.id) == TaskState::kRunning) {
       running = true;
       break;
     }

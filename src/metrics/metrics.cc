@@ -332,7 +332,7 @@ void Metrics::Refresh() {
   // Queue depth by skill set: a walk over the tasks, once per scrape.
   std::map<std::string, int> queued;
   for (auto& [skills, g] : queue_gauges_) queued[skills] = 0;
-  dispatcher_.tasks().ForEach([&](const Task& t) {
+  dispatcher_.tasks().ForEachLive([&](const Task& t) {
     if (t.rec.state == TaskState::kQueued) ++queued[SkillsLabel(t.rec.skills)];
   });
   for (const auto& [skills, n] : queued) {

@@ -75,7 +75,20 @@ class DispatcherTest : public ::testing::Test {
     return d_->AddWorker(conn, h);
   }
 
-  Task& Submit(const SubmitOpts& o = {}) {
+  // A submitted task, looked up by id at each use: a task that ends goes
+  // into the dispatcher's archive and its Task object serves later submits.
+  struct TaskHandle {
+    Dispatcher* d = nullptr;
+    TaskId id = 0;
+    const Task* operator->() const {
+      const Task* t = d->FindTask(id);
+      EXPECT_NE(t, nullptr) << "task t" << id << " is gone";
+      return t;
+    }
+    const Task& operator*() const { return *operator->(); }
+  };
+
+  TaskHandle Submit(const SubmitOpts& o = {}) {
     SubmitReq r;
     r.req = ++req_;
     r.skills = o.skills;
@@ -88,8 +101,9 @@ class DispatcherTest : public ::testing::Test {
     auto outcome = d_->Submit(r);
     EXPECT_TRUE(outcome.status.ok()) << outcome.status.code() << ": " << outcome.status.message();
     EXPECT_NE(outcome.task, nullptr);
+    if (!outcome.task) return {d_.get(), 0};
     d_->AddWaiter(*outcome.task, kClient, r.req);
-    return *outcome.task;
+    return {d_.get(), outcome.task->rec.id};
   }
 
   // Ids of the tasks sent to `conn` since the last look.
@@ -99,10 +113,14 @@ class DispatcherTest : public ::testing::Test {
     return ids;
   }
 
-  void Result(ConnId conn, const Task& t, bool ok, const std::string& error = "",
+  void Result(ConnId conn, const TaskHandle& t, bool ok, const std::string& error = "",
+              bool retryable = true) {
+    Result(conn, t.id, ok, error, retryable);
+  }
+  void Result(ConnId conn, TaskId id, bool ok, const std::string& error = "",
               bool retryable = true) {
     ResultMsg m;
-    m.id = t.id_string();
+    m.id = TaskIdString(id);
     m.ok = ok;
     if (ok) m.output = R"({"done":true})";
     m.error = error;
@@ -131,21 +149,21 @@ TEST_F(DispatcherTest, ATaskRunsOnAFreeWorkerAndSucceeds) {
   o.skills = {"echo"};
   o.payload = R"({"q":1})";
   o.timeout = seconds(30);
-  Task& t = Submit(o);
+  TaskHandle t = Submit(o);
   auto sent = out_.TakeType(1, "task");
   ASSERT_EQ(sent.size(), 1u);
-  EXPECT_EQ(sent[0]["id"], t.id_string());
+  EXPECT_EQ(sent[0]["id"], t->id_string());
   EXPECT_EQ(sent[0]["payload"], json({{"q", 1}}));
   EXPECT_EQ(sent[0]["attempt"], 1);
   EXPECT_EQ(sent[0]["skills"], json({"echo"}));
   EXPECT_TRUE(sent[0]["session"].is_null());
   EXPECT_EQ(sent[0]["deadline_ms"], clock_.UnixMillis() + 30000);
-  EXPECT_EQ(t.rec.state, TaskState::kRunning);
+  EXPECT_EQ(t->rec.state, TaskState::kRunning);
   EXPECT_EQ(d_->stats().running, 1u);
 
   Result(1, t, true);
-  EXPECT_EQ(t.rec.state, TaskState::kSucceeded);
-  EXPECT_EQ(t.rec.attempts, 1);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t->rec.attempts, 1);
   EXPECT_EQ(d_->stats().succeeded, 1u);
   EXPECT_EQ(d_->stats().running, 0u);
   EXPECT_EQ(d_->workers().Find(1)->completed, 1u);
@@ -162,33 +180,33 @@ TEST_F(DispatcherTest, AttemptTimeoutSendsCancelRequeuesThenEndsTimedOutWithEver
   SubmitOpts o;
   o.timeout = seconds(5);
   o.max_attempts = 2;
-  Task& t = Submit(o);
+  TaskHandle t = Submit(o);
   EXPECT_EQ(TasksSent(1).size(), 1u);
 
   Advance(milliseconds(4999));
-  EXPECT_EQ(t.rec.state, TaskState::kRunning) << "not due yet";
+  EXPECT_EQ(t->rec.state, TaskState::kRunning) << "not due yet";
   Advance(milliseconds(1));
   auto msgs = out_.Take(1);
   ASSERT_EQ(msgs.size(), 2u) << "cancel, then the second attempt";
   EXPECT_EQ(msgs[0]["type"], "cancel");
-  EXPECT_EQ(msgs[0]["id"], t.id_string());
+  EXPECT_EQ(msgs[0]["id"], t->id_string());
   EXPECT_EQ(msgs[1]["type"], "task");
   EXPECT_EQ(msgs[1]["attempt"], 2);
-  EXPECT_EQ(t.rec.state, TaskState::kRunning);
-  ASSERT_EQ(t.rec.errors.size(), 1u);
-  EXPECT_NE(t.rec.errors[0].error.find("timed out"), std::string::npos) << t.rec.errors[0].error;
+  EXPECT_EQ(t->rec.state, TaskState::kRunning);
+  ASSERT_EQ(t->rec.errors.size(), 1u);
+  EXPECT_NE(t->rec.errors[0].error.find("timed out"), std::string::npos) << t->rec.errors[0].error;
 
   // Attempt 2 times out as well: the task ends.
   Advance(seconds(5));
   msgs = out_.Take(1);
   ASSERT_EQ(msgs.size(), 1u);
   EXPECT_EQ(msgs[0]["type"], "cancel");
-  EXPECT_EQ(t.rec.state, TaskState::kTimedOut);
-  EXPECT_EQ(t.rec.attempts, 2);
-  ASSERT_EQ(t.rec.errors.size(), 2u);
-  EXPECT_EQ(t.rec.errors[0].attempt, 1);
-  EXPECT_EQ(t.rec.errors[1].attempt, 2);
-  EXPECT_EQ(t.rec.errors[1].worker, "w1");
+  EXPECT_EQ(t->rec.state, TaskState::kTimedOut);
+  EXPECT_EQ(t->rec.attempts, 2);
+  ASSERT_EQ(t->rec.errors.size(), 2u);
+  EXPECT_EQ(t->rec.errors[0].attempt, 1);
+  EXPECT_EQ(t->rec.errors[1].attempt, 2);
+  EXPECT_EQ(t->rec.errors[1].worker, "w1");
   EXPECT_EQ(d_->stats().timed_out, 1u);
   EXPECT_EQ(d_->stats().running, 0u);
   auto ends = Ends();
@@ -201,7 +219,7 @@ TEST_F(DispatcherTest, AttemptTimeoutSendsCancelRequeuesThenEndsTimedOutWithEver
   auto err = out_.TakeType(1, "error");
   ASSERT_EQ(err.size(), 1u);
   EXPECT_EQ(err[0]["code"], "unknown_task");
-  EXPECT_EQ(t.rec.state, TaskState::kTimedOut);
+  EXPECT_EQ(t->rec.state, TaskState::kTimedOut);
   EXPECT_EQ(d_->stats().succeeded, 0u);
   EXPECT_TRUE(d_->workers().index().HasFreeSlot(1));
 }
@@ -209,23 +227,23 @@ TEST_F(DispatcherTest, AttemptTimeoutSendsCancelRequeuesThenEndsTimedOutWithEver
 TEST_F(DispatcherTest, RetryableFailureRequeuesNonRetryableEndsAtOnce) {
   AddWorker(1);
   AddWorker(2);
-  Task& a = Submit();
-  Task& b = Submit();
-  const std::string wa = a.rec.worker;
+  TaskHandle a = Submit();
+  TaskHandle b = Submit();
+  const std::string wa = a->rec.worker;
   const ConnId ca = wa == "w1" ? 1 : 2;
   Result(ca, a, false, "model returned 503", /*retryable=*/true);
-  EXPECT_EQ(a.rec.state, TaskState::kRunning) << "back in the queue and placed again";
-  EXPECT_EQ(a.rec.attempts, 2);
-  ASSERT_EQ(a.rec.errors.size(), 1u);
-  EXPECT_EQ(a.rec.errors[0].error, "model returned 503");
-  EXPECT_EQ(a.rec.errors[0].worker, wa);
+  EXPECT_EQ(a->rec.state, TaskState::kRunning) << "back in the queue and placed again";
+  EXPECT_EQ(a->rec.attempts, 2);
+  ASSERT_EQ(a->rec.errors.size(), 1u);
+  EXPECT_EQ(a->rec.errors[0].error, "model returned 503");
+  EXPECT_EQ(a->rec.errors[0].worker, wa);
 
-  const ConnId cb = b.rec.worker == "w1" ? 1 : 2;
+  const ConnId cb = b->rec.worker == "w1" ? 1 : 2;
   Result(cb, b, false, "bad input", /*retryable=*/false);
-  EXPECT_EQ(b.rec.state, TaskState::kFailed);
-  EXPECT_EQ(b.rec.attempts, 1);
-  ASSERT_EQ(b.rec.errors.size(), 1u);
-  EXPECT_EQ(b.rec.error, "bad input");
+  EXPECT_EQ(b->rec.state, TaskState::kFailed);
+  EXPECT_EQ(b->rec.attempts, 1);
+  ASSERT_EQ(b->rec.errors.size(), 1u);
+  EXPECT_EQ(b->rec.error, "bad input");
   EXPECT_EQ(d_->stats().failed, 1u);
 }
 
@@ -233,18 +251,18 @@ TEST_F(DispatcherTest, KeepsFailingEndsFailedAfterMaxAttemptsWithEveryError) {
   AddWorker(1);
   SubmitOpts o;
   o.max_attempts = 3;
-  Task& t = Submit(o);
+  TaskHandle t = Submit(o);
   for (int i = 1; i <= 3; ++i) {
     ASSERT_EQ(TasksSent(1).size(), 1u) << "attempt " << i;
-    EXPECT_EQ(t.rec.attempts, i);
+    EXPECT_EQ(t->rec.attempts, i);
     Result(1, t, false, "boom " + std::to_string(i));
   }
   EXPECT_TRUE(TasksSent(1).empty());
-  EXPECT_EQ(t.rec.state, TaskState::kFailed);
-  ASSERT_EQ(t.rec.errors.size(), 3u);
+  EXPECT_EQ(t->rec.state, TaskState::kFailed);
+  ASSERT_EQ(t->rec.errors.size(), 3u);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(t.rec.errors[i].attempt, i + 1);
-    EXPECT_EQ(t.rec.errors[i].error, "boom " + std::to_string(i + 1));
+    EXPECT_EQ(t->rec.errors[i].attempt, i + 1);
+    EXPECT_EQ(t->rec.errors[i].error, "boom " + std::to_string(i + 1));
   }
   auto ends = Ends();
   ASSERT_EQ(ends.size(), 1u);
@@ -259,48 +277,48 @@ TEST_F(DispatcherTest, MaxAttemptsDefaultsFromTheConfig) {
   c.tasks.max_attempts = 2;
   Make(c);
   AddWorker(1);
-  Task& t = Submit();
-  EXPECT_EQ(t.rec.max_attempts, 2);
+  TaskHandle t = Submit();
+  EXPECT_EQ(t->rec.max_attempts, 2);
   Result(1, t, false, "x");
   Result(1, t, false, "y");
-  EXPECT_EQ(t.rec.state, TaskState::kFailed);
-  EXPECT_EQ(t.rec.errors.size(), 2u);
+  EXPECT_EQ(t->rec.state, TaskState::kFailed);
+  EXPECT_EQ(t->rec.errors.size(), 2u);
 }
 
 TEST_F(DispatcherTest, WorkerDisconnectRequeuesItsTasksElsewhere) {
   AddWorker(1, {}, 2);
-  Task& a = Submit();
-  Task& b = Submit();
+  TaskHandle a = Submit();
+  TaskHandle b = Submit();
   EXPECT_EQ(TasksSent(1).size(), 2u);
   AddWorker(2, {}, 2);
   d_->OnDisconnect(1, "worker w1 disconnected");
   EXPECT_EQ(d_->workers().Find(1), nullptr);
   EXPECT_EQ(TasksSent(2).size(), 2u);
-  for (Task* t : {&a, &b}) {
+  for (const TaskHandle& t : {a, b}) {
     EXPECT_EQ(t->rec.state, TaskState::kRunning);
     EXPECT_EQ(t->rec.attempts, 2);
     EXPECT_EQ(t->rec.worker, "w2");
     ASSERT_EQ(t->rec.errors.size(), 1u);
     EXPECT_EQ(t->rec.errors[0].worker, "w1");
     EXPECT_EQ(t->rec.errors[0].error, "worker w1 disconnected");
-    Result(2, *t, true);
+    Result(2, t, true);
     EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
   }
   // A result from the gone connection changes nothing.
   Result(1, a, false, "late");
-  EXPECT_EQ(a.rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(a->rec.state, TaskState::kSucceeded);
 }
 
 TEST_F(DispatcherTest, DisconnectWithNoOtherWorkerRequeuesUntilOneComes) {
   AddWorker(1);
-  Task& t = Submit();
+  TaskHandle t = Submit();
   d_->OnDisconnect(1, "gone");
-  EXPECT_EQ(t.rec.state, TaskState::kQueued);
+  EXPECT_EQ(t->rec.state, TaskState::kQueued);
   EXPECT_EQ(d_->stats().queued, 1u);
   EXPECT_EQ(d_->stats().running, 0u);
   AddWorker(2);
   EXPECT_EQ(TasksSent(2).size(), 1u);
-  EXPECT_EQ(t.rec.attempts, 2);
+  EXPECT_EQ(t->rec.attempts, 2);
 }
 
 TEST_F(DispatcherTest, MissedHeartbeatsDeclareAWorkerDeadAndRequeue) {
@@ -309,7 +327,7 @@ TEST_F(DispatcherTest, MissedHeartbeatsDeclareAWorkerDeadAndRequeue) {
   c.heartbeat.misses = 3;
   Make(c);
   AddWorker(1);
-  Task& t = Submit();
+  TaskHandle t = Submit();
   AddWorker(2);
   // Worker 2 keeps talking, worker 1 goes silent.
   for (int i = 0; i < 2; ++i) {
@@ -323,10 +341,10 @@ TEST_F(DispatcherTest, MissedHeartbeatsDeclareAWorkerDeadAndRequeue) {
   Advance(milliseconds(1));  // 3s = interval * misses
   EXPECT_EQ(d_->workers().Find(1), nullptr);
   EXPECT_TRUE(out_.closed(1)) << "its connection is closed so a late result cannot land";
-  EXPECT_EQ(t.rec.worker, "w2");
-  EXPECT_EQ(t.rec.attempts, 2);
-  ASSERT_EQ(t.rec.errors.size(), 1u);
-  EXPECT_NE(t.rec.errors[0].error.find("heartbeat"), std::string::npos) << t.rec.errors[0].error;
+  EXPECT_EQ(t->rec.worker, "w2");
+  EXPECT_EQ(t->rec.attempts, 2);
+  ASSERT_EQ(t->rec.errors.size(), 1u);
+  EXPECT_NE(t->rec.errors[0].error.find("heartbeat"), std::string::npos) << t->rec.errors[0].error;
   EXPECT_EQ(TasksSent(2).size(), 1u);
   // Worker 2 lives on as long as it speaks.
   for (int i = 0; i < 10; ++i) {
@@ -337,14 +355,14 @@ TEST_F(DispatcherTest, MissedHeartbeatsDeclareAWorkerDeadAndRequeue) {
   ASSERT_NE(d_->workers().Find(2), nullptr);
   EXPECT_DOUBLE_EQ(d_->workers().Find(2)->cpu, 0.5);
   Result(2, t, true);
-  EXPECT_EQ(t.rec.state, TaskState::kSucceeded);
-  EXPECT_EQ(t.rec.attempts, 2);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t->rec.attempts, 2);
 }
 
 TEST_F(DispatcherTest, IdempotencyKeyReturnsTheSameTask) {
   SubmitOpts o;
   o.key = "order-7";
-  Task& first = Submit(o);
+  TaskHandle first = Submit(o);
   SubmitReq again;
   again.req = 99;
   again.key = "order-7";
@@ -352,7 +370,7 @@ TEST_F(DispatcherTest, IdempotencyKeyReturnsTheSameTask) {
   auto outcome = d_->Submit(again);
   ASSERT_TRUE(outcome.status.ok());
   EXPECT_TRUE(outcome.existing);
-  EXPECT_EQ(outcome.task, &first);
+  EXPECT_EQ(outcome.task->rec.id, first.id);
   EXPECT_EQ(d_->stats().submitted, 1u);
   EXPECT_EQ(d_->tasks().size(), 1u);
   SubmitReq other;
@@ -360,40 +378,40 @@ TEST_F(DispatcherTest, IdempotencyKeyReturnsTheSameTask) {
   other.key = "order-8";
   auto o2 = d_->Submit(other);
   EXPECT_FALSE(o2.existing);
-  EXPECT_NE(o2.task, &first);
+  EXPECT_NE(o2.task->rec.id, first.id);
 }
 
 TEST_F(DispatcherTest, CancelQueuedAndRunningTasks) {
-  Task& queued = Submit();  // no worker yet
-  EXPECT_TRUE(d_->Cancel(queued.rec.id).ok());
-  EXPECT_EQ(queued.rec.state, TaskState::kCancelled);
+  TaskHandle queued = Submit();  // no worker yet
+  EXPECT_TRUE(d_->Cancel(queued->rec.id).ok());
+  EXPECT_EQ(queued->rec.state, TaskState::kCancelled);
   EXPECT_EQ(d_->stats().queued, 0u);
   EXPECT_EQ(d_->stats().cancelled, 1u);
 
   AddWorker(1);
   EXPECT_TRUE(TasksSent(1).empty()) << "the cancelled task is not run";
-  Task& running = Submit();
-  Task& next = Submit();
-  EXPECT_EQ(running.rec.state, TaskState::kRunning);
-  EXPECT_EQ(next.rec.state, TaskState::kQueued);
+  TaskHandle running = Submit();
+  TaskHandle next = Submit();
+  EXPECT_EQ(running->rec.state, TaskState::kRunning);
+  EXPECT_EQ(next->rec.state, TaskState::kQueued);
   out_.Take(1);
-  EXPECT_TRUE(d_->Cancel(running.rec.id).ok());
+  EXPECT_TRUE(d_->Cancel(running->rec.id).ok());
   auto msgs = out_.Take(1);
   ASSERT_EQ(msgs.size(), 2u);
   EXPECT_EQ(msgs[0]["type"], "cancel");
-  EXPECT_EQ(msgs[0]["id"], running.id_string());
+  EXPECT_EQ(msgs[0]["id"], running->id_string());
   EXPECT_EQ(msgs[1]["type"], "task") << "the freed slot takes the next task";
-  EXPECT_EQ(msgs[1]["id"], next.id_string());
-  EXPECT_EQ(running.rec.state, TaskState::kCancelled);
+  EXPECT_EQ(msgs[1]["id"], next->id_string());
+  EXPECT_EQ(running->rec.state, TaskState::kCancelled);
 
   // The cancelled attempt's late result is refused and changes nothing.
   Result(1, running, true);
   auto err = out_.TakeType(1, "error");
   ASSERT_EQ(err.size(), 1u);
   EXPECT_EQ(err[0]["code"], "unknown_task");
-  EXPECT_EQ(running.rec.state, TaskState::kCancelled);
+  EXPECT_EQ(running->rec.state, TaskState::kCancelled);
 
-  Status again = d_->Cancel(running.rec.id);
+  Status again = d_->Cancel(running->rec.id);
   EXPECT_EQ(again.code(), "invalid_state");
   EXPECT_EQ(d_->Cancel(424242).code(), "not_found");
   auto ends = Ends();
@@ -405,8 +423,8 @@ TEST_F(DispatcherTest, CancelQueuedAndRunningTasks) {
 TEST_F(DispatcherTest, ResultsForUnknownOrForeignTasksAreRefusedAndChangeNothing) {
   AddWorker(1);
   AddWorker(2);
-  Task& t = Submit();
-  const ConnId holder = t.rec.worker == "w1" ? 1 : 2;
+  TaskHandle t = Submit();
+  const ConnId holder = t->rec.worker == "w1" ? 1 : 2;
   const ConnId other = holder == 1 ? 2 : 1;
   out_.Clear();
   const DispatcherStats before = d_->stats();
@@ -420,7 +438,7 @@ TEST_F(DispatcherTest, ResultsForUnknownOrForeignTasksAreRefusedAndChangeNothing
   garbage.id = "not-a-task";
   d_->OnResult(holder, garbage);
   ProgressMsg progress;
-  progress.id = t.id_string();
+  progress.id = t->id_string();
   progress.data = "1";
   d_->OnProgress(other, progress);
   d_->OnResult(4242, unknown);  // not even a worker
@@ -432,9 +450,9 @@ TEST_F(DispatcherTest, ResultsForUnknownOrForeignTasksAreRefusedAndChangeNothing
   ASSERT_EQ(herrs.size(), 1u);
   EXPECT_EQ(herrs[0]["code"], "unknown_task");
 
-  EXPECT_EQ(t.rec.state, TaskState::kRunning);
-  EXPECT_EQ(t.rec.worker, holder == 1 ? "w1" : "w2");
-  EXPECT_TRUE(t.progress.empty());
+  EXPECT_EQ(t->rec.state, TaskState::kRunning);
+  EXPECT_EQ(t->rec.worker, holder == 1 ? "w1" : "w2");
+  EXPECT_TRUE(t->progress.empty());
   EXPECT_EQ(d_->stats().succeeded, before.succeeded);
   EXPECT_EQ(d_->stats().running, before.running);
   EXPECT_EQ(d_->workers().Find(other)->completed, 0u);
@@ -443,11 +461,11 @@ TEST_F(DispatcherTest, ResultsForUnknownOrForeignTasksAreRefusedAndChangeNothing
 
   // The holder's own result still works.
   Result(holder, t, true);
-  EXPECT_EQ(t.rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
   // And a second result for the ended task is refused.
   Result(holder, t, false, "again");
   EXPECT_EQ(out_.TakeType(holder, "error").size(), 1u);
-  EXPECT_EQ(t.rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
   EXPECT_EQ(d_->stats().succeeded, 1u);
   EXPECT_EQ(d_->stats().failed, 0u);
 }
@@ -457,73 +475,73 @@ TEST_F(DispatcherTest, SessionTasksRunOneAtATimeInOrderOnTheirHome) {
   AddWorker(2, {}, 4);
   SubmitOpts o;
   o.session = "chat-42";
-  Task& s1 = Submit(o);
-  Task& s2 = Submit(o);
-  Task& s3 = Submit(o);
-  const std::string home = s1.rec.worker;
+  TaskHandle s1 = Submit(o);
+  TaskHandle s2 = Submit(o);
+  TaskHandle s3 = Submit(o);
+  const std::string home = s1->rec.worker;
   const ConnId home_conn = home == "w1" ? 1 : 2;
-  EXPECT_EQ(s1.rec.state, TaskState::kRunning);
-  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
-  EXPECT_EQ(s3.rec.state, TaskState::kQueued);
-  EXPECT_EQ(d_->WhyWaiting(s2), "its session's previous task is still running");
+  EXPECT_EQ(s1->rec.state, TaskState::kRunning);
+  EXPECT_EQ(s2->rec.state, TaskState::kQueued);
+  EXPECT_EQ(s3->rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->WhyWaiting(*s2), "its session's previous task is still running");
 
   // Other work lands on the home too (free slots), it does not matter.
   for (int i = 0; i < 3; ++i) Submit();
 
   std::vector<std::string> order;
-  for (Task* t : {&s1, &s2, &s3}) {
+  for (const TaskHandle& t : {s1, s2, s3}) {
     ASSERT_EQ(t->rec.state, TaskState::kRunning);
     EXPECT_EQ(t->rec.worker, home);
     order.push_back(t->id_string());
-    for (Task* later : {&s1, &s2, &s3}) {
+    for (const TaskHandle& later : {s1, s2, s3}) {
       if (later->seq > t->seq) {
         EXPECT_EQ(later->rec.state, TaskState::kQueued);
       }
     }
-    Result(home_conn, *t, true);
+    Result(home_conn, t, true);
   }
-  EXPECT_EQ(order, (std::vector<std::string>{s1.id_string(), s2.id_string(), s3.id_string()}));
+  EXPECT_EQ(order, (std::vector<std::string>{s1->id_string(), s2->id_string(), s3->id_string()}));
 }
 
 TEST_F(DispatcherTest, SessionWaitsForItsBusyHomeThenSpillsAndTheNewWorkerBecomesHome) {
   AddWorker(1);  // H
   SubmitOpts so;
   so.session = "chat";
-  Task& s1 = Submit(so);
-  ASSERT_EQ(s1.rec.worker, "w1");
+  TaskHandle s1 = Submit(so);
+  ASSERT_EQ(s1->rec.worker, "w1");
   Result(1, s1, true);
   AddWorker(2);  // O
-  Task& x1 = Submit();
-  Task& x2 = Submit();
-  ASSERT_EQ(x1.rec.state, TaskState::kRunning);
-  ASSERT_EQ(x2.rec.state, TaskState::kRunning);
-  const ConnId x1c = x1.rec.worker == "w1" ? 1 : 2;
+  TaskHandle x1 = Submit();
+  TaskHandle x2 = Submit();
+  ASSERT_EQ(x1->rec.state, TaskState::kRunning);
+  ASSERT_EQ(x2->rec.state, TaskState::kRunning);
+  const ConnId x1c = x1->rec.worker == "w1" ? 1 : 2;
   const ConnId x2c = x1c == 1 ? 2 : 1;
-  Task& busy_on_h = x1c == 1 ? x1 : x2;
-  Task& busy_on_o = x1c == 1 ? x2 : x1;
+  TaskHandle busy_on_h = x1c == 1 ? x1 : x2;
+  TaskHandle busy_on_o = x1c == 1 ? x2 : x1;
   (void)x2c;
 
-  Task& s2 = Submit(so);  // its home w1 is full: wait for it
-  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
-  EXPECT_EQ(d_->WhyWaiting(s2), "waiting for its session's worker w1");
+  TaskHandle s2 = Submit(so);  // its home w1 is full: wait for it
+  EXPECT_EQ(s2->rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->WhyWaiting(*s2), "waiting for its session's worker w1");
   Result(2, busy_on_o, true);  // O is free, but s2 keeps waiting for its home
-  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
+  EXPECT_EQ(s2->rec.state, TaskState::kQueued);
   Advance(milliseconds(9999));
-  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
+  EXPECT_EQ(s2->rec.state, TaskState::kQueued);
   Advance(milliseconds(1));  // affinity_wait over: spill to O
-  EXPECT_EQ(s2.rec.state, TaskState::kRunning);
-  EXPECT_EQ(s2.rec.worker, "w2");
+  EXPECT_EQ(s2->rec.state, TaskState::kRunning);
+  EXPECT_EQ(s2->rec.worker, "w2");
 
   Result(1, busy_on_h, true);  // H is free now
   Result(2, s2, true);
-  Task& s3 = Submit(so);
-  EXPECT_EQ(s3.rec.worker, "w2") << "O became the session's home";
+  TaskHandle s3 = Submit(so);
+  EXPECT_EQ(s3->rec.worker, "w2") << "O became the session's home";
   Result(2, s3, true);
 
   // When the home is gone, the next task goes to another worker.
   d_->OnDisconnect(2, "gone");
-  Task& s4 = Submit(so);
-  EXPECT_EQ(s4.rec.worker, "w1");
+  TaskHandle s4 = Submit(so);
+  EXPECT_EQ(s4->rec.worker, "w1");
 }
 
 TEST_F(DispatcherTest, ASessionTaskWaitingForItsHomeRunsThereWhenItFrees) {
@@ -531,58 +549,58 @@ TEST_F(DispatcherTest, ASessionTaskWaitingForItsHomeRunsThereWhenItFrees) {
   AddWorker(2);
   SubmitOpts so;
   so.session = "s";
-  Task& s1 = Submit(so);
-  const ConnId home = s1.rec.worker == "w1" ? 1 : 2;
+  TaskHandle s1 = Submit(so);
+  const ConnId home = s1->rec.worker == "w1" ? 1 : 2;
   Result(home, s1, true);
   SubmitOpts plain;
-  Task& x = Submit(plain);
-  Task& y = Submit(plain);  // both workers busy now
-  Task& s2 = Submit(so);
-  EXPECT_EQ(s2.rec.state, TaskState::kQueued);
-  Task& on_home = x.rec.worker == s1.rec.worker ? x : y;
+  TaskHandle x = Submit(plain);
+  TaskHandle y = Submit(plain);  // both workers busy now
+  TaskHandle s2 = Submit(so);
+  EXPECT_EQ(s2->rec.state, TaskState::kQueued);
+  TaskHandle on_home = x->rec.worker == s1->rec.worker ? x : y;
   Result(home, on_home, true);
-  EXPECT_EQ(s2.rec.state, TaskState::kRunning);
-  EXPECT_EQ(s2.rec.worker, s1.rec.worker);
+  EXPECT_EQ(s2->rec.state, TaskState::kRunning);
+  EXPECT_EQ(s2->rec.worker, s1->rec.worker);
 }
 
 TEST_F(DispatcherTest, UnroutableTasksAreCountedAndSayWhy) {
   AddWorker(1, {"echo"});
   SubmitOpts gpu;
   gpu.skills = {"gpu"};
-  Task& g = Submit(gpu);
+  TaskHandle g = Submit(gpu);
   SubmitOpts both;
   both.skills = {"echo", "gpu", "text"};
-  Task& b = Submit(both);
+  TaskHandle b = Submit(both);
   SubmitOpts echo;
   echo.skills = {"echo"};
   Submit(echo);           // runs
-  Task& e2 = Submit(echo);  // waits for the busy echo worker
+  TaskHandle e2 = Submit(echo);  // waits for the busy echo worker
   EXPECT_EQ(d_->Unroutable(), 2u);
-  EXPECT_EQ(d_->WhyWaiting(g), "no worker has skill gpu");
-  EXPECT_NE(d_->WhyWaiting(b).find("gpu"), std::string::npos) << d_->WhyWaiting(b);
-  EXPECT_NE(d_->WhyWaiting(b).find("text"), std::string::npos) << d_->WhyWaiting(b);
-  EXPECT_EQ(d_->WhyWaiting(e2), "all 1 matching workers are full");
+  EXPECT_EQ(d_->WhyWaiting(*g), "no worker has skill gpu");
+  EXPECT_NE(d_->WhyWaiting(*b).find("gpu"), std::string::npos) << d_->WhyWaiting(*b);
+  EXPECT_NE(d_->WhyWaiting(*b).find("text"), std::string::npos) << d_->WhyWaiting(*b);
+  EXPECT_EQ(d_->WhyWaiting(*e2), "all 1 matching workers are full");
 
   AddWorker(2, {"gpu"});  // g runs at once
-  EXPECT_EQ(g.rec.state, TaskState::kRunning);
-  EXPECT_EQ(g.rec.worker, "w2");
+  EXPECT_EQ(g->rec.state, TaskState::kRunning);
+  EXPECT_EQ(g->rec.worker, "w2");
   EXPECT_EQ(d_->Unroutable(), 1u);
   ASSERT_EQ(d_->Drain("w2").code(), "");
   EXPECT_EQ(out_.TakeType(2, "drain").size(), 1u);
-  Task& g2 = Submit(gpu);
-  EXPECT_EQ(g2.rec.state, TaskState::kQueued);
+  TaskHandle g2 = Submit(gpu);
+  EXPECT_EQ(g2->rec.state, TaskState::kQueued);
   EXPECT_EQ(d_->Unroutable(), 1u) << "a draining gpu worker is still connected";
-  EXPECT_EQ(d_->WhyWaiting(g2), "all 1 matching workers are draining or ejected");
+  EXPECT_EQ(d_->WhyWaiting(*g2), "all 1 matching workers are draining or ejected");
 }
 
 TEST_F(DispatcherTest, AWaitingTaskForAMissingSkillEndsTimedOutAfterItsTimeout) {
   SubmitOpts o;
   o.skills = {"gpu"};
   o.timeout = seconds(2);
-  Task& t = Submit(o);
+  TaskHandle t = Submit(o);
   Advance(seconds(2));
-  EXPECT_EQ(t.rec.state, TaskState::kTimedOut);
-  EXPECT_NE(t.rec.error.find("no worker has skill gpu"), std::string::npos) << t.rec.error;
+  EXPECT_EQ(t->rec.state, TaskState::kTimedOut);
+  EXPECT_NE(t->rec.error.find("no worker has skill gpu"), std::string::npos) << t->rec.error;
   EXPECT_EQ(d_->Unroutable(), 0u);
 }
 
@@ -590,13 +608,13 @@ TEST_F(DispatcherTest, PriorityOrdersTheQueueWithoutHeadOfLineBlocking) {
   SubmitOpts gpu;
   gpu.skills = {"gpu"};
   gpu.priority = 100;
-  Task& top = Submit(gpu);
-  std::vector<Task*> echo;
+  TaskHandle top = Submit(gpu);
+  std::vector<TaskHandle> echo;
   for (int p : {0, 5, 0, 9, 5}) {
     SubmitOpts o;
     o.skills = {"echo"};
     o.priority = p;
-    echo.push_back(&Submit(o));
+    echo.push_back(Submit(o));
   }
   AddWorker(1, {"echo"});
   std::vector<std::string> ran;
@@ -604,26 +622,25 @@ TEST_F(DispatcherTest, PriorityOrdersTheQueueWithoutHeadOfLineBlocking) {
     auto sent = TasksSent(1);
     ASSERT_EQ(sent.size(), 1u);
     ran.push_back(sent[0]);
-    Task* t = d_->FindTask(ParseTaskId(sent[0]));
-    Result(1, *t, true);
+    Result(1, ParseTaskId(sent[0]), true);
   }
   // 9, 5 (older), 5, 0 (older), 0
   EXPECT_EQ(ran, (std::vector<std::string>{echo[3]->id_string(), echo[1]->id_string(),
                                            echo[4]->id_string(), echo[0]->id_string(),
                                            echo[2]->id_string()}));
-  EXPECT_EQ(top.rec.state, TaskState::kQueued);
+  EXPECT_EQ(top->rec.state, TaskState::kQueued);
 }
 
 TEST_F(DispatcherTest, ADrainingWorkerGetsNothingNew) {
   AddWorker(1, {}, 2, "alpha");
-  Task& a = Submit();
+  TaskHandle a = Submit();
   ASSERT_TRUE(d_->Drain("alpha").ok());
   EXPECT_EQ(out_.TakeType(1, "drain").size(), 1u);
-  Task& b = Submit();
-  EXPECT_EQ(b.rec.state, TaskState::kQueued);
+  TaskHandle b = Submit();
+  EXPECT_EQ(b->rec.state, TaskState::kQueued);
   Result(1, a, true);
-  EXPECT_EQ(a.rec.state, TaskState::kSucceeded);
-  EXPECT_EQ(b.rec.state, TaskState::kQueued);
+  EXPECT_EQ(a->rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(b->rec.state, TaskState::kQueued);
   EXPECT_EQ(d_->Drain("nobody").code(), "not_found");
 }
 
@@ -631,8 +648,8 @@ TEST_F(DispatcherTest, ResultsArePurgedAfterResultTtl) {
   AddWorker(1);
   SubmitOpts o;
   o.key = "k";
-  Task& t = Submit(o);
-  const TaskId id = t.rec.id;
+  TaskHandle t = Submit(o);
+  const TaskId id = t->rec.id;
   Result(1, t, true);
   Advance(std::chrono::minutes(59));
   EXPECT_NE(d_->FindTask(id), nullptr);
@@ -649,10 +666,10 @@ TEST_F(DispatcherTest, ResultsArePurgedAfterResultTtl) {
 
 TEST_F(DispatcherTest, WaitOnAnEndedTaskAnswersAtOnce) {
   AddWorker(1);
-  Task& t = Submit();
+  TaskHandle t = Submit();
   Result(1, t, true);
   Ends();
-  d_->AddWaiter(t, 77, 5);
+  d_->AddWaiter(*t, 77, 5);
   auto ends = out_.TakeType(77, "end");
   ASSERT_EQ(ends.size(), 1u);
   EXPECT_EQ(ends[0]["req"], 5);
@@ -667,13 +684,13 @@ TEST_F(DispatcherTest, RoundRobinThroughTheDispatcherGivesEqualShares) {
   AddWorker(2);
   AddWorker(3);
   // Submitted in one batch, faster than they run; workers answer in turn.
-  std::vector<Task*> all;
-  for (int i = 0; i < 300; ++i) all.push_back(&Submit());
+  std::vector<TaskHandle> all;
+  for (int i = 0; i < 300; ++i) all.push_back(Submit());
   for (int round = 0; round < 300; ++round) {
     bool any = false;
     for (ConnId w : {3, 1, 2}) {
       for (const std::string& id : TasksSent(w)) {
-        Result(w, *d_->FindTask(ParseTaskId(id)), true);
+        Result(w, ParseTaskId(id), true);
         any = true;
       }
     }
@@ -690,11 +707,11 @@ TEST_F(DispatcherTest, AtMostMaxEndedTasksAreKeptTheOldestEndedGoFirst) {
   AddWorker(1, {}, 10);
   SubmitOpts keyed;
   keyed.key = "first";
-  Task& a = Submit(keyed);
-  Task& b = Submit();
-  Task& c3 = Submit();
-  Task& waiting = Submit();  // never ends in this test
-  const TaskId ida = a.rec.id, idb = b.rec.id, idc = c3.rec.id;
+  TaskHandle a = Submit(keyed);
+  TaskHandle b = Submit();
+  TaskHandle c3 = Submit();
+  TaskHandle waiting = Submit();  // never ends in this test
+  const TaskId ida = a->rec.id, idb = b->rec.id, idc = c3->rec.id;
   // End b first, then a: a ended last of the two, so b is the older.
   Result(1, b, true);
   Result(1, a, true);
@@ -704,7 +721,7 @@ TEST_F(DispatcherTest, AtMostMaxEndedTasksAreKeptTheOldestEndedGoFirst) {
   EXPECT_EQ(d_->FindTask(idb), nullptr);
   EXPECT_NE(d_->FindTask(ida), nullptr);
   EXPECT_NE(d_->FindTask(idc), nullptr);
-  EXPECT_EQ(d_->FindTask(waiting.rec.id)->rec.state, TaskState::kRunning);
+  EXPECT_EQ(d_->FindTask(waiting->rec.id)->rec.state, TaskState::kRunning);
   EXPECT_EQ(Ends().size(), 3u);  // every waiter got its end before any purge
 
   // One more end pushes out a, and with it its idempotency key.
@@ -721,16 +738,130 @@ TEST_F(DispatcherTest, ARetriedTaskIsNotPurgedForItsEarlierEnd) {
   AddWorker(1, {}, 10);
   SubmitOpts once;
   once.max_attempts = 1;
-  Task& t = Submit(once);
-  const TaskId id = t.rec.id;
+  TaskHandle t = Submit(once);
+  const TaskId id = t->rec.id;
   Result(1, t, false, "boom", /*retryable=*/false);
-  ASSERT_EQ(t.rec.state, TaskState::kFailed);
+  ASSERT_EQ(t->rec.state, TaskState::kFailed);
   ASSERT_TRUE(d_->Retry(id).ok());
-  ASSERT_EQ(t.rec.state, TaskState::kRunning);
-  Task& other = Submit();
+  ASSERT_EQ(t->rec.state, TaskState::kRunning);
+  TaskHandle other = Submit();
   Result(1, other, true);  // over the cap: the failed end of `t` is dropped, not `t`
   ASSERT_NE(d_->FindTask(id), nullptr);
   EXPECT_EQ(d_->FindTask(id)->rec.state, TaskState::kRunning);
+}
+
+TEST_F(DispatcherTest, AnEndedTaskKeepsItsOwnFieldsWhileLaterTasksReuseItsObject) {
+  AddWorker(1, {"echo"}, 1);
+  SubmitOpts o;
+  o.skills = {"echo"};
+  o.payload = R"({"first":true})";
+  o.session = "chat-1";
+  TaskHandle first = Submit(o);
+  ProgressMsg p;
+  p.id = TaskIdString(first.id);
+  p.data = R"({"step":1})";
+  d_->OnProgress(1, p);
+  Result(1, first, true);  // output {"done":true}
+  // Many more tasks, each ending: they reuse the first one's Task object.
+  for (int i = 0; i < 50; ++i) {
+    SubmitOpts later;
+    later.skills = {"echo"};
+    later.payload = "\"later " + std::to_string(i) + "\"";
+    Result(1, Submit(later), false, "nope", /*retryable=*/false);
+  }
+  const Task* t = d_->FindTask(first.id);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t->rec.payload, R"({"first":true})");
+  EXPECT_EQ(t->rec.output, R"({"done":true})");
+  EXPECT_EQ(t->rec.session, "chat-1");
+  EXPECT_EQ(t->rec.skills, std::vector<std::string>{"echo"});
+  EXPECT_TRUE(t->rec.errors.empty());
+  EXPECT_EQ(t->progress, R"({"step":1})");
+  EXPECT_EQ(d_->StateOf(first.id), TaskState::kSucceeded);
+  EXPECT_EQ(d_->StateOf(first.id + 1000), std::nullopt);
+  // A wait now answers from what was kept.
+  Ends();
+  d_->AddWaiter(*d_->FindTask(first.id), 77, 3);
+  auto ends = out_.TakeType(77, "end");
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0]["output"], json::parse(R"({"done":true})"));
+}
+
+TEST_F(DispatcherTest, ARetriedTaskRunsAgainWithItsPayloadAndHistory) {
+  AddWorker(1, {}, 1);
+  SubmitOpts o;
+  o.payload = R"({"try":"again"})";
+  o.max_attempts = 1;
+  TaskHandle t = Submit(o);
+  TasksSent(1);
+  Result(1, t, false, "boom", /*retryable=*/false);
+  ASSERT_EQ(t->rec.state, TaskState::kFailed);
+  EXPECT_EQ(d_->Cancel(t.id).code(), "invalid_state") << "ended: nothing to cancel";
+  EXPECT_EQ(d_->Retry(t.id + 1000).code(), "not_found");
+  ASSERT_TRUE(d_->Retry(t.id).ok());
+  EXPECT_EQ(d_->Retry(t.id).code(), "invalid_state") << "running, not failed";
+  auto sent = out_.TakeType(1, "task");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0]["id"], TaskIdString(t.id));
+  EXPECT_EQ(sent[0]["payload"], json::parse(R"({"try":"again"})"));
+  EXPECT_EQ(t->rec.state, TaskState::kRunning);
+  ASSERT_EQ(t->rec.errors.size(), 1u);
+  EXPECT_EQ(t->rec.errors[0].error, "boom");
+  EXPECT_EQ(d_->stats().failed, 0u);
+  EXPECT_EQ(d_->stats().running, 1u);
+  Result(1, t, true);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
+}
+
+TEST_F(DispatcherTest, ForgettingATaskThatAlreadyEndedLeavesNoTrace) {
+  AddWorker(1, {}, 2);
+  SubmitOpts keyed;
+  keyed.key = "k1";
+  TaskHandle ended = Submit(keyed);
+  TaskHandle running = Submit();
+  Result(1, ended, true);
+  ASSERT_EQ(d_->stats().succeeded, 1u);
+  d_->Forget(ended.id);  // its insert was never committed
+  d_->Forget(running.id);
+  EXPECT_EQ(d_->FindTask(ended.id), nullptr);
+  EXPECT_EQ(d_->FindTask(running.id), nullptr);
+  EXPECT_EQ(out_.TakeType(1, "cancel").size(), 1u) << "the running one's worker stops";
+  EXPECT_EQ(d_->stats().submitted, 0u);
+  EXPECT_EQ(d_->stats().succeeded, 0u);
+  EXPECT_EQ(d_->stats().cancelled, 0u);
+  EXPECT_EQ(d_->tasks().size(), 0u);
+  SubmitReq again;
+  again.req = 50;
+  again.key = "k1";
+  EXPECT_FALSE(d_->Submit(again).existing) << "the key went with it";
+}
+
+TEST_F(DispatcherTest, EveryTaskIsListedInIdOrderLiveAndEndedByState) {
+  AddWorker(1, {}, 1);
+  TaskHandle a = Submit();  // runs, then succeeds
+  TaskHandle b = Submit();  // runs after a, stays running
+  TaskHandle c3 = Submit();  // queued
+  Result(1, a, true);
+  std::vector<std::pair<TaskId, TaskState>> all;
+  d_->ForEachTask([&](const Task& t) {
+    all.emplace_back(t.rec.id, t.rec.state);
+    return true;
+  });
+  EXPECT_EQ(all, (std::vector<std::pair<TaskId, TaskState>>{{a.id, TaskState::kSucceeded},
+                                                            {b.id, TaskState::kRunning},
+                                                            {c3.id, TaskState::kQueued}}));
+  std::vector<TaskId> succeeded;
+  d_->ForEachTask(
+      [&](const Task& t) {
+        succeeded.push_back(t.rec.id);
+        return true;
+      },
+      TaskState::kSucceeded);
+  EXPECT_EQ(succeeded, std::vector<TaskId>{a.id});
+  int seen = 0;
+  d_->ForEachTask([&](const Task&) { return ++seen < 2; });
+  EXPECT_EQ(seen, 2);
 }
 
 TEST_F(DispatcherTest, RecoveredEndedTasksArePurgedWhenTheirResultTtlIsOver) {
@@ -765,9 +896,9 @@ TEST_F(DispatcherTest, TimeoutsOfAttemptsAndWaitsThatEndedEarlyDoNotPileUp) {
   AddWorker(1, {}, 2);
   const std::size_t baseline = d_->deadlines_pending();  // the worker's heartbeat
   for (int i = 0; i < 1000; ++i) {
-    Task& a = Submit();
-    Task& b = Submit();
-    Task& queued = Submit();  // waits for a slot, with a queue-wait timeout
+    TaskHandle a = Submit();
+    TaskHandle b = Submit();
+    TaskHandle queued = Submit();  // waits for a slot, with a queue-wait timeout
     Result(1, a, true);       // frees a slot: `queued` starts
     Result(1, b, true);
     Result(1, queued, true);
@@ -786,22 +917,22 @@ TEST_F(DispatcherTest, SessionTasksWaitingForAnEjectedHomeGoElsewhereAtOnce) {
   AddWorker(2);
   SubmitOpts s;
   s.session = "chat";
-  Task& first = Submit(s);
-  const ConnId home = first.worker;
+  TaskHandle first = Submit(s);
+  const ConnId home = first->worker;
   const ConnId other = home == 1 ? 2 : 1;
   Result(home, first, true);  // the session's home is now `home`
-  Task& x = Submit();
-  Task& y = Submit();  // both workers full now
-  Task& on_home = x.worker == home ? x : y;
-  Task& on_other = x.worker == home ? y : x;
-  Task& next = Submit(s);  // waits for its home (affinity)
-  EXPECT_EQ(next.rec.state, TaskState::kQueued);
+  TaskHandle x = Submit();
+  TaskHandle y = Submit();  // both workers full now
+  TaskHandle on_home = x->worker == home ? x : y;
+  TaskHandle on_other = x->worker == home ? y : x;
+  TaskHandle next = Submit(s);  // waits for its home (affinity)
+  EXPECT_EQ(next->rec.state, TaskState::kQueued);
   Result(other, on_other, true);  // a slot frees elsewhere; `next` still waits for home
-  EXPECT_EQ(next.rec.state, TaskState::kQueued);
+  EXPECT_EQ(next->rec.state, TaskState::kQueued);
   Result(home, on_home, false, "boom", /*retryable=*/false);  // the home fails: ejected
   ASSERT_EQ(d_->workers().Find(home)->state, WorkerState::kEjected);
-  EXPECT_EQ(next.rec.state, TaskState::kRunning) << "no wait for affinity_wait";
-  EXPECT_EQ(next.worker, other);
+  EXPECT_EQ(next->rec.state, TaskState::kRunning) << "no wait for affinity_wait";
+  EXPECT_EQ(next->worker, other);
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ std::unique_ptr<Task> MakeTask(TaskId id) {
 
 std::vector<TaskId> Ids(const TaskTable& table) {
   std::vector<TaskId> ids;
-  table.ForEach([&](const Task& t) { ids.push_back(t.rec.id); });
+  table.ForEachLive([&](const Task& t) { ids.push_back(t.rec.id); });
   return ids;
 }
 
@@ -65,6 +65,54 @@ TEST(TaskTableTest, IteratesInIdOrder) {
   TaskTable table;
   for (TaskId id : {2050u, 3u, 1025u, 4u}) table.Insert(MakeTask(id));
   EXPECT_EQ(Ids(table), (std::vector<TaskId>{3, 4, 1025, 2050}));
+}
+
+TEST(TaskTableTest, AnEndedTaskIsFoundByItsRecordUntilErasedWithThatRecord) {
+  TaskTable table;
+  table.Insert(MakeTask(1));
+  table.Insert(MakeTask(2));
+  auto t = table.Archive(1, /*ref=*/40);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->rec.id, 1u);
+  EXPECT_EQ(table.Find(1), nullptr) << "not live any more";
+  EXPECT_EQ(table.FindEnded(1), 40u);
+  EXPECT_EQ(table.FindEnded(2), 0u) << "live";
+  EXPECT_EQ(table.size(), 2u);
+  EXPECT_EQ(table.Take(1), nullptr) << "Take is for live tasks";
+  EXPECT_FALSE(table.EraseEnded(1, 39)) << "another record of the same id";
+  EXPECT_TRUE(table.EraseEnded(1, 40));
+  EXPECT_FALSE(table.EraseEnded(1, 40));
+  EXPECT_EQ(table.FindEnded(1), 0u);
+  EXPECT_EQ(table.size(), 1u);
+}
+
+TEST(TaskTableTest, ARevivedTaskIsLiveAgainAndItsOldRecordNoLongerErasesIt) {
+  TaskTable table;
+  table.InsertEnded(9, 3);  // as recovery brings an ended task
+  EXPECT_EQ(table.FindEnded(9), 3u);
+  table.Revive(MakeTask(9));
+  EXPECT_EQ(table.Find(9)->rec.id, 9u);
+  EXPECT_EQ(table.FindEnded(9), 0u);
+  EXPECT_FALSE(table.EraseEnded(9, 3));
+  EXPECT_NE(table.Find(9), nullptr);
+}
+
+TEST(TaskTableTest, SlotsIterateInIdOrderLiveAndEnded) {
+  TaskTable table;
+  table.Insert(MakeTask(2000));
+  table.InsertEnded(5, 1);
+  table.Insert(MakeTask(7));
+  std::vector<std::pair<TaskId, bool>> seen;  // id, live
+  table.ForEachSlot([&](TaskId id, Task* live, TaskTable::EndedRef ended) {
+    EXPECT_NE(live != nullptr, ended != 0);
+    seen.emplace_back(id, live != nullptr);
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<std::pair<TaskId, bool>>{{5, false}, {7, true}, {2000, true}}));
+  EXPECT_EQ(Ids(table), (std::vector<TaskId>{7, 2000}));
+  int visited = 0;
+  table.ForEachSlot([&](TaskId, Task*, TaskTable::EndedRef) { return ++visited < 2; });
+  EXPECT_EQ(visited, 2) << "stops when told";
 }
 
 }  // namespace
