@@ -441,6 +441,7 @@ Status SqliteStore::Append(const std::string& changes, const std::vector<TaskId>
     }
   }
   if (changes.empty()) return Status::Ok();
+  bool wake;
   {
     std::lock_guard lock(mu_);
     const uint64_t segment = journal_->current();
@@ -448,8 +449,11 @@ Status SqliteStore::Append(const std::string& changes, const std::vector<TaskId>
     unfolded_bytes_ += changes.size();
     writing_ = segment;
     if (!erases.empty()) erase_queue_.emplace_back(segment, erases);
+    // Most writes leave nothing to fold: waking the fold thread for each
+    // one cost a context switch per write.
+    wake = FoldDue();
   }
-  cv_.notify_all();
+  if (wake) cv_.notify_all();
   return Status::Ok();
 }
 
@@ -637,14 +641,15 @@ void SqliteStore::StopFolding() {
   if (folder_.joinable()) folder_.join();
 }
 
+bool SqliteStore::FoldDue() const {
+  return !segments_.empty() && segments_.begin()->first != writing_ &&
+         unfolded_bytes_ > options_.journal_bytes;
+}
+
 void SqliteStore::FoldLoop() {
   std::unique_lock lock(mu_);
-  auto due = [this] {
-    return !segments_.empty() && segments_.begin()->first != writing_ &&
-           unfolded_bytes_ > options_.journal_bytes;
-  };
   while (true) {
-    cv_.wait(lock, [&] { return stop_ || due(); });
+    cv_.wait(lock, [&] { return stop_ || FoldDue(); });
     if (stop_) return;
     const uint64_t number = segments_.begin()->first;
     folding_ = true;
@@ -778,11 +783,7 @@ Status SqliteStore::ApplyChanges(const Changes& changes) {
 
 void SqliteStore::WaitForFolds() {
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [this] {
-    const bool due = !segments_.empty() && segments_.begin()->first != writing_ &&
-                     unfolded_bytes_ > options_.journal_bytes;
-    return !folding_ && !due;
-  });
+  cv_.wait(lock, [this] { return !folding_ && !FoldDue(); });
 }
 
 int64_t SqliteStore::TaskRowsForTest() {

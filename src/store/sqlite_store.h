@@ -131,6 +131,9 @@ class SqliteStore final : public Store {
   void StartFolding();
   void StopFolding();
   void FoldLoop();
+  // The oldest segment is complete and the journal is over its budget.
+  // REQUIRES: mu_ held.
+  bool FoldDue() const;
 
   sqlite3* db_;
   std::string dir_;
