@@ -397,6 +397,7 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
     store_status_ = Status::Ok();
     dispatcher_->SetStoreStatus(store_status_);
   }
+  if (st.ok()) store_->Reuse(std::move(batch));
   // The batch's submits: accepted, or refused and forgotten.
   to_sealed_ = true;
   api_->AnswerAcks(sealed_acks_, st);

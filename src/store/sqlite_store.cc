@@ -374,7 +374,11 @@ struct SqliteStore::Batch final : StoreBatch {
 };
 
 std::unique_ptr<StoreBatch> SqliteStore::TakeBatch() {
-  auto batch = std::make_unique<Batch>();
+  std::unique_ptr<Batch> batch(static_cast<Batch*>(spare_batch_.release()));
+  if (!batch) batch = std::make_unique<Batch>();
+  batch->changes.clear();
+  batch->ids.clear();
+  batch->erases.clear();
   batch->changes.swap(pending_);
   batch->ids.swap(pending_ids_);
   batch->erases.swap(pending_erases_);
@@ -386,6 +390,8 @@ Status SqliteStore::Write(StoreBatch& batch) {
   auto& b = static_cast<Batch&>(batch);
   return Append(b.changes, b.erases);
 }
+
+void SqliteStore::Reuse(std::unique_ptr<StoreBatch> batch) { spare_batch_ = std::move(batch); }
 
 void SqliteStore::GiveBack(std::unique_ptr<StoreBatch> batch) {
   if (!batch) return;

@@ -86,6 +86,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<StoreBatch> TakeBatch() override;
   Status Write(StoreBatch& batch) override;
   void GiveBack(std::unique_ptr<StoreBatch> batch) override;
+  void Reuse(std::unique_ptr<StoreBatch> batch) override;
   bool dirty() const override { return !pending_.empty(); }
   bool HasPending(TaskId id) const override;
   bool durable() const override { return true; }
@@ -149,6 +150,9 @@ class SqliteStore final : public Store {
   mutable std::vector<TaskId> pending_ids_;
   mutable bool ids_sorted_ = true;
   std::vector<TaskId> pending_erases_;
+  // A written batch kept for its buffers: a fresh one grew by doubling to
+  // ~100 KiB on every write (copies, and memory from the allocator anew).
+  std::unique_ptr<StoreBatch> spare_batch_;
 
   // Writer side.
   std::unique_ptr<SegmentWriter> journal_;

@@ -53,6 +53,8 @@ class Store {
   virtual std::unique_ptr<StoreBatch> TakeBatch() { return nullptr; }
   virtual Status Write(StoreBatch&) { return Status::Ok(); }
   virtual void GiveBack(std::unique_ptr<StoreBatch>) {}
+  // A batch written: its buffers serve a later TakeBatch.
+  virtual void Reuse(std::unique_ptr<StoreBatch>) {}
 
   // True when a change to task `id` is recorded and not yet taken for a
   // write (so, with no write in flight, not yet durable).

@@ -280,6 +280,34 @@ TEST_F(SqliteStoreTest, ABatchWrittenWhileNewChangesArriveKeepsBoth) {
   EXPECT_EQ(got[1].id, 2u);
 }
 
+TEST_F(SqliteStoreTest, ABatchReusedAfterItsWriteCarriesOnlyNewChanges) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1));
+  store->Insert(MakeTask(2));
+  auto first = store->TakeBatch();
+  ASSERT_TRUE(store->Write(*first).ok());
+  store->Reuse(std::move(first));
+  TaskRecord two = MakeTask(2);
+  two.state = TaskState::kFailed;
+  store->Update(two);
+  store->Insert(MakeTask(3));
+  auto second = store->TakeBatch();  // in the buffers of the first
+  EXPECT_FALSE(store->HasPending(1));
+  EXPECT_FALSE(store->HasPending(3));
+  ASSERT_TRUE(store->Write(*second).ok());
+  store->Reuse(std::move(second));
+  store->Erase(1);
+  auto third = store->TakeBatch();
+  ASSERT_TRUE(store->Write(*third).ok());
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 2u) << "t1 erased; nothing written twice";
+  EXPECT_EQ(got[0].id, 2u);
+  EXPECT_EQ(got[0].state, TaskState::kFailed);
+  EXPECT_EQ(got[1].id, 3u);
+  EXPECT_EQ(got[1].state, TaskState::kQueued);
+}
+
 TEST_F(SqliteStoreTest, AFailedBatchGivenBackIsPendingUnderNewerChanges) {
   auto store = Open();
   ASSERT_TRUE(store);
