@@ -335,7 +335,11 @@ void Daemon::FlushAll() {
       Peer* peer = FindPeer(id);
       if (!peer) continue;
       peer->dirty = false;
-      peer->sealed.append(peer->staged);
+      if (peer->sealed.empty()) {
+        peer->sealed.swap(peer->staged);
+      } else {
+        peer->sealed.append(peer->staged);
+      }
       peer->staged.clear();
       if (!peer->in_sealed) {
         peer->in_sealed = true;
