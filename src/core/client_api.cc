@@ -75,10 +75,9 @@ void ClientApi::AnswerAcks(const std::vector<PendingAck>& acks, const Status& st
 void ClientApi::AddWaiters(const std::vector<PendingAck>& acks,
                            const std::function<void(TaskId)>& before) {
   for (const PendingAck& a : acks) {
-    const Task* t = a.wait ? dispatcher_.FindTask(a.id) : nullptr;
-    if (!t) continue;
+    if (!a.wait) continue;
     if (before) before(a.id);
-    dispatcher_.AddWaiter(*t, a.conn, a.req);
+    dispatcher_.AddWaiter(a.id, a.conn, a.req);
   }
 }
 
@@ -92,7 +91,8 @@ void ClientApi::ById(ConnId conn, const IdReq& req) {
     case IdOp::kStatus:
       return Ok(conn, req.req, {{"task", TaskView(*t)}});
     case IdOp::kWait:
-      return dispatcher_.AddWaiter(*t, conn, req.req);
+      dispatcher_.AddWaiter(id, conn, req.req);
+      return;
     case IdOp::kCancel: {
       Status st = t ? dispatcher_.Cancel(id) : Status("not_found", "no task " + req.id);
       if (!st.ok()) return Error(conn, req.req, st);

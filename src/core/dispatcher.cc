@@ -153,11 +153,15 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   tasks_.Insert(std::move(owned));
   if (!r.key.empty()) keys_[r.key] = r.id;
 
-  store_.Insert(r);
   ++stats_.submitted;
   ++stats_.queued;
   if (observer_) observer_->TaskSubmitted(t);
+  // Placed, then recorded: a task that goes to a worker at once is stored
+  // by one insert that says so, not an insert and then an update.
+  placing_new_ = r.id;
   Place(t);
+  placing_new_ = 0;
+  store_.Insert(r);
   return {Status::Ok(), &t, false};
 }
 
@@ -203,12 +207,16 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   Place(t);
 }
 
-void Dispatcher::AddWaiter(const Task& t, ConnId conn, int64_t req) {
-  if (Task* live = tasks_.Find(t.rec.id)) {
+bool Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req) {
+  if (Task* live = tasks_.Find(id)) {
     live->waiters.emplace_back(conn, req);
-  } else {
-    SendEnd(t, conn, req);
+    return true;
   }
+  const TaskTable::EndedRef ref = tasks_.FindEnded(id);
+  if (!ref) return false;
+  ended_.ReadOutcome(ref, outcome_);
+  SendEnd(outcome_, conn, req);
+  return true;
 }
 
 Status Dispatcher::Cancel(TaskId id) {
@@ -491,7 +499,7 @@ void Dispatcher::End(Task& t, TaskState state) {
     default: ++stats_.timed_out; break;
   }
   Save(t);
-  for (const auto& [conn, req] : t.waiters) SendEnd(t, conn, req);
+  for (const auto& [conn, req] : t.waiters) SendEnd(t.rec, conn, req);
   t.waiters.clear();
   if (observer_) {
     observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);
@@ -885,10 +893,9 @@ void Dispatcher::SendTask(const Task& t, const Worker& w) {
   out->append("}\n"sv);
 }
 
-void Dispatcher::SendEnd(const Task& t, ConnId conn, int64_t req) {
+void Dispatcher::SendEnd(const TaskRecord& r, ConnId conn, int64_t req) {
   std::string* out = outbox_.Buffer(conn);
   if (!out) return;
-  const TaskRecord& r = t.rec;
   out->append(R"({"type":"end","req":)"sv);
   AppendInt(*out, req);
   out->append(R"(,"id":"t)"sv);

@@ -94,8 +94,9 @@ class Dispatcher {
     bool existing = false;
   };
   SubmitOutcome Submit(const SubmitReq& req);
-  // Registers (conn, req) to get the task's end event; sent at once if ended.
-  void AddWaiter(const Task& task, ConnId conn, int64_t req);
+  // Registers (conn, req) to get the end event of task `id`; sent at once
+  // if it has ended. False (and nothing sent) when there is no such task.
+  bool AddWaiter(TaskId id, ConnId conn, int64_t req);
   Status Cancel(TaskId id);
   Status Retry(TaskId id);  // a failed/timed_out task back to the queue, attempts reset
   // Drops a task whose insert the store failed to commit: it was never
@@ -194,8 +195,10 @@ class Dispatcher {
   Task* HeldTask(ConnId conn, const std::string& task_id, Worker*& w);
 
   void SendTask(const Task& t, const Worker& w);
-  void SendEnd(const Task& t, ConnId conn, int64_t req);
-  void Save(const Task& t) { store_.Update(t.rec); }
+  void SendEnd(const TaskRecord& r, ConnId conn, int64_t req);
+  void Save(const Task& t) {
+    if (t.rec.id != placing_new_) store_.Update(t.rec);
+  }
   TaskId NewTaskId();
   // Tasks are recycled: a purged task's buffers serve the next submit, so
   // a busy dispatcher does not allocate (and free, much later) per task.
@@ -224,6 +227,7 @@ class Dispatcher {
   EndedArchive ended_;
   bool ended_unsorted_ = false;  // recovery appends in id order; sorted on first purge
   Task view_;                    // an ended task read back (FindTask, ForEachTask)
+  TaskRecord outcome_;           // an ended task's outcome read back (AddWaiter)
   OutlierDetector outlier_;
 
   std::unique_ptr<Strategy> default_strategy_;
@@ -234,6 +238,7 @@ class Dispatcher {
 
   DispatcherStats stats_;
   TaskId last_id_ = 0;
+  TaskId placing_new_ = 0;  // a task Submit places before its insert is recorded
   uint64_t next_seq_ = 1;
   bool accepting_ = true;
   Status store_status_;

@@ -67,6 +67,15 @@ void EndedArchive::Read(Ref ref, Task& into) const {
   into.waiters.clear();
 }
 
+void EndedArchive::ReadOutcome(Ref ref, TaskRecord& into) const {
+  const Entry& e = entry(ref);
+  const std::string& chunk = chunks_[e.chunk - first_chunk_];
+  std::string_view in(chunk.data() + e.offset, e.size);
+  ChangeOp op;
+  [[maybe_unused]] const bool ok = DecodeMutableFields(in, op, into);
+  assert(ok && op == ChangeOp::kInsert);
+}
+
 void EndedArchive::PopFront() {
   assert(!entries_.empty());
   entries_.pop_front();

@@ -200,26 +200,37 @@ bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& r) {
   return GetMutable(in, r);
 }
 
-bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id) {
+namespace {
+
+// Reads the op and the id, then skips a kInsert's submitted fields.
+bool GetHead(std::string_view& in, ChangeOp& op, TaskId& id) {
   if (in.empty()) return false;
   const auto raw = static_cast<uint8_t>(in.front());
   in.remove_prefix(1);
   if (raw < 1 || raw > 3) return false;
   op = static_cast<ChangeOp>(raw);
   if (!GetVarint(in, id) || id == 0) return false;
-  if (op == ChangeOp::kErase) return true;
-  if (op == ChangeOp::kInsert) {
-    uint64_t skills;
-    if (!GetVarint(in, skills) || skills > in.size()) return false;
-    for (uint64_t i = 0; i < skills; ++i) {
-      if (!SkipString(in)) return false;
-    }
-    // payload, priority, timeout_ms, max_attempts, session, key, created_ms
-    if (!SkipString(in) || !SkipVarints(in, 3) || !SkipString(in) || !SkipString(in) ||
-        !SkipVarints(in, 1)) {
-      return false;
-    }
+  if (op != ChangeOp::kInsert) return true;
+  uint64_t skills;
+  if (!GetVarint(in, skills) || skills > in.size()) return false;
+  for (uint64_t i = 0; i < skills; ++i) {
+    if (!SkipString(in)) return false;
   }
+  // payload, priority, timeout_ms, max_attempts, session, key, created_ms
+  return SkipString(in) && SkipVarints(in, 3) && SkipString(in) && SkipString(in) &&
+         SkipVarints(in, 1);
+}
+
+}  // namespace
+
+bool DecodeMutableFields(std::string_view& in, ChangeOp& op, TaskRecord& rec) {
+  if (!GetHead(in, op, rec.id)) return false;
+  return op == ChangeOp::kErase || GetMutable(in, rec);
+}
+
+bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id) {
+  if (!GetHead(in, op, id)) return false;
+  if (op == ChangeOp::kErase) return true;
   // state, attempts, worker, output, error, errors, started_ms, ended_ms
   if (in.empty()) return false;
   in.remove_prefix(1);

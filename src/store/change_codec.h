@@ -28,6 +28,13 @@ void EncodeErase(std::string& out, TaskId id);
 // `in` somewhere inside) for anything truncated or malformed.
 bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& rec);
 
+// Reads the op, the task id and the fields that change after submit
+// (state, attempts, worker, output, error, errors, started_ms, ended_ms) of
+// the change at the front of `in`, skipping a kInsert's submitted fields
+// unread; advances past the whole change. Other fields of `rec` are left
+// as they were. Returns false as DecodeChange does.
+bool DecodeMutableFields(std::string_view& in, ChangeOp& op, TaskRecord& rec);
+
 // Reads only the op and the task id of the change at the front of `in`
 // and advances past the whole change, without copying its fields.
 bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id);

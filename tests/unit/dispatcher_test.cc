@@ -1,6 +1,7 @@
 // The task state machine and placement, driven by calls: a ManualClock for
 // time (deadlines fire on RunDue after Advance), a FakeOutbox for what the
-// dispatcher sends, a MemoryStore. No sockets, no sleeps.
+// dispatcher sends, a store that only records the changes it is given. No
+// sockets, no sleeps.
 #include "core/dispatcher.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
-#include "store/memory_store.h"
+#include "store/store.h"
 #include "support/fake_outbox.h"
 
 namespace pincer {
@@ -24,6 +25,25 @@ using std::chrono::seconds;
 using test::FakeOutbox;
 
 constexpr ConnId kClient = 1000;  // a client connection waiting for end events
+
+// Keeps nothing, as the memory store, but lists the changes it was given.
+class RecordingStore final : public Store {
+ public:
+  struct Change {
+    char op;  // 'i'nsert, 'u'pdate, 'e'rase
+    TaskId id;
+    TaskState state;
+  };
+  Status Recover(const std::function<void(TaskRecord&&)>&) override { return Status::Ok(); }
+  void Insert(const TaskRecord& r) override { changes.push_back({'i', r.id, r.state}); }
+  void Update(const TaskRecord& r) override { changes.push_back({'u', r.id, r.state}); }
+  void Erase(TaskId id) override { changes.push_back({'e', id, TaskState::kQueued}); }
+  Status Commit() override { return Status::Ok(); }
+  bool dirty() const override { return false; }
+  bool durable() const override { return false; }
+
+  std::vector<Change> changes;
+};
 
 Config BaseConfig() {
   Config c;
@@ -102,7 +122,7 @@ class DispatcherTest : public ::testing::Test {
     EXPECT_TRUE(outcome.status.ok()) << outcome.status.code() << ": " << outcome.status.message();
     EXPECT_NE(outcome.task, nullptr);
     if (!outcome.task) return {d_.get(), 0};
-    d_->AddWaiter(*outcome.task, kClient, r.req);
+    d_->AddWaiter(outcome.task->rec.id, kClient, r.req);
     return {d_.get(), outcome.task->rec.id};
   }
 
@@ -137,7 +157,7 @@ class DispatcherTest : public ::testing::Test {
   }
 
   ManualClock clock_;
-  MemoryStore store_;
+  RecordingStore store_;
   FakeOutbox out_;
   std::unique_ptr<Dispatcher> d_;
   int64_t req_ = 0;
@@ -669,7 +689,7 @@ TEST_F(DispatcherTest, WaitOnAnEndedTaskAnswersAtOnce) {
   TaskHandle t = Submit();
   Result(1, t, true);
   Ends();
-  d_->AddWaiter(*t, 77, 5);
+  d_->AddWaiter(t.id, 77, 5);
   auto ends = out_.TakeType(77, "end");
   ASSERT_EQ(ends.size(), 1u);
   EXPECT_EQ(ends[0]["req"], 5);
@@ -782,10 +802,32 @@ TEST_F(DispatcherTest, AnEndedTaskKeepsItsOwnFieldsWhileLaterTasksReuseItsObject
   EXPECT_EQ(d_->StateOf(first.id + 1000), std::nullopt);
   // A wait now answers from what was kept.
   Ends();
-  d_->AddWaiter(*d_->FindTask(first.id), 77, 3);
+  EXPECT_TRUE(d_->AddWaiter(first.id, 77, 3));
+  EXPECT_FALSE(d_->AddWaiter(first.id + 1000, 77, 4)) << "no such task";
   auto ends = out_.TakeType(77, "end");
   ASSERT_EQ(ends.size(), 1u);
   EXPECT_EQ(ends[0]["output"], json::parse(R"({"done":true})"));
+}
+
+TEST_F(DispatcherTest, ATaskThatStartsAtOnceIsStoredByOneInsertThatSaysRunning) {
+  AddWorker(1, {}, 1);
+  TaskHandle runs = Submit();
+  TaskHandle waits = Submit();  // the only slot is taken
+  ASSERT_EQ(store_.changes.size(), 2u);
+  EXPECT_EQ(store_.changes[0].op, 'i');
+  EXPECT_EQ(store_.changes[0].id, runs.id);
+  EXPECT_EQ(store_.changes[0].state, TaskState::kRunning);
+  EXPECT_EQ(store_.changes[1].op, 'i');
+  EXPECT_EQ(store_.changes[1].id, waits.id);
+  EXPECT_EQ(store_.changes[1].state, TaskState::kQueued);
+  store_.changes.clear();
+  Result(1, runs, true);  // ends; the waiting one starts
+  ASSERT_EQ(store_.changes.size(), 2u);
+  EXPECT_EQ(store_.changes[0].op, 'u');
+  EXPECT_EQ(store_.changes[0].state, TaskState::kSucceeded);
+  EXPECT_EQ(store_.changes[1].op, 'u');
+  EXPECT_EQ(store_.changes[1].id, waits.id);
+  EXPECT_EQ(store_.changes[1].state, TaskState::kRunning);
 }
 
 TEST_F(DispatcherTest, ARetriedTaskRunsAgainWithItsPayloadAndHistory) {

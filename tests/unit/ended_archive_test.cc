@@ -76,6 +76,22 @@ TEST(EndedArchiveTest, ATaskReadsBackWithEveryField) {
   EXPECT_TRUE(e.has_key);
 }
 
+TEST(EndedArchiveTest, AnOutcomeReadsOnlyWhatAnEndEventTells) {
+  EndedArchive archive;
+  const EndedArchive::Ref ref = archive.Add(Ended(12), TimePoint{});
+  TaskRecord r;
+  archive.ReadOutcome(ref, r);
+  EXPECT_EQ(r.id, 12u);
+  EXPECT_EQ(r.state, TaskState::kFailed);
+  EXPECT_EQ(r.output, "\"done\"");
+  EXPECT_EQ(r.error, "boom");
+  EXPECT_EQ(r.attempts, 2);
+  EXPECT_EQ(r.worker, "w3");
+  EXPECT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.payload, "") << "not read";
+  EXPECT_TRUE(r.skills.empty());
+}
+
 TEST(EndedArchiveTest, RecordsArePurgedOldestFirstAndTheRestStayReadable) {
   EndedArchive archive;
   // Enough records, some large, to fill and free many chunks.

@@ -1,0 +1,134 @@
+// change_codec: the binary form of store changes (the journal's records,
+// the ended-task archive's records).
+#include "store/change_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace pincer {
+namespace {
+
+TaskRecord Full() {
+  TaskRecord r;
+  r.id = 300;  // a two-byte varint
+  r.skills = {"code", "review"};
+  r.payload = R"({"diff":"x"})";
+  r.priority = -7;
+  r.timeout_ms = 60'000;
+  r.max_attempts = 5;
+  r.session = "s-1";
+  r.key = "k-1";
+  r.state = TaskState::kTimedOut;
+  r.attempts = 2;
+  r.worker = "w9";
+  r.output = "";
+  r.error = "attempt 2 timed out";
+  r.errors = {{1, "w8", "lost"}, {2, "w9", "attempt 2 timed out"}};
+  r.created_ms = 1'764'000'000'000;
+  r.started_ms = 1'764'000'000'500;
+  r.ended_ms = 1'764'000'060'500;
+  return r;
+}
+
+TEST(ChangeCodecTest, AnInsertReadsBackWhole) {
+  const TaskRecord r = Full();
+  std::string bytes;
+  EncodeChange(bytes, ChangeOp::kInsert, r);
+  std::string_view in(bytes);
+  ChangeOp op;
+  TaskRecord back;
+  ASSERT_TRUE(DecodeChange(in, op, back));
+  EXPECT_TRUE(in.empty());
+  EXPECT_EQ(op, ChangeOp::kInsert);
+  EXPECT_EQ(back.id, 300u);
+  EXPECT_EQ(back.skills, r.skills);
+  EXPECT_EQ(back.payload, r.payload);
+  EXPECT_EQ(back.priority, -7);
+  EXPECT_EQ(back.timeout_ms, 60'000);
+  EXPECT_EQ(back.max_attempts, 5);
+  EXPECT_EQ(back.session, "s-1");
+  EXPECT_EQ(back.key, "k-1");
+  EXPECT_EQ(back.state, TaskState::kTimedOut);
+  EXPECT_EQ(back.attempts, 2);
+  EXPECT_EQ(back.worker, "w9");
+  EXPECT_EQ(back.error, r.error);
+  ASSERT_EQ(back.errors.size(), 2u);
+  EXPECT_EQ(back.errors[1].worker, "w9");
+  EXPECT_EQ(back.created_ms, r.created_ms);
+  EXPECT_EQ(back.started_ms, r.started_ms);
+  EXPECT_EQ(back.ended_ms, r.ended_ms);
+}
+
+TEST(ChangeCodecTest, MutableFieldsAreReadWithoutTheSubmittedOnes) {
+  std::string bytes;
+  EncodeChange(bytes, ChangeOp::kInsert, Full());
+  TaskRecord later = Full();
+  later.state = TaskState::kSucceeded;
+  later.output = R"({"ok":1})";
+  EncodeChange(bytes, ChangeOp::kUpdate, later);
+  EncodeErase(bytes, 300);
+
+  std::string_view in(bytes);
+  ChangeOp op;
+  TaskRecord r;
+  r.payload = "untouched";
+  ASSERT_TRUE(DecodeMutableFields(in, op, r));
+  EXPECT_EQ(op, ChangeOp::kInsert);
+  EXPECT_EQ(r.id, 300u);
+  EXPECT_EQ(r.state, TaskState::kTimedOut);
+  EXPECT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.ended_ms, Full().ended_ms);
+  EXPECT_EQ(r.payload, "untouched") << "submitted fields are skipped, not read";
+  EXPECT_TRUE(r.skills.empty());
+  ASSERT_TRUE(DecodeMutableFields(in, op, r));
+  EXPECT_EQ(op, ChangeOp::kUpdate);
+  EXPECT_EQ(r.state, TaskState::kSucceeded);
+  EXPECT_EQ(r.output, R"({"ok":1})");
+  ASSERT_TRUE(DecodeMutableFields(in, op, r));
+  EXPECT_EQ(op, ChangeOp::kErase);
+  EXPECT_TRUE(in.empty());
+}
+
+TEST(ChangeCodecTest, SkipChangeStepsOverEachChangeByOpAndId) {
+  std::string bytes;
+  EncodeChange(bytes, ChangeOp::kInsert, Full());
+  EncodeChange(bytes, ChangeOp::kUpdate, Full());
+  EncodeErase(bytes, 7);
+  std::string_view in(bytes);
+  ChangeOp op;
+  TaskId id;
+  ASSERT_TRUE(SkipChange(in, op, id));
+  EXPECT_EQ(op, ChangeOp::kInsert);
+  EXPECT_EQ(id, 300u);
+  ASSERT_TRUE(SkipChange(in, op, id));
+  EXPECT_EQ(op, ChangeOp::kUpdate);
+  ASSERT_TRUE(SkipChange(in, op, id));
+  EXPECT_EQ(op, ChangeOp::kErase);
+  EXPECT_EQ(id, 7u);
+  EXPECT_TRUE(in.empty());
+}
+
+TEST(ChangeCodecTest, TruncatedOrUnknownChangesAreRefusedByEveryReader) {
+  std::string bytes;
+  EncodeChange(bytes, ChangeOp::kInsert, Full());
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
+    const std::string part = bytes.substr(0, cut);
+    ChangeOp op;
+    TaskRecord r;
+    TaskId id;
+    std::string_view a(part), b(part), c(part);
+    EXPECT_FALSE(DecodeChange(a, op, r)) << "cut at " << cut;
+    EXPECT_FALSE(DecodeMutableFields(b, op, r)) << "cut at " << cut;
+    EXPECT_FALSE(SkipChange(c, op, id)) << "cut at " << cut;
+  }
+  std::string unknown = bytes;
+  unknown[0] = 9;  // no such op
+  std::string_view in(unknown);
+  ChangeOp op;
+  TaskRecord r;
+  EXPECT_FALSE(DecodeChange(in, op, r));
+}
+
+}  // namespace
+}  // namespace pincer
