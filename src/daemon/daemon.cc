@@ -269,12 +269,18 @@ void Daemon::OnClosed(Connection& c) {
 std::string* Daemon::Buffer(ConnId conn) {
   Peer* peer = FindPeer(conn);
   if (!peer || !peer->conn->open()) return nullptr;
-  if (to_sealed_) {  // answers of the batch just written
-    if (!peer->in_sealed) {
-      peer->in_sealed = true;
-      sealed_peers_.push_back(conn);
+  if (answer_to_ == AnswerTo::kNow) {  // answers of the batch just written
+    if (!peer->in_now) {
+      peer->in_now = true;
+      now_peers_.push_back(conn);
     }
-    return &peer->sealed;
+    return &peer->conn->out();
+  }
+  if (answer_to_ == AnswerTo::kFlight) {  // with a batch being written
+    for (auto& [id, out] : answer_flight_->out) {
+      if (id == conn) return &out;
+    }
+    return &answer_flight_->out.emplace_back(conn, std::string()).second;
   }
   if (!peer->dirty) {
     peer->dirty = true;
@@ -300,13 +306,20 @@ void Daemon::ScheduleFlush() {
 }
 
 void Daemon::FlushAll() {
-  // One write at a time; when it is done, this runs again for what came
-  // in meanwhile (group commit: the next batch grows while one is written).
   if (writer_ && writer_->busy()) {
-    // Work for workers does not wait for the write in progress either: a
-    // task submitted meanwhile runs now, and when its result is back
-    // before the next batch is taken, its insert and its end state are
-    // written as one row.
+    // Group commit: while a write is in progress, what comes in joins the
+    // batch waiting behind it (or becomes that batch), which the writer
+    // starts the moment the write is done.
+    if (store_status_.ok() && !retry_due_ && store_->dirty()) {
+      if (writer_->Extend([this](StoreBatch& b) { store_->TakeInto(b); })) {
+        Seal(flights_.back());
+      } else if (flights_.size() < kMaxFlights) {
+        StartWrite();
+      }
+    }
+    // Work for workers does not wait for any write: a task submitted
+    // meanwhile runs now, and when its result is back before its batch is
+    // written, its insert and its end state are written together.
     ReleaseToWorkers();
     flush_scheduled_ = false;
     return;
@@ -324,32 +337,7 @@ void Daemon::FlushAll() {
     linger_since_.reset();
     retry_due_ = false;
     flush_scheduled_ = false;
-    if (!writer_) writer_ = std::make_unique<StoreWriter>(io_, *store_);
-    // Answers to clients wait for the write: submit acks, end events,
-    // every reply (docs/durability.md). Work for workers goes out now: a
-    // task runs while its insert is written (if that fails, its worker is
-    // sent `cancel`; if pincerd dies first, it was never accepted).
-    sealed_acks_ = api_->TakeAcks();
-    ReleaseToWorkers();
-    for (ConnId id : dirty_) {
-      Peer* peer = FindPeer(id);
-      if (!peer) continue;
-      peer->dirty = false;
-      if (peer->sealed.empty()) {
-        peer->sealed.swap(peer->staged);
-      } else {
-        peer->sealed.append(peer->staged);
-      }
-      peer->staged.clear();
-      if (!peer->in_sealed) {
-        peer->in_sealed = true;
-        sealed_peers_.push_back(id);
-      }
-    }
-    dirty_.clear();
-    writer_->Write(store_->TakeBatch(), [this](std::unique_ptr<StoreBatch> batch, Status st) {
-      OnBatchWritten(std::move(batch), st);
-    });
+    StartWrite();
     ArmTimer();
     return;
   }
@@ -357,7 +345,7 @@ void Daemon::FlushAll() {
   // answers say "accepted" only while the store commits.
   api_->FinishBatch(store_status_);
   flush_scheduled_ = false;  // after FinishBatch: its answers go out below
-  Release(dirty_, &Peer::staged);
+  Release(dirty_);
   ArmTimer();
   if (stopping_) CheckDrained();
 }
@@ -367,6 +355,9 @@ bool Daemon::Linger() {
   // back within microseconds, and then its insert and its end state share
   // one write (one sync instead of two, and the ack and the end event
   // leave together). Wait for it, but never longer than kLinger.
+  // A write that answers many submits goes at once: under load the next
+  // batch grows behind it anyway, and a held write leaves the disk idle.
+  if (api_->acks().size() > kMaxLingerAcks) return false;
   const TimePoint now = clock_.Now();
   if (linger_since_ && now - *linger_since_ >= kLinger) return false;
   bool running = false;
@@ -387,9 +378,61 @@ bool Daemon::Linger() {
   return true;
 }
 
+void Daemon::StartWrite() {
+  if (!writer_) writer_ = std::make_unique<StoreWriter>(io_, *store_);
+  Flight& f = flights_.emplace_back();
+  Seal(f);
+  std::unique_ptr<StoreBatch> batch = store_->TakeBatch();
+  f.batch = batch.get();
+  writer_->Write(std::move(batch), [this](std::unique_ptr<StoreBatch> written, Status st) {
+    OnBatchWritten(std::move(written), st);
+  });
+}
+
+void Daemon::Seal(Flight& f) {
+  // Answers to clients wait for the write: submit acks, end events, every
+  // reply (docs/durability.md). Work for workers goes out now: a task runs
+  // while its insert is written (if that fails, its worker is sent
+  // `cancel`; if pincerd dies first, it was never accepted).
+  std::vector<ClientApi::PendingAck> acks = api_->TakeAcks();
+  if (f.acks.empty()) {
+    f.acks.swap(acks);
+  } else {
+    f.acks.insert(f.acks.end(), acks.begin(), acks.end());
+  }
+  ReleaseToWorkers();
+  for (ConnId id : dirty_) {
+    Peer* peer = FindPeer(id);
+    if (!peer) continue;
+    peer->dirty = false;
+    std::string* out = nullptr;
+    for (auto& [conn, held] : f.out) {
+      if (conn == id) out = &held;
+    }
+    if (!out) out = &f.out.emplace_back(id, std::string()).second;
+    if (out->empty()) {
+      out->swap(peer->staged);
+    } else {
+      out->append(peer->staged);
+    }
+    peer->staged.clear();
+  }
+  dirty_.clear();
+}
+
 void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st) {
+  Flight f = std::move(flights_.front());
+  flights_.pop_front();
   if (!st.ok()) {
-    store_->GiveBack(std::move(batch));  // pending again, retried with what came since
+    // Pending again, retried with what came since. The batches behind a
+    // failed one fail too (unwritten); they go back together, oldest in
+    // front.
+    failed_.push_back(std::move(batch));
+    if (flights_.empty()) {
+      for (auto it = failed_.rbegin(); it != failed_.rend(); ++it) store_->GiveBack(std::move(*it));
+      failed_.clear();
+      writer_->Resume();
+    }
     if (store_status_.ok()) {
       OnStoreFailed(st);
     } else {
@@ -402,19 +445,50 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
     dispatcher_->SetStoreStatus(store_status_);
   }
   if (st.ok()) store_->Reuse(std::move(batch));
+  // What was answered while the batch was written goes out first.
+  for (auto& [id, out] : f.out) {
+    Peer* peer = FindPeer(id);
+    if (!peer || !peer->conn->open()) continue;
+    if (!peer->in_now) {
+      peer->in_now = true;
+      now_peers_.push_back(id);
+    }
+    peer->conn->out().append(out);
+  }
   // The batch's submits: accepted, or refused and forgotten.
-  to_sealed_ = true;
-  api_->AnswerAcks(sealed_acks_, st);
+  answer_to_ = AnswerTo::kNow;
+  api_->AnswerAcks(f.acks, st);
   // Then the `wait: true` ones get their waiter. A task that has already
   // ended (its worker got it while its insert was written) has its end
-  // event go out now if that end was in this batch too, or with the next
-  // batch if its end state is still pending there.
+  // event go out now if that end was in this batch too, with the batch
+  // being written that holds its end state, or with the next batch if its
+  // end state is still pending.
   if (st.ok()) {
-    api_->AddWaiters(sealed_acks_, [this](TaskId id) { to_sealed_ = !store_->HasPending(id); });
+    api_->AddWaiters(f.acks, [this](TaskId id) {
+      answer_to_ = AnswerTo::kNow;
+      if (store_->HasPending(id)) {
+        answer_to_ = AnswerTo::kStaged;
+        return;
+      }
+      for (auto it = flights_.rbegin(); it != flights_.rend(); ++it) {
+        if (it->batch && store_->InBatch(*it->batch, id)) {
+          answer_to_ = AnswerTo::kFlight;
+          answer_flight_ = &*it;
+          return;
+        }
+      }
+    });
   }
-  to_sealed_ = false;
-  sealed_acks_.clear();
-  Release(sealed_peers_, &Peer::sealed);
+  answer_to_ = AnswerTo::kStaged;
+  answer_flight_ = nullptr;
+  std::vector<ConnId> now;
+  now.swap(now_peers_);
+  for (ConnId id : now) {
+    Peer* peer = FindPeer(id);
+    if (!peer) continue;
+    peer->in_now = false;
+    peer->conn->Flush();
+  }
   // What came in during the write is the next batch.
   ScheduleFlush();
 }
@@ -427,21 +501,17 @@ void Daemon::ReleaseToWorkers() {
     to_workers.push_back(id);
     return true;
   });
-  Release(to_workers, &Peer::staged);
+  Release(to_workers);
 }
 
-void Daemon::Release(std::vector<ConnId>& peers, std::string Peer::*from) {
+void Daemon::Release(std::vector<ConnId>& peers) {
   std::vector<ConnId> ids;
   ids.swap(peers);
   for (ConnId id : ids) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
-    if (from == &Peer::staged) {
-      peer->dirty = false;
-    } else {
-      peer->in_sealed = false;
-    }
-    std::string& src = peer->*from;
+    peer->dirty = false;
+    std::string& src = peer->staged;
     std::string& out = peer->conn->out();
     if (out.empty()) {
       out.swap(src);

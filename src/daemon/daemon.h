@@ -7,6 +7,7 @@
 
 #include <array>
 #include <asio.hpp>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,11 +73,21 @@ class Daemon final : public Connection::Handler, public Outbox {
     // committed the batch: a write completing mid-batch must not carry an
     // answer that is not yet durable.
     std::string staged;
-    // Output of the batch being written by the store writer: sent once
-    // that write is done.
-    std::string sealed;
-    bool in_sealed = false;  // listed in sealed_peers_
+    bool in_now = false;  // listed in now_peers_
   };
+  // A batch handed to the store writer, and the answers it holds back:
+  // they go out once its write is done.
+  struct Flight {
+    const StoreBatch* batch = nullptr;  // owned by the writer until done
+    std::vector<ClientApi::PendingAck> acks;
+    std::vector<std::pair<ConnId, std::string>> out;  // clients' output
+  };
+  // Where Buffer() puts output: with the next batch (staged), with a batch
+  // being written (answer_flight_), or straight to the connection (the
+  // answers of a batch whose write just ended).
+  enum class AnswerTo { kStaged, kFlight, kNow };
+  // A write in progress and the batch growing behind it.
+  static constexpr std::size_t kMaxFlights = 4;
 
   void Accept(Connection::Socket socket);
   void OnHello(Peer& peer, const Hello& hello);
@@ -85,16 +96,23 @@ class Daemon final : public Connection::Handler, public Outbox {
   // The longest a write is held for the results of the tasks whose
   // submits it carries (docs/durability.md).
   static constexpr std::chrono::microseconds kLinger{250};
+  // Only a write answering at most this many submits is held.
+  static constexpr std::size_t kMaxLingerAcks = 8;
   // True while the next write is held for the batch's results.
   bool Linger();
   void FlushAll();
-  // The store writer finished the batch FlushAll handed it.
+  // Hands the pending changes to the writer as a new batch.
+  void StartWrite();
+  // Moves the acks and clients' staged output to `f` (workers' output goes
+  // out now).
+  void Seal(Flight& f);
+  // The store writer finished the oldest batch in flight.
   void OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
   // Writes the staged output of workers now (it never waits for a commit)
   // and takes them off dirty_; clients' output stays staged.
   void ReleaseToWorkers();
-  // Hands each listed peer's `from` output to its connection and writes.
-  void Release(std::vector<ConnId>& peers, std::string Peer::*from);
+  // Hands each listed peer's staged output to its connection and writes.
+  void Release(std::vector<ConnId>& peers);
   // The store could not commit: refuse submits, retry every second.
   void OnStoreFailed(const Status& st);
   void ArmStoreRetry();
@@ -111,9 +129,12 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::unique_ptr<Store> store_;
   // After store_: stopped (its write finished) before the store goes.
   std::unique_ptr<StoreWriter> writer_;
-  std::vector<ClientApi::PendingAck> sealed_acks_;  // of the batch being written
-  std::vector<ConnId> sealed_peers_;                // with output in Peer::sealed
-  bool to_sealed_ = false;                          // Buffer() gives Peer::sealed
+  std::deque<Flight> flights_;  // oldest first, as the writer finishes them
+  // Failed batches, given back to the store once every flight is back.
+  std::vector<std::unique_ptr<StoreBatch>> failed_;
+  AnswerTo answer_to_ = AnswerTo::kStaged;
+  Flight* answer_flight_ = nullptr;  // for AnswerTo::kFlight
+  std::vector<ConnId> now_peers_;    // written to directly (AnswerTo::kNow)
   bool retry_due_ = false;                          // the store retry timer fired
   // Holding the next write for the batch's running tasks (since when).
   std::optional<TimePoint> linger_since_;

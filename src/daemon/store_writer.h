@@ -1,14 +1,24 @@
 // Writes store batches on a thread of its own, so the event loop never
-// waits for SQL or fsync: while one batch is written, the loop handles the
-// next events and records their changes (group commit). The daemon holds
-// back every answer of a batch until its write is done.
+// waits for the disk: while batches are written, the loop handles the next
+// events and records their changes (group commit). The daemon holds back
+// every answer of a batch until its write is done.
 //
-// Threading: Write() is called on the loop thread; `done` runs there too
-// (posted to the loop's io_context). One write at a time.
+// Batches are written one after the other, in the order they were handed
+// over. While one is being written the loop hands over the next one and
+// keeps adding to it (Extend) until the writer begins it: the moment a
+// write is synced, the writer starts on everything that came in meanwhile,
+// without waiting for the loop to hear of it. When a write fails, the
+// batches queued behind it fail too without being written: the journal
+// never holds a batch whose predecessor is missing, and the daemon gives
+// them all back, then calls Resume() before it writes again.
+//
+// Threading: Write() and Extend() are called on the loop thread; `done`
+// runs there too (posted to the loop's io_context).
 #pragma once
 
 #include <asio.hpp>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -25,28 +35,41 @@ class StoreWriter {
 
   // `store` must outlive the writer.
   StoreWriter(asio::io_context& loop, Store& store);
-  // Waits for a write in progress, then stops the thread.
+  // Writes what is queued, then stops the thread.
   ~StoreWriter();
   StoreWriter(const StoreWriter&) = delete;
   StoreWriter& operator=(const StoreWriter&) = delete;
 
-  // REQUIRES: !busy(). A null batch is done at once (Ok).
+  // Queues a batch; `done` runs once it is written (or failed). A null
+  // batch is done at once (Ok) in its turn.
   void Write(std::unique_ptr<StoreBatch> batch, Done done);
-  bool busy() const { return busy_; }  // loop thread
+  // Runs `extend` on the batch handed over last, under the writer's lock,
+  // if the writer has not begun it; returns false (and runs nothing) if it
+  // has, or if there is none.
+  bool Extend(const std::function<void(StoreBatch&)>& extend);
+  // After a failed write, every batch handed over fails unwritten until
+  // this is called. REQUIRES: !busy().
+  void Resume();
+  // Loop thread: batches handed over whose `done` has not run yet.
+  std::size_t in_flight() const { return in_flight_; }
+  bool busy() const { return in_flight_ > 0; }
 
  private:
+  struct Job {
+    std::unique_ptr<StoreBatch> batch;
+    Done done;
+  };
   void Run();
 
   asio::io_context& loop_;
   Store& store_;
-  bool busy_ = false;
+  std::size_t in_flight_ = 0;  // loop thread
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool has_job_ = false;               // guarded by mu_
-  std::unique_ptr<StoreBatch> batch_;  // guarded by mu_
-  Done done_;                          // guarded by mu_
-  bool stop_ = false;                  // guarded by mu_
+  std::deque<Job> jobs_;  // guarded by mu_
+  bool stop_ = false;     // guarded by mu_
+  bool failing_ = false;  // guarded by mu_: a write failed; fail the ones after it
   std::thread thread_;
 };
 

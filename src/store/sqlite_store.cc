@@ -369,8 +369,10 @@ bool SqliteStore::HasPending(TaskId id) const {
 
 struct SqliteStore::Batch final : StoreBatch {
   std::string changes;
-  std::vector<TaskId> ids;
   std::vector<TaskId> erases;
+  // Read and sorted by the loop only, never by the writer thread.
+  mutable std::vector<TaskId> ids;
+  mutable bool ids_sorted = true;
 };
 
 std::unique_ptr<StoreBatch> SqliteStore::TakeBatch() {
@@ -381,9 +383,33 @@ std::unique_ptr<StoreBatch> SqliteStore::TakeBatch() {
   batch->erases.clear();
   batch->changes.swap(pending_);
   batch->ids.swap(pending_ids_);
+  batch->ids_sorted = ids_sorted_;
   batch->erases.swap(pending_erases_);
   ids_sorted_ = true;
   return batch;
+}
+
+void SqliteStore::TakeInto(StoreBatch& into) {
+  auto& b = static_cast<Batch&>(into);
+  b.changes.append(pending_);
+  pending_.clear();
+  if (!pending_ids_.empty()) {
+    b.ids.insert(b.ids.end(), pending_ids_.begin(), pending_ids_.end());
+    b.ids_sorted = false;
+    pending_ids_.clear();
+  }
+  b.erases.insert(b.erases.end(), pending_erases_.begin(), pending_erases_.end());
+  pending_erases_.clear();
+  ids_sorted_ = true;
+}
+
+bool SqliteStore::InBatch(const StoreBatch& batch, TaskId id) const {
+  const auto& b = static_cast<const Batch&>(batch);
+  if (!b.ids_sorted) {
+    std::sort(b.ids.begin(), b.ids.end());
+    b.ids_sorted = true;
+  }
+  return std::binary_search(b.ids.begin(), b.ids.end(), id);
 }
 
 Status SqliteStore::Write(StoreBatch& batch) {

@@ -87,6 +87,8 @@ class SqliteStore final : public Store {
   Status Write(StoreBatch& batch) override;
   void GiveBack(std::unique_ptr<StoreBatch> batch) override;
   void Reuse(std::unique_ptr<StoreBatch> batch) override;
+  void TakeInto(StoreBatch& batch) override;
+  bool InBatch(const StoreBatch& batch, TaskId id) const override;
   bool dirty() const override { return !pending_.empty(); }
   bool HasPending(TaskId id) const override;
   bool durable() const override { return true; }

@@ -53,6 +53,12 @@ class Store {
   virtual std::unique_ptr<StoreBatch> TakeBatch() { return nullptr; }
   virtual Status Write(StoreBatch&) { return Status::Ok(); }
   virtual void GiveBack(std::unique_ptr<StoreBatch>) {}
+  // Moves what is pending to the end of `batch`, taken earlier and not yet
+  // being written (group commit: the batch waiting behind a write grows).
+  virtual void TakeInto(StoreBatch&) {}
+  // True when `batch` holds a change to task `id`. Loop thread; safe while
+  // the batch is being written.
+  virtual bool InBatch(const StoreBatch&, TaskId) const { return false; }
   // A batch written: its buffers serve a later TakeBatch.
   virtual void Reuse(std::unique_ptr<StoreBatch>) {}
 
