@@ -47,8 +47,7 @@ EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at) {
 
 void EndedArchive::Read(Ref ref, Task& into) const {
   const Entry& e = entry(ref);
-  const std::string& chunk = chunks_[e.chunk - first_chunk_];
-  std::string_view in(chunk.data() + e.offset, e.size);
+  std::string_view in = Bytes(e);
   ChangeOp op;
   [[maybe_unused]] const bool ok = DecodeChange(in, op, into.rec);
   assert(ok && op == ChangeOp::kInsert && in.size() >= 4);
@@ -68,9 +67,7 @@ void EndedArchive::Read(Ref ref, Task& into) const {
 }
 
 void EndedArchive::ReadOutcome(Ref ref, TaskRecord& into) const {
-  const Entry& e = entry(ref);
-  const std::string& chunk = chunks_[e.chunk - first_chunk_];
-  std::string_view in(chunk.data() + e.offset, e.size);
+  std::string_view in = Bytes(entry(ref));
   ChangeOp op;
   [[maybe_unused]] const bool ok = DecodeMutableFields(in, op, into);
   assert(ok && op == ChangeOp::kInsert);

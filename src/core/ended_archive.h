@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 
 #include "common/clock.h"
 #include "core/task.h"
@@ -63,6 +64,9 @@ class EndedArchive {
   static constexpr std::size_t kChunkBytes = 256 * 1024;
 
   std::string& ChunkFor();
+  std::string_view Bytes(const Entry& e) const {
+    return std::string_view(chunks_[e.chunk - first_chunk_]).substr(e.offset, e.size);
+  }
 
   std::deque<Entry> entries_;
   Ref first_ = 1;
