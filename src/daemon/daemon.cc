@@ -269,19 +269,8 @@ void Daemon::OnClosed(Connection& c) {
 std::string* Daemon::Buffer(ConnId conn) {
   Peer* peer = FindPeer(conn);
   if (!peer || !peer->conn->open()) return nullptr;
-  if (answer_to_ == AnswerTo::kNow) {  // answers of the batch just written
-    if (!peer->in_now) {
-      peer->in_now = true;
-      now_peers_.push_back(conn);
-    }
-    return &peer->conn->out();
-  }
-  if (answer_to_ == AnswerTo::kFlight) {  // with a batch being written
-    for (auto& [id, out] : answer_flight_->out) {
-      if (id == conn) return &out;
-    }
-    return &answer_flight_->out.emplace_back(conn, std::string()).second;
-  }
+  if (answer_to_ == AnswerTo::kNow) return &NowOut(*peer, conn);  // answers of the batch just written
+  if (answer_to_ == AnswerTo::kFlight) return &answer_flight_->OutFor(conn);  // with a batch being written
   if (!peer->dirty) {
     peer->dirty = true;
     dirty_.push_back(conn);
@@ -378,6 +367,21 @@ bool Daemon::Linger() {
   return true;
 }
 
+std::string& Daemon::Flight::OutFor(ConnId conn) {
+  for (auto& [id, held] : out) {
+    if (id == conn) return held;
+  }
+  return out.emplace_back(conn, std::string()).second;
+}
+
+std::string& Daemon::NowOut(Peer& peer, ConnId id) {
+  if (!peer.in_now) {
+    peer.in_now = true;
+    now_peers_.push_back(id);
+  }
+  return peer.conn->out();
+}
+
 void Daemon::StartWrite() {
   if (!writer_) writer_ = std::make_unique<StoreWriter>(io_, *store_);
   Flight& f = flights_.emplace_back();
@@ -405,15 +409,11 @@ void Daemon::Seal(Flight& f) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
     peer->dirty = false;
-    std::string* out = nullptr;
-    for (auto& [conn, held] : f.out) {
-      if (conn == id) out = &held;
-    }
-    if (!out) out = &f.out.emplace_back(id, std::string()).second;
-    if (out->empty()) {
-      out->swap(peer->staged);
+    std::string& out = f.OutFor(id);
+    if (out.empty()) {
+      out.swap(peer->staged);
     } else {
-      out->append(peer->staged);
+      out.append(peer->staged);
     }
     peer->staged.clear();
   }
@@ -449,11 +449,7 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
   for (auto& [id, out] : f.out) {
     Peer* peer = FindPeer(id);
     if (!peer || !peer->conn->open()) continue;
-    if (!peer->in_now) {
-      peer->in_now = true;
-      now_peers_.push_back(id);
-    }
-    peer->conn->out().append(out);
+    NowOut(*peer, id).append(out);
   }
   // The batch's submits: accepted, or refused and forgotten.
   answer_to_ = AnswerTo::kNow;

@@ -81,6 +81,7 @@ class Daemon final : public Connection::Handler, public Outbox {
     const StoreBatch* batch = nullptr;  // owned by the writer until done
     std::vector<ClientApi::PendingAck> acks;
     std::vector<std::pair<ConnId, std::string>> out;  // clients' output
+    std::string& OutFor(ConnId conn);  // this client's, added if new
   };
   // Where Buffer() puts output: with the next batch (staged), with a batch
   // being written (answer_flight_), or straight to the connection (the
@@ -103,6 +104,9 @@ class Daemon final : public Connection::Handler, public Outbox {
   void FlushAll();
   // Hands the pending changes to the writer as a new batch.
   void StartWrite();
+  // The connection's output, written to directly; flushed at the end of
+  // OnBatchWritten.
+  std::string& NowOut(Peer& peer, ConnId id);
   // Moves the acks and clients' staged output to `f` (workers' output goes
   // out now).
   void Seal(Flight& f);
