@@ -284,13 +284,7 @@ void Dispatcher::Forget(TaskId id) {
     default: --stats_.timed_out; break;
   }
   --stats_.submitted;
-  if (e.has_key) {
-    ended_.Read(ref, view_);
-    auto key = keys_.find(view_.rec.key);
-    if (key != keys_.end() && key->second == id) keys_.erase(key);
-  }
-  store_.Erase(id);  // drops the uncommitted insert
-  tasks_.EraseEnded(id, ref);
+  DropEnded(id, ref);  // drops the uncommitted insert too
 }
 
 // ------------------------------------------------------------ placement
@@ -698,17 +692,19 @@ void Dispatcher::PurgeEnded(TimePoint now, TaskId keep) {
     const bool over_cap = cap > 0 && ended_.size() > cap;
     if ((!expired && !over_cap) || e.id == keep) break;
     const EndedArchive::Ref ref = ended_.front_ref();
-    if (tasks_.FindEnded(e.id) == ref) {  // not retried or forgotten since
-      if (e.has_key) {
-        ended_.Read(ref, view_);
-        auto key = keys_.find(view_.rec.key);
-        if (key != keys_.end() && key->second == e.id) keys_.erase(key);
-      }
-      store_.Erase(e.id);
-      tasks_.EraseEnded(e.id, ref);
-    }
+    if (tasks_.FindEnded(e.id) == ref) DropEnded(e.id, ref);  // not retried or forgotten since
     ended_.PopFront();
   }
+}
+
+void Dispatcher::DropEnded(TaskId id, EndedArchive::Ref ref) {
+  if (ended_.entry(ref).has_key) {
+    ended_.Read(ref, view_);
+    auto key = keys_.find(view_.rec.key);
+    if (key != keys_.end() && key->second == id) keys_.erase(key);
+  }
+  store_.Erase(id);
+  tasks_.EraseEnded(id, ref);
 }
 
 void Dispatcher::SortEnded() {

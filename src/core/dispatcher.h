@@ -187,6 +187,9 @@ class Dispatcher {
   // Ended tasks: kept for status/wait until result_ttl, and at most
   // tasks.max_ended of them (docs/architecture.md, "Ended tasks").
   void PurgeEnded(TimePoint now, TaskId keep);
+  // Removes ended task `id` (archive record `ref`): its key, its stored
+  // row, its slot. Its record stays in the archive until purged.
+  void DropEnded(TaskId id, EndedArchive::Ref ref);
   // Recovery archives ended tasks in id order; purges need end order.
   void SortEnded();
 
