@@ -17,6 +17,15 @@
 namespace pincer {
 namespace {
 
+// Whether `ids` holds `id`; sorts them first unless `sorted` says they are.
+bool HoldsId(std::vector<TaskId>& ids, bool& sorted, TaskId id) {
+  if (!sorted) {
+    std::sort(ids.begin(), ids.end());
+    sorted = true;
+  }
+  return std::binary_search(ids.begin(), ids.end(), id);
+}
+
 // Bumped when the tables change; a newer file is refused, not guessed at.
 // Version 1 had no `meta` (and no journal files); opening one adds it.
 constexpr int kSchemaVersion = 2;
@@ -358,11 +367,7 @@ void SqliteStore::Erase(TaskId id) {
 
 bool SqliteStore::HasPending(TaskId id) const {
   // Asked for a batch's tasks after its write: sort once, then search.
-  if (!ids_sorted_) {
-    std::sort(pending_ids_.begin(), pending_ids_.end());
-    ids_sorted_ = true;
-  }
-  return std::binary_search(pending_ids_.begin(), pending_ids_.end(), id);
+  return HoldsId(pending_ids_, ids_sorted_, id);
 }
 
 // -------------------------------------------------------------- commit
@@ -405,11 +410,7 @@ void SqliteStore::TakeInto(StoreBatch& into) {
 
 bool SqliteStore::InBatch(const StoreBatch& batch, TaskId id) const {
   const auto& b = static_cast<const Batch&>(batch);
-  if (!b.ids_sorted) {
-    std::sort(b.ids.begin(), b.ids.end());
-    b.ids_sorted = true;
-  }
-  return std::binary_search(b.ids.begin(), b.ids.end(), id);
+  return HoldsId(b.ids, b.ids_sorted, id);
 }
 
 Status SqliteStore::Write(StoreBatch& batch) {
