@@ -505,6 +505,40 @@ TEST_F(CtlTest, IdempotencyKeyReturnsTheFirstId) {
   EXPECT_EQ(first, second);
 }
 
+TEST_F(CtlTest, EndedTasksBeyondMaxEndedArePurgedOldestFirstWithTheirKeys) {
+  StartDaemon("tasks: { max_ended: 3 }\n");
+  auto worker = ConnectWorker({"echo"});
+  ASSERT_TRUE(worker);
+  worker->StartAuto({});  // echoes the payload
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    CtlResult done = Ctl({"--json", "submit", "--skill", "echo", "--key", "k" + std::to_string(i),
+                          "--payload", std::to_string(i), "--wait"});
+    ASSERT_EQ(done.exit_code, 0) << done;
+    ids.push_back(done.Json()["id"]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    CtlResult gone = Ctl({"status", ids[i]});
+    EXPECT_EQ(gone.exit_code, 4) << ids[i] << " should be purged\n" << gone;
+  }
+  for (int i = 2; i < 5; ++i) {
+    CtlResult kept = Ctl({"--json", "status", ids[i]});
+    ASSERT_EQ(kept.exit_code, 0) << kept;
+    EXPECT_EQ(kept.Json()["state"], "succeeded") << kept;
+    EXPECT_EQ(kept.Json()["output"], i) << kept;
+    EXPECT_EQ(kept.Json()["payload"], i) << kept;
+    CtlResult waited = Ctl({"--json", "wait", ids[i]});
+    EXPECT_EQ(waited.Json()["output"], i) << waited;
+  }
+  CtlResult listed = Ctl({"--json", "tasks", "--state", "succeeded"});
+  ASSERT_EQ(listed.exit_code, 0) << listed;
+  ASSERT_EQ(listed.Json().size(), 3u) << listed;
+  EXPECT_EQ(listed.Json()[0]["id"], ids[2]) << "in id order";
+  // A purged task's key is free again; a kept one still names its task.
+  EXPECT_NE(Submit({"--key", "k0", "--skill", "echo", "--payload", "9"}), ids[0]);
+  EXPECT_EQ(Submit({"--key", "k4", "--skill", "echo", "--payload", "9"}), ids[4]);
+}
+
 TEST_F(CtlTest, UnixSocketAddress) {
   StartDaemon("unix_socket: \"{dir}/pincer.sock\"\n");
   CtlResult result = RunCtl("unix:" + daemon_->dir() + "/pincer.sock", {"--json", "stats"});
