@@ -114,6 +114,11 @@ std::optional<TaskState> Dispatcher::StateOf(TaskId id) const {
   return std::nullopt;
 }
 
+uint64_t Dispatcher::EndTake(TaskId id) const {
+  const TaskTable::EndedRef ref = tasks_.FindEnded(id);
+  return ref ? ended_.entry(ref).take : 0;
+}
+
 // ---------------------------------------------------------------- tasks
 
 Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
@@ -503,7 +508,7 @@ void Dispatcher::End(Task& t, TaskState state) {
   // still in cache. `t` is not to be used after this.
   const TaskId id = t.rec.id;
   const TimePoint now = clock_.Now();
-  Recycle(tasks_.Archive(id, ended_.Add(t, now)));
+  Recycle(tasks_.Archive(id, ended_.Add(t, now, store_.next_take())));
   if (config_.tasks.max_ended > 0 && ended_.size() > config_.tasks.max_ended) PurgeEnded(now, id);
 }
 
@@ -725,7 +730,7 @@ void Dispatcher::SortEnded() {
   for (const Held& h : held) {
     ended_.Read(h.ref, t);
     tasks_.EraseEnded(h.id, h.ref);
-    tasks_.InsertEnded(h.id, sorted.Add(t, h.at));
+    tasks_.InsertEnded(h.id, sorted.Add(t, h.at, ended_.entry(h.ref).take));
   }
   ended_ = std::move(sorted);
 }

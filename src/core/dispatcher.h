@@ -112,6 +112,9 @@ class Dispatcher {
   const Task* FindTask(TaskId id);
   // The state of the task with this id, without reading an ended one back.
   std::optional<TaskState> StateOf(TaskId id) const;
+  // The store take (Store::next_take) that carries the end state of ended
+  // task `id`; 0 for a live or unknown task.
+  uint64_t EndTake(TaskId id) const;
   // Why a queued task waits, in words (docs/protocol.md, `why`).
   std::string WhyWaiting(const Task& task);
 

@@ -20,7 +20,7 @@ std::string& EndedArchive::ChunkFor() {
   return chunks_.back();
 }
 
-EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at) {
+EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at, uint64_t take) {
   assert(IsEnded(t.rec.state));
   std::string& chunk = ChunkFor();
   const std::size_t start = chunk.size();
@@ -36,6 +36,7 @@ EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at) {
   e.id = t.rec.id;
   e.at = at;
   e.seq = t.seq;
+  e.take = take;
   e.chunk = first_chunk_ + chunks_.size() - 1;
   e.offset = static_cast<uint32_t>(start);
   e.size = static_cast<uint32_t>(chunk.size() - start);

@@ -301,6 +301,7 @@ void Daemon::FlushAll() {
     // starts the moment the write is done.
     if (store_status_.ok() && !retry_due_ && store_->dirty()) {
       if (writer_->Extend([this](StoreBatch& b) { store_->TakeInto(b); })) {
+        flights_.back().last_take = store_->next_take() - 1;
         Seal(flights_.back());
       } else if (flights_.size() < kMaxFlights) {
         StartWrite();
@@ -387,7 +388,7 @@ void Daemon::StartWrite() {
   Flight& f = flights_.emplace_back();
   Seal(f);
   std::unique_ptr<StoreBatch> batch = store_->TakeBatch();
-  f.batch = batch.get();
+  f.last_take = store_->next_take() - 1;
   writer_->Write(std::move(batch), [this](std::unique_ptr<StoreBatch> written, Status st) {
     OnBatchWritten(std::move(written), st);
   });
@@ -460,16 +461,15 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
   // being written that holds its end state, or with the next batch if its
   // end state is still pending.
   if (st.ok()) {
-    api_->AddWaiters(f.acks, [this](TaskId id) {
+    api_->AddWaiters(f.acks, [this, &f](TaskId id) {
+      const uint64_t take = dispatcher_->EndTake(id);
       answer_to_ = AnswerTo::kNow;
-      if (store_->HasPending(id)) {
-        answer_to_ = AnswerTo::kStaged;
-        return;
-      }
-      for (auto it = flights_.rbegin(); it != flights_.rend(); ++it) {
-        if (it->batch && store_->InBatch(*it->batch, id)) {
+      if (take <= f.last_take) return;
+      answer_to_ = AnswerTo::kStaged;
+      for (Flight& later : flights_) {
+        if (take <= later.last_take) {
           answer_to_ = AnswerTo::kFlight;
-          answer_flight_ = &*it;
+          answer_flight_ = &later;
           return;
         }
       }

@@ -78,7 +78,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   // A batch handed to the store writer, and the answers it holds back:
   // they go out once its write is done.
   struct Flight {
-    const StoreBatch* batch = nullptr;  // owned by the writer until done
+    uint64_t last_take = 0;  // the last store take its batch holds
     std::vector<ClientApi::PendingAck> acks;
     std::vector<std::pair<ConnId, std::string>> out;  // clients' output
     std::string& OutFor(ConnId conn);  // this client's, added if new

@@ -17,15 +17,6 @@
 namespace pincer {
 namespace {
 
-// Whether `ids` holds `id`; sorts them first unless `sorted` says they are.
-bool HoldsId(std::vector<TaskId>& ids, bool& sorted, TaskId id) {
-  if (!sorted) {
-    std::sort(ids.begin(), ids.end());
-    sorted = true;
-  }
-  return std::binary_search(ids.begin(), ids.end(), id);
-}
-
 // Bumped when the tables change; a newer file is refused, not guessed at.
 // Version 1 had no `meta` (and no journal files); opening one adds it.
 constexpr int kSchemaVersion = 2;
@@ -348,26 +339,15 @@ Status SqliteStore::Recover(const std::function<void(TaskRecord&&)>& visit) {
 
 void SqliteStore::Insert(const TaskRecord& task) {
   EncodeChange(pending_, ChangeOp::kInsert, task);
-  pending_ids_.push_back(task.id);
-  ids_sorted_ = false;
 }
 
 void SqliteStore::Update(const TaskRecord& task) {
   EncodeChange(pending_, ChangeOp::kUpdate, task);
-  pending_ids_.push_back(task.id);
-  ids_sorted_ = false;
 }
 
 void SqliteStore::Erase(TaskId id) {
   EncodeErase(pending_, id);
-  pending_ids_.push_back(id);
   pending_erases_.push_back(id);
-  ids_sorted_ = false;
-}
-
-bool SqliteStore::HasPending(TaskId id) const {
-  // Asked for a batch's tasks after its write: sort once, then search.
-  return HoldsId(pending_ids_, ids_sorted_, id);
 }
 
 // -------------------------------------------------------------- commit
@@ -375,22 +355,16 @@ bool SqliteStore::HasPending(TaskId id) const {
 struct SqliteStore::Batch final : StoreBatch {
   std::string changes;
   std::vector<TaskId> erases;
-  // Read and sorted by the loop only, never by the writer thread.
-  mutable std::vector<TaskId> ids;
-  mutable bool ids_sorted = true;
 };
 
 std::unique_ptr<StoreBatch> SqliteStore::TakeBatch() {
   std::unique_ptr<Batch> batch(static_cast<Batch*>(spare_batch_.release()));
   if (!batch) batch = std::make_unique<Batch>();
   batch->changes.clear();
-  batch->ids.clear();
   batch->erases.clear();
   batch->changes.swap(pending_);
-  batch->ids.swap(pending_ids_);
-  batch->ids_sorted = ids_sorted_;
   batch->erases.swap(pending_erases_);
-  ids_sorted_ = true;
+  CountTake();
   return batch;
 }
 
@@ -398,19 +372,9 @@ void SqliteStore::TakeInto(StoreBatch& into) {
   auto& b = static_cast<Batch&>(into);
   b.changes.append(pending_);
   pending_.clear();
-  if (!pending_ids_.empty()) {
-    b.ids.insert(b.ids.end(), pending_ids_.begin(), pending_ids_.end());
-    b.ids_sorted = false;
-    pending_ids_.clear();
-  }
   b.erases.insert(b.erases.end(), pending_erases_.begin(), pending_erases_.end());
   pending_erases_.clear();
-  ids_sorted_ = true;
-}
-
-bool SqliteStore::InBatch(const StoreBatch& batch, TaskId id) const {
-  const auto& b = static_cast<const Batch&>(batch);
-  return HoldsId(b.ids, b.ids_sorted, id);
+  CountTake();
 }
 
 Status SqliteStore::Write(StoreBatch& batch) {
@@ -426,9 +390,7 @@ void SqliteStore::GiveBack(std::unique_ptr<StoreBatch> batch) {
   auto& old = static_cast<Batch&>(*batch);
   old.changes.append(pending_);
   pending_.swap(old.changes);
-  pending_ids_.insert(pending_ids_.end(), old.ids.begin(), old.ids.end());
   pending_erases_.insert(pending_erases_.end(), old.erases.begin(), old.erases.end());
-  ids_sorted_ = false;
 }
 
 Status SqliteStore::Commit() {
@@ -436,9 +398,7 @@ Status SqliteStore::Commit() {
   Status st = Append(pending_, pending_erases_);
   if (st.ok()) {
     pending_.clear();
-    pending_ids_.clear();
     pending_erases_.clear();
-    ids_sorted_ = true;
   }
   return st;
 }

@@ -88,9 +88,7 @@ class SqliteStore final : public Store {
   void GiveBack(std::unique_ptr<StoreBatch> batch) override;
   void Reuse(std::unique_ptr<StoreBatch> batch) override;
   void TakeInto(StoreBatch& batch) override;
-  bool InBatch(const StoreBatch& batch, TaskId id) const override;
   bool dirty() const override { return !pending_.empty(); }
-  bool HasPending(TaskId id) const override;
   bool durable() const override { return true; }
 
   const std::string& path() const { return path_; }
@@ -146,11 +144,9 @@ class SqliteStore final : public Store {
   TimePoint last_sync_;
   bool fail_writes_ = false;
 
-  // Loop side: the changes recorded since the last take, encoded, the ids
-  // they touch (sorted on demand for HasPending), and the erased ids.
+  // Loop side: the changes recorded since the last take, encoded, and the
+  // erased ids.
   std::string pending_;
-  mutable std::vector<TaskId> pending_ids_;
-  mutable bool ids_sorted_ = true;
   std::vector<TaskId> pending_erases_;
   // A written batch kept for its buffers: a fresh one grew by doubling to
   // ~100 KiB on every write (copies, and memory from the allocator anew).

@@ -56,20 +56,26 @@ class Store {
   // Moves what is pending to the end of `batch`, taken earlier and not yet
   // being written (group commit: the batch waiting behind a write grows).
   virtual void TakeInto(StoreBatch&) {}
-  // True when `batch` holds a change to task `id`. Loop thread; safe while
-  // the batch is being written.
-  virtual bool InBatch(const StoreBatch&, TaskId) const { return false; }
   // A batch written: its buffers serve a later TakeBatch.
   virtual void Reuse(std::unique_ptr<StoreBatch>) {}
 
-  // True when a change to task `id` is recorded and not yet taken for a
-  // write (so, with no write in flight, not yet durable).
-  virtual bool HasPending(TaskId) const { return false; }
+  // Every TakeBatch and TakeInto is a take, numbered 1, 2, 3... A change
+  // recorded while next_take() is n is durable once a batch holding take n
+  // or a later one is written (a failed batch is given back, and its
+  // changes go with a later take). Loop thread.
+  uint64_t next_take() const { return takes_ + 1; }
 
   // True when a change is pending a Commit().
   virtual bool dirty() const = 0;
   // False for the memory store: "accepted" then means "in memory".
   virtual bool durable() const = 0;
+
+ protected:
+  // Called by TakeBatch and TakeInto.
+  void CountTake() { ++takes_; }
+
+ private:
+  uint64_t takes_ = 0;
 };
 
 // Builds the store the config names ("memory" or "sqlite").

@@ -260,16 +260,16 @@ TEST_F(SqliteStoreTest, ReadOnlyDirCannotBeOpened) {
 TEST_F(SqliteStoreTest, ABatchWrittenWhileNewChangesArriveKeepsBoth) {
   auto store = Open();
   ASSERT_TRUE(store);
+  EXPECT_EQ(store->next_take(), 1u);
   store->Insert(MakeTask(1));
-  EXPECT_TRUE(store->HasPending(1));
   auto batch = store->TakeBatch();
   EXPECT_FALSE(store->dirty());
-  EXPECT_FALSE(store->HasPending(1));  // taken: durable once its write is done
+  EXPECT_EQ(store->next_take(), 2u);  // the insert went with take 1
   TaskRecord one = MakeTask(1);
   one.state = TaskState::kSucceeded;  // the task moves on while its insert is written
   one.attempts = 1;
   store->Update(one);
-  EXPECT_TRUE(store->HasPending(1));
+  EXPECT_TRUE(store->dirty());
   store->Insert(MakeTask(2));
   ASSERT_TRUE(store->Write(*batch).ok());
   ASSERT_TRUE(store->Commit().ok());
@@ -278,6 +278,30 @@ TEST_F(SqliteStoreTest, ABatchWrittenWhileNewChangesArriveKeepsBoth) {
   EXPECT_EQ(got[0].state, TaskState::kSucceeded);
   EXPECT_EQ(got[0].attempts, 1);
   EXPECT_EQ(got[1].id, 2u);
+}
+
+// The daemon tells which write makes a change durable by the take that
+// carried it: each TakeBatch and TakeInto counts one; a failed batch given
+// back goes with a later take.
+TEST_F(SqliteStoreTest, TakesAreNumberedInOrder) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1));
+  EXPECT_EQ(store->next_take(), 1u);
+  auto batch = store->TakeBatch();
+  store->Insert(MakeTask(2));
+  EXPECT_EQ(store->next_take(), 2u);
+  store->TakeInto(*batch);  // task 2 joins the batch taken first
+  EXPECT_EQ(store->next_take(), 3u);
+  EXPECT_FALSE(store->dirty());
+  store->GiveBack(std::move(batch));  // its write failed: pending again
+  EXPECT_TRUE(store->dirty());
+  EXPECT_EQ(store->next_take(), 3u);
+  auto again = store->TakeBatch();
+  EXPECT_EQ(store->next_take(), 4u);
+  ASSERT_TRUE(store->Write(*again).ok());
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 2u);
 }
 
 TEST_F(SqliteStoreTest, ABatchReusedAfterItsWriteCarriesOnlyNewChanges) {
@@ -293,8 +317,7 @@ TEST_F(SqliteStoreTest, ABatchReusedAfterItsWriteCarriesOnlyNewChanges) {
   store->Update(two);
   store->Insert(MakeTask(3));
   auto second = store->TakeBatch();  // in the buffers of the first
-  EXPECT_FALSE(store->HasPending(1));
-  EXPECT_FALSE(store->HasPending(3));
+  EXPECT_FALSE(store->dirty());
   ASSERT_TRUE(store->Write(*second).ok());
   store->Reuse(std::move(second));
   store->Erase(1);
