@@ -270,7 +270,7 @@ std::string* Daemon::Buffer(ConnId conn) {
   Peer* peer = FindPeer(conn);
   if (!peer || !peer->conn->open()) return nullptr;
   if (answer_to_ == AnswerTo::kNow) return &NowOut(*peer, conn);  // answers of the batch just written
-  if (answer_to_ == AnswerTo::kFlight) return &answer_flight_->OutFor(conn);  // with a batch being written
+  if (answer_to_ == AnswerTo::kFlight) return &OutFor(*answer_flight_, conn);  // with a batch being written
   if (!peer->dirty) {
     peer->dirty = true;
     dirty_.push_back(conn);
@@ -368,11 +368,16 @@ bool Daemon::Linger() {
   return true;
 }
 
-std::string& Daemon::Flight::OutFor(ConnId conn) {
-  for (auto& [id, held] : out) {
+std::string& Daemon::OutFor(Flight& f, ConnId conn) {
+  for (auto& [id, held] : f.out) {
     if (id == conn) return held;
   }
-  return out.emplace_back(conn, std::string()).second;
+  std::string buffer;
+  if (!spare_out_.empty()) {
+    buffer.swap(spare_out_.back());
+    spare_out_.pop_back();
+  }
+  return f.out.emplace_back(conn, std::move(buffer)).second;
 }
 
 std::string& Daemon::NowOut(Peer& peer, ConnId id) {
@@ -410,7 +415,7 @@ void Daemon::Seal(Flight& f) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
     peer->dirty = false;
-    std::string& out = f.OutFor(id);
+    std::string& out = OutFor(f, id);
     if (out.empty()) {
       out.swap(peer->staged);
     } else {
@@ -448,9 +453,18 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
   if (st.ok()) store_->Reuse(std::move(batch));
   // What was answered while the batch was written goes out first.
   for (auto& [id, out] : f.out) {
-    Peer* peer = FindPeer(id);
-    if (!peer || !peer->conn->open()) continue;
-    NowOut(*peer, id).append(out);
+    if (Peer* peer = FindPeer(id); peer && peer->conn->open()) {
+      std::string& now = NowOut(*peer, id);
+      if (now.empty()) {
+        now.swap(out);
+      } else {
+        now.append(out);
+      }
+    }
+    if (spare_out_.size() < kMaxSpareOut && out.capacity() <= kMaxSpareOutBytes) {
+      out.clear();
+      spare_out_.push_back(std::move(out));
+    }
   }
   // The batch's submits: accepted, or refused and forgotten.
   answer_to_ = AnswerTo::kNow;

@@ -81,7 +81,6 @@ class Daemon final : public Connection::Handler, public Outbox {
     uint64_t last_take = 0;  // the last store take its batch holds
     std::vector<ClientApi::PendingAck> acks;
     std::vector<std::pair<ConnId, std::string>> out;  // clients' output
-    std::string& OutFor(ConnId conn);  // this client's, added if new
   };
   // Where Buffer() puts output: with the next batch (staged), with a batch
   // being written (answer_flight_), or straight to the connection (the
@@ -110,6 +109,8 @@ class Daemon final : public Connection::Handler, public Outbox {
   // Moves the acks and clients' staged output to `f` (workers' output goes
   // out now).
   void Seal(Flight& f);
+  // The output `f` holds for client `conn`, added (in a spare buffer) if new.
+  std::string& OutFor(Flight& f, ConnId conn);
   // The store writer finished the oldest batch in flight.
   void OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
   // Writes the staged output of workers now (it never waits for a commit)
@@ -139,6 +140,11 @@ class Daemon final : public Connection::Handler, public Outbox {
   AnswerTo answer_to_ = AnswerTo::kStaged;
   Flight* answer_flight_ = nullptr;  // for AnswerTo::kFlight
   std::vector<ConnId> now_peers_;    // written to directly (AnswerTo::kNow)
+  // Buffers of flights' output already sent, kept for their capacity: a
+  // fresh one grew by doubling in every batch.
+  std::vector<std::string> spare_out_;
+  static constexpr std::size_t kMaxSpareOut = 16;
+  static constexpr std::size_t kMaxSpareOutBytes = 1 << 20;
   bool retry_due_ = false;                          // the store retry timer fired
   // Holding the next write for the batch's running tasks (since when).
   std::optional<TimePoint> linger_since_;
