@@ -39,9 +39,12 @@ enum class SegmentEnd {
 };
 
 // Calls `visit` with each record's payload of segment `number`, in order.
-// Fails only when the file cannot be read.
+// Fails only when the file cannot be read. The file is read into `buffer`
+// when one is given (it keeps its size, for the next call), else into one
+// of its own.
 Status ReadSegment(const std::string& dir, uint64_t number,
-                   const std::function<void(std::string_view)>& visit, SegmentEnd& end);
+                   const std::function<void(std::string_view)>& visit, SegmentEnd& end,
+                   std::vector<char>* buffer = nullptr);
 
 // Appends records to segments, starting a new one when a record does not
 // fit. One thread at a time.

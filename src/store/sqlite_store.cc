@@ -479,12 +479,9 @@ void SqliteStore::AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec) {
   }
 }
 
-Status SqliteStore::FoldSegment(uint64_t number, const EraseIndex& erased,
+Status SqliteStore::FoldSegment(uint64_t number, const EraseRuns& erased,
                                 std::vector<TaskId>& erases) {
-  auto erased_in = [&erased](TaskId id) -> uint64_t {
-    auto it = erased.find(id);
-    return it == erased.end() ? 0 : it->second;
-  };
+  auto erased_in = [&erased](TaskId id) { return erased.SegmentOf(id); };
   const std::size_t first_erase = erases.size();
   Changes changes;
   bool decoded = true;
@@ -518,7 +515,7 @@ Status SqliteStore::FoldSegment(uint64_t number, const EraseIndex& erased,
           rec = TaskRecord{};
         }
       },
-      end);
+      end, &fold_buffer_);
   if (!st.ok()) return st;
   if (!decoded) return Status("store_corrupt", SegmentPath(dir_, number) + " cannot be read back");
   // The erases first: a purged task's idempotency key is free before a
@@ -573,7 +570,7 @@ Status SqliteStore::FoldAll() {
   }
   // Which segment erases each task, so older ones skip it. Only the last
   // segment may end in a torn record (a commit that was never answered).
-  EraseIndex erased;
+  EraseRuns erased;
   for (uint64_t n : segments) {
     bool decoded = true;
     SegmentEnd end;
@@ -584,10 +581,10 @@ Status SqliteStore::FoldAll() {
           TaskId id;
           while (decoded && !record.empty()) {
             decoded = SkipChange(record, op, id);
-            if (decoded && op == ChangeOp::kErase) erased[id] = n;
+            if (decoded && op == ChangeOp::kErase) erased.Add(id, n);
           }
         },
-        end);
+        end, &fold_buffer_);
     if (!st.ok()) return st;
     if (!decoded || (end == SegmentEnd::kTorn && n != segments.back())) {
       return Status("store_corrupt", SegmentPath(dir_, n) + " cannot be read back");
@@ -615,6 +612,7 @@ Status SqliteStore::FoldAll() {
     erase_queue_.clear();
   }
   erased_.clear();
+  std::vector<char>().swap(fold_buffer_);  // grown again at the first fold
   StartFolding();
   return Status::Ok();
 }
@@ -650,7 +648,7 @@ void SqliteStore::FoldLoop() {
     queued.swap(erase_queue_);
     lock.unlock();
     for (const auto& [segment, ids] : queued) {
-      for (TaskId id : ids) erased_[id] = segment;
+      for (TaskId id : ids) erased_.Add(id, segment);
     }
     std::vector<TaskId> erases;
     Status st;
@@ -664,10 +662,7 @@ void SqliteStore::FoldLoop() {
     if (st.ok()) {
       // Kept for the writer's next segment (replacing an older spare).
       ::rename(SegmentPath(dir_, number).c_str(), SparePath(dir_).c_str());
-      for (TaskId id : erases) {
-        auto it = erased_.find(id);
-        if (it != erased_.end() && it->second <= number) erased_.erase(it);
-      }
+      erased_.DropUpTo(number);
     }
     lock.lock();
     folding_ = false;

@@ -36,6 +36,7 @@
 #include "common/clock.h"
 #include "store/change_codec.h"
 #include "store/journal_file.h"
+#include "store/erase_runs.h"
 #include "store/store.h"
 
 namespace pincer {
@@ -105,7 +106,6 @@ class SqliteStore final : public Store {
  private:
   struct Batch;
   // Erases in the journal: task id -> the segment holding the erase.
-  using EraseIndex = std::unordered_map<TaskId, uint64_t>;
 
   SqliteStore(sqlite3* db, std::string dir, std::string path, const SqliteStoreOptions& options,
               const Clock& clock);
@@ -120,7 +120,7 @@ class SqliteStore final : public Store {
   // Folding. FoldSegment applies one segment's records to `tasks` (except
   // the tasks a newer segment erases) inside a transaction, and lists the
   // erases it held.
-  Status FoldSegment(uint64_t number, const EraseIndex& erased, std::vector<TaskId>& erases);
+  Status FoldSegment(uint64_t number, const EraseRuns& erased, std::vector<TaskId>& erases);
   Status FoldAll();  // every segment on disk, synchronously (recovery)
   Status Transaction(const std::function<Status()>& body);
   Status SetFolded(uint64_t number);
@@ -166,7 +166,8 @@ class SqliteStore final : public Store {
   bool folding_ = false;                       // a fold is in progress
   bool stop_ = false;
   std::thread folder_;
-  EraseIndex erased_;  // the fold thread's (or FoldAll's while it is stopped)
+  EraseRuns erased_;  // the fold thread's (or FoldAll's while it is stopped)
+  std::vector<char> fold_buffer_;  // the same: a segment's bytes, read by ReadSegment
 
   // The database connection: the fold thread's while it runs; anyone
   // else holds db_mu_ (or stops the thread first).
