@@ -301,7 +301,6 @@ void Daemon::FlushAll() {
     // starts the moment the write is done.
     if (store_status_.ok() && !retry_due_ && store_->dirty()) {
       if (writer_->Extend([this](StoreBatch& b) { store_->TakeInto(b); })) {
-        flights_.back().last_take = store_->next_take() - 1;
         Seal(flights_.back());
       } else if (flights_.size() < kMaxFlights) {
         StartWrite();
@@ -390,10 +389,9 @@ std::string& Daemon::NowOut(Peer& peer, ConnId id) {
 
 void Daemon::StartWrite() {
   if (!writer_) writer_ = std::make_unique<StoreWriter>(io_, *store_);
+  std::unique_ptr<StoreBatch> batch = store_->TakeBatch();
   Flight& f = flights_.emplace_back();
   Seal(f);
-  std::unique_ptr<StoreBatch> batch = store_->TakeBatch();
-  f.last_take = store_->next_take() - 1;
   writer_->Write(std::move(batch), [this](std::unique_ptr<StoreBatch> written, Status st) {
     OnBatchWritten(std::move(written), st);
   });
@@ -404,6 +402,8 @@ void Daemon::Seal(Flight& f) {
   // reply (docs/durability.md). Work for workers goes out now: a task runs
   // while its insert is written (if that fails, its worker is sent
   // `cancel`; if pincerd dies first, it was never accepted).
+  // The store's changes so far were just taken into its batch.
+  f.last_take = store_->next_take() - 1;
   std::vector<ClientApi::PendingAck> acks = api_->TakeAcks();
   if (f.acks.empty()) {
     f.acks.swap(acks);

@@ -107,7 +107,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   // OnBatchWritten.
   std::string& NowOut(Peer& peer, ConnId id);
   // Moves the acks and clients' staged output to `f` (workers' output goes
-  // out now).
+  // out now) and notes the last take in it. Called right after the take.
   void Seal(Flight& f);
   // The output `f` holds for client `conn`, added (in a spare buffer) if new.
   std::string& OutFor(Flight& f, ConnId conn);
