@@ -219,8 +219,7 @@ bool Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req) {
   }
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
   if (!ref) return false;
-  ended_.ReadOutcome(ref, outcome_);
-  SendEnd(outcome_, conn, req);
+  SendEnd(ended_.ReadOutcome(ref, outcome_errors_), conn, req);
   return true;
 }
 
@@ -498,7 +497,7 @@ void Dispatcher::End(Task& t, TaskState state) {
     default: ++stats_.timed_out; break;
   }
   Save(t);
-  for (const auto& [conn, req] : t.waiters) SendEnd(t.rec, conn, req);
+  for (const auto& [conn, req] : t.waiters) SendEnd(Outcome::Of(t.rec), conn, req);
   t.waiters.clear();
   if (observer_) {
     observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);
@@ -894,7 +893,7 @@ void Dispatcher::SendTask(const Task& t, const Worker& w) {
   out->append("}\n"sv);
 }
 
-void Dispatcher::SendEnd(const TaskRecord& r, ConnId conn, int64_t req) {
+void Dispatcher::SendEnd(const Outcome& r, ConnId conn, int64_t req) {
   std::string* out = outbox_.Buffer(conn);
   if (!out) return;
   out->append(R"({"type":"end","req":)"sv);

@@ -201,7 +201,7 @@ class Dispatcher {
   Task* HeldTask(ConnId conn, const std::string& task_id, Worker*& w);
 
   void SendTask(const Task& t, const Worker& w);
-  void SendEnd(const TaskRecord& r, ConnId conn, int64_t req);
+  void SendEnd(const Outcome& o, ConnId conn, int64_t req);
   void Save(const Task& t) {
     if (t.rec.id != placing_new_) store_.Update(t.rec);
   }
@@ -233,7 +233,7 @@ class Dispatcher {
   EndedArchive ended_;
   bool ended_unsorted_ = false;  // recovery appends in id order; sorted on first purge
   Task view_;                    // an ended task read back (FindTask, ForEachTask)
-  TaskRecord outcome_;           // an ended task's outcome read back (AddWaiter)
+  std::vector<AttemptError> outcome_errors_;  // an ended task's, read back (AddWaiter)
   OutlierDetector outlier_;
 
   std::unique_ptr<Strategy> default_strategy_;

@@ -24,7 +24,7 @@ EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at, uint64_t take) 
   assert(IsEnded(t.rec.state));
   std::string& chunk = ChunkFor();
   const std::size_t start = chunk.size();
-  EncodeChange(chunk, ChangeOp::kInsert, t.rec);
+  EncodeEnded(chunk, t.rec);
   // The last progress: a 4-byte length, then its bytes.
   const auto len = static_cast<uint32_t>(t.progress.size());
   char len_bytes[4];
@@ -49,9 +49,8 @@ EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at, uint64_t take) 
 void EndedArchive::Read(Ref ref, Task& into) const {
   const Entry& e = entry(ref);
   std::string_view in = Bytes(e);
-  ChangeOp op;
-  [[maybe_unused]] const bool ok = DecodeChange(in, op, into.rec);
-  assert(ok && op == ChangeOp::kInsert && in.size() >= 4);
+  [[maybe_unused]] const bool ok = DecodeEnded(in, into.rec);
+  assert(ok && in.size() >= 4);
   uint32_t len;
   std::memcpy(&len, in.data(), 4);
   into.progress.assign(in.data() + 4, len);
@@ -67,11 +66,11 @@ void EndedArchive::Read(Ref ref, Task& into) const {
   into.waiters.clear();
 }
 
-void EndedArchive::ReadOutcome(Ref ref, TaskRecord& into) const {
-  std::string_view in = Bytes(entry(ref));
-  ChangeOp op;
-  [[maybe_unused]] const bool ok = DecodeMutableFields(in, op, into);
-  assert(ok && op == ChangeOp::kInsert);
+Outcome EndedArchive::ReadOutcome(Ref ref, std::vector<AttemptError>& errors) const {
+  Outcome out;
+  [[maybe_unused]] const bool ok = DecodeEndedOutcome(Bytes(entry(ref)), out, errors);
+  assert(ok);
+  return out;
 }
 
 void EndedArchive::PopFront() {

@@ -17,6 +17,7 @@
 #include <deque>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "core/task.h"
@@ -49,9 +50,9 @@ class EndedArchive {
   // not have (queue position, deadlines, waiters) is left empty.
   const Entry& entry(Ref ref) const { return entries_[ref - first_]; }
   void Read(Ref ref, Task& into) const;
-  // Only what an `end` event tells: the id and the fields that change after
-  // submit (state, attempts, worker, output, error, errors, times).
-  void ReadOutcome(Ref ref, TaskRecord& into) const;
+  // Only what an `end` event tells, without copying it: valid until the
+  // record is purged. Attempt errors are copied into `errors`.
+  Outcome ReadOutcome(Ref ref, std::vector<AttemptError>& errors) const;
 
   bool empty() const { return entries_.empty(); }
   std::size_t size() const { return entries_.size(); }

@@ -6,35 +6,47 @@
 namespace pincer {
 namespace {
 
-// Appends into space reserved up front: no capacity check per byte.
-class Writer {
+// Appends into space reserved up front: no capacity check per byte. The
+// encoders pass the write position along by value: a position kept in an
+// object would be stored and loaded again around every byte written (a
+// char store may alias it).
+class Reserved {
  public:
-  Writer(std::string& out, std::size_t max_bytes) : out_(out), start_(out.size()) {
+  Reserved(std::string& out, std::size_t max_bytes) : out_(out), start_(out.size()) {
     out_.resize(start_ + max_bytes);
-    p_ = out_.data() + start_;
   }
-  ~Writer() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
-
-  void Byte(uint8_t b) { *p_++ = static_cast<char>(b); }
-  void Varint(uint64_t v) {
-    while (v >= 0x80) {
-      *p_++ = static_cast<char>((v & 0x7f) | 0x80);
-      v >>= 7;
-    }
-    *p_++ = static_cast<char>(v);
-  }
-  void Signed(int64_t v) { Varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
-  void String(std::string_view s) {
-    Varint(s.size());
-    std::memcpy(p_, s.data(), s.size());
-    p_ += s.size();
-  }
+  char* begin() { return out_.data() + start_; }
+  // `end`: just past the last byte written.
+  void Finish(const char* end) { out_.resize(static_cast<std::size_t>(end - out_.data())); }
 
  private:
   std::string& out_;
   std::size_t start_;
-  char* p_;
 };
+
+char* Byte(char* p, uint8_t b) {
+  *p = static_cast<char>(b);
+  return p + 1;
+}
+
+char* Varint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+char* Signed(char* p, int64_t v) {
+  return Varint(p, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+
+char* String(char* p, std::string_view s) {
+  p = Varint(p, s.size());
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
 
 constexpr std::size_t kVarint = 10;  // the most bytes a varint takes
 
@@ -96,20 +108,20 @@ bool SkipVarints(std::string_view& in, int count) {
   return true;
 }
 
-void PutMutable(Writer& w, const TaskRecord& r) {
-  w.Byte(static_cast<uint8_t>(r.state));
-  w.Signed(r.attempts);
-  w.String(r.worker);
-  w.String(r.output);
-  w.String(r.error);
-  w.Varint(r.errors.size());
+char* PutMutable(char* p, const TaskRecord& r) {
+  p = Byte(p, static_cast<uint8_t>(r.state));
+  p = Signed(p, r.attempts);
+  p = String(p, r.worker);
+  p = String(p, r.output);
+  p = String(p, r.error);
+  p = Varint(p, r.errors.size());
   for (const AttemptError& e : r.errors) {
-    w.Signed(e.attempt);
-    w.String(e.worker);
-    w.String(e.error);
+    p = Signed(p, e.attempt);
+    p = String(p, e.worker);
+    p = String(p, e.error);
   }
-  w.Signed(r.started_ms);
-  w.Signed(r.ended_ms);
+  p = Signed(p, r.started_ms);
+  return Signed(p, r.ended_ms);
 }
 
 bool GetMutable(std::string_view& in, TaskRecord& r) {
@@ -130,6 +142,44 @@ bool GetMutable(std::string_view& in, TaskRecord& r) {
   return GetSigned(in, r.started_ms) && GetSigned(in, r.ended_ms);
 }
 
+std::size_t SubmittedBound(const TaskRecord& r) {
+  std::size_t n = r.payload.size() + r.session.size() + r.key.size() + 8 * kVarint;
+  for (const std::string& skill : r.skills) n += kVarint + skill.size();
+  return n;
+}
+
+char* PutSubmitted(char* p, const TaskRecord& r) {
+  p = Varint(p, r.skills.size());
+  for (const std::string& skill : r.skills) p = String(p, skill);
+  p = String(p, r.payload);
+  p = Signed(p, r.priority);
+  p = Signed(p, r.timeout_ms);
+  p = Signed(p, r.max_attempts);
+  p = String(p, r.session);
+  p = String(p, r.key);
+  return Signed(p, r.created_ms);
+}
+
+bool GetSubmitted(std::string_view& in, TaskRecord& r) {
+  uint64_t skills;
+  if (!GetVarint(in, skills) || skills > in.size()) return false;
+  r.skills.resize(skills);
+  for (std::string& s : r.skills) {
+    if (!GetString(in, s)) return false;
+  }
+  return GetString(in, r.payload) && GetSigned(in, r.priority) && GetSigned(in, r.timeout_ms) &&
+         GetInt(in, r.max_attempts) && GetString(in, r.session) && GetString(in, r.key) &&
+         GetSigned(in, r.created_ms);
+}
+
+bool GetView(std::string_view& in, std::string_view& s) {
+  uint64_t n;
+  if (!GetVarint(in, n) || n > in.size()) return false;
+  s = in.substr(0, n);
+  in.remove_prefix(n);
+  return true;
+}
+
 }  // namespace
 
 void CopyMutableFields(const TaskRecord& from, TaskRecord& to) {
@@ -148,32 +198,47 @@ void EncodeChange(std::string& out, ChangeOp op, const TaskRecord& r) {
     EncodeErase(out, r.id);
     return;
   }
-  std::size_t bound = 1 + kVarint + MutableBound(r);
-  if (op == ChangeOp::kInsert) {
-    bound += kVarint + r.payload.size() + r.session.size() + r.key.size() + 7 * kVarint;
-    for (const std::string& skill : r.skills) bound += kVarint + skill.size();
+  const bool insert = op == ChangeOp::kInsert;
+  Reserved space(out, 1 + kVarint + MutableBound(r) + (insert ? SubmittedBound(r) : 0));
+  char* p = Byte(space.begin(), static_cast<uint8_t>(op));
+  p = Varint(p, r.id);
+  if (insert) p = PutSubmitted(p, r);
+  space.Finish(PutMutable(p, r));
+}
+
+void EncodeEnded(std::string& out, const TaskRecord& r) {
+  Reserved space(out, kVarint + MutableBound(r) + SubmittedBound(r));
+  char* p = Varint(space.begin(), r.id);
+  p = PutMutable(p, r);
+  space.Finish(PutSubmitted(p, r));
+}
+
+bool DecodeEnded(std::string_view& in, TaskRecord& r) {
+  return GetVarint(in, r.id) && r.id != 0 && GetMutable(in, r) && GetSubmitted(in, r);
+}
+
+bool DecodeEndedOutcome(std::string_view in, Outcome& out, std::vector<AttemptError>& errors) {
+  if (!GetVarint(in, out.id) || out.id == 0 || in.empty()) return false;
+  const auto state = static_cast<uint8_t>(in.front());
+  in.remove_prefix(1);
+  if (state > static_cast<uint8_t>(TaskState::kTimedOut)) return false;
+  out.state = static_cast<TaskState>(state);
+  uint64_t count;
+  if (!GetInt(in, out.attempts) || !GetView(in, out.worker) || !GetView(in, out.output) ||
+      !GetView(in, out.error) || !GetVarint(in, count) || count > in.size()) {
+    return false;
   }
-  Writer w(out, bound);
-  w.Byte(static_cast<uint8_t>(op));
-  w.Varint(r.id);
-  if (op == ChangeOp::kInsert) {
-    w.Varint(r.skills.size());
-    for (const std::string& skill : r.skills) w.String(skill);
-    w.String(r.payload);
-    w.Signed(r.priority);
-    w.Signed(r.timeout_ms);
-    w.Signed(r.max_attempts);
-    w.String(r.session);
-    w.String(r.key);
-    w.Signed(r.created_ms);
+  errors.resize(count);
+  for (AttemptError& e : errors) {
+    if (!GetInt(in, e.attempt) || !GetString(in, e.worker) || !GetString(in, e.error)) return false;
   }
-  PutMutable(w, r);
+  out.errors = errors;
+  return true;
 }
 
 void EncodeErase(std::string& out, TaskId id) {
-  Writer w(out, 1 + kVarint);
-  w.Byte(static_cast<uint8_t>(ChangeOp::kErase));
-  w.Varint(id);
+  Reserved space(out, 1 + kVarint);
+  space.Finish(Varint(Byte(space.begin(), static_cast<uint8_t>(ChangeOp::kErase)), id));
 }
 
 bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& r) {
@@ -184,19 +249,7 @@ bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& r) {
   op = static_cast<ChangeOp>(raw);
   if (!GetVarint(in, r.id) || r.id == 0) return false;
   if (op == ChangeOp::kErase) return true;
-  if (op == ChangeOp::kInsert) {
-    uint64_t skills;
-    if (!GetVarint(in, skills) || skills > in.size()) return false;
-    r.skills.resize(skills);
-    for (std::string& s : r.skills) {
-      if (!GetString(in, s)) return false;
-    }
-    if (!GetString(in, r.payload) || !GetSigned(in, r.priority) || !GetSigned(in, r.timeout_ms) ||
-        !GetInt(in, r.max_attempts) || !GetString(in, r.session) || !GetString(in, r.key) ||
-        !GetSigned(in, r.created_ms)) {
-      return false;
-    }
-  }
+  if (op == ChangeOp::kInsert && !GetSubmitted(in, r)) return false;
   return GetMutable(in, r);
 }
 
@@ -222,11 +275,6 @@ bool GetHead(std::string_view& in, ChangeOp& op, TaskId& id) {
 }
 
 }  // namespace
-
-bool DecodeMutableFields(std::string_view& in, ChangeOp& op, TaskRecord& rec) {
-  if (!GetHead(in, op, rec.id)) return false;
-  return op == ChangeOp::kErase || GetMutable(in, rec);
-}
 
 bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id) {
   if (!GetHead(in, op, id)) return false;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "store/task_record.h"
 
@@ -28,12 +29,16 @@ void EncodeErase(std::string& out, TaskId id);
 // `in` somewhere inside) for anything truncated or malformed.
 bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& rec);
 
-// Reads the op, the task id and the fields that change after submit
-// (state, attempts, worker, output, error, errors, started_ms, ended_ms) of
-// the change at the front of `in`, skipping a kInsert's submitted fields
-// unread; advances past the whole change. Other fields of `rec` are left
-// as they were. Returns false as DecodeChange does.
-bool DecodeMutableFields(std::string_view& in, ChangeOp& op, TaskRecord& rec);
+// An ended task as the ended archive (core/ended_archive.h) keeps it: the
+// id and the fields that change after submit first, then the submitted
+// ones, so that what an `end` event tells is read from the front alone.
+void EncodeEnded(std::string& out, const TaskRecord& rec);
+// Reads the whole record and advances past it.
+bool DecodeEnded(std::string_view& in, TaskRecord& rec);
+// Reads the outcome at the front of an EncodeEnded record without copying:
+// its strings point into `in`; its attempt errors (most tasks have none)
+// are copied into `errors`, which it points to.
+bool DecodeEndedOutcome(std::string_view in, Outcome& out, std::vector<AttemptError>& errors);
 
 // Reads only the op and the task id of the change at the front of `in`
 // and advances past the whole change, without copying its fields.

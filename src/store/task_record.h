@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,22 @@ struct TaskRecord {
   int64_t created_ms = 0;
   int64_t started_ms = 0;  // 0 = never
   int64_t ended_ms = 0;    // 0 = not ended
+};
+
+// What an `end` event tells of a task: its id and how it ended. The
+// strings point into a TaskRecord or into an encoded record.
+struct Outcome {
+  TaskId id = 0;
+  TaskState state = TaskState::kQueued;
+  int attempts = 0;
+  std::string_view worker;
+  std::string_view output;  // raw JSON; "" = null
+  std::string_view error;
+  std::span<const AttemptError> errors;
+
+  static Outcome Of(const TaskRecord& r) {
+    return {r.id, r.state, r.attempts, r.worker, r.output, r.error, r.errors};
+  }
 };
 
 std::string TaskIdString(TaskId id);

@@ -60,34 +60,48 @@ TEST(ChangeCodecTest, AnInsertReadsBackWhole) {
   EXPECT_EQ(back.ended_ms, r.ended_ms);
 }
 
-TEST(ChangeCodecTest, MutableFieldsAreReadWithoutTheSubmittedOnes) {
+TEST(ChangeCodecTest, AnEndedRecordReadsBackWholeOrJustItsOutcome) {
   std::string bytes;
-  EncodeChange(bytes, ChangeOp::kInsert, Full());
+  EncodeEnded(bytes, Full());
+  const std::size_t first = bytes.size();
   TaskRecord later = Full();
+  later.id = 301;
   later.state = TaskState::kSucceeded;
   later.output = R"({"ok":1})";
-  EncodeChange(bytes, ChangeOp::kUpdate, later);
-  EncodeErase(bytes, 300);
+  later.errors.clear();
+  EncodeEnded(bytes, later);
 
   std::string_view in(bytes);
-  ChangeOp op;
-  TaskRecord r;
-  r.payload = "untouched";
-  ASSERT_TRUE(DecodeMutableFields(in, op, r));
-  EXPECT_EQ(op, ChangeOp::kInsert);
-  EXPECT_EQ(r.id, 300u);
-  EXPECT_EQ(r.state, TaskState::kTimedOut);
-  EXPECT_EQ(r.errors.size(), 2u);
-  EXPECT_EQ(r.ended_ms, Full().ended_ms);
-  EXPECT_EQ(r.payload, "untouched") << "submitted fields are skipped, not read";
-  EXPECT_TRUE(r.skills.empty());
-  ASSERT_TRUE(DecodeMutableFields(in, op, r));
-  EXPECT_EQ(op, ChangeOp::kUpdate);
-  EXPECT_EQ(r.state, TaskState::kSucceeded);
-  EXPECT_EQ(r.output, R"({"ok":1})");
-  ASSERT_TRUE(DecodeMutableFields(in, op, r));
-  EXPECT_EQ(op, ChangeOp::kErase);
-  EXPECT_TRUE(in.empty());
+  TaskRecord whole;
+  ASSERT_TRUE(DecodeEnded(in, whole));
+  EXPECT_EQ(in.size(), bytes.size() - first);
+  EXPECT_EQ(whole.id, 300u);
+  EXPECT_EQ(whole.skills, Full().skills);
+  EXPECT_EQ(whole.payload, Full().payload);
+  EXPECT_EQ(whole.key, Full().key);
+  EXPECT_EQ(whole.created_ms, Full().created_ms);
+  EXPECT_EQ(whole.state, TaskState::kTimedOut);
+  EXPECT_EQ(whole.errors.size(), 2u);
+  EXPECT_EQ(whole.ended_ms, Full().ended_ms);
+
+  Outcome o;
+  std::vector<AttemptError> errors;
+  ASSERT_TRUE(DecodeEndedOutcome(std::string_view(bytes).substr(0, first), o, errors));
+  EXPECT_EQ(o.id, 300u);
+  EXPECT_EQ(o.state, TaskState::kTimedOut);
+  EXPECT_EQ(o.attempts, Full().attempts);
+  EXPECT_EQ(o.worker, Full().worker);
+  EXPECT_EQ(o.output, Full().output);
+  EXPECT_EQ(o.error, Full().error);
+  ASSERT_EQ(o.errors.size(), 2u);
+  EXPECT_EQ(o.errors[1].worker, Full().errors[1].worker);
+  EXPECT_EQ(o.errors[1].error, Full().errors[1].error);
+
+  ASSERT_TRUE(DecodeEndedOutcome(in, o, errors));
+  EXPECT_EQ(o.id, 301u);
+  EXPECT_EQ(o.state, TaskState::kSucceeded);
+  EXPECT_EQ(o.output, R"({"ok":1})");
+  EXPECT_TRUE(o.errors.empty());
 }
 
 TEST(ChangeCodecTest, SkipChangeStepsOverEachChangeByOpAndId) {
@@ -117,10 +131,22 @@ TEST(ChangeCodecTest, TruncatedOrUnknownChangesAreRefusedByEveryReader) {
     ChangeOp op;
     TaskRecord r;
     TaskId id;
-    std::string_view a(part), b(part), c(part);
+    std::string_view a(part), c(part);
     EXPECT_FALSE(DecodeChange(a, op, r)) << "cut at " << cut;
-    EXPECT_FALSE(DecodeMutableFields(b, op, r)) << "cut at " << cut;
     EXPECT_FALSE(SkipChange(c, op, id)) << "cut at " << cut;
+  }
+  std::string ended;
+  EncodeEnded(ended, Full());
+  const std::size_t outcome_bytes = 2 + 1 + 1 + 3 + 1 + 1 + Full().error.size();  // to the error's end
+  for (std::size_t cut = 0; cut < ended.size(); ++cut) {
+    std::string_view part = std::string_view(ended).substr(0, cut);
+    TaskRecord r;
+    EXPECT_FALSE(DecodeEnded(part, r)) << "cut at " << cut;
+    Outcome o;
+    std::vector<AttemptError> errors;
+    if (cut < outcome_bytes) {
+      EXPECT_FALSE(DecodeEndedOutcome(part, o, errors)) << "cut at " << cut;
+    }
   }
   std::string unknown = bytes;
   unknown[0] = 9;  // no such op
