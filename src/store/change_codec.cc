@@ -124,21 +124,43 @@ char* PutMutable(char* p, const TaskRecord& r) {
   return Signed(p, r.ended_ms);
 }
 
-bool GetMutable(std::string_view& in, TaskRecord& r) {
+bool GetView(std::string_view& in, std::string_view& s) {
+  uint64_t n;
+  if (!GetVarint(in, n) || n > in.size()) return false;
+  s = in.substr(0, n);
+  in.remove_prefix(n);
+  return true;
+}
+
+// The mutable fields up to the attempt errors (those into `errors`), the
+// strings as views into `in`.
+bool GetOutcome(std::string_view& in, Outcome& o, std::vector<AttemptError>& errors) {
   if (in.empty()) return false;
   const auto state = static_cast<uint8_t>(in.front());
   in.remove_prefix(1);
   if (state > static_cast<uint8_t>(TaskState::kTimedOut)) return false;
-  r.state = static_cast<TaskState>(state);
-  uint64_t errors;
-  if (!GetInt(in, r.attempts) || !GetString(in, r.worker) || !GetString(in, r.output) ||
-      !GetString(in, r.error) || !GetVarint(in, errors) || errors > in.size()) {
+  o.state = static_cast<TaskState>(state);
+  uint64_t count;
+  if (!GetInt(in, o.attempts) || !GetView(in, o.worker) || !GetView(in, o.output) ||
+      !GetView(in, o.error) || !GetVarint(in, count) || count > in.size()) {
     return false;
   }
-  r.errors.resize(errors);
-  for (AttemptError& e : r.errors) {
+  errors.resize(count);
+  for (AttemptError& e : errors) {
     if (!GetInt(in, e.attempt) || !GetString(in, e.worker) || !GetString(in, e.error)) return false;
   }
+  o.errors = errors;
+  return true;
+}
+
+bool GetMutable(std::string_view& in, TaskRecord& r) {
+  Outcome o;
+  if (!GetOutcome(in, o, r.errors)) return false;
+  r.state = o.state;
+  r.attempts = o.attempts;
+  r.worker.assign(o.worker);
+  r.output.assign(o.output);
+  r.error.assign(o.error);
   return GetSigned(in, r.started_ms) && GetSigned(in, r.ended_ms);
 }
 
@@ -170,14 +192,6 @@ bool GetSubmitted(std::string_view& in, TaskRecord& r) {
   return GetString(in, r.payload) && GetSigned(in, r.priority) && GetSigned(in, r.timeout_ms) &&
          GetInt(in, r.max_attempts) && GetString(in, r.session) && GetString(in, r.key) &&
          GetSigned(in, r.created_ms);
-}
-
-bool GetView(std::string_view& in, std::string_view& s) {
-  uint64_t n;
-  if (!GetVarint(in, n) || n > in.size()) return false;
-  s = in.substr(0, n);
-  in.remove_prefix(n);
-  return true;
 }
 
 }  // namespace
@@ -218,22 +232,7 @@ bool DecodeEnded(std::string_view& in, TaskRecord& r) {
 }
 
 bool DecodeEndedOutcome(std::string_view in, Outcome& out, std::vector<AttemptError>& errors) {
-  if (!GetVarint(in, out.id) || out.id == 0 || in.empty()) return false;
-  const auto state = static_cast<uint8_t>(in.front());
-  in.remove_prefix(1);
-  if (state > static_cast<uint8_t>(TaskState::kTimedOut)) return false;
-  out.state = static_cast<TaskState>(state);
-  uint64_t count;
-  if (!GetInt(in, out.attempts) || !GetView(in, out.worker) || !GetView(in, out.output) ||
-      !GetView(in, out.error) || !GetVarint(in, count) || count > in.size()) {
-    return false;
-  }
-  errors.resize(count);
-  for (AttemptError& e : errors) {
-    if (!GetInt(in, e.attempt) || !GetString(in, e.worker) || !GetString(in, e.error)) return false;
-  }
-  out.errors = errors;
-  return true;
+  return GetVarint(in, out.id) && out.id != 0 && GetOutcome(in, out, errors);
 }
 
 void EncodeErase(std::string& out, TaskId id) {
