@@ -2,7 +2,8 @@
 // kept in the SQLite store's journal (docs/durability.md). A journal entry
 // is a run of changes, each: op byte, task id, then the fields the op
 // carries. Integers are LEB128 varints (signed ones zigzag-encoded),
-// strings a varint length and the bytes.
+// strings a varint length and the bytes. The ended-task archive keeps its
+// records in the same encoding, in an order of its own (EncodeEnded).
 #pragma once
 
 #include <cstdint>
