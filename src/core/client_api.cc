@@ -73,11 +73,9 @@ void ClientApi::AnswerAcks(const std::vector<PendingAck>& acks, const Status& st
 }
 
 void ClientApi::AddWaiters(const std::vector<PendingAck>& acks,
-                           const std::function<void(TaskId)>& before) {
+                           const std::function<void(uint64_t)>& before_end) {
   for (const PendingAck& a : acks) {
-    if (!a.wait) continue;
-    if (before) before(a.id);
-    dispatcher_.AddWaiter(a.id, a.conn, a.req);
+    if (a.wait) dispatcher_.AddWaiter(a.id, a.conn, a.req, before_end);
   }
 }
 

@@ -52,10 +52,11 @@ class ClientApi {
   std::vector<PendingAck> TakeAcks();
   const std::vector<PendingAck>& acks() const { return acks_; }
   void AnswerAcks(const std::vector<PendingAck>& acks, const Status& store);
-  // `before(id)` runs before each task's waiter is added (and its end
-  // event sent, if it has ended).
+  // Adds the `wait: true` acks' waiters (Dispatcher::AddWaiter); for a
+  // task that has already ended, `before_end(take)` runs before its end
+  // event is sent.
   void AddWaiters(const std::vector<PendingAck>& acks,
-                  const std::function<void(TaskId)>& before = nullptr);
+                  const std::function<void(uint64_t)>& before_end = nullptr);
 
   nlohmann::json TaskView(const Task& t);
   nlohmann::json WorkerView(const Worker& w);

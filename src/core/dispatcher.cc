@@ -114,10 +114,6 @@ std::optional<TaskState> Dispatcher::StateOf(TaskId id) const {
   return std::nullopt;
 }
 
-uint64_t Dispatcher::EndTake(TaskId id) const {
-  const TaskTable::EndedRef ref = tasks_.FindEnded(id);
-  return ref ? ended_.entry(ref).take : 0;
-}
 
 // ---------------------------------------------------------------- tasks
 
@@ -212,13 +208,15 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   Place(t);
 }
 
-bool Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req) {
+bool Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
+                           const std::function<void(uint64_t)>& before_end) {
   if (Task* live = tasks_.Find(id)) {
     live->waiters.emplace_back(conn, req);
     return true;
   }
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
   if (!ref) return false;
+  if (before_end) before_end(ended_.entry(ref).take);
   SendEnd(ended_.ReadOutcome(ref, outcome_errors_), conn, req);
   return true;
 }

@@ -95,8 +95,11 @@ class Dispatcher {
   };
   SubmitOutcome Submit(const SubmitReq& req);
   // Registers (conn, req) to get the end event of task `id`; sent at once
-  // if it has ended. False (and nothing sent) when there is no such task.
-  bool AddWaiter(TaskId id, ConnId conn, int64_t req);
+  // if it has ended, after `before_end(take)` runs with the store take its
+  // end state went with (Store::next_take). False (and nothing sent) when
+  // there is no such task.
+  bool AddWaiter(TaskId id, ConnId conn, int64_t req,
+                 const std::function<void(uint64_t)>& before_end = nullptr);
   Status Cancel(TaskId id);
   Status Retry(TaskId id);  // a failed/timed_out task back to the queue, attempts reset
   // Drops a task whose insert the store failed to commit: it was never
@@ -112,9 +115,6 @@ class Dispatcher {
   const Task* FindTask(TaskId id);
   // The state of the task with this id, without reading an ended one back.
   std::optional<TaskState> StateOf(TaskId id) const;
-  // The store take (Store::next_take) that carries the end state of ended
-  // task `id`; 0 for a live or unknown task.
-  uint64_t EndTake(TaskId id) const;
   // Why a queued task waits, in words (docs/protocol.md, `why`).
   std::string WhyWaiting(const Task& task);
 

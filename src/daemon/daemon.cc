@@ -475,8 +475,7 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
   // being written that holds its end state, or with the next batch if its
   // end state is still pending.
   if (st.ok()) {
-    api_->AddWaiters(f.acks, [this, &f](TaskId id) {
-      const uint64_t take = dispatcher_->EndTake(id);
+    api_->AddWaiters(f.acks, [this, &f](uint64_t take) {
       answer_to_ = AnswerTo::kNow;
       if (take <= f.last_take) return;
       answer_to_ = AnswerTo::kStaged;
