@@ -21,6 +21,18 @@ bool TokenMatches(const std::string& expected, const std::string& given) {
   return diff == 0;
 }
 
+// Moves `from` to the end of `to` and leaves it empty; when `to` is empty
+// the buffers are swapped, so neither is copied and both keep their
+// capacity for the next batch.
+void Splice(std::string& to, std::string& from) {
+  if (to.empty()) {
+    to.swap(from);
+  } else {
+    to.append(from);
+  }
+  from.clear();
+}
+
 }  // namespace
 
 Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
@@ -415,13 +427,7 @@ void Daemon::Seal(Flight& f) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
     peer->dirty = false;
-    std::string& out = OutFor(f, id);
-    if (out.empty()) {
-      out.swap(peer->staged);
-    } else {
-      out.append(peer->staged);
-    }
-    peer->staged.clear();
+    Splice(OutFor(f, id), peer->staged);
   }
   dirty_.clear();
 }
@@ -453,14 +459,7 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
   if (st.ok()) store_->Reuse(std::move(batch));
   // What was answered while the batch was written goes out first.
   for (auto& [id, out] : f.out) {
-    if (Peer* peer = FindPeer(id); peer && peer->conn->open()) {
-      std::string& now = NowOut(*peer, id);
-      if (now.empty()) {
-        now.swap(out);
-      } else {
-        now.append(out);
-      }
-    }
+    if (Peer* peer = FindPeer(id); peer && peer->conn->open()) Splice(NowOut(*peer, id), out);
     if (spare_out_.size() < kMaxSpareOut && out.capacity() <= kMaxSpareOutBytes) {
       out.clear();
       spare_out_.push_back(std::move(out));
@@ -520,14 +519,7 @@ void Daemon::Release(std::vector<ConnId>& peers) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
     peer->dirty = false;
-    std::string& src = peer->staged;
-    std::string& out = peer->conn->out();
-    if (out.empty()) {
-      out.swap(src);
-    } else {
-      out.append(src);
-      src.clear();
-    }
+    Splice(peer->conn->out(), peer->staged);
     peer->conn->Flush();
   }
 }
