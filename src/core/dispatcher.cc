@@ -180,7 +180,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
     }
     const auto age = std::chrono::milliseconds(clock_.UnixMillis() - rec.ended_ms);
     const TimePoint at = clock_.Now() - age;
-    if (!ended_.empty() && at < ended_.entry(ended_.next_ref() - 1).at) ended_unsorted_ = true;
+    if (!ended_.empty() && at < ended_.back().at) ended_unsorted_ = true;
     view_.rec = std::move(rec);
     view_.progress.clear();
     view_.seq = next_seq_++;

@@ -59,6 +59,7 @@ class EndedArchive {
   Ref front_ref() const { return first_; }
   Ref next_ref() const { return first_ + entries_.size(); }
   const Entry& front() const { return entries_.front(); }
+  const Entry& back() const { return entries_.back(); }
   // Drops the oldest record (and any chunk no record lies in any more).
   void PopFront();
 
