@@ -7,7 +7,7 @@
 
 namespace pincer {
 
-class MemoryStore final : public Store {
+class MemoryStore : public Store {
  public:
   Status Recover(const std::function<void(TaskRecord&&)>&) override { return Status::Ok(); }
   void Insert(const TaskRecord&) override {}

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <vector>
 
+#include "store/memory_store.h"
+
 namespace pincer {
 namespace {
 
@@ -17,18 +19,10 @@ struct Items final : StoreBatch {
   std::vector<int> items;
 };
 
-// Writes nothing anywhere: records what it was asked to write, can be held
-// inside a write, and can fail writes.
-class GatedStore final : public Store {
+// Keeps nothing (a MemoryStore) but records what it was asked to write,
+// can be held inside a write, and can fail writes.
+class GatedStore final : public MemoryStore {
  public:
-  Status Recover(const std::function<void(TaskRecord&&)>&) override { return Status::Ok(); }
-  void Insert(const TaskRecord&) override {}
-  void Update(const TaskRecord&) override {}
-  void Erase(TaskId) override {}
-  Status Commit() override { return Status::Ok(); }
-  bool dirty() const override { return false; }
-  bool durable() const override { return true; }
-
   Status Write(StoreBatch& batch) override {
     std::unique_lock lock(mu);
     ++entered;
