@@ -30,7 +30,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -105,7 +104,6 @@ class SqliteStore final : public Store {
 
  private:
   struct Batch;
-  // Erases in the journal: task id -> the segment holding the erase.
 
   SqliteStore(sqlite3* db, std::string dir, std::string path, const SqliteStoreOptions& options,
               const Clock& clock);
