@@ -150,6 +150,7 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   r.key = req.key;
   r.created_ms = clock_.UnixMillis();
   t.cls = queue_.ClassFor(r.skills);
+  Hold(t.cls);
   t.seq = next_seq_++;
   tasks_.Insert(std::move(owned));
   if (!r.key.empty()) keys_[r.key] = r.id;
@@ -184,6 +185,8 @@ void Dispatcher::Restore(TaskRecord&& rec) {
     view_.rec = std::move(rec);
     view_.progress.clear();
     view_.seq = next_seq_++;
+    view_.cls = queue_.ClassFor(view_.rec.skills);
+    Hold(view_.cls);
     tasks_.InsertEnded(view_.rec.id, ended_.Add(view_, at));
     return;
   }
@@ -191,6 +194,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   Task& t = *owned;
   t.rec = std::move(rec);
   t.cls = queue_.ClassFor(t.rec.skills);
+  Hold(t.cls);
   t.seq = next_seq_++;
   tasks_.Insert(std::move(owned));
   ++stats_.queued;
@@ -700,6 +704,7 @@ void Dispatcher::PurgeEnded(TimePoint now, TaskId keep) {
 }
 
 void Dispatcher::DropEnded(TaskId id, EndedArchive::Ref ref) {
+  if (const ClassId c = ended_.entry(ref).cls; c < held_.size() && held_[c] > 0) --held_[c];
   if (ended_.entry(ref).has_key) {
     ended_.Read(ref, view_);
     auto key = keys_.find(view_.rec.key);
@@ -726,6 +731,7 @@ void Dispatcher::SortEnded() {
   Task t;
   for (const Held& h : held) {
     ended_.Read(h.ref, t);
+    t.cls = ended_.entry(h.ref).cls;
     tasks_.EraseEnded(h.id, h.ref);
     tasks_.InsertEnded(h.id, sorted.Add(t, h.at, ended_.entry(h.ref).take));
   }

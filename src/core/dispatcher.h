@@ -138,6 +138,9 @@ class Dispatcher {
   const WorkerRegistry& workers() const { return workers_; }
   WorkerRegistry& workers() { return workers_; }
   const TaskTable& tasks() const { return tasks_; }
+  // Tasks of skill class `c` pincerd still holds, live or ended and not yet
+  // purged or forgotten (metrics drop a skill set's series at 0).
+  uint32_t held(ClassId c) const { return c < held_.size() ? held_[c] : 0; }
   // Calls fn(const Task&) for every task in id order, live and ended (or
   // only those in state `only`), until fn returns false. Ended tasks are
   // read back into the view FindTask uses.
@@ -241,6 +244,11 @@ class Dispatcher {
   std::unique_ptr<Strategy> fallback_strategy_;
   std::vector<std::pair<std::vector<std::string>, std::unique_ptr<Strategy>>> rule_strategies_;
   std::vector<const Strategy*> class_strategy_;  // cache by ClassId
+  std::vector<uint32_t> held_;  // by ClassId: see held()
+  void Hold(ClassId c) {
+    if (c >= held_.size()) held_.resize(c + 1, 0);
+    ++held_[c];
+  }
 
   DispatcherStats stats_;
   TaskId last_id_ = 0;

@@ -40,6 +40,7 @@ EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at, uint64_t take) 
   e.chunk = first_chunk_ + chunks_.size() - 1;
   e.offset = static_cast<uint32_t>(start);
   e.size = static_cast<uint32_t>(chunk.size() - start);
+  e.cls = t.cls;
   e.state = t.rec.state;
   e.has_key = !t.rec.key.empty();
   entries_.push_back(e);

@@ -37,6 +37,7 @@ class EndedArchive {
     uint64_t chunk = 0;  // chunk number, and where in it the record lies
     uint32_t offset = 0;
     uint32_t size = 0;
+    ClassId cls = 0;  // the task's skill class (Dispatcher::held)
     TaskState state = TaskState::kSucceeded;
     bool has_key = false;
   };

@@ -33,6 +33,12 @@ void Splice(std::string& to, std::string& from) {
   from.clear();
 }
 
+std::vector<std::string> PoolNames(const Config& config) {
+  std::vector<std::string> names;
+  for (const auto& pool : config.pools) names.push_back(pool.name);
+  return names;
+}
+
 }  // namespace
 
 Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
@@ -455,6 +461,7 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
     spdlog::info("store commits again; accepting submits");
     store_status_ = Status::Ok();
     dispatcher_->SetStoreStatus(store_status_);
+    metrics_->SetStoreStatus(store_status_);
   }
   if (st.ok()) store_->Reuse(std::move(batch));
   // What was answered while the batch was written goes out first.
@@ -528,6 +535,7 @@ void Daemon::OnStoreFailed(const Status& st) {
   spdlog::error("store commit failed, refusing submits until it works again: {}", st.message());
   store_status_ = st;
   dispatcher_->SetStoreStatus(st);
+  metrics_->SetStoreStatus(st);  // /healthz: 503 until a commit works
   ArmStoreRetry();
 }
 
@@ -604,6 +612,7 @@ Status Daemon::Reload() {
   config_ = std::move(next);
   dispatcher_->Reconfigure(config_);
   if (supervisor_ && !stopping_) supervisor_->Apply(config_.pools);
+  metrics_->SetPools(PoolNames(config_));
   spdlog::set_level(spdlog::level::from_str(config_.log_level));
   spdlog::info("config reloaded from {}", options_.config_path);
   ScheduleFlush();
@@ -661,6 +670,7 @@ void Daemon::StartSupervisor() {
   };
   supervisor_ = std::make_unique<SupervisorService>(io_, clock_, std::move(options), std::move(hooks));
   supervisor_->Start(config_.pools);
+  metrics_->SetPools(PoolNames(config_));
 }
 
 void Daemon::CheckDrained() {

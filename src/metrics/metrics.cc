@@ -15,6 +15,10 @@ namespace {
 // How long an HTTP request waits for the event loop. A loop that cannot run
 // a tiny closure in this time is stuck, and /healthz should say so.
 constexpr auto kLoopWait = std::chrono::seconds(2);
+// The metrics server's threads: each idle connection holds one for up to
+// the request timeout (civetweb serves a connection per thread).
+constexpr int kHttpThreads = 50;
+constexpr std::chrono::milliseconds kHttpRequestTimeout{5000};
 
 std::string SkillsLabel(const std::vector<std::string>& skills) {
   if (skills.empty()) return "any";  // a task without skills fits any worker
@@ -54,23 +58,15 @@ class Metrics::Handler final : public CivetHandler {
       return true;
     }
     if (uri == "/healthz") {
-      // Shared, not on this stack: after a timeout the closure may run late.
-      auto state = std::make_shared<std::pair<bool, bool>>(false, false);
-      Metrics& m = m_;
-      const bool loop_ok = m_.OnLoop([&m, state] {
-        *state = {m.ready_, m.dispatcher_.accepting()};
-      });
-      const bool ready = state->first;
-      const bool accepting = state->second;
-      if (loop_ok && ready && accepting) {
-        static constexpr char kOk[] = "ok\n";
-        mg_send_http_ok(conn, "text/plain; charset=utf-8", sizeof kOk - 1);
-        mg_write(conn, kOk, sizeof kOk - 1);
+      // A loop that cannot run an empty closure in time is stuck.
+      const bool loop_ok = m_.OnLoop([] {});
+      auto [status, body] = loop_ok ? m_.Health()
+                                    : std::pair<int, std::string>{503, "event loop not responding\n"};
+      if (status == 200) {
+        mg_send_http_ok(conn, "text/plain; charset=utf-8", static_cast<long long>(body.size()));
+        mg_write(conn, body.data(), body.size());
       } else {
-        const char* why = !loop_ok    ? "event loop not responding"
-                          : !accepting ? "not ready: shutting down"
-                                       : "not ready: starting";
-        mg_send_http_error(conn, 503, "%s\n", why);
+        mg_send_http_error(conn, status, "%s", body.c_str());
       }
       return true;
     }
@@ -82,8 +78,11 @@ class Metrics::Handler final : public CivetHandler {
   Metrics& m_;
 };
 
-Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher)
-    : io_(io), dispatcher_(dispatcher), registry_(std::make_shared<prometheus::Registry>()) {
+Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher, std::size_t max_skill_sets)
+    : io_(io),
+      dispatcher_(dispatcher),
+      registry_(std::make_shared<prometheus::Registry>()),
+      max_skill_sets_(max_skill_sets) {
   using prometheus::BuildCounter;
   using prometheus::BuildGauge;
   using prometheus::BuildHistogram;
@@ -111,7 +110,9 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher)
   attempts_failed_ = &attempts_->Add({{"result", "failed"}});
   duration_ = &BuildHistogram()
                    .Name("pincer_task_duration_seconds")
-                   .Help("Time from submit to end state, by the task's skills and end state.")
+                   .Help("Time from submit to end state, by the task's skill set (at most " +
+                         std::to_string(max_skill_sets) +
+                         " of their own, the rest \"other\") and end state.")
                    .Register(r);
   queue_depth_ = &BuildGauge()
                       .Name("pincer_queue_depth")
@@ -120,7 +121,8 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher)
                       .Add({});
   queue_by_skills_ = &BuildGauge()
                           .Name("pincer_queue_depth_by_skills")
-                          .Help("Queued tasks by the skill set they require (\"any\": none).")
+                          .Help("Queued tasks by the skill set they require (\"any\": none; "
+                                "\"other\": the skill sets over the cap).")
                           .Register(r);
   running_ = &BuildGauge()
                   .Name("pincer_tasks_running")
@@ -138,7 +140,8 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher)
                   .Register(r);
   skill_workers_ = &BuildGauge()
                         .Name("pincer_skill_workers")
-                        .Help("Ready workers that have the skill (kept at 0 once a skill was seen).")
+                        .Help("Ready workers that have the skill, for skills a worker or a live task "
+                              "has (\"other\": ready workers with a skill over the cap).")
                         .Register(r);
   worker_inflight_ = &BuildGauge()
                           .Name("pincer_worker_inflight")
@@ -170,6 +173,10 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher)
                       .Help("1 while the pool is failed (restarted too often; no more restarts).")
                       .Register(r);
   for (const char* s : {"ready", "draining", "ejected"}) workers_->Add({{"state", s}});
+  SkillSlot& other = slots_.emplace_back();
+  other.label = "other";
+  other.classes = 1;  // never freed
+  slot_by_label_.emplace(other.label, kOtherSlot);
 }
 
 Metrics::~Metrics() {
@@ -179,8 +186,16 @@ Metrics::~Metrics() {
 
 Status Metrics::Serve(const std::string& address) {
   handler_ = std::make_unique<Handler>(*this);
-  const std::vector<std::string> options{"listening_ports", address, "num_threads", "2",
-                                         "request_timeout_ms", "10000"};
+  // Idle or slow connections must not starve /healthz: civetweb gives
+  // each connection a thread of its own until its request is read, so
+  // there are many threads, a request must arrive within a few seconds,
+  // connections are not kept alive between requests, and a close never
+  // waits for the peer (no SO_LINGER). docs/operations.md, "/healthz".
+  const std::vector<std::string> options{
+      "listening_ports", address,   "num_threads",       std::to_string(kHttpThreads),
+      "request_timeout_ms", std::to_string(kHttpRequestTimeout.count()),
+      "enable_keep_alive", "no",    "keep_alive_timeout_ms", "500",
+      "linger_timeout_ms", "-1"};
   try {
     server_ = std::make_unique<CivetServer>(options);
   } catch (const CivetException& e) {
@@ -213,18 +228,87 @@ std::string Metrics::Text() const {
   return out.str();
 }
 
+// ------------------------------------------------------------ health
+
+void Metrics::SetStoreStatus(const Status& st) {
+  {
+    std::lock_guard lock(store_error_mu_);
+    store_error_ = st.ok() ? "" : st.message();
+  }
+  store_failing_ = !st.ok();
+}
+
+std::pair<int, std::string> Metrics::Health() const {
+  switch (phase_.load()) {
+    case kStarting: return {503, "not ready: starting\n"};
+    case kStopping: return {503, "not ready: shutting down\n"};
+    case kReady: break;
+  }
+  if (store_failing_) {
+    std::lock_guard lock(store_error_mu_);
+    return {503, "not ready: the task store cannot commit: " + store_error_ + "\n"};
+  }
+  return {200, "ok\n"};
+}
+
 // ------------------------------------------------------------ events
 
 void Metrics::TaskSubmitted(const Task&) { ++pending_submitted_; }
 
+uint32_t Metrics::SlotFor(const Task& t) {
+  if (t.cls < slot_of_class_.size() && slot_of_class_[t.cls] != kNoSlot) {
+    return slot_of_class_[t.cls];
+  }
+  if (t.cls >= slot_of_class_.size()) slot_of_class_.resize(t.cls + 1, kNoSlot);
+  const std::string label = SkillsLabel(t.rec.skills);
+  uint32_t slot = kOtherSlot;
+  if (auto it = slot_by_label_.find(label); it != slot_by_label_.end()) {
+    slot = it->second;
+  } else if (slot_by_label_.size() - 1 < max_skill_sets_) {  // -1: `other`
+    if (free_slots_.empty()) {
+      slot = static_cast<uint32_t>(slots_.size());
+      slots_.emplace_back();
+    } else {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    }
+    slots_[slot].label = label;
+    slot_by_label_.emplace(label, slot);
+  }
+  ++slots_[slot].classes;
+  slot_of_class_[t.cls] = slot;
+  mapped_classes_.push_back(t.cls);
+  return slot;
+}
+
+void Metrics::DropGoneSkillSets() {
+  std::erase_if(mapped_classes_, [this](ClassId cls) {
+    if (dispatcher_.held(cls) > 0) return false;
+    const uint32_t slot = slot_of_class_[cls];
+    slot_of_class_[cls] = kNoSlot;
+    SkillSlot& s = slots_[slot];
+    if (--s.classes > 0) return true;
+    // The last class of this label: its series leave /metrics.
+    for (Durations& d : s.durations) {
+      if (d.histogram) duration_->Remove(d.histogram);
+      d = Durations{};
+    }
+    if (s.queued) queue_by_skills_->Remove(s.queued);
+    slot_by_label_.erase(s.label);
+    s = SkillSlot{};
+    free_slots_.push_back(slot);
+    return true;
+  });
+}
+
 void Metrics::TaskEnded(const Task& t, double seconds) {
   const auto state = static_cast<std::size_t>(t.rec.state);
   ++pending_ended_[state];
-  if (t.cls >= duration_by_class_.size()) duration_by_class_.resize(t.cls + 1);
-  Durations& d = duration_by_class_[t.cls][state];
+  const uint32_t slot = SlotFor(t);
+  Durations& d = slots_[slot].durations[state];
   const auto& bounds = DurationBuckets();
   if (!d.histogram) {
-    d.histogram = &duration_->Add({{"skill", SkillsLabel(t.rec.skills)},
+    d.histogram = &duration_->Add({{"skill", slots_[slot].label},
                                    {"state", std::string(TaskStateName(t.rec.state))}},
                                   bounds);
     d.pending.assign(bounds.size() + 1, 0);
@@ -234,7 +318,7 @@ void Metrics::TaskEnded(const Task& t, double seconds) {
   d.pending_sum += seconds;
   if (!d.dirty) {
     d.dirty = true;
-    dirty_durations_.emplace_back(t.cls, state);
+    dirty_durations_.emplace_back(slot, state);
   }
 }
 
@@ -251,8 +335,8 @@ void Metrics::FlushCounts() {
   for (std::size_t s = 0; s < kStates; ++s) flush(pending_ended_[s], ended_by_state_[s]);
   flush(pending_attempts_ok_, attempts_ok_);
   flush(pending_attempts_failed_, attempts_failed_);
-  for (const auto& [cls, state] : dirty_durations_) {
-    Durations& d = duration_by_class_[cls][state];
+  for (const auto& [slot, state] : dirty_durations_) {
+    Durations& d = slots_[slot].durations[state];
     d.histogram->ObserveMultiple(d.pending, d.pending_sum);
     std::fill(d.pending.begin(), d.pending.end(), 0);
     d.pending_sum = 0;
@@ -272,12 +356,27 @@ void Metrics::WorkerReturned(const Worker& w) {
   spdlog::info("worker {} ({}) back in routing after its cool-off", w.id_str, w.name);
 }
 
-void Metrics::PoolRestarted(const std::string& pool) {
-  pool_restarts_->Add({{"pool", pool}}).Increment();
+Metrics::PoolSeries& Metrics::Pool(const std::string& pool) {
+  PoolSeries& p = pools_[pool];
+  if (!p.restarts) p.restarts = &pool_restarts_->Add({{"pool", pool}});
+  if (!p.failed) p.failed = &pool_failed_->Add({{"pool", pool}});
+  return p;
 }
 
+void Metrics::PoolRestarted(const std::string& pool) { Pool(pool).restarts->Increment(); }
+
 void Metrics::PoolFailed(const std::string& pool, bool failed) {
-  pool_failed_->Add({{"pool", pool}}).Set(failed ? 1 : 0);
+  Pool(pool).failed->Set(failed ? 1 : 0);
+}
+
+void Metrics::SetPools(const std::vector<std::string>& pools) {
+  std::erase_if(pools_, [&](auto& entry) {
+    if (std::find(pools.begin(), pools.end(), entry.first) != pools.end()) return false;
+    pool_restarts_->Remove(entry.second.restarts);
+    pool_failed_->Remove(entry.second.failed);
+    return true;
+  });
+  for (const auto& pool : pools) Pool(pool);
 }
 
 // ------------------------------------------------------------ gauges
@@ -291,15 +390,33 @@ void Metrics::RemoveWorkerGauges(WorkerId, WorkerGauges& g) {
 
 void Metrics::Refresh() {
   FlushCounts();
+  DropGoneSkillSets();
   const DispatcherStats& s = dispatcher_.stats();
   queue_depth_->Set(static_cast<double>(s.queued));
   running_->Set(static_cast<double>(s.running));
   unroutable_->Set(static_cast<double>(dispatcher_.Unroutable()));
 
+  // Queue depth by skill set, and the skills live tasks need: a walk over
+  // the live tasks, once per scrape.
+  std::map<std::string, int> by_skill;  // ready workers per skill
+  std::vector<bool> class_seen;
+  for (SkillSlot& slot : slots_) slot.queued_now = 0;
+  dispatcher_.tasks().ForEachLive([&](const Task& t) {
+    if (t.rec.state == TaskState::kQueued) ++slots_[SlotFor(t)].queued_now;
+    if (t.cls >= class_seen.size()) class_seen.resize(t.cls + 1, false);
+    if (!class_seen[t.cls]) {
+      class_seen[t.cls] = true;
+      for (const auto& skill : t.rec.skills) by_skill.emplace(skill, 0);
+    }
+  });
+  for (SkillSlot& slot : slots_) {
+    if (slot.label.empty() || (!slot.queued && slot.queued_now == 0)) continue;
+    if (!slot.queued) slot.queued = &queue_by_skills_->Add({{"skills", slot.label}});
+    slot.queued->Set(static_cast<double>(slot.queued_now));
+  }
+
   // Workers: one series per connected worker; a gone worker's series go.
   std::map<std::string, int> by_state{{"ready", 0}, {"draining", 0}, {"ejected", 0}};
-  std::map<std::string, int> by_skill;
-  for (auto& [skill, g] : skill_gauges_) by_skill[skill] = 0;
   std::unordered_map<WorkerId, WorkerGauges> seen;
   for (const auto& [id, wp] : dispatcher_.workers().all()) {
     const Worker& w = *wp;
@@ -323,22 +440,50 @@ void Metrics::Refresh() {
   for (auto& [id, g] : worker_gauges_) RemoveWorkerGauges(id, g);
   worker_gauges_ = std::move(seen);
   for (const auto& [state, n] : by_state) workers_->Add({{"state", state}}).Set(n);
+
+  // Ready workers by skill, for the skills a worker or a live task has: a
+  // skill no one has any more leaves; at most max_skill_sets_ skills have
+  // a series, those that had one first, and `other` counts the ready
+  // workers that have any skill over the cap.
+  std::erase_if(skill_gauges_, [&](auto& entry) {
+    if (entry.first == "other" || by_skill.count(entry.first)) return false;
+    skill_workers_->Remove(entry.second);
+    return true;
+  });
+  // (A skill named "other" is counted there too: one series, one meaning.)
+  std::size_t own = skill_gauges_.size() - skill_gauges_.count("other");
+  bool over_cap = false;
   for (const auto& [skill, n] : by_skill) {
+    if (skill == "other") {
+      over_cap = true;
+      continue;
+    }
+    if (!skill_gauges_.count(skill)) {
+      if (own >= max_skill_sets_) {
+        over_cap = true;
+        continue;
+      }
+      ++own;
+    }
     auto& g = skill_gauges_[skill];
     if (!g) g = &skill_workers_->Add({{"skill", skill}});
     g->Set(n);
   }
-
-  // Queue depth by skill set: a walk over the tasks, once per scrape.
-  std::map<std::string, int> queued;
-  for (auto& [skills, g] : queue_gauges_) queued[skills] = 0;
-  dispatcher_.tasks().ForEachLive([&](const Task& t) {
-    if (t.rec.state == TaskState::kQueued) ++queued[SkillsLabel(t.rec.skills)];
-  });
-  for (const auto& [skills, n] : queued) {
-    auto& g = queue_gauges_[skills];
-    if (!g) g = &queue_by_skills_->Add({{"skills", skills}});
-    g->Set(n);
+  if (over_cap) {
+    int other = 0;
+    for (const auto& [id, wp] : dispatcher_.workers().all()) {
+      if (wp->state != WorkerState::kReady) continue;
+      other += std::any_of(wp->skills.begin(), wp->skills.end(),
+                           [&](const std::string& k) {
+                             return k == "other" || !skill_gauges_.count(k);
+                           });
+    }
+    auto& g = skill_gauges_["other"];
+    if (!g) g = &skill_workers_->Add({{"skill", "other"}});
+    g->Set(other);
+  } else if (auto it = skill_gauges_.find("other"); it != skill_gauges_.end()) {
+    skill_workers_->Remove(it->second);
+    skill_gauges_.erase(it);
   }
 }
 

@@ -12,9 +12,13 @@
 
 #include <array>
 #include <asio.hpp>
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -33,9 +37,14 @@ namespace pincer {
 
 class Metrics final : public DispatchObserver {
  public:
+  // Skill sets (client-chosen) with series of their own, at most; the rest
+  // share the label `other` (docs/operations.md, "Metrics"). The same cap
+  // holds for the skills of pincer_skill_workers (worker-chosen).
+  static constexpr std::size_t kMaxSkillSets = 100;
+
   // `io` runs the event loop; `dispatcher` must outlive this object and is
   // only read on the loop thread.
-  Metrics(asio::io_context& io, Dispatcher& dispatcher);
+  Metrics(asio::io_context& io, Dispatcher& dispatcher, std::size_t max_skill_sets = kMaxSkillSets);
   // Stops the HTTP server (waits for requests in progress).
   ~Metrics() override;
   Metrics(const Metrics&) = delete;
@@ -47,16 +56,28 @@ class Metrics final : public DispatchObserver {
   // "host:port" actually bound, once serving; "" otherwise.
   const std::string& bound() const { return bound_; }
 
-  // Whether /healthz says 200: set once pincerd listens and has recovered,
-  // cleared when it starts shutting down. Loop thread.
-  void set_ready(bool ready) { ready_ = ready; }
+  // /healthz (docs/operations.md): 200 only while ready and the store
+  // commits. set_ready(true) once pincerd listens and has recovered;
+  // set_ready(false) when it starts shutting down (for good). Loop thread;
+  // civetweb's threads read the state.
+  void set_ready(bool ready) { phase_ = ready ? kReady : kStopping; }
+  // Not ok while the store cannot commit (its error says why); ok again
+  // once a commit works. Loop thread.
+  void SetStoreStatus(const Status& st);
+  // The /healthz answer: 200 "ok\n", or 503 and why. Any thread (it does
+  // not check the event loop; the HTTP handler does that first).
+  std::pair<int, std::string> Health() const;
 
   // For the supervisor (src/supervisor), on the loop thread.
   void PoolRestarted(const std::string& pool);
   void PoolFailed(const std::string& pool, bool failed = true);
+  // The configured pools: each has its series (at 0 until something
+  // happens); a pool no longer configured loses them. Loop thread.
+  void SetPools(const std::vector<std::string>& pools);
 
   // Brings every metric up to date: the gauges with the dispatcher, the
-  // counters and histograms with the events counted since. Loop thread.
+  // counters and histograms with the events counted since; drops the
+  // series of skill sets whose last task is gone. Loop thread.
   void Refresh();
   // The text exposition of every metric, as /metrics answers. Any thread.
   std::string Text() const;
@@ -76,6 +97,7 @@ class Metrics final : public DispatchObserver {
     prometheus::Gauge* cpu;
     prometheus::Gauge* rss;
   };
+  enum Phase : uint8_t { kStarting, kReady, kStopping };
 
   // From an HTTP thread: runs `fn` on the loop and waits for it; false when
   // the loop did not get to it in time.
@@ -85,7 +107,11 @@ class Metrics final : public DispatchObserver {
   asio::io_context& io_;
   Dispatcher& dispatcher_;
   std::shared_ptr<prometheus::Registry> registry_;
-  bool ready_ = false;
+  // Health: written on the loop, read by civetweb's threads.
+  std::atomic<Phase> phase_{kStarting};
+  std::atomic<bool> store_failing_{false};
+  mutable std::mutex store_error_mu_;
+  std::string store_error_;  // under store_error_mu_
 
   prometheus::Counter* submitted_;
   prometheus::Family<prometheus::Counter>* ended_;
@@ -104,7 +130,31 @@ class Metrics final : public DispatchObserver {
     double pending_sum = 0;
     bool dirty = false;  // listed in dirty_durations_
   };
-  std::vector<std::array<Durations, kStates>> duration_by_class_;  // by ClassId
+  // The series of one skill-set label: the duration histograms and the
+  // queue depth. Slot 0 is `other`, kept for good; the others serve the
+  // skill classes mapped to them and go when the last of those has no
+  // task left (Dispatcher::held). Distinct classes can share a label
+  // ("a,b" and ["a","b"]), hence a count.
+  struct SkillSlot {
+    std::string label;  // "" while free
+    std::array<Durations, kStates> durations;
+    prometheus::Gauge* queued = nullptr;
+    uint32_t classes = 0;  // skill classes mapped here
+    int64_t queued_now = 0;  // scratch for Refresh
+  };
+  static constexpr uint32_t kOtherSlot = 0;
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+  // The slot of the task's skill class, given one when it has none yet.
+  uint32_t SlotFor(const Task& t);
+  // Takes skill classes that have no task left off their slots, and
+  // removes the series of slots left without classes.
+  void DropGoneSkillSets();
+  std::size_t max_skill_sets_;
+  std::vector<SkillSlot> slots_;
+  std::vector<uint32_t> free_slots_;
+  std::unordered_map<std::string, uint32_t> slot_by_label_;
+  std::vector<uint32_t> slot_of_class_;  // by ClassId; kNoSlot = none
+  std::vector<ClassId> mapped_classes_;  // those with a slot
   // Per-task counts wait here and reach prometheus when a scrape refreshes
   // the metrics (each prometheus update takes a lock or an atomic loop: too
   // dear for every task). Loop thread.
@@ -112,7 +162,7 @@ class Metrics final : public DispatchObserver {
   std::array<uint64_t, kStates> pending_ended_{};
   uint64_t pending_attempts_ok_ = 0;
   uint64_t pending_attempts_failed_ = 0;
-  std::vector<std::pair<ClassId, std::size_t>> dirty_durations_;  // (class, state)
+  std::vector<std::pair<uint32_t, std::size_t>> dirty_durations_;  // (slot, state)
   void FlushCounts();
   prometheus::Gauge* queue_depth_;
   prometheus::Family<prometheus::Gauge>* queue_by_skills_;
@@ -127,10 +177,16 @@ class Metrics final : public DispatchObserver {
   prometheus::Counter* ejections_;
   prometheus::Family<prometheus::Counter>* pool_restarts_;
   prometheus::Family<prometheus::Gauge>* pool_failed_;
+  struct PoolSeries {
+    prometheus::Counter* restarts = nullptr;
+    prometheus::Gauge* failed = nullptr;
+  };
+  PoolSeries& Pool(const std::string& pool);
+  std::map<std::string, PoolSeries> pools_;
 
   std::unordered_map<WorkerId, WorkerGauges> worker_gauges_;
-  std::map<std::string, prometheus::Gauge*> queue_gauges_;  // by skill set
-  std::map<std::string, prometheus::Gauge*> skill_gauges_;  // kept at 0 once seen
+  // pincer_skill_workers, by skill; "other" for the skills over the cap.
+  std::map<std::string, prometheus::Gauge*> skill_gauges_;
 
   std::unique_ptr<Handler> handler_;
   std::unique_ptr<CivetServer> server_;
