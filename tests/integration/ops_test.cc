@@ -23,6 +23,7 @@
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
+#include "support/http.h"
 #include "support/subprocess.h"
 #include "support/temp_dir.h"
 #include "support/test_worker.h"
@@ -100,63 +101,12 @@ class NotifySocket {
   std::vector<std::string> lines_;
 };
 
-struct HttpResponse {
-  int status = 0;
-  std::string body;
-};
-
-// A plain HTTP/1.0 GET for the test's side of the wire.
-std::optional<HttpResponse> HttpGet(const std::string& host_port, const std::string& path) {
-  const auto colon = host_port.rfind(':');
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (::getaddrinfo(host_port.substr(0, colon).c_str(), host_port.substr(colon + 1).c_str(),
-                    &hints, &res) != 0) {
-    return std::nullopt;
-  }
-  const int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  const bool connected = ::connect(fd, res->ai_addr, res->ai_addrlen) == 0;
-  ::freeaddrinfo(res);
-  if (!connected) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n\r\n";
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string all;
-  char buf[8192];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  const auto head_end = all.find("\r\n\r\n");
-  if (all.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos) return std::nullopt;
-  HttpResponse r;
-  r.status = std::atoi(all.c_str() + all.find(' ') + 1);
-  r.body = all.substr(head_end + 4);
-  return r;
-}
-
 std::optional<std::string> FindOnPath(const std::string& name) {
   const char* path = std::getenv("PATH");
   std::istringstream dirs(path ? path : "/usr/bin:/bin");
   for (std::string dir; std::getline(dirs, dir, ':');) {
     const std::string candidate = dir + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return std::nullopt;
-}
-
-// The value of the sample `series` (e.g. `pincer_workers{state="ready"}`)
-// in a /metrics text; nullopt when absent.
-std::optional<double> Sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
   }
   return std::nullopt;
 }
