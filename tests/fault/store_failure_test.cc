@@ -1,15 +1,18 @@
 // A store that stops being writable: submits are refused with
-// store_unavailable and change nothing, everything else keeps serving, and
-// submits are accepted again once the disk is writable. "Unwritable" is
+// store_unavailable and change nothing, /healthz says 503 and why,
+// everything else keeps serving, and submits are accepted (and /healthz
+// says 200) again once the disk is writable. "Unwritable" is
 // made with `chattr +i`, which holds even for root; where the file system
 // or the user cannot do that, the test is skipped.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <regex>
 #include <string>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
+#include "support/http.h"
 #include "support/wait_for.h"
 
 namespace pincer::test {
@@ -25,11 +28,28 @@ class StoreFailureTest : public ::testing::Test {
   }
   void TearDown() override { Chattr("-i"); }
 
-  DaemonProcess daemon_{"store: { kind: sqlite, fsync: always }\n"};
+  // pincerd logs the metrics address it bound (port 0 picks one).
+  std::string MetricsAddress() {
+    const std::regex re("metrics on http://([^/ ]+)/metrics");
+    std::string addr;
+    EXPECT_TRUE(WaitFor([&] {
+      std::smatch m;
+      const std::string err = daemon_.ReadStderr();
+      if (!std::regex_search(err, m, re)) return false;
+      addr = m[1];
+      return true;
+    })) << daemon_.ReadStderr();
+    return addr;
+  }
+
+  DaemonProcess daemon_{
+      "store: { kind: sqlite, fsync: always }\nmetrics_listen: \"127.0.0.1:0\"\n"};
 };
 
 TEST_F(StoreFailureTest, UnwritableStoreRefusesSubmitsAndRecovers) {
   ASSERT_TRUE(daemon_.Start());
+  const std::string metrics = MetricsAddress();
+  ASSERT_EQ(HttpGet(metrics, "/healthz")->status, 200);
   CtlResult first = RunCtl(daemon_.address(), {"submit", "--skill", "gpu"});
   ASSERT_EQ(first.exit_code, 0) << first;
   const std::string kept = first.out.substr(0, first.out.find('\n'));
@@ -39,6 +59,12 @@ TEST_F(StoreFailureTest, UnwritableStoreRefusesSubmitsAndRecovers) {
   CtlResult refused = RunCtl(daemon_.address(), {"--json", "submit", "--skill", "gpu"});
   EXPECT_NE(refused.exit_code, 0) << refused;
   EXPECT_NE(refused.err.find("store_unavailable"), std::string::npos) << refused;
+  // Not ready to accept tasks: /healthz says so, and why (SPEC §9).
+  auto health = HttpGet(metrics, "/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 503);
+  EXPECT_NE(health->body.find("not ready: the task store cannot commit"), std::string::npos)
+      << health->body;
 
   // Everything else keeps serving, and the refused submit left nothing.
   CtlResult stats = RunCtl(daemon_.address(), {"--json", "stats"});
@@ -52,6 +78,10 @@ TEST_F(StoreFailureTest, UnwritableStoreRefusesSubmitsAndRecovers) {
     accepted = RunCtl(daemon_.address(), {"submit", "--skill", "gpu"});
     return accepted.exit_code == 0;
   })) << accepted;
+  // The commit that accepted it made pincerd ready again.
+  health = HttpGet(metrics, "/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200) << health->body;
 
   // Both accepted tasks survive a crash.
   daemon_.Kill9();
