@@ -2,7 +2,8 @@
 // idle connections to metrics_listen do not starve /healthz, and label
 // values that clients choose (skill sets) do not grow /metrics without
 // bound: at most Metrics::kMaxSkillSets (100) have series of their own, the
-// rest share `other`, and a skill set's series leave with its last task.
+// rest share `other`, and a skill set's series leave with its last task;
+// a pool removed by a reload takes its series along.
 #include <memory>
 #include <regex>
 #include <set>
@@ -13,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/ctl_runner.h"
 #include "support/daemon_process.h"
 #include "support/http.h"
 #include "support/raw_peer.h"
@@ -149,6 +151,34 @@ TEST_F(MetricsEndpointTest, ManySkillSetsStayBoundedAndLeaveWithTheirTasks) {
            nullptr);
   text = Metrics();
   EXPECT_EQ(Sample(text, R"(pincer_queue_depth_by_skills{skills="fresh"})"), 1) << text;
+}
+
+TEST_F(MetricsEndpointTest, ARemovedPoolLeavesMetrics) {
+  // `bad` exits at once and fails after 3 restarts; `idle` waits quietly.
+  const std::string idle =
+      "  - name: idle\n    command: [\"/bin/sh\", \"-c\", \"exec sleep 600\"]\n    stop_grace: 1s\n";
+  const std::string bad =
+      "  - name: bad\n    command: [\"/bin/sh\", \"-c\", \"exit 1\"]\n    restart: { policy: "
+      "on-failure, backoff: { initial: 20ms, max: 100ms }, max_restarts: 3, window: 1m }\n";
+  const std::string base = "metrics_listen: \"127.0.0.1:0\"\nstore: { kind: memory }\npools:\n";
+  StartDaemon("store: { kind: memory }\npools:\n" + idle + bad);
+  std::string text;
+  ASSERT_TRUE(WaitFor([&] {
+    text = Metrics();
+    return Sample(text, R"(pincer_pool_failed{pool="bad"})") == 1;
+  })) << text;
+  EXPECT_EQ(Sample(text, R"(pincer_pool_restarts_total{pool="bad"})"), 3) << text;
+  EXPECT_EQ(Sample(text, R"(pincer_pool_failed{pool="idle"})"), 0) << text;
+  EXPECT_EQ(Sample(text, R"(pincer_pool_restarts_total{pool="idle"})"), 0) << text;
+
+  // metrics_listen stays as it was (it applies at the next start).
+  daemon_->SetConfig(base + idle);
+  const CtlResult reload = RunCtl(daemon_->address(), {"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload;
+  text = Metrics();
+  EXPECT_EQ(LabelValues(text, "pincer_pool_failed", "pool"), std::set<std::string>{"idle"}) << text;
+  EXPECT_EQ(LabelValues(text, "pincer_pool_restarts_total", "pool"), std::set<std::string>{"idle"})
+      << text;
 }
 
 }  // namespace
