@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(level);
   std::signal(SIGPIPE, SIG_IGN);
+  // Past a file-size limit (systemd's LimitFSIZE=, ulimit -f) a store write
+  // fails with EFBIG: pincerd refuses submits until it works again
+  // (/healthz says 503), instead of being killed by SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   asio::io_context io(1);
   pincer::Daemon daemon(io, std::move(config), {config_path, address_file});

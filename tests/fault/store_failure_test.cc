@@ -3,8 +3,12 @@
 // everything else keeps serving, and submits are accepted (and /healthz
 // says 200) again once the disk is writable. "Unwritable" is
 // made with `chattr +i`, which holds even for root; where the file system
-// or the user cannot do that, the test is skipped.
+// or the user cannot do that, the test is skipped. Without root, a file-size
+// limit of 0 set on the running pincerd (prlimit) fails every store write
+// the same way.
 #include <gtest/gtest.h>
+
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <regex>
@@ -18,6 +22,23 @@
 namespace pincer::test {
 namespace {
 
+// pincerd logs the metrics address it bound (port 0 picks one).
+std::string MetricsAddress(DaemonProcess& daemon) {
+  const std::regex re("metrics on http://([^/ ]+)/metrics");
+  std::string addr;
+  EXPECT_TRUE(WaitFor([&] {
+    std::smatch m;
+    const std::string err = daemon.ReadStderr();
+    if (!std::regex_search(err, m, re)) return false;
+    addr = m[1];
+    return true;
+  })) << daemon.ReadStderr();
+  return addr;
+}
+
+constexpr char kConfig[] =
+    "store: { kind: sqlite, fsync: always }\nmetrics_listen: \"127.0.0.1:0\"\n";
+
 class StoreFailureTest : public ::testing::Test {
  protected:
   bool Chattr(const std::string& flag) {
@@ -28,27 +49,12 @@ class StoreFailureTest : public ::testing::Test {
   }
   void TearDown() override { Chattr("-i"); }
 
-  // pincerd logs the metrics address it bound (port 0 picks one).
-  std::string MetricsAddress() {
-    const std::regex re("metrics on http://([^/ ]+)/metrics");
-    std::string addr;
-    EXPECT_TRUE(WaitFor([&] {
-      std::smatch m;
-      const std::string err = daemon_.ReadStderr();
-      if (!std::regex_search(err, m, re)) return false;
-      addr = m[1];
-      return true;
-    })) << daemon_.ReadStderr();
-    return addr;
-  }
-
-  DaemonProcess daemon_{
-      "store: { kind: sqlite, fsync: always }\nmetrics_listen: \"127.0.0.1:0\"\n"};
+  DaemonProcess daemon_{kConfig};
 };
 
 TEST_F(StoreFailureTest, UnwritableStoreRefusesSubmitsAndRecovers) {
   ASSERT_TRUE(daemon_.Start());
-  const std::string metrics = MetricsAddress();
+  const std::string metrics = MetricsAddress(daemon_);
   ASSERT_EQ(HttpGet(metrics, "/healthz")->status, 200);
   CtlResult first = RunCtl(daemon_.address(), {"submit", "--skill", "gpu"});
   ASSERT_EQ(first.exit_code, 0) << first;
@@ -87,6 +93,49 @@ TEST_F(StoreFailureTest, UnwritableStoreRefusesSubmitsAndRecovers) {
   daemon_.Kill9();
   ASSERT_TRUE(daemon_.Restart());
   CtlResult after = RunCtl(daemon_.address(), {"--json", "stats"});
+  ASSERT_EQ(after.exit_code, 0) << after;
+  EXPECT_EQ(after.Json()["queued"], 2) << after;
+}
+
+TEST(StoreFileSizeLimitTest, StoreWritesPastTheLimitRefuseSubmitsUntilItIsRaised) {
+  DaemonProcess daemon(kConfig);
+  ASSERT_TRUE(daemon.Start());
+  const std::string metrics = MetricsAddress(daemon);
+  CtlResult first = RunCtl(daemon.address(), {"submit", "--skill", "gpu"});
+  ASSERT_EQ(first.exit_code, 0) << first;
+
+  // No file of pincerd's may grow (or be written) past 0 bytes now.
+  rlimit old{};
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_FSIZE, nullptr, &old), 0);
+  const rlimit none{0, old.rlim_max};
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_FSIZE, &none, nullptr), 0);
+
+  CtlResult refused = RunCtl(daemon.address(), {"--json", "submit", "--skill", "gpu"});
+  EXPECT_NE(refused.exit_code, 0) << refused;
+  EXPECT_NE(refused.err.find("store_unavailable"), std::string::npos) << refused;
+  auto health = HttpGet(metrics, "/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 503);
+  EXPECT_NE(health->body.find("not ready: the task store cannot commit"), std::string::npos)
+      << health->body;
+  EXPECT_TRUE(daemon.running());  // not killed by SIGXFSZ
+  CtlResult stats = RunCtl(daemon.address(), {"--json", "stats"});
+  ASSERT_EQ(stats.exit_code, 0) << stats;
+  EXPECT_EQ(stats.Json()["queued"], 1) << stats;
+
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_FSIZE, &old, nullptr), 0);
+  CtlResult accepted;
+  EXPECT_TRUE(WaitFor([&] {
+    accepted = RunCtl(daemon.address(), {"submit", "--skill", "gpu"});
+    return accepted.exit_code == 0;
+  })) << accepted;
+  health = HttpGet(metrics, "/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200) << health->body;
+
+  daemon.Kill9();
+  ASSERT_TRUE(daemon.Restart());
+  CtlResult after = RunCtl(daemon.address(), {"--json", "stats"});
   ASSERT_EQ(after.exit_code, 0) << after;
   EXPECT_EQ(after.Json()["queued"], 2) << after;
 }
