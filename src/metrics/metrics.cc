@@ -60,8 +60,8 @@ class Metrics::Handler final : public CivetHandler {
     if (uri == "/healthz") {
       // A loop that cannot run an empty closure in time is stuck.
       const bool loop_ok = m_.OnLoop([] {});
-      auto [status, body] = loop_ok ? m_.Health()
-                                    : std::pair<int, std::string>{503, "event loop not responding\n"};
+      auto [status, body] =
+          loop_ok ? m_.Health() : std::pair<int, std::string>{503, "event loop not responding\n"};
       if (status == 200) {
         mg_send_http_ok(conn, "text/plain; charset=utf-8", static_cast<long long>(body.size()));
         mg_write(conn, body.data(), body.size());
@@ -140,8 +140,9 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher, std::size_t max_s
                   .Register(r);
   skill_workers_ = &BuildGauge()
                         .Name("pincer_skill_workers")
-                        .Help("Ready workers that have the skill, for skills a worker or a live task "
-                              "has (\"other\": ready workers with a skill over the cap).")
+                        .Help(
+                            "Ready workers that have the skill, for skills a worker or a live task "
+                            "has (\"other\": ready workers with a skill over the cap).")
                         .Register(r);
   worker_inflight_ = &BuildGauge()
                           .Name("pincer_worker_inflight")
@@ -192,10 +193,15 @@ Status Metrics::Serve(const std::string& address) {
   // connections are not kept alive between requests, and a close never
   // waits for the peer (no SO_LINGER). docs/operations.md, "/healthz".
   const std::vector<std::string> options{
-      "listening_ports", address,   "num_threads",       std::to_string(kHttpThreads),
-      "request_timeout_ms", std::to_string(kHttpRequestTimeout.count()),
-      "enable_keep_alive", "no",    "keep_alive_timeout_ms", "500",
-      "linger_timeout_ms", "-1"};
+      // clang-format off
+      "listening_ports",       address,
+      "num_threads",           std::to_string(kHttpThreads),
+      "request_timeout_ms",    std::to_string(kHttpRequestTimeout.count()),
+      "enable_keep_alive",     "no",
+      "keep_alive_timeout_ms", "500",
+      "linger_timeout_ms",     "-1",
+      // clang-format on
+  };
   try {
     server_ = std::make_unique<CivetServer>(options);
   } catch (const CivetException& e) {
@@ -308,9 +314,9 @@ void Metrics::TaskEnded(const Task& t, double seconds) {
   Durations& d = slots_[slot].durations[state];
   const auto& bounds = DurationBuckets();
   if (!d.histogram) {
-    d.histogram = &duration_->Add({{"skill", slots_[slot].label},
-                                   {"state", std::string(TaskStateName(t.rec.state))}},
-                                  bounds);
+    d.histogram = &duration_->Add(
+        {{"skill", slots_[slot].label}, {"state", std::string(TaskStateName(t.rec.state))}},
+        bounds);
     d.pending.assign(bounds.size() + 1, 0);
   }
   // The first bucket whose bound is >= the value (prometheus' `le`).

@@ -139,7 +139,7 @@ class Metrics final : public DispatchObserver {
     std::string label;  // "" while free
     std::array<Durations, kStates> durations;
     prometheus::Gauge* queued = nullptr;
-    uint32_t classes = 0;  // skill classes mapped here
+    uint32_t classes = 0;    // skill classes mapped here
     int64_t queued_now = 0;  // scratch for Refresh
   };
   static constexpr uint32_t kOtherSlot = 0;

@@ -4,15 +4,15 @@
 // bound: at most Metrics::kMaxSkillSets (100) have series of their own, the
 // rest share `other`, and a skill set's series leave with its last task;
 // a pool removed by a reload takes its series along.
+#include <gtest/gtest.h>
+
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -121,7 +121,8 @@ TEST_F(MetricsEndpointTest, ManySkillSetsStayBoundedAndLeaveWithTheirTasks) {
   const auto queued = LabelValues(text, "pincer_queue_depth_by_skills", "skills");
   EXPECT_EQ(queued.size(), kMaxSkillSets + 1) << "own series and other";
   EXPECT_EQ(queued.count("other"), 1u);
-  EXPECT_EQ(Sample(text, R"(pincer_queue_depth_by_skills{skills="other"})"), kTasks - kMaxSkillSets);
+  EXPECT_EQ(Sample(text, R"(pincer_queue_depth_by_skills{skills="other"})"),
+            kTasks - kMaxSkillSets);
   EXPECT_EQ(Sample(text, "pincer_queue_depth"), kTasks);
   // Skills that queued tasks need show in pincer_skill_workers (at 0), capped too.
   EXPECT_EQ(LabelValues(text, "pincer_skill_workers", "skill").size(), kMaxSkillSets + 1);
@@ -147,7 +148,8 @@ TEST_F(MetricsEndpointTest, ManySkillSetsStayBoundedAndLeaveWithTheirTasks) {
   EXPECT_EQ(Sample(text, R"(pincer_tasks_ended_total{state="cancelled"})"), kTasks);
 
   // The places freed serve new skill sets.
-  Pipeline(client, {{{"type", "submit"}, {"req", 2 * kTasks + 1}, {"skills", {"fresh"}}, {"payload", 1}}},
+  Pipeline(client,
+           {{{"type", "submit"}, {"req", 2 * kTasks + 1}, {"skills", {"fresh"}}, {"payload", 1}}},
            nullptr);
   text = Metrics();
   EXPECT_EQ(Sample(text, R"(pincer_queue_depth_by_skills{skills="fresh"})"), 1) << text;
@@ -156,7 +158,8 @@ TEST_F(MetricsEndpointTest, ManySkillSetsStayBoundedAndLeaveWithTheirTasks) {
 TEST_F(MetricsEndpointTest, ARemovedPoolLeavesMetrics) {
   // `bad` exits at once and fails after 3 restarts; `idle` waits quietly.
   const std::string idle =
-      "  - name: idle\n    command: [\"/bin/sh\", \"-c\", \"exec sleep 600\"]\n    stop_grace: 1s\n";
+      "  - name: idle\n    command: [\"/bin/sh\", \"-c\", \"exec sleep 600\"]\n    stop_grace: "
+      "1s\n";
   const std::string bad =
       "  - name: bad\n    command: [\"/bin/sh\", \"-c\", \"exit 1\"]\n    restart: { policy: "
       "on-failure, backoff: { initial: 20ms, max: 100ms }, max_restarts: 3, window: 1m }\n";

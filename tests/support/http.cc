@@ -17,8 +17,8 @@ int Connect(const std::string& host_port) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  if (::getaddrinfo(host_port.substr(0, colon).c_str(), host_port.substr(colon + 1).c_str(),
-                    &hints, &res) != 0) {
+  if (::getaddrinfo(host_port.substr(0, colon).c_str(), host_port.substr(colon + 1).c_str(), &hints,
+                    &res) != 0) {
     return -1;
   }
   int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -44,7 +44,8 @@ std::optional<HttpResponse> HttpGet(const std::string& host_port, const std::str
   }
   std::string all;
   char buf[8192];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+    all.append(buf, static_cast<size_t>(n));
   ::close(fd);
   const auto head_end = all.find("\r\n\r\n");
   if (all.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos) return std::nullopt;

@@ -226,9 +226,11 @@ TEST_F(MetricsTest, WorkerSeriesLeaveWithTheWorkerAndSkillsAreCapped) {
   text = Scrape();
   EXPECT_EQ(LabelValues(text, "pincer_skill_workers", "skill"), (std::multiset<std::string>{"k1"}))
       << text;
-  EXPECT_EQ(LabelValues(text, "pincer_worker_capacity", "name"), (std::multiset<std::string>{"one"}))
+  EXPECT_EQ(LabelValues(text, "pincer_worker_capacity", "name"),
+            (std::multiset<std::string>{"one"}))
       << text;
-  EXPECT_EQ(LabelValues(text, "pincer_worker_inflight", "name"), (std::multiset<std::string>{"one"}))
+  EXPECT_EQ(LabelValues(text, "pincer_worker_inflight", "name"),
+            (std::multiset<std::string>{"one"}))
       << text;
 
   // A skill a queued task needs stays at 0 while no worker has it.
@@ -252,7 +254,8 @@ TEST_F(MetricsTest, PoolSeriesFollowTheConfiguredPools) {
 
   metrics_->SetPools({"a"});  // b removed by a reload
   text = Scrape();
-  EXPECT_EQ(LabelValues(text, "pincer_pool_restarts_total", "pool"), (std::multiset<std::string>{"a"}))
+  EXPECT_EQ(LabelValues(text, "pincer_pool_restarts_total", "pool"),
+            (std::multiset<std::string>{"a"}))
       << text;
   EXPECT_EQ(LabelValues(text, "pincer_pool_failed", "pool"), (std::multiset<std::string>{"a"}))
       << text;
@@ -264,7 +267,8 @@ TEST_F(MetricsTest, HealthSaysWhyItIsNotReady) {
   EXPECT_EQ(metrics_->Health(), (std::pair<int, std::string>{200, "ok\n"}));
   metrics_->SetStoreStatus(Status("store", "disk I/O error"));
   EXPECT_EQ(metrics_->Health(),
-            (std::pair<int, std::string>{503, "not ready: the task store cannot commit: disk I/O error\n"}));
+            (std::pair<int, std::string>{
+                503, "not ready: the task store cannot commit: disk I/O error\n"}));
   metrics_->SetStoreStatus(Status::Ok());
   EXPECT_EQ(metrics_->Health(), (std::pair<int, std::string>{200, "ok\n"}));
   metrics_->SetStoreStatus(Status("store", "disk I/O error"));
