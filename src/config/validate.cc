@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_text.h"  // kMaxConfigJsonDepth
 #include "config/config.h"
 #include "config/problems.h"
 
@@ -188,6 +189,12 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
   if (c.limits.max_connections < 1) p.Add("limits.max_connections", "must be at least 1");
   if (c.limits.max_queued < 1) p.Add("limits.max_queued", "must be at least 1");
   Positive(p, "limits.hello_timeout", c.limits.hello_timeout);
+  // 2: the message object and one level inside (hello labels). The top
+  // stays below what pincer's clients and workers accept (kMaxPeerJsonDepth)
+  // with the daemon's reply envelopes around a value.
+  if (c.limits.max_json_depth < 2 || c.limits.max_json_depth > kMaxConfigJsonDepth) {
+    p.Add("limits.max_json_depth", "must be from 2 to " + std::to_string(kMaxConfigJsonDepth));
+  }
 
   std::map<std::string, std::size_t> first_with_name;
   for (std::size_t i = 0; i < c.pools.size(); ++i) {

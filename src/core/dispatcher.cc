@@ -535,7 +535,7 @@ std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string p
   w->id_str = WorkerIdString(conn);
   w->name = hello.name.empty() ? w->id_str : hello.name;
   w->skills = SortedUnique(hello.skills);
-  w->capacity = static_cast<int>(std::clamp<int64_t>(hello.capacity, 1, 1 << 20));
+  w->capacity = static_cast<int>(std::clamp<int64_t>(hello.capacity, 1, kMaxCapacity));
   w->labels = hello.labels;
   w->spawn_id = hello.spawn_id;
   w->pool = std::move(pool);
