@@ -9,6 +9,7 @@
 #include "common/json_text.h"  // kMaxConfigJsonDepth
 #include "config/config.h"
 #include "config/problems.h"
+#include "protocol/messages.h"  // the wire's ranges (header-only constants)
 
 namespace pincer {
 namespace {
@@ -178,7 +179,14 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
   Fraction(p, "routing.outlier.max_ejection_percent", outlier.max_ejection_percent, 100);
 
   NotNegative(p, "tasks.timeout", c.tasks.timeout);
+  // The defaults of what a submit may set: the same ranges as on the wire.
+  if (c.tasks.timeout.count() > kMaxTimeoutMs) {
+    p.Add("tasks.timeout", "must be at most 8760h (365 days)");
+  }
   AtLeast(p, "tasks.max_attempts", c.tasks.max_attempts, 1);
+  if (c.tasks.max_attempts > kMaxAttempts) {
+    p.Add("tasks.max_attempts", "must be at most " + std::to_string(kMaxAttempts));
+  }
   NotNegative(p, "tasks.result_ttl", c.tasks.result_ttl);
 
   Positive(p, "heartbeat.interval", c.heartbeat.interval);

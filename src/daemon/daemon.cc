@@ -270,6 +270,7 @@ void Daemon::OnClosed(Connection& c) {
   const Role role = it->second.role;
   if (PeerSlot& slot = peer_cache_[c.id() % peer_cache_.size()]; slot.id == c.id()) slot = {};
   peers_.erase(it);  // the Connection lives on while its handlers finish
+  if (role == Role::kClient) dispatcher_->DropWaiters(c.id());
   if (role == Role::kWorker) {
     spdlog::info("worker w{} disconnected", c.id());
     dispatcher_->OnDisconnect(c.id(), "worker w" + std::to_string(c.id()) + " disconnected");

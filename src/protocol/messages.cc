@@ -224,10 +224,7 @@ ProtocolError TooDeep(int max_depth) {
                        {}};
 }
 
-ParseResult ParseMessageSlow(std::string_view line, int max_depth) {
-  // Before nlohmann sees it: its parser is iterative, but dump() and copies
-  // recurse once per level.
-  if (!JsonDepthWithin(line, max_depth)) return TooDeep(max_depth);
+ParseResult ParseMessageSlow(std::string_view line) {
   json doc = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return ProtocolError{"bad_json", "the line is not valid JSON", {}};
   if (!doc.is_object()) return ProtocolError{"bad_message", "a message must be a JSON object", {}};
@@ -550,7 +547,6 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
 // thread; thread_local keeps ParseMessage safe to call from any.)
 struct FastParser {
   dom::parser parser{kFastMaxLine};
-  int max_depth = 0;  // the bound `parser` is allocated for
   std::string buffer;
 };
 
@@ -559,20 +555,9 @@ static_assert(simdjson::SIMDJSON_PADDING <= kLinePadding);
 // False when the line is not a hot message in the expected shape (the slow
 // path then parses it, and names the error if there is one); `out` may
 // then hold anything.
-bool ParseFast(std::string_view line, bool padded, int max_depth, ParseResult& out) {
+bool ParseFast(std::string_view line, bool padded, ParseResult& out) {
   if (line.size() > kFastMaxLine) return false;
   thread_local FastParser fp;
-  if (fp.max_depth != max_depth) {
-    // simdjson's max_depth N refuses a document of N levels: N - 1 is the
-    // deepest it parses. It refuses deeper lines without recursing, and the
-    // slow path then names the error. AppendDump recurses only within it.
-    fp.max_depth = 0;
-    if (fp.parser.allocate(kFastMaxLine, static_cast<std::size_t>(max_depth) + 1) !=
-        simdjson::SUCCESS) {
-      return false;
-    }
-    fp.max_depth = max_depth;
-  }
   // simdjson reads up to SIMDJSON_PADDING bytes past the end of its input.
   const char* input = line.data();
   if (!padded) {
@@ -609,13 +594,19 @@ bool ParseFast(std::string_view line, bool padded, int max_depth, ParseResult& o
 
 }  // namespace
 
+// Every entry point checks the nesting first, before either parser: nlohmann
+// parses iteratively, but its dump() and copies recurse once per level, and
+// so does AppendDump; simdjson's own depth limit does not count an empty
+// innermost array or object, so it cannot be the bound.
 ParseResult ParseMessageWithoutFastPathForTest(std::string_view line, int max_depth) {
-  return ParseMessageSlow(line, max_depth);
+  if (!JsonDepthWithin(line, max_depth)) return TooDeep(max_depth);
+  return ParseMessageSlow(line);
 }
 
 ParseResult ParseMessage(std::string_view line, int max_depth) {
+  if (!JsonDepthWithin(line, max_depth)) return TooDeep(max_depth);
   ParseResult out;
-  if (!ParseFast(line, /*padded=*/false, max_depth, out)) out = ParseMessageSlow(line, max_depth);
+  if (!ParseFast(line, /*padded=*/false, out)) out = ParseMessageSlow(line);
   return out;
 }
 
@@ -626,7 +617,11 @@ ParseResult ParseMessagePadded(std::string_view line, int max_depth) {
 }
 
 void ParseMessagePaddedInto(std::string_view line, ParseResult& out, int max_depth) {
-  if (!ParseFast(line, /*padded=*/true, max_depth, out)) out = ParseMessageSlow(line, max_depth);
+  if (!JsonDepthWithin(line, max_depth)) {
+    out = TooDeep(max_depth);
+    return;
+  }
+  if (!ParseFast(line, /*padded=*/true, out)) out = ParseMessageSlow(line);
 }
 
 }  // namespace pincer

@@ -122,87 +122,6 @@ INSTANTIATE_TEST_SUITE_P(
         // Nesting past limits.max_json_depth (64 by default).
         BadLine{"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "bad_json", {}}));
 
-// A value nested `levels` deep: [[...[]...]].
-std::string Nest(int levels) { return std::string(levels, '[') + std::string(levels, ']'); }
-
-// Every place a line can carry a value nested without bound, before a hello
-// and after: refused as bad_json naming the bound, at 100,000 levels (the
-// depth that overflowed the stack of a recursive walk) and one past it.
-TEST(ProtocolTest, NestingPastTheBoundIsRefusedEverywhere) {
-  const std::vector<std::string> wrappers = {
-      R"({"type":"submit","req":1,"skills":["x"],"payload":%})",
-      R"({"type":"result","id":"t1","ok":true,"output":%})",
-      R"({"type":"result","id":"t1","ok":false,"error":%})",
-      R"({"type":"progress","id":"t1","data":%})",
-      R"({"type":"hello","role":"worker","proto":1,"token":"wrong","labels":{"a":%}})",
-      R"({"type":"heartbeat","load":{"cpu":%}})",
-      R"({"type":"status","req":1,"id":"t1","extra":%})",
-      R"({"type":"nonsense","x":%})",
-      R"(%)",
-  };
-  for (const std::string& w : wrappers) {
-    const std::size_t at = w.find('%');
-    // Levels the wrapper itself adds around `%`.
-    int outer = 0;
-    for (std::size_t i = 0; i < at; ++i) outer += (w[i] == '{' || w[i] == '[');
-    for (int levels : {kDefaultMaxJsonDepth - outer + 1, 100000}) {
-      const std::string line = w.substr(0, at) + Nest(levels) + w.substr(at + 1);
-      for (const ParseResult& r : {ParseMessage(line), ParseMessageWithoutFastPathForTest(line)}) {
-        const auto* err = std::get_if<ProtocolError>(&r);
-        ASSERT_NE(err, nullptr) << w << " at " << levels;
-        EXPECT_EQ(err->code, "bad_json") << w;
-        EXPECT_NE(err->message.find("limits.max_json_depth = 64"), std::string::npos) << err->message;
-      }
-    }
-    // Unterminated, 1,000,000 deep: no parser may walk it either.
-    const std::string open = w.substr(0, at) + std::string(1000000, '[');
-    const ParseResult r = ParseMessage(open);
-    ASSERT_TRUE(std::holds_alternative<ProtocolError>(r));
-    EXPECT_EQ(std::get<ProtocolError>(r).code, "bad_json");
-  }
-}
-
-TEST(ProtocolTest, NestingUpToTheBoundIsAccepted) {
-  // The message object is level 1: a payload may nest max_json_depth - 1.
-  auto s = Parse<SubmitReq>(R"({"type":"submit","req":1,"payload":)" + Nest(63) + "}");
-  EXPECT_EQ(s.payload, Nest(63));
-  auto r = Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true,"output":)" + Nest(63) + "}");
-  EXPECT_EQ(r.output, Nest(63));
-  auto h = Parse<Hello>(R"({"type":"hello","role":"worker","proto":1,"labels":{"a":)" + Nest(62) + "}}");
-  EXPECT_EQ(h.labels, R"({"a":)" + Nest(62) + "}");
-  // Brackets inside strings are text, not nesting.
-  const std::string text = "\"" + std::string(1000, '[') + "\\\"{\"";
-  auto q = Parse<SubmitReq>(R"({"type":"submit","req":1,"payload":)" + text + "}");
-  EXPECT_EQ(q.payload, text);
-  // Another bound, from the config.
-  ParseResult deep = ParseMessage(R"({"type":"submit","req":1,"payload":)" + Nest(200) + "}", 201);
-  ASSERT_TRUE(std::holds_alternative<Message>(deep));
-  ParseResult deeper = ParseMessage(R"({"type":"submit","req":1,"payload":)" + Nest(201) + "}", 201);
-  ASSERT_TRUE(std::holds_alternative<ProtocolError>(deeper));
-  EXPECT_NE(std::get<ProtocolError>(deeper).message.find("= 201"), std::string::npos);
-}
-
-TEST(ProtocolTest, NumbersAtTheEdgesOfTheirRanges) {
-  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":31536000000})").timeout,
-            std::chrono::milliseconds(kMaxTimeoutMs));
-  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":"8760h"})").timeout,
-            std::chrono::hours(8760));
-  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"max_attempts":1000})").max_attempts, 1000);
-  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"priority":9223372036854775807})").priority,
-            INT64_MAX);
-  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"priority":-9223372036854775808})").priority,
-            INT64_MIN);
-  EXPECT_EQ(Parse<TasksReq>(R"({"type":"tasks","req":1,"limit":10000})").limit, 10000);
-  EXPECT_EQ(Parse<TasksReq>(R"({"type":"tasks","req":1,"limit":1})").limit, 1);
-  // The messages name the range.
-  ParseResult r = ParseMessage(R"({"type":"submit","req":1,"timeout":10000000000000})");
-  EXPECT_NE(std::get<ProtocolError>(r).message.find("365 days"), std::string::npos);
-  r = ParseMessage(R"({"type":"submit","req":1,"max_attempts":4294967296})");
-  EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 1000"), std::string::npos);
-  r = ParseMessage(R"({"type":"tasks","req":1,"limit":0})");
-  EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 10000"), std::string::npos);
-}
-
 template <typename T>
 T Parse(const std::string& line) {
   ParseResult r = ParseMessage(line);
@@ -354,6 +273,87 @@ TEST(ProtocolTest, TasksDrainAndSimpleRequests) {
 TEST(ProtocolTest, UnknownFieldsAreIgnored) {
   auto s = Parse<SubmitReq>(R"({"type":"submit","req":1,"extra":{"x":1},"skills":["a"]})");
   EXPECT_EQ(s.skills, (std::vector<std::string>{"a"}));
+}
+
+// A value nested `levels` deep: [[...[]...]].
+std::string Nest(int levels) { return std::string(levels, '[') + std::string(levels, ']'); }
+
+// Every place a line can carry a value nested without bound, before a hello
+// and after: refused as bad_json naming the bound, at 100,000 levels (the
+// depth that overflowed the stack of a recursive walk) and one past it.
+TEST(ProtocolTest, NestingPastTheBoundIsRefusedEverywhere) {
+  const std::vector<std::string> wrappers = {
+      R"({"type":"submit","req":1,"skills":["x"],"payload":%})",
+      R"({"type":"result","id":"t1","ok":true,"output":%})",
+      R"({"type":"result","id":"t1","ok":false,"error":%})",
+      R"({"type":"progress","id":"t1","data":%})",
+      R"({"type":"hello","role":"worker","proto":1,"token":"wrong","labels":{"a":%}})",
+      R"({"type":"heartbeat","load":{"cpu":%}})",
+      R"({"type":"status","req":1,"id":"t1","extra":%})",
+      R"({"type":"nonsense","x":%})",
+      R"(%)",
+  };
+  for (const std::string& w : wrappers) {
+    const std::size_t at = w.find('%');
+    // Levels the wrapper itself adds around `%`.
+    int outer = 0;
+    for (std::size_t i = 0; i < at; ++i) outer += (w[i] == '{' || w[i] == '[') - (w[i] == '}' || w[i] == ']');
+    for (int levels : {kDefaultMaxJsonDepth - outer + 1, 100000}) {
+      const std::string line = w.substr(0, at) + Nest(levels) + w.substr(at + 1);
+      for (const ParseResult& r : {ParseMessage(line), ParseMessageWithoutFastPathForTest(line)}) {
+        const auto* err = std::get_if<ProtocolError>(&r);
+        ASSERT_NE(err, nullptr) << w << " at " << levels;
+        EXPECT_EQ(err->code, "bad_json") << w;
+        EXPECT_NE(err->message.find("limits.max_json_depth = 64"), std::string::npos) << err->message;
+      }
+    }
+    // Unterminated, 1,000,000 deep: no parser may walk it either.
+    const std::string open = w.substr(0, at) + std::string(1000000, '[');
+    const ParseResult r = ParseMessage(open);
+    ASSERT_TRUE(std::holds_alternative<ProtocolError>(r));
+    EXPECT_EQ(std::get<ProtocolError>(r).code, "bad_json");
+  }
+}
+
+TEST(ProtocolTest, NestingUpToTheBoundIsAccepted) {
+  // The message object is level 1: a payload may nest max_json_depth - 1.
+  auto s = Parse<SubmitReq>(R"({"type":"submit","req":1,"payload":)" + Nest(63) + "}");
+  EXPECT_EQ(s.payload, Nest(63));
+  auto r = Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true,"output":)" + Nest(63) + "}");
+  EXPECT_EQ(r.output, Nest(63));
+  auto h = Parse<Hello>(R"({"type":"hello","role":"worker","proto":1,"labels":{"a":)" + Nest(62) + "}}");
+  EXPECT_EQ(h.labels, R"({"a":)" + Nest(62) + "}");
+  // Brackets inside strings are text, not nesting.
+  const std::string text = "\"" + std::string(1000, '[') + "\\\"{\"";
+  auto q = Parse<SubmitReq>(R"({"type":"submit","req":1,"payload":)" + text + "}");
+  EXPECT_EQ(q.payload, text);
+  // Another bound, from the config.
+  ParseResult deep = ParseMessage(R"({"type":"submit","req":1,"payload":)" + Nest(200) + "}", 201);
+  ASSERT_TRUE(std::holds_alternative<Message>(deep));
+  ParseResult deeper = ParseMessage(R"({"type":"submit","req":1,"payload":)" + Nest(201) + "}", 201);
+  ASSERT_TRUE(std::holds_alternative<ProtocolError>(deeper));
+  EXPECT_NE(std::get<ProtocolError>(deeper).message.find("= 201"), std::string::npos);
+}
+
+TEST(ProtocolTest, NumbersAtTheEdgesOfTheirRanges) {
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":31536000000})").timeout,
+            std::chrono::milliseconds(kMaxTimeoutMs));
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":"8760h"})").timeout,
+            std::chrono::hours(8760));
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"max_attempts":1000})").max_attempts, 1000);
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"priority":9223372036854775807})").priority,
+            INT64_MAX);
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"priority":-9223372036854775808})").priority,
+            INT64_MIN);
+  EXPECT_EQ(Parse<TasksReq>(R"({"type":"tasks","req":1,"limit":10000})").limit, 10000);
+  EXPECT_EQ(Parse<TasksReq>(R"({"type":"tasks","req":1,"limit":1})").limit, 1);
+  // The messages name the range.
+  ParseResult r = ParseMessage(R"({"type":"submit","req":1,"timeout":10000000000000})");
+  EXPECT_NE(std::get<ProtocolError>(r).message.find("365 days"), std::string::npos);
+  r = ParseMessage(R"({"type":"submit","req":1,"max_attempts":4294967296})");
+  EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 1000"), std::string::npos);
+  r = ParseMessage(R"({"type":"tasks","req":1,"limit":0})");
+  EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 10000"), std::string::npos);
 }
 
 TEST(ProtocolTest, WireDurations) {
