@@ -99,6 +99,21 @@ class Fields {
   ProtocolError err_;
 };
 
+// Why `skills` is out of bounds, or "" when it is not.
+std::string SkillsProblem(const std::vector<std::string>& skills) {
+  if (skills.size() > kMaxSkills) {
+    return "field 'skills' holds " + std::to_string(skills.size()) + " skills, at most " +
+           std::to_string(kMaxSkills) + " are allowed";
+  }
+  for (const std::string& skill : skills) {
+    if (skill.size() > kMaxSkillBytes) {
+      return "a skill name is " + std::to_string(skill.size()) + " bytes long, at most " +
+             std::to_string(kMaxSkillBytes) + " are allowed";
+    }
+  }
+  return "";
+}
+
 ParseResult ParseHello(Fields& f) {
   Hello h;
   if (!f.String("role", h.role, true) || !f.Int("proto", h.proto, true) ||
@@ -108,6 +123,9 @@ ParseResult ParseHello(Fields& f) {
     ProtocolError e = f.error();
     e.code = "bad_hello";
     return e;
+  }
+  if (std::string problem = SkillsProblem(h.skills); !problem.empty()) {
+    return ProtocolError{"bad_hello", std::move(problem), {}};
   }
   if (const json* labels = f.Find("labels"); labels && !labels->is_null()) {
     if (!labels->is_object()) return ProtocolError{"bad_hello", "field 'labels' must be an object", {}};
@@ -147,9 +165,12 @@ ParseResult ParseSubmit(Fields& f, int64_t req) {
   SubmitReq s;
   s.req = req;
   if (!f.StringArray("skills", s.skills) || !f.Raw("payload", s.payload) ||
-      !f.IntIn("priority", s.priority, INT64_MIN, INT64_MAX) || !f.String("session", s.session) ||
+      !f.Int("priority", s.priority) || !f.String("session", s.session) ||
       !f.String("key", s.key) || !f.Bool("wait", s.wait)) {
     return f.error();
+  }
+  if (std::string problem = SkillsProblem(s.skills); !problem.empty()) {
+    return ProtocolError{"invalid_request", std::move(problem), req};
   }
   if (s.payload == "null") s.payload.clear();
   if (const json* t = f.Find("timeout"); t && !t->is_null()) {
@@ -491,10 +512,11 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
         if (!v.is_array()) return false;
         dom::array items = v.get_array().value_unsafe();
         s.skills.clear();
-        s.skills.reserve(items.size());
         for (dom::element item : items) {
-          if (!item.is_string()) return false;
-          s.skills.emplace_back(std::string_view(item.get_string().value_unsafe()));
+          if (!item.is_string() || s.skills.size() == kMaxSkills) return false;
+          const std::string_view skill = item.get_string().value_unsafe();
+          if (skill.size() > kMaxSkillBytes) return false;
+          s.skills.emplace_back(skill);
         }
         break;
       }

@@ -113,6 +113,10 @@ inline constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 60 * 60 * 1000;  //
 inline constexpr int64_t kMaxAttempts = 1000;
 inline constexpr int64_t kMaxCapacity = int64_t{1} << 20;
 inline constexpr int64_t kMaxTasksLimit = 10000;
+// Skills of one submit or hello, and bytes of one skill name: every routing
+// decision compares skill sets, so their size is bounded like a number.
+inline constexpr std::size_t kMaxSkills = 256;
+inline constexpr std::size_t kMaxSkillBytes = 256;
 
 // Parses one line (without its newline). Never throws. A line whose arrays
 // and objects nest deeper than `max_depth` levels (the message object is

@@ -131,6 +131,16 @@ yz0123456789éÿ~~~~~~~~"})",
       R"({"type":"submit","req":39,"priority":9223372036854775808})",
   };
   for (const char* line : lines) ExpectBothPathsAgree(line, kDefaultMaxJsonDepth);
+  // Skills at their bounds and past them.
+  const auto skills = [](std::size_t n, std::size_t bytes) {
+    std::string list;
+    for (std::size_t i = 0; i < n; ++i) list += (i ? ",\"" : "\"") + std::string(bytes, 'a' + i % 26) + "\"";
+    return R"({"type":"submit","req":40,"skills":[)" + list + "]}";
+  };
+  for (const std::string& line : {skills(256, 1), skills(257, 1), skills(1, 256), skills(1, 257),
+                                  skills(300, 300)}) {
+    ExpectBothPathsAgree(line, kDefaultMaxJsonDepth);
+  }
 }
 
 // Nesting at the bound and past it, with the default bound and others:

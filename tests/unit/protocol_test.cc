@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -354,6 +356,31 @@ TEST(ProtocolTest, NumbersAtTheEdgesOfTheirRanges) {
   EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 1000"), std::string::npos);
   r = ParseMessage(R"({"type":"tasks","req":1,"limit":0})");
   EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 10000"), std::string::npos);
+}
+
+TEST(ProtocolTest, SkillListsAreBounded) {
+  const auto list = [](std::size_t n, std::size_t bytes) {
+    nlohmann::json skills = nlohmann::json::array();
+    for (std::size_t i = 0; i < n; ++i) skills.push_back(std::to_string(i) + std::string(bytes, 's'));
+    return skills.dump();
+  };
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"skills":)" + list(256, 3) + "}").skills.size(), 256u);
+  EXPECT_EQ(Parse<Hello>(R"({"type":"hello","role":"worker","proto":1,"skills":)" + list(256, 3) + "}").skills.size(), 256u);
+  struct Case {
+    std::string skills;
+    std::string words;
+  };
+  for (const Case& c : {Case{list(257, 3), "at most 256 are allowed"},
+                        Case{R"([")" + std::string(257, 'x') + R"("])", "257 bytes long"}}) {
+    ParseResult s = ParseMessage(R"({"type":"submit","req":7,"skills":)" + c.skills + "}");
+    ASSERT_TRUE(std::holds_alternative<ProtocolError>(s));
+    EXPECT_EQ(std::get<ProtocolError>(s).code, "invalid_request");
+    EXPECT_EQ(std::get<ProtocolError>(s).req, 7);
+    EXPECT_NE(std::get<ProtocolError>(s).message.find(c.words), std::string::npos);
+    ParseResult h = ParseMessage(R"({"type":"hello","role":"worker","proto":1,"skills":)" + c.skills + "}");
+    ASSERT_TRUE(std::holds_alternative<ProtocolError>(h));
+    EXPECT_EQ(std::get<ProtocolError>(h).code, "bad_hello");
+  }
 }
 
 TEST(ProtocolTest, WireDurations) {
