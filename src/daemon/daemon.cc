@@ -183,7 +183,10 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
 
   if (auto* err = std::get_if<ProtocolError>(&parsed)) {
     if (peer->role == Role::kNone) {
-      return RefuseAndClose(*peer, "bad_hello", "the first message must be a hello: " + err->message);
+      return RefuseAndClose(*peer, "bad_hello",
+                            (err->code == "bad_json" ? "the first line is not a hello: "
+                                                     : "the first message must be a hello: ") +
+                                err->message);
     }
     if (peer->role == Role::kWorker) dispatcher_->Touch(c.id());
     Send(c.id(), EncodeError(err->code, err->message, err->req));

@@ -185,7 +185,7 @@ ParseResult ParseSubmit(Fields& f, int64_t req) {
       s.timeout = std::chrono::milliseconds(t->get<int64_t>());  // non-negative: unsigned above
     } else if (t->is_string()) {
       auto d = ParseWireDuration(t->get_ref<const std::string&>());
-      if (!d) return ProtocolError{"invalid_request", "field 'timeout' is not a duration like 30s", req};
+      if (!d) return ProtocolError{"invalid_request", "field 'timeout' is not a duration like 30s or 1h30m (units h, m, s, ms)", req};
       if (d->count() > kMaxTimeoutMs) return too_long;
       s.timeout = *d;
     } else {
