@@ -155,8 +155,16 @@ ParseResult ParseHeartbeat(Fields& f) {
   if (load && !load->is_null()) {
     if (!load->is_object()) return ProtocolError{"bad_message", "field 'load' must be an object", {}};
     if (auto it = load->find("cpu"); it != load->end() && it->is_number()) h.cpu = it->get<double>();
-    if (auto it = load->find("rss_bytes"); it != load->end() && it->is_number())
-      h.rss_bytes = it->get<int64_t>();
+    // An integer within int64, or a float that converts to one; anything
+    // else is ignored like a missing value (a cast of 1e300 is undefined).
+    if (auto it = load->find("rss_bytes"); it != load->end() && it->is_number()) {
+      if (it->is_number_float()) {
+        const double v = it->get<double>();
+        if (v >= 0 && v < 9.2e18) h.rss_bytes = static_cast<int64_t>(v);
+      } else if (!it->is_number_unsigned() || it->get<uint64_t>() <= uint64_t{INT64_MAX}) {
+        h.rss_bytes = it->get<int64_t>();
+      }
+    }
   }
   return Message{h};
 }

@@ -112,7 +112,7 @@ inline std::optional<int64_t> RequestId(const Message& m) {
 inline constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 60 * 60 * 1000;  // 365 days
 inline constexpr int64_t kMaxAttempts = 1000;
 inline constexpr int64_t kMaxCapacity = int64_t{1} << 20;
-inline constexpr int64_t kMaxTasksLimit = 10000;
+inline constexpr int64_t kMaxTasksLimit = 10000000;  // above any task count pincerd keeps
 // Skills of one submit or hello, and bytes of one skill name: every routing
 // decision compares skill sets, so their size is bounded like a number.
 inline constexpr std::size_t kMaxSkills = 256;

@@ -118,7 +118,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"{\"type\":\"submit\",\"req\":1,\"priority\":18446744073709551615}", "invalid_request", 1},
         BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":0}", "invalid_request", 2},
         BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":-1}", "invalid_request", 2},
-        BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":10001}", "invalid_request", 2},
+        BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":10000001}", "invalid_request", 2},
         BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":9223372036854775808}", "invalid_request", 2},
         BadLine{"{\"type\":\"stats\",\"req\":9223372036854775808}", "bad_message", {}},
         // Nesting past limits.max_json_depth (64 by default).
@@ -193,6 +193,13 @@ TEST(ProtocolTest, ProgressAndHeartbeat) {
   EXPECT_EQ(*h.rss_bytes, 104857600);
   auto empty = Parse<HeartbeatMsg>(R"({"type":"heartbeat"})");
   EXPECT_FALSE(empty.cpu);
+  // rss_bytes out of int64 (or negative as a float) is ignored, never cast.
+  for (const char* load : {R"({"rss_bytes":1e300})", R"({"rss_bytes":-1.5})",
+                           R"({"rss_bytes":18446744073709551615})"}) {
+    EXPECT_FALSE(Parse<HeartbeatMsg>(std::string(R"({"type":"heartbeat","load":)") + load + "}").rss_bytes)
+        << load;
+  }
+  EXPECT_EQ(Parse<HeartbeatMsg>(R"({"type":"heartbeat","load":{"rss_bytes":2048.0}})").rss_bytes, 2048);
 }
 
 TEST(ProtocolTest, SubmitWithEveryField) {
@@ -347,7 +354,7 @@ TEST(ProtocolTest, NumbersAtTheEdgesOfTheirRanges) {
             INT64_MAX);
   EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"priority":-9223372036854775808})").priority,
             INT64_MIN);
-  EXPECT_EQ(Parse<TasksReq>(R"({"type":"tasks","req":1,"limit":10000})").limit, 10000);
+  EXPECT_EQ(Parse<TasksReq>(R"({"type":"tasks","req":1,"limit":10000000})").limit, 10000000);
   EXPECT_EQ(Parse<TasksReq>(R"({"type":"tasks","req":1,"limit":1})").limit, 1);
   // The messages name the range.
   ParseResult r = ParseMessage(R"({"type":"submit","req":1,"timeout":10000000000000})");
@@ -355,7 +362,7 @@ TEST(ProtocolTest, NumbersAtTheEdgesOfTheirRanges) {
   r = ParseMessage(R"({"type":"submit","req":1,"max_attempts":4294967296})");
   EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 1000"), std::string::npos);
   r = ParseMessage(R"({"type":"tasks","req":1,"limit":0})");
-  EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 10000"), std::string::npos);
+  EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 10000000"), std::string::npos);
 }
 
 TEST(ProtocolTest, SkillListsAreBounded) {
