@@ -68,7 +68,8 @@ bool JsonDepthWithin(std::string_view text, int max_depth) {
         // Skip the string: up to the next quote that is not escaped. An
         // unterminated string ends the text (the parser refuses it).
         while (p < end) {
-          const char* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+          const char* q =
+              static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
           if (!q) return true;
           std::size_t backslashes = 0;
           for (const char* b = q; b > p && b[-1] == '\\'; --b) ++backslashes;

@@ -39,11 +39,11 @@ void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
   // Refused before the task exists. Submits of one batch not yet waiting
   // can still pass it; AddWaiter holds the bound for them.
   if (req.wait && dispatcher_.WaitsOf(conn) >= Dispatcher::kMaxWaitsPerConnection) {
-    return Error(conn, req.req,
-                 Status("too_many_waits",
-                        "this connection already waits for " +
-                            std::to_string(Dispatcher::kMaxWaitsPerConnection) +
-                            " tasks, the most one connection may: submit without wait"));
+    return Error(
+        conn, req.req,
+        Status("too_many_waits", "this connection already waits for " +
+                                     std::to_string(Dispatcher::kMaxWaitsPerConnection) +
+                                     " tasks, the most one connection may: submit without wait"));
   }
   auto outcome = dispatcher_.Submit(req);
   if (!outcome.status.ok()) return Error(conn, req.req, outcome.status);

@@ -13,8 +13,8 @@
 
 #include "client/result.h"
 #include "common/json_text.h"
-#include "config/config.h"        // ParseDuration: the config file's duration syntax
-#include "protocol/messages.h"    // the ranges pincerd accepts
+#include "config/config.h"      // ParseDuration: the config file's duration syntax
+#include "protocol/messages.h"  // the ranges pincerd accepts
 
 namespace pincer::ctl {
 
@@ -88,8 +88,8 @@ inline client::Result<nlohmann::json> BuildSubmit(const SubmitSpec& spec) {
 // fields are refused: a misspelt "priorty" silently ignored would be worse.
 inline client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
   if (!JsonDepthWithin(line, kMaxPeerJsonDepth)) {
-    return InvalidInput("nests arrays and objects deeper than " + std::to_string(kMaxPeerJsonDepth) +
-                        " levels");
+    return InvalidInput("nests arrays and objects deeper than " +
+                        std::to_string(kMaxPeerJsonDepth) + " levels");
   }
   nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (object.is_discarded()) return InvalidInput("not valid JSON");
@@ -108,8 +108,8 @@ inline client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
     } else if (name == "priority") {
       if (!value.is_number_integer()) return InvalidInput("priority must be an integer");
       if (value.is_number_unsigned() && value.get<std::uint64_t>() > std::uint64_t{INT64_MAX}) {
-        return InvalidInput("priority must be an integer from " + std::to_string(INT64_MIN) + " to " +
-                            std::to_string(INT64_MAX));
+        return InvalidInput("priority must be an integer from " + std::to_string(INT64_MIN) +
+                            " to " + std::to_string(INT64_MAX));
       }
       spec.priority = value.get<std::int64_t>();
     } else if (name == "timeout") {
@@ -123,9 +123,10 @@ inline client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
     } else if (name == "max_attempts") {
       if (!value.is_number_integer()) return InvalidInput("max_attempts must be an integer");
       // Past int64 it is past any range: 0 is refused as such below.
-      spec.max_attempts = value.is_number_unsigned() && value.get<std::uint64_t>() > std::uint64_t{INT64_MAX}
-                              ? 0
-                              : value.get<std::int64_t>();
+      spec.max_attempts =
+          value.is_number_unsigned() && value.get<std::uint64_t>() > std::uint64_t{INT64_MAX}
+              ? 0
+              : value.get<std::int64_t>();
     } else if (name == "session" || name == "key") {
       if (value.is_null()) continue;
       if (!value.is_string()) return InvalidInput(name + " must be a string");

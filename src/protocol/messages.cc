@@ -6,8 +6,8 @@
 #include <cctype>
 #include <cstdint>
 #include <cstring>
-#include <string>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/json_text.h"
 
@@ -193,7 +193,11 @@ ParseResult ParseSubmit(Fields& f, int64_t req) {
       s.timeout = std::chrono::milliseconds(t->get<int64_t>());  // non-negative: unsigned above
     } else if (t->is_string()) {
       auto d = ParseWireDuration(t->get_ref<const std::string&>());
-      if (!d) return ProtocolError{"invalid_request", "field 'timeout' is not a duration like 30s or 1h30m (units h, m, s, ms)", req};
+      if (!d) {
+        return ProtocolError{"invalid_request",
+                             "field 'timeout' is not a duration like 30s or 1h30m (units h, m, s, ms)",
+                             req};
+      }
       if (d->count() > kMaxTimeoutMs) return too_long;
       s.timeout = *d;
     } else {
@@ -224,7 +228,8 @@ std::optional<std::chrono::milliseconds> ParseWireDuration(std::string_view text
     if (!std::isdigit(static_cast<unsigned char>(text[i]))) return std::nullopt;
     int64_t n = 0;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-      saturated |= __builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, text[i] - '0', &n);
+      saturated |=
+          __builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, text[i] - '0', &n);
       ++i;
     }
     std::size_t u = i;
@@ -238,7 +243,8 @@ std::optional<std::chrono::milliseconds> ParseWireDuration(std::string_view text
     else if (unit.empty() && u == text.size() && !any) mult = 1;  // bare number = ms
     else return std::nullopt;
     int64_t part = 0;
-    saturated |= __builtin_mul_overflow(n, mult, &part) || __builtin_add_overflow(total, part, &total);
+    saturated |=
+        __builtin_mul_overflow(n, mult, &part) || __builtin_add_overflow(total, part, &total);
     any = true;
     i = u;
   }
@@ -260,8 +266,9 @@ ParseResult ParseMessageSlow(std::string_view line) {
 
   std::optional<int64_t> req;
   // A `req` past int64 is no integer `req` at all (never wrapped).
-  if (auto it = doc.find("req"); it != doc.end() && it->is_number_integer() &&
-                                 (!it->is_number_unsigned() || it->get<uint64_t>() <= uint64_t{INT64_MAX})) {
+  if (auto it = doc.find("req");
+      it != doc.end() && it->is_number_integer() &&
+      (!it->is_number_unsigned() || it->get<uint64_t>() <= uint64_t{INT64_MAX})) {
     req = it->get<int64_t>();
   }
   auto type_it = doc.find("type");
@@ -302,7 +309,9 @@ ParseResult ParseMessageSlow(std::string_view line) {
   if (type == "tasks") {
     TasksReq t;
     t.req = *req;
-    if (!f.String("state", t.state) || !f.IntIn("limit", t.limit, 1, kMaxTasksLimit)) return f.error();
+    if (!f.String("state", t.state) || !f.IntIn("limit", t.limit, 1, kMaxTasksLimit)) {
+      return f.error();
+    }
     return Message{std::move(t)};
   }
   if (type == "drain") {

@@ -50,7 +50,9 @@ inline nlohmann::json StdoutToOutput(std::string_view out, int max_depth = kMaxP
     if (!JsonDepthWithin(trimmed, max_depth)) {
       // accept() validates without building (or recursing into) a tree: deep
       // JSON is refused, deep brackets in plain text are still text.
-      if (nlohmann::json::accept(trimmed)) return nlohmann::json(nlohmann::json::value_t::discarded);
+      if (nlohmann::json::accept(trimmed)) {
+        return nlohmann::json(nlohmann::json::value_t::discarded);
+      }
       return std::string(out);
     }
     nlohmann::json parsed = nlohmann::json::parse(trimmed, nullptr, /*allow_exceptions=*/false);
@@ -106,12 +108,12 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
   // The result object is level 1: its output may nest one level less.
   nlohmann::json output = StdoutToOutput(o.stdout_data, max_json_depth - 1);
   if (output.is_discarded()) {
-    return FailureLine(id,
-                       "output too deep: stdout is JSON nested more than " +
-                           std::to_string(max_json_depth - 1) +
-                           " levels, the daemon's limits.max_json_depth = " +
-                           std::to_string(max_json_depth) + " less the result object",
-                       /*retryable=*/false);
+    return FailureLine(
+        id,
+        "output too deep: stdout is JSON nested more than " + std::to_string(max_json_depth - 1) +
+            " levels, the daemon's limits.max_json_depth = " + std::to_string(max_json_depth) +
+            " less the result object",
+        /*retryable=*/false);
   }
   std::string line =
       DumpLine({{"type", "result"}, {"id", id}, {"ok", true}, {"output", std::move(output)}});

@@ -92,7 +92,8 @@ inline DaemonMessage ParseDaemonMessage(std::string_view line) {
     }
     // Absent from older daemons: theirs was the default. Anything out of
     // range is not trusted either way.
-    if (auto depth = int_field("max_json_depth"); depth && *depth >= 2 && *depth <= kMaxPeerJsonDepth) {
+    if (auto depth = int_field("max_json_depth");
+        depth && *depth >= 2 && *depth <= kMaxPeerJsonDepth) {
       m.max_json_depth = static_cast<int>(*depth);
     }
     return m;

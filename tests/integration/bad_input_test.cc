@@ -354,14 +354,16 @@ TEST_F(HostileInputTest, DeepJsonFromAClientIsRefusedAndOrdinaryNestingServed) {
   ASSERT_EQ(peer.Connect(addr_), "");
   ASSERT_TRUE(peer.Hello("client", "ctok"));
   // 100,000 levels: a 200 KB line.
-  ExpectTooDeep(peer, R"({"type":"submit","req":1,"skills":["echo"],"payload":)" + Nest(100000) + "}");
-  ExpectTooDeep(peer, R"({"type":"submit","req":2,"skills":["echo"],"payload":)" +
-                          std::string(1000000, '['));
+  ExpectTooDeep(peer,
+                R"({"type":"submit","req":1,"skills":["echo"],"payload":)" + Nest(100000) + "}");
+  ExpectTooDeep(
+      peer, R"({"type":"submit","req":2,"skills":["echo"],"payload":)" + std::string(1000000, '['));
   // The message object is level 1: 64 levels of payload are one too many.
   ExpectTooDeep(peer, R"({"type":"submit","req":3,"skills":["echo"],"payload":)" + Nest(64) + "}");
   ExpectTooDeep(peer, R"({"type":"wait","req":4,"id":"t1","x":)" + Nest(100000) + "}");
   // 63 levels run, and come back whole to a client.
-  json end = WaitEnd(*witness_, SubmitTask(*witness_, {{"skills", {"echo"}}, {"payload", json::parse(Nest(63))}}));
+  json end = WaitEnd(
+      *witness_, SubmitTask(*witness_, {{"skills", {"echo"}}, {"payload", json::parse(Nest(63))}}));
   EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
   EXPECT_EQ(end["output"], json::parse(Nest(63)));
   ASSERT_TRUE(peer.SendJson({{"type", "tasks"}, {"req", 5}}));
@@ -378,11 +380,16 @@ TEST_F(HostileInputTest, NumbersOutsideTheirRangesAreRefused) {
   ASSERT_TRUE(peer.Hello("client", "ctok"));
   ExpectErrorsKeepOpen(
       peer, {
-                {R"({"type":"submit","req":1,"skills":["echo"],"timeout":10000000000000})", "invalid_request", 1},
-                {R"({"type":"submit","req":2,"skills":["echo"],"timeout":"999999999999d"})", "invalid_request", 2},
-                {R"({"type":"submit","req":3,"skills":["echo"],"timeout":"9999999999999h"})", "invalid_request", 3},
-                {R"({"type":"submit","req":4,"skills":["echo"],"max_attempts":4294967296})", "invalid_request", 4},
-                {R"({"type":"submit","req":5,"skills":["echo"],"priority":9223372036854775808})", "invalid_request", 5},
+                {R"({"type":"submit","req":1,"skills":["echo"],"timeout":10000000000000})",
+                 "invalid_request", 1},
+                {R"({"type":"submit","req":2,"skills":["echo"],"timeout":"999999999999d"})",
+                 "invalid_request", 2},
+                {R"({"type":"submit","req":3,"skills":["echo"],"timeout":"9999999999999h"})",
+                 "invalid_request", 3},
+                {R"({"type":"submit","req":4,"skills":["echo"],"max_attempts":4294967296})",
+                 "invalid_request", 4},
+                {R"({"type":"submit","req":5,"skills":["echo"],"priority":9223372036854775808})",
+                 "invalid_request", 5},
                 {R"({"type":"tasks","req":6,"limit":0})", "invalid_request", 6},
                 {R"({"type":"tasks","req":7,"limit":100000000000})", "invalid_request", 7},
             });
@@ -390,7 +397,8 @@ TEST_F(HostileInputTest, NumbersOutsideTheirRangesAreRefused) {
   EXPECT_EQ(Stats(*witness_).value("submitted", -1), 1) << "only the pending task";
   // The longest timeout there is: accepted, and the task runs (it does not
   // time out at once).
-  ASSERT_TRUE(peer.SendLine(R"({"type":"submit","req":8,"skills":["echo"],"payload":"long","timeout":31536000000,"wait":true})"));
+  ASSERT_TRUE(peer.SendLine(
+      R"({"type":"submit","req":8,"skills":["echo"],"payload":"long","timeout":31536000000,"wait":true})"));
   auto ok = peer.ReadJson(kRead);
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->value("type", ""), "ok") << ok->dump();
@@ -436,8 +444,10 @@ TEST_F(HostileInputTest, DeepJsonFromAWorkerIsRefusedAndTheTaskStaysItsOwn) {
 TEST_F(HostileInputTest, DeepLinesBeforeHelloAreRefusedAndClosed) {
   for (const std::string& first : {
            R"({"type":"submit","req":1,"skills":["x"],"payload":)" + Nest(100000) + "}",
-           R"({"type":"hello","role":"worker","proto":1,"token":"wrong","labels":{"a":)" + Nest(70000) + "}}",
-           R"({"type":"hello","role":"worker","proto":1,"token":"wtok","labels":{"a":)" + Nest(64) + "}}",
+           R"({"type":"hello","role":"worker","proto":1,"token":"wrong","labels":{"a":)" +
+               Nest(70000) + "}}",
+           R"({"type":"hello","role":"worker","proto":1,"token":"wtok","labels":{"a":)" + Nest(64) +
+               "}}",
            std::string(1000000, '{'),
        }) {
     RawPeer peer;

@@ -1,8 +1,8 @@
 // pincerctl against a real pincerd: output shapes (--json and human) and
 // exit codes, per SPEC section 7 and docs/cli.md.
-#include <atomic>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>

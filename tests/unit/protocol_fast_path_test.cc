@@ -44,8 +44,8 @@ void ExpectBothPathsAgree(const std::string& line, int max_depth) {
   EXPECT_EQ(Describe(ParseMessage(line, max_depth)), want) << line;
   // In place, as a connection's buffer holds it: the next line (or any
   // bytes) follow it, and the parse must stop at the line's end.
-  const std::string buffer = line + "\n" + R"({"type":"result","id":"t9","ok":true})" +
-                             std::string(kLinePadding, '}');
+  const std::string buffer =
+      line + "\n" + R"({"type":"result","id":"t9","ok":true})" + std::string(kLinePadding, '}');
   const std::string_view padded = std::string_view(buffer).substr(0, line.size());
   EXPECT_EQ(Describe(ParseMessagePadded(padded, max_depth)), want) << line;
   // Into a message that still holds an earlier line (the daemon reuses
@@ -134,11 +134,12 @@ yz0123456789éÿ~~~~~~~~"})",
   // Skills at their bounds and past them.
   const auto skills = [](std::size_t n, std::size_t bytes) {
     std::string list;
-    for (std::size_t i = 0; i < n; ++i) list += (i ? ",\"" : "\"") + std::string(bytes, 'a' + i % 26) + "\"";
+    for (std::size_t i = 0; i < n; ++i)
+      list += (i ? ",\"" : "\"") + std::string(bytes, 'a' + i % 26) + "\"";
     return R"({"type":"submit","req":40,"skills":[)" + list + "]}";
   };
-  for (const std::string& line : {skills(256, 1), skills(257, 1), skills(1, 256), skills(1, 257),
-                                  skills(300, 300)}) {
+  for (const std::string& line :
+       {skills(256, 1), skills(257, 1), skills(1, 256), skills(1, 257), skills(300, 300)}) {
     ExpectBothPathsAgree(line, kDefaultMaxJsonDepth);
   }
 }

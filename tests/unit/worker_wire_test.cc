@@ -28,10 +28,10 @@ TEST(ParseDaemonMessageTest, WelcomeCarriesTheDaemonsDepthBound) {
   auto m = ParseDaemonMessage(R"({"type":"welcome","id":"w3","max_json_depth":200})");
   EXPECT_EQ(std::get<WelcomeMsg>(m).max_json_depth, 200);
   // Absent (an older daemon) or nonsense: the default.
-  for (const char* line : {R"({"type":"welcome","id":"w3"})",
-                           R"({"type":"welcome","id":"w3","max_json_depth":0})",
-                           R"({"type":"welcome","id":"w3","max_json_depth":99999})",
-                           R"({"type":"welcome","id":"w3","max_json_depth":"64"})"}) {
+  for (const char* line :
+       {R"({"type":"welcome","id":"w3"})", R"({"type":"welcome","id":"w3","max_json_depth":0})",
+        R"({"type":"welcome","id":"w3","max_json_depth":99999})",
+        R"({"type":"welcome","id":"w3","max_json_depth":"64"})"}) {
     EXPECT_EQ(std::get<WelcomeMsg>(ParseDaemonMessage(line)).max_json_depth, kDefaultMaxJsonDepth)
         << line;
   }
