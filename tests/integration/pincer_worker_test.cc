@@ -407,7 +407,7 @@ class PincerWorkerLimitsTest : public PincerWorkerTest {
  protected:
   void SetUp() override {
     extra_config_ =
-        "limits: { max_frame_bytes: 65536 }\n"
+        "limits: { max_frame_bytes: 65536, max_json_depth: 10 }\n"
         "unix_socket: \"{dir}/pincer.sock\"\n";
     PincerWorkerTest::SetUp();
   }
@@ -421,6 +421,21 @@ TEST_F(PincerWorkerLimitsTest, OutputBeyondTheFrameLimitFailsWithoutRetry) {
   EXPECT_EQ(end["state"], "failed") << end;
   EXPECT_EQ(end["attempts"], 1) << end;
   EXPECT_NE(end["error"].get<std::string>().find("too large"), std::string::npos) << end;
+}
+
+// limits.max_json_depth reaches the worker in welcome: with 10, an output
+// may nest 9 levels.
+TEST_F(PincerWorkerLimitsTest, OutputDeeperThanTheDaemonsLimitFailsWithoutRetry) {
+  StartWorker({"--name", "cat", "--skill", "echo"}, {"cat"});
+  ASSERT_TRUE(WaitForWorker("cat"));
+  const auto nest = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
+  json end = SubmitWait({"--skill", "echo", "--payload", json(nest(9)).dump()});
+  EXPECT_EQ(end["state"], "succeeded") << end;
+  end = SubmitWait({"--skill", "echo", "--max-attempts", "3", "--payload", json(nest(10)).dump()});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["attempts"], 1) << end;
+  EXPECT_NE(end["error"].get<std::string>().find("limits.max_json_depth = 10"), std::string::npos)
+      << end;
 }
 
 TEST_F(PincerWorkerLimitsTest, ConnectsOverTheUnixSocket) {
