@@ -470,6 +470,45 @@ TEST_F(HostileInputTest, DeepLinesBeforeHelloAreRefusedAndClosed) {
   ExpectPendingTaskCompletes();
 }
 
+// One connection waits on at most 10000 live tasks: a `wait: true` submit
+// past that is refused before its task exists, and a `wait` too. (One
+// pipelined in the same batch as the 10000th gets its ok, then the refusal;
+// Dispatcher tests hold that bound.)
+TEST_F(HostileInputTest, AConnectionWaitsOnAtMostTenThousandTasks) {
+  RawPeer peer;
+  ASSERT_EQ(peer.Connect(addr_), "");
+  ASSERT_TRUE(peer.Hello("client", "ctok"));
+  constexpr int kCap = 10000;
+  std::string burst;
+  for (int req = 1; req <= kCap; ++req) {
+    burst += R"({"type":"submit","req":)" + std::to_string(req) +
+             R"(,"skills":["nobody"],"payload":1,"wait":true})" + "\n";
+  }
+  ASSERT_TRUE(peer.SendRaw(burst));
+  for (int req = 1; req <= kCap; ++req) {
+    auto ok = peer.ReadJson(kRead);
+    ASSERT_TRUE(ok) << req;
+    ASSERT_EQ(ok->value("type", ""), "ok") << ok->dump();
+  }
+  ASSERT_TRUE(peer.SendJson({{"type", "submit"}, {"req", kCap + 1}, {"skills", {"nobody"}}, {"wait", true}}));
+  auto refused = peer.ReadJson(kRead);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->value("code", ""), "too_many_waits") << refused->dump();
+  EXPECT_EQ(refused->value("req", 0), kCap + 1);
+  ASSERT_TRUE(peer.SendJson({{"type", "wait"}, {"req", kCap + 2}, {"id", pending_}}));
+  refused = peer.ReadJson(kRead);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->value("code", ""), "too_many_waits") << refused->dump();
+  // Without wait the connection still submits; other connections still wait.
+  ASSERT_TRUE(peer.SendJson({{"type", "submit"}, {"req", kCap + 3}, {"skills", {"echo"}}, {"payload", 2}}));
+  auto ok = peer.ReadJson(kRead);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->value("type", ""), "ok") << ok->dump();
+  EXPECT_EQ(Stats(*witness_).value("submitted", 0), kCap + 2);
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
 TEST_F(HostileInputTest, RepeatedWaitsOnATaskHoldOneWaiter) {
   RawPeer peer;
   ASSERT_EQ(peer.Connect(addr_), "");
