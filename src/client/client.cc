@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "client/address.h"
+#include "common/json_text.h"
 
 namespace pincer::client {
 namespace {
@@ -182,6 +183,12 @@ Result<nlohmann::json> Client::ReadFromSocket(const Deadline& deadline) {
   while (true) {
     while (std::optional<std::string> line = lines_.NextLine()) {
       if (line->empty()) continue;
+      // Bounded before nlohmann sees it: its dump() and copies recurse.
+      if (!JsonDepthWithin(*line, kMaxPeerJsonDepth)) {
+        return Error{ErrorKind::kProtocol, "bad_json",
+                     "the daemon sent a line nested deeper than " +
+                         std::to_string(kMaxPeerJsonDepth) + " levels"};
+      }
       nlohmann::json message = nlohmann::json::parse(*line, nullptr, /*allow_exceptions=*/false);
       if (message.is_discarded() || !message.is_object()) {
         return Error{ErrorKind::kProtocol, "bad_json",

@@ -48,6 +48,42 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+bool JsonDepthWithin(std::string_view text, int max_depth) {
+  int depth = 0;
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  while (p < end) {
+    const char c = *p++;
+    switch (c) {
+      case '[':
+      case '{':
+        if (++depth > max_depth) return false;
+        break;
+      case ']':
+      case '}':
+        // Unbalanced closers make the text invalid; the parser says so.
+        if (depth > 0) --depth;
+        break;
+      case '"':
+        // Skip the string: up to the next quote that is not escaped. An
+        // unterminated string ends the text (the parser refuses it).
+        while (p < end) {
+          const char* q =
+              static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+          if (!q) return true;
+          std::size_t backslashes = 0;
+          for (const char* b = q; b > p && b[-1] == '\\'; --b) ++backslashes;
+          p = q + 1;
+          if (backslashes % 2 == 0) break;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return true;
+}
+
 void AppendJsonStringArray(std::string& out, const std::vector<std::string>& items) {
   out.push_back('[');
   for (std::size_t i = 0; i < items.size(); ++i) {

@@ -26,6 +26,27 @@ inline void AppendStringOrNull(std::string& out, std::string_view s) {
   }
 }
 void AppendJsonStringArray(std::string& out, const std::vector<std::string>& items);
+// The nesting depth of arrays and objects that pincer accepts from any peer.
+// pincerd's own bound is `limits.max_json_depth` (default kDefaultMaxJsonDepth,
+// at most kMaxConfigJsonDepth); every other program that reads pincer's JSON
+// from the network (the client library, pincerctl, pincer-worker) uses
+// kMaxPeerJsonDepth: deep enough for pincerd's deepest value inside the
+// envelopes of its replies (a `tasks` reply holds a payload 3 levels down),
+// and shallow enough for the recursive walks of a JSON library (dump, copy,
+// compare) to use a few hundred KiB of stack at most.
+inline constexpr int kDefaultMaxJsonDepth = 64;
+inline constexpr int kMaxConfigJsonDepth = 1000;
+inline constexpr int kMaxPeerJsonDepth = 1024;
+
+// True when no array or object in `text` is nested more than `max_depth`
+// levels deep: the outermost array or object is level 1, so `[]` and `{}`
+// have depth 1, `[[1]]` depth 2, and a scalar depth 0. Brackets inside
+// strings do not count. It does not validate the text (invalid JSON within
+// the bound is left to the parser): it exists so that no recursive parser,
+// serialiser or destructor ever sees a value nested without bound. One
+// pass, no recursion, no allocation.
+bool JsonDepthWithin(std::string_view text, int max_depth);
+
 inline void AppendInt(std::string& out, int64_t v) {
   char digits[24];  // no temporary string
   const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;

@@ -362,6 +362,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   limits.Size("max_connections", &out->limits.max_connections);
   limits.Size("max_queued", &out->limits.max_queued);
   limits.Dur("hello_timeout", &out->limits.hello_timeout);
+  limits.Int("max_json_depth", &out->limits.max_json_depth);
   limits.Finish();
 
   ForEachItem(top, problems, "pools", [&](const json& item, const std::string& path) {

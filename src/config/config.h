@@ -85,6 +85,9 @@ struct LimitsConfig {
   std::size_t max_connections = 10000;
   std::size_t max_queued = 1000000;
   Duration hello_timeout{5000};
+  // Deepest nesting of arrays and objects in a message line (the message
+  // object is level 1); 2..kMaxConfigJsonDepth (common/json_text.h).
+  int max_json_depth = 64;
 
   bool operator==(const LimitsConfig&) const = default;
 };

@@ -6,8 +6,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_text.h"  // kMaxConfigJsonDepth
 #include "config/config.h"
 #include "config/problems.h"
+#include "protocol/messages.h"  // the wire's ranges (header-only constants)
 
 namespace pincer {
 namespace {
@@ -177,7 +179,14 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
   Fraction(p, "routing.outlier.max_ejection_percent", outlier.max_ejection_percent, 100);
 
   NotNegative(p, "tasks.timeout", c.tasks.timeout);
+  // The defaults of what a submit may set: the same ranges as on the wire.
+  if (c.tasks.timeout.count() > kMaxTimeoutMs) {
+    p.Add("tasks.timeout", "must be at most 8760h (365 days)");
+  }
   AtLeast(p, "tasks.max_attempts", c.tasks.max_attempts, 1);
+  if (c.tasks.max_attempts > kMaxAttempts) {
+    p.Add("tasks.max_attempts", "must be at most " + std::to_string(kMaxAttempts));
+  }
   NotNegative(p, "tasks.result_ttl", c.tasks.result_ttl);
 
   Positive(p, "heartbeat.interval", c.heartbeat.interval);
@@ -188,6 +197,12 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
   if (c.limits.max_connections < 1) p.Add("limits.max_connections", "must be at least 1");
   if (c.limits.max_queued < 1) p.Add("limits.max_queued", "must be at least 1");
   Positive(p, "limits.hello_timeout", c.limits.hello_timeout);
+  // 2: the message object and one level inside (hello labels). The top
+  // stays below what pincer's clients and workers accept (kMaxPeerJsonDepth)
+  // with the daemon's reply envelopes around a value.
+  if (c.limits.max_json_depth < 2 || c.limits.max_json_depth > kMaxConfigJsonDepth) {
+    p.Add("limits.max_json_depth", "must be from 2 to " + std::to_string(kMaxConfigJsonDepth));
+  }
 
   std::map<std::string, std::size_t> first_with_name;
   for (std::size_t i = 0; i < c.pools.size(); ++i) {

@@ -36,6 +36,15 @@ void ClientApi::Handle(ConnId conn, const Message& msg) {
 }
 
 void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
+  // Refused before the task exists. Submits of one batch not yet waiting
+  // can still pass it; AddWaiter holds the bound for them.
+  if (req.wait && dispatcher_.WaitsOf(conn) >= Dispatcher::kMaxWaitsPerConnection) {
+    return Error(
+        conn, req.req,
+        Status("too_many_waits", "this connection already waits for " +
+                                     std::to_string(Dispatcher::kMaxWaitsPerConnection) +
+                                     " tasks, the most one connection may: submit without wait"));
+  }
   auto outcome = dispatcher_.Submit(req);
   if (!outcome.status.ok()) return Error(conn, req.req, outcome.status);
   // Answered after the store commit (FinishBatch): accepted means durable.
@@ -43,7 +52,7 @@ void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
 }
 
 void ClientApi::FinishBatch(const Status& store) {
-  const std::vector<PendingAck> acks = TakeAcks();
+  std::vector<PendingAck> acks = TakeAcks();
   AnswerAcks(acks, store);
   if (store.ok()) AddWaiters(acks);
 }
@@ -54,8 +63,8 @@ std::vector<ClientApi::PendingAck> ClientApi::TakeAcks() {
   return acks;
 }
 
-void ClientApi::AnswerAcks(const std::vector<PendingAck>& acks, const Status& store) {
-  for (const PendingAck& a : acks) {
+void ClientApi::AnswerAcks(std::vector<PendingAck>& acks, const Status& store) {
+  for (PendingAck& a : acks) {
     if (!store.ok()) {
       Error(a.conn, a.req, Status("store_unavailable", "not accepted: " + store.message()));
       if (!a.existing) dispatcher_.Forget(a.id);
@@ -68,6 +77,8 @@ void ClientApi::AnswerAcks(const std::vector<PendingAck>& acks, const Status& st
       out->append(R"(,"id":"t)"sv);
       AppendInt(*out, static_cast<int64_t>(a.id));
       out->append(a.existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
+    } else {
+      a.wait = false;  // the connection is gone
     }
   }
 }
@@ -75,7 +86,9 @@ void ClientApi::AnswerAcks(const std::vector<PendingAck>& acks, const Status& st
 void ClientApi::AddWaiters(const std::vector<PendingAck>& acks,
                            const std::function<void(uint64_t)>& before_end) {
   for (const PendingAck& a : acks) {
-    if (a.wait) dispatcher_.AddWaiter(a.id, a.conn, a.req, before_end);
+    if (!a.wait) continue;
+    Status st = dispatcher_.AddWaiter(a.id, a.conn, a.req, before_end);
+    if (!st.ok()) Error(a.conn, a.req, st);
   }
 }
 
@@ -88,9 +101,11 @@ void ClientApi::ById(ConnId conn, const IdReq& req) {
   switch (req.op) {
     case IdOp::kStatus:
       return Ok(conn, req.req, {{"task", TaskView(*t)}});
-    case IdOp::kWait:
-      dispatcher_.AddWaiter(id, conn, req.req);
+    case IdOp::kWait: {
+      Status st = dispatcher_.AddWaiter(id, conn, req.req);
+      if (!st.ok()) Error(conn, req.req, st);
       return;
+    }
     case IdOp::kCancel: {
       Status st = t ? dispatcher_.Cancel(id) : Status("not_found", "no task " + req.id);
       if (!st.ok()) return Error(conn, req.req, st);

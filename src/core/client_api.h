@@ -51,10 +51,14 @@ class ClientApi {
   };
   std::vector<PendingAck> TakeAcks();
   const std::vector<PendingAck>& acks() const { return acks_; }
-  void AnswerAcks(const std::vector<PendingAck>& acks, const Status& store);
+  // An ack whose connection has gone by now has its `wait` cleared: no
+  // waiter is added for a connection that will never read it.
+  void AnswerAcks(std::vector<PendingAck>& acks, const Status& store);
   // Adds the `wait: true` acks' waiters (Dispatcher::AddWaiter); for a
   // task that has already ended, `before_end(take)` runs before its end
-  // event is sent.
+  // event is sent. One the dispatcher refuses (the connection already
+  // waits on that task, or on too many) gets that error for its req, after
+  // its ack.
   void AddWaiters(const std::vector<PendingAck>& acks,
                   const std::function<void(uint64_t)>& before_end = nullptr);
 

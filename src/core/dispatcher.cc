@@ -212,17 +212,43 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   Place(t);
 }
 
-bool Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
-                           const std::function<void(uint64_t)>& before_end) {
+Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
+                             const std::function<void(uint64_t)>& before_end) {
   if (Task* live = tasks_.Find(id)) {
+    std::unordered_set<TaskId>& waits = waits_[conn];
+    if (waits.count(id)) {
+      for (const auto& [c, earlier] : live->waiters) {
+        if (c == conn) {
+          return Status("already_waiting", "this connection already waits for " + TaskIdString(id) +
+                                               " (req " + std::to_string(earlier) + ")");
+        }
+      }
+    }
+    if (waits.size() >= kMaxWaitsPerConnection) {
+      return Status("too_many_waits", "this connection already waits for " +
+                                          std::to_string(waits.size()) +
+                                          " tasks, the most one connection may");
+    }
+    waits.insert(id);
     live->waiters.emplace_back(conn, req);
-    return true;
+    return Status::Ok();
   }
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
-  if (!ref) return false;
+  if (!ref) return Status("not_found", "no task " + TaskIdString(id));
   if (before_end) before_end(ended_.entry(ref).take);
   SendEnd(ended_.ReadOutcome(ref, outcome_errors_), conn, req);
-  return true;
+  return Status::Ok();
+}
+
+void Dispatcher::DropWaiters(ConnId conn) {
+  auto it = waits_.find(conn);
+  if (it == waits_.end()) return;
+  for (TaskId id : it->second) {
+    if (Task* t = tasks_.Find(id)) {
+      std::erase_if(t->waiters, [conn](const auto& w) { return w.first == conn; });
+    }
+  }
+  waits_.erase(it);
 }
 
 Status Dispatcher::Cancel(TaskId id) {
@@ -499,7 +525,13 @@ void Dispatcher::End(Task& t, TaskState state) {
     default: ++stats_.timed_out; break;
   }
   Save(t);
-  for (const auto& [conn, req] : t.waiters) SendEnd(Outcome::Of(t.rec), conn, req);
+  for (const auto& [conn, req] : t.waiters) {
+    SendEnd(Outcome::Of(t.rec), conn, req);
+    if (auto it = waits_.find(conn); it != waits_.end()) {
+      it->second.erase(t.rec.id);
+      if (it->second.empty()) waits_.erase(it);
+    }
+  }
   t.waiters.clear();
   if (observer_) {
     observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);
@@ -539,7 +571,7 @@ std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string p
   w->id_str = WorkerIdString(conn);
   w->name = hello.name.empty() ? w->id_str : hello.name;
   w->skills = SortedUnique(hello.skills);
-  w->capacity = static_cast<int>(std::clamp<int64_t>(hello.capacity, 1, 1 << 20));
+  w->capacity = static_cast<int>(std::clamp<int64_t>(hello.capacity, 1, kMaxCapacity));
   w->labels = hello.labels;
   w->spawn_id = hello.spawn_id;
   w->pool = std::move(pool);

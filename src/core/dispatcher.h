@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "common/clock.h"
@@ -59,6 +60,9 @@ class Dispatcher {
   // The longest a waiting task is held back for the worker whose turn it is
   // (strict round-robin) while another eligible worker is free.
   static constexpr std::chrono::milliseconds kMaxTurnWait{1000};
+  // Live tasks one client connection may wait on at once (`wait` and
+  // `submit` with `wait: true`): what a client can make pincerd hold for it.
+  static constexpr std::size_t kMaxWaitsPerConnection = 10000;
 
   // `store`, `clock` and `outbox` must outlive the dispatcher.
   Dispatcher(const Config& config, Store& store, const Clock& clock, Outbox& outbox);
@@ -96,10 +100,20 @@ class Dispatcher {
   SubmitOutcome Submit(const SubmitReq& req);
   // Registers (conn, req) to get the end event of task `id`; sent at once
   // if it has ended, after `before_end(take)` runs with the store take its
-  // end state went with (Store::next_take). False (and nothing sent) when
-  // there is no such task.
-  bool AddWaiter(TaskId id, ConnId conn, int64_t req,
-                 const std::function<void(uint64_t)>& before_end = nullptr);
+  // end state went with (Store::next_take). A live task has one waiter per
+  // connection, and a connection waits on at most kMaxWaitsPerConnection
+  // live tasks. Not ok, and nothing sent, when there is no such task
+  // (not_found), `conn` already waits on it (already_waiting) or on too
+  // many (too_many_waits).
+  Status AddWaiter(TaskId id, ConnId conn, int64_t req,
+                   const std::function<void(uint64_t)>& before_end = nullptr);
+  // Live tasks `conn` waits on.
+  std::size_t WaitsOf(ConnId conn) const {
+    auto it = waits_.find(conn);
+    return it == waits_.end() ? 0 : it->second.size();
+  }
+  // A client connection closed: its waiters leave the tasks they wait on.
+  void DropWaiters(ConnId conn);
   Status Cancel(TaskId id);
   Status Retry(TaskId id);  // a failed/timed_out task back to the queue, attempts reset
   // Drops a task whose insert the store failed to commit: it was never
@@ -223,6 +237,9 @@ class Dispatcher {
   TaskTable tasks_;
   std::vector<std::unique_ptr<Task>> spare_tasks_;
   std::unordered_map<std::string, TaskId> keys_;  // idempotency
+  // The live tasks each client connection waits on (AddWaiter): bounded per
+  // connection, dropped with it, and each entry leaves when its task ends.
+  std::unordered_map<ConnId, std::unordered_set<TaskId>> waits_;
   std::unordered_map<std::string, Session> sessions_;
   TaskQueue queue_;
   WorkerRegistry workers_;

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "client/result.h"
-#include "config/config.h"  // ParseDuration: the config file's duration syntax
+#include "common/json_text.h"
+#include "config/config.h"      // ParseDuration: the config file's duration syntax
+#include "protocol/messages.h"  // the ranges pincerd accepts
 
 namespace pincer::ctl {
 
@@ -37,6 +39,14 @@ struct SubmitSpec {
 // ("--payload", "payload file x.json") for the message.
 inline client::Result<nlohmann::json> ParsePayload(std::string_view text,
                                                    const std::string& source) {
+  // The submit object is level 1. pincerd's own bound (limits.max_json_depth,
+  // 64 by default) is usually lower, and it says so; this one keeps the
+  // recursive walks of the JSON library here from ever seeing a value
+  // nested without bound.
+  if (!JsonDepthWithin(text, kMaxPeerJsonDepth - 1)) {
+    return InvalidInput(source + " nests arrays and objects deeper than " +
+                        std::to_string(kMaxPeerJsonDepth - 1) + " levels");
+  }
   nlohmann::json payload = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (payload.is_discarded()) {
     return InvalidInput(source +
@@ -56,10 +66,15 @@ inline client::Result<nlohmann::json> BuildSubmit(const SubmitSpec& spec) {
       return InvalidInput("bad timeout '" + *spec.timeout +
                           "': use a duration like 250ms, 30s, 10m, 1h30m (0 = none)");
     }
+    if (duration->count() > kMaxTimeoutMs) {
+      return InvalidInput("bad timeout '" + *spec.timeout + "': at most 8760h (365 days)");
+    }
     request["timeout"] = duration->count();
   }
   if (spec.max_attempts) {
-    if (*spec.max_attempts < 1) return InvalidInput("max_attempts must be at least 1");
+    if (*spec.max_attempts < 1 || *spec.max_attempts > kMaxAttempts) {
+      return InvalidInput("max_attempts must be from 1 to " + std::to_string(kMaxAttempts));
+    }
     request["max_attempts"] = *spec.max_attempts;
   }
   if (spec.session) request["session"] = *spec.session;
@@ -72,6 +87,10 @@ inline client::Result<nlohmann::json> BuildSubmit(const SubmitSpec& spec) {
 // (skills, payload, priority, timeout, max_attempts, session, key). Unknown
 // fields are refused: a misspelt "priorty" silently ignored would be worse.
 inline client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
+  if (!JsonDepthWithin(line, kMaxPeerJsonDepth)) {
+    return InvalidInput("nests arrays and objects deeper than " +
+                        std::to_string(kMaxPeerJsonDepth) + " levels");
+  }
   nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (object.is_discarded()) return InvalidInput("not valid JSON");
   if (!object.is_object()) return InvalidInput("not a JSON object");
@@ -88,6 +107,10 @@ inline client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
       spec.payload = value;
     } else if (name == "priority") {
       if (!value.is_number_integer()) return InvalidInput("priority must be an integer");
+      if (value.is_number_unsigned() && value.get<std::uint64_t>() > std::uint64_t{INT64_MAX}) {
+        return InvalidInput("priority must be an integer from " + std::to_string(INT64_MIN) +
+                            " to " + std::to_string(INT64_MAX));
+      }
       spec.priority = value.get<std::int64_t>();
     } else if (name == "timeout") {
       if (value.is_string()) {
@@ -99,7 +122,11 @@ inline client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
       }
     } else if (name == "max_attempts") {
       if (!value.is_number_integer()) return InvalidInput("max_attempts must be an integer");
-      spec.max_attempts = value.get<std::int64_t>();
+      // Past int64 it is past any range: 0 is refused as such below.
+      spec.max_attempts =
+          value.is_number_unsigned() && value.get<std::uint64_t>() > std::uint64_t{INT64_MAX}
+              ? 0
+              : value.get<std::int64_t>();
     } else if (name == "session" || name == "key") {
       if (value.is_null()) continue;
       if (!value.is_string()) return InvalidInput(name + " must be a string");

@@ -183,11 +183,16 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
   // The connection pads every line. Workers' lines and clients' lines are
   // parsed into messages of their own, so each reuses its buffers.
   ParseResult& parsed = peer->role == Role::kWorker ? worker_line_ : client_line_;
-  ParseMessagePaddedInto(line, parsed);
+  // Bounded before anything recursive sees it: one line never takes the
+  // daemon down, whoever sent it, before its hello or after.
+  ParseMessagePaddedInto(line, parsed, config_.limits.max_json_depth);
 
   if (auto* err = std::get_if<ProtocolError>(&parsed)) {
     if (peer->role == Role::kNone) {
-      return RefuseAndClose(*peer, "bad_hello", "the first message must be a hello: " + err->message);
+      return RefuseAndClose(*peer, "bad_hello",
+                            (err->code == "bad_json" ? "the first line is not a hello: "
+                                                     : "the first message must be a hello: ") +
+                                err->message);
     }
     if (peer->role == Role::kWorker) dispatcher_->Touch(c.id());
     Send(c.id(), EncodeError(err->code, err->message, err->req));
@@ -235,8 +240,9 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
   if (!TokenMatches(worker ? config_.auth.worker_token : config_.auth.client_token, hello.token)) {
     return RefuseAndClose(peer, "unauthorized", "wrong token for role " + hello.role);
   }
-  if (worker && hello.capacity < 1) {
-    return RefuseAndClose(peer, "bad_hello", "capacity must be at least 1");
+  if (worker && (hello.capacity < 1 || hello.capacity > kMaxCapacity)) {
+    return RefuseAndClose(peer, "bad_hello",
+                          "capacity must be from 1 to " + std::to_string(kMaxCapacity));
   }
   if (worker && stopping_) {
     return RefuseAndClose(peer, "shutting_down", "pincerd is shutting down");
@@ -246,7 +252,7 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
   if (worker) {
     peer.role = Role::kWorker;
     // Welcome first, so it precedes any task the worker is given at once.
-    Send(id, EncodeWelcome("w" + std::to_string(id), hb_ms));
+    Send(id, EncodeWelcome("w" + std::to_string(id), hb_ms, config_.limits.max_json_depth));
     // A process of ours: bind this connection to it (pid <-> tasks).
     std::optional<std::string> pool;
     if (supervisor_) pool = supervisor_->OnHello(hello.spawn_id, id);
@@ -255,7 +261,7 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
                  hello.capacity, fmt::join(hello.skills, ","));
   } else {
     peer.role = Role::kClient;
-    Send(id, EncodeWelcome("c" + std::to_string(id), hb_ms));
+    Send(id, EncodeWelcome("c" + std::to_string(id), hb_ms, config_.limits.max_json_depth));
   }
 }
 
@@ -273,6 +279,7 @@ void Daemon::OnClosed(Connection& c) {
   const Role role = it->second.role;
   if (PeerSlot& slot = peer_cache_[c.id() % peer_cache_.size()]; slot.id == c.id()) slot = {};
   peers_.erase(it);  // the Connection lives on while its handlers finish
+  if (role == Role::kClient) dispatcher_->DropWaiters(c.id());
   if (role == Role::kWorker) {
     spdlog::info("worker w{} disconnected", c.id());
     dispatcher_->OnDisconnect(c.id(), "worker w" + std::to_string(c.id()) + " disconnected");

@@ -20,11 +20,13 @@ std::string EncodeError(std::string_view code, std::string_view message,
   return out;
 }
 
-std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms) {
+std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_json_depth) {
   std::string out = R"({"type":"welcome","id":)";
   AppendJsonString(out, id);
   out.append(R"(,"heartbeat_ms":)"sv);
   AppendInt(out, heartbeat_ms);
+  out.append(R"(,"max_json_depth":)"sv);
+  AppendInt(out, max_json_depth);
   out.append("}\n"sv);
   return out;
 }

@@ -11,7 +11,8 @@ namespace pincer {
 
 std::string EncodeError(std::string_view code, std::string_view message,
                         std::optional<int64_t> req = std::nullopt);
-std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms);
+// `max_json_depth`: limits.max_json_depth, for peers to bound what they send.
+std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_json_depth);
 std::string EncodeCancel(std::string_view task_id);
 std::string EncodeDrain();
 

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/json_text.h"
 
@@ -33,9 +35,23 @@ class Fields {
     return true;
   }
   bool Int(const char* name, int64_t& out, bool required = false) {
+    return IntIn(name, out, INT64_MIN, INT64_MAX, required);
+  }
+  // An integer in [lo, hi]. One outside, including one past int64 (which
+  // nlohmann reads as unsigned), is refused with invalid_request naming the
+  // range: it is never wrapped or clamped.
+  bool IntIn(const char* name, int64_t& out, int64_t lo, int64_t hi, bool required = false) {
     const json* v = Find(name);
     if (!v || (v->is_null() && !required)) return Missing(name, required);
     if (!v->is_number_integer()) return Fail(name, "an integer");
+    const bool fits = !v->is_number_unsigned() || v->get<uint64_t>() <= uint64_t{INT64_MAX};
+    if (!fits || v->get<int64_t>() < lo || v->get<int64_t>() > hi) {
+      err_ = {"invalid_request",
+              std::string("field '") + name + "' must be an integer from " + std::to_string(lo) +
+                  " to " + std::to_string(hi),
+              req_};
+      return false;
+    }
     out = v->get<int64_t>();
     return true;
   }
@@ -83,6 +99,21 @@ class Fields {
   ProtocolError err_;
 };
 
+// Why `skills` is out of bounds, or "" when it is not.
+std::string SkillsProblem(const std::vector<std::string>& skills) {
+  if (skills.size() > kMaxSkills) {
+    return "field 'skills' holds " + std::to_string(skills.size()) + " skills, at most " +
+           std::to_string(kMaxSkills) + " are allowed";
+  }
+  for (const std::string& skill : skills) {
+    if (skill.size() > kMaxSkillBytes) {
+      return "a skill name is " + std::to_string(skill.size()) + " bytes long, at most " +
+             std::to_string(kMaxSkillBytes) + " are allowed";
+    }
+  }
+  return "";
+}
+
 ParseResult ParseHello(Fields& f) {
   Hello h;
   if (!f.String("role", h.role, true) || !f.Int("proto", h.proto, true) ||
@@ -92,6 +123,9 @@ ParseResult ParseHello(Fields& f) {
     ProtocolError e = f.error();
     e.code = "bad_hello";
     return e;
+  }
+  if (std::string problem = SkillsProblem(h.skills); !problem.empty()) {
+    return ProtocolError{"bad_hello", std::move(problem), {}};
   }
   if (const json* labels = f.Find("labels"); labels && !labels->is_null()) {
     if (!labels->is_object()) return ProtocolError{"bad_hello", "field 'labels' must be an object", {}};
@@ -121,8 +155,16 @@ ParseResult ParseHeartbeat(Fields& f) {
   if (load && !load->is_null()) {
     if (!load->is_object()) return ProtocolError{"bad_message", "field 'load' must be an object", {}};
     if (auto it = load->find("cpu"); it != load->end() && it->is_number()) h.cpu = it->get<double>();
-    if (auto it = load->find("rss_bytes"); it != load->end() && it->is_number())
-      h.rss_bytes = it->get<int64_t>();
+    // An integer within int64, or a float that converts to one; anything
+    // else is ignored like a missing value (a cast of 1e300 is undefined).
+    if (auto it = load->find("rss_bytes"); it != load->end() && it->is_number()) {
+      if (it->is_number_float()) {
+        const double v = it->get<double>();
+        if (v >= 0 && v < 9.2e18) h.rss_bytes = static_cast<int64_t>(v);
+      } else if (!it->is_number_unsigned() || it->get<uint64_t>() <= uint64_t{INT64_MAX}) {
+        h.rss_bytes = it->get<int64_t>();
+      }
+    }
   }
   return Message{h};
 }
@@ -135,13 +177,28 @@ ParseResult ParseSubmit(Fields& f, int64_t req) {
       !f.String("key", s.key) || !f.Bool("wait", s.wait)) {
     return f.error();
   }
+  if (std::string problem = SkillsProblem(s.skills); !problem.empty()) {
+    return ProtocolError{"invalid_request", std::move(problem), req};
+  }
   if (s.payload == "null") s.payload.clear();
   if (const json* t = f.Find("timeout"); t && !t->is_null()) {
-    if (t->is_number_integer() && t->get<int64_t>() >= 0) {
+    const ProtocolError too_long{"invalid_request",
+                                 "field 'timeout' must be at most 8760h (365 days, " +
+                                     std::to_string(kMaxTimeoutMs) + " ms)",
+                                 req};
+    if (t->is_number_unsigned()) {
+      if (t->get<uint64_t>() > uint64_t{kMaxTimeoutMs}) return too_long;
       s.timeout = std::chrono::milliseconds(t->get<int64_t>());
+    } else if (t->is_number_integer() && t->get<int64_t>() >= 0) {
+      s.timeout = std::chrono::milliseconds(t->get<int64_t>());  // non-negative: unsigned above
     } else if (t->is_string()) {
       auto d = ParseWireDuration(t->get_ref<const std::string&>());
-      if (!d) return ProtocolError{"invalid_request", "field 'timeout' is not a duration like 30s", req};
+      if (!d) {
+        return ProtocolError{"invalid_request",
+                             "field 'timeout' is not a duration like 30s or 1h30m (units h, m, s, ms)",
+                             req};
+      }
+      if (d->count() > kMaxTimeoutMs) return too_long;
       s.timeout = *d;
     } else {
       return ProtocolError{"bad_message", "field 'timeout' must be a duration string or milliseconds", req};
@@ -149,8 +206,12 @@ ParseResult ParseSubmit(Fields& f, int64_t req) {
   }
   if (const json* m = f.Find("max_attempts"); m && !m->is_null()) {
     if (!m->is_number_integer()) return ProtocolError{"bad_message", "field 'max_attempts' must be an integer", req};
+    const bool fits = !m->is_number_unsigned() || m->get<uint64_t>() <= uint64_t{kMaxAttempts};
+    if (!fits || m->get<int64_t>() < 1 || m->get<int64_t>() > kMaxAttempts) {
+      return ProtocolError{"invalid_request",
+                           "max_attempts must be from 1 to " + std::to_string(kMaxAttempts), req};
+    }
     s.max_attempts = m->get<int64_t>();
-    if (*s.max_attempts < 1) return ProtocolError{"invalid_request", "max_attempts must be at least 1", req};
   }
   return Message{std::move(s)};
 }
@@ -162,12 +223,13 @@ std::optional<std::chrono::milliseconds> ParseWireDuration(std::string_view text
   int64_t total = 0;
   std::size_t i = 0;
   bool any = false;
+  bool saturated = false;
   while (i < text.size()) {
     if (!std::isdigit(static_cast<unsigned char>(text[i]))) return std::nullopt;
     int64_t n = 0;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-      n = n * 10 + (text[i] - '0');
-      if (n > 1'000'000'000'000) return std::nullopt;
+      saturated |=
+          __builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, text[i] - '0', &n);
       ++i;
     }
     std::size_t u = i;
@@ -178,24 +240,37 @@ std::optional<std::chrono::milliseconds> ParseWireDuration(std::string_view text
     else if (unit == "s") mult = 1000;
     else if (unit == "m") mult = 60'000;
     else if (unit == "h") mult = 3'600'000;
-    else if (unit == "d") mult = 86'400'000;
     else if (unit.empty() && u == text.size() && !any) mult = 1;  // bare number = ms
     else return std::nullopt;
-    total += n * mult;
+    int64_t part = 0;
+    saturated |=
+        __builtin_mul_overflow(n, mult, &part) || __builtin_add_overflow(total, part, &total);
     any = true;
     i = u;
   }
-  return std::chrono::milliseconds(total);
+  return std::chrono::milliseconds(saturated ? INT64_MAX : total);
 }
 
 namespace {
+ProtocolError TooDeep(int max_depth) {
+  return ProtocolError{"bad_json",
+                       "the line nests arrays and objects deeper than limits.max_json_depth = " +
+                           std::to_string(max_depth) + " levels (the message object is level 1)",
+                       {}};
+}
+
 ParseResult ParseMessageSlow(std::string_view line) {
   json doc = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return ProtocolError{"bad_json", "the line is not valid JSON", {}};
   if (!doc.is_object()) return ProtocolError{"bad_message", "a message must be a JSON object", {}};
 
   std::optional<int64_t> req;
-  if (auto it = doc.find("req"); it != doc.end() && it->is_number_integer()) req = it->get<int64_t>();
+  // A `req` past int64 is no integer `req` at all (never wrapped).
+  if (auto it = doc.find("req");
+      it != doc.end() && it->is_number_integer() &&
+      (!it->is_number_unsigned() || it->get<uint64_t>() <= uint64_t{INT64_MAX})) {
+    req = it->get<int64_t>();
+  }
   auto type_it = doc.find("type");
   if (type_it == doc.end() || !type_it->is_string()) {
     return ProtocolError{"bad_message", "a message needs a string field 'type'", req};
@@ -234,7 +309,9 @@ ParseResult ParseMessageSlow(std::string_view line) {
   if (type == "tasks") {
     TasksReq t;
     t.req = *req;
-    if (!f.String("state", t.state) || !f.Int("limit", t.limit)) return f.error();
+    if (!f.String("state", t.state) || !f.IntIn("limit", t.limit, 1, kMaxTasksLimit)) {
+      return f.error();
+    }
     return Message{std::move(t)};
   }
   if (type == "drain") {
@@ -452,10 +529,11 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
         if (!v.is_array()) return false;
         dom::array items = v.get_array().value_unsafe();
         s.skills.clear();
-        s.skills.reserve(items.size());
         for (dom::element item : items) {
-          if (!item.is_string()) return false;
-          s.skills.emplace_back(std::string_view(item.get_string().value_unsafe()));
+          if (!item.is_string() || s.skills.size() == kMaxSkills) return false;
+          const std::string_view skill = item.get_string().value_unsafe();
+          if (skill.size() > kMaxSkillBytes) return false;
+          s.skills.emplace_back(skill);
         }
         break;
       }
@@ -478,10 +556,11 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
         if (v.is_null()) break;
         int64_t ms;
         if (Int(v, ms) && ms >= 0) {
+          if (ms > kMaxTimeoutMs) return false;
           s.timeout = std::chrono::milliseconds(ms);
         } else if (v.is_string()) {
           auto d = ParseWireDuration(std::string_view(v.get_string().value_unsafe()));
-          if (!d) return false;
+          if (!d || d->count() > kMaxTimeoutMs) return false;
           s.timeout = *d;
         } else {
           return false;
@@ -491,7 +570,7 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
       case kMaxAttempts: {
         if (v.is_null()) break;
         int64_t n;
-        if (!Int(v, n) || n < 1) return false;
+        if (!Int(v, n) || n < 1 || n > kMaxAttempts) return false;
         s.max_attempts = n;
         break;
       }
@@ -554,23 +633,33 @@ bool ParseFast(std::string_view line, bool padded, ParseResult& out) {
 
 }  // namespace
 
-ParseResult ParseMessageWithoutFastPathForTest(std::string_view line) {
+// Every entry point checks the nesting first, before either parser: nlohmann
+// parses iteratively, but its dump() and copies recurse once per level, and
+// so does AppendDump; simdjson's own depth limit does not count an empty
+// innermost array or object, so it cannot be the bound.
+ParseResult ParseMessageWithoutFastPathForTest(std::string_view line, int max_depth) {
+  if (!JsonDepthWithin(line, max_depth)) return TooDeep(max_depth);
   return ParseMessageSlow(line);
 }
 
-ParseResult ParseMessage(std::string_view line) {
+ParseResult ParseMessage(std::string_view line, int max_depth) {
+  if (!JsonDepthWithin(line, max_depth)) return TooDeep(max_depth);
   ParseResult out;
   if (!ParseFast(line, /*padded=*/false, out)) out = ParseMessageSlow(line);
   return out;
 }
 
-ParseResult ParseMessagePadded(std::string_view line) {
+ParseResult ParseMessagePadded(std::string_view line, int max_depth) {
   ParseResult out;
-  ParseMessagePaddedInto(line, out);
+  ParseMessagePaddedInto(line, out, max_depth);
   return out;
 }
 
-void ParseMessagePaddedInto(std::string_view line, ParseResult& out) {
+void ParseMessagePaddedInto(std::string_view line, ParseResult& out, int max_depth) {
+  if (!JsonDepthWithin(line, max_depth)) {
+    out = TooDeep(max_depth);
+    return;
+  }
   if (!ParseFast(line, /*padded=*/true, out)) out = ParseMessageSlow(line);
 }
 

@@ -13,6 +13,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/json_text.h"  // kDefaultMaxJsonDepth
+
 namespace pincer {
 
 // Raw JSON text of one value ("" only where the value is absent).
@@ -104,21 +106,40 @@ inline std::optional<int64_t> RequestId(const Message& m) {
       m);
 }
 
-// Parses one line (without its newline). Never throws.
-ParseResult ParseMessage(std::string_view line);
+// The ranges of the numbers clients and workers send (docs/protocol.md). A
+// value outside is refused with an error naming the range, never wrapped
+// or clamped.
+inline constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 60 * 60 * 1000;  // 365 days
+inline constexpr int64_t kMaxAttempts = 1000;
+inline constexpr int64_t kMaxCapacity = int64_t{1} << 20;
+inline constexpr int64_t kMaxTasksLimit = 10000000;  // above any task count pincerd keeps
+// Skills of one submit or hello, and bytes of one skill name: every routing
+// decision compares skill sets, so their size is bounded like a number.
+inline constexpr std::size_t kMaxSkills = 256;
+inline constexpr std::size_t kMaxSkillBytes = 256;
+
+// Parses one line (without its newline). Never throws. A line whose arrays
+// and objects nest deeper than `max_depth` levels (the message object is
+// level 1, see JsonDepthWithin) is refused with `bad_json` before any
+// recursive code sees it. REQUIRES: 1 <= max_depth <= kMaxPeerJsonDepth.
+ParseResult ParseMessage(std::string_view line, int max_depth = kDefaultMaxJsonDepth);
 // The same, for a line followed in memory by at least kLinePadding readable
 // bytes (any content): the fast path then parses it in place, uncopied.
 inline constexpr std::size_t kLinePadding = 64;
-ParseResult ParseMessagePadded(std::string_view line);
+ParseResult ParseMessagePadded(std::string_view line, int max_depth = kDefaultMaxJsonDepth);
 // The same, into `out`. When `out` holds a message of the line's type from
 // an earlier line, a hot message (submit, result) reuses its buffers: the
 // event loop parses every line into one ParseResult and allocates nothing.
-void ParseMessagePaddedInto(std::string_view line, ParseResult& out);
+void ParseMessagePaddedInto(std::string_view line, ParseResult& out,
+                            int max_depth = kDefaultMaxJsonDepth);
 // The same, with the simdjson fast path for hot messages turned off: what
 // ParseMessage must agree with on every line (tests compare the two).
-ParseResult ParseMessageWithoutFastPathForTest(std::string_view line);
+ParseResult ParseMessageWithoutFastPathForTest(std::string_view line,
+                                               int max_depth = kDefaultMaxJsonDepth);
 
-// Parses a duration given as "250ms"/"5s"/"10m"/"1h30m" text.
+// Parses a duration given as "250ms"/"5s"/"10m"/"1h30m" text (units ms, s,
+// m, h; a bare integer is milliseconds). A sum past INT64_MAX ms comes out
+// as INT64_MAX ms: callers check their range and name it.
 std::optional<std::chrono::milliseconds> ParseWireDuration(std::string_view text);
 
 }  // namespace pincer

@@ -42,10 +42,19 @@ inline std::string_view TrimTrailingSpace(std::string_view s) {
 
 // stdout as the result's `output`: parsed as JSON when it is one JSON value
 // (ignoring the trailing newline most programs print), else the exact bytes
-// as a string.
-inline nlohmann::json StdoutToOutput(std::string_view out) {
+// as a string. Discarded (is_discarded()) when it is JSON nesting deeper
+// than `max_depth` levels: the daemon would refuse the result line.
+inline nlohmann::json StdoutToOutput(std::string_view out, int max_depth = kMaxPeerJsonDepth - 1) {
   const std::string_view trimmed = TrimTrailingSpace(out);
   if (!trimmed.empty()) {
+    if (!JsonDepthWithin(trimmed, max_depth)) {
+      // accept() validates without building (or recursing into) a tree: deep
+      // JSON is refused, deep brackets in plain text are still text.
+      if (nlohmann::json::accept(trimmed)) {
+        return nlohmann::json(nlohmann::json::value_t::discarded);
+      }
+      return std::string(out);
+    }
     nlohmann::json parsed = nlohmann::json::parse(trimmed, nullptr, /*allow_exceptions=*/false);
     if (!parsed.is_discarded()) return parsed;
   }
@@ -76,10 +85,13 @@ inline std::string DescribeFailure(const TaskOutcome& o) {
 }
 
 // The full result line for a task. A result that would not fit in one frame
-// of `max_frame_bytes` becomes a non-retryable failure instead: the daemon
-// would refuse the frame, and running the task again would not shrink it.
+// of `max_frame_bytes`, or whose output nests deeper than the daemon's
+// `max_json_depth` allows, becomes a non-retryable failure instead: the
+// daemon would refuse the line, and running the task again would not
+// change it.
 inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
-                              std::size_t max_frame_bytes) {
+                              std::size_t max_frame_bytes,
+                              int max_json_depth = kDefaultMaxJsonDepth) {
   if (o.kind == TaskOutcome::Kind::kSpawnFailed) {
     return FailureLine(id, DescribeFailure(o), /*retryable=*/false);
   }
@@ -93,8 +105,18 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
                            "-byte frame limit",
                        /*retryable=*/false);
   }
-  std::string line = DumpLine(
-      {{"type", "result"}, {"id", id}, {"ok", true}, {"output", StdoutToOutput(o.stdout_data)}});
+  // The result object is level 1: its output may nest one level less.
+  nlohmann::json output = StdoutToOutput(o.stdout_data, max_json_depth - 1);
+  if (output.is_discarded()) {
+    return FailureLine(
+        id,
+        "output too deep: stdout is JSON nested more than " + std::to_string(max_json_depth - 1) +
+            " levels, the daemon's limits.max_json_depth = " + std::to_string(max_json_depth) +
+            " less the result object",
+        /*retryable=*/false);
+  }
+  std::string line =
+      DumpLine({{"type", "result"}, {"id", id}, {"ok", true}, {"output", std::move(output)}});
   if (line.size() - 1 > max_frame_bytes) {
     return FailureLine(id,
                        "output too large: the result is " + std::to_string(line.size() - 1) +

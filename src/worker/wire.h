@@ -11,11 +11,16 @@
 #include <variant>
 #include <vector>
 
+#include "common/json_text.h"
+
 namespace pincer::worker {
 
 struct WelcomeMsg {
   std::string id;
   int64_t heartbeat_ms = 5000;
+  // The daemon's limits.max_json_depth: the deepest line it accepts, so a
+  // result's `output` may nest one level less (the result object is level 1).
+  int max_json_depth = kDefaultMaxJsonDepth;
 };
 struct TaskMsg {
   std::string id;
@@ -56,6 +61,10 @@ inline std::string DumpLine(const nlohmann::json& j) {
 
 inline DaemonMessage ParseDaemonMessage(std::string_view line) {
   using nlohmann::json;
+  // Bounded before nlohmann sees it: its dump() and copies recurse.
+  if (!JsonDepthWithin(line, kMaxPeerJsonDepth)) {
+    return BadMsg{"nested deeper than " + std::to_string(kMaxPeerJsonDepth) + " levels"};
+  }
   json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return BadMsg{"not JSON"};
   if (!j.is_object()) return BadMsg{"not a JSON object"};
@@ -80,6 +89,12 @@ inline DaemonMessage ParseDaemonMessage(std::string_view line) {
     if (auto hb = int_field("heartbeat_ms")) {
       if (*hb <= 0) return BadMsg{"welcome.heartbeat_ms must be positive"};
       m.heartbeat_ms = *hb;
+    }
+    // Absent from older daemons: theirs was the default. Anything out of
+    // range is not trusted either way.
+    if (auto depth = int_field("max_json_depth");
+        depth && *depth >= 2 && *depth <= kMaxPeerJsonDepth) {
+      m.max_json_depth = static_cast<int>(*depth);
     }
     return m;
   }

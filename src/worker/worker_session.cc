@@ -94,6 +94,7 @@ void WorkerSession::OnWelcome(const WelcomeMsg& m) {
   welcomed_ = true;
   worker_id_ = m.id;
   heartbeat_interval_ = std::chrono::milliseconds(m.heartbeat_ms);
+  max_json_depth_ = m.max_json_depth;
   handshake_timer_.cancel();
   backoff_.Reset();
   failed_attempts_ = 0;
@@ -152,7 +153,7 @@ void WorkerSession::OnDaemonError(const ErrorMsg& m) {
 }
 
 void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
-  std::string line = ResultLine(id, outcome, options_.max_frame_bytes);
+  std::string line = ResultLine(id, outcome, options_.max_frame_bytes, max_json_depth_);
   if (outcome.kind == TaskOutcome::Kind::kExited && outcome.code == 0) {
     spdlog::info("task {}: done ({} bytes of output)", id, outcome.stdout_total);
   } else {

@@ -70,6 +70,7 @@ class WorkerSession {
   bool welcomed_ = false;
   std::string worker_id_;
   std::chrono::milliseconds heartbeat_interval_{5000};
+  int max_json_depth_ = kDefaultMaxJsonDepth;  // from the daemon's welcome
   std::chrono::steady_clock::time_point next_heartbeat_;
   int failed_attempts_ = 0;
 

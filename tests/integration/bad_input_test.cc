@@ -39,8 +39,10 @@ struct BadLine {
 
 class BadInputTest : public ::testing::Test {
  protected:
+  virtual std::string config() const { return kConfig; }
+
   void SetUp() override {
-    daemon_ = std::make_unique<DaemonProcess>(kConfig);
+    daemon_ = std::make_unique<DaemonProcess>(config());
     ASSERT_TRUE(daemon_->Start());
     addr_ = daemon_->address();
     witness_ = ConnectClient(addr_, "ctok");
@@ -320,6 +322,219 @@ TEST_F(BadInputTest, NoHelloInTimeIsClosedAndABadFirstMessageIsBadHello) {
   }
   ExpectStillServing();
   ExpectPendingTaskCompletes();
+}
+
+// A value nested `levels` deep: [[...[]...]].
+std::string Nest(int levels) { return std::string(levels, '[') + std::string(levels, ']'); }
+
+// Hostile input that used to overflow pincerd's stack or wrap its numbers,
+// with the default frame limit (16 MiB): deep lines fit in a frame.
+class HostileInputTest : public BadInputTest {
+ protected:
+  std::string config() const override {
+    return "store: { kind: memory }\n"
+           "auth: { worker_token: wtok, client_token: ctok }\n"
+           "limits: { hello_timeout: 2s }\n";
+  }
+
+  // `line` is answered with bad_json naming the limit; the connection stays.
+  void ExpectTooDeep(RawPeer& peer, const std::string& line) {
+    ASSERT_TRUE(peer.SendLine(line));
+    auto answer = peer.ReadJson(kRead);
+    ASSERT_TRUE(answer) << "no answer to a line of " << line.size() << " bytes";
+    EXPECT_EQ(answer->value("code", ""), "bad_json") << answer->dump();
+    EXPECT_NE(answer->value("message", "").find("limits.max_json_depth = 64"), std::string::npos)
+        << answer->dump();
+    EXPECT_FALSE(peer.closed());
+  }
+};
+
+TEST_F(HostileInputTest, DeepJsonFromAClientIsRefusedAndOrdinaryNestingServed) {
+  RawPeer peer;
+  ASSERT_EQ(peer.Connect(addr_), "");
+  ASSERT_TRUE(peer.Hello("client", "ctok"));
+  // 100,000 levels: a 200 KB line.
+  ExpectTooDeep(peer,
+                R"({"type":"submit","req":1,"skills":["echo"],"payload":)" + Nest(100000) + "}");
+  ExpectTooDeep(
+      peer, R"({"type":"submit","req":2,"skills":["echo"],"payload":)" + std::string(1000000, '['));
+  // The message object is level 1: 64 levels of payload are one too many.
+  ExpectTooDeep(peer, R"({"type":"submit","req":3,"skills":["echo"],"payload":)" + Nest(64) + "}");
+  ExpectTooDeep(peer, R"({"type":"wait","req":4,"id":"t1","x":)" + Nest(100000) + "}");
+  // 63 levels run, and come back whole to a client.
+  json end = WaitEnd(
+      *witness_, SubmitTask(*witness_, {{"skills", {"echo"}}, {"payload", json::parse(Nest(63))}}));
+  EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
+  EXPECT_EQ(end["output"], json::parse(Nest(63)));
+  ASSERT_TRUE(peer.SendJson({{"type", "tasks"}, {"req", 5}}));
+  auto tasks = peer.ReadJson(kRead);
+  ASSERT_TRUE(tasks);
+  EXPECT_EQ(tasks->value("type", ""), "ok");
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+TEST_F(HostileInputTest, NumbersOutsideTheirRangesAreRefused) {
+  RawPeer peer;
+  ASSERT_EQ(peer.Connect(addr_), "");
+  ASSERT_TRUE(peer.Hello("client", "ctok"));
+  ExpectErrorsKeepOpen(
+      peer, {
+                {R"({"type":"submit","req":1,"skills":["echo"],"timeout":10000000000000})",
+                 "invalid_request", 1},
+                {R"({"type":"submit","req":2,"skills":["echo"],"timeout":"999999999999d"})",
+                 "invalid_request", 2},
+                {R"({"type":"submit","req":3,"skills":["echo"],"timeout":"9999999999999h"})",
+                 "invalid_request", 3},
+                {R"({"type":"submit","req":4,"skills":["echo"],"max_attempts":4294967296})",
+                 "invalid_request", 4},
+                {R"({"type":"submit","req":5,"skills":["echo"],"priority":9223372036854775808})",
+                 "invalid_request", 5},
+                {R"({"type":"tasks","req":6,"limit":0})", "invalid_request", 6},
+                {R"({"type":"tasks","req":7,"limit":100000000000})", "invalid_request", 7},
+            });
+  // Nothing was created.
+  EXPECT_EQ(Stats(*witness_).value("submitted", -1), 1) << "only the pending task";
+  // The longest timeout there is: accepted, and the task runs (it does not
+  // time out at once).
+  ASSERT_TRUE(peer.SendLine(
+      R"({"type":"submit","req":8,"skills":["echo"],"payload":"long","timeout":31536000000,"wait":true})"));
+  auto ok = peer.ReadJson(kRead);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->value("type", ""), "ok") << ok->dump();
+  auto end = peer.ReadJson(kRead);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->value("state", ""), "succeeded") << end->dump();
+  // A worker's capacity, past its range, is refused at hello.
+  RawPeer worker;
+  ASSERT_EQ(worker.Connect(addr_), "");
+  auto answer = worker.Hello("worker", "wtok", {{"capacity", 1048577}});
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->value("code", ""), "bad_hello") << answer->dump();
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+TEST_F(HostileInputTest, DeepJsonFromAWorkerIsRefusedAndTheTaskStaysItsOwn) {
+  RawPeer worker;
+  ASSERT_EQ(worker.Connect(addr_), "");
+  ASSERT_TRUE(worker.Hello("worker", "wtok", {{"name", "raw"}, {"skills", {"raw"}}}));
+  const std::string id = SubmitTask(*witness_, {{"skills", {"raw"}}, {"payload", "x"}});
+  std::optional<json> task;
+  ASSERT_TRUE(WaitFor([&] {
+    task = worker.ReadJson(milliseconds(200));
+    return task && task->value("type", "") == "task";
+  }));
+  ASSERT_EQ(task->value("id", ""), id);
+  const std::string head = R"({"type":"result","id":")" + id + R"(","ok":)";
+  ExpectTooDeep(worker, head + R"(true,"output":)" + Nest(100000) + "}");
+  ExpectTooDeep(worker, head + R"(false,"error":)" + Nest(100000) + "}");
+  ExpectTooDeep(worker, R"({"type":"progress","id":")" + id + R"(","data":)" + Nest(100000) + "}");
+  ExpectTooDeep(worker, R"({"type":"heartbeat","load":)" + Nest(100000) + "}");
+  EXPECT_EQ(TaskStatus(*witness_, id).value("state", ""), "running");
+  // Its ordinary result still lands.
+  ASSERT_TRUE(worker.SendLine(head + R"(true,"output":)" + Nest(63) + "}"));
+  json end = WaitEnd(*witness_, id);
+  EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
+  EXPECT_EQ(end["output"], json::parse(Nest(63)));
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+TEST_F(HostileInputTest, DeepLinesBeforeHelloAreRefusedAndClosed) {
+  for (const std::string& first : {
+           R"({"type":"submit","req":1,"skills":["x"],"payload":)" + Nest(100000) + "}",
+           R"({"type":"hello","role":"worker","proto":1,"token":"wrong","labels":{"a":)" +
+               Nest(70000) + "}}",
+           R"({"type":"hello","role":"worker","proto":1,"token":"wtok","labels":{"a":)" + Nest(64) +
+               "}}",
+           std::string(1000000, '{'),
+       }) {
+    RawPeer peer;
+    ASSERT_EQ(peer.Connect(addr_), "");
+    ASSERT_TRUE(peer.SendLine(first));
+    auto err = peer.ReadJson(kRead);
+    ASSERT_TRUE(err) << first.substr(0, 80);
+    EXPECT_EQ(err->value("code", ""), "bad_hello") << err->dump();
+    EXPECT_NE(err->value("message", "").find("limits.max_json_depth = 64"), std::string::npos)
+        << err->dump();
+    EXPECT_TRUE(peer.WaitClosed(kRead));
+  }
+  // A wrong token with labels within the bound is plainly unauthorized.
+  RawPeer peer;
+  ASSERT_EQ(peer.Connect(addr_), "");
+  auto answer = peer.Hello("worker", "wrong", {{"labels", {{"a", json::parse(Nest(62))}}}});
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->value("code", ""), "unauthorized") << answer->dump();
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+// One connection waits on at most 10000 live tasks: a `wait: true` submit
+// past that is refused before its task exists, and a `wait` too. (One
+// pipelined in the same batch as the 10000th gets its ok, then the refusal;
+// Dispatcher tests hold that bound.)
+TEST_F(HostileInputTest, AConnectionWaitsOnAtMostTenThousandTasks) {
+  RawPeer peer;
+  ASSERT_EQ(peer.Connect(addr_), "");
+  ASSERT_TRUE(peer.Hello("client", "ctok"));
+  constexpr int kCap = 10000;
+  std::string burst;
+  for (int req = 1; req <= kCap; ++req) {
+    burst += R"({"type":"submit","req":)" + std::to_string(req) +
+             R"(,"skills":["nobody"],"payload":1,"wait":true})" + "\n";
+  }
+  ASSERT_TRUE(peer.SendRaw(burst));
+  for (int req = 1; req <= kCap; ++req) {
+    auto ok = peer.ReadJson(kRead);
+    ASSERT_TRUE(ok) << req;
+    ASSERT_EQ(ok->value("type", ""), "ok") << ok->dump();
+  }
+  ASSERT_TRUE(peer.SendJson({{"type", "submit"}, {"req", kCap + 1}, {"skills", {"nobody"}}, {"wait", true}}));
+  auto refused = peer.ReadJson(kRead);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->value("code", ""), "too_many_waits") << refused->dump();
+  EXPECT_EQ(refused->value("req", 0), kCap + 1);
+  ASSERT_TRUE(peer.SendJson({{"type", "wait"}, {"req", kCap + 2}, {"id", pending_}}));
+  refused = peer.ReadJson(kRead);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->value("code", ""), "too_many_waits") << refused->dump();
+  // Without wait the connection still submits; other connections still wait.
+  ASSERT_TRUE(peer.SendJson({{"type", "submit"}, {"req", kCap + 3}, {"skills", {"echo"}}, {"payload", 2}}));
+  auto ok = peer.ReadJson(kRead);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->value("type", ""), "ok") << ok->dump();
+  EXPECT_EQ(Stats(*witness_).value("submitted", 0), kCap + 2);
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
+TEST_F(HostileInputTest, RepeatedWaitsOnATaskHoldOneWaiter) {
+  RawPeer peer;
+  ASSERT_EQ(peer.Connect(addr_), "");
+  ASSERT_TRUE(peer.Hello("client", "ctok"));
+  std::string lines;
+  for (int req = 1; req <= 1000; ++req) {
+    lines += R"({"type":"wait","req":)" + std::to_string(req) + R"(,"id":")" + pending_ + "\"}\n";
+  }
+  ASSERT_TRUE(peer.SendRaw(lines));
+  for (int req = 2; req <= 1000; ++req) {
+    auto err = peer.ReadJson(kRead);
+    ASSERT_TRUE(err) << req;
+    EXPECT_EQ(err->value("code", ""), "already_waiting") << err->dump();
+    EXPECT_EQ(err->value("req", 0), req);
+  }
+  // The first wait gets the end, once.
+  ExpectPendingTaskCompletes();
+  auto end = peer.ReadJson(kRead);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->value("type", ""), "end") << end->dump();
+  EXPECT_EQ(end->value("req", 0), 1);
+  // Ended: waiting again is answered at once.
+  ASSERT_TRUE(peer.SendJson({{"type", "wait"}, {"req", 1001}, {"id", pending_}}));
+  end = peer.ReadJson(kRead);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->value("req", 0), 1001) << end->dump();
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // pincerctl against a real pincerd: output shapes (--json and human) and
 // exit codes, per SPEC section 7 and docs/cli.md.
-#include <atomic>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -12,6 +12,7 @@
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
+#include "support/temp_dir.h"
 #include "support/test_worker.h"
 #include "support/wait_for.h"
 
@@ -94,6 +95,10 @@ TEST_F(CtlTest, BadUsageExitsTwoWithoutContactingTheDaemon) {
       {"submit", "--payload", "1", "--payload-file", "x"},
       {"submit", "--timeout", "soon"},
       {"submit", "--max-attempts", "0"},
+      {"submit", "--max-attempts", "1001"},
+      {"submit", "--max-attempts", "4294967296"},
+      {"submit", "--timeout", "10000000000000"},  // ms: past 365 days
+      {"submit", "--timeout", "8761h"},
       {"submit", "--priority", "high"},
       {"submit", "--batch", "x.jsonl", "--skill", "echo"},
       {"submit", "--payload-file", "/nonexistent/payload.json"},
@@ -425,6 +430,41 @@ TEST_F(CtlTest, ReloadOfABrokenConfigFails) {
   CtlResult reload = Ctl({"reload"});
   EXPECT_EQ(reload.exit_code, 1) << reload;
   EXPECT_NE(reload.err.find("reload_failed"), std::string::npos) << reload;
+}
+
+// JSON nested without bound never reaches a recursive walk in pincerctl:
+// exit 2 with a message, without contacting the daemon.
+TEST_F(CtlTest, DeeplyNestedPayloadsExitTwo) {
+  TempDir dir("pincer-ctl");
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string payload = dir.WriteFile("deep.json", deep);
+  const std::string batch = dir.WriteFile("deep.jsonl", R"({"payload":)" + deep + "}\n");
+  const std::string unclosed = dir.WriteFile("open.json", std::string(1000000, '{'));
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"submit", "--payload-file", payload},
+        std::vector<std::string>{"submit", "--payload-file", unclosed},
+        std::vector<std::string>{"submit", "--batch", batch}}) {
+    CtlResult result = RunCtl("127.0.0.1:1", args);
+    EXPECT_EQ(result.exit_code, 2) << result;
+    EXPECT_EQ(result.err.rfind("pincerctl: ", 0), 0u) << result;
+    EXPECT_NE(result.err.find("deeper than"), std::string::npos) << result;
+  }
+  CtlOptions input;
+  input.stdin_text = deep;
+  CtlResult from_stdin = RunCtl("127.0.0.1:1", {"submit", "--payload-file", "-"}, input);
+  EXPECT_EQ(from_stdin.exit_code, 2) << from_stdin;
+
+  // Past the daemon's limits.max_json_depth (64 by default, so 63 levels of
+  // payload) the daemon refuses it: bad_json, exit 2 too. 63 levels pass.
+  StartDaemon();
+  const auto nest = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
+  CtlResult refused = Ctl({"submit", "--payload", nest(64)});
+  EXPECT_EQ(refused.exit_code, 2) << refused;
+  EXPECT_NE(refused.err.find("max_json_depth"), std::string::npos) << refused;
+  CtlResult accepted = Ctl({"submit", "--payload", nest(63)});
+  EXPECT_EQ(accepted.exit_code, 0) << accepted;
+  CtlResult status = Ctl({"--json", "status", accepted.Lines().at(0)});
+  EXPECT_EQ(status.Json()["payload"], json::parse(nest(63))) << status;
 }
 
 TEST_F(CtlTest, PayloadFromStdin) {

@@ -193,6 +193,33 @@ TEST_F(PincerWorkerTest, PayloadOnStdinStdoutAsOutput) {
   EXPECT_EQ(end["output"], "two\nlines\n") << end;
 }
 
+// A command that prints JSON nested deeper than the daemon takes (its
+// limits.max_json_depth, from welcome) fails its task without retry; the
+// worker stays up and serves on.
+TEST_F(PincerWorkerTest, OutputNestedTooDeepFailsWithoutRetry) {
+  StartWorker({"--name", "cat", "--skill", "echo"}, {"cat"});
+  ASSERT_TRUE(WaitForWorker("cat"));
+  const auto nest = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
+  // The payload is a JSON string: cat prints the brackets as they are.
+  TempDir dir("pincer-deep");
+  const auto submit = [&](int levels) {
+    const std::string file = dir.WriteFile("p" + std::to_string(levels), json(nest(levels)).dump());
+    return SubmitWait({"--skill", "echo", "--max-attempts", "3", "--payload-file", file});
+  };
+  json end = submit(63);  // the result object is level 1
+  EXPECT_EQ(end["state"], "succeeded") << end;
+  EXPECT_EQ(end["output"], json::parse(nest(63)));
+  for (int levels : {64, 100000}) {
+    end = submit(levels);
+    EXPECT_EQ(end["state"], "failed") << levels;
+    EXPECT_EQ(end["attempts"], 1) << "the same output again would not help";
+    EXPECT_NE(end["error"].get<std::string>().find("output too deep"), std::string::npos) << end;
+  }
+  // Brackets that are not JSON stay text.
+  end = SubmitWait({"--skill", "echo", "--payload", json(std::string(1000, '[')).dump()});
+  EXPECT_EQ(end["output"], std::string(1000, '[')) << end;
+}
+
 TEST_F(PincerWorkerTest, ProgramsThatTransformText) {
   StartWorker({"--name", "upper", "--skill", "upper"}, {"tr", "a-z", "A-Z"});
   ASSERT_TRUE(WaitForWorker("upper"));
@@ -380,7 +407,7 @@ class PincerWorkerLimitsTest : public PincerWorkerTest {
  protected:
   void SetUp() override {
     extra_config_ =
-        "limits: { max_frame_bytes: 65536 }\n"
+        "limits: { max_frame_bytes: 65536, max_json_depth: 10 }\n"
         "unix_socket: \"{dir}/pincer.sock\"\n";
     PincerWorkerTest::SetUp();
   }
@@ -394,6 +421,21 @@ TEST_F(PincerWorkerLimitsTest, OutputBeyondTheFrameLimitFailsWithoutRetry) {
   EXPECT_EQ(end["state"], "failed") << end;
   EXPECT_EQ(end["attempts"], 1) << end;
   EXPECT_NE(end["error"].get<std::string>().find("too large"), std::string::npos) << end;
+}
+
+// limits.max_json_depth reaches the worker in welcome: with 10, an output
+// may nest 9 levels.
+TEST_F(PincerWorkerLimitsTest, OutputDeeperThanTheDaemonsLimitFailsWithoutRetry) {
+  StartWorker({"--name", "cat", "--skill", "echo"}, {"cat"});
+  ASSERT_TRUE(WaitForWorker("cat"));
+  const auto nest = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
+  json end = SubmitWait({"--skill", "echo", "--payload", json(nest(9)).dump()});
+  EXPECT_EQ(end["state"], "succeeded") << end;
+  end = SubmitWait({"--skill", "echo", "--max-attempts", "3", "--payload", json(nest(10)).dump()});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["attempts"], 1) << end;
+  EXPECT_NE(end["error"].get<std::string>().find("limits.max_json_depth = 10"), std::string::npos)
+      << end;
 }
 
 TEST_F(PincerWorkerLimitsTest, ConnectsOverTheUnixSocket) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -104,6 +105,48 @@ TEST_F(PythonWorkerTest, ExampleUpperCasesAndRefusesBadPayloads) {
     auto now = FindWorker("upper-py");
     return now && (*now)["load"].value("rss_bytes", 0) > 0;
   }));
+}
+
+// The daemon's limits.max_json_depth reaches the worker in welcome: an
+// output nested past it fails the task without retry instead of a result
+// the daemon would refuse (which would leave the task running).
+TEST_F(PythonWorkerTest, OutputNestedPastTheDaemonsLimitFailsTheTask) {
+  StartDaemon("limits: { max_json_depth: 10 }\n");
+  const std::string script = daemon_->dir() + "/nest.py";
+  {
+    std::ofstream out(script);
+    out << "import os, sys\n"
+        << "sys.path.insert(0, " << json(std::string(PINCER_SOURCE_DIR) + "/workers/python").dump()
+        << ")\n"
+        << "from pincer_worker import run_worker\n"
+        << "def nest(task):\n"
+        << "    out = []\n"
+        << "    for _ in range(task.payload - 1):\n"
+        << "        out = [out]\n"
+        << "    return out\n"
+        << "run_worker(nest, skills=['nest'], name='nest-py')\n";
+  }
+  python_ = std::make_unique<ChildProcess>();
+  ASSERT_EQ(python_->Start({"/usr/bin/env", "python3", script}, daemon_->dir() + "/python.out",
+                           daemon_->dir() + "/python.err",
+                           {{"PINCER_ADDR", daemon_->address()},
+                            {"PINCER_TOKEN", std::nullopt},
+                            {"PINCER_SPAWN_ID", std::nullopt}}),
+            "");
+  ASSERT_TRUE(WaitFor([&] { return FindWorker("nest-py").has_value(); }));
+  // The result object is level 1: 9 levels of output fit in 10.
+  json end = SubmitWait({"--skill", "nest", "--payload", "9"});
+  EXPECT_EQ(end["state"], "succeeded") << end;
+  EXPECT_EQ(end["output"].dump(), std::string(9, '[') + std::string(9, ']'));
+  end = SubmitWait({"--skill", "nest", "--max-attempts", "3", "--payload", "10"});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["attempts"], 1) << end;
+  EXPECT_NE(end["error"].get<std::string>().find("output too deep"), std::string::npos) << end;
+  // Past Python's own recursion limit, too; and the worker serves on.
+  end = SubmitWait({"--skill", "nest", "--max-attempts", "3", "--payload", "100000"});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["attempts"], 1) << end;
+  EXPECT_EQ(SubmitWait({"--skill", "nest", "--payload", "1"})["output"], json::array());
 }
 
 TEST_F(PythonWorkerTest, DrainMakesItExitZero) {

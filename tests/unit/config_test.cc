@@ -170,6 +170,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDocumentedValues) {
   EXPECT_EQ(c.heartbeat.misses, 3);
   EXPECT_EQ(c.limits.max_frame_bytes, 16u * 1024 * 1024);
   EXPECT_EQ(c.limits.hello_timeout, seconds(5));
+  EXPECT_EQ(c.limits.max_json_depth, 64);
   EXPECT_EQ(c.log_level, "info");
   EXPECT_TRUE(c.pools.empty());
   EXPECT_FALSE(ValidateConfig(Config{}).has_value());
@@ -428,6 +429,11 @@ const BadCase kBadCases[] = {
     {"a.yaml", "limits: { max_frame_bytes: 1023 }", "limits.max_frame_bytes", "at least 1024"},
     {"a.yaml", "limits: { max_connections: -1 }", "limits.max_connections", "must not be negative"},
     {"a.yaml", "limits: { max_queued: 0 }", "limits.max_queued", "at least 1"},
+    {"a.yaml", "limits: { max_json_depth: 1 }", "limits.max_json_depth", "from 2 to 1000"},
+    {"a.yaml", "limits: { max_json_depth: 1001 }", "limits.max_json_depth", "from 2 to 1000"},
+    {"a.yaml", "limits: { max_json_depth: deep }", "limits.max_json_depth", "expected an integer"},
+    {"a.yaml", "tasks: { max_attempts: 1001 }", "tasks.max_attempts", "at most 1000"},
+    {"a.yaml", "tasks: { timeout: 8761h }", "tasks.timeout", "at most 8760h"},
     {"a.yaml", "tasks: { max_ended: -1 }", "tasks.max_ended", "must not be negative"},
     {"a.yaml", "tasks: { max_ended: many }", "tasks.max_ended", "expected an integer"},
     {"a.yaml", "routing: { outlier: { consecutive_failures: 0 } }",

@@ -240,6 +240,27 @@ TEST(ClientTest, GarbledLineIsReportedAndSkipped) {
   EXPECT_EQ((*good)["type"], "ok");
 }
 
+// Nested past what any pincerd sends: refused before nlohmann sees it (its
+// dump() and copies would recurse 100,000 deep), and the next line is read.
+TEST(ClientTest, LineNestedTooDeepIsReportedAndSkipped) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string fits = std::string(1023, '[') + std::string(1023, ']');
+  ScriptedPeer peer([&](ScriptedPeer& p) {
+    p.Welcome();
+    p.WriteRaw(R"({"type":"end","req":1,"output":)" + deep + "}\n");
+    p.WriteRaw(R"({"type":"end","req":2,"output":)" + fits + "}\n");
+  });
+  auto client = Client::Connect(peer.address(), "client", "", json::object(), Quick());
+  ASSERT_TRUE(client.ok());
+  auto bad = (*client)->ReadMessage(milliseconds(2000));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, "bad_json");
+  EXPECT_NE(bad.error().message.find("1024"), std::string::npos) << bad.error().ToString();
+  auto good = (*client)->ReadMessage(milliseconds(2000));
+  ASSERT_TRUE(good.ok()) << good.error().ToString();
+  EXPECT_EQ((*good)["output"].dump(), fits);
+}
+
 TEST(ClientTest, OverlongLineClosesTheConnection) {
   ScriptedPeer peer([](ScriptedPeer& p) {
     p.Welcome();

@@ -696,6 +696,52 @@ TEST_F(DispatcherTest, WaitOnAnEndedTaskAnswersAtOnce) {
   EXPECT_EQ(ends[0]["state"], "succeeded");
 }
 
+TEST_F(DispatcherTest, AConnectionWaitsOnATaskOnce) {
+  TaskHandle t = Submit();  // kClient waits on it (req 1)
+  Status again = d_->AddWaiter(t.id, kClient, 9);
+  EXPECT_EQ(again.code(), "already_waiting");
+  EXPECT_NE(again.message().find("req 1"), std::string::npos) << again.message();
+  EXPECT_TRUE(d_->AddWaiter(t.id, 77, 2).ok()) << "another connection may";
+  EXPECT_EQ(d_->WaitsOf(kClient), 1u);
+  // The end goes to each waiter once, and the waits are over.
+  AddWorker(1);
+  Result(1, t, true);
+  EXPECT_EQ(out_.TakeType(kClient, "end").size(), 1u);
+  EXPECT_EQ(out_.TakeType(77, "end").size(), 1u);
+  EXPECT_EQ(d_->WaitsOf(kClient), 0u);
+  EXPECT_EQ(d_->WaitsOf(77), 0u);
+  // An ended task answers every wait at once and holds nothing.
+  EXPECT_TRUE(d_->AddWaiter(t.id, kClient, 10).ok());
+  EXPECT_TRUE(d_->AddWaiter(t.id, kClient, 11).ok());
+  EXPECT_EQ(out_.TakeType(kClient, "end").size(), 2u);
+  EXPECT_EQ(d_->WaitsOf(kClient), 0u);
+}
+
+TEST_F(DispatcherTest, AConnectionWaitsOnBoundedlyManyTasks) {
+  constexpr ConnId kGreedy = 55;
+  std::vector<TaskId> ids;
+  for (std::size_t i = 0; i <= Dispatcher::kMaxWaitsPerConnection; ++i) {
+    SubmitReq r;
+    r.req = static_cast<int64_t>(i);
+    auto outcome = d_->Submit(r);
+    ASSERT_TRUE(outcome.status.ok());
+    ids.push_back(outcome.task->rec.id);
+  }
+  for (std::size_t i = 0; i < Dispatcher::kMaxWaitsPerConnection; ++i) {
+    ASSERT_TRUE(d_->AddWaiter(ids[i], kGreedy, static_cast<int64_t>(i)).ok());
+  }
+  EXPECT_EQ(d_->AddWaiter(ids.back(), kGreedy, 1).code(), "too_many_waits");
+  EXPECT_TRUE(d_->AddWaiter(ids.back(), 77, 1).ok()) << "the bound is per connection";
+  // The connection closes: its waiters leave every task, and its bound with it.
+  d_->DropWaiters(kGreedy);
+  EXPECT_EQ(d_->WaitsOf(kGreedy), 0u);
+  for (TaskId id : ids) {
+    for (const auto& [conn, req] : d_->FindTask(id)->waiters) EXPECT_NE(conn, kGreedy);
+  }
+  EXPECT_EQ(d_->FindTask(ids.back())->waiters.size(), 1u);
+  EXPECT_EQ(d_->WaitsOf(77), 1u);
+}
+
 TEST_F(DispatcherTest, RoundRobinThroughTheDispatcherGivesEqualShares) {
   Config c = BaseConfig();
   c.routing.strategy = "round_robin";
@@ -802,8 +848,8 @@ TEST_F(DispatcherTest, AnEndedTaskKeepsItsOwnFieldsWhileLaterTasksReuseItsObject
   EXPECT_EQ(d_->StateOf(first.id + 1000), std::nullopt);
   // A wait now answers from what was kept.
   Ends();
-  EXPECT_TRUE(d_->AddWaiter(first.id, 77, 3));
-  EXPECT_FALSE(d_->AddWaiter(first.id + 1000, 77, 4)) << "no such task";
+  EXPECT_TRUE(d_->AddWaiter(first.id, 77, 3).ok());
+  EXPECT_EQ(d_->AddWaiter(first.id + 1000, 77, 4).code(), "not_found");
   auto ends = out_.TakeType(77, "end");
   ASSERT_EQ(ends.size(), 1u);
   EXPECT_EQ(ends[0]["output"], json::parse(R"({"done":true})"));

@@ -39,6 +39,24 @@ const char* const kEarlier[] = {
     R"({"type":"submit","req":99,"skills":["alpha","beta","gamma"],"payload":"a payload longer than a short string","priority":7,"timeout":"30s","max_attempts":9,"session":"a session longer than a short string","key":"a key longer than a short string","wait":true})",
 };
 
+void ExpectBothPathsAgree(const std::string& line, int max_depth) {
+  const std::string want = Describe(ParseMessageWithoutFastPathForTest(line, max_depth));
+  EXPECT_EQ(Describe(ParseMessage(line, max_depth)), want) << line;
+  // In place, as a connection's buffer holds it: the next line (or any
+  // bytes) follow it, and the parse must stop at the line's end.
+  const std::string buffer =
+      line + "\n" + R"({"type":"result","id":"t9","ok":true})" + std::string(kLinePadding, '}');
+  const std::string_view padded = std::string_view(buffer).substr(0, line.size());
+  EXPECT_EQ(Describe(ParseMessagePadded(padded, max_depth)), want) << line;
+  // Into a message that still holds an earlier line (the daemon reuses
+  // one): none of the earlier fields may show through.
+  for (const char* earlier : kEarlier) {
+    ParseResult reused = ParseMessage(earlier);
+    ParseMessagePaddedInto(padded, reused, max_depth);
+    EXPECT_EQ(Describe(reused), want) << earlier << " then " << line;
+  }
+}
+
 TEST(ProtocolFastPathTest, AgreesWithTheSlowPathOnEveryLine) {
   const char* lines[] = {
       R"({"type":"result","id":"t1","ok":true,"output":"hi"})",
@@ -94,22 +112,51 @@ yz0123456789éÿ~~~~~~~~"})",
       R"(not json)",
       R"({"type":1})",
       "{\"type\":\"result\",\"id\":\"t\xff\",\"ok\":true}",
+      // Numbers at the edges of their ranges, and past them.
+      R"({"type":"submit","req":24,"timeout":31536000000})",
+      R"({"type":"submit","req":25,"timeout":31536000001})",
+      R"({"type":"submit","req":26,"timeout":10000000000000})",
+      R"({"type":"submit","req":27,"timeout":18446744073709551615})",
+      R"({"type":"submit","req":28,"timeout":"8760h"})",
+      R"({"type":"submit","req":29,"timeout":"8760h1ms"})",
+      R"({"type":"submit","req":30,"timeout":"999999999999d"})",
+      R"({"type":"submit","req":31,"timeout":"99999999999999999999999h"})",
+      R"({"type":"submit","req":32,"timeout":"2562047788015h2562047788015h"})",
+      R"({"type":"submit","req":33,"max_attempts":1000})",
+      R"({"type":"submit","req":34,"max_attempts":1001})",
+      R"({"type":"submit","req":35,"max_attempts":4294967296})",
+      R"({"type":"submit","req":36,"max_attempts":18446744073709551615})",
+      R"({"type":"submit","req":37,"priority":9223372036854775807})",
+      R"({"type":"submit","req":38,"priority":-9223372036854775808})",
+      R"({"type":"submit","req":39,"priority":9223372036854775808})",
   };
-  for (const char* line : lines) {
-    const std::string want = Describe(ParseMessageWithoutFastPathForTest(line));
-    EXPECT_EQ(Describe(ParseMessage(line)), want) << line;
-    // In place, as a connection's buffer holds it: the next line (or any
-    // bytes) follow it, and the parse must stop at the line's end.
-    const std::string buffer = std::string(line) + "\n" + R"({"type":"result","id":"t9","ok":true})" +
-                               std::string(kLinePadding, '}');
-    const std::string_view padded = std::string_view(buffer).substr(0, std::strlen(line));
-    EXPECT_EQ(Describe(ParseMessagePadded(padded)), want) << line;
-    // Into a message that still holds an earlier line (the daemon reuses
-    // one): none of the earlier fields may show through.
-    for (const char* earlier : kEarlier) {
-      ParseResult reused = ParseMessage(earlier);
-      ParseMessagePaddedInto(padded, reused);
-      EXPECT_EQ(Describe(reused), want) << earlier << " then " << line;
+  for (const char* line : lines) ExpectBothPathsAgree(line, kDefaultMaxJsonDepth);
+  // Skills at their bounds and past them.
+  const auto skills = [](std::size_t n, std::size_t bytes) {
+    std::string list;
+    for (std::size_t i = 0; i < n; ++i)
+      list += (i ? ",\"" : "\"") + std::string(bytes, 'a' + i % 26) + "\"";
+    return R"({"type":"submit","req":40,"skills":[)" + list + "]}";
+  };
+  for (const std::string& line :
+       {skills(256, 1), skills(257, 1), skills(1, 256), skills(1, 257), skills(300, 300)}) {
+    ExpectBothPathsAgree(line, kDefaultMaxJsonDepth);
+  }
+}
+
+// Nesting at the bound and past it, with the default bound and others:
+// the fast path refuses exactly what the slow path refuses.
+TEST(ProtocolFastPathTest, AgreesOnNestingAtAndPastTheBound) {
+  for (int max_depth : {2, 3, 64, 100}) {
+    for (int extra = -1; extra <= 1; ++extra) {
+      const int inner = max_depth - 1 + extra;  // levels inside the message object
+      const std::string nest = std::string(inner, '[') + std::string(inner, ']');
+      ExpectBothPathsAgree(R"({"type":"submit","req":1,"skills":["a"],"payload":)" + nest + "}",
+                           max_depth);
+      ExpectBothPathsAgree(R"({"type":"result","id":"t1","ok":true,"output":)" + nest + "}",
+                           max_depth);
+      ExpectBothPathsAgree(R"({"type":"result","id":"t1","ok":false,"error":)" + nest + "}",
+                           max_depth);
     }
   }
 }

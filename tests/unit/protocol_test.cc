@@ -1,11 +1,14 @@
 // ParseMessage, table-driven: bad lines map to the error codes of
 // docs/protocol.md; good lines of every message type parse to typed values.
-#include "protocol/messages.h"
-
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
+#include <vector>
+
+#include "protocol/messages.h"
 
 namespace pincer {
 namespace {
@@ -38,7 +41,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"{\"type\":\"stats\",\"req\":1", "bad_json", {}},
         BadLine{"{'type':'stats'}", "bad_json", {}}, BadLine{"\xff\xfe", "bad_json", {}},
         // JSON but not an object.
-        BadLine{"[]", "bad_message", {}}, BadLine{"[{\"type\":\"stats\",\"req\":1}]", "bad_message", {}},
+        BadLine{"[]", "bad_message", {}},
+        BadLine{"[{\"type\":\"stats\",\"req\":1}]", "bad_message", {}},
         BadLine{"42", "bad_message", {}}, BadLine{"\"submit\"", "bad_message", {}},
         BadLine{"null", "bad_message", {}}, BadLine{"true", "bad_message", {}},
         // No string type.
@@ -86,7 +90,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"{\"type\":\"result\",\"id\":\"t1\"}", "bad_message", {}},
         BadLine{"{\"type\":\"result\",\"id\":5,\"ok\":true}", "bad_message", {}},
         BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":\"true\"}", "bad_message", {}},
-        BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"retryable\":1}", "bad_message", {}},
+        BadLine{
+            "{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"retryable\":1}", "bad_message", {}},
         BadLine{"{\"type\":\"progress\",\"data\":1}", "bad_message", {}},
         BadLine{"{\"type\":\"heartbeat\",\"load\":[1]}", "bad_message", {}},
         BadLine{"{\"type\":\"heartbeat\",\"load\":0.5}", "bad_message", {}},
@@ -94,10 +99,48 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"{\"type\":\"hello\",\"proto\":1}", "bad_hello", {}},
         BadLine{"{\"type\":\"hello\",\"role\":\"worker\"}", "bad_hello", {}},
         BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":\"1\"}", "bad_hello", {}},
-        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"token\":5}", "bad_hello", {}},
-        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"skills\":\"echo\"}", "bad_hello", {}},
-        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"capacity\":\"2\"}", "bad_hello", {}},
-        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"labels\":[]}", "bad_hello", {}}));
+        BadLine{
+            "{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"token\":5}", "bad_hello", {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"skills\":\"echo\"}",
+                "bad_hello",
+                {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"capacity\":\"2\"}",
+                "bad_hello",
+                {}},
+        BadLine{
+            "{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"labels\":[]}", "bad_hello", {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"capacity\":"
+                "18446744073709551615}",
+                "bad_hello",
+                {}},
+        // Numbers past their ranges: refused and named, never wrapped.
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":31536000001}", "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":10000000000000}", "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":18446744073709551615}",
+                "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":\"8761h\"}", "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":\"999999999999d\"}", "invalid_request",
+                1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"timeout\":\"9999999999999999999999h\"}",
+                "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"max_attempts\":1001}", "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"max_attempts\":4294967296}", "invalid_request",
+                1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"max_attempts\":18446744073709551615}",
+                "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"priority\":9223372036854775808}",
+                "invalid_request", 1},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"priority\":18446744073709551615}",
+                "invalid_request", 1},
+        BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":0}", "invalid_request", 2},
+        BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":-1}", "invalid_request", 2},
+        BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":10000001}", "invalid_request", 2},
+        BadLine{"{\"type\":\"tasks\",\"req\":2,\"limit\":9223372036854775808}", "invalid_request",
+                2},
+        BadLine{"{\"type\":\"stats\",\"req\":9223372036854775808}", "bad_message", {}},
+        // Nesting past limits.max_json_depth (64 by default).
+        BadLine{
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "bad_json", {}}));
 
 template <typename T>
 T Parse(const std::string& line) {
@@ -168,6 +211,15 @@ TEST(ProtocolTest, ProgressAndHeartbeat) {
   EXPECT_EQ(*h.rss_bytes, 104857600);
   auto empty = Parse<HeartbeatMsg>(R"({"type":"heartbeat"})");
   EXPECT_FALSE(empty.cpu);
+  // rss_bytes out of int64 (or negative as a float) is ignored, never cast.
+  for (const char* load : {R"({"rss_bytes":1e300})", R"({"rss_bytes":-1.5})",
+                           R"({"rss_bytes":18446744073709551615})"}) {
+    EXPECT_FALSE(
+        Parse<HeartbeatMsg>(std::string(R"({"type":"heartbeat","load":)") + load + "}").rss_bytes)
+        << load;
+  }
+  EXPECT_EQ(Parse<HeartbeatMsg>(R"({"type":"heartbeat","load":{"rss_bytes":2048.0}})").rss_bytes,
+            2048);
 }
 
 TEST(ProtocolTest, SubmitWithEveryField) {
@@ -252,6 +304,126 @@ TEST(ProtocolTest, UnknownFieldsAreIgnored) {
   EXPECT_EQ(s.skills, (std::vector<std::string>{"a"}));
 }
 
+// A value nested `levels` deep: [[...[]...]].
+std::string Nest(int levels) { return std::string(levels, '[') + std::string(levels, ']'); }
+
+// Every place a line can carry a value nested without bound, before a hello
+// and after: refused as bad_json naming the bound, at 100,000 levels (the
+// depth that overflowed the stack of a recursive walk) and one past it.
+TEST(ProtocolTest, NestingPastTheBoundIsRefusedEverywhere) {
+  const std::vector<std::string> wrappers = {
+      R"({"type":"submit","req":1,"skills":["x"],"payload":%})",
+      R"({"type":"result","id":"t1","ok":true,"output":%})",
+      R"({"type":"result","id":"t1","ok":false,"error":%})",
+      R"({"type":"progress","id":"t1","data":%})",
+      R"({"type":"hello","role":"worker","proto":1,"token":"wrong","labels":{"a":%}})",
+      R"({"type":"heartbeat","load":{"cpu":%}})",
+      R"({"type":"status","req":1,"id":"t1","extra":%})",
+      R"({"type":"nonsense","x":%})",
+      R"(%)",
+  };
+  for (const std::string& w : wrappers) {
+    const std::size_t at = w.find('%');
+    // Levels the wrapper itself adds around `%`.
+    int outer = 0;
+    for (std::size_t i = 0; i < at; ++i)
+      outer += (w[i] == '{' || w[i] == '[') - (w[i] == '}' || w[i] == ']');
+    for (int levels : {kDefaultMaxJsonDepth - outer + 1, 100000}) {
+      const std::string line = w.substr(0, at) + Nest(levels) + w.substr(at + 1);
+      for (const ParseResult& r : {ParseMessage(line), ParseMessageWithoutFastPathForTest(line)}) {
+        const auto* err = std::get_if<ProtocolError>(&r);
+        ASSERT_NE(err, nullptr) << w << " at " << levels;
+        EXPECT_EQ(err->code, "bad_json") << w;
+        EXPECT_NE(err->message.find("limits.max_json_depth = 64"), std::string::npos)
+            << err->message;
+      }
+    }
+    // Unterminated, 1,000,000 deep: no parser may walk it either.
+    const std::string open = w.substr(0, at) + std::string(1000000, '[');
+    const ParseResult r = ParseMessage(open);
+    ASSERT_TRUE(std::holds_alternative<ProtocolError>(r));
+    EXPECT_EQ(std::get<ProtocolError>(r).code, "bad_json");
+  }
+}
+
+TEST(ProtocolTest, NestingUpToTheBoundIsAccepted) {
+  // The message object is level 1: a payload may nest max_json_depth - 1.
+  auto s = Parse<SubmitReq>(R"({"type":"submit","req":1,"payload":)" + Nest(63) + "}");
+  EXPECT_EQ(s.payload, Nest(63));
+  auto r = Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true,"output":)" + Nest(63) + "}");
+  EXPECT_EQ(r.output, Nest(63));
+  auto h =
+      Parse<Hello>(R"({"type":"hello","role":"worker","proto":1,"labels":{"a":)" + Nest(62) + "}}");
+  EXPECT_EQ(h.labels, R"({"a":)" + Nest(62) + "}");
+  // Brackets inside strings are text, not nesting.
+  const std::string text = "\"" + std::string(1000, '[') + "\\\"{\"";
+  auto q = Parse<SubmitReq>(R"({"type":"submit","req":1,"payload":)" + text + "}");
+  EXPECT_EQ(q.payload, text);
+  // Another bound, from the config.
+  ParseResult deep = ParseMessage(R"({"type":"submit","req":1,"payload":)" + Nest(200) + "}", 201);
+  ASSERT_TRUE(std::holds_alternative<Message>(deep));
+  ParseResult deeper =
+      ParseMessage(R"({"type":"submit","req":1,"payload":)" + Nest(201) + "}", 201);
+  ASSERT_TRUE(std::holds_alternative<ProtocolError>(deeper));
+  EXPECT_NE(std::get<ProtocolError>(deeper).message.find("= 201"), std::string::npos);
+}
+
+TEST(ProtocolTest, NumbersAtTheEdgesOfTheirRanges) {
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":31536000000})").timeout,
+            std::chrono::milliseconds(kMaxTimeoutMs));
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"timeout":"8760h"})").timeout,
+            std::chrono::hours(8760));
+  EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"max_attempts":1000})").max_attempts,
+            1000);
+  EXPECT_EQ(
+      Parse<SubmitReq>(R"({"type":"submit","req":1,"priority":9223372036854775807})").priority,
+      INT64_MAX);
+  EXPECT_EQ(
+      Parse<SubmitReq>(R"({"type":"submit","req":1,"priority":-9223372036854775808})").priority,
+      INT64_MIN);
+  EXPECT_EQ(Parse<TasksReq>(R"({"type":"tasks","req":1,"limit":10000000})").limit, 10000000);
+  EXPECT_EQ(Parse<TasksReq>(R"({"type":"tasks","req":1,"limit":1})").limit, 1);
+  // The messages name the range.
+  ParseResult r = ParseMessage(R"({"type":"submit","req":1,"timeout":10000000000000})");
+  EXPECT_NE(std::get<ProtocolError>(r).message.find("365 days"), std::string::npos);
+  r = ParseMessage(R"({"type":"submit","req":1,"max_attempts":4294967296})");
+  EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 1000"), std::string::npos);
+  r = ParseMessage(R"({"type":"tasks","req":1,"limit":0})");
+  EXPECT_NE(std::get<ProtocolError>(r).message.find("from 1 to 10000000"), std::string::npos);
+}
+
+TEST(ProtocolTest, SkillListsAreBounded) {
+  const auto list = [](std::size_t n, std::size_t bytes) {
+    nlohmann::json skills = nlohmann::json::array();
+    for (std::size_t i = 0; i < n; ++i)
+      skills.push_back(std::to_string(i) + std::string(bytes, 's'));
+    return skills.dump();
+  };
+  EXPECT_EQ(
+      Parse<SubmitReq>(R"({"type":"submit","req":1,"skills":)" + list(256, 3) + "}").skills.size(),
+      256u);
+  EXPECT_EQ(
+      Parse<Hello>(R"({"type":"hello","role":"worker","proto":1,"skills":)" + list(256, 3) + "}")
+          .skills.size(),
+      256u);
+  struct Case {
+    std::string skills;
+    std::string words;
+  };
+  for (const Case& c : {Case{list(257, 3), "at most 256 are allowed"},
+                        Case{R"([")" + std::string(257, 'x') + R"("])", "257 bytes long"}}) {
+    ParseResult s = ParseMessage(R"({"type":"submit","req":7,"skills":)" + c.skills + "}");
+    ASSERT_TRUE(std::holds_alternative<ProtocolError>(s));
+    EXPECT_EQ(std::get<ProtocolError>(s).code, "invalid_request");
+    EXPECT_EQ(std::get<ProtocolError>(s).req, 7);
+    EXPECT_NE(std::get<ProtocolError>(s).message.find(c.words), std::string::npos);
+    ParseResult h =
+        ParseMessage(R"({"type":"hello","role":"worker","proto":1,"skills":)" + c.skills + "}");
+    ASSERT_TRUE(std::holds_alternative<ProtocolError>(h));
+    EXPECT_EQ(std::get<ProtocolError>(h).code, "bad_hello");
+  }
+}
+
 TEST(ProtocolTest, WireDurations) {
   EXPECT_EQ(ParseWireDuration("250ms"), std::chrono::milliseconds(250));
   EXPECT_EQ(ParseWireDuration("5s"), std::chrono::seconds(5));
@@ -262,6 +434,11 @@ TEST(ProtocolTest, WireDurations) {
   EXPECT_FALSE(ParseWireDuration("5 s"));
   EXPECT_FALSE(ParseWireDuration("5x"));
   EXPECT_FALSE(ParseWireDuration("-5s"));
+  EXPECT_FALSE(ParseWireDuration("1d"));  // not a unit: 24h
+  // Past INT64_MAX ms it saturates, for the caller's range check to name.
+  EXPECT_EQ(ParseWireDuration("99999999999999999999h"), std::chrono::milliseconds(INT64_MAX));
+  EXPECT_EQ(ParseWireDuration("2562047788015h2562047788015h"),
+            std::chrono::milliseconds(INT64_MAX));
 }
 
 }  // namespace

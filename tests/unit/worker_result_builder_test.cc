@@ -56,6 +56,29 @@ TEST(StdoutToOutputTest, AnythingElseIsTheExactString) {
   EXPECT_EQ(StdoutToOutput("1\n2\n"), json("1\n2\n"));  // two values are not one JSON
 }
 
+std::string Nest(int levels) { return std::string(levels, '[') + std::string(levels, ']'); }
+
+TEST(ResultLineTest, OutputNestedPastTheDaemonsBoundIsAPermanentFailure) {
+  // The daemon's max_json_depth 64: the result object is level 1, so the
+  // output may nest 63 levels.
+  json r = Parse(ResultLine("t1", Exited(0, Nest(63) + "\n"), 1 << 20, 64));
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["output"], json::parse(Nest(63)));
+  for (int levels : {64, 100000}) {
+    r = Parse(ResultLine("t1", Exited(0, Nest(levels)), 1 << 20, 64));
+    EXPECT_EQ(r["ok"], false) << levels;
+    EXPECT_EQ(r["retryable"], false);
+    EXPECT_NE(r["error"].get<std::string>().find("output too deep"), std::string::npos) << r;
+  }
+  // Another daemon bound.
+  EXPECT_EQ(Parse(ResultLine("t1", Exited(0, Nest(9)), 1 << 20, 10))["ok"], true);
+  EXPECT_EQ(Parse(ResultLine("t1", Exited(0, Nest(10)), 1 << 20, 10))["ok"], false);
+  // Deep brackets that are not JSON are text, as any other text.
+  const std::string text(100000, '[');
+  r = Parse(ResultLine("t1", Exited(0, text), 1 << 20, 64));
+  EXPECT_EQ(r["output"], text);
+}
+
 TEST(DescribeFailureTest, ExitStatusWithTrimmedStderrTail) {
   EXPECT_EQ(DescribeFailure(Exited(1)), "exit status 1");
   EXPECT_EQ(DescribeFailure(Exited(3, "", "boom\n")), "exit status 3: boom");

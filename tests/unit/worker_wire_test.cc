@@ -24,6 +24,32 @@ TEST(ParseDaemonMessageTest, WelcomeWithoutIntervalKeepsTheDefault) {
       ParseDaemonMessage(R"({"type":"welcome","id":"w3","heartbeat_ms":0})")));
 }
 
+TEST(ParseDaemonMessageTest, WelcomeCarriesTheDaemonsDepthBound) {
+  auto m = ParseDaemonMessage(R"({"type":"welcome","id":"w3","max_json_depth":200})");
+  EXPECT_EQ(std::get<WelcomeMsg>(m).max_json_depth, 200);
+  // Absent (an older daemon) or nonsense: the default.
+  for (const char* line :
+       {R"({"type":"welcome","id":"w3"})", R"({"type":"welcome","id":"w3","max_json_depth":0})",
+        R"({"type":"welcome","id":"w3","max_json_depth":99999})",
+        R"({"type":"welcome","id":"w3","max_json_depth":"64"})"}) {
+    EXPECT_EQ(std::get<WelcomeMsg>(ParseDaemonMessage(line)).max_json_depth, kDefaultMaxJsonDepth)
+        << line;
+  }
+}
+
+TEST(ParseDaemonMessageTest, LinesNestedPastTheBoundAreBadMessages) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto m = ParseDaemonMessage(R"({"type":"task","id":"t1","payload":)" + deep + "}");
+  ASSERT_TRUE(std::holds_alternative<BadMsg>(m));
+  EXPECT_NE(std::get<BadMsg>(m).reason.find("1024"), std::string::npos);
+  EXPECT_TRUE(std::holds_alternative<BadMsg>(ParseDaemonMessage(std::string(1000000, '{'))));
+  // Up to the bound a payload passes whole.
+  const std::string ok = std::string(1023, '[') + std::string(1023, ']');
+  auto t = ParseDaemonMessage(R"({"type":"task","id":"t1","payload":)" + ok + "}");
+  ASSERT_TRUE(std::holds_alternative<TaskMsg>(t));
+  EXPECT_EQ(std::get<TaskMsg>(t).payload.dump(), ok);
+}
+
 TEST(ParseDaemonMessageTest, FullTask) {
   auto m = ParseDaemonMessage(
       R"({"type":"task","id":"t18","skills":["echo"],"payload":{"a":1},"attempt":2,)"

@@ -61,6 +61,24 @@ class Task:
             self._conn.send({"type": "progress", "id": self.id, "data": data})
 
 
+def _json_depth_exceeds(value, limit):
+    """True when lists and dicts in `value` nest more than `limit` levels
+    (`[]` is 1). Iterative: no recursion limit to hit."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children = v.values()
+        elif isinstance(v, (list, tuple)):
+            children = v
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children)
+    return False
+
+
 class _Connection:
     """A socket with a lock around writes: task threads, the heartbeat thread
     and the reader all send on it."""
@@ -167,6 +185,7 @@ class Worker:
         self._lock = threading.Lock()
         self._conn = None
         self._load = _Load()
+        self._max_json_depth = 64  # the daemon's, from its welcome
 
     def stop(self):
         """Leaves the loop in run(); safe from signal handlers and other threads."""
@@ -210,13 +229,19 @@ class Worker:
             hello["spawn_id"] = self.spawn_id
         conn.send(hello)
         lines = _read_lines(conn.sock, self.max_line_bytes)
-        welcome = json.loads(next(lines, b"{}"))  # the socket's 10s timeout bounds the wait
-        if welcome.get("type") != "welcome":
+        try:
+            welcome = json.loads(next(lines, b"{}"))  # the socket's 10s timeout bounds the wait
+        except (ValueError, RecursionError):
+            welcome = None
+        if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
             log.error("daemon refused the handshake: %s", welcome)
             return False
         conn.sock.settimeout(None)
         log.info("connected to %s as %s", self.addr, welcome.get("id"))
         interval = max(welcome.get("heartbeat_ms", 5000), 10) / 1000.0
+        depth = welcome.get("max_json_depth")
+        # The daemon's limits.max_json_depth (older daemons: the default, 64).
+        self._max_json_depth = depth if isinstance(depth, int) and depth >= 2 else 64
         threading.Thread(target=self._heartbeats, args=(conn, interval), daemon=True).start()
         for line in lines:
             self._on_line(conn, line)
@@ -231,7 +256,9 @@ class Worker:
         try:
             msg = json.loads(line)
             kind = msg["type"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
+            # RecursionError: nested deeper than Python's json can read; a
+            # bad line like any other, never the end of the worker.
             log.warning("ignoring a bad line from the daemon: %.200r", line)
             return
         if kind == "task":
@@ -280,11 +307,18 @@ class Worker:
             result = failure("%s: %s" % (type(e).__name__, e), True)
         else:
             result = {"type": "result", "id": task.id, "ok": True, "output": output}
+            # Running it again would return the same thing: not retryable.
             try:
                 json.dumps(output, allow_nan=False)
-            except (TypeError, ValueError) as e:
-                # Running it again would return the same thing.
+            except (TypeError, ValueError, RecursionError) as e:
                 result = failure("output is not JSON-serializable: %s" % e, False)
+            else:
+                # The result object is level 1: the output may nest one less.
+                limit = self._max_json_depth - 1
+                if _json_depth_exceeds(output, limit):
+                    result = failure("output too deep: nested more than %d levels (the daemon's "
+                                     "limits.max_json_depth = %d, less the result object)"
+                                     % (limit, self._max_json_depth), False)
         with self._lock:
             mine = self._running.get(task.id) is task
             if mine:

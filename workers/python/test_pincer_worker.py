@@ -26,12 +26,12 @@ class FakeDaemon:
         self.listener.listen(4)
         self.addr = "127.0.0.1:%d" % self.listener.getsockname()[1]
 
-    def accept(self, heartbeat_ms=100):
+    def accept(self, heartbeat_ms=100, **welcome):
         self.listener.settimeout(5)
         sock, _ = self.listener.accept()
         peer = Peer(sock)
         hello = peer.recv()
-        peer.send({"type": "welcome", "id": "w1", "heartbeat_ms": heartbeat_ms})
+        peer.send(dict({"type": "welcome", "id": "w1", "heartbeat_ms": heartbeat_ms}, **welcome))
         return peer, hello
 
     def close(self):
@@ -84,6 +84,11 @@ def handler(task):
     if p == "wait-cancel":
         task.cancelled.wait(5)
         return "too late"
+    if isinstance(p, str) and p.startswith("nest:"):
+        out = []
+        for _ in range(int(p[5:]) - 1):
+            out = [out]
+        return out
     if isinstance(p, str) and p.startswith("sleep:"):
         time.sleep(float(p[6:]))
         return p
@@ -172,6 +177,31 @@ class WorkerTest(unittest.TestCase):
         self.task("t1", "still here")
         self.assertEqual(self.peer.recv()["output"], "still here")
 
+    def test_deep_lines_are_bad_lines(self):
+        # Past what Python's json reads (RecursionError): skipped like any
+        # bad line, and the worker serves on.
+        deep = 100000
+        self.peer.send('{"type":"task","id":"t0","payload":' + "[" * deep + "]" * deep + "}")
+        self.peer.send("[" * deep)
+        self.task("t1", "still here")
+        self.assertEqual(self.peer.recv()["output"], "still here")
+
+    def test_output_too_deep_fails_the_task(self):
+        # No max_json_depth in the welcome: the default 64, so an output may
+        # nest 63 levels (the result object is level 1).
+        self.task("t1", "nest:63")
+        r = self.peer.recv()
+        self.assertTrue(r["ok"])
+        self.task("t2", "nest:64")
+        r = self.peer.recv()
+        self.assertEqual((r["id"], r["ok"], r["retryable"]), ("t2", False, False))
+        self.assertIn("output too deep", r["error"])
+        self.assertIn("64", r["error"])
+        # Past Python's own recursion limit too.
+        self.task("t3", "nest:100000")
+        r = self.peer.recv()
+        self.assertEqual((r["id"], r["ok"], r["retryable"]), ("t3", False, False))
+
     def test_drain_finishes_then_returns(self):
         self.task("t1", "sleep:0.2")
         self.peer.send({"type": "drain"})
@@ -191,6 +221,27 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual(hello["type"], "hello")
         self.task("t2", "again")
         self.assertEqual(self.peer.recv()["output"], "again")
+
+
+class DaemonDepthTest(unittest.TestCase):
+    def test_welcome_sets_the_output_depth(self):
+        daemon = FakeDaemon()
+        worker = Worker(handler, skills=["echo"], addr=daemon.addr)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        peer, _ = daemon.accept(max_json_depth=8)
+        try:
+            peer.send({"type": "task", "id": "t1", "payload": "nest:7"})
+            self.assertTrue(peer.recv()["ok"])
+            peer.send({"type": "task", "id": "t2", "payload": "nest:8"})
+            r = peer.recv()
+            self.assertFalse(r["ok"])
+            self.assertIn("limits.max_json_depth = 8", r["error"])
+        finally:
+            worker.stop()
+            thread.join(5)
+            peer.close()
+            daemon.close()
 
 
 class EnvTest(unittest.TestCase):
