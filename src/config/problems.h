@@ -17,10 +17,24 @@ class Problems {
 
   // `path` is the dotted key path ("routing.rules[1].strategy"); empty when
   // the problem is about the file as a whole (syntax, not readable, ...).
+  //
+  // A hostile file could hold a million bad keys, or one key or value of
+  // megabytes: the error keeps the first kMaxLines problems and cuts each
+  // line to kMaxLineBytes, so it stays readable in a log and fits in one
+  // wire message.
   void Add(std::string_view path, std::string_view message) {
+    if (lines_.size() >= kMaxLines) {
+      ++dropped_;
+      return;
+    }
     std::string line = file_.empty() ? "" : file_ + ": ";
     if (!path.empty()) line.append(path).append(": ");
     line.append(message);
+    if (line.size() > kMaxLineBytes) {
+      const std::size_t cut = line.size() - kMaxLineBytes;
+      line.resize(kMaxLineBytes);
+      line += "... (" + std::to_string(cut) + " more bytes)";
+    }
     lines_.push_back(std::move(line));
   }
 
@@ -33,18 +47,37 @@ class Problems {
       if (!joined.empty()) joined += '\n';
       joined += line;
     }
+    if (dropped_ > 0) {
+      joined += "\n" + (file_.empty() ? "" : file_ + ": ") + "and " + std::to_string(dropped_) +
+                " more problem(s)";
+    }
     return ConfigError{joined};
   }
+
+  static constexpr std::size_t kMaxLines = 100;
+  static constexpr std::size_t kMaxLineBytes = 1000;
 
  private:
   std::string file_;
   std::vector<std::string> lines_;
+  std::size_t dropped_ = 0;
 };
 
+// A value quoted in a message: whole when short, else its start and its
+// length ("1111111111111111111111111111111... (40000 characters)").
+inline std::string Shown(std::string_view value) {
+  constexpr std::size_t kShown = 32;
+  if (value.size() <= kShown) return std::string(value);
+  return std::string(value.substr(0, kShown)) + "... (" + std::to_string(value.size()) +
+         " characters)";
+}
+
+
+// Paths are for messages only: a key longer than any real one is shortened.
 inline std::string Field(std::string_view path, std::string_view key) {
   std::string out(path);
   if (!out.empty()) out += '.';
-  out.append(key);
+  out.append(key.size() > 64 ? Shown(key) : std::string(key));
   return out;
 }
 

@@ -5,20 +5,20 @@
 #include <csignal>
 #include <fstream>
 
+#include "common/token.h"
 #include "protocol/encode.h"
 #include "pincer/version.h"
 
 namespace pincer {
 namespace {
 
-bool TokenMatches(const std::string& expected, const std::string& given) {
-  if (expected.empty()) return true;
-  // Compare in constant time so a token cannot be guessed byte by byte.
-  unsigned char diff = expected.size() != given.size();
-  for (std::size_t i = 0; i < expected.size(); ++i) {
-    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
-  }
-  return diff == 0;
+// The requests that need the admin role when auth.admin_token is set;
+// nullptr for the others.
+const char* AdminOnly(const Message& msg) {
+  if (std::holds_alternative<DrainReq>(msg)) return "drain";
+  if (auto* s = std::get_if<SimpleReq>(&msg); s && s->op == SimpleOp::kReload) return "reload";
+  if (auto* r = std::get_if<IdReq>(&msg); r && r->op == IdOp::kRetry) return "retry";
+  return nullptr;
 }
 
 // Moves `from` to the end of `to` and leaves it empty; when `to` is empty
@@ -213,6 +213,14 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
     Send(c.id(), EncodeError("unknown_type", "clients may not send worker messages"));
     return;
   }
+  if (!peer->admin && !config_.auth.admin_token.empty()) {
+    if (const char* op = AdminOnly(msg)) {
+      Send(c.id(), EncodeError("unauthorized",
+                               std::string(op) + " needs the admin token (auth.admin_token)",
+                               RequestId(msg)));
+      return;
+    }
+  }
   api_->Handle(c.id(), msg);
 }
 
@@ -226,7 +234,11 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
     return RefuseAndClose(peer, "bad_hello", "role must be \"worker\" or \"client\"");
   }
   const bool worker = hello.role == "worker";
-  if (!TokenMatches(worker ? config_.auth.worker_token : config_.auth.client_token, hello.token)) {
+  const AuthConfig& auth = config_.auth;
+  // A client with the admin token is an admin; both are compared either way.
+  const bool admin = !worker && !auth.admin_token.empty() && TokenMatches(auth.admin_token, hello.token);
+  const bool client = TokenMatches(auth.client_token, hello.token);
+  if (worker ? !TokenMatches(auth.worker_token, hello.token) : !(admin || client)) {
     return RefuseAndClose(peer, "unauthorized", "wrong token for role " + hello.role);
   }
   if (worker && hello.capacity < 1) {
@@ -249,6 +261,7 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
                  hello.capacity, fmt::join(hello.skills, ","));
   } else {
     peer.role = Role::kClient;
+    peer.admin = admin;
     Send(id, EncodeWelcome("c" + std::to_string(id), hb_ms));
   }
 }

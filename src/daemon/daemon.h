@@ -67,6 +67,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   struct Peer {
     std::shared_ptr<Connection> conn;
     Role role = Role::kNone;
+    bool admin = false;  // a client that said hello with auth.admin_token
     std::unique_ptr<asio::steady_timer> hello_timer;
     bool dirty = false;
     // This batch's output. Handed to the connection only after the store
