@@ -1,12 +1,13 @@
 #include "config/document.h"
 
-#include <yaml-cpp/yaml.h>
+#include <yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -101,99 +102,207 @@ std::string TooDeep() {
   return "nested deeper than " + std::to_string(kMaxDocumentDepth) + " levels";
 }
 
-std::string TooManyValues() {
-  return "holds more than " + std::to_string(kMaxDocumentValues) +
-         " values (each use of a YAML alias counts as a copy)";
+std::string TooManyValues(Format format) {
+  return "holds more than " + std::to_string(kMaxDocumentValues) + " values" +
+         (format == Format::kYaml ? " (each use of a YAML alias counts as a copy)" : "");
 }
 
-// The YAML tree as JSON. yaml-cpp keeps an alias as one shared node, so a
-// small file can stand for an exponential tree ("billion laughs"), or even a
-// cycle (`a: &x [*x]`): the walk counts every value it makes and stops at
-// the first bound it meets.
-class YamlToJson {
- public:
-  explicit YamlToJson(Problems& problems) : problems_(problems) {}
+// Owns one libyaml event.
+struct Event {
+  yaml_event_t e{};
+  ~Event() { yaml_event_delete(&e); }
+};
 
-  json Convert(const YAML::Node& node, const std::string& path, int depth) {
-    if (stopped_) return nullptr;
-    if (++values_ > kMaxDocumentValues) return Stop("", TooManyValues());
-    switch (node.Type()) {
-      case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
+struct Parser {
+  yaml_parser_t p{};
+  Parser() { yaml_parser_initialize(&p); }
+  ~Parser() { yaml_parser_delete(&p); }
+};
+
+// Builds the JSON tree from libyaml's events. libyaml's scanner keeps a
+// bounded lookahead and emits each collection's start as it meets it, so
+// the bounds below stop a hostile file early: nesting past
+// kMaxDocumentDepth, or more than kMaxDocumentValues values, where an alias
+// counts as a copy of every value under its anchor (a "billion laughs"
+// file stops at the bound instead of expanding). An alias to a node that is
+// not finished yet (`a: &x [*x]`) would be a cycle, and is refused.
+class YamlBuilder {
+ public:
+  explicit YamlBuilder(Problems& problems) : problems_(problems) {}
+
+  json Parse(const std::string& text) {
+    Parser parser;
+    yaml_parser_set_input_string(&parser.p, reinterpret_cast<const unsigned char*>(text.data()),
+                                 text.size());
+    std::size_t documents = 0;
+    while (true) {
+      Event event;
+      if (!yaml_parser_parse(&parser.p, &event.e)) {
+        SyntaxError(parser.p);
         return nullptr;
-      case YAML::NodeType::Scalar:
-        // yaml-cpp tags plain scalars "?" and quoted ones "!"; any explicit tag
-        // (!!str ...) is taken as a string too.
-        if (node.Tag() == "?") return ResolvePlainScalar(node.Scalar(), path, problems_);
-        return node.Scalar();
-      case YAML::NodeType::Sequence: {
-        if (depth >= kMaxDocumentDepth) return Stop(path, TooDeep());
-        json out = json::array();
-        std::size_t i = 0;
-        for (const YAML::Node& item : node) {
-          out.push_back(Convert(item, Index(path, i), depth + 1));
-          if (stopped_) return nullptr;
-          ++i;
-        }
-        return out;
       }
-      case YAML::NodeType::Map: {
-        if (depth >= kMaxDocumentDepth) return Stop(path, TooDeep());
-        json out = json::object();
-        for (const auto& entry : node) {
-          if (!entry.first.IsScalar()) {
-            problems_.Add(path, "keys must be plain strings");
-            continue;
-          }
-          const std::string& key = entry.first.Scalar();
-          std::string child = Field(path, key);
-          // yaml-cpp keeps both entries of a repeated key; refusing it avoids
-          // guessing which one the user meant.
-          if (out.contains(key)) {
-            problems_.Add(child, "duplicate key");
-            continue;
-          }
-          out[key] = Convert(entry.second, child, depth + 1);
-          if (stopped_) return nullptr;
-        }
-        return out;
+      const yaml_event_type_t type = event.e.type;
+      if (type == YAML_STREAM_END_EVENT) break;
+      if (type == YAML_DOCUMENT_START_EVENT) ++documents;
+      // Past the first document only the count matters.
+      if (documents > 1 || type == YAML_STREAM_START_EVENT || type == YAML_DOCUMENT_START_EVENT ||
+          type == YAML_DOCUMENT_END_EVENT) {
+        continue;
       }
+      if (!Handle(event.e)) return nullptr;
     }
-    return nullptr;
+    if (documents > 1) {
+      problems_.Add("", "holds " + std::to_string(documents) +
+                            " YAML documents; a config is one document");
+      return nullptr;
+    }
+    return std::move(root_);
   }
 
  private:
-  json Stop(const std::string& path, const std::string& message) {
-    problems_.Add(path, message);
-    stopped_ = true;
-    return nullptr;
+  struct Frame {
+    json value;         // the array or object being built
+    std::string path;   // for messages
+    std::string anchor;
+    std::size_t first_value = 0;  // values_ when it started (for anchors)
+    bool expecting_key = false;   // maps: the next event is a key
+    std::string key;              // maps: the key whose value comes next
+  };
+  struct Anchored {
+    json value;
+    std::size_t values = 0;
+  };
+
+  static std::string Text(const yaml_char_t* s) {
+    return s ? reinterpret_cast<const char*>(s) : "";
+  }
+
+  // False: stop (a problem was added).
+  bool Handle(const yaml_event_t& e) {
+    switch (e.type) {
+      case YAML_SCALAR_EVENT: {
+        const std::string value(reinterpret_cast<const char*>(e.data.scalar.value),
+                                e.data.scalar.length);
+        if (!frames_.empty() && frames_.back().expecting_key) {
+          Frame& map = frames_.back();
+          map.key = value;
+          map.expecting_key = false;
+          // libyaml keeps both entries of a repeated key; refusing it avoids
+          // guessing which one the user meant.
+          if (map.value.contains(value)) {
+            problems_.Add(Field(map.path, value), "duplicate key");
+            return false;
+          }
+          return true;
+        }
+        if (!Count(1)) return false;
+        // Untagged plain scalars are typed by the core schema; quoted ones
+        // and any explicit tag (!!str ...) are strings.
+        json v = e.data.scalar.tag == nullptr && e.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+                     ? ResolvePlainScalar(value, ChildPath(), problems_)
+                     : json(value);
+        const std::string anchor = Text(e.data.scalar.anchor);
+        if (!anchor.empty()) anchors_[anchor] = {v, 1};
+        return Place(std::move(v));
+      }
+      case YAML_ALIAS_EVENT: {
+        const std::string anchor = Text(e.data.alias.anchor);
+        if (!frames_.empty() && frames_.back().expecting_key) return KeyNotScalar();
+        auto it = anchors_.find(anchor);
+        if (it == anchors_.end()) {
+          bool open = false;
+          for (const Frame& f : frames_) open = open || f.anchor == anchor;
+          problems_.Add(ChildPath(), open ? "alias *" + Shown(anchor) +
+                                                " is inside its own anchor (a cycle)"
+                                          : "unknown alias *" + Shown(anchor));
+          return false;
+        }
+        if (!Count(it->second.values)) return false;
+        return Place(it->second.value);
+      }
+      case YAML_SEQUENCE_START_EVENT:
+      case YAML_MAPPING_START_EVENT: {
+        if (!frames_.empty() && frames_.back().expecting_key) return KeyNotScalar();
+        const std::string path = ChildPath();
+        if (frames_.size() >= static_cast<std::size_t>(kMaxDocumentDepth)) {
+          problems_.Add(path, TooDeep());
+          return false;
+        }
+        if (!Count(1)) return false;
+        const bool map = e.type == YAML_MAPPING_START_EVENT;
+        const yaml_char_t* anchor = map ? e.data.mapping_start.anchor : e.data.sequence_start.anchor;
+        frames_.push_back(
+            {map ? json::object() : json::array(), path, Text(anchor), values_ - 1, map, ""});
+        return true;
+      }
+      case YAML_SEQUENCE_END_EVENT:
+      case YAML_MAPPING_END_EVENT: {
+        Frame done = std::move(frames_.back());
+        frames_.pop_back();
+        if (!done.anchor.empty()) anchors_[done.anchor] = {done.value, values_ - done.first_value};
+        return Place(std::move(done.value));
+      }
+      default:
+        return true;
+    }
+  }
+
+  bool KeyNotScalar() {
+    problems_.Add(frames_.back().path, "keys must be plain strings");
+    return false;
+  }
+
+  bool Count(std::size_t n) {
+    values_ += n;
+    if (values_ <= kMaxDocumentValues) return true;
+    problems_.Add("", TooManyValues(Format::kYaml));
+    return false;
+  }
+
+  std::string ChildPath() const {
+    if (frames_.empty()) return "";
+    const Frame& top = frames_.back();
+    return top.value.is_object() ? Field(top.path, top.key) : Index(top.path, top.value.size());
+  }
+
+  // Puts a finished value where it belongs: the root, the next item of a
+  // list, or the value of a map's current key.
+  bool Place(json v) {
+    if (frames_.empty()) {
+      root_ = std::move(v);
+      return true;
+    }
+    Frame& top = frames_.back();
+    if (top.value.is_array()) {
+      top.value.push_back(std::move(v));
+    } else {
+      top.value[top.key] = std::move(v);
+      top.expecting_key = true;
+    }
+    return true;
+  }
+
+  void SyntaxError(const yaml_parser_t& p) {
+    std::string what = p.problem ? p.problem : "unreadable YAML";
+    if (p.context) what += " " + std::string(p.context);
+    if (p.error == YAML_READER_ERROR) {
+      problems_.Add("", "YAML error: " + what + " at byte " + std::to_string(p.problem_offset));
+      return;
+    }
+    problems_.Add("", "line " + std::to_string(p.problem_mark.line + 1) + ", column " +
+                          std::to_string(p.problem_mark.column + 1) +
+                          ": YAML syntax error: " + what);
   }
 
   Problems& problems_;
+  json root_;
+  std::vector<Frame> frames_;
+  std::map<std::string, Anchored> anchors_;
   std::size_t values_ = 0;
-  bool stopped_ = false;
 };
 
 json ParseYaml(const std::string& text, Problems& problems) {
-  std::vector<YAML::Node> documents;
-  try {
-    documents = YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
-    if (e.mark.is_null()) {
-      problems.Add("", "YAML error: " + e.msg);
-    } else {
-      problems.Add("", "line " + std::to_string(e.mark.line + 1) + ", column " +
-                           std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
-    }
-    return nullptr;
-  }
-  if (documents.empty()) return nullptr;
-  if (documents.size() > 1) {
-    problems.Add("", "holds " + std::to_string(documents.size()) +
-                         " YAML documents; a config is one document");
-    return nullptr;
-  }
-  return YamlToJson(problems).Convert(documents[0], "", 0);
+  return YamlBuilder(problems).Parse(text);
 }
 
 // Thrown by DocumentCheck to stop the parse at a bound; the problem has
@@ -257,7 +366,7 @@ class DocumentCheck {
 
   void CountValue() {
     if (++values_ > kMaxDocumentValues) {
-      problems_.Add("", TooManyValues());
+      problems_.Add("", TooManyValues(Format::kJson));
       throw StopParse{};
     }
   }

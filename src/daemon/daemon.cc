@@ -44,6 +44,8 @@ Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
       signals_(io) {}
 
 Daemon::~Daemon() {
+  // A load still running posts its result to a loop that no longer runs.
+  if (reload_thread_.joinable()) reload_thread_.join();
   // The metrics server takes a moment to stop; stop it while signals_ still
   // catches SIGTERM, so a second SIGTERM in that moment cannot kill pincerd
   // after a clean drain.
@@ -71,7 +73,7 @@ Status Daemon::Start() {
   dispatcher_->set_observer(metrics_.get());
 
   ClientApi::Hooks hooks;
-  hooks.reload = [this] { return Reload(); };
+  hooks.reload = [this](ClientApi::ReloadDone done) { Reload(std::move(done)); };
   hooks.pools = [this] { return supervisor_ ? supervisor_->PoolsView() : nlohmann::json::array(); };
   hooks.worker_extra = [this](const Worker& w, nlohmann::json& v) {
     if (supervisor_) supervisor_->AddWorkerFields(w, v);
@@ -578,7 +580,7 @@ void Daemon::WatchSignals() {
   signals_.async_wait([this](const std::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      Reload();
+      Reload(nullptr);
     } else {
       Shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
     }
@@ -586,17 +588,42 @@ void Daemon::WatchSignals() {
   });
 }
 
-Status Daemon::Reload() {
-  // systemd sees the reload begin and end, whatever its outcome.
-  if (notifier_) notifier_->Reloading();
-  struct Done {
-    SystemdNotifier* n;
-    ~Done() { if (n) n->Reloaded(); }
-  } done{notifier_.get()};
+void Daemon::Reload(ReloadDone done) {
   if (options_.config_path.empty()) {
-    return Status("reload_failed", "pincerd was started without a config file");
+    // systemd sees the reload begin and end, whatever its outcome.
+    if (notifier_) notifier_->Reloading();
+    if (notifier_) notifier_->Reloaded();
+    if (done) done(Status("reload_failed", "pincerd was started without a config file"));
+    return;
   }
-  ConfigResult loaded = LoadConfig(options_.config_path);
+  if (reloading_) {
+    reload_next_.push_back(std::move(done));
+    return;
+  }
+  std::vector<ReloadDone> waiting;
+  waiting.push_back(std::move(done));
+  StartReload(std::move(waiting));
+}
+
+void Daemon::StartReload(std::vector<ReloadDone> waiting) {
+  reloading_ = true;
+  if (notifier_) notifier_->Reloading();
+  if (reload_thread_.joinable()) reload_thread_.join();  // done: it posted its result
+  reload_thread_ = std::thread([this, path = options_.config_path, waiting = std::move(waiting)] {
+    auto loaded = std::make_shared<ConfigResult>(LoadConfig(path));
+    asio::post(io_, [this, loaded, waiting = std::move(waiting)] {
+      const Status st = ApplyConfig(std::move(*loaded));
+      reloading_ = false;
+      if (notifier_) notifier_->Reloaded();
+      for (const ReloadDone& done : waiting) {
+        if (done) done(st);
+      }
+      if (!reload_next_.empty()) StartReload(std::exchange(reload_next_, {}));
+    });
+  });
+}
+
+Status Daemon::ApplyConfig(ConfigResult loaded) {
   if (!loaded.ok()) {
     spdlog::error("reload refused, the running config stays: {}", loaded.error->message);
     return Status("reload_failed", loaded.error->message);
