@@ -519,6 +519,11 @@ const BadCase kBadCases[] = {
     {"a.json", "{\n  \"tasks\": {\n    \"timeout\": 5s\n  }\n}\n", "", "line 3"},
     {"a.json", "{\"listen\": ", "", "JSON parse error"},
     {"a.yaml", "a: 1\n---\nb: 2\n", "", "2 YAML documents"},
+    {"a.yaml", "log_level: \xff\n", "", "YAML error: invalid leading UTF-8 octet at byte 11"},
+    {"a.yaml", "? [a]\n: 1\n", "", "keys must be plain strings"},
+    {"a.yaml", "pools: [{name: a, command: [x], env: {? {b: 1} : c}}]", "pools[0].env",
+     "keys must be plain strings"},
+    {"a.yaml", "tasks: &t {timeout: 5s}\nheartbeat: *t\n", "heartbeat.timeout", "unknown key"},
     // Not a config file at all.
     {"a.toml", "listen = 1", "", "unknown config format"},
 };
