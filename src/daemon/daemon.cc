@@ -609,8 +609,14 @@ void Daemon::StartReload(std::vector<ReloadDone> waiting) {
   reloading_ = true;
   if (notifier_) notifier_->Reloading();
   if (reload_thread_.joinable()) reload_thread_.join();  // done: it posted its result
-  reload_thread_ = std::thread([this, path = options_.config_path, waiting = std::move(waiting)] {
-    auto loaded = std::make_shared<ConfigResult>(LoadConfig(path));
+  reload_thread_ = std::thread([this, path = options_.config_path,
+                                waiting = std::move(waiting)]() mutable {
+    auto loaded = std::make_shared<ConfigResult>();
+    try {
+      *loaded = LoadConfig(path);
+    } catch (const std::exception& e) {  // out of memory, say: refuse, serve on
+      loaded->error = ConfigError{path + ": cannot load: " + e.what()};
+    }
     asio::post(io_, [this, loaded, waiting = std::move(waiting)] {
       const Status st = ApplyConfig(std::move(*loaded));
       reloading_ = false;
