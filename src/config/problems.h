@@ -10,6 +10,16 @@
 
 namespace pincer::config_internal {
 
+// The length of the longest prefix of `text` of at most `max` bytes that
+// does not end inside a UTF-8 sequence, so a shortened message stays valid
+// UTF-8 (it goes out in a JSON string).
+inline std::size_t Utf8Prefix(std::string_view text, std::size_t max) {
+  if (text.size() <= max) return text.size();
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
 class Problems {
  public:
   // `file` prefixes every message; empty for a Config built in code.
@@ -31,8 +41,9 @@ class Problems {
     if (!path.empty()) line.append(path).append(": ");
     line.append(message);
     if (line.size() > kMaxLineBytes) {
-      const std::size_t cut = line.size() - kMaxLineBytes;
-      line.resize(kMaxLineBytes);
+      const std::size_t kept = Utf8Prefix(line, kMaxLineBytes);
+      const std::size_t cut = line.size() - kept;
+      line.resize(kept);
       line += "... (" + std::to_string(cut) + " more bytes)";
     }
     lines_.push_back(std::move(line));
@@ -64,12 +75,12 @@ class Problems {
 };
 
 // A value quoted in a message: whole when short, else its start and its
-// length ("1111111111111111111111111111111... (40000 characters)").
+// length ("11111111111111111111111111111111... (40000 bytes)").
 inline std::string Shown(std::string_view value) {
   constexpr std::size_t kShown = 32;
   if (value.size() <= kShown) return std::string(value);
-  return std::string(value.substr(0, kShown)) + "... (" + std::to_string(value.size()) +
-         " characters)";
+  return std::string(value.substr(0, Utf8Prefix(value, kShown))) + "... (" +
+         std::to_string(value.size()) + " bytes)";
 }
 
 

@@ -56,7 +56,7 @@ std::vector<Hostile> HostileYamlFiles() {
   const int deep = 100000;
   return {
       {"40,000 digits", "log_level: " + std::string(40000, '1') + "\n",
-       "log_level: integer 11111111111111111111111111111111... (40000 characters) is out of range"},
+       "log_level: integer 11111111111111111111111111111111... (40000 bytes) is out of range"},
       {"alias bomb", AliasBomb(), "holds more than 100000 values"},
       {"deep flow", "a: " + std::string(deep, '[') + std::string(deep, ']') + "\n",
        "nested deeper than 64 levels"},

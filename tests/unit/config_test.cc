@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -675,6 +676,8 @@ TEST_F(ConfigTest, TokenFilesMustBeSmallRegularFiles) {
 
 TEST_F(ConfigTest, HugeScalarsAreRefusedWithAShortMessage) {
   const std::string digits(40000, '1');
+  std::string accents;
+  for (int i = 0; i < 20000; ++i) accents += "\xc3\xa9";
   struct Case {
     std::string name;
     std::string text;
@@ -682,7 +685,7 @@ TEST_F(ConfigTest, HugeScalarsAreRefusedWithAShortMessage) {
   };
   const std::vector<Case> cases = {
       {"a.yaml", "log_level: " + digits + "\n",
-       "log_level: integer 11111111111111111111111111111111... (40000 characters) is out of range"},
+       "log_level: integer 11111111111111111111111111111111... (40000 bytes) is out of range"},
       {"a.yaml", "log_level: -" + digits + "\n", "log_level: integer -1111"},
       {"a.yaml", "log_level: 0x" + std::string(40000, 'f') + "\n", "out of range"},
       {"a.yaml", "log_level: 1." + digits + "\n", "log_level: expected a string, got a number"},
@@ -693,12 +696,17 @@ TEST_F(ConfigTest, HugeScalarsAreRefusedWithAShortMessage) {
       {"a.yaml", "? " + digits + "\n: 1\n", "unknown key"},
       {"a.json", R"({"log_level": )" + digits + "}", "number overflow"},
       {"a.json", R"({"log_level": ")" + digits + R"("})", "log_level: unknown log level '1111"},
+      // Shortened on a UTF-8 boundary: "é" is two bytes.
+      {"a.yaml", "log_level: x" + accents + "\n", "log_level: unknown log level 'x"},
+      {"a.yaml", "? x" + accents + "\n: 1\n", "unknown key"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name + ": " + c.text.substr(0, 40));
     std::string message = Error(c.name, c.text);
     EXPECT_NE(message.find(c.says), std::string::npos) << message.substr(0, 2000);
     EXPECT_LT(message.size(), 2000u) << message.substr(0, 2000);
+    // Valid UTF-8: it goes out in a JSON string (reload_failed).
+    EXPECT_NO_THROW(nlohmann::json(message).dump());
   }
 }
 
