@@ -135,6 +135,13 @@ void Within(Problems& p, const std::string& path, long long value, long long min
   }
 }
 
+void SizeWithin(Problems& p, const std::string& path, std::size_t value, std::size_t min,
+                std::size_t max) {
+  if (value > max) {
+    p.Add(path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  }
+}
+
 void ShortEnough(Problems& p, const std::string& path, Duration d, Duration max = kMaxConfigDuration) {
   if (d > max) p.Add(path, "must be at most " + FormatDuration(max));
 }
@@ -142,7 +149,7 @@ void ShortEnough(Problems& p, const std::string& path, Duration d, Duration max 
 void CheckRanges(Problems& p, const Config& c) {
   constexpr long long kMillion = 1000000;
   ShortEnough(p, "store.fsync_interval", c.store.fsync_interval);
-  Within(p, "store.journal_bytes", static_cast<long long>(c.store.journal_bytes), 0, 1LL << 40);
+  SizeWithin(p, "store.journal_bytes", c.store.journal_bytes, 0, std::size_t{1} << 40);
   ShortEnough(p, "routing.affinity_wait", c.routing.affinity_wait);
   const OutlierConfig& outlier = c.routing.outlier;
   Within(p, "routing.outlier.consecutive_failures", outlier.consecutive_failures, 1, kMillion);
@@ -154,14 +161,12 @@ void CheckRanges(Problems& p, const Config& c) {
   ShortEnough(p, "tasks.timeout", c.tasks.timeout);
   Within(p, "tasks.max_attempts", c.tasks.max_attempts, 1, 1000);
   ShortEnough(p, "tasks.result_ttl", c.tasks.result_ttl);
-  Within(p, "tasks.max_ended", static_cast<long long>(c.tasks.max_ended), 0, 100 * kMillion);
+  SizeWithin(p, "tasks.max_ended", c.tasks.max_ended, 0, 100 * kMillion);
   ShortEnough(p, "heartbeat.interval", c.heartbeat.interval, Duration(60 * 60 * 1000));
   Within(p, "heartbeat.misses", c.heartbeat.misses, 1, 100);
-  Within(p, "limits.max_frame_bytes", static_cast<long long>(c.limits.max_frame_bytes), 1024,
-         1LL << 30);
-  Within(p, "limits.max_connections", static_cast<long long>(c.limits.max_connections), 1,
-         kMillion);
-  Within(p, "limits.max_queued", static_cast<long long>(c.limits.max_queued), 1, 100 * kMillion);
+  SizeWithin(p, "limits.max_frame_bytes", c.limits.max_frame_bytes, 1024, std::size_t{1} << 30);
+  SizeWithin(p, "limits.max_connections", c.limits.max_connections, 1, kMillion);
+  SizeWithin(p, "limits.max_queued", c.limits.max_queued, 1, 100 * kMillion);
   ShortEnough(p, "limits.hello_timeout", c.limits.hello_timeout);
   for (std::size_t i = 0; i < c.pools.size(); ++i) {
     const PoolConfig& pool = c.pools[i];

@@ -888,6 +888,20 @@ TEST(ValidateConfigTest, BuiltInCodeHasNoFilePrefix) {
   EXPECT_EQ(error->message, "etc/pincer.yaml: limits.max_frame_bytes: must be at least 1024");
 }
 
+TEST(ValidateConfigTest, SizesBuiltInCodeAreRangeChecked) {
+  Config c;
+  c.limits.max_frame_bytes = SIZE_MAX;  // would be negative as a signed number
+  c.tasks.max_ended = SIZE_MAX;
+  std::optional<ConfigError> error = ValidateConfig(c);
+  ASSERT_TRUE(error.has_value());
+  EXPECT_NE(error->message.find("limits.max_frame_bytes: must be between 1024 and 1073741824"),
+            std::string::npos)
+      << error->message;
+  EXPECT_NE(error->message.find("tasks.max_ended: must be between 0 and 100000000"),
+            std::string::npos)
+      << error->message;
+}
+
 TEST(ValidateConfigTest, AcceptsEdgeValues) {
   Config c;
   c.listen = "";
