@@ -4,7 +4,10 @@
 // held to the same rules as one read from a file.
 #include "config/config.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -124,7 +127,8 @@ class MapReader {
     if (!v) return;
     if (v->is_number_integer()) {
       if (v->is_number_unsigned() && v->get<std::uint64_t>() > INT64_MAX) {
-        problems_.Add(PathOf(key), "duration is out of range");
+        problems_.Add(PathOf(key), "duration is out of range (at most " +
+                                       FormatDuration(kMaxConfigDuration) + ")");
       } else if (v->get<std::int64_t>() < 0) {
         problems_.Add(PathOf(key), "duration must not be negative");
       } else {
@@ -136,9 +140,10 @@ class MapReader {
       if (auto d = ParseDuration(v->get<std::string>())) {
         *out = *d;
       } else {
-        problems_.Add(PathOf(key), "bad duration '" + v->get<std::string>() +
+        problems_.Add(PathOf(key), "bad duration '" + config_internal::Shown(v->get<std::string>()) +
                                        "' (expected e.g. 250ms, 5s, 10m, 24h, 1h30m, or an "
-                                       "integer number of milliseconds)");
+                                       "integer number of milliseconds; at most " +
+                                       FormatDuration(kMaxConfigDuration) + ")");
       }
       return;
     }
@@ -186,6 +191,11 @@ class MapReader {
       std::string message = "unknown key";
       std::size_t best = 3;
       for (const std::string& candidate : known_) {
+        // The distance is at least the difference in length: a long key
+        // skips the quadratic comparison.
+        const std::size_t gap = key.size() > candidate.size() ? key.size() - candidate.size()
+                                                              : candidate.size() - key.size();
+        if (gap >= best) continue;
         if (std::size_t d = EditDistance(key, candidate); d < best) {
           best = d;
           message = "unknown key (did you mean '" + candidate + "'?)";
@@ -249,9 +259,20 @@ void ReadToken(MapReader& auth, Problems& problems, const std::string& key, std:
     return;
   }
   std::string error;
-  std::optional<std::string> text = ReadFile(file, &error);
+  mode_t mode = 0;
+  std::optional<std::string> text =
+      ReadRegularFile(file, config_internal::kMaxTokenBytes, &error, &mode);
   if (!text) {
     problems.Add(auth.PathOf(file_key), "cannot read '" + file + "': " + error);
+    return;
+  }
+  // A secret others can read (or replace) is no secret; sshd refuses such
+  // key files the same way.
+  if (mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
+    char octal[16];
+    std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+    problems.Add(auth.PathOf(file_key), "'" + file + "' is accessible by group or others (mode " +
+                                            octal + "); run: chmod 600 '" + file + "'");
     return;
   }
   // Editors and `echo secret > file` leave a trailing newline.
@@ -339,6 +360,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   MapReader auth = Section(top, problems, "auth");
   ReadToken(auth, problems, "worker_token", &out->auth.worker_token);
   ReadToken(auth, problems, "client_token", &out->auth.client_token);
+  ReadToken(auth, problems, "admin_token", &out->auth.admin_token);
   auth.Finish();
 
   MapReader routing = Section(top, problems, "routing");
@@ -390,7 +412,8 @@ ConfigResult LoadConfig(const std::string& path) {
     return fail();
   }
   std::string error;
-  std::optional<std::string> text = ReadFile(path, &error);
+  std::optional<std::string> text =
+      ReadRegularFile(path, config_internal::kMaxConfigBytes, &error);
   if (!text) {
     problems.Add("", "cannot read config: " + error);
     return fail();

@@ -31,6 +31,9 @@ struct AuthConfig {
   // into the token itself (trailing whitespace trimmed).
   std::string worker_token;
   std::string client_token;
+  // Set: a client hello with this token gets the admin role, and drain,
+  // reload and retry need it. Empty: every client may send them.
+  std::string admin_token;
 
   bool operator==(const AuthConfig&) const = default;
 };
@@ -169,6 +172,10 @@ ConfigResult LoadConfig(const std::string& path);
 // Validates an already-built Config (cross-field rules: rule strategies
 // exist, pool names unique, ...). Returns an error message or nullopt.
 std::optional<ConfigError> ValidateConfig(const Config& config);
+
+// The longest duration a config may set (10 years): far below the limits
+// of the clock's arithmetic (nanoseconds in 64 bits, about 292 years).
+inline constexpr Duration kMaxConfigDuration{87600LL * 60 * 60 * 1000};
 
 // "250ms", "5s", "10m", "24h", "1h30m", "1.5s"; also a bare integer =
 // milliseconds. Units go from large to small. nullopt for anything else:

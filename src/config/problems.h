@@ -10,6 +10,16 @@
 
 namespace pincer::config_internal {
 
+// The length of the longest prefix of `text` of at most `max` bytes that
+// does not end inside a UTF-8 sequence, so a shortened message stays valid
+// UTF-8 (it goes out in a JSON string).
+inline std::size_t Utf8Prefix(std::string_view text, std::size_t max) {
+  if (text.size() <= max) return text.size();
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
 class Problems {
  public:
   // `file` prefixes every message; empty for a Config built in code.
@@ -17,10 +27,25 @@ class Problems {
 
   // `path` is the dotted key path ("routing.rules[1].strategy"); empty when
   // the problem is about the file as a whole (syntax, not readable, ...).
+  //
+  // A hostile file could hold a million bad keys, or one key or value of
+  // megabytes: the error keeps the first kMaxLines problems and cuts each
+  // line to kMaxLineBytes, so it stays readable in a log and fits in one
+  // wire message.
   void Add(std::string_view path, std::string_view message) {
+    if (lines_.size() >= kMaxLines) {
+      ++dropped_;
+      return;
+    }
     std::string line = file_.empty() ? "" : file_ + ": ";
     if (!path.empty()) line.append(path).append(": ");
     line.append(message);
+    if (line.size() > kMaxLineBytes) {
+      const std::size_t kept = Utf8Prefix(line, kMaxLineBytes);
+      const std::size_t cut = line.size() - kept;
+      line.resize(kept);
+      line += "... (" + std::to_string(cut) + " more bytes)";
+    }
     lines_.push_back(std::move(line));
   }
 
@@ -33,18 +58,37 @@ class Problems {
       if (!joined.empty()) joined += '\n';
       joined += line;
     }
+    if (dropped_ > 0) {
+      joined += "\n" + (file_.empty() ? "" : file_ + ": ") + "and " + std::to_string(dropped_) +
+                " more problem(s)";
+    }
     return ConfigError{joined};
   }
+
+  static constexpr std::size_t kMaxLines = 100;
+  static constexpr std::size_t kMaxLineBytes = 1000;
 
  private:
   std::string file_;
   std::vector<std::string> lines_;
+  std::size_t dropped_ = 0;
 };
 
+// A value quoted in a message: whole when short, else its start and its
+// length ("11111111111111111111111111111111... (40000 bytes)").
+inline std::string Shown(std::string_view value) {
+  constexpr std::size_t kShown = 32;
+  if (value.size() <= kShown) return std::string(value);
+  return std::string(value.substr(0, Utf8Prefix(value, kShown))) + "... (" +
+         std::to_string(value.size()) + " bytes)";
+}
+
+
+// Paths are for messages only: a key longer than any real one is shortened.
 inline std::string Field(std::string_view path, std::string_view key) {
   std::string out(path);
   if (!out.empty()) out += '.';
-  out.append(key);
+  out.append(key.size() > 64 ? Shown(key) : std::string(key));
   return out;
 }
 

@@ -127,6 +127,77 @@ void ValidatePool(Problems& p, const std::string& path, const PoolConfig& pool) 
   NotNegative(p, Field(path, "start_timeout"), pool.start_timeout);
 }
 
+// Upper bounds on numbers: a value past them is a typo or an attack, and
+// some would overflow the arithmetic that uses them (a deadline is a
+// duration added to the clock in 64-bit nanoseconds; heartbeat.interval is
+// multiplied by heartbeat.misses). docs/configuration.md lists each range.
+void Within(Problems& p, const std::string& path, long long value, long long min, long long max) {
+  if (value > max) {
+    p.Add(path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  }
+}
+
+void SizeWithin(Problems& p, const std::string& path, std::size_t value, std::size_t min,
+                std::size_t max) {
+  if (value > max) {
+    p.Add(path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  }
+}
+
+void ShortEnough(Problems& p, const std::string& path, Duration d, Duration max = kMaxConfigDuration) {
+  if (d > max) p.Add(path, "must be at most " + FormatDuration(max));
+}
+
+void CheckRanges(Problems& p, const Config& c) {
+  constexpr long long kMillion = 1000000;
+  ShortEnough(p, "store.fsync_interval", c.store.fsync_interval);
+  SizeWithin(p, "store.journal_bytes", c.store.journal_bytes, 0, std::size_t{1} << 40);
+  ShortEnough(p, "routing.affinity_wait", c.routing.affinity_wait);
+  const OutlierConfig& outlier = c.routing.outlier;
+  Within(p, "routing.outlier.consecutive_failures", outlier.consecutive_failures, 1, kMillion);
+  if (outlier.latency_factor > 1000) {
+    p.Add("routing.outlier.latency_factor", "must be 0 (off) or between 1 and 1000");
+  }
+  ShortEnough(p, "routing.outlier.base_ejection", outlier.base_ejection);
+  ShortEnough(p, "routing.outlier.max_ejection", outlier.max_ejection);
+  ShortEnough(p, "tasks.timeout", c.tasks.timeout);
+  Within(p, "tasks.max_attempts", c.tasks.max_attempts, 1, 1000);
+  ShortEnough(p, "tasks.result_ttl", c.tasks.result_ttl);
+  SizeWithin(p, "tasks.max_ended", c.tasks.max_ended, 0, 100 * kMillion);
+  ShortEnough(p, "heartbeat.interval", c.heartbeat.interval, Duration(60 * 60 * 1000));
+  Within(p, "heartbeat.misses", c.heartbeat.misses, 1, 100);
+  SizeWithin(p, "limits.max_frame_bytes", c.limits.max_frame_bytes, 1024, std::size_t{1} << 30);
+  SizeWithin(p, "limits.max_connections", c.limits.max_connections, 1, kMillion);
+  SizeWithin(p, "limits.max_queued", c.limits.max_queued, 1, 100 * kMillion);
+  ShortEnough(p, "limits.hello_timeout", c.limits.hello_timeout);
+  for (std::size_t i = 0; i < c.pools.size(); ++i) {
+    const PoolConfig& pool = c.pools[i];
+    const std::string path = Index("pools", i);
+    const std::string restart = Field(path, "restart");
+    Within(p, Field(path, "replicas"), pool.replicas, 0, 1000);
+    Within(p, Field(restart, "max_restarts"), pool.restart.max_restarts, 0, kMillion);
+    ShortEnough(p, Field(Field(restart, "backoff"), "initial"), pool.restart.backoff.initial);
+    ShortEnough(p, Field(Field(restart, "backoff"), "max"), pool.restart.backoff.max);
+    ShortEnough(p, Field(restart, "min_uptime"), pool.restart.min_uptime);
+    ShortEnough(p, Field(restart, "window"), pool.restart.window);
+    ShortEnough(p, Field(path, "stop_grace"), pool.stop_grace);
+    ShortEnough(p, Field(path, "start_timeout"), pool.start_timeout);
+  }
+  ShortEnough(p, "shutdown.drain_timeout", c.shutdown.drain_timeout);
+}
+
+// The admin token must be its own: shared with the client or worker token,
+// every holder of that token would be an admin. Worker and client may share
+// one token (the hello names the role), as they could before admin_token.
+void CheckTokens(Problems& p, const AuthConfig& auth) {
+  auto distinct = [&](const std::string& a, const char* a_key, const std::string& b,
+                      const char* b_key) {
+    if (!a.empty() && a == b) p.Add(a_key, std::string("must differ from ") + b_key);
+  };
+  distinct(auth.admin_token, "auth.admin_token", auth.worker_token, "auth.worker_token");
+  distinct(auth.admin_token, "auth.admin_token", auth.client_token, "auth.client_token");
+}
+
 }  // namespace
 
 std::optional<ConfigError> ValidateConfig(const Config& c) {
@@ -216,6 +287,8 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
   }
 
   NotNegative(p, "shutdown.drain_timeout", c.shutdown.drain_timeout);
+  CheckRanges(p, c);
+  CheckTokens(p, c.auth);
 
   if (p.empty()) return std::nullopt;
   return p.ToError();

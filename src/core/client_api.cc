@@ -156,10 +156,16 @@ void ClientApi::Simple(ConnId conn, const SimpleReq& req) {
     case SimpleOp::kStats:
       return Ok(conn, req.req, {{"stats", StatsView()}});
     case SimpleOp::kReload: {
-      Status st = hooks_.reload ? hooks_.reload()
-                                : Status("reload_failed", "this pincerd has no config file");
-      if (!st.ok()) return Error(conn, req.req, st);
-      return Ok(conn, req.req, json::object());
+      if (!hooks_.reload) {
+        return Error(conn, req.req, Status("reload_failed", "this pincerd has no config file"));
+      }
+      // Answered once the file is loaded and applied (or refused); a
+      // connection gone by then is skipped by the outbox.
+      hooks_.reload([this, conn, id = req.req](const Status& st) {
+        if (!st.ok()) return Error(conn, id, st);
+        Ok(conn, id, json::object());
+      });
+      return;
     }
     case SimpleOp::kPools:
       return Ok(conn, req.req, {{"pools", hooks_.pools ? hooks_.pools() : json::array()}});

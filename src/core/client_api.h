@@ -16,8 +16,11 @@ namespace pincer {
 class ClientApi {
  public:
   // Hooks into parts that live outside the core (config file, supervisor).
+  using ReloadDone = std::function<void(const Status&)>;
   struct Hooks {
-    std::function<Status()> reload;                               // re-read the config
+    // Re-reads the config, then calls its argument with the outcome (later,
+    // on the loop: the file is read off it).
+    std::function<void(std::function<void(const Status&)>)> reload;
     std::function<nlohmann::json()> pools;                        // the pools array
     std::function<void(const Worker&, nlohmann::json&)> worker_extra;  // pid, restarts, ...
     std::function<void(nlohmann::json&)> stats_extra;

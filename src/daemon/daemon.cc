@@ -5,20 +5,20 @@
 #include <csignal>
 #include <fstream>
 
+#include "common/token.h"
 #include "protocol/encode.h"
 #include "pincer/version.h"
 
 namespace pincer {
 namespace {
 
-bool TokenMatches(const std::string& expected, const std::string& given) {
-  if (expected.empty()) return true;
-  // Compare in constant time so a token cannot be guessed byte by byte.
-  unsigned char diff = expected.size() != given.size();
-  for (std::size_t i = 0; i < expected.size(); ++i) {
-    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
-  }
-  return diff == 0;
+// The requests that need the admin role when auth.admin_token is set;
+// nullptr for the others.
+const char* AdminOnly(const Message& msg) {
+  if (std::holds_alternative<DrainReq>(msg)) return "drain";
+  if (auto* s = std::get_if<SimpleReq>(&msg); s && s->op == SimpleOp::kReload) return "reload";
+  if (auto* r = std::get_if<IdReq>(&msg); r && r->op == IdOp::kRetry) return "retry";
+  return nullptr;
 }
 
 // Moves `from` to the end of `to` and leaves it empty; when `to` is empty
@@ -50,6 +50,8 @@ Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
       signals_(io) {}
 
 Daemon::~Daemon() {
+  // A load still running posts its result to a loop that no longer runs.
+  if (reload_thread_.joinable()) reload_thread_.join();
   // The metrics server takes a moment to stop; stop it while signals_ still
   // catches SIGTERM, so a second SIGTERM in that moment cannot kill pincerd
   // after a clean drain.
@@ -77,7 +79,7 @@ Status Daemon::Start() {
   dispatcher_->set_observer(metrics_.get());
 
   ClientApi::Hooks hooks;
-  hooks.reload = [this] { return Reload(); };
+  hooks.reload = [this](ClientApi::ReloadDone done) { Reload(std::move(done)); };
   hooks.pools = [this] { return supervisor_ ? supervisor_->PoolsView() : nlohmann::json::array(); };
   hooks.worker_extra = [this](const Worker& w, nlohmann::json& v) {
     if (supervisor_) supervisor_->AddWorkerFields(w, v);
@@ -224,6 +226,14 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
     Send(c.id(), EncodeError("unknown_type", "clients may not send worker messages"));
     return;
   }
+  if (!peer->admin && !config_.auth.admin_token.empty()) {
+    if (const char* op = AdminOnly(msg)) {
+      Send(c.id(), EncodeError("unauthorized",
+                               std::string(op) + " needs the admin token (auth.admin_token)",
+                               RequestId(msg)));
+      return;
+    }
+  }
   api_->Handle(c.id(), msg);
 }
 
@@ -237,7 +247,11 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
     return RefuseAndClose(peer, "bad_hello", "role must be \"worker\" or \"client\"");
   }
   const bool worker = hello.role == "worker";
-  if (!TokenMatches(worker ? config_.auth.worker_token : config_.auth.client_token, hello.token)) {
+  const AuthConfig& auth = config_.auth;
+  // A client with the admin token is an admin; both are compared either way.
+  const bool admin = !worker && !auth.admin_token.empty() && TokenMatches(auth.admin_token, hello.token);
+  const bool client = TokenMatches(auth.client_token, hello.token);
+  if (worker ? !TokenMatches(auth.worker_token, hello.token) : !(admin || client)) {
     return RefuseAndClose(peer, "unauthorized", "wrong token for role " + hello.role);
   }
   if (worker && (hello.capacity < 1 || hello.capacity > kMaxCapacity)) {
@@ -261,6 +275,7 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
                  hello.capacity, fmt::join(hello.skills, ","));
   } else {
     peer.role = Role::kClient;
+    peer.admin = admin;
     Send(id, EncodeWelcome("c" + std::to_string(id), hb_ms, config_.limits.max_json_depth));
   }
 }
@@ -580,7 +595,7 @@ void Daemon::WatchSignals() {
   signals_.async_wait([this](const std::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      Reload();
+      Reload(nullptr);
     } else {
       Shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
     }
@@ -588,17 +603,48 @@ void Daemon::WatchSignals() {
   });
 }
 
-Status Daemon::Reload() {
-  // systemd sees the reload begin and end, whatever its outcome.
-  if (notifier_) notifier_->Reloading();
-  struct Done {
-    SystemdNotifier* n;
-    ~Done() { if (n) n->Reloaded(); }
-  } done{notifier_.get()};
+void Daemon::Reload(ReloadDone done) {
   if (options_.config_path.empty()) {
-    return Status("reload_failed", "pincerd was started without a config file");
+    // systemd sees the reload begin and end, whatever its outcome.
+    if (notifier_) notifier_->Reloading();
+    if (notifier_) notifier_->Reloaded();
+    if (done) done(Status("reload_failed", "pincerd was started without a config file"));
+    return;
   }
-  ConfigResult loaded = LoadConfig(options_.config_path);
+  if (reloading_) {
+    reload_next_.push_back(std::move(done));
+    return;
+  }
+  std::vector<ReloadDone> waiting;
+  waiting.push_back(std::move(done));
+  StartReload(std::move(waiting));
+}
+
+void Daemon::StartReload(std::vector<ReloadDone> waiting) {
+  reloading_ = true;
+  if (notifier_) notifier_->Reloading();
+  if (reload_thread_.joinable()) reload_thread_.join();  // done: it posted its result
+  reload_thread_ = std::thread([this, path = options_.config_path,
+                                waiting = std::move(waiting)]() mutable {
+    auto loaded = std::make_shared<ConfigResult>();
+    try {
+      *loaded = LoadConfig(path);
+    } catch (const std::exception& e) {  // out of memory, say: refuse, serve on
+      loaded->error = ConfigError{path + ": cannot load: " + e.what()};
+    }
+    asio::post(io_, [this, loaded, waiting = std::move(waiting)] {
+      const Status st = ApplyConfig(std::move(*loaded));
+      reloading_ = false;
+      if (notifier_) notifier_->Reloaded();
+      for (const ReloadDone& done : waiting) {
+        if (done) done(st);
+      }
+      if (!reload_next_.empty()) StartReload(std::exchange(reload_next_, {}));
+    });
+  });
+}
+
+Status Daemon::ApplyConfig(ConfigResult loaded) {
   if (!loaded.ok()) {
     spdlog::error("reload refused, the running config stays: {}", loaded.error->message);
     return Status("reload_failed", loaded.error->message);

@@ -8,9 +8,11 @@
 #include <array>
 #include <asio.hpp>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -43,8 +45,13 @@ class Daemon final : public Connection::Handler, public Outbox {
   // Runs until shut down. Returns the process exit code.
   int Run();
 
-  // Re-reads the config file and applies it (SIGHUP, `pincerctl reload`).
-  Status Reload();
+  // Re-reads the config file and applies it (SIGHUP, `pincerctl reload`);
+  // then `done` (if any) gets the outcome, on the loop. The file is read
+  // and parsed on a thread of its own, so that a hostile file (as big and
+  // deep as the loader allows) never stalls the loop; a reload asked for
+  // while one is loading runs after it, on the file as it is then.
+  using ReloadDone = std::function<void(const Status&)>;
+  void Reload(ReloadDone done = nullptr);
   // For the supervisor (pool restarts); null before Start. Loop thread.
   Metrics* metrics() { return metrics_.get(); }
   // Stops taking tasks, lets running ones finish (up to the drain timeout),
@@ -67,6 +74,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   struct Peer {
     std::shared_ptr<Connection> conn;
     Role role = Role::kNone;
+    bool admin = false;  // a client that said hello with auth.admin_token
     std::unique_ptr<asio::steady_timer> hello_timer;
     bool dirty = false;
     // This batch's output. Handed to the connection only after the store
@@ -123,6 +131,8 @@ class Daemon final : public Connection::Handler, public Outbox {
   void ArmStoreRetry();
   void ArmTimer();
   void WatchSignals();
+  void StartReload(std::vector<ReloadDone> waiting);
+  Status ApplyConfig(ConfigResult loaded);
   void CheckDrained();
   void StartSupervisor();
   Peer* FindPeer(ConnId id);
@@ -174,6 +184,10 @@ class Daemon final : public Connection::Handler, public Outbox {
   bool stopping_ = false;
   std::unique_ptr<asio::steady_timer> drain_timer_;
   bool drain_expired_ = false;  // past shutdown.drain_timeout: stop with tasks running
+  // Reloads: the one loading (on reload_thread_) and those asked for since.
+  bool reloading_ = false;
+  std::vector<ReloadDone> reload_next_;
+  std::thread reload_thread_;
   // Declared last: destroyed first, killing its children while the rest still exists.
   std::unique_ptr<SupervisorService> supervisor_;
   int exit_code_ = 0;

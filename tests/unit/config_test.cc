@@ -1,10 +1,12 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -32,6 +34,13 @@ class ConfigTest : public ::testing::Test {
   std::string Write(const std::string& name, const std::string& text) {
     std::string path = (dir_ / name).string();
     std::ofstream(path) << text;
+    return path;
+  }
+
+  // A file only its owner may read, as token files must be.
+  std::string WriteSecret(const std::string& name, const std::string& text) {
+    std::string path = Write(name, text);
+    EXPECT_EQ(chmod(path.c_str(), 0600), 0);
     return path;
   }
 
@@ -183,7 +192,7 @@ metrics_listen: "127.0.0.1:9000"
 data_dir: /var/lib/pincer
 log_level: debug
 store: { kind: sqlite, fsync: interval, fsync_interval: 50ms, journal_bytes: 1048576 }
-auth: { worker_token: w-secret, client_token: "c-secret" }
+auth: { worker_token: w-secret, client_token: "c-secret", admin_token: a-secret }
 routing:
   strategy: round_robin
   affinity_wait: 2s
@@ -225,7 +234,7 @@ const char kEveryKeyJson[] = R"({
   "data_dir": "/var/lib/pincer",
   "log_level": "debug",
   "store": {"kind": "sqlite", "fsync": "interval", "fsync_interval": 50, "journal_bytes": 1048576},
-  "auth": {"worker_token": "w-secret", "client_token": "c-secret"},
+  "auth": {"worker_token": "w-secret", "client_token": "c-secret", "admin_token": "a-secret"},
   "routing": {
     "strategy": "round_robin",
     "affinity_wait": "2s",
@@ -269,7 +278,7 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   want.data_dir = "/var/lib/pincer";
   want.log_level = "debug";
   want.store = {"sqlite", "interval", milliseconds(50), 1048576};
-  want.auth = {"w-secret", "c-secret"};
+  want.auth = {"w-secret", "c-secret", "a-secret"};
   want.routing.strategy = "round_robin";
   want.routing.affinity_wait = seconds(2);
   want.routing.rules = {{{"code"}, "skill_match"}, {{"gpu", "vision"}, "least_connections"}};
@@ -444,6 +453,60 @@ const BadCase kBadCases[] = {
      "routing.outlier.max_ejection_percent", "between 0 and 100"},
     {"a.yaml", "routing: { outlier: { base_ejection: 1m, max_ejection: 30s } }",
      "routing.outlier.max_ejection", "must not be less than routing.outlier.base_ejection (1m)"},
+    // Upper bounds: every number has a range.
+    {"a.yaml", "pools: [{name: a, command: [x], replicas: 1001}]", "pools[0].replicas",
+     "must be between 0 and 1000"},
+    {"a.yaml", "pools: [{name: a, command: [x], replicas: 4294967296}]", "pools[0].replicas",
+     "too large"},
+    {"a.yaml", "pools: [{name: a, command: [x], restart: {max_restarts: 1000001}}]",
+     "pools[0].restart.max_restarts", "must be between 0 and 1000000"},
+    {"a.yaml", "pools: [{name: a, command: [x], stop_grace: 87601h}]", "pools[0].stop_grace",
+     "must be at most 87600h"},
+    {"a.yaml", "pools: [{name: a, command: [x], restart: {backoff: {max: 87601h}}}]",
+     "pools[0].restart.backoff.max", "must be at most 87600h"},
+    {"a.yaml", "limits: { max_frame_bytes: 1073741825 }", "limits.max_frame_bytes",
+     "must be between 1024 and 1073741824"},
+    {"a.yaml", "limits: { max_frame_bytes: 9223372036854775807 }", "limits.max_frame_bytes",
+     "must be between 1024 and 1073741824"},
+    {"a.yaml", "limits: { max_connections: 1000001 }", "limits.max_connections",
+     "must be between 1 and 1000000"},
+    {"a.yaml", "limits: { max_queued: 100000001 }", "limits.max_queued",
+     "must be between 1 and 100000000"},
+    {"a.yaml", "tasks: { max_ended: 100000001 }", "tasks.max_ended",
+     "must be between 0 and 100000000"},
+    {"a.yaml", "tasks: { max_attempts: 1001 }", "tasks.max_attempts", "must be between 1 and 1000"},
+    {"a.yaml", "store: { journal_bytes: 1099511627777 }", "store.journal_bytes",
+     "must be between 0 and 1099511627776"},
+    {"a.yaml", "heartbeat: { misses: 101 }", "heartbeat.misses", "must be between 1 and 100"},
+    {"a.yaml", "heartbeat: { interval: 61m }", "heartbeat.interval", "must be at most 1h"},
+    {"a.yaml", "routing: { outlier: { consecutive_failures: 1000001 } }",
+     "routing.outlier.consecutive_failures", "must be between 1 and 1000000"},
+    {"a.yaml", "routing: { outlier: { latency_factor: 1001 } }", "routing.outlier.latency_factor",
+     "between 1 and 1000"},
+    {"a.yaml", "routing: { outlier: { latency_factor: .inf } }", "routing.outlier.latency_factor",
+     "at least 1"},
+    {"a.yaml", "routing: { outlier: { max_ejection_percent: .nan } }",
+     "routing.outlier.max_ejection_percent", "between 0 and 100"},
+    {"a.yaml", "tasks: { timeout: 87601h }", "tasks.timeout", "must be at most 87600h"},
+    {"a.json", R"({"tasks": {"timeout": 315360000001}})", "tasks.timeout", "must be at most 87600h"},
+    {"a.json", R"({"tasks": {"result_ttl": 9223372036854775807}})", "tasks.result_ttl",
+     "must be at most 87600h"},
+    {"a.json", R"({"tasks": {"result_ttl": 18446744073709551615}})", "tasks.result_ttl",
+     "out of range (at most 87600h)"},
+    {"a.yaml", "tasks: { timeout: 999999999999h }", "tasks.timeout", "must be at most 87600h"},
+    {"a.yaml", "tasks: { timeout: 9999999999999h }", "tasks.timeout",
+     "bad duration '9999999999999h' (expected e.g. 250ms"},
+    {"a.yaml", "tasks: { timeout: 9999999999999h }", "tasks.timeout", "at most 87600h)"},
+    {"a.yaml", "limits: { hello_timeout: 87601h }", "limits.hello_timeout", "at most 87600h"},
+    {"a.yaml", "shutdown: { drain_timeout: 87601h }", "shutdown.drain_timeout", "at most 87600h"},
+    {"a.yaml", "routing: { affinity_wait: 87601h }", "routing.affinity_wait", "at most 87600h"},
+    {"a.yaml", "store: { fsync_interval: 87601h }", "store.fsync_interval", "at most 87600h"},
+    // The admin token is its own.
+    {"a.yaml", "auth: { client_token: c, admin_token: c }", "auth.admin_token",
+     "must differ from auth.client_token"},
+    {"a.yaml", "auth: { worker_token: w, admin_token: w }", "auth.admin_token",
+     "must differ from auth.worker_token"},
+    {"a.yaml", "auth: { admin_token: 5 }", "auth.admin_token", "expected a string"},
     // Addresses and cross-field rules.
     {"a.yaml", "listen: localhost", "listen", "bad address 'localhost'"},
     {"a.yaml", "listen: \"host:99999\"", "listen", "bad address"},
@@ -461,6 +524,11 @@ const BadCase kBadCases[] = {
     {"a.json", "{\n  \"tasks\": {\n    \"timeout\": 5s\n  }\n}\n", "", "line 3"},
     {"a.json", "{\"listen\": ", "", "JSON parse error"},
     {"a.yaml", "a: 1\n---\nb: 2\n", "", "2 YAML documents"},
+    {"a.yaml", "log_level: \xff\n", "", "YAML error: invalid leading UTF-8 octet at byte 11"},
+    {"a.yaml", "? [a]\n: 1\n", "", "keys must be plain strings"},
+    {"a.yaml", "pools: [{name: a, command: [x], env: {? {b: 1} : c}}]", "pools[0].env",
+     "keys must be plain strings"},
+    {"a.yaml", "tasks: &t {timeout: 5s}\nheartbeat: *t\n", "heartbeat.timeout", "unknown key"},
     // Not a config file at all.
     {"a.toml", "listen = 1", "", "unknown config format"},
 };
@@ -531,12 +599,14 @@ TEST_F(ConfigTest, YamlScalarsAreTypedByTheCoreSchema) {
 // ---- tokens ------------------------------------------------------------
 
 TEST_F(ConfigTest, TokenFilesAreReadAndTrimmed) {
-  std::string worker = Write("worker.token", "s3cret worker\n\n");
-  std::string client = Write("client.token", "  client-token \t\r\n");
-  Config c = Load("t.yaml", "auth:\n  worker_token_file: " + worker +
-                                "\n  client_token_file: " + client + "\n");
+  std::string worker = WriteSecret("worker.token", "s3cret worker\n\n");
+  std::string client = WriteSecret("client.token", "  client-token \t\r\n");
+  std::string admin = WriteSecret("admin.token", "admin-token\n");
+  Config c = Load("t.yaml", "auth:\n  worker_token_file: " + worker + "\n  client_token_file: " +
+                                client + "\n  admin_token_file: " + admin + "\n");
   EXPECT_EQ(c.auth.worker_token, "s3cret worker");
   EXPECT_EQ(c.auth.client_token, "  client-token");
+  EXPECT_EQ(c.auth.admin_token, "admin-token");
 
   c = Load("t.json",
            R"({"auth": {"worker_token": "inline", "client_token_file": ")" + client + R"("}})");
@@ -545,8 +615,8 @@ TEST_F(ConfigTest, TokenFilesAreReadAndTrimmed) {
 }
 
 TEST_F(ConfigTest, TokenFileErrors) {
-  std::string worker = Write("worker.token", "abc\n");
-  std::string empty = Write("empty.token", " \n");
+  std::string worker = WriteSecret("worker.token", "abc\n");
+  std::string empty = WriteSecret("empty.token", " \n");
   std::string missing = (dir_ / "missing.token").string();
 
   std::string message =
@@ -568,6 +638,182 @@ TEST_F(ConfigTest, TokenFileErrors) {
   message = Error("t.yaml", "auth: { client_token_file: 5 }");
   EXPECT_NE(message.find("auth.client_token_file: expected a string"), std::string::npos)
       << message;
+}
+
+TEST_F(ConfigTest, TokenFilesOthersCanReadAreRefused) {
+  for (const char* key : {"worker_token_file", "client_token_file", "admin_token_file"}) {
+    for (mode_t mode : {0644, 0640, 0604, 0620}) {
+      SCOPED_TRACE(std::string(key) + " mode " + std::to_string(mode));
+      std::string token = Write("open.token", "secret\n");
+      ASSERT_EQ(chmod(token.c_str(), mode), 0);
+      std::string message = Error("t.yaml", "auth: { " + std::string(key) + ": " + token + " }");
+      char octal[16];
+      std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+      EXPECT_NE(message.find("auth." + std::string(key) + ": '" + token +
+                             "' is accessible by group or others (mode " + octal +
+                             "); run: chmod 600 '" + token + "'"),
+                std::string::npos)
+          << message;
+      EXPECT_EQ(message.find("secret"), std::string::npos) << "never the token: " << message;
+    }
+  }
+  // Owner-only modes are fine.
+  for (mode_t mode : {0600, 0400, 0700}) {
+    std::string token = Write("own.token", "secret\n");
+    ASSERT_EQ(chmod(token.c_str(), mode), 0);
+    EXPECT_EQ(Load("t.yaml", "auth: { admin_token_file: " + token + " }").auth.admin_token,
+              "secret");
+  }
+}
+
+TEST_F(ConfigTest, TokenFilesMustBeSmallRegularFiles) {
+  std::string message = Error("t.yaml", "auth: { client_token_file: /dev/zero }");
+  EXPECT_NE(message.find("auth.client_token_file: cannot read '/dev/zero': is not a regular file"),
+            std::string::npos)
+      << message;
+  std::string big = WriteSecret("big.token", std::string(64 * 1024 + 1, 'x'));
+  message = Error("t.yaml", "auth: { client_token_file: " + big + " }");
+  EXPECT_NE(message.find("is larger than 64 KiB"), std::string::npos) << message;
+}
+
+// ---- hostile files: refused with a short message, never a crash --------
+
+TEST_F(ConfigTest, HugeScalarsAreRefusedWithAShortMessage) {
+  const std::string digits(40000, '1');
+  std::string accents;
+  for (int i = 0; i < 20000; ++i) accents += "\xc3\xa9";
+  struct Case {
+    std::string name;
+    std::string text;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"a.yaml", "log_level: " + digits + "\n",
+       "log_level: integer 11111111111111111111111111111111... (40000 bytes) is out of range"},
+      {"a.yaml", "log_level: -" + digits + "\n", "log_level: integer -1111"},
+      {"a.yaml", "log_level: 0x" + std::string(40000, 'f') + "\n", "out of range"},
+      {"a.yaml", "log_level: 1." + digits + "\n", "log_level: expected a string, got a number"},
+      {"a.yaml", "log_level: 1e" + digits + "\n", "log_level: expected a string, got a number"},
+      {"a.yaml", "log_level: " + digits + "x\n", "log_level: unknown log level '1111"},
+      {"a.yaml", "tasks: { timeout: " + digits + "s }\n", "tasks.timeout: bad duration '1111"},
+      {"a.yaml", digits + ": 1\n", "YAML syntax error"},
+      {"a.yaml", "? " + digits + "\n: 1\n", "unknown key"},
+      {"a.json", R"({"log_level": )" + digits + "}", "number overflow"},
+      {"a.json", R"({"log_level": ")" + digits + R"("})", "log_level: unknown log level '1111"},
+      // Shortened on a UTF-8 boundary: "é" is two bytes.
+      {"a.yaml", "log_level: x" + accents + "\n", "log_level: unknown log level 'x"},
+      {"a.yaml", "? x" + accents + "\n: 1\n", "unknown key"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name + ": " + c.text.substr(0, 40));
+    std::string message = Error(c.name, c.text);
+    EXPECT_NE(message.find(c.says), std::string::npos) << message.substr(0, 2000);
+    EXPECT_LT(message.size(), 2000u) << message.substr(0, 2000);
+    // Valid UTF-8: it goes out in a JSON string (reload_failed).
+    EXPECT_NO_THROW(nlohmann::json(message).dump());
+  }
+}
+
+TEST_F(ConfigTest, YamlAliasBombIsRefused) {
+  // "Billion laughs": 9 levels of 10 aliases stand for 10^9 values.
+  std::string bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (char c = 'b'; c <= 'j'; ++c) {
+    const char prev = static_cast<char>(c - 1);
+    bomb += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", " : "") + "*" + prev;
+    bomb += "]\n";
+  }
+  std::string message = Error("bomb.yaml", bomb);
+  EXPECT_NE(message.find("holds more than 100000 values (each use of a YAML alias counts as a copy)"),
+            std::string::npos)
+      << message;
+
+  // An alias inside its own anchor is a cycle.
+  message = Error("cycle.yaml", "a: &x [*x]\n");
+  EXPECT_NE(message.find("a[0]: alias *x is inside its own anchor (a cycle)"), std::string::npos)
+      << message;
+  message = Error("cycle2.yaml", "a: &x {b: *x, c: *x}\n");
+  EXPECT_NE(message.find("a.b: alias *x is inside its own anchor (a cycle)"), std::string::npos)
+      << message;
+  message = Error("unknown.yaml", "a: *nope\n");
+  EXPECT_NE(message.find("a: unknown alias *nope"), std::string::npos) << message;
+
+  // Aliases within the bounds still work.
+  Config c = Load("ok.yaml",
+                  "pools:\n"
+                  "  - { name: a, command: &cmd [pincer-worker, --skill, x] }\n"
+                  "  - { name: b, command: *cmd }\n");
+  ASSERT_EQ(c.pools.size(), 2u);
+  EXPECT_EQ(c.pools[1].command, c.pools[0].command);
+}
+
+// `depth` maps or lists, one inside the other, under the key `a`.
+std::string NestedJson(int depth) {
+  return R"({"a": )" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
+}
+std::string NestedYamlFlow(int depth) {
+  return "a: " + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "\n";
+}
+std::string NestedYamlBlock(int depth) {
+  std::string text;
+  for (int i = 0; i < depth; ++i) text += std::string(static_cast<std::size_t>(i), ' ') + "a:\n";
+  return text;
+}
+
+TEST_F(ConfigTest, NestingIsBounded) {
+  struct Case {
+    std::string name;
+    std::string (*nested)(int);
+  };
+  for (const Case& c : {Case{"n.json", NestedJson}, Case{"n.yaml", NestedYamlFlow},
+                        Case{"m.yaml", NestedYamlBlock}}) {
+    SCOPED_TRACE(c.name);
+    // 64 levels parse (and are refused for their unknown key, as usual).
+    std::string message = Error(c.name, c.nested(64));
+    EXPECT_EQ(message.find("nested deeper"), std::string::npos) << message;
+    EXPECT_NE(message.find(": a: unknown key"), std::string::npos) << message;
+    message = Error(c.name, c.nested(65));
+    EXPECT_NE(message.find("nested deeper than 64 levels"), std::string::npos) << message;
+  }
+  // Far deeper, as a hostile file would be: refused, not a crash. (A block
+  // YAML this deep would need gigabytes of indentation.)
+  std::string message = Error("deep.json", NestedJson(100000));
+  EXPECT_NE(message.find("nested deeper than 64 levels"), std::string::npos) << message;
+  message = Error("deep.yaml", NestedYamlFlow(100000));
+  EXPECT_FALSE(message.empty());
+  EXPECT_LT(message.size(), 2000u);
+}
+
+TEST_F(ConfigTest, HugeAndSpecialFilesAreRefused) {
+  // Past 4 MiB: refused before parsing (this one is a valid YAML comment).
+  std::string big = Write("big.yaml", "#" + std::string(4 << 20, 'x') + "\n");
+  ConfigResult result = LoadConfig(big);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error->message, big + ": cannot read config: is larger than 4 MiB");
+  // At 4 MiB exactly it is read.
+  Load("max.yaml", "#" + std::string((4 << 20) - 2, 'x') + "\n");
+
+  // Devices and FIFOs: refused at once, without reading or waiting.
+  std::string zero = (dir_ / "zero.yaml").string();
+  std::filesystem::create_symlink("/dev/zero", zero);
+  result = LoadConfig(zero);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error->message,
+            zero + ": cannot read config: is not a regular file (a device, FIFO or socket)");
+  std::string fifo = (dir_ / "fifo.json").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  result = LoadConfig(fifo);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error->message.find("is not a regular file"), std::string::npos);
+}
+
+TEST_F(ConfigTest, ManyProblemsAreCutShort) {
+  std::string text;
+  for (int i = 0; i < 50000; ++i) text += "bad" + std::to_string(i) + ": 1\n";
+  std::string message = Error("many.yaml", text);
+  EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), 100) << message.substr(0, 500);
+  EXPECT_NE(message.find("and 49900 more problem(s)"), std::string::npos)
+      << message.substr(message.size() - 200);
 }
 
 // ---- pools -------------------------------------------------------------
@@ -644,6 +890,20 @@ TEST(ValidateConfigTest, BuiltInCodeHasNoFilePrefix) {
   error = ValidateConfig(c);
   ASSERT_TRUE(error.has_value());
   EXPECT_EQ(error->message, "etc/pincer.yaml: limits.max_frame_bytes: must be at least 1024");
+}
+
+TEST(ValidateConfigTest, SizesBuiltInCodeAreRangeChecked) {
+  Config c;
+  c.limits.max_frame_bytes = SIZE_MAX;  // would be negative as a signed number
+  c.tasks.max_ended = SIZE_MAX;
+  std::optional<ConfigError> error = ValidateConfig(c);
+  ASSERT_TRUE(error.has_value());
+  EXPECT_NE(error->message.find("limits.max_frame_bytes: must be between 1024 and 1073741824"),
+            std::string::npos)
+      << error->message;
+  EXPECT_NE(error->message.find("tasks.max_ended: must be between 0 and 100000000"),
+            std::string::npos)
+      << error->message;
 }
 
 TEST(ValidateConfigTest, AcceptsEdgeValues) {
