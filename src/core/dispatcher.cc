@@ -657,6 +657,15 @@ Status Dispatcher::Drain(const std::string& name) {
   return Status::Ok();
 }
 
+void Dispatcher::SetBacklogged(ConnId conn, bool backlogged) {
+  Worker* w = workers_.Find(conn);
+  if (!w || w->backlogged == backlogged) return;
+  workers_.SetBacklogged(*w, backlogged);
+  // Session tasks pinned to it wait out routing.affinity_wait as for a
+  // busy home: a backlog usually drains within it.
+  if (!backlogged) FillWorker(*w);
+}
+
 void Dispatcher::ReleasePinned(Worker& w) {
   std::vector<TaskId> pinned;
   for (const QueueEntry& e : w.pinned) pinned.push_back(e.id);

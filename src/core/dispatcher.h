@@ -83,6 +83,10 @@ class Dispatcher {
   // The connection is gone (closed by the peer or by us): requeue its tasks.
   void OnDisconnect(ConnId conn, const std::string& reason);
   Status Drain(const std::string& worker);  // by id or name
+  // The worker's connection holds too much unsent output (it does not read
+  // its tasks): no tasks are offered to it until it is cleared again, then
+  // it is filled up at once. Its running tasks go on.
+  void SetBacklogged(ConnId conn, bool backlogged);
   // Declares a worker dead (its process is gone): like a disconnect, and
   // its connection is closed so a late result can never land.
   void KillWorker(WorkerId id, const std::string& reason);

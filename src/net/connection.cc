@@ -16,7 +16,7 @@ Connection::Connection(Socket socket, uint64_t id, std::size_t max_line, Handler
 void Connection::Start() { Read(); }
 
 void Connection::Read() {
-  if (closed_ || close_after_flush_ || reading_) return;
+  if (closed_ || close_after_flush_ || reading_ || paused_) return;
   if (out_.size() + writing_.size() > kMaxPendingOut) return;  // resumed in OnWritten
   reading_ = true;
   // The buffer always extends kLinePadding past what a read can fill.
@@ -29,6 +29,11 @@ void Connection::Read() {
         self->in_len_ += n;
         self->OnRead(n);
       });
+}
+
+void Connection::ResumeReading() {
+  paused_ = false;
+  Read();
 }
 
 void Connection::OnRead(std::size_t) {
@@ -89,6 +94,7 @@ void Connection::OnWritten() {
   writing_.clear();
   if (writing_.capacity() > kMaxPendingOut) std::string().swap(writing_);
   Flush();
+  if (notify_written_) handler_.OnWritten(*this);
   Read();
 }
 
