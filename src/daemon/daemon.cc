@@ -216,7 +216,18 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
     Send(c.id(), EncodeError("unknown_type", "clients may not send worker messages"));
     return;
   }
+  const std::size_t acks = api_->acks().size();
   api_->Handle(c.id(), msg);
+  if (api_->acks().size() != acks) {
+    // A submit whose answer waits for the batch's commit: it counts in
+    // the peer's backlog until then.
+    peer->unacked += line.size();
+    if (!peer->dirty) {  // so that Seal or Release settle it
+      peer->dirty = true;
+      dirty_.push_back(c.id());
+    }
+    CheckBacklog(*peer);
+  }
 }
 
 void Daemon::OnHello(Peer& peer, const Hello& hello) {
@@ -482,8 +493,10 @@ void Daemon::Seal(Flight& f) {
     peer->dirty = false;
     HeldOut& held = OutFor(f, id);
     Splice(held.out, peer->staged);
-    peer->in_flights += held.out.size() - held.counted;
+    peer->in_flights += held.out.size() - held.counted + peer->unacked;
     held.counted = held.out.size();
+    held.unacked += peer->unacked;  // f took its acks
+    peer->unacked = 0;
     CheckBacklog(*peer);
   }
   dirty_.clear();
@@ -517,7 +530,7 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
   // What was answered while the batch was written goes out first.
   for (HeldOut& held : f.out) {
     if (Peer* peer = FindPeer(held.conn)) {
-      peer->in_flights -= held.counted;
+      peer->in_flights -= held.counted + held.unacked;
       if (peer->conn->open()) Splice(NowOut(*peer, held.conn), held.out);
     }
     if (spare_out_.size() < kMaxSpareOut && held.out.capacity() <= kMaxSpareOutBytes) {
@@ -586,6 +599,7 @@ void Daemon::Release(std::vector<ConnId>& peers) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
     peer->dirty = false;
+    peer->unacked = 0;  // answered by FinishBatch
     Splice(peer->conn->out(), peer->staged);
     peer->conn->Flush();
     CheckBacklog(*peer);

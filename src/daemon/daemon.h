@@ -85,7 +85,12 @@ class Daemon final : public Connection::Handler, public Outbox {
     // answer that is not yet durable.
     std::string staged;
     bool in_now = false;  // listed in now_peers_
-    // Its output held in flights_ (HeldOut::counted summed over them).
+    // Its submits not yet answered (their lines' bytes): the task and the
+    // store's copy are kept for them, and their answers are still to come.
+    // Handed to the flight that takes their acks, or dropped once answered.
+    std::size_t unacked = 0;
+    // Its output and unanswered submits held in flights_ (HeldOut::counted
+    // and ::unacked summed over them).
     std::size_t in_flights = 0;
     // Held back for its backlog (kMaxPeerBacklog): a client is not read
     // from, a worker is offered no tasks.
@@ -97,6 +102,7 @@ class Daemon final : public Connection::Handler, public Outbox {
     ConnId conn = 0;
     std::string out;
     std::size_t counted = 0;  // the part of `out` added to its peer's in_flights
+    std::size_t unacked = 0;  // the peer's unanswered submits the flight answers
   };
   // A batch handed to the store writer, and the answers it holds back:
   // they go out once its write is done.
@@ -138,7 +144,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   void Count(HeldOut& held);
   // The output pincerd keeps for `peer`, wherever it waits.
   static std::size_t Backlog(const Peer& peer) {
-    return peer.staged.size() + peer.in_flights + peer.conn->pending_out();
+    return peer.staged.size() + peer.unacked + peer.in_flights + peer.conn->pending_out();
   }
   // Holds `peer` back once its backlog passes kMaxPeerBacklog; OnWritten
   // lets it go once it is below again.
