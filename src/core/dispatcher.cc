@@ -212,6 +212,7 @@ bool Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
                            const std::function<void(uint64_t)>& before_end) {
   if (Task* live = tasks_.Find(id)) {
     live->waiters.emplace_back(conn, req);
+    outbox_.Waiting(conn, WaitWeight(*live));
     return true;
   }
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
@@ -495,7 +496,10 @@ void Dispatcher::End(Task& t, TaskState state) {
     default: ++stats_.timed_out; break;
   }
   Save(t);
-  for (const auto& [conn, req] : t.waiters) SendEnd(Outcome::Of(t.rec), conn, req);
+  for (const auto& [conn, req] : t.waiters) {
+    outbox_.Waiting(conn, -WaitWeight(t));
+    SendEnd(Outcome::Of(t.rec), conn, req);
+  }
   t.waiters.clear();
   if (observer_) {
     observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);

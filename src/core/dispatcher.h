@@ -206,6 +206,11 @@ class Dispatcher {
 
   void SendTask(const Task& t, const Worker& w);
   void SendEnd(const Outcome& o, ConnId conn, int64_t req);
+  // What one waiter of `t` weighs in its client's backlog (Outbox::Waiting).
+  static int64_t WaitWeight(const Task& t) {
+    return static_cast<int64_t>(t.rec.payload.size()) + kWaitBytes;
+  }
+  static constexpr int64_t kWaitBytes = 256;  // the waiter, an end line's fields
   void Save(const Task& t) {
     if (t.rec.id != placing_new_) store_.Update(t.rec);
   }

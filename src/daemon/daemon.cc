@@ -355,6 +355,14 @@ void Daemon::Close(ConnId conn) {
   if (Peer* peer = FindPeer(conn)) peer->conn->CloseAfterFlush();
 }
 
+void Daemon::Waiting(ConnId conn, int64_t bytes) {
+  Peer* peer = FindPeer(conn);
+  if (!peer) return;
+  peer->waiting += bytes;
+  // Ends free it once written (OnWritten); a new wait may hold it back.
+  if (bytes > 0) CheckBacklog(*peer);
+}
+
 void Daemon::ScheduleFlush() {
   if (flush_scheduled_) return;
   flush_scheduled_ = true;

@@ -5,6 +5,7 @@
 // store's commit (one per batch, by design: persist, then answer).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <asio.hpp>
 #include <deque>
@@ -54,6 +55,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   // Outbox.
   std::string* Buffer(ConnId conn) override;
   void Close(ConnId conn) override;
+  void Waiting(ConnId conn, int64_t bytes) override;
 
   // Connection::Handler.
   void BeginLines(Connection& c) override;
@@ -89,6 +91,9 @@ class Daemon final : public Connection::Handler, public Outbox {
     // store's copy are kept for them, and their answers are still to come.
     // Handed to the flight that takes their acks, or dropped once answered.
     std::size_t unacked = 0;
+    // What its waits for tasks' ends weigh (Outbox::Waiting): a client
+    // may not pile up waits without bound either.
+    int64_t waiting = 0;
     // Its output and unanswered submits held in flights_ (HeldOut::counted
     // and ::unacked summed over them).
     std::size_t in_flights = 0;
@@ -144,7 +149,8 @@ class Daemon final : public Connection::Handler, public Outbox {
   void Count(HeldOut& held);
   // The output pincerd keeps for `peer`, wherever it waits.
   static std::size_t Backlog(const Peer& peer) {
-    return peer.staged.size() + peer.unacked + peer.in_flights + peer.conn->pending_out();
+    return peer.staged.size() + peer.unacked + peer.in_flights + peer.conn->pending_out() +
+           static_cast<std::size_t>(std::max<int64_t>(peer.waiting, 0));
   }
   // Holds `peer` back once its backlog passes kMaxPeerBacklog; OnWritten
   // lets it go once it is below again.
