@@ -59,6 +59,9 @@ class Dispatcher {
   // The longest a waiting task is held back for the worker whose turn it is
   // (strict round-robin) while another eligible worker is free.
   static constexpr std::chrono::milliseconds kMaxTurnWait{1000};
+  // A waiter weighs its task's payload and this (the waiter, an end line's
+  // other fields) in its client's backlog (Outbox::Waiting).
+  static constexpr int64_t kWaitBytes = 256;
 
   // `store`, `clock` and `outbox` must outlive the dispatcher.
   Dispatcher(const Config& config, Store& store, const Clock& clock, Outbox& outbox);
@@ -210,7 +213,6 @@ class Dispatcher {
   static int64_t WaitWeight(const Task& t) {
     return static_cast<int64_t>(t.rec.payload.size()) + kWaitBytes;
   }
-  static constexpr int64_t kWaitBytes = 256;  // the waiter, an end line's fields
   void Save(const Task& t) {
     if (t.rec.id != placing_new_) store_.Update(t.rec);
   }
