@@ -280,21 +280,22 @@ TEST(PeerLimitsTest, OutOfDescriptorsAcceptingWaitsInsteadOfSpinning) {
   const rlimit lim{limit, limit};
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &lim, nullptr), 0) << std::strerror(errno);
 
-  SilentSockets silent;
-  ASSERT_EQ(silent.Open(daemon.address(), 60), "");  // queued by the kernel past the 20
-  ASSERT_TRUE(WaitFor([&] { return LogHas(daemon, "cannot accept connections"); }, kStall));
   // While descriptors are short, pincerd waits for one to be freed rather
-  // than retrying accept() in a loop: it stays mostly idle. (A busy loop
-  // would take a whole core; on a loaded machine it gets less, so this can
-  // only miss a spin, never fail a quiet pincerd.)
+  // than retrying accept() in a loop: it stays all but idle (a few ticks
+  // for 60 connections). A busy loop takes a core, or on a loaded machine
+  // a good part of one (a third on two shared cores); more than a tenth of
+  // the time is taken for one.
   const auto wall_start = std::chrono::steady_clock::now();
   const int64_t cpu_start = CpuTicks(pid);
+  SilentSockets silent;
+  ASSERT_EQ(silent.Open(daemon.address(), 60), "");  // queued by the kernel past the 20
   // Every silent connection is taken in turn as earlier ones time out.
   ASSERT_TRUE(silent.WaitAllClosed(kStall)) << silent.Closed() << " of 60 closed";
   const double wall_ticks =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count() *
       static_cast<double>(::sysconf(_SC_CLK_TCK));
-  EXPECT_LT(static_cast<double>(CpuTicks(pid) - cpu_start), 0.5 * wall_ticks);
+  EXPECT_LT(static_cast<double>(CpuTicks(pid) - cpu_start), 0.1 * wall_ticks)
+      << "pincerd used " << CpuTicks(pid) - cpu_start << " CPU ticks in " << wall_ticks;
   for (std::size_t i = 0; i < silent.size(); ++i) {
     EXPECT_NE(silent.input(i).find("hello_timeout"), std::string::npos) << i << ": " << silent.input(i);
   }
@@ -302,6 +303,7 @@ TEST(PeerLimitsTest, OutOfDescriptorsAcceptingWaitsInsteadOfSpinning) {
   auto client = ConnectClient(daemon.address());
   ASSERT_NE(client, nullptr);
   EXPECT_TRUE(Stats(*client).is_object());
+  EXPECT_TRUE(LogHas(daemon, "cannot accept connections"));
   EXPECT_TRUE(LogHas(daemon, "accepting connections again"));
 }
 
