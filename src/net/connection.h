@@ -83,6 +83,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string in_;
   std::size_t in_len_ = 0;
   std::size_t scanned_ = 0;  // bytes of in_ already searched for '\n'
+  std::size_t chunk_;        // the most one read takes (grows while reads fill it)
   std::string out_;          // next batch to write
   std::string writing_;      // the batch in flight
   bool writing_in_flight_ = false;

@@ -251,6 +251,7 @@ TEST(PeerLimitsTest, SilentConnectionsAreClosedAfterHelloTimeoutWhileAClientIsSe
   ASSERT_TRUE(worker.ok()) << worker.error().ToString();
   (*worker)->StartAuto();
 
+  const int64_t before = StatusBytes(daemon.pid(), "VmRSS");
   SilentSockets silent;
   ASSERT_EQ(silent.Open(daemon.address(), kSilent), "");
   // A client coming after them is served at once, long before their
@@ -262,6 +263,9 @@ TEST(PeerLimitsTest, SilentConnectionsAreClosedAfterHelloTimeoutWhileAClientIsSe
   EXPECT_EQ(silent.Closed(), 0) << "silent connections were closed before the client was served";
 
   ASSERT_TRUE(silent.WaitAllClosed(kStall)) << silent.Closed() << " of " << kSilent << " closed";
+  // An idle connection costs pincerd a few KiB, not a read buffer of 64.
+  const int64_t peak = StatusBytes(daemon.pid(), "VmHWM");
+  EXPECT_LT(peak - before, 48 * kMiB) << "pincerd grew from " << before << " to a peak of " << peak;
   for (std::size_t i = 0; i < silent.size(); ++i) {
     const json err = json::parse(silent.input(i), nullptr, false);
     ASSERT_EQ(Field<std::string>(err, "code", ""), "hello_timeout") << i << ": " << silent.input(i);
