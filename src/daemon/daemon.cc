@@ -326,7 +326,9 @@ void Daemon::CheckBacklog(Peer& peer) {
   }
   const auto level = peer.backlog_logged ? spdlog::level::debug : spdlog::level::info;
   peer.backlog_logged = true;
-  spdlog::log(level, "connection c{} is not reading: {} bytes of output wait for it; {} until it drains",
+  spdlog::log(level,
+              "connection c{} is not reading: pincerd holds {} bytes for it (output, unanswered "
+              "submits, waits); {} until that drains",
               c.id(), Backlog(peer), worker ? "no tasks offered to it" : "not reading from it");
 }
 
