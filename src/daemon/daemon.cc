@@ -313,8 +313,8 @@ void Daemon::OnWritten(Connection& c) {
   }
 }
 
-void Daemon::CheckBacklog(Peer& peer) {
-  if (peer.backlogged || Backlog(peer) <= kMaxPeerBacklog || !peer.conn->open()) return;
+void Daemon::HoldBack(Peer& peer) {
+  if (!peer.conn->open()) return;
   peer.backlogged = true;
   Connection& c = *peer.conn;
   c.set_notify_written(true);

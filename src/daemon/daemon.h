@@ -153,8 +153,11 @@ class Daemon final : public Connection::Handler, public Outbox {
            static_cast<std::size_t>(std::max<int64_t>(peer.waiting, 0));
   }
   // Holds `peer` back once its backlog passes kMaxPeerBacklog; OnWritten
-  // lets it go once it is below again.
-  void CheckBacklog(Peer& peer);
+  // lets it go once it is below again. Inline: it runs for every submit.
+  void CheckBacklog(Peer& peer) {
+    if (!peer.backlogged && Backlog(peer) > kMaxPeerBacklog) HoldBack(peer);
+  }
+  void HoldBack(Peer& peer);
   // The store writer finished the oldest batch in flight.
   void OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
   // Writes the staged output of workers now (it never waits for a commit)
