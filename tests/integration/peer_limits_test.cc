@@ -5,14 +5,13 @@
 // limits.hello_timeout while others are served; running out of descriptors
 // pauses accepting instead of spinning. Memory is pincerd's resident set
 // from /proc/PID/status (its peak, VmHWM, for the bounds).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <atomic>
 #include <cstdint>
@@ -21,12 +20,11 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/daemon_process.h"
 #include "support/raw_peer.h"
@@ -138,7 +136,8 @@ class SilentSockets {
     while (closed < static_cast<int>(fds_.size())) {
       const auto left = stall - (std::chrono::steady_clock::now() - last_close);
       if (left <= milliseconds(0)) return false;
-      const int now = Poll(static_cast<int>(std::chrono::duration_cast<milliseconds>(left).count()) + 1);
+      const int now =
+          Poll(static_cast<int>(std::chrono::duration_cast<milliseconds>(left).count()) + 1);
       if (now > closed) last_close = std::chrono::steady_clock::now();
       closed = now;
     }
@@ -200,7 +199,8 @@ TEST(PeerLimitsTest, ThirtyConnectionsSendingTwelveMiBBeforeHelloCostLittleMemor
   for (std::thread& t : senders) t.join();
   EXPECT_EQ(closed, 30);
   const int64_t peak = StatusBytes(daemon.pid(), "VmHWM");
-  EXPECT_LT(peak - before, 100 * kMiB) << "pincerd grew from " << before << " to a peak of " << peak;
+  EXPECT_LT(peak - before, 100 * kMiB)
+      << "pincerd grew from " << before << " to a peak of " << peak;
 
   auto client = ConnectClient(daemon.address());
   ASSERT_NE(client, nullptr);
@@ -242,7 +242,8 @@ TEST(PeerLimitsTest, ALongLineBeforeHelloIsRefusedAndAfterHelloTheFrameLimitAppl
 
 TEST(PeerLimitsTest, SilentConnectionsAreClosedAfterHelloTimeoutWhileAClientIsServed) {
   constexpr int kSilent = 1500;
-  if (!EnsureOpenFiles(kSilent + 256)) GTEST_SKIP() << "the open-file hard limit is below " << kSilent + 256;
+  if (!EnsureOpenFiles(kSilent + 256))
+    GTEST_SKIP() << "the open-file hard limit is below " << kSilent + 256;
   DaemonProcess daemon("store: { kind: memory }\nlimits: { hello_timeout: 3s }\n");
   ASSERT_TRUE(daemon.Start());
   TestWorkerOptions o;
@@ -301,7 +302,8 @@ TEST(PeerLimitsTest, OutOfDescriptorsAcceptingWaitsInsteadOfSpinning) {
   EXPECT_LT(static_cast<double>(CpuTicks(pid) - cpu_start), 0.1 * wall_ticks)
       << "pincerd used " << CpuTicks(pid) - cpu_start << " CPU ticks in " << wall_ticks;
   for (std::size_t i = 0; i < silent.size(); ++i) {
-    EXPECT_NE(silent.input(i).find("hello_timeout"), std::string::npos) << i << ": " << silent.input(i);
+    EXPECT_NE(silent.input(i).find("hello_timeout"), std::string::npos)
+        << i << ": " << silent.input(i);
   }
   // The listener is alive: a client connecting now is served.
   auto client = ConnectClient(daemon.address());
@@ -315,7 +317,9 @@ TEST(PeerLimitsTest, OutOfDescriptorsAcceptingWaitsInsteadOfSpinning) {
 
 class PeerBacklogTest : public ::testing::TestWithParam<std::string> {
  protected:
-  std::string Config() const { return "store: { kind: " + GetParam() + " }\nheartbeat: { interval: 60s }\n"; }
+  std::string Config() const {
+    return "store: { kind: " + GetParam() + " }\nheartbeat: { interval: 60s }\n";
+  }
 };
 
 INSTANTIATE_TEST_SUITE_P(Stores, PeerBacklogTest, ::testing::Values("memory", "sqlite"));
@@ -343,8 +347,11 @@ TEST_P(PeerBacklogTest, AClientThatDoesNotReadIsNotReadFromUntilItDoes) {
   std::atomic<int> sent{0};
   std::thread sender([&] {
     for (int i = 1; i <= kTasks; ++i) {
-      const json submit = {{"type", "submit"}, {"req", i},      {"skills", {"echo"}},
-                           {"payload", payload}, {"wait", true}};
+      const json submit = {{"type", "submit"},
+                           {"req", i},
+                           {"skills", {"echo"}},
+                           {"payload", payload},
+                           {"wait", true}};
       if (!hog.SendJson(submit)) return;
       ++sent;
     }
@@ -360,7 +367,8 @@ TEST_P(PeerBacklogTest, AClientThatDoesNotReadIsNotReadFromUntilItDoes) {
     }
   } join{daemon, sender};
 
-  ASSERT_TRUE(WaitFor([&] { return LogHas(daemon, "connection " + hog_id + " is not reading"); }, kStall))
+  ASSERT_TRUE(
+      WaitFor([&] { return LogHas(daemon, "connection " + hog_id + " is not reading"); }, kStall))
       << daemon.ReadStderr();
   // The sender is stuck: pincerd stopped reading far short of the 48 MB.
   EXPECT_LT(sent, kTasks);
@@ -371,7 +379,8 @@ TEST_P(PeerBacklogTest, AClientThatDoesNotReadIsNotReadFromUntilItDoes) {
   json end = WaitEnd(*other, SubmitTask(*other, {{"skills", {"echo"}}, {"payload", "other"}}));
   EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
   const int64_t peak = StatusBytes(daemon.pid(), "VmHWM");
-  EXPECT_LT(peak - before, 160 * kMiB) << "pincerd grew from " << before << " to a peak of " << peak;
+  EXPECT_LT(peak - before, 160 * kMiB)
+      << "pincerd grew from " << before << " to a peak of " << peak;
 
   // Once the client reads, pincerd reads on: every submit is answered and
   // every task ends.
@@ -410,7 +419,8 @@ TEST_P(PeerBacklogTest, AWorkerThatDoesNotReadIsOfferedNoTasksUntilItDoes) {
   ASSERT_TRUE(feeder.Hello("client"));
   const std::string payload(32000, 'p');
   for (int i = 1; i <= kTasks; ++i) {
-    ASSERT_TRUE(feeder.SendJson({{"type", "submit"}, {"req", i}, {"skills", {"stuck"}}, {"payload", payload}}));
+    ASSERT_TRUE(feeder.SendJson(
+        {{"type", "submit"}, {"req", i}, {"skills", {"stuck"}}, {"payload", payload}}));
   }
   for (int i = 1; i <= kTasks; ++i) {
     auto ok = feeder.ReadJson(kStall);
@@ -420,8 +430,8 @@ TEST_P(PeerBacklogTest, AWorkerThatDoesNotReadIsOfferedNoTasksUntilItDoes) {
 
   auto witness = ConnectClient(daemon.address());
   ASSERT_NE(witness, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return Field(FindWorker(Workers(*witness), stuck_id), "backlogged", false); },
-                      kStall));
+  ASSERT_TRUE(WaitFor(
+      [&] { return Field(FindWorker(Workers(*witness), stuck_id), "backlogged", false); }, kStall));
   // It was sent what fits in the backlog and no more: the rest wait.
   const json stats = Stats(*witness);
   EXPECT_GT(stats.value("queued", 0), 0) << stats.dump();
@@ -442,7 +452,8 @@ TEST_P(PeerBacklogTest, AWorkerThatDoesNotReadIsOfferedNoTasksUntilItDoes) {
     auto task = stuck.ReadJson(kStall);
     ASSERT_TRUE(task) << "stalled after " << i << " tasks";
     ASSERT_EQ(task->value("type", ""), "task") << task->dump();
-    ASSERT_TRUE(stuck.SendJson({{"type", "result"}, {"id", (*task)["id"]}, {"ok", true}, {"output", "done"}}));
+    ASSERT_TRUE(stuck.SendJson(
+        {{"type", "result"}, {"id", (*task)["id"]}, {"ok", true}, {"output", "done"}}));
   }
   ASSERT_TRUE(WaitFor([&] { return Stats(*witness).value("succeeded", 0) == kTasks + 1; }, kStall))
       << Stats(*witness).dump();
