@@ -324,6 +324,78 @@ class PeerBacklogTest : public ::testing::TestWithParam<std::string> {
 
 INSTANTIATE_TEST_SUITE_P(Stores, PeerBacklogTest, ::testing::Values("memory", "sqlite"));
 
+// A client that pipelines `wait: true` submits of 4 KB from a thread and
+// reads nothing until told to.
+class Hog {
+ public:
+  static constexpr int kTasks = 12000;  // 48 MB of submits
+
+  Hog(DaemonProcess& daemon, const std::string& skill) : daemon_(daemon) {
+    if (!peer_.Connect(daemon.address()).empty()) return;
+    auto welcome = peer_.Hello("client");
+    if (!welcome) return;
+    id_ = Field<std::string>(*welcome, "id", "");
+    sender_ = std::thread([this, skill] {
+      const std::string payload(4000, 'p');
+      for (int i = 1; i <= kTasks; ++i) {
+        const json submit = {{"type", "submit"},
+                             {"req", i},
+                             {"skills", {skill}},
+                             {"payload", payload},
+                             {"wait", true}};
+        if (!peer_.SendJson(submit)) return;
+        ++sent_;
+      }
+    });
+  }
+  // If the test stopped early, the sender may be blocked: a dead pincerd
+  // lets it go.
+  ~Hog() {
+    if (!drained_) daemon_.Kill9();
+    if (sender_.joinable()) sender_.join();
+  }
+  const std::string& id() const { return id_; }  // "" if it could not connect
+  int sent() const { return sent_; }
+  bool HeldBack() const { return LogHas(daemon_, "connection " + id_ + " is not reading"); }
+
+  // Reads every answer; true when each submit got its ack and an `end`
+  // that says succeeded, and every submit was sent.
+  ::testing::AssertionResult ReadAll() {
+    int acks = 0, ends = 0, succeeded = 0;
+    while (ends < kTasks) {
+      auto line = peer_.ReadJson(kStall);
+      if (!line) {
+        return ::testing::AssertionFailure() << "stalled after " << acks << " acks and " << ends
+                                             << " ends (" << sent_ << " sent)";
+      }
+      const std::string type = Field<std::string>(*line, "type", "");
+      if (type == "ok") {
+        ++acks;
+      } else if (type == "end") {
+        ++ends;
+        succeeded += Field<std::string>(*line, "state", "") == "succeeded";
+      } else {
+        return ::testing::AssertionFailure() << "unexpected: " << line->dump();
+      }
+    }
+    sender_.join();
+    drained_ = true;
+    if (acks != kTasks || succeeded != kTasks || sent_ != kTasks) {
+      return ::testing::AssertionFailure()
+             << acks << " acks, " << succeeded << " succeeded, " << sent_ << " sent of " << kTasks;
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+ private:
+  DaemonProcess& daemon_;
+  RawPeer peer_;
+  std::string id_;
+  std::atomic<int> sent_{0};
+  std::thread sender_;
+  bool drained_ = false;
+};
+
 TEST_P(PeerBacklogTest, AClientThatDoesNotReadIsNotReadFromUntilItDoes) {
   DaemonProcess daemon(Config());
   ASSERT_TRUE(daemon.Start());
@@ -335,43 +407,11 @@ TEST_P(PeerBacklogTest, AClientThatDoesNotReadIsNotReadFromUntilItDoes) {
   (*worker)->StartAuto();  // answers with the payload: every `end` carries 4 KB
   const int64_t before = StatusBytes(daemon.pid(), "VmRSS");
 
-  RawPeer hog;
-  ASSERT_EQ(hog.Connect(daemon.address()), "");
-  auto welcome = hog.Hello("client");
-  ASSERT_TRUE(welcome);
-  const std::string hog_id = welcome->value("id", "");
-
-  // 12,000 submits of 4 KB (48 MB), pipelined, none of the answers read.
-  constexpr int kTasks = 12000;
-  const std::string payload(4000, 'p');
-  std::atomic<int> sent{0};
-  std::thread sender([&] {
-    for (int i = 1; i <= kTasks; ++i) {
-      const json submit = {{"type", "submit"},
-                           {"req", i},
-                           {"skills", {"echo"}},
-                           {"payload", payload},
-                           {"wait", true}};
-      if (!hog.SendJson(submit)) return;
-      ++sent;
-    }
-  });
-  // If the test stops early, a dead pincerd lets the blocked sender go.
-  struct Join {
-    DaemonProcess& daemon;
-    std::thread& t;
-    bool drained = false;
-    ~Join() {
-      if (!drained) daemon.Kill9();
-      t.join();
-    }
-  } join{daemon, sender};
-
-  ASSERT_TRUE(
-      WaitFor([&] { return LogHas(daemon, "connection " + hog_id + " is not reading"); }, kStall))
-      << daemon.ReadStderr();
+  Hog hog(daemon, "echo");
+  ASSERT_FALSE(hog.id().empty());
+  ASSERT_TRUE(WaitFor([&] { return hog.HeldBack(); }, kStall)) << daemon.ReadStderr();
   // The sender is stuck: pincerd stopped reading far short of the 48 MB.
-  EXPECT_LT(sent, kTasks);
+  EXPECT_LT(hog.sent(), Hog::kTasks);
 
   // Everyone else is served meanwhile.
   auto other = ConnectClient(daemon.address());
@@ -384,23 +424,37 @@ TEST_P(PeerBacklogTest, AClientThatDoesNotReadIsNotReadFromUntilItDoes) {
 
   // Once the client reads, pincerd reads on: every submit is answered and
   // every task ends.
-  int acks = 0, ends = 0, succeeded = 0;
-  while (ends < kTasks) {
-    auto line = hog.ReadJson(kStall);
-    ASSERT_TRUE(line) << "stalled after " << acks << " acks and " << ends << " ends (" << sent
-                      << " sent)";
-    const std::string type = line->value("type", "");
-    if (type == "ok") ++acks;
-    if (type == "end") {
-      ++ends;
-      succeeded += line->value("state", "") == "succeeded";
-    }
-    ASSERT_TRUE(type == "ok" || type == "end") << line->dump();
-  }
-  join.drained = true;
-  EXPECT_EQ(acks, kTasks);
-  EXPECT_EQ(succeeded, kTasks);
-  EXPECT_EQ(sent, kTasks);
+  EXPECT_TRUE(hog.ReadAll());
+}
+
+// No worker runs the tasks yet: nothing is written to the client, but
+// what it waits for counts, so pincerd stops reading it all the same.
+TEST_P(PeerBacklogTest, AClientWaitingForTasksNobodyRunsIsReadAsTheyEnd) {
+  DaemonProcess daemon(Config());
+  ASSERT_TRUE(daemon.Start());
+  const int64_t before = StatusBytes(daemon.pid(), "VmRSS");
+
+  Hog hog(daemon, "later");
+  ASSERT_FALSE(hog.id().empty());
+  ASSERT_TRUE(WaitFor([&] { return hog.HeldBack(); }, kStall)) << daemon.ReadStderr();
+  EXPECT_LT(hog.sent(), Hog::kTasks);
+  auto other = ConnectClient(daemon.address());
+  ASSERT_NE(other, nullptr);
+  const json stats = Stats(*other);
+  EXPECT_LT(stats.value("submitted", Hog::kTasks), Hog::kTasks) << stats.dump();
+  const int64_t peak = StatusBytes(daemon.pid(), "VmHWM");
+  EXPECT_LT(peak - before, 160 * kMiB)
+      << "pincerd grew from " << before << " to a peak of " << peak;
+
+  // A worker comes: as tasks end, the client gets their ends and pincerd
+  // reads the rest of its submits.
+  TestWorkerOptions o;
+  o.skills = {"later"};
+  o.capacity = 16;
+  auto worker = TestWorker::Connect(daemon.address(), o);
+  ASSERT_TRUE(worker.ok()) << worker.error().ToString();
+  (*worker)->StartAuto();
+  EXPECT_TRUE(hog.ReadAll());
 }
 
 TEST_P(PeerBacklogTest, AWorkerThatDoesNotReadIsOfferedNoTasksUntilItDoes) {
