@@ -210,6 +210,7 @@ json ClientApi::WorkerView(const Worker& w) {
             {"capacity", w.capacity},
             {"inflight", w.inflight()},
             {"state", WorkerStateName(w.state)},
+            {"backlogged", w.backlogged},
             {"completed", w.completed},
             {"failed", w.failed},
             {"pool", StrOrNull(w.pool)},

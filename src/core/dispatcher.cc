@@ -231,6 +231,7 @@ Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
     }
     waits.insert(id);
     live->waiters.emplace_back(conn, req);
+    outbox_.Waiting(conn, WaitWeight(*live));
     return Status::Ok();
   }
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
@@ -526,6 +527,7 @@ void Dispatcher::End(Task& t, TaskState state) {
   }
   Save(t);
   for (const auto& [conn, req] : t.waiters) {
+    outbox_.Waiting(conn, -WaitWeight(t));
     SendEnd(Outcome::Of(t.rec), conn, req);
     if (auto it = waits_.find(conn); it != waits_.end()) {
       it->second.erase(t.rec.id);
@@ -691,6 +693,15 @@ Status Dispatcher::Drain(const std::string& name) {
     ReleasePinned(*w);
   }
   return Status::Ok();
+}
+
+void Dispatcher::SetBacklogged(ConnId conn, bool backlogged) {
+  Worker* w = workers_.Find(conn);
+  if (!w || w->backlogged == backlogged) return;
+  workers_.SetBacklogged(*w, backlogged);
+  // Session tasks pinned to it wait out routing.affinity_wait as for a
+  // busy home: a backlog usually drains within it.
+  if (!backlogged) FillWorker(*w);
 }
 
 void Dispatcher::ReleasePinned(Worker& w) {

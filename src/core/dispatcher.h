@@ -63,6 +63,9 @@ class Dispatcher {
   // Live tasks one client connection may wait on at once (`wait` and
   // `submit` with `wait: true`): what a client can make pincerd hold for it.
   static constexpr std::size_t kMaxWaitsPerConnection = 10000;
+  // A waiter weighs its task's payload and this (the waiter, an end line's
+  // other fields) in its client's backlog (Outbox::Waiting).
+  static constexpr int64_t kWaitBytes = 256;
 
   // `store`, `clock` and `outbox` must outlive the dispatcher.
   Dispatcher(const Config& config, Store& store, const Clock& clock, Outbox& outbox);
@@ -87,6 +90,10 @@ class Dispatcher {
   // The connection is gone (closed by the peer or by us): requeue its tasks.
   void OnDisconnect(ConnId conn, const std::string& reason);
   Status Drain(const std::string& worker);  // by id or name
+  // The worker's connection holds too much unsent output (it does not read
+  // its tasks): no tasks are offered to it until it is cleared again, then
+  // it is filled up at once. Its running tasks go on.
+  void SetBacklogged(ConnId conn, bool backlogged);
   // Declares a worker dead (its process is gone): like a disconnect, and
   // its connection is closed so a late result can never land.
   void KillWorker(WorkerId id, const std::string& reason);
@@ -219,6 +226,10 @@ class Dispatcher {
 
   void SendTask(const Task& t, const Worker& w);
   void SendEnd(const Outcome& o, ConnId conn, int64_t req);
+  // What one waiter of `t` weighs in its client's backlog (Outbox::Waiting).
+  static int64_t WaitWeight(const Task& t) {
+    return static_cast<int64_t>(t.rec.payload.size()) + kWaitBytes;
+  }
   void Save(const Task& t) {
     if (t.rec.id != placing_new_) store_.Update(t.rec);
   }

@@ -19,6 +19,10 @@ class Outbox {
   virtual std::string* Buffer(ConnId conn) = 0;
   // Closes `conn` once what is queued for it has been written.
   virtual void Close(ConnId conn) = 0;
+  // Client `conn` began (`bytes` > 0) or ended (< 0) waiting for a task's
+  // end; `bytes` weighs what that keeps pincerd holding for it (the task,
+  // the end event to come). The daemon counts it in the client's backlog.
+  virtual void Waiting(ConnId /*conn*/, int64_t /*bytes*/) {}
 
   void Send(ConnId conn, std::string_view line) {
     if (std::string* out = Buffer(conn)) out->append(line);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 
@@ -135,7 +136,9 @@ int Daemon::Run() {
 
 void Daemon::Accept(Connection::Socket socket) {
   const ConnId id = next_conn_++;
-  auto conn = std::make_shared<Connection>(std::move(socket), id, config_.limits.max_frame_bytes, *this);
+  // Until its hello, a peer may only send a short line.
+  const std::size_t max_line = std::min(kMaxHelloBytes, config_.limits.max_frame_bytes);
+  auto conn = std::make_shared<Connection>(std::move(socket), id, max_line, *this);
   Peer& peer = peers_[id];
   peer.conn = conn;
   if (peers_.size() > config_.limits.max_connections) {
@@ -234,7 +237,18 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
       return;
     }
   }
+  const std::size_t acks = api_->acks().size();
   api_->Handle(c.id(), msg);
+  if (api_->acks().size() != acks) {
+    // A submit whose answer waits for the batch's commit: it counts in
+    // the peer's backlog until then.
+    peer->unacked += line.size();
+    if (!peer->dirty) {  // so that Seal or Release settle it
+      peer->dirty = true;
+      dirty_.push_back(c.id());
+    }
+    CheckBacklog(*peer);
+  }
 }
 
 void Daemon::OnHello(Peer& peer, const Hello& hello) {
@@ -262,6 +276,7 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
     return RefuseAndClose(peer, "shutting_down", "pincerd is shutting down");
   }
   peer.hello_timer.reset();
+  peer.conn->set_max_line(config_.limits.max_frame_bytes);
   const int64_t hb_ms = config_.heartbeat.interval.count();
   if (worker) {
     peer.role = Role::kWorker;
@@ -281,11 +296,16 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
 }
 
 void Daemon::OnOversizedLine(Connection& c) {
-  if (Peer* peer = FindPeer(c.id())) {
-    RefuseAndClose(*peer, "frame_too_large",
-                   "a line is longer than limits.max_frame_bytes = " +
-                       std::to_string(config_.limits.max_frame_bytes));
+  Peer* peer = FindPeer(c.id());
+  if (!peer) return;
+  if (peer->role == Role::kNone) {
+    return RefuseAndClose(*peer, "frame_too_large",
+                          "a line before hello is longer than " + std::to_string(c.max_line()) +
+                              " bytes (a hello is small)");
   }
+  RefuseAndClose(*peer, "frame_too_large",
+                 "a line is longer than limits.max_frame_bytes = " +
+                     std::to_string(config_.limits.max_frame_bytes));
 }
 
 void Daemon::OnClosed(Connection& c) {
@@ -295,6 +315,7 @@ void Daemon::OnClosed(Connection& c) {
   if (PeerSlot& slot = peer_cache_[c.id() % peer_cache_.size()]; slot.id == c.id()) slot = {};
   peers_.erase(it);  // the Connection lives on while its handlers finish
   if (role == Role::kClient) dispatcher_->DropWaiters(c.id());
+  for (auto& listener : listeners_) listener->Resume();  // a descriptor is free again
   if (role == Role::kWorker) {
     spdlog::info("worker w{} disconnected", c.id());
     dispatcher_->OnDisconnect(c.id(), "worker w" + std::to_string(c.id()) + " disconnected");
@@ -304,13 +325,51 @@ void Daemon::OnClosed(Connection& c) {
   if (stopping_) CheckDrained();
 }
 
+void Daemon::OnWritten(Connection& c) {
+  // Only called while the peer is held back. It goes on once half of the
+  // limit has drained, so it does not flip at every write.
+  Peer* peer = FindPeer(c.id());
+  if (!peer || !peer->backlogged || Backlog(*peer) > kMaxPeerBacklog / 2) return;
+  peer->backlogged = false;
+  c.set_notify_written(false);
+  spdlog::debug("connection c{}: output drained to {} bytes; going on", c.id(), Backlog(*peer));
+  if (peer->role == Role::kWorker) {
+    dispatcher_->SetBacklogged(c.id(), false);  // fills it up: its tasks go out with the next flush
+    ScheduleFlush();
+  } else {
+    c.ResumeReading();
+  }
+}
+
+void Daemon::HoldBack(Peer& peer) {
+  if (!peer.conn->open()) return;
+  peer.backlogged = true;
+  Connection& c = *peer.conn;
+  c.set_notify_written(true);
+  const bool worker = peer.role == Role::kWorker;
+  if (worker) {
+    dispatcher_->SetBacklogged(c.id(), true);
+  } else {
+    c.PauseReading();
+  }
+  const auto level = peer.backlog_logged ? spdlog::level::debug : spdlog::level::info;
+  peer.backlog_logged = true;
+  spdlog::log(level,
+              "connection c{} is not reading: pincerd holds {} bytes for it (output, unanswered "
+              "submits, waits); {} until that drains",
+              c.id(), Backlog(peer), worker ? "no tasks offered to it" : "not reading from it");
+}
+
 // ---------------------------------------------------------------- outbox
 
 std::string* Daemon::Buffer(ConnId conn) {
   Peer* peer = FindPeer(conn);
   if (!peer || !peer->conn->open()) return nullptr;
   if (answer_to_ == AnswerTo::kNow) return &NowOut(*peer, conn);  // answers of the batch just written
-  if (answer_to_ == AnswerTo::kFlight) return &OutFor(*answer_flight_, conn);  // with a batch being written
+  if (answer_to_ == AnswerTo::kFlight) {  // with a batch being written
+    flight_appended_ = true;                // counted in OnBatchWritten
+    return &OutFor(*answer_flight_, conn).out;
+  }
   if (!peer->dirty) {
     peer->dirty = true;
     dirty_.push_back(conn);
@@ -324,6 +383,14 @@ void Daemon::Close(ConnId conn) {
   // dead (missed heartbeats) has a hung process, which the supervisor replaces.
   if (supervisor_) supervisor_->OnWorkerDead(conn);
   if (Peer* peer = FindPeer(conn)) peer->conn->CloseAfterFlush();
+}
+
+void Daemon::Waiting(ConnId conn, int64_t bytes) {
+  Peer* peer = FindPeer(conn);
+  if (!peer) return;
+  peer->waiting += bytes;
+  // Ends free it once written (OnWritten); a new wait may hold it back.
+  if (bytes > 0) CheckBacklog(*peer);
 }
 
 void Daemon::ScheduleFlush() {
@@ -407,16 +474,23 @@ bool Daemon::Linger() {
   return true;
 }
 
-std::string& Daemon::OutFor(Flight& f, ConnId conn) {
-  for (auto& [id, held] : f.out) {
-    if (id == conn) return held;
+Daemon::HeldOut& Daemon::OutFor(Flight& f, ConnId conn) {
+  for (HeldOut& held : f.out) {
+    if (held.conn == conn) return held;
   }
-  std::string buffer;
+  HeldOut& held = f.out.emplace_back();
+  held.conn = conn;
   if (!spare_out_.empty()) {
-    buffer.swap(spare_out_.back());
+    held.out.swap(spare_out_.back());
     spare_out_.pop_back();
   }
-  return f.out.emplace_back(conn, std::move(buffer)).second;
+  return held;
+}
+
+void Daemon::Count(HeldOut& held) {
+  if (held.out.size() == held.counted) return;
+  if (Peer* peer = FindPeer(held.conn)) peer->in_flights += held.out.size() - held.counted;
+  held.counted = held.out.size();
 }
 
 std::string& Daemon::NowOut(Peer& peer, ConnId id) {
@@ -455,7 +529,13 @@ void Daemon::Seal(Flight& f) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
     peer->dirty = false;
-    Splice(OutFor(f, id), peer->staged);
+    HeldOut& held = OutFor(f, id);
+    Splice(held.out, peer->staged);
+    peer->in_flights += held.out.size() - held.counted + peer->unacked;
+    held.counted = held.out.size();
+    held.unacked += peer->unacked;  // f took its acks
+    peer->unacked = 0;
+    CheckBacklog(*peer);
   }
   dirty_.clear();
 }
@@ -487,11 +567,14 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
   }
   if (st.ok()) store_->Reuse(std::move(batch));
   // What was answered while the batch was written goes out first.
-  for (auto& [id, out] : f.out) {
-    if (Peer* peer = FindPeer(id); peer && peer->conn->open()) Splice(NowOut(*peer, id), out);
-    if (spare_out_.size() < kMaxSpareOut && out.capacity() <= kMaxSpareOutBytes) {
-      out.clear();
-      spare_out_.push_back(std::move(out));
+  for (HeldOut& held : f.out) {
+    if (Peer* peer = FindPeer(held.conn)) {
+      peer->in_flights -= held.counted + held.unacked;
+      if (peer->conn->open()) Splice(NowOut(*peer, held.conn), held.out);
+    }
+    if (spare_out_.size() < kMaxSpareOut && held.out.capacity() <= kMaxSpareOutBytes) {
+      held.out.clear();
+      spare_out_.push_back(std::move(held.out));
     }
   }
   // The batch's submits: accepted, or refused and forgotten.
@@ -518,6 +601,12 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
   }
   answer_to_ = AnswerTo::kStaged;
   answer_flight_ = nullptr;
+  if (flight_appended_) {
+    flight_appended_ = false;
+    for (Flight& later : flights_) {
+      for (HeldOut& held : later.out) Count(held);
+    }
+  }
   std::vector<ConnId> now;
   now.swap(now_peers_);
   for (ConnId id : now) {
@@ -525,6 +614,7 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
     if (!peer) continue;
     peer->in_now = false;
     peer->conn->Flush();
+    CheckBacklog(*peer);
   }
   // What came in during the write is the next batch.
   ScheduleFlush();
@@ -548,8 +638,10 @@ void Daemon::Release(std::vector<ConnId>& peers) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
     peer->dirty = false;
+    peer->unacked = 0;  // answered by FinishBatch
     Splice(peer->conn->out(), peer->staged);
     peer->conn->Flush();
+    CheckBacklog(*peer);
   }
 }
 

@@ -5,6 +5,7 @@
 // store's commit (one per batch, by design: persist, then answer).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <asio.hpp>
 #include <deque>
@@ -61,6 +62,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   // Outbox.
   std::string* Buffer(ConnId conn) override;
   void Close(ConnId conn) override;
+  void Waiting(ConnId conn, int64_t bytes) override;
 
   // Connection::Handler.
   void BeginLines(Connection& c) override;
@@ -68,6 +70,17 @@ class Daemon final : public Connection::Handler, public Outbox {
   void OnLine(Connection& c, std::string_view line) override;
   void OnOversizedLine(Connection& c) override;
   void OnClosed(Connection& c) override;
+  void OnWritten(Connection& c) override;
+
+  // The longest line accepted before a connection's hello (a hello is
+  // small; a peer that has not authenticated may not make pincerd buffer
+  // a whole frame). Lower when limits.max_frame_bytes is.
+  static constexpr std::size_t kMaxHelloBytes = 64 * 1024;
+  // The most output pincerd keeps for one peer (staged, held for a store
+  // write, queued on its connection) before it holds that peer back: a
+  // client is no longer read from, a worker is offered no tasks, until
+  // the output drains below it.
+  static constexpr std::size_t kMaxPeerBacklog = 4 * 1024 * 1024;
 
  private:
   enum class Role { kNone, kWorker, kClient };
@@ -82,13 +95,34 @@ class Daemon final : public Connection::Handler, public Outbox {
     // answer that is not yet durable.
     std::string staged;
     bool in_now = false;  // listed in now_peers_
+    // Its submits not yet answered (their lines' bytes): the task and the
+    // store's copy are kept for them, and their answers are still to come.
+    // Handed to the flight that takes their acks, or dropped once answered.
+    std::size_t unacked = 0;
+    // What its waits for tasks' ends weigh (Outbox::Waiting): a client
+    // may not pile up waits without bound either.
+    int64_t waiting = 0;
+    // Its output and unanswered submits held in flights_ (HeldOut::counted
+    // and ::unacked summed over them).
+    std::size_t in_flights = 0;
+    // Held back for its backlog (kMaxPeerBacklog): a client is not read
+    // from, a worker is offered no tasks.
+    bool backlogged = false;
+    bool backlog_logged = false;  // said so at info once; later at debug
+  };
+  // A client's output held back with a flight.
+  struct HeldOut {
+    ConnId conn = 0;
+    std::string out;
+    std::size_t counted = 0;  // the part of `out` added to its peer's in_flights
+    std::size_t unacked = 0;  // the peer's unanswered submits the flight answers
   };
   // A batch handed to the store writer, and the answers it holds back:
   // they go out once its write is done.
   struct Flight {
     uint64_t last_take = 0;  // the last store take its batch holds
     std::vector<ClientApi::PendingAck> acks;
-    std::vector<std::pair<ConnId, std::string>> out;  // clients' output
+    std::vector<HeldOut> out;  // clients' output
   };
   // Where Buffer() puts output: with the next batch (staged), with a batch
   // being written (answer_flight_), or straight to the connection (the
@@ -118,7 +152,20 @@ class Daemon final : public Connection::Handler, public Outbox {
   // out now) and notes the last take in it. Called right after the take.
   void Seal(Flight& f);
   // The output `f` holds for client `conn`, added (in a spare buffer) if new.
-  std::string& OutFor(Flight& f, ConnId conn);
+  HeldOut& OutFor(Flight& f, ConnId conn);
+  // Adds what `held` gained since last counted to its peer's in_flights.
+  void Count(HeldOut& held);
+  // The output pincerd keeps for `peer`, wherever it waits.
+  static std::size_t Backlog(const Peer& peer) {
+    return peer.staged.size() + peer.unacked + peer.in_flights + peer.conn->pending_out() +
+           static_cast<std::size_t>(std::max<int64_t>(peer.waiting, 0));
+  }
+  // Holds `peer` back once its backlog passes kMaxPeerBacklog; OnWritten
+  // lets it go once it is below again. Inline: it runs for every submit.
+  void CheckBacklog(Peer& peer) {
+    if (!peer.backlogged && Backlog(peer) > kMaxPeerBacklog) HoldBack(peer);
+  }
+  void HoldBack(Peer& peer);
   // The store writer finished the oldest batch in flight.
   void OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
   // Writes the staged output of workers now (it never waits for a commit)
@@ -149,6 +196,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::vector<std::unique_ptr<StoreBatch>> failed_;
   AnswerTo answer_to_ = AnswerTo::kStaged;
   Flight* answer_flight_ = nullptr;  // for AnswerTo::kFlight
+  bool flight_appended_ = false;     // output went to answer_flight_ (not yet counted)
   std::vector<ConnId> now_peers_;    // written to directly (AnswerTo::kNow)
   // Buffers of flights' output already sent, kept for their capacity: a
   // fresh one grew by doubling in every batch.

@@ -6,10 +6,36 @@
 #include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include "config/config.h"
 #include "daemon/daemon.h"
 #include "pincer/version.h"
+
+namespace {
+
+// Every connection is a descriptor, and the soft limit is often 1024 while
+// limits.max_connections is 10,000: raise the soft limit to the hard one,
+// as daemons that need many descriptors are expected to. When even that is
+// too low, accepting pauses while no descriptor is free (net/listener.cc).
+void RaiseOpenFileLimit(std::size_t max_connections) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t want = lim.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : lim.rlim_max;
+  if (lim.rlim_cur < want) {
+    rlimit raised = lim;
+    raised.rlim_cur = want;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  if (lim.rlim_cur < max_connections + 64) {
+    spdlog::warn(
+        "the open file limit ({}) is below limits.max_connections ({}); connections past it wait "
+        "until others close (raise LimitNOFILE / ulimit -n)",
+        lim.rlim_cur, max_connections);
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"pincerd: the pincer task dispatcher daemon"};
@@ -65,6 +91,7 @@ int main(int argc, char** argv) {
   // fails with EFBIG: pincerd refuses submits until it works again
   // (/healthz says 503), instead of being killed by SIGXFSZ.
   std::signal(SIGXFSZ, SIG_IGN);
+  RaiseOpenFileLimit(config.limits.max_connections);
 
   asio::io_context io(1);
   pincer::Daemon daemon(io, std::move(config), {config_path, address_file});

@@ -5,30 +5,44 @@
 namespace pincer {
 namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
+// A connection starts reading in small chunks, so an idle one (thousands of
+// them, before or after hello) holds little; each read that fills its chunk
+// doubles it, up to kReadChunk.
+constexpr std::size_t kFirstReadChunk = 4 * 1024;
 // A peer that sends but does not read its answers is not read from while
 // this much output waits for it (backpressure, not unbounded buffering).
 constexpr std::size_t kMaxPendingOut = 16 * 1024 * 1024;
 }  // namespace
 
 Connection::Connection(Socket socket, uint64_t id, std::size_t max_line, Handler& handler)
-    : socket_(std::move(socket)), id_(id), max_line_(max_line), handler_(handler) {}
+    : socket_(std::move(socket)),
+      id_(id),
+      max_line_(max_line),
+      handler_(handler),
+      chunk_(kFirstReadChunk) {}
 
 void Connection::Start() { Read(); }
 
 void Connection::Read() {
-  if (closed_ || close_after_flush_ || reading_) return;
+  if (closed_ || close_after_flush_ || reading_ || paused_) return;
   if (out_.size() + writing_.size() > kMaxPendingOut) return;  // resumed in OnWritten
   reading_ = true;
   // The buffer always extends kLinePadding past what a read can fill.
-  if (in_.size() < in_len_ + kReadChunk + kLinePadding) in_.resize(in_len_ + kReadChunk + kLinePadding);
+  if (in_.size() < in_len_ + chunk_ + kLinePadding) in_.resize(in_len_ + chunk_ + kLinePadding);
   socket_.async_read_some(
-      asio::buffer(in_.data() + in_len_, kReadChunk),
+      asio::buffer(in_.data() + in_len_, chunk_),
       [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
         self->reading_ = false;
         if (ec) return self->Close();
+        if (n == self->chunk_ && self->chunk_ < kReadChunk) self->chunk_ *= 2;
         self->in_len_ += n;
         self->OnRead(n);
       });
+}
+
+void Connection::ResumeReading() {
+  paused_ = false;
+  Read();
 }
 
 void Connection::OnRead(std::size_t) {
@@ -89,6 +103,7 @@ void Connection::OnWritten() {
   writing_.clear();
   if (writing_.capacity() > kMaxPendingOut) std::string().swap(writing_);
   Flush();
+  if (notify_written_) handler_.OnWritten(*this);
   Read();
 }
 

@@ -34,6 +34,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     virtual void OnOversizedLine(Connection& c) = 0;
     // Called once, when the connection is closed for whatever reason.
     virtual void OnClosed(Connection& c) = 0;
+    // A write completed; called only while set_notify_written(true).
+    virtual void OnWritten(Connection&) {}
   };
 
   // `handler` must outlive the connection's last callback.
@@ -42,6 +44,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start();
   uint64_t id() const { return id_; }
   bool open() const { return !closed_; }
+  // The longest line accepted from now on (e.g. a small one until hello).
+  void set_max_line(std::size_t max_line) { max_line_ = max_line; }
+  std::size_t max_line() const { return max_line_; }
+
+  // Backpressure the handler applies for its own buffers: no reads while
+  // paused (the lines of a read already done are still handed over).
+  void PauseReading() { paused_ = true; }
+  void ResumeReading();
+  bool reading_paused() const { return paused_; }
+  // Output not yet written to the socket: the next batch and the one in
+  // flight.
+  std::size_t pending_out() const { return out_.size() + writing_.size(); }
+  // While on, the handler hears of every completed write (OnWritten).
+  void set_notify_written(bool on) { notify_written_ = on; }
 
   // Pending output; append complete lines, then call Flush().
   std::string& out() { return out_; }
@@ -59,7 +75,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Socket socket_;
   const uint64_t id_;
-  const std::size_t max_line_;
+  std::size_t max_line_;
   Handler& handler_;
 
   // Unconsumed input (at most one partial line) is in_[0, in_len_). in_ is
@@ -67,10 +83,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string in_;
   std::size_t in_len_ = 0;
   std::size_t scanned_ = 0;  // bytes of in_ already searched for '\n'
+  std::size_t chunk_;        // the most one read takes (grows while reads fill it)
   std::string out_;          // next batch to write
   std::string writing_;      // the batch in flight
   bool writing_in_flight_ = false;
   bool reading_ = false;
+  bool paused_ = false;
+  bool notify_written_ = false;
   bool close_after_flush_ = false;
   bool closed_ = false;
 };

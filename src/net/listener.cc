@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
 #include <charconv>
 
 namespace pincer {
@@ -62,7 +65,16 @@ Status Listener::Open(const std::string& address, OnAccept on_accept) {
 void Listener::Accept() {
   acceptor_.async_accept([this](const std::error_code& ec, Connection::Socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) {
+    if (ec) {
+      // One connection gone before it was taken: take the next.
+      const bool this_one = ec == asio::error::connection_aborted ||
+                            ec == asio::error::connection_reset || ec == asio::error::interrupted ||
+                            ec == asio::error::would_block || ec == asio::error::try_again ||
+                            ec.value() == EPROTO || ec.value() == EPERM;
+      if (!this_one) return Backoff(ec);
+    } else {
+      if (warned_) spdlog::info("accepting connections again on {}", bound_);
+      warned_ = false;
       if (unix_path_.empty()) {
         int one = 1;
         ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -73,8 +85,30 @@ void Listener::Accept() {
   });
 }
 
+void Listener::Backoff(const std::error_code& ec) {
+  if (!warned_) {
+    spdlog::warn("cannot accept connections on {}: {}; retrying when a connection closes", bound_,
+                 ec.message());
+    warned_ = true;
+  }
+  backing_off_ = true;
+  retry_.expires_after(kRetry);
+  retry_.async_wait([this](const std::error_code& e) {
+    if (!e) Resume();
+  });
+}
+
+void Listener::Resume() {
+  if (!backing_off_ || !acceptor_.is_open()) return;
+  backing_off_ = false;
+  retry_.cancel();
+  Accept();
+}
+
 void Listener::Close() {
   std::error_code ignored;
+  backing_off_ = false;
+  retry_.cancel();
   acceptor_.close(ignored);
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }

@@ -15,20 +15,30 @@ class Listener {
  public:
   using OnAccept = std::function<void(Connection::Socket)>;
 
-  explicit Listener(asio::io_context& io) : io_(io), acceptor_(io) {}
+  explicit Listener(asio::io_context& io) : io_(io), acceptor_(io), retry_(io) {}
 
   // Binds and listens. `address` is "host:port" or "unix:/path".
   Status Open(const std::string& address, OnAccept on_accept);
   void Close();
+  // A descriptor was freed: if accepting waits for one (EMFILE), try now.
+  void Resume();
   // The bound address, e.g. "127.0.0.1:41234" or "unix:/run/pincer.sock".
   const std::string& bound() const { return bound_; }
 
  private:
   void Accept();
+  // accept() failed for want of a resource (descriptors, memory): the
+  // pending connection stays queued, so accepting again at once would spin.
+  // Waits for Resume() or kRetry, whichever comes first.
+  void Backoff(const std::error_code& ec);
+  static constexpr std::chrono::milliseconds kRetry{100};
 
   asio::io_context& io_;
   asio::basic_socket_acceptor<asio::generic::stream_protocol> acceptor_;
   OnAccept on_accept_;
+  asio::steady_timer retry_;
+  bool backing_off_ = false;
+  bool warned_ = false;  // this shortage was logged
   std::string bound_;
   std::string unix_path_;
 };

@@ -63,4 +63,9 @@ void WorkerRegistry::SetState(Worker& w, WorkerState s) {
   index_.SetRoutable(w.id, Routable(w));
 }
 
+void WorkerRegistry::SetBacklogged(Worker& w, bool backlogged) {
+  w.backlogged = backlogged;
+  index_.SetRoutable(w.id, Routable(w));
+}
+
 }  // namespace pincer

@@ -32,6 +32,9 @@ struct Worker {
   std::string spawn_id;
   std::string pool;  // set for managed workers
   WorkerState state = WorkerState::kReady;
+  // Its connection holds more unsent output than pincerd buffers for one
+  // peer: it is offered no tasks until that drains (docs/protocol.md).
+  bool backlogged = false;
 
   TaskIdSet tasks;                 // attempts in flight
   std::set<QueueEntry> pinned;     // session tasks waiting for this worker
@@ -61,7 +64,8 @@ class WorkerRegistry {
   void Acquire(Worker& w, TaskId t);
   void Release(Worker& w, TaskId t);
   void SetState(Worker& w, WorkerState s);
-  bool Routable(const Worker& w) const { return w.state == WorkerState::kReady; }
+  void SetBacklogged(Worker& w, bool backlogged);
+  bool Routable(const Worker& w) const { return w.state == WorkerState::kReady && !w.backlogged; }
 
   WorkerIndex& index() { return index_; }
   const std::unordered_map<WorkerId, std::unique_ptr<Worker>>& all() const { return workers_; }

@@ -21,6 +21,12 @@ class FakeOutbox final : public Outbox {
     return &pending_[conn];
   }
   void Close(ConnId conn) override { closed_.insert(conn); }
+  void Waiting(ConnId conn, int64_t bytes) override { waiting_[conn] += bytes; }
+  // What `conn`'s waits weigh now (Outbox::Waiting summed).
+  int64_t waiting(ConnId conn) const {
+    auto it = waiting_.find(conn);
+    return it == waiting_.end() ? 0 : it->second;
+  }
 
   // Marks `conn` as gone: lines sent to it are dropped, as the daemon does.
   void Drop(ConnId conn) { gone_.insert(conn); }
@@ -56,6 +62,7 @@ class FakeOutbox final : public Outbox {
   std::map<ConnId, std::string> pending_;
   std::set<ConnId> gone_;
   std::set<ConnId> closed_;
+  std::map<ConnId, int64_t> waiting_;
 };
 
 }  // namespace pincer::test

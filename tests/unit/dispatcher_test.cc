@@ -664,6 +664,50 @@ TEST_F(DispatcherTest, ADrainingWorkerGetsNothingNew) {
   EXPECT_EQ(d_->Drain("nobody").code(), "not_found");
 }
 
+TEST_F(DispatcherTest, ABackloggedWorkerIsOfferedNothingUntilItIsClearedThenFilledAtOnce) {
+  AddWorker(1, {}, 3);
+  TaskHandle a = Submit();
+  EXPECT_EQ(TasksSent(1).size(), 1u);
+  d_->SetBacklogged(1, true);
+  TaskHandle b = Submit();
+  TaskHandle c = Submit();
+  EXPECT_EQ(b->rec.state, TaskState::kQueued);
+  EXPECT_EQ(c->rec.state, TaskState::kQueued);
+  EXPECT_TRUE(TasksSent(1).empty());
+  // What it runs still ends; its freed slot is not refilled meanwhile.
+  Result(1, a, true);
+  EXPECT_EQ(a->rec.state, TaskState::kSucceeded);
+  EXPECT_TRUE(TasksSent(1).empty());
+  // Another worker takes what waits.
+  AddWorker(2, {}, 1);
+  EXPECT_EQ(TasksSent(2), std::vector<std::string>({b->id_string()}));
+  d_->SetBacklogged(1, false);
+  EXPECT_EQ(TasksSent(1), std::vector<std::string>({c->id_string()}));
+  EXPECT_FALSE(d_->workers().Find(1)->backlogged);
+  // Unknown workers and repeats change nothing.
+  d_->SetBacklogged(99, true);
+  d_->SetBacklogged(1, false);
+  EXPECT_EQ(c->rec.state, TaskState::kRunning);
+}
+
+TEST_F(DispatcherTest, AClientsWaitsAreWeighedUntilTheirEndIsSent) {
+  AddWorker(1);
+  SubmitOpts o;
+  o.payload = "\"" + std::string(1000, 'x') + "\"";
+  TaskHandle t = Submit(o);  // a waiter for kClient
+  EXPECT_EQ(out_.waiting(kClient), static_cast<int64_t>(o.payload.size()) + Dispatcher::kWaitBytes);
+  d_->AddWaiter(t.id, 77, 1);
+  EXPECT_EQ(out_.waiting(77), static_cast<int64_t>(o.payload.size()) + Dispatcher::kWaitBytes);
+  Result(1, t, true);
+  EXPECT_EQ(Ends().size(), 1u);
+  EXPECT_EQ(out_.waiting(kClient), 0);
+  EXPECT_EQ(out_.waiting(77), 0);
+  // A wait on an ended task is answered at once and weighs nothing.
+  d_->AddWaiter(t.id, 78, 1);
+  EXPECT_EQ(out_.TakeType(78, "end").size(), 1u);
+  EXPECT_EQ(out_.waiting(78), 0);
+}
+
 TEST_F(DispatcherTest, ResultsArePurgedAfterResultTtl) {
   AddWorker(1);
   SubmitOpts o;
