@@ -442,13 +442,15 @@ TEST_F(HostileInputTest, DeepJsonFromAWorkerIsRefusedAndTheTaskStaysItsOwn) {
 }
 
 TEST_F(HostileInputTest, DeepLinesBeforeHelloAreRefusedAndClosed) {
+  // Deep but within the 64 KiB a line before hello may have: refused for
+  // its depth, before anything parses it.
   for (const std::string& first : {
-           R"({"type":"submit","req":1,"skills":["x"],"payload":)" + Nest(100000) + "}",
+           R"({"type":"submit","req":1,"skills":["x"],"payload":)" + Nest(30000) + "}",
            R"({"type":"hello","role":"worker","proto":1,"token":"wrong","labels":{"a":)" +
-               Nest(70000) + "}}",
+               Nest(30000) + "}}",
            R"({"type":"hello","role":"worker","proto":1,"token":"wtok","labels":{"a":)" + Nest(64) +
                "}}",
-           std::string(1000000, '{'),
+           std::string(60000, '{'),
        }) {
     RawPeer peer;
     ASSERT_EQ(peer.Connect(addr_), "");
@@ -458,6 +460,22 @@ TEST_F(HostileInputTest, DeepLinesBeforeHelloAreRefusedAndClosed) {
     EXPECT_EQ(err->value("code", ""), "bad_hello") << err->dump();
     EXPECT_NE(err->value("message", "").find("limits.max_json_depth = 64"), std::string::npos)
         << err->dump();
+    EXPECT_TRUE(peer.WaitClosed(kRead));
+  }
+  // Deeper ones are longer than a line before hello may be: refused for
+  // their length.
+  for (const std::string& first : {
+           R"({"type":"submit","req":1,"skills":["x"],"payload":)" + Nest(100000) + "}",
+           R"({"type":"hello","role":"worker","proto":1,"token":"wrong","labels":{"a":)" +
+               Nest(70000) + "}}",
+           std::string(1000000, '{'),
+       }) {
+    RawPeer peer;
+    ASSERT_EQ(peer.Connect(addr_), "");
+    ASSERT_TRUE(peer.SendLine(first));
+    auto err = peer.ReadJson(kRead);
+    ASSERT_TRUE(err) << first.substr(0, 80);
+    EXPECT_EQ(err->value("code", ""), "frame_too_large") << err->dump();
     EXPECT_TRUE(peer.WaitClosed(kRead));
   }
   // A wrong token with labels within the bound is plainly unauthorized.
