@@ -24,6 +24,11 @@ Options (each also as an environment variable):
   --delay S         (STUB_DELAY)      sleep S seconds between streamed chunks
   --chunks N        (STUB_CHUNKS, default 8) split the reply into N chunks
   --down-file F     (STUB_DOWN_FILE)  while F exists, /models answers 503
+  --ignore-stream   (STUB_IGNORE_STREAM=1) answer one JSON body even when
+                                      asked to stream (as some servers do)
+  --hold-file F     (STUB_HOLD_FILE)  a streamed reply to a prompt containing
+                                      "HOLD" stops after its first chunk until
+                                      F exists (a test's gate, not a timer)
 """
 import argparse
 import json
@@ -48,6 +53,8 @@ parser.add_argument("--fail-always", type=int, default=int(env("STUB_FAIL_ALWAYS
 parser.add_argument("--delay", type=float, default=float(env("STUB_DELAY", "0")))
 parser.add_argument("--chunks", type=int, default=int(env("STUB_CHUNKS", "8")))
 parser.add_argument("--down-file", default=env("STUB_DOWN_FILE"))
+parser.add_argument("--hold-file", default=env("STUB_HOLD_FILE"))
+parser.add_argument("--ignore-stream", action="store_true", default=env("STUB_IGNORE_STREAM") == "1")
 args = parser.parse_args()
 
 lock = threading.Lock()
@@ -137,7 +144,7 @@ class Handler(BaseHTTPRequestHandler):
                 reply += " | PREVIOUS: " + previous
         model = body.get("model", MODEL)
         cid, now = "chatcmpl-stub", int(time.time())
-        if not body.get("stream"):
+        if not body.get("stream") or args.ignore_stream:
             return self.send_json(200, {"id": cid, "object": "chat.completion", "created": now, "model": model,
                                         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
                                                      "finish_reason": "stop"}],
@@ -159,10 +166,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             event({"role": "assistant", "content": ""})
             size = max(1, -(-len(reply) // max(1, args.chunks)))
+            hold = args.hold_file and "HOLD" in last
             for i in range(0, len(reply), size):
                 if args.delay:
                     time.sleep(args.delay)
                 event({"content": reply[i:i + size]})
+                while hold and not os.path.exists(args.hold_file):
+                    time.sleep(0.01)
+                hold = False
             event({}, "stop")
             include_usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage")
             if include_usage:
