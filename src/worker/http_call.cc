@@ -27,7 +27,6 @@ struct HttpCall::Shared {
   CURL* easy = nullptr;
   HttpResponseHead head;
   bool head_sent = false;
-
 };
 
 namespace {
@@ -97,8 +96,7 @@ HttpCall::HttpCall(asio::io_context& io, HttpRequest request, Callbacks callback
     }
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, &ctx);
     curl_easy_setopt(
-        easy, CURLOPT_HEADERFUNCTION,
-        +[](char* data, size_t size, size_t n, void* user) -> size_t {
+        easy, CURLOPT_HEADERFUNCTION, +[](char* data, size_t size, size_t n, void* user) -> size_t {
           auto* c = static_cast<Ctx*>(user);
           const std::string_view line(data, size * n);
           const std::string_view trimmed = Trim(line);

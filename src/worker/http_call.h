@@ -19,7 +19,7 @@ namespace pincer::worker {
 
 struct HttpRequest {
   std::string url;
-  bool post = false;               // POST `body`, else GET
+  bool post = false;  // POST `body`, else GET
   std::string body;
   std::vector<std::string> headers;  // "Name: value"
   std::chrono::milliseconds connect_timeout{10000};

@@ -124,8 +124,9 @@ int main(int argc, char** argv) {
   }
   options.endpoint = *endpoint;
   options.hello.token = token;
-  options.hello.name =
-      !name.empty() ? name : DefaultName(openai.url.empty() ? command : std::vector<std::string>{"openai"});
+  const std::vector<std::string> program =
+      openai.url.empty() ? command : std::vector<std::string>{"openai"};
+  options.hello.name = name.empty() ? DefaultName(program) : name;
   options.hello.skills = skills;
   options.hello.capacity = capacity;
   options.hello.spawn_id = EnvOr("PINCER_SPAWN_ID", "");

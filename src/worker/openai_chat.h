@@ -122,9 +122,9 @@ struct ChatReply {
   std::string model;
   std::string finish_reason;
   std::optional<Usage> usage;
-  bool done = false;        // saw `data: [DONE]`
-  std::string error;        // the server reported an error inside the stream
-  std::size_t max_text = 0; // 0: unbounded
+  bool done = false;         // saw `data: [DONE]`
+  std::string error;         // the server reported an error inside the stream
+  std::size_t max_text = 0;  // 0: unbounded
   bool text_overflowed = false;
 
   // Appends content, bounded by max_text. Returns the bytes appended.
@@ -153,7 +153,8 @@ inline std::string ContentText(const nlohmann::json& content) {
 }
 
 inline void TakeCommon(const nlohmann::json& j, ChatReply& r) {
-  if (const auto m = j.find("model"); m != j.end() && m->is_string()) r.model = m->get<std::string>();
+  if (const auto m = j.find("model"); m != j.end() && m->is_string())
+    r.model = m->get<std::string>();
   if (const auto u = j.find("usage"); u != j.end() && u->is_object()) {
     Usage usage;
     auto num = [&u](const char* name) -> int64_t {
@@ -280,8 +281,7 @@ inline std::string ErrorBodyText(std::string_view body) {
 // `retryable` follows the status (429, 5xx and lost connections may pass
 // on another attempt; other statuses will not) and which carries the
 // server's Retry-After as `retry_after_ms`.
-inline nlohmann::json ChatResult(const HttpOutcome& http, const ChatReply& reply,
-                                 std::time_t now) {
+inline nlohmann::json ChatResult(const HttpOutcome& http, const ChatReply& reply, std::time_t now) {
   using nlohmann::json;
   auto failure = [&](std::string error, bool retryable) {
     json r = {{"ok", false}, {"error", std::move(error)}, {"retryable", retryable}};
@@ -302,9 +302,8 @@ inline nlohmann::json ChatResult(const HttpOutcome& http, const ChatReply& reply
   }
   if (!reply.error.empty()) return failure("model endpoint reported: " + reply.error, true);
   if (reply.text_overflowed) {
-    return failure("reply too large: more than " + std::to_string(reply.max_text) +
-                       " bytes of text",
-                   false);
+    return failure(
+        "reply too large: more than " + std::to_string(reply.max_text) + " bytes of text", false);
   }
   if (!reply.done && reply.finish_reason.empty()) {
     return failure("the model endpoint closed the stream before the reply ended", true);

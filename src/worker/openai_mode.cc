@@ -19,12 +19,14 @@ void AddOpenAiFlags(CLI::App& app, OpenAiFlags& flags) {
                     "also send the task's session in this header (x-openclaw-session-key)");
   group->add_option("--health-url", flags.health_url,
                     "URL that must answer 200 before tasks are taken (default URL/models)");
-  group->add_option("--probe-interval", flags.probe_interval_s,
-                    "seconds between health probes while the endpoint is up")
+  group
+      ->add_option("--probe-interval", flags.probe_interval_s,
+                   "seconds between health probes while the endpoint is up")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 3600.0));
-  group->add_option("--progress-interval", flags.progress_interval_s,
-                    "at most one progress message per this many seconds per task")
+  group
+      ->add_option("--progress-interval", flags.progress_interval_s,
+                   "at most one progress message per this many seconds per task")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
 }

@@ -154,7 +154,8 @@ void OpenAiTaskRunner::OnFinished(uint64_t serial) {
   if (c->wanted) {
     // The thread ended without on_end: cannot happen unless aborted, but
     // never leave a task without an outcome.
-    Finish(serial, {{"ok", false}, {"error", "the request ended unexpectedly"}, {"retryable", true}},
+    Finish(serial,
+           {{"ok", false}, {"error", "the request ended unexpectedly"}, {"retryable", true}},
            false);
   }
   calls_.erase(serial);

@@ -60,9 +60,10 @@ class OpenAiWorkerTest : public ::testing::Test {
   // pincer-worker --openai URL --name NAME --skill chat ARGS...
   size_t StartWorker(const std::string& url, const std::string& name,
                      const std::vector<std::string>& args = {}) {
-    std::vector<std::string> argv = {kWorker,     "--addr", daemon_->address(), "--log-level",
-                                     "debug",     "--name", name,               "--skill",
-                                     "chat",      "--openai", url};
+    std::vector<std::string> argv = {kWorker,       "--addr",  daemon_->address(),
+                                     "--log-level", "debug",   "--name",
+                                     name,          "--skill", "chat",
+                                     "--openai",    url};
     argv.insert(argv.end(), args.begin(), args.end());
     EnvChanges env;
     for (const char* var : {"PINCER_ADDR", "PINCER_TOKEN", "PINCER_SPAWN_ID"}) {
@@ -70,9 +71,9 @@ class OpenAiWorkerTest : public ::testing::Test {
     }
     const size_t index = workers_.size();
     workers_.push_back(std::make_unique<ChildProcess>());
-    EXPECT_EQ(workers_.back()->Start(argv, daemon_->dir() + "/worker.out", WorkerLogPath(index),
-                                     env),
-              "");
+    EXPECT_EQ(
+        workers_.back()->Start(argv, daemon_->dir() + "/worker.out", WorkerLogPath(index), env),
+        "");
     return index;
   }
 
@@ -171,9 +172,8 @@ TEST_F(OpenAiWorkerTest, SessionGoesAsUserAndHeaderWithTheApiKey) {
   ASSERT_TRUE(stub.Start());
   TempDir dir("oa-key");
   const std::string key_file = dir.WriteFile("key", "sk-secret-4711\n");
-  const size_t w = StartWorker(stub.url(), "oa",
-                               {"--session-header", "x-openclaw-session-key", "--api-key-file",
-                                key_file});
+  const size_t w = StartWorker(
+      stub.url(), "oa", {"--session-header", "x-openclaw-session-key", "--api-key-file", key_file});
   ASSERT_TRUE(WaitFor([&] { return WorkerConnected("oa"); }));
 
   json end = SubmitWait({"--session", "conv-1", "--payload", R"("my word is MANGO")"});
@@ -231,9 +231,8 @@ TEST_F(OpenAiWorkerTest, CancelAbortsTheRequestAndFreesTheSlot) {
   const std::string held = Submit({"--payload", R"("HOLD forever")"});
   ASSERT_TRUE(WaitFor([&] { return Status(held).value("state", "") == "running"; }));
   EXPECT_EQ(Ctl({"cancel", held}).exit_code, 0);
-  ASSERT_TRUE(WaitFor([&] {
-    return WorkerLog(w).find("task " + held + ": cancelled") != std::string::npos;
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return WorkerLog(w).find("task " + held + ": cancelled") != std::string::npos; }));
   // The one slot is free again while the held reply never finished.
   const json end = SubmitWait({"--payload", R"("next")"});
   EXPECT_EQ(end["state"], "succeeded") << end;
@@ -292,9 +291,8 @@ TEST_F(OpenAiWorkerTest, EndpointDownAtStartTakesNoTaskUntilItAnswers) {
   ASSERT_TRUE(stub.Start());
   const size_t w = StartWorker(stub.url(), "oa");
   // The worker probed, heard 503, and stays away from pincerd.
-  ASSERT_TRUE(WaitFor([&] {
-    return WorkerLog(w).find("model endpoint not ready") != std::string::npos;
-  }));
+  ASSERT_TRUE(
+      WaitFor([&] { return WorkerLog(w).find("model endpoint not ready") != std::string::npos; }));
   EXPECT_FALSE(WorkerConnected("oa"));
   const std::string id = Submit({"--payload", R"("wait for me")"});
   json status = Status(id);
@@ -332,9 +330,8 @@ TEST_F(OpenAiWorkerTest, EndpointNotListeningAtAll) {
   const std::string url = stub.url();
   stub.Kill();
   const size_t w = StartWorker(url, "oa");
-  ASSERT_TRUE(WaitFor([&] {
-    return WorkerLog(w).find("model endpoint not ready") != std::string::npos;
-  }));
+  ASSERT_TRUE(
+      WaitFor([&] { return WorkerLog(w).find("model endpoint not ready") != std::string::npos; }));
   EXPECT_FALSE(WorkerConnected("oa"));
 }
 
@@ -377,11 +374,13 @@ TEST(OpenAiWorkerWireTest, RetryAfterTravelsAsRetryAfterMs) {
                    {"session", "s9"},
                    {"deadline_ms", nullptr}});
   std::optional<json> result;
-  ASSERT_TRUE(WaitFor([&] {
-    auto line = daemon.ReadJson(milliseconds(100));
-    if (line && (*line)["type"] == "result") result = line;
-    return result.has_value();
-  }, seconds(30)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto line = daemon.ReadJson(milliseconds(100));
+        if (line && (*line)["type"] == "result") result = line;
+        return result.has_value();
+      },
+      seconds(30)));
   EXPECT_EQ((*result)["id"], "t1");
   EXPECT_EQ((*result)["ok"], false);
   EXPECT_EQ((*result)["retryable"], true);

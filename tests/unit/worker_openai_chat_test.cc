@@ -1,13 +1,12 @@
 // src/worker/openai_chat.h: payload to request, event stream to reply,
 // HTTP outcome to result (pincer-worker --openai), with no socket.
-#include "worker/openai_chat.h"
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "worker/openai_chat.h"
 #include "worker/result_builder.h"
 
 namespace pincer::worker::openai {
@@ -84,13 +83,14 @@ TEST(SseParserTest, LongLineIsAnErrorNotAGrowingBuffer) {
 
 TEST(ApplyStreamEventTest, DeltasUsageModelAndFinish) {
   ChatReply r;
-  EXPECT_EQ(ApplyStreamEvent(
-                R"({"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})",
-                r),
-            "");
+  EXPECT_EQ(
+      ApplyStreamEvent(
+          R"({"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})", r),
+      "");
   EXPECT_EQ(ApplyStreamEvent(R"({"choices":[{"delta":{"content":"Hel"}}]})", r), "Hel");
-  EXPECT_EQ(ApplyStreamEvent(R"({"choices":[{"delta":{"content":[{"type":"text","text":"lo"}]}}]})", r),
-            "lo");
+  EXPECT_EQ(
+      ApplyStreamEvent(R"({"choices":[{"delta":{"content":[{"type":"text","text":"lo"}]}}]})", r),
+      "lo");
   ApplyStreamEvent(R"({"choices":[{"delta":{},"finish_reason":"stop"}]})", r);
   ApplyStreamEvent(
       R"({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})", r);
