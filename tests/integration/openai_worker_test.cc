@@ -265,6 +265,17 @@ TEST_F(OpenAiWorkerTest, ServerErrorIsRetryable) {
   EXPECT_EQ(end["attempts"], 2);
 }
 
+TEST_F(OpenAiWorkerTest, StreamCutShortIsRetryable) {
+  StubModel stub;
+  ASSERT_TRUE(stub.Start());
+  StartWorker(stub.url(), "oa");
+  ASSERT_TRUE(WaitFor([&] { return WorkerConnected("oa"); }));
+  const json end = SubmitWait({"--max-attempts", "2", "--payload", R"("DROP me")"});
+  EXPECT_EQ(end["state"], "failed") << end;
+  EXPECT_EQ(end["attempts"], 2) << "retried";
+  EXPECT_EQ(end["error"], "the model endpoint closed the stream before the reply ended") << end;
+}
+
 TEST_F(OpenAiWorkerTest, BadRequestFailsAtOnce) {
   StubModel stub({"--fail-always", "400"});
   ASSERT_TRUE(stub.Start());

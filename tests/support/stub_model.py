@@ -26,6 +26,7 @@ Options (each also as an environment variable):
   --down-file F     (STUB_DOWN_FILE)  while F exists, /models answers 503
   --ignore-stream   (STUB_IGNORE_STREAM=1) answer one JSON body even when
                                       asked to stream (as some servers do)
+  A prompt containing "DROP" gets its first chunk, then the connection closes.
   --hold-file F     (STUB_HOLD_FILE)  a streamed reply to a prompt containing
                                       "HOLD" stops after its first chunk until
                                       F exists (a test's gate, not a timer)
@@ -174,6 +175,9 @@ class Handler(BaseHTTPRequestHandler):
                 while hold and not os.path.exists(args.hold_file):
                     time.sleep(0.01)
                 hold = False
+                if "DROP" in last:  # the connection is lost mid-reply
+                    self.close_connection = True
+                    return
             event({}, "stop")
             include_usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage")
             if include_usage:
