@@ -9,14 +9,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <curl/curl.h>
 #include <asio.hpp>
+#include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "worker/child_process.h"
 #include "worker/endpoint.h"
+#include "worker/openai_mode.h"
 #include "worker/process_task_runner.h"
 #include "worker/worker_options.h"
 #include "worker/worker_session.h"
@@ -84,7 +89,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  app.add_option("command", command, "the command run per task (after --)")->required();
+  app.add_option("command", command, "the command run per task (after --)");
+  worker::OpenAiFlags openai;
+  worker::AddOpenAiFlags(app, openai);
 
   try {
     app.parse(argc, argv);
@@ -93,6 +100,14 @@ int main(int argc, char** argv) {
     // usage error exits 2 like pincerctl's.
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  }
+
+  if (openai.url.empty() == command.empty()) {
+    std::fprintf(stderr, "pincer-worker: %s\n%s",
+                 command.empty() ? "give a COMMAND to run per task, or --openai URL"
+                                 : "give either a COMMAND or --openai URL, not both",
+                 "Run with --help for more information.\n");
+    return 2;
   }
 
   auto logger = spdlog::stderr_color_st("pincer-worker");
@@ -109,7 +124,9 @@ int main(int argc, char** argv) {
   }
   options.endpoint = *endpoint;
   options.hello.token = token;
-  options.hello.name = name.empty() ? DefaultName(command) : name;
+  const std::vector<std::string> program =
+      openai.url.empty() ? command : std::vector<std::string>{"openai"};
+  options.hello.name = name.empty() ? DefaultName(program) : name;
   options.hello.skills = skills;
   options.hello.capacity = capacity;
   options.hello.spawn_id = EnvOr("PINCER_SPAWN_ID", "");
@@ -131,11 +148,28 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   asio::io_context io(1);
-  worker::ProcessRunnerOptions runner_options;
-  runner_options.command = options.command;
-  runner_options.stdout_cap = options.max_frame_bytes;
-  runner_options.kill_grace = options.kill_grace;
-  worker::ProcessTaskRunner runner(io, runner_options);
+  std::unique_ptr<worker::TaskRunner> runner_owner;
+  worker::OpenAiTaskRunner* openai_runner = nullptr;
+  worker::OpenAiRunnerOptions openai_options;
+  if (!openai.url.empty()) {
+    auto made = worker::MakeOpenAiRunnerOptions(openai, options.max_frame_bytes);
+    if (auto* error = std::get_if<std::string>(&made)) {
+      spdlog::error("{}", *error);
+      return 2;
+    }
+    openai_options = std::get<worker::OpenAiRunnerOptions>(std::move(made));
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    auto owned = std::make_unique<worker::OpenAiTaskRunner>(io, openai_options);
+    openai_runner = owned.get();
+    runner_owner = std::move(owned);
+  } else {
+    worker::ProcessRunnerOptions runner_options;
+    runner_options.command = options.command;
+    runner_options.stdout_cap = options.max_frame_bytes;
+    runner_options.kill_grace = options.kill_grace;
+    runner_owner = std::make_unique<worker::ProcessTaskRunner>(io, runner_options);
+  }
+  worker::TaskRunner& runner = *runner_owner;
 
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -156,6 +190,13 @@ int main(int argc, char** argv) {
 
   spdlog::info("pincer-worker {} starting: {} (skills: {}, capacity {})", pincer::kVersion,
                options.endpoint.ToString(), fmt::join(options.hello.skills, ","), capacity);
+  std::unique_ptr<worker::EndpointProbe> probe;
+  if (openai_runner != nullptr) {
+    spdlog::info("tasks go to {}/chat/completions; waiting for the endpoint to answer",
+                 openai_options.base_url);
+    probe = worker::AttachEndpointProbe(io, openai, openai_options, session, *openai_runner);
+    probe->Start();
+  }
   session.Start();
   io.run();
   return exit_code;

@@ -14,7 +14,9 @@ namespace pincer::worker {
 // What the task runner observed, handed over once the child has been reaped
 // and its pipes have been read to the end.
 struct TaskOutcome {
-  enum class Kind { kExited, kSignaled, kSpawnFailed };
+  // kReply: a runner that talks to a service rather than a process
+  // (pincer-worker --openai) built the result itself, in `reply`.
+  enum class Kind { kExited, kSignaled, kSpawnFailed, kReply };
   Kind kind = Kind::kExited;
   int code = 0;                    // exit status (kExited) or signal (kSignaled)
   std::string stdout_data;         // the first bytes of stdout, up to the cap
@@ -23,7 +25,13 @@ struct TaskOutcome {
   std::string stderr_tail;         // the last bytes of stderr
   bool stderr_truncated = false;   // earlier stderr was dropped
   std::string spawn_error;         // kSpawnFailed: why
+  nlohmann::json reply;            // kReply: {ok, output | error, retryable, ...}
 };
+
+inline bool Succeeded(const TaskOutcome& o) {
+  if (o.kind == TaskOutcome::Kind::kReply) return o.reply.value("ok", false);
+  return o.kind == TaskOutcome::Kind::kExited && o.code == 0;
+}
 
 // The bytes a task's stdin receives: a JSON string payload as its raw text
 // (so `cat`, `tr`, `wc` work on plain text), anything else as compact JSON.
@@ -68,6 +76,8 @@ inline std::string DescribeFailure(const TaskOutcome& o) {
   switch (o.kind) {
     case TaskOutcome::Kind::kSpawnFailed:
       return o.spawn_error;
+    case TaskOutcome::Kind::kReply:
+      return o.reply.value("error", std::string());
     case TaskOutcome::Kind::kExited:
       text = "exit status " + std::to_string(o.code);
       break;
@@ -92,6 +102,17 @@ inline std::string DescribeFailure(const TaskOutcome& o) {
 inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
                               std::size_t max_frame_bytes,
                               int max_json_depth = kDefaultMaxJsonDepth) {
+  if (o.kind == TaskOutcome::Kind::kReply) {
+    nlohmann::json j = {{"type", "result"}, {"id", id}};
+    if (o.reply.is_object()) j.update(o.reply);
+    std::string line = DumpLine(j);
+    if (line.size() - 1 <= max_frame_bytes) return line;
+    return FailureLine(id,
+                       "output too large: the result is " + std::to_string(line.size() - 1) +
+                           " bytes encoded, more than the " + std::to_string(max_frame_bytes) +
+                           "-byte frame limit",
+                       /*retryable=*/false);
+  }
   if (o.kind == TaskOutcome::Kind::kSpawnFailed) {
     return FailureLine(id, DescribeFailure(o), /*retryable=*/false);
   }

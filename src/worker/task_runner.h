@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ namespace pincer::worker {
 struct TaskSpec {
   std::string id;
   std::string stdin_data;  // already rendered by PayloadToStdin
+  nlohmann::json payload;  // as submitted (runners that need more than stdin)
   std::string session;     // empty when none
   int64_t attempt = 1;
 };
@@ -35,6 +37,10 @@ class TaskRunner {
   // Called whenever a process has been reaped (used to finish a shutdown
   // once every process is gone).
   virtual void SetOnProcessGone(std::function<void()> gone) = 0;
+  // Progress of a running task, to be sent as a `progress` message. Runners
+  // that have none ignore it.
+  using ProgressCallback = std::function<void(const std::string& id, nlohmann::json data)>;
+  virtual void SetOnProgress(ProgressCallback) {}
 
   // REQUIRES: no running task has this id. The outcome is reported through
   // the done callback, never from inside Start.

@@ -31,9 +31,36 @@ WorkerSession::WorkerSession(asio::io_context& io, WorkerOptions options, TaskRu
   runner_.SetOnDone(
       [this](const std::string& id, TaskOutcome outcome) { OnTaskDone(id, std::move(outcome)); });
   runner_.SetOnProcessGone([this] { OnProcessGone(); });
+  runner_.SetOnProgress([this](const std::string& id, nlohmann::json data) {
+    if (conn_ && welcomed_) {
+      conn_->Send(DumpLine({{"type", "progress"}, {"id", id}, {"data", std::move(data)}}));
+    }
+  });
 }
 
-void WorkerSession::Start() { Connect(); }
+void WorkerSession::Start() {
+  started_ = true;
+  if (!held_) Connect();
+}
+
+void WorkerSession::Hold(const std::string& reason) {
+  if (held_ || stopping_ || exited_) return;
+  held_ = true;
+  reconnect_timer_.cancel();
+  if (conn_) {
+    spdlog::warn("leaving the daemon until {}", reason);
+    DropConnection(reason);
+  }
+}
+
+void WorkerSession::Release() {
+  if (!held_) return;
+  held_ = false;
+  if (started_ && !conn_ && !stopping_ && !exited_) {
+    backoff_.Reset();
+    Connect();
+  }
+}
 
 void WorkerSession::Connect() {
   const uint64_t gen = ++conn_gen_;
@@ -123,7 +150,9 @@ void WorkerSession::OnTask(TaskMsg& m) {
     return;
   }
   spdlog::info("task {} attempt {}: starting", m.id, m.attempt);
-  runner_.Start(TaskSpec{m.id, PayloadToStdin(m.payload), m.session, m.attempt});
+  TaskSpec spec{m.id, PayloadToStdin(m.payload), {}, m.session, m.attempt};
+  spec.payload = std::move(m.payload);
+  runner_.Start(std::move(spec));
 }
 
 void WorkerSession::OnCancel(const CancelMsg& m) {
@@ -154,7 +183,7 @@ void WorkerSession::OnDaemonError(const ErrorMsg& m) {
 
 void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
   std::string line = ResultLine(id, outcome, options_.max_frame_bytes, max_json_depth_);
-  if (outcome.kind == TaskOutcome::Kind::kExited && outcome.code == 0) {
+  if (Succeeded(outcome)) {
     spdlog::info("task {}: done ({} bytes of output)", id, outcome.stdout_total);
   } else {
     spdlog::warn("task {}: failed: {:.300}", id, DescribeFailure(outcome));
@@ -190,6 +219,7 @@ void WorkerSession::DropConnection(const std::string& reason) {
     Shutdown();
     return;
   }
+  if (held_) return;  // Release connects again
   ++failed_attempts_;
   if (was_welcomed) {
     spdlog::warn("lost the connection to {}: {}", options_.endpoint.ToString(), reason);
@@ -208,7 +238,7 @@ void WorkerSession::ScheduleReconnect() {
   spdlog::debug("reconnecting in {}ms", delay.count());
   reconnect_timer_.expires_after(delay);
   reconnect_timer_.async_wait([this](std::error_code ec) {
-    if (ec || stopping_ || exited_) return;
+    if (ec || stopping_ || exited_ || held_) return;
     Connect();
   });
 }

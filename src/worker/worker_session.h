@@ -39,6 +39,14 @@ class WorkerSession {
   // held), stop every task's processes and exit 0 once they are gone.
   void Shutdown();
 
+  // Keeps the worker away from the daemon while its backend cannot take
+  // work (pincer-worker --openai while its endpoint does not answer): the
+  // connection is dropped, so the daemon requeues what it held and sends
+  // nothing new, and no connection is made until Release. May be called
+  // before Start.
+  void Hold(const std::string& reason);
+  void Release();
+
  private:
   void Connect();
   void OnLine(std::string_view line);
@@ -74,6 +82,8 @@ class WorkerSession {
   std::chrono::steady_clock::time_point next_heartbeat_;
   int failed_attempts_ = 0;
 
+  bool started_ = false;
+  bool held_ = false;
   bool draining_ = false;
   bool finishing_drain_ = false;
   bool stopping_ = false;

@@ -21,6 +21,8 @@ class RawPeer {
 
   // Connects to "HOST:PORT" (IPv4). Returns "" or an error message.
   std::string Connect(const std::string& addr);
+  // Takes over a connected socket (one a test accepted, playing pincerd).
+  void Adopt(int fd) { fd_ = fd; }
   // Writes all of `bytes`; false when the peer is gone.
   bool SendRaw(const std::string& bytes);
   bool SendLine(const std::string& line) { return SendRaw(line + "\n"); }
