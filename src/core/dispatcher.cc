@@ -215,21 +215,21 @@ void Dispatcher::Restore(TaskRecord&& rec) {
 Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
                              const std::function<void(uint64_t)>& before_end) {
   if (Task* live = tasks_.Find(id)) {
-    std::unordered_set<TaskId>& waits = waits_[conn];
-    if (waits.count(id)) {
-      for (const auto& [c, earlier] : live->waiters) {
-        if (c == conn) {
-          return Status("already_waiting", "this connection already waits for " + TaskIdString(id) +
-                                               " (req " + std::to_string(earlier) + ")");
-        }
+    for (const auto& [c, earlier] : live->waiters) {
+      if (c == conn) {
+        return Status("already_waiting", "this connection already waits for " + TaskIdString(id) +
+                                             " (req " + std::to_string(earlier) + ")");
       }
     }
-    if (waits.size() >= kMaxWaitsPerConnection) {
+    ConnWaits& waits = waits_[conn];
+    if (waits.live >= kMaxWaitsPerConnection) {
       return Status("too_many_waits", "this connection already waits for " +
-                                          std::to_string(waits.size()) +
+                                          std::to_string(waits.live) +
                                           " tasks, the most one connection may");
     }
-    waits.insert(id);
+    if (waits.ids.size() >= 2 * waits.live + kWaitIdsSlack) CompactWaits(conn, waits);
+    waits.ids.push_back(id);
+    ++waits.live;
     live->waiters.emplace_back(conn, req);
     outbox_.Waiting(conn, WaitWeight(*live));
     return Status::Ok();
@@ -241,10 +241,21 @@ Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
   return Status::Ok();
 }
 
+void Dispatcher::CompactWaits(ConnId conn, ConnWaits& waits) {
+  std::erase_if(waits.ids, [&](TaskId id) {
+    const Task* t = tasks_.Find(id);
+    if (!t) return true;
+    for (const auto& w : t->waiters) {
+      if (w.first == conn) return false;
+    }
+    return true;
+  });
+}
+
 void Dispatcher::DropWaiters(ConnId conn) {
   auto it = waits_.find(conn);
   if (it == waits_.end()) return;
-  for (TaskId id : it->second) {
+  for (TaskId id : it->second.ids) {
     if (Task* t = tasks_.Find(id)) {
       std::erase_if(t->waiters, [conn](const auto& w) { return w.first == conn; });
     }
@@ -529,10 +540,8 @@ void Dispatcher::End(Task& t, TaskState state) {
   for (const auto& [conn, req] : t.waiters) {
     outbox_.Waiting(conn, -WaitWeight(t));
     SendEnd(Outcome::Of(t.rec), conn, req);
-    if (auto it = waits_.find(conn); it != waits_.end()) {
-      it->second.erase(t.rec.id);
-      if (it->second.empty()) waits_.erase(it);
-    }
+    // Its id stays in the connection's list until CompactWaits.
+    if (auto it = waits_.find(conn); it != waits_.end() && it->second.live > 0) --it->second.live;
   }
   t.waiters.clear();
   if (observer_) {

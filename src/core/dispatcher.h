@@ -13,7 +13,6 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include "common/clock.h"
@@ -117,7 +116,7 @@ class Dispatcher {
   // Live tasks `conn` waits on.
   std::size_t WaitsOf(ConnId conn) const {
     auto it = waits_.find(conn);
-    return it == waits_.end() ? 0 : it->second.size();
+    return it == waits_.end() ? 0 : it->second.live;
   }
   // A client connection closed: its waiters leave the tasks they wait on.
   void DropWaiters(ConnId conn);
@@ -248,9 +247,18 @@ class Dispatcher {
   TaskTable tasks_;
   std::vector<std::unique_ptr<Task>> spare_tasks_;
   std::unordered_map<std::string, TaskId> keys_;  // idempotency
-  // The live tasks each client connection waits on (AddWaiter): bounded per
-  // connection, dropped with it, and each entry leaves when its task ends.
-  std::unordered_map<ConnId, std::unordered_set<TaskId>> waits_;
+  // What each client connection waits on (AddWaiter): how many live tasks
+  // (bounded per connection), and their ids, for DropWaiters when it closes.
+  // An ended task's id is not looked for in `ids` (a set's node per wait
+  // cost more than the rest of the wait): it stays until the list is twice
+  // as long as needed, when CompactWaits keeps only the live waits.
+  struct ConnWaits {
+    std::size_t live = 0;
+    std::vector<TaskId> ids;
+  };
+  static constexpr std::size_t kWaitIdsSlack = 1024;
+  void CompactWaits(ConnId conn, ConnWaits& waits);
+  std::unordered_map<ConnId, ConnWaits> waits_;
   std::unordered_map<std::string, Session> sessions_;
   TaskQueue queue_;
   WorkerRegistry workers_;

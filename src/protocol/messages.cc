@@ -586,6 +586,7 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
 // thread; thread_local keeps ParseMessage safe to call from any.)
 struct FastParser {
   dom::parser parser{kFastMaxLine};
+  int max_depth = 0;  // the depth `parser` is allocated for
   std::string buffer;
 };
 
@@ -594,9 +595,23 @@ static_assert(simdjson::SIMDJSON_PADDING <= kLinePadding);
 // False when the line is not a hot message in the expected shape (the slow
 // path then parses it, and names the error if there is one); `out` may
 // then hold anything.
-bool ParseFast(std::string_view line, bool padded, ParseResult& out) {
+//
+// simdjson refuses (DEPTH_ERROR) any line nested deeper than the depth its
+// parser is allocated for, and may refuse one level less (it counts a
+// non-empty innermost array or object one deeper than an empty one). So a
+// line the fast path accepts nests at most `max_depth` levels, with no scan
+// of its own; a refused one goes to the scan and the slow path, which decide
+// exactly.
+bool ParseFast(std::string_view line, bool padded, ParseResult& out, int max_depth) {
   if (line.size() > kFastMaxLine) return false;
   thread_local FastParser fp;
+  if (fp.max_depth != max_depth) {
+    if (fp.parser.allocate(kFastMaxLine, static_cast<std::size_t>(max_depth)) !=
+        simdjson::SUCCESS) {
+      return false;
+    }
+    fp.max_depth = max_depth;
+  }
   // simdjson reads up to SIMDJSON_PADDING bytes past the end of its input.
   const char* input = line.data();
   if (!padded) {
@@ -633,20 +648,21 @@ bool ParseFast(std::string_view line, bool padded, ParseResult& out) {
 
 }  // namespace
 
-// Every entry point checks the nesting first, before either parser: nlohmann
-// parses iteratively, but its dump() and copies recurse once per level, and
-// so does AppendDump; simdjson's own depth limit does not count an empty
-// innermost array or object, so it cannot be the bound.
+// Every line is bounded before anything walks it: nlohmann parses
+// iteratively, but its dump() and copies recurse once per level, and so
+// does AppendDump. The fast path is bounded by simdjson's depth limit (see
+// ParseFast); every other line is scanned (JsonDepthWithin) before the slow
+// path parses it.
 ParseResult ParseMessageWithoutFastPathForTest(std::string_view line, int max_depth) {
   if (!JsonDepthWithin(line, max_depth)) return TooDeep(max_depth);
   return ParseMessageSlow(line);
 }
 
 ParseResult ParseMessage(std::string_view line, int max_depth) {
-  if (!JsonDepthWithin(line, max_depth)) return TooDeep(max_depth);
   ParseResult out;
-  if (!ParseFast(line, /*padded=*/false, out)) out = ParseMessageSlow(line);
-  return out;
+  if (ParseFast(line, /*padded=*/false, out, max_depth)) return out;
+  if (!JsonDepthWithin(line, max_depth)) return TooDeep(max_depth);
+  return ParseMessageSlow(line);
 }
 
 ParseResult ParseMessagePadded(std::string_view line, int max_depth) {
@@ -656,11 +672,12 @@ ParseResult ParseMessagePadded(std::string_view line, int max_depth) {
 }
 
 void ParseMessagePaddedInto(std::string_view line, ParseResult& out, int max_depth) {
+  if (ParseFast(line, /*padded=*/true, out, max_depth)) return;
   if (!JsonDepthWithin(line, max_depth)) {
     out = TooDeep(max_depth);
     return;
   }
-  if (!ParseFast(line, /*padded=*/true, out)) out = ParseMessageSlow(line);
+  out = ParseMessageSlow(line);
 }
 
 }  // namespace pincer
