@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tls/tls_context.h"
 #include "worker/child_process.h"
 #include "worker/endpoint.h"
 #include "worker/process_task_runner.h"
@@ -53,6 +54,8 @@ int main(int argc, char** argv) {
   std::string addr = EnvOr("PINCER_ADDR", "127.0.0.1:7878");
   std::string token = EnvOr("PINCER_TOKEN", "");
   std::string unix_path;
+  pincer::tls::ClientFiles tls_files{EnvOr("PINCER_TLS_CA", ""), EnvOr("PINCER_TLS_CERT", ""),
+                                     EnvOr("PINCER_TLS_KEY", "")};
   std::string name;
   std::vector<std::string> skills;
   std::vector<std::string> labels;
@@ -66,6 +69,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--token", token, "worker token (env PINCER_TOKEN)");
   app.add_option("--unix", unix_path, "connect to this Unix socket instead of --addr");
+  app.add_option("--tls-ca", tls_files.ca,
+                 "speak TLS; pincerd's certificate must chain to a CA in this PEM file "
+                 "(env PINCER_TLS_CA)");
+  app.add_option("--tls-cert", tls_files.cert,
+                 "client certificate (PEM), for a pincerd that requires one (env PINCER_TLS_CERT)");
+  app.add_option("--tls-key", tls_files.key,
+                 "the client certificate's private key (PEM) (env PINCER_TLS_KEY)");
   app.add_option("--name", name, "name shown in `pincerctl workers` (default COMMAND@HOST)");
   app.add_option("--skill", skills, "a skill this worker offers (repeatable)")
       ->allow_extra_args(false);
@@ -108,6 +118,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.endpoint = *endpoint;
+  if (!tls_files.ca.empty() || !tls_files.cert.empty() || !tls_files.key.empty()) {
+    std::string error;
+    options.tls = pincer::tls::MakeClientContext(tls_files, &error);
+    if (!options.tls) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+  }
   options.hello.token = token;
   options.hello.name = name.empty() ? DefaultName(command) : name;
   options.hello.skills = skills;
@@ -154,8 +172,9 @@ int main(int argc, char** argv) {
     session.Shutdown();
   });
 
-  spdlog::info("pincer-worker {} starting: {} (skills: {}, capacity {})", pincer::kVersion,
-               options.endpoint.ToString(), fmt::join(options.hello.skills, ","), capacity);
+  spdlog::info("pincer-worker {} starting: {}{} (skills: {}, capacity {})", pincer::kVersion,
+               options.endpoint.ToString(), options.tls && !options.endpoint.is_unix ? " (TLS)" : "",
+               fmt::join(options.hello.skills, ","), capacity);
   session.Start();
   io.run();
   return exit_code;
