@@ -1,6 +1,8 @@
 #include "tls/tls_context.h"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -55,11 +57,21 @@ std::optional<Problem> LoadCertAndKey(context& ctx, const std::string& cert,
   if (ec) return Problem{File::kCert, Unusable(cert, "a PEM certificate chain", ec)};
   std::optional<std::string> key_text = Read(key, &error);
   if (!key_text) return Problem{File::kKey, error};
-  ctx.use_private_key(asio::buffer(*key_text), context::pem, ec);
+  // Parsed apart from the context, so that a key that is not one and a key
+  // that belongs to another certificate get different messages.
+  BIO* bio = BIO_new_mem_buf(key_text->data(), static_cast<int>(key_text->size()));
+  EVP_PKEY* pkey = bio ? PEM_read_bio_PrivateKey(bio, nullptr, &NoPassphrase, nullptr) : nullptr;
+  BIO_free(bio);
   // The key text is not needed past this point; do not leave it in memory.
   OPENSSL_cleanse(key_text->data(), key_text->size());
-  if (ec) return Problem{File::kKey, Unusable(key, "an unencrypted PEM private key", ec)};
-  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+  if (!pkey) {
+    ec = std::error_code(static_cast<int>(ERR_get_error()), asio::error::get_ssl_category());
+    return Problem{File::kKey, Unusable(key, "an unencrypted PEM private key", ec)};
+  }
+  const bool matches = SSL_CTX_use_PrivateKey(ctx.native_handle(), pkey) == 1 &&
+                       SSL_CTX_check_private_key(ctx.native_handle()) == 1;
+  EVP_PKEY_free(pkey);
+  if (!matches) {
     return Problem{File::kKey, "'" + key + "' does not match the certificate in '" + cert + "'"};
   }
   return std::nullopt;

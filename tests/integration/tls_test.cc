@@ -204,7 +204,7 @@ TEST_F(TlsTest, TaskGoesFromCtlToPincerWorkerOverTls) {
                     certs_.ca());
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(r.Json()["state"], "succeeded") << r;
-  EXPECT_EQ(r.Json()["result"]["output"], json::parse("{\"x\":[1,2]}")) << r;
+  EXPECT_EQ(r.Json()["output"], json::parse("{\"x\":[1,2]}")) << r;
 }
 
 TEST_F(TlsTest, PincerWorkerWithTheWrongCaDoesNotConnectAndSaysWhy) {
@@ -228,7 +228,7 @@ TEST_F(TlsTest, TaskGoesToThePythonWorkerOverTls) {
   CtlResult r = Ctl({"--json", "submit", "--skill", "upper", "--payload", "\"hello\"", "--wait"},
                     certs_.ca());
   ASSERT_EQ(r.exit_code, 0) << r;
-  EXPECT_EQ(r.Json()["result"]["output"], "HELLO") << r;
+  EXPECT_EQ(r.Json()["output"], "HELLO") << r;
 }
 
 TEST_F(TlsTest, PythonWorkerWithTheWrongCaDoesNotConnect) {
@@ -269,7 +269,7 @@ TEST_F(TlsTest, MutualTlsRefusesAClientWithoutACertificateAndServesOneWithIt) {
   CtlResult task = Ctl({"--json", "submit", "--skill", "upper", "--payload", "\"m\"", "--wait"},
                        certs_.ca(), certs_.client_cert(), certs_.client_key());
   EXPECT_EQ(task.exit_code, 0) << task;
-  EXPECT_EQ(task.Json()["result"]["output"], "M") << task;
+  EXPECT_EQ(task.Json()["output"], "M") << task;
 
   // A worker without a certificate is not let in.
   const std::size_t bare = StartChild(
@@ -354,7 +354,7 @@ TEST_F(TlsTest, PoolWorkersDialTheUnixSocket) {
   CtlResult r = Ctl({"--json", "submit", "--skill", "echo", "--payload", "7", "--wait"},
                     certs_.ca());
   EXPECT_EQ(r.exit_code, 0) << r;
-  EXPECT_EQ(r.Json()["result"]["output"], 7) << r;
+  EXPECT_EQ(r.Json()["output"], 7) << r;
 }
 
 TEST_F(TlsTest, BadTlsConfigIsRefusedNamingTheKeyAndFile) {
