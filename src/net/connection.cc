@@ -19,13 +19,15 @@ Connection::Connection(Socket socket, uint64_t id, std::size_t max_line, Handler
       id_(id),
       max_line_(max_line),
       handler_(handler) {
-  if (tls_context_) tls_stream_ = std::make_unique<asio::ssl::stream<Socket&>>(socket_, *tls_context_);
+  if (tls_context_) {
+    tls_stream_ = std::make_unique<asio::ssl::stream<Socket&>>(socket_, *tls_context_);
+    handshaking_ = true;  // from now: nothing can be written before the handshake
+  }
 }
 
 void Connection::Start() {
   if (!tls_stream_) return Read();
   // A peer that stays silent here is closed by the owner's hello timeout.
-  handshaking_ = true;
   tls_stream_->async_handshake(asio::ssl::stream_base::server,
                                [self = shared_from_this()](const std::error_code& ec) {
                                  self->OnHandshake(ec);
@@ -103,8 +105,12 @@ bool Connection::TakeLines() {
 void Connection::Flush() {
   if (closed_ || writing_in_flight_) return;
   if (handshaking_) {
-    // Nothing can be written before the handshake ends; a close cannot wait for it.
-    if (close_after_flush_) Close();
+    // Nothing can be written before the handshake ends; a close cannot wait
+    // for it. `self`: no operation may be pending to keep this alive.
+    if (close_after_flush_) {
+      auto self = shared_from_this();
+      Close();
+    }
     return;
   }
   if (out_.empty()) {

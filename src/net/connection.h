@@ -70,7 +70,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // replaced it. Every read and write goes through tls_stream_ then.
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<Socket&>> tls_stream_;
-  bool handshaking_ = false;
+  bool handshaking_ = false;  // TLS: from construction until the handshake succeeded
   const uint64_t id_;
   const std::size_t max_line_;
   Handler& handler_;

@@ -15,7 +15,8 @@ enum class File { kCert, kKey, kCa };
 
 struct Problem {
   File file;
-  std::string message;  // names the path, e.g. "'/etc/pincer/key.pem' does not match the certificate"
+  // Names the path: "'/etc/pincer/key.pem' does not match the certificate in ...".
+  std::string message;
 };
 
 // pincerd's side: `cert` is a PEM chain (leaf first), `key` its private key
@@ -39,8 +40,7 @@ struct ClientFiles {
 
 // nullptr with `*error` set (naming the flag's file) when a file is
 // unusable or only one of cert/key is given.
-std::shared_ptr<asio::ssl::context> MakeClientContext(const ClientFiles& files,
-                                                      std::string* error);
+std::shared_ptr<asio::ssl::context> MakeClientContext(const ClientFiles& files, std::string* error);
 
 // Prepares a client connection to `host` (a DNS name, or an IP literal as in
 // "127.0.0.1" or "::1"): the server's certificate must name it (subjectAltName,

@@ -70,8 +70,8 @@ class TlsTest : public ::testing::Test {
   }
 
   void StartDaemon(bool mutual = false, const std::string& extra = "") {
-    daemon_ = std::make_unique<DaemonProcess>("store: { kind: memory }\n" + TlsConfig(mutual) +
-                                              extra);
+    daemon_ =
+        std::make_unique<DaemonProcess>("store: { kind: memory }\n" + TlsConfig(mutual) + extra);
     CopyFile(certs_.server_cert(), daemon_->dir() + "/server.crt");
     CopyFile(certs_.server_key(), daemon_->dir() + "/server.key");
     ASSERT_TRUE(daemon_->Start());
@@ -151,8 +151,8 @@ TEST_F(TlsTest, ServerNameIsChecked) {
   EXPECT_EQ(by_name.exit_code, 0) << by_name;
 
   // A certificate from the trusted CA that names another host is refused.
-  ASSERT_TRUE(certs_.Issue("elsewhere", "ca", "/CN=elsewhere",
-                           "subjectAltName=DNS:elsewhere.example\n"));
+  ASSERT_TRUE(
+      certs_.Issue("elsewhere", "ca", "/CN=elsewhere", "subjectAltName=DNS:elsewhere.example\n"));
   CopyFile(certs_.Path("elsewhere.crt"), daemon_->dir() + "/server.crt");
   CopyFile(certs_.Path("elsewhere.key"), daemon_->dir() + "/server.key");
   CtlResult reload = Ctl({"reload"}, certs_.ca());
@@ -197,8 +197,8 @@ TEST_F(TlsTest, SilentTlsPeerIsClosedByHelloTimeoutWhileOthersAreServed) {
 TEST_F(TlsTest, TaskGoesFromCtlToPincerWorkerOverTls) {
   StartDaemon();
   const std::size_t worker =
-      StartChild({kWorker, "--addr", daemon_->address(), "--tls-ca", certs_.ca(), "--skill",
-                  "echo", "--name", "tls-worker", "--", "cat"});
+      StartChild({kWorker, "--addr", daemon_->address(), "--tls-ca", certs_.ca(), "--skill", "echo",
+                  "--name", "tls-worker", "--", "cat"});
   ASSERT_TRUE(WaitFor([&] { return WorkerCount(certs_.ca()) == 1; })) << ChildErr(worker);
   CtlResult r = Ctl({"--json", "submit", "--skill", "echo", "--payload", "{\"x\":[1,2]}", "--wait"},
                     certs_.ca());
@@ -209,9 +209,9 @@ TEST_F(TlsTest, TaskGoesFromCtlToPincerWorkerOverTls) {
 
 TEST_F(TlsTest, PincerWorkerWithTheWrongCaDoesNotConnectAndSaysWhy) {
   StartDaemon();
-  const std::size_t worker = StartChild({kWorker, "--addr", daemon_->address(), "--skill", "echo",
-                                         "--", "cat"},
-                                        {{"PINCER_TLS_CA", certs_.other_ca()}});
+  const std::size_t worker =
+      StartChild({kWorker, "--addr", daemon_->address(), "--skill", "echo", "--", "cat"},
+                 {{"PINCER_TLS_CA", certs_.other_ca()}});
   EXPECT_TRUE(WaitFor([&] { return Contains(ChildErr(worker), "certificate verify failed"); }))
       << ChildErr(worker);
   EXPECT_EQ(WorkerCount(certs_.ca()), 0u);
@@ -220,10 +220,9 @@ TEST_F(TlsTest, PincerWorkerWithTheWrongCaDoesNotConnectAndSaysWhy) {
 
 TEST_F(TlsTest, TaskGoesToThePythonWorkerOverTls) {
   StartDaemon();
-  const std::size_t python =
-      StartChild({"/usr/bin/env", "python3", kPythonExample, "--addr", daemon_->address(),
-                  "--tls-ca", certs_.ca()},
-                 {{"WORKER_NAME", "py-tls"}});
+  const std::size_t python = StartChild({"/usr/bin/env", "python3", kPythonExample, "--addr",
+                                         daemon_->address(), "--tls-ca", certs_.ca()},
+                                        {{"WORKER_NAME", "py-tls"}});
   ASSERT_TRUE(WaitFor([&] { return WorkerCount(certs_.ca()) == 1; })) << ChildErr(python);
   CtlResult r = Ctl({"--json", "submit", "--skill", "upper", "--payload", "\"hello\"", "--wait"},
                     certs_.ca());
@@ -233,9 +232,9 @@ TEST_F(TlsTest, TaskGoesToThePythonWorkerOverTls) {
 
 TEST_F(TlsTest, PythonWorkerWithTheWrongCaDoesNotConnect) {
   StartDaemon();
-  const std::size_t python = StartChild({"/usr/bin/env", "python3", kPythonExample},
-                                        {{"PINCER_ADDR", daemon_->address()},
-                                         {"PINCER_TLS_CA", certs_.other_ca()}});
+  const std::size_t python =
+      StartChild({"/usr/bin/env", "python3", kPythonExample},
+                 {{"PINCER_ADDR", daemon_->address()}, {"PINCER_TLS_CA", certs_.other_ca()}});
   EXPECT_TRUE(WaitFor([&] { return Contains(ChildErr(python), "CERTIFICATE_VERIFY_FAILED"); }))
       << ChildErr(python);
   EXPECT_EQ(WorkerCount(certs_.ca()), 0u);
@@ -246,22 +245,22 @@ TEST_F(TlsTest, MutualTlsRefusesAClientWithoutACertificateAndServesOneWithIt) {
   CtlResult none = Ctl({"stats"}, certs_.ca());
   EXPECT_EQ(none.exit_code, 3) << none;
 
-  CtlResult stranger = Ctl({"stats"}, certs_.ca(), certs_.other_client_cert(),
-                           certs_.other_client_key());
+  CtlResult stranger =
+      Ctl({"stats"}, certs_.ca(), certs_.other_client_cert(), certs_.other_client_key());
   EXPECT_EQ(stranger.exit_code, 3) << stranger;
 
   CtlResult good = Ctl({"--json", "stats"}, certs_.ca(), certs_.client_cert(), certs_.client_key());
   EXPECT_EQ(good.exit_code, 0) << good;
 
   // Workers too: the C++ one by flags, the Python one by environment.
-  const std::size_t worker =
-      StartChild({kWorker, "--addr", daemon_->address(), "--tls-ca", certs_.ca(), "--tls-cert",
-                  certs_.client_cert(), "--tls-key", certs_.client_key(), "--skill", "echo", "--",
-                  "cat"});
-  const std::size_t python = StartChild(
-      {"/usr/bin/env", "python3", kPythonExample},
-      {{"PINCER_ADDR", daemon_->address()}, {"PINCER_TLS_CA", certs_.ca()},
-       {"PINCER_TLS_CERT", certs_.client_cert()}, {"PINCER_TLS_KEY", certs_.client_key()}});
+  const std::size_t worker = StartChild(
+      {kWorker, "--addr", daemon_->address(), "--tls-ca", certs_.ca(), "--tls-cert",
+       certs_.client_cert(), "--tls-key", certs_.client_key(), "--skill", "echo", "--", "cat"});
+  const std::size_t python = StartChild({"/usr/bin/env", "python3", kPythonExample},
+                                        {{"PINCER_ADDR", daemon_->address()},
+                                         {"PINCER_TLS_CA", certs_.ca()},
+                                         {"PINCER_TLS_CERT", certs_.client_cert()},
+                                         {"PINCER_TLS_KEY", certs_.client_key()}});
   ASSERT_TRUE(WaitFor([&] {
     return WorkerCount(certs_.ca(), certs_.client_cert(), certs_.client_key()) == 2;
   })) << ChildErr(worker)
@@ -272,8 +271,8 @@ TEST_F(TlsTest, MutualTlsRefusesAClientWithoutACertificateAndServesOneWithIt) {
   EXPECT_EQ(task.Json()["output"], "M") << task;
 
   // A worker without a certificate is not let in.
-  const std::size_t bare = StartChild(
-      {kWorker, "--addr", daemon_->address(), "--tls-ca", certs_.ca(), "--", "cat"});
+  const std::size_t bare =
+      StartChild({kWorker, "--addr", daemon_->address(), "--tls-ca", certs_.ca(), "--", "cat"});
   EXPECT_TRUE(WaitFor([&] { return Contains(ChildErr(bare), "alert"); })) << ChildErr(bare);
   EXPECT_EQ(WorkerCount(certs_.ca(), certs_.client_cert(), certs_.client_key()), 2u);
 }
@@ -351,8 +350,8 @@ TEST_F(TlsTest, PoolWorkersDialTheUnixSocket) {
               "    command: [\"" +
                   kWorker + "\", \"--skill\", \"echo\", \"--\", \"cat\"]\n");
   ASSERT_TRUE(WaitFor([&] { return WorkerCount(certs_.ca()) == 1; })) << daemon_->ReadStderr();
-  CtlResult r = Ctl({"--json", "submit", "--skill", "echo", "--payload", "7", "--wait"},
-                    certs_.ca());
+  CtlResult r =
+      Ctl({"--json", "submit", "--skill", "echo", "--payload", "7", "--wait"}, certs_.ca());
   EXPECT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(r.Json()["output"], 7) << r;
 }
@@ -392,17 +391,17 @@ TEST_F(TlsTest, BadTlsConfigIsRefusedNamingTheKeyAndFile) {
       EXPECT_TRUE(Contains(r.err, part)) << cases[i].body << "\n" << r.err;
     }
   }
-  const std::string good = dir.WriteFile(
-      "good.yaml", "tls: { cert: " + certs_.server_cert() + ", key: " + certs_.server_key() +
-                       ", client_ca: " + certs_.ca() + " }\n");
+  const std::string good = dir.WriteFile("good.yaml", "tls: { cert: " + certs_.server_cert() +
+                                                          ", key: " + certs_.server_key() +
+                                                          ", client_ca: " + certs_.ca() + " }\n");
   ProcessResult ok = RunProcess({kDaemon, "--check-config", good});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
 }
 
 TEST_F(TlsTest, ClientTlsFlagErrorsAreUsageErrors) {
   StartDaemon();
-  CtlResult cert_only = RunCtl(daemon_->address(), {"--tls-ca", certs_.ca(), "--tls-cert",
-                                                    certs_.client_cert(), "stats"});
+  CtlResult cert_only = RunCtl(
+      daemon_->address(), {"--tls-ca", certs_.ca(), "--tls-cert", certs_.client_cert(), "stats"});
   EXPECT_EQ(cert_only.exit_code, 2) << cert_only;
   EXPECT_TRUE(Contains(cert_only.err, "--tls-key")) << cert_only;
 
@@ -410,8 +409,8 @@ TEST_F(TlsTest, ClientTlsFlagErrorsAreUsageErrors) {
   EXPECT_EQ(missing_ca.exit_code, 2) << missing_ca;
   EXPECT_TRUE(Contains(missing_ca.err, "/nonexistent/ca.pem")) << missing_ca;
 
-  ProcessResult worker = RunProcess({kWorker, "--addr", daemon_->address(), "--tls-ca",
-                                     "/nonexistent/ca.pem", "--", "cat"});
+  ProcessResult worker = RunProcess(
+      {kWorker, "--addr", daemon_->address(), "--tls-ca", "/nonexistent/ca.pem", "--", "cat"});
   EXPECT_EQ(worker.exit_code, 2) << worker.err;
   EXPECT_TRUE(Contains(worker.err, "/nonexistent/ca.pem")) << worker.err;
 }

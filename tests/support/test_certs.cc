@@ -34,18 +34,25 @@ constexpr char kClientExtensions[] =
 }
 
 ::testing::AssertionResult TestCerts::MakeCa(const std::string& name, const std::string& subject) {
-  return Openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-sha256", "-days", "2",
-                  "-subj", subject, "-keyout", dir_.Join(name + ".key"), "-out",
-                  dir_.Join(name + ".crt"), "-addext", "basicConstraints=critical,CA:TRUE",
-                  "-addext", "keyUsage=critical,keyCertSign,cRLSign"});
+  return Openssl({"req",      "-x509",
+                  "-newkey",  "ec",
+                  "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                  "-nodes",   "-sha256",
+                  "-days",    "2",
+                  "-subj",    subject,
+                  "-keyout",  dir_.Join(name + ".key"),
+                  "-out",     dir_.Join(name + ".crt"),
+                  "-addext",  "basicConstraints=critical,CA:TRUE",
+                  "-addext",  "keyUsage=critical,keyCertSign,cRLSign"});
 }
 
 ::testing::AssertionResult TestCerts::Issue(const std::string& name, const std::string& ca,
                                             const std::string& subject,
                                             const std::string& extensions) {
   const std::string ext = dir_.WriteFile(name + ".ext", extensions);
-  if (auto r = Openssl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", subject,
-                        "-keyout", dir_.Join(name + ".key"), "-out", dir_.Join(name + ".csr")});
+  if (auto r = Openssl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-subj", subject, "-keyout", dir_.Join(name + ".key"), "-out",
+                        dir_.Join(name + ".csr")});
       !r) {
     return r;
   }
