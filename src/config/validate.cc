@@ -131,7 +131,8 @@ void ValidatePool(Problems& p, const std::string& path, const PoolConfig& pool) 
 // stops the start or the reload here, with the key that names it.
 void ValidateTls(Problems& p, const Config& c) {
   const TlsConfig& tls = c.tls;
-  if (c.listen.empty()) p.Add("tls", "applies to listen, which is not set (unix_socket stays plain)");
+  if (c.listen.empty())
+    p.Add("tls", "applies to listen, which is not set (unix_socket stays plain)");
   if (tls.cert.empty()) p.Add("tls.cert", "missing (a PEM certificate chain file)");
   if (tls.key.empty()) p.Add("tls.key", "missing (the certificate's PEM private key file)");
   if (tls.cert.empty() || tls.key.empty()) return;

@@ -91,9 +91,8 @@ Status Daemon::Start() {
   auto listen = [this](const std::string& address) -> Status {
     auto listener = std::make_unique<Listener>(io_);
     const bool tcp = address.rfind("unix:", 0) != 0;
-    Status s = listener->Open(address, [this, tcp](Connection::Socket sock) {
-      Accept(std::move(sock), tcp);
-    });
+    Status s = listener->Open(
+        address, [this, tcp](Connection::Socket sock) { Accept(std::move(sock), tcp); });
     if (!s.ok()) return s;
     spdlog::info("listening on {}{}", listener->bound(), tcp && tls_ ? " (TLS)" : "");
     listeners_.push_back(std::move(listener));

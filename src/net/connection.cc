@@ -28,17 +28,17 @@ Connection::Connection(Socket socket, uint64_t id, std::size_t max_line, Handler
 void Connection::Start() {
   if (!tls_stream_) return Read();
   // A peer that stays silent here is closed by the owner's hello timeout.
-  tls_stream_->async_handshake(asio::ssl::stream_base::server,
-                               [self = shared_from_this()](const std::error_code& ec) {
-                                 self->OnHandshake(ec);
-                               });
+  tls_stream_->async_handshake(
+      asio::ssl::stream_base::server,
+      [self = shared_from_this()](const std::error_code& ec) { self->OnHandshake(ec); });
 }
 
 void Connection::OnHandshake(const std::error_code& ec) {
   handshaking_ = false;
   if (closed_) return;
   if (ec) {
-    handler_.OnHandshakeFailed(*this, tls::DescribeHandshakeError(tls_stream_->native_handle(), ec));
+    handler_.OnHandshakeFailed(*this,
+                               tls::DescribeHandshakeError(tls_stream_->native_handle(), ec));
     return Close();
   }
   Flush();

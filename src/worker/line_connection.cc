@@ -81,17 +81,16 @@ void LineConnection::Handshake(const std::string& host,
     done(error);
     return;
   }
-  tls_->async_handshake(asio::ssl::stream_base::client,
-                        [this, self = shared_from_this(), done = std::move(done)](
-                            std::error_code ec) mutable {
-                          if (closed_) return;
-                          if (ec) {
-                            done("TLS handshake failed: " +
-                                 tls::DescribeHandshakeError(tls_->native_handle(), ec));
-                            return;
-                          }
-                          done("");
-                        });
+  tls_->async_handshake(
+      asio::ssl::stream_base::client,
+      [this, self = shared_from_this(), done = std::move(done)](std::error_code ec) mutable {
+        if (closed_) return;
+        if (ec) {
+          done("TLS handshake failed: " + tls::DescribeHandshakeError(tls_->native_handle(), ec));
+          return;
+        }
+        done("");
+      });
 }
 
 void LineConnection::Start(LineHandler on_line, ClosedHandler on_closed) {

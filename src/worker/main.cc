@@ -173,7 +173,8 @@ int main(int argc, char** argv) {
   });
 
   spdlog::info("pincer-worker {} starting: {}{} (skills: {}, capacity {})", pincer::kVersion,
-               options.endpoint.ToString(), options.tls && !options.endpoint.is_unix ? " (TLS)" : "",
+               options.endpoint.ToString(),
+               options.tls && !options.endpoint.is_unix ? " (TLS)" : "",
                fmt::join(options.hello.skills, ","), capacity);
   session.Start();
   io.run();
