@@ -194,6 +194,21 @@ TEST_F(TlsTest, SilentTlsPeerIsClosedByHelloTimeoutWhileOthersAreServed) {
   EXPECT_TRUE(mute.WaitClosed(seconds(30)));
 }
 
+TEST_F(TlsTest, ConnectionsPastTheLimitAreClosedBeforeTheirHandshake) {
+  StartDaemon(false, "limits: { max_connections: 1 }\n");
+  RawPeer holder;  // takes the one connection, in its handshake
+  ASSERT_EQ(holder.Connect(daemon_->address()), "");
+  // pincerd cannot answer too_many_connections before a handshake: it closes.
+  ASSERT_TRUE(WaitFor([&] {
+    CtlResult r = Ctl({"stats"}, certs_.ca());
+    return r.exit_code == 3;
+  }));
+  holder.Close();
+  EXPECT_TRUE(WaitFor([&] { return Ctl({"stats"}, certs_.ca()).exit_code == 0; }))
+      << daemon_->ReadStderr();
+  EXPECT_TRUE(daemon_->running());
+}
+
 TEST_F(TlsTest, TaskGoesFromCtlToPincerWorkerOverTls) {
   StartDaemon();
   const std::size_t worker =

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import select
 import signal
 import socket
 import ssl
@@ -130,11 +131,25 @@ def _connect(addr, timeout, tls=None):
     return sock
 
 
-def _read_lines(sock, max_line_bytes):
-    """Yields the peer's lines; a line longer than the bound ends the stream."""
+def _recv(sock, lock):
+    if not isinstance(sock, ssl.SSLSocket):
+        return sock.recv(1 << 16)
+    # OpenSSL allows one thread at a time in a connection, and writers hold
+    # `lock`: wait for data outside the lock, read it inside.
+    if not sock.pending():
+        ready, _, _ = select.select([sock], [], [], sock.gettimeout())
+        if not ready:
+            raise socket.timeout("timed out")
+    with lock:
+        return sock.recv(1 << 16)
+
+
+def _read_lines(sock, max_line_bytes, lock=None):
+    """Yields the peer's lines; a line longer than the bound ends the stream.
+    `lock` is the one writers hold (needed for a TLS socket)."""
     buf = b""
     while True:
-        chunk = sock.recv(1 << 16)
+        chunk = _recv(sock, lock)
         if not chunk:
             return
         buf += chunk
@@ -239,7 +254,7 @@ class Worker:
         if self.spawn_id:
             hello["spawn_id"] = self.spawn_id
         conn.send(hello)
-        lines = _read_lines(conn.sock, self.max_line_bytes)
+        lines = _read_lines(conn.sock, self.max_line_bytes, conn.lock)
         welcome = json.loads(next(lines, b"{}"))  # the socket's 10s timeout bounds the wait
         if welcome.get("type") != "welcome":
             log.error("daemon refused the handshake: %s", welcome)
