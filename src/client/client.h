@@ -125,8 +125,8 @@ class Client {
   ConnectOptions options_;
   asio::io_context io_;
   asio::generic::stream_protocol::socket socket_;
-  // Set once a TLS handshake succeeded; every read and write then goes
-  // through tls_ (declared after socket_, which it refers to).
+  // Set when a TCP address is dialled with TLS; every read and write then
+  // goes through tls_ (declared after socket_, which it refers to).
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<asio::generic::stream_protocol::socket&>> tls_;
   // Why the last read failed, for the kClosed error that follows.
