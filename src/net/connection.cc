@@ -46,7 +46,8 @@ void Connection::OnHandshake(const std::error_code& ec) {
 }
 
 void Connection::Read() {
-  if (closed_ || close_after_flush_ || reading_ || handshaking_) return;
+  if (handshaking_) return;  // OnHandshake reads once the TLS handshake is done
+  if (closed_ || close_after_flush_ || reading_) return;
   if (out_.size() + writing_.size() > kMaxPendingOut) return;  // resumed in OnWritten
   reading_ = true;
   // The buffer always extends kLinePadding past what a read can fill.
