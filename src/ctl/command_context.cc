@@ -32,6 +32,11 @@ int ReportError(const CommandContext& context, const client::Error& error) {
       break;
     default:
       text = error.message;
+      // A TLS alert as the daemon hangs up: it refused our certificate.
+      if (error.kind == client::ErrorKind::kClosed &&
+          error.message.find(" alert ") != std::string::npos) {
+        text += " (check --tls-cert and --tls-key)";
+      }
   }
   *context.err << "pincerctl: " << text << "\n";
   return ExitCodeFor(error);

@@ -259,6 +259,7 @@ TEST_F(TlsTest, MutualTlsRefusesAClientWithoutACertificateAndServesOneWithIt) {
   StartDaemon(/*mutual=*/true);
   CtlResult none = Ctl({"stats"}, certs_.ca());
   EXPECT_EQ(none.exit_code, 3) << none;
+  EXPECT_TRUE(Contains(none.err, "--tls-cert")) << none;
 
   CtlResult stranger =
       Ctl({"stats"}, certs_.ca(), certs_.other_client_cert(), certs_.other_client_key());
@@ -345,6 +346,17 @@ TEST_F(TlsTest, ReloadWithABadCertificateIsRefusedAndTheOldOneStays) {
   EXPECT_EQ(stats.exit_code, 0) << stats;
   EXPECT_TRUE((*before)->Request({{"type", "stats"}}).ok());
   EXPECT_TRUE(daemon_->running());
+}
+
+TEST_F(TlsTest, ReloadCannotTurnTlsOffOrOn) {
+  StartDaemon();
+  daemon_->SetConfig("store: { kind: memory }\n");
+  CtlResult reload = Ctl({"reload"}, certs_.ca());
+  EXPECT_EQ(reload.exit_code, 0) << reload;
+  EXPECT_TRUE(Contains(daemon_->ReadStderr(), "turning tls on or off applies at the next start"))
+      << daemon_->ReadStderr();
+  EXPECT_EQ(Ctl({"stats"}, certs_.ca()).exit_code, 0);
+  EXPECT_EQ(RunCtl(daemon_->address(), {"stats"}).exit_code, 3);
 }
 
 TEST_F(TlsTest, UnixSocketStaysPlain) {
