@@ -390,6 +390,7 @@ TEST_F(TlsTest, BadTlsConfigIsRefusedNamingTheKeyAndFile) {
     std::vector<std::string> expected;
   };
   const std::string missing = dir.Join("missing.pem");
+  const std::string big = dir.WriteFile("big.pem", std::string((4 << 20) + 1, 'A'));
   const std::vector<Case> cases = {
       {"tls: { key: " + certs_.server_key() + " }\n", {"tls.cert: missing"}},
       {"tls: { cert: " + missing + ", key: " + certs_.server_key() + " }\n",
@@ -404,6 +405,12 @@ TEST_F(TlsTest, BadTlsConfigIsRefusedNamingTheKeyAndFile) {
       {"tls: { cert: " + certs_.server_cert() + ", key: " + certs_.server_key() +
            ", client_ca: " + certs_.server_key() + " }\n",
        {"tls.client_ca", "not a PEM file of CA certificates"}},
+      {"tls: { cert: /dev/zero, key: " + certs_.server_key() + " }\n",
+       {"tls.cert", "/dev/zero", "not a regular file"}},
+      {"tls: { cert: " + certs_.server_cert() + ", key: " + dir.path() + " }\n",
+       {"tls.key", "not a regular file"}},
+      {"tls: { cert: " + big + ", key: " + certs_.server_key() + " }\n",
+       {"tls.cert", "larger than 4 MiB"}},
       {"tls: { cert: " + certs_.server_cert() + ", key: " + certs_.server_key() + ", ca: x }\n",
        {"tls.ca", "unknown"}},
       {"tls: { cert: " + certs_.server_cert() + ", key: " + certs_.server_key() +
