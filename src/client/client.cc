@@ -12,6 +12,7 @@
 
 #include "client/address.h"
 #include "common/json_text.h"
+#include "tls/tls_context.h"
 
 namespace pincer::client {
 namespace {
@@ -22,8 +23,9 @@ Error TimeoutError(const std::string& what) {
   return Error{ErrorKind::kTimeout, "timeout", "timed out " + what};
 }
 
-Error ClosedError() {
-  return Error{ErrorKind::kClosed, "closed", "the daemon closed the connection"};
+Error ClosedError(const std::string& reason = "") {
+  return Error{ErrorKind::kClosed, "closed",
+               "the daemon closed the connection" + (reason.empty() ? "" : " (" + reason + ")")};
 }
 
 // An `error` message from the daemon, as a value.
@@ -115,6 +117,41 @@ Status Client::Dial(const std::string& addr, const Deadline& deadline) {
     // Requests are small and answered one by one; Nagle would add delay.
     std::error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    if (!options_.tls.ca.empty()) return StartTls(addr, address.host, deadline);
+  }
+  return Status::Ok();
+}
+
+Status Client::StartTls(const std::string& addr, const std::string& host,
+                        const Deadline& deadline) {
+  auto fail = [&](ErrorKind kind, std::string message) -> Status {
+    tls_.reset();
+    Close();
+    return Error{kind, kind == ErrorKind::kConnect ? "tls_failed" : "invalid_request",
+                 std::move(message)};
+  };
+  tls::ClientFiles files{options_.tls.ca, options_.tls.cert, options_.tls.key};
+  std::string error;
+  tls_context_ = tls::MakeClientContext(files, &error);
+  if (!tls_context_) return fail(ErrorKind::kInvalidArgument, error);
+  tls_ = std::make_unique<asio::ssl::stream<asio::generic::stream_protocol::socket&>>(
+      socket_, *tls_context_);
+  if (!tls::ExpectServerName(tls_->native_handle(), host, &error)) {
+    return fail(ErrorKind::kInvalidArgument, error);
+  }
+  bool done = false;
+  std::error_code handshake_error;
+  tls_->async_handshake(asio::ssl::stream_base::client, [&](const std::error_code& ec) {
+    handshake_error = ec;
+    done = true;
+  });
+  if (!RunUntil(done, deadline)) {
+    return fail(ErrorKind::kConnect, "timed out in the TLS handshake with " + addr);
+  }
+  if (handshake_error) {
+    return fail(ErrorKind::kConnect,
+                "TLS handshake with " + addr + " failed: " +
+                    tls::DescribeHandshakeError(tls_->native_handle(), handshake_error));
   }
   return Status::Ok();
 }
@@ -154,10 +191,15 @@ Status Client::WriteLine(const std::string& line, const Deadline& deadline) {
   if (!socket_.is_open()) return ClosedError();
   bool done = false;
   std::error_code write_error;
-  asio::async_write(socket_, asio::buffer(line), [&](const std::error_code& ec, std::size_t) {
+  auto on_written = [&](const std::error_code& ec, std::size_t) {
     write_error = ec;
     done = true;
-  });
+  };
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(line), on_written);
+  } else {
+    asio::async_write(socket_, asio::buffer(line), on_written);
+  }
   if (!RunUntil(done, deadline)) {
     Close();
     return TimeoutError("sending to the daemon");
@@ -202,16 +244,21 @@ Result<nlohmann::json> Client::ReadFromSocket(const Deadline& deadline) {
                    "the daemon sent a line longer than " + std::to_string(options_.max_line_bytes) +
                        " bytes"};
     }
-    if (!socket_.is_open()) return ClosedError();
+    if (!socket_.is_open()) return ClosedError(closed_reason_);
 
     bool done = false;
     std::error_code read_error;
     std::size_t read = 0;
-    socket_.async_read_some(asio::buffer(chunk), [&](const std::error_code& ec, std::size_t n) {
+    auto on_read = [&](const std::error_code& ec, std::size_t n) {
       read_error = ec;
       read = n;
       done = true;
-    });
+    };
+    if (tls_) {
+      tls_->async_read_some(asio::buffer(chunk), on_read);
+    } else {
+      socket_.async_read_some(asio::buffer(chunk), on_read);
+    }
     const bool in_time = RunUntil(done, deadline);
     // Bytes that arrived as the deadline passed still count.
     lines_.Append(std::string_view(chunk.data(), read));
@@ -220,7 +267,13 @@ Result<nlohmann::json> Client::ReadFromSocket(const Deadline& deadline) {
     }
     if (read_error && read_error != asio::error::operation_aborted) {
       // EOF or reset: the daemon is gone. Complete lines it sent before
-      // that are still handed out by the loop above, then kClosed.
+      // that are still handed out by the loop above, then kClosed. A TLS
+      // alert (a refused client certificate, say) is worth showing; the
+      // end of a TLS stream without close_notify is just EOF.
+      if (read_error != asio::error::eof && read_error != asio::ssl::error::stream_truncated) {
+        closed_reason_ = tls_ ? tls::DescribeHandshakeError(tls_->native_handle(), read_error)
+                              : read_error.message();
+      }
       Close();
     }
   }

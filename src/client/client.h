@@ -9,6 +9,8 @@
 
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +31,17 @@ using Duration = std::chrono::milliseconds;
 // Pass as a timeout to wait without limit.
 inline constexpr Duration kNoTimeout = Duration::max();
 
+// TLS to pincerd's TCP listener. With `ca` set the client speaks TLS and
+// checks that the daemon's certificate chains to a CA in that PEM file and
+// names the host dialled (a DNS name or the IP literal). `cert` and `key`
+// (both or neither) are presented when the daemon asks for a client
+// certificate. Unix sockets stay plain whatever is set here.
+struct TlsOptions {
+  std::string ca;
+  std::string cert;
+  std::string key;
+};
+
 struct ConnectOptions {
   // Bounds resolving, connecting, sending hello and receiving welcome.
   Duration timeout{5000};
@@ -38,6 +51,7 @@ struct ConnectOptions {
   // Unanswered messages that Request() may hold back while it looks for
   // its answer; past this the connection is considered broken.
   std::size_t max_pending_messages = 1 << 16;
+  TlsOptions tls;
 };
 
 class Client {
@@ -96,6 +110,8 @@ class Client {
   static Duration Remaining(const Deadline& deadline);
 
   Status Dial(const std::string& addr, const Deadline& deadline);
+  // The TLS handshake on the connected socket_, checking `host`'s certificate.
+  Status StartTls(const std::string& addr, const std::string& host, const Deadline& deadline);
   Status Handshake(const nlohmann::json& hello, const Deadline& deadline);
   Status WriteLine(const std::string& line, const Deadline& deadline);
   // Reads one message off the socket, ignoring anything held back.
@@ -109,6 +125,12 @@ class Client {
   ConnectOptions options_;
   asio::io_context io_;
   asio::generic::stream_protocol::socket socket_;
+  // Set when a TCP address is dialled with TLS; every read and write then
+  // goes through tls_ (declared after socket_, which it refers to).
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<asio::generic::stream_protocol::socket&>> tls_;
+  // Why the last read failed, for the kClosed error that follows.
+  std::string closed_reason_;
   LineBuffer lines_;
   std::deque<nlohmann::json> held_;
   std::int64_t next_req_ = 1;

@@ -23,7 +23,8 @@ enum class ErrorKind {
 struct Error {
   ErrorKind kind = ErrorKind::kProtocol;
   // For kServer the daemon's snake_case code ("not_found", "unauthorized",
-  // ...). Otherwise a local code: "connect_failed", "timeout", "closed",
+  // ...). Otherwise a local code: "connect_failed", "tls_failed" (kConnect:
+  // the TLS handshake failed), "timeout", "closed",
   // "bad_json", "frame_too_large", "bad_message".
   std::string code;
   std::string message;

@@ -363,6 +363,15 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   ReadToken(auth, problems, "admin_token", &out->auth.admin_token);
   auth.Finish();
 
+  if (const json* tls_value = top.Get("tls"); tls_value && !tls_value->is_null()) {
+    out->tls.enabled = true;
+    MapReader tls = Section(top, problems, "tls");
+    tls.String("cert", &out->tls.cert);
+    tls.String("key", &out->tls.key);
+    tls.String("client_ca", &out->tls.client_ca);
+    tls.Finish();
+  }
+
   MapReader routing = Section(top, problems, "routing");
   ReadRouting(routing, problems, &out->routing);
   routing.Finish();

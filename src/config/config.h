@@ -38,6 +38,17 @@ struct AuthConfig {
   bool operator==(const AuthConfig&) const = default;
 };
 
+// TLS on the `listen` address (the unix socket stays plain). The files are
+// read and checked at load time, and read again at every reload (rotation).
+struct TlsConfig {
+  bool enabled = false;   // the `tls` section is present
+  std::string cert;       // PEM certificate chain, leaf first
+  std::string key;        // its private key (PEM, unencrypted)
+  std::string client_ca;  // empty: no client certificate asked for
+
+  bool operator==(const TlsConfig&) const = default;
+};
+
 struct RoutingRule {
   std::vector<std::string> skills;  // matches a task requiring all of these
   std::string strategy;             // a name known to the routing factory
@@ -139,6 +150,7 @@ struct Config {
   std::string data_dir = "./var/pincer";
   StoreConfig store;
   AuthConfig auth;
+  TlsConfig tls;
   RoutingConfig routing;
   TasksConfig tasks;
   HeartbeatConfig heartbeat;

@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "config/problems.h"
 #include "protocol/messages.h"  // the wire's ranges (header-only constants)
+#include "tls/tls_context.h"
 
 namespace pincer {
 namespace {
@@ -198,6 +199,30 @@ void CheckTokens(Problems& p, const AuthConfig& auth) {
   distinct(auth.admin_token, "auth.admin_token", auth.client_token, "auth.client_token");
 }
 
+// Loads the files as pincerd will, so that a file that is missing,
+// unreadable or unusable (a key that does not match its certificate, say)
+// stops the start or the reload here, with the key that names it.
+void ValidateTls(Problems& p, const Config& c) {
+  const TlsConfig& tls = c.tls;
+  if (c.listen.empty())
+    p.Add("tls", "applies to listen, which is not set (unix_socket stays plain)");
+  if (tls.cert.empty()) p.Add("tls.cert", "missing (a PEM certificate chain file)");
+  if (tls.key.empty()) p.Add("tls.key", "missing (the certificate's PEM private key file)");
+  if (tls.cert.empty() || tls.key.empty()) return;
+  // pincerd's own pool workers dial in without certificates.
+  if (!c.pools.empty() && c.unix_socket.empty()) {
+    p.Add("tls", "pools need unix_socket when tls is set (pool workers connect to it)");
+  }
+  std::vector<tls::Problem> problems;
+  tls::MakeServerContext(tls.cert, tls.key, tls.client_ca, &problems);
+  for (const tls::Problem& problem : problems) {
+    const char* key = problem.file == tls::File::kCert  ? "tls.cert"
+                      : problem.file == tls::File::kKey ? "tls.key"
+                                                        : "tls.client_ca";
+    p.Add(key, problem.message);
+  }
+}
+
 }  // namespace
 
 std::optional<ConfigError> ValidateConfig(const Config& c) {
@@ -214,6 +239,7 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
       p.Add("metrics_listen", "must differ from listen (" + c.listen + ")");
     }
   }
+  if (c.tls.enabled) ValidateTls(p, c);
   OneOf(p, "log_level", "log level", c.log_level,
         {"trace", "debug", "info", "warn", "error", "off"});
 

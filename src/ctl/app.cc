@@ -99,6 +99,14 @@ CommandLine::CommandLine(const ProcessIo& io) : io_(io) {
       ->envname("PINCER_ADDR")
       ->capture_default_str();
   app_.add_option("--token", context_.options.token, "Client token")->envname("PINCER_TOKEN");
+  app_.add_option("--tls-ca", context_.options.tls.ca,
+                  "Speak TLS; the daemon's certificate must chain to a CA in this PEM file")
+      ->envname("PINCER_TLS_CA");
+  app_.add_option("--tls-cert", context_.options.tls.cert,
+                  "Client certificate (PEM), for a daemon that requires one")
+      ->envname("PINCER_TLS_CERT");
+  app_.add_option("--tls-key", context_.options.tls.key, "The client certificate's key (PEM)")
+      ->envname("PINCER_TLS_KEY");
   app_.add_flag("--json", context_.options.json, "Machine-readable output: one JSON value");
   app_.require_subcommand(1);
   AddSubmit();

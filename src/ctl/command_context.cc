@@ -13,6 +13,7 @@ namespace pincer::ctl {
 client::Result<std::unique_ptr<client::Client>> DialDaemon(const CommandContext& context) {
   client::ConnectOptions options;
   options.timeout = kConnectTimeout;
+  options.tls = context.options.tls;
   return client::Client::Connect(context.options.addr, "client", context.options.token,
                                  nlohmann::json::object(), options);
 }
@@ -25,10 +26,17 @@ int ReportError(const CommandContext& context, const client::Error& error) {
       if (error.code == "unauthorized") text += " (check --token or PINCER_TOKEN)";
       break;
     case client::ErrorKind::kConnect:
-      text = error.message + " (is pincerd running? set --addr or PINCER_ADDR)";
+      text = error.message + (error.code == "tls_failed"
+                                  ? " (check --tls-ca, --tls-cert and --tls-key)"
+                                  : " (is pincerd running? set --addr or PINCER_ADDR)");
       break;
     default:
       text = error.message;
+      // A TLS alert as the daemon hangs up: it refused our certificate.
+      if (error.kind == client::ErrorKind::kClosed &&
+          error.message.find(" alert ") != std::string::npos) {
+        text += " (check --tls-cert and --tls-key)";
+      }
   }
   *context.err << "pincerctl: " << text << "\n";
   return ExitCodeFor(error);

@@ -16,6 +16,7 @@ namespace pincer::ctl {
 struct GlobalOptions {
   std::string addr = "127.0.0.1:7878";
   std::string token;
+  client::TlsOptions tls;  // --tls-ca, --tls-cert, --tls-key
   bool json = false;
 };
 

@@ -9,6 +9,7 @@
 #include "common/token.h"
 #include "protocol/encode.h"
 #include "pincer/version.h"
+#include "tls/tls_context.h"
 
 namespace pincer {
 namespace {
@@ -93,11 +94,16 @@ Status Daemon::Start() {
   };
   api_ = std::make_unique<ClientApi>(*dispatcher_, *this, std::move(hooks));
 
+  if (config_.tls.enabled) {
+    if (Status s = LoadTls(config_.tls); !s.ok()) return s;
+  }
   auto listen = [this](const std::string& address) -> Status {
     auto listener = std::make_unique<Listener>(io_);
-    Status s = listener->Open(address, [this](Connection::Socket sock) { Accept(std::move(sock)); });
+    const bool tcp = address.rfind("unix:", 0) != 0;
+    Status s = listener->Open(
+        address, [this, tcp](Connection::Socket sock) { Accept(std::move(sock), tcp); });
     if (!s.ok()) return s;
-    spdlog::info("listening on {}", listener->bound());
+    spdlog::info("listening on {}{}", listener->bound(), tcp && tls_ ? " (TLS)" : "");
     listeners_.push_back(std::move(listener));
     return Status::Ok();
   };
@@ -134,11 +140,31 @@ int Daemon::Run() {
 
 // ------------------------------------------------------------ connections
 
-void Daemon::Accept(Connection::Socket socket) {
+Status Daemon::LoadTls(const TlsConfig& tls) {
+  std::vector<tls::Problem> problems;
+  std::shared_ptr<asio::ssl::context> context =
+      tls::MakeServerContext(tls.cert, tls.key, tls.client_ca, &problems);
+  if (!context) {
+    std::string message;
+    for (const tls::Problem& p : problems) {
+      if (!message.empty()) message += "; ";
+      message += p.file == tls::File::kCert  ? "tls.cert: "
+                 : p.file == tls::File::kKey ? "tls.key: "
+                                             : "tls.client_ca: ";
+      message += p.message;
+    }
+    return Status("tls_failed", message);
+  }
+  tls_ = std::move(context);
+  return Status::Ok();
+}
+
+void Daemon::Accept(Connection::Socket socket, bool tcp) {
   const ConnId id = next_conn_++;
   // Until its hello, a peer may only send a short line.
   const std::size_t max_line = std::min(kMaxHelloBytes, config_.limits.max_frame_bytes);
-  auto conn = std::make_shared<Connection>(std::move(socket), id, max_line, *this);
+  auto conn = std::make_shared<Connection>(std::move(socket), id, max_line, *this,
+                                           tcp ? tls_ : nullptr);
   Peer& peer = peers_[id];
   peer.conn = conn;
   if (peers_.size() > config_.limits.max_connections) {
@@ -306,6 +332,10 @@ void Daemon::OnOversizedLine(Connection& c) {
   RefuseAndClose(*peer, "frame_too_large",
                  "a line is longer than limits.max_frame_bytes = " +
                      std::to_string(config_.limits.max_frame_bytes));
+}
+
+void Daemon::OnHandshakeFailed(Connection& c, const std::string& why) {
+  spdlog::info("connection c{} refused: TLS handshake failed: {}", c.id(), why);
 }
 
 void Daemon::OnClosed(Connection& c) {
@@ -754,6 +784,18 @@ Status Daemon::ApplyConfig(ConfigResult loaded) {
     next.data_dir = config_.data_dir;
     next.store = config_.store;
   }
+  if (next.tls.enabled != config_.tls.enabled) {
+    spdlog::warn("reload: turning tls on or off applies at the next start");
+    next.tls = config_.tls;
+  }
+  // The certificate files are read again (rotation); the new context is for
+  // new connections, those already made keep theirs.
+  if (next.tls.enabled) {
+    if (Status s = LoadTls(next.tls); !s.ok()) {
+      spdlog::error("reload refused, the running config stays: {}", s.message());
+      return Status("reload_failed", s.message());
+    }
+  }
   config_ = std::move(next);
   dispatcher_->Reconfigure(config_);
   if (supervisor_ && !stopping_) supervisor_->Apply(config_.pools);
@@ -790,7 +832,10 @@ void Daemon::Shutdown(const std::string& why) {
 
 void Daemon::StartSupervisor() {
   SupervisorOptions options;
+  // Pool workers have no client certificate: with TLS on `listen` they dial
+  // the (plain) unix socket, which the config requires then.
   options.address = listeners_.front()->bound();
+  if (tls_ && listeners_.size() > 1) options.address = listeners_.back()->bound();
   options.token = config_.auth.worker_token;
   options.drain_timeout = config_.shutdown.drain_timeout;
   SupervisorHooks hooks;

@@ -81,6 +81,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   // client is no longer read from, a worker is offered no tasks, until
   // the output drains below it.
   static constexpr std::size_t kMaxPeerBacklog = 4 * 1024 * 1024;
+  void OnHandshakeFailed(Connection& c, const std::string& why) override;
 
  private:
   enum class Role { kNone, kWorker, kClient };
@@ -131,7 +132,10 @@ class Daemon final : public Connection::Handler, public Outbox {
   // A write in progress and the batch growing behind it.
   static constexpr std::size_t kMaxFlights = 4;
 
-  void Accept(Connection::Socket socket);
+  // `tcp`: from the `listen` address, which speaks TLS when tls_ is set.
+  void Accept(Connection::Socket socket, bool tcp);
+  // Builds tls_ anew from `tls` (the files are read again: rotation).
+  Status LoadTls(const TlsConfig& tls);
   void OnHello(Peer& peer, const Hello& hello);
   void RefuseAndClose(Peer& peer, std::string_view code, const std::string& message);
   void ScheduleFlush();
@@ -212,6 +216,9 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::unique_ptr<Metrics> metrics_;  // the dispatcher's observer; before it in teardown
   std::unique_ptr<SystemdNotifier> notifier_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  // For new connections on `listen`; null without `tls`. A reload replaces
+  // it; connections made before keep the one they were made with.
+  std::shared_ptr<asio::ssl::context> tls_;
   std::unordered_map<ConnId, Peer> peers_;
   // Peers found lately, by id modulo the size: the busy connections (a
   // client and its workers) are looked up for every line and every answer.

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "tls/tls_context.h"
+
 namespace pincer {
 namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
@@ -14,30 +16,60 @@ constexpr std::size_t kFirstReadChunk = 4 * 1024;
 constexpr std::size_t kMaxPendingOut = 16 * 1024 * 1024;
 }  // namespace
 
-Connection::Connection(Socket socket, uint64_t id, std::size_t max_line, Handler& handler)
+Connection::Connection(Socket socket, uint64_t id, std::size_t max_line, Handler& handler,
+                       std::shared_ptr<asio::ssl::context> tls)
     : socket_(std::move(socket)),
+      tls_context_(std::move(tls)),
       id_(id),
       max_line_(max_line),
       handler_(handler),
-      chunk_(kFirstReadChunk) {}
+      chunk_(kFirstReadChunk) {
+  if (tls_context_) {
+    tls_stream_ = std::make_unique<asio::ssl::stream<Socket&>>(socket_, *tls_context_);
+    handshaking_ = true;  // from now: nothing can be written before the handshake
+  }
+}
 
-void Connection::Start() { Read(); }
+void Connection::Start() {
+  if (!tls_stream_) return Read();
+  // A peer that stays silent here is closed by the owner's hello timeout.
+  tls_stream_->async_handshake(
+      asio::ssl::stream_base::server,
+      [self = shared_from_this()](const std::error_code& ec) { self->OnHandshake(ec); });
+}
+
+void Connection::OnHandshake(const std::error_code& ec) {
+  handshaking_ = false;
+  if (closed_) return;
+  if (ec) {
+    handler_.OnHandshakeFailed(*this,
+                               tls::DescribeHandshakeError(tls_stream_->native_handle(), ec));
+    return Close();
+  }
+  Flush();
+  Read();
+}
 
 void Connection::Read() {
+  if (handshaking_) return;  // OnHandshake reads once the TLS handshake is done
   if (closed_ || close_after_flush_ || reading_ || paused_) return;
   if (out_.size() + writing_.size() > kMaxPendingOut) return;  // resumed in OnWritten
   reading_ = true;
   // The buffer always extends kLinePadding past what a read can fill.
   if (in_.size() < in_len_ + chunk_ + kLinePadding) in_.resize(in_len_ + chunk_ + kLinePadding);
-  socket_.async_read_some(
-      asio::buffer(in_.data() + in_len_, chunk_),
-      [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
-        self->reading_ = false;
-        if (ec) return self->Close();
-        if (n == self->chunk_ && self->chunk_ < kReadChunk) self->chunk_ *= 2;
-        self->in_len_ += n;
-        self->OnRead(n);
-      });
+  auto on_read = [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
+    self->reading_ = false;
+    if (ec) return self->Close();
+    if (n == self->chunk_ && self->chunk_ < kReadChunk) self->chunk_ *= 2;
+    self->in_len_ += n;
+    self->OnRead(n);
+  };
+  const auto buffer = asio::buffer(in_.data() + in_len_, chunk_);
+  if (tls_stream_) {
+    tls_stream_->async_read_some(buffer, std::move(on_read));
+  } else {
+    socket_.async_read_some(buffer, std::move(on_read));
+  }
 }
 
 void Connection::ResumeReading() {
@@ -84,6 +116,15 @@ bool Connection::TakeLines() {
 
 void Connection::Flush() {
   if (closed_ || writing_in_flight_) return;
+  if (handshaking_) {
+    // Nothing can be written before the handshake ends; a close cannot wait
+    // for it. `self`: no operation may be pending to keep this alive.
+    if (close_after_flush_) {
+      auto self = shared_from_this();
+      Close();
+    }
+    return;
+  }
   if (out_.empty()) {
     if (close_after_flush_) Close();
     return;
@@ -91,12 +132,16 @@ void Connection::Flush() {
   writing_.swap(out_);
   out_.clear();
   writing_in_flight_ = true;
-  asio::async_write(socket_, asio::buffer(writing_),
-                    [self = shared_from_this()](const std::error_code& ec, std::size_t) {
-                      self->writing_in_flight_ = false;
-                      if (ec) return self->Close();
-                      self->OnWritten();
-                    });
+  auto on_written = [self = shared_from_this()](const std::error_code& ec, std::size_t) {
+    self->writing_in_flight_ = false;
+    if (ec) return self->Close();
+    self->OnWritten();
+  };
+  if (tls_stream_) {
+    asio::async_write(*tls_stream_, asio::buffer(writing_), std::move(on_written));
+  } else {
+    asio::async_write(socket_, asio::buffer(writing_), std::move(on_written));
+  }
 }
 
 void Connection::OnWritten() {

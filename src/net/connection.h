@@ -7,6 +7,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,10 +37,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     virtual void OnClosed(Connection& c) = 0;
     // A write completed; called only while set_notify_written(true).
     virtual void OnWritten(Connection&) {}
+    // The TLS handshake failed (`why` says how); OnClosed follows.
+    virtual void OnHandshakeFailed(Connection&, const std::string& /*why*/) {}
   };
 
-  // `handler` must outlive the connection's last callback.
-  Connection(Socket socket, uint64_t id, std::size_t max_line, Handler& handler);
+  // `handler` must outlive the connection's last callback. With `tls`, the
+  // peer speaks TLS (pincerd is the server side): Start() handshakes first,
+  // and output queued before the handshake ends waits for it.
+  Connection(Socket socket, uint64_t id, std::size_t max_line, Handler& handler,
+             std::shared_ptr<asio::ssl::context> tls = nullptr);
 
   void Start();
   uint64_t id() const { return id_; }
@@ -62,7 +68,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Pending output; append complete lines, then call Flush().
   std::string& out() { return out_; }
   void Flush();
-  // Stops reading, writes what is queued, then closes.
+  // Stops reading, writes what is queued, then closes. During a TLS
+  // handshake nothing can be written: it closes at once.
   void CloseAfterFlush();
   void Close();
 
@@ -72,8 +79,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Hands over the complete lines in in_; false when reading must stop.
   bool TakeLines();
   void OnWritten();
+  void OnHandshake(const std::error_code& ec);
 
   Socket socket_;
+  // Set for a TLS peer; it keeps its context alive past a reload that
+  // replaced it. Every read and write goes through tls_stream_ then.
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<Socket&>> tls_stream_;
+  bool handshaking_ = false;  // TLS: from construction until the handshake succeeded
   const uint64_t id_;
   std::size_t max_line_;
   Handler& handler_;

@@ -5,50 +5,60 @@
 #include <utility>
 #include <vector>
 
+#include "tls/tls_context.h"
+
 namespace pincer::worker {
 
 std::shared_ptr<LineConnection> LineConnection::Create(asio::io_context& io,
-                                                       std::size_t max_line_bytes) {
-  return std::shared_ptr<LineConnection>(new LineConnection(io, max_line_bytes));
+                                                       std::size_t max_line_bytes,
+                                                       std::shared_ptr<asio::ssl::context> tls) {
+  return std::shared_ptr<LineConnection>(new LineConnection(io, max_line_bytes, std::move(tls)));
 }
 
-LineConnection::LineConnection(asio::io_context& io, std::size_t max_line_bytes)
-    : socket_(io), resolver_(io), max_line_bytes_(max_line_bytes) {}
+LineConnection::LineConnection(asio::io_context& io, std::size_t max_line_bytes,
+                               std::shared_ptr<asio::ssl::context> tls)
+    : socket_(io), tls_context_(std::move(tls)), resolver_(io), max_line_bytes_(max_line_bytes) {}
 
-void LineConnection::Connect(const Endpoint& endpoint, std::function<void(std::error_code)> done) {
+void LineConnection::Connect(const Endpoint& endpoint,
+                             std::function<void(const std::string&)> done) {
   auto self = shared_from_this();
   is_unix_ = endpoint.is_unix;
   if (endpoint.is_unix) {
     const asio::local::stream_protocol::endpoint unix_ep(endpoint.path);
     socket_.async_connect(asio::generic::stream_protocol::endpoint(unix_ep),
                           [this, self, done = std::move(done)](std::error_code ec) mutable {
-                            AfterConnect(ec, done);
+                            AfterConnect(ec, "", done);
                           });
     return;
   }
   resolver_.async_resolve(
       endpoint.host, endpoint.port,
-      [this, self, done = std::move(done)](std::error_code ec,
-                                           asio::ip::tcp::resolver::results_type results) mutable {
+      [this, self, host = endpoint.host, done = std::move(done)](
+          std::error_code ec, asio::ip::tcp::resolver::results_type results) mutable {
         if (closed_) return;
         if (ec) {
-          done(ec);
+          done(ec.message());
           return;
         }
         std::vector<asio::generic::stream_protocol::endpoint> candidates;
         for (const auto& entry : results) candidates.emplace_back(entry.endpoint());
         asio::async_connect(
             socket_, candidates,
-            [this, self, done = std::move(done)](
+            [this, self, host, done = std::move(done)](
                 std::error_code ec, const asio::generic::stream_protocol::endpoint&) mutable {
-              AfterConnect(ec, done);
+              AfterConnect(ec, host, done);
             });
       });
 }
 
-void LineConnection::AfterConnect(std::error_code ec, std::function<void(std::error_code)>& done) {
+void LineConnection::AfterConnect(std::error_code ec, const std::string& host,
+                                  std::function<void(const std::string&)>& done) {
   if (closed_) return;
-  if (!ec) {
+  if (ec) {
+    done(ec.message());
+    return;
+  }
+  {
     // Asio opens sockets without SOCK_CLOEXEC; task processes must not
     // inherit the daemon connection (the spawner closes it too).
     const int fd = socket_.native_handle();
@@ -58,7 +68,29 @@ void LineConnection::AfterConnect(std::error_code ec, std::function<void(std::er
       socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
     }
   }
-  done(ec);
+  if (tls_context_ && !is_unix_) return Handshake(host, done);
+  done("");
+}
+
+void LineConnection::Handshake(const std::string& host,
+                               std::function<void(const std::string&)>& done) {
+  tls_ = std::make_unique<asio::ssl::stream<asio::generic::stream_protocol::socket&>>(
+      socket_, *tls_context_);
+  std::string error;
+  if (!tls::ExpectServerName(tls_->native_handle(), host, &error)) {
+    done(error);
+    return;
+  }
+  tls_->async_handshake(
+      asio::ssl::stream_base::client,
+      [this, self = shared_from_this(), done = std::move(done)](std::error_code ec) mutable {
+        if (closed_) return;
+        if (ec) {
+          done("TLS handshake failed: " + tls::DescribeHandshakeError(tls_->native_handle(), ec));
+          return;
+        }
+        done("");
+      });
 }
 
 void LineConnection::Start(LineHandler on_line, ClosedHandler on_closed) {
@@ -68,28 +100,32 @@ void LineConnection::Start(LineHandler on_line, ClosedHandler on_closed) {
 }
 
 void LineConnection::ReadNext() {
+  auto on_line = [this, self = shared_from_this()](std::error_code ec, std::size_t n) {
+    if (closed_) return;
+    if (ec) {
+      if (ec == asio::error::not_found) {
+        Fail("the daemon sent a line longer than " + std::to_string(max_line_bytes_) + " bytes");
+      } else if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+        Fail("the daemon closed the connection");
+      } else {
+        Fail(tls_ ? tls::DescribeHandshakeError(tls_->native_handle(), ec) : ec.message());
+      }
+      return;
+    }
+    std::string_view line(read_buf_.data(), n - 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty() && on_line_) on_line_(line);
+    if (closed_) return;
+    read_buf_.erase(0, n);
+    ReadNext();
+  };
   // +1 leaves room for a "\r" before the "\n"; +1 for the "\n" itself.
-  asio::async_read_until(socket_, asio::dynamic_buffer(read_buf_, max_line_bytes_ + 2), '\n',
-                         [this, self = shared_from_this()](std::error_code ec, std::size_t n) {
-                           if (closed_) return;
-                           if (ec) {
-                             if (ec == asio::error::not_found) {
-                               Fail("the daemon sent a line longer than " +
-                                    std::to_string(max_line_bytes_) + " bytes");
-                             } else if (ec == asio::error::eof) {
-                               Fail("the daemon closed the connection");
-                             } else {
-                               Fail(ec.message());
-                             }
-                             return;
-                           }
-                           std::string_view line(read_buf_.data(), n - 1);
-                           if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-                           if (!line.empty() && on_line_) on_line_(line);
-                           if (closed_) return;
-                           read_buf_.erase(0, n);
-                           ReadNext();
-                         });
+  auto buffer = asio::dynamic_buffer(read_buf_, max_line_bytes_ + 2);
+  if (tls_) {
+    asio::async_read_until(*tls_, buffer, '\n', std::move(on_line));
+  } else {
+    asio::async_read_until(socket_, buffer, '\n', std::move(on_line));
+  }
 }
 
 void LineConnection::Send(std::string line) {
@@ -108,17 +144,21 @@ void LineConnection::WriteNext() {
     return;
   }
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(write_queue_.front()),
-                    [this, self = shared_from_this()](std::error_code ec, std::size_t) {
-                      writing_ = false;
-                      if (closed_) return;
-                      if (ec) {
-                        Fail("write failed: " + ec.message());
-                        return;
-                      }
-                      write_queue_.pop_front();
-                      WriteNext();
-                    });
+  auto on_written = [this, self = shared_from_this()](std::error_code ec, std::size_t) {
+    writing_ = false;
+    if (closed_) return;
+    if (ec) {
+      Fail("write failed: " + ec.message());
+      return;
+    }
+    write_queue_.pop_front();
+    WriteNext();
+  };
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(write_queue_.front()), std::move(on_written));
+  } else {
+    asio::async_write(socket_, asio::buffer(write_queue_.front()), std::move(on_written));
+  }
 }
 
 void LineConnection::CloseAfterFlush(std::function<void()> flushed) {

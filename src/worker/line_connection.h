@@ -8,6 +8,7 @@
 
 #include <asio.hpp>
 #include <asio/generic/stream_protocol.hpp>
+#include <asio/ssl.hpp>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -26,12 +27,15 @@ class LineConnection : public std::enable_shared_from_this<LineConnection> {
   using ClosedHandler = std::function<void(const std::string& reason)>;
 
   // `max_line_bytes`: the longest line accepted from the peer (newline
-  // excluded); a longer one closes the connection.
-  static std::shared_ptr<LineConnection> Create(asio::io_context& io, std::size_t max_line_bytes);
+  // excluded); a longer one closes the connection. With `tls`, a TCP
+  // endpoint is spoken to over TLS (its certificate must name the host
+  // dialled); a Unix socket stays plain.
+  static std::shared_ptr<LineConnection> Create(asio::io_context& io, std::size_t max_line_bytes,
+                                                std::shared_ptr<asio::ssl::context> tls = nullptr);
 
-  // Resolves and connects; `done` gets the error or success. Called once,
-  // unless Close() came first.
-  void Connect(const Endpoint& endpoint, std::function<void(std::error_code)> done);
+  // Resolves, connects and (with TLS) handshakes; `done` gets "" on success,
+  // else what failed. Called once, unless Close() came first.
+  void Connect(const Endpoint& endpoint, std::function<void(const std::string& error)> done);
 
   // Starts reading. `on_line` gets each non-empty line (without "\r\n");
   // `on_closed` is called once when the peer closes, an I/O error occurs or
@@ -51,14 +55,21 @@ class LineConnection : public std::enable_shared_from_this<LineConnection> {
   bool closed() const { return closed_; }
 
  private:
-  LineConnection(asio::io_context& io, std::size_t max_line_bytes);
+  LineConnection(asio::io_context& io, std::size_t max_line_bytes,
+                 std::shared_ptr<asio::ssl::context> tls);
 
   void ReadNext();
   void WriteNext();
   void Fail(const std::string& reason);
-  void AfterConnect(std::error_code ec, std::function<void(std::error_code)>& done);
+  void AfterConnect(std::error_code ec, const std::string& host,
+                    std::function<void(const std::string&)>& done);
+  void Handshake(const std::string& host, std::function<void(const std::string&)>& done);
 
   asio::generic::stream_protocol::socket socket_;
+  // With TLS: the context, and the stream over socket_ once connected (a
+  // Unix endpoint leaves it null). Reads and writes go through it then.
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<asio::generic::stream_protocol::socket&>> tls_;
   asio::ip::tcp::resolver resolver_;
   std::size_t max_line_bytes_;
   std::string read_buf_;

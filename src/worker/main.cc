@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "tls/tls_context.h"
 #include "worker/child_process.h"
 #include "worker/endpoint.h"
 #include "worker/openai_mode.h"
@@ -58,6 +59,8 @@ int main(int argc, char** argv) {
   std::string addr = EnvOr("PINCER_ADDR", "127.0.0.1:7878");
   std::string token = EnvOr("PINCER_TOKEN", "");
   std::string unix_path;
+  pincer::tls::ClientFiles tls_files{EnvOr("PINCER_TLS_CA", ""), EnvOr("PINCER_TLS_CERT", ""),
+                                     EnvOr("PINCER_TLS_KEY", "")};
   std::string name;
   std::vector<std::string> skills;
   std::vector<std::string> labels;
@@ -71,6 +74,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--token", token, "worker token (env PINCER_TOKEN)");
   app.add_option("--unix", unix_path, "connect to this Unix socket instead of --addr");
+  app.add_option("--tls-ca", tls_files.ca,
+                 "speak TLS; pincerd's certificate must chain to a CA in this PEM file "
+                 "(env PINCER_TLS_CA)");
+  app.add_option("--tls-cert", tls_files.cert,
+                 "client certificate (PEM), for a pincerd that requires one (env PINCER_TLS_CERT)");
+  app.add_option("--tls-key", tls_files.key,
+                 "the client certificate's private key (PEM) (env PINCER_TLS_KEY)");
   app.add_option("--name", name, "name shown in `pincerctl workers` (default COMMAND@HOST)");
   app.add_option("--skill", skills, "a skill this worker offers (repeatable)")
       ->allow_extra_args(false);
@@ -123,6 +133,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.endpoint = *endpoint;
+  if (!tls_files.ca.empty() || !tls_files.cert.empty() || !tls_files.key.empty()) {
+    std::string error;
+    options.tls = pincer::tls::MakeClientContext(tls_files, &error);
+    if (!options.tls) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+  }
   options.hello.token = token;
   const std::vector<std::string> program =
       openai.url.empty() ? command : std::vector<std::string>{"openai"};
@@ -188,8 +206,10 @@ int main(int argc, char** argv) {
     session.Shutdown();
   });
 
-  spdlog::info("pincer-worker {} starting: {} (skills: {}, capacity {})", pincer::kVersion,
-               options.endpoint.ToString(), fmt::join(options.hello.skills, ","), capacity);
+  spdlog::info("pincer-worker {} starting: {}{} (skills: {}, capacity {})", pincer::kVersion,
+               options.endpoint.ToString(),
+               options.tls && !options.endpoint.is_unix ? " (TLS)" : "",
+               fmt::join(options.hello.skills, ","), capacity);
   std::unique_ptr<worker::EndpointProbe> probe;
   if (openai_runner != nullptr) {
     spdlog::info("tasks go to {}/chat/completions; waiting for the endpoint to answer",

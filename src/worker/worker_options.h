@@ -4,11 +4,16 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "worker/endpoint.h"
 #include "worker/wire.h"
+
+namespace asio::ssl {
+class context;
+}
 
 namespace pincer::worker {
 
@@ -21,6 +26,8 @@ struct WorkerOptions {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
   std::chrono::milliseconds kill_grace{2000};  // SIGTERM to SIGKILL
+  // --tls-ca/--tls-cert/--tls-key, loaded once at start; null: plain TCP.
+  std::shared_ptr<asio::ssl::context> tls;
 };
 
 }  // namespace pincer::worker

@@ -65,7 +65,7 @@ void WorkerSession::Release() {
 void WorkerSession::Connect() {
   const uint64_t gen = ++conn_gen_;
   welcomed_ = false;
-  conn_ = LineConnection::Create(io_, options_.max_frame_bytes + kTaskEnvelopeSlack);
+  conn_ = LineConnection::Create(io_, options_.max_frame_bytes + kTaskEnvelopeSlack, options_.tls);
   spdlog::debug("connecting to {}", options_.endpoint.ToString());
 
   handshake_timer_.expires_after(options_.handshake_timeout);
@@ -75,10 +75,10 @@ void WorkerSession::Connect() {
                    "ms");
   });
 
-  conn_->Connect(options_.endpoint, [this, gen](std::error_code ec) {
+  conn_->Connect(options_.endpoint, [this, gen](const std::string& error) {
     if (gen != conn_gen_) return;
-    if (ec) {
-      DropConnection("cannot connect: " + ec.message());
+    if (!error.empty()) {
+      DropConnection("cannot connect: " + error);
       return;
     }
     conn_->Start([this](std::string_view line) { OnLine(line); },

@@ -29,7 +29,11 @@ CtlResult RunCtl(const std::string& addr, const std::vector<std::string>& args,
     argv.push_back(addr);
   }
   argv.insert(argv.end(), args.begin(), args.end());
-  EnvChanges env = {{"PINCER_ADDR", std::nullopt}, {"PINCER_TOKEN", std::nullopt}};
+  EnvChanges env = {{"PINCER_ADDR", std::nullopt},
+                    {"PINCER_TOKEN", std::nullopt},
+                    {"PINCER_TLS_CA", std::nullopt},
+                    {"PINCER_TLS_CERT", std::nullopt},
+                    {"PINCER_TLS_KEY", std::nullopt}};
   for (const auto& [name, value] : options.env) env[name] = value;
   ProcessResult run = RunProcess(argv, options.stdin_text, env, options.timeout);
   CtlResult result{run.exit_code, std::move(run.out), std::move(run.err)};

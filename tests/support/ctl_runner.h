@@ -27,7 +27,7 @@ std::ostream& operator<<(std::ostream& os, const CtlResult& result);
 
 struct CtlOptions {
   std::string stdin_text;
-  EnvChanges env;  // PINCER_ADDR and PINCER_TOKEN are cleared unless set here
+  EnvChanges env;  // PINCER_ADDR, PINCER_TOKEN and PINCER_TLS_* are cleared unless set here
   std::chrono::milliseconds timeout{60000};
 };
 

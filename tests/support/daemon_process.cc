@@ -94,7 +94,11 @@ std::string DaemonProcess::ComposeConfig() const {
   std::vector<std::string> argv = {std::string(PINCER_BUILD_DIR) + "/pincerd", "--config",
                                    config_path(), "--address-file", address_file};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
-  EnvChanges env = {{"PINCER_ADDR", std::nullopt}, {"PINCER_TOKEN", std::nullopt}};
+  EnvChanges env = {{"PINCER_ADDR", std::nullopt},
+                    {"PINCER_TOKEN", std::nullopt},
+                    {"PINCER_TLS_CA", std::nullopt},
+                    {"PINCER_TLS_CERT", std::nullopt},
+                    {"PINCER_TLS_KEY", std::nullopt}};
   for (const auto& [name, value] : options_.env) env[name] = value;
 
   if (process_) process_->KillGroup();

@@ -614,6 +614,32 @@ TEST_F(ConfigTest, TokenFilesAreReadAndTrimmed) {
   EXPECT_EQ(c.auth.client_token, "  client-token");
 }
 
+// Loading the files themselves (PEM, key match) is covered with real
+// certificates in tests/integration/tls_test.cc.
+TEST_F(ConfigTest, TlsSectionShape) {
+  EXPECT_FALSE(Load("t.yaml", "log_level: info\n").tls.enabled);
+  EXPECT_FALSE(Load("t.yaml", "tls:\n").tls.enabled);  // null: absent
+
+  std::string message = Error("t.yaml", "tls: {}\n");
+  EXPECT_NE(message.find("tls.cert: missing"), std::string::npos) << message;
+  EXPECT_NE(message.find("tls.key: missing"), std::string::npos) << message;
+
+  message = Error("t.yaml", "tls: { cert: a.pem, key: b.pem, ca: c.pem }\n");
+  EXPECT_NE(message.find("tls.ca: unknown key"), std::string::npos) << message;
+
+  message = Error("t.yaml", "tls: { cert: 5, key: b.pem }\n");
+  EXPECT_NE(message.find("tls.cert: expected a string"), std::string::npos) << message;
+
+  message = Error("t.yaml", "tls: true\n");
+  EXPECT_NE(message.find("tls: expected a map"), std::string::npos) << message;
+
+  const std::string missing = (dir_ / "missing.pem").string();
+  message = Error("t.yaml", "tls: { cert: " + missing + ", key: " + missing + " }\n");
+  EXPECT_NE(message.find("tls.cert: cannot read '" + missing + "': No such file or directory"),
+            std::string::npos)
+      << message;
+}
+
 TEST_F(ConfigTest, TokenFileErrors) {
   std::string worker = WriteSecret("worker.token", "abc\n");
   std::string empty = WriteSecret("empty.token", " \n");

@@ -17,8 +17,10 @@ import json
 import logging
 import os
 import random
+import select
 import signal
 import socket
+import ssl
 import threading
 import time
 
@@ -114,23 +116,58 @@ class _Connection:
             self.sock.close()
 
 
-def _connect(addr, timeout):
-    if addr.startswith("unix:"):
+def tls_context(ca, cert=None, key=None):
+    """An ssl.SSLContext that trusts the CAs in the PEM file `ca` (and checks
+    the host name), presenting `cert`/`key` when both are given."""
+    if (cert is None) != (key is None):
+        raise ValueError("tls_cert and tls_key go together")
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def _connect(addr, timeout, tls=None):
+    if addr.startswith("unix:"):  # Unix sockets stay plain
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         sock.connect(addr[len("unix:"):])
         return sock
     host, _, port = addr.rpartition(":")
-    sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+    host = host.strip("[]")
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is not None:
+        try:
+            # Checks the certificate names `host` (a DNS name or an IP
+            # address); sends it as SNI when it is a name.
+            sock = tls.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
     return sock
 
 
-def _read_lines(sock, max_line_bytes):
-    """Yields the peer's lines; a line longer than the bound ends the stream."""
+def _recv(sock, lock):
+    if not isinstance(sock, ssl.SSLSocket):
+        return sock.recv(1 << 16)
+    # OpenSSL allows one thread at a time in a connection, and writers hold
+    # `lock`: wait for data outside the lock, read it inside.
+    if not sock.pending():
+        ready, _, _ = select.select([sock], [], [], sock.gettimeout())
+        if not ready:
+            raise socket.timeout("timed out")
+    with lock:
+        return sock.recv(1 << 16)
+
+
+def _read_lines(sock, max_line_bytes, lock=None):
+    """Yields the peer's lines; a line longer than the bound ends the stream.
+    `lock` is the one writers hold (needed for a TLS socket)."""
     buf = b""
     while True:
-        chunk = sock.recv(1 << 16)
+        chunk = _recv(sock, lock)
         if not chunk:
             return
         buf += chunk
@@ -169,7 +206,8 @@ class _Load:
 
 class Worker:
     def __init__(self, handler, skills=(), capacity=1, name=None, addr=None, token=None,
-                 labels=None, max_line_bytes=MAX_LINE_BYTES):
+                 labels=None, max_line_bytes=MAX_LINE_BYTES, tls_ca=None, tls_cert=None,
+                 tls_key=None):
         self.handler = handler
         self.skills = list(skills)
         self.capacity = int(capacity)
@@ -179,6 +217,13 @@ class Worker:
         self.labels = labels or {}
         self.spawn_id = os.environ.get("PINCER_SPAWN_ID")
         self.max_line_bytes = max_line_bytes
+        tls_ca = tls_ca or os.environ.get("PINCER_TLS_CA") or None
+        tls_cert = tls_cert or os.environ.get("PINCER_TLS_CERT") or None
+        tls_key = tls_key or os.environ.get("PINCER_TLS_KEY") or None
+        if (tls_cert or tls_key) and not tls_ca:
+            raise ValueError("tls_cert and tls_key need tls_ca")
+        # Files are read once, here: a missing or bad one fails at once.
+        self.tls = tls_context(tls_ca, tls_cert, tls_key) if tls_ca else None
         self._stop = threading.Event()
         self._draining = False
         self._running = {}  # task id -> Task, for the current connection
@@ -212,7 +257,7 @@ class Worker:
             delay = min(delay * 2, 5.0)
 
     def _serve_one_connection(self):
-        conn = self._conn = _Connection(_connect(self.addr, timeout=10))
+        conn = self._conn = _Connection(_connect(self.addr, timeout=10, tls=self.tls))
         try:
             if self._stop.is_set():  # stop() ran before _conn was set
                 return False
@@ -228,7 +273,7 @@ class Worker:
         if self.spawn_id:
             hello["spawn_id"] = self.spawn_id
         conn.send(hello)
-        lines = _read_lines(conn.sock, self.max_line_bytes)
+        lines = _read_lines(conn.sock, self.max_line_bytes, conn.lock)
         try:
             welcome = json.loads(next(lines, b"{}"))  # the socket's 10s timeout bounds the wait
         except (ValueError, RecursionError):
@@ -338,13 +383,17 @@ class Worker:
             task.cancelled.set()
 
 
-def run_worker(handler, skills=(), capacity=1, name=None, addr=None, token=None, labels=None):
+def run_worker(handler, skills=(), capacity=1, name=None, addr=None, token=None, labels=None,
+               tls_ca=None, tls_cert=None, tls_key=None):
     """Runs a worker until it is drained or gets SIGTERM/SIGINT.
 
     addr ("HOST:PORT" or "unix:PATH") and token default to env PINCER_ADDR
-    and PINCER_TOKEN; env PINCER_SPAWN_ID is sent when set."""
+    and PINCER_TOKEN; env PINCER_SPAWN_ID is sent when set. With tls_ca (env
+    PINCER_TLS_CA) a TCP address is spoken to over TLS; tls_cert and tls_key
+    (env PINCER_TLS_CERT, PINCER_TLS_KEY) are the client certificate."""
     worker = Worker(handler, skills=skills, capacity=capacity, name=name, addr=addr,
-                    token=token, labels=labels)
+                    token=token, labels=labels, tls_ca=tls_ca, tls_cert=tls_cert,
+                    tls_key=tls_key)
     restore = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

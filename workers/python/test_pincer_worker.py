@@ -266,5 +266,32 @@ class EnvTest(unittest.TestCase):
                 os.environ["PINCER_ADDR"] = old
 
 
+class TlsSettingsTest(unittest.TestCase):
+    """TLS end to end runs against a real pincerd in tests/integration/tls_test.cc."""
+
+    def setUp(self):
+        self.old = dict(os.environ)
+        for name in ("PINCER_TLS_CA", "PINCER_TLS_CERT", "PINCER_TLS_KEY"):
+            os.environ.pop(name, None)
+
+    def tearDown(self):
+        os.environ.clear()
+        os.environ.update(self.old)
+
+    def test_plain_without_a_ca(self):
+        self.assertIsNone(Worker(handler).tls)
+
+    def test_cert_without_ca_is_refused(self):
+        with self.assertRaises(ValueError):
+            Worker(handler, tls_cert="c.pem", tls_key="k.pem")
+
+    def test_missing_ca_file_fails_at_once(self):
+        with self.assertRaises(OSError):
+            Worker(handler, tls_ca="/nonexistent/ca.pem")
+        os.environ["PINCER_TLS_CA"] = "/nonexistent/ca.pem"
+        with self.assertRaises(OSError):
+            Worker(handler)
+
+
 if __name__ == "__main__":
     unittest.main()
