@@ -1,5 +1,6 @@
 #include "config/document.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <limits>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <vector>
 
 namespace pincer::config_internal {
@@ -105,10 +107,47 @@ json FromYaml(const YAML::Node& node, const std::string& path, Problems& problem
   return nullptr;
 }
 
+// Counts the documents of a YAML stream and notes where each starts.
+// yaml-cpp 0.7's LoadAll never returns on some malformed text ("," alone):
+// each round yields one more empty document without consuming anything
+// (yaml-cpp issue 1040), growing its vector until memory runs out. Counted
+// here instead, a document that starts where the one before started means
+// the parser is stuck there, and the text is refused.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    stuck = documents > 0 && mark.pos == last.pos;
+    last = mark;
+    ++documents;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  int documents = 0;
+  bool stuck = false;
+  YAML::Mark last;
+};
+
 json ParseYaml(const std::string& text, Problems& problems) {
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(text);
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    while (parser.HandleNextDocument(counter)) {
+      if (counter.stuck) throw YAML::ParserException(counter.last, "unexpected token");
+    }
+    if (counter.documents == 1) {
+      documents.push_back(YAML::Load(text));
+    } else {
+      documents.resize(static_cast<std::size_t>(counter.documents));
+    }
   } catch (const YAML::Exception& e) {
     if (e.mark.is_null()) {
       problems.Add("", "YAML error: " + e.msg);

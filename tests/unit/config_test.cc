@@ -455,6 +455,10 @@ const BadCase kBadCases[] = {
     {"a.json", "{\n  \"tasks\": {\n    \"timeout\": 5s\n  }\n}\n", "", "line 3"},
     {"a.json", "{\"listen\": ", "", "JSON parse error"},
     {"a.yaml", "a: 1\n---\nb: 2\n", "", "2 YAML documents"},
+    // Text on which yaml-cpp's LoadAll never returns (found by fuzz_config).
+    {"a.yaml", ",", "", "line 1, column 1: YAML syntax error"},
+    {"a.yaml", ",h\xff" "3\xff\"\xff\xff", "", "YAML syntax error"},
+    {"a.yaml", "listen: x\n---\n,\n", "", "line 3, column 1: YAML syntax error"},
     // Not a config file at all.
     {"a.toml", "listen = 1", "", "unknown config format"},
 };
