@@ -6,7 +6,9 @@
 //   1: the bytes of a journal segment on disk, recovered by a fresh
 //      SqliteStore;
 //   2: records (a 2-byte length, then the payload) appended to a segment
-//      with valid checksums, so that recovery decodes the payloads.
+//      with valid checksums, so that recovery decodes the payloads;
+//   3: the text columns of a row in pincer.db (skills, errors, state, one
+//      per line), read back by recovery.
 // Recovery from any bytes either refuses (store_corrupt) or gives records;
 // it never crashes.
 #include <dirent.h>
@@ -18,6 +20,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <sqlite3.h>
 
 #include "common/clock.h"
 #include "store/change_codec.h"
@@ -107,6 +111,29 @@ void EmptyDir(const std::string& dir) {
   for (const auto& name : names) ::unlink((dir + "/" + name).c_str());
 }
 
+void InsertRow(std::string_view text) {
+  std::string_view cols[3] = {"[]", "[]", "queued"};
+  for (auto& col : cols) {
+    if (text.empty()) break;
+    const std::size_t nl = text.find('\n');
+    col = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open((Dir() + "/pincer.db").c_str(), &db) != SQLITE_OK) Fail("cannot open pincer.db");
+  sqlite3_stmt* q = nullptr;
+  const char* sql =
+      "INSERT INTO tasks (id, seq, skills, priority, timeout_ms, max_attempts, state, attempts, "
+      "errors, created_ms, started_ms, ended_ms) VALUES (1, 1, ?1, 0, 0, 3, ?3, 0, ?2, 1, 0, 0)";
+  if (sqlite3_prepare_v2(db, sql, -1, &q, nullptr) != SQLITE_OK) Fail(sqlite3_errmsg(db));
+  for (int i = 0; i < 3; ++i) {
+    sqlite3_bind_text(q, i + 1, cols[i].data(), static_cast<int>(cols[i].size()), SQLITE_TRANSIENT);
+  }
+  if (sqlite3_step(q) != SQLITE_DONE) Fail(sqlite3_errmsg(db));
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+}
+
 void Recover() {
   SystemClock clock;
   SqliteStoreOptions options;
@@ -128,7 +155,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pincer;
   if (size == 0) return 0;
   const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0:
       CheckChanges(in);
       CheckEnded(in);
@@ -139,6 +166,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!f) Fail("cannot write a segment");
       std::fwrite(in.data(), 1, in.size(), f);
       std::fclose(f);
+      Recover();
+      return 0;
+    }
+    case 3: {
+      EmptyDir(Dir());
+      {
+        SystemClock clock;
+        SqliteStoreOptions options;
+        options.data_dir = Dir();
+        options.fsync = FsyncPolicy::kOff;
+        Status error;
+        if (!SqliteStore::Open(options, clock, error)) Fail("cannot create pincer.db");
+      }
+      InsertRow(in);
       Recover();
       return 0;
     }
