@@ -1,5 +1,7 @@
 #include "core/dispatcher.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "common/json_text.h"
@@ -100,6 +102,12 @@ void Dispatcher::Recycle(std::unique_ptr<Task> t) {
   spare_tasks_.push_back(std::move(t));
 }
 
+Task* Dispatcher::LiveTask(TaskId id, const char* what) {
+  Task* t = tasks_.Find(id);
+  if (!t) spdlog::error("dispatcher: a {} names task {}, which is not live; dropped", what, TaskIdString(id));
+  return t;
+}
+
 const Task* Dispatcher::FindTask(TaskId id) {
   if (const Task* t = tasks_.Find(id)) return t;
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
@@ -152,7 +160,9 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   t.cls = queue_.ClassFor(r.skills);
   Hold(t.cls);
   t.seq = next_seq_++;
-  tasks_.Insert(std::move(owned));
+  if (!tasks_.Insert(std::move(owned))) {  // logged; only a bug in the id counter does this
+    return {Status("internal", "task id " + TaskIdString(r.id) + " is taken"), nullptr, false};
+  }
   if (!r.key.empty()) keys_[r.key] = r.id;
 
   ++stats_.submitted;
@@ -168,6 +178,14 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
 }
 
 void Dispatcher::Restore(TaskRecord&& rec) {
+  // The store hands back what it was given; a record that breaks that (no
+  // id, an id seen already) is logged and dropped here, so that one
+  // bad record cannot overwrite another task or stop the start.
+  if (rec.id == 0 || tasks_.Find(rec.id) || tasks_.FindEnded(rec.id)) {
+    spdlog::error("recovery: dropped a stored task with {} id {}", rec.id == 0 ? "no" : "a repeated",
+                  TaskIdString(rec.id));
+    return;
+  }
   last_id_ = std::max(last_id_, rec.id);
   if (!rec.key.empty()) keys_[rec.key] = rec.id;
   ++stats_.submitted;
@@ -302,7 +320,8 @@ Status Dispatcher::Retry(TaskId id) {
   std::unique_ptr<Task> owned = NewTask();
   ended_.Read(tasks_.FindEnded(id), *owned);
   owned->cls = queue_.ClassFor(owned->rec.skills);
-  Task* t = &tasks_.Revive(std::move(owned));
+  Task* t = tasks_.Revive(std::move(owned));
+  if (!t) return Status("internal", "task " + TaskIdString(id) + " cannot be revived (logged)");
   (t->rec.state == TaskState::kFailed ? stats_.failed : stats_.timed_out)--;
   t->rec.state = TaskState::kQueued;
   t->rec.attempts = 0;
@@ -462,7 +481,9 @@ void Dispatcher::FillWorker(Worker& w) {
     // A class's strategy may hold its head for another worker (a strict
     // rotation); then the head waits, bounded by kMaxTurnWait.
     auto best = queue_.BestIf(classes, [&](ClassId c, const QueueEntry& head) {
-      Task& t = *tasks_.Find(head.id);
+      Task* live = tasks_.Find(head.id);
+      if (!live) return true;  // taken below, where LiveTask logs and drops it
+      Task& t = *live;
       if (t.turn_expired ||
           StrategyFor(c).Allows(index, index.Matching(queue_.skills(c)), w.id)) {
         return true;
@@ -481,7 +502,7 @@ void Dispatcher::FillWorker(Worker& w) {
     } else {
       return;
     }
-    Assign(*tasks_.Find(id), w);
+    if (Task* t = LiveTask(id, "queued entry")) Assign(*t, w);
     // The rotation may have moved on to a worker that sat idle.
     if (!take_pinned) PumpClass(best->first);
   }
@@ -492,7 +513,13 @@ void Dispatcher::PumpClass(ClassId c) {
   WorkerIndex& index = workers_.index();
   const auto& skills = queue_.skills(c);
   while (const QueueEntry* head = queue_.Head(c)) {
-    Task& t = *tasks_.Find(head->id);
+    Task* live = LiveTask(head->id, "queue head");
+    if (!live) {
+      const QueueEntry stale = *head;
+      if (!queue_.Erase(c, stale)) return;
+      continue;
+    }
+    Task& t = *live;
     Worker* w = workers_.Find(strategy.Pick(index, index.Matching(skills), skills.size()));
     if (!w) {
       if (fallback_strategy_->Pick(index, index.Matching(skills), skills.size())) ArmTurnWait(t);
@@ -681,13 +708,17 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
   outlier_.Forget(id);
 
   for (TaskId tid : pinned) {
-    Task& t = *tasks_.Find(tid);
+    Task* live = LiveTask(tid, "pinned entry");
+    if (!live) continue;
+    Task& t = *live;
     t.where = Task::Where::kNone;
     t.worker = 0;
     PlaceGeneral(t);
   }
   for (TaskId tid : held) {
-    Task& t = *tasks_.Find(tid);
+    Task* live = LiveTask(tid, "running entry");
+    if (!live) continue;
+    Task& t = *live;
     ReleaseSlot(t);
     LoseAttempt(t, reason, /*timed_out=*/false);
   }
@@ -718,7 +749,9 @@ void Dispatcher::ReleasePinned(Worker& w) {
   for (const QueueEntry& e : w.pinned) pinned.push_back(e.id);
   w.pinned.clear();
   for (TaskId tid : pinned) {
-    Task& t = *tasks_.Find(tid);
+    Task* live = LiveTask(tid, "pinned entry");
+    if (!live) continue;
+    Task& t = *live;
     t.where = Task::Where::kNone;
     t.worker = 0;
     PlaceGeneral(t);

@@ -236,6 +236,10 @@ class Dispatcher {
   // Tasks are recycled: a purged task's buffers serve the next submit, so
   // a busy dispatcher does not allocate (and free, much later) per task.
   std::unique_ptr<Task> NewTask();
+  // tasks_.Find(id) where the id comes from the dispatcher's own books
+  // (queue, pinned, held): null only if those are out of step, which is
+  // logged; the caller then drops the entry.
+  Task* LiveTask(TaskId id, const char* what);
   void Recycle(std::unique_ptr<Task> t);
 
   Config config_;

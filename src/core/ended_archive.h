@@ -43,7 +43,8 @@ class EndedArchive {
   };
 
   // Appends the record of ended task `t` (its TaskRecord, seq and last
-  // progress). REQUIRES: IsEnded(t.rec.state).
+  // progress). Only for an ended task: one that is not is logged and kept
+  // as failed.
   Ref Add(const Task& t, TimePoint at, uint64_t take = 0);
 
   // The entry / the whole task of a record still held (front_ref() <= ref

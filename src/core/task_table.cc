@@ -1,10 +1,23 @@
 #include "core/task_table.h"
 
-#include <cassert>
+#include <spdlog/spdlog.h>
 
 namespace pincer {
 
-TaskTable::Slot& TaskTable::NewSlot(TaskId id) {
+// The checks below hold unless pincer has a bug or its store handed back
+// something it never wrote. They stay in Release builds: a broken one is
+// logged and the one call refused, instead of overwriting or dereferencing
+// a slot that is not what the caller thinks.
+
+TaskTable::Slot* TaskTable::NewSlot(TaskId id) {
+  if (id == 0) {
+    spdlog::error("task table: refused a task with id 0");
+    return nullptr;
+  }
+  if (const Slot* s = SlotOf(id); s && (s->live || s->ended)) {
+    spdlog::error("task table: refused a second task {}", TaskIdString(id));
+    return nullptr;
+  }
   const uint64_t n = id / kPageSize;
   if (pages_.empty()) first_ = n;
   // Recovery may bring ids below the window (restored in id order they
@@ -17,10 +30,9 @@ TaskTable::Slot& TaskTable::NewSlot(TaskId id) {
   auto& page = pages_[n - first_];
   if (!page) page = std::make_unique<Page>();
   Slot& slot = page->slots[id % kPageSize];
-  assert(!slot.live && !slot.ended);
   ++page->used;
   ++size_;
-  return slot;
+  return &slot;
 }
 
 void TaskTable::Release(TaskId id) {
@@ -35,30 +47,43 @@ void TaskTable::Release(TaskId id) {
   while (!pages_.empty() && !pages_.back()) pages_.pop_back();
 }
 
-Task& TaskTable::Insert(std::unique_ptr<Task> task) {
-  Slot& slot = NewSlot(task->rec.id);
-  slot.live = std::move(task);
-  return *slot.live;
+Task* TaskTable::Insert(std::unique_ptr<Task>&& task) {
+  Slot* slot = NewSlot(task->rec.id);
+  if (!slot) return nullptr;
+  slot->live = std::move(task);
+  return slot->live.get();
 }
 
-void TaskTable::InsertEnded(TaskId id, EndedRef ref) {
-  assert(ref != 0);
-  NewSlot(id).ended = ref;
+bool TaskTable::InsertEnded(TaskId id, EndedRef ref) {
+  if (ref == 0) {
+    spdlog::error("task table: refused ended task {} without an archive record", TaskIdString(id));
+    return false;
+  }
+  Slot* slot = NewSlot(id);
+  if (!slot) return false;
+  slot->ended = ref;
+  return true;
 }
 
 std::unique_ptr<Task> TaskTable::Archive(TaskId id, EndedRef ref) {
   Slot* slot = SlotOf(id);
-  assert(slot && slot->live && ref != 0);
+  if (!slot || !slot->live || ref == 0) {
+    spdlog::error("task table: cannot archive task {}: it is not live here", TaskIdString(id));
+    return nullptr;
+  }
   slot->ended = ref;
   return std::move(slot->live);
 }
 
-Task& TaskTable::Revive(std::unique_ptr<Task> task) {
+Task* TaskTable::Revive(std::unique_ptr<Task>&& task) {
   Slot* slot = SlotOf(task->rec.id);
-  assert(slot && slot->ended && !slot->live);
+  if (!slot || !slot->ended || slot->live) {
+    spdlog::error("task table: cannot revive task {}: it has not ended here", TaskIdString(task->rec.id));
+    return nullptr;
+  }
   slot->ended = 0;
   slot->live = std::move(task);
-  return *slot->live;
+  return slot->live.get();
 }
 
 std::unique_ptr<Task> TaskTable::Take(TaskId id) {

@@ -36,14 +36,20 @@ class TaskTable {
     return s ? s->ended : 0;
   }
 
-  // REQUIRES: no task with this id (live or ended); id > 0.
-  Task& Insert(std::unique_ptr<Task> task);
-  void InsertEnded(TaskId id, EndedRef ref);
+  // Each of these refuses (logs, returns null / false, changes nothing) a
+  // call that breaks its rule; the rules hold unless pincer has a bug, and
+  // are checked in every build.
+  //
+  // Adds a live task; its id must be unused (live or ended) and > 0. On
+  // refusal `task` is left with the caller.
+  Task* Insert(std::unique_ptr<Task>&& task);
+  bool InsertEnded(TaskId id, EndedRef ref);
   // A live task has ended: from now on the id finds `ref`. The Task object
-  // is handed back. REQUIRES: the task is live.
+  // is handed back; null when the task is not live here.
   std::unique_ptr<Task> Archive(TaskId id, EndedRef ref);
-  // An ended task lives again (retry). REQUIRES: task->rec.id is ended here.
-  Task& Revive(std::unique_ptr<Task> task);
+  // An ended task lives again (retry); task->rec.id must be ended here. On
+  // refusal `task` is left with the caller.
+  Task* Revive(std::unique_ptr<Task>&& task);
   // Removes a live task and hands it back; null when there is none.
   std::unique_ptr<Task> Take(TaskId id);
   // Removes an ended task if its slot still holds `ref`; false otherwise
@@ -92,7 +98,7 @@ class TaskTable {
     return page ? &page->slots[id % kPageSize] : nullptr;
   }
   Slot* SlotOf(TaskId id) { return const_cast<Slot*>(std::as_const(*this).SlotOf(id)); }
-  Slot& NewSlot(TaskId id);
+  Slot* NewSlot(TaskId id);  // null (logged) when the id is 0 or taken
   void Release(TaskId id);  // the slot is empty now
 
   std::deque<std::unique_ptr<Page>> pages_;  // page i holds ids of page number first_ + i

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <string_view>
 #include <utility>
 
@@ -106,12 +107,23 @@ bool ParseErrors(std::string_view text, std::vector<AttemptError>& out) {
   if (text == "[]") return true;
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (!j.is_array()) return false;
+  // Read back field by field with their types checked: json::value() throws
+  // on a field of another type, and a row must never throw out of Recover.
   for (const auto& e : j) {
     if (!e.is_object()) return false;
     AttemptError a;
-    a.attempt = e.value("attempt", 0);
-    a.worker = e.value("worker", "");
-    a.error = e.value("error", "");
+    if (auto it = e.find("attempt"); it != e.end()) {
+      if (!it->is_number_integer()) return false;
+      const int64_t n = it->get<int64_t>();
+      if (n < 0 || n > std::numeric_limits<int>::max()) return false;
+      a.attempt = static_cast<int>(n);
+    }
+    for (auto [key, into] : {std::pair{"worker", &a.worker}, std::pair{"error", &a.error}}) {
+      auto it = e.find(key);
+      if (it == e.end()) continue;
+      if (!it->is_string()) return false;
+      *into = it->get<std::string>();
+    }
     out.push_back(std::move(a));
   }
   return true;

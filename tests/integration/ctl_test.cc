@@ -508,7 +508,8 @@ TEST_F(CtlTest, BatchSubmitPrintsOneIdPerLineInOrder) {
     CtlResult status = Ctl({"--json", "status", ids[i]});
     EXPECT_EQ(status.Json()["payload"], i) << status;
   }
-  ASSERT_TRUE(WaitFor([&] { return worker->tasks_received() == 50; }));
+  ASSERT_TRUE(WaitWhileProgressing([&] { return worker->tasks_received() == 50; },
+                                   [&] { return worker->tasks_received(); }));
 
   CtlOptions input;
   input.stdin_text = R"({"payload":"a"})"

@@ -107,7 +107,13 @@ class RoutingIntegrationTest : public ::testing::Test {
     return ids;
   }
   bool WaitSucceeded(uint64_t n) {
-    return WaitFor([&] { return Stats(*client_).value("succeeded", 0u) >= n; }, seconds(20));
+    uint64_t succeeded = 0;
+    return WaitWhileProgressing(
+        [&] {
+          succeeded = Stats(*client_).value("succeeded", 0u);
+          return succeeded >= n;
+        },
+        [&] { return succeeded; });
   }
 
   std::unique_ptr<DaemonProcess> daemon_;

@@ -27,7 +27,10 @@ struct DaemonOptions {
   std::string config_yaml;
   std::vector<std::string> extra_args;  // more pincerd flags
   EnvChanges env;                       // PINCER_* are cleared unless set here
-  std::chrono::milliseconds start_timeout{10000};
+  // Until the address file appears. Generous: a restart recovers the whole
+  // store first, which takes as long as the machine needs (a pincerd that
+  // exits instead fails the start at once).
+  std::chrono::milliseconds start_timeout{60000};
 };
 
 class DaemonProcess {

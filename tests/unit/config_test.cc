@@ -529,6 +529,10 @@ const BadCase kBadCases[] = {
     {"a.yaml", "pools: [{name: a, command: [x], env: {? {b: 1} : c}}]", "pools[0].env",
      "keys must be plain strings"},
     {"a.yaml", "tasks: &t {timeout: 5s}\nheartbeat: *t\n", "heartbeat.timeout", "unknown key"},
+    // Text on which yaml-cpp's LoadAll never returned (found by fuzz_config).
+    {"a.yaml", ",", "", "YAML error"},
+    {"a.yaml", ",h\xff" "3\xff\"\xff\xff", "", "YAML error"},
+    {"a.yaml", "listen: x\n---\n,\n", "", "YAML error"},
     // Not a config file at all.
     {"a.toml", "listen = 1", "", "unknown config format"},
 };

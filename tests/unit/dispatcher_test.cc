@@ -1021,6 +1021,39 @@ TEST_F(DispatcherTest, RecoveredEndedTasksArePurgedWhenTheirResultTtlIsOver) {
   EXPECT_EQ(d_->FindTask(1), nullptr);
 }
 
+// A store hands back what it was given; a record that breaks that (no id,
+// an id seen already) is dropped and logged, in every build: it neither
+// overwrites the task that has the id nor stops recovery.
+TEST_F(DispatcherTest, RecoveryDropsARecordWithoutAnIdOrWithARepeatedOne) {
+  TaskRecord queued;
+  queued.id = 5;
+  queued.skills = {"x"};
+  queued.payload = "\"first\"";
+  d_->Restore(TaskRecord(queued));
+  TaskRecord ended;
+  ended.id = 6;
+  ended.state = TaskState::kSucceeded;
+  ended.created_ms = ended.ended_ms = clock_.UnixMillis();
+  d_->Restore(TaskRecord(ended));
+
+  TaskRecord again = queued;
+  again.payload = "\"second\"";
+  d_->Restore(std::move(again));
+  TaskRecord again_ended = queued;
+  again_ended.id = 6;
+  d_->Restore(std::move(again_ended));
+  TaskRecord no_id = queued;
+  no_id.id = 0;
+  d_->Restore(std::move(no_id));
+
+  ASSERT_NE(d_->FindTask(5), nullptr);
+  EXPECT_EQ(d_->FindTask(5)->rec.payload, "\"first\"");
+  ASSERT_NE(d_->FindTask(6), nullptr);
+  EXPECT_EQ(d_->FindTask(6)->rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(d_->stats().submitted, 2u);
+  EXPECT_EQ(d_->stats().queued, 1u);
+}
+
 TEST_F(DispatcherTest, TimeoutsOfAttemptsAndWaitsThatEndedEarlyDoNotPileUp) {
   Config c = BaseConfig();
   c.tasks.timeout = std::chrono::minutes(10);  // long: nothing fires in this test

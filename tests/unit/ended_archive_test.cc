@@ -137,5 +137,24 @@ TEST(EndedArchiveTest, ATaskWithoutKeyOrProgressSaysSo) {
   EXPECT_EQ(back.rec.output, "");
 }
 
+// Checked in every build: a task that has not ended is kept as failed (an
+// entry that says queued would stand for an ended task forever), and
+// dropping from an empty archive does nothing.
+TEST(EndedArchiveTest, ALiveTaskIsKeptAsFailedAndAnEmptyArchivePopsNothing) {
+  EndedArchive archive;
+  archive.PopFront();
+  EXPECT_TRUE(archive.empty());
+  Task t = Ended(3);
+  t.rec.state = TaskState::kRunning;
+  const EndedArchive::Ref ref = archive.Add(t, TimePoint{});
+  EXPECT_EQ(archive.entry(ref).state, TaskState::kFailed);
+  Task back;
+  archive.Read(ref, back);
+  EXPECT_EQ(back.rec.id, 3u);
+  archive.PopFront();
+  archive.PopFront();
+  EXPECT_TRUE(archive.empty());
+}
+
 }  // namespace
 }  // namespace pincer

@@ -596,6 +596,40 @@ TEST_F(SqliteStoreTest, AWholeRecordThatDoesNotDecodeIsRefusedByName) {
       << recovered.message();
 }
 
+// A task row whose JSON columns hold the wrong types (a damaged or
+// hand-edited pincer.db) is refused by name; reading it never throws.
+TEST_F(SqliteStoreTest, ARowWithFieldsOfTheWrongTypeIsRefusedByName) {
+  for (const char* errors :
+       {R"([{"attempt":"one","worker":"w1","error":"x"}])", R"([{"attempt":1,"worker":7}])",
+        R"([{"attempt":1,"error":{"a":1}}])", R"([{"attempt":-1}])", R"([{"attempt":4294967296}])"}) {
+    SCOPED_TRACE(errors);
+    {
+      auto store = Open();
+      ASSERT_TRUE(store);
+      store->Insert(MakeTask(1));
+      ASSERT_TRUE(store->Commit().ok());
+      Recover(*store);  // folded: a task row
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* q = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE tasks SET errors = ?1 WHERE id = 1", -1, &q, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_text(q, 1, errors, -1, SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+
+    auto store = Open();
+    ASSERT_TRUE(store);
+    Status recovered = store->Recover([](TaskRecord&&) {});
+    EXPECT_EQ(recovered.code(), "store_corrupt");
+    EXPECT_NE(recovered.message().find("task row 1"), std::string::npos) << recovered.message();
+    store.reset();
+    std::filesystem::remove_all(dir_.Join("data"));
+  }
+}
+
 TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
   auto store = Open(nullptr, /*journal_bytes=*/0);
   ASSERT_TRUE(store);

@@ -115,5 +115,35 @@ TEST(TaskTableTest, SlotsIterateInIdOrderLiveAndEnded) {
   EXPECT_EQ(visited, 2) << "stops when told";
 }
 
+// The table's rules are checked in every build (Release included): a call
+// that breaks one is refused and changes nothing, instead of overwriting a
+// slot or dereferencing an empty one.
+TEST(TaskTableTest, RefusesCallsThatBreakItsRulesAndChangesNothing) {
+  TaskTable table;
+  ASSERT_NE(table.Insert(MakeTask(4)), nullptr);
+  ASSERT_TRUE(table.InsertEnded(5, 2));
+
+  auto again = MakeTask(4);
+  EXPECT_EQ(table.Insert(std::move(again)), nullptr);
+  EXPECT_NE(again, nullptr) << "a refused task stays with the caller";
+  EXPECT_EQ(table.Insert(MakeTask(5)), nullptr) << "id of an ended task";
+  EXPECT_EQ(table.Insert(MakeTask(0)), nullptr) << "id 0";
+  EXPECT_FALSE(table.InsertEnded(4, 7)) << "id of a live task";
+  EXPECT_FALSE(table.InsertEnded(5, 7)) << "id of an ended task";
+  EXPECT_FALSE(table.InsertEnded(6, 0)) << "no archive record";
+  EXPECT_EQ(table.Archive(5, 9), nullptr) << "not live";
+  EXPECT_EQ(table.Archive(77, 9), nullptr) << "unknown";
+  auto revived = MakeTask(4);
+  EXPECT_EQ(table.Revive(std::move(revived)), nullptr) << "live, not ended";
+  EXPECT_NE(revived, nullptr);
+  EXPECT_EQ(table.Revive(MakeTask(1'000'000)), nullptr) << "unknown";
+
+  EXPECT_EQ(table.size(), 2u);
+  EXPECT_EQ(table.Find(4)->rec.id, 4u);
+  EXPECT_EQ(table.FindEnded(5), 2u);
+  EXPECT_EQ(table.Find(6), nullptr);
+  EXPECT_EQ(table.FindEnded(6), 0u);
+}
+
 }  // namespace
 }  // namespace pincer
