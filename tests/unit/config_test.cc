@@ -530,9 +530,9 @@ const BadCase kBadCases[] = {
      "keys must be plain strings"},
     {"a.yaml", "tasks: &t {timeout: 5s}\nheartbeat: *t\n", "heartbeat.timeout", "unknown key"},
     // Text on which yaml-cpp's LoadAll never returned (found by fuzz_config).
-    {"a.yaml", ",", "", "YAML error"},
-    {"a.yaml", ",h\xff" "3\xff\"\xff\xff", "", "YAML error"},
-    {"a.yaml", "listen: x\n---\n,\n", "", "YAML error"},
+    {"a.yaml", ",", "", "line 1, column 1: YAML syntax error"},
+    {"a.yaml", ",h\xff" "3\xff\"\xff\xff", "", "YAML"},
+    {"a.yaml", "listen: x\n---\n,\n", "", "line 3, column 1: YAML syntax error"},
     // Not a config file at all.
     {"a.toml", "listen = 1", "", "unknown config format"},
 };
