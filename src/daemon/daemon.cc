@@ -298,8 +298,8 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
     peer.admin = admin;
     // Client ids have a counter of their own, and name a connection of
     // this run only.
-    Send(id, EncodeWelcome("c" + std::to_string(++last_client_), hb_ms,
-                           config_.limits.max_json_depth));
+    Send(id,
+         EncodeWelcome("c" + std::to_string(++last_client_), hb_ms, config_.limits.max_json_depth));
   }
 }
 

@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <fstream>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string_view>
 #include <utility>
 
@@ -411,7 +411,9 @@ Status SqliteStore::Commit() {
 
 namespace {
 
-std::string IdsPath(const std::string& dir) { return (std::filesystem::path(dir) / "ids").string(); }
+std::string IdsPath(const std::string& dir) {
+  return (std::filesystem::path(dir) / "ids").string();
+}
 
 }  // namespace
 
@@ -431,7 +433,8 @@ Status SqliteStore::ReadIds() {
     const std::size_t space = line.find(' ');
     const std::string_view name = std::string_view(line).substr(0, space);
     uint64_t value = 0;
-    const char* first = space == std::string::npos ? line.data() + line.size() : line.data() + space + 1;
+    const char* first =
+        space == std::string::npos ? line.data() + line.size() : line.data() + space + 1;
     const char* last = line.data() + line.size();
     auto [end, ec] = std::from_chars(first, last, value);
     if (space == std::string::npos || ec != std::errc() || end != last) {
@@ -457,8 +460,8 @@ Status SqliteStore::ReserveIds(const IdMarks& marks) {
   if (fail_writes_) {
     return Status("store_unavailable", "cannot write to " + dir_ + ": No space left on device");
   }
-  const std::string text = "tasks " + std::to_string(marks.tasks) + "\nworkers " +
-                           std::to_string(marks.workers) + "\n";
+  const std::string text =
+      "tasks " + std::to_string(marks.tasks) + "\nworkers " + std::to_string(marks.workers) + "\n";
   const std::string tmp = path + ".tmp";
   const bool sync = options_.fsync != FsyncPolicy::kOff;
   auto failed = [&](const std::string& what) {

@@ -78,9 +78,9 @@ TEST(IdsTest, NoTaskIdReachesWorkersWithTwoPayloadsAcrossKillNine) {
     const std::string tag = "c" + std::to_string(cycle) + "-";
     std::string burst;
     for (int i = 0; i < kBurst; ++i) {
-      burst += json({{"type", "submit"}, {"req", i + 1}, {"payload", tag + std::to_string(i)}})
-                   .dump() +
-               "\n";
+      burst +=
+          json({{"type", "submit"}, {"req", i + 1}, {"payload", tag + std::to_string(i)}}).dump() +
+          "\n";
     }
     ASSERT_TRUE(client.SendRaw(burst));
 
@@ -131,11 +131,12 @@ TEST(IdsTest, NoTaskIdReachesWorkersWithTwoPayloadsAcrossKillNine) {
     if (line->value("type", "") == "task") last = delivered.Add(*line) == "\"last\"";
   }
 
-  std::printf("%zu task ids delivered over %d kills; %d tasks reached the worker before their "
-              "submit was answered\n",
-              delivered.payload.size(), kCycles, unanswered_but_sent);
-  EXPECT_TRUE(delivered.clashes.empty()) << delivered.clashes.size() << " ids reused, e.g. "
-                                         << delivered.clashes.front();
+  std::printf(
+      "%zu task ids delivered over %d kills; %d tasks reached the worker before their "
+      "submit was answered\n",
+      delivered.payload.size(), kCycles, unanswered_but_sent);
+  EXPECT_TRUE(delivered.clashes.empty())
+      << delivered.clashes.size() << " ids reused, e.g. " << delivered.clashes.front();
 }
 
 TEST(IdsTest, AKillNineDoesNotUseUpTheOnlyAttempt) {
