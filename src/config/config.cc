@@ -379,6 +379,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   MapReader tasks = Section(top, problems, "tasks");
   tasks.Dur("timeout", &out->tasks.timeout);
   tasks.Int("max_attempts", &out->tasks.max_attempts);
+  tasks.Int("max_interruptions", &out->tasks.max_interruptions);
   tasks.Dur("result_ttl", &out->tasks.result_ttl);
   tasks.Size("max_ended", &out->tasks.max_ended);
   tasks.Finish();

@@ -83,6 +83,9 @@ struct TasksConfig {
   // At most this many ended tasks are kept; beyond it the oldest ended go
   // first, before their result_ttl. 0: no limit.
   std::size_t max_ended = 100000;
+  // Attempts of one task cut short by pincerd restarts (not counted toward
+  // max_attempts): one more fails the task, so a crash loop ends.
+  int max_interruptions = 5;
 
   bool operator==(const TasksConfig&) const = default;
 };

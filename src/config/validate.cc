@@ -163,6 +163,7 @@ void CheckRanges(Problems& p, const Config& c) {
   ShortEnough(p, "routing.outlier.max_ejection", outlier.max_ejection);
   ShortEnough(p, "tasks.timeout", c.tasks.timeout);
   Within(p, "tasks.max_attempts", c.tasks.max_attempts, 1, 1000);
+  Within(p, "tasks.max_interruptions", c.tasks.max_interruptions, 0, 1000);
   ShortEnough(p, "tasks.result_ttl", c.tasks.result_ttl);
   SizeWithin(p, "tasks.max_ended", c.tasks.max_ended, 0, 100 * kMillion);
   ShortEnough(p, "heartbeat.interval", c.heartbeat.interval, Duration(60 * 60 * 1000));
@@ -281,6 +282,7 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
     p.Add("tasks.timeout", "must be at most 8760h (365 days)");
   }
   AtLeast(p, "tasks.max_attempts", c.tasks.max_attempts, 1);
+  AtLeast(p, "tasks.max_interruptions", c.tasks.max_interruptions, 0);
   if (c.tasks.max_attempts > kMaxAttempts) {
     p.Add("tasks.max_attempts", "must be at most " + std::to_string(kMaxAttempts));
   }

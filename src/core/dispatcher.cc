@@ -26,7 +26,25 @@ std::vector<std::string> SortedUnique(std::vector<std::string> v) {
 constexpr std::size_t kMaxSpareTasks = 4096;
 constexpr std::size_t kMaxSpareBuffer = 4096;
 
-std::string WorkerIdString(WorkerId id) { return "w" + std::to_string(id); }
+// The error an attempt cut short by a pincerd restart leaves in `errors`.
+constexpr std::string_view kInterrupted = "pincerd restarted during the attempt";
+
+// The next multiple of `block` above `n`.
+uint64_t NextBlock(uint64_t n, uint64_t block) { return (n / block + 1) * block; }
+
+// The interruptions among a task's errors since it was submitted or last
+// retried. A retry starts the attempts at 1 again while its errors stay:
+// the current run is the tail whose attempt numbers do not go down, from
+// its current attempt `attempts`.
+int CountInterrupted(const std::vector<AttemptError>& errors, int attempts) {
+  int n = 0;
+  int next = attempts;
+  for (auto it = errors.rbegin(); it != errors.rend() && it->attempt <= next; ++it) {
+    if (it->error == kInterrupted) ++n;
+    next = it->attempt;
+  }
+  return n;
+}
 
 }  // namespace
 
@@ -73,7 +91,38 @@ const Strategy& Dispatcher::StrategyFor(ClassId cls) {
   return *cached;
 }
 
-TaskId Dispatcher::NewTaskId() { return ++last_id_; }
+Status Dispatcher::NewTaskId(TaskId& id) {
+  if (last_id_ >= task_limit_) {
+    // This run's block is used up, or it has none yet: the next one starts
+    // above every id any run may have issued, and is durable before its
+    // first id leaves.
+    IdMarks marks = store_.reserved_ids();
+    const TaskId base = std::max(last_id_, static_cast<TaskId>(marks.tasks));
+    marks.tasks = NextBlock(base, kTaskIdBlock);
+    if (Status st = store_.ReserveIds(marks); !st.ok()) {
+      return Status("store_unavailable", "cannot reserve task ids: " + st.message());
+    }
+    last_id_ = base;
+    task_limit_ = marks.tasks;
+  }
+  id = ++last_id_;
+  return Status::Ok();
+}
+
+Status Dispatcher::NewWorkerId(std::string& id) {
+  if (last_worker_ >= worker_limit_) {
+    IdMarks marks = store_.reserved_ids();
+    const uint64_t base = std::max(last_worker_, marks.workers);
+    marks.workers = NextBlock(base, kWorkerIdBlock);
+    if (Status st = store_.ReserveIds(marks); !st.ok()) {
+      return Status("store_unavailable", "cannot reserve worker ids: " + st.message());
+    }
+    last_worker_ = base;
+    worker_limit_ = marks.workers;
+  }
+  id = "w" + std::to_string(++last_worker_);
+  return Status::Ok();
+}
 
 std::unique_ptr<Task> Dispatcher::NewTask() {
   if (spare_tasks_.empty()) return std::make_unique<Task>();
@@ -143,10 +192,12 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
             nullptr, false};
   }
 
+  TaskId id = 0;
+  if (Status st = NewTaskId(id); !st.ok()) return {std::move(st), nullptr, false};
   std::unique_ptr<Task> owned = NewTask();
   Task& t = *owned;
   TaskRecord& r = t.rec;
-  r.id = NewTaskId();
+  r.id = id;
   // Copied, not moved: a recycled task's buffers take them without allocating.
   r.skills.assign(req.skills.begin(), req.skills.end());
   SortUnique(r.skills);
@@ -216,12 +267,20 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   t.seq = next_seq_++;
   tasks_.Insert(std::move(owned));
   ++stats_.queued;
-  if (t.rec.state == TaskState::kRunning) {
-    // The attempt was in flight when pincerd stopped: it is lost.
+  if (t.rec.state != TaskState::kRunning) {
+    t.interrupted = CountInterrupted(t.rec.errors, t.rec.attempts);
+  } else {
+    // The attempt was in flight when pincerd stopped: it is lost, but not
+    // the task's fault, so it does not count toward max_attempts. A crash
+    // loop is bounded by tasks.max_interruptions instead.
     t.rec.state = TaskState::kQueued;
-    t.rec.errors.push_back({t.rec.attempts, t.rec.worker, "pincerd restarted during the attempt"});
+    t.rec.errors.push_back({t.rec.attempts, t.rec.worker, std::string(kInterrupted)});
     t.rec.error = t.rec.errors.back().error;
-    if (t.rec.attempts >= t.rec.max_attempts) {
+    t.interrupted = CountInterrupted(t.rec.errors, t.rec.attempts);
+    if (t.interrupted > config_.tasks.max_interruptions) {
+      t.rec.error = "interrupted by " + std::to_string(t.interrupted) +
+                    " pincerd restarts, more than tasks.max_interruptions = " +
+                    std::to_string(config_.tasks.max_interruptions);
       End(t, TaskState::kFailed);
       return;
     }
@@ -325,6 +384,7 @@ Status Dispatcher::Retry(TaskId id) {
   (t->rec.state == TaskState::kFailed ? stats_.failed : stats_.timed_out)--;
   t->rec.state = TaskState::kQueued;
   t->rec.attempts = 0;
+  t->interrupted = 0;
   t->rec.ended_ms = 0;
   t->rec.output.clear();
   ++stats_.queued;
@@ -542,7 +602,8 @@ void Dispatcher::ReleaseSlot(Task& t) {
 void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out) {
   t.rec.errors.push_back({t.rec.attempts, t.rec.worker, error});
   t.rec.error = error;
-  if (t.rec.attempts < t.rec.max_attempts) {
+  // Attempts lost to pincerd restarts are not the task's: not counted.
+  if (t.rec.attempts - t.interrupted < t.rec.max_attempts) {
     t.rec.state = TaskState::kQueued;
     ++stats_.queued;
     Save(t);
@@ -603,10 +664,13 @@ void Dispatcher::SessionTaskEnded(Task& t) {
 
 // -------------------------------------------------------------- workers
 
-std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string pool) {
+std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string pool,
+                                  std::string id) {
+  // The memory store cannot fail a reservation; the daemon passes an id.
+  if (id.empty() && !NewWorkerId(id).ok()) id = "w?" + std::to_string(conn);
   auto w = std::make_unique<Worker>();
   w->id = conn;
-  w->id_str = WorkerIdString(conn);
+  w->id_str = std::move(id);
   w->name = hello.name.empty() ? w->id_str : hello.name;
   w->skills = SortedUnique(hello.skills);
   w->capacity = static_cast<int>(std::clamp<int64_t>(hello.capacity, 1, kMaxCapacity));
@@ -930,7 +994,10 @@ std::string Dispatcher::WhyWaiting(const Task& t) {
     case Task::Where::kSessionWait:
       return "its session's previous task is still running";
     case Task::Where::kPinned:
-      return "waiting for its session's worker " + WorkerIdString(t.worker);
+      if (const Worker* home = workers_.Find(t.worker)) {
+        return "waiting for its session's worker " + home->id_str;
+      }
+      return "waiting for its session's worker";
     default:
       break;
   }

@@ -79,8 +79,14 @@ class Dispatcher {
   void Restore(TaskRecord&& rec);
 
   // ---- Workers ----
-  // Registers a worker connection that said hello. Returns its id ("w12").
-  std::string AddWorker(ConnId conn, const Hello& hello, std::string pool = "");
+  // A new worker id ("w12"), unique across restarts (reserved in blocks
+  // like task ids, on a counter of its own). store_unavailable when the
+  // reservation cannot be written.
+  Status NewWorkerId(std::string& id);
+  // Registers a worker connection that said hello, as worker `id` (from
+  // NewWorkerId; empty: a new one). Returns its id.
+  std::string AddWorker(ConnId conn, const Hello& hello, std::string pool = "",
+                        std::string id = "");
   void OnResult(ConnId conn, const ResultMsg& msg);
   void OnProgress(ConnId conn, const ProgressMsg& msg);
   void OnHeartbeat(ConnId conn, const HeartbeatMsg& msg);
@@ -232,7 +238,8 @@ class Dispatcher {
   void Save(const Task& t) {
     if (t.rec.id != placing_new_) store_.Update(t.rec);
   }
-  TaskId NewTaskId();
+  // The next task id; store_unavailable when its block cannot be reserved.
+  Status NewTaskId(TaskId& id);
   // Tasks are recycled: a purged task's buffers serve the next submit, so
   // a busy dispatcher does not allocate (and free, much later) per task.
   std::unique_ptr<Task> NewTask();
@@ -291,7 +298,15 @@ class Dispatcher {
   }
 
   DispatcherStats stats_;
+  // Ids are reserved in blocks (Store::ReserveIds): one durable write per
+  // block. A run issues ids only from blocks it reserved itself: up to the
+  // limits (0 until its first reservation).
+  static constexpr uint64_t kTaskIdBlock = 100000;
+  static constexpr uint64_t kWorkerIdBlock = 100;
   TaskId last_id_ = 0;
+  TaskId task_limit_ = 0;
+  uint64_t last_worker_ = 0;
+  uint64_t worker_limit_ = 0;
   TaskId placing_new_ = 0;  // a task Submit places before its insert is recorded
   uint64_t next_seq_ = 1;
   bool accepting_ = true;

@@ -30,6 +30,9 @@ struct Task {
   Where where = Where::kNone;
   WorkerId worker = 0;  // the worker of the running attempt, or the pinned-to worker
   uint64_t pin_gen = 0;
+  // Attempts cut short by pincerd restarts since the task was submitted or
+  // last retried: in rec.errors, not counted toward max_attempts.
+  int interrupted = 0;
   bool turn_wait_armed = false;  // a kTurnWait deadline is pending
   bool turn_expired = false;     // waited long enough for its turn-holder
   TimePoint attempt_deadline{};  // of the running attempt; {} = none

@@ -305,19 +305,27 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
   peer.conn->set_max_line(config_.limits.max_frame_bytes);
   const int64_t hb_ms = config_.heartbeat.interval.count();
   if (worker) {
+    // Worker ids are unique across restarts (the store reserves them).
+    std::string wid;
+    if (Status st = dispatcher_->NewWorkerId(wid); !st.ok()) {
+      return RefuseAndClose(peer, st.code(), st.message());
+    }
     peer.role = Role::kWorker;
     // Welcome first, so it precedes any task the worker is given at once.
-    Send(id, EncodeWelcome("w" + std::to_string(id), hb_ms, config_.limits.max_json_depth));
+    Send(id, EncodeWelcome(wid, hb_ms, config_.limits.max_json_depth));
     // A process of ours: bind this connection to it (pid <-> tasks).
     std::optional<std::string> pool;
     if (supervisor_) pool = supervisor_->OnHello(hello.spawn_id, id);
-    const std::string wid = dispatcher_->AddWorker(id, hello, pool.value_or(""));
+    dispatcher_->AddWorker(id, hello, pool.value_or(""), wid);
     spdlog::info("worker {} connected: name={} capacity={} skills=[{}]", wid, hello.name,
                  hello.capacity, fmt::join(hello.skills, ","));
   } else {
     peer.role = Role::kClient;
     peer.admin = admin;
-    Send(id, EncodeWelcome("c" + std::to_string(id), hb_ms, config_.limits.max_json_depth));
+    // Client ids have a counter of their own, and name a connection of
+    // this run only.
+    Send(id,
+         EncodeWelcome("c" + std::to_string(++last_client_), hb_ms, config_.limits.max_json_depth));
   }
 }
 
@@ -844,7 +852,7 @@ void Daemon::StartSupervisor() {
     ScheduleFlush();
   };
   hooks.drain_worker = [this](ConnId conn) {
-    dispatcher_->Drain("w" + std::to_string(conn));
+    if (const Worker* w = dispatcher_->workers().Find(conn)) dispatcher_->Drain(w->id_str);
     ScheduleFlush();
   };
   hooks.inflight = [this](ConnId conn) {

@@ -237,6 +237,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::optional<TimePoint> timer_at_;
   asio::signal_set signals_;
   bool stopping_ = false;
+  uint64_t last_client_ = 0;  // client ids: "c1", "c2"... (per run)
   std::unique_ptr<asio::steady_timer> drain_timer_;
   bool drain_expired_ = false;  // past shutdown.drain_timeout: stop with tasks running
   // Reloads: the one loading (on reload_thread_) and those asked for since.

@@ -1,11 +1,14 @@
 #include "store/sqlite_store.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string_view>
 #include <utility>
@@ -306,6 +309,7 @@ Status SqliteStore::ReadFolded(uint64_t& number) {
 // ------------------------------------------------------------- recovery
 
 Status SqliteStore::Recover(const std::function<void(TaskRecord&&)>& visit) {
+  if (Status st = ReadIds(); !st.ok()) return st;
   // Fold the whole journal first: then `tasks` holds everything.
   if (Status st = FoldAll(); !st.ok()) return st;
   std::lock_guard db_lock(db_mu_);
@@ -413,6 +417,104 @@ Status SqliteStore::Commit() {
     pending_erases_.clear();
   }
   return st;
+}
+
+// -------------------------------------------------------------- ids
+
+namespace {
+
+std::string IdsPath(const std::string& dir) {
+  return (std::filesystem::path(dir) / "ids").string();
+}
+
+}  // namespace
+
+Status SqliteStore::ReadIds() {
+  const std::string path = IdsPath(dir_);
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec) && !ec) {
+    reserved_ = IdMarks{};  // a new data_dir, or one from before reservations
+    return Status::Ok();
+  }
+  std::ifstream in(path);
+  if (!in) return Status("store_unavailable", "cannot read " + path + ": " + std::strerror(errno));
+  IdMarks marks;
+  bool tasks = false, workers = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    const std::size_t space = line.find(' ');
+    const std::string_view name = std::string_view(line).substr(0, space);
+    uint64_t value = 0;
+    const char* first =
+        space == std::string::npos ? line.data() + line.size() : line.data() + space + 1;
+    const char* last = line.data() + line.size();
+    auto [end, ec] = std::from_chars(first, last, value);
+    if (space == std::string::npos || ec != std::errc() || end != last) {
+      return Status("store_corrupt", path + ": cannot read the line \"" + line + "\"");
+    }
+    if (name == "tasks") {
+      marks.tasks = value;
+      tasks = true;
+    } else if (name == "workers") {
+      marks.workers = value;
+      workers = true;
+    }  // other names: from a newer pincer, not ours to use
+  }
+  if (!tasks || !workers) {
+    return Status("store_corrupt", path + ": the tasks or the workers line is missing");
+  }
+  reserved_ = marks;
+  return Status::Ok();
+}
+
+Status SqliteStore::ReserveIds(const IdMarks& marks) {
+  const std::string path = IdsPath(dir_);
+  if (fail_writes_) {
+    return Status("store_unavailable", "cannot write to " + dir_ + ": No space left on device");
+  }
+  const std::string text =
+      "tasks " + std::to_string(marks.tasks) + "\nworkers " + std::to_string(marks.workers) + "\n";
+  const std::string tmp = path + ".tmp";
+  const bool sync = options_.fsync != FsyncPolicy::kOff;
+  auto failed = [&](const std::string& what) {
+    Status st("store_unavailable", "cannot " + what + " " + tmp + ": " + std::strerror(errno));
+    ::unlink(tmp.c_str());
+    return st;
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return failed("create");
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int e = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      errno = e;
+      return failed("write");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (sync && ::fsync(fd) != 0) {
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    return failed("sync");
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return failed("rename");
+  if (sync) {
+    // The rename is durable once the directory is.
+    const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || ::fsync(dfd) != 0) {
+      const int e = errno;
+      if (dfd >= 0) ::close(dfd);
+      return Status("store_unavailable", "cannot sync " + dir_ + ": " + std::strerror(e));
+    }
+    ::close(dfd);
+  }
+  reserved_ = marks;
+  return Status::Ok();
 }
 
 Status SqliteStore::Writable() const {

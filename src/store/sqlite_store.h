@@ -5,6 +5,8 @@
 // - pincer.db: one SQLite database in WAL mode with one row per task, the
 //   state as of every journal segment folded into it so far (`meta` says
 //   up to which segment).
+// - ids: the id reservation (store.h, ReserveIds), two lines of text
+//   ("tasks 200000", "workers 100"), replaced whole by a rename.
 // The stored state is pincer.db with the newer segments replayed in order.
 //
 // Folding runs on a thread of its own, off the commit path: once the
@@ -88,6 +90,9 @@ class SqliteStore final : public Store {
   void GiveBack(std::unique_ptr<StoreBatch> batch) override;
   void Reuse(std::unique_ptr<StoreBatch> batch) override;
   void TakeInto(StoreBatch& batch) override;
+  // Writes <data_dir>/ids anew (synced unless fsync is off). Errors are
+  // "store_unavailable"; the old file is left as it was.
+  Status ReserveIds(const IdMarks& marks) override;
   bool dirty() const override { return !pending_.empty(); }
   bool durable() const override { return true; }
 
@@ -120,6 +125,7 @@ class SqliteStore final : public Store {
   // erases it held.
   Status FoldSegment(uint64_t number, const EraseRuns& erased, std::vector<TaskId>& erases);
   Status FoldAll();  // every segment on disk, synchronously (recovery)
+  Status ReadIds();  // <data_dir>/ids into reserved_ (none: zeros)
   Status Transaction(const std::function<Status()>& body);
   Status SetFolded(uint64_t number);
   Status ReadFolded(uint64_t& number);

@@ -15,6 +15,7 @@
 // Write()s or a Write() and a Commit() at once.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,6 +25,15 @@
 #include "store/task_record.h"
 
 namespace pincer {
+
+// How far the ids pincerd hands out may have gone: every task id and worker
+// id issued so far is at most these (0: none reserved yet).
+struct IdMarks {
+  uint64_t tasks = 0;
+  uint64_t workers = 0;
+
+  bool operator==(const IdMarks&) const = default;
+};
 
 // Changes taken out of a store for one commit (opaque outside the store).
 class StoreBatch {
@@ -65,6 +75,20 @@ class Store {
   // changes go with a later take). Loop thread.
   uint64_t next_take() const { return takes_ + 1; }
 
+  // Id reservation (docs/durability.md, "Ids"). An id may leave pincerd
+  // (to a worker, say) before the change that stores its task is durable,
+  // so ids are reserved in blocks, and a block is durable before any id in
+  // it is handed out: after a crash, ids carry on above every reservation
+  // and none is issued twice. ReserveIds makes `marks` durable now, on the
+  // calling (loop) thread, apart from the commit path; on error nothing
+  // above the old marks may be issued. reserved_ids() is what the last
+  // ReserveIds or Recover set. The memory store keeps them in memory.
+  virtual Status ReserveIds(const IdMarks& marks) {
+    reserved_ = marks;
+    return Status::Ok();
+  }
+  const IdMarks& reserved_ids() const { return reserved_; }
+
   // True when a change is pending a Commit().
   virtual bool dirty() const = 0;
   // False for the memory store: "accepted" then means "in memory".
@@ -73,6 +97,8 @@ class Store {
  protected:
   // Called by TakeBatch and TakeInto.
   void CountTake() { ++takes_; }
+
+  IdMarks reserved_;
 
  private:
   uint64_t takes_ = 0;

@@ -175,6 +175,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDocumentedValues) {
   EXPECT_EQ(c.tasks.max_attempts, 3);
   EXPECT_EQ(c.tasks.result_ttl, hours(24));
   EXPECT_EQ(c.tasks.max_ended, 100000u);
+  EXPECT_EQ(c.tasks.max_interruptions, 5);
   EXPECT_EQ(c.heartbeat.interval, seconds(5));
   EXPECT_EQ(c.heartbeat.misses, 3);
   EXPECT_EQ(c.limits.max_frame_bytes, 16u * 1024 * 1024);
@@ -207,7 +208,7 @@ routing:
     base_ejection: 10s
     max_ejection: 5m
     max_ejection_percent: 25
-tasks: { timeout: 1h30m, max_attempts: 5, result_ttl: 0, max_ended: 0 }
+tasks: { timeout: 1h30m, max_attempts: 5, result_ttl: 0, max_ended: 0, max_interruptions: 0 }
 heartbeat: { interval: 2500, misses: 4 }
 limits: { max_frame_bytes: 2048, max_connections: 10, max_queued: 100, hello_timeout: 1.5s }
 pools:
@@ -246,7 +247,8 @@ const char kEveryKeyJson[] = R"({
                 "base_ejection": "10s", "max_ejection": "5m", "max_ejection_percent": 25}
   },
   // comments are accepted in JSON configs
-  "tasks": {"timeout": "90m", "max_attempts": 5, "result_ttl": "0", "max_ended": 0},
+  "tasks": {"timeout": "90m", "max_attempts": 5, "result_ttl": "0", "max_ended": 0,
+            "max_interruptions": 0},
   "heartbeat": {"interval": "2.5s", "misses": 4},
   "limits": {"max_frame_bytes": 2048, "max_connections": 10, "max_queued": 100,
              "hello_timeout": "1500ms"},
@@ -283,7 +285,7 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   want.routing.affinity_wait = seconds(2);
   want.routing.rules = {{{"code"}, "skill_match"}, {{"gpu", "vision"}, "least_connections"}};
   want.routing.outlier = {false, 7, 2.5, seconds(10), minutes(5), 25.0};
-  want.tasks = {minutes(90), 5, milliseconds(0), 0};
+  want.tasks = {minutes(90), 5, milliseconds(0), 0, 0};
   want.heartbeat = {milliseconds(2500), 4};
   want.limits = {2048, 10, 100, milliseconds(1500)};
   PoolConfig pool;
@@ -435,6 +437,11 @@ const BadCase kBadCases[] = {
     // Ranges.
     {"a.yaml", "tasks: { max_attempts: 0 }", "tasks.max_attempts", "at least 1"},
     {"a.yaml", "heartbeat: { misses: 0 }", "heartbeat.misses", "at least 1"},
+    {"a.yaml", "tasks: { max_interruptions: -1 }", "tasks.max_interruptions", "at least 0"},
+    {"a.yaml", "tasks: { max_interruptions: 1001 }", "tasks.max_interruptions",
+     "between 0 and 1000"},
+    {"a.yaml", "tasks: { max_interruptions: lots }", "tasks.max_interruptions",
+     "expected an integer"},
     {"a.yaml", "limits: { max_frame_bytes: 1023 }", "limits.max_frame_bytes", "at least 1024"},
     {"a.yaml", "limits: { max_connections: -1 }", "limits.max_connections", "must not be negative"},
     {"a.yaml", "limits: { max_queued: 0 }", "limits.max_queued", "at least 1"},

@@ -1100,5 +1100,155 @@ TEST_F(DispatcherTest, SessionTasksWaitingForAnEjectedHomeGoElsewhereAtOnce) {
   EXPECT_EQ(next->worker, other);
 }
 
+// ---- Ids across restarts (docs/durability.md, "Ids") ----
+
+// A store whose id reservations fail, as on a full disk.
+class NoReserveStore final : public Store {
+ public:
+  Status Recover(const std::function<void(TaskRecord&&)>&) override { return Status::Ok(); }
+  void Insert(const TaskRecord&) override {}
+  void Update(const TaskRecord&) override {}
+  void Erase(TaskId) override {}
+  Status Commit() override { return Status::Ok(); }
+  Status ReserveIds(const IdMarks&) override {
+    return Status("store_unavailable", "cannot write to /data: No space left on device");
+  }
+  bool dirty() const override { return false; }
+  bool durable() const override { return true; }
+};
+
+TEST_F(DispatcherTest, TaskIdsAreNotReusedWhenTheirInsertsNeverReachedTheStore) {
+  AddWorker(1, {}, 10);
+  TaskHandle a = Submit();
+  TaskHandle b = Submit();
+  EXPECT_EQ(a.id, 1u);
+  EXPECT_EQ(b.id, 2u);
+  EXPECT_EQ(TasksSent(1), (std::vector<std::string>{"t1", "t2"}));  // they left the process
+  EXPECT_EQ(store_.reserved_ids().tasks, 100000u) << "one reservation covers a block";
+  // pincerd dies before the inserts are durable: nothing is recovered, but
+  // the reservation is, and the new run issues ids above it.
+  Make(BaseConfig());
+  EXPECT_EQ(Submit().id, 100001u);
+  EXPECT_EQ(Submit().id, 100002u);
+  EXPECT_EQ(store_.reserved_ids().tasks, 200000u);
+}
+
+TEST_F(DispatcherTest, TaskIdsCarryOnAboveRecoveredTasksAndTheReservation) {
+  // A data_dir from before reservations: only the stored tasks say how far
+  // ids went.
+  TaskRecord r;
+  r.id = 7;
+  d_->Restore(std::move(r));
+  EXPECT_EQ(Submit().id, 8u);
+  // One whole block used up: the next block is reserved before its first id.
+  Make(BaseConfig());
+  for (int i = 0; i < 3; ++i) Submit();
+  EXPECT_EQ(store_.reserved_ids().tasks, 200000u);
+}
+
+TEST_F(DispatcherTest, SubmitIsRefusedWhenIdsCannotBeReserved) {
+  NoReserveStore store;
+  Dispatcher d(BaseConfig(), store, clock_, out_);
+  SubmitReq r;
+  r.req = 1;
+  r.payload = "1";
+  auto outcome = d.Submit(r);
+  EXPECT_EQ(outcome.status.code(), "store_unavailable");
+  EXPECT_NE(outcome.status.message().find("No space left"), std::string::npos);
+  EXPECT_EQ(outcome.task, nullptr);
+  EXPECT_EQ(d.stats().submitted, 0u);
+  std::string wid;
+  EXPECT_EQ(d.NewWorkerId(wid).code(), "store_unavailable");
+}
+
+TEST_F(DispatcherTest, WorkerIdsHaveTheirOwnCounterAndAreNotReusedAcrossRestarts) {
+  EXPECT_EQ(AddWorker(7), "w1") << "not the connection number";
+  EXPECT_EQ(AddWorker(3), "w2");
+  EXPECT_EQ(store_.reserved_ids().workers, 100u);
+  Submit();  // task ids do not take worker numbers
+  EXPECT_EQ(AddWorker(9), "w3");
+  Make(BaseConfig());
+  EXPECT_EQ(AddWorker(7), "w101");
+  std::string next;
+  ASSERT_TRUE(d_->NewWorkerId(next).ok());
+  EXPECT_EQ(next, "w102");
+  ASSERT_TRUE(d_->Drain("w101").ok());
+  EXPECT_EQ(d_->workers().Find(7)->state, WorkerState::kDraining);
+}
+
+// ---- Attempts cut short by a pincerd restart ----
+
+TaskRecord RunningRecord(TaskId id, int attempts, int max_attempts) {
+  TaskRecord r;
+  r.id = id;
+  r.payload = "1";
+  r.state = TaskState::kRunning;
+  r.attempts = attempts;
+  r.max_attempts = max_attempts;
+  r.worker = "w4";
+  r.started_ms = 1;
+  return r;
+}
+
+TEST_F(DispatcherTest, AnInterruptedAttemptDoesNotCountTowardMaxAttempts) {
+  d_->Restore(RunningRecord(1, 1, 1));
+  const Task* t = d_->FindTask(1);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->rec.state, TaskState::kQueued) << "max_attempts 1, but the restart is not its fault";
+  ASSERT_EQ(t->rec.errors.size(), 1u);
+  EXPECT_EQ(t->rec.errors[0].attempt, 1);
+  EXPECT_EQ(t->rec.errors[0].worker, "w4");
+  EXPECT_EQ(t->rec.errors[0].error, "pincerd restarted during the attempt");
+  AddWorker(1);
+  EXPECT_EQ(TasksSent(1), std::vector<std::string>{"t1"});
+  EXPECT_EQ(d_->FindTask(1)->rec.attempts, 2) << "a new attempt number";
+  Result(1, 1, true);
+  t = d_->FindTask(1);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t->rec.errors.size(), 1u);
+}
+
+TEST_F(DispatcherTest, AFailureAfterAnInterruptionStillUsesUpTheRealAttempts) {
+  d_->Restore(RunningRecord(1, 1, 2));  // attempt 1 interrupted
+  AddWorker(1);
+  Result(1, 1, false, "boom");  // attempt 2: the first that counts
+  EXPECT_EQ(d_->FindTask(1)->rec.state, TaskState::kRunning) << "attempt 3 (the second counted)";
+  Result(1, 1, false, "boom");
+  EXPECT_EQ(d_->FindTask(1)->rec.state, TaskState::kFailed);
+  EXPECT_EQ(d_->FindTask(1)->rec.attempts, 3);
+}
+
+TEST_F(DispatcherTest, MoreInterruptionsThanMaxInterruptionsFailTheTask) {
+  Config c = BaseConfig();
+  c.tasks.max_interruptions = 2;
+  Make(c);
+  TaskRecord r = RunningRecord(1, 3, 1);
+  r.errors = {{1, "w1", "pincerd restarted during the attempt"},
+              {2, "w2", "pincerd restarted during the attempt"}};
+  d_->Restore(std::move(r));  // the third interruption
+  const Task* t = d_->FindTask(1);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->rec.state, TaskState::kFailed);
+  EXPECT_EQ(t->rec.errors.size(), 3u);
+  EXPECT_NE(t->rec.error.find("tasks.max_interruptions = 2"), std::string::npos) << t->rec.error;
+
+  // Interruptions before a retry do not count after it: attempt numbers
+  // start again at 1 there.
+  r = RunningRecord(2, 1, 1);
+  r.errors = {{1, "w1", "pincerd restarted during the attempt"},
+              {2, "w2", "pincerd restarted during the attempt"},
+              {3, "w3", "boom"}};
+  d_->Restore(std::move(r));
+  EXPECT_EQ(d_->FindTask(2)->rec.state, TaskState::kQueued);
+}
+
+TEST_F(DispatcherTest, WithNoInterruptionsAllowedTheFirstFailsTheTask) {
+  Config c = BaseConfig();
+  c.tasks.max_interruptions = 0;
+  Make(c);
+  d_->Restore(RunningRecord(1, 1, 3));
+  EXPECT_EQ(d_->FindTask(1)->rec.state, TaskState::kFailed);
+}
+
 }  // namespace
 }  // namespace pincer

@@ -703,5 +703,58 @@ TEST_F(SqliteStoreTest, EveryFsyncPolicyKeepsCommitsAcrossAReopen) {
   }
 }
 
+// ---- Id reservations (store.h, ReserveIds) ----
+
+TEST_F(SqliteStoreTest, IdReservationsOutliveTheProcessWithoutAnyTask) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    Recover(*store);
+    EXPECT_EQ(store->reserved_ids(), IdMarks{}) << "a new data_dir has none";
+    ASSERT_TRUE(store->ReserveIds({100000, 100}).ok());
+    ASSERT_TRUE(store->ReserveIds({200000, 100}).ok());
+    // A task inserted and never committed (the crash between dispatch and
+    // commit): it is gone, its id's block is not.
+    store->Insert(MakeTask(150000));
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(Recover(*store).empty());
+  EXPECT_EQ(store->reserved_ids(), (IdMarks{200000, 100}));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("data/ids.tmp")));
+}
+
+TEST_F(SqliteStoreTest, AFailedReservationKeepsTheOldOne) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    Recover(*store);
+    ASSERT_TRUE(store->ReserveIds({100000, 100}).ok());
+    store->FailWritesForTest(true);
+    Status st = store->ReserveIds({200000, 100});
+    EXPECT_EQ(st.code(), "store_unavailable");
+    EXPECT_EQ(store->reserved_ids(), (IdMarks{100000, 100}));
+  }
+  auto store = Open();
+  Recover(*store);
+  EXPECT_EQ(store->reserved_ids(), (IdMarks{100000, 100}));
+}
+
+TEST_F(SqliteStoreTest, ADamagedIdsFileIsRefusedByName) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    Recover(*store);
+  }
+  for (const char* text : {"tasks 12x\nworkers 1\n", "tasks 5\n", "garbage\n"}) {
+    std::ofstream(dir_.Join("data/ids"), std::ios::trunc) << text;
+    auto store = Open();
+    ASSERT_TRUE(store);
+    Status st = store->Recover([](TaskRecord&&) {});
+    EXPECT_EQ(st.code(), "store_corrupt") << text;
+    EXPECT_NE(st.message().find(dir_.Join("data/ids")), std::string::npos) << st.message();
+  }
+}
+
 }  // namespace
 }  // namespace pincer
