@@ -66,6 +66,9 @@ int main(int argc, char** argv) {
   double kill_grace_s = 2.0;
   std::string log_level = "info";
   std::vector<std::string> command;
+  std::string output_mode = "auto";
+  std::string permanent_codes = "3";
+  bool envelope = false;
 
   app.add_option("--addr", addr, "pincerd address HOST:PORT or unix:PATH (env PINCER_ADDR)")
       ->capture_default_str();
@@ -89,6 +92,17 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--output", output_mode,
+                 "stdout as the output: auto (JSON when it parses, else text), text (always the "
+                 "exact text), json (must be JSON, else the task fails)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "text", "json"}));
+  app.add_option("--permanent-exit-codes", permanent_codes,
+                 "comma-separated exit codes that fail a task for good (not retried); \"\" for none")
+      ->capture_default_str();
+  app.add_flag("--envelope", envelope,
+               "stdout that is a JSON object with a boolean \"ok\" decides the result (its "
+               "\"status\", \"retryable\", \"error\"), whatever the exit status");
   app.add_option("command", command, "the command run per task (after --)");
   worker::OpenAiFlags openai;
   worker::AddOpenAiFlags(app, openai);
@@ -140,6 +154,17 @@ int main(int argc, char** argv) {
   }
   options.command = command;
   options.max_frame_bytes = max_frame_bytes;
+  options.result.output = output_mode == "text"   ? worker::ResultPolicy::Output::kText
+                          : output_mode == "json" ? worker::ResultPolicy::Output::kJson
+                                                  : worker::ResultPolicy::Output::kAuto;
+  options.result.envelope = envelope;
+  if (auto codes = worker::ParseExitCodes(permanent_codes)) {
+    options.result.permanent_exit_codes = std::move(*codes);
+  } else {
+    spdlog::error("bad --permanent-exit-codes \"{}\": expected exit codes 1..255 separated by commas",
+                  permanent_codes);
+    return 2;
+  }
   options.kill_grace = std::chrono::milliseconds(static_cast<int64_t>(kill_grace_s * 1000));
 
   worker::EnsureStdioOpen();

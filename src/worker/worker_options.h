@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "worker/endpoint.h"
+#include "worker/result_builder.h"
 #include "worker/wire.h"
 
 namespace pincer::worker {
@@ -21,6 +22,7 @@ struct WorkerOptions {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
   std::chrono::milliseconds kill_grace{2000};  // SIGTERM to SIGKILL
+  ResultPolicy result;  // --output, --permanent-exit-codes, --envelope
 };
 
 }  // namespace pincer::worker
