@@ -222,9 +222,9 @@ void Dispatcher::Restore(TaskRecord&& rec) {
     }
     Save(t);
   } else if (t.rec.attempts > 0 && !t.rec.errors.empty()) {
-    // Queued after a failed attempt: the wait is not stored, so it starts
-    // again from now, as long as the backoff of its attempt count.
-    return BackOff(t, RetryDelay(t.rec.attempts, 0));
+    // Queued after a failed (or lost) attempt: the wait is not stored, so
+    // it is reset to the first step, from now (docs/configuration.md).
+    return BackOff(t, RetryDelay(1, 0));
   }
   Place(t);
 }

@@ -137,9 +137,11 @@ ParseResult ParseHello(Fields& f) {
 ParseResult ParseResult_(Fields& f) {
   ResultMsg r;
   if (!f.String("id", r.id, true) || !f.Bool("ok", r.ok) || !f.Raw("output", r.output) ||
-      !f.Bool("retryable", r.retryable) ||
-      !f.IntIn("retry_after_ms", r.retry_after_ms, 0, INT64_MAX)) {
+      !f.Bool("retryable", r.retryable) || !f.Int("retry_after_ms", r.retry_after_ms)) {
     return f.error();
+  }
+  if (r.retry_after_ms < 0) {
+    return ProtocolError{"bad_message", "field 'retry_after_ms' must not be negative", {}};
   }
   if (!f.Find("ok")) return ProtocolError{"bad_message", "missing field 'ok'", {}};
   if (const json* e = f.Find("error"); e && !e->is_null()) {

@@ -1252,7 +1252,7 @@ TEST_F(BackoffTest, ASessionKeepsItsTurnWhileItsTaskBacksOff) {
   EXPECT_EQ(second->rec.state, TaskState::kQueued);
 }
 
-TEST_F(BackoffTest, RecoveredAfterAFailureBacksOffAgainFromTheRestart) {
+TEST_F(BackoffTest, RecoveredAfterAFailureWaitsTheInitialBackoffFromTheRestart) {
   MakeBackoff();
   AddWorker(1);
   TaskRecord r;
@@ -1264,7 +1264,7 @@ TEST_F(BackoffTest, RecoveredAfterAFailureBacksOffAgainFromTheRestart) {
   r.errors = {{1, "w1", "x"}, {2, "w1", "y"}};
   d_->Restore(std::move(r));
   TaskHandle t{d_.get(), 7};
-  ExpectRetryAfter(1, t, seconds(2));
+  ExpectRetryAfter(1, t, seconds(1));  // reset to initial, from the restart
 
   TaskRecord running;  // in flight at the restart: lost, not failed
   running.id = 8;
