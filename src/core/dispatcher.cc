@@ -563,7 +563,7 @@ void Dispatcher::BackOff(Task& t, Duration delay) {
   t.where = Task::Where::kBackoff;
   t.retry_at_ms = clock_.UnixMillis() + delay.count();
   deadlines_.Push({clock_.Now() + delay, DeadlineKind::kBackoff, t.rec.id,
-                   static_cast<uint64_t>(t.rec.attempts)});
+                   static_cast<uint64_t>(t.retry_at_ms)});
 }
 
 void Dispatcher::End(Task& t, TaskState state) {
@@ -878,7 +878,8 @@ void Dispatcher::RunDue() {
         if (t->rec.attempts == static_cast<int>(d->gen)) OnTurnWaitDeadline(*t);
         break;
       case DeadlineKind::kBackoff:
-        if (t->where == Task::Where::kBackoff && t->rec.attempts == static_cast<int>(d->gen)) {
+        // Its current backoff (gen = the retry_at_ms it armed).
+        if (t->where == Task::Where::kBackoff && static_cast<uint64_t>(t->retry_at_ms) == d->gen) {
           t->where = Task::Where::kNone;
           t->retry_at_ms = 0;
           Place(*t);
