@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
 #include "support/subprocess.h"
@@ -153,6 +154,38 @@ TEST_F(AgentTurnLongBackoffTest, ATaskBackingOffIsQueuedAndSaysUntilWhen) {
   ASSERT_EQ(Ctl({"cancel", id}).exit_code, 0);
   EXPECT_EQ(Status(id)["state"], "cancelled");
   EXPECT_EQ(ReadStarts(starts).size(), 1u);
+}
+
+// The wait is not stored: after a restart a task that was backing off
+// waits `initial` again, from the restart (docs/configuration.md).
+class AgentTurnRestartTest : public AgentTurnTest {
+ protected:
+  AgentTurnRestartTest() {
+    config_ =
+        "store: { kind: sqlite }\n"
+        "tasks: { retry_backoff: { initial: 1h, max: 2h, jitter: 0 } }\n";
+  }
+};
+
+TEST_F(AgentTurnRestartTest, ARestartResetsTheBackoffToItsFirstStep) {
+  const std::string starts = Path("starts");
+  StartWorker({"--skill", "flaky"}, FlakyCommand(starts, 100));
+  CtlResult submitted =
+      Ctl({"submit", "--skill", "flaky", "--max-attempts", "3", "--payload", "1"});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted;
+  const std::string id = submitted.Lines().at(0);
+  ASSERT_TRUE(WaitFor([&] { return Status(id).value("attempts", 0) == 1 &&
+                                   Status(id).contains("retry_at_ms"); }));
+  workers_.clear();  // the worker stays away: nothing runs the task again
+  const int64_t before_restart = SystemClock().UnixMillis();
+  ASSERT_TRUE(daemon_->Restart());
+  const json status = Status(id);
+  EXPECT_EQ(status["state"], "queued") << status;
+  EXPECT_EQ(status["attempts"], 1) << status;
+  EXPECT_EQ(status["why"].get<std::string>().rfind("retrying after backoff until ", 0), 0u)
+      << status;
+  ASSERT_TRUE(status["retry_at_ms"].is_number_integer()) << status;
+  EXPECT_GE(status["retry_at_ms"].get<int64_t>(), before_restart + 3600 * 1000) << status;
 }
 
 TEST_F(AgentTurnTest, APermanentExitCodeRunsOnce) {
