@@ -92,15 +92,15 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  app.add_option("--output", output_mode,
+  CLI::Option* output_opt = app.add_option("--output", output_mode,
                  "stdout as the output: auto (JSON when it parses, else text), text (always the "
                  "exact text), json (must be JSON, else the task fails)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "text", "json"}));
-  app.add_option("--permanent-exit-codes", permanent_codes,
+  CLI::Option* permanent_opt = app.add_option("--permanent-exit-codes", permanent_codes,
                  "comma-separated exit codes that fail a task for good (not retried); \"\" for none")
       ->capture_default_str();
-  app.add_flag("--envelope", envelope,
+  CLI::Option* envelope_opt = app.add_flag("--envelope", envelope,
                "stdout that is a JSON object with a boolean \"ok\" decides the result (its "
                "\"status\", \"retryable\", \"error\"), whatever the exit status");
   app.add_option("command", command, "the command run per task (after --)");
@@ -120,6 +120,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "pincer-worker: %s\n%s",
                  command.empty() ? "give a COMMAND to run per task, or --openai URL"
                                  : "give either a COMMAND or --openai URL, not both",
+                 "Run with --help for more information.\n");
+    return 2;
+  }
+
+  if (!openai.url.empty() &&
+      (output_opt->count() || permanent_opt->count() || envelope_opt->count())) {
+    std::fprintf(stderr, "pincer-worker: %s\n%s",
+                 "--output, --permanent-exit-codes and --envelope apply to a COMMAND, not to --openai",
                  "Run with --help for more information.\n");
     return 2;
   }

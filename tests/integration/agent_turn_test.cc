@@ -204,10 +204,15 @@ TEST_F(AgentTurnTest, APermanentExitCodeRunsOnce) {
   EXPECT_EQ(ReadFileOrEmpty(runs), "x\ny\n");
 }
 
-TEST_F(AgentTurnTest, BadPermanentExitCodesAreAUsageError) {
+TEST_F(AgentTurnTest, BadResultFlagsAreAUsageError) {
   ProcessResult r = RunProcess({kWorker, "--permanent-exit-codes", "3,x", "--", "cat"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("--permanent-exit-codes"), std::string::npos) << r.err;
+  r = RunProcess({kWorker, "--output", "xml", "--", "cat"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = RunProcess({kWorker, "--envelope", "--openai", "http://127.0.0.1:1/v1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("apply to a COMMAND"), std::string::npos) << r.err;
 }
 
 TEST_F(AgentTurnTest, TheEnvelopeDecides) {
