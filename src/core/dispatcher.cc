@@ -897,8 +897,9 @@ void Dispatcher::OnAttemptDeadline(Task& t) {
   outbox_.Send(t.worker, EncodeCancel(t.id_string()));
   ReleaseSlot(t);
   if (w) NoteAttempt(*w, /*ok=*/false, static_cast<double>(t.rec.timeout_ms) / 1000.0);
-  LoseAttempt(t, "attempt " + std::to_string(t.rec.attempts) + " timed out after " +
-                     FormatDuration(std::chrono::milliseconds(t.rec.timeout_ms)),
+  LoseAttempt(t,
+              "attempt " + std::to_string(t.rec.attempts) + " timed out after " +
+                  FormatDuration(std::chrono::milliseconds(t.rec.timeout_ms)),
               /*timed_out=*/true, /*back_off=*/true);
   if (w) FillWorker(*w);
 }

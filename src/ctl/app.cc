@@ -33,7 +33,8 @@ std::vector<std::string> TaskStates() {
 // Flag values as parsed; the Option pointers tell whether a flag was given.
 struct Flags {
   SubmitFlags submit;
-  std::string payload, payload_file, text, text_file, batch, timeout, session, key, id, worker, state;
+  std::string payload, payload_file, text, text_file, batch, timeout, session, key, id, worker,
+      state;
   std::int64_t priority = 0, max_attempts = 0, limit = 0;
   std::string top_interval = "1s";
   bool top_once = false;
@@ -129,10 +130,11 @@ void CommandLine::AddSubmit() {
   flags_.payload_opt = sub->add_option("--payload", flags_.payload, "The task's payload, as JSON");
   flags_.payload_file_opt = sub->add_option("--payload-file", flags_.payload_file,
                                             "Read the JSON payload from a file ('-': stdin)");
-  flags_.text_opt = sub->add_option("--text", flags_.text,
-                                    "The payload as text: sent as a JSON string, no quoting needed");
-  flags_.text_file_opt = sub->add_option(
-      "--text-file", flags_.text_file, "Read a text payload from a file ('-': stdin), sent as a JSON string");
+  flags_.text_opt = sub->add_option(
+      "--text", flags_.text, "The payload as text: sent as a JSON string, no quoting needed");
+  flags_.text_file_opt =
+      sub->add_option("--text-file", flags_.text_file,
+                      "Read a text payload from a file ('-': stdin), sent as a JSON string");
   flags_.priority_opt =
       sub->add_option("--priority", flags_.priority, "Higher runs first (default 0)");
   flags_.timeout_opt =
@@ -156,10 +158,9 @@ void CommandLine::AddSubmit() {
       if (a != b) a->excludes(b);
     }
   }
-  for (CLI::Option* single :
-       {skill, flags_.payload_opt, flags_.payload_file_opt, flags_.text_opt, flags_.text_file_opt,
-        flags_.priority_opt, flags_.timeout_opt,
-        flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait}) {
+  for (CLI::Option* single : {skill, flags_.payload_opt, flags_.payload_file_opt, flags_.text_opt,
+                              flags_.text_file_opt, flags_.priority_opt, flags_.timeout_opt,
+                              flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait}) {
     flags_.batch_opt->excludes(single);
   }
   sub->callback([this] {

@@ -92,17 +92,22 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  CLI::Option* output_opt = app.add_option("--output", output_mode,
-                 "stdout as the output: auto (JSON when it parses, else text), text (always the "
-                 "exact text), json (must be JSON, else the task fails)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "text", "json"}));
-  CLI::Option* permanent_opt = app.add_option("--permanent-exit-codes", permanent_codes,
-                 "comma-separated exit codes that fail a task for good (not retried); \"\" for none")
-      ->capture_default_str();
-  CLI::Option* envelope_opt = app.add_flag("--envelope", envelope,
-               "stdout that is a JSON object with a boolean \"ok\" decides the result (its "
-               "\"status\", \"retryable\", \"error\"), whatever the exit status");
+  CLI::Option* output_opt =
+      app.add_option(
+             "--output", output_mode,
+             "stdout as the output: auto (JSON when it parses, else text), text (always the "
+             "exact text), json (must be JSON, else the task fails)")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"auto", "text", "json"}));
+  CLI::Option* permanent_opt =
+      app.add_option(
+             "--permanent-exit-codes", permanent_codes,
+             "comma-separated exit codes that fail a task for good (not retried); \"\" for none")
+          ->capture_default_str();
+  CLI::Option* envelope_opt =
+      app.add_flag("--envelope", envelope,
+                   "stdout that is a JSON object with a boolean \"ok\" decides the result (its "
+                   "\"status\", \"retryable\", \"error\"), whatever the exit status");
   app.add_option("command", command, "the command run per task (after --)");
   worker::OpenAiFlags openai;
   worker::AddOpenAiFlags(app, openai);
@@ -126,9 +131,10 @@ int main(int argc, char** argv) {
 
   if (!openai.url.empty() &&
       (output_opt->count() || permanent_opt->count() || envelope_opt->count())) {
-    std::fprintf(stderr, "pincer-worker: %s\n%s",
-                 "--output, --permanent-exit-codes and --envelope apply to a COMMAND, not to --openai",
-                 "Run with --help for more information.\n");
+    std::fprintf(
+        stderr, "pincer-worker: %s\n%s",
+        "--output, --permanent-exit-codes and --envelope apply to a COMMAND, not to --openai",
+        "Run with --help for more information.\n");
     return 2;
   }
 
@@ -169,8 +175,9 @@ int main(int argc, char** argv) {
   if (auto codes = worker::ParseExitCodes(permanent_codes)) {
     options.result.permanent_exit_codes = std::move(*codes);
   } else {
-    spdlog::error("bad --permanent-exit-codes \"{}\": expected exit codes 1..255 separated by commas",
-                  permanent_codes);
+    spdlog::error(
+        "bad --permanent-exit-codes \"{}\": expected exit codes 1..255 separated by commas",
+        permanent_codes);
     return 2;
   }
   options.kill_grace = std::chrono::milliseconds(static_cast<int64_t>(kill_grace_s * 1000));

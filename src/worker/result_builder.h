@@ -267,11 +267,12 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
       nlohmann::json parsed = nlohmann::json::parse(trimmed, nullptr, /*allow_exceptions=*/false);
       if (!parsed.is_discarded()) return SuccessLine(id, std::move(parsed), max_frame_bytes);
     }
-    return FailureLine(id,
-                       trimmed.empty() ? std::string("output is not JSON (--output json): stdout is empty")
-                                       : "output is not JSON (--output json): " +
-                                             std::string(trimmed.substr(0, 200)),
-                       /*retryable=*/false);
+    return FailureLine(
+        id,
+        trimmed.empty()
+            ? std::string("output is not JSON (--output json): stdout is empty")
+            : "output is not JSON (--output json): " + std::string(trimmed.substr(0, 200)),
+        /*retryable=*/false);
   }
   nlohmann::json output = StdoutToOutput(o.stdout_data, output_depth);
   if (output.is_discarded()) return TooDeepLine(id, max_json_depth);

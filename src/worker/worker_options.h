@@ -22,7 +22,7 @@ struct WorkerOptions {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
   std::chrono::milliseconds kill_grace{2000};  // SIGTERM to SIGKILL
-  ResultPolicy result;  // --output, --permanent-exit-codes, --envelope
+  ResultPolicy result;                         // --output, --permanent-exit-codes, --envelope
 };
 
 }  // namespace pincer::worker

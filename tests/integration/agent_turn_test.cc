@@ -174,8 +174,8 @@ TEST_F(AgentTurnRestartTest, ARestartResetsTheBackoffToItsFirstStep) {
       Ctl({"submit", "--skill", "flaky", "--max-attempts", "3", "--payload", "1"});
   ASSERT_EQ(submitted.exit_code, 0) << submitted;
   const std::string id = submitted.Lines().at(0);
-  ASSERT_TRUE(WaitFor([&] { return Status(id).value("attempts", 0) == 1 &&
-                                   Status(id).contains("retry_at_ms"); }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return Status(id).value("attempts", 0) == 1 && Status(id).contains("retry_at_ms"); }));
   workers_.clear();  // the worker stays away: nothing runs the task again
   const int64_t before_restart = SystemClock().UnixMillis();
   ASSERT_TRUE(daemon_->Restart());
@@ -217,8 +217,7 @@ TEST_F(AgentTurnTest, BadResultFlagsAreAUsageError) {
 
 TEST_F(AgentTurnTest, TheEnvelopeDecides) {
   // The payload is the envelope the command prints, and its exit code.
-  StartWorker({"--skill", "env", "--envelope"},
-              {"sh", "-c", "read -r code; cat; exit $code"});
+  StartWorker({"--skill", "env", "--envelope"}, {"sh", "-c", "read -r code; cat; exit $code"});
   auto run = [&](const std::string& code, const std::string& envelope) {
     return SubmitWait({"--skill", "env", "--max-attempts", "2", "--text", code + "\n" + envelope});
   };

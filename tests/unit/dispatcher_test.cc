@@ -8,10 +8,9 @@
 
 #include <ctime>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/clock.h"
 #include "store/store.h"
@@ -1095,10 +1094,12 @@ class BackoffTest : public DispatcherTest {
   // next attempt goes to `conn`).
   void ExpectRetryAfter(ConnId conn, const TaskHandle& t, milliseconds delay) {
     Advance(delay - milliseconds(1));
-    EXPECT_TRUE(TasksSent(conn).empty()) << "offered before its backoff of " << delay.count() << "ms";
+    EXPECT_TRUE(TasksSent(conn).empty())
+        << "offered before its backoff of " << delay.count() << "ms";
     EXPECT_EQ(t->rec.state, TaskState::kQueued);
     Advance(milliseconds(1));
-    EXPECT_EQ(TasksSent(conn).size(), 1u) << "not offered after its backoff of " << delay.count() << "ms";
+    EXPECT_EQ(TasksSent(conn).size(), 1u)
+        << "not offered after its backoff of " << delay.count() << "ms";
     EXPECT_EQ(t->rec.state, TaskState::kRunning);
   }
 };

@@ -229,13 +229,19 @@ TEST(ResultLineTest, EnvelopeStatusDecidesAsOpenClawWritesIt) {
   json r = Parse(Line(Exited(0, R"({"ok":true,"status":"ok","final":"hi"})"), Envelope()));
   EXPECT_EQ(r["ok"], true);
   EXPECT_EQ(r["output"]["final"], "hi");
-  r = Parse(Line(Exited(2, R"({"ok":false,"status":"timeout","error":{"kind":"timeout","message":"Request timed out"}})"),
-                 Envelope()));
+  r = Parse(Line(
+      Exited(
+          2,
+          R"({"ok":false,"status":"timeout","error":{"kind":"timeout","message":"Request timed out"}})"),
+      Envelope()));
   EXPECT_EQ(r["ok"], false);
   EXPECT_EQ(r["retryable"], true);
   EXPECT_EQ(r["error"], "timeout: Request timed out (exit status 2)");
-  r = Parse(Line(Exited(1, R"({"ok":false,"status":"error","error":{"type":"cli_error","message":"LLM request failed"}})"),
-                 Envelope()));
+  r = Parse(Line(
+      Exited(
+          1,
+          R"({"ok":false,"status":"error","error":{"type":"cli_error","message":"LLM request failed"}})"),
+      Envelope()));
   EXPECT_EQ(r["retryable"], true);
   EXPECT_EQ(r["error"], "LLM request failed (exit status 1)");
   ResultPolicy one = Envelope();
