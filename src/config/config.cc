@@ -382,6 +382,11 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   tasks.Int("max_interruptions", &out->tasks.max_interruptions);
   tasks.Dur("result_ttl", &out->tasks.result_ttl);
   tasks.Size("max_ended", &out->tasks.max_ended);
+  MapReader retry_backoff = Section(tasks, problems, "retry_backoff");
+  retry_backoff.Dur("initial", &out->tasks.retry_backoff.initial);
+  retry_backoff.Dur("max", &out->tasks.retry_backoff.max);
+  retry_backoff.Number("jitter", &out->tasks.retry_backoff.jitter);
+  retry_backoff.Finish();
   tasks.Finish();
 
   MapReader heartbeat = Section(top, problems, "heartbeat");

@@ -76,6 +76,14 @@ struct RoutingConfig {
   bool operator==(const RoutingConfig&) const = default;
 };
 
+struct BackoffConfig {
+  Duration initial{500};
+  Duration max{30000};
+  double jitter = 0.1;  // fraction of the delay added at random, 0..1
+
+  bool operator==(const BackoffConfig&) const = default;
+};
+
 struct TasksConfig {
   Duration timeout{10 * 60 * 1000};
   int max_attempts = 3;
@@ -86,6 +94,10 @@ struct TasksConfig {
   // Attempts of one task cut short by pincerd restarts (not counted toward
   // max_attempts): one more fails the task, so a crash loop ends.
   int max_interruptions = 5;
+  // The pause before attempt n + 1 of a task whose attempt n failed
+  // retryably or timed out: initial * 2^(n-1), capped at max, plus up to
+  // jitter of it at random (docs/configuration.md, `tasks`).
+  BackoffConfig retry_backoff{Duration{1000}, Duration{5 * 60 * 1000}, 0.2};
 
   bool operator==(const TasksConfig&) const = default;
 };
@@ -107,14 +119,6 @@ struct LimitsConfig {
   int max_json_depth = 64;
 
   bool operator==(const LimitsConfig&) const = default;
-};
-
-struct BackoffConfig {
-  Duration initial{500};
-  Duration max{30000};
-  double jitter = 0.1;  // fraction of the delay added at random, 0..1
-
-  bool operator==(const BackoffConfig&) const = default;
 };
 
 struct RestartConfig {

@@ -165,6 +165,8 @@ void CheckRanges(Problems& p, const Config& c) {
   Within(p, "tasks.max_attempts", c.tasks.max_attempts, 1, 1000);
   Within(p, "tasks.max_interruptions", c.tasks.max_interruptions, 0, 1000);
   ShortEnough(p, "tasks.result_ttl", c.tasks.result_ttl);
+  ShortEnough(p, "tasks.retry_backoff.initial", c.tasks.retry_backoff.initial);
+  ShortEnough(p, "tasks.retry_backoff.max", c.tasks.retry_backoff.max);
   SizeWithin(p, "tasks.max_ended", c.tasks.max_ended, 0, 100 * kMillion);
   ShortEnough(p, "heartbeat.interval", c.heartbeat.interval, Duration(60 * 60 * 1000));
   Within(p, "heartbeat.misses", c.heartbeat.misses, 1, 100);
@@ -287,6 +289,13 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
     p.Add("tasks.max_attempts", "must be at most " + std::to_string(kMaxAttempts));
   }
   NotNegative(p, "tasks.result_ttl", c.tasks.result_ttl);
+  const BackoffConfig& retry = c.tasks.retry_backoff;
+  NotNegative(p, "tasks.retry_backoff.initial", retry.initial);
+  if (retry.max < retry.initial) {
+    p.Add("tasks.retry_backoff.max", "must not be less than tasks.retry_backoff.initial (" +
+                                         FormatDuration(retry.initial) + ")");
+  }
+  Fraction(p, "tasks.retry_backoff.jitter", retry.jitter, 1);
 
   Positive(p, "heartbeat.interval", c.heartbeat.interval);
   AtLeast(p, "heartbeat.misses", c.heartbeat.misses, 1);

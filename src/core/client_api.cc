@@ -197,6 +197,7 @@ json ClientApi::TaskView(const Task& t) {
             {"started_ms", MsOrNull(r.started_ms)},
             {"ended_ms", MsOrNull(r.ended_ms)}};
   if (r.state == TaskState::kQueued) v["why"] = dispatcher_.WhyWaiting(t);
+  if (t.retry_at_ms) v["retry_at_ms"] = t.retry_at_ms;
   return v;
 }
 

@@ -27,6 +27,7 @@ enum class DeadlineKind : uint8_t {
   kHeartbeat,  // id = worker
   kTurnWait,   // id = task, gen = attempts: stop waiting for the rotation
   kEjection,   // id = worker, gen = ejection generation: the cool-off is over
+  kBackoff,    // id = task, gen = its retry_at_ms: its retry backoff is over
 };
 
 struct Deadline {

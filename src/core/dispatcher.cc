@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
+#include <ctime>
 
 #include "common/json_text.h"
 #include "protocol/encode.h"
@@ -44,6 +46,17 @@ int CountInterrupted(const std::vector<AttemptError>& errors, int attempts) {
     next = it->attempt;
   }
   return n;
+}
+
+// "2026-12-06T08:40:01.250Z"
+std::string UtcText(int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[40];
+  const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>(unix_ms % 1000));
+  return text;
 }
 
 }  // namespace
@@ -285,6 +298,10 @@ void Dispatcher::Restore(TaskRecord&& rec) {
       return;
     }
     Save(t);
+  } else if (t.rec.attempts > 0 && !t.rec.errors.empty()) {
+    // Queued after a failed (or lost) attempt: the wait is not stored, so
+    // it is reset to the first step, from now (docs/configuration.md).
+    return BackOff(t, RetryDelay(1, 0));
   }
   Place(t);
 }
@@ -496,6 +513,9 @@ void Dispatcher::Unqueue(Task& t) {
       pending.erase(std::remove(pending.begin(), pending.end(), t.rec.id), pending.end());
       break;
     }
+    case Task::Where::kBackoff:  // its deadline finds it gone or elsewhere
+      t.retry_at_ms = 0;
+      break;
     case Task::Where::kNone:
       break;
   }
@@ -599,7 +619,8 @@ void Dispatcher::ReleaseSlot(Task& t) {
   --stats_.running;
 }
 
-void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out) {
+void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off,
+                             int64_t retry_after_ms) {
   t.rec.errors.push_back({t.rec.attempts, t.rec.worker, error});
   t.rec.error = error;
   // Attempts lost to pincerd restarts are not the task's: not counted.
@@ -607,10 +628,41 @@ void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out) 
     t.rec.state = TaskState::kQueued;
     ++stats_.queued;
     Save(t);
+    if (back_off) return BackOff(t, RetryDelay(t.rec.attempts, retry_after_ms));
     Place(t);
   } else {
     End(t, timed_out ? TaskState::kTimedOut : TaskState::kFailed);
   }
+}
+
+Duration Dispatcher::RetryDelay(int failed, int64_t retry_after_ms) {
+  const BackoffConfig& b = config_.tasks.retry_backoff;
+  const double initial = static_cast<double>(b.initial.count());
+  const double cap = static_cast<double>(b.max.count());
+  // Doubled in floating point and capped before the conversion: no shift
+  // overflows however many attempts a task has.
+  double delay = std::min(initial * std::pow(2.0, std::clamp(failed - 1, 0, 62)), cap);
+  if (b.jitter > 0 && delay > 0) {
+    delay += delay * b.jitter * std::uniform_real_distribution<double>(0.0, 1.0)(jitter_rng_);
+  }
+  // The worker's pause wins when longer, up to max.
+  delay = std::max(delay, std::min(static_cast<double>(retry_after_ms), cap));
+  return Duration(static_cast<int64_t>(delay));
+}
+
+void Dispatcher::BackOff(Task& t, Duration delay) {
+  if (delay.count() <= 0) return Place(t);
+  if (!t.rec.session.empty()) {
+    // The session's turn stays with it while it waits (recovery: unless
+    // an earlier task of the session holds it; then it waits its turn).
+    Session& s = sessions_[t.rec.session];
+    if (s.head != 0 && s.head != t.rec.id) return Place(t);
+    s.head = t.rec.id;
+  }
+  t.where = Task::Where::kBackoff;
+  t.retry_at_ms = clock_.UnixMillis() + delay.count();
+  deadlines_.Push({clock_.Now() + delay, DeadlineKind::kBackoff, t.rec.id,
+                   static_cast<uint64_t>(t.retry_at_ms)});
 }
 
 void Dispatcher::End(Task& t, TaskState state) {
@@ -720,7 +772,7 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
     ++w->failed;
     ++w->consecutive_failures;
     if (msg.retryable) {
-      LoseAttempt(t, msg.error, /*timed_out=*/false);
+      LoseAttempt(t, msg.error, /*timed_out=*/false, /*back_off=*/true, msg.retry_after_ms);
     } else {
       t.rec.errors.push_back({t.rec.attempts, t.rec.worker, msg.error});
       t.rec.error = msg.error;
@@ -931,6 +983,14 @@ void Dispatcher::RunDue() {
       case DeadlineKind::kTurnWait:
         if (t->rec.attempts == static_cast<int>(d->gen)) OnTurnWaitDeadline(*t);
         break;
+      case DeadlineKind::kBackoff:
+        // Its current backoff (gen = the retry_at_ms it armed).
+        if (t->where == Task::Where::kBackoff && static_cast<uint64_t>(t->retry_at_ms) == d->gen) {
+          t->where = Task::Where::kNone;
+          t->retry_at_ms = 0;
+          Place(*t);
+        }
+        break;
       case DeadlineKind::kHeartbeat:
       case DeadlineKind::kEjection:
         break;
@@ -943,9 +1003,10 @@ void Dispatcher::OnAttemptDeadline(Task& t) {
   outbox_.Send(t.worker, EncodeCancel(t.id_string()));
   ReleaseSlot(t);
   if (w) NoteAttempt(*w, /*ok=*/false, static_cast<double>(t.rec.timeout_ms) / 1000.0);
-  LoseAttempt(t, "attempt " + std::to_string(t.rec.attempts) + " timed out after " +
-                     FormatDuration(std::chrono::milliseconds(t.rec.timeout_ms)),
-              /*timed_out=*/true);
+  LoseAttempt(t,
+              "attempt " + std::to_string(t.rec.attempts) + " timed out after " +
+                  FormatDuration(std::chrono::milliseconds(t.rec.timeout_ms)),
+              /*timed_out=*/true, /*back_off=*/true);
   if (w) FillWorker(*w);
 }
 
@@ -998,6 +1059,8 @@ std::string Dispatcher::WhyWaiting(const Task& t) {
         return "waiting for its session's worker " + home->id_str;
       }
       return "waiting for its session's worker";
+    case Task::Where::kBackoff:
+      return "retrying after backoff until " + UtcText(t.retry_at_ms);
     default:
       break;
   }

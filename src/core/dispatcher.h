@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -198,7 +199,16 @@ class Dispatcher {
   void ReleasePinned(Worker& w);
 
   // Lifecycle.
-  void LoseAttempt(Task& t, const std::string& error, bool timed_out);
+  // The attempt failed (or was lost with its worker): the task goes back to
+  // the queue while attempts remain, else ends. `back_off`: it first waits
+  // out its retry backoff, at least `retry_after_ms` (capped at
+  // tasks.retry_backoff.max).
+  void LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off = false,
+                   int64_t retry_after_ms = 0);
+  // The pause before the attempt after attempt `failed` (1-based).
+  Duration RetryDelay(int failed, int64_t retry_after_ms);
+  // Parks a queued task until `delay` has passed (Where::kBackoff).
+  void BackOff(Task& t, Duration delay);
   void End(Task& t, TaskState state);
   void ReleaseSlot(Task& t);  // frees the slot of a running task's worker
   void SessionTaskEnded(Task& t);
@@ -309,6 +319,7 @@ class Dispatcher {
   uint64_t worker_limit_ = 0;
   TaskId placing_new_ = 0;  // a task Submit places before its insert is recorded
   uint64_t next_seq_ = 1;
+  std::minstd_rand jitter_rng_;  // retry backoff jitter; fixed seed, so tests replay
   bool accepting_ = true;
   Status store_status_;
 };

@@ -33,7 +33,8 @@ std::vector<std::string> TaskStates() {
 // Flag values as parsed; the Option pointers tell whether a flag was given.
 struct Flags {
   SubmitFlags submit;
-  std::string payload, payload_file, batch, timeout, session, key, id, worker, state;
+  std::string payload, payload_file, text, text_file, batch, timeout, session, key, id, worker,
+      state;
   std::int64_t priority = 0, max_attempts = 0, limit = 0;
   std::string top_interval = "1s";
   bool top_once = false;
@@ -45,6 +46,8 @@ struct Flags {
   CLI::Option* key_opt = nullptr;
   CLI::Option* payload_opt = nullptr;
   CLI::Option* payload_file_opt = nullptr;
+  CLI::Option* text_opt = nullptr;
+  CLI::Option* text_file_opt = nullptr;
   CLI::Option* batch_opt = nullptr;
   CLI::Option* state_opt = nullptr;
   CLI::Option* limit_opt = nullptr;
@@ -135,6 +138,11 @@ void CommandLine::AddSubmit() {
   flags_.payload_opt = sub->add_option("--payload", flags_.payload, "The task's payload, as JSON");
   flags_.payload_file_opt = sub->add_option("--payload-file", flags_.payload_file,
                                             "Read the JSON payload from a file ('-': stdin)");
+  flags_.text_opt = sub->add_option(
+      "--text", flags_.text, "The payload as text: sent as a JSON string, no quoting needed");
+  flags_.text_file_opt =
+      sub->add_option("--text-file", flags_.text_file,
+                      "Read a text payload from a file ('-': stdin), sent as a JSON string");
   flags_.priority_opt =
       sub->add_option("--priority", flags_.priority, "Higher runs first (default 0)");
   flags_.timeout_opt =
@@ -151,16 +159,24 @@ void CommandLine::AddSubmit() {
       sub->add_flag("--wait", flags_.submit.spec.wait, "Wait for the end state and print it");
   flags_.batch_opt = sub->add_option("--batch", flags_.batch,
                                      "Submit one task per line of a JSONL file ('-': stdin)");
-  flags_.payload_opt->excludes(flags_.payload_file_opt);
-  for (CLI::Option* single :
-       {skill, flags_.payload_opt, flags_.payload_file_opt, flags_.priority_opt, flags_.timeout_opt,
-        flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait}) {
+  const std::vector<CLI::Option*> payloads = {flags_.payload_opt, flags_.payload_file_opt,
+                                              flags_.text_opt, flags_.text_file_opt};
+  for (CLI::Option* a : payloads) {
+    for (CLI::Option* b : payloads) {
+      if (a != b) a->excludes(b);
+    }
+  }
+  for (CLI::Option* single : {skill, flags_.payload_opt, flags_.payload_file_opt, flags_.text_opt,
+                              flags_.text_file_opt, flags_.priority_opt, flags_.timeout_opt,
+                              flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait}) {
     flags_.batch_opt->excludes(single);
   }
   sub->callback([this] {
     SubmitFlags& s = flags_.submit;
     s.payload = IfGiven(flags_.payload_opt, flags_.payload);
     s.payload_file = IfGiven(flags_.payload_file_opt, flags_.payload_file);
+    s.text = IfGiven(flags_.text_opt, flags_.text);
+    s.text_file = IfGiven(flags_.text_file_opt, flags_.text_file);
     s.batch_file = IfGiven(flags_.batch_opt, flags_.batch);
     s.spec.priority = IfGiven(flags_.priority_opt, flags_.priority);
     s.spec.timeout = IfGiven(flags_.timeout_opt, flags_.timeout);

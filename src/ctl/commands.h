@@ -17,6 +17,8 @@ struct SubmitFlags {
   SubmitSpec spec;                          // skills, priority, ..., wait
   std::optional<std::string> payload;       // --payload JSON
   std::optional<std::string> payload_file;  // --payload-file F ("-": stdin)
+  std::optional<std::string> text;          // --text TEXT: a string payload
+  std::optional<std::string> text_file;     // --text-file F ("-": stdin): a string payload
   std::optional<std::string> batch_file;    // --batch FILE.jsonl ("-": stdin)
 };
 

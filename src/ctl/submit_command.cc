@@ -33,6 +33,17 @@ int RunSubmit(const CommandContext& context, const SubmitFlags& flags) {
     client::Result<nlohmann::json> payload = ParsePayload(*text, source);
     if (!payload.ok()) return ReportError(context, payload.error());
     spec.payload = std::move(payload).value();
+  } else if (flags.text) {
+    client::Result<nlohmann::json> payload = TextPayload(*flags.text, "--text");
+    if (!payload.ok()) return ReportError(context, payload.error());
+    spec.payload = std::move(payload).value();
+  } else if (flags.text_file) {
+    client::Result<std::string> text = ReadInput(context, *flags.text_file);
+    if (!text.ok()) return ReportError(context, text.error());
+    const std::string source = *flags.text_file == "-" ? "stdin" : "text file " + *flags.text_file;
+    client::Result<nlohmann::json> payload = TextPayload(std::move(text).value(), source);
+    if (!payload.ok()) return ReportError(context, payload.error());
+    spec.payload = std::move(payload).value();
   }
   client::Result<nlohmann::json> request = BuildSubmit(spec);
   if (!request.ok()) return ReportError(context, request.error());

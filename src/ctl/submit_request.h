@@ -56,6 +56,19 @@ inline client::Result<nlohmann::json> ParsePayload(std::string_view text,
   return payload;
 }
 
+// --text / --text-file: the text itself as a JSON string payload, exactly
+// (a file's trailing newline too). Text that is not UTF-8 is refused rather
+// than sent with replacement characters.
+inline client::Result<nlohmann::json> TextPayload(std::string text, const std::string& source) {
+  nlohmann::json payload = std::move(text);
+  try {
+    (void)payload.dump();  // strict: throws on invalid UTF-8
+  } catch (const nlohmann::json::type_error&) {
+    return InvalidInput(source + " is not UTF-8 text");
+  }
+  return payload;
+}
+
 // {"type":"submit",...} without `req`; the client assigns that.
 inline client::Result<nlohmann::json> BuildSubmit(const SubmitSpec& spec) {
   nlohmann::json request = {{"type", "submit"}, {"skills", spec.skills}, {"payload", spec.payload}};

@@ -137,8 +137,11 @@ ParseResult ParseHello(Fields& f) {
 ParseResult ParseResult_(Fields& f) {
   ResultMsg r;
   if (!f.String("id", r.id, true) || !f.Bool("ok", r.ok) || !f.Raw("output", r.output) ||
-      !f.Bool("retryable", r.retryable)) {
+      !f.Bool("retryable", r.retryable) || !f.Int("retry_after_ms", r.retry_after_ms)) {
     return f.error();
+  }
+  if (r.retry_after_ms < 0) {
+    return ProtocolError{"bad_message", "field 'retry_after_ms' must not be negative", {}};
   }
   if (!f.Find("ok")) return ProtocolError{"bad_message", "missing field 'ok'", {}};
   if (const json* e = f.Find("error"); e && !e->is_null()) {
@@ -476,12 +479,13 @@ int FieldOf(std::string_view key, const char (&... names)[N]) {
 
 bool FastResult(dom::object obj, ParseResult& out) {
   ResultMsg& r = Fresh<ResultMsg>(out);
-  enum Field { kId, kOk, kOutput, kRetryable, kError, kOther };
+  enum Field { kId, kOk, kOutput, kRetryable, kError, kRetryAfter, kOther };
   bool have_id = false, have_ok = false;
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
-    const auto f = static_cast<Field>(FieldOf(k, "id", "ok", "output", "retryable", "error"));
+    const auto f = static_cast<Field>(
+        FieldOf(k, "id", "ok", "output", "retryable", "error", "retry_after_ms"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kId:
@@ -502,6 +506,10 @@ bool FastResult(dom::object obj, ParseResult& out) {
         break;
       case kError:
         if (!OptString(kv.value, r.error)) return false;
+        break;
+      case kRetryAfter:
+        if (kv.value.is_null()) break;
+        if (!Int(kv.value, r.retry_after_ms) || r.retry_after_ms < 0) return false;
         break;
       case kOther:
         break;

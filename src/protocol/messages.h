@@ -39,6 +39,7 @@ struct ResultMsg {
   RawJson output;  // ok: any JSON ("" when absent = null)
   std::string error;
   bool retryable = true;
+  int64_t retry_after_ms = 0;  // the pause the worker asks for before a retry; 0 = none
 };
 struct ProgressMsg {
   std::string id;

@@ -69,6 +69,9 @@ int main(int argc, char** argv) {
   double kill_grace_s = 2.0;
   std::string log_level = "info";
   std::vector<std::string> command;
+  std::string output_mode = "auto";
+  std::string permanent_codes = "3";
+  bool envelope = false;
 
   app.add_option("--addr", addr, "pincerd address HOST:PORT or unix:PATH (env PINCER_ADDR)")
       ->capture_default_str();
@@ -99,6 +102,22 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  CLI::Option* output_opt =
+      app.add_option(
+             "--output", output_mode,
+             "stdout as the output: auto (JSON when it parses, else text), text (always the "
+             "exact text), json (must be JSON, else the task fails)")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"auto", "text", "json"}));
+  CLI::Option* permanent_opt =
+      app.add_option(
+             "--permanent-exit-codes", permanent_codes,
+             "comma-separated exit codes that fail a task for good (not retried); \"\" for none")
+          ->capture_default_str();
+  CLI::Option* envelope_opt =
+      app.add_flag("--envelope", envelope,
+                   "stdout that is a JSON object with a boolean \"ok\" decides the result (its "
+                   "\"status\", \"retryable\", \"error\"), whatever the exit status");
   app.add_option("command", command, "the command run per task (after --)");
   worker::OpenAiFlags openai;
   worker::AddOpenAiFlags(app, openai);
@@ -117,6 +136,15 @@ int main(int argc, char** argv) {
                  command.empty() ? "give a COMMAND to run per task, or --openai URL"
                                  : "give either a COMMAND or --openai URL, not both",
                  "Run with --help for more information.\n");
+    return 2;
+  }
+
+  if (!openai.url.empty() &&
+      (output_opt->count() || permanent_opt->count() || envelope_opt->count())) {
+    std::fprintf(
+        stderr, "pincer-worker: %s\n%s",
+        "--output, --permanent-exit-codes and --envelope apply to a COMMAND, not to --openai",
+        "Run with --help for more information.\n");
     return 2;
   }
 
@@ -158,6 +186,18 @@ int main(int argc, char** argv) {
   }
   options.command = command;
   options.max_frame_bytes = max_frame_bytes;
+  options.result.output = output_mode == "text"   ? worker::ResultPolicy::Output::kText
+                          : output_mode == "json" ? worker::ResultPolicy::Output::kJson
+                                                  : worker::ResultPolicy::Output::kAuto;
+  options.result.envelope = envelope;
+  if (auto codes = worker::ParseExitCodes(permanent_codes)) {
+    options.result.permanent_exit_codes = std::move(*codes);
+  } else {
+    spdlog::error(
+        "bad --permanent-exit-codes \"{}\": expected exit codes 1..255 separated by commas",
+        permanent_codes);
+    return 2;
+  }
   options.kill_grace = std::chrono::milliseconds(static_cast<int64_t>(kill_grace_s * 1000));
 
   worker::EnsureStdioOpen();

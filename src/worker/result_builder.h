@@ -2,10 +2,13 @@
 // section 8 in one pure place. Header-only so unit tests include it.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "worker/wire.h"
 
@@ -27,6 +30,53 @@ struct TaskOutcome {
   std::string spawn_error;         // kSpawnFailed: why
   nlohmann::json reply;            // kReply: {ok, output | error, retryable, ...}
 };
+
+// How a command's exit and stdout become a result (pincer-worker flags;
+// docs/worker.md, "Results").
+struct ResultPolicy {
+  // --output: auto parses stdout as JSON when it is one JSON value, else
+  // keeps it as text; text always keeps the exact bytes as a string; json
+  // requires one JSON value (anything else fails, not retryable).
+  enum class Output { kAuto, kText, kJson };
+  Output output = Output::kAuto;
+  // --permanent-exit-codes: a command exiting with one of these failed for
+  // good (retryable: false).
+  std::vector<int> permanent_exit_codes{3};
+  // --envelope: stdout that is a JSON object with a boolean `ok` is a result
+  // envelope and decides the result, whatever the exit status.
+  bool envelope = false;
+
+  bool Permanent(int code) const {
+    return std::find(permanent_exit_codes.begin(), permanent_exit_codes.end(), code) !=
+           permanent_exit_codes.end();
+  }
+};
+
+// "3" or "3,64,65" (spaces allowed around the commas), "" for none: the
+// codes, or nullopt when an item is not an integer from 1 to 255.
+inline std::optional<std::vector<int>> ParseExitCodes(std::string_view list) {
+  std::vector<int> codes;
+  const auto trim = [](std::string_view s) {
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+    while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+    return s;
+  };
+  if (trim(list).empty()) return codes;
+  while (true) {
+    const std::size_t comma = list.find(',');
+    const std::string_view item = trim(list.substr(0, comma));
+    int code = 0;
+    if (item.empty() || item.size() > 3) return std::nullopt;
+    for (char c : item) {
+      if (c < '0' || c > '9') return std::nullopt;
+      code = code * 10 + (c - '0');
+    }
+    if (code < 1 || code > 255) return std::nullopt;
+    codes.push_back(code);
+    if (comma == std::string_view::npos) return codes;
+    list.remove_prefix(comma + 1);
+  }
+}
 
 inline bool Succeeded(const TaskOutcome& o) {
   if (o.kind == TaskOutcome::Kind::kReply) return o.reply.value("ok", false);
@@ -94,6 +144,73 @@ inline std::string DescribeFailure(const TaskOutcome& o) {
   return text;
 }
 
+// The success line for `output`, or a non-retryable failure when it would
+// not fit in a frame.
+inline std::string SuccessLine(std::string_view id, nlohmann::json output,
+                               std::size_t max_frame_bytes) {
+  std::string line =
+      DumpLine({{"type", "result"}, {"id", id}, {"ok", true}, {"output", std::move(output)}});
+  if (line.size() - 1 > max_frame_bytes) {
+    return FailureLine(id,
+                       "output too large: the result is " + std::to_string(line.size() - 1) +
+                           " bytes encoded, more than the " + std::to_string(max_frame_bytes) +
+                           "-byte frame limit",
+                       /*retryable=*/false);
+  }
+  return line;
+}
+
+inline std::string TooDeepLine(std::string_view id, int max_json_depth) {
+  return FailureLine(
+      id,
+      "output too deep: stdout is JSON nested more than " + std::to_string(max_json_depth - 1) +
+          " levels, the daemon's limits.max_json_depth = " + std::to_string(max_json_depth) +
+          " less the result object",
+      /*retryable=*/false);
+}
+
+// The result an envelope (a JSON object with a boolean `ok`) decides: its
+// `status` ("ok", "error", "timeout") when it has one of those, else its
+// `ok`. A failure is retryable as its boolean `retryable` says; without
+// one, `timeout` is retryable and anything else is unless the exit code is
+// permanent. The error is the envelope's `error` (a string, or an object's
+// `message`), else its status.
+inline std::string EnvelopeLine(std::string_view id, const TaskOutcome& o,
+                                const nlohmann::json& env, const ResultPolicy& policy,
+                                std::size_t max_frame_bytes) {
+  bool ok = env["ok"].get<bool>();
+  std::string status;
+  if (auto it = env.find("status"); it != env.end() && it->is_string()) {
+    status = it->get<std::string>();
+    if (status == "ok") ok = true;
+    if (status == "error" || status == "timeout") ok = false;
+  }
+  if (ok) {
+    if (policy.output == ResultPolicy::Output::kText) {
+      return SuccessLine(id, std::string(o.stdout_data), max_frame_bytes);
+    }
+    return SuccessLine(id, env, max_frame_bytes);
+  }
+  bool retryable = status == "timeout" || !policy.Permanent(o.code);
+  if (auto it = env.find("retryable"); it != env.end() && it->is_boolean()) {
+    retryable = it->get<bool>();
+  }
+  std::string error;
+  if (auto it = env.find("error"); it != env.end() && !it->is_null()) {
+    if (it->is_string()) {
+      error = it->get<std::string>();
+    } else if (it->is_object() && it->contains("message") && (*it)["message"].is_string()) {
+      error = (*it)["message"].get<std::string>();
+    } else {
+      error = it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+  }
+  if (error.empty()) error = status.empty() ? "failed (the envelope says ok: false)" : status;
+  if (!status.empty() && status != "error" && error != status) error = status + ": " + error;
+  if (o.code != 0) error += " (exit status " + std::to_string(o.code) + ")";
+  return FailureLine(id, error, retryable);
+}
+
 // The full result line for a task. A result that would not fit in one frame
 // of `max_frame_bytes`, or whose output nests deeper than the daemon's
 // `max_json_depth` allows, becomes a non-retryable failure instead: the
@@ -101,7 +218,8 @@ inline std::string DescribeFailure(const TaskOutcome& o) {
 // change it.
 inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
                               std::size_t max_frame_bytes,
-                              int max_json_depth = kDefaultMaxJsonDepth) {
+                              int max_json_depth = kDefaultMaxJsonDepth,
+                              const ResultPolicy& policy = {}) {
   if (o.kind == TaskOutcome::Kind::kReply) {
     nlohmann::json j = {{"type", "result"}, {"id", id}};
     if (o.reply.is_object()) j.update(o.reply);
@@ -116,8 +234,20 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
   if (o.kind == TaskOutcome::Kind::kSpawnFailed) {
     return FailureLine(id, DescribeFailure(o), /*retryable=*/false);
   }
-  if (o.kind != TaskOutcome::Kind::kExited || o.code != 0) {
-    return FailureLine(id, DescribeFailure(o), /*retryable=*/true);
+  const bool exited = o.kind == TaskOutcome::Kind::kExited;
+  // The result object is level 1: its output may nest one level less.
+  const int output_depth = max_json_depth - 1;
+  if (policy.envelope && exited && !o.stdout_overflowed) {
+    const std::string_view trimmed = TrimTrailingSpace(o.stdout_data);
+    if (!trimmed.empty() && trimmed.front() == '{' && JsonDepthWithin(trimmed, output_depth)) {
+      nlohmann::json env = nlohmann::json::parse(trimmed, nullptr, /*allow_exceptions=*/false);
+      if (env.is_object() && env.contains("ok") && env["ok"].is_boolean()) {
+        return EnvelopeLine(id, o, env, policy, max_frame_bytes);
+      }
+    }
+  }
+  if (!exited || o.code != 0) {
+    return FailureLine(id, DescribeFailure(o), /*retryable=*/!(exited && policy.Permanent(o.code)));
   }
   if (o.stdout_overflowed) {
     return FailureLine(id,
@@ -126,26 +256,27 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
                            "-byte frame limit",
                        /*retryable=*/false);
   }
-  // The result object is level 1: its output may nest one level less.
-  nlohmann::json output = StdoutToOutput(o.stdout_data, max_json_depth - 1);
-  if (output.is_discarded()) {
+  if (policy.output == ResultPolicy::Output::kText) {
+    return SuccessLine(id, std::string(o.stdout_data), max_frame_bytes);
+  }
+  if (policy.output == ResultPolicy::Output::kJson) {
+    const std::string_view trimmed = TrimTrailingSpace(o.stdout_data);
+    if (!JsonDepthWithin(trimmed, output_depth)) {
+      if (nlohmann::json::accept(trimmed)) return TooDeepLine(id, max_json_depth);
+    } else {
+      nlohmann::json parsed = nlohmann::json::parse(trimmed, nullptr, /*allow_exceptions=*/false);
+      if (!parsed.is_discarded()) return SuccessLine(id, std::move(parsed), max_frame_bytes);
+    }
     return FailureLine(
         id,
-        "output too deep: stdout is JSON nested more than " + std::to_string(max_json_depth - 1) +
-            " levels, the daemon's limits.max_json_depth = " + std::to_string(max_json_depth) +
-            " less the result object",
+        trimmed.empty()
+            ? std::string("output is not JSON (--output json): stdout is empty")
+            : "output is not JSON (--output json): " + std::string(trimmed.substr(0, 200)),
         /*retryable=*/false);
   }
-  std::string line =
-      DumpLine({{"type", "result"}, {"id", id}, {"ok", true}, {"output", std::move(output)}});
-  if (line.size() - 1 > max_frame_bytes) {
-    return FailureLine(id,
-                       "output too large: the result is " + std::to_string(line.size() - 1) +
-                           " bytes encoded, more than the " + std::to_string(max_frame_bytes) +
-                           "-byte frame limit",
-                       /*retryable=*/false);
-  }
-  return line;
+  nlohmann::json output = StdoutToOutput(o.stdout_data, output_depth);
+  if (output.is_discarded()) return TooDeepLine(id, max_json_depth);
+  return SuccessLine(id, std::move(output), max_frame_bytes);
 }
 
 }  // namespace pincer::worker

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "worker/endpoint.h"
+#include "worker/result_builder.h"
 #include "worker/wire.h"
 
 namespace asio::ssl {
@@ -28,6 +29,7 @@ struct WorkerOptions {
   std::chrono::milliseconds kill_grace{2000};  // SIGTERM to SIGKILL
   // --tls-ca/--tls-cert/--tls-key, loaded once at start; null: plain TCP.
   std::shared_ptr<asio::ssl::context> tls;
+  ResultPolicy result;                         // --output, --permanent-exit-codes, --envelope
 };
 
 }  // namespace pincer::worker

@@ -182,7 +182,8 @@ void WorkerSession::OnDaemonError(const ErrorMsg& m) {
 }
 
 void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
-  std::string line = ResultLine(id, outcome, options_.max_frame_bytes, max_json_depth_);
+  std::string line =
+      ResultLine(id, outcome, options_.max_frame_bytes, max_json_depth_, options_.result);
   if (Succeeded(outcome)) {
     spdlog::info("task {}: done ({} bytes of output)", id, outcome.stdout_total);
   } else {

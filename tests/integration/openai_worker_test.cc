@@ -240,7 +240,9 @@ TEST_F(OpenAiWorkerTest, CancelAbortsTheRequestAndFreesTheSlot) {
 }
 
 TEST_F(OpenAiWorkerTest, RateLimitIsRetryableAndTheTaskSucceedsLater) {
-  StubModel stub({"--fail-first", "1", "--fail-status", "429", "--retry-after", "1"});
+  // Retry-After: 2 is longer than the first step of tasks.retry_backoff
+  // (1s, plus at most 20% jitter): the server's pause decides.
+  StubModel stub({"--fail-first", "1", "--fail-status", "429", "--retry-after", "2"});
   ASSERT_TRUE(stub.Start());
   StartWorker(stub.url(), "oa");
   ASSERT_TRUE(WaitFor([&] { return WorkerConnected("oa"); }));
@@ -253,6 +255,10 @@ TEST_F(OpenAiWorkerTest, RateLimitIsRetryableAndTheTaskSucceedsLater) {
             std::string::npos)
       << end;
   EXPECT_EQ(end["output"]["text"], "ECHO: busy?");
+  const auto chats = stub.ChatRequests();
+  ASSERT_EQ(chats.size(), 2u);
+  EXPECT_GE(chats[1]["t"].get<double>() - chats[0]["t"].get<double>(), 2.0)
+      << "retried sooner than the server's Retry-After";
 }
 
 TEST_F(OpenAiWorkerTest, ServerErrorIsRetryable) {

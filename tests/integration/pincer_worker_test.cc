@@ -229,11 +229,11 @@ TEST_F(PincerWorkerTest, ProgramsThatTransformText) {
 
 TEST_F(PincerWorkerTest, NonZeroExitFailsWithStderrTailAndIsRetried) {
   StartWorker({"--name", "fail", "--skill", "fail"},
-              {"sh", "-c", "echo partial; echo 'model returned 503' >&2; exit 3"});
+              {"sh", "-c", "echo partial; echo 'model returned 503' >&2; exit 1"});
   ASSERT_TRUE(WaitForWorker("fail"));
   const json end = SubmitWait({"--skill", "fail", "--max-attempts", "2", "--payload", "1"});
   EXPECT_EQ(end["state"], "failed") << end;
-  EXPECT_EQ(end["error"], "exit status 3: model returned 503");
+  EXPECT_EQ(end["error"], "exit status 1: model returned 503");
   EXPECT_EQ(end["attempts"], 2) << "a non-zero exit is retryable";
 }
 

@@ -325,6 +325,16 @@ TEST_F(ConfigTest, ShippedConfigsAreValidAndEquivalent) {
   ConfigResult full = LoadConfig(root + "/config/examples/full.yaml");
   ASSERT_TRUE(full.ok()) << full.error->message;
   EXPECT_EQ(full.config->pools.size(), 2u);
+  EXPECT_EQ(full.config->tasks.retry_backoff,
+            (BackoffConfig{Duration(2000), Duration(600000), 0.3}));
+}
+
+TEST_F(ConfigTest, RetryBackoffDefaultsAndKeys) {
+  EXPECT_EQ(Config{}.tasks.retry_backoff, (BackoffConfig{Duration(1000), Duration(300000), 0.2}));
+  Config c = Load("a.yaml", "tasks: { retry_backoff: { initial: 0, max: 0 } }");
+  EXPECT_EQ(c.tasks.retry_backoff.initial.count(), 0) << "0: retries at once";
+  c = Load("a.yaml", "tasks: { retry_backoff: { initial: 250ms, max: 1m, jitter: 0 } }");
+  EXPECT_EQ(c.tasks.retry_backoff, (BackoffConfig{Duration(250), Duration(60000), 0}));
 }
 
 // The reference example in docs/configuration.md must stay loadable.
@@ -471,6 +481,16 @@ const BadCase kBadCases[] = {
      "must be at most 87600h"},
     {"a.yaml", "pools: [{name: a, command: [x], restart: {backoff: {max: 87601h}}}]",
      "pools[0].restart.backoff.max", "must be at most 87600h"},
+    {"a.yaml", "tasks: { retry_backoff: { initial: 10s, max: 5s } }", "tasks.retry_backoff.max",
+     "must not be less than tasks.retry_backoff.initial (10s)"},
+    {"a.yaml", "tasks: { retry_backoff: { jitter: 2 } }", "tasks.retry_backoff.jitter",
+     "must be between 0 and 1"},
+    {"a.yaml", "tasks: { retry_backoff: { initial: -1 } }", "tasks.retry_backoff.initial",
+     "must not be negative"},
+    {"a.yaml", "tasks: { retry_backoff: { max: 87601h } }", "tasks.retry_backoff.max",
+     "must be at most 87600h"},
+    {"a.yaml", "tasks: { retry_backoff: { factor: 2 } }", "tasks.retry_backoff.factor",
+     "unknown key"},
     {"a.yaml", "limits: { max_frame_bytes: 1073741825 }", "limits.max_frame_bytes",
      "must be between 1024 and 1073741824"},
     {"a.yaml", "limits: { max_frame_bytes: 9223372036854775807 }", "limits.max_frame_bytes",
@@ -495,7 +515,8 @@ const BadCase kBadCases[] = {
     {"a.yaml", "routing: { outlier: { max_ejection_percent: .nan } }",
      "routing.outlier.max_ejection_percent", "between 0 and 100"},
     {"a.yaml", "tasks: { timeout: 87601h }", "tasks.timeout", "must be at most 87600h"},
-    {"a.json", R"({"tasks": {"timeout": 315360000001}})", "tasks.timeout", "must be at most 87600h"},
+    {"a.json", R"({"tasks": {"timeout": 315360000001}})", "tasks.timeout",
+     "must be at most 87600h"},
     {"a.json", R"({"tasks": {"result_ttl": 9223372036854775807}})", "tasks.result_ttl",
      "must be at most 87600h"},
     {"a.json", R"({"tasks": {"result_ttl": 18446744073709551615}})", "tasks.result_ttl",

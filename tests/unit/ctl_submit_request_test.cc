@@ -107,5 +107,16 @@ TEST(BatchLineTest, UnknownFieldIsNamed) {
   EXPECT_NE(request.error().message.find("priorty"), std::string::npos);
 }
 
+TEST(SubmitRequestTest, TextIsSentAsAJsonStringExactly) {
+  for (const std::string text : {"4", "null", "say \"hi\"\n", "", "{\"a\":1}", "caf\xc3\xa9"}) {
+    auto payload = TextPayload(text, "--text");
+    ASSERT_TRUE(payload.ok()) << text;
+    EXPECT_EQ(*payload, nlohmann::json(text));
+  }
+  auto bad = TextPayload("caf\xe9", "text file x");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "text file x is not UTF-8 text");
+}
+
 }  // namespace
 }  // namespace pincer::ctl

@@ -6,11 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/clock.h"
 #include "store/store.h"
@@ -54,6 +54,8 @@ Config BaseConfig() {
   c.tasks.timeout = milliseconds(0);  // no per-attempt timeout unless a test sets one
   c.tasks.max_attempts = 3;
   c.tasks.result_ttl = std::chrono::hours(1);
+  // Retries go at once unless a test means a backoff (those set their own).
+  c.tasks.retry_backoff = {milliseconds(0), milliseconds(0), 0};
   // Long enough that silent test workers never die unless a test means it.
   c.heartbeat.interval = std::chrono::hours(10);
   c.heartbeat.misses = 3;
@@ -1251,4 +1253,212 @@ TEST_F(DispatcherTest, WithNoInterruptionsAllowedTheFirstFailsTheTask) {
 }
 
 }  // namespace
+// ---------------------------------------------------------- retry backoff
+
+class BackoffTest : public DispatcherTest {
+ protected:
+  // initial 1s, max 3s, no jitter: the delays are exact.
+  void MakeBackoff(milliseconds initial = seconds(1), milliseconds max = seconds(3),
+                   double jitter = 0) {
+    Config c = BaseConfig();
+    c.tasks.retry_backoff = {initial, max, jitter};
+    c.tasks.max_attempts = 6;
+    Make(c);
+  }
+  void Fail(ConnId conn, const TaskHandle& t, int64_t retry_after_ms = 0) {
+    ResultMsg m;
+    m.id = TaskIdString(t.id);
+    m.ok = false;
+    m.error = "model returned 503";
+    m.retry_after_ms = retry_after_ms;
+    d_->OnResult(conn, m);
+  }
+  // Advances to just before `delay` is over (nothing sent), then to it (the
+  // next attempt goes to `conn`).
+  void ExpectRetryAfter(ConnId conn, const TaskHandle& t, milliseconds delay) {
+    Advance(delay - milliseconds(1));
+    EXPECT_TRUE(TasksSent(conn).empty())
+        << "offered before its backoff of " << delay.count() << "ms";
+    EXPECT_EQ(t->rec.state, TaskState::kQueued);
+    Advance(milliseconds(1));
+    EXPECT_EQ(TasksSent(conn).size(), 1u)
+        << "not offered after its backoff of " << delay.count() << "ms";
+    EXPECT_EQ(t->rec.state, TaskState::kRunning);
+  }
+};
+
+TEST_F(BackoffTest, RetriesWaitInitialThenDoubleUpToMax) {
+  MakeBackoff();
+  AddWorker(1);
+  TaskHandle t = Submit();
+  ASSERT_EQ(TasksSent(1).size(), 1u);
+  Fail(1, t);
+  EXPECT_EQ(t->rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->stats().queued, 1u);
+  EXPECT_EQ(d_->NextDeadline(), clock_.Now() + seconds(1));
+  ExpectRetryAfter(1, t, seconds(1));
+  Fail(1, t);
+  ExpectRetryAfter(1, t, seconds(2));
+  Fail(1, t);
+  ExpectRetryAfter(1, t, seconds(3));  // 4s, capped at max
+  Fail(1, t);
+  ExpectRetryAfter(1, t, seconds(3));
+  EXPECT_EQ(t->rec.attempts, 5);
+  Result(1, t, true);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t->rec.errors.size(), 4u);
+}
+
+TEST_F(BackoffTest, WhySaysUntilWhenAndStatusShowsRetryAt) {
+  MakeBackoff();
+  AddWorker(1);
+  TaskHandle t = Submit();
+  Fail(1, t);
+  const int64_t until = clock_.UnixMillis() + 1000;
+  EXPECT_EQ(t->retry_at_ms, until);
+  const std::time_t secs = until / 1000;
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
+  char ms[8];
+  std::snprintf(ms, sizeof ms, ".%03dZ", static_cast<int>(until % 1000));
+  EXPECT_EQ(d_->WhyWaiting(*t), std::string("retrying after backoff until ") + text + ms);
+  Advance(seconds(1));
+  EXPECT_EQ(t->retry_at_ms, 0);
+}
+
+TEST_F(BackoffTest, NotOfferedEarlyToAnyFreeWorker) {
+  MakeBackoff();
+  AddWorker(1);
+  AddWorker(2);
+  TaskHandle t = Submit();
+  const ConnId first = t->rec.worker == "w1" ? 1 : 2;
+  TasksSent(1), TasksSent(2);
+  Fail(first, t);
+  AddWorker(3);  // a worker joining during the backoff takes nothing
+  Advance(milliseconds(999));
+  EXPECT_TRUE(TasksSent(1).empty());
+  EXPECT_TRUE(TasksSent(2).empty());
+  EXPECT_TRUE(TasksSent(3).empty());
+  // Another task submitted meanwhile runs at once: only the retry waits.
+  TaskHandle other = Submit();
+  EXPECT_EQ(other->rec.state, TaskState::kRunning);
+  Advance(milliseconds(1));
+  EXPECT_EQ(t->rec.state, TaskState::kRunning);
+  EXPECT_EQ(t->rec.attempts, 2);
+}
+
+TEST_F(BackoffTest, RetryAfterWinsWhenLongerUpToMax) {
+  MakeBackoff(seconds(1), seconds(10));
+  AddWorker(1);
+  TaskHandle t = Submit();
+  ASSERT_EQ(TasksSent(1).size(), 1u);
+  Fail(1, t, /*retry_after_ms=*/5000);
+  ExpectRetryAfter(1, t, seconds(5));
+  Fail(1, t, /*retry_after_ms=*/200);  // shorter than the 2s backoff: the backoff wins
+  ExpectRetryAfter(1, t, seconds(2));
+  Fail(1, t, /*retry_after_ms=*/3600 * 1000);  // an hour: capped at max
+  ExpectRetryAfter(1, t, seconds(10));
+}
+
+TEST_F(BackoffTest, JitterAddsAtMostItsFractionOfTheDelay) {
+  MakeBackoff(seconds(1), seconds(10), 0.5);
+  AddWorker(1);
+  for (int i = 0; i < 20; ++i) {
+    TaskHandle t = Submit();
+    Fail(1, t);
+    const auto wait = *d_->NextDeadline() - clock_.Now();
+    EXPECT_GE(wait, seconds(1));
+    EXPECT_LE(wait, milliseconds(1500));
+    d_->Cancel(t.id);
+    TasksSent(1);
+  }
+}
+
+TEST_F(BackoffTest, ANonRetryableFailureEndsAtOnceWithoutBackoff) {
+  MakeBackoff();
+  AddWorker(1);
+  TaskHandle t = Submit();
+  Result(1, t, false, "bad input", /*retryable=*/false);
+  EXPECT_EQ(t->rec.state, TaskState::kFailed);
+}
+
+TEST_F(BackoffTest, ALostWorkerRequeuesAtOnceATimeoutBacksOff) {
+  MakeBackoff();
+  AddWorker(1);
+  AddWorker(2);
+  TaskHandle t = Submit();
+  const ConnId first = t->rec.worker == "w1" ? 1 : 2;
+  const ConnId second = 3 - first;
+  TasksSent(first);
+  d_->OnDisconnect(first, "gone");
+  EXPECT_EQ(TasksSent(second).size(), 1u) << "a dead worker's task goes elsewhere at once";
+
+  SubmitOpts o;
+  o.timeout = seconds(5);
+  TaskHandle slow = Submit(o);  // queued behind t on the one worker left
+  Result(second, t, true);
+  ASSERT_EQ(TasksSent(second).size(), 1u);
+  Advance(seconds(5));  // slow's attempt 1 times out
+  EXPECT_EQ(slow->rec.state, TaskState::kQueued);
+  EXPECT_NE(d_->WhyWaiting(*slow).find("retrying after backoff"), std::string::npos);
+  ExpectRetryAfter(second, slow, seconds(1));
+}
+
+TEST_F(BackoffTest, CancelDuringBackoffEndsItAndTheWakeUpIsHarmless) {
+  MakeBackoff();
+  AddWorker(1);
+  TaskHandle t = Submit();
+  ASSERT_EQ(TasksSent(1).size(), 1u);
+  Fail(1, t);
+  ASSERT_TRUE(d_->Cancel(t.id).ok());
+  EXPECT_EQ(t->rec.state, TaskState::kCancelled);
+  EXPECT_EQ(d_->stats().queued, 0u);
+  Advance(seconds(1));
+  EXPECT_TRUE(TasksSent(1).empty());
+  EXPECT_EQ(t->rec.state, TaskState::kCancelled);
+}
+
+TEST_F(BackoffTest, ASessionKeepsItsTurnWhileItsTaskBacksOff) {
+  MakeBackoff();
+  AddWorker(1, {}, 2);
+  SubmitOpts o;
+  o.session = "s";
+  TaskHandle first = Submit(o);
+  TaskHandle second = Submit(o);
+  Fail(1, first);
+  EXPECT_EQ(TasksSent(1).size(), 1u);  // first's attempt 1 only
+  EXPECT_EQ(second->rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->WhyWaiting(*second), "its session's previous task is still running");
+  Advance(seconds(1));
+  EXPECT_EQ(first->rec.state, TaskState::kRunning);
+  EXPECT_EQ(second->rec.state, TaskState::kQueued);
+}
+
+TEST_F(BackoffTest, RecoveredAfterAFailureWaitsTheInitialBackoffFromTheRestart) {
+  MakeBackoff();
+  AddWorker(1);
+  TaskRecord r;
+  r.id = 7;
+  r.payload = "\"p\"";
+  r.max_attempts = 6;
+  r.state = TaskState::kQueued;
+  r.attempts = 2;
+  r.errors = {{1, "w1", "x"}, {2, "w1", "y"}};
+  d_->Restore(std::move(r));
+  TaskHandle t{d_.get(), 7};
+  ExpectRetryAfter(1, t, seconds(1));  // reset to initial, from the restart
+
+  TaskRecord running;  // in flight at the restart: lost, not failed
+  running.id = 8;
+  running.payload = "\"p\"";
+  running.state = TaskState::kRunning;
+  running.attempts = 1;
+  running.worker = "w9";
+  d_->Restore(std::move(running));
+  Result(1, t, true);
+  EXPECT_EQ(TasksSent(1).size(), 1u) << "a lost attempt is retried at once";
+}
+
 }  // namespace pincer

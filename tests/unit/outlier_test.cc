@@ -184,6 +184,8 @@ TEST(OutlierDispatchTest, FailingWorkerIsEjectedOthersTakeItsShareAndItComesBack
   config.routing.strategy = "round_robin";
   config.routing.outlier = Cfg();
   config.tasks.max_attempts = 10;
+  config.tasks.retry_backoff = {seconds(0), seconds(0),
+                                0};  // retries at once: ejection is the point
   ManualClock clock;
   MemoryStore store;
   RecordingOutbox outbox;

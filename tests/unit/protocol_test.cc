@@ -92,6 +92,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":\"true\"}", "bad_message", {}},
         BadLine{
             "{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"retryable\":1}", "bad_message", {}},
+        BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"retry_after_ms\":-1}",
+                "bad_message",
+                {}},
+        BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"retry_after_ms\":\"5\"}",
+                "bad_message",
+                {}},
+        BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"retry_after_ms\":1.5}",
+                "bad_message",
+                {}},
         BadLine{"{\"type\":\"progress\",\"data\":1}", "bad_message", {}},
         BadLine{"{\"type\":\"heartbeat\",\"load\":[1]}", "bad_message", {}},
         BadLine{"{\"type\":\"heartbeat\",\"load\":0.5}", "bad_message", {}},
@@ -194,6 +203,13 @@ TEST(ProtocolTest, Results) {
 
   auto dflt = Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":false,"error":"x"})");
   EXPECT_TRUE(dflt.retryable) << "retryable defaults to true";
+  EXPECT_EQ(dflt.retry_after_ms, 0);
+  auto later = Parse<ResultMsg>(
+      R"({"type":"result","id":"t1","ok":false,"error":"429","retry_after_ms":2000})");
+  EXPECT_EQ(later.retry_after_ms, 2000);
+  auto null_later =
+      Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":false,"retry_after_ms":null})");
+  EXPECT_EQ(null_later.retry_after_ms, 0);
 
   auto null_out = Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true,"output":null})");
   EXPECT_EQ(null_out.output, "");

@@ -159,5 +159,137 @@ TEST(ResultLineTest, InvalidUtf8IsReplacedNotThrown) {
   EXPECT_EQ(f["error"], "exit status 1: bad \xEF\xBF\xBD");
 }
 
+// ----------------------------------------- --permanent-exit-codes, --envelope, --output
+
+std::string Line(const TaskOutcome& o, const ResultPolicy& policy) {
+  return ResultLine("t1", o, 1 << 20, kDefaultMaxJsonDepth, policy);
+}
+
+TEST(ParseExitCodesTest, ListsRangesAndNone) {
+  EXPECT_EQ(ParseExitCodes("3"), std::vector<int>{3});
+  EXPECT_EQ(ParseExitCodes("3, 64,65"), (std::vector<int>{3, 64, 65}));
+  EXPECT_EQ(ParseExitCodes(""), std::vector<int>{});
+  EXPECT_EQ(ParseExitCodes(" "), std::vector<int>{});
+  for (const char* bad : {"0", "256", "-1", "x", "3,", ",3", "3,,4", "1000", "3;4", "2.5"}) {
+    EXPECT_EQ(ParseExitCodes(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(ResultLineTest, APermanentExitCodeIsNotRetryable) {
+  const ResultPolicy policy;  // default: 3
+  const json r = Parse(Line(Exited(3, "", "Traceback: bad input\n"), policy));
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_EQ(r["retryable"], false);
+  EXPECT_EQ(r["error"], "exit status 3: Traceback: bad input");
+  EXPECT_EQ(Parse(Line(Exited(1), policy))["retryable"], true);
+  ResultPolicy none;
+  none.permanent_exit_codes = {};
+  EXPECT_EQ(Parse(Line(Exited(3), none))["retryable"], true);
+  ResultPolicy custom;
+  custom.permanent_exit_codes = {64, 65};
+  EXPECT_EQ(Parse(Line(Exited(65), custom))["retryable"], false);
+  EXPECT_EQ(Parse(Line(Exited(3), custom))["retryable"], true);
+  TaskOutcome signaled;  // killed by signal 3 is not exit status 3
+  signaled.kind = TaskOutcome::Kind::kSignaled;
+  signaled.code = 3;
+  EXPECT_EQ(Parse(Line(signaled, policy))["retryable"], true);
+}
+
+ResultPolicy Envelope() {
+  ResultPolicy p;
+  p.envelope = true;
+  return p;
+}
+
+TEST(ResultLineTest, WithoutEnvelopeAnOkFalseObjectIsJustOutput) {
+  const json r = Parse(Line(Exited(0, R"({"ok":false,"error":"x"})"), ResultPolicy{}));
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["output"], json::parse(R"({"ok":false,"error":"x"})"));
+}
+
+TEST(ResultLineTest, EnvelopeOkFalseFailsWhateverTheExitStatus) {
+  json r = Parse(Line(Exited(0, R"({"ok":false,"error":"quota exceeded"})"), Envelope()));
+  EXPECT_EQ(r, json::parse(R"({"type":"result","id":"t1","ok":false,
+                               "error":"quota exceeded","retryable":true})"));
+  r = Parse(Line(Exited(0, R"({"ok":false,"error":"bad prompt","retryable":false})"), Envelope()));
+  EXPECT_EQ(r["retryable"], false);
+  r = Parse(Line(Exited(3, R"({"ok":false})"), Envelope()));
+  EXPECT_EQ(r["retryable"], false) << "no retryable in the envelope: the exit code decides";
+  EXPECT_EQ(r["error"], "failed (the envelope says ok: false) (exit status 3)");
+}
+
+TEST(ResultLineTest, EnvelopeOkTrueSucceedsWithTheObjectAsOutput) {
+  const json r = Parse(Line(Exited(1, "{\"ok\":true,\"answer\":4}\n", "noise"), Envelope()));
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["output"], json::parse(R"({"ok":true,"answer":4})"));
+}
+
+TEST(ResultLineTest, EnvelopeStatusDecidesAsOpenClawWritesIt) {
+  // agent exec --json: exit 0 ok, 1 error, 2 timeout.
+  json r = Parse(Line(Exited(0, R"({"ok":true,"status":"ok","final":"hi"})"), Envelope()));
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["output"]["final"], "hi");
+  r = Parse(Line(
+      Exited(
+          2,
+          R"({"ok":false,"status":"timeout","error":{"kind":"timeout","message":"Request timed out"}})"),
+      Envelope()));
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_EQ(r["retryable"], true);
+  EXPECT_EQ(r["error"], "timeout: Request timed out (exit status 2)");
+  r = Parse(Line(
+      Exited(
+          1,
+          R"({"ok":false,"status":"error","error":{"type":"cli_error","message":"LLM request failed"}})"),
+      Envelope()));
+  EXPECT_EQ(r["retryable"], true);
+  EXPECT_EQ(r["error"], "LLM request failed (exit status 1)");
+  ResultPolicy one = Envelope();
+  one.permanent_exit_codes = {1};
+  r = Parse(Line(Exited(1, R"({"ok":false,"status":"error","error":"bad"})"), one));
+  EXPECT_EQ(r["retryable"], false) << "error: per its exit code";
+  r = Parse(Line(Exited(1, R"({"ok":false,"status":"timeout"})"), one));
+  EXPECT_EQ(r["retryable"], true) << "timeout: always retryable";
+  r = Parse(Line(Exited(0, R"({"ok":true,"status":"error"})"), Envelope()));
+  EXPECT_EQ(r["ok"], false) << "the status wins over ok";
+}
+
+TEST(ResultLineTest, EnvelopeIgnoresWhatIsNotOne) {
+  for (const char* out : {R"({"ok":"yes"})", R"({"status":"error"})", R"([{"ok":false}])",
+                          "not json", R"({"ok":false} trailing)"}) {
+    const json r = Parse(Line(Exited(0, out), Envelope()));
+    EXPECT_EQ(r["ok"], true) << out;
+  }
+  EXPECT_EQ(Parse(Line(Exited(1, "plain"), Envelope()))["retryable"], true);
+}
+
+TEST(ResultLineTest, OutputTextKeepsTheExactBytes) {
+  ResultPolicy text;
+  text.output = ResultPolicy::Output::kText;
+  EXPECT_EQ(Parse(Line(Exited(0, "4\n"), text))["output"], "4\n");
+  EXPECT_EQ(Parse(Line(Exited(0, "null"), text))["output"], "null");
+  EXPECT_EQ(Parse(Line(Exited(0, "{\"a\":1}"), text))["output"], "{\"a\":1}");
+  EXPECT_EQ(Parse(Line(Exited(0, ""), text))["output"], "");
+  EXPECT_EQ(Parse(Line(Exited(0, Nest(500)), text))["output"], Nest(500)) << "deep text is text";
+  ResultPolicy both = Envelope();
+  both.output = ResultPolicy::Output::kText;
+  EXPECT_EQ(Parse(Line(Exited(0, "{\"ok\":true}\n"), both))["output"], "{\"ok\":true}\n");
+}
+
+TEST(ResultLineTest, OutputJsonRequiresJson) {
+  ResultPolicy js;
+  js.output = ResultPolicy::Output::kJson;
+  EXPECT_EQ(Parse(Line(Exited(0, "4\n"), js))["output"], 4);
+  EXPECT_EQ(Parse(Line(Exited(0, "\"s\""), js))["output"], "s");
+  json r = Parse(Line(Exited(0, "hello"), js));
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_EQ(r["retryable"], false);
+  EXPECT_EQ(r["error"], "output is not JSON (--output json): hello");
+  r = Parse(Line(Exited(0, ""), js));
+  EXPECT_EQ(r["error"], "output is not JSON (--output json): stdout is empty");
+  EXPECT_NE(Parse(Line(Exited(0, Nest(500)), js))["error"].get<std::string>().find("too deep"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace pincer::worker
