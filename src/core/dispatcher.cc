@@ -282,6 +282,12 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   ++stats_.queued;
   if (t.rec.state != TaskState::kRunning) {
     t.interrupted = CountInterrupted(t.rec.errors, t.rec.attempts);
+    if (t.rec.attempts > 0 && !t.rec.errors.empty() &&
+        t.rec.errors.back().error != kInterrupted) {
+      // Queued after a failed attempt: the wait is not stored, so it is
+      // reset to the first step, from now (docs/configuration.md).
+      return BackOff(t, RetryDelay(1, 0));
+    }
   } else {
     // The attempt was in flight when pincerd stopped: it is lost, but not
     // the task's fault, so it does not count toward max_attempts. A crash
@@ -298,10 +304,6 @@ void Dispatcher::Restore(TaskRecord&& rec) {
       return;
     }
     Save(t);
-  } else if (t.rec.attempts > 0 && !t.rec.errors.empty()) {
-    // Queued after a failed (or lost) attempt: the wait is not stored, so
-    // it is reset to the first step, from now (docs/configuration.md).
-    return BackOff(t, RetryDelay(1, 0));
   }
   Place(t);
 }

@@ -194,7 +194,7 @@ Daemon::Peer* Daemon::FindPeer(ConnId id) {
 }
 
 void Daemon::RefuseAndClose(Peer& peer, std::string_view code, const std::string& message) {
-  spdlog::info("connection c{} refused: {}: {}", peer.conn->id(), code, message);
+  spdlog::info("connection #{} refused: {}: {}", peer.conn->id(), code, message);
   peer.conn->out().append(EncodeError(code, message));
   peer.conn->CloseAfterFlush();
 }
@@ -311,6 +311,7 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
       return RefuseAndClose(peer, st.code(), st.message());
     }
     peer.role = Role::kWorker;
+    peer.wire_id = wid;
     // Welcome first, so it precedes any task the worker is given at once.
     Send(id, EncodeWelcome(wid, hb_ms, config_.limits.max_json_depth));
     // A process of ours: bind this connection to it (pid <-> tasks).
@@ -324,8 +325,8 @@ void Daemon::OnHello(Peer& peer, const Hello& hello) {
     peer.admin = admin;
     // Client ids have a counter of their own, and name a connection of
     // this run only.
-    Send(id,
-         EncodeWelcome("c" + std::to_string(++last_client_), hb_ms, config_.limits.max_json_depth));
+    peer.wire_id = "c" + std::to_string(++last_client_);
+    Send(id, EncodeWelcome(peer.wire_id, hb_ms, config_.limits.max_json_depth));
   }
 }
 
@@ -343,7 +344,7 @@ void Daemon::OnOversizedLine(Connection& c) {
 }
 
 void Daemon::OnHandshakeFailed(Connection& c, const std::string& why) {
-  spdlog::info("connection c{} refused: TLS handshake failed: {}", c.id(), why);
+  spdlog::info("connection #{} refused: TLS handshake failed: {}", c.id(), why);
 }
 
 void Daemon::OnClosed(Connection& c) {
@@ -370,7 +371,7 @@ void Daemon::OnWritten(Connection& c) {
   if (!peer || !peer->backlogged || Backlog(*peer) > kMaxPeerBacklog / 2) return;
   peer->backlogged = false;
   c.set_notify_written(false);
-  spdlog::debug("connection c{}: output drained to {} bytes; going on", c.id(), Backlog(*peer));
+  spdlog::debug("connection {}: output drained to {} bytes; going on", peer->wire_id, Backlog(*peer));
   if (peer->role == Role::kWorker) {
     dispatcher_->SetBacklogged(c.id(), false);  // fills it up: its tasks go out with the next flush
     ScheduleFlush();
@@ -393,9 +394,9 @@ void Daemon::HoldBack(Peer& peer) {
   const auto level = peer.backlog_logged ? spdlog::level::debug : spdlog::level::info;
   peer.backlog_logged = true;
   spdlog::log(level,
-              "connection c{} is not reading: pincerd holds {} bytes for it (output, unanswered "
+              "connection {} is not reading: pincerd holds {} bytes for it (output, unanswered "
               "submits, waits); {} until that drains",
-              c.id(), Backlog(peer), worker ? "no tasks offered to it" : "not reading from it");
+              peer.wire_id, Backlog(peer), worker ? "no tasks offered to it" : "not reading from it");
 }
 
 // ---------------------------------------------------------------- outbox

@@ -89,6 +89,7 @@ class Daemon final : public Connection::Handler, public Outbox {
     std::shared_ptr<Connection> conn;
     Role role = Role::kNone;
     bool admin = false;  // a client that said hello with auth.admin_token
+    std::string wire_id;  // the id its welcome gave ("c1", "w101"); "" before
     std::unique_ptr<asio::steady_timer> hello_timer;
     bool dirty = false;
     // This batch's output. Handed to the connection only after the store
