@@ -14,10 +14,6 @@ TaskTable::Slot* TaskTable::NewSlot(TaskId id) {
     spdlog::error("task table: refused a task with id 0");
     return nullptr;
   }
-  if (const Slot* s = SlotOf(id); s && (s->live || s->ended)) {
-    spdlog::error("task table: refused a second task {}", TaskIdString(id));
-    return nullptr;
-  }
   const uint64_t n = id / kPageSize;
   if (pages_.empty()) first_ = n;
   // Recovery may bring ids below the window (restored in id order they
@@ -30,6 +26,11 @@ TaskTable::Slot* TaskTable::NewSlot(TaskId id) {
   auto& page = pages_[n - first_];
   if (!page) page = std::make_unique<Page>();
   Slot& slot = page->slots[id % kPageSize];
+  // Taken: its page existed already, so nothing above grew.
+  if (slot.live || slot.ended) {
+    spdlog::error("task table: refused a second task {}", TaskIdString(id));
+    return nullptr;
+  }
   ++page->used;
   ++size_;
   return &slot;
