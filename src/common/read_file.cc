@@ -62,7 +62,7 @@ std::optional<std::string> ReadRegularFile(const std::string& path, std::size_t 
     return std::nullopt;
   }
   if (S_ISDIR(st.st_mode)) {
-    *error = "is a directory";
+    *error = "is a directory, not a regular file";
     return std::nullopt;
   }
   if (!S_ISREG(st.st_mode)) {

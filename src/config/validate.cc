@@ -219,10 +219,7 @@ void ValidateTls(Problems& p, const Config& c) {
   std::vector<tls::Problem> problems;
   tls::MakeServerContext(tls.cert, tls.key, tls.client_ca, &problems);
   for (const tls::Problem& problem : problems) {
-    const char* key = problem.file == tls::File::kCert  ? "tls.cert"
-                      : problem.file == tls::File::kKey ? "tls.key"
-                                                        : "tls.client_ca";
-    p.Add(key, problem.message);
+    p.Add(tls::ConfigKey(problem.file), problem.message);
   }
 }
 

@@ -148,10 +148,7 @@ Status Daemon::LoadTls(const TlsConfig& tls) {
     std::string message;
     for (const tls::Problem& p : problems) {
       if (!message.empty()) message += "; ";
-      message += p.file == tls::File::kCert  ? "tls.cert: "
-                 : p.file == tls::File::kKey ? "tls.key: "
-                                             : "tls.client_ca: ";
-      message += p.message;
+      message += std::string(tls::ConfigKey(p.file)) + ": " + p.message;
     }
     return Status("tls_failed", message);
   }

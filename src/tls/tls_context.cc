@@ -8,7 +8,6 @@
 
 #include <asio/ip/address.hpp>
 #include <cstdint>
-#include <filesystem>
 #include <optional>
 #include <utility>
 
@@ -38,24 +37,13 @@ std::shared_ptr<context> NewContext(context::method method, std::string* error) 
 }
 
 // Far above any certificate chain or CA bundle; a reload reads the files on
-// the event loop, so a path like /dev/zero must not be read without end.
-constexpr std::uintmax_t kMaxPemBytes = 4 << 20;
+// the event loop, so a path like /dev/zero must not be read without end
+// (ReadRegularFile refuses devices and FIFOs without opening them for long).
+constexpr std::size_t kMaxPemBytes = 4 << 20;
 
 std::optional<std::string> Read(const std::string& path, std::string* error) {
-  std::error_code ec;
-  const std::filesystem::file_status st = std::filesystem::status(path, ec);
-  // Checked before opening: opening a FIFO for reading would block.
-  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
-    *error = "cannot read '" + path + "': not a regular file";
-    return std::nullopt;
-  }
-  if (!ec && std::filesystem::file_size(path, ec) > kMaxPemBytes && !ec) {
-    *error = "cannot read '" + path + "': larger than " + std::to_string(kMaxPemBytes >> 20) +
-             " MiB, not a PEM file";
-    return std::nullopt;
-  }
   std::string why;
-  std::optional<std::string> text = ReadFile(path, &why);
+  std::optional<std::string> text = ReadRegularFile(path, kMaxPemBytes, &why);
   if (!text) *error = "cannot read '" + path + "': " + why;
   return text;
 }

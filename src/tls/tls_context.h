@@ -13,6 +13,11 @@ namespace pincer::tls {
 // Which of the configured files a problem is about.
 enum class File { kCert, kKey, kCa };
 
+// The config key that names `file` ("tls.cert", "tls.key", "tls.client_ca").
+inline const char* ConfigKey(File file) {
+  return file == File::kCert ? "tls.cert" : file == File::kKey ? "tls.key" : "tls.client_ca";
+}
+
 struct Problem {
   File file;
   // Names the path: "'/etc/pincer/key.pem' does not match the certificate in ...".
