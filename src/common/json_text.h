@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,18 @@ inline constexpr int kMaxPeerJsonDepth = 1024;
 // serialiser or destructor ever sees a value nested without bound. One
 // pass, no recursion, no allocation.
 bool JsonDepthWithin(std::string_view text, int max_depth);
+
+// The text of the value of member `name` of the JSON object `object_text`
+// (top level only), exactly as it stands there: from its first byte to its
+// last, without the whitespace around it. nullopt when there is no such
+// member. When `name` appears more than once, the last one counts (as it
+// does for nlohmann's parser). A key written with escapes ("pay\u006coad")
+// matches its decoded name. REQUIRES: `object_text` is valid JSON (a
+// parser accepted it); on other text the answer is some span of it or
+// nullopt, never a read past its end. One pass, no recursion; allocates
+// only for a key written with escapes.
+std::optional<std::string_view> JsonMemberText(std::string_view object_text,
+                                               std::string_view name);
 
 inline void AppendInt(std::string& out, int64_t v) {
   char digits[24];  // no temporary string

@@ -15,7 +15,13 @@ json RawOrNull(const std::string& raw) {
   return json::parse(raw, nullptr, false);
 }
 json StrOrNull(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
-json MsOrNull(int64_t ms) { return ms ? json(ms) : json(nullptr); }
+void AppendMsOrNull(std::string& out, int64_t ms) {
+  if (ms) {
+    AppendInt(out, ms);
+  } else {
+    out.append("null"sv);
+  }
+}
 
 }  // namespace
 
@@ -99,8 +105,16 @@ void ClientApi::ById(ConnId conn, const IdReq& req) {
     return Error(conn, req.req, Status("not_found", "no task " + req.id));
   }
   switch (req.op) {
-    case IdOp::kStatus:
-      return Ok(conn, req.req, {{"task", TaskView(*t)}});
+    case IdOp::kStatus: {
+      std::string* out = outbox_.Buffer(conn);
+      if (!out) return;
+      out->append(R"({"type":"ok","req":)"sv);
+      AppendInt(*out, req.req);
+      out->append(R"(,"task":)"sv);
+      AppendTaskView(*out, *t);
+      out->append("}\n"sv);
+      return;
+    }
     case IdOp::kWait: {
       Status st = dispatcher_.AddWaiter(id, conn, req.req);
       if (!st.ok()) Error(conn, req.req, st);
@@ -129,14 +143,20 @@ void ClientApi::Tasks(ConnId conn, const TasksReq& req) {
                                                "cancelled, timed_out)"));
   }
   const std::size_t limit = req.limit > 0 ? static_cast<std::size_t>(req.limit) : 1000;
-  json list = json::array();
+  std::string* out = outbox_.Buffer(conn);
+  if (!out) return;
+  out->append(R"({"type":"ok","req":)"sv);
+  AppendInt(*out, req.req);
+  out->append(R"(,"tasks":[)"sv);
+  std::size_t listed = 0;
   dispatcher_.ForEachTask(
       [&](const Task& t) {  // in id order
-        list.push_back(TaskView(t));
-        return list.size() < limit;
+        if (listed) out->push_back(',');
+        AppendTaskView(*out, t);
+        return ++listed < limit;
       },
       filtered ? std::optional<TaskState>(filter) : std::nullopt);
-  Ok(conn, req.req, {{"tasks", std::move(list)}});
+  out->append("]}\n"sv);
 }
 
 void ClientApi::Simple(ConnId conn, const SimpleReq& req) {
@@ -172,33 +192,67 @@ void ClientApi::Simple(ConnId conn, const SimpleReq& req) {
   }
 }
 
-json ClientApi::TaskView(const Task& t) {
+void ClientApi::AppendTaskView(std::string& out, const Task& t) {
   const TaskRecord& r = t.rec;
-  json errors = json::array();
-  for (const AttemptError& e : r.errors) {
-    errors.push_back({{"attempt", e.attempt}, {"worker", StrOrNull(e.worker)}, {"error", e.error}});
+  out.append(R"({"id":)"sv);
+  AppendJsonString(out, t.id_string());
+  out.append(R"(,"state":")"sv);
+  out.append(TaskStateName(r.state));
+  out.append(R"(","skills":)"sv);
+  AppendJsonStringArray(out, r.skills);
+  out.append(R"(,"payload":)"sv);
+  AppendRawOrNull(out, r.payload);
+  out.append(R"(,"priority":)"sv);
+  AppendInt(out, r.priority);
+  out.append(R"(,"session":)"sv);
+  AppendStringOrNull(out, r.session);
+  out.append(R"(,"key":)"sv);
+  AppendStringOrNull(out, r.key);
+  out.append(R"(,"attempts":)"sv);
+  AppendInt(out, r.attempts);
+  out.append(R"(,"max_attempts":)"sv);
+  AppendInt(out, r.max_attempts);
+  out.append(R"(,"timeout_ms":)"sv);
+  AppendInt(out, r.timeout_ms);
+  out.append(R"(,"worker":)"sv);
+  AppendStringOrNull(out, r.worker);
+  out.append(R"(,"output":)"sv);
+  AppendRawOrNull(out, r.output);
+  out.append(R"(,"error":)"sv);
+  AppendStringOrNull(out, r.state == TaskState::kSucceeded ? std::string_view() : r.error);
+  out.append(R"(,"errors":[)"sv);
+  for (std::size_t i = 0; i < r.errors.size(); ++i) {
+    const AttemptError& e = r.errors[i];
+    if (i) out.push_back(',');
+    out.append(R"({"attempt":)"sv);
+    AppendInt(out, e.attempt);
+    out.append(R"(,"worker":)"sv);
+    AppendStringOrNull(out, e.worker);
+    out.append(R"(,"error":)"sv);
+    AppendJsonString(out, e.error);
+    out.push_back('}');
   }
-  json v = {{"id", t.id_string()},
-            {"state", TaskStateName(r.state)},
-            {"skills", r.skills},
-            {"payload", RawOrNull(r.payload)},
-            {"priority", r.priority},
-            {"session", StrOrNull(r.session)},
-            {"key", StrOrNull(r.key)},
-            {"attempts", r.attempts},
-            {"max_attempts", r.max_attempts},
-            {"timeout_ms", r.timeout_ms},
-            {"worker", StrOrNull(r.worker)},
-            {"output", RawOrNull(r.output)},
-            {"error", r.state == TaskState::kSucceeded ? json(nullptr) : StrOrNull(r.error)},
-            {"errors", std::move(errors)},
-            {"progress", RawOrNull(t.progress)},
-            {"created_ms", r.created_ms},
-            {"started_ms", MsOrNull(r.started_ms)},
-            {"ended_ms", MsOrNull(r.ended_ms)}};
-  if (r.state == TaskState::kQueued) v["why"] = dispatcher_.WhyWaiting(t);
-  if (t.retry_at_ms) v["retry_at_ms"] = t.retry_at_ms;
-  return v;
+  out.append(R"(],"progress":)"sv);
+  AppendRawOrNull(out, t.progress);
+  if (r.state == TaskState::kQueued) {
+    const Why why = dispatcher_.WaitReason(t);
+    out.append(R"(,"why":)"sv);
+    AppendJsonString(out, why.text);
+    out.append(R"(,"why_code":")"sv);
+    out.append(WhyCodeName(why.code));
+    out.push_back('"');
+  }
+  if (t.retry_at_ms) {
+    out.append(R"(,"retry_at_ms":)"sv);
+    AppendInt(out, t.retry_at_ms);
+  }
+  out.append(R"(,"created_ms":)"sv);
+  AppendInt(out, r.created_ms);
+  out.append(R"(,"started_ms":)"sv);
+  AppendMsOrNull(out, r.started_ms);
+  out.append(R"(,"ended_ms":)"sv);
+  AppendMsOrNull(out, r.ended_ms);
+  out.push_back('}');
 }
 
 json ClientApi::WorkerView(const Worker& w) {

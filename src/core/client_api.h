@@ -65,7 +65,10 @@ class ClientApi {
   void AddWaiters(const std::vector<PendingAck>& acks,
                   const std::function<void(uint64_t)>& before_end = nullptr);
 
-  nlohmann::json TaskView(const Task& t);
+  // Appends the task object of `status` and `tasks` (docs/protocol.md).
+  // Built as text: the carried values (payload, output, progress) go out
+  // exactly as they came in.
+  void AppendTaskView(std::string& out, const Task& t);
   nlohmann::json WorkerView(const Worker& w);
   nlohmann::json StatsView();
 

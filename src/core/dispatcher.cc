@@ -616,7 +616,10 @@ void Dispatcher::PumpClass(ClassId c) {
 
 void Dispatcher::ReleaseSlot(Task& t) {
   attempt_deadlines_.Disarm(t.attempt_deadline, t.rec.id);
-  if (Worker* w = workers_.Find(t.worker)) workers_.Release(*w, t.rec.id);
+  if (Worker* w = workers_.Find(t.worker)) {
+    workers_.Release(*w, t.rec.id);
+    if (w->drain_asked && w->tasks.empty()) outbox_.Send(w->id, EncodeDrained());
+  }
   t.worker = 0;
   --stats_.running;
 }
@@ -730,6 +733,7 @@ std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string p
   w->capacity = static_cast<int>(std::clamp<int64_t>(hello.capacity, 1, kMaxCapacity));
   w->labels = hello.labels;
   w->spawn_id = hello.spawn_id;
+  w->heartbeat_ack = hello.heartbeat_ack;
   w->pool = std::move(pool);
   w->connected_ms = clock_.UnixMillis();
   w->last_heard = clock_.Now();
@@ -794,6 +798,19 @@ void Dispatcher::OnHeartbeat(ConnId conn, const HeartbeatMsg& msg) {
   if (!w) return;
   if (msg.cpu) w->cpu = *msg.cpu;
   if (msg.rss_bytes) w->rss_bytes = *msg.rss_bytes;
+  if (w->heartbeat_ack) outbox_.Send(conn, EncodeHeartbeatAck());
+}
+
+void Dispatcher::OnWorkerDrain(ConnId conn) {
+  Worker* w = workers_.Find(conn);
+  if (!w) return;
+  const bool answer_now = w->tasks.empty();
+  w->drain_asked = true;
+  if (w->state != WorkerState::kDraining) {
+    workers_.SetState(*w, WorkerState::kDraining);
+    ReleasePinned(*w);
+  }
+  if (answer_now) outbox_.Send(conn, EncodeDrained());
 }
 
 void Dispatcher::OnDisconnect(ConnId conn, const std::string& reason) {
@@ -1038,8 +1055,11 @@ void Dispatcher::OnHeartbeatDeadline(WorkerId id) {
     deadlines_.Push({due, DeadlineKind::kHeartbeat, id, 0});
     return;
   }
-  KillWorker(id, "worker " + w->id_str + " missed " + std::to_string(config_.heartbeat.misses) +
-                     " heartbeats");
+  const std::string reason = "worker " + w->id_str + " missed " +
+                             std::to_string(config_.heartbeat.misses) + " heartbeats";
+  outbox_.Send(id, EncodeError("heartbeat_timeout", "nothing heard for " + FormatDuration(limit) +
+                                                       " (" + reason + "); closing the connection"));
+  KillWorker(id, reason);
 }
 
 // ---------------------------------------------------------------- views
@@ -1052,17 +1072,17 @@ uint64_t Dispatcher::Unroutable() {
   return n;
 }
 
-std::string Dispatcher::WhyWaiting(const Task& t) {
+Why Dispatcher::WaitReason(const Task& t) {
   switch (t.where) {
     case Task::Where::kSessionWait:
-      return "its session's previous task is still running";
+      return {WhyCode::kSessionBusy, "its session's previous task is still running"};
     case Task::Where::kPinned:
       if (const Worker* home = workers_.Find(t.worker)) {
-        return "waiting for its session's worker " + home->id_str;
+        return {WhyCode::kSessionWorker, "waiting for its session's worker " + home->id_str};
       }
-      return "waiting for its session's worker";
+      return {WhyCode::kSessionWorker, "waiting for its session's worker"};
     case Task::Where::kBackoff:
-      return "retrying after backoff until " + UtcText(t.retry_at_ms);
+      return {WhyCode::kRetryBackoff, "retrying after backoff until " + UtcText(t.retry_at_ms)};
     default:
       break;
   }
@@ -1072,11 +1092,14 @@ std::string Dispatcher::WhyWaiting(const Task& t) {
     for (const std::string& skill : t.rec.skills) {
       if (!index.AnyConnected({skill})) missing.push_back(skill);
     }
-    if (missing.size() == 1) return "no worker has skill " + missing[0];
+    if (missing.size() == 1) return {WhyCode::kMissingSkill, "no worker has skill " + missing[0]};
     std::string list;
     for (const auto& s : (missing.empty() ? t.rec.skills : missing)) list += (list.empty() ? "" : ", ") + s;
-    if (t.rec.skills.empty()) return "no worker is connected";
-    return missing.empty() ? "no worker has all of the skills " + list : "no worker has skills " + list;
+    if (t.rec.skills.empty()) return {WhyCode::kNoWorker, "no worker is connected"};
+    if (missing.empty()) {
+      return {WhyCode::kNoWorkerWithAllSkills, "no worker has all of the skills " + list};
+    }
+    return {WhyCode::kMissingSkill, "no worker has skills " + list};
   }
   int connected = 0, routable = 0;
   for (ProfileId p : index.Matching(t.rec.skills)) {
@@ -1084,9 +1107,10 @@ std::string Dispatcher::WhyWaiting(const Task& t) {
     routable += index.profile(p).routable;
   }
   if (routable == 0) {
-    return "all " + std::to_string(connected) + " matching workers are draining or ejected";
+    return {WhyCode::kWorkersUnavailable,
+            "all " + std::to_string(connected) + " matching workers are draining or ejected"};
   }
-  return "all " + std::to_string(routable) + " matching workers are full";
+  return {WhyCode::kWorkersFull, "all " + std::to_string(routable) + " matching workers are full"};
 }
 
 // ------------------------------------------------------------- encoding

@@ -25,6 +25,7 @@
 #include "core/outlier.h"
 #include "core/task.h"
 #include "core/task_table.h"
+#include "core/why.h"
 #include "protocol/messages.h"
 #include "queue/task_queue.h"
 #include "registry/worker_registry.h"
@@ -91,6 +92,8 @@ class Dispatcher {
   void OnResult(ConnId conn, const ResultMsg& msg);
   void OnProgress(ConnId conn, const ProgressMsg& msg);
   void OnHeartbeat(ConnId conn, const HeartbeatMsg& msg);
+  // A worker's own `drain`: like Drain, and `drained` once it holds nothing.
+  void OnWorkerDrain(ConnId conn);
   // Any line from a worker is a sign of life.
   void Touch(ConnId conn);
   // The connection is gone (closed by the peer or by us): requeue its tasks.
@@ -142,8 +145,10 @@ class Dispatcher {
   const Task* FindTask(TaskId id);
   // The state of the task with this id, without reading an ended one back.
   std::optional<TaskState> StateOf(TaskId id) const;
-  // Why a queued task waits, in words (docs/protocol.md, `why`).
-  std::string WhyWaiting(const Task& task);
+  // Why a queued task waits, as a code and in words (docs/protocol.md,
+  // `why_code` and `why`).
+  Why WaitReason(const Task& task);
+  std::string WhyWaiting(const Task& task) { return WaitReason(task).text; }
 
   // ---- Time ----
   std::optional<TimePoint> NextDeadline() const;

@@ -242,7 +242,8 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
     if (auto* r = std::get_if<ResultMsg>(&msg)) return dispatcher_->OnResult(c.id(), *r);
     if (auto* p = std::get_if<ProgressMsg>(&msg)) return dispatcher_->OnProgress(c.id(), *p);
     if (auto* h = std::get_if<HeartbeatMsg>(&msg)) return dispatcher_->OnHeartbeat(c.id(), *h);
-    Send(c.id(), EncodeError("unknown_type", "workers may send result, progress and heartbeat",
+    if (std::holds_alternative<WorkerDrainMsg>(msg)) return dispatcher_->OnWorkerDrain(c.id());
+    Send(c.id(), EncodeError("unknown_type", "workers may send result, progress, heartbeat and drain",
                              RequestId(msg)));
     return;
   }
@@ -250,6 +251,10 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
   if (std::holds_alternative<ResultMsg>(msg) || std::holds_alternative<ProgressMsg>(msg) ||
       std::holds_alternative<HeartbeatMsg>(msg)) {
     Send(c.id(), EncodeError("unknown_type", "clients may not send worker messages"));
+    return;
+  }
+  if (std::holds_alternative<WorkerDrainMsg>(msg)) {  // a client's drain lacks its `req`
+    Send(c.id(), EncodeError("bad_message", "a request needs an integer field 'req'"));
     return;
   }
   if (!peer->admin && !config_.auth.admin_token.empty()) {

@@ -39,5 +39,7 @@ std::string EncodeCancel(std::string_view task_id) {
 }
 
 std::string EncodeDrain() { return "{\"type\":\"drain\"}\n"; }
+std::string EncodeDrained() { return "{\"type\":\"drained\"}\n"; }
+std::string EncodeHeartbeatAck() { return "{\"type\":\"heartbeat_ack\"}\n"; }
 
 }  // namespace pincer

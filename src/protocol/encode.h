@@ -15,5 +15,9 @@ std::string EncodeError(std::string_view code, std::string_view message,
 std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_json_depth);
 std::string EncodeCancel(std::string_view task_id);
 std::string EncodeDrain();
+// The answer to a worker's own `drain` once it holds no task.
+std::string EncodeDrained();
+// The answer to a worker's `heartbeat`.
+std::string EncodeHeartbeatAck();
 
 }  // namespace pincer

@@ -20,7 +20,9 @@ using nlohmann::json;
 // wrong type; a missing optional field leaves `out` untouched.
 class Fields {
  public:
-  Fields(const json& obj, std::optional<int64_t> req) : obj_(obj), req_(req) {}
+  // `line`: the text `obj` was parsed from, for the values carried as sent.
+  Fields(const json& obj, std::string_view line, std::optional<int64_t> req)
+      : obj_(obj), line_(line), req_(req) {}
 
   const json* Find(const char* name) const {
     auto it = obj_.find(name);
@@ -74,10 +76,16 @@ class Fields {
     }
     return true;
   }
+  // A carried value (payload, output, progress data): its text as the peer
+  // sent it (JsonMemberText), the same bytes the fast path takes.
   bool Raw(const char* name, RawJson& out) {
     const json* v = Find(name);
     if (!v) return true;
-    out = v->dump();
+    if (std::optional<std::string_view> text = JsonMemberText(line_, name)) {
+      out.assign(*text);
+    } else {
+      out = v->dump();  // unreachable on a parsed line; a rebuilt value beats none
+    }
     return true;
   }
 
@@ -95,6 +103,7 @@ class Fields {
   }
 
   const json& obj_;
+  std::string_view line_;
   std::optional<int64_t> req_;
   ProtocolError err_;
 };
@@ -119,7 +128,7 @@ ParseResult ParseHello(Fields& f) {
   if (!f.String("role", h.role, true) || !f.Int("proto", h.proto, true) ||
       !f.String("token", h.token) || !f.String("name", h.name) ||
       !f.StringArray("skills", h.skills) || !f.Int("capacity", h.capacity) ||
-      !f.String("spawn_id", h.spawn_id)) {
+      !f.String("spawn_id", h.spawn_id) || !f.Bool("heartbeat_ack", h.heartbeat_ack)) {
     ProtocolError e = f.error();
     e.code = "bad_hello";
     return e;
@@ -128,7 +137,16 @@ ParseResult ParseHello(Fields& f) {
     return ProtocolError{"bad_hello", std::move(problem), {}};
   }
   if (const json* labels = f.Find("labels"); labels && !labels->is_null()) {
-    if (!labels->is_object()) return ProtocolError{"bad_hello", "field 'labels' must be an object", {}};
+    if (!labels->is_object()) {
+      return ProtocolError{"bad_hello", "field 'labels' must be an object of strings", {}};
+    }
+    for (const auto& [key, value] : labels->items()) {
+      if (!value.is_string()) {
+        return ProtocolError{"bad_hello", "field 'labels' must be an object of strings: 'labels." +
+                                              key + "' is not a string",
+                             {}};
+      }
+    }
     h.labels = labels->dump();
   }
   return Message{std::move(h)};
@@ -144,9 +162,7 @@ ParseResult ParseResult_(Fields& f) {
     return ProtocolError{"bad_message", "field 'retry_after_ms' must not be negative", {}};
   }
   if (!f.Find("ok")) return ProtocolError{"bad_message", "missing field 'ok'", {}};
-  if (const json* e = f.Find("error"); e && !e->is_null()) {
-    r.error = e->is_string() ? e->get<std::string>() : e->dump();
-  }
+  if (!f.String("error", r.error)) return f.error();
   if (!r.ok && r.error.empty()) r.error = "failed (no error given)";
   if (r.output == "null") r.output.clear();
   return Message{std::move(r)};
@@ -155,18 +171,28 @@ ParseResult ParseResult_(Fields& f) {
 ParseResult ParseHeartbeat(Fields& f) {
   HeartbeatMsg h;
   const json* load = f.Find("load");
-  if (load && !load->is_null()) {
-    if (!load->is_object()) return ProtocolError{"bad_message", "field 'load' must be an object", {}};
-    if (auto it = load->find("cpu"); it != load->end() && it->is_number()) h.cpu = it->get<double>();
-    // An integer within int64, or a float that converts to one; anything
-    // else is ignored like a missing value (a cast of 1e300 is undefined).
-    if (auto it = load->find("rss_bytes"); it != load->end() && it->is_number()) {
-      if (it->is_number_float()) {
-        const double v = it->get<double>();
-        if (v >= 0 && v < 9.2e18) h.rss_bytes = static_cast<int64_t>(v);
-      } else if (!it->is_number_unsigned() || it->get<uint64_t>() <= uint64_t{INT64_MAX}) {
-        h.rss_bytes = it->get<int64_t>();
-      }
+  if (!load || load->is_null()) return Message{h};
+  if (!load->is_object()) return ProtocolError{"bad_message", "field 'load' must be an object", {}};
+  const ProtocolError bad_cpu{"bad_message", "field 'load.cpu' must be a number from 0 up", {}};
+  const ProtocolError bad_rss{
+      "bad_message", "field 'load.rss_bytes' must be an integer from 0 to 9223372036854775807", {}};
+  if (auto it = load->find("cpu"); it != load->end() && !it->is_null()) {
+    if (!it->is_number() || it->get<double>() < 0) return bad_cpu;
+    h.cpu = it->get<double>();
+  }
+  // An integer within int64, or a float that converts to one (a cast of
+  // 1e300 would be undefined); a fraction is cut off.
+  if (auto it = load->find("rss_bytes"); it != load->end() && !it->is_null()) {
+    if (!it->is_number()) return bad_rss;
+    if (it->is_number_float()) {
+      const double v = it->get<double>();
+      if (!(v >= 0 && v < 9.2e18)) return bad_rss;
+      h.rss_bytes = static_cast<int64_t>(v);
+    } else if (it->is_number_unsigned() ? it->get<uint64_t>() <= uint64_t{INT64_MAX}
+                                        : it->get<int64_t>() >= 0) {
+      h.rss_bytes = it->get<int64_t>();
+    } else {
+      return bad_rss;
     }
   }
   return Message{h};
@@ -262,9 +288,24 @@ ProtocolError TooDeep(int max_depth) {
                        {}};
 }
 
+// `bad_json` for a line the parser refused, naming where it gave up. Only
+// on this error path is the line parsed again, to learn the offset.
+ProtocolError NotJson(std::string_view line) {
+  std::size_t offset = line.size();
+  try {
+    json ignored = json::parse(line.begin(), line.end());
+    (void)ignored;
+  } catch (const json::parse_error& e) {
+    // nlohmann counts from 1, and past the end when the line ends too soon.
+    offset = std::min(e.byte > 0 ? e.byte - 1 : 0, line.size());
+  }
+  return ProtocolError{
+      "bad_json", "the line is not valid JSON: syntax error at byte " + std::to_string(offset), {}};
+}
+
 ParseResult ParseMessageSlow(std::string_view line) {
   json doc = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return ProtocolError{"bad_json", "the line is not valid JSON", {}};
+  if (doc.is_discarded()) return NotJson(line);
   if (!doc.is_object()) return ProtocolError{"bad_message", "a message must be a JSON object", {}};
 
   std::optional<int64_t> req;
@@ -279,7 +320,7 @@ ParseResult ParseMessageSlow(std::string_view line) {
     return ProtocolError{"bad_message", "a message needs a string field 'type'", req};
   }
   const std::string& type = type_it->get_ref<const std::string&>();
-  Fields f(doc, req);
+  Fields f(doc, line, req);
 
   if (type == "result") return ParseResult_(f);
   if (type == "heartbeat") return ParseHeartbeat(f);
@@ -290,6 +331,8 @@ ParseResult ParseMessageSlow(std::string_view line) {
     return Message{std::move(p)};
   }
   if (type == "hello") return ParseHello(f);
+  // `drain` without `req` is a worker's own; with one, a client's request.
+  if (type == "drain" && !doc.contains("req")) return Message{WorkerDrainMsg{}};
 
   // Client requests: all need an integer req.
   static constexpr const char* kClientTypes[] = {"submit", "status", "wait",    "cancel", "retry", "tasks",
@@ -338,9 +381,10 @@ ParseResult ParseMessageSlow(std::string_view line) {
 // runs at gigabytes per second) instead of building an nlohmann DOM of
 // std::map nodes per line. The fast path gives up -- and the line goes
 // through the nlohmann path above -- on anything it does not handle
-// exactly like that path: other message types, any error, duplicate keys,
-// floating-point numbers inside a carried value. So the two paths agree on
-// every line by construction, error messages included.
+// exactly like that path: other message types, any error, duplicate keys.
+// Both take a carried value's text from the line the same way
+// (JsonMemberText). So the two paths agree on every line by construction,
+// error messages included.
 namespace {
 
 namespace dom = simdjson::dom;
@@ -349,69 +393,18 @@ namespace dom = simdjson::dom;
 // small (a DOM parser keeps the capacity of the longest line it has seen).
 constexpr std::size_t kFastMaxLine = 64 * 1024;
 
-// Serialises `e` as nlohmann's dump() would: compact, object keys sorted.
-// False when it cannot promise the same bytes (doubles, duplicate keys).
-bool AppendDump(std::string& out, dom::element e) {
-  switch (e.type()) {
-    case dom::element_type::STRING:
-      AppendJsonString(out, std::string_view(e.get_string().value_unsafe()));
-      return true;
-    case dom::element_type::INT64:
-      out.append(std::to_string(e.get_int64().value_unsafe()));
-      return true;
-    case dom::element_type::UINT64:
-      out.append(std::to_string(e.get_uint64().value_unsafe()));
-      return true;
-    case dom::element_type::BOOL:
-      out.append(e.get_bool().value_unsafe() ? "true" : "false");
-      return true;
-    case dom::element_type::NULL_VALUE:
-      out.append("null");
-      return true;
-    case dom::element_type::DOUBLE:
-      return false;  // nlohmann's shortest round-trip format is its own
-    case dom::element_type::ARRAY: {
-      out.push_back('[');
-      bool first = true;
-      const dom::array items = e.get_array().value_unsafe();  // a copy: the result is a temporary
-      for (dom::element item : items) {
-        if (!first) out.push_back(',');
-        first = false;
-        if (!AppendDump(out, item)) return false;
-      }
-      out.push_back(']');
-      return true;
-    }
-    case dom::element_type::OBJECT: {
-      dom::object obj = e.get_object().value_unsafe();
-      std::vector<std::pair<std::string_view, dom::element>> fields;
-      fields.reserve(obj.size());
-      for (dom::key_value_pair kv : obj) fields.emplace_back(kv.key, kv.value);
-      std::sort(fields.begin(), fields.end(),
-                [](const auto& a, const auto& b) { return a.first < b.first; });
-      out.push_back('{');
-      for (std::size_t i = 0; i < fields.size(); ++i) {
-        if (i) {
-          if (fields[i].first == fields[i - 1].first) return false;  // last-wins: slow path
-          out.push_back(',');
-        }
-        AppendJsonString(out, fields[i].first);
-        out.push_back(':');
-        if (!AppendDump(out, fields[i].second)) return false;
-      }
-      out.push_back('}');
-      return true;
-    }
+// A carried value (payload, output) is taken from the line as it stands
+// (JsonMemberText), as on the slow path: never rebuilt, so its keys keep
+// their order and its numbers their spelling. `null` comes out as "".
+bool RawField(std::string_view line, const char* name, RawJson& out) {
+  std::optional<std::string_view> text = JsonMemberText(line, name);
+  if (!text) return false;
+  if (*text == "null") {
+    out.clear();
+  } else {
+    out.assign(*text);
   }
-  return false;
-}
-
-// Like Fields::Raw on the slow path: `null` comes out as "".
-bool RawField(dom::element e, RawJson& out) {
-  out.clear();
-  if (e.is_null()) return true;
-  // The common payload, a plain string, skips the generic walk.
-  return AppendDump(out, e);
+  return true;
 }
 
 bool OptString(dom::element e, std::string& out) {
@@ -477,10 +470,10 @@ int FieldOf(std::string_view key, const char (&... names)[N]) {
   return at;
 }
 
-bool FastResult(dom::object obj, ParseResult& out) {
+bool FastResult(std::string_view line, dom::object obj, ParseResult& out) {
   ResultMsg& r = Fresh<ResultMsg>(out);
   enum Field { kId, kOk, kOutput, kRetryable, kError, kRetryAfter, kOther };
-  bool have_id = false, have_ok = false;
+  bool have_id = false, have_ok = false, have_output = false;
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
@@ -499,7 +492,7 @@ bool FastResult(dom::object obj, ParseResult& out) {
         have_ok = true;
         break;
       case kOutput:
-        if (!RawField(kv.value, r.output)) return false;
+        have_output = !kv.value.is_null();
         break;
       case kRetryable:
         if (!OptBool(kv.value, r.retryable)) return false;
@@ -516,15 +509,17 @@ bool FastResult(dom::object obj, ParseResult& out) {
     }
   }
   if (!have_id || !have_ok) return false;
+  if (have_output && !RawField(line, "output", r.output)) return false;
   if (!r.ok && r.error.empty()) r.error = "failed (no error given)";
   return true;
 }
 
-bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
+bool FastSubmit(std::string_view line, dom::object obj, int64_t req, ParseResult& out) {
   SubmitReq& s = Fresh<SubmitReq>(out);
   s.req = req;
   enum Field { kSkills, kPayload, kPriority, kSession, kKey, kWait, kTimeout, kMaxAttempts, kOther };
   uint32_t seen = 0;
+  bool have_payload = false;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     dom::element v = kv.value;
@@ -546,7 +541,7 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
         break;
       }
       case kPayload:
-        if (!RawField(v, s.payload)) return false;
+        have_payload = !v.is_null();
         break;
       case kPriority:
         if (!v.is_null() && !Int(v, s.priority)) return false;
@@ -586,7 +581,7 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
         break;
     }
   }
-  return true;
+  return !have_payload || RawField(line, "payload", s.payload);
 }
 
 // One parser and one padded copy buffer per thread: reused across lines so
@@ -649,16 +644,15 @@ bool ParseFast(std::string_view line, bool padded, ParseResult& out, int max_dep
       req = v;
     }
   }
-  if (type == "result") return FastResult(obj, out);
-  if (type == "submit" && req) return FastSubmit(obj, *req, out);
+  if (type == "result") return FastResult(line, obj, out);
+  if (type == "submit" && req) return FastSubmit(line, obj, *req, out);
   return false;
 }
 
 }  // namespace
 
 // Every line is bounded before anything walks it: nlohmann parses
-// iteratively, but its dump() and copies recurse once per level, and so
-// does AppendDump. The fast path is bounded by simdjson's depth limit (see
+// iteratively, but its dump() and copies recurse once per level. The fast path is bounded by simdjson's depth limit (see
 // ParseFast); every other line is scanned (JsonDepthWithin) before the slow
 // path parses it.
 ParseResult ParseMessageWithoutFastPathForTest(std::string_view line, int max_depth) {

@@ -30,6 +30,7 @@ struct Hello {
   int64_t capacity = 1;
   RawJson labels;  // object or ""
   std::string spawn_id;
+  bool heartbeat_ack = false;  // answer each heartbeat with `heartbeat_ack`
 };
 
 // Worker -> daemon.
@@ -49,6 +50,8 @@ struct HeartbeatMsg {
   std::optional<double> cpu;
   std::optional<int64_t> rss_bytes;
 };
+// A worker's own `drain` (no `req`): send it nothing new.
+struct WorkerDrainMsg {};
 
 // Client -> daemon. Every request has `req`.
 struct SubmitReq {
@@ -83,8 +86,8 @@ struct SimpleReq {
   int64_t req = 0;
 };
 
-using Message = std::variant<Hello, ResultMsg, ProgressMsg, HeartbeatMsg, SubmitReq, IdReq,
-                             TasksReq, DrainReq, SimpleReq>;
+using Message = std::variant<Hello, ResultMsg, ProgressMsg, HeartbeatMsg, WorkerDrainMsg,
+                             SubmitReq, IdReq, TasksReq, DrainReq, SimpleReq>;
 
 struct ProtocolError {
   std::string code;  // bad_json | bad_message | unknown_type | ...

@@ -35,6 +35,10 @@ struct Worker {
   // Its connection holds more unsent output than pincerd buffers for one
   // peer: it is offered no tasks until that drains (docs/protocol.md).
   bool backlogged = false;
+  // It asked to drain itself (a worker's `drain`): it is sent `drained`
+  // once it holds no task.
+  bool drain_asked = false;
+  bool heartbeat_ack = false;  // its hello asked for `heartbeat_ack` answers
 
   TaskIdSet tasks;                 // attempts in flight
   std::set<QueueEntry> pinned;     // session tasks waiting for this worker

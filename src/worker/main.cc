@@ -239,11 +239,18 @@ int main(int argc, char** argv) {
         io.stop();
       });
 
+  // The first signal drains (running tasks finish), a second one stops
+  // at once.
   asio::signal_set stop_signals(io, SIGTERM, SIGINT);
-  stop_signals.async_wait([&session](std::error_code ec, int sig) {
+  stop_signals.async_wait([&session, &stop_signals](std::error_code ec, int sig) {
     if (ec) return;
-    spdlog::info("received signal {}; stopping", sig);
-    session.Shutdown();
+    spdlog::info("received signal {}; draining (send it again to stop at once)", sig);
+    session.DrainAndExit();
+    stop_signals.async_wait([&session](std::error_code ec2, int sig2) {
+      if (ec2) return;
+      spdlog::info("received signal {} again; stopping", sig2);
+      session.Shutdown();
+    });
   });
 
   spdlog::info("pincer-worker {} starting: {}{} (skills: {}, capacity {})", pincer::kVersion,

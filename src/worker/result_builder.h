@@ -85,8 +85,9 @@ inline bool Succeeded(const TaskOutcome& o) {
 
 // The bytes a task's stdin receives: a JSON string payload as its raw text
 // (so `cat`, `tr`, `wc` work on plain text), anything else as compact JSON.
-inline std::string PayloadToStdin(const nlohmann::json& payload) {
+inline std::string PayloadToStdin(const nlohmann::json& payload, std::string_view text = {}) {
   if (payload.is_string()) return payload.get<std::string>();
+  if (!text.empty()) return std::string(text);  // as submitted: key order, number spelling
   return payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

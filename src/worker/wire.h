@@ -24,7 +24,8 @@ struct WelcomeMsg {
 };
 struct TaskMsg {
   std::string id;
-  nlohmann::json payload;  // exactly as submitted
+  nlohmann::json payload;  // as submitted, parsed
+  std::string payload_text;  // its JSON text exactly as submitted ("" = null)
   int64_t attempt = 1;
   std::string session;  // empty when the task has none
   std::optional<int64_t> deadline_ms;
@@ -33,6 +34,8 @@ struct CancelMsg {
   std::string id;
 };
 struct DrainMsg {};
+// The answer to our own `drain`: the daemon holds no task of ours.
+struct DrainedMsg {};
 struct ErrorMsg {
   std::string code;
   std::string message;
@@ -49,7 +52,8 @@ struct BadMsg {
 };
 
 using DaemonMessage =
-    std::variant<WelcomeMsg, TaskMsg, CancelMsg, DrainMsg, ErrorMsg, UnknownMsg, BadMsg>;
+    std::variant<WelcomeMsg, TaskMsg, CancelMsg, DrainMsg, DrainedMsg, ErrorMsg, UnknownMsg,
+                 BadMsg>;
 
 // Serialises without throwing: strings with invalid UTF-8 (a child's raw
 // output) get U+FFFD instead of an exception.
@@ -103,7 +107,10 @@ inline DaemonMessage ParseDaemonMessage(std::string_view line) {
     auto id = string_field("id");
     if (!id || id->empty()) return BadMsg{"task without a string \"id\""};
     m.id = std::move(*id);
-    if (auto it = j.find("payload"); it != j.end()) m.payload = std::move(*it);
+    if (auto it = j.find("payload"); it != j.end()) {
+      m.payload = std::move(*it);
+      if (!m.payload.is_null()) m.payload_text = JsonMemberText(line, "payload").value_or("");
+    }
     m.attempt = int_field("attempt").value_or(1);
     m.session = string_field("session").value_or("");
     m.deadline_ms = int_field("deadline_ms");
@@ -115,6 +122,7 @@ inline DaemonMessage ParseDaemonMessage(std::string_view line) {
     return CancelMsg{std::move(*id)};
   }
   if (type == "drain") return DrainMsg{};
+  if (type == "drained") return DrainedMsg{};
   if (type == "error") {
     return ErrorMsg{string_field("code").value_or(""), string_field("message").value_or("")};
   }
@@ -138,6 +146,9 @@ inline std::string HelloLine(const HelloFields& h, int proto) {
   if (!h.spawn_id.empty()) j["spawn_id"] = h.spawn_id;
   return DumpLine(j);
 }
+
+// Asks the daemon for no new tasks (answered by `drained`).
+inline std::string DrainLine() { return "{\"type\":\"drain\"}\n"; }
 
 inline std::string HeartbeatLine(const nlohmann::json& load) {
   return DumpLine(

@@ -108,6 +108,8 @@ void WorkerSession::OnLine(std::string_view line) {
           OnCancel(m);
         } else if constexpr (std::is_same_v<T, DrainMsg>) {
           OnDrain();
+        } else if constexpr (std::is_same_v<T, DrainedMsg>) {
+          OnDrained();
         }
       },
       msg);
@@ -135,7 +137,8 @@ void WorkerSession::OnTask(TaskMsg& m) {
   // The daemon never sends more than we announced or anything once we
   // drain; if it does anyway, hand the task straight back rather than
   // overload the machine.
-  if (draining_ || stopping_) {
+  // A task sent before the daemon read our own `drain` is still ours.
+  if ((draining_ && !self_draining_) || stopping_) {
     conn_->Send(FailureLine(m.id, "worker is draining", /*retryable=*/true));
     return;
   }
@@ -150,7 +153,7 @@ void WorkerSession::OnTask(TaskMsg& m) {
     return;
   }
   spdlog::info("task {} attempt {}: starting", m.id, m.attempt);
-  TaskSpec spec{m.id, PayloadToStdin(m.payload), {}, m.session, m.attempt};
+  TaskSpec spec{m.id, PayloadToStdin(m.payload, m.payload_text), {}, m.session, m.attempt};
   spec.payload = std::move(m.payload);
   runner_.Start(std::move(spec));
 }
@@ -171,7 +174,34 @@ void WorkerSession::OnDrain() {
   MaybeFinishDrain();
 }
 
+void WorkerSession::OnDrained() {
+  if (!self_draining_) return;
+  drained_ = true;
+  MaybeFinishDrain();
+}
+
+void WorkerSession::DrainAndExit() {
+  if (stopping_ || exited_ || self_draining_) return;
+  if (!conn_ || !welcomed_) {
+    Shutdown();
+    return;
+  }
+  spdlog::info("asking the daemon for no new tasks; finishing {} running task(s), then exiting",
+               runner_.running());
+  self_draining_ = true;
+  draining_ = true;
+  conn_->Send(DrainLine());
+}
+
 void WorkerSession::OnDaemonError(const ErrorMsg& m) {
+  if (self_draining_ && !drained_ && (m.code == "bad_message" || m.code == "unknown_type")) {
+    // A pincerd older than a worker's own drain: finish what we hold and
+    // refuse what still comes.
+    spdlog::info("the daemon does not take a worker's drain ({}); finishing locally", m.message);
+    self_draining_ = false;
+    MaybeFinishDrain();
+    return;
+  }
   if (!welcomed_) {
     // unauthorized / bad_hello: the daemon closes next; we retry with
     // backoff, as the operator may fix the token on the daemon's side.
@@ -265,6 +295,7 @@ void WorkerSession::SendHeartbeat() {
 
 void WorkerSession::MaybeFinishDrain() {
   if (!draining_ || finishing_drain_ || stopping_ || runner_.running() > 0) return;
+  if (self_draining_ && !drained_) return;  // the daemon may still send a task
   finishing_drain_ = true;
   spdlog::info("drained; exiting");
   // Bounded: a daemon that stopped reading must not keep us forever.

@@ -35,7 +35,13 @@ class WorkerSession {
 
   void Start();
 
-  // SIGTERM/SIGINT: drop the connection (the daemon requeues what we
+  // The first SIGTERM/SIGINT: send the daemon our own `drain`, run the
+  // tasks we hold (and any it sent before it read the drain) to their end,
+  // and exit 0 once it answers `drained` and they are done. Without a
+  // connection, Shutdown.
+  void DrainAndExit();
+
+  // A second SIGTERM/SIGINT: drop the connection (the daemon requeues what we
   // held), stop every task's processes and exit 0 once they are gone.
   void Shutdown();
 
@@ -54,6 +60,7 @@ class WorkerSession {
   void OnTask(TaskMsg& m);
   void OnCancel(const CancelMsg& m);
   void OnDrain();
+  void OnDrained();
   void OnDaemonError(const ErrorMsg& m);
   void OnTaskDone(const std::string& id, TaskOutcome outcome);
   void OnProcessGone();
@@ -85,6 +92,8 @@ class WorkerSession {
   bool started_ = false;
   bool held_ = false;
   bool draining_ = false;
+  bool self_draining_ = false;  // we sent `drain`: waiting for `drained`
+  bool drained_ = false;
   bool finishing_drain_ = false;
   bool stopping_ = false;
   bool exited_ = false;

@@ -19,6 +19,7 @@
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
+#include "support/raw_peer.h"
 #include "support/subprocess.h"
 #include "support/temp_dir.h"
 #include "support/wait_for.h"
@@ -352,7 +353,50 @@ TEST_F(PincerWorkerTest, DrainFinishesTheTaskThenExitsZero) {
   EXPECT_EQ(status.Json()["output"], "last one") << status;
 }
 
-TEST_F(PincerWorkerTest, SigtermKillsTasksAndExitsZero) {
+TEST_F(PincerWorkerTest, SigtermDrainsTheRunningTaskFinishesThenExitsZero) {
+  TempDir scratch("pw-drain");
+  const std::string go = scratch.Join("go");
+  const std::string input = scratch.Join("stdin");
+  // The task ends when the test says so: once the worker is draining.
+  const size_t w = StartWorker({"--name", "graceful", "--skill", "grace"},
+                               {"sh", "-c",
+                                "while [ ! -e " + go + " ]; do sleep 0.02; done; cat > " + input +
+                                    "; echo done"});
+  ASSERT_TRUE(WaitForWorker("graceful"));
+  // Submitted raw: pincerctl would send the payload re-serialised.
+  RawPeer submitter;
+  ASSERT_EQ(submitter.Connect(daemon_->address()), "");
+  ASSERT_TRUE(submitter.Hello("client"));
+  ASSERT_TRUE(submitter.SendLine(
+      R"({"type":"submit","req":1,"skills":["grace"],"payload":{"b":1,"a":1e3}})"));
+  auto ok = submitter.ReadJson(seconds(10));
+  ASSERT_TRUE(ok && ok->contains("id")) << (ok ? ok->dump() : "no answer");
+  const std::string id = (*ok)["id"];
+  ASSERT_TRUE(WaitFor([&] { return StateOf(id) == "running"; }));
+  workers_[w]->Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] {
+    auto worker = FindWorker("graceful");
+    return worker && worker->value("state", "") == "draining";
+  }));
+  // Nothing new reaches it while it finishes.
+  const std::string later = Submit({"--skill", "grace", "--payload", "2"});
+  CtlResult queued = Ctl({"--json", "status", later});
+  EXPECT_EQ(queued.Json().value("why_code", ""), "workers_unavailable") << queued;
+  EXPECT_TRUE(workers_[w]->running());
+
+  std::ofstream(go).put('\n');
+  EXPECT_EQ(workers_[w]->Wait(seconds(10)), std::optional<int>(0));
+  CtlResult status = Ctl({"--json", "status", id});
+  EXPECT_EQ(status.Json().value("state", ""), "succeeded") << status;
+  EXPECT_EQ(status.Json()["output"], "done") << status;
+  EXPECT_EQ(status.Json().value("attempts", 0), 1);
+  // The command read the payload as submitted: keys in order, 1e3 as sent.
+  EXPECT_EQ(ReadFileOrEmpty(input), R"({"b":1,"a":1e3})");
+  EXPECT_EQ(StateOf(later), "queued");
+  EXPECT_NE(WorkerLog(w).find("draining"), std::string::npos);
+}
+
+TEST_F(PincerWorkerTest, ASecondSigtermKillsTasksAndExitsZero) {
   TempDir scratch("pw-term");
   const std::string leader = scratch.Join("leader");
   const size_t w = StartWorker({"--name", "term", "--skill", "term"},
@@ -362,8 +406,21 @@ TEST_F(PincerWorkerTest, SigtermKillsTasksAndExitsZero) {
   auto pid = ReadPid(leader);
   ASSERT_TRUE(pid);
   workers_[w]->Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] {
+    auto worker = FindWorker("term");
+    return worker && worker->value("state", "") == "draining";
+  }));
+  EXPECT_TRUE(ProcessAlive(*pid)) << "the first SIGTERM lets the task run";
+  workers_[w]->Signal(SIGTERM);
   EXPECT_EQ(workers_[w]->Wait(seconds(10)), std::optional<int>(0));
   EXPECT_FALSE(ProcessAlive(*pid));
+}
+
+TEST_F(PincerWorkerTest, SigtermWhenIdleExitsZeroAtOnce) {
+  const size_t w = StartWorker({"--name", "idle", "--skill", "idle"}, {"cat"});
+  ASSERT_TRUE(WaitForWorker("idle"));
+  workers_[w]->Signal(SIGTERM);
+  EXPECT_EQ(workers_[w]->Wait(seconds(10)), std::optional<int>(0));
 }
 
 TEST_F(PincerWorkerTest, ReconnectsAfterTheDaemonRestarts) {

@@ -104,6 +104,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"{\"type\":\"progress\",\"data\":1}", "bad_message", {}},
         BadLine{"{\"type\":\"heartbeat\",\"load\":[1]}", "bad_message", {}},
         BadLine{"{\"type\":\"heartbeat\",\"load\":0.5}", "bad_message", {}},
+        BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"error\":{\"e\":1}}",
+                "bad_message",
+                {}},
+        BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"error\":5}", "bad_message", {}},
+        BadLine{"{\"type\":\"drain\",\"req\":\"x\"}", "bad_message", {}},
         // Hello.
         BadLine{"{\"type\":\"hello\",\"proto\":1}", "bad_hello", {}},
         BadLine{"{\"type\":\"hello\",\"role\":\"worker\"}", "bad_hello", {}},
@@ -118,6 +123,12 @@ INSTANTIATE_TEST_SUITE_P(
                 {}},
         BadLine{
             "{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"labels\":[]}", "bad_hello", {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"labels\":{\"a\":1}}",
+                "bad_hello",
+                {}},
+        BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"heartbeat_ack\":\"yes\"}",
+                "bad_hello",
+                {}},
         BadLine{"{\"type\":\"hello\",\"role\":\"worker\",\"proto\":1,\"capacity\":"
                 "18446744073709551615}",
                 "bad_hello",
@@ -215,10 +226,31 @@ TEST(ProtocolTest, Results) {
   EXPECT_EQ(null_out.output, "");
 }
 
+TEST(ProtocolTest, WorkerDrainAndBadJsonOffset) {
+  Parse<WorkerDrainMsg>(R"({"type":"drain"})");
+  auto d = Parse<DrainReq>(R"({"type":"drain","req":3,"worker":"w1"})");
+  EXPECT_EQ(d.worker, "w1");
+  EXPECT_TRUE(Parse<Hello>(R"({"type":"hello","role":"worker","proto":1,"heartbeat_ack":true})")
+                  .heartbeat_ack);
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"type":})", "the line is not valid JSON: syntax error at byte 8"},
+      {R"({"type":"stats","req":1)", "the line is not valid JSON: syntax error at byte 23"},
+      {"nope", "the line is not valid JSON: syntax error at byte 0"},
+  };
+  for (const auto& [line, message] : cases) {
+    ParseResult r = ParseMessage(line);
+    const auto* err = std::get_if<ProtocolError>(&r);
+    ASSERT_NE(err, nullptr) << line;
+    EXPECT_EQ(err->code, "bad_json");
+    EXPECT_EQ(err->message, message);
+  }
+}
+
 TEST(ProtocolTest, ProgressAndHeartbeat) {
   auto p = Parse<ProgressMsg>(R"({"type":"progress","id":"t18","data":{"step":3,"of":10}})");
   EXPECT_EQ(p.id, "t18");
-  EXPECT_EQ(p.data, R"({"of":10,"step":3})");  // re-serialised JSON, keys sorted
+  EXPECT_EQ(p.data, R"({"step":3,"of":10})");  // as sent
+  EXPECT_EQ(Parse<ProgressMsg>(R"({"type":"progress","id":"t1"})").data, "null");
 
   auto h = Parse<HeartbeatMsg>(R"({"type":"heartbeat","load":{"cpu":0.35,"rss_bytes":104857600}})");
   ASSERT_TRUE(h.cpu);
@@ -227,13 +259,20 @@ TEST(ProtocolTest, ProgressAndHeartbeat) {
   EXPECT_EQ(*h.rss_bytes, 104857600);
   auto empty = Parse<HeartbeatMsg>(R"({"type":"heartbeat"})");
   EXPECT_FALSE(empty.cpu);
-  // rss_bytes out of int64 (or negative as a float) is ignored, never cast.
-  for (const char* load : {R"({"rss_bytes":1e300})", R"({"rss_bytes":-1.5})",
-                           R"({"rss_bytes":18446744073709551615})"}) {
-    EXPECT_FALSE(
-        Parse<HeartbeatMsg>(std::string(R"({"type":"heartbeat","load":)") + load + "}").rss_bytes)
-        << load;
+  // rss_bytes out of int64 (or negative) is refused naming the field, never
+  // cast; so is a cpu that is not a number from 0 up.
+  for (const char* load : {R"({"rss_bytes":1e300})", R"({"rss_bytes":-1.5})", R"({"rss_bytes":-1})",
+                           R"({"rss_bytes":18446744073709551615})", R"({"rss_bytes":"1"})",
+                           R"({"cpu":"hot"})", R"({"cpu":-0.5})", R"({"cpu":[1]})"}) {
+    ParseResult r = ParseMessage(std::string(R"({"type":"heartbeat","load":)") + load + "}");
+    const auto* err = std::get_if<ProtocolError>(&r);
+    ASSERT_NE(err, nullptr) << load;
+    EXPECT_EQ(err->code, "bad_message") << load;
+    EXPECT_NE(err->message.find("'load."), std::string::npos) << err->message;
   }
+  auto nulls = Parse<HeartbeatMsg>(R"({"type":"heartbeat","load":{"cpu":null,"rss_bytes":null,"x":"y"}})");
+  EXPECT_FALSE(nulls.cpu);
+  EXPECT_FALSE(nulls.rss_bytes);
   EXPECT_EQ(Parse<HeartbeatMsg>(R"({"type":"heartbeat","load":{"rss_bytes":2048.0}})").rss_bytes,
             2048);
 }
@@ -274,6 +313,15 @@ TEST(ProtocolTest, SubmitDefaultsAndTimeoutForms) {
             std::chrono::minutes(90));
   EXPECT_EQ(Parse<SubmitReq>(R"({"type":"submit","req":1,"payload":{"a":[1,2]}})").payload,
             R"({"a":[1,2]})");
+  // Carried values keep their bytes, on both parse paths.
+  for (auto parse : {&ParseMessage, &ParseMessageWithoutFastPathForTest}) {
+    ParseResult r = parse(R"({"type":"submit","req":1,"payload": {"b":1,"a":1e3, "c":[ -0.0 ]} })",
+                          kDefaultMaxJsonDepth);
+    EXPECT_EQ(std::get<SubmitReq>(std::get<Message>(r)).payload, R"({"b":1,"a":1e3, "c":[ -0.0 ]})");
+    r = parse(R"({"type":"result","id":"t1","ok":true,"output":{"y":1.50,"x":"é"}})",
+              kDefaultMaxJsonDepth);
+    EXPECT_EQ(std::get<ResultMsg>(std::get<Message>(r)).output, R"({"y":1.50,"x":"é"})");
+  }
 }
 
 TEST(ProtocolTest, IdRequests) {

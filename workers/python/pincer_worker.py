@@ -226,9 +226,11 @@ class Worker:
         self.tls = tls_context(tls_ca, tls_cert, tls_key) if tls_ca else None
         self._stop = threading.Event()
         self._draining = False
+        self._self_draining = False  # sent our own drain, waiting for "drained"
         self._running = {}  # task id -> Task, for the current connection
         self._lock = threading.Lock()
         self._conn = None
+        self._welcomed = False
         self._load = _Load()
         self._max_json_depth = 64  # the daemon's, from its welcome
 
@@ -237,6 +239,27 @@ class Worker:
         self._stop.set()
         if self._conn:
             self._conn.close()
+
+    def drain(self):
+        """Asks pincerd for no new tasks, lets the running ones finish, and
+        leaves run() once pincerd answers "drained" (the first SIGTERM does
+        this). Without a connection it is stop(). Safe from signal handlers."""
+        conn = self._conn
+        if self._self_draining or self._stop.is_set():
+            return
+        if conn is None or conn.closed.is_set() or not self._welcomed:
+            self.stop()
+            return
+        log.info("draining: no new tasks; finishing the running ones, then exiting")
+        self._self_draining = True
+        self._draining = True
+
+        def send():
+            if not conn.send({"type": "drain"}):
+                self.stop()
+        # Not from the handler itself: the interrupted thread may hold the
+        # connection's write lock.
+        threading.Thread(target=send, daemon=True).start()
 
     def run(self):
         """Serves tasks until drained or stopped, reconnecting (with jittered
@@ -282,14 +305,18 @@ class Worker:
             log.error("daemon refused the handshake: %s", welcome)
             return False
         conn.sock.settimeout(None)
+        self._welcomed = True
         log.info("connected to %s as %s", self.addr, welcome.get("id"))
         interval = max(welcome.get("heartbeat_ms", 5000), 10) / 1000.0
         depth = welcome.get("max_json_depth")
         # The daemon's limits.max_json_depth (older daemons: the default, 64).
         self._max_json_depth = depth if isinstance(depth, int) and depth >= 2 else 64
         threading.Thread(target=self._heartbeats, args=(conn, interval), daemon=True).start()
-        for line in lines:
-            self._on_line(conn, line)
+        try:
+            for line in lines:
+                self._on_line(conn, line)
+        finally:
+            self._welcomed = False
         return True
 
     def _heartbeats(self, conn, interval):
@@ -318,8 +345,14 @@ class Worker:
             log.info("draining")
             with self._lock:
                 self._draining = True
-                idle = not self._running
+                idle = not self._running and not self._self_draining
             if idle:
+                conn.close()
+        elif kind == "drained":
+            # The answer to our own drain: pincerd holds no task of ours.
+            # A task still running here was cancelled: it is not waited for.
+            if self._self_draining:
+                log.info("drained; exiting")
                 conn.close()
         elif kind == "error":
             log.warning("daemon error %s: %s", msg.get("code"), msg.get("message"))
@@ -329,7 +362,8 @@ class Worker:
             log.warning("ignoring a task without an id")
             return
         with self._lock:
-            refuse = ("worker is draining" if self._draining else
+            # A task sent before pincerd read our own drain is still ours.
+            refuse = ("worker is draining" if self._draining and not self._self_draining else
                       "worker is at capacity (%d)" % self.capacity
                       if len(self._running) >= self.capacity else None)
             if not refuse:
@@ -368,7 +402,7 @@ class Worker:
             mine = self._running.get(task.id) is task
             if mine:
                 del self._running[task.id]
-            drained = self._draining and not self._running
+            drained = self._draining and not self._running and not self._self_draining
         if mine and not task.cancelled.is_set():
             conn.send(result)
         if drained:
@@ -385,7 +419,9 @@ class Worker:
 
 def run_worker(handler, skills=(), capacity=1, name=None, addr=None, token=None, labels=None,
                tls_ca=None, tls_cert=None, tls_key=None):
-    """Runs a worker until it is drained or gets SIGTERM/SIGINT.
+    """Runs a worker until it is drained or stopped. The first SIGTERM/SIGINT
+    drains it (Worker.drain: running tasks finish, then it returns), a second
+    one stops it at once.
 
     addr ("HOST:PORT" or "unix:PATH") and token default to env PINCER_ADDR
     and PINCER_TOKEN; env PINCER_SPAWN_ID is sent when set. With tls_ca (env
@@ -397,7 +433,8 @@ def run_worker(handler, skills=(), capacity=1, name=None, addr=None, token=None,
     restore = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
-            restore[sig] = signal.signal(sig, lambda *_: worker.stop())
+            restore[sig] = signal.signal(sig, lambda *_: worker.stop()
+                                         if worker._self_draining else worker.drain())
     try:
         worker.run()
     finally:
