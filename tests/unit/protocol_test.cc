@@ -235,7 +235,7 @@ TEST(ProtocolTest, WorkerDrainAndBadJsonOffset) {
   const std::pair<const char*, const char*> cases[] = {
       {R"({"type":})", "the line is not valid JSON: syntax error at byte 8"},
       {R"({"type":"stats","req":1)", "the line is not valid JSON: syntax error at byte 23"},
-      {"nope", "the line is not valid JSON: syntax error at byte 0"},
+      {"[1,,2]", "the line is not valid JSON: syntax error at byte 3"},
   };
   for (const auto& [line, message] : cases) {
     ParseResult r = ParseMessage(line);
@@ -416,9 +416,7 @@ TEST(ProtocolTest, NestingUpToTheBoundIsAccepted) {
   EXPECT_EQ(s.payload, Nest(63));
   auto r = Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true,"output":)" + Nest(63) + "}");
   EXPECT_EQ(r.output, Nest(63));
-  auto h =
-      Parse<Hello>(R"({"type":"hello","role":"worker","proto":1,"labels":{"a":)" + Nest(62) + "}}");
-  EXPECT_EQ(h.labels, R"({"a":)" + Nest(62) + "}");
+  // (Hello labels are an object of strings: nesting there is refused as a type.)
   // Brackets inside strings are text, not nesting.
   const std::string text = "\"" + std::string(1000, '[') + "\\\"{\"";
   auto q = Parse<SubmitReq>(R"({"type":"submit","req":1,"payload":)" + text + "}");
