@@ -423,7 +423,12 @@ void Daemon::Close(ConnId conn) {
   // Only Dispatcher::KillWorker closes connections: a managed worker declared
   // dead (missed heartbeats) has a hung process, which the supervisor replaces.
   if (supervisor_) supervisor_->OnWorkerDead(conn);
-  if (Peer* peer = FindPeer(conn)) peer->conn->CloseAfterFlush();
+  if (Peer* peer = FindPeer(conn)) {
+    // Its last lines (the heartbeat_timeout error) go out before the close;
+    // nothing it is sent after this is written anyway.
+    Splice(peer->conn->out(), peer->staged);
+    peer->conn->CloseAfterFlush();
+  }
 }
 
 void Daemon::Waiting(ConnId conn, int64_t bytes) {
