@@ -388,7 +388,7 @@ TEST_F(PincerWorkerTest, SigtermDrainsTheRunningTaskFinishesThenExitsZero) {
   EXPECT_EQ(workers_[w]->Wait(seconds(10)), std::optional<int>(0));
   CtlResult status = Ctl({"--json", "status", id});
   EXPECT_EQ(status.Json().value("state", ""), "succeeded") << status;
-  EXPECT_EQ(status.Json()["output"], "done") << status;
+  EXPECT_EQ(status.Json()["output"], "done\n") << status;
   EXPECT_EQ(status.Json().value("attempts", 0), 1);
   // The command read the payload as submitted: keys in order, 1e3 as sent.
   EXPECT_EQ(ReadFileOrEmpty(input), R"({"b":1,"a":1e3})");
