@@ -478,10 +478,11 @@ TEST_F(HostileInputTest, DeepLinesBeforeHelloAreRefusedAndClosed) {
     EXPECT_EQ(err->value("code", ""), "frame_too_large") << err->dump();
     EXPECT_TRUE(peer.WaitClosed(kRead));
   }
-  // A wrong token with labels within the bound is plainly unauthorized.
+  // A wrong token with a field nested within the bound is plainly
+  // unauthorized (labels are strings: an unknown field carries the nesting).
   RawPeer peer;
   ASSERT_EQ(peer.Connect(addr_), "");
-  auto answer = peer.Hello("worker", "wrong", {{"labels", {{"a", json::parse(Nest(62))}}}});
+  auto answer = peer.Hello("worker", "wrong", {{"extra", {{"a", json::parse(Nest(62))}}}});
   ASSERT_TRUE(answer);
   EXPECT_EQ(answer->value("code", ""), "unauthorized") << answer->dump();
   ExpectStillServing();
