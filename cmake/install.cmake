@@ -5,6 +5,8 @@
 #   /etc/pincer/pincer.yaml     the default config (kept if already there)
 #   share/doc/pincer/           docs/*.md
 #   share/pincer/prometheus/    alerts.yaml
+#   share/pincer/               openclaw-setup, openclaw-replica (docs/openclaw.md)
+#   share/pincer/examples/      openclaw.yaml, openclaw.json
 # With --prefix /usr (Debian), the config goes to /etc/pincer.
 include(GNUInstallDirs)
 
@@ -45,3 +47,9 @@ file(GLOB _pincer_docs ${CMAKE_SOURCE_DIR}/docs/*.md)
 install(FILES ${_pincer_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${CMAKE_SOURCE_DIR}/config/prometheus/alerts.yaml
         DESTINATION ${CMAKE_INSTALL_DATADIR}/pincer/prometheus)
+# OpenClaw pools (docs/openclaw.md): the installer and the per-replica
+# launcher config/examples/openclaw.yaml names, with that example.
+install(PROGRAMS ${CMAKE_SOURCE_DIR}/scripts/openclaw-setup ${CMAKE_SOURCE_DIR}/scripts/openclaw-replica
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pincer)
+install(FILES ${CMAKE_SOURCE_DIR}/config/examples/openclaw.yaml ${CMAKE_SOURCE_DIR}/config/examples/openclaw.json
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pincer/examples)

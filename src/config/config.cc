@@ -318,6 +318,7 @@ void ReadPool(const json& item, const std::string& path, Problems& problems, Poo
   MapReader pool(problems, item, path);
   pool.String("name", &out->name);
   pool.StringList("command", &out->command);
+  pool.StringList("sidecar", &out->sidecar);
   pool.Int("replicas", &out->replicas);
   pool.StringMap("env", &out->env);
   pool.String("cwd", &out->cwd);
@@ -326,6 +327,10 @@ void ReadPool(const json& item, const std::string& path, Problems& problems, Poo
   if (item.is_object()) {
     if (!pool.Get("name")) problems.Add(pool.PathOf("name"), "missing");
     if (!pool.Get("command")) problems.Add(pool.PathOf("command"), "missing");
+    const json* sidecar = pool.Get("sidecar");
+    if (sidecar && sidecar->is_array() && sidecar->empty()) {
+      problems.Add(pool.PathOf("sidecar"), "must name a program (a non-empty list of strings)");
+    }
   }
 
   MapReader restart = Section(pool, problems, "restart");

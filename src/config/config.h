@@ -134,6 +134,9 @@ struct RestartConfig {
 struct PoolConfig {
   std::string name;
   std::vector<std::string> command;  // argv; no shell
+  // A companion process per replica (e.g. the model gateway its worker talks
+  // to), started before `command`; the two live and die as a pair. Empty: none.
+  std::vector<std::string> sidecar;
   int replicas = 1;
   std::map<std::string, std::string> env;
   std::string cwd;  // empty: pincerd's own working directory

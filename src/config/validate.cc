@@ -105,6 +105,9 @@ void ValidatePool(Problems& p, const std::string& path, const PoolConfig& pool) 
   } else if (pool.command[0].empty()) {
     p.Add(Index(Field(path, "command"), 0), "program name must not be empty");
   }
+  if (!pool.sidecar.empty() && pool.sidecar[0].empty()) {
+    p.Add(Index(Field(path, "sidecar"), 0), "program name must not be empty");
+  }
   AtLeast(p, Field(path, "replicas"), pool.replicas, 0);
   for (const auto& [key, value] : pool.env) {
     if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos) {

@@ -168,14 +168,25 @@ inline std::string RenderWorkerTable(const nlohmann::json& workers) {
 }
 
 // `pincerctl pools` (the supervisor's managed pools).
+// A SIDECARS column (live sidecar processes) appears when a pool has one.
 inline std::string RenderPoolTable(const nlohmann::json& pools) {
-  Table table({"NAME", "STATE", "DESIRED", "RUNNING", "RESTARTS"});
+  std::vector<std::string> header{"NAME", "STATE", "DESIRED", "RUNNING", "RESTARTS"};
+  bool sidecars = false;
+  if (pools.is_array()) {
+    for (const auto& pool : pools) sidecars = sidecars || (pool.is_object() && pool.contains("sidecar"));
+  }
+  if (sidecars) header.push_back("SIDECARS");
+  Table table(std::move(header));
   if (pools.is_array()) {
     for (const auto& pool : pools) {
       std::string desired = Field(pool, "desired");
       if (desired == "-") desired = Field(pool, "replicas");
+      std::string live_sidecars = "-";
+      if (pool.is_object() && pool.contains("sidecar_pids") && pool["sidecar_pids"].is_array()) {
+        live_sidecars = std::to_string(pool["sidecar_pids"].size());
+      }
       table.AddRow({Field(pool, "name"), Field(pool, "state"), desired, Field(pool, "running"),
-                    Field(pool, "restarts")});
+                    Field(pool, "restarts"), live_sidecars});
     }
   }
   return table.Render();

@@ -11,7 +11,8 @@
 namespace pincer {
 namespace {
 
-bool Alive(const Supervisor::Replica& r) { return r.pid != 0; }
+// Either process of the replica is still there (a worker or its sidecar).
+bool Alive(const Supervisor::Replica& r) { return r.pid != 0 || r.sidecar_pid != 0; }
 
 bool ShouldRestart(const std::string& policy, bool failure) {
   if (policy == "always") return true;
@@ -88,10 +89,13 @@ void Supervisor::Apply(const std::vector<PoolConfig>& configs) {
       Scale(*p);
       continue;
     }
-    const bool replace = p->removed || c.command != p->config.command || c.env != p->config.env ||
+    const bool replace = p->removed || c.command != p->config.command ||
+                         c.sidecar != p->config.sidecar || c.env != p->config.env ||
                          c.cwd != p->config.cwd;
     if (replace) {
-      if (!p->removed) spdlog::info("pool {}: command, env or cwd changed; replacing its processes", c.name);
+      if (!p->removed) {
+        spdlog::info("pool {}: command, sidecar, env or cwd changed; replacing its processes", c.name);
+      }
       for (auto& r : p->replicas) Retire(*p, *r);
       p->removed = false;
     }
@@ -177,11 +181,34 @@ void Supervisor::Spawn(Pool& pool, Replica& r) {
   r.conn = 0;
   r.kill_sent = false;
   r.forced = false;
+  r.pair_exit.reset();
+  r.pair_failure = false;
   std::string error;
+  if (!pool.config.sidecar.empty()) {
+    SpawnSpec side = spec;
+    side.argv = pool.config.sidecar;
+    side.log_tag = Tag(pool, r) + "/sidecar";
+    const pid_t sidecar = spawner_.Spawn(side, error);
+    if (sidecar <= 0) {
+      spdlog::error("{}: cannot start sidecar [{}]: {}", Tag(pool, r), fmt::join(side.argv, " "), error);
+      AfterExit(pool, r, /*failure=*/true, "sidecar could not start");
+      return;
+    }
+    r.sidecar_pid = sidecar;
+    spdlog::info("{}: started sidecar pid {}", Tag(pool, r), sidecar);
+  }
   const pid_t pid = spawner_.Spawn(spec, error);
   if (pid <= 0) {
     spdlog::error("{}: cannot start [{}]: {}", Tag(pool, r), fmt::join(spec.argv, " "), error);
     r.pid = 0;
+    if (r.sidecar_pid) {
+      // Its partner goes too; the replica restarts once the sidecar is reaped.
+      r.pair_exit = "could not start";
+      r.pair_failure = true;
+      r.state = ReplicaState::kStopping;
+      Kill(r);
+      return;
+    }
     AfterExit(pool, r, /*failure=*/true, "could not start");
     return;
   }
@@ -194,6 +221,9 @@ void Supervisor::Spawn(Pool& pool, Replica& r) {
 void Supervisor::AfterExit(Pool& pool, Replica& r, bool failure, const std::string& what) {
   const TimePoint now = clock_.Now();
   r.pid = 0;
+  r.sidecar_pid = 0;
+  r.pair_exit.reset();
+  r.pair_failure = false;
   r.conn = 0;
   r.kill_sent = false;
   r.forced = false;
@@ -271,16 +301,19 @@ void Supervisor::Terminate(Pool& pool, Replica& r) {
     r.due.reset();
     return;
   }
-  spdlog::info("{}: stopping pid {} (SIGTERM, SIGKILL after {})", Tag(pool, r), r.pid,
+  // The worker first: its sidecar follows when it exits (OnPairExit).
+  const pid_t target = r.pid ? r.pid : r.sidecar_pid;
+  spdlog::info("{}: stopping pid {} (SIGTERM, SIGKILL after {})", Tag(pool, r), target,
                Ms(pool.config.stop_grace));
-  spawner_.Signal(r.pid, SIGTERM);
+  spawner_.Signal(target, SIGTERM);
   r.state = ReplicaState::kStopping;
   r.due = clock_.Now() + pool.config.stop_grace;
 }
 
 void Supervisor::Kill(Replica& r) {
   if (!Alive(r) || r.kill_sent) return;
-  spawner_.Signal(r.pid, SIGKILL);
+  if (r.pid) spawner_.Signal(r.pid, SIGKILL);
+  if (r.sidecar_pid) spawner_.Signal(r.sidecar_pid, SIGKILL);
   r.kill_sent = true;
   r.due.reset();
 }
@@ -312,7 +345,7 @@ std::optional<std::string> Supervisor::OnHello(const std::string& spawn_id, Conn
   if (spawn_id.empty()) return std::nullopt;
   for (auto& p : pools_) {
     for (auto& r : p->replicas) {
-      if (r->spawn_id != spawn_id || !Alive(*r)) continue;
+      if (r->spawn_id != spawn_id || r->pid == 0) continue;
       r->conn = conn;
       if (r->state == ReplicaState::kStarting) {
         r->state = ReplicaState::kRunning;
@@ -366,11 +399,20 @@ void Supervisor::OnWorkerDead(ConnId conn) {
 void Supervisor::OnExit(pid_t pid, const ExitStatus& status) {
   for (auto& p : pools_) {
     for (auto& r : p->replicas) {
-      if (r->pid != pid || pid == 0) continue;
+      if (pid == 0 || (r->pid != pid && r->sidecar_pid != pid)) continue;
+      if (r->sidecar_pid != 0) {
+        OnPairExit(*p, *r, r->sidecar_pid == pid, status);
+        Sweep();
+        return;
+      }
       const ConnId conn = r->conn;
-      const bool failure = r->forced || !status.success();
+      bool failure = r->forced || !status.success();
       std::string what = "pid " + std::to_string(pid) + " exited with " + status.Describe();
       if (r->forced) what += " (killed by pincerd as hung)";
+      if (r->pair_exit) {  // the sidecar went first
+        failure = r->pair_failure;
+        what = *r->pair_exit + "; then worker " + what;
+      }
       AfterExit(*p, *r, failure, what);
       // After our own state is settled, since this calls back into pincerd:
       // the tasks of the dead process are requeued now, not after missed heartbeats.
@@ -380,6 +422,52 @@ void Supervisor::OnExit(pid_t pid, const ExitStatus& status) {
     }
   }
   spdlog::debug("supervisor: reaped unknown pid {}", pid);
+}
+
+// One process of a pair exited while the other (the sidecar, or the worker
+// when `sidecar` is true and the worker still runs) may still be alive.
+void Supervisor::OnPairExit(Pool& pool, Replica& r, bool sidecar, const ExitStatus& status) {
+  const pid_t pid = sidecar ? r.sidecar_pid : r.pid;
+  std::string what = std::string(sidecar ? "sidecar" : "worker") + " pid " + std::to_string(pid) +
+                     " exited with " + status.Describe();
+  if (r.forced) what += " (killed by pincerd as hung)";
+  if (!r.pair_exit) {
+    r.pair_exit = what;
+    // A partner leaving is a failure even with exit code 0, unless pincerd
+    // was stopping the replica anyway.
+    const bool winding_down = r.retire || stopping_ || no_restarts_ || pool.removed;
+    r.pair_failure = r.forced || !status.success() || !winding_down;
+  }
+  if (sidecar) {
+    r.sidecar_pid = 0;
+    if (r.pid == 0) {
+      const std::string first = *r.pair_exit;
+      const bool failure = r.pair_failure;
+      AfterExit(pool, r, failure, first == what ? what : first + "; then " + what);
+      return;
+    }
+    spdlog::warn("{}: {}; stopping its worker pid {}", Tag(pool, r), what, r.pid);
+    if (r.state != ReplicaState::kStopping) {
+      spawner_.Signal(r.pid, SIGTERM);
+      r.state = ReplicaState::kStopping;
+      r.due = clock_.Now() + pool.config.stop_grace;
+    }
+    return;
+  }
+  // The worker went first: its tasks are requeued now; the sidecar follows.
+  const ConnId conn = r.conn;
+  r.pid = 0;
+  r.conn = 0;
+  spdlog::log(r.pair_failure ? spdlog::level::warn : spdlog::level::info,
+              "{}: {}; stopping its sidecar pid {}", Tag(pool, r), what, r.sidecar_pid);
+  if (r.kill_sent) {
+    // SIGKILL already went to both.
+  } else {
+    spawner_.Signal(r.sidecar_pid, SIGTERM);
+    r.state = ReplicaState::kStopping;
+    r.due = clock_.Now() + pool.config.stop_grace;
+  }
+  if (conn && hooks_.kill_worker) hooks_.kill_worker(conn, pool.config.name + ": " + what);
 }
 
 // --------------------------------------------------------------------- time
@@ -424,8 +512,8 @@ void Supervisor::RunDue() {
           break;
         }
         case ReplicaState::kStopping:
-          spdlog::warn("{}: pid {} still running {} after SIGTERM; SIGKILL", Tag(*p, r), r.pid,
-                       Ms(p->config.stop_grace));
+          spdlog::warn("{}: pid {} still running {} after SIGTERM; SIGKILL", Tag(*p, r),
+                       r.pid ? r.pid : r.sidecar_pid, Ms(p->config.stop_grace));
           Kill(r);
           break;
         case ReplicaState::kRunning:
@@ -484,8 +572,10 @@ nlohmann::json Supervisor::PoolsView() const {
   for (const auto& p : pools_) {
     int running = 0, ready = 0;
     nlohmann::json pids = nlohmann::json::array();
+    nlohmann::json sidecar_pids = nlohmann::json::array();
     for (const auto& r : p->replicas) {
-      if (!Alive(*r)) continue;
+      if (r->sidecar_pid) sidecar_pids.push_back(r->sidecar_pid);
+      if (r->pid == 0) continue;
       ++running;
       if (r->state == ReplicaState::kRunning && r->conn) ++ready;
       pids.push_back(r->pid);
@@ -499,6 +589,10 @@ nlohmann::json Supervisor::PoolsView() const {
                    {"policy", p->config.restart.policy},
                    {"pids", std::move(pids)},
                    {"command", p->config.command}});
+    if (!p->config.sidecar.empty()) {
+      out.back()["sidecar"] = p->config.sidecar;
+      out.back()["sidecar_pids"] = std::move(sidecar_pids);
+    }
   }
   return out;
 }
@@ -507,7 +601,7 @@ nlohmann::json Supervisor::StartingWorkersView() const {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& p : pools_) {
     for (const auto& r : p->replicas) {
-      if (!Alive(*r) || r->conn != 0 || r->retire) continue;
+      if (r->pid == 0 || r->conn != 0 || r->retire) continue;
       out.push_back({{"id", nullptr},
                      {"name", p->config.name + "/" + std::to_string(r->index)},
                      {"skills", nlohmann::json::array()},
@@ -552,7 +646,8 @@ std::vector<pid_t> Supervisor::LivePids() const {
   std::vector<pid_t> pids;
   for (const auto& p : pools_) {
     for (const auto& r : p->replicas) {
-      if (Alive(*r)) pids.push_back(r->pid);
+      if (r->pid) pids.push_back(r->pid);
+      if (r->sidecar_pid) pids.push_back(r->sidecar_pid);
     }
   }
   return pids;

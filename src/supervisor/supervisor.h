@@ -11,6 +11,12 @@
 // A process that sends no hello within start_timeout, or whose worker the
 // dispatcher declares dead (missed heartbeats), is killed and replaced.
 //
+// A pool with a `sidecar` runs two processes per replica: the sidecar
+// (started first) and the worker. They are one unit: when either exits, the
+// other gets SIGTERM (SIGKILL after stop_grace), and only once both are gone
+// does the replica count as exited and restart under the usual rules. The
+// first exit decides whether it was a failure and is what the log reports.
+//
 // Threading: every method runs on the event-loop thread. Hooks are called
 // synchronously from inside these methods, after the supervisor's own state
 // is consistent, and may call back into it.
@@ -66,7 +72,8 @@ class Supervisor {
   struct Replica {
     int index = 0;
     ReplicaState state = ReplicaState::kWaiting;
-    pid_t pid = 0;  // 0: no process
+    pid_t pid = 0;          // 0: no process
+    pid_t sidecar_pid = 0;  // 0: no sidecar process
     std::string spawn_id;
     ConnId conn = 0;  // 0: no connection bound
     TimePoint started{};
@@ -77,6 +84,10 @@ class Supervisor {
     bool forced = false;       // we killed it for a fault: its exit counts as a failure
     int restarts = 0;
     int failures = 0;          // backoff exponent; reset after min_uptime
+    // One of the pair exited first: why, and whether it counts as a failure,
+    // kept until its partner is gone too.
+    std::optional<std::string> pair_exit;
+    bool pair_failure = false;
   };
 
   // `clock` and `spawner` must outlive the supervisor. `random01` returns a
@@ -145,6 +156,7 @@ class Supervisor {
   void Retire(Pool& pool, Replica& r);
   void Terminate(Pool& pool, Replica& r);
   void Kill(Replica& r);
+  void OnPairExit(Pool& pool, Replica& r, bool sidecar, const ExitStatus& status);
   void Sweep();  // drops finished replicas and pools, reports `stopped`
   bool AnyAlive() const;
   std::string Tag(const Pool& pool, const Replica& r) const;

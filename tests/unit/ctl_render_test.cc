@@ -114,6 +114,17 @@ TEST(RenderTest, PoolTableFallsBackToReplicas) {
             "gpu   failed   1        0        6\n");
 }
 
+TEST(RenderTest, PoolTableCountsSidecarsWhenAPoolHasThem) {
+  const auto pools = nlohmann::json::parse(R"([
+      {"name":"claw","state":"running","desired":2,"running":2,"restarts":1,
+       "sidecar":["openclaw-replica","gateway"],"sidecar_pids":[41,43]},
+      {"name":"echo","state":"running","desired":1,"running":1,"restarts":0}])");
+  EXPECT_EQ(RenderPoolTable(pools),
+            "NAME  STATE    DESIRED  RUNNING  RESTARTS  SIDECARS\n"
+            "claw  running  2        2        1         2\n"
+            "echo  running  1        1        0         -\n");
+}
+
 TEST(RenderTest, StatsPutContractCountersFirst) {
   const auto stats = nlohmann::json::parse(
       R"({"zeta":1,"workers":4,"queued":3,"unroutable":1,"running":2,"succeeded":9,"failed":0})");

@@ -447,5 +447,114 @@ TEST(ProcStatsTest, ParsesStatAndStatm) {
   EXPECT_GT(self->rss_bytes, 0);
 }
 
+// ---- sidecar: a companion process per replica, living and dying with it
+
+PoolConfig SidecarPool(int replicas) {
+  auto p = Pool("claw", replicas);
+  p.sidecar = {"gateway", "run"};
+  return p;
+}
+
+TEST_F(SupervisorTest, SidecarStartsBeforeItsWorkerWithTheSameEnvironment) {
+  auto pool = SidecarPool(2);
+  pool.env = {{"KEY", "value"}};
+  sup->Start({pool});
+  ASSERT_EQ(spawner.live.size(), 4u);  // sidecar, worker, sidecar, worker
+  const SpawnSpec& side = spawner.specs.at(spawner.live[0]);
+  const SpawnSpec& worker = spawner.specs.at(spawner.live[1]);
+  EXPECT_EQ(side.argv, pool.sidecar);
+  EXPECT_EQ(worker.argv, pool.command);
+  EXPECT_EQ(side.log_tag, "claw/0/sidecar");
+  EXPECT_EQ(worker.log_tag, "claw/0");
+  EXPECT_EQ(side.env.at("PINCER_REPLICA"), "0");
+  EXPECT_EQ(side.env.at("KEY"), "value");
+  EXPECT_EQ(spawner.specs.at(spawner.live[2]).env.at("PINCER_REPLICA"), "1");
+  Hello(spawner.live[1], 5);
+  Hello(spawner.live[3], 6);
+  auto view = PoolView("claw");
+  EXPECT_EQ(view["running"], 2);
+  EXPECT_EQ(view["ready"], 2);
+  EXPECT_EQ(view["pids"], (nlohmann::json{spawner.live[1], spawner.live[3]}));
+  EXPECT_EQ(view["sidecar_pids"], (nlohmann::json{spawner.live[0], spawner.live[2]}));
+  EXPECT_EQ(view["sidecar"], (nlohmann::json{"gateway", "run"}));
+  EXPECT_FALSE(PoolView("claw").is_null());
+  EXPECT_EQ(sup->LivePids().size(), 4u);
+}
+
+TEST_F(SupervisorTest, SidecarDyingStopsItsWorkerThenThePairRestarts) {
+  sup->Start({SidecarPool(1)});
+  const pid_t side = spawner.live[0], worker = spawner.live[1];
+  Hello(worker, 5);
+  clock.Advance(milliseconds(1000));
+  sup->OnExit(side, Killed(SIGKILL));
+  EXPECT_EQ(spawner.SignalsTo(worker, SIGTERM), 1);
+  EXPECT_EQ(spawner.live.size(), 2u);  // nothing restarts while the worker lives
+  EXPECT_EQ(UntilNext(), milliseconds(2000));  // stop_grace
+  sup->OnExit(worker, Exit(0));          // a clean exit on SIGTERM is still the pair's failure
+  EXPECT_EQ(killed, std::vector<ConnId>{5});
+  EXPECT_EQ(UntilNext(), milliseconds(500));  // restart backoff
+  RunNext();
+  ASSERT_EQ(spawner.live.size(), 4u);
+  EXPECT_EQ(spawner.specs.at(spawner.live[2]).argv, (std::vector<std::string>{"gateway", "run"}));
+  EXPECT_EQ(spawner.specs.at(spawner.live[3]).argv, SidecarPool(1).command);
+  EXPECT_EQ(PoolView("claw")["restarts"], 1);
+}
+
+TEST_F(SupervisorTest, WorkerDyingStopsItsSidecarKilledAfterStopGrace) {
+  sup->Start({SidecarPool(1)});
+  const pid_t side = spawner.live[0], worker = spawner.live[1];
+  Hello(worker, 5);
+  sup->OnExit(worker, Exit(1));
+  EXPECT_EQ(killed, std::vector<ConnId>{5});  // its tasks are requeued at once
+  EXPECT_EQ(spawner.SignalsTo(side, SIGTERM), 1);
+  EXPECT_EQ(PoolView("claw")["running"], 0);
+  EXPECT_EQ(PoolView("claw")["sidecar_pids"], (nlohmann::json{side}));
+  RunNext(milliseconds(2000));  // the sidecar ignores SIGTERM
+  EXPECT_EQ(spawner.SignalsTo(side, SIGKILL), 1);
+  EXPECT_EQ(spawner.live.size(), 2u);
+  sup->OnExit(side, Killed(SIGKILL));
+  EXPECT_EQ(UntilNext(), milliseconds(500));
+  RunNext();
+  EXPECT_EQ(spawner.live.size(), 4u);
+}
+
+TEST_F(SupervisorTest, SidecarThatCannotStartIsACrashOfTheReplica) {
+  spawner.fail_next = true;
+  sup->Start({SidecarPool(1)});
+  EXPECT_TRUE(spawner.live.empty());  // no worker without its sidecar
+  EXPECT_EQ(UntilNext(), milliseconds(500));
+  RunNext();
+  EXPECT_EQ(spawner.live.size(), 2u);
+}
+
+TEST_F(SupervisorTest, StoppingAPairStopsTheWorkerFirstThenItsSidecar) {
+  sup->Start({SidecarPool(1)});
+  const pid_t side = spawner.live[0], worker = spawner.live[1];
+  Hello(worker, 5);
+  EXPECT_FALSE(sup->StopAll());
+  EXPECT_EQ(spawner.SignalsTo(worker, SIGTERM), 1);
+  EXPECT_EQ(spawner.SignalsTo(side, SIGTERM), 0);
+  sup->OnExit(worker, Exit(0));
+  EXPECT_EQ(spawner.SignalsTo(side, SIGTERM), 1);
+  EXPECT_EQ(stopped, 0);  // the sidecar still runs
+  sup->OnExit(side, Exit(0));
+  EXPECT_EQ(stopped, 1);
+  EXPECT_EQ(spawner.live.size(), 2u);  // nothing restarted
+}
+
+TEST_F(SupervisorTest, HungWorkerKillsBothOfThePair) {
+  sup->Start({SidecarPool(1)});
+  const pid_t side = spawner.live[0], worker = spawner.live[1];
+  Hello(worker, 5);
+  sup->OnWorkerDead(5);
+  EXPECT_EQ(spawner.SignalsTo(worker, SIGKILL), 1);
+  EXPECT_EQ(spawner.SignalsTo(side, SIGKILL), 1);
+  sup->OnExit(worker, Killed(SIGKILL));
+  sup->OnExit(side, Killed(SIGKILL));
+  EXPECT_EQ(UntilNext(), milliseconds(500));
+  RunNext();
+  EXPECT_EQ(spawner.live.size(), 4u);
+}
+
 }  // namespace
 }  // namespace pincer
