@@ -208,7 +208,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's 5 drops connects under load (bench/agent_turn.py)
+
+
+server = Server(("127.0.0.1", args.port), Handler)
 server.daemon_threads = True
 print(server.server_address[1], flush=True)
 server.serve_forever()
