@@ -324,7 +324,15 @@ TEST_F(ConfigTest, ShippedConfigsAreValidAndEquivalent) {
 
   ConfigResult full = LoadConfig(root + "/config/examples/full.yaml");
   ASSERT_TRUE(full.ok()) << full.error->message;
-  EXPECT_EQ(full.config->pools.size(), 2u);
+  ASSERT_EQ(full.config->pools.size(), 3u);
+  EXPECT_EQ(full.config->pools[1].sidecar,
+            (std::vector<std::string>{"/usr/share/pincer/openclaw-replica", "gateway"}));
+
+  ConfigResult openclaw = LoadConfig(root + "/config/examples/openclaw.yaml");
+  ASSERT_TRUE(openclaw.ok()) << openclaw.error->message;
+  ASSERT_EQ(openclaw.config->pools.size(), 1u);
+  EXPECT_EQ(openclaw.config->pools[0].replicas, 2);
+  EXPECT_FALSE(openclaw.config->pools[0].sidecar.empty());
   EXPECT_EQ(full.config->tasks.retry_backoff,
             (BackoffConfig{Duration(2000), Duration(600000), 0.3}));
 }
