@@ -168,17 +168,26 @@ inline std::string RenderWorkerTable(const nlohmann::json& workers) {
 }
 
 // `pincerctl pools` (the supervisor's managed pools).
+// `pincerctl pools`: wanted versus running per pool, then for each pool
+// that is short (or failed) why, with the tail of its last exit's stderr.
 inline std::string RenderPoolTable(const nlohmann::json& pools) {
-  Table table({"NAME", "STATE", "DESIRED", "RUNNING", "RESTARTS"});
+  Table table({"NAME", "STATE", "WANTED", "RUNNING", "READY", "RESTARTS"});
+  std::string why;
   if (pools.is_array()) {
     for (const auto& pool : pools) {
       std::string desired = Field(pool, "desired");
       if (desired == "-") desired = Field(pool, "replicas");
       table.AddRow({Field(pool, "name"), Field(pool, "state"), desired, Field(pool, "running"),
-                    Field(pool, "restarts")});
+                    Field(pool, "ready"), Field(pool, "restarts")});
+      if (!pool.is_object() || !pool.contains("why")) continue;
+      why += Field(pool, "name") + ": " + Field(pool, "why") + "\n";
+      const auto tail = pool.find("stderr_tail");
+      if (tail == pool.end() || !tail->is_array()) continue;
+      why += "  last stderr:\n";
+      for (const auto& line : *tail) why += "    " + CellText(line) + "\n";
     }
   }
-  return table.Render();
+  return table.Render() + (why.empty() ? "" : "\n" + why);
 }
 
 // `pincerctl stats`: the contract's counters first, in a fixed order, then
