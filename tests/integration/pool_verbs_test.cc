@@ -200,7 +200,7 @@ TEST_F(PoolVerbsTest, StopStartScaleRestartAndReload) {
   EXPECT_EQ(pool["desired"], 0);
   // A stopped pool cannot be restarted, only started; nothing changes.
   r = Ctl({"pool", "restart", "echo"});
-  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_EQ(r.exit_code, 2) << r;
   EXPECT_NE(r.err.find("pincerctl: invalid_state: pool 'echo' is stopped"), std::string::npos) << r;
   // A reload does not start it again.
   Reload(WorkerPool("echo", 2));
