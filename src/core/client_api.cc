@@ -30,9 +30,24 @@ void ClientApi::Handle(ConnId conn, const Message& msg) {
     Status st = dispatcher_.Drain(d->worker);
     if (!st.ok()) return Error(conn, d->req, st);
     const Worker* w = dispatcher_.workers().FindByName(d->worker);
+    if (w && hooks_.drained) hooks_.drained(w->id);
     return Ok(conn, d->req, {{"worker", w ? w->id_str : d->worker}, {"state", "draining"}});
   }
   if (auto* s = std::get_if<SimpleReq>(&msg)) return Simple(conn, *s);
+  if (auto* p = std::get_if<PoolReq>(&msg)) {
+    json body = json::object();
+    Status st = hooks_.pool ? hooks_.pool(*p, body)
+                            : Status("not_found", "no pool named '" + p->pool + "'");
+    if (!st.ok()) return Error(conn, p->req, st);
+    return Ok(conn, p->req, {{"pool", std::move(body)}});
+  }
+  if (auto* l = std::get_if<LogsReq>(&msg)) {
+    json body = json::object();
+    Status st = hooks_.logs ? hooks_.logs(*l, body)
+                            : Status("not_found", "no pool named '" + l->pool + "'");
+    if (!st.ok()) return Error(conn, l->req, st);
+    return Ok(conn, l->req, std::move(body));
+  }
 }
 
 void ClientApi::Submit(ConnId conn, const SubmitReq& req) {

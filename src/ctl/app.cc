@@ -78,11 +78,17 @@ class CommandLine {
   void AddSubmit();
   void AddQueries();
   void AddAdmin();
+  void AddPoolVerbs();
 
   CLI::App app_{"Submit, inspect and administer tasks on a pincerd daemon.", "pincerctl"};
   CommandContext context_;
   Flags flags_;
   std::function<int()> action_;  // set by the chosen subcommand's callback
+  // `pool` and `logs` flags.
+  std::string pool_name_;
+  int pool_replicas_ = 0;
+  bool logs_follow_ = false;
+  std::int64_t logs_lines_ = 200;
   const ProcessIo& io_;
 };
 
@@ -115,6 +121,7 @@ CommandLine::CommandLine(const ProcessIo& io) : io_(io) {
   AddSubmit();
   AddQueries();
   AddAdmin();
+  AddPoolVerbs();
 }
 
 int CommandLine::Run(int argc, const char* const* argv) {
@@ -257,6 +264,44 @@ void CommandLine::AddAdmin() {
 
   Subcommand(app_, "reload", "Re-read pincerd's config file (like SIGHUP)")->callback([this] {
     action_ = [this] { return RunReload(context_); };
+  });
+}
+
+void CommandLine::AddPoolVerbs() {
+  CLI::App* pool = Subcommand(app_, "pool", "Start, stop, restart or scale a supervised pool");
+  pool->require_subcommand(1);
+  struct Verb {
+    const char* name;
+    const char* description;
+  };
+  for (const Verb& verb : {Verb{"start", "Start a stopped pool, or give a failed one a fresh start"},
+                           Verb{"stop", "Drain and stop every process of a pool until `pool start`"},
+                           Verb{"restart", "Replace every process of a pool (drained first)"},
+                           Verb{"scale", "Run N replicas of a pool (until a reload changes its replicas)"}}) {
+    CLI::App* sub = Subcommand(*pool, verb.name, verb.description);
+    sub->add_option("pool", pool_name_, "Pool name")->required();
+    const std::string op = verb.name;
+    if (op == "scale") {
+      sub->add_option("replicas", pool_replicas_, "How many replicas")
+          ->required()
+          ->check(CLI::Range(0, 1000));
+    }
+    sub->callback([this, op] {
+      action_ = [this, op] {
+        return RunPoolVerb(context_, op, pool_name_,
+                           op == "scale" ? std::optional<int>(pool_replicas_) : std::nullopt);
+      };
+    });
+  }
+
+  CLI::App* logs = Subcommand(app_, "logs", "Show a pool's recent output (stdout and stderr)");
+  logs->add_option("pool", pool_name_, "Pool name")->required();
+  logs->add_flag("-f,--follow", logs_follow_, "Keep printing new lines until interrupted");
+  logs->add_option("-n,--lines", logs_lines_, "Show the last N lines first")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
+  logs->callback([this] {
+    action_ = [this] { return RunLogs(context_, pool_name_, logs_follow_, logs_lines_); };
   });
 }
 

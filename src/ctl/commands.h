@@ -45,4 +45,12 @@ int RunRetry(const CommandContext& context, const std::string& id);
 int RunDrain(const CommandContext& context, const std::string& worker);
 int RunReload(const CommandContext& context);
 
+// pool_commands.cc. `op`: start, stop, restart or scale (with `replicas`).
+int RunPoolVerb(const CommandContext& context, const std::string& op, const std::string& pool,
+                std::optional<int> replicas);
+// The pool's recent output, the last `lines` of it; with `follow`, then
+// whatever comes, until interrupted or the pool is gone.
+int RunLogs(const CommandContext& context, const std::string& pool, bool follow,
+            std::int64_t lines);
+
 }  // namespace pincer::ctl

@@ -168,15 +168,18 @@ inline std::string RenderWorkerTable(const nlohmann::json& workers) {
 }
 
 // `pincerctl pools` (the supervisor's managed pools).
+// `pincerctl pools`: wanted versus running per pool, then for each pool
+// that is short (or failed) why, with the tail of its last exit's stderr.
 // A SIDECARS column (live sidecar processes) appears when a pool has one.
 inline std::string RenderPoolTable(const nlohmann::json& pools) {
-  std::vector<std::string> header{"NAME", "STATE", "DESIRED", "RUNNING", "RESTARTS"};
+  std::vector<std::string> header{"NAME", "STATE", "WANTED", "RUNNING", "READY", "RESTARTS"};
   bool sidecars = false;
   if (pools.is_array()) {
     for (const auto& pool : pools) sidecars = sidecars || (pool.is_object() && pool.contains("sidecar"));
   }
   if (sidecars) header.push_back("SIDECARS");
   Table table(std::move(header));
+  std::string why;
   if (pools.is_array()) {
     for (const auto& pool : pools) {
       std::string desired = Field(pool, "desired");
@@ -186,10 +189,16 @@ inline std::string RenderPoolTable(const nlohmann::json& pools) {
         live_sidecars = std::to_string(pool["sidecar_pids"].size());
       }
       table.AddRow({Field(pool, "name"), Field(pool, "state"), desired, Field(pool, "running"),
-                    Field(pool, "restarts"), live_sidecars});
+                    Field(pool, "ready"), Field(pool, "restarts"), live_sidecars});
+      if (!pool.is_object() || !pool.contains("why")) continue;
+      why += Field(pool, "name") + ": " + Field(pool, "why") + "\n";
+      const auto tail = pool.find("stderr_tail");
+      if (tail == pool.end() || !tail->is_array()) continue;
+      why += "  last stderr:\n";
+      for (const auto& line : *tail) why += "    " + CellText(line) + "\n";
     }
   }
-  return table.Render();
+  return table.Render() + (why.empty() ? "" : "\n" + why);
 }
 
 // `pincerctl stats`: the contract's counters first, in a fixed order, then

@@ -18,6 +18,7 @@ namespace {
 // nullptr for the others.
 const char* AdminOnly(const Message& msg) {
   if (std::holds_alternative<DrainReq>(msg)) return "drain";
+  if (std::holds_alternative<PoolReq>(msg)) return "pool";
   if (auto* s = std::get_if<SimpleReq>(&msg); s && s->op == SimpleOp::kReload) return "reload";
   if (auto* r = std::get_if<IdReq>(&msg); r && r->op == IdOp::kRetry) return "retry";
   return nullptr;
@@ -91,6 +92,22 @@ Status Daemon::Start() {
   };
   hooks.stats_extra = [this](nlohmann::json& v) {
     if (supervisor_) supervisor_->AddStats(v);
+  };
+  hooks.drained = [this](ConnId conn) {
+    if (supervisor_) supervisor_->OnDrained(conn);
+  };
+  hooks.pool = [this](const PoolReq& r, nlohmann::json& view) {
+    if (!supervisor_) return Status("not_found", "no pool named '" + r.pool + "'");
+    std::optional<int> replicas;
+    if (r.replicas) replicas = static_cast<int>(*r.replicas);
+    Status st = supervisor_->PoolCommand(r.op, r.pool, replicas, view);
+    ScheduleFlush();
+    return st;
+  };
+  hooks.logs = [this](const LogsReq& r, nlohmann::json& out) {
+    if (!supervisor_) return Status("not_found", "no pool named '" + r.pool + "'");
+    return supervisor_->Logs(r.pool, static_cast<uint64_t>(r.after),
+                             static_cast<std::size_t>(r.limit), out);
   };
   api_ = std::make_unique<ClientApi>(*dispatcher_, *this, std::move(hooks));
 

@@ -3,11 +3,13 @@
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include "config/command_check.h"
 #include "config/config.h"
 #include "daemon/daemon.h"
 #include "pincer/version.h"
@@ -62,6 +64,10 @@ int main(int argc, char** argv) {
     if (!r.ok()) {
       std::cerr << r.error->message << "\n";
       return 1;
+    }
+    const char* path = std::getenv("PATH");
+    for (const std::string& warning : pincer::PoolCommandWarnings(*r.config, path ? path : "")) {
+      std::cerr << check_path << ": warning: " << warning << "\n";
     }
     std::cerr << check_path << ": ok\n";
     return 0;

@@ -293,7 +293,8 @@ ParseResult ParseMessageSlow(std::string_view line) {
 
   // Client requests: all need an integer req.
   static constexpr const char* kClientTypes[] = {"submit", "status", "wait",    "cancel", "retry", "tasks",
-                                                 "workers", "stats", "drain", "reload", "pools"};
+                                                 "workers", "stats", "drain", "reload", "pools",
+                                                 "pool",    "logs"};
   bool is_client = false;
   for (const char* t : kClientTypes) is_client |= (type == t);
   if (!is_client) return ProtocolError{"unknown_type", "unknown message type '" + type + "'", req};
@@ -322,6 +323,33 @@ ParseResult ParseMessageSlow(std::string_view line) {
     d.req = *req;
     if (!f.String("worker", d.worker, true)) return f.error();
     return Message{std::move(d)};
+  }
+  if (type == "pool") {
+    PoolReq r;
+    r.req = *req;
+    int64_t replicas = -1;
+    if (!f.String("op", r.op, true) || !f.String("pool", r.pool, true) ||
+        !f.IntIn("replicas", replicas, 0, kMaxPoolReplicas)) {
+      return f.error();
+    }
+    if (r.op != "start" && r.op != "stop" && r.op != "restart" && r.op != "scale") {
+      return ProtocolError{"invalid_request",
+                           "field 'op' must be start, stop, restart or scale", req};
+    }
+    if (r.op == "scale" && replicas < 0) {
+      return ProtocolError{"invalid_request", "op 'scale' needs an integer field 'replicas'", req};
+    }
+    if (replicas >= 0) r.replicas = replicas;
+    return Message{std::move(r)};
+  }
+  if (type == "logs") {
+    LogsReq r;
+    r.req = *req;
+    if (!f.String("pool", r.pool, true) || !f.IntIn("after", r.after, 0, INT64_MAX) ||
+        !f.IntIn("limit", r.limit, 1, kMaxLogsLimit)) {
+      return f.error();
+    }
+    return Message{std::move(r)};
   }
   SimpleOp op = type == "workers" ? SimpleOp::kWorkers
                 : type == "stats" ? SimpleOp::kStats

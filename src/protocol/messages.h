@@ -77,6 +77,22 @@ struct DrainReq {
   int64_t req = 0;
   std::string worker;
 };
+// `pool`: an operator verb on one supervised pool (docs/supervisor.md).
+struct PoolReq {
+  int64_t req = 0;
+  std::string op;  // start | stop | restart | scale
+  std::string pool;
+  std::optional<int64_t> replicas;  // scale only: 0..kMaxPoolReplicas
+};
+inline constexpr int64_t kMaxPoolReplicas = 1000;  // as the config's pools[].replicas
+// `logs`: a pool's recent output.
+struct LogsReq {
+  int64_t req = 0;
+  std::string pool;
+  int64_t after = 0;    // only lines with a larger seq
+  int64_t limit = 200;  // the newest this many
+};
+inline constexpr int64_t kMaxLogsLimit = 100000;
 enum class SimpleOp { kWorkers, kStats, kReload, kPools };
 struct SimpleReq {
   SimpleOp op;
@@ -84,7 +100,7 @@ struct SimpleReq {
 };
 
 using Message = std::variant<Hello, ResultMsg, ProgressMsg, HeartbeatMsg, SubmitReq, IdReq,
-                             TasksReq, DrainReq, SimpleReq>;
+                             TasksReq, DrainReq, SimpleReq, PoolReq, LogsReq>;
 
 struct ProtocolError {
   std::string code;  // bad_json | bad_message | unknown_type | ...

@@ -106,12 +106,27 @@ TEST(RenderTest, WorkerTable) {
 
 TEST(RenderTest, PoolTableFallsBackToReplicas) {
   const auto pools = nlohmann::json::parse(R"([
-      {"name":"echo","state":"running","desired":2,"running":2,"restarts":0},
+      {"name":"echo","state":"running","desired":2,"running":2,"ready":2,"restarts":0},
       {"name":"gpu","state":"failed","replicas":1,"running":0,"restarts":6}])");
   EXPECT_EQ(RenderPoolTable(pools),
-            "NAME  STATE    DESIRED  RUNNING  RESTARTS\n"
-            "echo  running  2        2        0\n"
-            "gpu   failed   1        0        6\n");
+            "NAME  STATE    WANTED  RUNNING  READY  RESTARTS\n"
+            "echo  running  2       2        2      0\n"
+            "gpu   failed   1       0        -      6\n");
+}
+
+TEST(RenderTest, PoolTableSaysWhyAPoolIsShort) {
+  const auto pools = nlohmann::json::parse(R"([
+      {"name":"bad","state":"failed","desired":1,"running":0,"ready":0,"restarts":3,
+       "why":"failed: last: bad/0: pid 7 exited with exit code 2",
+       "stderr_tail":["no such file","giving up"]}])");
+  EXPECT_EQ(RenderPoolTable(pools),
+            "NAME  STATE   WANTED  RUNNING  READY  RESTARTS\n"
+            "bad   failed  1       0        0      3\n"
+            "\n"
+            "bad: failed: last: bad/0: pid 7 exited with exit code 2\n"
+            "  last stderr:\n"
+            "    no such file\n"
+            "    giving up\n");
 }
 
 TEST(RenderTest, PoolTableCountsSidecarsWhenAPoolHasThem) {
