@@ -163,8 +163,13 @@ std::string CommandLine::CommandWord(int argc, const char* const* argv) {
     if (arg.empty() || arg[0] != '-') return arg;
     if (arg == "--") return i + 1 < argc ? argv[i + 1] : "";
     if (arg.find('=') != std::string::npos) continue;  // --addr=HOST:PORT
-    const CLI::Option* option = app_.get_option_no_throw(arg);
-    if (option != nullptr && option->get_type_size() != 0) ++i;  // skips its value
+    // The global flags that take a value; the others (--json) take none.
+    for (const char* with_value : {"--addr", "--token", "--tls-ca", "--tls-cert", "--tls-key"}) {
+      if (arg == with_value) {
+        ++i;  // skips its value
+        break;
+      }
+    }
   }
   return "";
 }
@@ -174,7 +179,9 @@ std::string CommandLine::UsageErrorText(int argc, const char* const* argv,
   if (app_.get_subcommands().empty()) {
     const std::string word = CommandWord(argc, argv);
     if (word.empty()) return "no command given (pincerctl --help lists them)";
-    if (app_.get_subcommand_no_throw(word) == nullptr) {
+    bool known = false;
+    for (const CLI::App* sub : app_.get_subcommands({})) known = known || sub->get_name() == word;
+    if (!known) {
       std::string nearest;
       std::size_t best = 0;
       for (const CLI::App* sub : app_.get_subcommands({})) {
@@ -213,7 +220,7 @@ void CommandLine::AddSubmit() {
       "A skill the task needs; repeat for several. Without --skill, any worker may take it");
   sub->footer(
       "A task submitted without --skill needs no skill: it may go to any worker, whatever\n"
-      "skills that worker offers.");
+      "skills that worker offers.\n");
   flags_.payload_opt = sub->add_option("--payload", flags_.payload, "The task's payload, as JSON");
   flags_.payload_file_opt = sub->add_option("--payload-file", flags_.payload_file,
                                             "Read the JSON payload from a file ('-': stdin)");
