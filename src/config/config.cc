@@ -64,6 +64,10 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// While ConfigKeys runs: every key path a reader is asked for, list
+// indexes left out ("pools.restart.policy"). Null otherwise.
+thread_local std::set<std::string>* key_record = nullptr;
+
 // Reads the keys of one map. Each getter names a key it knows, converts its
 // value if present (absent keys keep the default already in *out), and
 // reports a wrong type at the key's path. Finish() reports the keys nobody
@@ -84,6 +88,13 @@ class MapReader {
   // The value under `key`, or nullptr if absent.
   const json* Get(std::string_view key) {
     known_.emplace(key);
+    if (key_record != nullptr) {
+      std::string path = PathOf(key);
+      for (std::size_t open; (open = path.find('[')) != std::string::npos;) {
+        path.erase(open, path.find(']', open) + 1 - open);
+      }
+      key_record->insert(std::move(path));
+    }
     if (!value_.is_object()) return nullptr;
     auto it = value_.find(key);
     return it == value_.end() ? nullptr : &*it;
@@ -421,6 +432,30 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
 }
 
 }  // namespace
+
+std::vector<std::string> ConfigKeys() {
+  // Read a document with one of each list item and every optional section,
+  // so that every reader runs; the problems it has (missing names, ...) do
+  // not matter here.
+  const json probe = {{"tls", json::object()},
+                      {"routing", {{"rules", json::array({json::object()})}}},
+                      {"pools", json::array({json::object()})}};
+  std::set<std::string> seen;
+  key_record = &seen;
+  Problems problems("");
+  Config config;
+  ReadConfig(probe, problems, &config);
+  key_record = nullptr;
+  // A section ("store", "pools.restart") is the prefix of its keys: only
+  // the keys that hold values are listed.
+  std::vector<std::string> keys;
+  for (auto it = seen.begin(); it != seen.end(); ++it) {
+    auto next = std::next(it);
+    if (next != seen.end() && next->rfind(*it + ".", 0) == 0) continue;
+    keys.push_back(*it);
+  }
+  return keys;
+}
 
 ConfigResult LoadConfig(const std::string& path) {
   Problems problems(path);

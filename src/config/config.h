@@ -191,6 +191,13 @@ struct ConfigResult {
 };
 ConfigResult LoadConfig(const std::string& path);
 
+// Every key LoadConfig reads, as dotted paths ("store.journal_bytes",
+// "pools.restart.backoff.initial"; a list item adds no segment), sorted.
+// Sections are not listed, only the keys under them. Derived from the
+// reader itself, so that tests can hold docs/configuration.md and
+// config/examples/full.yaml to it.
+std::vector<std::string> ConfigKeys();
+
 // Validates an already-built Config (cross-field rules: rule strategies
 // exist, pool names unique, ...). Returns an error message or nullopt.
 std::optional<ConfigError> ValidateConfig(const Config& config);

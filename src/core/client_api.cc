@@ -1,5 +1,7 @@
 #include "core/client_api.h"
 
+#include <algorithm>
+
 #include "common/json_text.h"
 #include "protocol/encode.h"
 
@@ -135,23 +137,61 @@ void ClientApi::ById(ConnId conn, const IdReq& req) {
 }
 
 void ClientApi::Tasks(ConnId conn, const TasksReq& req) {
-  TaskState filter{};
-  const bool filtered = !req.state.empty();
-  if (filtered && !ParseTaskState(req.state, filter)) {
+  TaskState only{};
+  const bool by_state = !req.state.empty();
+  if (by_state && !ParseTaskState(req.state, only)) {
     return Error(conn, req.req,
                  Status("invalid_request", "unknown state '" + req.state +
                                                "' (queued, running, succeeded, failed, "
                                                "cancelled, timed_out)"));
   }
-  const std::size_t limit = req.limit > 0 ? static_cast<std::size_t>(req.limit) : 1000;
+  if (!req.order.empty() && req.order != "oldest" && req.order != "newest") {
+    return Error(conn, req.req,
+                 Status("invalid_request", "unknown order '" + req.order + "' (oldest, newest)"));
+  }
+  const bool newest = req.order == "newest";
+  TaskId after = 0;
+  if (!req.after.empty() && (after = ParseTaskId(req.after)) == 0) {
+    return Error(conn, req.req,
+                 Status("invalid_request", "after: '" + req.after + "' is not a task id"));
+  }
+  // Filters that need the whole record: an ended task is read back only
+  // for them (or to be listed).
+  const bool deep = !req.skill.empty() || !req.worker.empty() || !req.session.empty();
+  auto matches = [&](const Task& t) {
+    const TaskRecord& r = t.rec;
+    if (!req.worker.empty() && r.worker != req.worker) return false;
+    if (!req.session.empty() && r.session != req.session) return false;
+    return req.skill.empty() ||
+           std::find(r.skills.begin(), r.skills.end(), req.skill) != r.skills.end();
+  };
+  const std::size_t limit = static_cast<std::size_t>(req.limit);
   json list = json::array();
-  dispatcher_.ForEachTask(
-      [&](const Task& t) {  // in id order
-        list.push_back(TaskView(t));
-        return list.size() < limit;
-      },
-      filtered ? std::optional<TaskState>(filter) : std::nullopt);
-  Ok(conn, req.req, {{"tasks", std::move(list)}});
+  int64_t total = 0;  // every task the filters match, listed or not
+  bool more = false;  // some of them lie past the last one listed
+  TaskId last = 0;
+  dispatcher_.ForEachTaskState(newest, [&](TaskId id, TaskState state) {
+    if (by_state && state != only) return true;
+    const bool past = after == 0 || (newest ? id < after : id > after);
+    const bool want = past && list.size() < limit;
+    const Task* t = nullptr;
+    if (deep || want) {
+      t = dispatcher_.FindTask(id);
+      if (t == nullptr || (deep && !matches(*t))) return true;
+    }
+    ++total;
+    if (want) {
+      list.push_back(TaskView(*t));
+      last = id;
+    } else if (past) {
+      more = true;
+    }
+    return true;
+  });
+  Ok(conn, req.req,
+     {{"tasks", std::move(list)},
+      {"total", total},
+      {"next", more ? json(TaskIdString(last)) : json(nullptr)}});
 }
 
 void ClientApi::Simple(ConnId conn, const SimpleReq& req) {

@@ -180,6 +180,20 @@ class Dispatcher {
       return fn(std::as_const(view_));
     });
   }
+  // Calls fn(TaskId, TaskState) for every task, live and ended, oldest or
+  // newest id first, without reading ended tasks back (fn may call
+  // FindTask). Stops when fn returns false.
+  template <typename F>
+  void ForEachTaskState(bool newest_first, F&& fn) const {
+    auto visit = [&](TaskId id, Task* live, TaskTable::EndedRef ref) {
+      return fn(id, live ? live->rec.state : ended_.entry(ref).state);
+    };
+    if (newest_first) {
+      tasks_.ForEachSlotReverse(visit);
+    } else {
+      tasks_.ForEachSlot(visit);
+    }
+  }
   void set_observer(DispatchObserver* o) { observer_ = o; }
 
  private:

@@ -28,9 +28,19 @@ int RunSubmit(const CommandContext& context, const SubmitFlags& flags);
 int RunBatchSubmit(const CommandContext& context, const std::string& path);
 
 int RunStatus(const CommandContext& context, const std::string& id);
-int RunWait(const CommandContext& context, const std::string& id);
-int RunTasks(const CommandContext& context, const std::optional<std::string>& state,
-             std::optional<std::int64_t> limit);
+// Waits for every task in `ids` and prints each end, in the order given.
+int RunWait(const CommandContext& context, const std::vector<std::string>& ids);
+// `tasks`: what to list. Unset filters match every task.
+struct TasksQuery {
+  std::optional<std::string> state, skill, worker, session;
+  std::optional<std::string> after;  // a task id: list past it (the daemon's cursor)
+  std::optional<std::int64_t> limit;  // default kTasksDefaultLimit
+  bool all = false;     // every match, fetched page by page
+  bool oldest = false;  // oldest first instead of newest first
+};
+inline constexpr std::int64_t kTasksDefaultLimit = 1000;
+inline constexpr std::int64_t kTasksMaxLimit = 10000000;  // the protocol's bound
+int RunTasks(const CommandContext& context, const TasksQuery& query);
 int RunWorkers(const CommandContext& context);
 int RunStats(const CommandContext& context);
 int RunPools(const CommandContext& context);

@@ -46,7 +46,9 @@ int main(int argc, char** argv) {
   std::string listen;
   std::string log_level;
   std::string address_file;
-  app.add_option("-c,--config", config_path, "config file (YAML or JSON)");
+  app.add_option("-c,--config", config_path,
+                 "config file (YAML or JSON); without it pincerd runs on the defaults with a "
+                 "memory store: tasks do not survive a restart");
   app.add_option("--check-config", check_path, "validate FILE and exit (0 when valid)");
   app.add_option("--listen", listen, "override `listen` (host:port; port 0 picks one)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
@@ -86,12 +88,18 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) config.listen = listen;
   if (!log_level.empty()) config.log_level = log_level;
+  const bool no_config_file = config_path.empty();
   auto level = spdlog::level::from_str(config.log_level);
   if (level == spdlog::level::off && config.log_level != "off") {
     spdlog::critical("unknown log level '{}'", config.log_level);
     return 2;
   }
   spdlog::set_level(level);
+  if (no_config_file) {
+    spdlog::warn("no --config: running on the defaults with a memory store; tasks are lost "
+                 "when pincerd stops (pincerd --config FILE keeps them, see "
+                 "docs/configuration.md)");
+  }
   std::signal(SIGPIPE, SIG_IGN);
   // Past a file-size limit (systemd's LimitFSIZE=, ulimit -f) a store write
   // fails with EFBIG: pincerd refuses submits until it works again

@@ -313,7 +313,10 @@ ParseResult ParseMessageSlow(std::string_view line) {
   if (type == "tasks") {
     TasksReq t;
     t.req = *req;
-    if (!f.String("state", t.state) || !f.IntIn("limit", t.limit, 1, kMaxTasksLimit)) {
+    if (!f.String("state", t.state) || !f.String("skill", t.skill) ||
+        !f.String("worker", t.worker) || !f.String("session", t.session) ||
+        !f.String("order", t.order) || !f.String("after", t.after) ||
+        !f.IntIn("limit", t.limit, 1, kMaxTasksLimit)) {
       return f.error();
     }
     return Message{std::move(t)};

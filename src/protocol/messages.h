@@ -70,7 +70,12 @@ struct IdReq {
 };
 struct TasksReq {
   int64_t req = 0;
-  std::string state;  // "" = any
+  std::string state;    // "" = any
+  std::string skill;    // "" = any; else tasks that need this skill
+  std::string worker;   // "" = any; else tasks whose (last) worker has this id
+  std::string session;  // "" = any
+  std::string order;    // "" or "oldest": by id ascending; "newest": descending
+  std::string after;    // "" = from the start; else a task id: list past it in `order`
   int64_t limit = 1000;
 };
 struct DrainReq {

@@ -298,6 +298,15 @@ TEST(ProtocolTest, TasksDrainAndSimpleRequests) {
   auto all = Parse<TasksReq>(R"({"type":"tasks","req":5})");
   EXPECT_EQ(all.state, "");
   EXPECT_EQ(all.limit, 1000);
+  EXPECT_EQ(all.order, "");
+  EXPECT_EQ(all.after, "");
+  auto page = Parse<TasksReq>(R"({"type":"tasks","req":5,"skill":"gpu","worker":"w2",
+      "session":"s1","order":"newest","after":"t40"})");
+  EXPECT_EQ(page.skill, "gpu");
+  EXPECT_EQ(page.worker, "w2");
+  EXPECT_EQ(page.session, "s1");
+  EXPECT_EQ(page.order, "newest");
+  EXPECT_EQ(page.after, "t40");
 
   auto d = Parse<DrainReq>(R"({"type":"drain","req":8,"worker":"w1"})");
   EXPECT_EQ(d.req, 8);
