@@ -388,7 +388,7 @@ TEST_F(DispatcherTest, IdempotencyKeyReturnsTheSameTask) {
   SubmitReq again;
   again.req = 99;
   again.key = "order-7";
-  again.payload = "\"other\"";
+  again.payload = o.payload;  // another payload is a conflict (ARepeatedKeyNeedsTheSamePayload)
   auto outcome = d_->Submit(again);
   ASSERT_TRUE(outcome.status.ok());
   EXPECT_TRUE(outcome.existing);
