@@ -17,10 +17,10 @@ void RuleCaps::Reconfigure(const std::vector<RoutingRule>& rules) {
     r.rate = rules[i].rate.value_or(RateCap{});
     r.capped = r.max_running > 0 || r.rate.tasks > 0;
     any_ = any_ || r.capped;
-    // The same quota under the same rule keeps its window: a reload does
-    // not let a burst through.
+    // A rule of the same skills keeps its starts, its rate changed or not:
+    // a reload does not let a burst through.
     for (Rule& old : rules_) {
-      if (old.skills == r.skills && old.rate == r.rate && r.rate.tasks > 0) {
+      if (old.skills == r.skills && r.rate.tasks > 0) {
         r.starts = std::move(old.starts);
         break;
       }

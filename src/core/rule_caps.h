@@ -25,7 +25,7 @@ class RuleCaps {
   static constexpr int kNone = -1;
 
   // Takes the rules of a (new) config. Start windows of a rule whose skills
-  // and rate are unchanged are kept; running counts start at 0 (the caller
+  // are unchanged are kept; running counts start at 0 (the caller
   // counts its running tasks again with Started).
   void Reconfigure(const std::vector<RoutingRule>& rules);
   bool any() const { return any_; }

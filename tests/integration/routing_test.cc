@@ -393,7 +393,11 @@ TEST_F(RoutingIntegrationTest, RateCapHoldsStartsPastItsQuotaUntilAReloadLiftsIt
 // tasks.queue_ttl: a task nobody takes ends timed_out, its error saying it
 // expired and why it had waited.
 TEST_F(RoutingIntegrationTest, QueueTtlEndsATaskThatWaitedTooLongWithItsWhy) {
-  StartDaemon("tasks: { queue_ttl: 200ms }\n");
+  daemon_ = std::make_unique<DaemonProcess>("store: { kind: memory }\ntasks: { timeout: 30s, queue_ttl: 200ms }\n");
+  ASSERT_TRUE(daemon_->Start());
+  addr_ = daemon_->address();
+  client_ = ConnectClient(addr_);
+  ASSERT_NE(client_, nullptr);
   auto echo = StartWorker(addr_, "echo", {"echo"});
   const std::string id = SubmitTask(*client_, {{"skills", {"gpu"}}});
   json end = WaitEnd(*client_, id);

@@ -367,7 +367,7 @@ TEST_F(ConfigTest, DocumentedExampleIsValid) {
   std::string yaml = doc.substr(start, doc.find("```", start) - start);
   Config c = Load("doc.yaml", yaml);
   EXPECT_EQ(c.pools.size(), 1u);
-  EXPECT_EQ(c.routing.rules.size(), 1u);
+  EXPECT_EQ(c.routing.rules.size(), 3u);
 }
 
 TEST_F(ConfigTest, DurationsInFiles) {
@@ -450,7 +450,7 @@ const BadCase kBadCases[] = {
     {"a.yaml", "routing: { rules: [ { skills: [a], max_running: 0 } ] }",
      "routing.rules[0].max_running", "must be between 1 and 1000000 (leave it out for no cap)"},
     {"a.yaml", "routing: { rules: [ { skills: [a], max_running: -1 } ] }",
-     "routing.rules[0].max_running", "must not be negative"},
+     "routing.rules[0].max_running", "must be between 1 and 1000000"},
     {"a.yaml", "routing: { rules: [ { skills: [a], max_running: 1000001 } ] }",
      "routing.rules[0].max_running", "must be between 1 and 1000000"},
     {"a.yaml", "routing: { rules: [ { skills: [a], max_running: one } ] }",
