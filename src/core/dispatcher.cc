@@ -967,7 +967,7 @@ void Dispatcher::ReleasePinned(Worker& w) {
 
 std::optional<TimePoint> Dispatcher::NextDeadline() const {
   std::optional<TimePoint> next = deadlines_.Next();
-  for (const TaskDeadlines* d : {&attempt_deadlines_, &queue_deadlines_}) {
+  for (const TaskDeadlines* d : {&attempt_deadlines_, &queue_deadlines_, &ttl_deadlines_}) {
     if (auto at = d->Next(); at && (!next || *at < *next)) next = at;
   }
   if (!ended_.empty() && config_.tasks.result_ttl.count() > 0) {

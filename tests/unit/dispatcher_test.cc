@@ -1543,6 +1543,7 @@ TEST_F(DispatcherTest, QueueTtlExpiresAWaitingTaskWithItsWhy) {
   SubmitOpts o;
   o.skills = {"gpu"};
   TaskHandle t = Submit(o);
+  EXPECT_EQ(d_->NextDeadline(), clock_.Now() + seconds(30)) << "the event loop wakes for it";
   Advance(seconds(29));
   EXPECT_EQ(t->rec.state, TaskState::kQueued);
   AddWorker(1, {"gpu"});  // takes it: the ttl is withdrawn
