@@ -310,7 +310,25 @@ void ReadRouting(MapReader& r, Problems& problems, RoutingConfig* out) {
     RoutingRule parsed;
     rule.StringList("skills", &parsed.skills);
     rule.String("strategy", &parsed.strategy);
-    if (item.is_object() && !rule.Get("strategy")) problems.Add(rule.PathOf("strategy"), "missing");
+    if (rule.Get("max_running")) {
+      parsed.max_running = 0;
+      rule.Int("max_running", &*parsed.max_running);
+    }
+    if (const json* rate = rule.Get("rate"); rate && !rate->is_null()) {
+      MapReader cap = Section(rule, problems, "rate");
+      parsed.rate = RateCap{};
+      cap.Int("tasks", &parsed.rate->tasks);
+      cap.Dur("per", &parsed.rate->per);
+      if (rate->is_object()) {
+        if (!cap.Get("tasks")) problems.Add(cap.PathOf("tasks"), "missing");
+        if (!cap.Get("per")) problems.Add(cap.PathOf("per"), "missing");
+      }
+      cap.Finish();
+    }
+    // A rule that only caps keeps the default strategy.
+    if (item.is_object() && !rule.Get("strategy") && !parsed.max_running && !parsed.rate) {
+      problems.Add(rule.PathOf("strategy"), "missing (or set max_running or rate)");
+    }
     rule.Finish();
     out->rules.push_back(std::move(parsed));
   });
@@ -403,6 +421,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   retry_backoff.Dur("max", &out->tasks.retry_backoff.max);
   retry_backoff.Number("jitter", &out->tasks.retry_backoff.jitter);
   retry_backoff.Finish();
+  tasks.Dur("queue_ttl", &out->tasks.queue_ttl);
   tasks.Finish();
 
   MapReader heartbeat = Section(top, problems, "heartbeat");

@@ -49,9 +49,21 @@ struct TlsConfig {
   bool operator==(const TlsConfig&) const = default;
 };
 
+// At most `tasks` starts of a rule's tasks within any window of `per`.
+struct RateCap {
+  int tasks = 0;
+  Duration per{0};
+
+  bool operator==(const RateCap&) const = default;
+};
+
 struct RoutingRule {
   std::vector<std::string> skills;  // matches a task requiring all of these
-  std::string strategy;             // a name known to the routing factory
+  std::string strategy;             // a name known to the routing factory; "" = routing.strategy
+  // Caps on the rule's tasks (an API quota): at most this many running at
+  // once, at most rate.tasks started per rate.per. Unset: no cap.
+  std::optional<int> max_running;
+  std::optional<RateCap> rate;
 
   bool operator==(const RoutingRule&) const = default;
 };
@@ -98,6 +110,9 @@ struct TasksConfig {
   // retryably or timed out: initial * 2^(n-1), capped at max, plus up to
   // jitter of it at random (docs/configuration.md, `tasks`).
   BackoffConfig retry_backoff{Duration{1000}, Duration{5 * 60 * 1000}, 0.2};
+  // A task that waits (queued, not running) longer than this at a stretch
+  // ends timed_out with an `expired:` error. 0: no limit.
+  Duration queue_ttl{0};
 
   bool operator==(const TasksConfig&) const = default;
 };

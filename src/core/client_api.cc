@@ -65,7 +65,8 @@ void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
   auto outcome = dispatcher_.Submit(req);
   if (!outcome.status.ok()) return Error(conn, req.req, outcome.status);
   // Answered after the store commit (FinishBatch): accepted means durable.
-  acks_.push_back({conn, req.req, outcome.task->rec.id, outcome.existing, req.wait});
+  acks_.push_back({conn, req.req, outcome.task->rec.id, outcome.existing, req.wait,
+                   std::move(outcome.warning)});
 }
 
 void ClientApi::FinishBatch(const Status& store) {
@@ -93,7 +94,13 @@ void ClientApi::AnswerAcks(std::vector<PendingAck>& acks, const Status& store) {
       AppendInt(*out, a.req);
       out->append(R"(,"id":"t)"sv);
       AppendInt(*out, static_cast<int64_t>(a.id));
-      out->append(a.existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
+      if (a.warning.empty()) {
+        out->append(a.existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
+      } else {
+        out->append(R"(","existing":false,"warning":)"sv);
+        AppendJsonString(*out, a.warning);
+        out->append("}\n"sv);
+      }
     } else {
       a.wait = false;  // the connection is gone
     }

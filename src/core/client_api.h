@@ -57,6 +57,7 @@ class ClientApi {
     TaskId id;
     bool existing;
     bool wait;
+    std::string warning;  // the answer's `warning`; "" = none
   };
   std::vector<PendingAck> TakeAcks();
   const std::vector<PendingAck>& acks() const { return acks_; }

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 #include "common/json_text.h"
 #include "protocol/encode.h"
 
@@ -59,6 +61,21 @@ std::string UtcText(int64_t unix_ms) {
   return text;
 }
 
+// A repeated submit key names the same task only with the same payload:
+// the same text, or the same JSON written differently.
+bool SamePayload(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  if (a.empty() || b.empty()) return false;  // "" is null
+  const nlohmann::json x = nlohmann::json::parse(a, nullptr, false);
+  const nlohmann::json y = nlohmann::json::parse(b, nullptr, false);
+  return !x.is_discarded() && !y.is_discarded() && x == y;
+}
+
+// The first line of an attempt's error, for a one-line log.
+std::string_view FirstLine(std::string_view error) {
+  return error.substr(0, error.find('\n'));
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(const Config& config, Store& store, const Clock& clock, Outbox& outbox)
@@ -68,12 +85,32 @@ Dispatcher::Dispatcher(const Config& config, Store& store, const Clock& clock, O
       outbox_(outbox),
       outlier_(config.routing.outlier, clock) {
   RebuildStrategies();
+  caps_.Reconfigure(config_.routing.rules);
+  cap_pump_at_.assign(config_.routing.rules.size(), TimePoint{});
 }
 
 void Dispatcher::Reconfigure(const Config& config) {
   config_ = config;
   outlier_.Reconfigure(config_.routing.outlier);
   RebuildStrategies();
+  caps_.Reconfigure(config_.routing.rules);
+  ++caps_gen_;
+  cap_pump_at_.assign(config_.routing.rules.size(), TimePoint{});
+  RecountCaps();
+  // Caps raised or lifted, strategies changed: what waits may start now.
+  for (ClassId c = 0; c < queue_.class_count(); ++c) {
+    if (queue_.size(c)) PumpClass(c);
+  }
+}
+
+void Dispatcher::RecountCaps() {
+  if (!caps_.any()) return;
+  tasks_.ForEachSlot([&](TaskId, Task* live, TaskTable::EndedRef) {
+    if (live && live->rec.state == TaskState::kRunning) {
+      if (const int r = CappedRule(live->cls); r != RuleCaps::kNone) caps_.CountRunning(r);
+    }
+    return true;
+  });
 }
 
 void Dispatcher::RebuildStrategies() {
@@ -82,7 +119,8 @@ void Dispatcher::RebuildStrategies() {
   if (!default_strategy_) default_strategy_ = MakeStrategy("least_connections");
   rule_strategies_.clear();
   for (const RoutingRule& rule : config_.routing.rules) {
-    auto s = MakeStrategy(rule.strategy);
+    // A rule that only caps keeps the default strategy.
+    auto s = MakeStrategy(rule.strategy.empty() ? config_.routing.strategy : rule.strategy);
     if (s) rule_strategies_.emplace_back(SortedUnique(rule.skills), std::move(s));
   }
   class_strategy_.clear();
@@ -196,7 +234,14 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   if (!req.key.empty()) {
     auto it = keys_.find(req.key);
     if (it != keys_.end()) {
-      if (const Task* t = FindTask(it->second)) return {Status::Ok(), t, true};
+      if (const Task* t = FindTask(it->second)) {
+        if (!SamePayload(t->rec.payload, req.payload)) {
+          return {Status("conflict", "key '" + req.key + "' is task " + t->id_string() +
+                                         ", submitted with a different payload"),
+                  t, false};
+        }
+        return {Status::Ok(), t, true};
+      }
     }
   }
   if (stats_.queued >= config_.limits.max_queued) {
@@ -238,7 +283,18 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   Place(t);
   placing_new_ = 0;
   store_.Insert(r);
-  return {Status::Ok(), &t, false};
+  SubmitOutcome out{Status::Ok(), &t, false, {}};
+  if (r.state == TaskState::kQueued) {
+    ArmQueueTtl(t);
+    // Once some worker offered a class's skills, that stays so: asked of
+    // the index only until then.
+    if (t.cls >= class_offered_.size()) class_offered_.resize(t.cls + 1, false);
+    if (!class_offered_[t.cls]) {
+      out.warning = UnroutableWarning(r.skills);
+      class_offered_[t.cls] = out.warning.empty();
+    }
+  }
+  return out;
 }
 
 void Dispatcher::Restore(TaskRecord&& rec) {
@@ -286,7 +342,8 @@ void Dispatcher::Restore(TaskRecord&& rec) {
         t.rec.errors.back().error != kInterrupted) {
       // Queued after a failed attempt: the wait is not stored, so it is
       // reset to the first step, from now (docs/configuration.md).
-      return BackOff(t, RetryDelay(1, 0));
+      BackOff(t, RetryDelay(1, 0));
+      return ArmQueueTtl(t);
     }
   } else {
     // The attempt was in flight when pincerd stopped: it is lost, but not
@@ -306,6 +363,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
     Save(t);
   }
   Place(t);
+  ArmQueueTtl(t);
 }
 
 Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
@@ -409,6 +467,7 @@ Status Dispatcher::Retry(TaskId id) {
   ++stats_.queued;
   Save(*t);
   Place(*t);
+  ArmQueueTtl(*t);
   return Status::Ok();
 }
 
@@ -441,6 +500,8 @@ void Dispatcher::Place(Task& t) {
     return;
   }
   s.head = t.rec.id;
+  // A capped rule's task waits in its queue, whoever its home is.
+  if (caps_.any() && CapHolds(t.cls)) return PlaceGeneral(t);
   if (Worker* home = workers_.Find(s.home)) {
     const auto& matching = workers_.index().Matching(t.rec.skills);
     const bool fits = std::find(matching.begin(), matching.end(),
@@ -463,12 +524,15 @@ void Dispatcher::Pin(Task& t, Worker& home) {
 
 void Dispatcher::PlaceGeneral(Task& t) {
   const Strategy& strategy = StrategyFor(t.cls);
-  const WorkerId id =
-      strategy.Pick(workers_.index(), workers_.index().Matching(t.rec.skills), t.rec.skills.size());
+  const bool capped = caps_.any() && CapHolds(t.cls);
+  const WorkerId id = capped ? 0
+                             : strategy.Pick(workers_.index(), workers_.index().Matching(t.rec.skills),
+                                             t.rec.skills.size());
   if (Worker* w = workers_.Find(id)) return Assign(t, *w);
   queue_.Push(t.cls, t.entry());
   t.where = Task::Where::kQueue;
   ArmQueueWait(t);
+  if (capped) return;  // its rule's cap, not the rotation, holds it
   // A worker is free but the strategy keeps the task for another one.
   if (fallback_strategy_->Pick(workers_.index(), workers_.index().Matching(t.rec.skills),
                                t.rec.skills.size())) {
@@ -487,6 +551,7 @@ void Dispatcher::OnTurnWaitDeadline(Task& t) {
   t.turn_wait_armed = false;
   if (t.where != Task::Where::kQueue) return;
   t.turn_expired = true;
+  if (caps_.any() && CapHolds(t.cls)) return;
   const WorkerId id = fallback_strategy_->Pick(
       workers_.index(), workers_.index().Matching(t.rec.skills), t.rec.skills.size());
   if (Worker* w = workers_.Find(id)) {
@@ -540,6 +605,8 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   workers_.Acquire(w, r.id);
   if (!r.session.empty()) SetHome(t, w);
   queue_deadlines_.Disarm(t.queue_deadline, r.id);
+  if (t.ttl_deadline != TimePoint{}) ttl_deadlines_.Disarm(t.ttl_deadline, r.id);
+  if (const int rule = CappedRule(t.cls); rule != RuleCaps::kNone) caps_.Started(rule, clock_.Now());
   if (r.timeout_ms > 0) {
     attempt_deadlines_.Arm(t.attempt_deadline, clock_.Now() + std::chrono::milliseconds(r.timeout_ms),
                            r.id);
@@ -566,6 +633,7 @@ void Dispatcher::FillWorker(Worker& w) {
       Task* live = tasks_.Find(head.id);
       if (!live) return true;  // taken below, where LiveTask logs and drops it
       Task& t = *live;
+      if (caps_.any() && CapHolds(c)) return false;
       if (t.turn_expired ||
           StrategyFor(c).Allows(index, index.Matching(queue_.skills(c)), w.id)) {
         return true;
@@ -573,7 +641,11 @@ void Dispatcher::FillWorker(Worker& w) {
       ArmTurnWait(t);
       return false;
     });
-    const bool take_pinned = !w.pinned.empty() && (!best || *w.pinned.begin() < best->second);
+    bool take_pinned = !w.pinned.empty() && (!best || *w.pinned.begin() < best->second);
+    if (take_pinned && caps_.any()) {
+      const Task* pinned = tasks_.Find(w.pinned.begin()->id);
+      if (pinned && CapHolds(pinned->cls)) take_pinned = false;
+    }
     TaskId id;
     if (take_pinned) {
       id = w.pinned.begin()->id;
@@ -602,6 +674,7 @@ void Dispatcher::PumpClass(ClassId c) {
       continue;
     }
     Task& t = *live;
+    if (caps_.any() && CapHolds(c)) return;
     Worker* w = workers_.Find(strategy.Pick(index, index.Matching(skills), skills.size()));
     if (!w) {
       if (fallback_strategy_->Pick(index, index.Matching(skills), skills.size())) ArmTurnWait(t);
@@ -619,6 +692,10 @@ void Dispatcher::ReleaseSlot(Task& t) {
   if (Worker* w = workers_.Find(t.worker)) workers_.Release(*w, t.rec.id);
   t.worker = 0;
   --stats_.running;
+  if (const int rule = CappedRule(t.cls); rule != RuleCaps::kNone) {
+    caps_.Stopped(rule);
+    ArmCapPump(rule, clock_.Now());  // after the event at hand, not inside it
+  }
 }
 
 void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off,
@@ -626,12 +703,19 @@ void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, 
   t.rec.errors.push_back({t.rec.attempts, t.rec.worker, error});
   t.rec.error = error;
   // Attempts lost to pincerd restarts are not the task's: not counted.
-  if (t.rec.attempts - t.interrupted < t.rec.max_attempts) {
+  const bool again = t.rec.attempts - t.interrupted < t.rec.max_attempts;
+  spdlog::info("task {} attempt {} failed on worker {}{}: {}", t.id_string(), t.rec.attempts,
+               t.rec.worker, again ? ", queued again" : "", FirstLine(error));
+  if (again) {
     t.rec.state = TaskState::kQueued;
     ++stats_.queued;
     Save(t);
-    if (back_off) return BackOff(t, RetryDelay(t.rec.attempts, retry_after_ms));
-    Place(t);
+    if (back_off) {
+      BackOff(t, RetryDelay(t.rec.attempts, retry_after_ms));
+    } else {
+      Place(t);
+    }
+    ArmQueueTtl(t);
   } else {
     End(t, timed_out ? TaskState::kTimedOut : TaskState::kFailed);
   }
@@ -669,6 +753,7 @@ void Dispatcher::BackOff(Task& t, Duration delay) {
 
 void Dispatcher::End(Task& t, TaskState state) {
   queue_deadlines_.Disarm(t.queue_deadline, t.rec.id);
+  if (t.ttl_deadline != TimePoint{}) ttl_deadlines_.Disarm(t.ttl_deadline, t.rec.id);
   if (t.rec.state == TaskState::kQueued) --stats_.queued;
   t.rec.state = state;
   t.rec.ended_ms = clock_.UnixMillis();
@@ -776,6 +861,8 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
     if (msg.retryable) {
       LoseAttempt(t, msg.error, /*timed_out=*/false, /*back_off=*/true, msg.retry_after_ms);
     } else {
+      spdlog::info("task {} attempt {} failed on worker {} (not retryable): {}", t.id_string(),
+                   t.rec.attempts, t.rec.worker, FirstLine(msg.error));
       t.rec.errors.push_back({t.rec.attempts, t.rec.worker, msg.error});
       t.rec.error = msg.error;
       End(t, TaskState::kFailed);
@@ -880,7 +967,7 @@ void Dispatcher::ReleasePinned(Worker& w) {
 
 std::optional<TimePoint> Dispatcher::NextDeadline() const {
   std::optional<TimePoint> next = deadlines_.Next();
-  for (const TaskDeadlines* d : {&attempt_deadlines_, &queue_deadlines_}) {
+  for (const TaskDeadlines* d : {&attempt_deadlines_, &queue_deadlines_, &ttl_deadlines_}) {
     if (auto at = d->Next(); at && (!next || *at < *next)) next = at;
   }
   if (!ended_.empty() && config_.tasks.result_ttl.count() > 0) {
@@ -964,7 +1051,21 @@ void Dispatcher::RunDue() {
       End(*t, TaskState::kTimedOut);
     }
   }
+  while (auto id = ttl_deadlines_.PopDue(now)) {
+    Task* t = tasks_.Find(*id);
+    if (!t) continue;
+    t->ttl_deadline = TimePoint{};
+    if (t->rec.state == TaskState::kQueued) ExpireQueued(*t);
+  }
   while (auto d = deadlines_.PopDue(now)) {
+    if (d->kind == DeadlineKind::kRuleCap) {
+      if (d->gen == caps_gen_ && d->id < cap_pump_at_.size()) {
+        const int r = static_cast<int>(d->id);
+        if (cap_pump_at_[r] == d->at) cap_pump_at_[r] = TimePoint{};
+        PumpRule(r);
+      }
+      continue;
+    }
     if (d->kind == DeadlineKind::kHeartbeat) {
       OnHeartbeatDeadline(d->id);
       continue;
@@ -995,6 +1096,7 @@ void Dispatcher::RunDue() {
         break;
       case DeadlineKind::kHeartbeat:
       case DeadlineKind::kEjection:
+      case DeadlineKind::kRuleCap:
         break;
     }
   }
@@ -1038,11 +1140,75 @@ void Dispatcher::OnHeartbeatDeadline(WorkerId id) {
     deadlines_.Push({due, DeadlineKind::kHeartbeat, id, 0});
     return;
   }
+  std::string held;
+  for (TaskId tid : w->tasks) held += (held.empty() ? "" : ", ") + TaskIdString(tid);
+  spdlog::info("worker {} ({}) declared dead: no sign of life for {} ({} missed heartbeats); {}",
+               w->id_str, w->name, FormatDuration(std::chrono::duration_cast<Duration>(limit)),
+               config_.heartbeat.misses, held.empty() ? "it held no task" : "requeued " + held);
   KillWorker(id, "worker " + w->id_str + " missed " + std::to_string(config_.heartbeat.misses) +
                      " heartbeats");
 }
 
+// ------------------------------------------------- queue_ttl, rule caps
+
+void Dispatcher::ArmQueueTtl(Task& t) {
+  if (config_.tasks.queue_ttl.count() <= 0 || t.rec.state != TaskState::kQueued ||
+      t.ttl_deadline != TimePoint{}) {
+    return;
+  }
+  ttl_deadlines_.Arm(t.ttl_deadline, clock_.Now() + config_.tasks.queue_ttl, t.rec.id);
+}
+
+void Dispatcher::ExpireQueued(Task& t) {
+  const std::string why = WhyWaiting(t);  // before it leaves where it waits
+  Unqueue(t);
+  t.rec.error = "expired: waited longer than tasks.queue_ttl (" +
+                FormatDuration(config_.tasks.queue_ttl) + "): " + why;
+  t.rec.errors.push_back({t.rec.attempts, "", t.rec.error});
+  spdlog::info("task {} {}", t.id_string(), t.rec.error);
+  End(t, TaskState::kTimedOut);
+}
+
+bool Dispatcher::CapHolds(ClassId c) {
+  const int r = caps_.RuleOf(c, queue_.skills(c));
+  if (r == RuleCaps::kNone) return false;
+  const TimePoint now = clock_.Now();
+  if (caps_.Open(r, now)) return false;
+  if (const auto at = caps_.ReopensAt(r, now)) ArmCapPump(r, *at);
+  return true;
+}
+
+void Dispatcher::ArmCapPump(int r, TimePoint at) {
+  if (static_cast<std::size_t>(r) >= cap_pump_at_.size()) return;
+  TimePoint& armed = cap_pump_at_[r];
+  if (armed != TimePoint{} && armed <= at) return;  // an earlier pump re-arms if need be
+  armed = at;
+  deadlines_.Push({at, DeadlineKind::kRuleCap, static_cast<uint64_t>(r), caps_gen_});
+}
+
+void Dispatcher::PumpRule(int r) {
+  for (ClassId c = 0; c < queue_.class_count(); ++c) {
+    if (queue_.size(c) && CappedRule(c) == r) PumpClass(c);
+  }
+}
+
 // ---------------------------------------------------------------- views
+
+std::string Dispatcher::UnroutableWarning(const std::vector<std::string>& skills) {
+  WorkerIndex& index = workers_.index();
+  if (!index.Matching(skills).empty()) return "";
+  if (skills.empty()) return "no worker has connected yet; the task waits for one";
+  std::string never;
+  for (const std::string& skill : skills) {
+    if (index.Matching({skill}).empty()) never += (never.empty() ? "" : ", ") + skill;
+  }
+  if (never.empty()) {
+    return "no worker has offered all of these skills together since pincerd started; the task "
+           "waits for one that does";
+  }
+  return "no worker has offered skill " + never +
+         " since pincerd started; the task waits for one that does";
+}
 
 uint64_t Dispatcher::Unroutable() {
   uint64_t n = 0;
@@ -1065,6 +1231,9 @@ std::string Dispatcher::WhyWaiting(const Task& t) {
       return "retrying after backoff until " + UtcText(t.retry_at_ms);
     default:
       break;
+  }
+  if (const int r = CappedRule(t.cls); r != RuleCaps::kNone && !caps_.Open(r, clock_.Now())) {
+    return caps_.Why(r, clock_.Now());
   }
   WorkerIndex& index = workers_.index();
   if (!index.AnyConnected(t.rec.skills)) {

@@ -23,6 +23,7 @@
 #include "core/ended_archive.h"
 #include "core/outbox.h"
 #include "core/outlier.h"
+#include "core/rule_caps.h"
 #include "core/task.h"
 #include "core/task_table.h"
 #include "protocol/messages.h"
@@ -109,6 +110,9 @@ class Dispatcher {
     Status status;
     const Task* task = nullptr;
     bool existing = false;
+    // For the submitter (the answer's `warning`), e.g. no worker has ever
+    // offered the task's skills; "" = none.
+    std::string warning;
   };
   SubmitOutcome Submit(const SubmitReq& req);
   // Registers (conn, req) to get the end event of task `id`; sent at once
@@ -144,12 +148,16 @@ class Dispatcher {
   std::optional<TaskState> StateOf(TaskId id) const;
   // Why a queued task waits, in words (docs/protocol.md, `why`).
   std::string WhyWaiting(const Task& task);
+  // The submit answer's `warning` for a task whose skills no worker has
+  // offered since pincerd started; "" when some worker has.
+  std::string UnroutableWarning(const std::vector<std::string>& skills);
 
   // ---- Time ----
   std::optional<TimePoint> NextDeadline() const;
   // Deadlines armed and not yet fired or withdrawn (a leak check for tests).
   std::size_t deadlines_pending() const {
-    return deadlines_.size() + attempt_deadlines_.size() + queue_deadlines_.size();
+    return deadlines_.size() + attempt_deadlines_.size() + queue_deadlines_.size() +
+           ttl_deadlines_.size();
   }
   // Handles every deadline due now, and purges ended tasks past
   // result_ttl.
@@ -237,6 +245,22 @@ class Dispatcher {
   // attempt's task is placed again, so it cannot land on `w` once more).
   void NoteAttempt(Worker& w, bool ok, double seconds);
   void ArmQueueWait(Task& t);
+  // tasks.queue_ttl: arms the limit of a task that is waiting and has none.
+  void ArmQueueTtl(Task& t);
+  // The task waited longer than tasks.queue_ttl: it ends timed_out.
+  void ExpireQueued(Task& t);
+
+  // Rule caps (routing.rules[].max_running, .rate). True when class `c`'s
+  // rule may not start a task now (and a reopening is armed).
+  bool CapHolds(ClassId c);
+  int CappedRule(ClassId c) {
+    return caps_.any() ? caps_.RuleOf(c, queue_.skills(c)) : RuleCaps::kNone;
+  }
+  // Gives rule `r`'s waiting tasks to free workers, up to its caps, at `at`.
+  void ArmCapPump(int r, TimePoint at);
+  void PumpRule(int r);
+  // Counts the running tasks under the current rules again (reload).
+  void RecountCaps();
   void ArmTurnWait(Task& t);
   void OnTurnWaitDeadline(Task& t);
 
@@ -300,6 +324,11 @@ class Dispatcher {
   DeadlineQueue deadlines_;
   TaskDeadlines attempt_deadlines_;  // running attempts' timeouts
   TaskDeadlines queue_deadlines_;    // waiting tasks' timeouts
+  TaskDeadlines ttl_deadlines_;      // waiting tasks' tasks.queue_ttl
+  RuleCaps caps_;
+  std::vector<TimePoint> cap_pump_at_;  // by rule: the earliest pump armed; {} = none
+  uint64_t caps_gen_ = 0;               // a reload's kRuleCap deadlines are stale
+  std::vector<bool> class_offered_;     // by ClassId: some worker has offered its skills
   // Ended tasks in the order they ended (all share one result_ttl, so they
   // expire in this order too); purged from the front. A record whose task
   // was retried or forgotten since is no longer the one its id finds, and

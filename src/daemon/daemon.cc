@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "common/token.h"
+#include "config/config_diff.h"
 #include "protocol/encode.h"
 #include "pincer/version.h"
 #include "tls/tls_context.h"
@@ -64,6 +65,9 @@ Daemon::~Daemon() {
 
 Status Daemon::Start() {
   Status error;
+  if (config_.store.kind == "sqlite" && !config_.data_dir.empty()) {
+    if (Status st = data_dir_lock_.Acquire(config_.data_dir); !st.ok()) return st;
+  }
   store_ = OpenStore(config_, error);
   if (!store_) return error;
   dispatcher_ = std::make_unique<Dispatcher>(config_, *store_, clock_, *this);
@@ -819,12 +823,19 @@ Status Daemon::ApplyConfig(ConfigResult loaded) {
       return Status("reload_failed", s.message());
     }
   }
+  const std::vector<std::string> changes = DescribeConfigChanges(config_, next);
   config_ = std::move(next);
   dispatcher_->Reconfigure(config_);
   if (supervisor_ && !stopping_) supervisor_->Apply(config_.pools);
   metrics_->SetPools(PoolNames(config_));
   spdlog::set_level(spdlog::level::from_str(config_.log_level));
-  spdlog::info("config reloaded from {}", options_.config_path);
+  if (changes.empty()) {
+    spdlog::info("config reloaded from {}: nothing changed", options_.config_path);
+  } else {
+    spdlog::info("config reloaded from {}: {} change{}", options_.config_path, changes.size(),
+                 changes.size() == 1 ? "" : "s");
+    for (const std::string& line : changes) spdlog::info("reload: {}", line);
+  }
   ScheduleFlush();
   return Status::Ok();
 }

@@ -587,7 +587,7 @@ TEST_F(CtlTest, EndedTasksBeyondMaxEndedArePurgedOldestFirstWithTheirKeys) {
   EXPECT_EQ(listed.Json()[0]["id"], ids[4]) << "newest first";
   // A purged task's key is free again; a kept one still names its task.
   EXPECT_NE(Submit({"--key", "k0", "--skill", "echo", "--payload", "9"}), ids[0]);
-  EXPECT_EQ(Submit({"--key", "k4", "--skill", "echo", "--payload", "9"}), ids[4]);
+  EXPECT_EQ(Submit({"--key", "k4", "--skill", "echo", "--payload", "4"}), ids[4]);
 }
 
 // Item by item, what a new user met in issue 19.

@@ -388,7 +388,7 @@ TEST_F(DispatcherTest, IdempotencyKeyReturnsTheSameTask) {
   SubmitReq again;
   again.req = 99;
   again.key = "order-7";
-  again.payload = "\"other\"";
+  again.payload = o.payload;  // another payload is a conflict (ARepeatedKeyNeedsTheSamePayload)
   auto outcome = d_->Submit(again);
   ASSERT_TRUE(outcome.status.ok());
   EXPECT_TRUE(outcome.existing);
@@ -1461,4 +1461,147 @@ TEST_F(BackoffTest, RecoveredAfterAFailureWaitsTheInitialBackoffFromTheRestart) 
   EXPECT_EQ(TasksSent(1).size(), 1u) << "a lost attempt is retried at once";
 }
 
+}  // namespace pincer
+
+namespace pincer {
+namespace {
+
+// routing.rules[].rate: a sliding window of starts. A task past the quota
+// waits, its why naming the rule and the cap, and starts when the oldest
+// start leaves the window; retries count as starts.
+TEST_F(DispatcherTest, RateCapHoldsStartsUntilTheWindowMoves) {
+  Config c = BaseConfig();
+  RoutingRule rule;
+  rule.skills = {"paid"};
+  rule.rate = RateCap{2, seconds(10)};
+  c.routing.rules = {rule};
+  Make(c);
+  AddWorker(1, {"paid"}, 4);
+  SubmitOpts o;
+  o.skills = {"paid"};
+  TaskHandle a = Submit(o);
+  Advance(seconds(4));
+  TaskHandle b = Submit(o);
+  TaskHandle held = Submit(o);
+  EXPECT_EQ(TasksSent(1).size(), 2u);
+  EXPECT_EQ(held->rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->WhyWaiting(*held),
+            "held by routing.rules[0] (skills paid): rate 2 per 10s reached (next start in 6s)");
+  Result(1, a, true);  // an end frees no rate
+  EXPECT_TRUE(TasksSent(1).empty());
+  Advance(seconds(6));  // a's start leaves the window
+  EXPECT_EQ(TasksSent(1), std::vector<std::string>{held->id_string()});
+  EXPECT_EQ(held->rec.state, TaskState::kRunning);
+  // A retry is a start too: b's failure waits for the window.
+  Result(1, b, false, "429");
+  EXPECT_EQ(b->rec.state, TaskState::kQueued);
+  EXPECT_TRUE(TasksSent(1).empty());
+  Advance(seconds(4));  // b's first start (t=4) leaves
+  EXPECT_EQ(TasksSent(1), std::vector<std::string>{b->id_string()});
+}
+
+// max_running across workers, and tasks of other rules untouched.
+TEST_F(DispatcherTest, MaxRunningCountsOverAllWorkersAndFreesOnEnd) {
+  Config c = BaseConfig();
+  RoutingRule rule;
+  rule.skills = {"tts"};
+  rule.max_running = 1;
+  c.routing.rules = {rule};
+  Make(c);
+  AddWorker(1, {"tts"});
+  AddWorker(2, {"tts", "echo"}, 2);
+  SubmitOpts tts;
+  tts.skills = {"tts"};
+  TaskHandle first = Submit(tts);
+  TaskHandle second = Submit(tts);
+  SubmitOpts echo;
+  echo.skills = {"echo"};
+  TaskHandle other = Submit(echo);
+  EXPECT_EQ(first->rec.state, TaskState::kRunning);
+  EXPECT_EQ(second->rec.state, TaskState::kQueued);
+  EXPECT_EQ(other->rec.state, TaskState::kRunning) << "another rule's task is not held";
+  EXPECT_EQ(d_->WhyWaiting(*second),
+            "held by routing.rules[0] (skills tts): max_running 1 reached (1 running)");
+  const ConnId first_worker = first->worker;
+  Result(first_worker, first, true);
+  d_->RunDue();
+  EXPECT_EQ(second->rec.state, TaskState::kRunning);
+  // A reload that lifts the cap starts what waits at once.
+  TaskHandle third = Submit(tts);
+  EXPECT_EQ(third->rec.state, TaskState::kQueued);
+  c.routing.rules[0].max_running = 2;
+  d_->Reconfigure(c);
+  EXPECT_EQ(third->rec.state, TaskState::kRunning);
+}
+
+// tasks.queue_ttl counts from the submit, or from the end of the last
+// attempt; the task ends timed_out with its why.
+TEST_F(DispatcherTest, QueueTtlExpiresAWaitingTaskWithItsWhy) {
+  Config c = BaseConfig();
+  c.tasks.queue_ttl = seconds(30);
+  Make(c);
+  SubmitOpts o;
+  o.skills = {"gpu"};
+  TaskHandle t = Submit(o);
+  EXPECT_EQ(d_->NextDeadline(), clock_.Now() + seconds(30)) << "the event loop wakes for it";
+  Advance(seconds(29));
+  EXPECT_EQ(t->rec.state, TaskState::kQueued);
+  AddWorker(1, {"gpu"});  // takes it: the ttl is withdrawn
+  EXPECT_EQ(t->rec.state, TaskState::kRunning);
+  Advance(seconds(5));
+  Result(1, t, false, "boom");  // queued again: a new stretch
+  EXPECT_EQ(t->rec.state, TaskState::kRunning) << "the free worker takes the retry";
+  d_->Drain("w1");
+  Result(1, t, false, "boom");
+  EXPECT_EQ(t->rec.state, TaskState::kQueued);
+  Advance(seconds(29));
+  EXPECT_EQ(t->rec.state, TaskState::kQueued);
+  Advance(seconds(1));
+  EXPECT_EQ(t->rec.state, TaskState::kTimedOut);
+  EXPECT_EQ(t->rec.error,
+            "expired: waited longer than tasks.queue_ttl (30s): all 1 matching workers are draining "
+            "or ejected");
+  EXPECT_EQ(t->rec.errors.back().worker, "");
+}
+
+TEST_F(DispatcherTest, ARepeatedKeyNeedsTheSamePayload) {
+  SubmitOpts o;
+  o.key = "k";
+  o.payload = R"({"a":1,"b":[1,2]})";
+  TaskHandle t = Submit(o);
+  SubmitReq r;
+  r.key = "k";
+  r.payload = R"({ "b": [1, 2], "a": 1 })";
+  auto same = d_->Submit(r);
+  ASSERT_TRUE(same.status.ok());
+  EXPECT_TRUE(same.existing);
+  EXPECT_EQ(same.task->rec.id, t.id);
+  r.payload = R"({"a":2})";
+  auto other = d_->Submit(r);
+  EXPECT_EQ(other.status.code(), "conflict");
+  EXPECT_EQ(other.status.message(), "key 'k' is task " + t->id_string() +
+                                        ", submitted with a different payload");
+  r.payload = "";  // null
+  EXPECT_EQ(d_->Submit(r).status.code(), "conflict");
+  EXPECT_EQ(d_->stats().submitted, 1u);
+}
+
+TEST_F(DispatcherTest, ASubmitWarnsWhenNoWorkerEverOfferedItsSkills) {
+  SubmitReq r;
+  r.skills = {"gpu", "vision"};
+  auto first = d_->Submit(r);
+  EXPECT_EQ(first.warning,
+            "no worker has offered skill gpu, vision since pincerd started; the task waits for one "
+            "that does");
+  AddWorker(1, {"gpu"}, 1);
+  d_->OnDisconnect(1, "gone");
+  r.skills = {"gpu"};
+  EXPECT_EQ(d_->Submit(r).warning, "") << "a worker offered it once";
+  r.skills = {"gpu", "vision"};
+  EXPECT_EQ(d_->Submit(r).warning,
+            "no worker has offered skill vision since pincerd started; the task waits for one that "
+            "does");
+}
+
+}  // namespace
 }  // namespace pincer
