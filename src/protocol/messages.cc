@@ -147,7 +147,7 @@ std::optional<ProtocolError> ParseUsage(const json& u, TaskUsage& out) {
                             std::pair{"total", &out.total}}) {
     auto it = u.find(name);
     if (it == u.end() || it->is_null()) continue;
-    if (!it->is_number_integer()) return fail(name, "must be an integer (tokens)");
+    if (!it->is_number_integer()) return fail(name, "must be an integer");
     if (!it->is_number_unsigned() && it->get<int64_t>() < 0) return fail(name, "must not be negative");
     if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{INT64_MAX}) {
       return fail(name, "is too large");
@@ -581,7 +581,8 @@ bool FastUsage(dom::element e, TaskUsage& u) {
   if (!e.is_object()) return false;
   enum Field { kInput, kOutput, kTotal, kCost, kModel, kOther };
   uint32_t seen = 0;
-  for (dom::key_value_pair kv : e.get_object().value_unsafe()) {
+  const dom::object obj = e.get_object().value_unsafe();  // a copy: the result is a temporary
+  for (dom::key_value_pair kv : obj) {
     const auto f = static_cast<Field>(FieldOf(kv.key, "input", "output", "total", "cost", "model"));
     if (f == kOther || kv.value.is_null()) continue;
     if (!FirstTime(seen, f)) return false;
