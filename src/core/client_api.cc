@@ -18,6 +18,16 @@ json RawOrNull(const std::string& raw) {
 }
 json StrOrNull(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 json MsOrNull(int64_t ms) { return ms ? json(ms) : json(nullptr); }
+json UsageJson(const TaskUsage& u, bool with_model) {
+  json v = {{"input", u.input}, {"output", u.output}, {"total", u.total}, {"cost", u.cost}};
+  if (with_model) v["model"] = StrOrNull(u.model);
+  return v;
+}
+json UsageByName(const UsageBook::ByName& by) {
+  json v = json::object();
+  for (const auto& [name, u] : by) v[name] = UsageJson(u, false);
+  return v;
+}
 
 }  // namespace
 
@@ -257,7 +267,13 @@ json ClientApi::TaskView(const Task& t) {
             {"progress", RawOrNull(t.progress)},
             {"created_ms", r.created_ms},
             {"started_ms", MsOrNull(r.started_ms)},
-            {"ended_ms", MsOrNull(r.ended_ms)}};
+            {"ended_ms", MsOrNull(r.ended_ms)},
+            {"usage", r.usage.empty() ? json(nullptr) : UsageJson(r.usage, true)}};
+  if (r.has_backoff) {
+    v["backoff"] = {{"initial_ms", r.backoff.initial_ms},
+                    {"max_ms", r.backoff.max_ms},
+                    {"jitter", r.backoff.jitter}};
+  }
   if (r.state == TaskState::kQueued) v["why"] = dispatcher_.WhyWaiting(t);
   if (t.retry_at_ms) v["retry_at_ms"] = t.retry_at_ms;
   return v;
@@ -279,7 +295,8 @@ json ClientApi::WorkerView(const Worker& w) {
             {"pool", StrOrNull(w.pool)},
             {"labels", w.labels.empty() ? json::object() : RawOrNull(w.labels)},
             {"load", std::move(load)},
-            {"connected_ms", w.connected_ms}};
+            {"connected_ms", w.connected_ms},
+            {"usage", UsageJson(w.usage, true)}};
   if (hooks_.worker_extra) hooks_.worker_extra(w, v);
   return v;
 }
@@ -295,6 +312,12 @@ json ClientApi::StatsView() {
             {"submitted", s.submitted},
             {"workers", dispatcher_.workers().size()},
             {"unroutable", dispatcher_.Unroutable()}};
+  const UsageBook& usage = dispatcher_.usage();
+  json u = UsageJson(usage.total(), false);
+  u["by_worker"] = UsageByName(usage.by_worker());
+  u["by_skill"] = UsageByName(usage.by_skill());
+  u["by_model"] = UsageByName(usage.by_model());
+  v["usage"] = std::move(u);
   if (hooks_.stats_extra) hooks_.stats_extra(v);
   return v;
 }

@@ -250,6 +250,25 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
             nullptr, false};
   }
 
+  // The task's own backoff: parts not given are the config's, and a max
+  // not given is at least the initial.
+  const bool has_backoff = req.backoff_initial || req.backoff_max || req.backoff_jitter;
+  TaskBackoff backoff;
+  if (has_backoff) {
+    const BackoffConfig& b = config_.tasks.retry_backoff;
+    backoff.initial_ms = req.backoff_initial.value_or(b.initial).count();
+    backoff.max_ms = req.backoff_max ? req.backoff_max->count()
+                                     : std::max<int64_t>(b.max.count(), backoff.initial_ms);
+    backoff.jitter = req.backoff_jitter.value_or(b.jitter);
+    if (backoff.max_ms < backoff.initial_ms) {
+      return {Status("invalid_request",
+                     "backoff.max (" + std::to_string(backoff.max_ms) +
+                         " ms) must not be less than backoff.initial (" +
+                         std::to_string(backoff.initial_ms) + " ms)"),
+              nullptr, false};
+    }
+  }
+
   TaskId id = 0;
   if (Status st = NewTaskId(id); !st.ok()) return {std::move(st), nullptr, false};
   std::unique_ptr<Task> owned = NewTask();
@@ -265,6 +284,8 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   r.max_attempts = static_cast<int>(req.max_attempts.value_or(config_.tasks.max_attempts));
   r.session = req.session;
   r.key = req.key;
+  r.has_backoff = has_backoff;
+  r.backoff = backoff;
   r.created_ms = clock_.UnixMillis();
   t.cls = queue_.ClassFor(r.skills);
   Hold(t.cls);
@@ -342,7 +363,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
         t.rec.errors.back().error != kInterrupted) {
       // Queued after a failed attempt: the wait is not stored, so it is
       // reset to the first step, from now (docs/configuration.md).
-      BackOff(t, RetryDelay(1, 0));
+      BackOff(t, RetryDelay(t.rec, 1, 0));
       return ArmQueueTtl(t);
     }
   } else {
@@ -711,7 +732,7 @@ void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, 
     ++stats_.queued;
     Save(t);
     if (back_off) {
-      BackOff(t, RetryDelay(t.rec.attempts, retry_after_ms));
+      BackOff(t, RetryDelay(t.rec, t.rec.attempts, retry_after_ms));
     } else {
       Place(t);
     }
@@ -721,8 +742,11 @@ void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, 
   }
 }
 
-Duration Dispatcher::RetryDelay(int failed, int64_t retry_after_ms) {
-  const BackoffConfig& b = config_.tasks.retry_backoff;
+Duration Dispatcher::RetryDelay(const TaskRecord& r, int failed, int64_t retry_after_ms) {
+  const BackoffConfig& config = config_.tasks.retry_backoff;
+  const BackoffConfig b = r.has_backoff ? BackoffConfig{Duration(r.backoff.initial_ms),
+                                                        Duration(r.backoff.max_ms), r.backoff.jitter}
+                                        : config;
   const double initial = static_cast<double>(b.initial.count());
   const double cap = static_cast<double>(b.max.count());
   // Doubled in floating point and capped before the conversion: no shift
@@ -847,6 +871,12 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
   const double seconds =
       static_cast<double>(clock_.UnixMillis() - t.rec.started_ms) / 1000.0;
   ReleaseSlot(t);
+  if (msg.has_usage) {  // before the end or retry below saves the task
+    t.rec.usage.Add(msg.usage);
+    usage_.Add(w->name.empty() ? w->id_str : w->name, t.rec.skills, msg.usage);
+    w->usage.Add(msg.usage);
+    if (observer_) observer_->UsageReported(*w, t, msg.usage);
+  }
   if (observer_) observer_->AttemptEnded(*w, t, msg.ok, seconds);
   NoteAttempt(*w, msg.ok, seconds);
   if (msg.ok) {

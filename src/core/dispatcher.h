@@ -26,6 +26,7 @@
 #include "core/rule_caps.h"
 #include "core/task.h"
 #include "core/task_table.h"
+#include "core/usage_book.h"
 #include "protocol/messages.h"
 #include "queue/task_queue.h"
 #include "registry/worker_registry.h"
@@ -51,6 +52,8 @@ class DispatchObserver {
   virtual void TaskSubmitted(const Task&) {}
   virtual void TaskEnded(const Task&, double /*seconds_since_submit*/) {}
   virtual void AttemptEnded(const Worker&, const Task&, bool /*ok*/, double /*seconds*/) {}
+  // An attempt's result reported `usage` (already added to the task's).
+  virtual void UsageReported(const Worker&, const Task&, const TaskUsage&) {}
   // Outlier ejection took the worker out of routing / let it back in.
   virtual void WorkerEjected(const Worker&, const Ejection&) {}
   virtual void WorkerReturned(const Worker&) {}
@@ -169,6 +172,8 @@ class Dispatcher {
 
   // ---- Views ----
   const DispatcherStats& stats() const { return stats_; }
+  // Usage the workers reported since pincerd started.
+  const UsageBook& usage() const { return usage_; }
   uint64_t Unroutable();
   const WorkerRegistry& workers() const { return workers_; }
   WorkerRegistry& workers() { return workers_; }
@@ -227,8 +232,9 @@ class Dispatcher {
   // tasks.retry_backoff.max).
   void LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off = false,
                    int64_t retry_after_ms = 0);
-  // The pause before the attempt after attempt `failed` (1-based).
-  Duration RetryDelay(int failed, int64_t retry_after_ms);
+  // The pause before the attempt after attempt `failed` (1-based): the
+  // task's own backoff if it has one, else tasks.retry_backoff.
+  Duration RetryDelay(const TaskRecord& r, int failed, int64_t retry_after_ms);
   // Parks a queued task until `delay` has passed (Where::kBackoff).
   void BackOff(Task& t, Duration delay);
   void End(Task& t, TaskState state);
@@ -351,6 +357,7 @@ class Dispatcher {
   }
 
   DispatcherStats stats_;
+  UsageBook usage_;
   // Ids are reserved in blocks (Store::ReserveIds): one durable write per
   // block. A run issues ids only from blocks it reserved itself: up to the
   // limits (0 until its first reservation).

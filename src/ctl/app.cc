@@ -38,6 +38,11 @@ struct Flags {
   std::int64_t priority = 0, max_attempts = 0;
   std::vector<std::string> ids;
   TasksQuery tasks;
+  std::string backoff_initial, backoff_max;
+  double backoff_jitter = 0;
+  CLI::Option* backoff_initial_opt = nullptr;
+  CLI::Option* backoff_max_opt = nullptr;
+  CLI::Option* backoff_jitter_opt = nullptr;
   std::string top_interval = "1s";
   bool top_once = false;
   int top_frames = 0;
@@ -244,6 +249,19 @@ void CommandLine::AddSubmit() {
   flags_.max_attempts_opt =
       sub->add_option("--max-attempts", flags_.max_attempts, "Attempts before failing")
           ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()));
+  flags_.backoff_initial_opt =
+      sub->add_option("--backoff-initial", flags_.backoff_initial,
+                      "This task's first retry pause, doubled per failure (default: "
+                      "tasks.retry_backoff.initial)")
+          ->check(DurationValidator());
+  flags_.backoff_max_opt = sub->add_option("--backoff-max", flags_.backoff_max,
+                                           "This task's longest retry pause (default: "
+                                           "tasks.retry_backoff.max, at least --backoff-initial)")
+                               ->check(DurationValidator());
+  flags_.backoff_jitter_opt =
+      sub->add_option("--backoff-jitter", flags_.backoff_jitter,
+                      "Fraction 0..1 of a pause added at random (default: tasks.retry_backoff.jitter)")
+          ->check(CLI::Range(0.0, 1.0));
   flags_.session_opt =
       sub->add_option("--session", flags_.session, "Affinity key: keep on one worker");
   flags_.key_opt =
@@ -261,7 +279,9 @@ void CommandLine::AddSubmit() {
   }
   for (CLI::Option* single : {skill, flags_.payload_opt, flags_.payload_file_opt, flags_.text_opt,
                               flags_.text_file_opt, flags_.priority_opt, flags_.timeout_opt,
-                              flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait}) {
+                              flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait,
+                              flags_.backoff_initial_opt, flags_.backoff_max_opt,
+                              flags_.backoff_jitter_opt}) {
     flags_.batch_opt->excludes(single);
   }
   sub->callback([this] {
@@ -276,6 +296,9 @@ void CommandLine::AddSubmit() {
     s.spec.max_attempts = IfGiven(flags_.max_attempts_opt, flags_.max_attempts);
     s.spec.session = IfGiven(flags_.session_opt, flags_.session);
     s.spec.key = IfGiven(flags_.key_opt, flags_.key);
+    s.spec.backoff_initial = IfGiven(flags_.backoff_initial_opt, flags_.backoff_initial);
+    s.spec.backoff_max = IfGiven(flags_.backoff_max_opt, flags_.backoff_max);
+    s.spec.backoff_jitter = IfGiven(flags_.backoff_jitter_opt, flags_.backoff_jitter);
     action_ = [this] { return RunSubmit(context_, flags_.submit); };
   });
 }

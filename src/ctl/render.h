@@ -133,6 +133,22 @@ inline std::string TimeText(const nlohmann::json& object, const char* key, std::
   return FormatTimestamp(it->get<std::int64_t>()) + " (" + AgeOf(object, key, now_ms) + " ago)";
 }
 
+// A usage object ({input, output, total, cost[, model]}) on one line:
+// "1200 tokens (1000 in, 200 out), cost 0.0042, model m"; "-" for null.
+inline std::string UsageText(const nlohmann::json& usage) {
+  if (!usage.is_object()) return "-";
+  auto count = [&](const char* key) {
+    auto it = usage.find(key);
+    return it != usage.end() && it->is_number() ? it->dump() : std::string("0");
+  };
+  std::string text = count("total") + " tokens (" + count("input") + " in, " + count("output") +
+                     " out), cost " + count("cost");
+  if (auto it = usage.find("model"); it != usage.end() && it->is_string()) {
+    text += ", model " + it->get<std::string>();
+  }
+  return text;
+}
+
 // `pincerctl status`: the task object from {"type":"ok","task":{...}}.
 inline std::string RenderTask(const nlohmann::json& task, std::int64_t now_ms) {
   KeyValues lines;
@@ -145,6 +161,22 @@ inline std::string RenderTask(const nlohmann::json& task, std::int64_t now_ms) {
   lines.emplace_back("key", Field(task, "key"));
   lines.emplace_back("attempts", AttemptsText(task));
   lines.emplace_back("worker", Field(task, "worker"));
+  if (auto it = task.find("usage"); it != task.end() && it->is_object()) {
+    lines.emplace_back("usage", UsageText(*it));
+  }
+  if (auto it = task.find("retry_at_ms"); it != task.end() && it->is_number_integer()) {
+    lines.emplace_back("retry at", FormatTimestamp(it->get<std::int64_t>()));
+  }
+  if (auto it = task.find("backoff"); it != task.end() && it->is_object()) {
+    const nlohmann::json& b = *it;
+    auto ms = [&](const char* key) {
+      auto m = b.find(key);
+      return m != b.end() && m->is_number_integer() ? FormatDuration(Duration(m->get<std::int64_t>()))
+                                                    : std::string("-");
+    };
+    lines.emplace_back("backoff", ms("initial_ms") + " doubling to " + ms("max_ms") + ", jitter " +
+                                      CellText(b.value("jitter", nlohmann::json())));
+  }
   if (auto it = task.find("timeout_ms"); it != task.end() && it->is_number_integer()) {
     const std::int64_t ms = it->get<std::int64_t>();
     lines.emplace_back("timeout", ms == 0 ? "none" : FormatDuration(Duration(ms)));
@@ -265,9 +297,19 @@ inline std::string RenderStats(const nlohmann::json& stats) {
     if (stats.contains(key)) lines.emplace_back(key, Field(stats, key));
   }
   for (const auto& [key, value] : stats.items()) {
-    bool listed = false;
+    bool listed = key == "usage";
     for (const char* first : kFirst) listed = listed || key == first;
     if (!listed) lines.emplace_back(key, CellText(value));
+  }
+  // Usage: the total, then one line per model, skill set and worker.
+  if (auto it = stats.find("usage"); it != stats.end() && it->is_object()) {
+    lines.emplace_back("usage", UsageText(*it));
+    for (const char* by : {"by_model", "by_skill", "by_worker"}) {
+      auto group = it->find(by);
+      if (group == it->end() || !group->is_object()) continue;
+      const std::string prefix = std::string("usage ") + (by + 3) + " ";
+      for (const auto& [name, usage] : group->items()) lines.emplace_back(prefix + name, UsageText(usage));
+    }
   }
   return RenderKeyValues(lines);
 }

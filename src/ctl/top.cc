@@ -170,6 +170,12 @@ std::string RenderTopFrame(const std::string& addr, const TopSample& now,
     }
   }
   out += rates;
+  if (auto u = s.find("usage"); u != s.end() && u->is_object() && Int(*u, "total") > 0) {
+    const auto cost = u->find("cost");
+    out += "usage    " + std::to_string(Int(*u, "total")) + " tokens (" +
+           std::to_string(Int(*u, "input")) + " in, " + std::to_string(Int(*u, "output")) +
+           " out), cost " + (cost != u->end() && cost->is_number() ? cost->dump() : "0") + "\n";
+  }
 
   std::map<std::string, int> by_state;
   for (const json& w : now.workers) ++by_state[Str(w, "state")];
@@ -178,7 +184,8 @@ std::string RenderTopFrame(const std::string& addr, const TopSample& now,
   out += line;
 
   std::vector<std::vector<std::string>> rows{
-      {"WORKER", "NAME", "STATE", "LOAD", "DONE", "FAILED", "CPU", "RSS", "POOL", "SKILLS"}};
+      {"WORKER", "NAME", "STATE", "LOAD", "DONE", "FAILED", "TOKENS", "CPU", "RSS", "POOL",
+       "SKILLS"}};
   std::vector<json> workers(now.workers.begin(), now.workers.end());
   std::sort(workers.begin(), workers.end(), [](const json& a, const json& b) {
     return Str(a, "name") != Str(b, "name") ? Str(a, "name") < Str(b, "name")
@@ -188,7 +195,8 @@ std::string RenderTopFrame(const std::string& addr, const TopSample& now,
     rows.push_back({Str(w, "id"), Str(w, "name"), Str(w, "state"),
                     std::to_string(Int(w, "inflight")) + "/" + std::to_string(Int(w, "capacity")),
                     std::to_string(Int(w, "completed")), std::to_string(Int(w, "failed")),
-                    LoadCpu(w), LoadRss(w), Str(w, "pool").empty() ? "-" : Str(w, "pool"),
+                    std::to_string(Int(w.value("usage", json::object()), "total")), LoadCpu(w), LoadRss(w),
+                    Str(w, "pool").empty() ? "-" : Str(w, "pool"),
                     Join(w.value("skills", json::array()))});
   }
   out += Table(rows);

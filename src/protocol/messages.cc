@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -134,6 +135,96 @@ ParseResult ParseHello(Fields& f) {
   return Message{std::move(h)};
 }
 
+// A result's `usage` (docs/protocol.md). Refused whole, naming the field:
+// a type other than the documented one, a negative number.
+std::optional<ProtocolError> ParseUsage(const json& u, TaskUsage& out) {
+  auto fail = [](std::string field, const char* what) {
+    return ProtocolError{"bad_message", "field 'usage." + field + "' " + what, {}};
+  };
+  if (!u.is_object()) return ProtocolError{"bad_message", "field 'usage' must be an object", {}};
+  bool have_total = false;
+  for (auto [name, into] : {std::pair{"input", &out.input}, std::pair{"output", &out.output},
+                            std::pair{"total", &out.total}}) {
+    auto it = u.find(name);
+    if (it == u.end() || it->is_null()) continue;
+    if (!it->is_number_integer()) return fail(name, "must be an integer");
+    if (!it->is_number_unsigned() && it->get<int64_t>() < 0) return fail(name, "must not be negative");
+    if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{INT64_MAX}) {
+      return fail(name, "is too large");
+    }
+    *into = it->get<int64_t>();
+    have_total |= into == &out.total;
+  }
+  if (!have_total && __builtin_add_overflow(out.input, out.output, &out.total)) out.total = INT64_MAX;
+  if (auto it = u.find("cost"); it != u.end() && !it->is_null()) {
+    if (!it->is_number()) return fail("cost", "must be a number");
+    const double cost = it->get<double>();
+    if (!(cost >= 0)) return fail("cost", "must not be negative");
+    if (!std::isfinite(cost)) return fail("cost", "must be finite");
+    out.cost = cost;
+  }
+  if (auto it = u.find("model"); it != u.end() && !it->is_null()) {
+    if (!it->is_string()) return fail("model", "must be a string");
+    if (it->get_ref<const std::string&>().size() > kMaxModelBytes) {
+      return fail("model", ("must be at most " + std::to_string(kMaxModelBytes) + " bytes").c_str());
+    }
+    out.model = it->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+// A submit's `backoff` (docs/protocol.md): ranges as for the config's
+// tasks.retry_backoff.
+std::optional<ProtocolError> ParseBackoff(const json& b, SubmitReq& s) {
+  const int64_t req = s.req;
+  if (!b.is_object()) {
+    return ProtocolError{"bad_message", "field 'backoff' must be an object", req};
+  }
+  for (auto [name, into] : {std::pair{"initial", &s.backoff_initial},
+                            std::pair{"max", &s.backoff_max}}) {
+    auto it = b.find(name);
+    if (it == b.end() || it->is_null()) continue;
+    const std::string field = std::string("field 'backoff.") + name + "'";
+    std::optional<std::chrono::milliseconds> d;
+    if (it->is_number_integer()) {
+      if (!it->is_number_unsigned() && it->get<int64_t>() < 0) {
+        return ProtocolError{"invalid_request", field + " must not be negative", req};
+      }
+      d = std::chrono::milliseconds(it->is_number_unsigned() &&
+                                            it->get<uint64_t>() > uint64_t{INT64_MAX}
+                                        ? INT64_MAX
+                                        : it->get<int64_t>());
+    } else if (it->is_string()) {
+      d = ParseWireDuration(it->get_ref<const std::string&>());
+      if (!d) {
+        return ProtocolError{"invalid_request",
+                             field + " is not a duration like 30s or 1h30m (units h, m, s, ms)", req};
+      }
+    } else {
+      return ProtocolError{"bad_message", field + " must be a duration string or milliseconds", req};
+    }
+    if (d->count() > kMaxBackoffMs) {
+      return ProtocolError{"invalid_request", field + " must be at most 87600h", req};
+    }
+    *into = *d;
+  }
+  if (s.backoff_initial && s.backoff_max && *s.backoff_max < *s.backoff_initial) {
+    return ProtocolError{"invalid_request",
+                         "field 'backoff.max' must not be less than 'backoff.initial'", req};
+  }
+  if (auto it = b.find("jitter"); it != b.end() && !it->is_null()) {
+    if (!it->is_number()) {
+      return ProtocolError{"bad_message", "field 'backoff.jitter' must be a number", req};
+    }
+    const double j = it->get<double>();
+    if (!(j >= 0 && j <= 1)) {
+      return ProtocolError{"invalid_request", "field 'backoff.jitter' must be between 0 and 1", req};
+    }
+    s.backoff_jitter = j;
+  }
+  return std::nullopt;
+}
+
 ParseResult ParseResult_(Fields& f) {
   ResultMsg r;
   if (!f.String("id", r.id, true) || !f.Bool("ok", r.ok) || !f.Raw("output", r.output) ||
@@ -149,6 +240,10 @@ ParseResult ParseResult_(Fields& f) {
   }
   if (!r.ok && r.error.empty()) r.error = "failed (no error given)";
   if (r.output == "null") r.output.clear();
+  if (const json* u = f.Find("usage"); u && !u->is_null()) {
+    if (auto e = ParseUsage(*u, r.usage)) return *e;
+    r.has_usage = true;
+  }
   return Message{std::move(r)};
 }
 
@@ -215,6 +310,9 @@ ParseResult ParseSubmit(Fields& f, int64_t req) {
                            "max_attempts must be from 1 to " + std::to_string(kMaxAttempts), req};
     }
     s.max_attempts = m->get<int64_t>();
+  }
+  if (const json* b = f.Find("backoff"); b && !b->is_null()) {
+    if (auto e = ParseBackoff(*b, s)) return *e;
   }
   return Message{std::move(s)};
 }
@@ -508,15 +606,65 @@ int FieldOf(std::string_view key, const char (&... names)[N]) {
   return at;
 }
 
+// A result's `usage`, as ParseUsage reads it; false for anything else
+// (the slow path then says what is wrong).
+bool FastUsage(dom::element e, TaskUsage& u) {
+  if (!e.is_object()) return false;
+  enum Field { kInput, kOutput, kTotal, kCost, kModel, kOther };
+  uint32_t seen = 0;
+  const dom::object obj = e.get_object().value_unsafe();  // a copy: the result is a temporary
+  for (dom::key_value_pair kv : obj) {
+    const auto f = static_cast<Field>(FieldOf(kv.key, "input", "output", "total", "cost", "model"));
+    if (f == kOther || kv.value.is_null()) continue;
+    if (!FirstTime(seen, f)) return false;
+    switch (f) {
+      case kInput:
+      case kOutput:
+      case kTotal: {
+        int64_t n;
+        if (!Int(kv.value, n) || n < 0) return false;
+        (f == kInput ? u.input : f == kOutput ? u.output : u.total) = n;
+        break;
+      }
+      case kCost: {
+        double c;
+        if (kv.value.is_int64()) {
+          c = static_cast<double>(kv.value.get_int64().value_unsafe());
+        } else if (kv.value.is_double()) {
+          c = kv.value.get_double().value_unsafe();
+        } else {
+          return false;
+        }
+        if (!(c >= 0) || !std::isfinite(c)) return false;
+        u.cost = c;
+        break;
+      }
+      case kModel: {
+        if (!kv.value.is_string()) return false;
+        const std::string_view m = kv.value.get_string().value_unsafe();
+        if (m.size() > kMaxModelBytes) return false;
+        u.model.assign(m);
+        break;
+      }
+      case kOther:
+        break;
+    }
+  }
+  if (!(seen & (1u << kTotal)) && __builtin_add_overflow(u.input, u.output, &u.total)) {
+    u.total = INT64_MAX;
+  }
+  return true;
+}
+
 bool FastResult(dom::object obj, ParseResult& out) {
   ResultMsg& r = Fresh<ResultMsg>(out);
-  enum Field { kId, kOk, kOutput, kRetryable, kError, kRetryAfter, kOther };
+  enum Field { kId, kOk, kOutput, kRetryable, kError, kRetryAfter, kUsage, kOther };
   bool have_id = false, have_ok = false;
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     const auto f = static_cast<Field>(
-        FieldOf(k, "id", "ok", "output", "retryable", "error", "retry_after_ms"));
+        FieldOf(k, "id", "ok", "output", "retryable", "error", "retry_after_ms", "usage"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kId:
@@ -542,6 +690,11 @@ bool FastResult(dom::object obj, ParseResult& out) {
         if (kv.value.is_null()) break;
         if (!Int(kv.value, r.retry_after_ms) || r.retry_after_ms < 0) return false;
         break;
+      case kUsage:
+        if (kv.value.is_null()) break;
+        if (!FastUsage(kv.value, r.usage)) return false;
+        r.has_usage = true;
+        break;
       case kOther:
         break;
     }
@@ -554,13 +707,14 @@ bool FastResult(dom::object obj, ParseResult& out) {
 bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
   SubmitReq& s = Fresh<SubmitReq>(out);
   s.req = req;
-  enum Field { kSkills, kPayload, kPriority, kSession, kKey, kWait, kTimeout, kMaxAttempts, kOther };
+  enum Field { kSkills, kPayload, kPriority, kSession, kKey, kWait, kTimeout, kMaxAttempts,
+               kBackoff, kOther };
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     dom::element v = kv.value;
     const auto f = static_cast<Field>(FieldOf(k, "skills", "payload", "priority", "session", "key",
-                                              "wait", "timeout", "max_attempts"));
+                                              "wait", "timeout", "max_attempts", "backoff"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kSkills: {
@@ -613,6 +767,9 @@ bool FastSubmit(dom::object obj, int64_t req, ParseResult& out) {
         s.max_attempts = n;
         break;
       }
+      case kBackoff:  // rare: the slow path reads it
+        if (!v.is_null()) return false;
+        break;
       case kOther:
         break;
     }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/json_text.h"  // kDefaultMaxJsonDepth
+#include "common/usage.h"
 
 namespace pincer {
 
@@ -40,6 +41,8 @@ struct ResultMsg {
   std::string error;
   bool retryable = true;
   int64_t retry_after_ms = 0;  // the pause the worker asks for before a retry; 0 = none
+  bool has_usage = false;      // `usage` given (and not null)
+  TaskUsage usage;             // what this attempt used
 };
 struct ProgressMsg {
   std::string id;
@@ -61,6 +64,10 @@ struct SubmitReq {
   std::string session;  // "" = none
   std::string key;      // "" = none
   bool wait = false;
+  // `backoff`: the task's own retry backoff; each part absent = the config's.
+  std::optional<std::chrono::milliseconds> backoff_initial;
+  std::optional<std::chrono::milliseconds> backoff_max;
+  std::optional<double> backoff_jitter;
 };
 enum class IdOp { kStatus, kWait, kCancel, kRetry };
 struct IdReq {
@@ -139,6 +146,11 @@ inline constexpr int64_t kMaxTasksLimit = 10000000;  // above any task count pin
 // decision compares skill sets, so their size is bounded like a number.
 inline constexpr std::size_t kMaxSkills = 256;
 inline constexpr std::size_t kMaxSkillBytes = 256;
+// A submit's `backoff.initial` and `backoff.max`: the bound of the config's
+// durations (87600h).
+inline constexpr int64_t kMaxBackoffMs = int64_t{87600} * 60 * 60 * 1000;
+// Bytes of a result's `usage.model` (a metrics label).
+inline constexpr std::size_t kMaxModelBytes = 256;
 
 // Parses one line (without its newline). Never throws. A line whose arrays
 // and objects nest deeper than `max_depth` levels (the message object is

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/usage.h"
 #include "queue/task_queue.h"
 #include "registry/task_id_set.h"
 #include "routing/worker_index.h"
@@ -41,6 +42,7 @@ struct Worker {
   std::unordered_set<std::string> homed_sessions;
   uint64_t completed = 0;
   uint64_t failed = 0;
+  TaskUsage usage;  // reported by its results (model: the last one named)
   int consecutive_failures = 0;
   double cpu = -1;       // -1 = unknown
   int64_t rss_bytes = -1;

@@ -1461,6 +1461,64 @@ TEST_F(BackoffTest, RecoveredAfterAFailureWaitsTheInitialBackoffFromTheRestart) 
   EXPECT_EQ(TasksSent(1).size(), 1u) << "a lost attempt is retried at once";
 }
 
+TEST_F(BackoffTest, ATaskOwnBackoffOverridesTheConfig) {
+  MakeBackoff();  // config: 1s, max 3s
+  AddWorker(1);
+  SubmitReq req;
+  req.req = 1;
+  req.backoff_initial = seconds(10);  // no max: at least the initial
+  auto outcome = d_->Submit(req);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.message();
+  TaskHandle t{d_.get(), outcome.task->rec.id};
+  EXPECT_TRUE(t->rec.has_backoff);
+  EXPECT_EQ(t->rec.backoff, (TaskBackoff{10000, 10000, 0}));
+  ASSERT_EQ(TasksSent(1).size(), 1u);
+  Fail(1, t);
+  ExpectRetryAfter(1, t, seconds(10));
+  Fail(1, t);
+  ExpectRetryAfter(1, t, seconds(10));  // 20s, capped at its own max
+
+  // A max alone shorter than the config's initial is refused, and nothing is made.
+  SubmitReq bad;
+  bad.req = 2;
+  bad.backoff_max = milliseconds(500);
+  const uint64_t submitted = d_->stats().submitted;
+  outcome = d_->Submit(bad);
+  EXPECT_EQ(outcome.status.code(), "invalid_request");
+  EXPECT_EQ(d_->stats().submitted, submitted);
+}
+
+TEST_F(BackoffTest, UsageAddsUpOverAttemptsAndIntoTheTotals) {
+  MakeBackoff();
+  AddWorker(1);
+  TaskHandle t = Submit();
+  ResultMsg m;
+  m.id = TaskIdString(t.id);
+  m.ok = false;
+  m.error = "503";
+  m.has_usage = true;
+  m.usage = {100, 20, 120, 0.5, "m1"};
+  d_->OnResult(1, m);
+  Advance(seconds(1));
+  m.ok = true;
+  m.usage = {10, 5, 15, 0.25, ""};  // names no model: the task keeps m1
+  d_->OnResult(1, m);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t->rec.usage, (TaskUsage{110, 25, 135, 0.75, "m1"}));
+  EXPECT_EQ(d_->usage().total().total, 135);
+  EXPECT_EQ(d_->usage().by_model().at("m1").input, 100);
+  EXPECT_EQ(d_->usage().by_model().at("none").input, 10);
+  EXPECT_EQ(d_->usage().by_skill().at("any").output, 25);
+  ASSERT_EQ(d_->usage().by_worker().size(), 1u);
+  EXPECT_EQ(d_->usage().by_worker().begin()->second.cost, 0.75);
+
+  // A result without usage adds nothing.
+  TaskHandle plain = Submit();
+  Result(1, plain, true);
+  EXPECT_TRUE(plain->rec.usage.empty());
+  EXPECT_EQ(d_->usage().total().total, 135);
+}
+
 }  // namespace pincer
 
 namespace pincer {

@@ -11,6 +11,10 @@
 A handler's return value (any JSON-serializable value) is the task's output.
 Raising TaskError(msg, retryable=False) fails the task for good; any other
 exception fails this attempt and lets pincerd retry it.
+
+A handler that calls a model can report what the attempt used with
+task.report_usage(input=120, output=40, cost=0.002, model="m"): it goes in
+the result's `usage` (ok or failed), which pincerd adds up per task.
 """
 
 import json
@@ -54,8 +58,31 @@ class Task:
         self.skills = msg.get("skills", [])
         self.deadline_ms = msg.get("deadline_ms")
         self.cancelled = threading.Event()
+        self.usage = None  # set by report_usage; sent with the result
         self._worker = worker
         self._conn = conn
+
+    def report_usage(self, input=0, output=0, total=None, cost=None, model=None):
+        """Add tokens (and cost, model) this attempt used; sent with its
+        result. Counts must be non-negative integers, cost a non-negative
+        number: pincerd refuses a result with anything else."""
+        for name, n in (("input", input), ("output", output), ("total", total)):
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+                raise ValueError("usage %s must be a non-negative integer" % name)
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
+                                 or not cost >= 0 or cost == float("inf")):
+            raise ValueError("usage cost must be a non-negative number")
+        if model is not None and not isinstance(model, str):
+            raise ValueError("usage model must be a string")
+        u = self.usage or {"input": 0, "output": 0, "total": 0}
+        u["input"] += input
+        u["output"] += output
+        u["total"] += input + output if total is None else total
+        if cost is not None:
+            u["cost"] = u.get("cost", 0) + cost
+        if model is not None:
+            u["model"] = model
+        self.usage = u
 
     def progress(self, data):
         """Report progress (any JSON value); shown by `pincerctl status`."""
@@ -369,6 +396,8 @@ class Worker:
             if mine:
                 del self._running[task.id]
             drained = self._draining and not self._running
+        if task.usage is not None:
+            result["usage"] = task.usage
         if mine and not task.cancelled.is_set():
             conn.send(result)
         if drained:

@@ -81,6 +81,16 @@ def handler(task):
     if p == "progress":
         task.progress({"step": 1})
         return "done"
+    if p == "usage":
+        task.report_usage(input=100, output=20, cost=0.5, model="m1")
+        task.report_usage(input=1, output=2, total=5)
+        return "counted"
+    if p == "usage-then-fail":
+        task.report_usage(input=7, output=3)
+        raise RuntimeError("503")
+    if p == "bad-usage":
+        task.report_usage(input=-1)
+        return "unreachable"
     if p == "wait-cancel":
         task.cancelled.wait(5)
         return "too late"
@@ -139,6 +149,21 @@ class WorkerTest(unittest.TestCase):
         self.task("t1", "permanent")
         self.assertEqual(self.peer.recv(), {"type": "result", "id": "t1", "ok": False,
                                             "error": "bad payload", "retryable": False})
+
+    def test_usage_goes_with_the_result(self):
+        self.task("t1", "usage")
+        self.assertEqual(self.peer.recv(), {
+            "type": "result", "id": "t1", "ok": True, "output": "counted",
+            "usage": {"input": 101, "output": 22, "total": 125, "cost": 0.5, "model": "m1"}})
+        self.task("t2", "usage-then-fail")
+        r = self.peer.recv()
+        self.assertFalse(r["ok"])
+        self.assertEqual(r["usage"], {"input": 7, "output": 3, "total": 10})
+        self.task("t3", "bad-usage")
+        r = self.peer.recv()
+        self.assertFalse(r["ok"])
+        self.assertIn("non-negative", r["error"])
+        self.assertNotIn("usage", r)
 
     def test_unserializable_output(self):
         self.task("t1", "unserializable")
