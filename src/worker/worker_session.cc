@@ -228,6 +228,7 @@ void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
 
 void WorkerSession::OnProcessGone() {
   if (stopping_ && runner_.processes() == 0) Exit(0);
+  MaybeFinishDrain();
 }
 
 void WorkerSession::DropConnection(const std::string& reason) {
@@ -298,7 +299,10 @@ void WorkerSession::SendHeartbeat() {
 }
 
 void WorkerSession::MaybeFinishDrain() {
-  if (!draining_ || finishing_drain_ || stopping_ || runner_.running() > 0) return;
+  // Processes, not tasks: a cancelled attempt's process still dying keeps
+  // the connection open, so the daemon does not take the close for its
+  // `stopped` and start the task elsewhere meanwhile.
+  if (!draining_ || finishing_drain_ || stopping_ || runner_.processes() > 0) return;
   finishing_drain_ = true;
   spdlog::info("drained; exiting");
   // Bounded: a daemon that stopped reading must not keep us forever.
