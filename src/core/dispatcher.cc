@@ -1170,8 +1170,12 @@ std::string Dispatcher::WhyWaiting(const Task& t) {
       return "retrying after backoff until " + UtcText(t.retry_at_ms);
     case Task::Where::kStopping:
       if (const Worker* w = workers_.Find(t.stopping_on)) {
-        return "waiting for worker " + w->id_str + " to confirm attempt " +
-               std::to_string(t.rec.attempts) + " stopped";
+        for (const Worker::Stopping& s : w->stopping) {
+          if (s.task == t.rec.id) {
+            return "waiting for worker " + w->id_str + " to confirm attempt " +
+                   std::to_string(s.attempt) + " stopped";
+          }
+        }
       }
       return "waiting for its last attempt to stop";
     default:

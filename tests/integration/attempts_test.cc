@@ -309,7 +309,7 @@ TEST_F(AttemptsTest, ARealWorkerNeverOverlapsARetryWithAnAttemptIgnoringSigterm)
       "echo '\"done\"'\n";
   std::vector<std::string> argv = {std::string(PINCER_BUILD_DIR) + "/pincer-worker",
                                    "--addr", daemon_->address(), "--name", "real", "--skill",
-                                   "job", "--capacity", "1", "--kill-grace", "1s", "--log-level",
+                                   "job", "--capacity", "1", "--kill-grace", "1", "--log-level",
                                    "debug", "--", "sh", "-c", script};
   ChildProcess worker;
   ASSERT_EQ(worker.Start(argv, dir + "/worker.out", dir + "/worker.err"), "");
