@@ -450,8 +450,7 @@ Status Dispatcher::Cancel(TaskId id) {
   Worker* w = nullptr;
   if (t->rec.state == TaskState::kRunning) {
     w = workers_.Find(t->worker);
-    outbox_.Send(t->worker, EncodeCancel(t->id_string()));
-    ReleaseSlot(*t);
+    StopAttempt(*t, "cancelled");
   } else {
     Unqueue(*t);
   }
@@ -480,6 +479,13 @@ Status Dispatcher::Retry(TaskId id) {
   Task* t = tasks_.Revive(std::move(owned));
   if (!t) return Status("internal", "task " + TaskIdString(id) + " cannot be revived (logged)");
   (t->rec.state == TaskState::kFailed ? stats_.failed : stats_.timed_out)--;
+  // Its last attempt may still be stopping (a timeout that ended it): the
+  // retry waits for that like any other (Place).
+  for (const auto& [wid, worker] : workers_.all()) {
+    for (const Worker::Stopping& s : worker->stopping) {
+      if (s.task == id) t->stopping_on = wid;
+    }
+  }
   t->rec.state = TaskState::kQueued;
   t->rec.attempts = 0;
   t->interrupted = 0;
@@ -512,6 +518,11 @@ void Dispatcher::Forget(TaskId id) {
 // ------------------------------------------------------------ placement
 
 void Dispatcher::Place(Task& t) {
+  if (t.stopping_on != 0) {
+    // One attempt at a time: not before the last one is confirmed gone.
+    t.where = Task::Where::kStopping;
+    return;
+  }
   if (t.rec.session.empty()) return PlaceGeneral(t);
   Session& s = sessions_[t.rec.session];
   if (s.head != 0 && s.head != t.rec.id) {
@@ -604,6 +615,7 @@ void Dispatcher::Unqueue(Task& t) {
     case Task::Where::kBackoff:  // its deadline finds it gone or elsewhere
       t.retry_at_ms = 0;
       break;
+    case Task::Where::kStopping:  // the `stopped` finds it gone or elsewhere
     case Task::Where::kNone:
       break;
   }
@@ -716,6 +728,29 @@ void Dispatcher::ReleaseSlot(Task& t) {
   if (const int rule = CappedRule(t.cls); rule != RuleCaps::kNone) {
     caps_.Stopped(rule);
     ArmCapPump(rule, clock_.Now());  // after the event at hand, not inside it
+  }
+}
+
+void Dispatcher::StopAttempt(Task& t, std::string_view reason) {
+  Worker* w = workers_.Find(t.worker);
+  outbox_.Send(t.worker, EncodeCancel(t.id_string(), t.rec.attempts, reason));
+  if (!w || !w->confirms_stop) return ReleaseSlot(t);
+  // The slot stays taken, and the task waits, until the worker says the
+  // attempt's process is gone (OnStopped) or the worker is gone.
+  attempt_deadlines_.Disarm(t.attempt_deadline, t.rec.id);
+  w->stopping.push_back({t.rec.id, t.rec.attempts});
+  t.stopping_on = w->id;
+  t.worker = 0;
+  --stats_.running;
+}
+
+void Dispatcher::StopConfirmed(WorkerId worker, TaskId id) {
+  Task* t = tasks_.Find(id);
+  if (!t || t->stopping_on != worker) return;  // ended since, or retried and stopping elsewhere
+  t->stopping_on = 0;
+  if (t->where == Task::Where::kStopping) {
+    t->where = Task::Where::kNone;
+    Place(*t);
   }
 }
 
@@ -839,6 +874,7 @@ std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string p
   w->capacity = static_cast<int>(std::clamp<int64_t>(hello.capacity, 1, kMaxCapacity));
   w->labels = hello.labels;
   w->spawn_id = hello.spawn_id;
+  w->confirms_stop = hello.confirms_stop;
   w->pool = std::move(pool);
   w->connected_ms = clock_.UnixMillis();
   w->last_heard = clock_.Now();
@@ -853,19 +889,39 @@ void Dispatcher::Touch(ConnId conn) {
   if (Worker* w = workers_.Find(conn)) w->last_heard = clock_.Now();
 }
 
-Task* Dispatcher::HeldTask(ConnId conn, const std::string& task_id, Worker*& w) {
+Task* Dispatcher::HeldTask(ConnId conn, const std::string& task_id, int64_t attempt, Worker*& w) {
   w = workers_.Find(conn);
   const TaskId id = ParseTaskId(task_id);
   if (!w || !w->tasks.count(id)) {
-    outbox_.Send(conn, EncodeError("unknown_task", "this worker does not hold task " + task_id));
+    outbox_.Send(conn, EncodeTaskError("unknown_task", "this worker does not hold task " + task_id,
+                                       task_id, attempt));
     return nullptr;
   }
-  return tasks_.Find(id);
+  for (const Worker::Stopping& s : w->stopping) {
+    if (s.task == id) {
+      const int64_t named = attempt > 0 ? attempt : s.attempt;
+      outbox_.Send(conn, EncodeTaskError("stale_attempt",
+                                         "attempt " + std::to_string(named) + " of " + task_id +
+                                             " was cancelled or timed out; it has no current attempt here",
+                                         task_id, named));
+      return nullptr;
+    }
+  }
+  Task* t = tasks_.Find(id);
+  if (t && attempt > 0 && attempt != t->rec.attempts) {
+    outbox_.Send(conn, EncodeTaskError("stale_attempt",
+                                       "attempt " + std::to_string(attempt) + " of " + task_id +
+                                           " is not its current attempt " +
+                                           std::to_string(t->rec.attempts),
+                                       task_id, attempt));
+    return nullptr;
+  }
+  return t;
 }
 
 void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
   Worker* w;
-  Task* held = HeldTask(conn, msg.id, w);
+  Task* held = HeldTask(conn, msg.id, msg.attempt, w);
   if (!held) return;
   Task& t = *held;
   const double seconds =
@@ -903,7 +959,40 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
 
 void Dispatcher::OnProgress(ConnId conn, const ProgressMsg& msg) {
   Worker* w;
-  if (Task* t = HeldTask(conn, msg.id, w)) t->progress = msg.data;
+  if (Task* t = HeldTask(conn, msg.id, msg.attempt, w)) t->progress = msg.data;
+}
+
+void Dispatcher::OnStopped(ConnId conn, const StoppedMsg& msg) {
+  Worker* w = workers_.Find(conn);
+  if (!w) return;
+  const TaskId id = ParseTaskId(msg.id);
+  auto it = std::find_if(w->stopping.begin(), w->stopping.end(),
+                         [id](const Worker::Stopping& s) { return s.task == id; });
+  if (it == w->stopping.end()) {
+    if (w->tasks.count(id)) {
+      outbox_.Send(conn, EncodeTaskError("invalid_state",
+                                         "task " + msg.id +
+                                             " was not cancelled here: send its result instead",
+                                         msg.id, msg.attempt));
+    } else {
+      outbox_.Send(conn, EncodeTaskError("unknown_task",
+                                         "this worker is not stopping task " + msg.id, msg.id,
+                                         msg.attempt));
+    }
+    return;
+  }
+  if (msg.attempt > 0 && msg.attempt != it->attempt) {
+    outbox_.Send(conn, EncodeTaskError("stale_attempt",
+                                       "attempt " + std::to_string(msg.attempt) + " of " + msg.id +
+                                           " is not the one being stopped here (" +
+                                           std::to_string(it->attempt) + ")",
+                                       msg.id, msg.attempt));
+    return;
+  }
+  w->stopping.erase(it);
+  workers_.Release(*w, id);
+  StopConfirmed(w->id, id);
+  FillWorker(*w);
 }
 
 void Dispatcher::OnHeartbeat(ConnId conn, const HeartbeatMsg& msg) {
@@ -919,6 +1008,17 @@ void Dispatcher::OnDisconnect(ConnId conn, const std::string& reason) {
   // outbox drops lines for a closed connection.
 }
 
+void Dispatcher::CancelRunningForShutdown() {
+  for (const auto& [wid, w] : workers_.all()) {
+    for (TaskId tid : w->tasks) {
+      const Task* t = tasks_.Find(tid);
+      if (t && t->rec.state == TaskState::kRunning && t->worker == wid) {
+        outbox_.Send(wid, EncodeCancel(t->id_string(), t->rec.attempts, "shutdown"));
+      }
+    }
+  }
+}
+
 void Dispatcher::KillWorker(WorkerId id, const std::string& reason) {
   if (Worker* w = workers_.Find(id)) {
     // Remove first: closing may run OnDisconnect at once, which would
@@ -931,6 +1031,8 @@ void Dispatcher::KillWorker(WorkerId id, const std::string& reason) {
 void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
   const WorkerId id = w.id;
   std::vector<TaskId> held(w.tasks.begin(), w.tasks.end());
+  // Its process is gone with it: the attempts it was stopping are over.
+  const std::vector<Worker::Stopping> stopping = std::move(w.stopping);
   std::vector<TaskId> pinned;
   for (const QueueEntry& e : w.pinned) pinned.push_back(e.id);
   for (const std::string& key : w.homed_sessions) {
@@ -949,6 +1051,10 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
     t.where = Task::Where::kNone;
     t.worker = 0;
     PlaceGeneral(t);
+  }
+  for (const Worker::Stopping& s : stopping) {
+    std::erase(held, s.task);
+    StopConfirmed(id, s.task);
   }
   for (TaskId tid : held) {
     Task* live = LiveTask(tid, "running entry");
@@ -1134,8 +1240,7 @@ void Dispatcher::RunDue() {
 
 void Dispatcher::OnAttemptDeadline(Task& t) {
   Worker* w = workers_.Find(t.worker);
-  outbox_.Send(t.worker, EncodeCancel(t.id_string()));
-  ReleaseSlot(t);
+  StopAttempt(t, "timed_out");
   if (w) NoteAttempt(*w, /*ok=*/false, static_cast<double>(t.rec.timeout_ms) / 1000.0);
   LoseAttempt(t,
               "attempt " + std::to_string(t.rec.attempts) + " timed out after " +
@@ -1259,6 +1364,16 @@ std::string Dispatcher::WhyWaiting(const Task& t) {
       return "waiting for its session's worker";
     case Task::Where::kBackoff:
       return "retrying after backoff until " + UtcText(t.retry_at_ms);
+    case Task::Where::kStopping:
+      if (const Worker* w = workers_.Find(t.stopping_on)) {
+        for (const Worker::Stopping& s : w->stopping) {
+          if (s.task == t.rec.id) {
+            return "waiting for worker " + w->id_str + " to confirm attempt " +
+                   std::to_string(s.attempt) + " stopped";
+          }
+        }
+      }
+      return "waiting for its last attempt to stop";
     default:
       break;
   }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -94,6 +95,10 @@ class Dispatcher {
                         std::string id = "");
   void OnResult(ConnId conn, const ResultMsg& msg);
   void OnProgress(ConnId conn, const ProgressMsg& msg);
+  // The worker's process for a cancelled or timed-out attempt is gone: its
+  // slot is free and the task may start again (docs/protocol.md, "One
+  // attempt at a time").
+  void OnStopped(ConnId conn, const StoppedMsg& msg);
   void OnHeartbeat(ConnId conn, const HeartbeatMsg& msg);
   // Any line from a worker is a sign of life.
   void Touch(ConnId conn);
@@ -168,6 +173,10 @@ class Dispatcher {
 
   // Stop taking new tasks (shutdown). Running tasks go on.
   void StopAccepting() { accepting_ = false; }
+  // Shutdown's drain timeout passed: every worker is sent `cancel` (reason
+  // `shutdown`) for each attempt it runs. Nothing else changes: the
+  // attempts are lost with pincerd, as in a crash (Restore).
+  void CancelRunningForShutdown();
   bool accepting() const { return accepting_; }
 
   // ---- Views ----
@@ -239,6 +248,14 @@ class Dispatcher {
   void BackOff(Task& t, Duration delay);
   void End(Task& t, TaskState state);
   void ReleaseSlot(Task& t);  // frees the slot of a running task's worker
+  // Cuts the running attempt short: its worker gets `cancel` with `reason`.
+  // A worker that confirms stops keeps the slot taken, and the task is not
+  // started again, until it sends `stopped` or is gone (StopConfirmed);
+  // for any other worker this is ReleaseSlot.
+  void StopAttempt(Task& t, std::string_view reason);
+  // Worker `worker` no longer runs task `id`'s last attempt: a task parked
+  // for that (Where::kStopping) is placed.
+  void StopConfirmed(WorkerId worker, TaskId id);
   void SessionTaskEnded(Task& t);
   void SetHome(Task& t, Worker& w);
   void RemoveWorker(Worker& w, const std::string& reason);
@@ -279,9 +296,10 @@ class Dispatcher {
   // Recovery archives ended tasks in id order; purges need end order.
   void SortEnded();
 
-  // The task `task_id` if worker `conn` holds it (and sets `w`); otherwise
-  // answers `unknown_task` and returns null.
-  Task* HeldTask(ConnId conn, const std::string& task_id, Worker*& w);
+  // The task `task_id` if worker `conn` holds it in its current attempt
+  // (`attempt`, 0 = not given) and sets `w`; otherwise answers
+  // `unknown_task` or `stale_attempt` and returns null.
+  Task* HeldTask(ConnId conn, const std::string& task_id, int64_t attempt, Worker*& w);
 
   void SendTask(const Task& t, const Worker& w);
   void SendEnd(const Outcome& o, ConnId conn, int64_t req);

@@ -263,13 +263,14 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
     if (auto* r = std::get_if<ResultMsg>(&msg)) return dispatcher_->OnResult(c.id(), *r);
     if (auto* p = std::get_if<ProgressMsg>(&msg)) return dispatcher_->OnProgress(c.id(), *p);
     if (auto* h = std::get_if<HeartbeatMsg>(&msg)) return dispatcher_->OnHeartbeat(c.id(), *h);
-    Send(c.id(), EncodeError("unknown_type", "workers may send result, progress and heartbeat",
+    if (auto* st = std::get_if<StoppedMsg>(&msg)) return dispatcher_->OnStopped(c.id(), *st);
+    Send(c.id(), EncodeError("unknown_type", "workers may send result, progress, stopped and heartbeat",
                              RequestId(msg)));
     return;
   }
   // Client.
   if (std::holds_alternative<ResultMsg>(msg) || std::holds_alternative<ProgressMsg>(msg) ||
-      std::holds_alternative<HeartbeatMsg>(msg)) {
+      std::holds_alternative<HeartbeatMsg>(msg) || std::holds_alternative<StoppedMsg>(msg)) {
     Send(c.id(), EncodeError("unknown_type", "clients may not send worker messages"));
     return;
   }
@@ -858,6 +859,7 @@ void Daemon::Shutdown(const std::string& why) {
     if (ec) return;
     spdlog::warn("drain timeout: stopping with {} task(s) still running",
                  dispatcher_->stats().running);
+    dispatcher_->CancelRunningForShutdown();
     drain_expired_ = true;
     CheckDrained();
   });

@@ -56,6 +56,19 @@ class Fields {
     out = v->get<int64_t>();
     return true;
   }
+  // An attempt number: an integer from 1 to kMaxAttemptNumber; absent or
+  // null leaves `out` at 0 (not given).
+  bool Attempt(int64_t& out) {
+    const json* v = Find("attempt");
+    if (!v || v->is_null()) return true;
+    const bool fits = v->is_number_integer() &&
+                      (!v->is_number_unsigned() || v->get<uint64_t>() <= uint64_t{INT64_MAX});
+    if (!fits || v->get<int64_t>() < 1 || v->get<int64_t>() > kMaxAttemptNumber) {
+      return Fail("attempt", "an integer from 1 to 2147483647");
+    }
+    out = v->get<int64_t>();
+    return true;
+  }
   bool Bool(const char* name, bool& out) {
     const json* v = Find(name);
     if (!v || v->is_null()) return true;
@@ -120,7 +133,7 @@ ParseResult ParseHello(Fields& f) {
   if (!f.String("role", h.role, true) || !f.Int("proto", h.proto, true) ||
       !f.String("token", h.token) || !f.String("name", h.name) ||
       !f.StringArray("skills", h.skills) || !f.Int("capacity", h.capacity) ||
-      !f.String("spawn_id", h.spawn_id)) {
+      !f.String("spawn_id", h.spawn_id) || !f.Bool("confirms_stop", h.confirms_stop)) {
     ProtocolError e = f.error();
     e.code = "bad_hello";
     return e;
@@ -228,7 +241,8 @@ std::optional<ProtocolError> ParseBackoff(const json& b, SubmitReq& s) {
 ParseResult ParseResult_(Fields& f) {
   ResultMsg r;
   if (!f.String("id", r.id, true) || !f.Bool("ok", r.ok) || !f.Raw("output", r.output) ||
-      !f.Bool("retryable", r.retryable) || !f.Int("retry_after_ms", r.retry_after_ms)) {
+      !f.Bool("retryable", r.retryable) || !f.Int("retry_after_ms", r.retry_after_ms) ||
+      !f.Attempt(r.attempt)) {
     return f.error();
   }
   if (r.retry_after_ms < 0) {
@@ -383,9 +397,16 @@ ParseResult ParseMessageSlow(std::string_view line) {
   if (type == "heartbeat") return ParseHeartbeat(f);
   if (type == "progress") {
     ProgressMsg p;
-    if (!f.String("id", p.id, true) || !f.Raw("data", p.data)) return f.error();
+    if (!f.String("id", p.id, true) || !f.Raw("data", p.data) || !f.Attempt(p.attempt)) {
+      return f.error();
+    }
     if (p.data.empty()) p.data = "null";
     return Message{std::move(p)};
+  }
+  if (type == "stopped") {
+    StoppedMsg s;
+    if (!f.String("id", s.id, true) || !f.Attempt(s.attempt)) return f.error();
+    return Message{std::move(s)};
   }
   if (type == "hello") return ParseHello(f);
 
@@ -658,13 +679,14 @@ bool FastUsage(dom::element e, TaskUsage& u) {
 
 bool FastResult(dom::object obj, ParseResult& out) {
   ResultMsg& r = Fresh<ResultMsg>(out);
-  enum Field { kId, kOk, kOutput, kRetryable, kError, kRetryAfter, kUsage, kOther };
+  enum Field { kId, kOk, kOutput, kRetryable, kError, kRetryAfter, kUsage, kAttempt, kOther };
   bool have_id = false, have_ok = false;
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     const auto f = static_cast<Field>(
-        FieldOf(k, "id", "ok", "output", "retryable", "error", "retry_after_ms", "usage"));
+        FieldOf(k, "id", "ok", "output", "retryable", "error", "retry_after_ms", "usage",
+                "attempt"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kId:
@@ -694,6 +716,12 @@ bool FastResult(dom::object obj, ParseResult& out) {
         if (kv.value.is_null()) break;
         if (!FastUsage(kv.value, r.usage)) return false;
         r.has_usage = true;
+        break;
+      case kAttempt:
+        if (kv.value.is_null()) break;
+        if (!Int(kv.value, r.attempt) || r.attempt < 1 || r.attempt > kMaxAttemptNumber) {
+          return false;
+        }
         break;
       case kOther:
         break;

@@ -31,6 +31,9 @@ struct Hello {
   int64_t capacity = 1;
   RawJson labels;  // object or ""
   std::string spawn_id;
+  // The worker sends `stopped` once a cancelled attempt's process is gone
+  // (docs/protocol.md, "One attempt at a time").
+  bool confirms_stop = false;
 };
 
 // Worker -> daemon.
@@ -43,10 +46,17 @@ struct ResultMsg {
   int64_t retry_after_ms = 0;  // the pause the worker asks for before a retry; 0 = none
   bool has_usage = false;      // `usage` given (and not null)
   TaskUsage usage;             // what this attempt used
+  int64_t attempt = 0;         // the attempt it answers; 0 = not given (the current one)
 };
 struct ProgressMsg {
   std::string id;
   RawJson data;
+  int64_t attempt = 0;  // 0 = not given
+};
+// The process of a cancelled or timed-out attempt is gone.
+struct StoppedMsg {
+  std::string id;
+  int64_t attempt = 0;  // 0 = not given (the attempt of `id` being stopped)
 };
 struct HeartbeatMsg {
   std::optional<double> cpu;
@@ -112,7 +122,7 @@ struct SimpleReq {
 };
 
 using Message = std::variant<Hello, ResultMsg, ProgressMsg, HeartbeatMsg, SubmitReq, IdReq,
-                             TasksReq, DrainReq, SimpleReq, PoolReq, LogsReq>;
+                             TasksReq, DrainReq, SimpleReq, PoolReq, LogsReq, StoppedMsg>;
 
 struct ProtocolError {
   std::string code;  // bad_json | bad_message | unknown_type | ...
@@ -140,6 +150,9 @@ inline std::optional<int64_t> RequestId(const Message& m) {
 // or clamped.
 inline constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 60 * 60 * 1000;  // 365 days
 inline constexpr int64_t kMaxAttempts = 1000;
+// The largest `attempt` a worker may name (attempt numbers are ints; a
+// retried task counts again from 1).
+inline constexpr int64_t kMaxAttemptNumber = INT32_MAX;
 inline constexpr int64_t kMaxCapacity = int64_t{1} << 20;
 inline constexpr int64_t kMaxTasksLimit = 10000000;  // above any task count pincerd keeps
 // Skills of one submit or hello, and bytes of one skill name: every routing

@@ -37,7 +37,16 @@ struct Worker {
   // peer: it is offered no tasks until that drains (docs/protocol.md).
   bool backlogged = false;
 
-  TaskIdSet tasks;                 // attempts in flight
+  TaskIdSet tasks;                 // attempts in flight, and those in `stopping`
+  // Attempts cancelled or timed out whose process the worker has not yet
+  // confirmed gone (`stopped`): each keeps its slot (docs/protocol.md, "One
+  // attempt at a time"). Only for a worker that said `confirms_stop`.
+  struct Stopping {
+    TaskId task;
+    int attempt;
+  };
+  std::vector<Stopping> stopping;
+  bool confirms_stop = false;
   std::set<QueueEntry> pinned;     // session tasks waiting for this worker
   std::unordered_set<std::string> homed_sessions;
   uint64_t completed = 0;

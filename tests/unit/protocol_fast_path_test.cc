@@ -23,7 +23,8 @@ std::string Describe(const ParseResult& r) {
                                            std::to_string(x->usage.output) + "/" +
                                            std::to_string(x->usage.total) + "/" +
                                            std::to_string(x->usage.cost) + "/" + x->usage.model
-                                     : "-");
+                                     : "-") +
+           " attempt=" + std::to_string(x->attempt);
   }
   if (auto* s = std::get_if<SubmitReq>(&m)) {
     std::string skills;
@@ -43,6 +44,7 @@ std::string Describe(const ParseResult& r) {
 // Lines that set every field the hot messages have.
 const char* const kEarlier[] = {
     R"({"type":"result","id":"t12345678901234567890","ok":false,"error":"an error longer than a short string","retryable":false})",
+    R"({"type":"result","id":"t1","ok":true,"attempt":7})",
     R"({"type":"result","id":"t1","ok":true,"output":{"a":"an output longer than a short string"}})",
     R"({"type":"result","id":"t1","ok":true,"usage":{"input":1,"output":2,"total":4,"cost":0.5,"model":"a model name longer than a short string"}})",
     R"({"type":"submit","req":99,"skills":["alpha","beta","gamma"],"payload":"a payload longer than a short string","priority":7,"timeout":"30s","max_attempts":9,"session":"a session longer than a short string","key":"a key longer than a short string","wait":true})",
@@ -163,6 +165,17 @@ yz0123456789éÿ~~~~~~~~"})",
       R"({"type":"submit","req":46,"backoff":{"initial":-1}})",
       R"({"type":"submit","req":47,"backoff":{"max":"87601h"}})",
       R"({"type":"submit","req":48,"backoff":"1s"})",
+      // attempt: an integer from 1 to 2147483647, or absent.
+      R"({"type":"result","id":"t1","ok":true,"attempt":3})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":null})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":2147483647})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":2147483648})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":0})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":-1})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":"2"})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":1.0})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":18446744073709551615})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":1,"attempt":2})",
   };
   for (const char* line : lines) ExpectBothPathsAgree(line, kDefaultMaxJsonDepth);
   // Skills at their bounds and past them.

@@ -223,6 +223,36 @@ TEST(ProtocolTest, Results) {
   EXPECT_EQ(null_out.output, "");
 }
 
+TEST(ProtocolTest, AttemptsAndStopped) {
+  EXPECT_EQ(Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true})").attempt, 0)
+      << "not given";
+  EXPECT_EQ(Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true,"attempt":3})").attempt, 3);
+  EXPECT_EQ(Parse<ProgressMsg>(R"({"type":"progress","id":"t1","attempt":2,"data":1})").attempt, 2);
+  auto s = Parse<StoppedMsg>(R"({"type":"stopped","id":"t4","attempt":2})");
+  EXPECT_EQ(s.id, "t4");
+  EXPECT_EQ(s.attempt, 2);
+  EXPECT_EQ(Parse<StoppedMsg>(R"({"type":"stopped","id":"t4"})").attempt, 0);
+  EXPECT_TRUE(Parse<Hello>(R"({"type":"hello","role":"worker","proto":1,"confirms_stop":true})")
+                  .confirms_stop);
+  EXPECT_FALSE(Parse<Hello>(R"({"type":"hello","role":"worker","proto":1})").confirms_stop);
+  for (const char* line : {
+           R"({"type":"result","id":"t1","ok":true,"attempt":0})",
+           R"({"type":"result","id":"t1","ok":true,"attempt":"1"})",
+           R"({"type":"result","id":"t1","ok":true,"attempt":2147483648})",
+           R"({"type":"progress","id":"t1","attempt":-1})",
+           R"({"type":"stopped","id":"t1","attempt":1.5})",
+           R"({"type":"stopped","attempt":1})",
+           R"({"type":"stopped","id":5})",
+       }) {
+    ParseResult r = ParseMessage(line);
+    ASSERT_TRUE(std::holds_alternative<ProtocolError>(r)) << line;
+    EXPECT_EQ(std::get<ProtocolError>(r).code, "bad_message") << line;
+  }
+  ParseResult r = ParseMessage(R"({"type":"hello","role":"worker","proto":1,"confirms_stop":1})");
+  ASSERT_TRUE(std::holds_alternative<ProtocolError>(r));
+  EXPECT_EQ(std::get<ProtocolError>(r).code, "bad_hello");
+}
+
 TEST(ProtocolTest, ProgressAndHeartbeat) {
   auto p = Parse<ProgressMsg>(R"({"type":"progress","id":"t18","data":{"step":3,"of":10}})");
   EXPECT_EQ(p.id, "t18");

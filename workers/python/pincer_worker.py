@@ -87,7 +87,8 @@ class Task:
     def progress(self, data):
         """Report progress (any JSON value); shown by `pincerctl status`."""
         if not self.cancelled.is_set():
-            self._conn.send({"type": "progress", "id": self.id, "data": data})
+            self._conn.send({"type": "progress", "id": self.id, "attempt": self.attempt,
+                             "data": data})
 
 
 def _json_depth_exceeds(value, limit):
@@ -254,6 +255,9 @@ class Worker:
         self._stop = threading.Event()
         self._draining = False
         self._running = {}  # task id -> Task, for the current connection
+        # Cancelled tasks whose handler has not returned yet: they keep
+        # their slot, and `stopped` goes out when the handler returns.
+        self._stopping = {}
         self._lock = threading.Lock()
         self._conn = None
         self._load = _Load()
@@ -294,7 +298,8 @@ class Worker:
 
     def _handshake_and_serve(self, conn):
         hello = {"type": "hello", "role": "worker", "proto": PROTO, "token": self.token,
-                 "name": self.name, "skills": self.skills, "capacity": self.capacity}
+                 "name": self.name, "skills": self.skills, "capacity": self.capacity,
+                 "confirms_stop": True}
         if self.labels:
             hello["labels"] = self.labels
         if self.spawn_id:
@@ -336,11 +341,22 @@ class Worker:
         if kind == "task":
             self._on_task(conn, msg)
         elif kind == "cancel":
+            tid = msg.get("id")
             with self._lock:
-                task = self._running.pop(msg.get("id"), None)
+                task = self._running.get(tid)
+                if task and msg.get("attempt", task.attempt) != task.attempt:
+                    task = None  # a cancel for another attempt than ours
+                elif task:
+                    del self._running[tid]
+                    self._stopping[tid] = task
+                stopping = tid in self._stopping
             if task:
-                log.info("task %s cancelled", task.id)
+                log.info("task %s attempt %s %s", task.id, task.attempt,
+                         msg.get("reason", "cancelled"))
                 task.cancelled.set()
+            elif not stopping and isinstance(tid, str):
+                # Not running here (its result crossed the cancel): stopped already.
+                conn.send({"type": "stopped", "id": tid, "attempt": msg.get("attempt", 1)})
         elif kind == "drain":
             log.info("draining")
             with self._lock:
@@ -358,7 +374,7 @@ class Worker:
         with self._lock:
             refuse = ("worker is draining" if self._draining else
                       "worker is at capacity (%d)" % self.capacity
-                      if len(self._running) >= self.capacity else None)
+                      if len(self._running) + len(self._stopping) >= self.capacity else None)
             if not refuse:
                 task = self._running[msg["id"]] = Task(msg, self, conn)
         if refuse:
@@ -369,8 +385,8 @@ class Worker:
 
     def _run_task(self, conn, task):
         def failure(error, retryable):
-            return {"type": "result", "id": task.id, "ok": False, "error": error,
-                    "retryable": retryable}
+            return {"type": "result", "id": task.id, "attempt": task.attempt, "ok": False,
+                    "error": error, "retryable": retryable}
         try:
             output = self.handler(task)
         except TaskError as e:
@@ -378,7 +394,8 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - any handler failure fails the attempt
             result = failure("%s: %s" % (type(e).__name__, e), True)
         else:
-            result = {"type": "result", "id": task.id, "ok": True, "output": output}
+            result = {"type": "result", "id": task.id, "attempt": task.attempt, "ok": True,
+                      "output": output}
             # Running it again would return the same thing: not retryable.
             try:
                 json.dumps(output, allow_nan=False)
@@ -395,11 +412,17 @@ class Worker:
             mine = self._running.get(task.id) is task
             if mine:
                 del self._running[task.id]
+            stopped = self._stopping.get(task.id) is task
+            if stopped:
+                del self._stopping[task.id]
             drained = self._draining and not self._running
         if task.usage is not None:
             result["usage"] = task.usage
         if mine and not task.cancelled.is_set():
             conn.send(result)
+        elif stopped:
+            # The handler of a cancelled attempt has returned: its slot is free.
+            conn.send({"type": "stopped", "id": task.id, "attempt": task.attempt})
         if drained:
             conn.close()
 
@@ -408,6 +431,7 @@ class Worker:
         # next connection would be refused, so tell handlers to give up.
         with self._lock:
             tasks, self._running = list(self._running.values()), {}
+            self._stopping = {}
         for task in tasks:
             task.cancelled.set()
 
