@@ -3,8 +3,11 @@
 #   lib/systemd/system/         pincerd.service (paths rewritten for the prefix)
 #   lib/sysusers.d/             pincer.conf (the pincer system user)
 #   /etc/pincer/pincer.yaml     the default config (kept if already there)
-#   share/doc/pincer/           docs/*.md
+#   share/doc/pincer/           README.md, LICENSE, docs/*.md
+#   share/doc/pincer/workers/python/  the Python worker library and its example
 #   share/pincer/prometheus/    alerts.yaml
+#   share/pincer/               openclaw-setup, openclaw-replica (docs/openclaw.md)
+#   share/pincer/examples/      openclaw.yaml, openclaw.json
 # With --prefix /usr (Debian), the config goes to /etc/pincer.
 include(GNUInstallDirs)
 
@@ -42,6 +45,21 @@ install(CODE "
 install(FILES ${CMAKE_SOURCE_DIR}/packaging/sysusers.d/pincer.conf DESTINATION lib/sysusers.d)
 
 file(GLOB _pincer_docs ${CMAKE_SOURCE_DIR}/docs/*.md)
-install(FILES ${_pincer_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES ${_pincer_docs} ${CMAKE_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The README links docs/X.md; installed, the docs lie beside it.
+install(CODE "
+  file(READ \"${CMAKE_SOURCE_DIR}/README.md\" _readme)
+  string(REPLACE \"](docs/\" \"](\" _readme \"\${_readme}\")
+  file(WRITE \"${CMAKE_BINARY_DIR}/packaging/README.md\" \"\${_readme}\")
+")
+install(FILES ${CMAKE_BINARY_DIR}/packaging/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/workers/python DESTINATION ${CMAKE_INSTALL_DOCDIR}/workers
+        PATTERN "__pycache__" EXCLUDE PATTERN "*.pyc" EXCLUDE)
 install(FILES ${CMAKE_SOURCE_DIR}/config/prometheus/alerts.yaml
         DESTINATION ${CMAKE_INSTALL_DATADIR}/pincer/prometheus)
+# OpenClaw pools (docs/openclaw.md): the installer and the per-replica
+# launcher config/examples/openclaw.yaml names, with that example.
+install(PROGRAMS ${CMAKE_SOURCE_DIR}/scripts/openclaw-setup ${CMAKE_SOURCE_DIR}/scripts/openclaw-replica
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pincer)
+install(FILES ${CMAKE_SOURCE_DIR}/config/examples/openclaw.yaml ${CMAKE_SOURCE_DIR}/config/examples/openclaw.json
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pincer/examples)

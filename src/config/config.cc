@@ -64,6 +64,10 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// While ConfigKeys runs: every key path a reader is asked for, list
+// indexes left out ("pools.restart.policy"). Null otherwise.
+thread_local std::set<std::string>* key_record = nullptr;
+
 // Reads the keys of one map. Each getter names a key it knows, converts its
 // value if present (absent keys keep the default already in *out), and
 // reports a wrong type at the key's path. Finish() reports the keys nobody
@@ -84,6 +88,13 @@ class MapReader {
   // The value under `key`, or nullptr if absent.
   const json* Get(std::string_view key) {
     known_.emplace(key);
+    if (key_record != nullptr) {
+      std::string path = PathOf(key);
+      for (std::size_t open; (open = path.find('[')) != std::string::npos;) {
+        path.erase(open, path.find(']', open) + 1 - open);
+      }
+      key_record->insert(std::move(path));
+    }
     if (!value_.is_object()) return nullptr;
     auto it = value_.find(key);
     return it == value_.end() ? nullptr : &*it;
@@ -299,7 +310,25 @@ void ReadRouting(MapReader& r, Problems& problems, RoutingConfig* out) {
     RoutingRule parsed;
     rule.StringList("skills", &parsed.skills);
     rule.String("strategy", &parsed.strategy);
-    if (item.is_object() && !rule.Get("strategy")) problems.Add(rule.PathOf("strategy"), "missing");
+    if (rule.Get("max_running")) {
+      parsed.max_running = 0;
+      rule.Int("max_running", &*parsed.max_running);
+    }
+    if (const json* rate = rule.Get("rate"); rate && !rate->is_null()) {
+      MapReader cap = Section(rule, problems, "rate");
+      parsed.rate = RateCap{};
+      cap.Int("tasks", &parsed.rate->tasks);
+      cap.Dur("per", &parsed.rate->per);
+      if (rate->is_object()) {
+        if (!cap.Get("tasks")) problems.Add(cap.PathOf("tasks"), "missing");
+        if (!cap.Get("per")) problems.Add(cap.PathOf("per"), "missing");
+      }
+      cap.Finish();
+    }
+    // A rule that only caps keeps the default strategy.
+    if (item.is_object() && !rule.Get("strategy") && !parsed.max_running && !parsed.rate) {
+      problems.Add(rule.PathOf("strategy"), "missing (or set max_running or rate)");
+    }
     rule.Finish();
     out->rules.push_back(std::move(parsed));
   });
@@ -318,6 +347,7 @@ void ReadPool(const json& item, const std::string& path, Problems& problems, Poo
   MapReader pool(problems, item, path);
   pool.String("name", &out->name);
   pool.StringList("command", &out->command);
+  pool.StringList("sidecar", &out->sidecar);
   pool.Int("replicas", &out->replicas);
   pool.StringMap("env", &out->env);
   pool.String("cwd", &out->cwd);
@@ -326,6 +356,10 @@ void ReadPool(const json& item, const std::string& path, Problems& problems, Poo
   if (item.is_object()) {
     if (!pool.Get("name")) problems.Add(pool.PathOf("name"), "missing");
     if (!pool.Get("command")) problems.Add(pool.PathOf("command"), "missing");
+    const json* sidecar = pool.Get("sidecar");
+    if (sidecar && sidecar->is_array() && sidecar->empty()) {
+      problems.Add(pool.PathOf("sidecar"), "must name a program (a non-empty list of strings)");
+    }
   }
 
   MapReader restart = Section(pool, problems, "restart");
@@ -387,6 +421,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   retry_backoff.Dur("max", &out->tasks.retry_backoff.max);
   retry_backoff.Number("jitter", &out->tasks.retry_backoff.jitter);
   retry_backoff.Finish();
+  tasks.Dur("queue_ttl", &out->tasks.queue_ttl);
   tasks.Finish();
 
   MapReader heartbeat = Section(top, problems, "heartbeat");
@@ -416,6 +451,30 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
 }
 
 }  // namespace
+
+std::vector<std::string> ConfigKeys() {
+  // Read a document with one of each list item and every optional section,
+  // so that every reader runs; the problems it has (missing names, ...) do
+  // not matter here.
+  const json probe = {{"tls", json::object()},
+                      {"routing", {{"rules", json::array({json::object()})}}},
+                      {"pools", json::array({json::object()})}};
+  std::set<std::string> seen;
+  key_record = &seen;
+  Problems problems("");
+  Config config;
+  ReadConfig(probe, problems, &config);
+  key_record = nullptr;
+  // A section ("store", "pools.restart") is the prefix of its keys: only
+  // the keys that hold values are listed.
+  std::vector<std::string> keys;
+  for (auto it = seen.begin(); it != seen.end(); ++it) {
+    auto next = std::next(it);
+    if (next != seen.end() && next->rfind(*it + ".", 0) == 0) continue;
+    keys.push_back(*it);
+  }
+  return keys;
+}
 
 ConfigResult LoadConfig(const std::string& path) {
   Problems problems(path);

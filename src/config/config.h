@@ -49,9 +49,21 @@ struct TlsConfig {
   bool operator==(const TlsConfig&) const = default;
 };
 
+// At most `tasks` starts of a rule's tasks within any window of `per`.
+struct RateCap {
+  int tasks = 0;
+  Duration per{0};
+
+  bool operator==(const RateCap&) const = default;
+};
+
 struct RoutingRule {
   std::vector<std::string> skills;  // matches a task requiring all of these
-  std::string strategy;             // a name known to the routing factory
+  std::string strategy;             // a name known to the routing factory; "" = routing.strategy
+  // Caps on the rule's tasks (an API quota): at most this many running at
+  // once, at most rate.tasks started per rate.per. Unset: no cap.
+  std::optional<int> max_running;
+  std::optional<RateCap> rate;
 
   bool operator==(const RoutingRule&) const = default;
 };
@@ -98,6 +110,9 @@ struct TasksConfig {
   // retryably or timed out: initial * 2^(n-1), capped at max, plus up to
   // jitter of it at random (docs/configuration.md, `tasks`).
   BackoffConfig retry_backoff{Duration{1000}, Duration{5 * 60 * 1000}, 0.2};
+  // A task that waits (queued, not running) longer than this at a stretch
+  // ends timed_out with an `expired:` error. 0: no limit.
+  Duration queue_ttl{0};
 
   bool operator==(const TasksConfig&) const = default;
 };
@@ -134,6 +149,9 @@ struct RestartConfig {
 struct PoolConfig {
   std::string name;
   std::vector<std::string> command;  // argv; no shell
+  // A companion process per replica (e.g. the model gateway its worker talks
+  // to), started before `command`; the two live and die as a pair. Empty: none.
+  std::vector<std::string> sidecar;
   int replicas = 1;
   std::map<std::string, std::string> env;
   std::string cwd;  // empty: pincerd's own working directory
@@ -187,6 +205,13 @@ struct ConfigResult {
   bool ok() const { return config.has_value(); }
 };
 ConfigResult LoadConfig(const std::string& path);
+
+// Every key LoadConfig reads, as dotted paths ("store.journal_bytes",
+// "pools.restart.backoff.initial"; a list item adds no segment), sorted.
+// Sections are not listed, only the keys under them. Derived from the
+// reader itself, so that tests can hold docs/configuration.md and
+// config/examples/full.yaml to it.
+std::vector<std::string> ConfigKeys();
 
 // Validates an already-built Config (cross-field rules: rule strategies
 // exist, pool names unique, ...). Returns an error message or nullopt.

@@ -24,6 +24,12 @@ using config_internal::Problems;
 const std::vector<std::string_view> kStrategies = {"round_robin", "least_connections",
                                                    "skill_match"};
 
+// Rule caps: a start window keeps one time per start it counts, so the
+// rate is bounded; a day is the longest quota window APIs use.
+constexpr int kMaxRuleRunning = 1000000;
+constexpr int kMaxRuleRate = 1000000;
+constexpr Duration kMaxRateWindow{24 * 60 * 60 * 1000};
+
 void OneOf(Problems& p, const std::string& path, std::string_view what, const std::string& value,
            const std::vector<std::string_view>& allowed) {
   for (std::string_view name : allowed) {
@@ -104,6 +110,9 @@ void ValidatePool(Problems& p, const std::string& path, const PoolConfig& pool) 
     p.Add(Field(path, "command"), "must name a program (a non-empty list of strings)");
   } else if (pool.command[0].empty()) {
     p.Add(Index(Field(path, "command"), 0), "program name must not be empty");
+  }
+  if (!pool.sidecar.empty() && pool.sidecar[0].empty()) {
+    p.Add(Index(Field(path, "sidecar"), 0), "program name must not be empty");
   }
   AtLeast(p, Field(path, "replicas"), pool.replicas, 0);
   for (const auto& [key, value] : pool.env) {
@@ -260,7 +269,23 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
     for (std::size_t s = 0; s < rule.skills.size(); ++s) {
       if (rule.skills[s].empty()) p.Add(Index(Field(path, "skills"), s), "must not be empty");
     }
-    OneOf(p, Field(path, "strategy"), "strategy", rule.strategy, kStrategies);
+    if (!rule.strategy.empty() || (!rule.max_running && !rule.rate)) {
+      OneOf(p, Field(path, "strategy"), "strategy", rule.strategy, kStrategies);
+    }
+    if (rule.max_running && (*rule.max_running < 1 || *rule.max_running > kMaxRuleRunning)) {
+      p.Add(Field(path, "max_running"),
+            "must be between 1 and " + std::to_string(kMaxRuleRunning) + " (leave it out for no cap)");
+    }
+    if (rule.rate) {
+      const std::string rate = Field(path, "rate");
+      if (rule.rate->tasks < 1 || rule.rate->tasks > kMaxRuleRate) {
+        p.Add(Field(rate, "tasks"), "must be between 1 and " + std::to_string(kMaxRuleRate));
+      }
+      if (rule.rate->per.count() <= 0 || rule.rate->per > kMaxRateWindow) {
+        p.Add(Field(rate, "per"), "must be greater than 0 and at most " +
+                                      FormatDuration(kMaxRateWindow));
+      }
+    }
   }
   const OutlierConfig& outlier = c.routing.outlier;
   AtLeast(p, "routing.outlier.consecutive_failures", outlier.consecutive_failures, 1);
@@ -293,6 +318,10 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
                                          FormatDuration(retry.initial) + ")");
   }
   Fraction(p, "tasks.retry_backoff.jitter", retry.jitter, 1);
+  NotNegative(p, "tasks.queue_ttl", c.tasks.queue_ttl);
+  if (c.tasks.queue_ttl.count() > kMaxTimeoutMs) {
+    p.Add("tasks.queue_ttl", "must be at most 8760h (365 days)");
+  }
 
   Positive(p, "heartbeat.interval", c.heartbeat.interval);
   AtLeast(p, "heartbeat.misses", c.heartbeat.misses, 1);

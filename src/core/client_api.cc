@@ -1,5 +1,7 @@
 #include "core/client_api.h"
 
+#include <algorithm>
+
 #include "common/json_text.h"
 #include "protocol/encode.h"
 
@@ -22,6 +24,18 @@ void AppendMsOrNull(std::string& out, int64_t ms) {
     out.append("null"sv);
   }
 }
+// A number as nlohmann writes it (shortest text that reads back the same).
+void AppendNumber(std::string& out, double v) { out.append(json(v).dump()); }
+json UsageJson(const TaskUsage& u, bool with_model) {
+  json v = {{"input", u.input}, {"output", u.output}, {"total", u.total}, {"cost", u.cost}};
+  if (with_model) v["model"] = StrOrNull(u.model);
+  return v;
+}
+json UsageByName(const UsageBook::ByName& by) {
+  json v = json::object();
+  for (const auto& [name, u] : by) v[name] = UsageJson(u, false);
+  return v;
+}
 
 }  // namespace
 
@@ -36,9 +50,24 @@ void ClientApi::Handle(ConnId conn, const Message& msg) {
     Status st = dispatcher_.Drain(d->worker);
     if (!st.ok()) return Error(conn, d->req, st);
     const Worker* w = dispatcher_.workers().FindByName(d->worker);
+    if (w && hooks_.drained) hooks_.drained(w->id);
     return Ok(conn, d->req, {{"worker", w ? w->id_str : d->worker}, {"state", "draining"}});
   }
   if (auto* s = std::get_if<SimpleReq>(&msg)) return Simple(conn, *s);
+  if (auto* p = std::get_if<PoolReq>(&msg)) {
+    json body = json::object();
+    Status st = hooks_.pool ? hooks_.pool(*p, body)
+                            : Status("not_found", "no pool named '" + p->pool + "'");
+    if (!st.ok()) return Error(conn, p->req, st);
+    return Ok(conn, p->req, {{"pool", std::move(body)}});
+  }
+  if (auto* l = std::get_if<LogsReq>(&msg)) {
+    json body = json::object();
+    Status st = hooks_.logs ? hooks_.logs(*l, body)
+                            : Status("not_found", "no pool named '" + l->pool + "'");
+    if (!st.ok()) return Error(conn, l->req, st);
+    return Ok(conn, l->req, std::move(body));
+  }
 }
 
 void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
@@ -54,7 +83,8 @@ void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
   auto outcome = dispatcher_.Submit(req);
   if (!outcome.status.ok()) return Error(conn, req.req, outcome.status);
   // Answered after the store commit (FinishBatch): accepted means durable.
-  acks_.push_back({conn, req.req, outcome.task->rec.id, outcome.existing, req.wait});
+  acks_.push_back({conn, req.req, outcome.task->rec.id, outcome.existing, req.wait,
+                   std::move(outcome.warning)});
 }
 
 void ClientApi::FinishBatch(const Status& store) {
@@ -82,7 +112,13 @@ void ClientApi::AnswerAcks(std::vector<PendingAck>& acks, const Status& store) {
       AppendInt(*out, a.req);
       out->append(R"(,"id":"t)"sv);
       AppendInt(*out, static_cast<int64_t>(a.id));
-      out->append(a.existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
+      if (a.warning.empty()) {
+        out->append(a.existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
+      } else {
+        out->append(R"(","existing":false,"warning":)"sv);
+        AppendJsonString(*out, a.warning);
+        out->append("}\n"sv);
+      }
     } else {
       a.wait = false;  // the connection is gone
     }
@@ -134,29 +170,72 @@ void ClientApi::ById(ConnId conn, const IdReq& req) {
 }
 
 void ClientApi::Tasks(ConnId conn, const TasksReq& req) {
-  TaskState filter{};
-  const bool filtered = !req.state.empty();
-  if (filtered && !ParseTaskState(req.state, filter)) {
+  TaskState only{};
+  const bool by_state = !req.state.empty();
+  if (by_state && !ParseTaskState(req.state, only)) {
     return Error(conn, req.req,
                  Status("invalid_request", "unknown state '" + req.state +
                                                "' (queued, running, succeeded, failed, "
                                                "cancelled, timed_out)"));
   }
-  const std::size_t limit = req.limit > 0 ? static_cast<std::size_t>(req.limit) : 1000;
+  if (!req.order.empty() && req.order != "oldest" && req.order != "newest") {
+    return Error(conn, req.req,
+                 Status("invalid_request", "unknown order '" + req.order + "' (oldest, newest)"));
+  }
+  const bool newest = req.order == "newest";
+  TaskId after = 0;
+  if (!req.after.empty() && (after = ParseTaskId(req.after)) == 0) {
+    return Error(conn, req.req,
+                 Status("invalid_request", "after: '" + req.after + "' is not a task id"));
+  }
+  // Filters that need the whole record: an ended task is read back only
+  // for them (or to be listed).
+  const bool deep = !req.skill.empty() || !req.worker.empty() || !req.session.empty();
+  auto matches = [&](const Task& t) {
+    const TaskRecord& r = t.rec;
+    if (!req.worker.empty() && r.worker != req.worker) return false;
+    if (!req.session.empty() && r.session != req.session) return false;
+    return req.skill.empty() ||
+           std::find(r.skills.begin(), r.skills.end(), req.skill) != r.skills.end();
+  };
+  const std::size_t limit = static_cast<std::size_t>(req.limit);
   std::string* out = outbox_.Buffer(conn);
   if (!out) return;
   out->append(R"({"type":"ok","req":)"sv);
   AppendInt(*out, req.req);
   out->append(R"(,"tasks":[)"sv);
   std::size_t listed = 0;
-  dispatcher_.ForEachTask(
-      [&](const Task& t) {  // in id order
-        if (listed) out->push_back(',');
-        AppendTaskView(*out, t);
-        return ++listed < limit;
-      },
-      filtered ? std::optional<TaskState>(filter) : std::nullopt);
-  out->append("]}\n"sv);
+  int64_t total = 0;  // every task the filters match, listed or not
+  bool more = false;  // some of them lie past the last one listed
+  TaskId last = 0;
+  dispatcher_.ForEachTaskState(newest, [&](TaskId id, TaskState state) {
+    if (by_state && state != only) return true;
+    const bool past = after == 0 || (newest ? id < after : id > after);
+    const bool want = past && listed < limit;
+    const Task* t = nullptr;
+    if (deep || want) {
+      t = dispatcher_.FindTask(id);
+      if (t == nullptr || (deep && !matches(*t))) return true;
+    }
+    ++total;
+    if (want) {
+      if (listed++) out->push_back(',');
+      AppendTaskView(*out, *t);
+      last = id;
+    } else if (past) {
+      more = true;
+    }
+    return true;
+  });
+  out->append(R"(],"total":)"sv);
+  AppendInt(*out, total);
+  out->append(R"(,"next":)"sv);
+  if (more) {
+    AppendJsonString(*out, TaskIdString(last));
+  } else {
+    out->append("null"sv);
+  }
+  out->append("}\n"sv);
 }
 
 void ClientApi::Simple(ConnId conn, const SimpleReq& req) {
@@ -252,6 +331,31 @@ void ClientApi::AppendTaskView(std::string& out, const Task& t) {
   AppendMsOrNull(out, r.started_ms);
   out.append(R"(,"ended_ms":)"sv);
   AppendMsOrNull(out, r.ended_ms);
+  out.append(R"(,"usage":)"sv);
+  if (r.usage.empty()) {
+    out.append("null"sv);
+  } else {
+    out.append(R"({"input":)"sv);
+    AppendInt(out, r.usage.input);
+    out.append(R"(,"output":)"sv);
+    AppendInt(out, r.usage.output);
+    out.append(R"(,"total":)"sv);
+    AppendInt(out, r.usage.total);
+    out.append(R"(,"cost":)"sv);
+    AppendNumber(out, r.usage.cost);
+    out.append(R"(,"model":)"sv);
+    AppendStringOrNull(out, r.usage.model);
+    out.push_back('}');
+  }
+  if (r.has_backoff) {
+    out.append(R"(,"backoff":{"initial_ms":)"sv);
+    AppendInt(out, r.backoff.initial_ms);
+    out.append(R"(,"max_ms":)"sv);
+    AppendInt(out, r.backoff.max_ms);
+    out.append(R"(,"jitter":)"sv);
+    AppendNumber(out, r.backoff.jitter);
+    out.push_back('}');
+  }
   out.push_back('}');
 }
 
@@ -271,7 +375,8 @@ json ClientApi::WorkerView(const Worker& w) {
             {"pool", StrOrNull(w.pool)},
             {"labels", w.labels.empty() ? json::object() : RawOrNull(w.labels)},
             {"load", std::move(load)},
-            {"connected_ms", w.connected_ms}};
+            {"connected_ms", w.connected_ms},
+            {"usage", UsageJson(w.usage, true)}};
   if (hooks_.worker_extra) hooks_.worker_extra(w, v);
   return v;
 }
@@ -287,6 +392,12 @@ json ClientApi::StatsView() {
             {"submitted", s.submitted},
             {"workers", dispatcher_.workers().size()},
             {"unroutable", dispatcher_.Unroutable()}};
+  const UsageBook& usage = dispatcher_.usage();
+  json u = UsageJson(usage.total(), false);
+  u["by_worker"] = UsageByName(usage.by_worker());
+  u["by_skill"] = UsageByName(usage.by_skill());
+  u["by_model"] = UsageByName(usage.by_model());
+  v["usage"] = std::move(u);
   if (hooks_.stats_extra) hooks_.stats_extra(v);
   return v;
 }

@@ -25,13 +25,19 @@ class ClientApi {
     std::function<void(const Worker&, nlohmann::json&)> worker_extra;  // pid, restarts, ...
     std::function<void(nlohmann::json&)> stats_extra;
     std::function<nlohmann::json()> starting_workers;  // managed, not connected yet
+    // An operator drained the worker on this connection (the supervisor
+    // replaces a pool's drained process when it exits).
+    std::function<void(ConnId)> drained;
+    // `pool` and `logs` requests: fill the answer's body or return why not.
+    std::function<Status(const PoolReq&, nlohmann::json&)> pool;
+    std::function<Status(const LogsReq&, nlohmann::json&)> logs;
   };
 
   // `dispatcher` and `outbox` must outlive this object.
   ClientApi(Dispatcher& dispatcher, Outbox& outbox, Hooks hooks);
 
   // REQUIRES: `msg` is a client request (SubmitReq, IdReq, TasksReq,
-  // DrainReq or SimpleReq).
+  // DrainReq, SimpleReq, PoolReq or LogsReq).
   void Handle(ConnId conn, const Message& msg);
 
   // Answers the submits of this batch once the store has committed it
@@ -51,6 +57,7 @@ class ClientApi {
     TaskId id;
     bool existing;
     bool wait;
+    std::string warning;  // the answer's `warning`; "" = none
   };
   std::vector<PendingAck> TakeAcks();
   const std::vector<PendingAck>& acks() const { return acks_; }

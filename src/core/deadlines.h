@@ -28,6 +28,7 @@ enum class DeadlineKind : uint8_t {
   kTurnWait,   // id = task, gen = attempts: stop waiting for the rotation
   kEjection,   // id = worker, gen = ejection generation: the cool-off is over
   kBackoff,    // id = task, gen = its retry_at_ms: its retry backoff is over
+  kRuleCap,    // id = rule index, gen = caps generation: a rule cap may let tasks start
 };
 
 struct Deadline {

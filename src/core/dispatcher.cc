@@ -6,6 +6,8 @@
 #include <cmath>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 #include "common/json_text.h"
 #include "protocol/encode.h"
 
@@ -59,6 +61,21 @@ std::string UtcText(int64_t unix_ms) {
   return text;
 }
 
+// A repeated submit key names the same task only with the same payload:
+// the same text, or the same JSON written differently.
+bool SamePayload(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  if (a.empty() || b.empty()) return false;  // "" is null
+  const nlohmann::json x = nlohmann::json::parse(a, nullptr, false);
+  const nlohmann::json y = nlohmann::json::parse(b, nullptr, false);
+  return !x.is_discarded() && !y.is_discarded() && x == y;
+}
+
+// The first line of an attempt's error, for a one-line log.
+std::string_view FirstLine(std::string_view error) {
+  return error.substr(0, error.find('\n'));
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(const Config& config, Store& store, const Clock& clock, Outbox& outbox)
@@ -68,12 +85,32 @@ Dispatcher::Dispatcher(const Config& config, Store& store, const Clock& clock, O
       outbox_(outbox),
       outlier_(config.routing.outlier, clock) {
   RebuildStrategies();
+  caps_.Reconfigure(config_.routing.rules);
+  cap_pump_at_.assign(config_.routing.rules.size(), TimePoint{});
 }
 
 void Dispatcher::Reconfigure(const Config& config) {
   config_ = config;
   outlier_.Reconfigure(config_.routing.outlier);
   RebuildStrategies();
+  caps_.Reconfigure(config_.routing.rules);
+  ++caps_gen_;
+  cap_pump_at_.assign(config_.routing.rules.size(), TimePoint{});
+  RecountCaps();
+  // Caps raised or lifted, strategies changed: what waits may start now.
+  for (ClassId c = 0; c < queue_.class_count(); ++c) {
+    if (queue_.size(c)) PumpClass(c);
+  }
+}
+
+void Dispatcher::RecountCaps() {
+  if (!caps_.any()) return;
+  tasks_.ForEachSlot([&](TaskId, Task* live, TaskTable::EndedRef) {
+    if (live && live->rec.state == TaskState::kRunning) {
+      if (const int r = CappedRule(live->cls); r != RuleCaps::kNone) caps_.CountRunning(r);
+    }
+    return true;
+  });
 }
 
 void Dispatcher::RebuildStrategies() {
@@ -82,7 +119,8 @@ void Dispatcher::RebuildStrategies() {
   if (!default_strategy_) default_strategy_ = MakeStrategy("least_connections");
   rule_strategies_.clear();
   for (const RoutingRule& rule : config_.routing.rules) {
-    auto s = MakeStrategy(rule.strategy);
+    // A rule that only caps keeps the default strategy.
+    auto s = MakeStrategy(rule.strategy.empty() ? config_.routing.strategy : rule.strategy);
     if (s) rule_strategies_.emplace_back(SortedUnique(rule.skills), std::move(s));
   }
   class_strategy_.clear();
@@ -196,13 +234,39 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   if (!req.key.empty()) {
     auto it = keys_.find(req.key);
     if (it != keys_.end()) {
-      if (const Task* t = FindTask(it->second)) return {Status::Ok(), t, true};
+      if (const Task* t = FindTask(it->second)) {
+        if (!SamePayload(t->rec.payload, req.payload)) {
+          return {Status("conflict", "key '" + req.key + "' is task " + t->id_string() +
+                                         ", submitted with a different payload"),
+                  t, false};
+        }
+        return {Status::Ok(), t, true};
+      }
     }
   }
   if (stats_.queued >= config_.limits.max_queued) {
     return {Status("queue_full", "the queue holds limits.max_queued = " +
                                      std::to_string(config_.limits.max_queued) + " tasks"),
             nullptr, false};
+  }
+
+  // The task's own backoff: parts not given are the config's, and a max
+  // not given is at least the initial.
+  const bool has_backoff = req.backoff_initial || req.backoff_max || req.backoff_jitter;
+  TaskBackoff backoff;
+  if (has_backoff) {
+    const BackoffConfig& b = config_.tasks.retry_backoff;
+    backoff.initial_ms = req.backoff_initial.value_or(b.initial).count();
+    backoff.max_ms = req.backoff_max ? req.backoff_max->count()
+                                     : std::max<int64_t>(b.max.count(), backoff.initial_ms);
+    backoff.jitter = req.backoff_jitter.value_or(b.jitter);
+    if (backoff.max_ms < backoff.initial_ms) {
+      return {Status("invalid_request",
+                     "backoff.max (" + std::to_string(backoff.max_ms) +
+                         " ms) must not be less than backoff.initial (" +
+                         std::to_string(backoff.initial_ms) + " ms)"),
+              nullptr, false};
+    }
   }
 
   TaskId id = 0;
@@ -220,6 +284,8 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   r.max_attempts = static_cast<int>(req.max_attempts.value_or(config_.tasks.max_attempts));
   r.session = req.session;
   r.key = req.key;
+  r.has_backoff = has_backoff;
+  r.backoff = backoff;
   r.created_ms = clock_.UnixMillis();
   t.cls = queue_.ClassFor(r.skills);
   Hold(t.cls);
@@ -238,7 +304,18 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   Place(t);
   placing_new_ = 0;
   store_.Insert(r);
-  return {Status::Ok(), &t, false};
+  SubmitOutcome out{Status::Ok(), &t, false, {}};
+  if (r.state == TaskState::kQueued) {
+    ArmQueueTtl(t);
+    // Once some worker offered a class's skills, that stays so: asked of
+    // the index only until then.
+    if (t.cls >= class_offered_.size()) class_offered_.resize(t.cls + 1, false);
+    if (!class_offered_[t.cls]) {
+      out.warning = UnroutableWarning(r.skills);
+      class_offered_[t.cls] = out.warning.empty();
+    }
+  }
+  return out;
 }
 
 void Dispatcher::Restore(TaskRecord&& rec) {
@@ -286,7 +363,8 @@ void Dispatcher::Restore(TaskRecord&& rec) {
         t.rec.errors.back().error != kInterrupted) {
       // Queued after a failed attempt: the wait is not stored, so it is
       // reset to the first step, from now (docs/configuration.md).
-      return BackOff(t, RetryDelay(1, 0));
+      BackOff(t, RetryDelay(t.rec, 1, 0));
+      return ArmQueueTtl(t);
     }
   } else {
     // The attempt was in flight when pincerd stopped: it is lost, but not
@@ -306,6 +384,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
     Save(t);
   }
   Place(t);
+  ArmQueueTtl(t);
 }
 
 Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
@@ -371,8 +450,7 @@ Status Dispatcher::Cancel(TaskId id) {
   Worker* w = nullptr;
   if (t->rec.state == TaskState::kRunning) {
     w = workers_.Find(t->worker);
-    outbox_.Send(t->worker, EncodeCancel(t->id_string()));
-    ReleaseSlot(*t);
+    StopAttempt(*t, "cancelled");
   } else {
     Unqueue(*t);
   }
@@ -401,6 +479,13 @@ Status Dispatcher::Retry(TaskId id) {
   Task* t = tasks_.Revive(std::move(owned));
   if (!t) return Status("internal", "task " + TaskIdString(id) + " cannot be revived (logged)");
   (t->rec.state == TaskState::kFailed ? stats_.failed : stats_.timed_out)--;
+  // Its last attempt may still be stopping (a timeout that ended it): the
+  // retry waits for that like any other (Place).
+  for (const auto& [wid, worker] : workers_.all()) {
+    for (const Worker::Stopping& s : worker->stopping) {
+      if (s.task == id) t->stopping_on = wid;
+    }
+  }
   t->rec.state = TaskState::kQueued;
   t->rec.attempts = 0;
   t->interrupted = 0;
@@ -409,6 +494,7 @@ Status Dispatcher::Retry(TaskId id) {
   ++stats_.queued;
   Save(*t);
   Place(*t);
+  ArmQueueTtl(*t);
   return Status::Ok();
 }
 
@@ -432,6 +518,11 @@ void Dispatcher::Forget(TaskId id) {
 // ------------------------------------------------------------ placement
 
 void Dispatcher::Place(Task& t) {
+  if (t.stopping_on != 0) {
+    // One attempt at a time: not before the last one is confirmed gone.
+    t.where = Task::Where::kStopping;
+    return;
+  }
   if (t.rec.session.empty()) return PlaceGeneral(t);
   Session& s = sessions_[t.rec.session];
   if (s.head != 0 && s.head != t.rec.id) {
@@ -441,6 +532,8 @@ void Dispatcher::Place(Task& t) {
     return;
   }
   s.head = t.rec.id;
+  // A capped rule's task waits in its queue, whoever its home is.
+  if (caps_.any() && CapHolds(t.cls)) return PlaceGeneral(t);
   if (Worker* home = workers_.Find(s.home)) {
     const auto& matching = workers_.index().Matching(t.rec.skills);
     const bool fits = std::find(matching.begin(), matching.end(),
@@ -463,12 +556,15 @@ void Dispatcher::Pin(Task& t, Worker& home) {
 
 void Dispatcher::PlaceGeneral(Task& t) {
   const Strategy& strategy = StrategyFor(t.cls);
-  const WorkerId id =
-      strategy.Pick(workers_.index(), workers_.index().Matching(t.rec.skills), t.rec.skills.size());
+  const bool capped = caps_.any() && CapHolds(t.cls);
+  const WorkerId id = capped ? 0
+                             : strategy.Pick(workers_.index(), workers_.index().Matching(t.rec.skills),
+                                             t.rec.skills.size());
   if (Worker* w = workers_.Find(id)) return Assign(t, *w);
   queue_.Push(t.cls, t.entry());
   t.where = Task::Where::kQueue;
   ArmQueueWait(t);
+  if (capped) return;  // its rule's cap, not the rotation, holds it
   // A worker is free but the strategy keeps the task for another one.
   if (fallback_strategy_->Pick(workers_.index(), workers_.index().Matching(t.rec.skills),
                                t.rec.skills.size())) {
@@ -487,6 +583,7 @@ void Dispatcher::OnTurnWaitDeadline(Task& t) {
   t.turn_wait_armed = false;
   if (t.where != Task::Where::kQueue) return;
   t.turn_expired = true;
+  if (caps_.any() && CapHolds(t.cls)) return;
   const WorkerId id = fallback_strategy_->Pick(
       workers_.index(), workers_.index().Matching(t.rec.skills), t.rec.skills.size());
   if (Worker* w = workers_.Find(id)) {
@@ -518,6 +615,7 @@ void Dispatcher::Unqueue(Task& t) {
     case Task::Where::kBackoff:  // its deadline finds it gone or elsewhere
       t.retry_at_ms = 0;
       break;
+    case Task::Where::kStopping:  // the `stopped` finds it gone or elsewhere
     case Task::Where::kNone:
       break;
   }
@@ -540,6 +638,8 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   workers_.Acquire(w, r.id);
   if (!r.session.empty()) SetHome(t, w);
   queue_deadlines_.Disarm(t.queue_deadline, r.id);
+  if (t.ttl_deadline != TimePoint{}) ttl_deadlines_.Disarm(t.ttl_deadline, r.id);
+  if (const int rule = CappedRule(t.cls); rule != RuleCaps::kNone) caps_.Started(rule, clock_.Now());
   if (r.timeout_ms > 0) {
     attempt_deadlines_.Arm(t.attempt_deadline, clock_.Now() + std::chrono::milliseconds(r.timeout_ms),
                            r.id);
@@ -566,6 +666,7 @@ void Dispatcher::FillWorker(Worker& w) {
       Task* live = tasks_.Find(head.id);
       if (!live) return true;  // taken below, where LiveTask logs and drops it
       Task& t = *live;
+      if (caps_.any() && CapHolds(c)) return false;
       if (t.turn_expired ||
           StrategyFor(c).Allows(index, index.Matching(queue_.skills(c)), w.id)) {
         return true;
@@ -573,7 +674,11 @@ void Dispatcher::FillWorker(Worker& w) {
       ArmTurnWait(t);
       return false;
     });
-    const bool take_pinned = !w.pinned.empty() && (!best || *w.pinned.begin() < best->second);
+    bool take_pinned = !w.pinned.empty() && (!best || *w.pinned.begin() < best->second);
+    if (take_pinned && caps_.any()) {
+      const Task* pinned = tasks_.Find(w.pinned.begin()->id);
+      if (pinned && CapHolds(pinned->cls)) take_pinned = false;
+    }
     TaskId id;
     if (take_pinned) {
       id = w.pinned.begin()->id;
@@ -602,6 +707,7 @@ void Dispatcher::PumpClass(ClassId c) {
       continue;
     }
     Task& t = *live;
+    if (caps_.any() && CapHolds(c)) return;
     Worker* w = workers_.Find(strategy.Pick(index, index.Matching(skills), skills.size()));
     if (!w) {
       if (fallback_strategy_->Pick(index, index.Matching(skills), skills.size())) ArmTurnWait(t);
@@ -622,6 +728,33 @@ void Dispatcher::ReleaseSlot(Task& t) {
   }
   t.worker = 0;
   --stats_.running;
+  if (const int rule = CappedRule(t.cls); rule != RuleCaps::kNone) {
+    caps_.Stopped(rule);
+    ArmCapPump(rule, clock_.Now());  // after the event at hand, not inside it
+  }
+}
+
+void Dispatcher::StopAttempt(Task& t, std::string_view reason) {
+  Worker* w = workers_.Find(t.worker);
+  outbox_.Send(t.worker, EncodeCancel(t.id_string(), t.rec.attempts, reason));
+  if (!w || !w->confirms_stop) return ReleaseSlot(t);
+  // The slot stays taken, and the task waits, until the worker says the
+  // attempt's process is gone (OnStopped) or the worker is gone.
+  attempt_deadlines_.Disarm(t.attempt_deadline, t.rec.id);
+  w->stopping.push_back({t.rec.id, t.rec.attempts});
+  t.stopping_on = w->id;
+  t.worker = 0;
+  --stats_.running;
+}
+
+void Dispatcher::StopConfirmed(WorkerId worker, TaskId id) {
+  Task* t = tasks_.Find(id);
+  if (!t || t->stopping_on != worker) return;  // ended since, or retried and stopping elsewhere
+  t->stopping_on = 0;
+  if (t->where == Task::Where::kStopping) {
+    t->where = Task::Where::kNone;
+    Place(*t);
+  }
 }
 
 void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off,
@@ -629,19 +762,29 @@ void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, 
   t.rec.errors.push_back({t.rec.attempts, t.rec.worker, error});
   t.rec.error = error;
   // Attempts lost to pincerd restarts are not the task's: not counted.
-  if (t.rec.attempts - t.interrupted < t.rec.max_attempts) {
+  const bool again = t.rec.attempts - t.interrupted < t.rec.max_attempts;
+  spdlog::info("task {} attempt {} failed on worker {}{}: {}", t.id_string(), t.rec.attempts,
+               t.rec.worker, again ? ", queued again" : "", FirstLine(error));
+  if (again) {
     t.rec.state = TaskState::kQueued;
     ++stats_.queued;
     Save(t);
-    if (back_off) return BackOff(t, RetryDelay(t.rec.attempts, retry_after_ms));
-    Place(t);
+    if (back_off) {
+      BackOff(t, RetryDelay(t.rec, t.rec.attempts, retry_after_ms));
+    } else {
+      Place(t);
+    }
+    ArmQueueTtl(t);
   } else {
     End(t, timed_out ? TaskState::kTimedOut : TaskState::kFailed);
   }
 }
 
-Duration Dispatcher::RetryDelay(int failed, int64_t retry_after_ms) {
-  const BackoffConfig& b = config_.tasks.retry_backoff;
+Duration Dispatcher::RetryDelay(const TaskRecord& r, int failed, int64_t retry_after_ms) {
+  const BackoffConfig& config = config_.tasks.retry_backoff;
+  const BackoffConfig b = r.has_backoff ? BackoffConfig{Duration(r.backoff.initial_ms),
+                                                        Duration(r.backoff.max_ms), r.backoff.jitter}
+                                        : config;
   const double initial = static_cast<double>(b.initial.count());
   const double cap = static_cast<double>(b.max.count());
   // Doubled in floating point and capped before the conversion: no shift
@@ -672,6 +815,7 @@ void Dispatcher::BackOff(Task& t, Duration delay) {
 
 void Dispatcher::End(Task& t, TaskState state) {
   queue_deadlines_.Disarm(t.queue_deadline, t.rec.id);
+  if (t.ttl_deadline != TimePoint{}) ttl_deadlines_.Disarm(t.ttl_deadline, t.rec.id);
   if (t.rec.state == TaskState::kQueued) --stats_.queued;
   t.rec.state = state;
   t.rec.ended_ms = clock_.UnixMillis();
@@ -734,6 +878,7 @@ std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string p
   w->labels = hello.labels;
   w->spawn_id = hello.spawn_id;
   w->heartbeat_ack = hello.heartbeat_ack;
+  w->confirms_stop = hello.confirms_stop;
   w->pool = std::move(pool);
   w->connected_ms = clock_.UnixMillis();
   w->last_heard = clock_.Now();
@@ -748,24 +893,53 @@ void Dispatcher::Touch(ConnId conn) {
   if (Worker* w = workers_.Find(conn)) w->last_heard = clock_.Now();
 }
 
-Task* Dispatcher::HeldTask(ConnId conn, const std::string& task_id, Worker*& w) {
+Task* Dispatcher::HeldTask(ConnId conn, const std::string& task_id, int64_t attempt, Worker*& w) {
   w = workers_.Find(conn);
   const TaskId id = ParseTaskId(task_id);
   if (!w || !w->tasks.count(id)) {
-    outbox_.Send(conn, EncodeError("unknown_task", "this worker does not hold task " + task_id));
+    outbox_.Send(conn, EncodeTaskError("unknown_task",
+                                       "field 'id' names task " + task_id +
+                                           ", which this worker does not hold",
+                                       task_id, attempt));
     return nullptr;
   }
-  return tasks_.Find(id);
+  for (const Worker::Stopping& s : w->stopping) {
+    if (s.task == id) {
+      const int64_t named = attempt > 0 ? attempt : s.attempt;
+      outbox_.Send(conn, EncodeTaskError("stale_attempt",
+                                         "field 'attempt' is " + std::to_string(named) +
+                                             ", but that attempt of " + task_id +
+                                             " was cancelled or timed out; it has no current attempt here",
+                                         task_id, named));
+      return nullptr;
+    }
+  }
+  Task* t = tasks_.Find(id);
+  if (t && attempt > 0 && attempt != t->rec.attempts) {
+    outbox_.Send(conn, EncodeTaskError("stale_attempt",
+                                       "field 'attempt' is " + std::to_string(attempt) +
+                                           ", but the current attempt of " + task_id + " is " +
+                                           std::to_string(t->rec.attempts),
+                                       task_id, attempt));
+    return nullptr;
+  }
+  return t;
 }
 
 void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
   Worker* w;
-  Task* held = HeldTask(conn, msg.id, w);
+  Task* held = HeldTask(conn, msg.id, msg.attempt, w);
   if (!held) return;
   Task& t = *held;
   const double seconds =
       static_cast<double>(clock_.UnixMillis() - t.rec.started_ms) / 1000.0;
   ReleaseSlot(t);
+  if (msg.has_usage) {  // before the end or retry below saves the task
+    t.rec.usage.Add(msg.usage);
+    usage_.Add(w->name.empty() ? w->id_str : w->name, t.rec.skills, msg.usage);
+    w->usage.Add(msg.usage);
+    if (observer_) observer_->UsageReported(*w, t, msg.usage);
+  }
   if (observer_) observer_->AttemptEnded(*w, t, msg.ok, seconds);
   NoteAttempt(*w, msg.ok, seconds);
   if (msg.ok) {
@@ -780,6 +954,8 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
     if (msg.retryable) {
       LoseAttempt(t, msg.error, /*timed_out=*/false, /*back_off=*/true, msg.retry_after_ms);
     } else {
+      spdlog::info("task {} attempt {} failed on worker {} (not retryable): {}", t.id_string(),
+                   t.rec.attempts, t.rec.worker, FirstLine(msg.error));
       t.rec.errors.push_back({t.rec.attempts, t.rec.worker, msg.error});
       t.rec.error = msg.error;
       End(t, TaskState::kFailed);
@@ -790,7 +966,42 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
 
 void Dispatcher::OnProgress(ConnId conn, const ProgressMsg& msg) {
   Worker* w;
-  if (Task* t = HeldTask(conn, msg.id, w)) t->progress = msg.data;
+  if (Task* t = HeldTask(conn, msg.id, msg.attempt, w)) t->progress = msg.data;
+}
+
+void Dispatcher::OnStopped(ConnId conn, const StoppedMsg& msg) {
+  Worker* w = workers_.Find(conn);
+  if (!w) return;
+  const TaskId id = ParseTaskId(msg.id);
+  auto it = std::find_if(w->stopping.begin(), w->stopping.end(),
+                         [id](const Worker::Stopping& s) { return s.task == id; });
+  if (it == w->stopping.end()) {
+    if (w->tasks.count(id)) {
+      outbox_.Send(conn, EncodeTaskError("invalid_state",
+                                         "task " + msg.id +
+                                             " was not cancelled here: send its result instead",
+                                         msg.id, msg.attempt));
+    } else {
+      outbox_.Send(conn, EncodeTaskError("unknown_task",
+                                         "field 'id' names task " + msg.id +
+                                             ", which this worker is not stopping",
+                                         msg.id, msg.attempt));
+    }
+    return;
+  }
+  if (msg.attempt > 0 && msg.attempt != it->attempt) {
+    outbox_.Send(conn, EncodeTaskError("stale_attempt",
+                                       "field 'attempt' is " + std::to_string(msg.attempt) +
+                                           ", but the attempt of " + msg.id +
+                                           " being stopped here is " + std::to_string(it->attempt),
+                                       msg.id, msg.attempt));
+    return;
+  }
+  w->stopping.erase(it);
+  workers_.Release(*w, id);
+  if (w->drain_asked && w->tasks.empty()) outbox_.Send(w->id, EncodeDrained());
+  StopConfirmed(w->id, id);
+  FillWorker(*w);
 }
 
 void Dispatcher::OnHeartbeat(ConnId conn, const HeartbeatMsg& msg) {
@@ -819,6 +1030,17 @@ void Dispatcher::OnDisconnect(ConnId conn, const std::string& reason) {
   // outbox drops lines for a closed connection.
 }
 
+void Dispatcher::CancelRunningForShutdown() {
+  for (const auto& [wid, w] : workers_.all()) {
+    for (TaskId tid : w->tasks) {
+      const Task* t = tasks_.Find(tid);
+      if (t && t->rec.state == TaskState::kRunning && t->worker == wid) {
+        outbox_.Send(wid, EncodeCancel(t->id_string(), t->rec.attempts, "shutdown"));
+      }
+    }
+  }
+}
+
 void Dispatcher::KillWorker(WorkerId id, const std::string& reason) {
   if (Worker* w = workers_.Find(id)) {
     // Remove first: closing may run OnDisconnect at once, which would
@@ -831,6 +1053,8 @@ void Dispatcher::KillWorker(WorkerId id, const std::string& reason) {
 void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
   const WorkerId id = w.id;
   std::vector<TaskId> held(w.tasks.begin(), w.tasks.end());
+  // Its process is gone with it: the attempts it was stopping are over.
+  const std::vector<Worker::Stopping> stopping = std::move(w.stopping);
   std::vector<TaskId> pinned;
   for (const QueueEntry& e : w.pinned) pinned.push_back(e.id);
   for (const std::string& key : w.homed_sessions) {
@@ -849,6 +1073,10 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
     t.where = Task::Where::kNone;
     t.worker = 0;
     PlaceGeneral(t);
+  }
+  for (const Worker::Stopping& s : stopping) {
+    std::erase(held, s.task);
+    StopConfirmed(id, s.task);
   }
   for (TaskId tid : held) {
     Task* live = LiveTask(tid, "running entry");
@@ -897,7 +1125,7 @@ void Dispatcher::ReleasePinned(Worker& w) {
 
 std::optional<TimePoint> Dispatcher::NextDeadline() const {
   std::optional<TimePoint> next = deadlines_.Next();
-  for (const TaskDeadlines* d : {&attempt_deadlines_, &queue_deadlines_}) {
+  for (const TaskDeadlines* d : {&attempt_deadlines_, &queue_deadlines_, &ttl_deadlines_}) {
     if (auto at = d->Next(); at && (!next || *at < *next)) next = at;
   }
   if (!ended_.empty() && config_.tasks.result_ttl.count() > 0) {
@@ -981,7 +1209,21 @@ void Dispatcher::RunDue() {
       End(*t, TaskState::kTimedOut);
     }
   }
+  while (auto id = ttl_deadlines_.PopDue(now)) {
+    Task* t = tasks_.Find(*id);
+    if (!t) continue;
+    t->ttl_deadline = TimePoint{};
+    if (t->rec.state == TaskState::kQueued) ExpireQueued(*t);
+  }
   while (auto d = deadlines_.PopDue(now)) {
+    if (d->kind == DeadlineKind::kRuleCap) {
+      if (d->gen == caps_gen_ && d->id < cap_pump_at_.size()) {
+        const int r = static_cast<int>(d->id);
+        if (cap_pump_at_[r] == d->at) cap_pump_at_[r] = TimePoint{};
+        PumpRule(r);
+      }
+      continue;
+    }
     if (d->kind == DeadlineKind::kHeartbeat) {
       OnHeartbeatDeadline(d->id);
       continue;
@@ -1012,6 +1254,7 @@ void Dispatcher::RunDue() {
         break;
       case DeadlineKind::kHeartbeat:
       case DeadlineKind::kEjection:
+      case DeadlineKind::kRuleCap:
         break;
     }
   }
@@ -1019,8 +1262,7 @@ void Dispatcher::RunDue() {
 
 void Dispatcher::OnAttemptDeadline(Task& t) {
   Worker* w = workers_.Find(t.worker);
-  outbox_.Send(t.worker, EncodeCancel(t.id_string()));
-  ReleaseSlot(t);
+  StopAttempt(t, "timed_out");
   if (w) NoteAttempt(*w, /*ok=*/false, static_cast<double>(t.rec.timeout_ms) / 1000.0);
   LoseAttempt(t,
               "attempt " + std::to_string(t.rec.attempts) + " timed out after " +
@@ -1055,6 +1297,11 @@ void Dispatcher::OnHeartbeatDeadline(WorkerId id) {
     deadlines_.Push({due, DeadlineKind::kHeartbeat, id, 0});
     return;
   }
+  std::string held;
+  for (TaskId tid : w->tasks) held += (held.empty() ? "" : ", ") + TaskIdString(tid);
+  spdlog::info("worker {} ({}) declared dead: no sign of life for {} ({} missed heartbeats); {}",
+               w->id_str, w->name, FormatDuration(std::chrono::duration_cast<Duration>(limit)),
+               config_.heartbeat.misses, held.empty() ? "it held no task" : "requeued " + held);
   const std::string reason = "worker " + w->id_str + " missed " +
                              std::to_string(config_.heartbeat.misses) + " heartbeats";
   outbox_.Send(id, EncodeError("heartbeat_timeout", "nothing heard for " + FormatDuration(limit) +
@@ -1062,7 +1309,66 @@ void Dispatcher::OnHeartbeatDeadline(WorkerId id) {
   KillWorker(id, reason);
 }
 
+// ------------------------------------------------- queue_ttl, rule caps
+
+void Dispatcher::ArmQueueTtl(Task& t) {
+  if (config_.tasks.queue_ttl.count() <= 0 || t.rec.state != TaskState::kQueued ||
+      t.ttl_deadline != TimePoint{}) {
+    return;
+  }
+  ttl_deadlines_.Arm(t.ttl_deadline, clock_.Now() + config_.tasks.queue_ttl, t.rec.id);
+}
+
+void Dispatcher::ExpireQueued(Task& t) {
+  const std::string why = WhyWaiting(t);  // before it leaves where it waits
+  Unqueue(t);
+  t.rec.error = "expired: waited longer than tasks.queue_ttl (" +
+                FormatDuration(config_.tasks.queue_ttl) + "): " + why;
+  t.rec.errors.push_back({t.rec.attempts, "", t.rec.error});
+  spdlog::info("task {} {}", t.id_string(), t.rec.error);
+  End(t, TaskState::kTimedOut);
+}
+
+bool Dispatcher::CapHolds(ClassId c) {
+  const int r = caps_.RuleOf(c, queue_.skills(c));
+  if (r == RuleCaps::kNone) return false;
+  const TimePoint now = clock_.Now();
+  if (caps_.Open(r, now)) return false;
+  if (const auto at = caps_.ReopensAt(r, now)) ArmCapPump(r, *at);
+  return true;
+}
+
+void Dispatcher::ArmCapPump(int r, TimePoint at) {
+  if (static_cast<std::size_t>(r) >= cap_pump_at_.size()) return;
+  TimePoint& armed = cap_pump_at_[r];
+  if (armed != TimePoint{} && armed <= at) return;  // an earlier pump re-arms if need be
+  armed = at;
+  deadlines_.Push({at, DeadlineKind::kRuleCap, static_cast<uint64_t>(r), caps_gen_});
+}
+
+void Dispatcher::PumpRule(int r) {
+  for (ClassId c = 0; c < queue_.class_count(); ++c) {
+    if (queue_.size(c) && CappedRule(c) == r) PumpClass(c);
+  }
+}
+
 // ---------------------------------------------------------------- views
+
+std::string Dispatcher::UnroutableWarning(const std::vector<std::string>& skills) {
+  WorkerIndex& index = workers_.index();
+  if (!index.Matching(skills).empty()) return "";
+  if (skills.empty()) return "no worker has connected yet; the task waits for one";
+  std::string never;
+  for (const std::string& skill : skills) {
+    if (index.Matching({skill}).empty()) never += (never.empty() ? "" : ", ") + skill;
+  }
+  if (never.empty()) {
+    return "no worker has offered all of these skills together since pincerd started; the task "
+           "waits for one that does";
+  }
+  return "no worker has offered skill " + never +
+         " since pincerd started; the task waits for one that does";
+}
 
 uint64_t Dispatcher::Unroutable() {
   uint64_t n = 0;
@@ -1083,8 +1389,22 @@ Why Dispatcher::WaitReason(const Task& t) {
       return {WhyCode::kSessionWorker, "waiting for its session's worker"};
     case Task::Where::kBackoff:
       return {WhyCode::kRetryBackoff, "retrying after backoff until " + UtcText(t.retry_at_ms)};
+    case Task::Where::kStopping:
+      if (const Worker* w = workers_.Find(t.stopping_on)) {
+        for (const Worker::Stopping& s : w->stopping) {
+          if (s.task == t.rec.id) {
+            return {WhyCode::kAttemptStopping, "waiting for worker " + w->id_str +
+                                                   " to confirm attempt " +
+                                                   std::to_string(s.attempt) + " stopped"};
+          }
+        }
+      }
+      return {WhyCode::kAttemptStopping, "waiting for its last attempt to stop"};
     default:
       break;
+  }
+  if (const int r = CappedRule(t.cls); r != RuleCaps::kNone && !caps_.Open(r, clock_.Now())) {
+    return caps_.Why(r, clock_.Now());
   }
   WorkerIndex& index = workers_.index();
   if (!index.AnyConnected(t.rec.skills)) {

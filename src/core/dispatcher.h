@@ -13,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -23,8 +24,10 @@
 #include "core/ended_archive.h"
 #include "core/outbox.h"
 #include "core/outlier.h"
+#include "core/rule_caps.h"
 #include "core/task.h"
 #include "core/task_table.h"
+#include "core/usage_book.h"
 #include "core/why.h"
 #include "protocol/messages.h"
 #include "queue/task_queue.h"
@@ -51,6 +54,8 @@ class DispatchObserver {
   virtual void TaskSubmitted(const Task&) {}
   virtual void TaskEnded(const Task&, double /*seconds_since_submit*/) {}
   virtual void AttemptEnded(const Worker&, const Task&, bool /*ok*/, double /*seconds*/) {}
+  // An attempt's result reported `usage` (already added to the task's).
+  virtual void UsageReported(const Worker&, const Task&, const TaskUsage&) {}
   // Outlier ejection took the worker out of routing / let it back in.
   virtual void WorkerEjected(const Worker&, const Ejection&) {}
   virtual void WorkerReturned(const Worker&) {}
@@ -91,6 +96,10 @@ class Dispatcher {
                         std::string id = "");
   void OnResult(ConnId conn, const ResultMsg& msg);
   void OnProgress(ConnId conn, const ProgressMsg& msg);
+  // The worker's process for a cancelled or timed-out attempt is gone: its
+  // slot is free and the task may start again (docs/protocol.md, "One
+  // attempt at a time").
+  void OnStopped(ConnId conn, const StoppedMsg& msg);
   void OnHeartbeat(ConnId conn, const HeartbeatMsg& msg);
   // A worker's own `drain`: like Drain, and `drained` once it holds nothing.
   void OnWorkerDrain(ConnId conn);
@@ -112,6 +121,9 @@ class Dispatcher {
     Status status;
     const Task* task = nullptr;
     bool existing = false;
+    // For the submitter (the answer's `warning`), e.g. no worker has ever
+    // offered the task's skills; "" = none.
+    std::string warning;
   };
   SubmitOutcome Submit(const SubmitReq& req);
   // Registers (conn, req) to get the end event of task `id`; sent at once
@@ -149,12 +161,16 @@ class Dispatcher {
   // `why_code` and `why`).
   Why WaitReason(const Task& task);
   std::string WhyWaiting(const Task& task) { return WaitReason(task).text; }
+  // The submit answer's `warning` for a task whose skills no worker has
+  // offered since pincerd started; "" when some worker has.
+  std::string UnroutableWarning(const std::vector<std::string>& skills);
 
   // ---- Time ----
   std::optional<TimePoint> NextDeadline() const;
   // Deadlines armed and not yet fired or withdrawn (a leak check for tests).
   std::size_t deadlines_pending() const {
-    return deadlines_.size() + attempt_deadlines_.size() + queue_deadlines_.size();
+    return deadlines_.size() + attempt_deadlines_.size() + queue_deadlines_.size() +
+           ttl_deadlines_.size();
   }
   // Handles every deadline due now, and purges ended tasks past
   // result_ttl.
@@ -162,10 +178,16 @@ class Dispatcher {
 
   // Stop taking new tasks (shutdown). Running tasks go on.
   void StopAccepting() { accepting_ = false; }
+  // Shutdown's drain timeout passed: every worker is sent `cancel` (reason
+  // `shutdown`) for each attempt it runs. Nothing else changes: the
+  // attempts are lost with pincerd, as in a crash (Restore).
+  void CancelRunningForShutdown();
   bool accepting() const { return accepting_; }
 
   // ---- Views ----
   const DispatcherStats& stats() const { return stats_; }
+  // Usage the workers reported since pincerd started.
+  const UsageBook& usage() const { return usage_; }
   uint64_t Unroutable();
   const WorkerRegistry& workers() const { return workers_; }
   WorkerRegistry& workers() { return workers_; }
@@ -184,6 +206,20 @@ class Dispatcher {
       ended_.Read(ref, view_);
       return fn(std::as_const(view_));
     });
+  }
+  // Calls fn(TaskId, TaskState) for every task, live and ended, oldest or
+  // newest id first, without reading ended tasks back (fn may call
+  // FindTask). Stops when fn returns false.
+  template <typename F>
+  void ForEachTaskState(bool newest_first, F&& fn) const {
+    auto visit = [&](TaskId id, Task* live, TaskTable::EndedRef ref) {
+      return fn(id, live ? live->rec.state : ended_.entry(ref).state);
+    };
+    if (newest_first) {
+      tasks_.ForEachSlotReverse(visit);
+    } else {
+      tasks_.ForEachSlot(visit);
+    }
   }
   void set_observer(DispatchObserver* o) { observer_ = o; }
 
@@ -210,12 +246,21 @@ class Dispatcher {
   // tasks.retry_backoff.max).
   void LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off = false,
                    int64_t retry_after_ms = 0);
-  // The pause before the attempt after attempt `failed` (1-based).
-  Duration RetryDelay(int failed, int64_t retry_after_ms);
+  // The pause before the attempt after attempt `failed` (1-based): the
+  // task's own backoff if it has one, else tasks.retry_backoff.
+  Duration RetryDelay(const TaskRecord& r, int failed, int64_t retry_after_ms);
   // Parks a queued task until `delay` has passed (Where::kBackoff).
   void BackOff(Task& t, Duration delay);
   void End(Task& t, TaskState state);
   void ReleaseSlot(Task& t);  // frees the slot of a running task's worker
+  // Cuts the running attempt short: its worker gets `cancel` with `reason`.
+  // A worker that confirms stops keeps the slot taken, and the task is not
+  // started again, until it sends `stopped` or is gone (StopConfirmed);
+  // for any other worker this is ReleaseSlot.
+  void StopAttempt(Task& t, std::string_view reason);
+  // Worker `worker` no longer runs task `id`'s last attempt: a task parked
+  // for that (Where::kStopping) is placed.
+  void StopConfirmed(WorkerId worker, TaskId id);
   void SessionTaskEnded(Task& t);
   void SetHome(Task& t, Worker& w);
   void RemoveWorker(Worker& w, const std::string& reason);
@@ -228,6 +273,22 @@ class Dispatcher {
   // attempt's task is placed again, so it cannot land on `w` once more).
   void NoteAttempt(Worker& w, bool ok, double seconds);
   void ArmQueueWait(Task& t);
+  // tasks.queue_ttl: arms the limit of a task that is waiting and has none.
+  void ArmQueueTtl(Task& t);
+  // The task waited longer than tasks.queue_ttl: it ends timed_out.
+  void ExpireQueued(Task& t);
+
+  // Rule caps (routing.rules[].max_running, .rate). True when class `c`'s
+  // rule may not start a task now (and a reopening is armed).
+  bool CapHolds(ClassId c);
+  int CappedRule(ClassId c) {
+    return caps_.any() ? caps_.RuleOf(c, queue_.skills(c)) : RuleCaps::kNone;
+  }
+  // Gives rule `r`'s waiting tasks to free workers, up to its caps, at `at`.
+  void ArmCapPump(int r, TimePoint at);
+  void PumpRule(int r);
+  // Counts the running tasks under the current rules again (reload).
+  void RecountCaps();
   void ArmTurnWait(Task& t);
   void OnTurnWaitDeadline(Task& t);
 
@@ -240,9 +301,10 @@ class Dispatcher {
   // Recovery archives ended tasks in id order; purges need end order.
   void SortEnded();
 
-  // The task `task_id` if worker `conn` holds it (and sets `w`); otherwise
-  // answers `unknown_task` and returns null.
-  Task* HeldTask(ConnId conn, const std::string& task_id, Worker*& w);
+  // The task `task_id` if worker `conn` holds it in its current attempt
+  // (`attempt`, 0 = not given) and sets `w`; otherwise answers
+  // `unknown_task` or `stale_attempt` and returns null.
+  Task* HeldTask(ConnId conn, const std::string& task_id, int64_t attempt, Worker*& w);
 
   void SendTask(const Task& t, const Worker& w);
   void SendEnd(const Outcome& o, ConnId conn, int64_t req);
@@ -291,6 +353,11 @@ class Dispatcher {
   DeadlineQueue deadlines_;
   TaskDeadlines attempt_deadlines_;  // running attempts' timeouts
   TaskDeadlines queue_deadlines_;    // waiting tasks' timeouts
+  TaskDeadlines ttl_deadlines_;      // waiting tasks' tasks.queue_ttl
+  RuleCaps caps_;
+  std::vector<TimePoint> cap_pump_at_;  // by rule: the earliest pump armed; {} = none
+  uint64_t caps_gen_ = 0;               // a reload's kRuleCap deadlines are stale
+  std::vector<bool> class_offered_;     // by ClassId: some worker has offered its skills
   // Ended tasks in the order they ended (all share one result_ttl, so they
   // expire in this order too); purged from the front. A record whose task
   // was retried or forgotten since is no longer the one its id finds, and
@@ -313,6 +380,7 @@ class Dispatcher {
   }
 
   DispatcherStats stats_;
+  UsageBook usage_;
   // Ids are reserved in blocks (Store::ReserveIds): one durable write per
   // block. A run issues ids only from blocks it reserved itself: up to the
   // limits (0 until its first reservation).

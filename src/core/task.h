@@ -23,6 +23,7 @@ struct Task {
     kPinned,       // waiting for its session's home worker (affinity)
     kSessionWait,  // behind its session's running task
     kBackoff,      // waiting out its retry backoff (a kBackoff deadline)
+    kStopping,     // waiting for `stopping_on` to confirm its last attempt stopped
   };
 
   TaskRecord rec;
@@ -31,6 +32,10 @@ struct Task {
   Where where = Where::kNone;
   WorkerId worker = 0;  // the worker of the running attempt, or the pinned-to worker
   uint64_t pin_gen = 0;
+  // The worker still stopping this task's last attempt (cancelled or timed
+  // out, `stopped` not yet received); 0 = none. The task is not started
+  // again until it is 0.
+  WorkerId stopping_on = 0;
   // Attempts cut short by pincerd restarts since the task was submitted or
   // last retried: in rec.errors, not counted toward max_attempts.
   int interrupted = 0;
@@ -38,6 +43,7 @@ struct Task {
   bool turn_expired = false;     // waited long enough for its turn-holder
   TimePoint attempt_deadline{};  // of the running attempt; {} = none
   TimePoint queue_deadline{};    // while it waits (its timeout); {} = none
+  TimePoint ttl_deadline{};      // while it waits: tasks.queue_ttl; {} = none
   int64_t retry_at_ms = 0;       // kBackoff: offered to workers again from then (unix ms)
   std::string progress;  // raw JSON of the latest progress, "" = none
   std::vector<std::pair<ConnId, int64_t>> waiters;  // clients waiting for the end

@@ -71,6 +71,18 @@ class TaskTable {
       }
     }
   }
+  // The same, newest (highest id) first.
+  template <typename F>
+  void ForEachSlotReverse(F&& fn) const {
+    for (std::size_t p = pages_.size(); p-- > 0;) {
+      if (!pages_[p]) continue;
+      const TaskId base = (first_ + p) * kPageSize;
+      for (std::size_t i = kPageSize; i-- > 0;) {
+        const Slot& s = pages_[p]->slots[i];
+        if ((s.live || s.ended) && !fn(base + i, s.live.get(), s.ended)) return;
+      }
+    }
+  }
   // Calls fn(Task&) for every live task, in id order.
   template <typename F>
   void ForEachLive(F&& fn) const {

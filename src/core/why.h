@@ -19,7 +19,10 @@ namespace pincer {
   X(kWorkersFull, "workers_full")                                               \
   X(kSessionBusy, "session_busy")           /* the session's task runs */       \
   X(kSessionWorker, "session_worker")       /* waits for the session's home */  \
-  X(kRetryBackoff, "retry_backoff")
+  X(kRetryBackoff, "retry_backoff")                                             \
+  X(kAttemptStopping, "attempt_stopping")   /* a cancelled attempt's stop */    \
+  X(kRuleMaxRunning, "rule_max_running")    /* a routing rule's max_running */  \
+  X(kRuleRate, "rule_rate")                 /* a routing rule's rate */
 
 enum class WhyCode : uint8_t {
 #define PINCER_WHY_ENUM(name, code) name,

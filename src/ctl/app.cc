@@ -3,6 +3,7 @@
 #include <pincer/version.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 #include <limits>
 #include <string>
@@ -33,9 +34,15 @@ std::vector<std::string> TaskStates() {
 // Flag values as parsed; the Option pointers tell whether a flag was given.
 struct Flags {
   SubmitFlags submit;
-  std::string payload, payload_file, text, text_file, batch, timeout, session, key, id, worker,
-      state;
-  std::int64_t priority = 0, max_attempts = 0, limit = 0;
+  std::string payload, payload_file, text, text_file, batch, timeout, session, key, id, worker;
+  std::int64_t priority = 0, max_attempts = 0;
+  std::vector<std::string> ids;
+  TasksQuery tasks;
+  std::string backoff_initial, backoff_max;
+  double backoff_jitter = 0;
+  CLI::Option* backoff_initial_opt = nullptr;
+  CLI::Option* backoff_max_opt = nullptr;
+  CLI::Option* backoff_jitter_opt = nullptr;
   std::string top_interval = "1s";
   bool top_once = false;
   int top_frames = 0;
@@ -49,8 +56,6 @@ struct Flags {
   CLI::Option* text_opt = nullptr;
   CLI::Option* text_file_opt = nullptr;
   CLI::Option* batch_opt = nullptr;
-  CLI::Option* state_opt = nullptr;
-  CLI::Option* limit_opt = nullptr;
   CLI::Option* top_frames_opt = nullptr;
 };
 
@@ -67,6 +72,22 @@ CLI::App* Subcommand(CLI::App& app, const char* name, const char* description) {
   return sub;
 }
 
+// Edit distance, for "did you mean": small strings only.
+std::size_t Distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
 // Owns the CLI11 app and everything its callbacks touch, so the callbacks
 // can capture `this` and nothing else.
 class CommandLine {
@@ -75,19 +96,34 @@ class CommandLine {
   int Run(int argc, const char* const* argv);
 
  private:
+  // The one line a parse error is reported as: the command word when it is
+  // not a command (with the nearest one), else CLI11's message on one line.
+  std::string UsageErrorText(int argc, const char* const* argv, const CLI::ParseError& error);
+  // The first argument that is neither a global flag nor a global flag's
+  // value: where the command should be. Empty when there is none.
+  std::string CommandWord(int argc, const char* const* argv);
+
+ private:
   void AddSubmit();
   void AddQueries();
   void AddAdmin();
+  void AddPoolVerbs();
 
   CLI::App app_{"Submit, inspect and administer tasks on a pincerd daemon.", "pincerctl"};
   CommandContext context_;
   Flags flags_;
   std::function<int()> action_;  // set by the chosen subcommand's callback
+  // `pool` and `logs` flags.
+  std::string pool_name_;
+  int pool_replicas_ = 0;
+  bool logs_follow_ = false;
+  std::int64_t logs_lines_ = 200;
   const ProcessIo& io_;
 };
 
 CommandLine::CommandLine(const ProcessIo& io) : io_(io) {
   context_.in = io.in;
+  context_.in_fd = io.in_fd;
   context_.out = io.out;
   context_.err = io.err;
   context_.out_is_terminal = io.out_is_terminal;
@@ -115,6 +151,7 @@ CommandLine::CommandLine(const ProcessIo& io) : io_(io) {
   AddSubmit();
   AddQueries();
   AddAdmin();
+  AddPoolVerbs();
 }
 
 int CommandLine::Run(int argc, const char* const* argv) {
@@ -122,19 +159,80 @@ int CommandLine::Run(int argc, const char* const* argv) {
     app_.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     // Help and --version are "errors" with exit code 0; every real parse
-    // error is a usage error, whatever code CLI11 would pick.
-    const int code = app_.exit(error, *io_.out, *io_.err);
-    return code == 0 ? kExitOk : kExitUsage;
+    // error is a usage error, whatever code CLI11 would pick, reported as
+    // one "pincerctl:" line like every other failure (docs/cli.md).
+    if (error.get_exit_code() == 0) return app_.exit(error, *io_.out, *io_.err);
+    *io_.err << "pincerctl: " << UsageErrorText(argc, argv, error) << "\n";
+    return kExitUsage;
   }
   if (!action_) return kExitUsage;  // unreachable with require_subcommand(1)
   return action_();
 }
 
+std::string CommandLine::CommandWord(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.empty() || arg[0] != '-') return arg;
+    if (arg == "--") return i + 1 < argc ? argv[i + 1] : "";
+    if (arg.find('=') != std::string::npos) continue;  // --addr=HOST:PORT
+    // The global flags that take a value; the others (--json) take none.
+    for (const char* with_value : {"--addr", "--token", "--tls-ca", "--tls-cert", "--tls-key"}) {
+      if (arg == with_value) {
+        ++i;  // skips its value
+        break;
+      }
+    }
+  }
+  return "";
+}
+
+std::string CommandLine::UsageErrorText(int argc, const char* const* argv,
+                                        const CLI::ParseError& error) {
+  if (app_.get_subcommands().empty()) {
+    const std::string word = CommandWord(argc, argv);
+    if (word.empty()) return "no command given (pincerctl --help lists them)";
+    bool known = false;
+    for (const CLI::App* sub : app_.get_subcommands({})) known = known || sub->get_name() == word;
+    if (!known) {
+      std::string nearest;
+      std::size_t best = 0;
+      for (const CLI::App* sub : app_.get_subcommands({})) {
+        const std::size_t d = Distance(word, sub->get_name());
+        if (nearest.empty() || d < best) {
+          nearest = sub->get_name();
+          best = d;
+        }
+      }
+      std::string text = "unknown command '" + word + "'";
+      // Only a near miss is a suggestion; far off, the list helps more.
+      if (!nearest.empty() && best <= std::max<std::size_t>(2, word.size() / 3)) {
+        text += "; did you mean '" + nearest + "'?";
+      } else {
+        text += " (pincerctl --help lists the commands)";
+      }
+      return text;
+    }
+  }
+  std::string text = error.what();
+  for (char& c : text) {
+    if (c == '\n') c = ' ';
+  }
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  std::string command;
+  for (const CLI::App* sub : app_.get_subcommands()) command = sub->get_name();
+  text += command.empty() ? " (see pincerctl --help)" : " (see pincerctl " + command + " --help)";
+  return text;
+}
+
 void CommandLine::AddSubmit() {
   CLI::App* sub =
       Subcommand(app_, "submit", "Submit a task (or a batch of tasks) and print its id");
-  auto* skill = sub->add_option("--skill", flags_.submit.spec.skills,
-                                "A skill the task needs; repeat for several");
+  auto* skill = sub->add_option(
+      "--skill", flags_.submit.spec.skills,
+      "A skill the task needs; repeat for several. Without --skill, any worker may take it");
+  sub->footer(
+      "A task submitted without --skill needs no skill: it may go to any worker, whatever\n"
+      "skills that worker offers.\n");
   flags_.payload_opt = sub->add_option("--payload", flags_.payload, "The task's payload, as JSON");
   flags_.payload_file_opt = sub->add_option("--payload-file", flags_.payload_file,
                                             "Read the JSON payload from a file ('-': stdin)");
@@ -151,6 +249,19 @@ void CommandLine::AddSubmit() {
   flags_.max_attempts_opt =
       sub->add_option("--max-attempts", flags_.max_attempts, "Attempts before failing")
           ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()));
+  flags_.backoff_initial_opt =
+      sub->add_option("--backoff-initial", flags_.backoff_initial,
+                      "This task's first retry pause, doubled per failure (default: "
+                      "tasks.retry_backoff.initial)")
+          ->check(DurationValidator());
+  flags_.backoff_max_opt = sub->add_option("--backoff-max", flags_.backoff_max,
+                                           "This task's longest retry pause (default: "
+                                           "tasks.retry_backoff.max, at least --backoff-initial)")
+                               ->check(DurationValidator());
+  flags_.backoff_jitter_opt =
+      sub->add_option("--backoff-jitter", flags_.backoff_jitter,
+                      "Fraction 0..1 of a pause added at random (default: tasks.retry_backoff.jitter)")
+          ->check(CLI::Range(0.0, 1.0));
   flags_.session_opt =
       sub->add_option("--session", flags_.session, "Affinity key: keep on one worker");
   flags_.key_opt =
@@ -168,7 +279,9 @@ void CommandLine::AddSubmit() {
   }
   for (CLI::Option* single : {skill, flags_.payload_opt, flags_.payload_file_opt, flags_.text_opt,
                               flags_.text_file_opt, flags_.priority_opt, flags_.timeout_opt,
-                              flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait}) {
+                              flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait,
+                              flags_.backoff_initial_opt, flags_.backoff_max_opt,
+                              flags_.backoff_jitter_opt}) {
     flags_.batch_opt->excludes(single);
   }
   sub->callback([this] {
@@ -183,6 +296,9 @@ void CommandLine::AddSubmit() {
     s.spec.max_attempts = IfGiven(flags_.max_attempts_opt, flags_.max_attempts);
     s.spec.session = IfGiven(flags_.session_opt, flags_.session);
     s.spec.key = IfGiven(flags_.key_opt, flags_.key);
+    s.spec.backoff_initial = IfGiven(flags_.backoff_initial_opt, flags_.backoff_initial);
+    s.spec.backoff_max = IfGiven(flags_.backoff_max_opt, flags_.backoff_max);
+    s.spec.backoff_jitter = IfGiven(flags_.backoff_jitter_opt, flags_.backoff_jitter);
     action_ = [this] { return RunSubmit(context_, flags_.submit); };
   });
 }
@@ -193,21 +309,28 @@ void CommandLine::AddQueries() {
   status->add_option("id", flags_.id, "Task id")->required();
   status->callback([this] { action_ = [this] { return RunStatus(context_, flags_.id); }; });
 
-  CLI::App* wait = Subcommand(app_, "wait", "Wait until a task ends; exit 1 unless it succeeded");
-  wait->add_option("id", flags_.id, "Task id")->required();
-  wait->callback([this] { action_ = [this] { return RunWait(context_, flags_.id); }; });
+  CLI::App* wait = Subcommand(app_, "wait",
+                              "Wait until each task ends; exit 1 unless all of them succeeded");
+  wait->add_option("id", flags_.ids, "Task ids")->required();
+  wait->callback([this] { action_ = [this] { return RunWait(context_, flags_.ids); }; });
 
-  CLI::App* tasks = Subcommand(app_, "tasks", "List tasks, oldest first");
-  flags_.state_opt = tasks->add_option("--state", flags_.state, "Only tasks in this state")
-                         ->check(CLI::IsMember(TaskStates()));
-  flags_.limit_opt =
-      tasks->add_option("--limit", flags_.limit, "At most this many (daemon default 1000)")
-          ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()));
+  CLI::App* tasks = Subcommand(app_, "tasks", "List tasks, newest first");
+  TasksQuery& q = flags_.tasks;
+  tasks->add_option("--state", q.state, "Only tasks in this state")
+      ->check(CLI::IsMember(TaskStates()));
+  tasks->add_option("--skill", q.skill, "Only tasks that need this skill");
+  tasks->add_option("--worker", q.worker, "Only tasks that ran (or run) on this worker id");
+  tasks->add_option("--session", q.session, "Only tasks of this session");
+  auto* limit = tasks->add_option("--limit", q.limit, "At most this many (default 1000)")
+                    ->check(CLI::Range(std::int64_t{1}, kTasksMaxLimit));
+  auto* all = tasks->add_flag("--all", q.all, "Every task that matches, fetched in pages");
+  limit->excludes(all);
+  tasks->add_option("--after", q.after,
+                    "Start past this task id (the next page: the id the cut-off note names)");
+  tasks->add_flag("--oldest", q.oldest, "Oldest first");
   tasks->callback([this] {
-    action_ = [this] {
-      return RunTasks(context_, IfGiven(flags_.state_opt, flags_.state),
-                      IfGiven(flags_.limit_opt, flags_.limit));
-    };
+    if (flags_.tasks.all) flags_.tasks.limit = kTasksDefaultLimit;  // the page size
+    action_ = [this] { return RunTasks(context_, flags_.tasks); };
   });
 
   Subcommand(app_, "workers", "List connected workers with their load")->callback([this] {
@@ -257,6 +380,44 @@ void CommandLine::AddAdmin() {
 
   Subcommand(app_, "reload", "Re-read pincerd's config file (like SIGHUP)")->callback([this] {
     action_ = [this] { return RunReload(context_); };
+  });
+}
+
+void CommandLine::AddPoolVerbs() {
+  CLI::App* pool = Subcommand(app_, "pool", "Start, stop, restart or scale a supervised pool");
+  pool->require_subcommand(1);
+  struct Verb {
+    const char* name;
+    const char* description;
+  };
+  for (const Verb& verb : {Verb{"start", "Start a stopped pool, or give a failed one a fresh start"},
+                           Verb{"stop", "Drain and stop every process of a pool until `pool start`"},
+                           Verb{"restart", "Replace every process of a pool (drained first)"},
+                           Verb{"scale", "Run N replicas of a pool (until a reload changes its replicas)"}}) {
+    CLI::App* sub = Subcommand(*pool, verb.name, verb.description);
+    sub->add_option("pool", pool_name_, "Pool name")->required();
+    const std::string op = verb.name;
+    if (op == "scale") {
+      sub->add_option("replicas", pool_replicas_, "How many replicas")
+          ->required()
+          ->check(CLI::Range(0, 1000));
+    }
+    sub->callback([this, op] {
+      action_ = [this, op] {
+        return RunPoolVerb(context_, op, pool_name_,
+                           op == "scale" ? std::optional<int>(pool_replicas_) : std::nullopt);
+      };
+    });
+  }
+
+  CLI::App* logs = Subcommand(app_, "logs", "Show a pool's recent output (stdout and stderr)");
+  logs->add_option("pool", pool_name_, "Pool name")->required();
+  logs->add_flag("-f,--follow", logs_follow_, "Keep printing new lines until interrupted");
+  logs->add_option("-n,--lines", logs_lines_, "Show the last N lines first")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
+  logs->callback([this] {
+    action_ = [this] { return RunLogs(context_, pool_name_, logs_follow_, logs_lines_); };
   });
 }
 

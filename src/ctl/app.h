@@ -9,6 +9,7 @@ namespace pincer::ctl {
 
 struct ProcessIo {
   std::istream* in = nullptr;
+  int in_fd = -1;  // the same stdin as a file descriptor, for `top`'s keys; -1 = none
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
   bool out_is_terminal = false;

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <iostream>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "ctl/commands.h"
@@ -79,6 +80,7 @@ int RunBatchSubmit(const CommandContext& context, const std::string& path) {
     *context.err << "\rsubmitted " << answered << "/" << tasks.size() << (last ? "\n" : "")
                  << std::flush;
   };
+  std::set<std::string> warned;
   auto print_ready = [&] {
     for (; next_print < tasks.size() && !answers[next_print].is_null(); ++next_print) {
       nlohmann::json& answer = answers[next_print];
@@ -92,10 +94,19 @@ int RunBatchSubmit(const CommandContext& context, const std::string& path) {
           json_out.push_back(
               {{"line", line}, {"error", {{"code", code}, {"message", Field(answer, "message")}}}});
         }
-      } else if (context.options.json) {
-        json_out.push_back({{"line", line}, {"id", Field(answer, "id")}});
       } else {
-        *context.out << Field(answer, "id") << "\n";
+        const std::string warning = answer.value("warning", std::string());
+        // Each warning once: a batch of one skill would repeat it per line.
+        if (!warning.empty() && warned.insert(warning).second) {
+          *context.err << "pincerctl: " << label << ":" << line << ": warning: " << warning << "\n";
+        }
+        if (context.options.json) {
+          nlohmann::json item = {{"line", line}, {"id", Field(answer, "id")}};
+          if (!warning.empty()) item["warning"] = warning;
+          json_out.push_back(std::move(item));
+        } else {
+          *context.out << Field(answer, "id") << "\n";
+        }
       }
       answer = true;  // printed; keeps the slot non-null, drops the payload
     }

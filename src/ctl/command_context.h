@@ -23,6 +23,7 @@ struct GlobalOptions {
 struct CommandContext {
   GlobalOptions options;
   std::istream* in = nullptr;            // for --payload-file - and --batch -
+  int in_fd = -1;                        // stdin for `top`'s keys (q quits); -1 = none
   std::ostream* out = nullptr;           // results only
   std::ostream* err = nullptr;           // diagnostics and progress
   bool out_is_terminal = false;          // `top` redraws in place only on a terminal

@@ -28,9 +28,19 @@ int RunSubmit(const CommandContext& context, const SubmitFlags& flags);
 int RunBatchSubmit(const CommandContext& context, const std::string& path);
 
 int RunStatus(const CommandContext& context, const std::string& id);
-int RunWait(const CommandContext& context, const std::string& id);
-int RunTasks(const CommandContext& context, const std::optional<std::string>& state,
-             std::optional<std::int64_t> limit);
+// Waits for every task in `ids` and prints each end, in the order given.
+int RunWait(const CommandContext& context, const std::vector<std::string>& ids);
+// `tasks`: what to list. Unset filters match every task.
+struct TasksQuery {
+  std::optional<std::string> state, skill, worker, session;
+  std::optional<std::string> after;  // a task id: list past it (the daemon's cursor)
+  std::optional<std::int64_t> limit;  // default kTasksDefaultLimit
+  bool all = false;     // every match, fetched page by page
+  bool oldest = false;  // oldest first instead of newest first
+};
+inline constexpr std::int64_t kTasksDefaultLimit = 1000;
+inline constexpr std::int64_t kTasksMaxLimit = 10000000;  // the protocol's bound
+int RunTasks(const CommandContext& context, const TasksQuery& query);
 int RunWorkers(const CommandContext& context);
 int RunStats(const CommandContext& context);
 int RunPools(const CommandContext& context);
@@ -44,5 +54,13 @@ int RunCancel(const CommandContext& context, const std::string& id);
 int RunRetry(const CommandContext& context, const std::string& id);
 int RunDrain(const CommandContext& context, const std::string& worker);
 int RunReload(const CommandContext& context);
+
+// pool_commands.cc. `op`: start, stop, restart or scale (with `replicas`).
+int RunPoolVerb(const CommandContext& context, const std::string& op, const std::string& pool,
+                std::optional<int> replicas);
+// The pool's recent output, the last `lines` of it; with `follow`, then
+// whatever comes, until interrupted or the pool is gone.
+int RunLogs(const CommandContext& context, const std::string& pool, bool follow,
+            std::int64_t lines);
 
 }  // namespace pincer::ctl

@@ -26,7 +26,8 @@ inline int ExitCodeForServerCode(std::string_view code) {
     return kExitUnavailable;
   }
   if (code == "invalid_request" || code == "invalid_state" || code == "bad_json" ||
-      code == "bad_message" || code == "unknown_type" || code == "frame_too_large") {
+      code == "bad_message" || code == "unknown_type" || code == "frame_too_large" ||
+      code == "conflict") {
     return kExitUsage;
   }
   return kExitFailed;

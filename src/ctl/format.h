@@ -75,6 +75,29 @@ inline std::string FormatBytes(std::int64_t bytes) {
   return text;
 }
 
+// CPU use in cores as a share of one core, as top and ps show it: 0.24 is
+// "24%", two busy cores "200%". The one CPU format of pincerctl's output.
+inline std::string FormatCpu(double cores) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.0f%%", cores < 0 ? 0.0 : cores * 100);
+  return text;
+}
+
+// A worker's load.cpu and load.rss_bytes as cells ("-" until reported), in
+// the formats `workers` and `top` share: FormatCpu and FormatBytes.
+inline std::string LoadCpu(const nlohmann::json& worker) {
+  auto load = worker.find("load");
+  if (load == worker.end() || !load->is_object()) return "-";
+  auto it = load->find("cpu");
+  return it != load->end() && it->is_number() ? FormatCpu(it->get<double>()) : "-";
+}
+inline std::string LoadRss(const nlohmann::json& worker) {
+  auto load = worker.find("load");
+  if (load == worker.end() || !load->is_object()) return "-";
+  auto it = load->find("rss_bytes");
+  return it != load->end() && it->is_number() ? FormatBytes(it->get<std::int64_t>()) : "-";
+}
+
 // Unix ms as UTC ISO 8601, "2025-11-24T16:00:00Z". UTC, not local time, so
 // output is the same on every host.
 inline std::string FormatTimestamp(std::int64_t unix_ms) {

@@ -20,6 +20,7 @@ std::int64_t UnixNowMs() {
 int main(int argc, char** argv) {
   pincer::ctl::ProcessIo io;
   io.in = &std::cin;
+  io.in_fd = STDIN_FILENO;
   io.out = &std::cout;
   io.err = &std::cerr;
   io.out_is_terminal = ::isatty(STDOUT_FILENO) == 1;

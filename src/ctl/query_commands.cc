@@ -1,6 +1,7 @@
 // Read-only commands: status, wait, tasks, workers, stats, pools.
 
 #include <iostream>
+#include <vector>
 
 #include "ctl/commands.h"
 #include "ctl/exit_code.h"
@@ -49,27 +50,94 @@ int RunStatus(const CommandContext& context, const std::string& id) {
   return kExitOk;
 }
 
-int RunWait(const CommandContext& context, const std::string& id) {
+int RunWait(const CommandContext& context, const std::vector<std::string>& ids) {
   auto client = DialDaemon(context);
   if (!client.ok()) return ReportError(context, client.error());
-  // No timeout: a task may legitimately run for hours.
-  client::Result<nlohmann::json> end =
-      (*client)->Request({{"type", "wait"}, {"id", id}}, client::kNoTimeout);
-  if (!end.ok()) return ReportError(context, end.error());
-  return PrintEnd(context, *end);
+  // Every wait is sent at once; the answers are taken in the order of the
+  // ids (the client keeps those that come early).
+  std::vector<std::int64_t> reqs;
+  for (const std::string& id : ids) {
+    client::Result<std::int64_t> req = (*client)->SendRequest({{"type", "wait"}, {"id", id}});
+    if (!req.ok()) return ReportError(context, req.error());
+    reqs.push_back(*req);
+  }
+  if (ids.size() == 1) {
+    // No timeout: a task may legitimately run for hours.
+    client::Result<nlohmann::json> end = (*client)->AwaitReply(reqs[0], client::kNoTimeout);
+    if (!end.ok()) return ReportError(context, end.error());
+    return PrintEnd(context, *end);
+  }
+  // Several: the worst outcome decides the exit code: an error (not found,
+  // connection lost) over a task that did not succeed over success.
+  int error_code = kExitOk;
+  bool all_succeeded = true;
+  nlohmann::json json_out = nlohmann::json::array();
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    client::Result<nlohmann::json> end = (*client)->AwaitReply(reqs[i], client::kNoTimeout);
+    if (!end.ok()) {
+      const int code = ReportError(context, end.error());
+      if (error_code == kExitOk) error_code = code;
+      if (end.error().kind != client::ErrorKind::kServer) break;  // the connection is gone
+      if (context.options.json) {
+        json_out.push_back({{"id", ids[i]},
+                            {"error", {{"code", end.error().code}, {"message", end.error().message}}}});
+      }
+      continue;
+    }
+    all_succeeded = all_succeeded && Field(*end, "state") == "succeeded";
+    if (context.options.json) {
+      json_out.push_back(WithoutEnvelope(*end));
+    } else {
+      if (i > 0) *context.out << "\n";
+      *context.out << RenderEnd(*end);
+      context.out->flush();
+    }
+  }
+  if (context.options.json) PrintJson(context, json_out);
+  if (error_code != kExitOk) return error_code;
+  return all_succeeded ? kExitOk : kExitFailed;
 }
 
-int RunTasks(const CommandContext& context, const std::optional<std::string>& state,
-             std::optional<std::int64_t> limit) {
-  nlohmann::json request = {{"type", "tasks"}};
-  if (state) request["state"] = *state;
-  if (limit) request["limit"] = *limit;
-  int exit_code;
-  auto answer = Ask(context, std::move(request), exit_code);
-  if (!answer) return exit_code;
-  nlohmann::json tasks = Member(*answer, "tasks");
+int RunTasks(const CommandContext& context, const TasksQuery& query) {
+  nlohmann::json request = {{"type", "tasks"}, {"order", query.oldest ? "oldest" : "newest"}};
+  if (query.state) request["state"] = *query.state;
+  if (query.skill) request["skill"] = *query.skill;
+  if (query.worker) request["worker"] = *query.worker;
+  if (query.session) request["session"] = *query.session;
+  if (query.after) request["after"] = *query.after;
+  request["limit"] = query.limit.value_or(kTasksDefaultLimit);
+
+  auto client = DialDaemon(context);
+  if (!client.ok()) return ReportError(context, client.error());
+  nlohmann::json tasks = nlohmann::json::array();
+  std::int64_t total = 0;
+  // --all follows the daemon's cursor, one page per request, so no answer
+  // is larger than one page.
+  for (bool first = true;; first = false) {
+    client::Result<nlohmann::json> answer = (*client)->Request(request, kRequestTimeout);
+    if (!answer.ok()) return ReportError(context, answer.error());
+    nlohmann::json page = Member(*answer, "tasks");
+    if (page.is_array()) {
+      for (auto& task : page) tasks.push_back(std::move(task));
+    }
+    if (first) {
+      const nlohmann::json count = Member(*answer, "total");
+      total = count.is_number_integer() ? count.get<std::int64_t>() : 0;
+    }
+    const nlohmann::json next = Member(*answer, "next");
+    if (!query.all || !next.is_string()) {
+      // Cut short: say so, and how to see the rest.
+      if (!query.all && next.is_string()) {
+        *context.err << "pincerctl: " << tasks.size() << " of " << total
+                     << " shown, --limit/--all for more (or --after "
+                     << next.get<std::string>() << ")\n";
+      }
+      break;
+    }
+    request["after"] = next;
+  }
   if (context.options.json) {
-    PrintJson(context, tasks.is_array() ? tasks : nlohmann::json::array());
+    PrintJson(context, tasks);
   } else {
     *context.out << RenderTaskTable(tasks, context.now_ms());
   }

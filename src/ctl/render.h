@@ -63,24 +63,90 @@ inline std::string AttemptsText(const nlohmann::json& task) {
   return text;
 }
 
-// One line per failed or lost attempt: "attempt 2 on w3: worker w3 disconnected".
-inline void AddAttemptErrors(const nlohmann::json& object, KeyValues& lines) {
+inline std::string ErrorText(const nlohmann::json& object) {
+  auto it = object.find("error");
+  if (it != object.end() && it->is_string()) return it->get<std::string>();
+  return Field(object, "error");
+}
+
+// The errors array, when it has entries; null otherwise.
+inline const nlohmann::json* AttemptErrors(const nlohmann::json& object) {
   auto it = object.find("errors");
-  if (it == object.end() || !it->is_array() || it->empty()) return;
+  if (it == object.end() || !it->is_array() || it->empty()) return nullptr;
+  return &*it;
+}
+
+// Whether `entry` starts a new run of attempts, after a `retry` (which
+// starts the count again), given the entry before it. Within one run the
+// attempt numbers grow; only a task that waited out its queue timeout adds
+// a second entry (with no worker) for an attempt number.
+inline bool StartsNewRun(const nlohmann::json& previous, const nlohmann::json& entry) {
+  auto number = [](const nlohmann::json& e) {
+    auto it = e.find("attempt");
+    return it != e.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+  };
+  auto has_worker = [](const nlohmann::json& e) { return Field(e, "worker") != "-"; };
+  const std::int64_t before = number(previous);
+  const std::int64_t now = number(entry);
+  return now < before || (now == before && (!has_worker(previous) || has_worker(entry)));
+}
+
+// One entry per failed or lost attempt: "attempt 2 on w3: worker w3
+// disconnected". An error's further lines are indented below its first;
+// the runs before and after a `retry` are set apart by a "retried" line.
+inline void AddAttemptErrors(const nlohmann::json& object, KeyValues& lines) {
+  const nlohmann::json* errors = AttemptErrors(object);
+  if (errors == nullptr) return;
   std::string text;
-  for (const auto& entry : *it) {
-    text +=
-        "\nattempt " + Field(entry, "attempt") + " on " + Field(entry, "worker") + ": " +
-        (entry.contains("error") && entry["error"].is_string() ? entry["error"].get<std::string>()
-                                                               : Field(entry, "error"));
+  const nlohmann::json* previous = nullptr;
+  for (const auto& entry : *errors) {
+    if (previous != nullptr && StartsNewRun(*previous, entry)) text += "\n-- retried --";
+    previous = &entry;
+    std::string error = ErrorText(entry);
+    while (!error.empty() && error.back() == '\n') error.pop_back();
+    std::string indented;
+    for (char c : error) {
+      indented += c;
+      if (c == '\n') indented += "    ";
+    }
+    const std::string worker = Field(entry, "worker");
+    text += "\nattempt " + Field(entry, "attempt") + (worker == "-" ? "" : " on " + worker) +
+            ": " + indented;
   }
   lines.emplace_back("errors", text);  // leading '\n' puts the list under the key
+}
+
+// The `error` line, unless it is the last attempt's error, which the
+// errors list prints already: each error is printed once.
+inline void AddError(const nlohmann::json& object, KeyValues& lines, bool always) {
+  const bool has_error = object.contains("error") && !object["error"].is_null();
+  if (const nlohmann::json* errors = AttemptErrors(object);
+      has_error && errors != nullptr && ErrorText(errors->back()) == ErrorText(object)) {
+    return;
+  }
+  if (always || has_error) lines.emplace_back("error", ValueText(object, "error"));
 }
 
 inline std::string TimeText(const nlohmann::json& object, const char* key, std::int64_t now_ms) {
   auto it = object.find(key);
   if (it == object.end() || !it->is_number()) return "-";
   return FormatTimestamp(it->get<std::int64_t>()) + " (" + AgeOf(object, key, now_ms) + " ago)";
+}
+
+// A usage object ({input, output, total, cost[, model]}) on one line:
+// "1200 tokens (1000 in, 200 out), cost 0.0042, model m"; "-" for null.
+inline std::string UsageText(const nlohmann::json& usage) {
+  if (!usage.is_object()) return "-";
+  auto count = [&](const char* key) {
+    auto it = usage.find(key);
+    return it != usage.end() && it->is_number() ? it->dump() : std::string("0");
+  };
+  std::string text = count("total") + " tokens (" + count("input") + " in, " + count("output") +
+                     " out), cost " + count("cost");
+  if (auto it = usage.find("model"); it != usage.end() && it->is_string()) {
+    text += ", model " + it->get<std::string>();
+  }
+  return text;
 }
 
 // `pincerctl status`: the task object from {"type":"ok","task":{...}}.
@@ -95,6 +161,22 @@ inline std::string RenderTask(const nlohmann::json& task, std::int64_t now_ms) {
   lines.emplace_back("key", Field(task, "key"));
   lines.emplace_back("attempts", AttemptsText(task));
   lines.emplace_back("worker", Field(task, "worker"));
+  if (auto it = task.find("usage"); it != task.end() && it->is_object()) {
+    lines.emplace_back("usage", UsageText(*it));
+  }
+  if (auto it = task.find("retry_at_ms"); it != task.end() && it->is_number_integer()) {
+    lines.emplace_back("retry at", FormatTimestamp(it->get<std::int64_t>()));
+  }
+  if (auto it = task.find("backoff"); it != task.end() && it->is_object()) {
+    const nlohmann::json& b = *it;
+    auto ms = [&](const char* key) {
+      auto m = b.find(key);
+      return m != b.end() && m->is_number_integer() ? FormatDuration(Duration(m->get<std::int64_t>()))
+                                                    : std::string("-");
+    };
+    lines.emplace_back("backoff", ms("initial_ms") + " doubling to " + ms("max_ms") + ", jitter " +
+                                      CellText(b.value("jitter", nlohmann::json())));
+  }
   if (auto it = task.find("timeout_ms"); it != task.end() && it->is_number_integer()) {
     const std::int64_t ms = it->get<std::int64_t>();
     lines.emplace_back("timeout", ms == 0 ? "none" : FormatDuration(Duration(ms)));
@@ -107,7 +189,7 @@ inline std::string RenderTask(const nlohmann::json& task, std::int64_t now_ms) {
   }
   lines.emplace_back("payload", ValueText(task, "payload"));
   lines.emplace_back("output", ValueText(task, "output"));
-  lines.emplace_back("error", ValueText(task, "error"));
+  AddError(task, lines, /*always=*/true);
   AddAttemptErrors(task, lines);
   return RenderKeyValues(lines);
 }
@@ -120,9 +202,7 @@ inline std::string RenderEnd(const nlohmann::json& end) {
   lines.emplace_back("attempts", Field(end, "attempts"));
   lines.emplace_back("worker", Field(end, "worker"));
   lines.emplace_back("output", ValueText(end, "output"));
-  if (end.contains("error") && !end["error"].is_null()) {
-    lines.emplace_back("error", ValueText(end, "error"));
-  }
+  AddError(end, lines, /*always=*/false);
   AddAttemptErrors(end, lines);
   return RenderKeyValues(lines);
 }
@@ -140,45 +220,71 @@ inline std::string RenderTaskTable(const nlohmann::json& tasks, std::int64_t now
   return table.Render();
 }
 
-// `pincerctl workers`.
+// A worker's labels as "k=v,k2=v2"; "-" when it has none.
+inline std::string LabelsText(const nlohmann::json& worker) {
+  auto it = worker.find("labels");
+  if (it == worker.end() || !it->is_object() || it->empty()) return "-";
+  std::string text;
+  for (const auto& [key, value] : it->items()) {
+    if (!text.empty()) text += ",";
+    text += key + "=" + (value.is_string() ? value.get<std::string>() : DumpJson(value));
+  }
+  return text;
+}
+
+// `pincerctl workers`. PID, REPLICA and UPTIME are set for workers pincerd
+// started (a pool's), "-" for the others.
 inline std::string RenderWorkerTable(const nlohmann::json& workers) {
   Table table({"ID", "NAME", "STATE", "INFLIGHT/CAP", "SKILLS", "COMPLETED", "FAILED", "POOL",
-               "CPU", "RSS"});
+               "REPLICA", "PID", "UPTIME", "CPU", "RSS", "LABELS"});
   if (workers.is_array()) {
     for (const auto& worker : workers) {
-      std::string cpu = "-";
-      std::string rss = "-";
-      if (auto load = worker.find("load"); load != worker.end() && load->is_object()) {
-        if (auto it = load->find("cpu"); it != load->end() && it->is_number()) {
-          char text[16];
-          std::snprintf(text, sizeof text, "%.2f", it->get<double>());
-          cpu = text;
-        }
-        if (auto it = load->find("rss_bytes"); it != load->end() && it->is_number()) {
-          rss = FormatBytes(it->get<std::int64_t>());
-        }
+      std::string uptime = "-";
+      if (auto it = worker.find("uptime_ms"); it != worker.end() && it->is_number()) {
+        uptime = FormatAge(it->get<std::int64_t>());
       }
       table.AddRow({Field(worker, "id"), Field(worker, "name"), Field(worker, "state"),
                     Field(worker, "inflight") + "/" + Field(worker, "capacity"),
                     Field(worker, "skills"), Field(worker, "completed"), Field(worker, "failed"),
-                    Field(worker, "pool"), cpu, rss});
+                    Field(worker, "pool"), Field(worker, "replica"), Field(worker, "pid"), uptime,
+                    LoadCpu(worker), LoadRss(worker), LabelsText(worker)});
     }
   }
   return table.Render();
 }
 
 // `pincerctl pools` (the supervisor's managed pools).
+// `pincerctl pools`: wanted versus running per pool, then for each pool
+// that is short (or failed) why, with the tail of its last exit's stderr.
+// A SIDECARS column (live sidecar processes) appears when a pool has one.
 inline std::string RenderPoolTable(const nlohmann::json& pools) {
-  Table table({"NAME", "STATE", "DESIRED", "RUNNING", "RESTARTS"});
+  std::vector<std::string> header{"NAME", "STATE", "WANTED", "RUNNING", "READY", "RESTARTS"};
+  bool sidecars = false;
+  if (pools.is_array()) {
+    for (const auto& pool : pools) sidecars = sidecars || (pool.is_object() && pool.contains("sidecar"));
+  }
+  if (sidecars) header.push_back("SIDECARS");
+  Table table(std::move(header));
+  std::string why;
   if (pools.is_array()) {
     for (const auto& pool : pools) {
       std::string desired = Field(pool, "desired");
       if (desired == "-") desired = Field(pool, "replicas");
+      std::string live_sidecars = "-";
+      if (pool.is_object() && pool.contains("sidecar_pids") && pool["sidecar_pids"].is_array()) {
+        live_sidecars = std::to_string(pool["sidecar_pids"].size());
+      }
       table.AddRow({Field(pool, "name"), Field(pool, "state"), desired, Field(pool, "running"),
-                    Field(pool, "restarts")});
+                    Field(pool, "ready"), Field(pool, "restarts"), live_sidecars});
+      if (!pool.is_object() || !pool.contains("why")) continue;
+      why += Field(pool, "name") + ": " + Field(pool, "why") + "\n";
+      const auto tail = pool.find("stderr_tail");
+      if (tail == pool.end() || !tail->is_array()) continue;
+      why += "  last stderr:\n";
+      for (const auto& line : *tail) why += "    " + CellText(line) + "\n";
     }
   }
-  return table.Render();
+  return table.Render() + (why.empty() ? "" : "\n" + why);
 }
 
 // `pincerctl stats`: the contract's counters first, in a fixed order, then
@@ -191,9 +297,19 @@ inline std::string RenderStats(const nlohmann::json& stats) {
     if (stats.contains(key)) lines.emplace_back(key, Field(stats, key));
   }
   for (const auto& [key, value] : stats.items()) {
-    bool listed = false;
+    bool listed = key == "usage";
     for (const char* first : kFirst) listed = listed || key == first;
     if (!listed) lines.emplace_back(key, CellText(value));
+  }
+  // Usage: the total, then one line per model, skill set and worker.
+  if (auto it = stats.find("usage"); it != stats.end() && it->is_object()) {
+    lines.emplace_back("usage", UsageText(*it));
+    for (const char* by : {"by_model", "by_skill", "by_worker"}) {
+      auto group = it->find(by);
+      if (group == it->end() || !group->is_object()) continue;
+      const std::string prefix = std::string("usage ") + (by + 3) + " ";
+      for (const auto& [name, usage] : group->items()) lines.emplace_back(prefix + name, UsageText(usage));
+    }
   }
   return RenderKeyValues(lines);
 }

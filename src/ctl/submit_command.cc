@@ -55,11 +55,20 @@ int RunSubmit(const CommandContext& context, const SubmitFlags& flags) {
   client::Result<nlohmann::json> accepted = (*client)->AwaitReply(*req, kRequestTimeout);
   if (!accepted.ok()) return ReportError(context, accepted.error());
   const std::string id = Field(*accepted, "id");
+  // What pincerd says about an accepted task goes to stderr, not in the way
+  // of the id on stdout.
+  const std::string warning = accepted->value("warning", std::string());
+  if (!warning.empty()) *context.err << "pincerctl: warning: " << warning << "\n";
+  if (accepted->value("existing", false)) {
+    *context.err << "pincerctl: key '" << spec.key.value_or("") << "' is task " << id
+                 << ", submitted before with the same payload: nothing new was created\n";
+  }
 
   if (!spec.wait) {
     if (context.options.json) {
       nlohmann::json out = {{"id", id}};
       if (accepted->contains("existing")) out["existing"] = (*accepted)["existing"];
+      if (!warning.empty()) out["warning"] = warning;
       PrintJson(context, out);
     } else {
       *context.out << id << "\n";

@@ -33,6 +33,10 @@ struct SubmitSpec {
   std::optional<std::string> session;
   std::optional<std::string> key;
   bool wait = false;
+  // The task's own retry backoff (duration text, or integer ms as text).
+  std::optional<std::string> backoff_initial;
+  std::optional<std::string> backoff_max;
+  std::optional<double> backoff_jitter;
 };
 
 // `text` must be one JSON value. `source` names where it came from
@@ -93,6 +97,31 @@ inline client::Result<nlohmann::json> BuildSubmit(const SubmitSpec& spec) {
   if (spec.session) request["session"] = *spec.session;
   if (spec.key) request["key"] = *spec.key;
   if (spec.wait) request["wait"] = true;
+  if (spec.backoff_initial || spec.backoff_max || spec.backoff_jitter) {
+    nlohmann::json backoff = nlohmann::json::object();
+    std::optional<Duration> parts[2];
+    const std::optional<std::string>* texts[2] = {&spec.backoff_initial, &spec.backoff_max};
+    const char* names[2] = {"initial", "max"};
+    for (int i = 0; i < 2; ++i) {
+      if (!*texts[i]) continue;
+      parts[i] = ParseDuration(**texts[i]);
+      const std::string what = std::string("bad backoff ") + names[i] + " '" + **texts[i] + "'";
+      if (!parts[i]) return InvalidInput(what + ": use a duration like 250ms, 30s, 10m, 1h30m");
+      if (parts[i]->count() < 0) return InvalidInput(what + ": must not be negative");
+      if (parts[i]->count() > kMaxBackoffMs) return InvalidInput(what + ": at most 87600h");
+      backoff[names[i]] = parts[i]->count();
+    }
+    if (parts[0] && parts[1] && *parts[1] < *parts[0]) {
+      return InvalidInput("backoff max must not be less than backoff initial");
+    }
+    if (spec.backoff_jitter) {
+      if (!(*spec.backoff_jitter >= 0 && *spec.backoff_jitter <= 1)) {
+        return InvalidInput("backoff jitter must be between 0 and 1");
+      }
+      backoff["jitter"] = *spec.backoff_jitter;
+    }
+    request["backoff"] = std::move(backoff);
+  }
   return request;
 }
 
@@ -140,6 +169,27 @@ inline client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
           value.is_number_unsigned() && value.get<std::uint64_t>() > std::uint64_t{INT64_MAX}
               ? 0
               : value.get<std::int64_t>();
+    } else if (name == "backoff") {
+      if (value.is_null()) continue;
+      if (!value.is_object()) return InvalidInput("backoff must be an object");
+      for (const auto& [part, v] : value.items()) {
+        if (part == "initial" || part == "max") {
+          std::string text;
+          if (v.is_string()) {
+            text = v.get<std::string>();
+          } else if (v.is_number_integer() && v.get<std::int64_t>() >= 0) {
+            text = std::to_string(v.get<std::int64_t>());
+          } else {
+            return InvalidInput("backoff." + part + " must be a duration string or milliseconds >= 0");
+          }
+          (part == "initial" ? spec.backoff_initial : spec.backoff_max) = text;
+        } else if (part == "jitter") {
+          if (!v.is_number()) return InvalidInput("backoff.jitter must be a number");
+          spec.backoff_jitter = v.get<double>();
+        } else {
+          return InvalidInput("unknown field 'backoff." + part + "' (allowed: initial, max, jitter)");
+        }
+      }
     } else if (name == "session" || name == "key") {
       if (value.is_null()) continue;
       if (!value.is_string()) return InvalidInput(name + " must be a string");
@@ -147,7 +197,7 @@ inline client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
     } else {
       return InvalidInput("unknown field '" + name +
                           "' (allowed: skills, payload, priority, timeout, max_attempts, "
-                          "session, key)");
+                          "session, key, backoff)");
     }
   }
   return BuildSubmit(spec);

@@ -1,14 +1,19 @@
 #include "ctl/top.h"
 
+#include <poll.h>
+#include <termios.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <map>
 #include <ostream>
-#include <thread>
 #include <vector>
 
 #include "ctl/exit_code.h"
+#include "ctl/format.h"
 
 namespace pincer::ctl {
 namespace {
@@ -35,29 +40,6 @@ std::string Join(const json& arr) {
   return s;
 }
 
-std::string Bytes(const json& load) {
-  auto it = load.find("rss_bytes");
-  if (it == load.end() || !it->is_number()) return "-";
-  double b = it->get<double>();
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.1f%s", b, units[u]);
-  return buf;
-}
-
-std::string Cpu(const json& load) {
-  auto it = load.find("cpu");
-  if (it == load.end() || !it->is_number()) return "-";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f%%", it->get<double>() * 100);
-  return buf;
-}
-
 std::int64_t Ended(const json& stats) {
   return Int(stats, "succeeded") + Int(stats, "failed") + Int(stats, "cancelled") +
          Int(stats, "timed_out");
@@ -81,6 +63,71 @@ std::string Table(const std::vector<std::vector<std::string>>& rows) {
   }
   return out;
 }
+
+// stdin while `top` runs: on a terminal, keys arrive one at a time and are
+// not echoed (restored on the way out); from a pipe, its bytes are read as
+// they are. Ctrl-C and SIGTERM end the wait too, so the terminal is
+// restored before pincerctl exits.
+class Keys {
+ public:
+  explicit Keys(int fd) : fd_(fd) {
+    if (fd_ < 0) return;
+    if (::isatty(fd_) == 1 && ::tcgetattr(fd_, &saved_) == 0) {
+      termios raw = saved_;
+      raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+      raw.c_cc[VMIN] = 1;
+      raw.c_cc[VTIME] = 0;
+      restore_ = ::tcsetattr(fd_, TCSANOW, &raw) == 0;
+    }
+    struct sigaction action {};
+    action.sa_handler = [](int) { stop_ = 1; };  // no SA_RESTART: poll returns EINTR
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, &old_int_);
+    ::sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~Keys() {
+    if (restore_) ::tcsetattr(fd_, TCSANOW, &saved_);
+    if (fd_ >= 0) {
+      ::sigaction(SIGINT, &old_int_, nullptr);
+      ::sigaction(SIGTERM, &old_term_, nullptr);
+    }
+  }
+  Keys(const Keys&) = delete;
+  Keys& operator=(const Keys&) = delete;
+
+  // Waits `interval` or until q is pressed or a signal comes: true to quit.
+  bool WaitForQuit(std::chrono::milliseconds interval) {
+    const auto until = std::chrono::steady_clock::now() + interval;
+    while (!stop_) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      const int ready = ::poll(&p, open_ ? 1 : 0, static_cast<int>(left.count()));
+      if (ready <= 0) continue;  // timed out (loop ends) or a signal (stop_ set)
+      char buffer[64];
+      const ssize_t n = ::read(fd_, buffer, sizeof buffer);
+      if (n <= 0) {
+        open_ = false;  // end of input: only time and signals from now on
+        continue;
+      }
+      if (std::find_if(buffer, buffer + n, [](char c) { return c == 'q' || c == 'Q'; }) !=
+          buffer + n) {
+        return true;
+      }
+    }
+    return true;
+  }
+
+ private:
+  static inline volatile std::sig_atomic_t stop_ = 0;
+  int fd_;
+  bool open_ = fd_ >= 0;
+  bool restore_ = false;
+  termios saved_{};
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
 
 }  // namespace
 
@@ -123,6 +170,12 @@ std::string RenderTopFrame(const std::string& addr, const TopSample& now,
     }
   }
   out += rates;
+  if (auto u = s.find("usage"); u != s.end() && u->is_object() && Int(*u, "total") > 0) {
+    const auto cost = u->find("cost");
+    out += "usage    " + std::to_string(Int(*u, "total")) + " tokens (" +
+           std::to_string(Int(*u, "input")) + " in, " + std::to_string(Int(*u, "output")) +
+           " out), cost " + (cost != u->end() && cost->is_number() ? cost->dump() : "0") + "\n";
+  }
 
   std::map<std::string, int> by_state;
   for (const json& w : now.workers) ++by_state[Str(w, "state")];
@@ -131,18 +184,19 @@ std::string RenderTopFrame(const std::string& addr, const TopSample& now,
   out += line;
 
   std::vector<std::vector<std::string>> rows{
-      {"WORKER", "NAME", "STATE", "LOAD", "DONE", "FAILED", "CPU", "RSS", "POOL", "SKILLS"}};
+      {"WORKER", "NAME", "STATE", "LOAD", "DONE", "FAILED", "TOKENS", "CPU", "RSS", "POOL",
+       "SKILLS"}};
   std::vector<json> workers(now.workers.begin(), now.workers.end());
   std::sort(workers.begin(), workers.end(), [](const json& a, const json& b) {
     return Str(a, "name") != Str(b, "name") ? Str(a, "name") < Str(b, "name")
                                             : Str(a, "id") < Str(b, "id");
   });
   for (const json& w : workers) {
-    const json load = w.value("load", json::object());
     rows.push_back({Str(w, "id"), Str(w, "name"), Str(w, "state"),
                     std::to_string(Int(w, "inflight")) + "/" + std::to_string(Int(w, "capacity")),
                     std::to_string(Int(w, "completed")), std::to_string(Int(w, "failed")),
-                    Cpu(load), Bytes(load), Str(w, "pool").empty() ? "-" : Str(w, "pool"),
+                    std::to_string(Int(w.value("usage", json::object()), "total")), LoadCpu(w), LoadRss(w),
+                    Str(w, "pool").empty() ? "-" : Str(w, "pool"),
                     Join(w.value("skills", json::array()))});
   }
   out += Table(rows);
@@ -170,6 +224,8 @@ int RunTop(const CommandContext& context, const TopOptions& options) {
   client::Client& c = **client;
 
   std::optional<TopSample> previous;
+  std::optional<Keys> keys;
+  if (!options.once) keys.emplace(context.in_fd);
   for (int frame = 0;; ++frame) {
     // Three requests pipelined on one connection: one round trip a frame.
     auto stats = c.SendRequest({{"type", "stats"}});
@@ -204,7 +260,8 @@ int RunTop(const CommandContext& context, const TopOptions& options) {
     context.out->flush();
     previous = std::move(sample);
     if (options.once || (options.frames && frame + 1 >= *options.frames)) return kExitOk;
-    std::this_thread::sleep_for(options.interval);  // a CLI's pacing, not the daemon's loop
+    // A CLI's pacing, not the daemon's loop; q (or Ctrl-C) quits.
+    if (keys->WaitForQuit(options.interval)) return kExitOk;
   }
 }
 

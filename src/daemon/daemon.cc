@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "common/token.h"
+#include "config/config_diff.h"
 #include "protocol/encode.h"
 #include "pincer/version.h"
 #include "tls/tls_context.h"
@@ -18,6 +19,7 @@ namespace {
 // nullptr for the others.
 const char* AdminOnly(const Message& msg) {
   if (std::holds_alternative<DrainReq>(msg)) return "drain";
+  if (std::holds_alternative<PoolReq>(msg)) return "pool";
   if (auto* s = std::get_if<SimpleReq>(&msg); s && s->op == SimpleOp::kReload) return "reload";
   if (auto* r = std::get_if<IdReq>(&msg); r && r->op == IdOp::kRetry) return "retry";
   return nullptr;
@@ -63,6 +65,9 @@ Daemon::~Daemon() {
 
 Status Daemon::Start() {
   Status error;
+  if (config_.store.kind == "sqlite" && !config_.data_dir.empty()) {
+    if (Status st = data_dir_lock_.Acquire(config_.data_dir); !st.ok()) return st;
+  }
   store_ = OpenStore(config_, error);
   if (!store_) return error;
   dispatcher_ = std::make_unique<Dispatcher>(config_, *store_, clock_, *this);
@@ -91,6 +96,22 @@ Status Daemon::Start() {
   };
   hooks.stats_extra = [this](nlohmann::json& v) {
     if (supervisor_) supervisor_->AddStats(v);
+  };
+  hooks.drained = [this](ConnId conn) {
+    if (supervisor_) supervisor_->OnDrained(conn);
+  };
+  hooks.pool = [this](const PoolReq& r, nlohmann::json& view) {
+    if (!supervisor_) return Status("not_found", "no pool named '" + r.pool + "'");
+    std::optional<int> replicas;
+    if (r.replicas) replicas = static_cast<int>(*r.replicas);
+    Status st = supervisor_->PoolCommand(r.op, r.pool, replicas, view);
+    ScheduleFlush();
+    return st;
+  };
+  hooks.logs = [this](const LogsReq& r, nlohmann::json& out) {
+    if (!supervisor_) return Status("not_found", "no pool named '" + r.pool + "'");
+    return supervisor_->Logs(r.pool, static_cast<uint64_t>(r.after),
+                             static_cast<std::size_t>(r.limit), out);
   };
   api_ = std::make_unique<ClientApi>(*dispatcher_, *this, std::move(hooks));
 
@@ -242,14 +263,16 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
     if (auto* r = std::get_if<ResultMsg>(&msg)) return dispatcher_->OnResult(c.id(), *r);
     if (auto* p = std::get_if<ProgressMsg>(&msg)) return dispatcher_->OnProgress(c.id(), *p);
     if (auto* h = std::get_if<HeartbeatMsg>(&msg)) return dispatcher_->OnHeartbeat(c.id(), *h);
+    if (auto* st = std::get_if<StoppedMsg>(&msg)) return dispatcher_->OnStopped(c.id(), *st);
     if (std::holds_alternative<WorkerDrainMsg>(msg)) return dispatcher_->OnWorkerDrain(c.id());
-    Send(c.id(), EncodeError("unknown_type", "workers may send result, progress, heartbeat and drain",
+    Send(c.id(), EncodeError("unknown_type",
+                             "workers may send result, progress, stopped, heartbeat and drain",
                              RequestId(msg)));
     return;
   }
   // Client.
   if (std::holds_alternative<ResultMsg>(msg) || std::holds_alternative<ProgressMsg>(msg) ||
-      std::holds_alternative<HeartbeatMsg>(msg)) {
+      std::holds_alternative<HeartbeatMsg>(msg) || std::holds_alternative<StoppedMsg>(msg)) {
     Send(c.id(), EncodeError("unknown_type", "clients may not send worker messages"));
     return;
   }
@@ -812,12 +835,19 @@ Status Daemon::ApplyConfig(ConfigResult loaded) {
       return Status("reload_failed", s.message());
     }
   }
+  const std::vector<std::string> changes = DescribeConfigChanges(config_, next);
   config_ = std::move(next);
   dispatcher_->Reconfigure(config_);
   if (supervisor_ && !stopping_) supervisor_->Apply(config_.pools);
   metrics_->SetPools(PoolNames(config_));
   spdlog::set_level(spdlog::level::from_str(config_.log_level));
-  spdlog::info("config reloaded from {}", options_.config_path);
+  if (changes.empty()) {
+    spdlog::info("config reloaded from {}: nothing changed", options_.config_path);
+  } else {
+    spdlog::info("config reloaded from {}: {} change{}", options_.config_path, changes.size(),
+                 changes.size() == 1 ? "" : "s");
+    for (const std::string& line : changes) spdlog::info("reload: {}", line);
+  }
   ScheduleFlush();
   return Status::Ok();
 }
@@ -840,6 +870,7 @@ void Daemon::Shutdown(const std::string& why) {
     if (ec) return;
     spdlog::warn("drain timeout: stopping with {} task(s) still running",
                  dispatcher_->stats().running);
+    dispatcher_->CancelRunningForShutdown();
     drain_expired_ = true;
     CheckDrained();
   });

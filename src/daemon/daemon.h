@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "core/client_api.h"
 #include "core/dispatcher.h"
+#include "daemon/data_dir_lock.h"
 #include "daemon/notify.h"
 #include "daemon/store_writer.h"
 #include "metrics/metrics.h"
@@ -193,6 +194,7 @@ class Daemon final : public Connection::Handler, public Outbox {
   Config config_;
   DaemonOptions options_;
   HeldClock clock_;  // held while the lines of one read are handled
+  DataDirLock data_dir_lock_;  // before the store: released after it closes
   std::unique_ptr<Store> store_;
   // After store_: stopped (its write finished) before the store goes.
   std::unique_ptr<StoreWriter> writer_;

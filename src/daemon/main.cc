@@ -3,11 +3,13 @@
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include "config/command_check.h"
 #include "config/config.h"
 #include "daemon/daemon.h"
 #include "pincer/version.h"
@@ -44,7 +46,9 @@ int main(int argc, char** argv) {
   std::string listen;
   std::string log_level;
   std::string address_file;
-  app.add_option("-c,--config", config_path, "config file (YAML or JSON)");
+  app.add_option("-c,--config", config_path,
+                 "config file (YAML or JSON); without it pincerd runs on the defaults with a "
+                 "memory store: tasks do not survive a restart");
   app.add_option("--check-config", check_path, "validate FILE and exit (0 when valid)");
   app.add_option("--listen", listen, "override `listen` (host:port; port 0 picks one)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
@@ -63,6 +67,10 @@ int main(int argc, char** argv) {
       std::cerr << r.error->message << "\n";
       return 1;
     }
+    const char* path = std::getenv("PATH");
+    for (const std::string& warning : pincer::PoolCommandWarnings(*r.config, path ? path : "")) {
+      std::cerr << check_path << ": warning: " << warning << "\n";
+    }
     std::cerr << check_path << ": ok\n";
     return 0;
   }
@@ -80,12 +88,18 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) config.listen = listen;
   if (!log_level.empty()) config.log_level = log_level;
+  const bool no_config_file = config_path.empty();
   auto level = spdlog::level::from_str(config.log_level);
   if (level == spdlog::level::off && config.log_level != "off") {
     spdlog::critical("unknown log level '{}'", config.log_level);
     return 2;
   }
   spdlog::set_level(level);
+  if (no_config_file) {
+    spdlog::warn("no --config: running on the defaults with a memory store; tasks are lost "
+                 "when pincerd stops (pincerd --config FILE keeps them, see "
+                 "docs/configuration.md)");
+  }
   std::signal(SIGPIPE, SIG_IGN);
   // Past a file-size limit (systemd's LimitFSIZE=, ulimit -f) a store write
   // fails with EFBIG: pincerd refuses submits until it works again
@@ -96,6 +110,10 @@ int main(int argc, char** argv) {
   asio::io_context io(1);
   pincer::Daemon daemon(io, std::move(config), {config_path, address_file});
   if (pincer::Status st = daemon.Start(); !st.ok()) {
+    if (st.code() == "data_dir_in_use") {
+      spdlog::critical("{}", st.message());
+      return pincer::DataDirLock::kInUseExitCode;
+    }
     spdlog::critical("cannot start: {}", st.message());
     return 1;
   }

@@ -108,6 +108,17 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher, std::size_t max_s
                    .Register(r);
   attempts_ok_ = &attempts_->Add({{"result", "ok"}});
   attempts_failed_ = &attempts_->Add({{"result", "failed"}});
+  tokens_ = &BuildCounter()
+                 .Name("pincer_tokens_total")
+                 .Help("Tokens the workers reported in results' usage, by the task's skill set, "
+                       "the model (\"none\": not named) and kind (input or output); at most " +
+                       std::to_string(kMaxUsageSeries) +
+                       " skill/model pairs of their own, the rest \"other\".")
+                 .Register(r);
+  cost_ = &BuildCounter()
+               .Name("pincer_cost_total")
+               .Help("Cost the workers reported in results' usage, by skill set and model.")
+               .Register(r);
   duration_ = &BuildHistogram()
                    .Name("pincer_task_duration_seconds")
                    .Help("Time from submit to end state, by the task's skill set (at most " +
@@ -356,6 +367,25 @@ void Metrics::WorkerEjected(const Worker& w, const Ejection& e) {
   // The observer sees every ejection, so the log line lives here.
   spdlog::warn("worker {} ({}) ejected for {}ms (ejection #{}): {}", w.id_str, w.name,
                e.cool_off.count(), e.count, e.reason);
+}
+
+void Metrics::UsageReported(const Worker&, const Task& t, const TaskUsage& u) {
+  std::pair<std::string, std::string> key{SkillsLabel(t.rec.skills),
+                                          u.model.empty() ? "none" : u.model};
+  auto it = usage_series_.find(key);
+  if (it == usage_series_.end()) {
+    if (usage_series_.size() >= kMaxUsageSeries) key = {"other", "other"};
+    it = usage_series_.try_emplace(key).first;
+  }
+  UsageSeries& series = it->second;
+  if (!series.input) {
+    series.input = &tokens_->Add({{"skill", key.first}, {"model", key.second}, {"kind", "input"}});
+    series.output = &tokens_->Add({{"skill", key.first}, {"model", key.second}, {"kind", "output"}});
+    series.cost = &cost_->Add({{"skill", key.first}, {"model", key.second}});
+  }
+  series.input->Increment(static_cast<double>(u.input));
+  series.output->Increment(static_cast<double>(u.output));
+  series.cost->Increment(u.cost);
 }
 
 void Metrics::WorkerReturned(const Worker& w) {

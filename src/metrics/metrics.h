@@ -41,6 +41,9 @@ class Metrics final : public DispatchObserver {
   // share the label `other` (docs/operations.md, "Metrics"). The same cap
   // holds for the skills of pincer_skill_workers (worker-chosen).
   static constexpr std::size_t kMaxSkillSets = 100;
+  // (skill set, model) pairs with usage series of their own, at most; the
+  // rest share skill="other", model="other".
+  static constexpr std::size_t kMaxUsageSeries = 200;
 
   // `io` runs the event loop; `dispatcher` must outlive this object and is
   // only read on the loop thread.
@@ -88,6 +91,7 @@ class Metrics final : public DispatchObserver {
   void AttemptEnded(const Worker& worker, const Task& task, bool ok, double seconds) override;
   void WorkerEjected(const Worker& worker, const Ejection& ejection) override;
   void WorkerReturned(const Worker& worker) override;
+  void UsageReported(const Worker& worker, const Task& task, const TaskUsage& usage) override;
 
  private:
   class Handler;
@@ -187,6 +191,17 @@ class Metrics final : public DispatchObserver {
   std::unordered_map<WorkerId, WorkerGauges> worker_gauges_;
   // pincer_skill_workers, by skill; "other" for the skills over the cap.
   std::map<std::string, prometheus::Gauge*> skill_gauges_;
+
+  // pincer_tokens_total and pincer_cost_total, by (skill set, model).
+  // Counted as results come (results with usage are rare next to tasks).
+  struct UsageSeries {
+    prometheus::Counter* input = nullptr;
+    prometheus::Counter* output = nullptr;
+    prometheus::Counter* cost = nullptr;
+  };
+  prometheus::Family<prometheus::Counter>* tokens_;
+  prometheus::Family<prometheus::Counter>* cost_;
+  std::map<std::pair<std::string, std::string>, UsageSeries> usage_series_;
 
   std::unique_ptr<Handler> handler_;
   std::unique_ptr<CivetServer> server_;

@@ -31,10 +31,30 @@ std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_jso
   return out;
 }
 
-std::string EncodeCancel(std::string_view task_id) {
+std::string EncodeTaskError(std::string_view code, std::string_view message,
+                            std::string_view task_id, int64_t attempt) {
+  std::string out = R"({"type":"error","code":)";
+  AppendJsonString(out, code);
+  out.append(R"(,"message":)"sv);
+  AppendJsonString(out, message);
+  out.append(R"(,"id":)"sv);
+  AppendJsonString(out, task_id);
+  if (attempt > 0) {
+    out.append(R"(,"attempt":)"sv);
+    AppendInt(out, attempt);
+  }
+  out.append("}\n"sv);
+  return out;
+}
+
+std::string EncodeCancel(std::string_view task_id, int64_t attempt, std::string_view reason) {
   std::string out = R"({"type":"cancel","id":)";
   AppendJsonString(out, task_id);
-  out.append("}\n"sv);
+  out.append(R"(,"attempt":)"sv);
+  AppendInt(out, attempt);
+  out.append(R"(,"reason":")"sv);
+  out.append(reason);
+  out.append("\"}\n"sv);
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -53,6 +54,19 @@ class Fields {
                   " to " + std::to_string(hi),
               req_};
       return false;
+    }
+    out = v->get<int64_t>();
+    return true;
+  }
+  // An attempt number: an integer from 1 to kMaxAttemptNumber; absent or
+  // null leaves `out` at 0 (not given).
+  bool Attempt(int64_t& out) {
+    const json* v = Find("attempt");
+    if (!v || v->is_null()) return true;
+    const bool fits = v->is_number_integer() &&
+                      (!v->is_number_unsigned() || v->get<uint64_t>() <= uint64_t{INT64_MAX});
+    if (!fits || v->get<int64_t>() < 1 || v->get<int64_t>() > kMaxAttemptNumber) {
+      return Fail("attempt", "an integer from 1 to 2147483647");
     }
     out = v->get<int64_t>();
     return true;
@@ -128,7 +142,8 @@ ParseResult ParseHello(Fields& f) {
   if (!f.String("role", h.role, true) || !f.Int("proto", h.proto, true) ||
       !f.String("token", h.token) || !f.String("name", h.name) ||
       !f.StringArray("skills", h.skills) || !f.Int("capacity", h.capacity) ||
-      !f.String("spawn_id", h.spawn_id) || !f.Bool("heartbeat_ack", h.heartbeat_ack)) {
+      !f.String("spawn_id", h.spawn_id) || !f.Bool("heartbeat_ack", h.heartbeat_ack) ||
+      !f.Bool("confirms_stop", h.confirms_stop)) {
     ProtocolError e = f.error();
     e.code = "bad_hello";
     return e;
@@ -152,10 +167,101 @@ ParseResult ParseHello(Fields& f) {
   return Message{std::move(h)};
 }
 
+// A result's `usage` (docs/protocol.md). Refused whole, naming the field:
+// a type other than the documented one, a negative number.
+std::optional<ProtocolError> ParseUsage(const json& u, TaskUsage& out) {
+  auto fail = [](std::string field, const char* what) {
+    return ProtocolError{"bad_message", "field 'usage." + field + "' " + what, {}};
+  };
+  if (!u.is_object()) return ProtocolError{"bad_message", "field 'usage' must be an object", {}};
+  bool have_total = false;
+  for (auto [name, into] : {std::pair{"input", &out.input}, std::pair{"output", &out.output},
+                            std::pair{"total", &out.total}}) {
+    auto it = u.find(name);
+    if (it == u.end() || it->is_null()) continue;
+    if (!it->is_number_integer()) return fail(name, "must be an integer");
+    if (!it->is_number_unsigned() && it->get<int64_t>() < 0) return fail(name, "must not be negative");
+    if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{INT64_MAX}) {
+      return fail(name, "is too large");
+    }
+    *into = it->get<int64_t>();
+    have_total |= into == &out.total;
+  }
+  if (!have_total && __builtin_add_overflow(out.input, out.output, &out.total)) out.total = INT64_MAX;
+  if (auto it = u.find("cost"); it != u.end() && !it->is_null()) {
+    if (!it->is_number()) return fail("cost", "must be a number");
+    const double cost = it->get<double>();
+    if (!(cost >= 0)) return fail("cost", "must not be negative");
+    if (!std::isfinite(cost)) return fail("cost", "must be finite");
+    out.cost = cost;
+  }
+  if (auto it = u.find("model"); it != u.end() && !it->is_null()) {
+    if (!it->is_string()) return fail("model", "must be a string");
+    if (it->get_ref<const std::string&>().size() > kMaxModelBytes) {
+      return fail("model", ("must be at most " + std::to_string(kMaxModelBytes) + " bytes").c_str());
+    }
+    out.model = it->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+// A submit's `backoff` (docs/protocol.md): ranges as for the config's
+// tasks.retry_backoff.
+std::optional<ProtocolError> ParseBackoff(const json& b, SubmitReq& s) {
+  const int64_t req = s.req;
+  if (!b.is_object()) {
+    return ProtocolError{"bad_message", "field 'backoff' must be an object", req};
+  }
+  for (auto [name, into] : {std::pair{"initial", &s.backoff_initial},
+                            std::pair{"max", &s.backoff_max}}) {
+    auto it = b.find(name);
+    if (it == b.end() || it->is_null()) continue;
+    const std::string field = std::string("field 'backoff.") + name + "'";
+    std::optional<std::chrono::milliseconds> d;
+    if (it->is_number_integer()) {
+      if (!it->is_number_unsigned() && it->get<int64_t>() < 0) {
+        return ProtocolError{"invalid_request", field + " must not be negative", req};
+      }
+      d = std::chrono::milliseconds(it->is_number_unsigned() &&
+                                            it->get<uint64_t>() > uint64_t{INT64_MAX}
+                                        ? INT64_MAX
+                                        : it->get<int64_t>());
+    } else if (it->is_string()) {
+      d = ParseWireDuration(it->get_ref<const std::string&>());
+      if (!d) {
+        return ProtocolError{"invalid_request",
+                             field + " is not a duration like 30s or 1h30m (units h, m, s, ms)", req};
+      }
+    } else {
+      return ProtocolError{"bad_message", field + " must be a duration string or milliseconds", req};
+    }
+    if (d->count() > kMaxBackoffMs) {
+      return ProtocolError{"invalid_request", field + " must be at most 87600h", req};
+    }
+    *into = *d;
+  }
+  if (s.backoff_initial && s.backoff_max && *s.backoff_max < *s.backoff_initial) {
+    return ProtocolError{"invalid_request",
+                         "field 'backoff.max' must not be less than 'backoff.initial'", req};
+  }
+  if (auto it = b.find("jitter"); it != b.end() && !it->is_null()) {
+    if (!it->is_number()) {
+      return ProtocolError{"bad_message", "field 'backoff.jitter' must be a number", req};
+    }
+    const double j = it->get<double>();
+    if (!(j >= 0 && j <= 1)) {
+      return ProtocolError{"invalid_request", "field 'backoff.jitter' must be between 0 and 1", req};
+    }
+    s.backoff_jitter = j;
+  }
+  return std::nullopt;
+}
+
 ParseResult ParseResult_(Fields& f) {
   ResultMsg r;
   if (!f.String("id", r.id, true) || !f.Bool("ok", r.ok) || !f.Raw("output", r.output) ||
-      !f.Bool("retryable", r.retryable) || !f.Int("retry_after_ms", r.retry_after_ms)) {
+      !f.Bool("retryable", r.retryable) || !f.Int("retry_after_ms", r.retry_after_ms) ||
+      !f.Attempt(r.attempt)) {
     return f.error();
   }
   if (r.retry_after_ms < 0) {
@@ -165,6 +271,10 @@ ParseResult ParseResult_(Fields& f) {
   if (!f.String("error", r.error)) return f.error();
   if (!r.ok && r.error.empty()) r.error = "failed (no error given)";
   if (r.output == "null") r.output.clear();
+  if (const json* u = f.Find("usage"); u && !u->is_null()) {
+    if (auto e = ParseUsage(*u, r.usage)) return *e;
+    r.has_usage = true;
+  }
   return Message{std::move(r)};
 }
 
@@ -241,6 +351,9 @@ ParseResult ParseSubmit(Fields& f, int64_t req) {
                            "max_attempts must be from 1 to " + std::to_string(kMaxAttempts), req};
     }
     s.max_attempts = m->get<int64_t>();
+  }
+  if (const json* b = f.Find("backoff"); b && !b->is_null()) {
+    if (auto e = ParseBackoff(*b, s)) return *e;
   }
   return Message{std::move(s)};
 }
@@ -326,9 +439,16 @@ ParseResult ParseMessageSlow(std::string_view line) {
   if (type == "heartbeat") return ParseHeartbeat(f);
   if (type == "progress") {
     ProgressMsg p;
-    if (!f.String("id", p.id, true) || !f.Raw("data", p.data)) return f.error();
+    if (!f.String("id", p.id, true) || !f.Raw("data", p.data) || !f.Attempt(p.attempt)) {
+      return f.error();
+    }
     if (p.data.empty()) p.data = "null";
     return Message{std::move(p)};
+  }
+  if (type == "stopped") {
+    StoppedMsg s;
+    if (!f.String("id", s.id, true) || !f.Attempt(s.attempt)) return f.error();
+    return Message{std::move(s)};
   }
   if (type == "hello") return ParseHello(f);
   // `drain` without `req` is a worker's own; with one, a client's request.
@@ -336,7 +456,8 @@ ParseResult ParseMessageSlow(std::string_view line) {
 
   // Client requests: all need an integer req.
   static constexpr const char* kClientTypes[] = {"submit", "status", "wait",    "cancel", "retry", "tasks",
-                                                 "workers", "stats", "drain", "reload", "pools"};
+                                                 "workers", "stats", "drain", "reload", "pools",
+                                                 "pool",    "logs"};
   bool is_client = false;
   for (const char* t : kClientTypes) is_client |= (type == t);
   if (!is_client) return ProtocolError{"unknown_type", "unknown message type '" + type + "'", req};
@@ -355,7 +476,10 @@ ParseResult ParseMessageSlow(std::string_view line) {
   if (type == "tasks") {
     TasksReq t;
     t.req = *req;
-    if (!f.String("state", t.state) || !f.IntIn("limit", t.limit, 1, kMaxTasksLimit)) {
+    if (!f.String("state", t.state) || !f.String("skill", t.skill) ||
+        !f.String("worker", t.worker) || !f.String("session", t.session) ||
+        !f.String("order", t.order) || !f.String("after", t.after) ||
+        !f.IntIn("limit", t.limit, 1, kMaxTasksLimit)) {
       return f.error();
     }
     return Message{std::move(t)};
@@ -365,6 +489,33 @@ ParseResult ParseMessageSlow(std::string_view line) {
     d.req = *req;
     if (!f.String("worker", d.worker, true)) return f.error();
     return Message{std::move(d)};
+  }
+  if (type == "pool") {
+    PoolReq r;
+    r.req = *req;
+    int64_t replicas = -1;
+    if (!f.String("op", r.op, true) || !f.String("pool", r.pool, true) ||
+        !f.IntIn("replicas", replicas, 0, kMaxPoolReplicas)) {
+      return f.error();
+    }
+    if (r.op != "start" && r.op != "stop" && r.op != "restart" && r.op != "scale") {
+      return ProtocolError{"invalid_request",
+                           "field 'op' must be start, stop, restart or scale", req};
+    }
+    if (r.op == "scale" && replicas < 0) {
+      return ProtocolError{"invalid_request", "op 'scale' needs an integer field 'replicas'", req};
+    }
+    if (replicas >= 0) r.replicas = replicas;
+    return Message{std::move(r)};
+  }
+  if (type == "logs") {
+    LogsReq r;
+    r.req = *req;
+    if (!f.String("pool", r.pool, true) || !f.IntIn("after", r.after, 0, INT64_MAX) ||
+        !f.IntIn("limit", r.limit, 1, kMaxLogsLimit)) {
+      return f.error();
+    }
+    return Message{std::move(r)};
   }
   SimpleOp op = type == "workers" ? SimpleOp::kWorkers
                 : type == "stats" ? SimpleOp::kStats
@@ -470,15 +621,66 @@ int FieldOf(std::string_view key, const char (&... names)[N]) {
   return at;
 }
 
+// A result's `usage`, as ParseUsage reads it; false for anything else
+// (the slow path then says what is wrong).
+bool FastUsage(dom::element e, TaskUsage& u) {
+  if (!e.is_object()) return false;
+  enum Field { kInput, kOutput, kTotal, kCost, kModel, kOther };
+  uint32_t seen = 0;
+  const dom::object obj = e.get_object().value_unsafe();  // a copy: the result is a temporary
+  for (dom::key_value_pair kv : obj) {
+    const auto f = static_cast<Field>(FieldOf(kv.key, "input", "output", "total", "cost", "model"));
+    if (f == kOther || kv.value.is_null()) continue;
+    if (!FirstTime(seen, f)) return false;
+    switch (f) {
+      case kInput:
+      case kOutput:
+      case kTotal: {
+        int64_t n;
+        if (!Int(kv.value, n) || n < 0) return false;
+        (f == kInput ? u.input : f == kOutput ? u.output : u.total) = n;
+        break;
+      }
+      case kCost: {
+        double c;
+        if (kv.value.is_int64()) {
+          c = static_cast<double>(kv.value.get_int64().value_unsafe());
+        } else if (kv.value.is_double()) {
+          c = kv.value.get_double().value_unsafe();
+        } else {
+          return false;
+        }
+        if (!(c >= 0) || !std::isfinite(c)) return false;
+        u.cost = c;
+        break;
+      }
+      case kModel: {
+        if (!kv.value.is_string()) return false;
+        const std::string_view m = kv.value.get_string().value_unsafe();
+        if (m.size() > kMaxModelBytes) return false;
+        u.model.assign(m);
+        break;
+      }
+      case kOther:
+        break;
+    }
+  }
+  if (!(seen & (1u << kTotal)) && __builtin_add_overflow(u.input, u.output, &u.total)) {
+    u.total = INT64_MAX;
+  }
+  return true;
+}
+
 bool FastResult(std::string_view line, dom::object obj, ParseResult& out) {
   ResultMsg& r = Fresh<ResultMsg>(out);
-  enum Field { kId, kOk, kOutput, kRetryable, kError, kRetryAfter, kOther };
+  enum Field { kId, kOk, kOutput, kRetryable, kError, kRetryAfter, kUsage, kAttempt, kOther };
   bool have_id = false, have_ok = false, have_output = false;
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     const auto f = static_cast<Field>(
-        FieldOf(k, "id", "ok", "output", "retryable", "error", "retry_after_ms"));
+        FieldOf(k, "id", "ok", "output", "retryable", "error", "retry_after_ms", "usage",
+                "attempt"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kId:
@@ -504,6 +706,17 @@ bool FastResult(std::string_view line, dom::object obj, ParseResult& out) {
         if (kv.value.is_null()) break;
         if (!Int(kv.value, r.retry_after_ms) || r.retry_after_ms < 0) return false;
         break;
+      case kUsage:
+        if (kv.value.is_null()) break;
+        if (!FastUsage(kv.value, r.usage)) return false;
+        r.has_usage = true;
+        break;
+      case kAttempt:
+        if (kv.value.is_null()) break;
+        if (!Int(kv.value, r.attempt) || r.attempt < 1 || r.attempt > kMaxAttemptNumber) {
+          return false;
+        }
+        break;
       case kOther:
         break;
     }
@@ -517,14 +730,15 @@ bool FastResult(std::string_view line, dom::object obj, ParseResult& out) {
 bool FastSubmit(std::string_view line, dom::object obj, int64_t req, ParseResult& out) {
   SubmitReq& s = Fresh<SubmitReq>(out);
   s.req = req;
-  enum Field { kSkills, kPayload, kPriority, kSession, kKey, kWait, kTimeout, kMaxAttempts, kOther };
+  enum Field { kSkills, kPayload, kPriority, kSession, kKey, kWait, kTimeout, kMaxAttempts,
+               kBackoff, kOther };
   uint32_t seen = 0;
   bool have_payload = false;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     dom::element v = kv.value;
     const auto f = static_cast<Field>(FieldOf(k, "skills", "payload", "priority", "session", "key",
-                                              "wait", "timeout", "max_attempts"));
+                                              "wait", "timeout", "max_attempts", "backoff"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kSkills: {
@@ -577,6 +791,9 @@ bool FastSubmit(std::string_view line, dom::object obj, int64_t req, ParseResult
         s.max_attempts = n;
         break;
       }
+      case kBackoff:  // rare: the slow path reads it
+        if (!v.is_null()) return false;
+        break;
       case kOther:
         break;
     }

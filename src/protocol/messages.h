@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/json_text.h"  // kDefaultMaxJsonDepth
+#include "common/usage.h"
 
 namespace pincer {
 
@@ -31,6 +32,9 @@ struct Hello {
   RawJson labels;  // object or ""
   std::string spawn_id;
   bool heartbeat_ack = false;  // answer each heartbeat with `heartbeat_ack`
+  // The worker sends `stopped` once a cancelled attempt's process is gone
+  // (docs/protocol.md, "One attempt at a time").
+  bool confirms_stop = false;
 };
 
 // Worker -> daemon.
@@ -41,10 +45,19 @@ struct ResultMsg {
   std::string error;
   bool retryable = true;
   int64_t retry_after_ms = 0;  // the pause the worker asks for before a retry; 0 = none
+  bool has_usage = false;      // `usage` given (and not null)
+  TaskUsage usage;             // what this attempt used
+  int64_t attempt = 0;         // the attempt it answers; 0 = not given (the current one)
 };
 struct ProgressMsg {
   std::string id;
   RawJson data;
+  int64_t attempt = 0;  // 0 = not given
+};
+// The process of a cancelled or timed-out attempt is gone.
+struct StoppedMsg {
+  std::string id;
+  int64_t attempt = 0;  // 0 = not given (the attempt of `id` being stopped)
 };
 struct HeartbeatMsg {
   std::optional<double> cpu;
@@ -64,6 +77,10 @@ struct SubmitReq {
   std::string session;  // "" = none
   std::string key;      // "" = none
   bool wait = false;
+  // `backoff`: the task's own retry backoff; each part absent = the config's.
+  std::optional<std::chrono::milliseconds> backoff_initial;
+  std::optional<std::chrono::milliseconds> backoff_max;
+  std::optional<double> backoff_jitter;
 };
 enum class IdOp { kStatus, kWait, kCancel, kRetry };
 struct IdReq {
@@ -73,13 +90,34 @@ struct IdReq {
 };
 struct TasksReq {
   int64_t req = 0;
-  std::string state;  // "" = any
+  std::string state;    // "" = any
+  std::string skill;    // "" = any; else tasks that need this skill
+  std::string worker;   // "" = any; else tasks whose (last) worker has this id
+  std::string session;  // "" = any
+  std::string order;    // "" or "oldest": by id ascending; "newest": descending
+  std::string after;    // "" = from the start; else a task id: list past it in `order`
   int64_t limit = 1000;
 };
 struct DrainReq {
   int64_t req = 0;
   std::string worker;
 };
+// `pool`: an operator verb on one supervised pool (docs/supervisor.md).
+struct PoolReq {
+  int64_t req = 0;
+  std::string op;  // start | stop | restart | scale
+  std::string pool;
+  std::optional<int64_t> replicas;  // scale only: 0..kMaxPoolReplicas
+};
+inline constexpr int64_t kMaxPoolReplicas = 1000;  // as the config's pools[].replicas
+// `logs`: a pool's recent output.
+struct LogsReq {
+  int64_t req = 0;
+  std::string pool;
+  int64_t after = 0;    // only lines with a larger seq
+  int64_t limit = 200;  // the newest this many
+};
+inline constexpr int64_t kMaxLogsLimit = 100000;
 enum class SimpleOp { kWorkers, kStats, kReload, kPools };
 struct SimpleReq {
   SimpleOp op;
@@ -87,7 +125,8 @@ struct SimpleReq {
 };
 
 using Message = std::variant<Hello, ResultMsg, ProgressMsg, HeartbeatMsg, WorkerDrainMsg,
-                             SubmitReq, IdReq, TasksReq, DrainReq, SimpleReq>;
+                             SubmitReq, IdReq, TasksReq, DrainReq, SimpleReq, PoolReq, LogsReq,
+                             StoppedMsg>;
 
 struct ProtocolError {
   std::string code;  // bad_json | bad_message | unknown_type | ...
@@ -115,12 +154,20 @@ inline std::optional<int64_t> RequestId(const Message& m) {
 // or clamped.
 inline constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 60 * 60 * 1000;  // 365 days
 inline constexpr int64_t kMaxAttempts = 1000;
+// The largest `attempt` a worker may name (attempt numbers are ints; a
+// retried task counts again from 1).
+inline constexpr int64_t kMaxAttemptNumber = INT32_MAX;
 inline constexpr int64_t kMaxCapacity = int64_t{1} << 20;
 inline constexpr int64_t kMaxTasksLimit = 10000000;  // above any task count pincerd keeps
 // Skills of one submit or hello, and bytes of one skill name: every routing
 // decision compares skill sets, so their size is bounded like a number.
 inline constexpr std::size_t kMaxSkills = 256;
 inline constexpr std::size_t kMaxSkillBytes = 256;
+// A submit's `backoff.initial` and `backoff.max`: the bound of the config's
+// durations (87600h).
+inline constexpr int64_t kMaxBackoffMs = int64_t{87600} * 60 * 60 * 1000;
+// Bytes of a result's `usage.model` (a metrics label).
+inline constexpr std::size_t kMaxModelBytes = 256;
 
 // Parses one line (without its newline). Never throws. A line whose arrays
 // and objects nest deeper than `max_depth` levels (the message object is

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/usage.h"
 #include "queue/task_queue.h"
 #include "registry/task_id_set.h"
 #include "routing/worker_index.h"
@@ -40,11 +41,21 @@ struct Worker {
   bool drain_asked = false;
   bool heartbeat_ack = false;  // its hello asked for `heartbeat_ack` answers
 
-  TaskIdSet tasks;                 // attempts in flight
+  TaskIdSet tasks;                 // attempts in flight, and those in `stopping`
+  // Attempts cancelled or timed out whose process the worker has not yet
+  // confirmed gone (`stopped`): each keeps its slot (docs/protocol.md, "One
+  // attempt at a time"). Only for a worker that said `confirms_stop`.
+  struct Stopping {
+    TaskId task;
+    int attempt;
+  };
+  std::vector<Stopping> stopping;
+  bool confirms_stop = false;
   std::set<QueueEntry> pinned;     // session tasks waiting for this worker
   std::unordered_set<std::string> homed_sessions;
   uint64_t completed = 0;
   uint64_t failed = 0;
+  TaskUsage usage;  // reported by its results (model: the last one named)
   int consecutive_failures = 0;
   double cpu = -1;       // -1 = unknown
   int64_t rss_bytes = -1;

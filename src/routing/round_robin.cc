@@ -1,5 +1,8 @@
-// round_robin: the free worker that has served the fewest tasks, then the
-// one picked least recently: equal workers take turns in a stable order.
+// round_robin: the free worker picked least recently. Picking moves a worker
+// to the back, so equal workers take turns in a stable order; a worker that
+// joins (never picked) takes the next turn, and one that comes back from
+// ejection or drain keeps its old place, near the front. No worker catches
+// up on tasks it missed.
 #include "routing/round_robin.h"
 
 namespace pincer {
@@ -17,8 +20,8 @@ WorkerId RoundRobin::Pick(const WorkerIndex& index, std::span<const ProfileId> p
 
 bool RoundRobin::Allows(const WorkerIndex& index, std::span<const ProfileId> profiles,
                         WorkerId w) const {
-  const auto least = index.MinServed(profiles);
-  return !least || index.Served(w) <= *least;
+  const auto holder = index.TurnHolder(profiles);
+  return !holder || index.Turn(w) <= *holder;
 }
 
 }  // namespace pincer

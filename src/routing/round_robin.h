@@ -4,9 +4,9 @@
 
 namespace pincer {
 
-// Strict rotation: a worker takes a turn only while no eligible worker has
-// served fewer tasks, so equal workers get equal shares (±1) even when tasks
-// queue up. The dispatcher bounds how long a task waits for a busy
+// Strict rotation: a worker takes a turn only while no eligible worker was
+// picked less recently (busy or not), so equal workers get equal shares (±1)
+// even when tasks queue up. The dispatcher bounds how long a task waits for a busy
 // turn-holder (see Dispatcher, kMaxTurnWait).
 class RoundRobin final : public Strategy {
  public:

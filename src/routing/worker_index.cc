@@ -23,16 +23,9 @@ ProfileId WorkerIndex::ProfileFor(const std::vector<std::string>& skills) {
 }
 
 void WorkerIndex::Add(WorkerId id, const std::vector<std::string>& skills, int capacity) {
+  // A newcomer has never been picked: it takes the next turn, then goes to
+  // the back of the rotation like everyone else. Nothing it must catch up on.
   Entry e{ProfileFor(skills), std::max(capacity, 1)};
-  // A newcomer starts level with the least-served worker, so it takes its
-  // turn in the rotation instead of catching up on everyone's history.
-  std::optional<uint64_t> least;
-  for (const Profile& p : profiles_) {
-    if (!p.served.empty() && (!least || p.served.begin()->first < *least)) {
-      least = p.served.begin()->first;
-    }
-  }
-  e.served = least.value_or(0);
   Profile& p = profiles_[e.profile];
   ++p.connected;
   ++p.routable;
@@ -59,7 +52,7 @@ void WorkerIndex::Relist(WorkerId id, F&& change) {
   change(e);
   // Each order is touched only where the worker's place in it changed: a
   // release moves a worker in the load order, not in the rotation.
-  Rekey(p.served, before.routable, before.served_key(id), e.routable, e.served_key(id));
+  Rekey(p.rotation, before.routable, before.turn_key(id), e.routable, e.turn_key(id));
   Rekey(p.by_turn, before.free(), before.turn_key(id), e.free(), e.turn_key(id));
   Rekey(p.by_load, before.free(), before.load_key(id), e.free(), e.load_key(id));
 }
@@ -86,7 +79,6 @@ void WorkerIndex::Picked(WorkerId id, int inflight) {
   Relist(id, [&](Entry& e) {
     e.inflight = inflight;
     e.last_pick = ++pick_clock_;
-    ++e.served;
   });
 }
 
@@ -100,17 +92,17 @@ void WorkerIndex::SetRoutable(WorkerId id, bool routable) {
 void WorkerIndex::MarkPicked(WorkerId id) {
   Relist(id, [&](Entry& e) {
     e.last_pick = ++pick_clock_;
-    ++e.served;
   });
 }
 
-std::optional<uint64_t> WorkerIndex::MinServed(std::span<const ProfileId> profiles) const {
-  std::optional<uint64_t> least;
+std::optional<WorkerIndex::TurnKey> WorkerIndex::TurnHolder(
+    std::span<const ProfileId> profiles) const {
+  std::optional<TurnKey> first;
   for (ProfileId p : profiles) {
-    const auto& served = profiles_[p].served;
-    if (!served.empty() && (!least || served.begin()->first < *least)) least = served.begin()->first;
+    const auto& rotation = profiles_[p].rotation;
+    if (!rotation.empty() && (!first || *rotation.begin() < *first)) first = *rotation.begin();
   }
-  return least;
+  return first;
 }
 
 bool WorkerIndex::HasFreeSlot(WorkerId id) const {
@@ -129,7 +121,7 @@ const WorkerIndex::Entry& WorkerIndex::At(WorkerId id) const {
 
 void WorkerIndex::Unlist(WorkerId id, const Entry& e) {
   Profile& p = profiles_[e.profile];
-  if (e.routable) p.served.erase(e.served_key(id));
+  if (e.routable) p.rotation.erase(e.turn_key(id));
   if (!e.free()) return;
   p.by_turn.erase(e.turn_key(id));
   p.by_load.erase(e.load_key(id));
@@ -137,7 +129,7 @@ void WorkerIndex::Unlist(WorkerId id, const Entry& e) {
 
 void WorkerIndex::List(WorkerId id, const Entry& e) {
   Profile& p = profiles_[e.profile];
-  if (e.routable) p.served.insert(e.served_key(id));
+  if (e.routable) p.rotation.insert(e.turn_key(id));
   if (!e.free()) return;
   p.by_turn.insert(e.turn_key(id));
   p.by_load.insert(e.load_key(id));

@@ -1,7 +1,7 @@
 // The routing view of connected workers, indexed so that a decision never
 // scans every worker. Workers with the same skill set share a Profile; each
 // profile keeps its free, routable workers ordered two ways (by rotation and
-// by load). A task's candidates are the profiles whose skills cover the
+// by load), and all its routable workers in rotation order. A task's candidates are the profiles whose skills cover the
 // task's, so a decision costs O(matching profiles), not O(workers).
 //
 // Eligibility — connected, routable (not draining or ejected), a free slot,
@@ -33,9 +33,10 @@ class WorkerIndex {
     bool operator<(const LoadKey& o) const;  // by inflight/capacity, then last_pick, then id
     bool operator==(const LoadKey&) const = default;
   };
-  // Round-robin order: fewest tasks served first, then least recently picked.
+  // Round-robin order: least recently picked first (a worker that was never
+  // picked, such as one that just joined, has last_pick 0: it takes the next
+  // turn), then by id. Picking a worker moves it to the back.
   struct TurnKey {
-    uint64_t served;
     uint64_t last_pick;
     WorkerId id;
     auto operator<=>(const TurnKey&) const = default;
@@ -46,7 +47,7 @@ class WorkerIndex {
     int routable = 0;   // not draining/ejected
     std::set<TurnKey> by_turn;  // free
     std::set<LoadKey> by_load;  // free
-    std::set<std::pair<uint64_t, WorkerId>> served;  // routable, free or not: (served, id)
+    std::set<TurnKey> rotation;  // routable, free or not
   };
 
   // REQUIRES: `skills` sorted and unique; `id` not present; capacity >= 1.
@@ -59,10 +60,12 @@ class WorkerIndex {
   // MarkPicked and SetInflight in one step.
   void Picked(WorkerId id, int inflight);
 
-  // The fewest tasks any routable worker of `profiles` has served; nullopt
-  // when none is routable. Round-robin lets only such workers take a turn.
-  std::optional<uint64_t> MinServed(std::span<const ProfileId> profiles) const;
-  uint64_t Served(WorkerId id) const { return At(id).served; }
+  // The routable worker of `profiles` whose turn it is (the least recently
+  // picked, free or not); nullopt when none is routable. Round-robin lets
+  // only that worker take a waiting task (bounded by the dispatcher's turn
+  // wait).
+  std::optional<TurnKey> TurnHolder(std::span<const ProfileId> profiles) const;
+  TurnKey Turn(WorkerId id) const { return At(id).turn_key(id); }
 
   bool Contains(WorkerId id) const { return workers_.count(id) != 0; }
   bool HasFreeSlot(WorkerId id) const;
@@ -82,13 +85,11 @@ class WorkerIndex {
     ProfileId profile;
     int capacity;
     int inflight = 0;
-    uint64_t last_pick = 0;
-    uint64_t served = 0;  // tasks given since it connected (plus a start, see Add)
+    uint64_t last_pick = 0;  // 0: never picked since it connected
     bool routable = true;
     bool free() const { return routable && inflight < capacity; }
-    // Its keys in the profile's orders (`served`, `by_turn`, `by_load`).
-    std::pair<uint64_t, WorkerId> served_key(WorkerId id) const { return {served, id}; }
-    TurnKey turn_key(WorkerId id) const { return {served, last_pick, id}; }
+    // Its keys in the profile's orders (`rotation` and `by_turn`, `by_load`).
+    TurnKey turn_key(WorkerId id) const { return {last_pick, id}; }
     LoadKey load_key(WorkerId id) const { return {inflight, capacity, last_pick, id}; }
   };
   // The entry of `id`, which must be present (throws std::out_of_range if

@@ -1,5 +1,6 @@
 #include "store/change_codec.h"
 
+#include <bit>
 #include <cstring>
 #include <limits>
 
@@ -50,6 +51,44 @@ char* String(char* p, std::string_view s) {
 
 constexpr std::size_t kVarint = 10;  // the most bytes a varint takes
 
+char* Double(char* p, double v) {
+  uint64_t bits = std::bit_cast<uint64_t>(v);
+  for (int i = 0; i < 8; ++i, bits >>= 8) *p++ = static_cast<char>(bits & 0xff);
+  return p;
+}
+
+// The extension of a change (format 2, docs/durability.md): set on the op
+// byte when the change carries fields format 1 did not have. It follows
+// the rest of the change: a varint of flags, then the fields they name.
+constexpr uint8_t kExtended = 0x80;
+constexpr uint64_t kExtUsage = 1;    // input, output, total, cost, model
+constexpr uint64_t kExtBackoff = 2;  // initial_ms, max_ms, jitter (kInsert only)
+
+uint64_t ExtFlags(const TaskRecord& r, bool submitted) {
+  return (r.usage.empty() ? 0 : kExtUsage) | (submitted && r.has_backoff ? kExtBackoff : 0);
+}
+
+std::size_t ExtBound(const TaskRecord& r) {
+  return kVarint + 3 * kVarint + 8 + kVarint + r.usage.model.size() + 2 * kVarint + 8;
+}
+
+char* PutExt(char* p, const TaskRecord& r, uint64_t flags) {
+  p = Varint(p, flags);
+  if (flags & kExtUsage) {
+    p = Signed(p, r.usage.input);
+    p = Signed(p, r.usage.output);
+    p = Signed(p, r.usage.total);
+    p = Double(p, r.usage.cost);
+    p = String(p, r.usage.model);
+  }
+  if (flags & kExtBackoff) {
+    p = Signed(p, r.backoff.initial_ms);
+    p = Signed(p, r.backoff.max_ms);
+    p = Double(p, r.backoff.jitter);
+  }
+  return p;
+}
+
 std::size_t MutableBound(const TaskRecord& r) {
   std::size_t n = 1 + 4 * kVarint + r.worker.size() + r.output.size() + r.error.size() + kVarint;
   for (const AttemptError& e : r.errors) n += 3 * kVarint + e.worker.size() + e.error.size();
@@ -85,6 +124,15 @@ bool GetInt(std::string_view& in, int& v) {
   return true;
 }
 
+bool GetDouble(std::string_view& in, double& v) {
+  if (in.size() < 8) return false;
+  uint64_t bits = 0;
+  for (int i = 7; i >= 0; --i) bits = (bits << 8) | static_cast<uint8_t>(in[i]);
+  in.remove_prefix(8);
+  v = std::bit_cast<double>(bits);
+  return true;
+}
+
 bool GetString(std::string_view& in, std::string& s) {
   uint64_t n;
   if (!GetVarint(in, n) || n > in.size()) return false;
@@ -104,6 +152,35 @@ bool SkipVarints(std::string_view& in, int count) {
   uint64_t v;
   for (int i = 0; i < count; ++i) {
     if (!GetVarint(in, v)) return false;
+  }
+  return true;
+}
+
+// The extension's fields into `r` (absent ones reset); with `r` null, only
+// skips them.
+bool GetExt(std::string_view& in, TaskRecord* r) {
+  uint64_t flags;
+  if (!GetVarint(in, flags) || (flags & ~(kExtUsage | kExtBackoff))) return false;
+  TaskUsage usage;
+  TaskBackoff backoff;
+  if (flags & kExtUsage) {
+    if (!GetSigned(in, usage.input) || !GetSigned(in, usage.output) ||
+        !GetSigned(in, usage.total) || !GetDouble(in, usage.cost) || !GetString(in, usage.model)) {
+      return false;
+    }
+  }
+  if (flags & kExtBackoff) {
+    if (!GetSigned(in, backoff.initial_ms) || !GetSigned(in, backoff.max_ms) ||
+        !GetDouble(in, backoff.jitter)) {
+      return false;
+    }
+  }
+  if (r) {
+    r->usage = std::move(usage);
+    if (flags & kExtBackoff) {
+      r->has_backoff = true;
+      r->backoff = backoff;
+    }
   }
   return true;
 }
@@ -205,6 +282,7 @@ void CopyMutableFields(const TaskRecord& from, TaskRecord& to) {
   to.errors = from.errors;
   to.started_ms = from.started_ms;
   to.ended_ms = from.ended_ms;
+  to.usage = from.usage;
 }
 
 void EncodeChange(std::string& out, ChangeOp op, const TaskRecord& r) {
@@ -213,22 +291,30 @@ void EncodeChange(std::string& out, ChangeOp op, const TaskRecord& r) {
     return;
   }
   const bool insert = op == ChangeOp::kInsert;
-  Reserved space(out, 1 + kVarint + MutableBound(r) + (insert ? SubmittedBound(r) : 0));
-  char* p = Byte(space.begin(), static_cast<uint8_t>(op));
+  // Format 1 when there is nothing of format 2 to say: most tasks.
+  const uint64_t ext = ExtFlags(r, insert);
+  Reserved space(out, 1 + kVarint + MutableBound(r) + (insert ? SubmittedBound(r) : 0) +
+                          (ext ? ExtBound(r) : 0));
+  char* p = Byte(space.begin(), static_cast<uint8_t>(op) | (ext ? kExtended : 0));
   p = Varint(p, r.id);
   if (insert) p = PutSubmitted(p, r);
-  space.Finish(PutMutable(p, r));
+  p = PutMutable(p, r);
+  if (ext) p = PutExt(p, r, ext);
+  space.Finish(p);
 }
 
 void EncodeEnded(std::string& out, const TaskRecord& r) {
-  Reserved space(out, kVarint + MutableBound(r) + SubmittedBound(r));
+  Reserved space(out, kVarint + MutableBound(r) + SubmittedBound(r) + ExtBound(r));
   char* p = Varint(space.begin(), r.id);
   p = PutMutable(p, r);
-  space.Finish(PutSubmitted(p, r));
+  p = PutSubmitted(p, r);
+  space.Finish(PutExt(p, r, ExtFlags(r, true)));  // one byte (0) for most tasks
 }
 
 bool DecodeEnded(std::string_view& in, TaskRecord& r) {
-  return GetVarint(in, r.id) && r.id != 0 && GetMutable(in, r) && GetSubmitted(in, r);
+  r.has_backoff = false;
+  return GetVarint(in, r.id) && r.id != 0 && GetMutable(in, r) && GetSubmitted(in, r) &&
+         GetExt(in, &r);
 }
 
 bool DecodeEndedOutcome(std::string_view in, Outcome& out, std::vector<AttemptError>& errors) {
@@ -240,27 +326,39 @@ void EncodeErase(std::string& out, TaskId id) {
   space.Finish(Varint(Byte(space.begin(), static_cast<uint8_t>(ChangeOp::kErase)), id));
 }
 
-bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& r) {
+namespace {
+
+// The op byte: the op, and whether an extension follows (never on kErase).
+bool GetOp(std::string_view& in, ChangeOp& op, bool& extended) {
   if (in.empty()) return false;
   const auto raw = static_cast<uint8_t>(in.front());
   in.remove_prefix(1);
-  if (raw < 1 || raw > 3) return false;
-  op = static_cast<ChangeOp>(raw);
+  extended = raw & kExtended;
+  const uint8_t code = raw & ~kExtended;
+  if (code < 1 || code > 3 || (extended && code == 3)) return false;
+  op = static_cast<ChangeOp>(code);
+  return true;
+}
+
+}  // namespace
+
+bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& r) {
+  bool extended;
+  if (!GetOp(in, op, extended)) return false;
   if (!GetVarint(in, r.id) || r.id == 0) return false;
   if (op == ChangeOp::kErase) return true;
   if (op == ChangeOp::kInsert && !GetSubmitted(in, r)) return false;
-  return GetMutable(in, r);
+  if (!GetMutable(in, r)) return false;
+  if (extended) return GetExt(in, &r);
+  r.usage = TaskUsage{};
+  return true;
 }
 
 namespace {
 
 // Reads the op and the id, then skips a kInsert's submitted fields.
-bool GetHead(std::string_view& in, ChangeOp& op, TaskId& id) {
-  if (in.empty()) return false;
-  const auto raw = static_cast<uint8_t>(in.front());
-  in.remove_prefix(1);
-  if (raw < 1 || raw > 3) return false;
-  op = static_cast<ChangeOp>(raw);
+bool GetHead(std::string_view& in, ChangeOp& op, bool& extended, TaskId& id) {
+  if (!GetOp(in, op, extended)) return false;
   if (!GetVarint(in, id) || id == 0) return false;
   if (op != ChangeOp::kInsert) return true;
   uint64_t skills;
@@ -276,7 +374,8 @@ bool GetHead(std::string_view& in, ChangeOp& op, TaskId& id) {
 }  // namespace
 
 bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id) {
-  if (!GetHead(in, op, id)) return false;
+  bool extended;
+  if (!GetHead(in, op, extended, id)) return false;
   if (op == ChangeOp::kErase) return true;
   // state, attempts, worker, output, error, errors, started_ms, ended_ms
   if (in.empty()) return false;
@@ -289,7 +388,7 @@ bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id) {
   for (uint64_t i = 0; i < errors; ++i) {
     if (!SkipVarints(in, 1) || !SkipString(in) || !SkipString(in)) return false;
   }
-  return SkipVarints(in, 2);
+  return SkipVarints(in, 2) && (!extended || GetExt(in, nullptr));
 }
 
 }  // namespace pincer

@@ -23,7 +23,8 @@ namespace {
 
 // Bumped when the tables change; a newer file is refused, not guessed at.
 // Version 1 had no `meta` (and no journal files); opening one adds it.
-constexpr int kSchemaVersion = 2;
+// Version 2 had no usage and backoff columns; opening one adds them.
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE tasks (
@@ -44,9 +45,29 @@ CREATE TABLE tasks (
   errors       TEXT NOT NULL,     -- JSON array of {attempt, worker, error}
   created_ms   INTEGER NOT NULL,
   started_ms   INTEGER NOT NULL,
-  ended_ms     INTEGER NOT NULL
+  ended_ms     INTEGER NOT NULL,
+  usage_input  INTEGER NOT NULL DEFAULT 0,  -- tokens, summed over the attempts
+  usage_output INTEGER NOT NULL DEFAULT 0,
+  usage_total  INTEGER NOT NULL DEFAULT 0,
+  usage_cost   REAL NOT NULL DEFAULT 0,
+  usage_model  TEXT,
+  backoff_initial_ms INTEGER,              -- the task's own retry backoff; NULL = the config's
+  backoff_max_ms     INTEGER,
+  backoff_jitter     REAL
 );
 CREATE UNIQUE INDEX tasks_key ON tasks(key) WHERE key IS NOT NULL;
+)sql";
+
+// Version 2 -> 3.
+constexpr const char* kAddUsage = R"sql(
+ALTER TABLE tasks ADD COLUMN usage_input INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN usage_output INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN usage_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN usage_cost REAL NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN usage_model TEXT;
+ALTER TABLE tasks ADD COLUMN backoff_initial_ms INTEGER;
+ALTER TABLE tasks ADD COLUMN backoff_max_ms INTEGER;
+ALTER TABLE tasks ADD COLUMN backoff_jitter REAL;
 )sql";
 
 // Up to which journal segment `tasks` holds the changes (key "folded").
@@ -59,7 +80,8 @@ CREATE TABLE meta (
 
 constexpr const char* kColumns =
     "id, skills, payload, priority, timeout_ms, max_attempts, session, key, state, attempts, "
-    "worker, output, error, errors, created_ms, started_ms, ended_ms";
+    "worker, output, error, errors, created_ms, started_ms, ended_ms, usage_input, usage_output, "
+    "usage_total, usage_cost, usage_model, backoff_initial_ms, backoff_max_ms, backoff_jitter";
 
 std::string ErrorsJson(const std::vector<AttemptError>& errors) {
   std::string out = "[";
@@ -85,6 +107,15 @@ void BindText(sqlite3_stmt* s, int i, const std::string& v) {
   } else {
     sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   }
+}
+
+// Binds the five usage columns from parameter `first` on.
+void BindUsage(sqlite3_stmt* s, int first, const TaskUsage& u) {
+  sqlite3_bind_int64(s, first, u.input);
+  sqlite3_bind_int64(s, first + 1, u.output);
+  sqlite3_bind_int64(s, first + 2, u.total);
+  sqlite3_bind_double(s, first + 3, u.cost);
+  BindText(s, first + 4, u.model);
 }
 
 std::string_view ColumnText(sqlite3_stmt* s, int i) {
@@ -179,7 +210,7 @@ SqliteStore::SqliteStore(sqlite3* db, std::string dir, std::string path,
 
 SqliteStore::~SqliteStore() {
   StopFolding();
-  for (sqlite3_stmt* s : {insert_, update_, erase_, erase_range_, set_folded_}) {
+  for (sqlite3_stmt* s : {insert_, update_, update_usage_, erase_, erase_range_, set_folded_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(db_);
@@ -224,8 +255,10 @@ Status SqliteStore::Init() {
   Status st;
   if (version < 0 || objects < 0) {
     st = Fail("cannot read");
-  } else if ((version == 0 && objects == 0) || version == 1) {
-    const std::string create = std::string(version == 0 ? kSchema : "") + kMeta +
+  } else if ((version == 0 && objects == 0) || version == 1 || version == 2) {
+    const std::string create = std::string(version == 0 ? kSchema : "") +
+                               (version == 0 || version == 1 ? kMeta : "") +
+                               (version == 1 || version == 2 ? kAddUsage : "") +
                                "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";";
     if (sqlite3_exec(db_, create.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
       st = Fail("cannot create the tables in");
@@ -248,7 +281,8 @@ Status SqliteStore::Init() {
   // An insert is applied again after a commit whose sync failed was
   // retried (the record may be in the journal twice): it replaces.
   std::string insert = std::string("INSERT INTO tasks (") + kColumns +
-                       ", seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?1)"
+                       ", seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,"
+                       "?22,?23,?24,?25,?1)"
                        " ON CONFLICT(id) DO UPDATE SET ";
   std::string_view columns = kColumns;
   bool first = true;
@@ -266,6 +300,14 @@ Status SqliteStore::Init() {
   if (Status s = Prepare("UPDATE tasks SET state=?2, attempts=?3, worker=?4, output=?5, error=?6, "
                          "errors=?7, started_ms=?8, ended_ms=?9 WHERE id=?1",
                          &update_);
+      !s.ok()) {
+    return s;
+  }
+  // Usage only grows: a task that has some is always updated with it.
+  if (Status s = Prepare("UPDATE tasks SET state=?2, attempts=?3, worker=?4, output=?5, error=?6, "
+                         "errors=?7, started_ms=?8, ended_ms=?9, usage_input=?10, usage_output=?11, "
+                         "usage_total=?12, usage_cost=?13, usage_model=?14 WHERE id=?1",
+                         &update_usage_);
       !s.ok()) {
     return s;
   }
@@ -342,6 +384,17 @@ Status SqliteStore::Recover(const std::function<void(TaskRecord&&)>& visit) {
     r.created_ms = sqlite3_column_int64(q, 14);
     r.started_ms = sqlite3_column_int64(q, 15);
     r.ended_ms = sqlite3_column_int64(q, 16);
+    r.usage.input = sqlite3_column_int64(q, 17);
+    r.usage.output = sqlite3_column_int64(q, 18);
+    r.usage.total = sqlite3_column_int64(q, 19);
+    r.usage.cost = sqlite3_column_double(q, 20);
+    r.usage.model = ColumnText(q, 21);
+    if (sqlite3_column_type(q, 22) != SQLITE_NULL) {
+      r.has_backoff = true;
+      r.backoff.initial_ms = sqlite3_column_int64(q, 22);
+      r.backoff.max_ms = sqlite3_column_int64(q, 23);
+      r.backoff.jitter = sqlite3_column_double(q, 24);
+    }
     visit(std::move(r));
   }
   if (st.ok() && rc != SQLITE_DONE) {
@@ -822,9 +875,18 @@ Status SqliteStore::Apply(TaskId id, const Pending& p) {
       sqlite3_bind_int64(s, 15, r.created_ms);
       sqlite3_bind_int64(s, 16, r.started_ms);
       sqlite3_bind_int64(s, 17, r.ended_ms);
+      BindUsage(s, 18, r.usage);
+      if (r.has_backoff) {
+        sqlite3_bind_int64(s, 23, r.backoff.initial_ms);
+        sqlite3_bind_int64(s, 24, r.backoff.max_ms);
+        sqlite3_bind_double(s, 25, r.backoff.jitter);
+      } else {
+        for (int i = 23; i <= 25; ++i) sqlite3_bind_null(s, i);
+      }
       break;
     case ChangeOp::kUpdate:
-      s = update_;
+      s = r.usage.empty() ? update_ : update_usage_;
+      if (s == update_usage_) BindUsage(s, 10, r.usage);
       errors = ErrorsJson(r.errors);
       sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(id));
       sqlite3_bind_text(s, 2, TaskStateName(r.state).data(),

@@ -178,6 +178,7 @@ class SqliteStore final : public Store {
   std::mutex db_mu_;
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* update_ = nullptr;
+  sqlite3_stmt* update_usage_ = nullptr;  // an update of a task that has usage
   sqlite3_stmt* erase_ = nullptr;
   sqlite3_stmt* erase_range_ = nullptr;  // ids first..last, all to erase
   sqlite3_stmt* set_folded_ = nullptr;

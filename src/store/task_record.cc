@@ -1,6 +1,7 @@
 #include "store/task_record.h"
 
 #include <charconv>
+#include <cstdint>
 
 namespace pincer {
 

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/usage.h"
+
 namespace pincer {
 
 using TaskId = uint64_t;
@@ -25,6 +27,15 @@ struct AttemptError {
   std::string error;
 };
 
+// A task's own retry backoff, given at submit; overrides tasks.retry_backoff.
+struct TaskBackoff {
+  int64_t initial_ms = 0;
+  int64_t max_ms = 0;
+  double jitter = 0;
+
+  bool operator==(const TaskBackoff&) const = default;
+};
+
 struct TaskRecord {
   TaskId id = 0;  // shown as "t<id>"
   std::vector<std::string> skills;  // sorted, unique
@@ -34,6 +45,8 @@ struct TaskRecord {
   int max_attempts = 3;
   std::string session;  // "" = none
   std::string key;      // idempotency key; "" = none
+  bool has_backoff = false;  // `backoff` set: it, not tasks.retry_backoff
+  TaskBackoff backoff;
 
   TaskState state = TaskState::kQueued;
   int attempts = 0;     // attempts started
@@ -44,6 +57,7 @@ struct TaskRecord {
   int64_t created_ms = 0;
   int64_t started_ms = 0;  // 0 = never
   int64_t ended_ms = 0;    // 0 = not ended
+  TaskUsage usage;         // summed over its attempts
 };
 
 // What an `end` event tells of a task: its id and how it ended. The

@@ -63,8 +63,13 @@ ExitStatus FromWaitStatus(int status) {
 // child wrote just before it died are still logged after it was reaped.
 class PosixSpawner::LineLogger : public std::enable_shared_from_this<LineLogger> {
  public:
-  LineLogger(asio::io_context& io, int fd, std::string tag, bool is_stderr)
-      : pipe_(io, fd), tag_(std::move(tag)), stderr_(is_stderr) {}
+  LineLogger(asio::io_context& io, int fd, const SpawnSpec& spec, bool is_stderr,
+             std::weak_ptr<OutputHandler> sink)
+      : pipe_(io, fd), stderr_(is_stderr), sink_(std::move(sink)) {
+    spec_.log_tag = spec.log_tag;
+    spec_.pool = spec.pool;
+    spec_.replica = spec.replica;
+  }
 
   void Read() {
     pipe_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](std::error_code ec,
@@ -93,18 +98,26 @@ class PosixSpawner::LineLogger : public std::enable_shared_from_this<LineLogger>
   }
   void Log(std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    spdlog::info("[{} {}] {}", tag_, stderr_ ? "err" : "out", line);
+    if (auto sink = sink_.lock(); sink && *sink) {
+      (*sink)(OutputLine{spec_, stderr_, line});
+    } else {
+      spdlog::info("[{} {}] {}", spec_.log_tag, stderr_ ? "err" : "out", line);
+    }
   }
 
   asio::posix::stream_descriptor pipe_;
-  std::string tag_;
+  SpawnSpec spec_;  // the tag, pool and replica only
   bool stderr_;
+  std::weak_ptr<OutputHandler> sink_;
   std::array<char, 4096> chunk_{};
   std::string partial_;
 };
 
-PosixSpawner::PosixSpawner(asio::io_context& io, ExitHandler on_exit)
-    : io_(io), on_exit_(std::move(on_exit)), sigchld_(io, SIGCHLD) {
+PosixSpawner::PosixSpawner(asio::io_context& io, ExitHandler on_exit, OutputHandler on_output)
+    : io_(io),
+      on_exit_(std::move(on_exit)),
+      on_output_(std::make_shared<OutputHandler>(std::move(on_output))),
+      sigchld_(io, SIGCHLD) {
   WatchSigchld();
 }
 
@@ -120,6 +133,7 @@ PosixSpawner::~PosixSpawner() {
   for (auto& weak : loggers_) {
     if (auto logger = weak.lock()) logger->Close();
   }
+  on_output_.reset();  // lines still read after this go to the log
 }
 
 void PosixSpawner::WatchSigchld() {
@@ -252,7 +266,7 @@ pid_t PosixSpawner::Spawn(const SpawnSpec& spec, std::string& error) {
   children_.insert(pid);
   std::erase_if(loggers_, [](const std::weak_ptr<LineLogger>& w) { return w.expired(); });
   for (auto [fd, is_err] : {std::pair{out[0], false}, std::pair{err[0], true}}) {
-    auto logger = std::make_shared<LineLogger>(io_, fd, spec.log_tag, is_err);
+    auto logger = std::make_shared<LineLogger>(io_, fd, spec, is_err, on_output_);
     logger->Read();
     loggers_.push_back(logger);
   }

@@ -17,13 +17,22 @@
 
 namespace pincer {
 
+// One line a child wrote (without its newline).
+struct OutputLine {
+  const SpawnSpec& spec;  // log_tag, pool, replica
+  bool err;               // stderr, else stdout
+  std::string_view text;
+};
+
 class PosixSpawner final : public Spawner {
  public:
   using ExitHandler = std::function<void(pid_t, const ExitStatus&)>;
+  using OutputHandler = std::function<void(const OutputLine&)>;
 
-  // `on_exit` is called once per reaped child, from the event loop. `io`
-  // must outlive the spawner.
-  PosixSpawner(asio::io_context& io, ExitHandler on_exit);
+  // `on_exit` is called once per reaped child, from the event loop. Each
+  // line of a child's output goes to `on_output`, or without one to the
+  // log, tagged. `io` must outlive the spawner.
+  PosixSpawner(asio::io_context& io, ExitHandler on_exit, OutputHandler on_output = nullptr);
   // SIGKILLs and reaps whatever still runs: leaving the spawner never
   // leaves an orphan behind, whatever path led here.
   ~PosixSpawner() override;
@@ -41,6 +50,8 @@ class PosixSpawner final : public Spawner {
 
   asio::io_context& io_;
   ExitHandler on_exit_;
+  // Shared with the loggers, which may outlive the spawner by a read.
+  std::shared_ptr<OutputHandler> on_output_;
   asio::signal_set sigchld_;
   std::set<pid_t> children_;
   std::vector<std::weak_ptr<LineLogger>> loggers_;

@@ -17,6 +17,8 @@ struct SpawnSpec {
   std::map<std::string, std::string> env;  // set on top of pincerd's own environment
   std::string cwd;                         // "" = pincerd's working directory
   std::string log_tag;                     // "pool/replica", tags the child's output lines
+  std::string pool;                        // whose output it is (OutputLine)
+  int replica = 0;
 };
 
 // How a process ended, as waitpid reported it.

@@ -11,7 +11,8 @@
 namespace pincer {
 namespace {
 
-bool Alive(const Supervisor::Replica& r) { return r.pid != 0; }
+// Either process of the replica is still there (a worker or its sidecar).
+bool Alive(const Supervisor::Replica& r) { return r.pid != 0 || r.sidecar_pid != 0; }
 
 bool ShouldRestart(const std::string& policy, bool failure) {
   if (policy == "always") return true;
@@ -88,11 +89,18 @@ void Supervisor::Apply(const std::vector<PoolConfig>& configs) {
       Scale(*p);
       continue;
     }
-    const bool replace = p->removed || c.command != p->config.command || c.env != p->config.env ||
+    const bool replace = p->removed || c.command != p->config.command ||
+                         c.sidecar != p->config.sidecar || c.env != p->config.env ||
                          c.cwd != p->config.cwd;
     if (replace) {
-      if (!p->removed) spdlog::info("pool {}: command, env or cwd changed; replacing its processes", c.name);
+      if (!p->removed) {
+        spdlog::info("pool {}: command, sidecar, env or cwd changed; replacing its processes", c.name);
+      }
       for (auto& r : p->replicas) Retire(*p, *r);
+      if (p->removed) {  // back in the config: what pincerctl set for the old one is gone
+        p->held = false;
+        p->scaled.reset();
+      }
       p->removed = false;
     }
     if (p->failed) {
@@ -108,21 +116,35 @@ void Supervisor::Apply(const std::vector<PoolConfig>& configs) {
         }
       }
     }
-    if (c.replicas != p->config.replicas && !replace) {
+    const bool rescaled = c.replicas != p->config.replicas;
+    if (rescaled && p->scaled) {
+      spdlog::info("pool {}: replicas changed in the config ({} to {}); it replaces the {} set by "
+                   "pincerctl pool scale",
+                   c.name, p->config.replicas, c.replicas, *p->scaled);
+      p->scaled.reset();
+    } else if (rescaled && !replace) {
       spdlog::info("pool {}: scaling from {} to {} replica(s)", c.name, p->config.replicas, c.replicas);
+    } else if (p->scaled && *p->scaled != c.replicas) {
+      spdlog::info("pool {}: keeps the {} replica(s) set by pincerctl pool scale (the config says {})",
+                   c.name, *p->scaled, c.replicas);
     }
     p->config = c;
-    Scale(*p);
+    Scale(*p, /*revive=*/rescaled);
   }
   Sweep();
 }
 
-void Supervisor::Scale(Pool& pool) {
+int Supervisor::Desired(const Pool& pool) {
+  if (pool.removed || pool.held) return 0;
+  return std::max(pool.scaled.value_or(pool.config.replicas), 0);
+}
+
+void Supervisor::Scale(Pool& pool, bool revive) {
   std::vector<Replica*> active;
   for (auto& r : pool.replicas) {
     if (!r->retire) active.push_back(r.get());
   }
-  const auto desired = static_cast<std::size_t>(std::max(pool.config.replicas, 0));
+  const auto desired = static_cast<std::size_t>(Desired(pool));
   if (active.size() > desired) {
     // Retire what costs least to lose: processes not yet serving first,
     // then the newest slots.
@@ -135,6 +157,14 @@ void Supervisor::Scale(Pool& pool) {
     for (std::size_t i = 0; i < active.size() - desired; ++i) Retire(pool, *active[i]);
   }
   for (std::size_t n = active.size(); n < desired; ++n) AddReplica(pool);
+  if (!revive || pool.failed || stopping_) return;
+  for (auto& r : pool.replicas) {
+    if (r->retire || r->state != ReplicaState::kDone) continue;
+    spdlog::info("{}: had exited and was not restarted; starting it to reach {} replica(s)",
+                 Tag(pool, *r), desired);
+    r->failures = 0;
+    Spawn(pool, *r);
+  }
 }
 
 void Supervisor::AddReplica(Pool& pool) {
@@ -172,17 +202,42 @@ void Supervisor::Spawn(Pool& pool, Replica& r) {
   spec.env["PINCER_SPAWN_ID"] = r.spawn_id;
   spec.cwd = pool.config.cwd;
   spec.log_tag = Tag(pool, r);
+  spec.pool = pool.config.name;
+  spec.replica = r.index;
 
   r.started = now;
   r.conn = 0;
   r.kill_sent = false;
   r.forced = false;
+  r.pair_exit.reset();
+  r.pair_failure = false;
   std::string error;
+  if (!pool.config.sidecar.empty()) {
+    SpawnSpec side = spec;
+    side.argv = pool.config.sidecar;
+    side.log_tag = Tag(pool, r) + "/sidecar";
+    const pid_t sidecar = spawner_.Spawn(side, error);
+    if (sidecar <= 0) {
+      spdlog::error("{}: cannot start sidecar [{}]: {}", Tag(pool, r), fmt::join(side.argv, " "), error);
+      AfterExit(pool, r, /*failure=*/true, "sidecar could not start");
+      return;
+    }
+    r.sidecar_pid = sidecar;
+    spdlog::info("{}: started sidecar pid {}", Tag(pool, r), sidecar);
+  }
   const pid_t pid = spawner_.Spawn(spec, error);
   if (pid <= 0) {
     spdlog::error("{}: cannot start [{}]: {}", Tag(pool, r), fmt::join(spec.argv, " "), error);
     r.pid = 0;
-    AfterExit(pool, r, /*failure=*/true, "could not start");
+    if (r.sidecar_pid) {
+      // Its partner goes too; the replica restarts once the sidecar is reaped.
+      r.pair_exit = "could not start: " + error;
+      r.pair_failure = true;
+      r.state = ReplicaState::kStopping;
+      Kill(r);
+      return;
+    }
+    AfterExit(pool, r, /*failure=*/true, "could not start: " + error);
     return;
   }
   r.pid = pid;
@@ -194,13 +249,29 @@ void Supervisor::Spawn(Pool& pool, Replica& r) {
 void Supervisor::AfterExit(Pool& pool, Replica& r, bool failure, const std::string& what) {
   const TimePoint now = clock_.Now();
   r.pid = 0;
+  r.sidecar_pid = 0;
+  r.pair_exit.reset();
+  r.pair_failure = false;
   r.conn = 0;
   r.kill_sent = false;
   r.forced = false;
   r.due.reset();
   r.state = ReplicaState::kDone;
+  const bool drained = r.drained;
+  r.drained = false;
+  r.last_exit = what;
+  pool.last_exit = Tag(pool, r) + ": " + what;
+  pool.last_exit_replica = r.index;
   if (r.retire || stopping_ || no_restarts_ || pool.removed) {
     spdlog::info("{}: {}; stopped", Tag(pool, r), what);
+    return;
+  }
+  if (drained && !failure && !pool.failed) {
+    // A rolling restart: the operator drained it, it finished and left.
+    // Its slot is filled again now; no backoff, not a crash.
+    spdlog::info("{}: {} after a drain; replacing it", Tag(pool, r), what);
+    r.state = ReplicaState::kWaiting;
+    r.due = now;
     return;
   }
   const RestartConfig& rc = pool.config.restart;
@@ -271,16 +342,19 @@ void Supervisor::Terminate(Pool& pool, Replica& r) {
     r.due.reset();
     return;
   }
-  spdlog::info("{}: stopping pid {} (SIGTERM, SIGKILL after {})", Tag(pool, r), r.pid,
+  // The worker first: its sidecar follows when it exits (OnPairExit).
+  const pid_t target = r.pid ? r.pid : r.sidecar_pid;
+  spdlog::info("{}: stopping pid {} (SIGTERM, SIGKILL after {})", Tag(pool, r), target,
                Ms(pool.config.stop_grace));
-  spawner_.Signal(r.pid, SIGTERM);
+  spawner_.Signal(target, SIGTERM);
   r.state = ReplicaState::kStopping;
   r.due = clock_.Now() + pool.config.stop_grace;
 }
 
 void Supervisor::Kill(Replica& r) {
   if (!Alive(r) || r.kill_sent) return;
-  spawner_.Signal(r.pid, SIGKILL);
+  if (r.pid) spawner_.Signal(r.pid, SIGKILL);
+  if (r.sidecar_pid) spawner_.Signal(r.sidecar_pid, SIGKILL);
   r.kill_sent = true;
   r.due.reset();
 }
@@ -312,7 +386,7 @@ std::optional<std::string> Supervisor::OnHello(const std::string& spawn_id, Conn
   if (spawn_id.empty()) return std::nullopt;
   for (auto& p : pools_) {
     for (auto& r : p->replicas) {
-      if (r->spawn_id != spawn_id || !Alive(*r)) continue;
+      if (r->spawn_id != spawn_id || r->pid == 0) continue;
       r->conn = conn;
       if (r->state == ReplicaState::kStarting) {
         r->state = ReplicaState::kRunning;
@@ -323,6 +397,80 @@ std::optional<std::string> Supervisor::OnHello(const std::string& spawn_id, Conn
     }
   }
   return std::nullopt;
+}
+
+void Supervisor::OnDrained(ConnId conn) {
+  if (conn == 0) return;
+  for (auto& p : pools_) {
+    for (auto& r : p->replicas) {
+      if (r->conn != conn || r->retire) continue;
+      r->drained = true;
+      spdlog::info("{}: pid {} drained; it is replaced when it exits", Tag(*p, *r), r->pid);
+      return;
+    }
+  }
+}
+
+// ------------------------------------------------------------ operator verbs
+
+std::string Supervisor::StopPool(const std::string& name) {
+  Pool* p = FindPool(name);
+  if (!p || p->removed) return "no pool named '" + name + "'";
+  if (stopping_) return "pincerd is shutting down";
+  if (!p->held) spdlog::info("pool {}: stopped by pincerctl; draining and stopping its processes", name);
+  p->held = true;
+  for (auto& r : p->replicas) Retire(*p, *r);
+  Sweep();
+  return "";
+}
+
+std::string Supervisor::StartPool(const std::string& name) {
+  Pool* p = FindPool(name);
+  if (!p || p->removed) return "no pool named '" + name + "'";
+  if (stopping_) return "pincerd is shutting down";
+  spdlog::info("pool {}: started by pincerctl ({} replica(s))", name,
+               p->scaled.value_or(p->config.replicas));
+  p->held = false;
+  if (p->failed) {
+    p->failed = false;
+    p->restart_times.clear();
+    if (hooks_.pool_failed) hooks_.pool_failed(name, false);
+  }
+  Scale(*p, /*revive=*/true);
+  Sweep();
+  return "";
+}
+
+std::string Supervisor::RestartPool(const std::string& name) {
+  Pool* p = FindPool(name);
+  if (!p || p->removed) return "no pool named '" + name + "'";
+  if (stopping_) return "pincerd is shutting down";
+  if (p->held) return "pool '" + name + "' is stopped: start it with `pincerctl pool start " + name + "`";
+  spdlog::info("pool {}: restarted by pincerctl; replacing its processes", name);
+  for (auto& r : p->replicas) Retire(*p, *r);
+  if (p->failed) {
+    p->failed = false;
+    p->restart_times.clear();
+    if (hooks_.pool_failed) hooks_.pool_failed(name, false);
+  }
+  Scale(*p);
+  Sweep();
+  return "";
+}
+
+std::string Supervisor::ScalePool(const std::string& name, int n) {
+  Pool* p = FindPool(name);
+  if (!p || p->removed) return "no pool named '" + name + "'";
+  if (stopping_) return "pincerd is shutting down";
+  if (n < 0 || n > kMaxReplicas) {
+    return "replicas must be between 0 and " + std::to_string(kMaxReplicas);
+  }
+  spdlog::info("pool {}: scaled by pincerctl from {} to {} replica(s) (the config says {})", name,
+               p->scaled.value_or(p->config.replicas), n, p->config.replicas);
+  p->scaled = n;
+  Scale(*p, /*revive=*/true);
+  Sweep();
+  return "";
 }
 
 void Supervisor::OnDisconnect(ConnId conn) {
@@ -366,11 +514,20 @@ void Supervisor::OnWorkerDead(ConnId conn) {
 void Supervisor::OnExit(pid_t pid, const ExitStatus& status) {
   for (auto& p : pools_) {
     for (auto& r : p->replicas) {
-      if (r->pid != pid || pid == 0) continue;
+      if (pid == 0 || (r->pid != pid && r->sidecar_pid != pid)) continue;
+      if (r->sidecar_pid != 0) {
+        OnPairExit(*p, *r, r->sidecar_pid == pid, status);
+        Sweep();
+        return;
+      }
       const ConnId conn = r->conn;
-      const bool failure = r->forced || !status.success();
+      bool failure = r->forced || !status.success();
       std::string what = "pid " + std::to_string(pid) + " exited with " + status.Describe();
       if (r->forced) what += " (killed by pincerd as hung)";
+      if (r->pair_exit) {  // the sidecar went first
+        failure = r->pair_failure;
+        what = *r->pair_exit + "; then worker " + what;
+      }
       AfterExit(*p, *r, failure, what);
       // After our own state is settled, since this calls back into pincerd:
       // the tasks of the dead process are requeued now, not after missed heartbeats.
@@ -380,6 +537,52 @@ void Supervisor::OnExit(pid_t pid, const ExitStatus& status) {
     }
   }
   spdlog::debug("supervisor: reaped unknown pid {}", pid);
+}
+
+// One process of a pair exited while the other (the sidecar, or the worker
+// when `sidecar` is true and the worker still runs) may still be alive.
+void Supervisor::OnPairExit(Pool& pool, Replica& r, bool sidecar, const ExitStatus& status) {
+  const pid_t pid = sidecar ? r.sidecar_pid : r.pid;
+  std::string what = std::string(sidecar ? "sidecar" : "worker") + " pid " + std::to_string(pid) +
+                     " exited with " + status.Describe();
+  if (r.forced) what += " (killed by pincerd as hung)";
+  if (!r.pair_exit) {
+    r.pair_exit = what;
+    // A partner leaving is a failure even with exit code 0, unless pincerd
+    // was stopping the replica anyway.
+    const bool winding_down = r.retire || stopping_ || no_restarts_ || pool.removed;
+    r.pair_failure = r.forced || !status.success() || !winding_down;
+  }
+  if (sidecar) {
+    r.sidecar_pid = 0;
+    if (r.pid == 0) {
+      const std::string first = *r.pair_exit;
+      const bool failure = r.pair_failure;
+      AfterExit(pool, r, failure, first == what ? what : first + "; then " + what);
+      return;
+    }
+    spdlog::warn("{}: {}; stopping its worker pid {}", Tag(pool, r), what, r.pid);
+    if (r.state != ReplicaState::kStopping) {
+      spawner_.Signal(r.pid, SIGTERM);
+      r.state = ReplicaState::kStopping;
+      r.due = clock_.Now() + pool.config.stop_grace;
+    }
+    return;
+  }
+  // The worker went first: its tasks are requeued now; the sidecar follows.
+  const ConnId conn = r.conn;
+  r.pid = 0;
+  r.conn = 0;
+  spdlog::log(r.pair_failure ? spdlog::level::warn : spdlog::level::info,
+              "{}: {}; stopping its sidecar pid {}", Tag(pool, r), what, r.sidecar_pid);
+  if (r.kill_sent) {
+    // SIGKILL already went to both.
+  } else {
+    spawner_.Signal(r.sidecar_pid, SIGTERM);
+    r.state = ReplicaState::kStopping;
+    r.due = clock_.Now() + pool.config.stop_grace;
+  }
+  if (conn && hooks_.kill_worker) hooks_.kill_worker(conn, pool.config.name + ": " + what);
 }
 
 // --------------------------------------------------------------------- time
@@ -424,8 +627,8 @@ void Supervisor::RunDue() {
           break;
         }
         case ReplicaState::kStopping:
-          spdlog::warn("{}: pid {} still running {} after SIGTERM; SIGKILL", Tag(*p, r), r.pid,
-                       Ms(p->config.stop_grace));
+          spdlog::warn("{}: pid {} still running {} after SIGTERM; SIGKILL", Tag(*p, r),
+                       r.pid ? r.pid : r.sidecar_pid, Ms(p->config.stop_grace));
           Kill(r);
           break;
         case ReplicaState::kRunning:
@@ -467,6 +670,11 @@ std::string Supervisor::PoolState(const std::string& name) const {
     if (p->config.name != name) continue;
     if (p->failed) return "failed";
     if (p->removed || stopping_) return "stopping";
+    if (p->held) {
+      const bool live = std::any_of(p->replicas.begin(), p->replicas.end(),
+                                    [](const auto& r) { return Alive(*r); });
+      return live ? "stopping" : "stopped";
+    }
     bool pending = false, live = false;
     for (const auto& r : p->replicas) {
       if (r->retire) continue;
@@ -484,30 +692,121 @@ nlohmann::json Supervisor::PoolsView() const {
   for (const auto& p : pools_) {
     int running = 0, ready = 0;
     nlohmann::json pids = nlohmann::json::array();
+    nlohmann::json sidecar_pids = nlohmann::json::array();
     for (const auto& r : p->replicas) {
-      if (!Alive(*r)) continue;
+      if (r->sidecar_pid) sidecar_pids.push_back(r->sidecar_pid);
+      if (r->pid == 0) continue;
       ++running;
       if (r->state == ReplicaState::kRunning && r->conn) ++ready;
       pids.push_back(r->pid);
     }
-    out.push_back({{"name", p->config.name},
-                   {"state", PoolState(p->config.name)},
-                   {"desired", p->removed ? 0 : p->config.replicas},
-                   {"running", running},
-                   {"ready", ready},
-                   {"restarts", p->restarts},
-                   {"policy", p->config.restart.policy},
-                   {"pids", std::move(pids)},
-                   {"command", p->config.command}});
+    nlohmann::json replicas = nlohmann::json::array();
+    for (const auto& r : p->replicas) {
+      nlohmann::json v = {{"replica", r->index},
+                          {"state", ReplicaStateName(r->state)},
+                          {"restarts", r->restarts}};
+      if (Alive(*r)) v["pid"] = r->pid;
+      if (r->retire) v["retiring"] = true;
+      if (r->drained) v["drained"] = true;
+      if (!r->last_exit.empty()) v["last_exit"] = r->last_exit;
+      replicas.push_back(std::move(v));
+    }
+    nlohmann::json view = {{"name", p->config.name},
+                           {"state", PoolState(p->config.name)},
+                           {"desired", Desired(*p)},
+                           {"config_replicas", p->config.replicas},
+                           {"running", running},
+                           {"ready", ready},
+                           {"restarts", p->restarts},
+                           {"policy", p->config.restart.policy},
+                           {"pids", std::move(pids)},
+                           {"command", p->config.command},
+                           {"replicas", std::move(replicas)}};
+    if (!p->config.sidecar.empty()) {
+      view["sidecar"] = p->config.sidecar;
+      view["sidecar_pids"] = std::move(sidecar_pids);
+    }
+    if (p->scaled) view["scaled"] = *p->scaled;
+    if (p->held) view["held"] = true;
+    if (!p->last_exit.empty()) view["last_exit"] = p->last_exit;
+    if (std::string why = Why(*p); !why.empty()) view["why"] = std::move(why);
+    out.push_back(std::move(view));
   }
   return out;
+}
+
+// Why a pool has fewer ready replicas than it wants, in words; "" when it
+// has them all.
+std::string Supervisor::Why(const Pool& p) const {
+  std::vector<std::string> reasons;
+  if (stopping_) return "pincerd is shutting down";
+  if (p.removed) return "removed from the config";
+  if (p.held) return "stopped by pincerctl pool stop";
+  if (p.failed) {
+    reasons.push_back("failed: more than " + std::to_string(p.config.restart.max_restarts) +
+                      " restart(s) within " + Ms(p.config.restart.window) + "; last: " +
+                      p.last_exit + "; `pincerctl pool start " + p.config.name +
+                      "` or a reload tries again");
+  }
+  const TimePoint now = clock_.Now();
+  int ready = 0;
+  for (const auto& r : p.replicas) {
+    if (r->retire) continue;
+    const std::string tag = Tag(p, *r);
+    const std::string after = r->last_exit.empty() ? "" : " (last: " + r->last_exit + ")";
+    switch (r->state) {
+      case ReplicaState::kWaiting:
+        reasons.push_back(tag + " backing off, restarts in " +
+                          Ms(r->due && *r->due > now ? std::chrono::duration_cast<Duration>(*r->due - now)
+                                                : Duration(0)) + after);
+        break;
+      case ReplicaState::kStarting:
+        reasons.push_back(tag + " starting: pid " + std::to_string(r->pid) +
+                          " has not said hello yet");
+        break;
+      case ReplicaState::kRunning:
+        if (r->drained) {
+          reasons.push_back(tag + " draining (pincerctl drain); replaced when it exits");
+        } else if (r->conn) {
+          ++ready;
+        }
+        break;
+      case ReplicaState::kDraining:
+      case ReplicaState::kStopping:
+        reasons.push_back(tag + " being stopped" + (r->forced ? " (hung)" : ""));
+        break;
+      case ReplicaState::kDone:
+        if (!p.failed) {
+          reasons.push_back(tag + " exited: " + (r->last_exit.empty() ? "could not start" : r->last_exit) +
+                            "; restart policy " + p.config.restart.policy +
+                            ": not restarted (`pincerctl pool start " + p.config.name + "`)");
+        }
+        break;
+    }
+  }
+  if (reasons.empty() && ready >= Desired(p)) return "";
+  std::string out;
+  for (const auto& reason : reasons) out += (out.empty() ? "" : "; ") + reason;
+  return out;
+}
+
+int Supervisor::LastExitReplica(const std::string& pool) const {
+  for (const auto& p : pools_) {
+    if (p->config.name == pool) return p->last_exit_replica;
+  }
+  return -1;
+}
+
+bool Supervisor::HasPool(const std::string& pool) const {
+  return std::any_of(pools_.begin(), pools_.end(),
+                     [&](const auto& p) { return p->config.name == pool && !p->removed; });
 }
 
 nlohmann::json Supervisor::StartingWorkersView() const {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& p : pools_) {
     for (const auto& r : p->replicas) {
-      if (!Alive(*r) || r->conn != 0 || r->retire) continue;
+      if (r->pid == 0 || r->conn != 0 || r->retire) continue;
       out.push_back({{"id", nullptr},
                      {"name", p->config.name + "/" + std::to_string(r->index)},
                      {"skills", nlohmann::json::array()},
@@ -552,7 +851,8 @@ std::vector<pid_t> Supervisor::LivePids() const {
   std::vector<pid_t> pids;
   for (const auto& p : pools_) {
     for (const auto& r : p->replicas) {
-      if (Alive(*r)) pids.push_back(r->pid);
+      if (r->pid) pids.push_back(r->pid);
+      if (r->sidecar_pid) pids.push_back(r->sidecar_pid);
     }
   }
   return pids;

@@ -8,8 +8,15 @@
 //   waiting  --spawn-->  starting  --hello-->  running
 //   starting/running --exit--> waiting (restart after backoff) | done
 //   running --scale down--> draining --idle--> stopping --exit--> removed
+//   running --pincerctl drain--> (the process exits 0) --> starting (replaced at once)
 // A process that sends no hello within start_timeout, or whose worker the
 // dispatcher declares dead (missed heartbeats), is killed and replaced.
+//
+// A pool with a `sidecar` runs two processes per replica: the sidecar
+// (started first) and the worker. They are one unit: when either exits, the
+// other gets SIGTERM (SIGKILL after stop_grace), and only once both are gone
+// does the replica count as exited and restart under the usual rules. The
+// first exit decides whether it was a failure and is what the log reports.
 //
 // Threading: every method runs on the event-loop thread. Hooks are called
 // synchronously from inside these methods, after the supervisor's own state
@@ -66,7 +73,8 @@ class Supervisor {
   struct Replica {
     int index = 0;
     ReplicaState state = ReplicaState::kWaiting;
-    pid_t pid = 0;  // 0: no process
+    pid_t pid = 0;          // 0: no process
+    pid_t sidecar_pid = 0;  // 0: no sidecar process
     std::string spawn_id;
     ConnId conn = 0;  // 0: no connection bound
     TimePoint started{};
@@ -75,8 +83,14 @@ class Supervisor {
     bool retire = false;       // stop for good (scale-down, removed pool, new command)
     bool kill_sent = false;    // SIGKILL already sent
     bool forced = false;       // we killed it for a fault: its exit counts as a failure
+    bool drained = false;      // an operator drained its worker: replace it when it exits
     int restarts = 0;
     int failures = 0;          // backoff exponent; reset after min_uptime
+    // One of the pair exited first: why, and whether it counts as a failure,
+    // kept until its partner is gone too.
+    std::optional<std::string> pair_exit;
+    bool pair_failure = false;
+    std::string last_exit;     // "pid 12 exited with exit code 3"; "" before the first exit
   };
 
   // `clock` and `spawner` must outlive the supervisor. `random01` returns a
@@ -110,13 +124,35 @@ class Supervisor {
   void OnWorkerDead(ConnId conn);
   // A child exited (reaped).
   void OnExit(pid_t pid, const ExitStatus& status);
+  // An operator drained the worker on `conn` (`pincerctl drain`): when its
+  // process exits cleanly it is replaced at once, whatever the restart
+  // policy, and that does not count as a restart.
+  void OnDrained(ConnId conn);
+
+  // ---- Operator verbs (`pincerctl pool ...`). Each returns "" when done,
+  // or why it was refused (then nothing changed). ----
+  // stop: drain and stop every replica; none runs until `start`, also
+  // across reloads. start: undo stop, give a failed pool a fresh start and
+  // start replicas that exited and were not restarted. restart: replace
+  // every process (new ones start while the old ones drain). scale: run `n`
+  // replicas instead of the config's `replicas`, until a reload changes
+  // that pool's `replicas` in the file.
+  std::string StopPool(const std::string& name);
+  std::string StartPool(const std::string& name);
+  std::string RestartPool(const std::string& name);
+  std::string ScalePool(const std::string& name, int n);
+  static constexpr int kMaxReplicas = 1000;  // as config validation allows
 
   std::optional<TimePoint> NextDeadline() const;
   void RunDue();
 
   // ---- Views ----
-  // [{"name","state","desired","running","ready","restarts","command"}, ...]
+  // [{"name","state","desired","running","ready","restarts","command",
+  //   "replicas":[...],"why"?,"last_exit"?}, ...]
   nlohmann::json PoolsView() const;
+  // The replica whose exit was the pool's last one (-1: none yet).
+  int LastExitReplica(const std::string& pool) const;
+  bool HasPool(const std::string& pool) const;
   // Processes started but not connected yet, as `workers` entries in state
   // "starting" (they hold no tasks and take none until their hello).
   nlohmann::json StartingWorkersView() const;
@@ -135,16 +171,25 @@ class Supervisor {
     int restarts = 0;
     bool failed = false;
     bool removed = false;
+    bool held = false;          // `pincerctl pool stop`: nothing runs until `pool start`
+    std::optional<int> scaled;  // `pincerctl pool scale`: wins over config.replicas
+    int last_exit_replica = -1;
+    std::string last_exit;      // "echo/1: pid 12 exited with exit code 3"
   };
 
   Pool* FindPool(const std::string& name);
   void AddReplica(Pool& pool);
-  void Scale(Pool& pool);
+  // Adds or retires replicas to reach Desired(); `revive` also starts the
+  // replicas that exited and were not restarted (policy, failed pool).
+  void Scale(Pool& pool, bool revive = false);
+  static int Desired(const Pool& pool);
+  std::string Why(const Pool& pool) const;
   void Spawn(Pool& pool, Replica& r);
   void AfterExit(Pool& pool, Replica& r, bool failure, const std::string& what);
   void Retire(Pool& pool, Replica& r);
   void Terminate(Pool& pool, Replica& r);
   void Kill(Replica& r);
+  void OnPairExit(Pool& pool, Replica& r, bool sidecar, const ExitStatus& status);
   void Sweep();  // drops finished replicas and pools, reports `stopped`
   bool AnyAlive() const;
   std::string Tag(const Pool& pool, const Replica& r) const;

@@ -19,6 +19,8 @@
 #include "config/config.h"
 #include "core/outbox.h"
 #include "registry/worker_registry.h"
+#include "common/status.h"
+#include "supervisor/output_log.h"
 #include "supervisor/posix_spawner.h"
 #include "supervisor/supervisor.h"
 
@@ -26,6 +28,9 @@ namespace pincer {
 
 class SupervisorService {
  public:
+  // How many stderr lines of the last exit `pools` shows for a short pool.
+  static constexpr std::size_t kStderrTailLines = 5;
+
   // `io` and `clock` must outlive the service. Destroying it SIGKILLs and
   // reaps any child still running.
   SupervisorService(asio::io_context& io, const Clock& clock, SupervisorOptions options,
@@ -41,9 +46,19 @@ class SupervisorService {
   std::optional<std::string> OnHello(const std::string& spawn_id, ConnId conn);
   void OnDisconnect(ConnId conn);
   void OnWorkerDead(ConnId conn);
+  void OnDrained(ConnId conn);
 
-  // For ClientApi::Hooks.
-  nlohmann::json PoolsView() const { return supervisor_->PoolsView(); }
+  // `pincerctl pool start|stop|restart|scale`: `op` is one of those words,
+  // `replicas` is for scale. The answer is the pool's view after the verb;
+  // not_found, invalid_request, invalid_state or shutting_down when refused.
+  Status PoolCommand(const std::string& op, const std::string& pool, std::optional<int> replicas,
+                     nlohmann::json& view);
+  // `pincerctl logs`: {"pool","lines":[{"seq","time_ms","replica","stream","text"}],"last"}.
+  Status Logs(const std::string& pool, uint64_t after, std::size_t limit, nlohmann::json& out) const;
+
+  // For ClientApi::Hooks. A pool short of replicas whose last exit left
+  // something on stderr gets its tail as "stderr_tail".
+  nlohmann::json PoolsView() const;
   nlohmann::json StartingWorkersView() const { return supervisor_->StartingWorkersView(); }
   // pid, replica, restarts, uptime_ms, cpu (cores, since last asked) and
   // rss_bytes for a managed worker; nothing for others.
@@ -55,10 +70,12 @@ class SupervisorService {
 
  private:
   void Rearm();
+  void OnOutput(const OutputLine& line);
 
   asio::io_context& io_;
   const Clock& clock_;
   std::mt19937_64 rng_;
+  OutputLog output_;
   std::unique_ptr<PosixSpawner> spawner_;
   std::unique_ptr<Supervisor> supervisor_;
   asio::steady_timer timer_;

@@ -34,13 +34,19 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return value != nullptr ? std::string(value) : fallback;
 }
 
+// COMMAND@HOST; POOL/N@HOST for a replica pincerd started (PINCER_POOL,
+// PINCER_REPLICA), so the replicas of a pool tell apart in `pincerctl workers`.
 std::string DefaultName(const std::vector<std::string>& command) {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  const std::string at = std::string("@") + (host[0] != '\0' ? host : "localhost");
+  const std::string pool = EnvOr("PINCER_POOL", "");
+  const std::string replica = EnvOr("PINCER_REPLICA", "");
+  if (!pool.empty() && !replica.empty()) return pool + "/" + replica + at;
   std::string program = command.empty() ? "worker" : command.front();
   const auto slash = program.rfind('/');
   if (slash != std::string::npos) program = program.substr(slash + 1);
-  return program + "@" + (host[0] != '\0' ? host : "localhost");
+  return program + at;
 }
 
 }  // namespace
@@ -84,7 +90,7 @@ int main(int argc, char** argv) {
                  "client certificate (PEM), for a pincerd that requires one (env PINCER_TLS_CERT)");
   app.add_option("--tls-key", tls_files.key,
                  "the client certificate's private key (PEM) (env PINCER_TLS_KEY)");
-  app.add_option("--name", name, "name shown in `pincerctl workers` (default COMMAND@HOST)");
+  app.add_option("--name", name, "name shown in `pincerctl workers` (default COMMAND@HOST; POOL/N@HOST when pincerd runs it)");
   app.add_option("--skill", skills, "a skill this worker offers (repeatable)")
       ->allow_extra_args(false);
   app.add_option("--label", labels, "KEY=VALUE shown in `pincerctl workers` (repeatable)")
@@ -150,7 +156,13 @@ int main(int argc, char** argv) {
 
   auto logger = spdlog::stderr_color_st("pincer-worker");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ pincer-worker[%P]: %v");
+  if (!EnvOr("PINCER_SPAWN_ID", "").empty()) {
+    // Run by pincerd, which logs each line with its own time and a
+    // pool/replica tag: one timestamp and one tag per line, not two.
+    spdlog::set_pattern("%l %v");
+  } else {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ pincer-worker[%P]: %v");
+  }
   spdlog::set_level(spdlog::level::from_str(log_level));
 
   worker::WorkerOptions options;

@@ -288,13 +288,29 @@ inline std::string ErrorBodyText(std::string_view body) {
 // `retryable` follows the status (429, 5xx and lost connections may pass
 // on another attempt; other statuses will not) and which carries the
 // server's Retry-After as `retry_after_ms`.
+//
+// Whatever tokens the endpoint reported also go in the result's own
+// `usage` (with the model), which pincerd adds up per task, failed
+// attempts included (docs/protocol.md).
 inline nlohmann::json ChatResult(const HttpOutcome& http, const ChatReply& reply, std::time_t now) {
   using nlohmann::json;
+  auto add_usage = [&](json& r) {
+    if (!reply.usage) return;
+    // pincerd refuses a whole result whose usage is negative or names a
+    // model past its bound: an odd endpoint's numbers are clamped here.
+    auto count = [](int64_t n) { return n < 0 ? int64_t{0} : n; };
+    json u = {{"input", count(reply.usage->input)},
+              {"output", count(reply.usage->output)},
+              {"total", count(reply.usage->total)}};
+    if (!reply.model.empty() && reply.model.size() <= 256) u["model"] = reply.model;
+    r["usage"] = std::move(u);
+  };
   auto failure = [&](std::string error, bool retryable) {
     json r = {{"ok", false}, {"error", std::move(error)}, {"retryable", retryable}};
     if (http.retry_after) {
       if (auto ms = ParseRetryAfter(*http.retry_after, now)) r["retry_after_ms"] = *ms;
     }
+    add_usage(r);
     return r;
   };
   if (http.transport_failed) {
@@ -321,13 +337,15 @@ inline nlohmann::json ChatResult(const HttpOutcome& http, const ChatReply& reply
              {"output", reply.usage->output},
              {"total", reply.usage->total}};
   }
-  return {{"ok", true},
-          {"output",
-           {{"text", reply.text},
-            {"usage", usage},
-            {"model", reply.model.empty() ? json(nullptr) : json(reply.model)},
-            {"finish_reason",
-             reply.finish_reason.empty() ? json(nullptr) : json(reply.finish_reason)}}}};
+  json r = {{"ok", true},
+            {"output",
+             {{"text", reply.text},
+              {"usage", usage},
+              {"model", reply.model.empty() ? json(nullptr) : json(reply.model)},
+              {"finish_reason",
+               reply.finish_reason.empty() ? json(nullptr) : json(reply.finish_reason)}}}};
+  add_usage(r);
+  return r;
 }
 
 }  // namespace pincer::worker::openai

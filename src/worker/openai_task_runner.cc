@@ -21,6 +21,7 @@ struct OpenAiTaskRunner::Call {
 
   std::string id;
   bool wanted = true;  // false once cancelled or reported
+  bool cancelled = false;
   std::unique_ptr<HttpCall> http;
   openai::SseParser sse;
   openai::ChatReply reply;
@@ -69,7 +70,7 @@ void OpenAiTaskRunner::Start(TaskSpec spec) {
       if (Call* c = Find(serial); c != nullptr && c->wanted) {
         Finish(serial, {{"ok", false}, {"error", error}, {"retryable", false}}, false);
       }
-      calls_.erase(serial);
+      Erase(serial);
       if (gone_) gone_();
     });
     return;
@@ -158,7 +159,7 @@ void OpenAiTaskRunner::OnFinished(uint64_t serial) {
            {{"ok", false}, {"error", "the request ended unexpectedly"}, {"retryable", true}},
            false);
   }
-  calls_.erase(serial);
+  Erase(serial);
   if (gone_) gone_();
 }
 
@@ -206,6 +207,15 @@ void OpenAiTaskRunner::EmitProgress(Call& c) {
   if (progress_) progress_(c.id, std::move(data));
 }
 
+void OpenAiTaskRunner::Erase(uint64_t serial) {
+  const auto it = calls_.find(serial);
+  if (it == calls_.end()) return;
+  const bool cancelled = it->second->cancelled;
+  const std::string id = it->second->id;
+  calls_.erase(it);
+  if (cancelled && stopped_) stopped_(id);
+}
+
 bool OpenAiTaskRunner::Cancel(const std::string& id) {
   const auto it = by_id_.find(id);
   if (it == by_id_.end()) return false;
@@ -213,6 +223,7 @@ bool OpenAiTaskRunner::Cancel(const std::string& id) {
   by_id_.erase(it);
   if (c != nullptr) {
     c->wanted = false;
+    c->cancelled = true;
     c->progress_timer.cancel();
     if (c->http) c->http->Abort();  // its on_finished erases it
   }

@@ -39,6 +39,7 @@ class OpenAiTaskRunner final : public TaskRunner {
 
   void SetOnDone(DoneCallback done) override { done_ = std::move(done); }
   void SetOnProcessGone(std::function<void()> gone) override { gone_ = std::move(gone); }
+  void SetOnStopped(StoppedCallback stopped) override { stopped_ = std::move(stopped); }
   void SetOnProgress(ProgressCallback progress) override { progress_ = std::move(progress); }
   // Called when a request could not reach the endpoint at all (the
   // health probe then checks it at once).
@@ -65,6 +66,8 @@ class OpenAiTaskRunner final : public TaskRunner {
   void OnEnd(uint64_t serial, const HttpEnd& end);
   void OnFinished(uint64_t serial);
   void Finish(uint64_t serial, nlohmann::json result, bool unreachable);
+  // Erases a call whose request thread is done; a cancelled one is stopped.
+  void Erase(uint64_t serial);
   void MaybeProgress(uint64_t serial);
   void EmitProgress(Call& c);
   Call* Find(uint64_t serial);
@@ -73,6 +76,7 @@ class OpenAiTaskRunner final : public TaskRunner {
   OpenAiRunnerOptions options_;
   DoneCallback done_;
   std::function<void()> gone_;
+  StoppedCallback stopped_;
   ProgressCallback progress_;
   std::function<void()> unreachable_;
 

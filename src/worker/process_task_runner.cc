@@ -261,6 +261,8 @@ void ProcessTaskRunner::MaybeFinish(uint64_t serial) {
   // Erase before calling out: the callbacks may start the next task.
   procs_.erase(it);
   if (wanted && done_) done_(id, std::move(outcome));
+  // Reaped (waitpid) and its pipes closed: a cancelled task is over.
+  if (!wanted && stopped_) stopped_(id);
   if (gone_) gone_();
 }
 

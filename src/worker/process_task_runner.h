@@ -38,6 +38,7 @@ class ProcessTaskRunner final : public TaskRunner {
 
   void SetOnDone(DoneCallback done) override { done_ = std::move(done); }
   void SetOnProcessGone(std::function<void()> gone) override { gone_ = std::move(gone); }
+  void SetOnStopped(StoppedCallback stopped) override { stopped_ = std::move(stopped); }
 
   void Start(TaskSpec spec) override;
   bool Cancel(const std::string& id) override;
@@ -65,6 +66,7 @@ class ProcessTaskRunner final : public TaskRunner {
   asio::signal_set sigchld_;
   DoneCallback done_;
   std::function<void()> gone_;
+  StoppedCallback stopped_;
 
   // Handlers hold a serial, never a pointer, so one firing after its task
   // is gone finds nothing and returns.

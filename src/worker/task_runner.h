@@ -37,6 +37,11 @@ class TaskRunner {
   // Called whenever a process has been reaped (used to finish a shutdown
   // once every process is gone).
   virtual void SetOnProcessGone(std::function<void()> gone) = 0;
+  // Called when the work of a cancelled task is really over: its process
+  // reaped (after SIGTERM, --kill-grace and SIGKILL), or its request
+  // ended. The session answers the daemon's cancel with `stopped` then.
+  using StoppedCallback = std::function<void(const std::string& id)>;
+  virtual void SetOnStopped(StoppedCallback) {}
   // Progress of a running task, to be sent as a `progress` message. Runners
   // that have none ignore it.
   using ProgressCallback = std::function<void(const std::string& id, nlohmann::json data)>;

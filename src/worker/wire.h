@@ -32,6 +32,8 @@ struct TaskMsg {
 };
 struct CancelMsg {
   std::string id;
+  int64_t attempt = 0;  // 0: not given (older daemons)
+  std::string reason;   // cancelled | timed_out | shutdown | parent_ended; "" from older daemons
 };
 struct DrainMsg {};
 // The answer to our own `drain`: the daemon holds no task of ours.
@@ -119,7 +121,8 @@ inline DaemonMessage ParseDaemonMessage(std::string_view line) {
   if (type == "cancel") {
     auto id = string_field("id");
     if (!id) return BadMsg{"cancel without a string \"id\""};
-    return CancelMsg{std::move(*id)};
+    return CancelMsg{std::move(*id), int_field("attempt").value_or(0),
+                     string_field("reason").value_or("")};
   }
   if (type == "drain") return DrainMsg{};
   if (type == "drained") return DrainedMsg{};
@@ -136,6 +139,9 @@ struct HelloFields {
   int capacity = 1;
   nlohmann::json labels = nlohmann::json::object();
   std::string spawn_id;  // sent only when non-empty
+  // Promise to send `stopped` once a cancelled attempt's process is gone
+  // (pincer-worker does); the daemon then never overlaps two attempts.
+  bool confirms_stop = true;
 };
 
 inline std::string HelloLine(const HelloFields& h, int proto) {
@@ -144,6 +150,7 @@ inline std::string HelloLine(const HelloFields& h, int proto) {
                       {"capacity", h.capacity}};
   if (h.labels.is_object() && !h.labels.empty()) j["labels"] = h.labels;
   if (!h.spawn_id.empty()) j["spawn_id"] = h.spawn_id;
+  if (h.confirms_stop) j["confirms_stop"] = true;
   return DumpLine(j);
 }
 
@@ -153,6 +160,21 @@ inline std::string DrainLine() { return "{\"type\":\"drain\"}\n"; }
 inline std::string HeartbeatLine(const nlohmann::json& load) {
   return DumpLine(
       {{"type", "heartbeat"}, {"load", load.is_object() ? load : nlohmann::json::object()}});
+}
+
+// The attempt of a cancelled task is over: its process is gone.
+inline std::string StoppedLine(std::string_view id, int64_t attempt) {
+  return DumpLine({{"type", "stopped"}, {"id", id}, {"attempt", attempt}});
+}
+
+// The most bytes AppendAttempt adds to a line.
+inline constexpr std::size_t kAttemptFieldBytes = 32;
+// `line`, one JSON object and its newline, with "attempt":N as its last
+// field (a result or progress names the attempt it belongs to).
+inline void AppendAttempt(std::string& line, int64_t attempt) {
+  if (line.size() < 3 || line[line.size() - 2] != '}') return;
+  line.resize(line.size() - 2);
+  line += ",\"attempt\":" + std::to_string(attempt) + "}\n";
 }
 
 inline std::string FailureLine(std::string_view id, std::string_view error, bool retryable) {

@@ -31,9 +31,13 @@ WorkerSession::WorkerSession(asio::io_context& io, WorkerOptions options, TaskRu
   runner_.SetOnDone(
       [this](const std::string& id, TaskOutcome outcome) { OnTaskDone(id, std::move(outcome)); });
   runner_.SetOnProcessGone([this] { OnProcessGone(); });
+  runner_.SetOnStopped([this](const std::string& id) { OnStopped(id); });
   runner_.SetOnProgress([this](const std::string& id, nlohmann::json data) {
     if (conn_ && welcomed_) {
-      conn_->Send(DumpLine({{"type", "progress"}, {"id", id}, {"data", std::move(data)}}));
+      const auto it = attempts_.find(id);
+      nlohmann::json line = {{"type", "progress"}, {"id", id}, {"data", std::move(data)}};
+      if (it != attempts_.end()) line["attempt"] = it->second;
+      conn_->Send(DumpLine(line));
     }
   });
 }
@@ -155,14 +159,39 @@ void WorkerSession::OnTask(TaskMsg& m) {
   spdlog::info("task {} attempt {}: starting", m.id, m.attempt);
   TaskSpec spec{m.id, PayloadToStdin(m.payload, m.payload_text), {}, m.session, m.attempt};
   spec.payload = std::move(m.payload);
+  attempts_[m.id] = m.attempt;
   runner_.Start(std::move(spec));
 }
 
 void WorkerSession::OnCancel(const CancelMsg& m) {
+  const auto it = attempts_.find(m.id);
+  if (it != attempts_.end() && m.attempt > 0 && m.attempt != it->second) {
+    spdlog::warn("cancel for task {} attempt {}, but attempt {} runs here; ignored", m.id,
+                 m.attempt, it->second);
+    return;
+  }
+  const int64_t attempt = it != attempts_.end() ? it->second : m.attempt;
   if (runner_.Cancel(m.id)) {
-    spdlog::info("task {}: cancelled by the daemon, stopping it", m.id);
-  } else {
+    spdlog::info("task {} attempt {}: {} by the daemon, stopping it", m.id, attempt,
+                 m.reason.empty() ? "cancelled" : m.reason);
+    attempts_.erase(m.id);
+    cancelled_[m.id] = {attempt, conn_gen_};  // `stopped` once its process is reaped
+  } else if (!cancelled_.count(m.id)) {
+    // Nothing of it runs here (it ended as the cancel crossed its result):
+    // it is stopped already.
     spdlog::debug("cancel for task {}, which does not run here", m.id);
+    conn_->Send(StoppedLine(m.id, attempt > 0 ? attempt : 1));
+  }
+}
+
+void WorkerSession::OnStopped(const std::string& id) {
+  const auto it = cancelled_.find(id);
+  if (it == cancelled_.end()) return;  // stopped by us (shutdown, lost connection)
+  const Stopping s = it->second;
+  cancelled_.erase(it);
+  if (conn_ && welcomed_ && s.conn_gen == conn_gen_) {
+    spdlog::info("task {} attempt {}: stopped", id, s.attempt);
+    conn_->Send(StoppedLine(id, s.attempt));
   }
 }
 
@@ -212,8 +241,12 @@ void WorkerSession::OnDaemonError(const ErrorMsg& m) {
 }
 
 void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
-  std::string line =
-      ResultLine(id, outcome, options_.max_frame_bytes, max_json_depth_, options_.result);
+  std::string line = ResultLine(id, outcome, options_.max_frame_bytes - kAttemptFieldBytes,
+                                max_json_depth_, options_.result);
+  if (const auto it = attempts_.find(id); it != attempts_.end()) {
+    AppendAttempt(line, it->second);
+    attempts_.erase(it);
+  }
   if (Succeeded(outcome)) {
     spdlog::info("task {}: done ({} bytes of output)", id, outcome.stdout_total);
   } else {
@@ -225,6 +258,7 @@ void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
 
 void WorkerSession::OnProcessGone() {
   if (stopping_ && runner_.processes() == 0) Exit(0);
+  MaybeFinishDrain();
 }
 
 void WorkerSession::DropConnection(const std::string& reason) {
@@ -245,6 +279,7 @@ void WorkerSession::DropConnection(const std::string& reason) {
     spdlog::warn("stopping {} running task(s): the connection was lost", runner_.running());
     runner_.CancelAll();
   }
+  attempts_.clear();
   if (draining_) {
     spdlog::info("connection closed while draining ({}); exiting", reason);
     Shutdown();
@@ -294,7 +329,10 @@ void WorkerSession::SendHeartbeat() {
 }
 
 void WorkerSession::MaybeFinishDrain() {
-  if (!draining_ || finishing_drain_ || stopping_ || runner_.running() > 0) return;
+  // Processes, not tasks: a cancelled attempt's process still dying keeps
+  // the connection open, so the daemon does not take the close for its
+  // `stopped` and start the task elsewhere meanwhile.
+  if (!draining_ || finishing_drain_ || stopping_ || runner_.processes() > 0) return;
   if (self_draining_ && !drained_) return;  // the daemon may still send a task
   finishing_drain_ = true;
   spdlog::info("drained; exiting");
@@ -317,6 +355,7 @@ void WorkerSession::Shutdown() {
   DropConnection("shutting down");
   if (runner_.running() > 0) spdlog::info("stopping {} running task(s)", runner_.running());
   runner_.CancelAll();
+  attempts_.clear();
   if (runner_.processes() == 0) {
     Exit(0);
     return;

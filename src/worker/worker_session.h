@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "worker/backoff.h"
 #include "worker/line_connection.h"
@@ -64,6 +65,7 @@ class WorkerSession {
   void OnDaemonError(const ErrorMsg& m);
   void OnTaskDone(const std::string& id, TaskOutcome outcome);
   void OnProcessGone();
+  void OnStopped(const std::string& id);
   void DropConnection(const std::string& reason);
   void ScheduleReconnect();
   void ScheduleHeartbeat();
@@ -88,6 +90,16 @@ class WorkerSession {
   int max_json_depth_ = kDefaultMaxJsonDepth;  // from the daemon's welcome
   std::chrono::steady_clock::time_point next_heartbeat_;
   int failed_attempts_ = 0;
+  // The attempt of each running task, named in its progress and result.
+  std::unordered_map<std::string, int64_t> attempts_;
+  // Tasks cancelled by the daemon whose process is not gone yet: their
+  // attempt and the connection (conn_gen_) that cancelled them. `stopped`
+  // goes out when the process is gone, on that connection only.
+  struct Stopping {
+    int64_t attempt;
+    uint64_t conn_gen;
+  };
+  std::unordered_map<std::string, Stopping> cancelled_;
 
   bool started_ = false;
   bool held_ = false;

@@ -392,6 +392,9 @@ TEST_F(HostileInputTest, NumbersOutsideTheirRangesAreRefused) {
                  "invalid_request", 5},
                 {R"({"type":"tasks","req":6,"limit":0})", "invalid_request", 6},
                 {R"({"type":"tasks","req":7,"limit":100000000000})", "invalid_request", 7},
+                {R"({"type":"tasks","req":8,"order":"sideways"})", "invalid_request", 8},
+                {R"({"type":"tasks","req":9,"after":"yesterday"})", "invalid_request", 9},
+                {R"({"type":"tasks","req":10,"skill":7})", "bad_message", 10},
             });
   // Nothing was created.
   EXPECT_EQ(Stats(*witness_).value("submitted", -1), 1) << "only the pending task";

@@ -2,16 +2,20 @@
 // exit codes, per SPEC section 7 and docs/cli.md.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
+#include "support/subprocess.h"
 #include "support/temp_dir.h"
 #include "support/test_worker.h"
 #include "support/wait_for.h"
@@ -106,12 +110,18 @@ TEST_F(CtlTest, BadUsageExitsTwoWithoutContactingTheDaemon) {
       {"submit", "--batch", "/"},
       {"tasks", "--state", "sleeping"},
       {"tasks", "--limit", "0"},
+      {"tasks", "--limit", "5", "--all"},
+      {"submti"},
+      {"--json", "wiat", "t1"},
+      {"wait"},
   };
   for (const auto& args : cases) {
     CtlResult result = RunCtl("127.0.0.1:1", args);
     EXPECT_EQ(result.exit_code, 2) << ::testing::PrintToString(args) << "\n" << result;
     EXPECT_TRUE(result.out.empty()) << result;
-    EXPECT_FALSE(result.err.empty()) << result;
+    // docs/cli.md: one "pincerctl:" line on every failure.
+    EXPECT_EQ(result.err.rfind("pincerctl: ", 0), 0u) << result;
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result;
   }
   EXPECT_EQ(RunCtl("not-an-address", {"stats"}).exit_code, 2);
 }
@@ -341,7 +351,7 @@ TEST_F(CtlTest, TasksFiltersByState) {
     EXPECT_EQ(task["state"], "queued");
     ids.push_back(task["id"]);
   }
-  EXPECT_EQ(ids, (std::vector<std::string>{queued_1, queued_2}));  // oldest first
+  EXPECT_EQ(ids, (std::vector<std::string>{queued_2, queued_1}));  // newest first
 
   CtlResult succeeded = Ctl({"--json", "tasks", "--state", "succeeded"});
   ASSERT_EQ(succeeded.exit_code, 0) << succeeded;
@@ -574,10 +584,323 @@ TEST_F(CtlTest, EndedTasksBeyondMaxEndedArePurgedOldestFirstWithTheirKeys) {
   CtlResult listed = Ctl({"--json", "tasks", "--state", "succeeded"});
   ASSERT_EQ(listed.exit_code, 0) << listed;
   ASSERT_EQ(listed.Json().size(), 3u) << listed;
-  EXPECT_EQ(listed.Json()[0]["id"], ids[2]) << "in id order";
+  EXPECT_EQ(listed.Json()[0]["id"], ids[4]) << "newest first";
   // A purged task's key is free again; a kept one still names its task.
   EXPECT_NE(Submit({"--key", "k0", "--skill", "echo", "--payload", "9"}), ids[0]);
-  EXPECT_EQ(Submit({"--key", "k4", "--skill", "echo", "--payload", "9"}), ids[4]);
+  EXPECT_EQ(Submit({"--key", "k4", "--skill", "echo", "--payload", "4"}), ids[4]);
+}
+
+// Item by item, what a new user met in issue 19.
+
+TEST_F(CtlTest, ParseErrorsAreOnePincerctlLineNamingTheProblem) {
+  CtlResult timeout = RunCtl("127.0.0.1:1", {"submit", "--timeout", "5x"});
+  EXPECT_EQ(timeout.exit_code, 2) << timeout;
+  EXPECT_EQ(timeout.err,
+            "pincerctl: --timeout: '5x' is not a duration (e.g. 250ms, 30s, 10m, 1h30m; 0 = none) "
+            "(see pincerctl submit --help)\n")
+      << timeout;
+
+  CtlResult typo = RunCtl("127.0.0.1:1", {"submti", "--skill", "echo"});
+  EXPECT_EQ(typo.exit_code, 2) << typo;
+  EXPECT_EQ(typo.err, "pincerctl: unknown command 'submti'; did you mean 'submit'?\n") << typo;
+
+  // Global flags and their values before the command are skipped over.
+  CtlResult after_flags = RunCtl("127.0.0.1:1", {"--json", "--token", "x", "statuss", "t1"});
+  EXPECT_EQ(after_flags.err, "pincerctl: unknown command 'statuss'; did you mean 'status'?\n")
+      << after_flags;
+
+  CtlResult far = RunCtl("127.0.0.1:1", {"frobnicate"});
+  EXPECT_EQ(far.err, "pincerctl: unknown command 'frobnicate' (pincerctl --help lists the commands)\n")
+      << far;
+  CtlResult none = RunCtl("127.0.0.1:1", {});
+  EXPECT_EQ(none.err, "pincerctl: no command given (pincerctl --help lists them)\n") << none;
+}
+
+TEST_F(CtlTest, SubmitHelpSaysATaskWithoutSkillGoesToAnyWorker) {
+  CtlResult help = RunCtl("", {"submit", "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help;
+  EXPECT_NE(help.out.find("without --skill needs no skill: it may go to any worker"),
+            std::string::npos)
+      << help;
+}
+
+// The README's table of pincerctl commands names every command --help lists.
+TEST_F(CtlTest, ReadmeNamesEveryCommand) {
+  const std::string readme = ReadFileOrEmpty(std::string(PINCER_SOURCE_DIR) + "/README.md");
+  const std::size_t row = readme.find("| `pincerctl` |");
+  ASSERT_NE(row, std::string::npos);
+  const std::string line = readme.substr(row, readme.find('\n', row) - row);
+  CtlResult help = RunCtl("", {"--help"});
+  const std::size_t start = help.out.find("Subcommands:");
+  ASSERT_NE(start, std::string::npos) << help;
+  std::istringstream commands(help.out.substr(start));
+  std::string text;
+  std::getline(commands, text);
+  int seen = 0;
+  while (std::getline(commands, text)) {
+    std::istringstream words(text);
+    std::string command;
+    if (!(words >> command) || text[0] != ' ') break;
+    ++seen;
+    EXPECT_TRUE(line.find(" " + command + ",") != std::string::npos ||
+                line.find(" " + command + " |") != std::string::npos)
+        << command << " is missing from README's pincerctl row: " << line;
+  }
+  EXPECT_GE(seen, 12) << help;
+}
+
+// 2,600 tasks: newest first, a note on stderr when the list is cut, filters
+// applied by pincerd, and --all paging through every one of them.
+TEST_F(CtlTest, TasksListsNewestFirstSaysWhenCutAndPages) {
+  StartDaemon();
+  constexpr int kTasks = 2600;
+  std::string batch;
+  for (int i = 0; i < kTasks; ++i) {
+    // Nobody has these skills: every task stays queued.
+    json line = {{"skills", {i % 2 == 0 ? "even" : "odd"}}, {"payload", i}};
+    if (i % 100 == 0) line["session"] = "s" + std::to_string(i / 1000);
+    batch += line.dump() + "\n";
+  }
+  CtlOptions stdin_batch;
+  stdin_batch.stdin_text = batch;
+  CtlResult submitted = Ctl({"submit", "--batch", "-"}, stdin_batch);
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  const std::vector<std::string> ids = submitted.Lines();
+  ASSERT_EQ(ids.size(), static_cast<std::size_t>(kTasks));
+
+  CtlResult table = Ctl({"tasks"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  ASSERT_EQ(table.Lines().size(), 1001u) << "header + 1000";
+  EXPECT_EQ(table.Lines()[1].rfind(ids.back() + " ", 0), 0u) << "newest first: " << table.Lines()[1];
+  EXPECT_EQ(table.Lines()[1000].rfind(ids[kTasks - 1000] + " ", 0), 0u) << table.Lines()[1000];
+  EXPECT_EQ(table.err, "pincerctl: 1000 of 2600 shown, --limit/--all for more (or --after " +
+                           ids[kTasks - 1000] + ")\n");
+
+  CtlResult all = Ctl({"--json", "tasks", "--all"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(all.err, "") << "nothing was left out";
+  ASSERT_EQ(all.Json().size(), static_cast<std::size_t>(kTasks));
+  for (int i = 0; i < kTasks; ++i) {
+    ASSERT_EQ(all.Json()[i]["id"], ids[kTasks - 1 - i]) << "every task once, newest first";
+  }
+
+  CtlResult oldest = Ctl({"--json", "tasks", "--oldest", "--limit", "3"});
+  ASSERT_EQ(oldest.Json().size(), 3u) << oldest;
+  EXPECT_EQ(oldest.Json()[0]["id"], ids[0]);
+  EXPECT_EQ(oldest.err, "pincerctl: 3 of 2600 shown, --limit/--all for more (or --after " +
+                            ids[2] + ")\n");
+  // The cursor the note names gives the next page.
+  CtlResult next = Ctl({"--json", "tasks", "--oldest", "--limit", "3", "--after", ids[2]});
+  ASSERT_EQ(next.Json().size(), 3u) << next;
+  EXPECT_EQ(next.Json()[0]["id"], ids[3]);
+
+  CtlResult even = Ctl({"--json", "tasks", "--skill", "even", "--all"});
+  ASSERT_EQ(even.Json().size(), static_cast<std::size_t>(kTasks / 2)) << even.err;
+  for (const json& task : even.Json()) ASSERT_EQ(task["skills"], json::array({"even"}));
+  CtlResult even_cut = Ctl({"--json", "tasks", "--skill", "even"});
+  EXPECT_EQ(even_cut.Json().size(), 1000u);
+  EXPECT_EQ(even_cut.err.rfind("pincerctl: 1000 of 1300 shown", 0), 0u) << even_cut.err;
+
+  CtlResult session = Ctl({"--json", "tasks", "--session", "s1"});
+  ASSERT_EQ(session.exit_code, 0) << session.err;
+  EXPECT_EQ(session.Json().size(), 10u) << "tasks 1000, 1100, ..., 1900";
+  EXPECT_EQ(session.err, "");
+  EXPECT_EQ(session.Json()[0]["id"], ids[1900]);
+
+  CtlResult none = Ctl({"--json", "tasks", "--state", "succeeded", "--skill", "even"});
+  EXPECT_EQ(none.Json(), json::array()) << none;
+
+  // A cursor that is no task id is bad input, refused by pincerd.
+  CtlResult bad_cursor = Ctl({"tasks", "--after", "yesterday"});
+  EXPECT_EQ(bad_cursor.exit_code, 2) << bad_cursor;
+  EXPECT_NE(bad_cursor.err.find("invalid_request"), std::string::npos) << bad_cursor;
+}
+
+TEST_F(CtlTest, TasksFilterByWorker) {
+  StartDaemon();
+  auto first = ConnectWorker({"echo"}, "first");
+  ASSERT_TRUE(first);
+  first->StartAuto();
+  const std::string on_first = Submit({"--skill", "echo", "--payload", "1"});
+  ASSERT_TRUE(WaitFor([&] { return StateOf(on_first) == "succeeded"; }));
+  first.reset();
+  auto second = ConnectWorker({"echo"}, "second");
+  ASSERT_TRUE(second);
+  second->StartAuto();
+  const std::string on_second = Submit({"--skill", "echo", "--payload", "2"});
+  ASSERT_TRUE(WaitFor([&] { return StateOf(on_second) == "succeeded"; }));
+
+  CtlResult listed = Ctl({"--json", "tasks", "--worker", second->id()});
+  ASSERT_EQ(listed.exit_code, 0) << listed;
+  ASSERT_EQ(listed.Json().size(), 1u) << listed;
+  EXPECT_EQ(listed.Json()[0]["id"], on_second);
+}
+
+// status: each attempt's error once, its further lines indented, and the
+// runs before and after a retry set apart.
+TEST_F(CtlTest, StatusPrintsEachAttemptErrorOnceAndSeparatesRetries) {
+  StartDaemon("tasks: { retry_backoff: { initial: 0, max: 0 } }\n");
+  auto worker = ConnectWorker({"flaky"}, "flaky");
+  ASSERT_TRUE(worker);
+  AutoOptions fail;
+  fail.handler = [](const json&) {
+    TaskReply reply;
+    reply.ok = false;
+    reply.error = "Traceback (most recent call last):\nValueError: bad input";
+    return reply;
+  };
+  worker->StartAuto(fail);
+  const std::string id = Submit({"--skill", "flaky", "--max-attempts", "2"});
+  ASSERT_EQ(Ctl({"wait", id}).exit_code, 1);
+  ASSERT_EQ(Ctl({"retry", id}).exit_code, 0);
+  ASSERT_EQ(Ctl({"wait", id}).exit_code, 1);
+
+  CtlResult status = Ctl({"status", id});
+  ASSERT_EQ(status.exit_code, 0) << status;
+  const std::string w = worker->id();
+  const std::string errors =
+      "errors:\n"
+      "  attempt 1 on " + w + ": Traceback (most recent call last):\n"
+      "      ValueError: bad input\n"
+      "  attempt 2 on " + w + ": Traceback (most recent call last):\n"
+      "      ValueError: bad input\n"
+      "  -- retried --\n"
+      "  attempt 1 on " + w + ": Traceback (most recent call last):\n"
+      "      ValueError: bad input\n"
+      "  attempt 2 on " + w + ": Traceback (most recent call last):\n"
+      "      ValueError: bad input\n";
+  EXPECT_NE(status.out.find(errors), std::string::npos) << status;
+  EXPECT_EQ(status.out.find("\nerror:"), std::string::npos)
+      << "the task's error is the last attempt's, printed once\n" << status;
+  std::size_t count = 0;
+  for (std::size_t at = 0; (at = status.out.find("ValueError", at)) != std::string::npos; ++at) {
+    ++count;
+  }
+  EXPECT_EQ(count, 4u) << status;
+
+  CtlResult waited = Ctl({"wait", id});
+  EXPECT_NE(waited.out.find("  -- retried --\n"), std::string::npos) << waited;
+  EXPECT_EQ(waited.out.find("\nerror:"), std::string::npos) << waited;
+}
+
+TEST_F(CtlTest, WaitTakesSeveralIds) {
+  StartDaemon();
+  auto worker = ConnectWorker({"echo"});
+  ASSERT_TRUE(worker);
+  AutoOptions options;
+  options.handler = [](const json& task) {
+    TaskReply reply;
+    reply.ok = task["payload"] != "fail";
+    reply.output = task["payload"];
+    reply.error = "asked to fail";
+    reply.retryable = false;
+    return reply;
+  };
+  worker->StartAuto(options);
+  const std::string a = Submit({"--skill", "echo", "--payload", "\"a\""});
+  const std::string b = Submit({"--skill", "echo", "--payload", "\"b\""});
+  const std::string bad = Submit({"--skill", "echo", "--payload", "\"fail\""});
+
+  CtlResult both = Ctl({"wait", a, b});
+  EXPECT_EQ(both.exit_code, 0) << both;
+  EXPECT_EQ(both.out.find("id:       " + a), 0u) << both;
+  EXPECT_NE(both.out.find("\n\nid:       " + b), std::string::npos) << "in the order given\n" << both;
+
+  CtlResult one_failed = Ctl({"--json", "wait", a, bad, b});
+  EXPECT_EQ(one_failed.exit_code, 1) << one_failed;
+  ASSERT_EQ(one_failed.Json().size(), 3u) << one_failed;
+  EXPECT_EQ(one_failed.Json()[1]["id"], bad);
+  EXPECT_EQ(one_failed.Json()[1]["state"], "failed");
+  EXPECT_EQ(one_failed.Json()[2]["output"], "b");
+
+  CtlResult missing = Ctl({"--json", "wait", a, "t999999", bad});
+  EXPECT_EQ(missing.exit_code, 4) << "not found outranks failed\n" << missing;
+  EXPECT_EQ(missing.err, "pincerctl: not_found: no task t999999\n") << missing;
+  ASSERT_EQ(missing.Json().size(), 3u) << missing;
+  EXPECT_EQ(missing.Json()[1]["error"]["code"], "not_found");
+  EXPECT_EQ(missing.Json()[2]["state"], "failed");
+}
+
+TEST_F(CtlTest, TopQuitsOnQ) {
+  StartDaemon();
+  CtlOptions q;
+  q.stdin_text = "q";
+  // Without the q this would wait an hour for its second frame.
+  CtlResult top = Ctl({"top", "--frames", "5", "--interval", "1h"}, q);
+  EXPECT_EQ(top.exit_code, 0) << top;
+  std::size_t frames = 0;
+  for (std::size_t at = 0; (at = top.out.find("pincer top", at)) != std::string::npos; ++at) {
+    ++frames;
+  }
+  EXPECT_EQ(frames, 1u) << top;
+}
+
+TEST_F(CtlTest, WorkersShowLabelsAndLoadInTheFormatTopUses) {
+  StartDaemon();
+  TestWorkerOptions options;
+  options.name = "labelled";
+  options.skills = {"echo"};
+  options.labels = {{"team", "nlp"}};
+  auto worker = TestWorker::Connect(daemon_->address(), options);
+  ASSERT_TRUE(worker.ok());
+  ASSERT_TRUE((*worker)->SendHeartbeat({{"cpu", 0.25}, {"rss_bytes", 5 * 1024 * 1024}}));
+  ASSERT_TRUE(WaitFor([&] {
+    return Ctl({"--json", "workers"}).Json()[0]["load"].value("rss_bytes", 0) > 0;
+  }));
+  CtlResult table = Ctl({"workers"});
+  ASSERT_EQ(table.Lines().size(), 2u) << table;
+  for (const char* column : {"POOL", "REPLICA", "PID", "UPTIME", "CPU", "RSS", "LABELS"}) {
+    EXPECT_NE(table.Lines()[0].find(column), std::string::npos) << column << "\n" << table;
+  }
+  const std::string row = table.Lines()[1];
+  EXPECT_NE(row.find("  25%  5.0Mi  team=nlp"), std::string::npos) << table;
+
+  CtlResult top = Ctl({"top", "--once"});
+  ASSERT_EQ(top.exit_code, 0) << top;
+  EXPECT_NE(top.out.find("25%"), std::string::npos) << top;
+  EXPECT_NE(top.out.find("5.0Mi"), std::string::npos) << top;
+}
+
+TEST_F(CtlTest, WorkersShowPidReplicaAndUptimeOfPoolWorkers) {
+  StartDaemon(std::string("pools:\n  - name: echo\n    replicas: 1\n    command: [\"") +
+              PINCER_BUILD_DIR + "/pincer-worker\", --skill, echo, --label, kind=pool, --, cat]\n");
+  json workers;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        workers = Ctl({"--json", "workers"}).Json();
+        return workers.size() == 1 && workers[0]["id"].is_string() &&
+               workers[0].contains("uptime_ms");
+      },
+      seconds(30)));
+  CtlResult table = Ctl({"workers"});
+  ASSERT_EQ(table.Lines().size(), 2u) << table;
+  const std::string pid = std::to_string(workers[0]["pid"].get<long long>());
+  std::istringstream row(table.Lines()[1]);
+  std::vector<std::string> cells{std::istream_iterator<std::string>(row), {}};
+  ASSERT_GE(cells.size(), 11u) << table;
+  EXPECT_EQ(cells[7], "echo") << "POOL\n" << table;
+  EXPECT_EQ(cells[8], "0") << "REPLICA\n" << table;
+  EXPECT_EQ(cells[9], pid) << "PID\n" << table;
+  EXPECT_NE(cells[10], "-") << "UPTIME\n" << table;
+  EXPECT_NE(table.Lines()[1].find("kind=pool"), std::string::npos) << table;
+}
+
+TEST(PincerdHelpTest, SaysThatWithoutConfigTasksLiveInMemory) {
+  ProcessResult help = RunProcess({std::string(PINCER_BUILD_DIR) + "/pincerd", "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_NE(help.out.find("memory store"), std::string::npos) << help.out;
+
+  TempDir dir("pincerd-noconf");
+  ChildProcess pincerd;
+  const std::string err = dir.path() + "/stderr";
+  ASSERT_EQ(pincerd.Start({std::string(PINCER_BUILD_DIR) + "/pincerd", "--listen", "127.0.0.1:0"},
+                          dir.path() + "/stdout", err),
+            "");
+  EXPECT_TRUE(WaitFor([&] {
+    return ReadFileOrEmpty(err).find("no --config: running on the defaults with a memory store") !=
+           std::string::npos;
+  })) << ReadFileOrEmpty(err);
+  pincerd.KillGroup();
 }
 
 TEST_F(CtlTest, UnixSocketAddress) {

@@ -283,13 +283,16 @@ TEST_F(LifecycleTest, CancelWorksOnQueuedAndRunningTasks) {
 TEST_F(LifecycleTest, ARepeatedIdempotencyKeyReturnsTheSameId) {
   StartDaemon();
   CtlResult first = RunCtl(addr_, {"--json", "submit", "--key", "order-7", "--payload", "1"});
-  CtlResult second = RunCtl(addr_, {"--json", "submit", "--key", "order-7", "--payload", "2"});
+  CtlResult second = RunCtl(addr_, {"--json", "submit", "--key", "order-7", "--payload", "1"});
   ASSERT_EQ(first.exit_code, 0) << first;
   ASSERT_EQ(second.exit_code, 0) << second;
   const std::string id = first.Json().value("id", "");
   EXPECT_FALSE(id.empty()) << first;
   EXPECT_EQ(second.Json().value("id", ""), id) << second;
-  auto third = client_->Request({{"type", "submit"}, {"key", "order-7"}});
+  // Another payload under the key is refused (conflict), and changes nothing.
+  CtlResult conflict = RunCtl(addr_, {"--json", "submit", "--key", "order-7", "--payload", "2"});
+  EXPECT_EQ(conflict.exit_code, 2) << conflict;
+  auto third = client_->Request({{"type", "submit"}, {"key", "order-7"}, {"payload", 1}});
   ASSERT_TRUE(third.ok());
   EXPECT_EQ((*third)["id"], id);
   EXPECT_EQ((*third)["existing"], true);

@@ -130,6 +130,11 @@ TEST_F(OpenAiWorkerTest, TextAndUsageComeBack) {
   EXPECT_EQ(end["output"], json::parse(R"({"text":"ECHO: hello model","model":"stub-model",
       "finish_reason":"stop","usage":{"input":10,"output":5,"total":15}})"))
       << end;
+  // The worker sends the usage in the result's own `usage` too: pincerd
+  // counts it for the task.
+  EXPECT_EQ(Status(end["id"])["usage"],
+            json::parse(R"({"input":10,"output":5,"total":15,"cost":0.0,"model":"stub-model"})"))
+      << Status(end["id"]);
 
   // An object payload: messages and other params pass through; its model
   // wins over --model.

@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -399,6 +400,87 @@ TEST_F(OpsTest, WorkerFailingEveryTaskIsEjectedAndOthersTakeItsShare) {
   EXPECT_EQ(Sample(text, "pincer_worker_ejections_total"), 1) << text;
   EXPECT_EQ(Sample(text, R"(pincer_workers{state="ejected"})"), 1) << text;
   EXPECT_NE(daemon_->ReadStderr().find("ejected"), std::string::npos);
+}
+
+// Issue 19, logs at info: a worker declared dead by missed heartbeats, with
+// the tasks requeued; an attempt failing (one line, the error's first
+// line); what a reload changed.
+TEST_F(OpsTest, InfoLogsSayWhoDiedWhatFailedAndWhatAReloadChanged) {
+  StartDaemon("heartbeat: { interval: 500ms, misses: 2 }\ntasks: { retry_backoff: { initial: 0s } }\n");
+  TestWorkerOptions silent_options;
+  silent_options.name = "silent";
+  silent_options.skills = {"x"};
+  silent_options.auto_heartbeat = false;
+  auto silent = TestWorker::Connect(daemon_->address(), silent_options);
+  ASSERT_TRUE(silent.ok()) << silent.error().ToString();
+  ASSERT_TRUE((*silent)->SendHeartbeat());  // alive when the task comes, silent after
+  CtlResult submit = Ctl({"submit", "--skill", "x"});
+  ASSERT_EQ(submit.exit_code, 0) << submit;
+  const std::string id = submit.Lines().at(0);
+  ASSERT_TRUE((*silent)->NextTask(seconds(10)));
+  const std::string dead = "worker " + (*silent)->id() + " (silent) declared dead";
+  ASSERT_TRUE(WaitFor([&] { return daemon_->ReadStderr().find(dead) != std::string::npos; }))
+      << daemon_->ReadStderr();
+  const std::string err = daemon_->ReadStderr();
+  const std::size_t at = err.find(dead);
+  const std::size_t begin = err.rfind('\n', at) + 1;  // npos + 1 = 0: the first line
+  const std::string line = err.substr(begin, err.find('\n', at) - begin);
+  EXPECT_NE(line.find(" info "), std::string::npos) << line;
+  EXPECT_NE(line.find("requeued " + id), std::string::npos) << line;
+
+  // A failing attempt: one line, with the first line of its error.
+  auto failing = Worker("failing", {"x"});
+  ASSERT_TRUE(failing);
+  auto task = failing->NextTask(seconds(10));
+  ASSERT_TRUE(task);
+  ASSERT_TRUE(failing->SendResult((*task)["id"], false, "disk full\nTraceback: more\nand more", false));
+  const std::string failed = "task " + id + " attempt 2 failed on worker " + failing->id() +
+                             " (not retryable): disk full\n";
+  EXPECT_TRUE(WaitFor([&] { return daemon_->ReadStderr().find(failed) != std::string::npos; }))
+      << daemon_->ReadStderr();
+  EXPECT_EQ(daemon_->ReadStderr().find("Traceback"), std::string::npos);
+
+  daemon_->SetConfig(std::string(kBaseConfig) +
+                     "heartbeat: { interval: 500ms, misses: 2 }\n"
+                     "tasks: { retry_backoff: { initial: 0s }, queue_ttl: 5m }\n"
+                     "routing: { strategy: round_robin, rules: [ { skills: [tts], max_running: 1 } ] }\n");
+  CtlResult reload = Ctl({"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload;
+  for (const std::string& change :
+       {"reload: routing.strategy: least_connections -> round_robin",
+        "reload: routing.rules[0]: added (skills [tts] strategy (default) max_running 1)",
+        "reload: tasks.queue_ttl: 0s -> 5m"}) {
+    EXPECT_TRUE(WaitFor([&] { return daemon_->ReadStderr().find(change) != std::string::npos; }))
+        << change << "\n" << daemon_->ReadStderr();
+  }
+}
+
+// One pincerd per data_dir: a second one names the first and exits with
+// its documented code (3), leaving the first serving.
+TEST_F(OpsTest, ASecondPincerdOnTheSameDataDirSaysWhoUsesItAndExits) {
+  DaemonOptions options;
+  options.config_yaml = "store: { kind: sqlite, fsync: off }\n";
+  DaemonProcess first(options);
+  ASSERT_TRUE(first.Start());
+  TempDir dir("second");
+  const std::string config = dir.Join("second.yaml");
+  {
+    std::ofstream out(config);
+    out << "listen: 127.0.0.1:0\nstore: { kind: sqlite, fsync: off }\ndata_dir: " << first.data_dir()
+        << "\n";
+  }
+  ProcessResult second =
+      RunProcess({std::string(PINCER_BUILD_DIR) + "/pincerd", "--config", config});
+  EXPECT_EQ(second.exit_code, 3) << second.err;
+  EXPECT_NE(second.err.find("another pincerd (pid " + std::to_string(first.pid()) + ") is using " +
+                            first.data_dir()),
+            std::string::npos)
+      << second.err;
+  CtlResult still = RunCtl(first.address(), {"submit", "--skill", "x"});
+  EXPECT_EQ(still.exit_code, 0) << still;
+  // Once the first is gone, the data dir is free again.
+  first.Kill9();
+  ASSERT_TRUE(first.Restart());
 }
 
 }  // namespace

@@ -396,6 +396,37 @@ TEST_F(PincerWorkerTest, SigtermDrainsTheRunningTaskFinishesThenExitsZero) {
   EXPECT_NE(WorkerLog(w).find("draining"), std::string::npos);
 }
 
+// A task cancelled while the worker drains on SIGTERM: the worker keeps the
+// connection until the command is reaped and its `stopped` sent, and only
+// then (pincerd answering `drained`) exits.
+TEST_F(PincerWorkerTest, SigtermWaitsForACancelledCommandToBeReapedBeforeClosing) {
+  TempDir scratch("pw-term-cancel");
+  const std::string leader = scratch.Join("leader");
+  const size_t w = StartWorker(
+      {"--name", "slowstop", "--skill", "slowstop", "--kill-grace", "0.5"},
+      {"sh", "-c", "trap '' TERM; echo $$ > " + leader + "; while :; do sleep 0.05; done"});
+  ASSERT_TRUE(WaitForWorker("slowstop"));
+  const std::string id = Submit({"--skill", "slowstop", "--payload", "1"});
+  auto pid = ReadPid(leader);
+  ASSERT_TRUE(pid);
+  workers_[w]->Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] {
+    auto worker = FindWorker("slowstop");
+    return worker && worker->value("state", "") == "draining";
+  }));
+  CtlResult cancel = Ctl({"cancel", id});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel;
+  EXPECT_EQ(workers_[w]->Wait(seconds(10)), std::optional<int>(0));
+  EXPECT_FALSE(ProcessAlive(*pid)) << "the worker exited before its command was gone";
+  EXPECT_EQ(StateOf(id), "cancelled");
+  const std::string log = WorkerLog(w);
+  const auto stopped = log.find("attempt 1: stopped");
+  const auto exiting = log.find("drained; exiting");
+  ASSERT_NE(stopped, std::string::npos) << log;
+  ASSERT_NE(exiting, std::string::npos) << log;
+  EXPECT_LT(stopped, exiting) << "the connection closed before the command was reaped";
+}
+
 TEST_F(PincerWorkerTest, ASecondSigtermKillsTasksAndExitsZero) {
   TempDir scratch("pw-term");
   const std::string leader = scratch.Join("leader");

@@ -21,6 +21,9 @@ Options (each also as an environment variable):
   --fail-status N   (STUB_FAIL_STATUS, default 429) status N
   --retry-after V   (STUB_RETRY_AFTER) and this Retry-After header (if set)
   --fail-always N   (STUB_FAIL_ALWAYS) answer every chat request with status N
+  --fail-word W     (STUB_FAIL_WORD)  answer the first chat request whose prompt
+                                      contains W with --fail-status (and
+                                      --retry-after); later ones are answered
   --delay S         (STUB_DELAY)      sleep S seconds between streamed chunks
   --chunks N        (STUB_CHUNKS, default 8) split the reply into N chunks
   --down-file F     (STUB_DOWN_FILE)  while F exists, /models answers 503
@@ -50,6 +53,7 @@ parser.add_argument("--log", default=env("STUB_LOG"))
 parser.add_argument("--fail-first", type=int, default=int(env("STUB_FAIL_FIRST", "0")))
 parser.add_argument("--fail-status", type=int, default=int(env("STUB_FAIL_STATUS", "429")))
 parser.add_argument("--retry-after", default=env("STUB_RETRY_AFTER"))
+parser.add_argument("--fail-word", default=env("STUB_FAIL_WORD"))
 parser.add_argument("--fail-always", type=int, default=int(env("STUB_FAIL_ALWAYS", "0")))
 parser.add_argument("--delay", type=float, default=float(env("STUB_DELAY", "0")))
 parser.add_argument("--chunks", type=int, default=int(env("STUB_CHUNKS", "8")))
@@ -61,6 +65,7 @@ args = parser.parse_args()
 lock = threading.Lock()
 chat_requests = 0
 last_prompt = {}  # user -> the last prompt seen for it
+word_failed = False  # --fail-word has had its one failure
 MODEL = "stub-model"
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 
@@ -132,6 +137,14 @@ class Handler(BaseHTTPRequestHandler):
         users = [m for m in msgs if m.get("role") == "user"
                  and not text_of(m.get("content")).lstrip().startswith("<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT")]
         last = text_of(users[-1].get("content")) if users else ""
+        if args.fail_word and args.fail_word in last:
+            global word_failed
+            with lock:
+                first, word_failed = not word_failed, True
+            if first:
+                headers = {"Retry-After": args.retry_after} if args.retry_after else {}
+                return self.send_json(args.fail_status, {"error": {"message": "stub rate limit",
+                                                                   "type": "rate_limit_error"}}, headers)
         reply = "ECHO: " + last.strip()
         history = [text_of(m.get("content")) for m in msgs if m.get("role") == "assistant"]
         if history:
@@ -195,7 +208,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's 5 drops connects under load (bench/agent_turn.py)
+
+
+server = Server(("127.0.0.1", args.port), Handler)
 server.daemon_threads = True
 print(server.server_address[1], flush=True)
 server.serve_forever()

@@ -156,5 +156,100 @@ TEST(ChangeCodecTest, TruncatedOrUnknownChangesAreRefusedByEveryReader) {
   EXPECT_FALSE(DecodeChange(in, op, r));
 }
 
+// Format 1 (before usage and per-task backoff): what older journals hold.
+// A record with neither is still written in it, byte for byte.
+TEST(ChangeCodecTest, FormatOneRecordsReadAndAreStillWritten) {
+  const std::string v1("\x01\x01"                      // kInsert, id 1
+                       "\x00\x00\x00\x00\x06\x00\x00\x00"  // submitted: max_attempts 3
+                       "\x00\x00\x00\x00\x00\x00\x00\x00",  // mutable
+                       18);
+  std::string_view in(v1);
+  ChangeOp op;
+  TaskRecord r;
+  r.usage.input = 99;  // reset by the decode
+  ASSERT_TRUE(DecodeChange(in, op, r));
+  EXPECT_TRUE(in.empty());
+  EXPECT_EQ(op, ChangeOp::kInsert);
+  EXPECT_EQ(r.max_attempts, 3);
+  EXPECT_TRUE(r.usage.empty());
+  EXPECT_FALSE(r.has_backoff);
+
+  TaskRecord fresh;
+  fresh.id = 1;
+  std::string bytes;
+  EncodeChange(bytes, ChangeOp::kInsert, fresh);
+  EXPECT_EQ(bytes, v1);
+}
+
+TEST(ChangeCodecTest, UsageAndBackoffReadBackFromEveryForm) {
+  TaskRecord r = Full();
+  r.has_backoff = true;
+  r.backoff = {3'600'000, 7'200'000, 0.25};
+  r.usage = {120, 40, 160, 0.0042, "gpt-x"};
+
+  std::string bytes;
+  EncodeChange(bytes, ChangeOp::kInsert, r);
+  EncodeChange(bytes, ChangeOp::kUpdate, r);
+  EncodeErase(bytes, 5);
+  std::string_view in(bytes);
+  ChangeOp op;
+  TaskRecord back;
+  ASSERT_TRUE(DecodeChange(in, op, back));
+  EXPECT_EQ(op, ChangeOp::kInsert);
+  EXPECT_TRUE(back.has_backoff);
+  EXPECT_EQ(back.backoff, r.backoff);
+  EXPECT_EQ(back.usage, r.usage);
+  EXPECT_EQ(back.ended_ms, r.ended_ms);
+  TaskRecord update;
+  ASSERT_TRUE(DecodeChange(in, op, update));
+  EXPECT_EQ(op, ChangeOp::kUpdate);
+  EXPECT_EQ(update.usage, r.usage);
+  EXPECT_FALSE(update.has_backoff) << "an update does not carry submitted fields";
+  ASSERT_TRUE(DecodeChange(in, op, update));
+  EXPECT_EQ(op, ChangeOp::kErase);
+  EXPECT_TRUE(in.empty());
+
+  // SkipChange steps over the extensions.
+  in = bytes;
+  TaskId id;
+  ASSERT_TRUE(SkipChange(in, op, id));
+  ASSERT_TRUE(SkipChange(in, op, id));
+  EXPECT_EQ(op, ChangeOp::kUpdate);
+  ASSERT_TRUE(SkipChange(in, op, id));
+  EXPECT_EQ(id, 5u);
+  EXPECT_TRUE(in.empty());
+
+  std::string ended;
+  EncodeEnded(ended, r);
+  std::string_view e(ended);
+  TaskRecord from_archive;
+  ASSERT_TRUE(DecodeEnded(e, from_archive));
+  EXPECT_TRUE(e.empty());
+  EXPECT_EQ(from_archive.usage, r.usage);
+  EXPECT_EQ(from_archive.backoff, r.backoff);
+
+  // Cut anywhere, an extended change is refused, never half read.
+  std::string one;
+  EncodeChange(one, ChangeOp::kInsert, r);
+  for (std::size_t cut = 0; cut < one.size(); ++cut) {
+    std::string_view a(one.data(), cut), c(one.data(), cut);
+    TaskRecord t;
+    EXPECT_FALSE(DecodeChange(a, op, t)) << "cut at " << cut;
+    EXPECT_FALSE(SkipChange(c, op, id)) << "cut at " << cut;
+  }
+  // An erase never has an extension; unknown extension flags are refused.
+  std::string erase_ext("\x83\x05", 2);
+  std::string_view x(erase_ext);
+  EXPECT_FALSE(DecodeChange(x, op, back));
+  std::string plain;
+  TaskRecord small;
+  small.id = 1;
+  small.usage.input = 1;
+  EncodeChange(plain, ChangeOp::kUpdate, small);
+  plain[plain.size() - 1 - 3 * 1 - 8 - 1] = 0x7f;  // the flags varint
+  std::string_view y(plain);
+  EXPECT_FALSE(DecodeChange(y, op, back));
+}
+
 }  // namespace
 }  // namespace pincer

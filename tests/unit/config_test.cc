@@ -324,9 +324,35 @@ TEST_F(ConfigTest, ShippedConfigsAreValidAndEquivalent) {
 
   ConfigResult full = LoadConfig(root + "/config/examples/full.yaml");
   ASSERT_TRUE(full.ok()) << full.error->message;
-  EXPECT_EQ(full.config->pools.size(), 2u);
+  ASSERT_EQ(full.config->pools.size(), 3u);
+  EXPECT_EQ(full.config->pools[1].sidecar,
+            (std::vector<std::string>{"/usr/share/pincer/openclaw-replica", "gateway"}));
+
+  ConfigResult openclaw = LoadConfig(root + "/config/examples/openclaw.yaml");
+  ASSERT_TRUE(openclaw.ok()) << openclaw.error->message;
+  ASSERT_EQ(openclaw.config->pools.size(), 1u);
+  EXPECT_EQ(openclaw.config->pools[0].replicas, 2);
+  EXPECT_FALSE(openclaw.config->pools[0].sidecar.empty());
   EXPECT_EQ(full.config->tasks.retry_backoff,
             (BackoffConfig{Duration(2000), Duration(600000), 0.3}));
+}
+
+TEST_F(ConfigTest, RuleCapsAndQueueTtl) {
+  EXPECT_EQ(Config{}.tasks.queue_ttl.count(), 0) << "off by default";
+  Config c = Load("a.yaml",
+                  "tasks: { queue_ttl: 10m }\n"
+                  "routing:\n"
+                  "  rules:\n"
+                  "    - { skills: [tts], max_running: 1 }\n"
+                  "    - { skills: [paid], strategy: round_robin, rate: { tasks: 60, per: 1m } }\n");
+  EXPECT_EQ(c.tasks.queue_ttl, minutes(10));
+  ASSERT_EQ(c.routing.rules.size(), 2u);
+  EXPECT_EQ(c.routing.rules[0].strategy, "") << "a rule that only caps keeps the default";
+  EXPECT_EQ(c.routing.rules[0].max_running, 1);
+  EXPECT_FALSE(c.routing.rules[0].rate);
+  EXPECT_FALSE(c.routing.rules[1].max_running);
+  ASSERT_TRUE(c.routing.rules[1].rate);
+  EXPECT_EQ(*c.routing.rules[1].rate, (RateCap{60, minutes(1)}));
 }
 
 TEST_F(ConfigTest, RetryBackoffDefaultsAndKeys) {
@@ -349,7 +375,7 @@ TEST_F(ConfigTest, DocumentedExampleIsValid) {
   std::string yaml = doc.substr(start, doc.find("```", start) - start);
   Config c = Load("doc.yaml", yaml);
   EXPECT_EQ(c.pools.size(), 1u);
-  EXPECT_EQ(c.routing.rules.size(), 1u);
+  EXPECT_EQ(c.routing.rules.size(), 3u);
 }
 
 TEST_F(ConfigTest, DurationsInFiles) {
@@ -428,6 +454,33 @@ const BadCase kBadCases[] = {
     {"a.yaml", "routing: { rules: [ { skills: [a, 3], strategy: skill_match } ] }",
      "routing.rules[0].skills[1]", "expected a string"},
     {"a.yaml", "routing: { rules: [ { skills: [a] } ] }", "routing.rules[0].strategy", "missing"},
+    // Rule caps (issue 16) and tasks.queue_ttl.
+    {"a.yaml", "routing: { rules: [ { skills: [a], max_running: 0 } ] }",
+     "routing.rules[0].max_running", "must be between 1 and 1000000 (leave it out for no cap)"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], max_running: -1 } ] }",
+     "routing.rules[0].max_running", "must be between 1 and 1000000"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], max_running: 1000001 } ] }",
+     "routing.rules[0].max_running", "must be between 1 and 1000000"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], max_running: one } ] }",
+     "routing.rules[0].max_running", "expected an integer"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], rate: { tasks: 0, per: 1m } } ] }",
+     "routing.rules[0].rate.tasks", "must be between 1 and 1000000"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], rate: { tasks: 5, per: 0s } } ] }",
+     "routing.rules[0].rate.per", "must be greater than 0 and at most 24h"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], rate: { tasks: 5, per: 25h } } ] }",
+     "routing.rules[0].rate.per", "at most 24h"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], rate: { tasks: 5 } } ] }",
+     "routing.rules[0].rate.per", "missing"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], rate: { per: 1m } } ] }",
+     "routing.rules[0].rate.tasks", "missing"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], rate: { tasks: 5, per: 1m, burst: 2 } } ] }",
+     "routing.rules[0].rate.burst", "unknown key"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], rate: 60 } ] }", "routing.rules[0].rate",
+     "expected a map"},
+    {"a.yaml", "routing: { rules: [ { skills: [a], max_running: 1, strategy: fast } ] }",
+     "routing.rules[0].strategy", "unknown strategy 'fast'"},
+    {"a.yaml", "tasks: { queue_ttl: -1 }", "tasks.queue_ttl", "must not be negative"},
+    {"a.yaml", "tasks: { queue_ttl: 9000h }", "tasks.queue_ttl", "at most 8760h"},
     {"a.yaml", "routing: { rules: [ { skills: [], strategy: skill_match } ] }",
      "routing.rules[0].skills", "at least one skill"},
     {"a.yaml", "limits: { max_queued: 1e6 }", "limits.max_queued", "expected an integer"},
@@ -904,6 +957,11 @@ TEST_F(ConfigTest, PoolValidation) {
       {"[{name: a, command: ['']}]", "pools[0].command[0]", "program name must not be empty"},
       {"[{name: a, command: cat}]", "pools[0].command", "expected a list of strings"},
       {"[{name: a, command: [cat, 1]}]", "pools[0].command[1]", "expected a string"},
+      {"[{name: a, command: [x], sidecar: []}]", "pools[0].sidecar",
+       "must name a program (a non-empty list of strings)"},
+      {"[{name: a, command: [x], sidecar: ['']}]", "pools[0].sidecar[0]",
+       "program name must not be empty"},
+      {"[{name: a, command: [x], sidecar: gateway}]", "pools[0].sidecar", "expected a list of strings"},
       {"[{name: 'my pool', command: [x]}]", "pools[0].name", "bad pool name 'my pool'"},
       {"[{name: a, command: [x], replicas: -1}]", "pools[0].replicas", "must be at least 0"},
       {"[{name: a, command: [x], env: {N: 4}}]", "pools[0].env.N", "expected a string"},

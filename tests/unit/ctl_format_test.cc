@@ -39,6 +39,13 @@ TEST(FormatTest, AgeOf) {
   EXPECT_EQ(AgeOf(task, "missing", 61'000), "-");
 }
 
+TEST(FormatTest, FormatCpuIsAShareOfOneCore) {
+  EXPECT_EQ(FormatCpu(0), "0%");
+  EXPECT_EQ(FormatCpu(0.24), "24%");
+  EXPECT_EQ(FormatCpu(2.5), "250%");
+  EXPECT_EQ(FormatCpu(-1), "0%");
+}
+
 TEST(FormatTest, FormatBytes) {
   EXPECT_EQ(FormatBytes(0), "0B");
   EXPECT_EQ(FormatBytes(1023), "1023B");

@@ -50,7 +50,7 @@ TEST(RenderTest, TaskStatus) {
             "error:    -\n");
 }
 
-TEST(RenderTest, EndStateListsEveryAttemptError) {
+TEST(RenderTest, EndStateListsEveryAttemptErrorOnce) {
   const auto end = nlohmann::json::parse(R"({"type":"end","req":2,"id":"t18","state":"failed",
       "output":null,"error":"boom","attempts":2,"worker":"w2","errors":[
       {"attempt":1,"worker":"w1","error":"worker w1 disconnected"},
@@ -61,10 +61,36 @@ TEST(RenderTest, EndStateListsEveryAttemptError) {
             "attempts: 2\n"
             "worker:   w2\n"
             "output:   -\n"
-            "error:    boom\n"
             "errors:\n"
             "  attempt 1 on w1: worker w1 disconnected\n"
             "  attempt 2 on w2: boom\n");
+}
+
+TEST(RenderTest, AttemptErrorsIndentTheirLinesAndSeparateRetries) {
+  const auto end = nlohmann::json::parse(R"({"id":"t3","state":"cancelled","output":null,
+      "error":"cancelled","attempts":1,"worker":null,"errors":[
+      {"attempt":1,"worker":"w1","error":"Traceback:\n  line 3\nValueError\n"},
+      {"attempt":1,"worker":null,"error":"no worker could take it within its timeout"},
+      {"attempt":1,"worker":"w2","error":"worker w2 disconnected"},
+      {"attempt":2,"worker":"w2","error":"boom"},
+      {"attempt":1,"worker":"w3","error":"bang"}]})");
+  EXPECT_EQ(RenderEnd(end),
+            "id:       t3\n"
+            "state:    cancelled\n"
+            "attempts: 1\n"
+            "worker:   -\n"
+            "output:   -\n"
+            "error:    cancelled\n"
+            "errors:\n"
+            "  attempt 1 on w1: Traceback:\n"
+            "        line 3\n"
+            "      ValueError\n"
+            "  attempt 1: no worker could take it within its timeout\n"
+            "  -- retried --\n"
+            "  attempt 1 on w2: worker w2 disconnected\n"
+            "  attempt 2 on w2: boom\n"
+            "  -- retried --\n"
+            "  attempt 1 on w3: bang\n");
 }
 
 TEST(RenderTest, SucceededEndShowsStructuredOutputAsJson) {
@@ -94,24 +120,54 @@ TEST(RenderTest, TaskTable) {
 TEST(RenderTest, WorkerTable) {
   const auto workers = nlohmann::json::parse(R"([
       {"id":"w1","name":"echo-1","skills":["echo","text"],"capacity":2,"inflight":1,
-       "state":"ready","completed":17,"failed":0,"pool":null,"labels":{},
+       "state":"ready","completed":17,"failed":0,"pool":null,"labels":{"team":"nlp","gpu":"no"},
        "load":{"cpu":0.1,"rss_bytes":1048576}},
-      {"id":"w2","name":"gpu","skills":["gpu"],"capacity":1,"inflight":0,"state":"draining",
-       "completed":3,"failed":1,"pool":"gpus","load":{}}])");
+      {"id":"w2","name":"gpus/0@h","skills":["gpu"],"capacity":1,"inflight":0,"state":"draining",
+       "completed":3,"failed":1,"pool":"gpus","replica":0,"pid":4242,"uptime_ms":125000,
+       "labels":{},"load":{"cpu":2.5}}])");
   EXPECT_EQ(RenderWorkerTable(workers),
-            "ID  NAME    STATE     INFLIGHT/CAP  SKILLS     COMPLETED  FAILED  POOL  CPU   RSS\n"
-            "w1  echo-1  ready     1/2           echo,text  17         0       -     0.10  1.0Mi\n"
-            "w2  gpu     draining  0/1           gpu        3          1       gpus  -     -\n");
+            "ID  NAME      STATE     INFLIGHT/CAP  SKILLS     COMPLETED  FAILED  POOL  REPLICA  PID   "
+            "UPTIME  CPU   RSS    LABELS\n"
+            "w1  echo-1    ready     1/2           echo,text  17         0       -     -        -     "
+            "-       10%   1.0Mi  gpu=no,team=nlp\n"
+            "w2  gpus/0@h  draining  0/1           gpu        3          1       gpus  0        4242  "
+            "2m      250%  -      -\n");
 }
 
 TEST(RenderTest, PoolTableFallsBackToReplicas) {
   const auto pools = nlohmann::json::parse(R"([
-      {"name":"echo","state":"running","desired":2,"running":2,"restarts":0},
+      {"name":"echo","state":"running","desired":2,"running":2,"ready":2,"restarts":0},
       {"name":"gpu","state":"failed","replicas":1,"running":0,"restarts":6}])");
   EXPECT_EQ(RenderPoolTable(pools),
-            "NAME  STATE    DESIRED  RUNNING  RESTARTS\n"
-            "echo  running  2        2        0\n"
-            "gpu   failed   1        0        6\n");
+            "NAME  STATE    WANTED  RUNNING  READY  RESTARTS\n"
+            "echo  running  2       2        2      0\n"
+            "gpu   failed   1       0        -      6\n");
+}
+
+TEST(RenderTest, PoolTableSaysWhyAPoolIsShort) {
+  const auto pools = nlohmann::json::parse(R"([
+      {"name":"bad","state":"failed","desired":1,"running":0,"ready":0,"restarts":3,
+       "why":"failed: last: bad/0: pid 7 exited with exit code 2",
+       "stderr_tail":["no such file","giving up"]}])");
+  EXPECT_EQ(RenderPoolTable(pools),
+            "NAME  STATE   WANTED  RUNNING  READY  RESTARTS\n"
+            "bad   failed  1       0        0      3\n"
+            "\n"
+            "bad: failed: last: bad/0: pid 7 exited with exit code 2\n"
+            "  last stderr:\n"
+            "    no such file\n"
+            "    giving up\n");
+}
+
+TEST(RenderTest, PoolTableCountsSidecarsWhenAPoolHasThem) {
+  const auto pools = nlohmann::json::parse(R"([
+      {"name":"claw","state":"running","desired":2,"running":2,"restarts":1,
+       "sidecar":["openclaw-replica","gateway"],"sidecar_pids":[41,43]},
+      {"name":"echo","state":"running","desired":1,"running":1,"restarts":0}])");
+  EXPECT_EQ(RenderPoolTable(pools),
+            "NAME  STATE    DESIRED  RUNNING  RESTARTS  SIDECARS\n"
+            "claw  running  2        2        1         2\n"
+            "echo  running  1        1        0         -\n");
 }
 
 TEST(RenderTest, StatsPutContractCountersFirst) {

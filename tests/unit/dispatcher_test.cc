@@ -388,7 +388,7 @@ TEST_F(DispatcherTest, IdempotencyKeyReturnsTheSameTask) {
   SubmitReq again;
   again.req = 99;
   again.key = "order-7";
-  again.payload = "\"other\"";
+  again.payload = o.payload;  // another payload is a conflict (ARepeatedKeyNeedsTheSamePayload)
   auto outcome = d_->Submit(again);
   ASSERT_TRUE(outcome.status.ok());
   EXPECT_TRUE(outcome.existing);
@@ -1461,4 +1461,207 @@ TEST_F(BackoffTest, RecoveredAfterAFailureWaitsTheInitialBackoffFromTheRestart) 
   EXPECT_EQ(TasksSent(1).size(), 1u) << "a lost attempt is retried at once";
 }
 
+TEST_F(BackoffTest, ATaskOwnBackoffOverridesTheConfig) {
+  MakeBackoff();  // config: 1s, max 3s
+  AddWorker(1);
+  SubmitReq req;
+  req.req = 1;
+  req.backoff_initial = seconds(10);  // no max: at least the initial
+  auto outcome = d_->Submit(req);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.message();
+  TaskHandle t{d_.get(), outcome.task->rec.id};
+  EXPECT_TRUE(t->rec.has_backoff);
+  EXPECT_EQ(t->rec.backoff, (TaskBackoff{10000, 10000, 0}));
+  ASSERT_EQ(TasksSent(1).size(), 1u);
+  Fail(1, t);
+  ExpectRetryAfter(1, t, seconds(10));
+  Fail(1, t);
+  ExpectRetryAfter(1, t, seconds(10));  // 20s, capped at its own max
+
+  // A max alone shorter than the config's initial is refused, and nothing is made.
+  SubmitReq bad;
+  bad.req = 2;
+  bad.backoff_max = milliseconds(500);
+  const uint64_t submitted = d_->stats().submitted;
+  outcome = d_->Submit(bad);
+  EXPECT_EQ(outcome.status.code(), "invalid_request");
+  EXPECT_EQ(d_->stats().submitted, submitted);
+}
+
+TEST_F(BackoffTest, UsageAddsUpOverAttemptsAndIntoTheTotals) {
+  MakeBackoff();
+  AddWorker(1);
+  TaskHandle t = Submit();
+  ResultMsg m;
+  m.id = TaskIdString(t.id);
+  m.ok = false;
+  m.error = "503";
+  m.has_usage = true;
+  m.usage = {100, 20, 120, 0.5, "m1"};
+  d_->OnResult(1, m);
+  Advance(seconds(1));
+  m.ok = true;
+  m.usage = {10, 5, 15, 0.25, ""};  // names no model: the task keeps m1
+  d_->OnResult(1, m);
+  EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(t->rec.usage, (TaskUsage{110, 25, 135, 0.75, "m1"}));
+  EXPECT_EQ(d_->usage().total().total, 135);
+  EXPECT_EQ(d_->usage().by_model().at("m1").input, 100);
+  EXPECT_EQ(d_->usage().by_model().at("none").input, 10);
+  EXPECT_EQ(d_->usage().by_skill().at("any").output, 25);
+  ASSERT_EQ(d_->usage().by_worker().size(), 1u);
+  EXPECT_EQ(d_->usage().by_worker().begin()->second.cost, 0.75);
+
+  // A result without usage adds nothing.
+  TaskHandle plain = Submit();
+  Result(1, plain, true);
+  EXPECT_TRUE(plain->rec.usage.empty());
+  EXPECT_EQ(d_->usage().total().total, 135);
+}
+
+}  // namespace pincer
+
+namespace pincer {
+namespace {
+
+// routing.rules[].rate: a sliding window of starts. A task past the quota
+// waits, its why naming the rule and the cap, and starts when the oldest
+// start leaves the window; retries count as starts.
+TEST_F(DispatcherTest, RateCapHoldsStartsUntilTheWindowMoves) {
+  Config c = BaseConfig();
+  RoutingRule rule;
+  rule.skills = {"paid"};
+  rule.rate = RateCap{2, seconds(10)};
+  c.routing.rules = {rule};
+  Make(c);
+  AddWorker(1, {"paid"}, 4);
+  SubmitOpts o;
+  o.skills = {"paid"};
+  TaskHandle a = Submit(o);
+  Advance(seconds(4));
+  TaskHandle b = Submit(o);
+  TaskHandle held = Submit(o);
+  EXPECT_EQ(TasksSent(1).size(), 2u);
+  EXPECT_EQ(held->rec.state, TaskState::kQueued);
+  EXPECT_EQ(d_->WhyWaiting(*held),
+            "held by routing.rules[0] (skills paid): rate 2 per 10s reached (next start in 6s)");
+  EXPECT_EQ(d_->WaitReason(*held).code, WhyCode::kRuleRate);
+  Result(1, a, true);  // an end frees no rate
+  EXPECT_TRUE(TasksSent(1).empty());
+  Advance(seconds(6));  // a's start leaves the window
+  EXPECT_EQ(TasksSent(1), std::vector<std::string>{held->id_string()});
+  EXPECT_EQ(held->rec.state, TaskState::kRunning);
+  // A retry is a start too: b's failure waits for the window.
+  Result(1, b, false, "429");
+  EXPECT_EQ(b->rec.state, TaskState::kQueued);
+  EXPECT_TRUE(TasksSent(1).empty());
+  Advance(seconds(4));  // b's first start (t=4) leaves
+  EXPECT_EQ(TasksSent(1), std::vector<std::string>{b->id_string()});
+}
+
+// max_running across workers, and tasks of other rules untouched.
+TEST_F(DispatcherTest, MaxRunningCountsOverAllWorkersAndFreesOnEnd) {
+  Config c = BaseConfig();
+  RoutingRule rule;
+  rule.skills = {"tts"};
+  rule.max_running = 1;
+  c.routing.rules = {rule};
+  Make(c);
+  AddWorker(1, {"tts"});
+  AddWorker(2, {"tts", "echo"}, 2);
+  SubmitOpts tts;
+  tts.skills = {"tts"};
+  TaskHandle first = Submit(tts);
+  TaskHandle second = Submit(tts);
+  SubmitOpts echo;
+  echo.skills = {"echo"};
+  TaskHandle other = Submit(echo);
+  EXPECT_EQ(first->rec.state, TaskState::kRunning);
+  EXPECT_EQ(second->rec.state, TaskState::kQueued);
+  EXPECT_EQ(other->rec.state, TaskState::kRunning) << "another rule's task is not held";
+  EXPECT_EQ(d_->WhyWaiting(*second),
+            "held by routing.rules[0] (skills tts): max_running 1 reached (1 running)");
+  EXPECT_EQ(d_->WaitReason(*second).code, WhyCode::kRuleMaxRunning);
+  const ConnId first_worker = first->worker;
+  Result(first_worker, first, true);
+  d_->RunDue();
+  EXPECT_EQ(second->rec.state, TaskState::kRunning);
+  // A reload that lifts the cap starts what waits at once.
+  TaskHandle third = Submit(tts);
+  EXPECT_EQ(third->rec.state, TaskState::kQueued);
+  c.routing.rules[0].max_running = 2;
+  d_->Reconfigure(c);
+  EXPECT_EQ(third->rec.state, TaskState::kRunning);
+}
+
+// tasks.queue_ttl counts from the submit, or from the end of the last
+// attempt; the task ends timed_out with its why.
+TEST_F(DispatcherTest, QueueTtlExpiresAWaitingTaskWithItsWhy) {
+  Config c = BaseConfig();
+  c.tasks.queue_ttl = seconds(30);
+  Make(c);
+  SubmitOpts o;
+  o.skills = {"gpu"};
+  TaskHandle t = Submit(o);
+  EXPECT_EQ(d_->NextDeadline(), clock_.Now() + seconds(30)) << "the event loop wakes for it";
+  Advance(seconds(29));
+  EXPECT_EQ(t->rec.state, TaskState::kQueued);
+  AddWorker(1, {"gpu"});  // takes it: the ttl is withdrawn
+  EXPECT_EQ(t->rec.state, TaskState::kRunning);
+  Advance(seconds(5));
+  Result(1, t, false, "boom");  // queued again: a new stretch
+  EXPECT_EQ(t->rec.state, TaskState::kRunning) << "the free worker takes the retry";
+  d_->Drain("w1");
+  Result(1, t, false, "boom");
+  EXPECT_EQ(t->rec.state, TaskState::kQueued);
+  Advance(seconds(29));
+  EXPECT_EQ(t->rec.state, TaskState::kQueued);
+  Advance(seconds(1));
+  EXPECT_EQ(t->rec.state, TaskState::kTimedOut);
+  EXPECT_EQ(t->rec.error,
+            "expired: waited longer than tasks.queue_ttl (30s): all 1 matching workers are draining "
+            "or ejected");
+  EXPECT_EQ(t->rec.errors.back().worker, "");
+}
+
+TEST_F(DispatcherTest, ARepeatedKeyNeedsTheSamePayload) {
+  SubmitOpts o;
+  o.key = "k";
+  o.payload = R"({"a":1,"b":[1,2]})";
+  TaskHandle t = Submit(o);
+  SubmitReq r;
+  r.key = "k";
+  r.payload = R"({ "b": [1, 2], "a": 1 })";
+  auto same = d_->Submit(r);
+  ASSERT_TRUE(same.status.ok());
+  EXPECT_TRUE(same.existing);
+  EXPECT_EQ(same.task->rec.id, t.id);
+  r.payload = R"({"a":2})";
+  auto other = d_->Submit(r);
+  EXPECT_EQ(other.status.code(), "conflict");
+  EXPECT_EQ(other.status.message(), "key 'k' is task " + t->id_string() +
+                                        ", submitted with a different payload");
+  r.payload = "";  // null
+  EXPECT_EQ(d_->Submit(r).status.code(), "conflict");
+  EXPECT_EQ(d_->stats().submitted, 1u);
+}
+
+TEST_F(DispatcherTest, ASubmitWarnsWhenNoWorkerEverOfferedItsSkills) {
+  SubmitReq r;
+  r.skills = {"gpu", "vision"};
+  auto first = d_->Submit(r);
+  EXPECT_EQ(first.warning,
+            "no worker has offered skill gpu, vision since pincerd started; the task waits for one "
+            "that does");
+  AddWorker(1, {"gpu"}, 1);
+  d_->OnDisconnect(1, "gone");
+  r.skills = {"gpu"};
+  EXPECT_EQ(d_->Submit(r).warning, "") << "a worker offered it once";
+  r.skills = {"gpu", "vision"};
+  EXPECT_EQ(d_->Submit(r).warning,
+            "no worker has offered skill vision since pincerd started; the task waits for one that "
+            "does");
+}
+
+}  // namespace
 }  // namespace pincer

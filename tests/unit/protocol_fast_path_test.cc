@@ -18,7 +18,13 @@ std::string Describe(const ParseResult& r) {
   const Message& m = std::get<Message>(r);
   if (auto* x = std::get_if<ResultMsg>(&m)) {
     return "result id=" + x->id + " ok=" + std::to_string(x->ok) + " output=" + x->output +
-           " error=" + x->error + " retryable=" + std::to_string(x->retryable);
+           " error=" + x->error + " retryable=" + std::to_string(x->retryable) +
+           " usage=" + (x->has_usage ? std::to_string(x->usage.input) + "/" +
+                                           std::to_string(x->usage.output) + "/" +
+                                           std::to_string(x->usage.total) + "/" +
+                                           std::to_string(x->usage.cost) + "/" + x->usage.model
+                                     : "-") +
+           " attempt=" + std::to_string(x->attempt);
   }
   if (auto* s = std::get_if<SubmitReq>(&m)) {
     std::string skills;
@@ -27,7 +33,10 @@ std::string Describe(const ParseResult& r) {
            " priority=" + std::to_string(s->priority) +
            " timeout=" + (s->timeout ? std::to_string(s->timeout->count()) : "-") +
            " max_attempts=" + (s->max_attempts ? std::to_string(*s->max_attempts) : "-") +
-           " session=" + s->session + " key=" + s->key + " wait=" + std::to_string(s->wait);
+           " session=" + s->session + " key=" + s->key + " wait=" + std::to_string(s->wait) +
+           " backoff=" + (s->backoff_initial ? std::to_string(s->backoff_initial->count()) : "-") +
+           "/" + (s->backoff_max ? std::to_string(s->backoff_max->count()) : "-") + "/" +
+           (s->backoff_jitter ? std::to_string(*s->backoff_jitter) : "-");
   }
   return "other message #" + std::to_string(m.index());
 }
@@ -35,7 +44,9 @@ std::string Describe(const ParseResult& r) {
 // Lines that set every field the hot messages have.
 const char* const kEarlier[] = {
     R"({"type":"result","id":"t12345678901234567890","ok":false,"error":"an error longer than a short string","retryable":false})",
+    R"({"type":"result","id":"t1","ok":true,"attempt":7})",
     R"({"type":"result","id":"t1","ok":true,"output":{"a":"an output longer than a short string"}})",
+    R"({"type":"result","id":"t1","ok":true,"usage":{"input":1,"output":2,"total":4,"cost":0.5,"model":"a model name longer than a short string"}})",
     R"({"type":"submit","req":99,"skills":["alpha","beta","gamma"],"payload":"a payload longer than a short string","priority":7,"timeout":"30s","max_attempts":9,"session":"a session longer than a short string","key":"a key longer than a short string","wait":true})",
 };
 
@@ -129,6 +140,42 @@ yz0123456789éÿ~~~~~~~~"})",
       R"({"type":"submit","req":37,"priority":9223372036854775807})",
       R"({"type":"submit","req":38,"priority":-9223372036854775808})",
       R"({"type":"submit","req":39,"priority":9223372036854775808})",
+      // Usage and backoff.
+      R"({"type":"result","id":"t1","ok":true,"usage":{"input":120,"output":40,"cost":0.0042,"model":"gpt-x"}})",
+      R"({"type":"result","id":"t1","ok":false,"error":"x","usage":{"input":1,"output":2,"total":10}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":null})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"input":null,"cost":3,"extra":[1]}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"input":9223372036854775807,"output":1}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"input":18446744073709551615}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"input":-1}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"input":1.0}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"input":"1"}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"cost":-0.1}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"cost":"1"}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"cost":18446744073709551615}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"model":1}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":{"input":1,"input":2}})",
+      R"({"type":"result","id":"t1","ok":true,"usage":[1]})",
+      R"({"type":"submit","req":41,"backoff":{"initial":"30s","max":"10m","jitter":0.5}})",
+      R"({"type":"submit","req":42,"backoff":{"initial":1000}})",
+      R"({"type":"submit","req":43,"backoff":null})",
+      R"({"type":"submit","req":44,"backoff":{"initial":"2s","max":"1s"}})",
+      R"({"type":"submit","req":45,"backoff":{"jitter":2}})",
+      R"({"type":"submit","req":46,"backoff":{"initial":-1}})",
+      R"({"type":"submit","req":47,"backoff":{"max":"87601h"}})",
+      R"({"type":"submit","req":48,"backoff":"1s"})",
+      // attempt: an integer from 1 to 2147483647, or absent.
+      R"({"type":"result","id":"t1","ok":true,"attempt":3})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":null})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":2147483647})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":2147483648})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":0})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":-1})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":"2"})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":1.0})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":18446744073709551615})",
+      R"({"type":"result","id":"t1","ok":true,"attempt":1,"attempt":2})",
   };
   for (const char* line : lines) ExpectBothPathsAgree(line, kDefaultMaxJsonDepth);
   // Skills at their bounds and past them.

@@ -101,6 +101,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"retry_after_ms\":1.5}",
                 "bad_message",
                 {}},
+        BadLine{R"({"type":"result","id":"t1","ok":true,"usage":{"input":"1"}})", "bad_message", {}},
+        BadLine{R"({"type":"result","id":"t1","ok":true,"usage":{"output":-1}})", "bad_message", {}},
+        BadLine{R"({"type":"result","id":"t1","ok":true,"usage":{"cost":-1}})", "bad_message", {}},
+        BadLine{R"({"type":"result","id":"t1","ok":true,"usage":7})", "bad_message", {}},
+        BadLine{R"({"type":"submit","req":1,"backoff":{"initial":true}})", "bad_message", 1},
+        BadLine{R"({"type":"submit","req":1,"backoff":{"jitter":1.5}})", "invalid_request", 1},
+        BadLine{R"({"type":"submit","req":1,"backoff":{"initial":"9s","max":"1s"}})",
+                "invalid_request", 1},
         BadLine{"{\"type\":\"progress\",\"data\":1}", "bad_message", {}},
         BadLine{"{\"type\":\"heartbeat\",\"load\":[1]}", "bad_message", {}},
         BadLine{"{\"type\":\"heartbeat\",\"load\":0.5}", "bad_message", {}},
@@ -246,6 +254,36 @@ TEST(ProtocolTest, WorkerDrainAndBadJsonOffset) {
   }
 }
 
+TEST(ProtocolTest, AttemptsAndStopped) {
+  EXPECT_EQ(Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true})").attempt, 0)
+      << "not given";
+  EXPECT_EQ(Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true,"attempt":3})").attempt, 3);
+  EXPECT_EQ(Parse<ProgressMsg>(R"({"type":"progress","id":"t1","attempt":2,"data":1})").attempt, 2);
+  auto s = Parse<StoppedMsg>(R"({"type":"stopped","id":"t4","attempt":2})");
+  EXPECT_EQ(s.id, "t4");
+  EXPECT_EQ(s.attempt, 2);
+  EXPECT_EQ(Parse<StoppedMsg>(R"({"type":"stopped","id":"t4"})").attempt, 0);
+  EXPECT_TRUE(Parse<Hello>(R"({"type":"hello","role":"worker","proto":1,"confirms_stop":true})")
+                  .confirms_stop);
+  EXPECT_FALSE(Parse<Hello>(R"({"type":"hello","role":"worker","proto":1})").confirms_stop);
+  for (const char* line : {
+           R"({"type":"result","id":"t1","ok":true,"attempt":0})",
+           R"({"type":"result","id":"t1","ok":true,"attempt":"1"})",
+           R"({"type":"result","id":"t1","ok":true,"attempt":2147483648})",
+           R"({"type":"progress","id":"t1","attempt":-1})",
+           R"({"type":"stopped","id":"t1","attempt":1.5})",
+           R"({"type":"stopped","attempt":1})",
+           R"({"type":"stopped","id":5})",
+       }) {
+    ParseResult r = ParseMessage(line);
+    ASSERT_TRUE(std::holds_alternative<ProtocolError>(r)) << line;
+    EXPECT_EQ(std::get<ProtocolError>(r).code, "bad_message") << line;
+  }
+  ParseResult r = ParseMessage(R"({"type":"hello","role":"worker","proto":1,"confirms_stop":1})");
+  ASSERT_TRUE(std::holds_alternative<ProtocolError>(r));
+  EXPECT_EQ(std::get<ProtocolError>(r).code, "bad_hello");
+}
+
 TEST(ProtocolTest, ProgressAndHeartbeat) {
   auto p = Parse<ProgressMsg>(R"({"type":"progress","id":"t18","data":{"step":3,"of":10}})");
   EXPECT_EQ(p.id, "t18");
@@ -346,6 +384,15 @@ TEST(ProtocolTest, TasksDrainAndSimpleRequests) {
   auto all = Parse<TasksReq>(R"({"type":"tasks","req":5})");
   EXPECT_EQ(all.state, "");
   EXPECT_EQ(all.limit, 1000);
+  EXPECT_EQ(all.order, "");
+  EXPECT_EQ(all.after, "");
+  auto page = Parse<TasksReq>(R"({"type":"tasks","req":5,"skill":"gpu","worker":"w2",
+      "session":"s1","order":"newest","after":"t40"})");
+  EXPECT_EQ(page.skill, "gpu");
+  EXPECT_EQ(page.worker, "w2");
+  EXPECT_EQ(page.session, "s1");
+  EXPECT_EQ(page.order, "newest");
+  EXPECT_EQ(page.after, "t40");
 
   auto d = Parse<DrainReq>(R"({"type":"drain","req":8,"worker":"w1"})");
   EXPECT_EQ(d.req, 8);

@@ -140,6 +140,42 @@ TEST_F(RoutingTest, RoundRobinSkipsBusyWorkersAndKeepsSharesEqual) {
   for (WorkerId id : {1, 2, 3}) EXPECT_EQ(share[id], 100) << "worker " << id;
 }
 
+// Issue 19: a worker that joins after the others served many tasks, or
+// comes back from ejection or drain, takes its turn and goes to the back;
+// it does not take every task until some count catches up.
+TEST_F(RoutingTest, RoundRobinANewcomerAndAReturnerEnterTheRotation) {
+  Add(1, {"echo"});
+  Add(2, {"other"});  // another profile, never picked
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(PickAndTake("round_robin", {"echo"}), 1u);
+    Finish(1);
+  }
+  Add(3, {"echo"});
+  std::vector<WorkerId> order;
+  for (int i = 0; i < 6; ++i) {
+    const WorkerId w = PickAndTake("round_robin", {"echo"});
+    order.push_back(w);
+    Finish(w);
+  }
+  EXPECT_EQ(order, (std::vector<WorkerId>{3, 1, 3, 1, 3, 1}));
+
+  // Worker 1 is out (ejected, draining) while 3 takes everything...
+  index_.SetRoutable(1, false);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(PickAndTake("round_robin", {"echo"}), 3u);
+    Finish(3);
+  }
+  // ...and back in the rotation, not owed 20 tasks.
+  index_.SetRoutable(1, true);
+  order.clear();
+  for (int i = 0; i < 6; ++i) {
+    const WorkerId w = PickAndTake("round_robin", {"echo"});
+    order.push_back(w);
+    Finish(w);
+  }
+  EXPECT_EQ(order, (std::vector<WorkerId>{1, 3, 1, 3, 1, 3}));
+}
+
 TEST_F(RoutingTest, LeastConnectionsPicksTheLowestLoadRelativeToCapacity) {
   Add(1, {"x"}, /*capacity=*/4);
   Add(2, {"x"}, /*capacity=*/1);

@@ -651,6 +651,82 @@ TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
   EXPECT_EQ(got[1].payload, BigTask(2).payload);
 }
 
+// Turns the tasks table of a schema-3 file back into schema 1 or 2's.
+constexpr const char* kDropVersion3Columns =
+    "ALTER TABLE tasks DROP COLUMN usage_input; ALTER TABLE tasks DROP COLUMN usage_output; "
+    "ALTER TABLE tasks DROP COLUMN usage_total; ALTER TABLE tasks DROP COLUMN usage_cost; "
+    "ALTER TABLE tasks DROP COLUMN usage_model; ALTER TABLE tasks DROP COLUMN backoff_initial_ms; "
+    "ALTER TABLE tasks DROP COLUMN backoff_max_ms; ALTER TABLE tasks DROP COLUMN backoff_jitter;";
+
+TEST_F(SqliteStoreTest, UsageAndBackoffSurviveAReopenThroughJournalAndTable) {
+  TaskRecord a = MakeTask(1);
+  a.has_backoff = true;
+  a.backoff = {60'000, 120'000, 0.5};
+  a.usage = {100, 20, 120, 0.25, "m1"};
+  TaskRecord b = MakeTask(2);
+  {
+    auto store = Open(nullptr, /*journal_bytes=*/0);  // folded into rows at once
+    ASSERT_TRUE(store);
+    store->Insert(a);
+    store->Insert(b);
+    ASSERT_TRUE(store->Commit().ok());
+    a.usage.Add({10, 5, 15, 0.5, "m2"});
+    a.state = TaskState::kSucceeded;
+    store->Update(a);
+    ASSERT_TRUE(store->Commit().ok());
+    store->WaitForFolds();
+  }
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    auto got = Recover(*store);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].usage, (TaskUsage{110, 25, 135, 0.75, "m2"}));
+    EXPECT_TRUE(got[0].has_backoff);
+    EXPECT_EQ(got[0].backoff, a.backoff);
+    EXPECT_TRUE(got[1].usage.empty());
+    EXPECT_FALSE(got[1].has_backoff);
+    // Left in the journal this time (not folded before the reopen).
+    b.usage = {1, 2, 3, 0, ""};
+    store->Update(b);
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  auto store = Open();
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].usage, (TaskUsage{1, 2, 3, 0, ""}));
+  EXPECT_EQ(got[0].usage.total, 135);
+}
+
+TEST_F(SqliteStoreTest, AVersion2FileGainsTheUsageColumnsAndKeepsItsTasks) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    store->Insert(MakeTask(1));
+    ASSERT_TRUE(store->Commit().ok());
+    Recover(*store);  // folded: a task row
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, (std::string(kDropVersion3Columns) + "PRAGMA user_version=2").c_str(),
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, MakeTask(1).payload);
+  EXPECT_TRUE(got[0].usage.empty());
+  got[0].usage = {5, 6, 11, 1.5, "m"};
+  store->Update(got[0]);
+  ASSERT_TRUE(store->Commit().ok());
+  got = Recover(*store);  // folds the update into the new columns
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].usage, (TaskUsage{5, 6, 11, 1.5, "m"}));
+}
+
 TEST_F(SqliteStoreTest, AVersion1FileGainsMetaAndKeepsItsTasks) {
   {
     auto store = Open();
@@ -662,8 +738,12 @@ TEST_F(SqliteStoreTest, AVersion1FileGainsMetaAndKeepsItsTasks) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE meta; PRAGMA user_version=1", nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         (std::string(kDropVersion3Columns) + "DROP TABLE meta; PRAGMA user_version=1")
+                             .c_str(),
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
   sqlite3_close(db);
   auto store = Open();
   ASSERT_TRUE(store);

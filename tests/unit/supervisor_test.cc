@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "supervisor/backoff.h"
+#include "supervisor/output_log.h"
 #include "supervisor/proc_stats.h"
 
 namespace pincer {
@@ -434,6 +435,115 @@ TEST_F(SupervisorTest, NoRestartsOnceShutdownBegan) {
   EXPECT_EQ(sup->NextDeadline(), std::nullopt);
 }
 
+TEST_F(SupervisorTest, DrainedReplicaIsReplacedAtOnceWithoutCountingARestart) {
+  sup->Start({Pool("echo", 2)});
+  const pid_t a = spawner.live[0];
+  Hello(a, 7);
+  Hello(spawner.live[1], 8);
+  sup->OnDrained(7);
+  sup->OnDisconnect(7);
+  sup->OnExit(a, Exit(0));  // on-failure would leave a clean exit alone
+  ASSERT_EQ(UntilNext(), milliseconds(0));
+  RunNext();
+  ASSERT_EQ(spawner.live.size(), 3u);
+  EXPECT_EQ(spawner.specs.at(Last()).env.at("PINCER_REPLICA"), "0");
+  EXPECT_EQ(PoolView("echo")["restarts"], 0);
+  // The next clean exit of that slot is not a drain any more.
+  Hello(Last(), 9);
+  sup->OnExit(Last(), Exit(0));
+  EXPECT_EQ(spawner.live.size(), 3u);
+  EXPECT_NE(PoolView("echo").value("why", "").find("echo/0 exited: pid"), std::string::npos)
+      << PoolView("echo").dump();
+}
+
+TEST_F(SupervisorTest, DrainedReplicaThatFailsFollowsItsPolicy) {
+  sup->Start({Pool("echo", 1)});
+  Hello(Last(), 7);
+  sup->OnDrained(7);
+  sup->OnExit(Last(), Exit(2));
+  EXPECT_EQ(PoolView("echo")["restarts"], 1);
+  EXPECT_EQ(UntilNext(), milliseconds(500));  // the backoff
+}
+
+TEST_F(SupervisorTest, ScalingUpRevivesReplicasThatWereNotRestarted) {
+  sup->Start({Pool("echo", 2)});
+  Hello(spawner.live[0], 7);
+  Hello(spawner.live[1], 8);
+  sup->OnExit(spawner.live[0], Exit(0));  // left alone by on-failure
+  EXPECT_EQ(PoolView("echo")["running"], 1);
+  sup->Apply({Pool("echo", 3)});
+  EXPECT_EQ(PoolView("echo")["running"], 3);
+  EXPECT_EQ(spawner.live.size(), 4u);
+}
+
+TEST_F(SupervisorTest, StopStartAndScaleByTheOperator) {
+  sup->Start({Pool("echo", 2)});
+  Hello(spawner.live[0], 7);
+  Hello(spawner.live[1], 8);
+  EXPECT_EQ(sup->StopPool("echo"), "");
+  EXPECT_EQ(drained, (std::vector<ConnId>{7, 8}));
+  sup->OnExit(spawner.live[0], Exit(0));
+  sup->OnExit(spawner.live[1], Exit(0));
+  EXPECT_EQ(PoolView("echo")["state"], "stopped");
+  EXPECT_EQ(PoolView("echo")["why"], "stopped by pincerctl pool stop");
+  sup->Apply({Pool("echo", 2)});  // a reload does not undo a stop
+  EXPECT_EQ(spawner.live.size(), 2u);
+  EXPECT_NE(sup->RestartPool("echo"), "");
+  EXPECT_EQ(sup->StartPool("echo"), "");
+  EXPECT_EQ(spawner.live.size(), 4u);
+
+  EXPECT_EQ(sup->ScalePool("echo", 3), "");
+  EXPECT_EQ(PoolView("echo")["desired"], 3);
+  sup->Apply({Pool("echo", 2)});  // the file's replicas did not change: the scale stays
+  EXPECT_EQ(PoolView("echo")["desired"], 3);
+  sup->Apply({Pool("echo", 1)});  // they did: the file wins
+  EXPECT_EQ(PoolView("echo")["desired"], 1);
+  EXPECT_FALSE(PoolView("echo").contains("scaled"));
+
+  EXPECT_EQ(sup->ScalePool("nope", 1), "no pool named 'nope'");
+  EXPECT_NE(sup->ScalePool("echo", -1), "");
+  EXPECT_NE(sup->ScalePool("echo", Supervisor::kMaxReplicas + 1), "");
+  EXPECT_EQ(PoolView("echo")["desired"], 1);
+}
+
+TEST_F(SupervisorTest, StartGivesAFailedPoolAFreshStart) {
+  PoolConfig c = Pool("bad", 1);
+  c.restart.max_restarts = 1;
+  sup->Start({c});
+  sup->OnExit(Last(), Exit(1));
+  RunNext();
+  sup->OnExit(Last(), Exit(1));
+  ASSERT_EQ(PoolView("bad")["state"], "failed");
+  EXPECT_NE(PoolView("bad").value("why", "").find("last: bad/0: pid"), std::string::npos);
+  const std::size_t before = spawner.live.size();
+  EXPECT_EQ(sup->StartPool("bad"), "");
+  EXPECT_EQ(spawner.live.size(), before + 1);
+  EXPECT_EQ(PoolView("bad")["state"], "starting");
+}
+
+TEST(OutputLogTest, KeepsTheLastLinesOfEachReplicaInOrder) {
+  OutputLog log;
+  log.Add("echo", 0, true, "first", 1);
+  log.Add("echo", 1, false, "second", 2);
+  log.Add("other", 0, false, "elsewhere", 3);
+  log.Add("echo", 0, true, std::string(OutputLog::kMaxLineBytes + 10, 'x'), 4);
+  auto lines = log.Read("echo", 0, 100);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].text, "first");
+  EXPECT_EQ(lines[1].text, "second");
+  EXPECT_EQ(lines[2].text.size(), OutputLog::kMaxLineBytes + 3);  // cut, with "..."
+  EXPECT_EQ(log.Read("echo", lines[1].seq, 100).size(), 1u);
+  EXPECT_EQ(log.Read("echo", 0, 1).back().seq, lines[2].seq);  // the newest
+  EXPECT_EQ(log.StderrTail("echo", 0, 1).size(), 1u);
+  EXPECT_TRUE(log.StderrTail("echo", 1, 5).empty());
+
+  for (std::size_t i = 0; i < OutputLog::kLinesPerReplica + 5; ++i) log.Add("echo", 1, false, "n", 10);
+  EXPECT_EQ(log.Read("echo", 0, 100000).size(), OutputLog::kLinesPerReplica + 2);
+  log.KeepOnly({"other"});
+  EXPECT_TRUE(log.Read("echo", 0, 100).empty());
+  EXPECT_EQ(log.Read("other", 0, 100).size(), 1u);
+}
+
 TEST(ProcStatsTest, ParsesStatAndStatm) {
   const std::string stat =
       "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 1 0 100 "
@@ -445,6 +555,115 @@ TEST(ProcStatsTest, ParsesStatAndStatm) {
   auto self = ReadProcStats(getpid());
   ASSERT_TRUE(self.has_value());
   EXPECT_GT(self->rss_bytes, 0);
+}
+
+// ---- sidecar: a companion process per replica, living and dying with it
+
+PoolConfig SidecarPool(int replicas) {
+  auto p = Pool("claw", replicas);
+  p.sidecar = {"gateway", "run"};
+  return p;
+}
+
+TEST_F(SupervisorTest, SidecarStartsBeforeItsWorkerWithTheSameEnvironment) {
+  auto pool = SidecarPool(2);
+  pool.env = {{"KEY", "value"}};
+  sup->Start({pool});
+  ASSERT_EQ(spawner.live.size(), 4u);  // sidecar, worker, sidecar, worker
+  const SpawnSpec& side = spawner.specs.at(spawner.live[0]);
+  const SpawnSpec& worker = spawner.specs.at(spawner.live[1]);
+  EXPECT_EQ(side.argv, pool.sidecar);
+  EXPECT_EQ(worker.argv, pool.command);
+  EXPECT_EQ(side.log_tag, "claw/0/sidecar");
+  EXPECT_EQ(worker.log_tag, "claw/0");
+  EXPECT_EQ(side.env.at("PINCER_REPLICA"), "0");
+  EXPECT_EQ(side.env.at("KEY"), "value");
+  EXPECT_EQ(spawner.specs.at(spawner.live[2]).env.at("PINCER_REPLICA"), "1");
+  Hello(spawner.live[1], 5);
+  Hello(spawner.live[3], 6);
+  auto view = PoolView("claw");
+  EXPECT_EQ(view["running"], 2);
+  EXPECT_EQ(view["ready"], 2);
+  EXPECT_EQ(view["pids"], (nlohmann::json{spawner.live[1], spawner.live[3]}));
+  EXPECT_EQ(view["sidecar_pids"], (nlohmann::json{spawner.live[0], spawner.live[2]}));
+  EXPECT_EQ(view["sidecar"], (nlohmann::json{"gateway", "run"}));
+  EXPECT_FALSE(PoolView("claw").is_null());
+  EXPECT_EQ(sup->LivePids().size(), 4u);
+}
+
+TEST_F(SupervisorTest, SidecarDyingStopsItsWorkerThenThePairRestarts) {
+  sup->Start({SidecarPool(1)});
+  const pid_t side = spawner.live[0], worker = spawner.live[1];
+  Hello(worker, 5);
+  clock.Advance(milliseconds(1000));
+  sup->OnExit(side, Killed(SIGKILL));
+  EXPECT_EQ(spawner.SignalsTo(worker, SIGTERM), 1);
+  EXPECT_EQ(spawner.live.size(), 2u);  // nothing restarts while the worker lives
+  EXPECT_EQ(UntilNext(), milliseconds(2000));  // stop_grace
+  sup->OnExit(worker, Exit(0));          // a clean exit on SIGTERM is still the pair's failure
+  EXPECT_EQ(killed, std::vector<ConnId>{5});
+  EXPECT_EQ(UntilNext(), milliseconds(500));  // restart backoff
+  RunNext();
+  ASSERT_EQ(spawner.live.size(), 4u);
+  EXPECT_EQ(spawner.specs.at(spawner.live[2]).argv, (std::vector<std::string>{"gateway", "run"}));
+  EXPECT_EQ(spawner.specs.at(spawner.live[3]).argv, SidecarPool(1).command);
+  EXPECT_EQ(PoolView("claw")["restarts"], 1);
+}
+
+TEST_F(SupervisorTest, WorkerDyingStopsItsSidecarKilledAfterStopGrace) {
+  sup->Start({SidecarPool(1)});
+  const pid_t side = spawner.live[0], worker = spawner.live[1];
+  Hello(worker, 5);
+  sup->OnExit(worker, Exit(1));
+  EXPECT_EQ(killed, std::vector<ConnId>{5});  // its tasks are requeued at once
+  EXPECT_EQ(spawner.SignalsTo(side, SIGTERM), 1);
+  EXPECT_EQ(PoolView("claw")["running"], 0);
+  EXPECT_EQ(PoolView("claw")["sidecar_pids"], (nlohmann::json{side}));
+  RunNext(milliseconds(2000));  // the sidecar ignores SIGTERM
+  EXPECT_EQ(spawner.SignalsTo(side, SIGKILL), 1);
+  EXPECT_EQ(spawner.live.size(), 2u);
+  sup->OnExit(side, Killed(SIGKILL));
+  EXPECT_EQ(UntilNext(), milliseconds(500));
+  RunNext();
+  EXPECT_EQ(spawner.live.size(), 4u);
+}
+
+TEST_F(SupervisorTest, SidecarThatCannotStartIsACrashOfTheReplica) {
+  spawner.fail_next = true;
+  sup->Start({SidecarPool(1)});
+  EXPECT_TRUE(spawner.live.empty());  // no worker without its sidecar
+  EXPECT_EQ(UntilNext(), milliseconds(500));
+  RunNext();
+  EXPECT_EQ(spawner.live.size(), 2u);
+}
+
+TEST_F(SupervisorTest, StoppingAPairStopsTheWorkerFirstThenItsSidecar) {
+  sup->Start({SidecarPool(1)});
+  const pid_t side = spawner.live[0], worker = spawner.live[1];
+  Hello(worker, 5);
+  EXPECT_FALSE(sup->StopAll());
+  EXPECT_EQ(spawner.SignalsTo(worker, SIGTERM), 1);
+  EXPECT_EQ(spawner.SignalsTo(side, SIGTERM), 0);
+  sup->OnExit(worker, Exit(0));
+  EXPECT_EQ(spawner.SignalsTo(side, SIGTERM), 1);
+  EXPECT_EQ(stopped, 0);  // the sidecar still runs
+  sup->OnExit(side, Exit(0));
+  EXPECT_EQ(stopped, 1);
+  EXPECT_EQ(spawner.live.size(), 2u);  // nothing restarted
+}
+
+TEST_F(SupervisorTest, HungWorkerKillsBothOfThePair) {
+  sup->Start({SidecarPool(1)});
+  const pid_t side = spawner.live[0], worker = spawner.live[1];
+  Hello(worker, 5);
+  sup->OnWorkerDead(5);
+  EXPECT_EQ(spawner.SignalsTo(worker, SIGKILL), 1);
+  EXPECT_EQ(spawner.SignalsTo(side, SIGKILL), 1);
+  sup->OnExit(worker, Killed(SIGKILL));
+  sup->OnExit(side, Killed(SIGKILL));
+  EXPECT_EQ(UntilNext(), milliseconds(500));
+  RunNext();
+  EXPECT_EQ(spawner.live.size(), 4u);
 }
 
 }  // namespace

@@ -150,10 +150,16 @@ TEST(ChatResultTest, Success) {
   HttpOutcome http;
   http.status = 200;
   EXPECT_EQ(ChatResult(http, Finished("hi"), kNow), json::parse(R"({"ok":true,"output":{
-      "text":"hi","model":"m","finish_reason":"stop","usage":{"input":10,"output":5,"total":15}}})"));
+      "text":"hi","model":"m","finish_reason":"stop","usage":{"input":10,"output":5,"total":15}},
+      "usage":{"input":10,"output":5,"total":15,"model":"m"}})"))
+      << "the usage also goes in the result's own field, for pincerd to count";
   ChatReply no_usage = Finished("hi");
   no_usage.usage.reset();
   EXPECT_TRUE(ChatResult(http, no_usage, kNow)["output"]["usage"].is_null());
+  EXPECT_FALSE(ChatResult(http, no_usage, kNow).contains("usage"));
+  ChatReply odd = Finished("hi");
+  odd.usage->input = -3;  // an odd server: clamped, never a result pincerd refuses
+  EXPECT_EQ(ChatResult(http, odd, kNow)["usage"]["input"], 0);
 }
 
 TEST(ChatResultTest, StatusDecidesRetryable) {

@@ -112,7 +112,7 @@ TEST(HelloLineTest, CarriesEveryWorkerField) {
   EXPECT_EQ(json::parse(line),
             json::parse(R"({"type":"hello","role":"worker","proto":1,"token":"wtok",
                             "name":"echo-1","skills":["echo","text"],"capacity":2,
-                            "labels":{"host":"box1"},"spawn_id":"s-4"})"));
+                            "labels":{"host":"box1"},"spawn_id":"s-4","confirms_stop":true})"));
 }
 
 TEST(HelloLineTest, OptionalFieldsAreLeftOut) {

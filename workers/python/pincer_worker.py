@@ -11,6 +11,10 @@
 A handler's return value (any JSON-serializable value) is the task's output.
 Raising TaskError(msg, retryable=False) fails the task for good; any other
 exception fails this attempt and lets pincerd retry it.
+
+A handler that calls a model can report what the attempt used with
+task.report_usage(input=120, output=40, cost=0.002, model="m"): it goes in
+the result's `usage` (ok or failed), which pincerd adds up per task.
 """
 
 import json
@@ -54,13 +58,37 @@ class Task:
         self.skills = msg.get("skills", [])
         self.deadline_ms = msg.get("deadline_ms")
         self.cancelled = threading.Event()
+        self.usage = None  # set by report_usage; sent with the result
         self._worker = worker
         self._conn = conn
+
+    def report_usage(self, input=0, output=0, total=None, cost=None, model=None):
+        """Add tokens (and cost, model) this attempt used; sent with its
+        result. Counts must be non-negative integers, cost a non-negative
+        number: pincerd refuses a result with anything else."""
+        for name, n in (("input", input), ("output", output), ("total", total)):
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+                raise ValueError("usage %s must be a non-negative integer" % name)
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
+                                 or not cost >= 0 or cost == float("inf")):
+            raise ValueError("usage cost must be a non-negative number")
+        if model is not None and not isinstance(model, str):
+            raise ValueError("usage model must be a string")
+        u = self.usage or {"input": 0, "output": 0, "total": 0}
+        u["input"] += input
+        u["output"] += output
+        u["total"] += input + output if total is None else total
+        if cost is not None:
+            u["cost"] = u.get("cost", 0) + cost
+        if model is not None:
+            u["model"] = model
+        self.usage = u
 
     def progress(self, data):
         """Report progress (any JSON value); shown by `pincerctl status`."""
         if not self.cancelled.is_set():
-            self._conn.send({"type": "progress", "id": self.id, "data": data})
+            self._conn.send({"type": "progress", "id": self.id, "attempt": self.attempt,
+                             "data": data})
 
 
 def _json_depth_exceeds(value, limit):
@@ -228,6 +256,9 @@ class Worker:
         self._draining = False
         self._self_draining = False  # sent our own drain, waiting for "drained"
         self._running = {}  # task id -> Task, for the current connection
+        # Cancelled tasks whose handler has not returned yet: they keep
+        # their slot, and `stopped` goes out when the handler returns.
+        self._stopping = {}
         self._lock = threading.Lock()
         self._conn = None
         self._welcomed = False
@@ -290,7 +321,8 @@ class Worker:
 
     def _handshake_and_serve(self, conn):
         hello = {"type": "hello", "role": "worker", "proto": PROTO, "token": self.token,
-                 "name": self.name, "skills": self.skills, "capacity": self.capacity}
+                 "name": self.name, "skills": self.skills, "capacity": self.capacity,
+                 "confirms_stop": True}
         if self.labels:
             hello["labels"] = self.labels
         if self.spawn_id:
@@ -336,21 +368,32 @@ class Worker:
         if kind == "task":
             self._on_task(conn, msg)
         elif kind == "cancel":
+            tid = msg.get("id")
             with self._lock:
-                task = self._running.pop(msg.get("id"), None)
+                task = self._running.get(tid)
+                if task and msg.get("attempt", task.attempt) != task.attempt:
+                    task = None  # a cancel for another attempt than ours
+                elif task:
+                    del self._running[tid]
+                    self._stopping[tid] = task
+                stopping = tid in self._stopping
             if task:
-                log.info("task %s cancelled", task.id)
+                log.info("task %s attempt %s %s", task.id, task.attempt,
+                         msg.get("reason", "cancelled"))
                 task.cancelled.set()
+            elif not stopping and isinstance(tid, str):
+                # Not running here (its result crossed the cancel): stopped already.
+                conn.send({"type": "stopped", "id": tid, "attempt": msg.get("attempt", 1)})
         elif kind == "drain":
             log.info("draining")
             with self._lock:
                 self._draining = True
-                idle = not self._running and not self._self_draining
+                idle = not self._running and not self._stopping and not self._self_draining
             if idle:
                 conn.close()
         elif kind == "drained":
-            # The answer to our own drain: pincerd holds no task of ours.
-            # A task still running here was cancelled: it is not waited for.
+            # The answer to our own drain: pincerd holds no task of ours,
+            # and every cancelled attempt's `stopped` has reached it.
             if self._self_draining:
                 log.info("drained; exiting")
                 conn.close()
@@ -365,7 +408,7 @@ class Worker:
             # A task sent before pincerd read our own drain is still ours.
             refuse = ("worker is draining" if self._draining and not self._self_draining else
                       "worker is at capacity (%d)" % self.capacity
-                      if len(self._running) >= self.capacity else None)
+                      if len(self._running) + len(self._stopping) >= self.capacity else None)
             if not refuse:
                 task = self._running[msg["id"]] = Task(msg, self, conn)
         if refuse:
@@ -376,8 +419,8 @@ class Worker:
 
     def _run_task(self, conn, task):
         def failure(error, retryable):
-            return {"type": "result", "id": task.id, "ok": False, "error": error,
-                    "retryable": retryable}
+            return {"type": "result", "id": task.id, "attempt": task.attempt, "ok": False,
+                    "error": error, "retryable": retryable}
         try:
             output = self.handler(task)
         except TaskError as e:
@@ -385,7 +428,8 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - any handler failure fails the attempt
             result = failure("%s: %s" % (type(e).__name__, e), True)
         else:
-            result = {"type": "result", "id": task.id, "ok": True, "output": output}
+            result = {"type": "result", "id": task.id, "attempt": task.attempt, "ok": True,
+                      "output": output}
             # Running it again would return the same thing: not retryable.
             try:
                 json.dumps(output, allow_nan=False)
@@ -402,9 +446,18 @@ class Worker:
             mine = self._running.get(task.id) is task
             if mine:
                 del self._running[task.id]
-            drained = self._draining and not self._running and not self._self_draining
+            stopped = self._stopping.get(task.id) is task
+            if stopped:
+                del self._stopping[task.id]
+            drained = (self._draining and not self._running and not self._stopping
+                       and not self._self_draining)
+        if task.usage is not None:
+            result["usage"] = task.usage
         if mine and not task.cancelled.is_set():
             conn.send(result)
+        elif stopped:
+            # The handler of a cancelled attempt has returned: its slot is free.
+            conn.send({"type": "stopped", "id": task.id, "attempt": task.attempt})
         if drained:
             conn.close()
 
@@ -413,6 +466,7 @@ class Worker:
         # next connection would be refused, so tell handlers to give up.
         with self._lock:
             tasks, self._running = list(self._running.values()), {}
+            self._stopping = {}
         for task in tasks:
             task.cancelled.set()
 

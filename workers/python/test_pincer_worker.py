@@ -81,6 +81,16 @@ def handler(task):
     if p == "progress":
         task.progress({"step": 1})
         return "done"
+    if p == "usage":
+        task.report_usage(input=100, output=20, cost=0.5, model="m1")
+        task.report_usage(input=1, output=2, total=5)
+        return "counted"
+    if p == "usage-then-fail":
+        task.report_usage(input=7, output=3)
+        raise RuntimeError("503")
+    if p == "bad-usage":
+        task.report_usage(input=-1)
+        return "unreachable"
     if p == "wait-cancel":
         task.cancelled.wait(5)
         return "too late"
@@ -117,7 +127,8 @@ class WorkerTest(unittest.TestCase):
     def test_hello(self):
         self.assertEqual(self.hello, {"type": "hello", "role": "worker", "proto": 1,
                                       "token": "tok", "name": "py-test", "skills": ["echo"],
-                                      "capacity": 2, "labels": {"k": "v"}})
+                                      "capacity": 2, "labels": {"k": "v"},
+                                      "confirms_stop": True})
 
     def test_heartbeats(self):
         beat = self.peer.recv(heartbeats=True)
@@ -128,17 +139,33 @@ class WorkerTest(unittest.TestCase):
     def test_success(self):
         self.task("t1", {"a": [1, 2]})
         self.assertEqual(self.peer.recv(),
-                         {"type": "result", "id": "t1", "ok": True, "output": {"a": [1, 2]}})
+                         {"type": "result", "id": "t1", "attempt": 1, "ok": True,
+                          "output": {"a": [1, 2]}})
 
     def test_exception_is_retryable(self):
         self.task("t1", "boom")
-        self.assertEqual(self.peer.recv(), {"type": "result", "id": "t1", "ok": False,
+        self.assertEqual(self.peer.recv(), {"type": "result", "id": "t1", "attempt": 1, "ok": False,
                                             "error": "RuntimeError: boom", "retryable": True})
 
     def test_task_error_not_retryable(self):
         self.task("t1", "permanent")
-        self.assertEqual(self.peer.recv(), {"type": "result", "id": "t1", "ok": False,
+        self.assertEqual(self.peer.recv(), {"type": "result", "id": "t1", "attempt": 1, "ok": False,
                                             "error": "bad payload", "retryable": False})
+
+    def test_usage_goes_with_the_result(self):
+        self.task("t1", "usage")
+        self.assertEqual(self.peer.recv(), {
+            "type": "result", "id": "t1", "attempt": 1, "ok": True, "output": "counted",
+            "usage": {"input": 101, "output": 22, "total": 125, "cost": 0.5, "model": "m1"}})
+        self.task("t2", "usage-then-fail")
+        r = self.peer.recv()
+        self.assertFalse(r["ok"])
+        self.assertEqual(r["usage"], {"input": 7, "output": 3, "total": 10})
+        self.task("t3", "bad-usage")
+        r = self.peer.recv()
+        self.assertFalse(r["ok"])
+        self.assertIn("non-negative", r["error"])
+        self.assertNotIn("usage", r)
 
     def test_unserializable_output(self):
         self.task("t1", "unserializable")
@@ -149,17 +176,33 @@ class WorkerTest(unittest.TestCase):
     def test_progress_then_result(self):
         self.task("t1", "progress")
         self.assertEqual(self.peer.recv(),
-                         {"type": "progress", "id": "t1", "data": {"step": 1}})
+                         {"type": "progress", "id": "t1", "attempt": 1, "data": {"step": 1}})
         self.assertEqual(self.peer.recv()["output"], "done")
 
-    def test_cancel_sets_event_and_sends_nothing(self):
+    def test_cancel_sets_event_and_sends_stopped_not_a_result(self):
         self.task("t1", "wait-cancel")
         time.sleep(0.1)
-        self.peer.send({"type": "cancel", "id": "t1"})
+        self.peer.send({"type": "cancel", "id": "t1", "attempt": 1, "reason": "timed_out"})
+        self.assertEqual(self.peer.recv(), {"type": "stopped", "id": "t1", "attempt": 1})
         self.task("t2", "after")
         self.assertEqual(self.peer.recv()["id"], "t2")
         with self.assertRaises(TimeoutError):
             self.peer.recv(timeout=0.5)
+
+    def test_a_cancelled_handler_keeps_its_slot_until_it_returns(self):
+        self.task("a", "sleep:0.5")
+        self.task("b", "sleep:0.5")
+        time.sleep(0.1)
+        self.peer.send({"type": "cancel", "id": "a", "attempt": 1, "reason": "cancelled"})
+        self.task("c", "x")
+        self.assertEqual(self.peer.recv()["error"], "worker is at capacity (2)")
+        got = [self.peer.recv(), self.peer.recv()]
+        self.assertIn({"type": "stopped", "id": "a", "attempt": 1}, got)
+        self.assertIn("b", [m["id"] for m in got if m["type"] == "result"])
+
+    def test_cancel_of_a_task_not_running_is_stopped_at_once(self):
+        self.peer.send({"type": "cancel", "id": "t9", "attempt": 3, "reason": "timed_out"})
+        self.assertEqual(self.peer.recv(), {"type": "stopped", "id": "t9", "attempt": 3})
 
     def test_over_capacity_is_handed_back(self):
         self.task("a", "sleep:0.3")
