@@ -237,7 +237,7 @@ TEST_F(OpenAiWorkerTest, CancelAbortsTheRequestAndFreesTheSlot) {
   ASSERT_TRUE(WaitFor([&] { return Status(held).value("state", "") == "running"; }));
   EXPECT_EQ(Ctl({"cancel", held}).exit_code, 0);
   ASSERT_TRUE(WaitFor(
-      [&] { return WorkerLog(w).find("task " + held + ": cancelled") != std::string::npos; }));
+      [&] { return WorkerLog(w).find("task " + held + " attempt 1: stopped") != std::string::npos; }));
   // The one slot is free again while the held reply never finished.
   const json end = SubmitWait({"--payload", R"("next")"});
   EXPECT_EQ(end["state"], "succeeded") << end;

@@ -161,13 +161,13 @@ TEST(RenderTest, PoolTableSaysWhyAPoolIsShort) {
 
 TEST(RenderTest, PoolTableCountsSidecarsWhenAPoolHasThem) {
   const auto pools = nlohmann::json::parse(R"([
-      {"name":"claw","state":"running","desired":2,"running":2,"restarts":1,
+      {"name":"claw","state":"running","desired":2,"running":2,"ready":2,"restarts":1,
        "sidecar":["openclaw-replica","gateway"],"sidecar_pids":[41,43]},
-      {"name":"echo","state":"running","desired":1,"running":1,"restarts":0}])");
+      {"name":"echo","state":"running","desired":1,"running":1,"ready":1,"restarts":0}])");
   EXPECT_EQ(RenderPoolTable(pools),
-            "NAME  STATE    DESIRED  RUNNING  RESTARTS  SIDECARS\n"
-            "claw  running  2        2        1         2\n"
-            "echo  running  1        1        0         -\n");
+            "NAME  STATE    WANTED  RUNNING  READY  RESTARTS  SIDECARS\n"
+            "claw  running  2       2        2      1         2\n"
+            "echo  running  1       1        1      0         -\n");
 }
 
 TEST(RenderTest, StatsPutContractCountersFirst) {
