@@ -308,6 +308,11 @@ TEST_F(OpenClawPoolTest, GatewayPoolRunsAgentTurnsEndToEnd) {
     // Usage as the worker reports it, from the model's answer.
     EXPECT_EQ(two["output"].value("usage", json()), (json{{"input", 10}, {"output", 5}, {"total", 15}}))
         << two;
+    // pincerd counted the same usage for the task (status's `usage`).
+    ASSERT_TRUE(two["usage"].is_object()) << two;
+    EXPECT_EQ(two["usage"].value("input", 0), 10) << two;
+    EXPECT_EQ(two["usage"].value("output", 0), 5) << two;
+    EXPECT_EQ(two["usage"].value("total", 0), 15) << two;
   }
 
   // A 429 with Retry-After: 2 from the model: the gateway retries it no

@@ -407,8 +407,17 @@ TEST(OpenAiWorkerWireTest, RetryAfterTravelsAsRetryAfterMs) {
   EXPECT_EQ((*result)["ok"], false);
   EXPECT_EQ((*result)["retryable"], true);
   EXPECT_EQ((*result)["retry_after_ms"], 7000) << *result;
+  // SIGTERM: the worker drains itself (docs/protocol.md, "drain"), and
+  // exits once the daemon says it holds nothing.
   worker.Signal(SIGTERM);
-  EXPECT_EQ(worker.Wait(seconds(10)), 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto line = daemon.ReadJson(milliseconds(100));
+        return line && (*line)["type"] == "drain";
+      },
+      seconds(30)));
+  daemon.SendJson({{"type", "drained"}});
+  EXPECT_EQ(worker.Wait(seconds(30)), 0);
 }
 
 TEST(OpenAiWorkerCliTest, UsageErrors) {
