@@ -1,6 +1,5 @@
 #include "client/client.h"
 
-#include <array>
 #include <asio/connect.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
@@ -12,12 +11,14 @@
 
 #include "client/address.h"
 #include "common/json_text.h"
+#include "protocol/peer_encode.h"
 #include "tls/tls_context.h"
 
 namespace pincer::client {
 namespace {
 
-constexpr int kProtocolVersion = 1;
+// The most one read takes off the socket.
+constexpr std::size_t kReadChunk = 64 * 1024;
 
 Error TimeoutError(const std::string& what) {
   return Error{ErrorKind::kTimeout, "timeout", "timed out " + what};
@@ -61,12 +62,10 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& addr, const s
   const Deadline deadline = DeadlineAfter(options.timeout);
   if (Status dialed = client->Dial(addr, deadline); !dialed.ok()) return dialed.error();
 
-  nlohmann::json hello = {
-      {"type", "hello"}, {"role", role}, {"proto", kProtocolVersion}, {"token", token}};
-  if (extra_hello.is_object()) {
-    for (const auto& [key, value] : extra_hello.items()) hello[key] = value;
+  if (Status shook = client->Handshake(EncodeHello(role, token, extra_hello), deadline);
+      !shook.ok()) {
+    return shook.error();
   }
-  if (Status shook = client->Handshake(hello, deadline); !shook.ok()) return shook.error();
   return client;
 }
 
@@ -156,8 +155,8 @@ Status Client::StartTls(const std::string& addr, const std::string& host,
   return Status::Ok();
 }
 
-Status Client::Handshake(const nlohmann::json& hello, const Deadline& deadline) {
-  if (Status sent = WriteLine(hello.dump() + "\n", deadline); !sent.ok()) return sent;
+Status Client::Handshake(const std::string& hello_line, const Deadline& deadline) {
+  if (Status sent = WriteLine(hello_line, deadline); !sent.ok()) return sent;
   Result<nlohmann::json> answer = ReadFromSocket(deadline);
   if (!answer.ok()) {
     Error error = answer.error();
@@ -183,8 +182,7 @@ std::string Client::id() const {
 
 Status Client::Send(const nlohmann::json& message, Duration timeout) {
   // Invalid UTF-8 in a string is replaced rather than thrown on.
-  return WriteLine(message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
-                   DeadlineAfter(timeout));
+  return WriteLine(DumpLine(message), DeadlineAfter(timeout));
 }
 
 Status Client::WriteLine(const std::string& line, const Deadline& deadline) {
@@ -221,10 +219,8 @@ Result<nlohmann::json> Client::ReadMessage(Duration timeout) {
 }
 
 Result<nlohmann::json> Client::ReadFromSocket(const Deadline& deadline) {
-  std::array<char, 64 * 1024> chunk;
   while (true) {
-    while (std::optional<std::string> line = lines_.NextLine()) {
-      if (line->empty()) continue;
+    while (std::optional<std::string_view> line = lines_.NextLine()) {
       // Bounded before nlohmann sees it: its dump() and copies recurse.
       if (!JsonDepthWithin(*line, kMaxPeerJsonDepth)) {
         return Error{ErrorKind::kProtocol, "bad_json",
@@ -234,7 +230,8 @@ Result<nlohmann::json> Client::ReadFromSocket(const Deadline& deadline) {
       nlohmann::json message = nlohmann::json::parse(*line, nullptr, /*allow_exceptions=*/false);
       if (message.is_discarded() || !message.is_object()) {
         return Error{ErrorKind::kProtocol, "bad_json",
-                     "the daemon sent a line that is not a JSON object: " + line->substr(0, 200)};
+                     "the daemon sent a line that is not a JSON object: " +
+                         std::string(line->substr(0, 200))};
       }
       return message;
     }
@@ -254,14 +251,15 @@ Result<nlohmann::json> Client::ReadFromSocket(const Deadline& deadline) {
       read = n;
       done = true;
     };
+    const auto into = asio::buffer(lines_.Prepare(kReadChunk), kReadChunk);
     if (tls_) {
-      tls_->async_read_some(asio::buffer(chunk), on_read);
+      tls_->async_read_some(into, on_read);
     } else {
-      socket_.async_read_some(asio::buffer(chunk), on_read);
+      socket_.async_read_some(into, on_read);
     }
     const bool in_time = RunUntil(done, deadline);
     // Bytes that arrived as the deadline passed still count.
-    lines_.Append(std::string_view(chunk.data(), read));
+    lines_.Commit(read);
     if (read == 0 && (!in_time || read_error == asio::error::operation_aborted)) {
       return TimeoutError("waiting for the daemon");
     }

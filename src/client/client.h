@@ -21,8 +21,8 @@
 #include <optional>
 #include <string>
 
-#include "client/line_buffer.h"
 #include "client/result.h"
+#include "protocol/line_framer.h"
 
 namespace pincer::client {
 
@@ -112,7 +112,8 @@ class Client {
   Status Dial(const std::string& addr, const Deadline& deadline);
   // The TLS handshake on the connected socket_, checking `host`'s certificate.
   Status StartTls(const std::string& addr, const std::string& host, const Deadline& deadline);
-  Status Handshake(const nlohmann::json& hello, const Deadline& deadline);
+  // Sends the hello line and waits for welcome.
+  Status Handshake(const std::string& hello_line, const Deadline& deadline);
   Status WriteLine(const std::string& line, const Deadline& deadline);
   // Reads one message off the socket, ignoring anything held back.
   Result<nlohmann::json> ReadFromSocket(const Deadline& deadline);
@@ -131,7 +132,7 @@ class Client {
   std::unique_ptr<asio::ssl::stream<asio::generic::stream_protocol::socket&>> tls_;
   // Why the last read failed, for the kClosed error that follows.
   std::string closed_reason_;
-  LineBuffer lines_;
+  LineFramer lines_;
   std::deque<nlohmann::json> held_;
   std::int64_t next_req_ = 1;
   nlohmann::json welcome_;

@@ -4,6 +4,7 @@
 
 #include "common/json_text.h"
 #include "protocol/encode.h"
+#include "protocol/json_writer.h"
 
 namespace pincer {
 
@@ -17,15 +18,6 @@ json RawOrNull(const std::string& raw) {
   return json::parse(raw, nullptr, false);
 }
 json StrOrNull(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
-void AppendMsOrNull(std::string& out, int64_t ms) {
-  if (ms) {
-    AppendInt(out, ms);
-  } else {
-    out.append("null"sv);
-  }
-}
-// A number as nlohmann writes it (shortest text that reads back the same).
-void AppendNumber(std::string& out, double v) { out.append(json(v).dump()); }
 json UsageJson(const TaskUsage& u, bool with_model) {
   json v = {{"input", u.input}, {"output", u.output}, {"total", u.total}, {"cost", u.cost}};
   if (with_model) v["model"] = StrOrNull(u.model);
@@ -144,8 +136,7 @@ void ClientApi::ById(ConnId conn, const IdReq& req) {
     case IdOp::kStatus: {
       std::string* out = outbox_.Buffer(conn);
       if (!out) return;
-      out->append(R"({"type":"ok","req":)"sv);
-      AppendInt(*out, req.req);
+      AppendOkStart(*out, req.req);
       out->append(R"(,"task":)"sv);
       AppendTaskView(*out, *t);
       out->append("}\n"sv);
@@ -201,8 +192,7 @@ void ClientApi::Tasks(ConnId conn, const TasksReq& req) {
   const std::size_t limit = static_cast<std::size_t>(req.limit);
   std::string* out = outbox_.Buffer(conn);
   if (!out) return;
-  out->append(R"({"type":"ok","req":)"sv);
-  AppendInt(*out, req.req);
+  AppendOkStart(*out, req.req);
   out->append(R"(,"tasks":[)"sv);
   std::size_t listed = 0;
   int64_t total = 0;  // every task the filters match, listed or not
@@ -273,90 +263,49 @@ void ClientApi::Simple(ConnId conn, const SimpleReq& req) {
 
 void ClientApi::AppendTaskView(std::string& out, const Task& t) {
   const TaskRecord& r = t.rec;
-  out.append(R"({"id":)"sv);
-  AppendJsonString(out, t.id_string());
-  out.append(R"(,"state":")"sv);
-  out.append(TaskStateName(r.state));
-  out.append(R"(","skills":)"sv);
-  AppendJsonStringArray(out, r.skills);
-  out.append(R"(,"payload":)"sv);
-  AppendRawOrNull(out, r.payload);
-  out.append(R"(,"priority":)"sv);
-  AppendInt(out, r.priority);
-  out.append(R"(,"session":)"sv);
-  AppendStringOrNull(out, r.session);
-  out.append(R"(,"key":)"sv);
-  AppendStringOrNull(out, r.key);
-  out.append(R"(,"attempts":)"sv);
-  AppendInt(out, r.attempts);
-  out.append(R"(,"max_attempts":)"sv);
-  AppendInt(out, r.max_attempts);
-  out.append(R"(,"timeout_ms":)"sv);
-  AppendInt(out, r.timeout_ms);
-  out.append(R"(,"worker":)"sv);
-  AppendStringOrNull(out, r.worker);
-  out.append(R"(,"output":)"sv);
-  AppendRawOrNull(out, r.output);
-  out.append(R"(,"error":)"sv);
-  AppendStringOrNull(out, r.state == TaskState::kSucceeded ? std::string_view() : r.error);
-  out.append(R"(,"errors":[)"sv);
-  for (std::size_t i = 0; i < r.errors.size(); ++i) {
-    const AttemptError& e = r.errors[i];
-    if (i) out.push_back(',');
-    out.append(R"({"attempt":)"sv);
-    AppendInt(out, e.attempt);
-    out.append(R"(,"worker":)"sv);
-    AppendStringOrNull(out, e.worker);
-    out.append(R"(,"error":)"sv);
-    AppendJsonString(out, e.error);
-    out.push_back('}');
-  }
-  out.append(R"(],"progress":)"sv);
-  AppendRawOrNull(out, t.progress);
+  JsonObjectWriter v(out);
+  v.String("id", t.id_string())
+      .String("state", TaskStateName(r.state))
+      .StringArray("skills", r.skills)
+      .RawOrNull("payload", r.payload)
+      .Int("priority", r.priority)
+      .StringOrNull("session", r.session)
+      .StringOrNull("key", r.key)
+      .Int("attempts", r.attempts)
+      .Int("max_attempts", r.max_attempts)
+      .Int("timeout_ms", r.timeout_ms)
+      .StringOrNull("worker", r.worker)
+      .RawOrNull("output", r.output)
+      .StringOrNull("error", r.state == TaskState::kSucceeded ? std::string_view() : r.error);
+  AppendAttemptErrors(v.Key("errors"), r.errors, /*null_worker=*/true);
+  v.RawOrNull("progress", t.progress);
   if (r.state == TaskState::kQueued) {
     const Why why = dispatcher_.WaitReason(t);
-    out.append(R"(,"why":)"sv);
-    AppendJsonString(out, why.text);
-    out.append(R"(,"why_code":")"sv);
-    out.append(WhyCodeName(why.code));
-    out.push_back('"');
+    v.String("why", why.text).String("why_code", WhyCodeName(why.code));
   }
-  if (t.retry_at_ms) {
-    out.append(R"(,"retry_at_ms":)"sv);
-    AppendInt(out, t.retry_at_ms);
-  }
-  out.append(R"(,"created_ms":)"sv);
-  AppendInt(out, r.created_ms);
-  out.append(R"(,"started_ms":)"sv);
-  AppendMsOrNull(out, r.started_ms);
-  out.append(R"(,"ended_ms":)"sv);
-  AppendMsOrNull(out, r.ended_ms);
-  out.append(R"(,"usage":)"sv);
+  if (t.retry_at_ms) v.Int("retry_at_ms", t.retry_at_ms);
+  v.Int("created_ms", r.created_ms)
+      .IntOrNull("started_ms", r.started_ms)
+      .IntOrNull("ended_ms", r.ended_ms);
   if (r.usage.empty()) {
-    out.append("null"sv);
+    v.Null("usage");
   } else {
-    out.append(R"({"input":)"sv);
-    AppendInt(out, r.usage.input);
-    out.append(R"(,"output":)"sv);
-    AppendInt(out, r.usage.output);
-    out.append(R"(,"total":)"sv);
-    AppendInt(out, r.usage.total);
-    out.append(R"(,"cost":)"sv);
-    AppendNumber(out, r.usage.cost);
-    out.append(R"(,"model":)"sv);
-    AppendStringOrNull(out, r.usage.model);
-    out.push_back('}');
+    JsonObjectWriter u(v.Key("usage"));
+    u.Int("input", r.usage.input)
+        .Int("output", r.usage.output)
+        .Int("total", r.usage.total)
+        .Number("cost", r.usage.cost)
+        .StringOrNull("model", r.usage.model)
+        .Close();
   }
   if (r.has_backoff) {
-    out.append(R"(,"backoff":{"initial_ms":)"sv);
-    AppendInt(out, r.backoff.initial_ms);
-    out.append(R"(,"max_ms":)"sv);
-    AppendInt(out, r.backoff.max_ms);
-    out.append(R"(,"jitter":)"sv);
-    AppendNumber(out, r.backoff.jitter);
-    out.push_back('}');
+    JsonObjectWriter b(v.Key("backoff"));
+    b.Int("initial_ms", r.backoff.initial_ms)
+        .Int("max_ms", r.backoff.max_ms)
+        .Number("jitter", r.backoff.jitter)
+        .Close();
   }
-  out.push_back('}');
+  v.Close();
 }
 
 json ClientApi::WorkerView(const Worker& w) {
@@ -403,12 +352,7 @@ json ClientApi::StatsView() {
 }
 
 void ClientApi::Ok(ConnId conn, int64_t req, json body) {
-  std::string* out = outbox_.Buffer(conn);
-  if (!out) return;
-  json msg = {{"type", "ok"}, {"req", req}};
-  msg.update(body);
-  out->append(msg.dump(-1, ' ', false, json::error_handler_t::replace));
-  out->push_back('\n');
+  if (std::string* out = outbox_.Buffer(conn)) AppendOk(*out, req, body);
 }
 
 void ClientApi::Error(ConnId conn, int64_t req, const Status& status) {

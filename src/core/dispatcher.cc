@@ -1439,54 +1439,28 @@ void Dispatcher::SendTask(const Task& t, const Worker& w) {
   std::string* out = outbox_.Buffer(w.id);
   if (!out) return;
   const TaskRecord& r = t.rec;
-  out->append(R"({"type":"task","id":"t)"sv);
-  AppendInt(*out, static_cast<int64_t>(r.id));
-  out->append(R"(","skills":)"sv);
-  AppendJsonStringArray(*out, r.skills);
-  out->append(R"(,"payload":)"sv);
-  AppendRawOrNull(*out, r.payload);
-  out->append(R"(,"attempt":)"sv);
-  AppendInt(*out, r.attempts);
-  out->append(R"(,"session":)"sv);
-  AppendStringOrNull(*out, r.session);
-  out->append(R"(,"deadline_ms":)"sv);
-  if (r.timeout_ms > 0) {
-    AppendInt(*out, r.started_ms + r.timeout_ms);
-  } else {
-    out->append("null"sv);
-  }
-  out->append("}\n"sv);
+  AppendTask(*out, {.id = r.id,
+                    .skills = r.skills,
+                    .payload = r.payload,
+                    .attempt = r.attempts,
+                    .session = r.session,
+                    .deadline_ms = r.timeout_ms > 0
+                                       ? std::optional<int64_t>(r.started_ms + r.timeout_ms)
+                                       : std::nullopt});
 }
 
 void Dispatcher::SendEnd(const Outcome& r, ConnId conn, int64_t req) {
   std::string* out = outbox_.Buffer(conn);
   if (!out) return;
-  out->append(R"({"type":"end","req":)"sv);
-  AppendInt(*out, req);
-  out->append(R"(,"id":"t)"sv);
-  AppendInt(*out, static_cast<int64_t>(r.id));
-  out->append(R"(","state":")"sv);
-  out->append(TaskStateName(r.state));
-  out->append(R"(","output":)"sv);
-  AppendRawOrNull(*out, r.output);
-  out->append(R"(,"error":)"sv);
-  AppendStringOrNull(*out, r.state == TaskState::kSucceeded ? std::string_view() : r.error);
-  out->append(R"(,"attempts":)"sv);
-  AppendInt(*out, r.attempts);
-  out->append(R"(,"worker":)"sv);
-  AppendStringOrNull(*out, r.worker);
-  out->append(R"(,"errors":[)"sv);
-  for (std::size_t i = 0; i < r.errors.size(); ++i) {
-    if (i) out->push_back(',');
-    out->append(R"({"attempt":)"sv);
-    AppendInt(*out, r.errors[i].attempt);
-    out->append(R"(,"worker":)"sv);
-    AppendJsonString(*out, r.errors[i].worker);
-    out->append(R"(,"error":)"sv);
-    AppendJsonString(*out, r.errors[i].error);
-    out->push_back('}');
-  }
-  out->append("]}\n"sv);
+  AppendEnd(*out,
+            {.req = req,
+             .id = r.id,
+             .state = TaskStateName(r.state),
+             .output = r.output,
+             .error = r.state == TaskState::kSucceeded ? std::string_view() : r.error,
+             .attempts = r.attempts,
+             .worker = r.worker},
+            r.errors);
 }
 
 }  // namespace pincer

@@ -1,7 +1,5 @@
 #include "net/connection.h"
 
-#include <cstring>
-
 #include "tls/tls_context.h"
 
 namespace pincer {
@@ -21,8 +19,8 @@ Connection::Connection(Socket socket, uint64_t id, std::size_t max_line, Handler
     : socket_(std::move(socket)),
       tls_context_(std::move(tls)),
       id_(id),
-      max_line_(max_line),
       handler_(handler),
+      in_(max_line),
       chunk_(kFirstReadChunk) {
   if (tls_context_) {
     tls_stream_ = std::make_unique<asio::ssl::stream<Socket&>>(socket_, *tls_context_);
@@ -55,16 +53,14 @@ void Connection::Read() {
   if (closed_ || close_after_flush_ || reading_ || paused_) return;
   if (out_.size() + writing_.size() > kMaxPendingOut) return;  // resumed in OnWritten
   reading_ = true;
-  // The buffer always extends kLinePadding past what a read can fill.
-  if (in_.size() < in_len_ + chunk_ + kLinePadding) in_.resize(in_len_ + chunk_ + kLinePadding);
   auto on_read = [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
     self->reading_ = false;
     if (ec) return self->Close();
+    self->in_.Commit(n);
     if (n == self->chunk_ && self->chunk_ < kReadChunk) self->chunk_ *= 2;
-    self->in_len_ += n;
     self->OnRead(n);
   };
-  const auto buffer = asio::buffer(in_.data() + in_len_, chunk_);
+  const auto buffer = asio::buffer(in_.Prepare(chunk_), chunk_);
   if (tls_stream_) {
     tls_stream_->async_read_some(buffer, std::move(on_read));
   } else {
@@ -85,29 +81,13 @@ void Connection::OnRead(std::size_t) {
 }
 
 bool Connection::TakeLines() {
-  std::size_t start = 0;
   while (!closed_ && !close_after_flush_) {
-    const char* base = in_.data();
-    const void* nl = std::memchr(base + scanned_, '\n', in_len_ - scanned_);
-    if (!nl) break;
-    const std::size_t end = static_cast<const char*>(nl) - base;
-    std::size_t len = end - start;
-    if (len > 0 && base[end - 1] == '\r') --len;
-    if (len > max_line_) {
-      handler_.OnOversizedLine(*this);
-      return false;
-    }
-    if (len > 0) handler_.OnLine(*this, std::string_view(base + start, len));
-    start = end + 1;
-    scanned_ = start;
+    const std::optional<std::string_view> line = in_.NextLine();
+    if (!line) break;
+    handler_.OnLine(*this, *line);
   }
   if (closed_ || close_after_flush_) return false;
-  if (start > 0) {
-    std::memmove(in_.data(), in_.data() + start, in_len_ - start);
-    in_len_ -= start;
-  }
-  scanned_ = in_len_;
-  if (in_len_ > max_line_) {
+  if (in_.overflowed()) {
     handler_.OnOversizedLine(*this);
     return false;
   }

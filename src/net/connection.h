@@ -13,13 +13,15 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/line_framer.h"
+
 namespace pincer {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   // Readable bytes after every line handed to OnLine (so a parser may read
-  // past the end of a line without copying it first).
-  static constexpr std::size_t kLinePadding = 64;
+  // past the end of a line without copying it first): the framer's.
+  static constexpr std::size_t kLinePadding = pincer::kLinePadding;
 
   using Socket = asio::generic::stream_protocol::socket;
 
@@ -51,8 +53,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t id() const { return id_; }
   bool open() const { return !closed_; }
   // The longest line accepted from now on (e.g. a small one until hello).
-  void set_max_line(std::size_t max_line) { max_line_ = max_line; }
-  std::size_t max_line() const { return max_line_; }
+  void set_max_line(std::size_t max_line) { in_.set_max_line(max_line); }
+  std::size_t max_line() const { return in_.max_line(); }
 
   // Backpressure the handler applies for its own buffers: no reads while
   // paused (the lines of a read already done are still handed over).
@@ -88,15 +90,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<asio::ssl::stream<Socket&>> tls_stream_;
   bool handshaking_ = false;  // TLS: from construction until the handshake succeeded
   const uint64_t id_;
-  std::size_t max_line_;
   Handler& handler_;
 
-  // Unconsumed input (at most one partial line) is in_[0, in_len_). in_ is
-  // kept larger than that, so a read does not re-zero its buffer each time.
-  std::string in_;
-  std::size_t in_len_ = 0;
-  std::size_t scanned_ = 0;  // bytes of in_ already searched for '\n'
-  std::size_t chunk_;        // the most one read takes (grows while reads fill it)
+  LineFramer in_;       // input not yet handed over, read straight into it
+  std::size_t chunk_;   // the most one read takes (grows while reads fill it)
   std::string out_;          // next batch to write
   std::string writing_;      // the batch in flight
   bool writing_in_flight_ = false;

@@ -1,10 +1,95 @@
 #include "protocol/encode.h"
 
+#include <nlohmann/json.hpp>
+
 #include "common/json_text.h"
+#include "protocol/json_writer.h"
 
 namespace pincer {
 
 using namespace std::string_view_literals;
+
+void AppendNumber(std::string& out, double v) { out.append(nlohmann::json(v).dump()); }
+
+void AppendTask(std::string& out, const TaskLine& t) {
+  out.append(R"({"type":"task","id":"t)"sv);
+  AppendInt(out, static_cast<int64_t>(t.id));
+  out.append(R"(","skills":)"sv);
+  AppendJsonStringArray(out, t.skills);
+  out.append(R"(,"payload":)"sv);
+  AppendRawOrNull(out, t.payload);
+  out.append(R"(,"attempt":)"sv);
+  AppendInt(out, t.attempt);
+  out.append(R"(,"session":)"sv);
+  AppendStringOrNull(out, t.session);
+  out.append(R"(,"deadline_ms":)"sv);
+  if (t.deadline_ms) {
+    AppendInt(out, *t.deadline_ms);
+  } else {
+    out.append("null"sv);
+  }
+  out.append("}\n"sv);
+}
+
+void AppendOkStart(std::string& out, int64_t req) {
+  out.append(R"({"type":"ok","req":)"sv);
+  AppendInt(out, req);
+}
+
+void AppendSubmitOk(std::string& out, int64_t req, uint64_t task_id, bool existing,
+                    std::string_view warning) {
+  AppendOkStart(out, req);
+  out.append(R"(,"id":"t)"sv);
+  AppendInt(out, static_cast<int64_t>(task_id));
+  if (warning.empty()) {
+    out.append(existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
+  } else {
+    out.append(R"(","existing":false,"warning":)"sv);
+    AppendJsonString(out, warning);
+    out.append("}\n"sv);
+  }
+}
+
+void AppendOk(std::string& out, int64_t req, const nlohmann::json& body) {
+  nlohmann::json msg = {{"type", "ok"}, {"req", req}};
+  msg.update(body);
+  out.append(msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  out.push_back('\n');
+}
+
+void AppendAttemptError(std::string& out, bool first, int64_t attempt, std::string_view worker,
+                        std::string_view error, bool null_worker) {
+  if (!first) out.push_back(',');
+  out.append(R"({"attempt":)"sv);
+  AppendInt(out, attempt);
+  out.append(R"(,"worker":)"sv);
+  if (null_worker) {
+    AppendStringOrNull(out, worker);
+  } else {
+    AppendJsonString(out, worker);
+  }
+  out.append(R"(,"error":)"sv);
+  AppendJsonString(out, error);
+  out.push_back('}');
+}
+
+void AppendEndStart(std::string& out, const EndLine& e) {
+  out.append(R"({"type":"end","req":)"sv);
+  AppendInt(out, e.req);
+  out.append(R"(,"id":"t)"sv);
+  AppendInt(out, static_cast<int64_t>(e.id));
+  out.append(R"(","state":")"sv);
+  out.append(e.state);
+  out.append(R"(","output":)"sv);
+  AppendRawOrNull(out, e.output);
+  out.append(R"(,"error":)"sv);
+  AppendStringOrNull(out, e.error);
+  out.append(R"(,"attempts":)"sv);
+  AppendInt(out, e.attempts);
+  out.append(R"(,"worker":)"sv);
+  AppendStringOrNull(out, e.worker);
+  out.append(R"(,"errors":)"sv);
+}
 
 std::string EncodeError(std::string_view code, std::string_view message,
                         std::optional<int64_t> req) {

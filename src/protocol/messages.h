@@ -15,6 +15,7 @@
 
 #include "common/json_text.h"  // kDefaultMaxJsonDepth
 #include "common/usage.h"
+#include "protocol/line_framer.h"  // kLinePadding
 
 namespace pincer {
 
@@ -175,8 +176,8 @@ inline constexpr std::size_t kMaxModelBytes = 256;
 // recursive code sees it. REQUIRES: 1 <= max_depth <= kMaxPeerJsonDepth.
 ParseResult ParseMessage(std::string_view line, int max_depth = kDefaultMaxJsonDepth);
 // The same, for a line followed in memory by at least kLinePadding readable
-// bytes (any content): the fast path then parses it in place, uncopied.
-inline constexpr std::size_t kLinePadding = 64;
+// bytes (any content), as LineFramer hands them out: the fast path then
+// parses it in place, uncopied.
 ParseResult ParseMessagePadded(std::string_view line, int max_depth = kDefaultMaxJsonDepth);
 // The same, into `out`. When `out` holds a message of the line's type from
 // an earlier line, a hot message (submit, result) reuses its buffers: the

@@ -8,6 +8,10 @@
 #include "tls/tls_context.h"
 
 namespace pincer::worker {
+namespace {
+// The most one read takes off the socket.
+constexpr std::size_t kReadChunk = 64 * 1024;
+}  // namespace
 
 std::shared_ptr<LineConnection> LineConnection::Create(asio::io_context& io,
                                                        std::size_t max_line_bytes,
@@ -17,7 +21,7 @@ std::shared_ptr<LineConnection> LineConnection::Create(asio::io_context& io,
 
 LineConnection::LineConnection(asio::io_context& io, std::size_t max_line_bytes,
                                std::shared_ptr<asio::ssl::context> tls)
-    : socket_(io), tls_context_(std::move(tls)), resolver_(io), max_line_bytes_(max_line_bytes) {}
+    : socket_(io), tls_context_(std::move(tls)), resolver_(io), in_(max_line_bytes) {}
 
 void LineConnection::Connect(const Endpoint& endpoint,
                              std::function<void(const std::string&)> done) {
@@ -100,31 +104,28 @@ void LineConnection::Start(LineHandler on_line, ClosedHandler on_closed) {
 }
 
 void LineConnection::ReadNext() {
-  auto on_line = [this, self = shared_from_this()](std::error_code ec, std::size_t n) {
+  auto on_read = [this, self = shared_from_this()](std::error_code ec, std::size_t n) {
     if (closed_) return;
-    if (ec) {
-      if (ec == asio::error::not_found) {
-        Fail("the daemon sent a line longer than " + std::to_string(max_line_bytes_) + " bytes");
-      } else if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
-        Fail("the daemon closed the connection");
-      } else {
-        Fail(tls_ ? tls::DescribeHandshakeError(tls_->native_handle(), ec) : ec.message());
-      }
-      return;
+    in_.Commit(n);
+    while (const std::optional<std::string_view> line = in_.NextLine()) {
+      if (on_line_) on_line_(*line);
+      if (closed_) return;
     }
-    std::string_view line(read_buf_.data(), n - 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!line.empty() && on_line_) on_line_(line);
-    if (closed_) return;
-    read_buf_.erase(0, n);
-    ReadNext();
+    if (in_.overflowed()) {
+      Fail("the daemon sent a line longer than " + std::to_string(in_.max_line()) + " bytes");
+    } else if (!ec) {
+      ReadNext();
+    } else if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+      Fail("the daemon closed the connection");
+    } else {
+      Fail(tls_ ? tls::DescribeHandshakeError(tls_->native_handle(), ec) : ec.message());
+    }
   };
-  // +1 leaves room for a "\r" before the "\n"; +1 for the "\n" itself.
-  auto buffer = asio::dynamic_buffer(read_buf_, max_line_bytes_ + 2);
+  const auto into = asio::buffer(in_.Prepare(kReadChunk), kReadChunk);
   if (tls_) {
-    asio::async_read_until(*tls_, buffer, '\n', std::move(on_line));
+    tls_->async_read_some(into, std::move(on_read));
   } else {
-    asio::async_read_until(socket_, buffer, '\n', std::move(on_line));
+    socket_.async_read_some(into, std::move(on_read));
   }
 }
 

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "protocol/line_framer.h"
 #include "worker/endpoint.h"
 
 namespace pincer::worker {
@@ -71,8 +72,7 @@ class LineConnection : public std::enable_shared_from_this<LineConnection> {
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<asio::generic::stream_protocol::socket&>> tls_;
   asio::ip::tcp::resolver resolver_;
-  std::size_t max_line_bytes_;
-  std::string read_buf_;
+  LineFramer in_;  // bytes read, not yet handed out as lines
   std::deque<std::string> write_queue_;
   bool is_unix_ = false;
   bool writing_ = false;

@@ -10,7 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "worker/wire.h"
+#include "common/json_text.h"
+#include "protocol/peer_encode.h"
 
 namespace pincer::worker {
 
@@ -149,10 +150,9 @@ inline std::string DescribeFailure(const TaskOutcome& o) {
 // not fit in a frame.
 inline std::string SuccessLine(std::string_view id, nlohmann::json output,
                                std::size_t max_frame_bytes) {
-  std::string line =
-      DumpLine({{"type", "result"}, {"id", id}, {"ok", true}, {"output", std::move(output)}});
+  std::string line = EncodeResultSuccess(id, std::move(output));
   if (line.size() - 1 > max_frame_bytes) {
-    return FailureLine(id,
+    return EncodeResultFailure(id,
                        "output too large: the result is " + std::to_string(line.size() - 1) +
                            " bytes encoded, more than the " + std::to_string(max_frame_bytes) +
                            "-byte frame limit",
@@ -162,7 +162,7 @@ inline std::string SuccessLine(std::string_view id, nlohmann::json output,
 }
 
 inline std::string TooDeepLine(std::string_view id, int max_json_depth) {
-  return FailureLine(
+  return EncodeResultFailure(
       id,
       "output too deep: stdout is JSON nested more than " + std::to_string(max_json_depth - 1) +
           " levels, the daemon's limits.max_json_depth = " + std::to_string(max_json_depth) +
@@ -209,7 +209,7 @@ inline std::string EnvelopeLine(std::string_view id, const TaskOutcome& o,
   if (error.empty()) error = status.empty() ? "failed (the envelope says ok: false)" : status;
   if (!status.empty() && status != "error" && error != status) error = status + ": " + error;
   if (o.code != 0) error += " (exit status " + std::to_string(o.code) + ")";
-  return FailureLine(id, error, retryable);
+  return EncodeResultFailure(id, error, retryable);
 }
 
 // The full result line for a task. A result that would not fit in one frame
@@ -222,18 +222,16 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
                               int max_json_depth = kDefaultMaxJsonDepth,
                               const ResultPolicy& policy = {}) {
   if (o.kind == TaskOutcome::Kind::kReply) {
-    nlohmann::json j = {{"type", "result"}, {"id", id}};
-    if (o.reply.is_object()) j.update(o.reply);
-    std::string line = DumpLine(j);
+    std::string line = EncodeResultReply(id, o.reply);
     if (line.size() - 1 <= max_frame_bytes) return line;
-    return FailureLine(id,
+    return EncodeResultFailure(id,
                        "output too large: the result is " + std::to_string(line.size() - 1) +
                            " bytes encoded, more than the " + std::to_string(max_frame_bytes) +
                            "-byte frame limit",
                        /*retryable=*/false);
   }
   if (o.kind == TaskOutcome::Kind::kSpawnFailed) {
-    return FailureLine(id, DescribeFailure(o), /*retryable=*/false);
+    return EncodeResultFailure(id, DescribeFailure(o), /*retryable=*/false);
   }
   const bool exited = o.kind == TaskOutcome::Kind::kExited;
   // The result object is level 1: its output may nest one level less.
@@ -248,10 +246,10 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
     }
   }
   if (!exited || o.code != 0) {
-    return FailureLine(id, DescribeFailure(o), /*retryable=*/!(exited && policy.Permanent(o.code)));
+    return EncodeResultFailure(id, DescribeFailure(o), /*retryable=*/!(exited && policy.Permanent(o.code)));
   }
   if (o.stdout_overflowed) {
-    return FailureLine(id,
+    return EncodeResultFailure(id,
                        "output too large: stdout was " + std::to_string(o.stdout_total) +
                            " bytes, more than the " + std::to_string(max_frame_bytes) +
                            "-byte frame limit",
@@ -268,7 +266,7 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
       nlohmann::json parsed = nlohmann::json::parse(trimmed, nullptr, /*allow_exceptions=*/false);
       if (!parsed.is_discarded()) return SuccessLine(id, std::move(parsed), max_frame_bytes);
     }
-    return FailureLine(
+    return EncodeResultFailure(
         id,
         trimmed.empty()
             ? std::string("output is not JSON (--output json): stdout is empty")

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "worker/endpoint.h"
+#include "protocol/peer_encode.h"
 #include "worker/result_builder.h"
-#include "worker/wire.h"
 
 namespace asio::ssl {
 class context;
@@ -20,7 +20,7 @@ namespace pincer::worker {
 
 struct WorkerOptions {
   Endpoint endpoint;
-  HelloFields hello;                        // token, name, skills, capacity, labels, spawn_id
+  WorkerHello hello;                        // token, name, skills, capacity, labels, spawn_id
   std::vector<std::string> command;         // argv of the per-task command
   std::size_t max_frame_bytes = 16u << 20;  // the daemon's limits.max_frame_bytes
   std::chrono::milliseconds handshake_timeout{10000};  // connect + welcome

@@ -6,6 +6,8 @@
 #include <utility>
 #include <variant>
 
+#include "protocol/encode.h"
+#include "protocol/peer_encode.h"
 #include "worker/result_builder.h"
 
 namespace pincer::worker {
@@ -35,9 +37,9 @@ WorkerSession::WorkerSession(asio::io_context& io, WorkerOptions options, TaskRu
   runner_.SetOnProgress([this](const std::string& id, nlohmann::json data) {
     if (conn_ && welcomed_) {
       const auto it = attempts_.find(id);
-      nlohmann::json line = {{"type", "progress"}, {"id", id}, {"data", std::move(data)}};
-      if (it != attempts_.end()) line["attempt"] = it->second;
-      conn_->Send(DumpLine(line));
+      conn_->Send(EncodeProgress(id, std::move(data),
+                                 it != attempts_.end() ? std::optional<int64_t>(it->second)
+                                                       : std::nullopt));
     }
   });
 }
@@ -87,7 +89,7 @@ void WorkerSession::Connect() {
     }
     conn_->Start([this](std::string_view line) { OnLine(line); },
                  [this](const std::string& reason) { DropConnection(reason); });
-    conn_->Send(HelloLine(options_.hello, kProtocolVersion));
+    conn_->Send(EncodeWorkerHello(options_.hello));
   });
 }
 
@@ -102,6 +104,8 @@ void WorkerSession::OnLine(std::string_view line) {
           OnDaemonError(m);
         } else if constexpr (std::is_same_v<T, BadMsg>) {
           spdlog::warn("ignoring a bad line from the daemon ({}): {:.200}", m.reason, line);
+        } else if constexpr (std::is_same_v<T, HeartbeatAckMsg>) {
+          // Asked for by workers that want them; this one does not.
         } else if constexpr (std::is_same_v<T, UnknownMsg>) {
           spdlog::debug("ignoring a message of unknown type \"{}\"", m.type);
         } else if (!welcomed_) {
@@ -143,7 +147,7 @@ void WorkerSession::OnTask(TaskMsg& m) {
   // overload the machine.
   // A task sent before the daemon read our own `drain` is still ours.
   if ((draining_ && !self_draining_) || stopping_) {
-    conn_->Send(FailureLine(m.id, "worker is draining", /*retryable=*/true));
+    conn_->Send(EncodeResultFailure(m.id, "worker is draining", /*retryable=*/true));
     return;
   }
   if (runner_.IsRunning(m.id)) {
@@ -152,7 +156,7 @@ void WorkerSession::OnTask(TaskMsg& m) {
   }
   if (runner_.running() >= static_cast<std::size_t>(options_.hello.capacity)) {
     conn_->Send(
-        FailureLine(m.id, "worker is at capacity (" + std::to_string(options_.hello.capacity) + ")",
+        EncodeResultFailure(m.id, "worker is at capacity (" + std::to_string(options_.hello.capacity) + ")",
                     /*retryable=*/true));
     return;
   }
@@ -180,7 +184,7 @@ void WorkerSession::OnCancel(const CancelMsg& m) {
     // Nothing of it runs here (it ended as the cancel crossed its result):
     // it is stopped already.
     spdlog::debug("cancel for task {}, which does not run here", m.id);
-    conn_->Send(StoppedLine(m.id, attempt > 0 ? attempt : 1));
+    conn_->Send(EncodeStopped(m.id, attempt > 0 ? attempt : 1));
   }
 }
 
@@ -191,7 +195,7 @@ void WorkerSession::OnStopped(const std::string& id) {
   cancelled_.erase(it);
   if (conn_ && welcomed_ && s.conn_gen == conn_gen_) {
     spdlog::info("task {} attempt {}: stopped", id, s.attempt);
-    conn_->Send(StoppedLine(id, s.attempt));
+    conn_->Send(EncodeStopped(id, s.attempt));
   }
 }
 
@@ -219,7 +223,7 @@ void WorkerSession::DrainAndExit() {
                runner_.running());
   self_draining_ = true;
   draining_ = true;
-  conn_->Send(DrainLine());
+  conn_->Send(EncodeDrain());
 }
 
 void WorkerSession::OnDaemonError(const ErrorMsg& m) {
@@ -324,7 +328,7 @@ void WorkerSession::ScheduleHeartbeat() {
 }
 
 void WorkerSession::SendHeartbeat() {
-  conn_->Send(HeartbeatLine(sampler_.Sample(std::chrono::steady_clock::now(), runner_.pids())));
+  conn_->Send(EncodeHeartbeat(sampler_.Sample(std::chrono::steady_clock::now(), runner_.pids())));
   ScheduleHeartbeat();
 }
 

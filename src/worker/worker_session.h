@@ -13,11 +13,11 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "protocol/daemon_messages.h"
 #include "worker/backoff.h"
 #include "worker/line_connection.h"
 #include "worker/load_sampler.h"
 #include "worker/task_runner.h"
-#include "worker/wire.h"
 #include "worker/worker_options.h"
 
 namespace pincer::worker {

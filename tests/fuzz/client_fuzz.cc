@@ -1,6 +1,6 @@
 // Fuzz target: the client's side of the wire (client/ and the pincerctl
 // rendering of answers). The input is a byte stream from a daemon: it is
-// fed to the LineBuffer in chunks of varying sizes and must come out as the
+// fed to the LineFramer in chunks of varying sizes and must come out as the
 // same lines however it was cut; each line is parsed as the client parses
 // it, and every JSON object is rendered as pincerctl shows each kind of
 // answer. An address (the first line) parses or is refused.
@@ -15,9 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "client/address.h"
-#include "client/line_buffer.h"
 #include "ctl/exit_code.h"
 #include "ctl/render.h"
+#include "protocol/line_framer.h"
 
 namespace {
 
@@ -25,12 +25,12 @@ constexpr std::size_t kMaxLine = 256;
 
 // Lines of `in` cut into chunks of `step` bytes; "overflow" ends them.
 std::vector<std::string> Lines(std::string_view in, std::size_t step) {
-  pincer::client::LineBuffer buffer(kMaxLine);
+  pincer::LineFramer framer(kMaxLine);
   std::vector<std::string> lines;
   for (std::size_t at = 0; at < in.size(); at += step) {
-    buffer.Append(in.substr(at, step));
-    while (auto line = buffer.NextLine()) lines.push_back(std::move(*line));
-    if (buffer.overflowed()) {
+    framer.Append(in.substr(at, step));
+    while (auto line = framer.NextLine()) lines.emplace_back(*line);
+    if (framer.overflowed()) {
       lines.push_back("overflow");
       break;
     }
@@ -47,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<std::string> whole = Lines(in, in.size() + 1);
   const std::size_t step = size == 0 ? 1 : 1 + data[0] % 17;
   if (Lines(in, step) != whole) {
-    std::fprintf(stderr, "LineBuffer cuts lines differently in chunks of %zu bytes\n", step);
+    std::fprintf(stderr, "LineFramer cuts lines differently in chunks of %zu bytes\n", step);
     std::abort();
   }
 

@@ -1,16 +1,18 @@
-// Fuzz target: pincer-worker's parsers (worker/wire.h and the pure helpers
-// around it). A daemon line becomes one DaemonMessage and never an
+// Fuzz target: pincer-worker's parsers (protocol/daemon_messages.h and the
+// pure helpers around it). A daemon line becomes one DaemonMessage and never an
 // exception; a task's payload goes to the child's stdin; a child's stdout
 // becomes the result's output; an address parses or is refused.
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "protocol/daemon_messages.h"
+#include "protocol/peer_encode.h"
 #include "worker/endpoint.h"
 #include "worker/result_builder.h"
-#include "worker/wire.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace pincer;
   using namespace pincer::worker;
   const std::string_view line(reinterpret_cast<const char*>(data), size);
   DaemonMessage m = ParseDaemonMessage(line);

@@ -1,10 +1,12 @@
-// src/worker/wire.h: daemon lines into typed messages, and the worker's own
-// hello/heartbeat/failure lines.
+// src/protocol/daemon_messages.h: the daemon's lines into the typed
+// messages a worker acts on.
+#include "protocol/daemon_messages.h"
+
 #include <gtest/gtest.h>
 
-#include "worker/wire.h"
+#include "protocol/encode.h"
 
-namespace pincer::worker {
+namespace pincer {
 namespace {
 
 using nlohmann::json;
@@ -84,6 +86,47 @@ TEST(ParseDaemonMessageTest, CancelDrainError) {
   EXPECT_EQ(std::get<ErrorMsg>(e).message, "no task t0");
 }
 
+// What the daemon encodes (encode.h) reads back as the same message.
+TEST(ParseDaemonMessageTest, ReadsTheDaemonsOwnLines) {
+  auto welcome = ParseDaemonMessage(EncodeWelcome("w7", 250, 32));
+  ASSERT_TRUE(std::holds_alternative<WelcomeMsg>(welcome));
+  EXPECT_EQ(std::get<WelcomeMsg>(welcome).id, "w7");
+  EXPECT_EQ(std::get<WelcomeMsg>(welcome).heartbeat_ms, 250);
+  EXPECT_EQ(std::get<WelcomeMsg>(welcome).max_json_depth, 32);
+
+  std::string line;
+  const std::vector<std::string> skills = {"echo"};
+  AppendTask(line, {.id = 18,
+                    .skills = skills,
+                    .payload = R"({"b":1, "a":2.50})",
+                    .attempt = 3,
+                    .session = "s",
+                    .deadline_ms = 99});
+  ASSERT_EQ(line.back(), '\n');
+  line.pop_back();
+  auto task = ParseDaemonMessage(line);
+  ASSERT_TRUE(std::holds_alternative<TaskMsg>(task));
+  const auto& t = std::get<TaskMsg>(task);
+  EXPECT_EQ(t.id, "t18");
+  EXPECT_EQ(t.payload_text, R"({"b":1, "a":2.50})");  // as submitted, spelling and order
+  EXPECT_EQ(t.attempt, 3);
+  EXPECT_EQ(t.session, "s");
+  EXPECT_EQ(t.deadline_ms, 99);
+
+  auto cancel = ParseDaemonMessage(EncodeCancel("t18", 3, "timed_out"));
+  ASSERT_TRUE(std::holds_alternative<CancelMsg>(cancel));
+  EXPECT_EQ(std::get<CancelMsg>(cancel).id, "t18");
+  EXPECT_EQ(std::get<CancelMsg>(cancel).attempt, 3);
+  EXPECT_EQ(std::get<CancelMsg>(cancel).reason, "timed_out");
+
+  EXPECT_TRUE(std::holds_alternative<DrainMsg>(ParseDaemonMessage(EncodeDrain())));
+  EXPECT_TRUE(std::holds_alternative<DrainedMsg>(ParseDaemonMessage(EncodeDrained())));
+  EXPECT_TRUE(std::holds_alternative<HeartbeatAckMsg>(ParseDaemonMessage(EncodeHeartbeatAck())));
+  auto error = ParseDaemonMessage(EncodeTaskError("unknown_task", "no task t0", "t0"));
+  ASSERT_TRUE(std::holds_alternative<ErrorMsg>(error));
+  EXPECT_EQ(std::get<ErrorMsg>(error).code, "unknown_task");
+}
+
 TEST(ParseDaemonMessageTest, UnknownTypeIsToleratedForNewerDaemons) {
   auto m = ParseDaemonMessage(R"({"type":"ping","seq":1})");
   ASSERT_TRUE(std::holds_alternative<UnknownMsg>(m));
@@ -99,43 +142,5 @@ TEST(ParseDaemonMessageTest, BadLines) {
   }
 }
 
-TEST(HelloLineTest, CarriesEveryWorkerField) {
-  HelloFields h;
-  h.token = "wtok";
-  h.name = "echo-1";
-  h.skills = {"echo", "text"};
-  h.capacity = 2;
-  h.labels = {{"host", "box1"}};
-  h.spawn_id = "s-4";
-  const std::string line = HelloLine(h, 1);
-  ASSERT_EQ(line.back(), '\n');
-  EXPECT_EQ(json::parse(line),
-            json::parse(R"({"type":"hello","role":"worker","proto":1,"token":"wtok",
-                            "name":"echo-1","skills":["echo","text"],"capacity":2,
-                            "labels":{"host":"box1"},"spawn_id":"s-4","confirms_stop":true})"));
-}
-
-TEST(HelloLineTest, OptionalFieldsAreLeftOut) {
-  HelloFields h;
-  h.name = "n";
-  const json j = json::parse(HelloLine(h, 1));
-  EXPECT_FALSE(j.contains("spawn_id"));
-  EXPECT_FALSE(j.contains("labels"));
-  EXPECT_EQ(j["skills"], json::array());
-  EXPECT_EQ(j["capacity"], 1);
-}
-
-TEST(HeartbeatLineTest, LoadIsAlwaysAnObject) {
-  EXPECT_EQ(json::parse(HeartbeatLine(json{{"cpu", 0.5}})),
-            json::parse(R"({"type":"heartbeat","load":{"cpu":0.5}})"));
-  EXPECT_EQ(json::parse(HeartbeatLine(json())), json::parse(R"({"type":"heartbeat","load":{}})"));
-}
-
-TEST(FailureLineTest, Shape) {
-  EXPECT_EQ(json::parse(FailureLine("t1", "worker is draining", true)),
-            json::parse(R"({"type":"result","id":"t1","ok":false,
-                            "error":"worker is draining","retryable":true})"));
-}
-
 }  // namespace
-}  // namespace pincer::worker
+}  // namespace pincer
