@@ -12,16 +12,11 @@ using namespace std::string_view_literals;
 void AppendNumber(std::string& out, double v) { out.append(nlohmann::json(v).dump()); }
 
 void AppendTask(std::string& out, const TaskLine& t) {
-  out.append(R"({"type":"task","id":"t)"sv);
-  AppendInt(out, static_cast<int64_t>(t.id));
-  out.append(R"(","skills":)"sv);
-  AppendJsonStringArray(out, t.skills);
-  out.append(R"(,"payload":)"sv);
-  AppendRawOrNull(out, t.payload);
-  out.append(R"(,"attempt":)"sv);
-  AppendInt(out, t.attempt);
-  out.append(R"(,"session":)"sv);
-  AppendStringOrNull(out, t.session);
+  AppendInt(out.append(R"({"type":"task","id":"t)"sv), static_cast<int64_t>(t.id));
+  AppendJsonStringArray(out.append(R"(","skills":)"sv), t.skills);
+  AppendRawOrNull(out.append(R"(,"payload":)"sv), t.payload);
+  AppendInt(out.append(R"(,"attempt":)"sv), t.attempt);
+  AppendStringOrNull(out.append(R"(,"session":)"sv), t.session);
   out.append(R"(,"deadline_ms":)"sv);
   if (t.deadline_ms) {
     AppendInt(out, *t.deadline_ms);
@@ -74,77 +69,14 @@ void AppendAttemptError(std::string& out, bool first, int64_t attempt, std::stri
 }
 
 void AppendEndStart(std::string& out, const EndLine& e) {
-  out.append(R"({"type":"end","req":)"sv);
-  AppendInt(out, e.req);
-  out.append(R"(,"id":"t)"sv);
-  AppendInt(out, static_cast<int64_t>(e.id));
-  out.append(R"(","state":")"sv);
-  out.append(e.state);
-  out.append(R"(","output":)"sv);
+  AppendInt(out.append(R"({"type":"end","req":)"sv), e.req);
+  AppendInt(out.append(R"(,"id":"t)"sv), static_cast<int64_t>(e.id));
+  out.append(R"(","state":")"sv).append(e.state).append(R"(","output":)"sv);
   AppendRawOrNull(out, e.output);
-  out.append(R"(,"error":)"sv);
-  AppendStringOrNull(out, e.error);
-  out.append(R"(,"attempts":)"sv);
-  AppendInt(out, e.attempts);
-  out.append(R"(,"worker":)"sv);
-  AppendStringOrNull(out, e.worker);
+  AppendStringOrNull(out.append(R"(,"error":)"sv), e.error);
+  AppendInt(out.append(R"(,"attempts":)"sv), e.attempts);
+  AppendStringOrNull(out.append(R"(,"worker":)"sv), e.worker);
   out.append(R"(,"errors":)"sv);
 }
-
-std::string EncodeError(std::string_view code, std::string_view message,
-                        std::optional<int64_t> req) {
-  std::string out = R"({"type":"error","code":)";
-  AppendJsonString(out, code);
-  out.append(R"(,"message":)"sv);
-  AppendJsonString(out, message);
-  if (req) {
-    out.append(R"(,"req":)"sv);
-    AppendInt(out, *req);
-  }
-  out.append("}\n"sv);
-  return out;
-}
-
-std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_json_depth) {
-  std::string out = R"({"type":"welcome","id":)";
-  AppendJsonString(out, id);
-  out.append(R"(,"heartbeat_ms":)"sv);
-  AppendInt(out, heartbeat_ms);
-  out.append(R"(,"max_json_depth":)"sv);
-  AppendInt(out, max_json_depth);
-  out.append("}\n"sv);
-  return out;
-}
-
-std::string EncodeTaskError(std::string_view code, std::string_view message,
-                            std::string_view task_id, int64_t attempt) {
-  std::string out = R"({"type":"error","code":)";
-  AppendJsonString(out, code);
-  out.append(R"(,"message":)"sv);
-  AppendJsonString(out, message);
-  out.append(R"(,"id":)"sv);
-  AppendJsonString(out, task_id);
-  if (attempt > 0) {
-    out.append(R"(,"attempt":)"sv);
-    AppendInt(out, attempt);
-  }
-  out.append("}\n"sv);
-  return out;
-}
-
-std::string EncodeCancel(std::string_view task_id, int64_t attempt, std::string_view reason) {
-  std::string out = R"({"type":"cancel","id":)";
-  AppendJsonString(out, task_id);
-  out.append(R"(,"attempt":)"sv);
-  AppendInt(out, attempt);
-  out.append(R"(,"reason":")"sv);
-  out.append(reason);
-  out.append("\"}\n"sv);
-  return out;
-}
-
-std::string EncodeDrain() { return "{\"type\":\"drain\"}\n"; }
-std::string EncodeDrained() { return "{\"type\":\"drained\"}\n"; }
-std::string EncodeHeartbeatAck() { return "{\"type\":\"heartbeat_ack\"}\n"; }
 
 }  // namespace pincer

@@ -59,34 +59,29 @@ TEST(AppendTaskTest, Bytes) {
 
 TEST(AppendEndTest, Bytes) {
   const std::vector<Err> errors = {{1, "w1", "boom"}, {2, "", "lost"}};
+  EndLine e{.req = 3,
+            .id = 9,
+            .state = "failed",
+            .output = "",
+            .error = "lost",
+            .attempts = 2,
+            .worker = "w2"};
   std::string out;
-  AppendEnd(out,
-            {.req = 3,
-             .id = 9,
-             .state = "failed",
-             .output = "",
-             .error = "lost",
-             .attempts = 2,
-             .worker = "w2"},
-            errors);
+  AppendEnd(out, e, errors);
   EXPECT_EQ(out,
             R"({"type":"end","req":3,"id":"t9","state":"failed","output":null,"error":"lost",)"
             R"("attempts":2,"worker":"w2","errors":[{"attempt":1,"worker":"w1","error":"boom"},)"
             R"({"attempt":2,"worker":"","error":"lost"}]})"
             "\n");
+  e.state = "succeeded";
+  e.output = "[1]";
+  e.error = "";
+  e.worker = "";
   out.clear();
-  AppendEnd(out,
-            {.req = 4,
-             .id = 1,
-             .state = "succeeded",
-             .output = "[1]",
-             .error = "",
-             .attempts = 1,
-             .worker = ""},
-            std::vector<Err>{});
+  AppendEnd(out, e, std::vector<Err>{});
   EXPECT_EQ(out,
-            R"({"type":"end","req":4,"id":"t1","state":"succeeded","output":[1],"error":null,)"
-            R"("attempts":1,"worker":null,"errors":[]})"
+            R"({"type":"end","req":3,"id":"t9","state":"succeeded","output":[1],"error":null,)"
+            R"("attempts":2,"worker":null,"errors":[]})"
             "\n");
   EXPECT_TRUE(nlohmann::json::accept(out));
 }
