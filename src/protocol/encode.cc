@@ -79,4 +79,60 @@ void AppendEndStart(std::string& out, const EndLine& e) {
   out.append(R"(,"errors":)"sv);
 }
 
+std::string EncodeError(std::string_view code, std::string_view message,
+                        std::optional<int64_t> req) {
+  std::string out = R"({"type":"error","code":)";
+  AppendJsonString(out, code);
+  out.append(R"(,"message":)"sv);
+  AppendJsonString(out, message);
+  if (req) {
+    out.append(R"(,"req":)"sv);
+    AppendInt(out, *req);
+  }
+  out.append("}\n"sv);
+  return out;
+}
+
+std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_json_depth) {
+  std::string out = R"({"type":"welcome","id":)";
+  AppendJsonString(out, id);
+  out.append(R"(,"heartbeat_ms":)"sv);
+  AppendInt(out, heartbeat_ms);
+  out.append(R"(,"max_json_depth":)"sv);
+  AppendInt(out, max_json_depth);
+  out.append("}\n"sv);
+  return out;
+}
+
+std::string EncodeTaskError(std::string_view code, std::string_view message,
+                            std::string_view task_id, int64_t attempt) {
+  std::string out = R"({"type":"error","code":)";
+  AppendJsonString(out, code);
+  out.append(R"(,"message":)"sv);
+  AppendJsonString(out, message);
+  out.append(R"(,"id":)"sv);
+  AppendJsonString(out, task_id);
+  if (attempt > 0) {
+    out.append(R"(,"attempt":)"sv);
+    AppendInt(out, attempt);
+  }
+  out.append("}\n"sv);
+  return out;
+}
+
+std::string EncodeCancel(std::string_view task_id, int64_t attempt, std::string_view reason) {
+  std::string out = R"({"type":"cancel","id":)";
+  AppendJsonString(out, task_id);
+  out.append(R"(,"attempt":)"sv);
+  AppendInt(out, attempt);
+  out.append(R"(,"reason":")"sv);
+  out.append(reason);
+  out.append("\"}\n"sv);
+  return out;
+}
+
+std::string EncodeDrain() { return "{\"type\":\"drain\"}\n"; }
+std::string EncodeDrained() { return "{\"type\":\"drained\"}\n"; }
+std::string EncodeHeartbeatAck() { return "{\"type\":\"heartbeat_ack\"}\n"; }
+
 }  // namespace pincer
