@@ -1439,14 +1439,14 @@ void Dispatcher::SendTask(const Task& t, const Worker& w) {
   std::string* out = outbox_.Buffer(w.id);
   if (!out) return;
   const TaskRecord& r = t.rec;
-  AppendTask(*out, {.id = r.id,
-                    .skills = r.skills,
-                    .payload = r.payload,
-                    .attempt = r.attempts,
-                    .session = r.session,
-                    .deadline_ms = r.timeout_ms > 0
-                                       ? std::optional<int64_t>(r.started_ms + r.timeout_ms)
-                                       : std::nullopt});
+  AppendTask(*out,
+             {.id = r.id,
+              .skills = r.skills,
+              .payload = r.payload,
+              .attempt = r.attempts,
+              .session = r.session,
+              .deadline_ms = r.timeout_ms > 0 ? std::optional<int64_t>(r.started_ms + r.timeout_ms)
+                                              : std::nullopt});
 }
 
 void Dispatcher::SendEnd(const Outcome& r, ConnId conn, int64_t req) {

@@ -37,12 +37,13 @@ void AppendSubmitOk(std::string& out, int64_t req, uint64_t task_id, bool existi
   out.append(R"(,"id":"t)"sv);
   AppendInt(out, static_cast<int64_t>(task_id));
   if (warning.empty()) {
-    out.append(existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
+    out.append(existing ? R"(","existing":true})"sv : R"(","existing":false})"sv);
   } else {
     out.append(R"(","existing":false,"warning":)"sv);
     AppendJsonString(out, warning);
-    out.append("}\n"sv);
+    out.push_back('}');
   }
+  out.push_back('\n');
 }
 
 void AppendOk(std::string& out, int64_t req, const nlohmann::json& body) {

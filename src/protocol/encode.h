@@ -19,7 +19,7 @@ struct TaskLine {
   const std::vector<std::string>& skills;
   std::string_view payload;  // raw JSON; "" = null
   int64_t attempt = 0;
-  std::string_view session;          // "" = null
+  std::string_view session;            // "" = null
   std::optional<int64_t> deadline_ms;  // unix ms; none = null
 };
 void AppendTask(std::string& out, const TaskLine& t);

@@ -153,10 +153,11 @@ inline std::string SuccessLine(std::string_view id, nlohmann::json output,
   std::string line = EncodeResultSuccess(id, std::move(output));
   if (line.size() - 1 > max_frame_bytes) {
     return EncodeResultFailure(id,
-                       "output too large: the result is " + std::to_string(line.size() - 1) +
-                           " bytes encoded, more than the " + std::to_string(max_frame_bytes) +
-                           "-byte frame limit",
-                       /*retryable=*/false);
+                               "output too large: the result is " +
+                                   std::to_string(line.size() - 1) +
+                                   " bytes encoded, more than the " +
+                                   std::to_string(max_frame_bytes) + "-byte frame limit",
+                               /*retryable=*/false);
   }
   return line;
 }
@@ -225,10 +226,11 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
     std::string line = EncodeResultReply(id, o.reply);
     if (line.size() - 1 <= max_frame_bytes) return line;
     return EncodeResultFailure(id,
-                       "output too large: the result is " + std::to_string(line.size() - 1) +
-                           " bytes encoded, more than the " + std::to_string(max_frame_bytes) +
-                           "-byte frame limit",
-                       /*retryable=*/false);
+                               "output too large: the result is " +
+                                   std::to_string(line.size() - 1) +
+                                   " bytes encoded, more than the " +
+                                   std::to_string(max_frame_bytes) + "-byte frame limit",
+                               /*retryable=*/false);
   }
   if (o.kind == TaskOutcome::Kind::kSpawnFailed) {
     return EncodeResultFailure(id, DescribeFailure(o), /*retryable=*/false);
@@ -246,14 +248,15 @@ inline std::string ResultLine(std::string_view id, const TaskOutcome& o,
     }
   }
   if (!exited || o.code != 0) {
-    return EncodeResultFailure(id, DescribeFailure(o), /*retryable=*/!(exited && policy.Permanent(o.code)));
+    return EncodeResultFailure(id, DescribeFailure(o),
+                               /*retryable=*/!(exited && policy.Permanent(o.code)));
   }
   if (o.stdout_overflowed) {
     return EncodeResultFailure(id,
-                       "output too large: stdout was " + std::to_string(o.stdout_total) +
-                           " bytes, more than the " + std::to_string(max_frame_bytes) +
-                           "-byte frame limit",
-                       /*retryable=*/false);
+                               "output too large: stdout was " + std::to_string(o.stdout_total) +
+                                   " bytes, more than the " + std::to_string(max_frame_bytes) +
+                                   "-byte frame limit",
+                               /*retryable=*/false);
   }
   if (policy.output == ResultPolicy::Output::kText) {
     return SuccessLine(id, std::string(o.stdout_data), max_frame_bytes);

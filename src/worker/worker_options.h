@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "worker/endpoint.h"
 #include "protocol/peer_encode.h"
+#include "worker/endpoint.h"
 #include "worker/result_builder.h"
 
 namespace asio::ssl {

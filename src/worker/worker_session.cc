@@ -37,9 +37,9 @@ WorkerSession::WorkerSession(asio::io_context& io, WorkerOptions options, TaskRu
   runner_.SetOnProgress([this](const std::string& id, nlohmann::json data) {
     if (conn_ && welcomed_) {
       const auto it = attempts_.find(id);
-      conn_->Send(EncodeProgress(id, std::move(data),
-                                 it != attempts_.end() ? std::optional<int64_t>(it->second)
-                                                       : std::nullopt));
+      conn_->Send(EncodeProgress(
+          id, std::move(data),
+          it != attempts_.end() ? std::optional<int64_t>(it->second) : std::nullopt));
     }
   });
 }
@@ -155,9 +155,9 @@ void WorkerSession::OnTask(TaskMsg& m) {
     return;
   }
   if (runner_.running() >= static_cast<std::size_t>(options_.hello.capacity)) {
-    conn_->Send(
-        EncodeResultFailure(m.id, "worker is at capacity (" + std::to_string(options_.hello.capacity) + ")",
-                    /*retryable=*/true));
+    conn_->Send(EncodeResultFailure(
+        m.id, "worker is at capacity (" + std::to_string(options_.hello.capacity) + ")",
+        /*retryable=*/true));
     return;
   }
   spdlog::info("task {} attempt {}: starting", m.id, m.attempt);

@@ -1,9 +1,8 @@
 // src/protocol/daemon_messages.h: the daemon's lines into the typed
 // messages a worker acts on.
-#include "protocol/daemon_messages.h"
-
 #include <gtest/gtest.h>
 
+#include "protocol/daemon_messages.h"
 #include "protocol/encode.h"
 
 namespace pincer {

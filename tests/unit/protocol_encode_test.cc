@@ -1,13 +1,12 @@
 // src/protocol/encode.h and json_writer.h: the daemon's own lines, byte for
 // byte as clients and workers have always read them.
-#include "protocol/encode.h"
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "protocol/encode.h"
 #include "protocol/json_writer.h"
 
 namespace pincer {
@@ -24,13 +23,14 @@ TEST(AppendSubmitOkTest, NewExistingAndWarned) {
   AppendSubmitOk(out, 7, 42, /*existing=*/false, "");
   AppendSubmitOk(out, 8, 42, /*existing=*/true, "");
   AppendSubmitOk(out, 9, 43, /*existing=*/false, "no worker has skill \"gpu\"");
-  EXPECT_EQ(out,
-            R"({"type":"ok","req":7,"id":"t42","existing":false})"
-            "\n"
-            R"({"type":"ok","req":8,"id":"t42","existing":true})"
-            "\n"
-            R"({"type":"ok","req":9,"id":"t43","existing":false,"warning":"no worker has skill \"gpu\""})"
-            "\n");
+  EXPECT_EQ(
+      out,
+      R"({"type":"ok","req":7,"id":"t42","existing":false})"
+      "\n"
+      R"({"type":"ok","req":8,"id":"t42","existing":true})"
+      "\n"
+      R"({"type":"ok","req":9,"id":"t43","existing":false,"warning":"no worker has skill \"gpu\""})"
+      "\n");
 }
 
 TEST(AppendTaskTest, Bytes) {
@@ -79,10 +79,9 @@ TEST(AppendEndTest, Bytes) {
   e.worker = "";
   out.clear();
   AppendEnd(out, e, std::vector<Err>{});
-  EXPECT_EQ(out,
-            R"({"type":"end","req":3,"id":"t9","state":"succeeded","output":[1],"error":null,)"
-            R"("attempts":2,"worker":null,"errors":[]})"
-            "\n");
+  EXPECT_EQ(out, R"({"type":"end","req":3,"id":"t9","state":"succeeded","output":[1],"error":null,)"
+                 R"("attempts":2,"worker":null,"errors":[]})"
+                 "\n");
   EXPECT_TRUE(nlohmann::json::accept(out));
 }
 
@@ -112,9 +111,8 @@ TEST(JsonObjectWriterTest, MembersInOrder) {
     inner.StringArray("list", {"p"}).Close();
   }
   w.Close();
-  EXPECT_EQ(out,
-            R"({"n":-3,"at":null,"since":12,"cost":0.1,"s":"a\"b","none":null,"raw":{"x":1},)"
-            R"("z":null,"inner":{"list":["p"]}})");
+  EXPECT_EQ(out, R"({"n":-3,"at":null,"since":12,"cost":0.1,"s":"a\"b","none":null,"raw":{"x":1},)"
+                 R"("z":null,"inner":{"list":["p"]}})");
   EXPECT_TRUE(nlohmann::json::accept(out));
   out.clear();
   JsonObjectWriter empty(out);

@@ -1,11 +1,11 @@
 // src/protocol/line_framer.h: framing of newline-delimited JSON, as pincerd,
 // the client library and pincer-worker read it.
-#include "protocol/line_framer.h"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <vector>
+
+#include "protocol/line_framer.h"
 
 namespace pincer {
 namespace {

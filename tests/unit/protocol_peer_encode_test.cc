@@ -1,11 +1,10 @@
 // src/protocol/peer_encode.h: the lines clients and workers send, read back
 // by the daemon's own parser (messages.h).
-#include "protocol/peer_encode.h"
-
 #include <gtest/gtest.h>
 #include <pincer/version.h>
 
 #include "protocol/messages.h"
+#include "protocol/peer_encode.h"
 
 namespace pincer {
 namespace {
@@ -66,8 +65,7 @@ TEST(EncodeHelloTest, AClientsHelloMergesItsExtraFields) {
 TEST(EncodeHeartbeatTest, LoadIsAlwaysAnObject) {
   EXPECT_EQ(json::parse(EncodeHeartbeat(json{{"cpu", 0.5}})),
             json::parse(R"({"type":"heartbeat","load":{"cpu":0.5}})"));
-  EXPECT_EQ(json::parse(EncodeHeartbeat(json())),
-            json::parse(R"({"type":"heartbeat","load":{}})"));
+  EXPECT_EQ(json::parse(EncodeHeartbeat(json())), json::parse(R"({"type":"heartbeat","load":{}})"));
   EXPECT_EQ(std::get<HeartbeatMsg>(Parsed(EncodeHeartbeat(json{{"cpu", 0.5}}))).cpu, 0.5);
 }
 
@@ -89,8 +87,8 @@ TEST(EncodeResultTest, SuccessAndReplyReadBack) {
   EXPECT_EQ(r.output, R"({"n":1})");
   EXPECT_EQ(r.attempt, 4);
 
-  r = std::get<ResultMsg>(
-      Parsed(EncodeResultReply("t3", json{{"ok", true}, {"output", "hi"}, {"usage", {{"input", 3}}}})));
+  r = std::get<ResultMsg>(Parsed(
+      EncodeResultReply("t3", json{{"ok", true}, {"output", "hi"}, {"usage", {{"input", 3}}}})));
   EXPECT_EQ(r.id, "t3");
   EXPECT_EQ(r.output, R"("hi")");
   EXPECT_TRUE(r.has_usage);
@@ -98,16 +96,19 @@ TEST(EncodeResultTest, SuccessAndReplyReadBack) {
 }
 
 TEST(EncodeResultTest, InvalidUtf8IsReplacedNotThrown) {
-  const std::string line = EncodeResultSuccess("t1", std::string("a\xff" "b"));
+  const std::string line = EncodeResultSuccess("t1", std::string("a\xff"
+                                                                 "b"));
   EXPECT_TRUE(std::get<ResultMsg>(Parsed(line)).ok);
   EXPECT_NE(line.find("\xef\xbf\xbd"), std::string::npos);  // U+FFFD
 }
 
 TEST(AppendAttemptTest, AddsTheLastFieldWithinItsBound) {
-  std::string line = R"({"type":"result","id":"t1","ok":true})" "\n";
+  std::string line = R"({"type":"result","id":"t1","ok":true})"
+                     "\n";
   const std::size_t before = line.size();
   AppendAttempt(line, 2147483647);
-  EXPECT_EQ(line, R"({"type":"result","id":"t1","ok":true,"attempt":2147483647})" "\n");
+  EXPECT_EQ(line, R"({"type":"result","id":"t1","ok":true,"attempt":2147483647})"
+                  "\n");
   EXPECT_LE(line.size() - before, kAttemptFieldBytes);
 }
 
