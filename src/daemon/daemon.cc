@@ -25,18 +25,6 @@ const char* AdminOnly(const Message& msg) {
   return nullptr;
 }
 
-// Moves `from` to the end of `to` and leaves it empty; when `to` is empty
-// the buffers are swapped, so neither is copied and both keep their
-// capacity for the next batch.
-void Splice(std::string& to, std::string& from) {
-  if (to.empty()) {
-    to.swap(from);
-  } else {
-    to.append(from);
-  }
-  from.clear();
-}
-
 std::vector<std::string> PoolNames(const Config& config) {
   std::vector<std::string> names;
   for (const auto& pool : config.pools) names.push_back(pool.name);
@@ -49,6 +37,16 @@ Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
     : io_(io),
       config_(std::move(config)),
       options_(std::move(options)),
+      gate_([this](ConnId id) -> std::string* {
+              Peer* peer = FindPeer(id);
+              return peer && peer->conn->open() ? &peer->conn->out() : nullptr;
+            },
+            [this](ConnId id) {
+              if (Peer* peer = FindPeer(id)) {
+                peer->conn->Flush();
+                CheckBacklog(*peer);
+              }
+            }),
       linger_timer_(io),
       timer_(io),
       signals_(io) {}
@@ -143,7 +141,7 @@ Status Daemon::Start() {
     if (Status s = metrics_->Serve(config_.metrics_listen); !s.ok()) return s;
   }
   WatchSignals();
-  ArmTimer();
+  ScheduleFlush();  // arms the deadline timer
   metrics_->set_ready(true);
   notifier_ = std::make_unique<SystemdNotifier>(io_, [this] {
     const DispatcherStats& s = dispatcher_->stats();
@@ -288,18 +286,7 @@ void Daemon::OnLine(Connection& c, std::string_view line) {
       return;
     }
   }
-  const std::size_t acks = api_->acks().size();
   api_->Handle(c.id(), msg);
-  if (api_->acks().size() != acks) {
-    // A submit whose answer waits for the batch's commit: it counts in
-    // the peer's backlog until then.
-    peer->unacked += line.size();
-    if (!peer->dirty) {  // so that Seal or Release settle it
-      peer->dirty = true;
-      dirty_.push_back(c.id());
-    }
-    CheckBacklog(*peer);
-  }
 }
 
 void Daemon::OnHello(Peer& peer, const Hello& hello) {
@@ -378,6 +365,7 @@ void Daemon::OnClosed(Connection& c) {
   const Role role = it->second.role;
   if (PeerSlot& slot = peer_cache_[c.id() % peer_cache_.size()]; slot.id == c.id()) slot = {};
   peers_.erase(it);  // the Connection lives on while its handlers finish
+  gate_.Drop(c.id());
   if (role == Role::kClient) dispatcher_->DropWaiters(c.id());
   for (auto& listener : listeners_) listener->Resume();  // a descriptor is free again
   if (role == Role::kWorker) {
@@ -429,29 +417,41 @@ void Daemon::HoldBack(Peer& peer) {
 std::string* Daemon::Buffer(ConnId conn) {
   Peer* peer = FindPeer(conn);
   if (!peer || !peer->conn->open()) return nullptr;
-  if (answer_to_ == AnswerTo::kNow) return &NowOut(*peer, conn);  // answers of the batch just written
-  if (answer_to_ == AnswerTo::kFlight) {  // with a batch being written
-    flight_appended_ = true;                // counted in OnBatchWritten
-    return &OutFor(*answer_flight_, conn).out;
-  }
-  if (!peer->dirty) {
-    peer->dirty = true;
-    dirty_.push_back(conn);
-  }
   ScheduleFlush();
-  return &peer->staged;
+  if (peer->role == Role::kWorker) {
+    // Work for workers does not wait for the store: a task runs while its
+    // insert is written (if that fails, its worker is sent `cancel`; if
+    // pincerd dies first, it was never accepted).
+    if (!peer->to_flush) {
+      peer->to_flush = true;
+      to_flush_.push_back(conn);
+    }
+    return &peer->conn->out();
+  }
+  return &gate_.Lines(conn, store_->next_take());
+}
+
+std::string* Daemon::EndBuffer(ConnId conn, int64_t req) {
+  Peer* peer = FindPeer(conn);
+  if (!peer || !peer->conn->open()) return nullptr;
+  ScheduleFlush();
+  return &gate_.EndLines(conn, store_->next_take(), req);
+}
+
+void Daemon::Accepted(ConnId conn, const SubmitAck& ack, std::size_t weight) {
+  gate_.Accepted(conn, store_->next_take(), ack, weight);
+  batch_acks_.push_back(ack.id);
+  ScheduleFlush();
+  if (Peer* peer = FindPeer(conn)) CheckBacklog(*peer);
 }
 
 void Daemon::Close(ConnId conn) {
   // Only Dispatcher::KillWorker closes connections: a managed worker declared
   // dead (missed heartbeats) has a hung process, which the supervisor replaces.
   if (supervisor_) supervisor_->OnWorkerDead(conn);
-  if (Peer* peer = FindPeer(conn)) {
-    // Its last lines (the heartbeat_timeout error) go out before the close;
-    // nothing it is sent after this is written anyway.
-    Splice(peer->conn->out(), peer->staged);
-    peer->conn->CloseAfterFlush();
-  }
+  // Its last lines (the heartbeat_timeout error) go out before the close;
+  // nothing it is sent after this is written anyway.
+  if (Peer* peer = FindPeer(conn)) peer->conn->CloseAfterFlush();
 }
 
 void Daemon::Waiting(ConnId conn, int64_t bytes) {
@@ -471,46 +471,35 @@ void Daemon::ScheduleFlush() {
 }
 
 void Daemon::FlushAll() {
+  flush_scheduled_ = false;
   if (writer_ && writer_->busy()) {
     // Group commit: while a write is in progress, what comes in joins the
-    // batch waiting behind it (or becomes that batch), which the writer
-    // starts the moment the write is done.
+    // write queued behind it (or becomes that write), which the writer
+    // starts the moment the one before is done.
     if (store_status_.ok() && !retry_due_ && store_->dirty()) {
       if (writer_->Extend([this](StoreBatch& b) { store_->TakeInto(b); })) {
-        Seal(flights_.back());
+        flights_.back() = store_->next_take() - 1;
+        batch_acks_.clear();
       } else if (flights_.size() < kMaxFlights) {
         StartWrite();
       }
     }
-    // Work for workers does not wait for any write: a task submitted
-    // meanwhile runs now, and when its result is back before its batch is
-    // written, its insert and its end state are written together.
-    ReleaseToWorkers();
-    flush_scheduled_ = false;
-    return;
-  }
-  // Persist, then answer. While the store is failing, writes wait for the
-  // retry timer: redoing a large pending batch on every loop turn would
-  // stall everything else that keeps serving.
-  // A retry writes even an empty batch: that checks the store works again.
-  if ((store_status_.ok() && store_->dirty()) || retry_due_) {
-    if (!retry_due_ && Linger()) {
-      ReleaseToWorkers();
-      flush_scheduled_ = false;
-      return;
+  } else if ((store_status_.ok() && store_->dirty()) || retry_due_) {
+    // Persist, then answer. While the store is failing, writes wait for
+    // the retry timer: redoing a large pending batch on every loop turn
+    // would stall everything else that keeps serving. A retry writes even
+    // an empty batch: that checks the store works again.
+    if (retry_due_ || !Linger()) {
+      linger_since_.reset();
+      retry_due_ = false;
+      StartWrite();
     }
-    linger_since_.reset();
-    retry_due_ = false;
-    flush_scheduled_ = false;
-    StartWrite();
-    ArmTimer();
-    return;
+  } else if (store_status_.ok()) {
+    gate_.Durable(store_->next_take());  // nothing is pending: all of it is durable
+  } else {
+    RefuseAnswers(store_status_);  // submits are not accepted; the rest goes
   }
-  // Nothing to persist (or the store is failing): answer now. Submit
-  // answers say "accepted" only while the store commits.
-  api_->FinishBatch(store_status_);
-  flush_scheduled_ = false;  // after FinishBatch: its answers go out below
-  Release(dirty_);
+  FlushWorkers();
   ArmTimer();
   if (stopping_) CheckDrained();
 }
@@ -522,12 +511,12 @@ bool Daemon::Linger() {
   // leave together). Wait for it, but never longer than kLinger.
   // A write that answers many submits goes at once: under load the next
   // batch grows behind it anyway, and a held write leaves the disk idle.
-  if (api_->acks().size() > kMaxLingerAcks) return false;
+  if (batch_acks_.size() > kMaxLingerAcks) return false;
   const TimePoint now = clock_.Now();
   if (linger_since_ && now - *linger_since_ >= kLinger) return false;
   bool running = false;
-  for (const ClientApi::PendingAck& ack : api_->acks()) {
-    if (dispatcher_->StateOf(ack.id) == TaskState::kRunning) {
+  for (TaskId id : batch_acks_) {
+    if (dispatcher_->StateOf(id) == TaskState::kRunning) {
       running = true;
       break;
     }
@@ -543,77 +532,30 @@ bool Daemon::Linger() {
   return true;
 }
 
-Daemon::HeldOut& Daemon::OutFor(Flight& f, ConnId conn) {
-  for (HeldOut& held : f.out) {
-    if (held.conn == conn) return held;
-  }
-  HeldOut& held = f.out.emplace_back();
-  held.conn = conn;
-  if (!spare_out_.empty()) {
-    held.out.swap(spare_out_.back());
-    spare_out_.pop_back();
-  }
-  return held;
-}
-
-void Daemon::Count(HeldOut& held) {
-  if (held.out.size() == held.counted) return;
-  if (Peer* peer = FindPeer(held.conn)) peer->in_flights += held.out.size() - held.counted;
-  held.counted = held.out.size();
-}
-
-std::string& Daemon::NowOut(Peer& peer, ConnId id) {
-  if (!peer.in_now) {
-    peer.in_now = true;
-    now_peers_.push_back(id);
-  }
-  return peer.conn->out();
-}
-
 void Daemon::StartWrite() {
   if (!writer_) writer_ = std::make_unique<StoreWriter>(io_, *store_);
   std::unique_ptr<StoreBatch> batch = store_->TakeBatch();
-  Flight& f = flights_.emplace_back();
-  Seal(f);
+  flights_.push_back(store_->next_take() - 1);
+  batch_acks_.clear();
   writer_->Write(std::move(batch), [this](std::unique_ptr<StoreBatch> written, Status st) {
     OnBatchWritten(std::move(written), st);
   });
 }
 
-void Daemon::Seal(Flight& f) {
-  // Answers to clients wait for the write: submit acks, end events, every
-  // reply (docs/durability.md). Work for workers goes out now: a task runs
-  // while its insert is written (if that fails, its worker is sent
-  // `cancel`; if pincerd dies first, it was never accepted).
-  // The store's changes so far were just taken into its batch.
-  f.last_take = store_->next_take() - 1;
-  std::vector<ClientApi::PendingAck> acks = api_->TakeAcks();
-  if (f.acks.empty()) {
-    f.acks.swap(acks);
-  } else {
-    f.acks.insert(f.acks.end(), acks.begin(), acks.end());
-  }
-  ReleaseToWorkers();
-  for (ConnId id : dirty_) {
-    Peer* peer = FindPeer(id);
-    if (!peer) continue;
-    peer->dirty = false;
-    HeldOut& held = OutFor(f, id);
-    Splice(held.out, peer->staged);
-    peer->in_flights += held.out.size() - held.counted + peer->unacked;
-    held.counted = held.out.size();
-    held.unacked += peer->unacked;  // f took its acks
-    peer->unacked = 0;
-    CheckBacklog(*peer);
-  }
-  dirty_.clear();
-}
-
 void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st) {
-  Flight f = std::move(flights_.front());
+  const uint64_t last_take = flights_.front();
   flights_.pop_front();
-  if (!st.ok()) {
-    // Pending again, retried with what came since. The batches behind a
+  if (st.ok()) {
+    if (!store_status_.ok()) {
+      spdlog::info("store commits again; accepting submits");
+      store_status_ = Status::Ok();
+      dispatcher_->SetStoreStatus(store_status_);
+      metrics_->SetStoreStatus(store_status_);
+    }
+    store_->Reuse(std::move(batch));
+    gate_.Durable(last_take);
+  } else {
+    // Pending again, retried with what came since. The writes behind a
     // failed one fail too (unwritten); they go back together, oldest in
     // front.
     failed_.push_back(std::move(batch));
@@ -628,90 +570,27 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
       spdlog::warn("store still unavailable: {}", st.message());
       ArmStoreRetry();
     }
-  } else if (!store_status_.ok()) {
-    spdlog::info("store commits again; accepting submits");
-    store_status_ = Status::Ok();
-    dispatcher_->SetStoreStatus(store_status_);
-    metrics_->SetStoreStatus(store_status_);
+    RefuseAnswers(st);
   }
-  if (st.ok()) store_->Reuse(std::move(batch));
-  // What was answered while the batch was written goes out first.
-  for (HeldOut& held : f.out) {
-    if (Peer* peer = FindPeer(held.conn)) {
-      peer->in_flights -= held.counted + held.unacked;
-      if (peer->conn->open()) Splice(NowOut(*peer, held.conn), held.out);
-    }
-    if (spare_out_.size() < kMaxSpareOut && held.out.capacity() <= kMaxSpareOutBytes) {
-      held.out.clear();
-      spare_out_.push_back(std::move(held.out));
-    }
-  }
-  // The batch's submits: accepted, or refused and forgotten.
-  answer_to_ = AnswerTo::kNow;
-  api_->AnswerAcks(f.acks, st);
-  // Then the `wait: true` ones get their waiter. A task that has already
-  // ended (its worker got it while its insert was written) has its end
-  // event go out now if that end was in this batch too, with the batch
-  // being written that holds its end state, or with the next batch if its
-  // end state is still pending.
-  if (st.ok()) {
-    api_->AddWaiters(f.acks, [this, &f](uint64_t take) {
-      answer_to_ = AnswerTo::kNow;
-      if (take <= f.last_take) return;
-      answer_to_ = AnswerTo::kStaged;
-      for (Flight& later : flights_) {
-        if (take <= later.last_take) {
-          answer_to_ = AnswerTo::kFlight;
-          answer_flight_ = &later;
-          return;
-        }
-      }
-    });
-  }
-  answer_to_ = AnswerTo::kStaged;
-  answer_flight_ = nullptr;
-  if (flight_appended_) {
-    flight_appended_ = false;
-    for (Flight& later : flights_) {
-      for (HeldOut& held : later.out) Count(held);
-    }
-  }
-  std::vector<ConnId> now;
-  now.swap(now_peers_);
-  for (ConnId id : now) {
-    Peer* peer = FindPeer(id);
-    if (!peer) continue;
-    peer->in_now = false;
-    peer->conn->Flush();
-    CheckBacklog(*peer);
-  }
-  // What came in during the write is the next batch.
+  // What came in during the write is the next one.
   ScheduleFlush();
 }
 
-void Daemon::ReleaseToWorkers() {
-  std::vector<ConnId> to_workers;
-  std::erase_if(dirty_, [&](ConnId id) {
-    const Peer* peer = FindPeer(id);
-    if (!peer || peer->role != Role::kWorker) return false;
-    to_workers.push_back(id);
-    return true;
+void Daemon::RefuseAnswers(const Status& st) {
+  gate_.Refuse(st, [this](const SubmitAck& ack) {
+    if (!ack.existing) dispatcher_->Forget(ack.id);  // never accepted: gone as if never sent
   });
-  Release(to_workers);
 }
 
-void Daemon::Release(std::vector<ConnId>& peers) {
-  std::vector<ConnId> ids;
-  ids.swap(peers);
-  for (ConnId id : ids) {
+void Daemon::FlushWorkers() {
+  for (ConnId id : to_flush_) {
     Peer* peer = FindPeer(id);
     if (!peer) continue;
-    peer->dirty = false;
-    peer->unacked = 0;  // answered by FinishBatch
-    Splice(peer->conn->out(), peer->staged);
+    peer->to_flush = false;
     peer->conn->Flush();
     CheckBacklog(*peer);
   }
+  to_flush_.clear();
 }
 
 void Daemon::OnStoreFailed(const Status& st) {
@@ -742,8 +621,7 @@ void Daemon::ArmTimer() {
     if (ec) return;
     timer_at_.reset();
     dispatcher_->RunDue();
-    ScheduleFlush();
-    ArmTimer();
+    ScheduleFlush();  // re-arms it
   });
 }
 
@@ -915,6 +793,7 @@ void Daemon::CheckDrained() {
   if ((dispatcher_->stats().running > 0 && !drain_expired_) || flush_scheduled_) return;
   if (writer_ && writer_->busy()) return;  // back here once written
   if (store_->dirty() && !store_->Commit().ok()) return;
+  gate_.Durable(store_->next_take());
   // Children go after the tasks: SIGTERM, SIGKILL after stop_grace; the
   // supervisor's `stopped` hook brings us back here once all are reaped.
   if (supervisor_ && !supervisor_->StopAll()) return;

@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "core/client_api.h"
 #include "core/dispatcher.h"
+#include "daemon/answer_gate.h"
 #include "daemon/data_dir_lock.h"
 #include "daemon/notify.h"
 #include "daemon/store_writer.h"
@@ -62,6 +63,8 @@ class Daemon final : public Connection::Handler, public Outbox {
 
   // Outbox.
   std::string* Buffer(ConnId conn) override;
+  std::string* EndBuffer(ConnId conn, int64_t req) override;
+  void Accepted(ConnId conn, const SubmitAck& ack, std::size_t weight) override;
   void Close(ConnId conn) override;
   void Waiting(ConnId conn, int64_t bytes) override;
 
@@ -92,46 +95,17 @@ class Daemon final : public Connection::Handler, public Outbox {
     bool admin = false;  // a client that said hello with auth.admin_token
     std::string wire_id;  // the id its welcome gave ("c1", "w101"); "" before
     std::unique_ptr<asio::steady_timer> hello_timer;
-    bool dirty = false;
-    // This batch's output. Handed to the connection only after the store
-    // committed the batch: a write completing mid-batch must not carry an
-    // answer that is not yet durable.
-    std::string staged;
-    bool in_now = false;  // listed in now_peers_
-    // Its submits not yet answered (their lines' bytes): the task and the
-    // store's copy are kept for them, and their answers are still to come.
-    // Handed to the flight that takes their acks, or dropped once answered.
-    std::size_t unacked = 0;
+    bool to_flush = false;  // a worker's lines were appended this turn (listed in to_flush_)
     // What its waits for tasks' ends weigh (Outbox::Waiting): a client
     // may not pile up waits without bound either.
     int64_t waiting = 0;
-    // Its output and unanswered submits held in flights_ (HeldOut::counted
-    // and ::unacked summed over them).
-    std::size_t in_flights = 0;
     // Held back for its backlog (kMaxPeerBacklog): a client is not read
     // from, a worker is offered no tasks.
     bool backlogged = false;
     bool backlog_logged = false;  // said so at info once; later at debug
   };
-  // A client's output held back with a flight.
-  struct HeldOut {
-    ConnId conn = 0;
-    std::string out;
-    std::size_t counted = 0;  // the part of `out` added to its peer's in_flights
-    std::size_t unacked = 0;  // the peer's unanswered submits the flight answers
-  };
-  // A batch handed to the store writer, and the answers it holds back:
-  // they go out once its write is done.
-  struct Flight {
-    uint64_t last_take = 0;  // the last store take its batch holds
-    std::vector<ClientApi::PendingAck> acks;
-    std::vector<HeldOut> out;  // clients' output
-  };
-  // Where Buffer() puts output: with the next batch (staged), with a batch
-  // being written (answer_flight_), or straight to the connection (the
-  // answers of a batch whose write just ended).
-  enum class AnswerTo { kStaged, kFlight, kNow };
-  // A write in progress and the batch growing behind it.
+  // The most writes in progress: one being written, the others queued
+  // behind it (the last one still growing).
   static constexpr std::size_t kMaxFlights = 4;
 
   // `tcp`: from the `listen` address, which speaks TLS when tls_ is set.
@@ -148,22 +122,14 @@ class Daemon final : public Connection::Handler, public Outbox {
   static constexpr std::size_t kMaxLingerAcks = 8;
   // True while the next write is held for the batch's results.
   bool Linger();
+  // The end of every loop turn that did something: starts or extends a
+  // write, or answers at once, and writes workers' lines.
   void FlushAll();
-  // Hands the pending changes to the writer as a new batch.
+  // Hands the pending changes to the writer as a new write.
   void StartWrite();
-  // The connection's output, written to directly; flushed at the end of
-  // OnBatchWritten.
-  std::string& NowOut(Peer& peer, ConnId id);
-  // Moves the acks and clients' staged output to `f` (workers' output goes
-  // out now) and notes the last take in it. Called right after the take.
-  void Seal(Flight& f);
-  // The output `f` holds for client `conn`, added (in a spare buffer) if new.
-  HeldOut& OutFor(Flight& f, ConnId conn);
-  // Adds what `held` gained since last counted to its peer's in_flights.
-  void Count(HeldOut& held);
   // The output pincerd keeps for `peer`, wherever it waits.
-  static std::size_t Backlog(const Peer& peer) {
-    return peer.staged.size() + peer.unacked + peer.in_flights + peer.conn->pending_out() +
+  std::size_t Backlog(const Peer& peer) const {
+    return gate_.Held(peer.conn->id()) + peer.conn->pending_out() +
            static_cast<std::size_t>(std::max<int64_t>(peer.waiting, 0));
   }
   // Holds `peer` back once its backlog passes kMaxPeerBacklog; OnWritten
@@ -172,13 +138,13 @@ class Daemon final : public Connection::Handler, public Outbox {
     if (!peer.backlogged && Backlog(peer) > kMaxPeerBacklog) HoldBack(peer);
   }
   void HoldBack(Peer& peer);
-  // The store writer finished the oldest batch in flight.
+  // The store writer finished the oldest write in flight.
   void OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
-  // Writes the staged output of workers now (it never waits for a commit)
-  // and takes them off dirty_; clients' output stays staged.
-  void ReleaseToWorkers();
-  // Hands each listed peer's staged output to its connection and writes.
-  void Release(std::vector<ConnId>& peers);
+  // The store failed to write: the submits held in gate_ are refused
+  // (their tasks forgotten), the rest of what it holds goes out.
+  void RefuseAnswers(const Status& st);
+  // Writes the lines appended for workers this turn.
+  void FlushWorkers();
   // The store could not commit: refuse submits, retry every second.
   void OnStoreFailed(const Status& st);
   void ArmStoreRetry();
@@ -198,18 +164,16 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::unique_ptr<Store> store_;
   // After store_: stopped (its write finished) before the store goes.
   std::unique_ptr<StoreWriter> writer_;
-  std::deque<Flight> flights_;  // oldest first, as the writer finishes them
+  // The last store take of each write in flight, oldest first, as the
+  // writer finishes them.
+  std::deque<uint64_t> flights_;
   // Failed batches, given back to the store once every flight is back.
   std::vector<std::unique_ptr<StoreBatch>> failed_;
-  AnswerTo answer_to_ = AnswerTo::kStaged;
-  Flight* answer_flight_ = nullptr;  // for AnswerTo::kFlight
-  bool flight_appended_ = false;     // output went to answer_flight_ (not yet counted)
-  std::vector<ConnId> now_peers_;    // written to directly (AnswerTo::kNow)
-  // Buffers of flights' output already sent, kept for their capacity: a
-  // fresh one grew by doubling in every batch.
-  std::vector<std::string> spare_out_;
-  static constexpr std::size_t kMaxSpareOut = 16;
-  static constexpr std::size_t kMaxSpareOutBytes = 1 << 20;
+  // Lines to clients, each held until the store take it needs is durable.
+  AnswerGate gate_;
+  // The tasks of this turn's accepted submits, not yet taken into a write
+  // (Linger).
+  std::vector<TaskId> batch_acks_;
   bool retry_due_ = false;                          // the store retry timer fired
   // Holding the next write for the batch's running tasks (since when).
   std::optional<TimePoint> linger_since_;
@@ -230,7 +194,7 @@ class Daemon final : public Connection::Handler, public Outbox {
     Peer* peer = nullptr;
   };
   std::array<PeerSlot, 64> peer_cache_{};
-  std::vector<ConnId> dirty_;
+  std::vector<ConnId> to_flush_;  // workers with lines appended this turn
   ParseResult worker_line_, client_line_;  // the last line parsed, per role
   ConnId next_conn_ = 1;
   bool flush_scheduled_ = false;
