@@ -1,8 +1,9 @@
 // The dispatcher: the task state machine and the placement of tasks on
 // workers. Pure: it never touches a socket, a file or the system clock.
 // Events come in as calls; lines go out through the Outbox; durable changes
-// go to the Store. The daemon calls Commit on the store, then flushes the
-// outbox, after every batch of events.
+// are recorded in the Store. The daemon writes the recorded changes off
+// the loop and lets a line to a client out only once the changes it tells
+// of are durable (daemon/answer_gate.h).
 //
 // Threading: every method runs on the event-loop thread.
 #pragma once
