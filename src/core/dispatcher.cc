@@ -499,15 +499,7 @@ Status Dispatcher::Retry(TaskId id) {
 void Dispatcher::Forget(TaskId id) {
   // A live task is cancelled first: that unqueues it, or stops its worker,
   // and frees its session turn; then it is an ended task like the others.
-  // Nobody hears of its end: it never was.
-  if (Task* t = tasks_.Find(id)) {
-    for (const auto& [conn, req] : t->waiters) {
-      outbox_.Waiting(conn, -WaitWeight(*t));
-      if (auto it = waits_.find(conn); it != waits_.end() && it->second.live > 0) --it->second.live;
-    }
-    t->waiters.clear();
-    Cancel(id);
-  }
+  if (tasks_.Find(id)) Cancel(id);
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
   if (!ref) return;
   const EndedArchive::Entry& e = ended_.entry(ref);

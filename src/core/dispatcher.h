@@ -144,7 +144,7 @@ class Dispatcher {
   Status Retry(TaskId id);  // a failed/timed_out task back to the queue, attempts reset
   // Drops a task whose insert the store failed to commit: it was never
   // accepted, so it goes as if it never came (a worker running it is sent
-  // `cancel`; nobody waiting on it is sent its end).
+  // `cancel`, a client waiting on it its end).
   void Forget(TaskId id);
   // Not ok while the store cannot commit: submits and retries are refused
   // with store_unavailable (the daemon sets it back once a commit works).

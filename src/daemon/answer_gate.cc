@@ -94,30 +94,35 @@ void AnswerGate::Send(ConnId conn, Queue& q, std::size_t kept) {
 
 void AnswerGate::Refuse(const Status& store,
                         const std::function<void(const SubmitAck&)>& forget) {
-  const std::string why = "not accepted: " + store.message();
+  // First the refused submits' tasks are forgotten: that may end them and
+  // write their `end` here, to be dropped below with the rest of theirs.
   std::vector<SubmitAck> refused;
+  for (ConnId conn : held_) {
+    auto it = queues_.find(conn);
+    if (it == queues_.end()) continue;
+    for (const Run& run : it->second.runs) {
+      if (run.kind == Kind::kAck) refused.push_back(SubmitAck{run.req, run.id, run.existing, {}});
+    }
+  }
+  for (const SubmitAck& ack : refused) forget(ack);
+
+  const std::string why = "not accepted: " + store.message();
+  std::vector<int64_t> refused_reqs;  // of one connection: their `end` is not sent
   for (ConnId conn : held_) {
     auto it = queues_.find(conn);
     if (it == queues_.end()) continue;
     Queue& q = it->second;
     std::string* out = q.gone ? nullptr : out_(conn);
-    const std::size_t first_refused = refused.size();
+    refused_reqs.clear();
     for (std::size_t i = 0; out && i < q.runs.size(); ++i) {
       const Run& run = q.runs[i];
       const std::size_t end = i + 1 < q.runs.size() ? q.runs[i + 1].start : q.text.size();
       if (run.kind == Kind::kAck) {
         out->append(EncodeError("store_unavailable", why, run.req));
-        refused.push_back(SubmitAck{run.req, run.id, run.existing, {}});
-      } else if (run.kind != Kind::kEnd ||
-                 std::none_of(refused.begin() + static_cast<std::ptrdiff_t>(first_refused),
-                              refused.end(),
-                              [&](const SubmitAck& a) { return a.req == run.req; })) {
+        refused_reqs.push_back(run.req);
+      } else if (run.kind != Kind::kEnd || std::find(refused_reqs.begin(), refused_reqs.end(),
+                                                     run.req) == refused_reqs.end()) {
         out->append(q.text, run.start, end - run.start);
-      }  // else: the end of a submit just refused
-    }
-    if (!out) {  // gone: its submits are refused all the same
-      for (const Run& run : q.runs) {
-        if (run.kind == Kind::kAck) refused.push_back(SubmitAck{run.req, run.id, run.existing, {}});
       }
     }
     q.text.clear();
@@ -131,8 +136,6 @@ void AnswerGate::Refuse(const Status& store,
     }
   }
   held_.clear();
-  // Last: forgetting a task may send lines (to its worker).
-  for (const SubmitAck& ack : refused) forget(ack);
 }
 
 }  // namespace pincer

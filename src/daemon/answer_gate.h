@@ -54,7 +54,8 @@ class AnswerGate {
   void Durable(uint64_t take);
   // A write failed (`store`): every line held goes out now, except that
   // each submit's `ok` becomes store_unavailable, `forget(ack)` runs for
-  // it, and `end` events for that request are dropped.
+  // it first, and `end` events for that request are dropped (also one
+  // that forgetting its task wrote).
   void Refuse(const Status& store, const std::function<void(const SubmitAck&)>& forget);
 
   // The connection is gone: its lines are dropped. Its submits still

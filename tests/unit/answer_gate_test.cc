@@ -99,6 +99,23 @@ TEST_F(AnswerGateTest, FailedWriteRefusesSubmitsDropsTheirEndsAndSendsTheRest) {
   EXPECT_EQ(sent_[1], before);
 }
 
+TEST_F(AnswerGateTest, EndsWrittenWhileForgettingARefusedTaskGoOnlyToOtherWaiters) {
+  gate_.Accepted(1, 4, SubmitAck{2, 50, false, ""}, 0);
+  gate_.Lines(3, 4) += "other\n";
+  // Forgetting task 50 cancels it: its waiters hear of the end, the
+  // submitter on request 2 (refused) and a client 3 that waits on it too.
+  gate_.Refuse(Status("io_error", "disk full"), [this](const SubmitAck& a) {
+    forgotten_.push_back(a);
+    gate_.EndLines(1, 5, a.req) += "end of 50 for 1\n";
+    gate_.EndLines(3, 5, 8) += "end of 50 for 3\n";
+  });
+  EXPECT_EQ(sent_[1].find("end of 50"), std::string::npos);
+  EXPECT_NE(sent_[1].find("store_unavailable"), std::string::npos);
+  EXPECT_EQ(sent_[3], "other\nend of 50 for 3\n");
+  EXPECT_EQ(gate_.Held(1), 0u);
+  EXPECT_EQ(gate_.Held(3), 0u);
+}
+
 TEST_F(AnswerGateTest, GoneConnectionGetsNothingButItsSubmitsAreStillRefused) {
   gate_.Lines(1, 1) += "x\n";
   gate_.Accepted(1, 1, SubmitAck{3, 30, false, ""}, 10);
