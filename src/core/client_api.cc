@@ -63,8 +63,8 @@ void ClientApi::Handle(ConnId conn, const Message& msg) {
 }
 
 void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
-  // Refused before the task exists. Submits of one batch not yet waiting
-  // can still pass it; AddWaiter holds the bound for them.
+  // Refused before the task exists (AddWaiter below could refuse it only
+  // after accepting the task).
   if (req.wait && dispatcher_.WaitsOf(conn) >= Dispatcher::kMaxWaitsPerConnection) {
     return Error(
         conn, req.req,
@@ -74,55 +74,16 @@ void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
   }
   auto outcome = dispatcher_.Submit(req);
   if (!outcome.status.ok()) return Error(conn, req.req, outcome.status);
-  // Answered after the store commit (FinishBatch): accepted means durable.
-  acks_.push_back({conn, req.req, outcome.task->rec.id, outcome.existing, req.wait,
-                   std::move(outcome.warning)});
-}
-
-void ClientApi::FinishBatch(const Status& store) {
-  std::vector<PendingAck> acks = TakeAcks();
-  AnswerAcks(acks, store);
-  if (store.ok()) AddWaiters(acks);
-}
-
-std::vector<ClientApi::PendingAck> ClientApi::TakeAcks() {
-  std::vector<PendingAck> acks;
-  acks.swap(acks_);
-  return acks;
-}
-
-void ClientApi::AnswerAcks(std::vector<PendingAck>& acks, const Status& store) {
-  for (PendingAck& a : acks) {
-    if (!store.ok()) {
-      Error(a.conn, a.req, Status("store_unavailable", "not accepted: " + store.message()));
-      if (!a.existing) dispatcher_.Forget(a.id);
-      continue;
+  // Answered once the task is stored: accepted means durable.
+  const Task& t = *outcome.task;
+  outbox_.Accepted(conn, {req.req, t.rec.id, outcome.existing, std::move(outcome.warning)},
+                   t.rec.payload.size() + kAckWeight);
+  if (req.wait) {
+    // Its `end` follows the `ok`: the task's end state is stored with the
+    // same write as its insert or a later one.
+    if (Status st = dispatcher_.AddWaiter(t.rec.id, conn, req.req); !st.ok()) {
+      Error(conn, req.req, st);
     }
-    // The hot path: built by hand, no DOM.
-    if (std::string* out = outbox_.Buffer(a.conn)) {
-      out->append(R"({"type":"ok","req":)"sv);
-      AppendInt(*out, a.req);
-      out->append(R"(,"id":"t)"sv);
-      AppendInt(*out, static_cast<int64_t>(a.id));
-      if (a.warning.empty()) {
-        out->append(a.existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
-      } else {
-        out->append(R"(","existing":false,"warning":)"sv);
-        AppendJsonString(*out, a.warning);
-        out->append("}\n"sv);
-      }
-    } else {
-      a.wait = false;  // the connection is gone
-    }
-  }
-}
-
-void ClientApi::AddWaiters(const std::vector<PendingAck>& acks,
-                           const std::function<void(uint64_t)>& before_end) {
-  for (const PendingAck& a : acks) {
-    if (!a.wait) continue;
-    Status st = dispatcher_.AddWaiter(a.id, a.conn, a.req, before_end);
-    if (!st.ok()) Error(a.conn, a.req, st);
   }
 }
 

@@ -40,38 +40,6 @@ class ClientApi {
   // DrainReq, SimpleReq, PoolReq or LogsReq).
   void Handle(ConnId conn, const Message& msg);
 
-  // Answers the submits of this batch once the store has committed it
-  // (`store` ok: their acks, and `wait`s registered) or failed to (`store`
-  // not ok: store_unavailable, and their new tasks forgotten). The daemon
-  // calls it after every commit attempt, before writing any output.
-  void FinishBatch(const Status& store);
-
-  // The same in steps, for a commit that runs while the next batch builds
-  // up: the acks of a batch are taken when its commit starts and answered
-  // when it is done; then (if it committed) the `wait: true` submits get
-  // their waiters. Those are answered with the output after the ack: a
-  // task may already have ended, in a change still to be committed.
-  struct PendingAck {
-    ConnId conn;
-    int64_t req;
-    TaskId id;
-    bool existing;
-    bool wait;
-    std::string warning;  // the answer's `warning`; "" = none
-  };
-  std::vector<PendingAck> TakeAcks();
-  const std::vector<PendingAck>& acks() const { return acks_; }
-  // An ack whose connection has gone by now has its `wait` cleared: no
-  // waiter is added for a connection that will never read it.
-  void AnswerAcks(std::vector<PendingAck>& acks, const Status& store);
-  // Adds the `wait: true` acks' waiters (Dispatcher::AddWaiter); for a
-  // task that has already ended, `before_end(take)` runs before its end
-  // event is sent. One the dispatcher refuses (the connection already
-  // waits on that task, or on too many) gets that error for its req, after
-  // its ack.
-  void AddWaiters(const std::vector<PendingAck>& acks,
-                  const std::function<void(uint64_t)>& before_end = nullptr);
-
   // Appends the task object of `status` and `tasks` (docs/protocol.md).
   // Built as text: the carried values (payload, output, progress) go out
   // exactly as they came in.
@@ -80,6 +48,9 @@ class ClientApi {
   nlohmann::json StatsView();
 
  private:
+  // What an accepted submit weighs while its answer waits, besides its
+  // payload (Outbox::Accepted).
+  static constexpr std::size_t kAckWeight = 64;
   void Submit(ConnId conn, const SubmitReq& req);
   void ById(ConnId conn, const IdReq& req);
   void Tasks(ConnId conn, const TasksReq& req);
@@ -89,7 +60,6 @@ class ClientApi {
 
   Dispatcher& dispatcher_;
   Outbox& outbox_;
-  std::vector<PendingAck> acks_;  // submits of this batch, answered by FinishBatch
   Hooks hooks_;
 };
 

@@ -387,8 +387,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   ArmQueueTtl(t);
 }
 
-Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
-                             const std::function<void(uint64_t)>& before_end) {
+Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req) {
   if (Task* live = tasks_.Find(id)) {
     for (const auto& [c, earlier] : live->waiters) {
       if (c == conn) {
@@ -411,7 +410,6 @@ Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req,
   }
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
   if (!ref) return Status("not_found", "no task " + TaskIdString(id));
-  if (before_end) before_end(ended_.entry(ref).take);
   SendEnd(ended_.ReadOutcome(ref, outcome_errors_), conn, req);
   return Status::Ok();
 }
@@ -841,7 +839,7 @@ void Dispatcher::End(Task& t, TaskState state) {
   // still in cache. `t` is not to be used after this.
   const TaskId id = t.rec.id;
   const TimePoint now = clock_.Now();
-  Recycle(tasks_.Archive(id, ended_.Add(t, now, store_.next_take())));
+  Recycle(tasks_.Archive(id, ended_.Add(t, now)));
   if (config_.tasks.max_ended > 0 && ended_.size() > config_.tasks.max_ended) PurgeEnded(now, id);
 }
 
@@ -1181,7 +1179,7 @@ void Dispatcher::SortEnded() {
     ended_.Read(h.ref, t);
     t.cls = ended_.entry(h.ref).cls;
     tasks_.EraseEnded(h.id, h.ref);
-    tasks_.InsertEnded(h.id, sorted.Add(t, h.at, ended_.entry(h.ref).take));
+    tasks_.InsertEnded(h.id, sorted.Add(t, h.at));
   }
   ended_ = std::move(sorted);
 }
@@ -1450,7 +1448,7 @@ void Dispatcher::SendTask(const Task& t, const Worker& w) {
 }
 
 void Dispatcher::SendEnd(const Outcome& r, ConnId conn, int64_t req) {
-  std::string* out = outbox_.Buffer(conn);
+  std::string* out = outbox_.EndBuffer(conn, req);
   if (!out) return;
   AppendEnd(*out,
             {.req = req,

@@ -1,8 +1,9 @@
 // The dispatcher: the task state machine and the placement of tasks on
 // workers. Pure: it never touches a socket, a file or the system clock.
 // Events come in as calls; lines go out through the Outbox; durable changes
-// go to the Store. The daemon calls Commit on the store, then flushes the
-// outbox, after every batch of events.
+// are recorded in the Store. The daemon writes the recorded changes off
+// the loop and lets a line to a client out only once the changes it tells
+// of are durable (daemon/answer_gate.h).
 //
 // Threading: every method runs on the event-loop thread.
 #pragma once
@@ -127,14 +128,11 @@ class Dispatcher {
   };
   SubmitOutcome Submit(const SubmitReq& req);
   // Registers (conn, req) to get the end event of task `id`; sent at once
-  // if it has ended, after `before_end(take)` runs with the store take its
-  // end state went with (Store::next_take). A live task has one waiter per
-  // connection, and a connection waits on at most kMaxWaitsPerConnection
-  // live tasks. Not ok, and nothing sent, when there is no such task
-  // (not_found), `conn` already waits on it (already_waiting) or on too
-  // many (too_many_waits).
-  Status AddWaiter(TaskId id, ConnId conn, int64_t req,
-                   const std::function<void(uint64_t)>& before_end = nullptr);
+  // if it has ended. A live task has one waiter per connection, and a
+  // connection waits on at most kMaxWaitsPerConnection live tasks. Not ok,
+  // and nothing sent, when there is no such task (not_found), `conn`
+  // already waits on it (already_waiting) or on too many (too_many_waits).
+  Status AddWaiter(TaskId id, ConnId conn, int64_t req);
   // Live tasks `conn` waits on.
   std::size_t WaitsOf(ConnId conn) const {
     auto it = waits_.find(conn);
@@ -146,7 +144,7 @@ class Dispatcher {
   Status Retry(TaskId id);  // a failed/timed_out task back to the queue, attempts reset
   // Drops a task whose insert the store failed to commit: it was never
   // accepted, so it goes as if it never came (a worker running it is sent
-  // `cancel`).
+  // `cancel`, a client waiting on it its end).
   void Forget(TaskId id);
   // Not ok while the store cannot commit: submits and retries are refused
   // with store_unavailable (the daemon sets it back once a commit works).

@@ -21,7 +21,7 @@ std::string& EndedArchive::ChunkFor() {
   return chunks_.back();
 }
 
-EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at, uint64_t take) {
+EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at) {
   // Only ended tasks come here; the entry's state is what `status` and the
   // purge read, so a live state would stand for an ended task forever.
   if (!IsEnded(t.rec.state)) {
@@ -42,7 +42,6 @@ EndedArchive::Ref EndedArchive::Add(const Task& t, TimePoint at, uint64_t take) 
   e.id = t.rec.id;
   e.at = at;
   e.seq = t.seq;
-  e.take = take;
   e.chunk = first_chunk_ + chunks_.size() - 1;
   e.offset = static_cast<uint32_t>(start);
   e.size = static_cast<uint32_t>(chunk.size() - start);

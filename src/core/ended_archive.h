@@ -33,7 +33,6 @@ class EndedArchive {
     TaskId id = 0;
     TimePoint at{};  // when the task ended (monotonic clock)
     uint64_t seq = 0;
-    uint64_t take = 0;  // the store take its end state went with (Store::next_take)
     uint64_t chunk = 0;  // chunk number, and where in it the record lies
     uint32_t offset = 0;
     uint32_t size = 0;
@@ -45,7 +44,7 @@ class EndedArchive {
   // Appends the record of ended task `t` (its TaskRecord, seq and last
   // progress). Only for an ended task: one that is not is logged and kept
   // as failed.
-  Ref Add(const Task& t, TimePoint at, uint64_t take = 0);
+  Ref Add(const Task& t, TimePoint at);
 
   // The entry / the whole task of a record still held (front_ref() <= ref
   // < next_ref()). Read sets every field of `into`; what an ended task does

@@ -1,6 +1,7 @@
 // Where the core's outgoing lines go. The daemon implements it over
-// connections and writes everything a loop iteration produced after the
-// store has committed it (persist, then answer).
+// connections: lines to workers go out at the end of the loop turn, lines
+// to clients once the store has made durable what they tell of (persist,
+// then answer: daemon/answer_gate.h).
 #pragma once
 
 #include <cstdint>
@@ -11,12 +12,28 @@ namespace pincer {
 
 using ConnId = uint64_t;
 
+// A submit the dispatcher accepted, to be answered `ok` once its task is
+// stored (docs/protocol.md, "submit").
+struct SubmitAck {
+  int64_t req = 0;
+  uint64_t id = 0;        // the task's id
+  bool existing = false;  // an earlier task with the same key
+  std::string warning;    // the answer's `warning`; "" = none
+};
+
 class Outbox {
  public:
   virtual ~Outbox() = default;
   // The pending output of `conn`, to append complete lines to; nullptr when
   // the connection is gone. Lines to one connection keep their order.
   virtual std::string* Buffer(ConnId conn) = 0;
+  // The same for the `end` event answering request `req` of client `conn`:
+  // dropped if that request's submit turns out not to be accepted.
+  virtual std::string* EndBuffer(ConnId conn, int64_t /*req*/) { return Buffer(conn); }
+  // Answers an accepted submit: `ok`, in order with the other lines, once
+  // its task is stored; store_unavailable if the store fails to.
+  // `weight`: what pincerd holds for it meanwhile (the task).
+  virtual void Accepted(ConnId conn, const SubmitAck& ack, std::size_t weight) = 0;
   // Closes `conn` once what is queued for it has been written.
   virtual void Close(ConnId conn) = 0;
   // Client `conn` began (`bytes` > 0) or ended (< 0) waiting for a task's

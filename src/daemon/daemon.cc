@@ -2,60 +2,33 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <csignal>
 #include <fstream>
 
-#include "common/token.h"
-#include "config/config_diff.h"
-#include "protocol/encode.h"
-#include "pincer/version.h"
 #include "tls/tls_context.h"
 
 namespace pincer {
-namespace {
-
-// The requests that need the admin role when auth.admin_token is set;
-// nullptr for the others.
-const char* AdminOnly(const Message& msg) {
-  if (std::holds_alternative<DrainReq>(msg)) return "drain";
-  if (std::holds_alternative<PoolReq>(msg)) return "pool";
-  if (auto* s = std::get_if<SimpleReq>(&msg); s && s->op == SimpleOp::kReload) return "reload";
-  if (auto* r = std::get_if<IdReq>(&msg); r && r->op == IdOp::kRetry) return "retry";
-  return nullptr;
-}
-
-// Moves `from` to the end of `to` and leaves it empty; when `to` is empty
-// the buffers are swapped, so neither is copied and both keep their
-// capacity for the next batch.
-void Splice(std::string& to, std::string& from) {
-  if (to.empty()) {
-    to.swap(from);
-  } else {
-    to.append(from);
-  }
-  from.clear();
-}
-
-std::vector<std::string> PoolNames(const Config& config) {
-  std::vector<std::string> names;
-  for (const auto& pool : config.pools) names.push_back(pool.name);
-  return names;
-}
-
-}  // namespace
 
 Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
     : io_(io),
       config_(std::move(config)),
       options_(std::move(options)),
+      gate_([this](ConnId id) -> std::string* {
+              PeerSessions::Peer* peer = FindPeer(id);
+              return peer && peer->conn->open() ? &peer->conn->out() : nullptr;
+            },
+            [this](ConnId id) {
+              if (PeerSessions::Peer* peer = FindPeer(id)) {
+                peer->conn->Flush();
+                sessions_->CheckBacklog(*peer);
+              }
+            }),
       linger_timer_(io),
       timer_(io),
       signals_(io) {}
 
 Daemon::~Daemon() {
   // A load still running posts its result to a loop that no longer runs.
-  if (reload_thread_.joinable()) reload_thread_.join();
+  if (reloads_.thread.joinable()) reloads_.thread.join();
   // The metrics server takes a moment to stop; stop it while signals_ still
   // catches SIGTERM, so a second SIGTERM in that moment cannot kill pincerd
   // after a clean drain.
@@ -118,19 +91,18 @@ Status Daemon::Start() {
   if (config_.tls.enabled) {
     if (Status s = LoadTls(config_.tls); !s.ok()) return s;
   }
-  auto listen = [this](const std::string& address) -> Status {
-    auto listener = std::make_unique<Listener>(io_);
-    const bool tcp = address.rfind("unix:", 0) != 0;
-    Status s = listener->Open(
-        address, [this, tcp](Connection::Socket sock) { Accept(std::move(sock), tcp); });
-    if (!s.ok()) return s;
-    spdlog::info("listening on {}{}", listener->bound(), tcp && tls_ ? " (TLS)" : "");
-    listeners_.push_back(std::move(listener));
-    return Status::Ok();
+  PeerSessions::Hooks session_hooks;
+  session_hooks.changed = [this] { ScheduleFlush(); };
+  session_hooks.bind_worker = [this](const std::string& spawn_id, ConnId conn) {
+    return supervisor_ ? supervisor_->OnHello(spawn_id, conn) : std::nullopt;
   };
-  if (Status s = listen(config_.listen); !s.ok()) return s;
+  session_hooks.closed = [this](ConnId conn, Role role) { OnClosed(conn, role); };
+  session_hooks.held = [this](ConnId conn) { return gate_.Held(conn); };
+  sessions_ = std::make_unique<PeerSessions>(io_, config_, clock_, *dispatcher_, *api_, *this,
+                                             std::move(session_hooks));
+  if (Status s = Listen(config_.listen); !s.ok()) return s;
   if (!config_.unix_socket.empty()) {
-    if (Status s = listen("unix:" + config_.unix_socket); !s.ok()) return s;
+    if (Status s = Listen("unix:" + config_.unix_socket); !s.ok()) return s;
   }
   if (!options_.address_file.empty()) {
     // Written whole under a temporary name, so a reader never sees half.
@@ -143,7 +115,7 @@ Status Daemon::Start() {
     if (Status s = metrics_->Serve(config_.metrics_listen); !s.ok()) return s;
   }
   WatchSignals();
-  ArmTimer();
+  ScheduleFlush();  // arms the deadline timer
   metrics_->set_ready(true);
   notifier_ = std::make_unique<SystemdNotifier>(io_, [this] {
     const DispatcherStats& s = dispatcher_->stats();
@@ -161,6 +133,18 @@ int Daemon::Run() {
 
 // ------------------------------------------------------------ connections
 
+Status Daemon::Listen(const std::string& address) {
+  auto listener = std::make_unique<Listener>(io_);
+  const bool tcp = address.rfind("unix:", 0) != 0;
+  Status s = listener->Open(address, [this, tcp](Connection::Socket sock) {
+    sessions_->Accept(std::move(sock), tcp ? tls_ : nullptr);
+  });
+  if (!s.ok()) return s;
+  spdlog::info("listening on {}{}", listener->bound(), tcp && tls_ ? " (TLS)" : "");
+  listeners_.push_back(std::move(listener));
+  return Status::Ok();
+}
+
 Status Daemon::LoadTls(const TlsConfig& tls) {
   std::vector<tls::Problem> problems;
   std::shared_ptr<asio::ssl::context> context =
@@ -177,289 +161,61 @@ Status Daemon::LoadTls(const TlsConfig& tls) {
   return Status::Ok();
 }
 
-void Daemon::Accept(Connection::Socket socket, bool tcp) {
-  const ConnId id = next_conn_++;
-  // Until its hello, a peer may only send a short line.
-  const std::size_t max_line = std::min(kMaxHelloBytes, config_.limits.max_frame_bytes);
-  auto conn = std::make_shared<Connection>(std::move(socket), id, max_line, *this,
-                                           tcp ? tls_ : nullptr);
-  Peer& peer = peers_[id];
-  peer.conn = conn;
-  if (peers_.size() > config_.limits.max_connections) {
-    RefuseAndClose(peer, "too_many_connections",
-                   "limits.max_connections = " + std::to_string(config_.limits.max_connections) +
-                       " reached");
-    return;
-  }
-  peer.hello_timer = std::make_unique<asio::steady_timer>(io_, config_.limits.hello_timeout);
-  peer.hello_timer->async_wait([this, id](const std::error_code& ec) {
-    if (ec) return;
-    Peer* p = FindPeer(id);
-    if (p && p->role == Role::kNone) {
-      RefuseAndClose(*p, "hello_timeout", "no hello within limits.hello_timeout");
-    }
-  });
-  conn->Start();
-}
-
-Daemon::Peer* Daemon::FindPeer(ConnId id) {
-  PeerSlot& slot = peer_cache_[id % peer_cache_.size()];
-  if (slot.id == id && slot.peer) return slot.peer;
-  auto it = peers_.find(id);
-  if (it == peers_.end()) return nullptr;
-  slot = {id, &it->second};  // element pointers survive a rehash
-  return slot.peer;
-}
-
-void Daemon::RefuseAndClose(Peer& peer, std::string_view code, const std::string& message) {
-  spdlog::info("connection #{} refused: {}: {}", peer.conn->id(), code, message);
-  peer.conn->out().append(EncodeError(code, message));
-  peer.conn->CloseAfterFlush();
-}
-
-void Daemon::BeginLines(Connection&) { clock_.Hold(); }
-void Daemon::EndLines(Connection&) { clock_.Release(); }
-
-void Daemon::OnLine(Connection& c, std::string_view line) {
-  Peer* peer = FindPeer(c.id());
-  if (!peer) return;
-  // A line may change state without writing to anyone (a result nobody
-  // waits for): its store update still needs a commit, and a shutdown
-  // waiting for the last running task needs CheckDrained. A submit's
-  // answer waits for that flush too (the batch's commit).
-  ScheduleFlush();
-  static_assert(Connection::kLinePadding >= kLinePadding);
-  // The connection pads every line. Workers' lines and clients' lines are
-  // parsed into messages of their own, so each reuses its buffers.
-  ParseResult& parsed = peer->role == Role::kWorker ? worker_line_ : client_line_;
-  // Bounded before anything recursive sees it: one line never takes the
-  // daemon down, whoever sent it, before its hello or after.
-  ParseMessagePaddedInto(line, parsed, config_.limits.max_json_depth);
-
-  if (auto* err = std::get_if<ProtocolError>(&parsed)) {
-    if (peer->role == Role::kNone) {
-      return RefuseAndClose(*peer, "bad_hello",
-                            (err->code == "bad_json" ? "the first line is not a hello: "
-                                                     : "the first message must be a hello: ") +
-                                err->message);
-    }
-    if (peer->role == Role::kWorker) dispatcher_->Touch(c.id());
-    Send(c.id(), EncodeError(err->code, err->message, err->req));
-    return;
-  }
-  Message& msg = std::get<Message>(parsed);
-
-  if (peer->role == Role::kNone) {
-    if (auto* hello = std::get_if<Hello>(&msg)) return OnHello(*peer, *hello);
-    return RefuseAndClose(*peer, "bad_hello", "the first message must be a hello");
-  }
-  if (std::holds_alternative<Hello>(msg)) {
-    Send(c.id(), EncodeError("unknown_type", "hello was already received on this connection"));
-    return;
-  }
-
-  if (peer->role == Role::kWorker) {
-    dispatcher_->Touch(c.id());
-    if (auto* r = std::get_if<ResultMsg>(&msg)) return dispatcher_->OnResult(c.id(), *r);
-    if (auto* p = std::get_if<ProgressMsg>(&msg)) return dispatcher_->OnProgress(c.id(), *p);
-    if (auto* h = std::get_if<HeartbeatMsg>(&msg)) return dispatcher_->OnHeartbeat(c.id(), *h);
-    if (auto* st = std::get_if<StoppedMsg>(&msg)) return dispatcher_->OnStopped(c.id(), *st);
-    if (std::holds_alternative<WorkerDrainMsg>(msg)) return dispatcher_->OnWorkerDrain(c.id());
-    Send(c.id(), EncodeError("unknown_type",
-                             "workers may send result, progress, stopped, heartbeat and drain",
-                             RequestId(msg)));
-    return;
-  }
-  // Client.
-  if (std::holds_alternative<ResultMsg>(msg) || std::holds_alternative<ProgressMsg>(msg) ||
-      std::holds_alternative<HeartbeatMsg>(msg) || std::holds_alternative<StoppedMsg>(msg)) {
-    Send(c.id(), EncodeError("unknown_type", "clients may not send worker messages"));
-    return;
-  }
-  if (std::holds_alternative<WorkerDrainMsg>(msg)) {  // a client's drain lacks its `req`
-    Send(c.id(), EncodeError("bad_message", "a request needs an integer field 'req'"));
-    return;
-  }
-  if (!peer->admin && !config_.auth.admin_token.empty()) {
-    if (const char* op = AdminOnly(msg)) {
-      Send(c.id(), EncodeError("unauthorized",
-                               std::string(op) + " needs the admin token (auth.admin_token)",
-                               RequestId(msg)));
-      return;
-    }
-  }
-  const std::size_t acks = api_->acks().size();
-  api_->Handle(c.id(), msg);
-  if (api_->acks().size() != acks) {
-    // A submit whose answer waits for the batch's commit: it counts in
-    // the peer's backlog until then.
-    peer->unacked += line.size();
-    if (!peer->dirty) {  // so that Seal or Release settle it
-      peer->dirty = true;
-      dirty_.push_back(c.id());
-    }
-    CheckBacklog(*peer);
-  }
-}
-
-void Daemon::OnHello(Peer& peer, const Hello& hello) {
-  const ConnId id = peer.conn->id();
-  if (hello.proto != kProtocolVersion) {
-    return RefuseAndClose(peer, "bad_hello",
-                          "unsupported proto " + std::to_string(hello.proto) + " (this pincerd speaks 1)");
-  }
-  if (hello.role != "worker" && hello.role != "client") {
-    return RefuseAndClose(peer, "bad_hello", "role must be \"worker\" or \"client\"");
-  }
-  const bool worker = hello.role == "worker";
-  const AuthConfig& auth = config_.auth;
-  // A client with the admin token is an admin; both are compared either way.
-  const bool admin = !worker && !auth.admin_token.empty() && TokenMatches(auth.admin_token, hello.token);
-  const bool client = TokenMatches(auth.client_token, hello.token);
-  if (worker ? !TokenMatches(auth.worker_token, hello.token) : !(admin || client)) {
-    return RefuseAndClose(peer, "unauthorized", "wrong token for role " + hello.role);
-  }
-  if (worker && (hello.capacity < 1 || hello.capacity > kMaxCapacity)) {
-    return RefuseAndClose(peer, "bad_hello",
-                          "capacity must be from 1 to " + std::to_string(kMaxCapacity));
-  }
-  if (worker && stopping_) {
-    return RefuseAndClose(peer, "shutting_down", "pincerd is shutting down");
-  }
-  peer.hello_timer.reset();
-  peer.conn->set_max_line(config_.limits.max_frame_bytes);
-  const int64_t hb_ms = config_.heartbeat.interval.count();
-  if (worker) {
-    // Worker ids are unique across restarts (the store reserves them).
-    std::string wid;
-    if (Status st = dispatcher_->NewWorkerId(wid); !st.ok()) {
-      return RefuseAndClose(peer, st.code(), st.message());
-    }
-    peer.role = Role::kWorker;
-    peer.wire_id = wid;
-    // Welcome first, so it precedes any task the worker is given at once.
-    Send(id, EncodeWelcome(wid, hb_ms, config_.limits.max_json_depth));
-    // A process of ours: bind this connection to it (pid <-> tasks).
-    std::optional<std::string> pool;
-    if (supervisor_) pool = supervisor_->OnHello(hello.spawn_id, id);
-    dispatcher_->AddWorker(id, hello, pool.value_or(""), wid);
-    spdlog::info("worker {} connected: name={} capacity={} skills=[{}]", wid, hello.name,
-                 hello.capacity, fmt::join(hello.skills, ","));
-  } else {
-    peer.role = Role::kClient;
-    peer.admin = admin;
-    // Client ids have a counter of their own, and name a connection of
-    // this run only.
-    peer.wire_id = "c" + std::to_string(++last_client_);
-    Send(id, EncodeWelcome(peer.wire_id, hb_ms, config_.limits.max_json_depth));
-  }
-}
-
-void Daemon::OnOversizedLine(Connection& c) {
-  Peer* peer = FindPeer(c.id());
-  if (!peer) return;
-  if (peer->role == Role::kNone) {
-    return RefuseAndClose(*peer, "frame_too_large",
-                          "a line before hello is longer than " + std::to_string(c.max_line()) +
-                              " bytes (a hello is small)");
-  }
-  RefuseAndClose(*peer, "frame_too_large",
-                 "a line is longer than limits.max_frame_bytes = " +
-                     std::to_string(config_.limits.max_frame_bytes));
-}
-
-void Daemon::OnHandshakeFailed(Connection& c, const std::string& why) {
-  spdlog::info("connection #{} refused: TLS handshake failed: {}", c.id(), why);
-}
-
-void Daemon::OnClosed(Connection& c) {
-  auto it = peers_.find(c.id());
-  if (it == peers_.end()) return;
-  const Role role = it->second.role;
-  if (PeerSlot& slot = peer_cache_[c.id() % peer_cache_.size()]; slot.id == c.id()) slot = {};
-  peers_.erase(it);  // the Connection lives on while its handlers finish
-  if (role == Role::kClient) dispatcher_->DropWaiters(c.id());
+void Daemon::OnClosed(ConnId conn, Role role) {
+  gate_.Drop(conn);
   for (auto& listener : listeners_) listener->Resume();  // a descriptor is free again
-  if (role == Role::kWorker) {
-    spdlog::info("worker w{} disconnected", c.id());
-    dispatcher_->OnDisconnect(c.id(), "worker w" + std::to_string(c.id()) + " disconnected");
-    if (supervisor_) supervisor_->OnDisconnect(c.id());
-    ScheduleFlush();
-  }
-  if (stopping_) CheckDrained();
-}
-
-void Daemon::OnWritten(Connection& c) {
-  // Only called while the peer is held back. It goes on once half of the
-  // limit has drained, so it does not flip at every write.
-  Peer* peer = FindPeer(c.id());
-  if (!peer || !peer->backlogged || Backlog(*peer) > kMaxPeerBacklog / 2) return;
-  peer->backlogged = false;
-  c.set_notify_written(false);
-  spdlog::debug("connection {}: output drained to {} bytes; going on", peer->wire_id, Backlog(*peer));
-  if (peer->role == Role::kWorker) {
-    dispatcher_->SetBacklogged(c.id(), false);  // fills it up: its tasks go out with the next flush
-    ScheduleFlush();
-  } else {
-    c.ResumeReading();
-  }
-}
-
-void Daemon::HoldBack(Peer& peer) {
-  if (!peer.conn->open()) return;
-  peer.backlogged = true;
-  Connection& c = *peer.conn;
-  c.set_notify_written(true);
-  const bool worker = peer.role == Role::kWorker;
-  if (worker) {
-    dispatcher_->SetBacklogged(c.id(), true);
-  } else {
-    c.PauseReading();
-  }
-  const auto level = peer.backlog_logged ? spdlog::level::debug : spdlog::level::info;
-  peer.backlog_logged = true;
-  spdlog::log(level,
-              "connection {} is not reading: pincerd holds {} bytes for it (output, unanswered "
-              "submits, waits); {} until that drains",
-              peer.wire_id, Backlog(peer), worker ? "no tasks offered to it" : "not reading from it");
+  if (role == Role::kWorker && supervisor_) supervisor_->OnDisconnect(conn);
+  if (stopping_.on) CheckDrained();
 }
 
 // ---------------------------------------------------------------- outbox
 
 std::string* Daemon::Buffer(ConnId conn) {
-  Peer* peer = FindPeer(conn);
+  PeerSessions::Peer* peer = FindPeer(conn);
   if (!peer || !peer->conn->open()) return nullptr;
-  if (answer_to_ == AnswerTo::kNow) return &NowOut(*peer, conn);  // answers of the batch just written
-  if (answer_to_ == AnswerTo::kFlight) {  // with a batch being written
-    flight_appended_ = true;                // counted in OnBatchWritten
-    return &OutFor(*answer_flight_, conn).out;
-  }
-  if (!peer->dirty) {
-    peer->dirty = true;
-    dirty_.push_back(conn);
-  }
   ScheduleFlush();
-  return &peer->staged;
+  if (peer->role == Role::kWorker) {
+    // Work for workers does not wait for the store: a task runs while its
+    // insert is written (if that fails, its worker is sent `cancel`; if
+    // pincerd dies first, it was never accepted).
+    if (!peer->to_flush) {
+      peer->to_flush = true;
+      to_flush_.push_back(conn);
+    }
+    return &peer->conn->out();
+  }
+  return &gate_.Lines(conn, store_->next_take());
+}
+
+std::string* Daemon::EndBuffer(ConnId conn, int64_t req) {
+  PeerSessions::Peer* peer = FindPeer(conn);
+  if (!peer || !peer->conn->open()) return nullptr;
+  ScheduleFlush();
+  return &gate_.EndLines(conn, store_->next_take(), req);
+}
+
+void Daemon::Accepted(ConnId conn, const SubmitAck& ack, std::size_t weight) {
+  gate_.Accepted(conn, store_->next_take(), ack, weight);
+  batch_acks_.push_back(ack.id);
+  ScheduleFlush();
+  if (PeerSessions::Peer* peer = FindPeer(conn)) sessions_->CheckBacklog(*peer);
 }
 
 void Daemon::Close(ConnId conn) {
   // Only Dispatcher::KillWorker closes connections: a managed worker declared
   // dead (missed heartbeats) has a hung process, which the supervisor replaces.
   if (supervisor_) supervisor_->OnWorkerDead(conn);
-  if (Peer* peer = FindPeer(conn)) {
-    // Its last lines (the heartbeat_timeout error) go out before the close;
-    // nothing it is sent after this is written anyway.
-    Splice(peer->conn->out(), peer->staged);
-    peer->conn->CloseAfterFlush();
-  }
+  // Its last lines (the heartbeat_timeout error) go out before the close;
+  // nothing it is sent after this is written anyway.
+  if (PeerSessions::Peer* peer = FindPeer(conn)) peer->conn->CloseAfterFlush();
 }
 
 void Daemon::Waiting(ConnId conn, int64_t bytes) {
-  Peer* peer = FindPeer(conn);
+  PeerSessions::Peer* peer = FindPeer(conn);
   if (!peer) return;
   peer->waiting += bytes;
   // Ends free it once written (OnWritten); a new wait may hold it back.
-  if (bytes > 0) CheckBacklog(*peer);
+  if (bytes > 0) sessions_->CheckBacklog(*peer);
 }
 
 void Daemon::ScheduleFlush() {
@@ -471,48 +227,37 @@ void Daemon::ScheduleFlush() {
 }
 
 void Daemon::FlushAll() {
+  flush_scheduled_ = false;
   if (writer_ && writer_->busy()) {
     // Group commit: while a write is in progress, what comes in joins the
-    // batch waiting behind it (or becomes that batch), which the writer
-    // starts the moment the write is done.
+    // write queued behind it (or becomes that write), which the writer
+    // starts the moment the one before is done.
     if (store_status_.ok() && !retry_due_ && store_->dirty()) {
       if (writer_->Extend([this](StoreBatch& b) { store_->TakeInto(b); })) {
-        Seal(flights_.back());
+        flights_.back() = store_->next_take() - 1;
+        batch_acks_.clear();
       } else if (flights_.size() < kMaxFlights) {
         StartWrite();
       }
     }
-    // Work for workers does not wait for any write: a task submitted
-    // meanwhile runs now, and when its result is back before its batch is
-    // written, its insert and its end state are written together.
-    ReleaseToWorkers();
-    flush_scheduled_ = false;
-    return;
-  }
-  // Persist, then answer. While the store is failing, writes wait for the
-  // retry timer: redoing a large pending batch on every loop turn would
-  // stall everything else that keeps serving.
-  // A retry writes even an empty batch: that checks the store works again.
-  if ((store_status_.ok() && store_->dirty()) || retry_due_) {
-    if (!retry_due_ && Linger()) {
-      ReleaseToWorkers();
-      flush_scheduled_ = false;
-      return;
+  } else if ((store_status_.ok() && store_->dirty()) || retry_due_) {
+    // Persist, then answer. While the store is failing, writes wait for
+    // the retry timer: redoing a large pending batch on every loop turn
+    // would stall everything else that keeps serving. A retry writes even
+    // an empty batch: that checks the store works again.
+    if (retry_due_ || !Linger()) {
+      linger_since_.reset();
+      retry_due_ = false;
+      StartWrite();
     }
-    linger_since_.reset();
-    retry_due_ = false;
-    flush_scheduled_ = false;
-    StartWrite();
-    ArmTimer();
-    return;
+  } else if (store_status_.ok()) {
+    gate_.Durable(store_->next_take());  // nothing is pending: all of it is durable
+  } else {
+    RefuseAnswers(store_status_);  // submits are not accepted; the rest goes
   }
-  // Nothing to persist (or the store is failing): answer now. Submit
-  // answers say "accepted" only while the store commits.
-  api_->FinishBatch(store_status_);
-  flush_scheduled_ = false;  // after FinishBatch: its answers go out below
-  Release(dirty_);
+  FlushWorkers();
   ArmTimer();
-  if (stopping_) CheckDrained();
+  if (stopping_.on) CheckDrained();
 }
 
 bool Daemon::Linger() {
@@ -522,12 +267,12 @@ bool Daemon::Linger() {
   // leave together). Wait for it, but never longer than kLinger.
   // A write that answers many submits goes at once: under load the next
   // batch grows behind it anyway, and a held write leaves the disk idle.
-  if (api_->acks().size() > kMaxLingerAcks) return false;
+  if (batch_acks_.size() > kMaxLingerAcks) return false;
   const TimePoint now = clock_.Now();
   if (linger_since_ && now - *linger_since_ >= kLinger) return false;
   bool running = false;
-  for (const ClientApi::PendingAck& ack : api_->acks()) {
-    if (dispatcher_->StateOf(ack.id) == TaskState::kRunning) {
+  for (TaskId id : batch_acks_) {
+    if (dispatcher_->StateOf(id) == TaskState::kRunning) {
       running = true;
       break;
     }
@@ -543,77 +288,30 @@ bool Daemon::Linger() {
   return true;
 }
 
-Daemon::HeldOut& Daemon::OutFor(Flight& f, ConnId conn) {
-  for (HeldOut& held : f.out) {
-    if (held.conn == conn) return held;
-  }
-  HeldOut& held = f.out.emplace_back();
-  held.conn = conn;
-  if (!spare_out_.empty()) {
-    held.out.swap(spare_out_.back());
-    spare_out_.pop_back();
-  }
-  return held;
-}
-
-void Daemon::Count(HeldOut& held) {
-  if (held.out.size() == held.counted) return;
-  if (Peer* peer = FindPeer(held.conn)) peer->in_flights += held.out.size() - held.counted;
-  held.counted = held.out.size();
-}
-
-std::string& Daemon::NowOut(Peer& peer, ConnId id) {
-  if (!peer.in_now) {
-    peer.in_now = true;
-    now_peers_.push_back(id);
-  }
-  return peer.conn->out();
-}
-
 void Daemon::StartWrite() {
   if (!writer_) writer_ = std::make_unique<StoreWriter>(io_, *store_);
   std::unique_ptr<StoreBatch> batch = store_->TakeBatch();
-  Flight& f = flights_.emplace_back();
-  Seal(f);
+  flights_.push_back(store_->next_take() - 1);
+  batch_acks_.clear();
   writer_->Write(std::move(batch), [this](std::unique_ptr<StoreBatch> written, Status st) {
-    OnBatchWritten(std::move(written), st);
+    OnWritten(std::move(written), st);
   });
 }
 
-void Daemon::Seal(Flight& f) {
-  // Answers to clients wait for the write: submit acks, end events, every
-  // reply (docs/durability.md). Work for workers goes out now: a task runs
-  // while its insert is written (if that fails, its worker is sent
-  // `cancel`; if pincerd dies first, it was never accepted).
-  // The store's changes so far were just taken into its batch.
-  f.last_take = store_->next_take() - 1;
-  std::vector<ClientApi::PendingAck> acks = api_->TakeAcks();
-  if (f.acks.empty()) {
-    f.acks.swap(acks);
-  } else {
-    f.acks.insert(f.acks.end(), acks.begin(), acks.end());
-  }
-  ReleaseToWorkers();
-  for (ConnId id : dirty_) {
-    Peer* peer = FindPeer(id);
-    if (!peer) continue;
-    peer->dirty = false;
-    HeldOut& held = OutFor(f, id);
-    Splice(held.out, peer->staged);
-    peer->in_flights += held.out.size() - held.counted + peer->unacked;
-    held.counted = held.out.size();
-    held.unacked += peer->unacked;  // f took its acks
-    peer->unacked = 0;
-    CheckBacklog(*peer);
-  }
-  dirty_.clear();
-}
-
-void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st) {
-  Flight f = std::move(flights_.front());
+void Daemon::OnWritten(std::unique_ptr<StoreBatch> batch, const Status& st) {
+  const uint64_t last_take = flights_.front();
   flights_.pop_front();
-  if (!st.ok()) {
-    // Pending again, retried with what came since. The batches behind a
+  if (st.ok()) {
+    if (!store_status_.ok()) {
+      spdlog::info("store commits again; accepting submits");
+      store_status_ = Status::Ok();
+      dispatcher_->SetStoreStatus(store_status_);
+      metrics_->SetStoreStatus(store_status_);
+    }
+    store_->Reuse(std::move(batch));
+    gate_.Durable(last_take);
+  } else {
+    // Pending again, retried with what came since. The writes behind a
     // failed one fail too (unwritten); they go back together, oldest in
     // front.
     failed_.push_back(std::move(batch));
@@ -628,90 +326,27 @@ void Daemon::OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st)
       spdlog::warn("store still unavailable: {}", st.message());
       ArmStoreRetry();
     }
-  } else if (!store_status_.ok()) {
-    spdlog::info("store commits again; accepting submits");
-    store_status_ = Status::Ok();
-    dispatcher_->SetStoreStatus(store_status_);
-    metrics_->SetStoreStatus(store_status_);
+    RefuseAnswers(st);
   }
-  if (st.ok()) store_->Reuse(std::move(batch));
-  // What was answered while the batch was written goes out first.
-  for (HeldOut& held : f.out) {
-    if (Peer* peer = FindPeer(held.conn)) {
-      peer->in_flights -= held.counted + held.unacked;
-      if (peer->conn->open()) Splice(NowOut(*peer, held.conn), held.out);
-    }
-    if (spare_out_.size() < kMaxSpareOut && held.out.capacity() <= kMaxSpareOutBytes) {
-      held.out.clear();
-      spare_out_.push_back(std::move(held.out));
-    }
-  }
-  // The batch's submits: accepted, or refused and forgotten.
-  answer_to_ = AnswerTo::kNow;
-  api_->AnswerAcks(f.acks, st);
-  // Then the `wait: true` ones get their waiter. A task that has already
-  // ended (its worker got it while its insert was written) has its end
-  // event go out now if that end was in this batch too, with the batch
-  // being written that holds its end state, or with the next batch if its
-  // end state is still pending.
-  if (st.ok()) {
-    api_->AddWaiters(f.acks, [this, &f](uint64_t take) {
-      answer_to_ = AnswerTo::kNow;
-      if (take <= f.last_take) return;
-      answer_to_ = AnswerTo::kStaged;
-      for (Flight& later : flights_) {
-        if (take <= later.last_take) {
-          answer_to_ = AnswerTo::kFlight;
-          answer_flight_ = &later;
-          return;
-        }
-      }
-    });
-  }
-  answer_to_ = AnswerTo::kStaged;
-  answer_flight_ = nullptr;
-  if (flight_appended_) {
-    flight_appended_ = false;
-    for (Flight& later : flights_) {
-      for (HeldOut& held : later.out) Count(held);
-    }
-  }
-  std::vector<ConnId> now;
-  now.swap(now_peers_);
-  for (ConnId id : now) {
-    Peer* peer = FindPeer(id);
-    if (!peer) continue;
-    peer->in_now = false;
-    peer->conn->Flush();
-    CheckBacklog(*peer);
-  }
-  // What came in during the write is the next batch.
+  // What came in during the write is the next one.
   ScheduleFlush();
 }
 
-void Daemon::ReleaseToWorkers() {
-  std::vector<ConnId> to_workers;
-  std::erase_if(dirty_, [&](ConnId id) {
-    const Peer* peer = FindPeer(id);
-    if (!peer || peer->role != Role::kWorker) return false;
-    to_workers.push_back(id);
-    return true;
+void Daemon::RefuseAnswers(const Status& st) {
+  gate_.Refuse(st, [this](const SubmitAck& ack) {
+    if (!ack.existing) dispatcher_->Forget(ack.id);  // never accepted: gone as if never sent
   });
-  Release(to_workers);
 }
 
-void Daemon::Release(std::vector<ConnId>& peers) {
-  std::vector<ConnId> ids;
-  ids.swap(peers);
-  for (ConnId id : ids) {
-    Peer* peer = FindPeer(id);
+void Daemon::FlushWorkers() {
+  for (ConnId id : to_flush_) {
+    PeerSessions::Peer* peer = FindPeer(id);
     if (!peer) continue;
-    peer->dirty = false;
-    peer->unacked = 0;  // answered by FinishBatch
-    Splice(peer->conn->out(), peer->staged);
+    peer->to_flush = false;
     peer->conn->Flush();
-    CheckBacklog(*peer);
+    sessions_->CheckBacklog(*peer);
   }
+  to_flush_.clear();
 }
 
 void Daemon::OnStoreFailed(const Status& st) {
@@ -742,193 +377,10 @@ void Daemon::ArmTimer() {
     if (ec) return;
     timer_at_.reset();
     dispatcher_->RunDue();
-    ScheduleFlush();
-    ArmTimer();
+    ScheduleFlush();  // re-arms it
   });
 }
 
 // ------------------------------------------------------- reload, shutdown
-
-void Daemon::WatchSignals() {
-  signals_.add(SIGHUP);
-  signals_.add(SIGTERM);
-  signals_.add(SIGINT);
-  signals_.async_wait([this](const std::error_code& ec, int sig) {
-    if (ec) return;
-    if (sig == SIGHUP) {
-      Reload(nullptr);
-    } else {
-      Shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    }
-    WatchSignals();
-  });
-}
-
-void Daemon::Reload(ReloadDone done) {
-  if (options_.config_path.empty()) {
-    // systemd sees the reload begin and end, whatever its outcome.
-    if (notifier_) notifier_->Reloading();
-    if (notifier_) notifier_->Reloaded();
-    if (done) done(Status("reload_failed", "pincerd was started without a config file"));
-    return;
-  }
-  if (reloading_) {
-    reload_next_.push_back(std::move(done));
-    return;
-  }
-  std::vector<ReloadDone> waiting;
-  waiting.push_back(std::move(done));
-  StartReload(std::move(waiting));
-}
-
-void Daemon::StartReload(std::vector<ReloadDone> waiting) {
-  reloading_ = true;
-  if (notifier_) notifier_->Reloading();
-  if (reload_thread_.joinable()) reload_thread_.join();  // done: it posted its result
-  reload_thread_ = std::thread([this, path = options_.config_path,
-                                waiting = std::move(waiting)]() mutable {
-    auto loaded = std::make_shared<ConfigResult>();
-    try {
-      *loaded = LoadConfig(path);
-    } catch (const std::exception& e) {  // out of memory, say: refuse, serve on
-      loaded->error = ConfigError{path + ": cannot load: " + e.what()};
-    }
-    asio::post(io_, [this, loaded, waiting = std::move(waiting)] {
-      const Status st = ApplyConfig(std::move(*loaded));
-      reloading_ = false;
-      if (notifier_) notifier_->Reloaded();
-      for (const ReloadDone& done : waiting) {
-        if (done) done(st);
-      }
-      if (!reload_next_.empty()) StartReload(std::exchange(reload_next_, {}));
-    });
-  });
-}
-
-Status Daemon::ApplyConfig(ConfigResult loaded) {
-  if (!loaded.ok()) {
-    spdlog::error("reload refused, the running config stays: {}", loaded.error->message);
-    return Status("reload_failed", loaded.error->message);
-  }
-  Config next = std::move(*loaded.config);
-  // What needs a restart to change is kept, and said so.
-  if (next.listen != config_.listen || next.unix_socket != config_.unix_socket ||
-      next.metrics_listen != config_.metrics_listen || next.data_dir != config_.data_dir ||
-      next.store != config_.store) {
-    spdlog::warn(
-        "reload: listen, unix_socket, metrics_listen, data_dir and store apply at the next start");
-    next.listen = config_.listen;
-    next.unix_socket = config_.unix_socket;
-    next.metrics_listen = config_.metrics_listen;
-    next.data_dir = config_.data_dir;
-    next.store = config_.store;
-  }
-  if (next.tls.enabled != config_.tls.enabled) {
-    spdlog::warn("reload: turning tls on or off applies at the next start");
-    next.tls = config_.tls;
-  }
-  // The certificate files are read again (rotation); the new context is for
-  // new connections, those already made keep theirs.
-  if (next.tls.enabled) {
-    if (Status s = LoadTls(next.tls); !s.ok()) {
-      spdlog::error("reload refused, the running config stays: {}", s.message());
-      return Status("reload_failed", s.message());
-    }
-  }
-  const std::vector<std::string> changes = DescribeConfigChanges(config_, next);
-  config_ = std::move(next);
-  dispatcher_->Reconfigure(config_);
-  if (supervisor_ && !stopping_) supervisor_->Apply(config_.pools);
-  metrics_->SetPools(PoolNames(config_));
-  spdlog::set_level(spdlog::level::from_str(config_.log_level));
-  if (changes.empty()) {
-    spdlog::info("config reloaded from {}: nothing changed", options_.config_path);
-  } else {
-    spdlog::info("config reloaded from {}: {} change{}", options_.config_path, changes.size(),
-                 changes.size() == 1 ? "" : "s");
-    for (const std::string& line : changes) spdlog::info("reload: {}", line);
-  }
-  ScheduleFlush();
-  return Status::Ok();
-}
-
-void Daemon::Shutdown(const std::string& why) {
-  if (stopping_) return;
-  stopping_ = true;
-  if (notifier_) notifier_->Stopping();
-  metrics_->set_ready(false);
-  spdlog::info("{}: shutting down; no new tasks, {} running task(s) may finish", why,
-               dispatcher_->stats().running);
-  dispatcher_->StopAccepting();
-  if (supervisor_) supervisor_->StopRestarts();
-  for (auto& l : listeners_) l->Close();
-  for (auto& [id, peer] : peers_) {
-    if (peer.role == Role::kWorker) Send(id, EncodeDrain());
-  }
-  drain_timer_ = std::make_unique<asio::steady_timer>(io_, config_.shutdown.drain_timeout);
-  drain_timer_->async_wait([this](const std::error_code& ec) {
-    if (ec) return;
-    spdlog::warn("drain timeout: stopping with {} task(s) still running",
-                 dispatcher_->stats().running);
-    dispatcher_->CancelRunningForShutdown();
-    drain_expired_ = true;
-    CheckDrained();
-  });
-  ScheduleFlush();
-}
-
-void Daemon::StartSupervisor() {
-  SupervisorOptions options;
-  // Pool workers have no client certificate: with TLS on `listen` they dial
-  // the (plain) unix socket, which the config requires then.
-  options.address = listeners_.front()->bound();
-  if (tls_ && listeners_.size() > 1) options.address = listeners_.back()->bound();
-  options.token = config_.auth.worker_token;
-  options.drain_timeout = config_.shutdown.drain_timeout;
-  SupervisorHooks hooks;
-  hooks.kill_worker = [this](ConnId conn, const std::string& reason) {
-    dispatcher_->KillWorker(conn, reason);
-    ScheduleFlush();
-  };
-  hooks.drain_worker = [this](ConnId conn) {
-    if (const Worker* w = dispatcher_->workers().Find(conn)) dispatcher_->Drain(w->id_str);
-    ScheduleFlush();
-  };
-  hooks.inflight = [this](ConnId conn) {
-    const Worker* w = dispatcher_->workers().Find(conn);
-    return w ? w->inflight() : 0;
-  };
-  hooks.stopped = [this] { ScheduleFlush(); };  // FlushAll runs CheckDrained
-  hooks.restarted = [this](const std::string& pool) {
-    if (metrics_) metrics_->PoolRestarted(pool);
-  };
-  hooks.pool_failed = [this](const std::string& pool, bool failed) {
-    if (metrics_) metrics_->PoolFailed(pool, failed);
-  };
-  supervisor_ = std::make_unique<SupervisorService>(io_, clock_, std::move(options), std::move(hooks));
-  supervisor_->Start(config_.pools);
-  metrics_->SetPools(PoolNames(config_));
-}
-
-void Daemon::CheckDrained() {
-  if (io_.stopped()) return;  // already said bye; closing peers calls back here
-  if ((dispatcher_->stats().running > 0 && !drain_expired_) || flush_scheduled_) return;
-  if (writer_ && writer_->busy()) return;  // back here once written
-  if (store_->dirty() && !store_->Commit().ok()) return;
-  // Children go after the tasks: SIGTERM, SIGKILL after stop_grace; the
-  // supervisor's `stopped` hook brings us back here once all are reaped.
-  if (supervisor_ && !supervisor_->StopAll()) return;
-  spdlog::info("all running tasks ended; bye");
-  // Closing may call OnClosed at once, which erases from peers_: iterate a copy.
-  std::vector<std::shared_ptr<Connection>> conns;
-  for (auto& [id, peer] : peers_) conns.push_back(peer.conn);
-  if (drain_timer_) drain_timer_->cancel();
-  if (store_retry_timer_) store_retry_timer_->cancel();
-  signals_.cancel();
-  timer_.cancel();
-  linger_timer_.cancel();
-  io_.stop();
-  for (auto& conn : conns) conn->CloseAfterFlush();
-}
 
 }  // namespace pincer

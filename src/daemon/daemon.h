@@ -1,12 +1,14 @@
-// pincerd's I/O shell around the core: it accepts connections, does the
-// hello handshake, feeds parsed messages to the dispatcher, commits the
-// store and then flushes every connection that has output, once per batch
-// of events. One io_context, one thread; nothing here blocks except the
-// store's commit (one per batch, by design: persist, then answer).
+// pincerd: the core (dispatcher, client API) wired to the world. One
+// io_context, one thread; nothing here blocks.
+//
+// - peer_session.cc: connections, their hello and what they send.
+// - daemon.cc (this class): the end of every loop turn (FlushAll). The
+//   store's pending changes go to the writer thread (group commit), lines
+//   to workers go out at once, and lines to clients wait in the answer
+//   gate until the store take they need is durable (persist, then answer).
+// - lifecycle.cc: signals, reload, shutdown and the supervisor's wiring.
 #pragma once
 
-#include <algorithm>
-#include <array>
 #include <asio.hpp>
 #include <deque>
 #include <functional>
@@ -14,18 +16,18 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
 #include "config/config.h"
 #include "core/client_api.h"
 #include "core/dispatcher.h"
+#include "daemon/answer_gate.h"
 #include "daemon/data_dir_lock.h"
 #include "daemon/notify.h"
+#include "daemon/peer_session.h"
 #include "daemon/store_writer.h"
 #include "metrics/metrics.h"
-#include "net/connection.h"
 #include "net/listener.h"
 #include "store/store.h"
 #include "supervisor/supervisor_service.h"
@@ -37,7 +39,7 @@ struct DaemonOptions {
   std::string address_file;  // write the bound TCP address here once listening
 };
 
-class Daemon final : public Connection::Handler, public Outbox {
+class Daemon final : public Outbox {
  public:
   Daemon(asio::io_context& io, Config config, DaemonOptions options);
   ~Daemon() override;
@@ -60,87 +62,32 @@ class Daemon final : public Connection::Handler, public Outbox {
   // then stops the loop.
   void Shutdown(const std::string& why);
 
-  // Outbox.
+  // Outbox: lines to workers go out at the end of the loop turn, lines to
+  // clients through gate_.
   std::string* Buffer(ConnId conn) override;
+  std::string* EndBuffer(ConnId conn, int64_t req) override;
+  void Accepted(ConnId conn, const SubmitAck& ack, std::size_t weight) override;
   void Close(ConnId conn) override;
   void Waiting(ConnId conn, int64_t bytes) override;
 
-  // Connection::Handler.
-  void BeginLines(Connection& c) override;
-  void EndLines(Connection& c) override;
-  void OnLine(Connection& c, std::string_view line) override;
-  void OnOversizedLine(Connection& c) override;
-  void OnClosed(Connection& c) override;
-  void OnWritten(Connection& c) override;
-
-  // The longest line accepted before a connection's hello (a hello is
-  // small; a peer that has not authenticated may not make pincerd buffer
-  // a whole frame). Lower when limits.max_frame_bytes is.
-  static constexpr std::size_t kMaxHelloBytes = 64 * 1024;
-  // The most output pincerd keeps for one peer (staged, held for a store
-  // write, queued on its connection) before it holds that peer back: a
-  // client is no longer read from, a worker is offered no tasks, until
-  // the output drains below it.
-  static constexpr std::size_t kMaxPeerBacklog = 4 * 1024 * 1024;
-  void OnHandshakeFailed(Connection& c, const std::string& why) override;
-
  private:
-  enum class Role { kNone, kWorker, kClient };
-  struct Peer {
-    std::shared_ptr<Connection> conn;
-    Role role = Role::kNone;
-    bool admin = false;  // a client that said hello with auth.admin_token
-    std::string wire_id;  // the id its welcome gave ("c1", "w101"); "" before
-    std::unique_ptr<asio::steady_timer> hello_timer;
-    bool dirty = false;
-    // This batch's output. Handed to the connection only after the store
-    // committed the batch: a write completing mid-batch must not carry an
-    // answer that is not yet durable.
-    std::string staged;
-    bool in_now = false;  // listed in now_peers_
-    // Its submits not yet answered (their lines' bytes): the task and the
-    // store's copy are kept for them, and their answers are still to come.
-    // Handed to the flight that takes their acks, or dropped once answered.
-    std::size_t unacked = 0;
-    // What its waits for tasks' ends weigh (Outbox::Waiting): a client
-    // may not pile up waits without bound either.
-    int64_t waiting = 0;
-    // Its output and unanswered submits held in flights_ (HeldOut::counted
-    // and ::unacked summed over them).
-    std::size_t in_flights = 0;
-    // Held back for its backlog (kMaxPeerBacklog): a client is not read
-    // from, a worker is offered no tasks.
-    bool backlogged = false;
-    bool backlog_logged = false;  // said so at info once; later at debug
-  };
-  // A client's output held back with a flight.
-  struct HeldOut {
-    ConnId conn = 0;
-    std::string out;
-    std::size_t counted = 0;  // the part of `out` added to its peer's in_flights
-    std::size_t unacked = 0;  // the peer's unanswered submits the flight answers
-  };
-  // A batch handed to the store writer, and the answers it holds back:
-  // they go out once its write is done.
-  struct Flight {
-    uint64_t last_take = 0;  // the last store take its batch holds
-    std::vector<ClientApi::PendingAck> acks;
-    std::vector<HeldOut> out;  // clients' output
-  };
-  // Where Buffer() puts output: with the next batch (staged), with a batch
-  // being written (answer_flight_), or straight to the connection (the
-  // answers of a batch whose write just ended).
-  enum class AnswerTo { kStaged, kFlight, kNow };
-  // A write in progress and the batch growing behind it.
-  static constexpr std::size_t kMaxFlights = 4;
+  using Role = PeerSessions::Role;
 
+  // ---- daemon.cc: the loop turn and the store ----
   // `tcp`: from the `listen` address, which speaks TLS when tls_ is set.
-  void Accept(Connection::Socket socket, bool tcp);
+  Status Listen(const std::string& address);
   // Builds tls_ anew from `tls` (the files are read again: rotation).
   Status LoadTls(const TlsConfig& tls);
-  void OnHello(Peer& peer, const Hello& hello);
-  void RefuseAndClose(Peer& peer, std::string_view code, const std::string& message);
+  void OnClosed(ConnId conn, Role role);
+  // Null before Start has made the sessions (recovery may send nothing).
+  PeerSessions::Peer* FindPeer(ConnId id) { return sessions_ ? sessions_->Find(id) : nullptr; }
+  // FlushAll runs once the handlers queued now have run: everything one
+  // wake-up of the loop produced is written and answered together.
   void ScheduleFlush();
+  // The end of every loop turn that did something: starts or extends a
+  // write, or answers at once; writes workers' lines; arms the deadline
+  // timer (the one place it is armed).
+  void FlushAll();
   // The longest a write is held for the results of the tasks whose
   // submits it carries (docs/durability.md).
   static constexpr std::chrono::microseconds kLinger{250};
@@ -148,47 +95,31 @@ class Daemon final : public Connection::Handler, public Outbox {
   static constexpr std::size_t kMaxLingerAcks = 8;
   // True while the next write is held for the batch's results.
   bool Linger();
-  void FlushAll();
-  // Hands the pending changes to the writer as a new batch.
+  // The most writes in progress: one being written, the others queued
+  // behind it (the last one still growing).
+  static constexpr std::size_t kMaxFlights = 4;
+  // Hands the pending changes to the writer as a new write.
   void StartWrite();
-  // The connection's output, written to directly; flushed at the end of
-  // OnBatchWritten.
-  std::string& NowOut(Peer& peer, ConnId id);
-  // Moves the acks and clients' staged output to `f` (workers' output goes
-  // out now) and notes the last take in it. Called right after the take.
-  void Seal(Flight& f);
-  // The output `f` holds for client `conn`, added (in a spare buffer) if new.
-  HeldOut& OutFor(Flight& f, ConnId conn);
-  // Adds what `held` gained since last counted to its peer's in_flights.
-  void Count(HeldOut& held);
-  // The output pincerd keeps for `peer`, wherever it waits.
-  static std::size_t Backlog(const Peer& peer) {
-    return peer.staged.size() + peer.unacked + peer.in_flights + peer.conn->pending_out() +
-           static_cast<std::size_t>(std::max<int64_t>(peer.waiting, 0));
-  }
-  // Holds `peer` back once its backlog passes kMaxPeerBacklog; OnWritten
-  // lets it go once it is below again. Inline: it runs for every submit.
-  void CheckBacklog(Peer& peer) {
-    if (!peer.backlogged && Backlog(peer) > kMaxPeerBacklog) HoldBack(peer);
-  }
-  void HoldBack(Peer& peer);
-  // The store writer finished the oldest batch in flight.
-  void OnBatchWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
-  // Writes the staged output of workers now (it never waits for a commit)
-  // and takes them off dirty_; clients' output stays staged.
-  void ReleaseToWorkers();
-  // Hands each listed peer's staged output to its connection and writes.
-  void Release(std::vector<ConnId>& peers);
+  // The writer finished the oldest write in flight.
+  void OnWritten(std::unique_ptr<StoreBatch> batch, const Status& st);
+  // The store failed to write: the submits held in gate_ are refused
+  // (their tasks forgotten), the rest of what it holds goes out.
+  void RefuseAnswers(const Status& st);
   // The store could not commit: refuse submits, retry every second.
   void OnStoreFailed(const Status& st);
   void ArmStoreRetry();
   void ArmTimer();
+  // Writes the lines appended for workers this turn.
+  void FlushWorkers();
+
+  // ---- lifecycle.cc ----
   void WatchSignals();
   void StartReload(std::vector<ReloadDone> waiting);
   Status ApplyConfig(ConfigResult loaded);
-  void CheckDrained();
   void StartSupervisor();
-  Peer* FindPeer(ConnId id);
+  // While stopping: once no task runs (or the drain timeout passed) and
+  // everything is written, stops the pools' processes, then the loop.
+  void CheckDrained();
 
   asio::io_context& io_;
   Config config_;
@@ -198,22 +129,26 @@ class Daemon final : public Connection::Handler, public Outbox {
   std::unique_ptr<Store> store_;
   // After store_: stopped (its write finished) before the store goes.
   std::unique_ptr<StoreWriter> writer_;
-  std::deque<Flight> flights_;  // oldest first, as the writer finishes them
+  // The last store take of each write in flight, oldest first, as the
+  // writer finishes them.
+  std::deque<uint64_t> flights_;
   // Failed batches, given back to the store once every flight is back.
   std::vector<std::unique_ptr<StoreBatch>> failed_;
-  AnswerTo answer_to_ = AnswerTo::kStaged;
-  Flight* answer_flight_ = nullptr;  // for AnswerTo::kFlight
-  bool flight_appended_ = false;     // output went to answer_flight_ (not yet counted)
-  std::vector<ConnId> now_peers_;    // written to directly (AnswerTo::kNow)
-  // Buffers of flights' output already sent, kept for their capacity: a
-  // fresh one grew by doubling in every batch.
-  std::vector<std::string> spare_out_;
-  static constexpr std::size_t kMaxSpareOut = 16;
-  static constexpr std::size_t kMaxSpareOutBytes = 1 << 20;
-  bool retry_due_ = false;                          // the store retry timer fired
-  // Holding the next write for the batch's running tasks (since when).
+  Status store_status_;  // the last write error while the store is failing
+  bool retry_due_ = false;  // the store retry timer fired
+  std::unique_ptr<asio::steady_timer> store_retry_timer_;
+  // Lines to clients, each held until the store take it needs is durable.
+  AnswerGate gate_;
+  // The tasks of this turn's accepted submits, not yet taken into a write
+  // (Linger), and since when the write waits for them.
+  std::vector<TaskId> batch_acks_;
   std::optional<TimePoint> linger_since_;
   asio::steady_timer linger_timer_;
+  std::vector<ConnId> to_flush_;  // workers with lines appended this turn
+  bool flush_scheduled_ = false;
+  asio::steady_timer timer_;  // the dispatcher's next deadline
+  std::optional<TimePoint> timer_at_;
+
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<ClientApi> api_;
   std::unique_ptr<Metrics> metrics_;  // the dispatcher's observer; before it in teardown
@@ -222,31 +157,20 @@ class Daemon final : public Connection::Handler, public Outbox {
   // For new connections on `listen`; null without `tls`. A reload replaces
   // it; connections made before keep the one they were made with.
   std::shared_ptr<asio::ssl::context> tls_;
-  std::unordered_map<ConnId, Peer> peers_;
-  // Peers found lately, by id modulo the size: the busy connections (a
-  // client and its workers) are looked up for every line and every answer.
-  struct PeerSlot {
-    ConnId id = 0;
-    Peer* peer = nullptr;
-  };
-  std::array<PeerSlot, 64> peer_cache_{};
-  std::vector<ConnId> dirty_;
-  ParseResult worker_line_, client_line_;  // the last line parsed, per role
-  ConnId next_conn_ = 1;
-  bool flush_scheduled_ = false;
-  Status store_status_;  // the last commit error while the store is failing
-  std::unique_ptr<asio::steady_timer> store_retry_timer_;
-  asio::steady_timer timer_;
-  std::optional<TimePoint> timer_at_;
+  std::unique_ptr<PeerSessions> sessions_;
+
   asio::signal_set signals_;
-  bool stopping_ = false;
-  uint64_t last_client_ = 0;  // client ids: "c1", "c2"... (per run)
-  std::unique_ptr<asio::steady_timer> drain_timer_;
-  bool drain_expired_ = false;  // past shutdown.drain_timeout: stop with tasks running
-  // Reloads: the one loading (on reload_thread_) and those asked for since.
-  bool reloading_ = false;
-  std::vector<ReloadDone> reload_next_;
-  std::thread reload_thread_;
+  struct Stopping {
+    bool on = false;
+    std::unique_ptr<asio::steady_timer> drain_timer;
+    bool drain_expired = false;  // past shutdown.drain_timeout: stop with tasks running
+  } stopping_;
+  // Reloads: the one loading (on `thread`) and those asked for since.
+  struct Reloads {
+    bool loading = false;
+    std::vector<ReloadDone> next;
+    std::thread thread;
+  } reloads_;
   // Declared last: destroyed first, killing its children while the rest still exists.
   std::unique_ptr<SupervisorService> supervisor_;
   int exit_code_ = 0;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/outbox.h"
+#include "protocol/encode.h"
 
 namespace pincer::test {
 
@@ -19,6 +20,12 @@ class FakeOutbox final : public Outbox {
   std::string* Buffer(ConnId conn) override {
     if (gone_.count(conn)) return nullptr;
     return &pending_[conn];
+  }
+  // The store is taken to be durable at once: the `ok` goes out now.
+  void Accepted(ConnId conn, const SubmitAck& ack, std::size_t /*weight*/) override {
+    if (std::string* out = Buffer(conn)) {
+      AppendSubmitOk(*out, ack.req, ack.id, ack.existing, ack.warning);
+    }
   }
   void Close(ConnId conn) override { closed_.insert(conn); }
   void Waiting(ConnId conn, int64_t bytes) override { waiting_[conn] += bytes; }
