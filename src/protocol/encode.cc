@@ -137,24 +137,3 @@ std::string EncodeDrained() { return "{\"type\":\"drained\"}\n"; }
 std::string EncodeHeartbeatAck() { return "{\"type\":\"heartbeat_ack\"}\n"; }
 
 }  // namespace pincer
-
-namespace pincer {
-
-using namespace std::string_view_literals;
-
-void AppendSubmitOk(std::string& out, int64_t req, uint64_t task_id, bool existing,
-                    std::string_view warning) {
-  out.append(R"({"type":"ok","req":)"sv);
-  AppendInt(out, req);
-  out.append(R"(,"id":"t)"sv);
-  AppendInt(out, static_cast<int64_t>(task_id));
-  if (warning.empty()) {
-    out.append(existing ? R"(","existing":true})" "\n"sv : R"(","existing":false})" "\n"sv);
-  } else {
-    out.append(R"(","existing":false,"warning":)"sv);
-    AppendJsonString(out, warning);
-    out.append("}\n"sv);
-  }
-}
-
-}  // namespace pincer

@@ -90,12 +90,3 @@ std::string EncodeDrained();
 std::string EncodeHeartbeatAck();
 
 }  // namespace pincer
-
-namespace pincer {
-
-// The `ok` answering an accepted submit: task `task_id` ("t<id>"),
-// `existing` (an earlier task with the same key), `warning` ("" = none).
-void AppendSubmitOk(std::string& out, int64_t req, uint64_t task_id, bool existing,
-                    std::string_view warning);
-
-}  // namespace pincer
