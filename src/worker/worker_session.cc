@@ -1,6 +1,5 @@
 #include "worker/worker_session.h"
 
-#include <pincer/version.h>
 #include <spdlog/spdlog.h>
 
 #include <utility>
