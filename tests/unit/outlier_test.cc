@@ -7,10 +7,10 @@
 
 #include <memory>
 #include <string>
-#include <unordered_map>
 
 #include "core/dispatcher.h"
 #include "store/memory_store.h"
+#include "support/fake_outbox.h"
 
 namespace pincer {
 namespace {
@@ -160,16 +160,6 @@ TEST_F(OutlierDetectorTest, EjectsAWorkerFarSlowerThanItsPeers) {
 
 // ---------------------------------------------------------- via dispatcher
 
-class RecordingOutbox final : public Outbox {
- public:
-  std::string* Buffer(ConnId conn) override { return &out_[conn]; }
-  void Close(ConnId) override {}
-  std::string Take(ConnId conn) { return std::exchange(out_[conn], ""); }
-
- private:
-  std::unordered_map<ConnId, std::string> out_;
-};
-
 class CountingObserver final : public DispatchObserver {
  public:
   void WorkerEjected(const Worker&, const Ejection&) override { ++ejected; }
@@ -188,7 +178,7 @@ TEST(OutlierDispatchTest, FailingWorkerIsEjectedOthersTakeItsShareAndItComesBack
                                 0};  // retries at once: ejection is the point
   ManualClock clock;
   MemoryStore store;
-  RecordingOutbox outbox;
+  test::FakeOutbox outbox;
   Dispatcher d(config, store, clock, outbox);
   CountingObserver observer;
   d.set_observer(&observer);
@@ -207,12 +197,9 @@ TEST(OutlierDispatchTest, FailingWorkerIsEjectedOthersTakeItsShareAndItComesBack
   // Every task the bad worker gets, it fails (retryable); the good one succeeds.
   auto answer_all = [&] {
     for (ConnId conn : {ConnId{1}, ConnId{2}}) {
-      std::string out = outbox.Take(conn);
-      for (size_t pos = 0; (pos = out.find("\"id\":\"", pos)) != std::string::npos;) {
-        pos += 6;
-        const std::string id = out.substr(pos, out.find('"', pos) - pos);
+      for (const auto& task : outbox.TakeType(conn, "task")) {
         ResultMsg r;
-        r.id = id;
+        r.id = task["id"];
         r.ok = conn == 2;
         r.error = "boom";
         d.OnResult(conn, r);
