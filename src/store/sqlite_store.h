@@ -94,7 +94,6 @@ class SqliteStore final : public Store {
   // "store_unavailable"; the old file is left as it was.
   Status ReserveIds(const IdMarks& marks) override;
   bool dirty() const override { return !pending_.empty(); }
-  bool durable() const override { return true; }
 
   const std::string& path() const { return path_; }
 

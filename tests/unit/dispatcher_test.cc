@@ -40,7 +40,6 @@ class RecordingStore final : public Store {
   void Erase(TaskId id) override { changes.push_back({'e', id, TaskState::kQueued}); }
   Status Commit() override { return Status::Ok(); }
   bool dirty() const override { return false; }
-  bool durable() const override { return false; }
 
   std::vector<Change> changes;
 };
@@ -1116,7 +1115,6 @@ class NoReserveStore final : public Store {
     return Status("store_unavailable", "cannot write to /data: No space left on device");
   }
   bool dirty() const override { return false; }
-  bool durable() const override { return true; }
 };
 
 TEST_F(DispatcherTest, TaskIdsAreNotReusedWhenTheirInsertsNeverReachedTheStore) {
