@@ -35,18 +35,13 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "config/config.h"  // FsyncPolicy
 #include "store/change_codec.h"
 #include "store/journal_file.h"
 #include "store/erase_runs.h"
 #include "store/store.h"
 
 namespace pincer {
-
-enum class FsyncPolicy {
-  kAlways,    // every commit is on disk when it returns
-  kInterval,  // the journal is synced at most every interval, at a commit
-  kOff,       // never synced by pincer: survives kill -9, not a power cut
-};
 
 struct SqliteStoreOptions {
   std::string data_dir;  // created if missing

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "worker/backoff.h"
+#include "common/backoff.h"
 #include "worker/line_connection.h"
 #include "worker/load_sampler.h"
 #include "worker/task_runner.h"

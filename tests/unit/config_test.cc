@@ -166,8 +166,8 @@ TEST_F(ConfigTest, EmptyFilesMeanAllDefaults) {
 TEST_F(ConfigTest, DefaultsMatchTheDocumentedValues) {
   Config c = Load("d.yaml", "");
   EXPECT_EQ(c.listen, "127.0.0.1:7878");
-  EXPECT_EQ(c.store.kind, "sqlite");
-  EXPECT_EQ(c.store.fsync, "always");
+  EXPECT_EQ(c.store.kind, StoreKind::kSqlite);
+  EXPECT_EQ(c.store.fsync, FsyncPolicy::kAlways);
   EXPECT_EQ(c.store.journal_bytes, 64u << 20);
   EXPECT_EQ(c.routing.strategy, "least_connections");
   EXPECT_EQ(c.routing.affinity_wait, seconds(10));
@@ -314,7 +314,7 @@ TEST_F(ConfigTest, ShippedConfigsAreValidAndEquivalent) {
   const Config& c = *yaml.config;
   EXPECT_EQ(c.listen, "127.0.0.1:7878");
   EXPECT_EQ(c.metrics_listen, "127.0.0.1:9464");
-  EXPECT_EQ(c.store.kind, "sqlite");
+  EXPECT_EQ(c.store.kind, StoreKind::kSqlite);
   EXPECT_EQ(c.routing.strategy, "least_connections");
   ASSERT_EQ(c.pools.size(), 1u);
   EXPECT_EQ(c.pools[0].name, "echo");
@@ -937,7 +937,7 @@ TEST_F(ConfigTest, PoolDefaults) {
   want.command = {"cat"};
   EXPECT_EQ(c.pools[0], want);
   EXPECT_EQ(c.pools[0].replicas, 1);
-  EXPECT_EQ(c.pools[0].restart.policy, "on-failure");
+  EXPECT_EQ(c.pools[0].restart.policy, RestartPolicy::kOnFailure);
   EXPECT_EQ(c.pools[0].restart.min_uptime, seconds(30));
 }
 
@@ -1026,7 +1026,7 @@ TEST(ValidateConfigTest, AcceptsEdgeValues) {
   Config c;
   c.listen = "";
   c.unix_socket = "/tmp/p.sock";
-  c.store.kind = "memory";
+  c.store.kind = StoreKind::kMemory;
   c.data_dir = "";
   c.tasks.timeout = Duration(0);
   c.routing.affinity_wait = Duration(0);
