@@ -279,7 +279,7 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   want.metrics_listen = "127.0.0.1:9000";
   want.data_dir = "/var/lib/pincer";
   want.log_level = "debug";
-  want.store = {"sqlite", "interval", milliseconds(50), 1048576};
+  want.store = {StoreKind::kSqlite, FsyncPolicy::kInterval, milliseconds(50), 1048576};
   want.auth = {"w-secret", "c-secret", "a-secret"};
   want.routing.strategy = "round_robin";
   want.routing.affinity_wait = seconds(2);
@@ -294,7 +294,8 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   pool.replicas = 0;
   pool.env = {{"MODEL", "large"}, {"THREADS", "4"}};
   pool.cwd = "/srv/coder";
-  pool.restart = {"always", {seconds(1), minutes(1), 0.5}, milliseconds(0), 0, minutes(10)};
+  pool.restart = {RestartPolicy::kAlways, {seconds(1), minutes(1), 0.5}, milliseconds(0), 0,
+                  minutes(10)};
   pool.stop_grace = seconds(20);
   pool.start_timeout = milliseconds(0);
   want.pools = {pool};
@@ -990,6 +991,17 @@ TEST_F(ConfigTest, PoolValidation) {
 }
 
 // ---- ValidateConfig on a Config built in code --------------------------
+
+TEST(ConfigNameTest, SpellsEachChoiceAsTheFileDoes) {
+  EXPECT_EQ(ConfigName(StoreKind::kSqlite), "sqlite");
+  EXPECT_EQ(ConfigName(StoreKind::kMemory), "memory");
+  EXPECT_EQ(ConfigName(FsyncPolicy::kAlways), "always");
+  EXPECT_EQ(ConfigName(FsyncPolicy::kInterval), "interval");
+  EXPECT_EQ(ConfigName(FsyncPolicy::kOff), "off");
+  EXPECT_EQ(ConfigName(RestartPolicy::kAlways), "always");
+  EXPECT_EQ(ConfigName(RestartPolicy::kOnFailure), "on-failure");
+  EXPECT_EQ(ConfigName(RestartPolicy::kNever), "never");
+}
 
 TEST(ValidateConfigTest, BuiltInCodeHasNoFilePrefix) {
   Config c;
