@@ -1,7 +1,9 @@
 // LoadConfig: file -> JSON tree (document.cc) -> Config (here) -> cross-field
-// checks (validate.cc). The reader here only checks shapes and types; every
-// rule about values lives in ValidateConfig, so a Config built in code is
-// held to the same rules as one read from a file.
+// checks (validate.cc). The reader here checks shapes and types, and turns
+// the names of choices (store.kind, store.fsync, restart.policy) into enums,
+// which a Config built in code cannot get wrong; every other rule about
+// values lives in ValidateConfig, so a Config built in code is held to the
+// same rules as one read from a file.
 #include "config/config.h"
 
 #include <sys/stat.h>
@@ -14,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/edit_distance.h"
 #include "common/read_file.h"
 #include "config/document.h"
 #include "config/problems.h"
@@ -49,19 +52,27 @@ std::string TypeName(const json& v) {
   }
 }
 
-std::size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-      diagonal = above;
-    }
+// The spelling of each value of a named choice in the config file.
+template <typename E>
+struct Named {
+  E value;
+  std::string_view name;
+};
+constexpr Named<StoreKind> kStoreKinds[] = {{StoreKind::kSqlite, "sqlite"},
+                                            {StoreKind::kMemory, "memory"}};
+constexpr Named<FsyncPolicy> kFsyncPolicies[] = {{FsyncPolicy::kAlways, "always"},
+                                                 {FsyncPolicy::kInterval, "interval"},
+                                                 {FsyncPolicy::kOff, "off"}};
+constexpr Named<RestartPolicy> kRestartPolicies[] = {{RestartPolicy::kAlways, "always"},
+                                                     {RestartPolicy::kOnFailure, "on-failure"},
+                                                     {RestartPolicy::kNever, "never"}};
+
+template <typename E, std::size_t N>
+std::string_view NameOf(const Named<E> (&names)[N], E value) {
+  for (const Named<E>& n : names) {
+    if (n.value == value) return n.name;
   }
-  return row[b.size()];
+  return "?";
 }
 
 // While ConfigKeys runs: every key path a reader is asked for, list
@@ -104,6 +115,24 @@ class MapReader {
     if (const json* v = Get(key); v && Expect(key, *v, v->is_string(), "a string")) {
       *out = v->get<std::string>();
     }
+  }
+
+  // A string naming one of `names`: an unknown name is a problem
+  // ("unknown <what> '...' (expected a, b or c)").
+  template <typename E, std::size_t N>
+  void Choice(std::string_view key, std::string_view what, const Named<E> (&names)[N], E* out) {
+    const json* v = Get(key);
+    if (!v || !Expect(key, *v, v->is_string(), "a string")) return;
+    const std::string& text = v->get_ref<const std::string&>();
+    std::vector<std::string_view> allowed;
+    for (const Named<E>& n : names) {
+      if (text == n.name) {
+        *out = n.value;
+        return;
+      }
+      allowed.push_back(n.name);
+    }
+    problems_.Add(PathOf(key), config_internal::UnknownName(what, text, allowed));
   }
 
   void Bool(std::string_view key, bool* out) {
@@ -302,6 +331,14 @@ MapReader Section(MapReader& parent, Problems& problems, std::string_view key) {
   return MapReader(problems, v ? *v : kNull, parent.PathOf(key));
 }
 
+void ReadBackoff(MapReader& parent, Problems& problems, std::string_view key, BackoffConfig* out) {
+  MapReader backoff = Section(parent, problems, key);
+  backoff.Dur("initial", &out->initial);
+  backoff.Dur("max", &out->max);
+  backoff.Number("jitter", &out->jitter);
+  backoff.Finish();
+}
+
 void ReadRouting(MapReader& r, Problems& problems, RoutingConfig* out) {
   r.String("strategy", &out->strategy);
   r.Dur("affinity_wait", &out->affinity_wait);
@@ -363,15 +400,11 @@ void ReadPool(const json& item, const std::string& path, Problems& problems, Poo
   }
 
   MapReader restart = Section(pool, problems, "restart");
-  restart.String("policy", &out->restart.policy);
+  restart.Choice("policy", "restart policy", kRestartPolicies, &out->restart.policy);
   restart.Dur("min_uptime", &out->restart.min_uptime);
   restart.Int("max_restarts", &out->restart.max_restarts);
   restart.Dur("window", &out->restart.window);
-  MapReader backoff = Section(restart, problems, "backoff");
-  backoff.Dur("initial", &out->restart.backoff.initial);
-  backoff.Dur("max", &out->restart.backoff.max);
-  backoff.Number("jitter", &out->restart.backoff.jitter);
-  backoff.Finish();
+  ReadBackoff(restart, problems, "backoff", &out->restart.backoff);
   restart.Finish();
   pool.Finish();
 }
@@ -385,8 +418,8 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   top.String("log_level", &out->log_level);
 
   MapReader store = Section(top, problems, "store");
-  store.String("kind", &out->store.kind);
-  store.String("fsync", &out->store.fsync);
+  store.Choice("kind", "store kind", kStoreKinds, &out->store.kind);
+  store.Choice("fsync", "fsync policy", kFsyncPolicies, &out->store.fsync);
   store.Dur("fsync_interval", &out->store.fsync_interval);
   store.Size("journal_bytes", &out->store.journal_bytes);
   store.Finish();
@@ -416,11 +449,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   tasks.Int("max_interruptions", &out->tasks.max_interruptions);
   tasks.Dur("result_ttl", &out->tasks.result_ttl);
   tasks.Size("max_ended", &out->tasks.max_ended);
-  MapReader retry_backoff = Section(tasks, problems, "retry_backoff");
-  retry_backoff.Dur("initial", &out->tasks.retry_backoff.initial);
-  retry_backoff.Dur("max", &out->tasks.retry_backoff.max);
-  retry_backoff.Number("jitter", &out->tasks.retry_backoff.jitter);
-  retry_backoff.Finish();
+  ReadBackoff(tasks, problems, "retry_backoff", &out->tasks.retry_backoff);
   tasks.Dur("queue_ttl", &out->tasks.queue_ttl);
   tasks.Finish();
 
@@ -451,6 +480,10 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
 }
 
 }  // namespace
+
+std::string_view ConfigName(StoreKind kind) { return NameOf(kStoreKinds, kind); }
+std::string_view ConfigName(FsyncPolicy policy) { return NameOf(kFsyncPolicies, policy); }
+std::string_view ConfigName(RestartPolicy policy) { return NameOf(kRestartPolicies, policy); }
 
 std::vector<std::string> ConfigKeys() {
   // Read a document with one of each list item and every optional section,

@@ -9,15 +9,34 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "common/backoff.h"  // BackoffConfig
 
 namespace pincer {
 
 using Duration = std::chrono::milliseconds;
 
+// The values of the config's named choices, read from their spelling in the
+// file once (ConfigName gives the spelling back, for logs and views).
+enum class StoreKind { kSqlite, kMemory };  // store.kind: sqlite, memory
+// store.fsync: always, interval, off
+enum class FsyncPolicy {
+  kAlways,    // every commit is on disk when it returns
+  kInterval,  // the journal is synced at most every interval, at a commit
+  kOff,       // never synced by pincer: survives kill -9, not a power cut
+};
+// pools.restart.policy: always, on-failure, never
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
+
+std::string_view ConfigName(StoreKind kind);
+std::string_view ConfigName(FsyncPolicy policy);
+std::string_view ConfigName(RestartPolicy policy);
+
 struct StoreConfig {
-  std::string kind = "sqlite";   // "sqlite" | "memory"
-  std::string fsync = "always";  // "always" | "interval" | "off"
+  StoreKind kind = StoreKind::kSqlite;
+  FsyncPolicy fsync = FsyncPolicy::kAlways;
   Duration fsync_interval{100};  // with fsync: interval
   // sqlite: bytes of changes the journal holds before its oldest rows are
   // folded into the tasks table (docs/durability.md)
@@ -88,14 +107,6 @@ struct RoutingConfig {
   bool operator==(const RoutingConfig&) const = default;
 };
 
-struct BackoffConfig {
-  Duration initial{500};
-  Duration max{30000};
-  double jitter = 0.1;  // fraction of the delay added at random, 0..1
-
-  bool operator==(const BackoffConfig&) const = default;
-};
-
 struct TasksConfig {
   Duration timeout{10 * 60 * 1000};
   int max_attempts = 3;
@@ -137,7 +148,7 @@ struct LimitsConfig {
 };
 
 struct RestartConfig {
-  std::string policy = "on-failure";  // "always" | "on-failure" | "never"
+  RestartPolicy policy = RestartPolicy::kOnFailure;
   BackoffConfig backoff;
   Duration min_uptime{30000};
   int max_restarts = 5;

@@ -9,6 +9,7 @@ namespace {
 std::string Text(const std::string& s) { return s.empty() ? "\"\"" : s; }
 std::string Text(Duration d) { return FormatDuration(d); }
 std::string Text(bool b) { return b ? "true" : "false"; }
+std::string Text(RestartPolicy p) { return std::string(ConfigName(p)); }
 std::string Text(int n) { return std::to_string(n); }
 std::string Text(std::size_t n) { return std::to_string(n); }
 std::string Text(double x) {
@@ -46,7 +47,8 @@ class Changes {
   std::vector<std::string> lines_;
 };
 
-void Backoff(Changes& c, const std::string& key, const BackoffConfig& a, const BackoffConfig& b) {
+void BackoffKeys(Changes& c, const std::string& key, const BackoffConfig& a,
+                 const BackoffConfig& b) {
   c.Key(key + ".initial", a.initial, b.initial);
   c.Key(key + ".max", a.max, b.max);
   c.Key(key + ".jitter", a.jitter, b.jitter);
@@ -61,7 +63,7 @@ void Pool(Changes& c, const PoolConfig& a, const PoolConfig& b) {
   c.Key(key + ".stop_grace", a.stop_grace, b.stop_grace);
   c.Key(key + ".start_timeout", a.start_timeout, b.start_timeout);
   c.Key(key + ".restart.policy", a.restart.policy, b.restart.policy);
-  Backoff(c, key + ".restart.backoff", a.restart.backoff, b.restart.backoff);
+  BackoffKeys(c, key + ".restart.backoff", a.restart.backoff, b.restart.backoff);
   c.Key(key + ".restart.min_uptime", a.restart.min_uptime, b.restart.min_uptime);
   c.Key(key + ".restart.max_restarts", a.restart.max_restarts, b.restart.max_restarts);
   c.Key(key + ".restart.window", a.restart.window, b.restart.window);
@@ -106,7 +108,7 @@ std::vector<std::string> DescribeConfigChanges(const Config& a, const Config& b)
   c.Key("tasks.result_ttl", a.tasks.result_ttl, b.tasks.result_ttl);
   c.Key("tasks.max_ended", a.tasks.max_ended, b.tasks.max_ended);
   c.Key("tasks.max_interruptions", a.tasks.max_interruptions, b.tasks.max_interruptions);
-  Backoff(c, "tasks.retry_backoff", a.tasks.retry_backoff, b.tasks.retry_backoff);
+  BackoffKeys(c, "tasks.retry_backoff", a.tasks.retry_backoff, b.tasks.retry_backoff);
   c.Key("tasks.queue_ttl", a.tasks.queue_ttl, b.tasks.queue_ttl);
 
   c.Key("heartbeat.interval", a.heartbeat.interval, b.heartbeat.interval);

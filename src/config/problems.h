@@ -84,6 +84,19 @@ inline std::string Shown(std::string_view value) {
 }
 
 
+// "unknown <what> '<value>' (expected a, b or c)": a name that is none of
+// `allowed`.
+inline std::string UnknownName(std::string_view what, std::string_view value,
+                               const std::vector<std::string_view>& allowed) {
+  std::string expected;
+  for (std::size_t i = 0; i < allowed.size(); ++i) {
+    if (i > 0) expected += (i + 1 == allowed.size()) ? " or " : ", ";
+    expected.append(allowed[i]);
+  }
+  return "unknown " + std::string(what) + " '" + std::string(value) + "' (expected " + expected +
+         ")";
+}
+
 // Paths are for messages only: a key longer than any real one is shortened.
 inline std::string Field(std::string_view path, std::string_view key) {
   std::string out(path);

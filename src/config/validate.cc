@@ -35,14 +35,7 @@ void OneOf(Problems& p, const std::string& path, std::string_view what, const st
   for (std::string_view name : allowed) {
     if (value == name) return;
   }
-  std::string expected;
-  std::size_t i = 0;
-  for (std::string_view name : allowed) {
-    if (i > 0) expected += (i + 1 == allowed.size()) ? " or " : ", ";
-    expected.append(name);
-    ++i;
-  }
-  p.Add(path, "unknown " + std::string(what) + " '" + value + "' (expected " + expected + ")");
+  p.Add(path, config_internal::UnknownName(what, value, allowed));
 }
 
 void AtLeast(Problems& p, const std::string& path, long long value, long long min) {
@@ -101,6 +94,22 @@ void Fraction(Problems& p, const std::string& path, double value, double max) {
   }
 }
 
+// A backoff section at `path`: initial positive (or, with `zero_initial`,
+// not negative), max not below it, jitter a fraction.
+void ValidateBackoff(Problems& p, const std::string& path, const BackoffConfig& b,
+                     bool zero_initial) {
+  if (zero_initial) {
+    NotNegative(p, Field(path, "initial"), b.initial);
+  } else {
+    Positive(p, Field(path, "initial"), b.initial);
+  }
+  if (b.max < b.initial) {
+    p.Add(Field(path, "max"), "must not be less than " + Field(path, "initial") + " (" +
+                                  FormatDuration(b.initial) + ")");
+  }
+  Fraction(p, Field(path, "jitter"), b.jitter, 1);
+}
+
 void ValidatePool(Problems& p, const std::string& path, const PoolConfig& pool) {
   if (!IsPoolName(pool.name)) {
     p.Add(Field(path, "name"),
@@ -121,15 +130,8 @@ void ValidatePool(Problems& p, const std::string& path, const PoolConfig& pool) 
     }
   }
   const std::string restart = Field(path, "restart");
-  OneOf(p, Field(restart, "policy"), "restart policy", pool.restart.policy,
-        {"always", "on-failure", "never"});
-  const std::string backoff = Field(restart, "backoff");
-  Positive(p, Field(backoff, "initial"), pool.restart.backoff.initial);
-  if (pool.restart.backoff.max < pool.restart.backoff.initial) {
-    p.Add(Field(backoff, "max"), "must not be less than " + Field(backoff, "initial") + " (" +
-                                     FormatDuration(pool.restart.backoff.initial) + ")");
-  }
-  Fraction(p, Field(backoff, "jitter"), pool.restart.backoff.jitter, 1);
+  // A restart at once would respawn a crashing process in a tight loop.
+  ValidateBackoff(p, Field(restart, "backoff"), pool.restart.backoff, /*zero_initial=*/false);
   NotNegative(p, Field(restart, "min_uptime"), pool.restart.min_uptime);
   AtLeast(p, Field(restart, "max_restarts"), pool.restart.max_restarts, 0);
   Positive(p, Field(restart, "window"), pool.restart.window);
@@ -252,10 +254,8 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
   OneOf(p, "log_level", "log level", c.log_level,
         {"trace", "debug", "info", "warn", "error", "off"});
 
-  OneOf(p, "store.kind", "store kind", c.store.kind, {"sqlite", "memory"});
-  OneOf(p, "store.fsync", "fsync policy", c.store.fsync, {"always", "interval", "off"});
   Positive(p, "store.fsync_interval", c.store.fsync_interval);
-  if (c.store.kind == "sqlite" && c.data_dir.empty()) {
+  if (c.store.kind == StoreKind::kSqlite && c.data_dir.empty()) {
     p.Add("data_dir", "must be set when store.kind is sqlite");
   }
 
@@ -311,13 +311,7 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
     p.Add("tasks.max_attempts", "must be at most " + std::to_string(kMaxAttempts));
   }
   NotNegative(p, "tasks.result_ttl", c.tasks.result_ttl);
-  const BackoffConfig& retry = c.tasks.retry_backoff;
-  NotNegative(p, "tasks.retry_backoff.initial", retry.initial);
-  if (retry.max < retry.initial) {
-    p.Add("tasks.retry_backoff.max", "must not be less than tasks.retry_backoff.initial (" +
-                                         FormatDuration(retry.initial) + ")");
-  }
-  Fraction(p, "tasks.retry_backoff.jitter", retry.jitter, 1);
+  ValidateBackoff(p, "tasks.retry_backoff", c.tasks.retry_backoff, /*zero_initial=*/true);
   NotNegative(p, "tasks.queue_ttl", c.tasks.queue_ttl);
   if (c.tasks.queue_ttl.count() > kMaxTimeoutMs) {
     p.Add("tasks.queue_ttl", "must be at most 8760h (365 days)");

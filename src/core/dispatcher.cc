@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/backoff.h"
 #include "common/json_text.h"
 #include "protocol/encode.h"
 
@@ -783,17 +784,13 @@ Duration Dispatcher::RetryDelay(const TaskRecord& r, int failed, int64_t retry_a
   const BackoffConfig b = r.has_backoff ? BackoffConfig{Duration(r.backoff.initial_ms),
                                                         Duration(r.backoff.max_ms), r.backoff.jitter}
                                         : config;
-  const double initial = static_cast<double>(b.initial.count());
-  const double cap = static_cast<double>(b.max.count());
-  // Doubled in floating point and capped before the conversion: no shift
-  // overflows however many attempts a task has.
-  double delay = std::min(initial * std::pow(2.0, std::clamp(failed - 1, 0, 62)), cap);
-  if (b.jitter > 0 && delay > 0) {
-    delay += delay * b.jitter * std::uniform_real_distribution<double>(0.0, 1.0)(jitter_rng_);
+  double random01 = 0.0;
+  if (b.jitter > 0 && b.initial.count() > 0 && b.max.count() > 0) {
+    random01 = std::uniform_real_distribution<double>(0.0, 1.0)(jitter_rng_);
   }
   // The worker's pause wins when longer, up to max.
-  delay = std::max(delay, std::min(static_cast<double>(retry_after_ms), cap));
-  return Duration(static_cast<int64_t>(delay));
+  return std::max(BackoffDelay(b, failed - 1, random01),
+                  std::min(Duration(retry_after_ms), b.max));
 }
 
 void Dispatcher::BackOff(Task& t, Duration delay) {

@@ -134,9 +134,4 @@ int OutlierDetector::ConsecutiveFailures(WorkerId id) const {
   return it == history_.end() ? 0 : it->second.consecutive_failures;
 }
 
-double OutlierDetector::LatencySeconds(WorkerId id) const {
-  auto it = history_.find(id);
-  return it == history_.end() ? 0 : it->second.latency;
-}
-
 }  // namespace pincer

@@ -57,7 +57,6 @@ class OutlierDetector {
 
   // For tests and views.
   int ConsecutiveFailures(WorkerId id) const;
-  double LatencySeconds(WorkerId id) const;  // smoothed; 0 = no samples
 
  private:
   struct History {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/edit_distance.h"
 #include "config/config.h"
 #include "ctl/commands.h"
 #include "ctl/exit_code.h"
@@ -70,22 +71,6 @@ CLI::App* Subcommand(CLI::App& app, const char* name, const char* description) {
   CLI::App* sub = app.add_subcommand(name, description);
   sub->fallthrough();
   return sub;
-}
-
-// Edit distance, for "did you mean": small strings only.
-std::size_t Distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
 }
 
 // Owns the CLI11 app and everything its callbacks touch, so the callbacks
@@ -197,7 +182,7 @@ std::string CommandLine::UsageErrorText(int argc, const char* const* argv,
       std::string nearest;
       std::size_t best = 0;
       for (const CLI::App* sub : app_.get_subcommands({})) {
-        const std::size_t d = Distance(word, sub->get_name());
+        const std::size_t d = EditDistance(word, sub->get_name());
         if (nearest.empty() || d < best) {
           nearest = sub->get_name();
           best = d;

@@ -1,5 +1,5 @@
 // pincerctl's exit codes (SPEC section 7, docs/cli.md) and the one place
-// that maps an error to one of them. Header-only: pure.
+// that maps an error to one of them. Pure.
 #pragma once
 
 #include <string_view>
@@ -19,39 +19,11 @@ enum ExitCode : int {
   kExitNotFound = 4,     // no such task or worker
 };
 
-inline int ExitCodeForServerCode(std::string_view code) {
-  if (code == "not_found") return kExitNotFound;
-  if (code == "unauthorized" || code == "bad_hello" || code == "hello_timeout" ||
-      code == "too_many_connections") {
-    return kExitUnavailable;
-  }
-  if (code == "invalid_request" || code == "invalid_state" || code == "bad_json" ||
-      code == "bad_message" || code == "unknown_type" || code == "frame_too_large" ||
-      code == "conflict") {
-    return kExitUsage;
-  }
-  return kExitFailed;
-}
+int ExitCodeForServerCode(std::string_view code);
 
-inline int ExitCodeFor(const client::Error& error) {
-  switch (error.kind) {
-    case client::ErrorKind::kInvalidArgument:
-      return kExitUsage;
-    case client::ErrorKind::kConnect:
-    case client::ErrorKind::kClosed:
-      return kExitUnavailable;
-    case client::ErrorKind::kServer:
-      return ExitCodeForServerCode(error.code);
-    case client::ErrorKind::kTimeout:
-    case client::ErrorKind::kProtocol:
-      return kExitFailed;
-  }
-  return kExitFailed;
-}
+int ExitCodeFor(const client::Error& error);
 
 // Exit code for a task's end state (submit --wait, wait).
-inline int ExitCodeForState(std::string_view state) {
-  return state == "succeeded" ? kExitOk : kExitFailed;
-}
+int ExitCodeForState(std::string_view state);
 
 }  // namespace pincer::ctl

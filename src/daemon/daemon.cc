@@ -38,7 +38,7 @@ Daemon::~Daemon() {
 
 Status Daemon::Start() {
   Status error;
-  if (config_.store.kind == "sqlite" && !config_.data_dir.empty()) {
+  if (config_.store.kind == StoreKind::kSqlite && !config_.data_dir.empty()) {
     if (Status st = data_dir_lock_.Acquire(config_.data_dir); !st.ok()) return st;
   }
   store_ = OpenStore(config_, error);

@@ -84,7 +84,8 @@ int main(int argc, char** argv) {
     }
     config = std::move(*r.config);
   } else {
-    config.store.kind = "memory";  // no config file: nothing to keep tasks in
+    // No config file: nothing to keep tasks in.
+    config.store.kind = pincer::StoreKind::kMemory;
   }
   if (!listen.empty()) config.listen = listen;
   if (!log_level.empty()) config.log_level = log_level;

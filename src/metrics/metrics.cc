@@ -20,16 +20,6 @@ constexpr auto kLoopWait = std::chrono::seconds(2);
 constexpr int kHttpThreads = 50;
 constexpr std::chrono::milliseconds kHttpRequestTimeout{5000};
 
-std::string SkillsLabel(const std::vector<std::string>& skills) {
-  if (skills.empty()) return "any";  // a task without skills fits any worker
-  std::string s;
-  for (const auto& k : skills) {
-    if (!s.empty()) s += ',';
-    s += k;
-  }
-  return s;
-}
-
 // Task durations run from sub-second tool calls to hour-long agent runs.
 const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
   static const prometheus::Histogram::BucketBoundaries b{
@@ -277,7 +267,7 @@ uint32_t Metrics::SlotFor(const Task& t) {
     return slot_of_class_[t.cls];
   }
   if (t.cls >= slot_of_class_.size()) slot_of_class_.resize(t.cls + 1, kNoSlot);
-  const std::string label = SkillsLabel(t.rec.skills);
+  const std::string label = UsageBook::SkillsLabel(t.rec.skills);
   uint32_t slot = kOtherSlot;
   if (auto it = slot_by_label_.find(label); it != slot_by_label_.end()) {
     slot = it->second;
@@ -370,7 +360,7 @@ void Metrics::WorkerEjected(const Worker& w, const Ejection& e) {
 }
 
 void Metrics::UsageReported(const Worker&, const Task& t, const TaskUsage& u) {
-  std::pair<std::string, std::string> key{SkillsLabel(t.rec.skills),
+  std::pair<std::string, std::string> key{UsageBook::SkillsLabel(t.rec.skills),
                                           u.model.empty() ? "none" : u.model};
   auto it = usage_series_.find(key);
   if (it == usage_series_.end()) {

@@ -15,7 +15,6 @@ class MemoryStore : public Store {
   void Erase(TaskId) override {}
   Status Commit() override { return Status::Ok(); }
   bool dirty() const override { return false; }
-  bool durable() const override { return false; }
 };
 
 }  // namespace pincer

@@ -35,18 +35,13 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "config/config.h"  // FsyncPolicy
 #include "store/change_codec.h"
 #include "store/journal_file.h"
 #include "store/erase_runs.h"
 #include "store/store.h"
 
 namespace pincer {
-
-enum class FsyncPolicy {
-  kAlways,    // every commit is on disk when it returns
-  kInterval,  // the journal is synced at most every interval, at a commit
-  kOff,       // never synced by pincer: survives kill -9, not a power cut
-};
 
 struct SqliteStoreOptions {
   std::string data_dir;  // created if missing
@@ -94,7 +89,6 @@ class SqliteStore final : public Store {
   // "store_unavailable"; the old file is left as it was.
   Status ReserveIds(const IdMarks& marks) override;
   bool dirty() const override { return !pending_.empty(); }
-  bool durable() const override { return true; }
 
   const std::string& path() const { return path_; }
 

@@ -91,8 +91,6 @@ class Store {
 
   // True when a change is pending a Commit().
   virtual bool dirty() const = 0;
-  // False for the memory store: "accepted" then means "in memory".
-  virtual bool durable() const = 0;
 
  protected:
   // Called by TakeBatch and TakeInto.

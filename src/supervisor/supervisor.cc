@@ -6,7 +6,7 @@
 #include <csignal>
 #include <cstring>
 
-#include "supervisor/backoff.h"
+#include "common/backoff.h"
 
 namespace pincer {
 namespace {
@@ -14,10 +14,16 @@ namespace {
 // Either process of the replica is still there (a worker or its sidecar).
 bool Alive(const Supervisor::Replica& r) { return r.pid != 0 || r.sidecar_pid != 0; }
 
-bool ShouldRestart(const std::string& policy, bool failure) {
-  if (policy == "always") return true;
-  if (policy == "on-failure") return failure;
-  return false;  // "never"
+bool ShouldRestart(RestartPolicy policy, bool failure) {
+  switch (policy) {
+    case RestartPolicy::kAlways:
+      return true;
+    case RestartPolicy::kOnFailure:
+      return failure;
+    case RestartPolicy::kNever:
+      return false;
+  }
+  return false;
 }
 
 std::string Ms(Duration d) { return FormatDuration(d); }
@@ -277,7 +283,8 @@ void Supervisor::AfterExit(Pool& pool, Replica& r, bool failure, const std::stri
   const RestartConfig& rc = pool.config.restart;
   if (!ShouldRestart(rc.policy, failure)) {
     spdlog::log(failure ? spdlog::level::warn : spdlog::level::info,
-                "{}: {}; restart policy {}: not restarted", Tag(pool, r), what, rc.policy);
+                "{}: {}; restart policy {}: not restarted", Tag(pool, r), what,
+                ConfigName(rc.policy));
     return;
   }
   if (pool.failed) {
@@ -718,7 +725,7 @@ nlohmann::json Supervisor::PoolsView() const {
                            {"running", running},
                            {"ready", ready},
                            {"restarts", p->restarts},
-                           {"policy", p->config.restart.policy},
+                           {"policy", ConfigName(p->config.restart.policy)},
                            {"pids", std::move(pids)},
                            {"command", p->config.command},
                            {"replicas", std::move(replicas)}};
@@ -778,7 +785,7 @@ std::string Supervisor::Why(const Pool& p) const {
       case ReplicaState::kDone:
         if (!p.failed) {
           reasons.push_back(tag + " exited: " + (r->last_exit.empty() ? "could not start" : r->last_exit) +
-                            "; restart policy " + p.config.restart.policy +
+                            "; restart policy " + std::string(ConfigName(p.config.restart.policy)) +
                             ": not restarted (`pincerctl pool start " + p.config.name + "`)");
         }
         break;

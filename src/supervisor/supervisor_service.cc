@@ -1,6 +1,6 @@
 #include "supervisor/supervisor_service.h"
 
-#include "supervisor/proc_stats.h"
+#include "common/proc_stat.h"
 
 #include <spdlog/spdlog.h>
 

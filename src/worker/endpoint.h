@@ -1,6 +1,4 @@
-// Where pincer-worker dials: "HOST:PORT", "[V6]:PORT" or "unix:/path".
-// Pure and header-only so unit tests can include it without linking the
-// worker's I/O code.
+// Where pincer-worker dials: "HOST:PORT", "[V6]:PORT" or "unix:/path". Pure.
 #pragma once
 
 #include <charconv>
@@ -16,41 +14,10 @@ struct Endpoint {
   std::string port;  // TCP: decimal 1..65535
   std::string path;  // Unix: filesystem path of the socket
 
-  std::string ToString() const {
-    if (is_unix) return "unix:" + path;
-    if (host.find(':') != std::string::npos) return "[" + host + "]:" + port;
-    return host + ":" + port;
-  }
+  std::string ToString() const;
 };
 
 // nullopt when `text` is none of the accepted forms.
-inline std::optional<Endpoint> ParseEndpoint(std::string_view text) {
-  Endpoint ep;
-  constexpr std::string_view kUnix = "unix:";
-  if (text.substr(0, kUnix.size()) == kUnix) {
-    ep.is_unix = true;
-    ep.path = std::string(text.substr(kUnix.size()));
-    if (ep.path.empty()) return std::nullopt;
-    return ep;
-  }
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  std::string_view host = text.substr(0, colon);
-  const std::string_view port = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    return std::nullopt;  // a bare IPv6 literal is ambiguous without brackets
-  }
-  if (host.empty() || port.empty()) return std::nullopt;
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
-    return std::nullopt;
-  }
-  ep.host = std::string(host);
-  ep.port = std::string(port);
-  return ep;
-}
+std::optional<Endpoint> ParseEndpoint(std::string_view text);
 
 }  // namespace pincer::worker

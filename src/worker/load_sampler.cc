@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "worker/proc_stat.h"
+#include "common/proc_stat.h"
 
 namespace pincer::worker {
 

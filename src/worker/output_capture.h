@@ -1,6 +1,6 @@
 // Bounded capture of a child's output. Children can print without limit;
 // the worker keeps what fits in one result frame (stdout, from the start)
-// and what explains a failure (stderr, the end). Pure, header-only.
+// and what explains a failure (stderr, the end). Pure.
 #pragma once
 
 #include <cstddef>
@@ -15,11 +15,7 @@ class HeadBuffer {
  public:
   explicit HeadBuffer(std::size_t cap) : cap_(cap) {}
 
-  void Append(std::string_view bytes) {
-    total_ += bytes.size();
-    if (data_.size() >= cap_) return;
-    data_.append(bytes.substr(0, cap_ - data_.size()));
-  }
+  void Append(std::string_view bytes);
 
   const std::string& data() const { return data_; }
   std::string Take() { return std::move(data_); }
@@ -38,28 +34,12 @@ class TailBuffer {
  public:
   explicit TailBuffer(std::size_t cap) : cap_(cap) {}
 
-  void Append(std::string_view bytes) {
-    if (bytes.size() >= cap_) {
-      data_.assign(bytes.substr(bytes.size() - cap_));
-      truncated_ = true;
-      return;
-    }
-    data_.append(bytes);
-    if (data_.size() > 2 * cap_) Trim();
-  }
-
-  std::string Take() {
-    Trim();
-    return data_;
-  }
+  void Append(std::string_view bytes);
+  std::string Take();
   bool truncated() const { return truncated_ || data_.size() > cap_; }
 
  private:
-  void Trim() {
-    if (data_.size() <= cap_) return;
-    data_.erase(0, data_.size() - cap_);
-    truncated_ = true;
-  }
+  void Trim();
 
   std::size_t cap_;
   std::string data_;

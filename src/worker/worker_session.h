@@ -13,8 +13,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/backoff.h"
 #include "protocol/daemon_messages.h"
-#include "worker/backoff.h"
 #include "worker/line_connection.h"
 #include "worker/load_sampler.h"
 #include "worker/task_runner.h"

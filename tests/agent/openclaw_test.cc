@@ -37,7 +37,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 const std::string kSource = PINCER_SOURCE_DIR;
-const std::string kWorker = std::string(PINCER_BUILD_DIR) + "/pincer-worker";
 constexpr char kPool[] = "openclaw";
 
 // A gateway is silent for a while during its start on a busy machine.

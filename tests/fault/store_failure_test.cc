@@ -11,7 +11,6 @@
 #include <sys/resource.h>
 
 #include <cstdlib>
-#include <regex>
 #include <string>
 
 #include "support/ctl_runner.h"
@@ -22,17 +21,9 @@
 namespace pincer::test {
 namespace {
 
-// pincerd logs the metrics address it bound (port 0 picks one).
 std::string MetricsAddress(DaemonProcess& daemon) {
-  const std::regex re("metrics on http://([^/ ]+)/metrics");
-  std::string addr;
-  EXPECT_TRUE(WaitFor([&] {
-    std::smatch m;
-    const std::string err = daemon.ReadStderr();
-    if (!std::regex_search(err, m, re)) return false;
-    addr = m[1];
-    return true;
-  })) << daemon.ReadStderr();
+  std::string addr = daemon.WaitForMetricsAddress();
+  EXPECT_FALSE(addr.empty()) << daemon.ReadStderr();
   return addr;
 }
 

@@ -26,7 +26,6 @@ namespace {
 
 using nlohmann::json;
 
-const std::string kWorker = std::string(PINCER_BUILD_DIR) + "/pincer-worker";
 constexpr int64_t kInitialMs = 400;
 
 constexpr char kConfig[] =

@@ -8,15 +8,14 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
 #include "support/http.h"
+#include "support/metrics_text.h"
 #include "support/raw_peer.h"
 #include "support/wait_for.h"
 
@@ -30,17 +29,10 @@ constexpr std::size_t kMaxSkillSets = 100;  // docs/operations.md, "Metrics"
 
 // The distinct values of `label` over the samples of `metric` in a
 // /metrics text.
-std::set<std::string> LabelValues(const std::string& text, const std::string& metric,
-                                  const std::string& label) {
-  std::set<std::string> values;
-  const std::regex value_re(label + "=\"([^\"]*)\"");
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(metric + "{", 0) != 0) continue;
-    std::smatch m;
-    if (std::regex_search(line, m, value_re)) values.insert(m[1]);
-  }
-  return values;
+std::set<std::string> DistinctLabelValues(const std::string& text, const std::string& metric,
+                                          const std::string& label) {
+  const std::multiset<std::string> all = test::LabelValues(text, metric, label);
+  return {all.begin(), all.end()};
 }
 
 class MetricsEndpointTest : public ::testing::Test {
@@ -48,14 +40,8 @@ class MetricsEndpointTest : public ::testing::Test {
   void StartDaemon(const std::string& config) {
     daemon_ = std::make_unique<DaemonProcess>("metrics_listen: \"127.0.0.1:0\"\n" + config);
     ASSERT_TRUE(daemon_->Start());
-    const std::regex re("metrics on http://([^/ ]+)/metrics");
-    ASSERT_TRUE(WaitFor([&] {
-      std::smatch m;
-      const std::string err = daemon_->ReadStderr();
-      if (!std::regex_search(err, m, re)) return false;
-      metrics_addr_ = m[1];
-      return true;
-    })) << daemon_->ReadStderr();
+    metrics_addr_ = daemon_->WaitForMetricsAddress();
+    ASSERT_FALSE(metrics_addr_.empty()) << daemon_->ReadStderr();
   }
 
   std::string Metrics() {
@@ -118,14 +104,14 @@ TEST_F(MetricsEndpointTest, ManySkillSetsStayBoundedAndLeaveWithTheirTasks) {
   Pipeline(client, submits, &accepted);
 
   std::string text = Metrics();
-  const auto queued = LabelValues(text, "pincer_queue_depth_by_skills", "skills");
+  const auto queued = DistinctLabelValues(text, "pincer_queue_depth_by_skills", "skills");
   EXPECT_EQ(queued.size(), kMaxSkillSets + 1) << "own series and other";
   EXPECT_EQ(queued.count("other"), 1u);
   EXPECT_EQ(Sample(text, R"(pincer_queue_depth_by_skills{skills="other"})"),
             kTasks - kMaxSkillSets);
   EXPECT_EQ(Sample(text, "pincer_queue_depth"), kTasks);
   // Skills that queued tasks need show in pincer_skill_workers (at 0), capped too.
-  EXPECT_EQ(LabelValues(text, "pincer_skill_workers", "skill").size(), kMaxSkillSets + 1);
+  EXPECT_EQ(DistinctLabelValues(text, "pincer_skill_workers", "skill").size(), kMaxSkillSets + 1);
 
   std::vector<json> cancels;
   for (int i = 0; i < kTasks; ++i) {
@@ -137,14 +123,14 @@ TEST_F(MetricsEndpointTest, ManySkillSetsStayBoundedAndLeaveWithTheirTasks) {
   // purged now, and the series are gone. The 10 tasks still kept are under
   // `other`.
   text = Metrics();
-  EXPECT_EQ(LabelValues(text, "pincer_task_duration_seconds_count", "skill"),
+  EXPECT_EQ(DistinctLabelValues(text, "pincer_task_duration_seconds_count", "skill"),
             std::set<std::string>{"other"})
       << text;
-  EXPECT_EQ(LabelValues(text, "pincer_queue_depth_by_skills", "skills"),
+  EXPECT_EQ(DistinctLabelValues(text, "pincer_queue_depth_by_skills", "skills"),
             std::set<std::string>{"other"})
       << text;
   EXPECT_EQ(Sample(text, R"(pincer_queue_depth_by_skills{skills="other"})"), 0);
-  EXPECT_TRUE(LabelValues(text, "pincer_skill_workers", "skill").empty()) << text;
+  EXPECT_TRUE(DistinctLabelValues(text, "pincer_skill_workers", "skill").empty()) << text;
   EXPECT_EQ(Sample(text, R"(pincer_tasks_ended_total{state="cancelled"})"), kTasks);
 
   // The places freed serve new skill sets.
@@ -179,8 +165,8 @@ TEST_F(MetricsEndpointTest, ARemovedPoolLeavesMetrics) {
   const CtlResult reload = RunCtl(daemon_->address(), {"reload"});
   ASSERT_EQ(reload.exit_code, 0) << reload;
   text = Metrics();
-  EXPECT_EQ(LabelValues(text, "pincer_pool_failed", "pool"), std::set<std::string>{"idle"}) << text;
-  EXPECT_EQ(LabelValues(text, "pincer_pool_restarts_total", "pool"), std::set<std::string>{"idle"})
+  EXPECT_EQ(DistinctLabelValues(text, "pincer_pool_failed", "pool"), std::set<std::string>{"idle"}) << text;
+  EXPECT_EQ(DistinctLabelValues(text, "pincer_pool_restarts_total", "pool"), std::set<std::string>{"idle"})
       << text;
 }
 

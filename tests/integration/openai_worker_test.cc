@@ -27,6 +27,7 @@
 #include "support/subprocess.h"
 #include "support/temp_dir.h"
 #include "support/wait_for.h"
+#include "support/worker_fixture.h"
 
 namespace pincer::test {
 namespace {
@@ -35,27 +36,10 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kWorker = std::string(PINCER_BUILD_DIR) + "/pincer-worker";
 
-constexpr char kConfig[] =
-    "store: { kind: memory }\n"
-    "heartbeat: { interval: 300ms, misses: 5 }\n";
-
-class OpenAiWorkerTest : public ::testing::Test {
+class OpenAiWorkerTest : public WorkerFixture {
  protected:
-  void SetUp() override {
-    daemon_ = std::make_unique<DaemonProcess>(kConfig);
-    ASSERT_TRUE(daemon_->Start());
-  }
-
-  void TearDown() override {
-    if (HasFailure()) {
-      for (size_t i = 0; i < workers_.size(); ++i) {
-        std::cerr << "--- pincer-worker " << i << " stderr:\n" << WorkerLog(i);
-      }
-    }
-    workers_.clear();
-  }
+  void SetUp() override { StartDaemon(); }
 
   // pincer-worker --openai URL --name NAME --skill chat ARGS...
   size_t StartWorker(const std::string& url, const std::string& name,
@@ -69,53 +53,26 @@ class OpenAiWorkerTest : public ::testing::Test {
     for (const char* var : {"PINCER_ADDR", "PINCER_TOKEN", "PINCER_SPAWN_ID"}) {
       env.emplace(var, std::nullopt);
     }
-    const size_t index = workers_.size();
-    workers_.push_back(std::make_unique<ChildProcess>());
-    EXPECT_EQ(
-        workers_.back()->Start(argv, daemon_->dir() + "/worker.out", WorkerLogPath(index), env),
-        "");
-    return index;
+    return StartWorkerProcess(argv, env);
   }
-
-  std::string WorkerLogPath(size_t index) {
-    return daemon_->dir() + "/worker" + std::to_string(index) + ".err";
-  }
-  std::string WorkerLog(size_t index) { return ReadFileOrEmpty(WorkerLogPath(index)); }
-
-  CtlResult Ctl(const std::vector<std::string>& args) { return RunCtl(daemon_->address(), args); }
 
   bool WorkerConnected(const std::string& name) {
-    CtlResult result = Ctl({"--json", "workers"});
-    if (result.exit_code != 0 || !result.Json().is_array()) return false;
-    for (const json& w : result.Json()) {
-      if (w.value("name", "") == name && !w["id"].is_null()) return true;
-    }
-    return false;
+    const std::optional<json> w = FindWorker(name);
+    return w && !(*w)["id"].is_null();
   }
 
+  // Tasks for the `chat` skill.
   json SubmitWait(const std::vector<std::string>& args) {
-    std::vector<std::string> all = {"--json", "submit", "--wait", "--skill", "chat"};
+    std::vector<std::string> all = {"--skill", "chat"};
     all.insert(all.end(), args.begin(), args.end());
-    CtlResult result = Ctl(all);
-    EXPECT_TRUE(result.Json().is_object()) << result;
-    return result.Json();
+    return WorkerFixture::SubmitWait(all);
   }
 
   std::string Submit(const std::vector<std::string>& args) {
-    std::vector<std::string> all = {"submit", "--skill", "chat"};
+    std::vector<std::string> all = {"--skill", "chat"};
     all.insert(all.end(), args.begin(), args.end());
-    CtlResult result = Ctl(all);
-    EXPECT_EQ(result.exit_code, 0) << result;
-    return result.Lines().empty() ? "" : result.Lines()[0];
+    return WorkerFixture::Submit(all);
   }
-
-  json Status(const std::string& id) {
-    CtlResult result = Ctl({"--json", "status", id});
-    return result.exit_code == 0 ? result.Json() : json();
-  }
-
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::vector<std::unique_ptr<ChildProcess>> workers_;
 };
 
 TEST_F(OpenAiWorkerTest, TextAndUsageComeBack) {

@@ -14,7 +14,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -120,15 +119,8 @@ class OpsTest : public ::testing::Test {
     options.env = std::move(env);
     daemon_ = std::make_unique<DaemonProcess>(options);
     ASSERT_TRUE(daemon_->Start());
-    // pincerd logs the metrics address it bound (port 0 picks one).
-    const std::regex re("metrics on http://([^/ ]+)/metrics");
-    ASSERT_TRUE(WaitFor([&] {
-      std::smatch m;
-      const std::string err = daemon_->ReadStderr();
-      if (!std::regex_search(err, m, re)) return false;
-      metrics_addr_ = m[1];
-      return true;
-    })) << daemon_->ReadStderr();
+    metrics_addr_ = daemon_->WaitForMetricsAddress();
+    ASSERT_FALSE(metrics_addr_.empty()) << daemon_->ReadStderr();
   }
 
   std::unique_ptr<TestWorker> Worker(const std::string& name, std::vector<std::string> skills,

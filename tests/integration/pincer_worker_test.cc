@@ -23,6 +23,7 @@
 #include "support/subprocess.h"
 #include "support/temp_dir.h"
 #include "support/wait_for.h"
+#include "support/worker_fixture.h"
 
 namespace pincer::test {
 namespace {
@@ -31,11 +32,6 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kWorker = std::string(PINCER_BUILD_DIR) + "/pincer-worker";
-
-constexpr char kConfig[] =
-    "store: { kind: memory }\n"
-    "heartbeat: { interval: 300ms, misses: 5 }\n";
 
 // True while `pid` exists and is not a zombie. Processes reparented to an
 // init that does not reap (containers) stay zombies, but they are dead.
@@ -58,12 +54,9 @@ std::optional<pid_t> ReadPid(const std::string& path) {
   return pid;
 }
 
-class PincerWorkerTest : public ::testing::Test {
+class PincerWorkerTest : public WorkerFixture {
  protected:
-  void SetUp() override {
-    daemon_ = std::make_unique<DaemonProcess>(kConfig + extra_config_);
-    ASSERT_TRUE(daemon_->Start());
-  }
+  void SetUp() override { StartDaemon(extra_config_); }
 
   // Starts pincer-worker with `args` (before "--") running `command`.
   // Returns its index in workers_.
@@ -76,72 +69,12 @@ class PincerWorkerTest : public ::testing::Test {
     for (const char* name : {"PINCER_ADDR", "PINCER_TOKEN", "PINCER_SPAWN_ID"}) {
       env.try_emplace(name, std::nullopt);
     }
-    const size_t index = workers_.size();
-    workers_.push_back(std::make_unique<ChildProcess>());
-    const std::string log = daemon_->dir() + "/worker" + std::to_string(index) + ".err";
-    const std::string error =
-        workers_.back()->Start(argv, daemon_->dir() + "/worker.out", log, env);
-    EXPECT_EQ(error, "");
-    return index;
+    return StartWorkerProcess(argv, env);
   }
 
-  CtlResult Ctl(const std::vector<std::string>& args) { return RunCtl(daemon_->address(), args); }
-
-  // The worker named `name` in `pincerctl workers --json`.
-  std::optional<json> FindWorker(const std::string& name) {
-    CtlResult result = Ctl({"--json", "workers"});
-    if (result.exit_code != 0 || !result.Json().is_array()) return std::nullopt;
-    for (const json& w : result.Json()) {
-      if (w.value("name", "") == name) return w;
-    }
-    return std::nullopt;
-  }
-
-  ::testing::AssertionResult WaitForWorker(const std::string& name) {
-    if (WaitFor([&] { return FindWorker(name).has_value(); })) {
-      return ::testing::AssertionSuccess();
-    }
-    return ::testing::AssertionFailure() << "worker " << name << " never connected";
-  }
-
-  // submit --wait --json; the end state as an object.
-  json SubmitWait(const std::vector<std::string>& args) {
-    std::vector<std::string> all = {"--json", "submit", "--wait"};
-    all.insert(all.end(), args.begin(), args.end());
-    CtlResult result = Ctl(all);
-    EXPECT_TRUE(result.Json().is_object()) << result;
-    return result.Json();
-  }
-
-  std::string Submit(const std::vector<std::string>& args) {
-    std::vector<std::string> all = {"submit"};
-    all.insert(all.end(), args.begin(), args.end());
-    CtlResult result = Ctl(all);
-    EXPECT_EQ(result.exit_code, 0) << result;
-    return result.Lines().empty() ? "" : result.Lines()[0];
-  }
-
-  std::string StateOf(const std::string& id) {
-    CtlResult result = Ctl({"--json", "status", id});
-    return result.exit_code == 0 ? result.Json().value("state", "") : "";
-  }
-
-  std::string WorkerLog(size_t index) {
-    return ReadFileOrEmpty(daemon_->dir() + "/worker" + std::to_string(index) + ".err");
-  }
-
-  void TearDown() override {
-    if (HasFailure()) {
-      for (size_t i = 0; i < workers_.size(); ++i) {
-        std::cerr << "--- pincer-worker " << i << " stderr:\n" << WorkerLog(i);
-      }
-    }
-    workers_.clear();  // kills what still runs
-  }
+  std::string StateOf(const std::string& id) { return Status(id).value("state", ""); }
 
   std::string extra_config_;
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::vector<std::unique_ptr<ChildProcess>> workers_;
 };
 
 TEST(PincerWorkerCliTest, VersionHelpAndUsage) {

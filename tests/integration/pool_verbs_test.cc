@@ -33,7 +33,6 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kWorker = std::string(PINCER_BUILD_DIR) + "/pincer-worker";
 constexpr char kAdminToken[] = "admin-tok-Pp19";
 constexpr char kClientToken[] = "client-tok-Pp19";
 
@@ -330,15 +329,8 @@ TEST_F(PoolVerbsTest, LogsShowAPoolsOutputTaggedOnce) {
 
 TEST_F(PoolVerbsTest, RemovedFailedPoolLeavesMetrics) {
   StartDaemon(DyingPool("broken", "oops", 1) + WorkerPool("echo", 1), "metrics_listen: \"127.0.0.1:0\"\n");
-  std::string metrics_addr;
-  ASSERT_TRUE(WaitFor([&] {
-    std::smatch m;
-    const std::string err = daemon_->ReadStderr();
-    static const std::regex re("metrics on http://([^/ ]+)/metrics");
-    if (!std::regex_search(err, m, re)) return false;
-    metrics_addr = m[1];
-    return true;
-  }));
+  const std::string metrics_addr = daemon_->WaitForMetricsAddress();
+  ASSERT_FALSE(metrics_addr.empty()) << daemon_->ReadStderr();
   auto metrics = [&] {
     auto r = HttpGet(metrics_addr, "/metrics");
     return r && r->status == 200 ? r->body : std::string();

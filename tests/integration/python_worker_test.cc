@@ -18,6 +18,7 @@
 #include "support/subprocess.h"
 #include "support/temp_dir.h"
 #include "support/wait_for.h"
+#include "support/worker_fixture.h"
 
 namespace pincer::test {
 namespace {
@@ -27,17 +28,8 @@ using std::chrono::seconds;
 
 const std::string kExample = std::string(PINCER_SOURCE_DIR) + "/workers/python/example_upper.py";
 
-constexpr char kConfig[] =
-    "store: { kind: memory }\n"
-    "heartbeat: { interval: 300ms, misses: 5 }\n";
-
-class PythonWorkerTest : public ::testing::Test {
+class PythonWorkerTest : public WorkerFixture {
  protected:
-  void StartDaemon(const std::string& extra = "") {
-    daemon_ = std::make_unique<DaemonProcess>(kConfig + extra);
-    ASSERT_TRUE(daemon_->Start());
-  }
-
   void StartExample(const std::string& name, int capacity = 1) {
     python_ = std::make_unique<ChildProcess>();
     ASSERT_EQ(python_->Start({"/usr/bin/env", "python3", kExample}, daemon_->dir() + "/python.out",
@@ -50,33 +42,14 @@ class PythonWorkerTest : public ::testing::Test {
               "");
   }
 
-  CtlResult Ctl(const std::vector<std::string>& args) { return RunCtl(daemon_->address(), args); }
-
-  std::optional<json> FindWorker(const std::string& name) {
-    CtlResult result = Ctl({"--json", "workers"});
-    if (result.exit_code != 0 || !result.Json().is_array()) return std::nullopt;
-    for (const json& w : result.Json()) {
-      if (w.value("name", "") == name) return w;
-    }
-    return std::nullopt;
-  }
-
-  json SubmitWait(const std::vector<std::string>& args) {
-    std::vector<std::string> all = {"--json", "submit", "--wait"};
-    all.insert(all.end(), args.begin(), args.end());
-    CtlResult result = Ctl(all);
-    EXPECT_TRUE(result.Json().is_object()) << result;
-    return result.Json();
-  }
-
   void TearDown() override {
     if (HasFailure() && daemon_) {
       std::cerr << "--- python worker stderr:\n" << ReadFileOrEmpty(daemon_->dir() + "/python.err");
     }
     python_.reset();
+    WorkerFixture::TearDown();
   }
 
-  std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<ChildProcess> python_;
 };
 

@@ -26,7 +26,6 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kWorker = std::string(PINCER_BUILD_DIR) + "/pincer-worker";
 
 // A pool of pincer-workers with `skill` running `shell` (sh -c) per task.
 std::string WorkerPool(const std::string& name, const std::string& skill, int replicas,

@@ -31,7 +31,6 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kWorker = std::string(PINCER_BUILD_DIR) + "/pincer-worker";
 const std::string kDaemon = std::string(PINCER_BUILD_DIR) + "/pincerd";
 const std::string kPythonExample =
     std::string(PINCER_SOURCE_DIR) + "/workers/python/example_upper.py";

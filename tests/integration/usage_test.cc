@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -41,15 +40,8 @@ class UsageTest : public ::testing::Test {
 
   // The metrics address of the pincerd running now (the last one logged).
   std::string MetricsAddress() {
-    const std::regex re("metrics on http://([^/ ]+)/metrics");
-    std::string addr;
-    EXPECT_TRUE(WaitFor([&] {
-      const std::string err = daemon_->ReadStderr();
-      for (std::sregex_iterator it(err.begin(), err.end(), re), end; it != end; ++it) {
-        addr = (*it)[1];
-      }
-      return !addr.empty();
-    }));
+    std::string addr = daemon_->WaitForMetricsAddress();
+    EXPECT_FALSE(addr.empty());
     return addr;
   }
 

@@ -165,4 +165,17 @@ std::string DaemonProcess::ReadStderr() const {
   return ReadFileOrEmpty(dir_.Join("pincerd.stderr"));
 }
 
+std::string DaemonProcess::WaitForMetricsAddress() const {
+  const std::regex re("metrics on http://([^/ ]+)/metrics");
+  std::string address;
+  WaitFor([&] {
+    const std::string err = ReadStderr();
+    for (std::sregex_iterator it(err.begin(), err.end(), re), end; it != end; ++it) {
+      address = (*it)[1];
+    }
+    return !address.empty();
+  });
+  return address;
+}
+
 }  // namespace pincer::test

@@ -74,6 +74,10 @@ class DaemonProcess {
   // Restart() or a reload.
   void SetConfig(std::string config_yaml);
   std::string ReadStderr() const;
+  // The address of the /metrics endpoint (with metrics_listen set), from
+  // the line pincerd logs once it is bound (port 0 picks one); after a
+  // restart, the last one logged. Empty if that line never comes.
+  std::string WaitForMetricsAddress() const;
 
  private:
   std::string ComposeConfig() const;

@@ -14,6 +14,9 @@
 extern char** environ;
 
 namespace pincer::test {
+
+const std::string kWorker = std::string(PINCER_BUILD_DIR) + "/pincer-worker";
+
 namespace {
 
 int DecodeStatus(int status) {

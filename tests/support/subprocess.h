@@ -15,6 +15,9 @@
 
 namespace pincer::test {
 
+// The pincer-worker binary of this build.
+extern const std::string kWorker;
+
 // Environment edits for a child: a value sets the variable, nullopt
 // removes it. Everything else is inherited.
 using EnvChanges = std::map<std::string, std::optional<std::string>>;

@@ -166,8 +166,8 @@ TEST_F(ConfigTest, EmptyFilesMeanAllDefaults) {
 TEST_F(ConfigTest, DefaultsMatchTheDocumentedValues) {
   Config c = Load("d.yaml", "");
   EXPECT_EQ(c.listen, "127.0.0.1:7878");
-  EXPECT_EQ(c.store.kind, "sqlite");
-  EXPECT_EQ(c.store.fsync, "always");
+  EXPECT_EQ(c.store.kind, StoreKind::kSqlite);
+  EXPECT_EQ(c.store.fsync, FsyncPolicy::kAlways);
   EXPECT_EQ(c.store.journal_bytes, 64u << 20);
   EXPECT_EQ(c.routing.strategy, "least_connections");
   EXPECT_EQ(c.routing.affinity_wait, seconds(10));
@@ -279,7 +279,7 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   want.metrics_listen = "127.0.0.1:9000";
   want.data_dir = "/var/lib/pincer";
   want.log_level = "debug";
-  want.store = {"sqlite", "interval", milliseconds(50), 1048576};
+  want.store = {StoreKind::kSqlite, FsyncPolicy::kInterval, milliseconds(50), 1048576};
   want.auth = {"w-secret", "c-secret", "a-secret"};
   want.routing.strategy = "round_robin";
   want.routing.affinity_wait = seconds(2);
@@ -294,7 +294,8 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   pool.replicas = 0;
   pool.env = {{"MODEL", "large"}, {"THREADS", "4"}};
   pool.cwd = "/srv/coder";
-  pool.restart = {"always", {seconds(1), minutes(1), 0.5}, milliseconds(0), 0, minutes(10)};
+  pool.restart = {RestartPolicy::kAlways, {seconds(1), minutes(1), 0.5}, milliseconds(0), 0,
+                  minutes(10)};
   pool.stop_grace = seconds(20);
   pool.start_timeout = milliseconds(0);
   want.pools = {pool};
@@ -314,7 +315,7 @@ TEST_F(ConfigTest, ShippedConfigsAreValidAndEquivalent) {
   const Config& c = *yaml.config;
   EXPECT_EQ(c.listen, "127.0.0.1:7878");
   EXPECT_EQ(c.metrics_listen, "127.0.0.1:9464");
-  EXPECT_EQ(c.store.kind, "sqlite");
+  EXPECT_EQ(c.store.kind, StoreKind::kSqlite);
   EXPECT_EQ(c.routing.strategy, "least_connections");
   ASSERT_EQ(c.pools.size(), 1u);
   EXPECT_EQ(c.pools[0].name, "echo");
@@ -937,7 +938,7 @@ TEST_F(ConfigTest, PoolDefaults) {
   want.command = {"cat"};
   EXPECT_EQ(c.pools[0], want);
   EXPECT_EQ(c.pools[0].replicas, 1);
-  EXPECT_EQ(c.pools[0].restart.policy, "on-failure");
+  EXPECT_EQ(c.pools[0].restart.policy, RestartPolicy::kOnFailure);
   EXPECT_EQ(c.pools[0].restart.min_uptime, seconds(30));
 }
 
@@ -991,6 +992,17 @@ TEST_F(ConfigTest, PoolValidation) {
 
 // ---- ValidateConfig on a Config built in code --------------------------
 
+TEST(ConfigNameTest, SpellsEachChoiceAsTheFileDoes) {
+  EXPECT_EQ(ConfigName(StoreKind::kSqlite), "sqlite");
+  EXPECT_EQ(ConfigName(StoreKind::kMemory), "memory");
+  EXPECT_EQ(ConfigName(FsyncPolicy::kAlways), "always");
+  EXPECT_EQ(ConfigName(FsyncPolicy::kInterval), "interval");
+  EXPECT_EQ(ConfigName(FsyncPolicy::kOff), "off");
+  EXPECT_EQ(ConfigName(RestartPolicy::kAlways), "always");
+  EXPECT_EQ(ConfigName(RestartPolicy::kOnFailure), "on-failure");
+  EXPECT_EQ(ConfigName(RestartPolicy::kNever), "never");
+}
+
 TEST(ValidateConfigTest, BuiltInCodeHasNoFilePrefix) {
   Config c;
   c.routing.rules.push_back({{"code"}, "fastest"});
@@ -1026,7 +1038,7 @@ TEST(ValidateConfigTest, AcceptsEdgeValues) {
   Config c;
   c.listen = "";
   c.unix_socket = "/tmp/p.sock";
-  c.store.kind = "memory";
+  c.store.kind = StoreKind::kMemory;
   c.data_dir = "";
   c.tasks.timeout = Duration(0);
   c.routing.affinity_wait = Duration(0);

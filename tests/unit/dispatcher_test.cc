@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "store/memory_store.h"
 #include "store/store.h"
 #include "support/fake_outbox.h"
 
@@ -27,27 +28,23 @@ using test::FakeOutbox;
 constexpr ConnId kClient = 1000;  // a client connection waiting for end events
 
 // Keeps nothing, as the memory store, but lists the changes it was given.
-class RecordingStore final : public Store {
+class RecordingStore final : public MemoryStore {
  public:
   struct Change {
     char op;  // 'i'nsert, 'u'pdate, 'e'rase
     TaskId id;
     TaskState state;
   };
-  Status Recover(const std::function<void(TaskRecord&&)>&) override { return Status::Ok(); }
   void Insert(const TaskRecord& r) override { changes.push_back({'i', r.id, r.state}); }
   void Update(const TaskRecord& r) override { changes.push_back({'u', r.id, r.state}); }
   void Erase(TaskId id) override { changes.push_back({'e', id, TaskState::kQueued}); }
-  Status Commit() override { return Status::Ok(); }
-  bool dirty() const override { return false; }
-  bool durable() const override { return false; }
 
   std::vector<Change> changes;
 };
 
 Config BaseConfig() {
   Config c;
-  c.store.kind = "memory";
+  c.store.kind = StoreKind::kMemory;
   c.routing.strategy = "least_connections";
   c.routing.affinity_wait = seconds(10);
   c.routing.outlier.enabled = false;  // ejection has its own tests
@@ -1105,18 +1102,11 @@ TEST_F(DispatcherTest, SessionTasksWaitingForAnEjectedHomeGoElsewhereAtOnce) {
 // ---- Ids across restarts (docs/durability.md, "Ids") ----
 
 // A store whose id reservations fail, as on a full disk.
-class NoReserveStore final : public Store {
+class NoReserveStore final : public MemoryStore {
  public:
-  Status Recover(const std::function<void(TaskRecord&&)>&) override { return Status::Ok(); }
-  void Insert(const TaskRecord&) override {}
-  void Update(const TaskRecord&) override {}
-  void Erase(TaskId) override {}
-  Status Commit() override { return Status::Ok(); }
   Status ReserveIds(const IdMarks&) override {
     return Status("store_unavailable", "cannot write to /data: No space left on device");
   }
-  bool dirty() const override { return false; }
-  bool durable() const override { return true; }
 };
 
 TEST_F(DispatcherTest, TaskIdsAreNotReusedWhenTheirInsertsNeverReachedTheStore) {

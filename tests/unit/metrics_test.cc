@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <memory>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -17,38 +16,25 @@
 #include "common/clock.h"
 #include "store/memory_store.h"
 #include "support/fake_outbox.h"
+#include "support/metrics_text.h"
 
 namespace pincer {
 namespace {
 
 using std::chrono::milliseconds;
 using test::FakeOutbox;
+using test::LabelValues;
 
 constexpr std::size_t kCap = 3;  // skill sets with series of their own, in these tests
 
 Config BaseConfig() {
   Config c;
-  c.store.kind = "memory";
+  c.store.kind = StoreKind::kMemory;
   c.routing.outlier.enabled = false;
   c.tasks.timeout = milliseconds(0);
   c.tasks.result_ttl = std::chrono::hours(1);
   c.heartbeat.interval = std::chrono::hours(10);
   return c;
-}
-
-// The values of `label` over the series of `metric` (its samples, or for a
-// histogram its _count samples) in a /metrics text.
-std::multiset<std::string> LabelValues(const std::string& text, const std::string& metric,
-                                       const std::string& label) {
-  std::multiset<std::string> values;
-  const std::regex value_re(label + "=\"([^\"]*)\"");
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(metric + "{", 0) != 0) continue;
-    std::smatch m;
-    if (std::regex_search(line, m, value_re)) values.insert(m[1]);
-  }
-  return values;
 }
 
 // The value of one sample, e.g. `pincer_queue_depth_by_skills{skills="a"}`; -1 if absent.

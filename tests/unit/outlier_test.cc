@@ -170,7 +170,7 @@ class CountingObserver final : public DispatchObserver {
 
 TEST(OutlierDispatchTest, FailingWorkerIsEjectedOthersTakeItsShareAndItComesBack) {
   Config config;
-  config.store.kind = "memory";
+  config.store.kind = StoreKind::kMemory;
   config.routing.strategy = "round_robin";
   config.routing.outlier = Cfg();
   config.tasks.max_attempts = 10;

@@ -8,9 +8,7 @@
 #include <map>
 #include <vector>
 
-#include "supervisor/backoff.h"
 #include "supervisor/output_log.h"
-#include "supervisor/proc_stats.h"
 
 namespace pincer {
 namespace {
@@ -50,12 +48,13 @@ class FakeSpawner : public Spawner {
 ExitStatus Exit(int code) { return ExitStatus{.code = code}; }
 ExitStatus Killed(int sig) { return ExitStatus{.signal = sig, .signaled = true}; }
 
-PoolConfig Pool(std::string name, int replicas, std::string policy = "on-failure") {
+PoolConfig Pool(std::string name, int replicas,
+                RestartPolicy policy = RestartPolicy::kOnFailure) {
   PoolConfig p;
   p.name = std::move(name);
   p.command = {"agent", "--flag"};
   p.replicas = replicas;
-  p.restart.policy = std::move(policy);
+  p.restart.policy = policy;
   p.restart.backoff = {milliseconds(500), milliseconds(8000), 0.5};
   p.restart.min_uptime = milliseconds(30000);
   p.restart.max_restarts = 5;
@@ -117,26 +116,6 @@ class SupervisorTest : public ::testing::Test {
   int stopped = 0;
 };
 
-TEST(BackoffTest, DoublesFromInitialUpToMax) {
-  BackoffConfig c{milliseconds(500), milliseconds(30000), 0.0};
-  EXPECT_EQ(BackoffDelay(c, 0, 0.0), milliseconds(500));
-  EXPECT_EQ(BackoffDelay(c, 1, 0.0), milliseconds(1000));
-  EXPECT_EQ(BackoffDelay(c, 2, 0.0), milliseconds(2000));
-  EXPECT_EQ(BackoffDelay(c, 6, 0.0), milliseconds(30000));
-  EXPECT_EQ(BackoffDelay(c, 1000, 0.0), milliseconds(30000));  // no overflow
-}
-
-TEST(BackoffTest, JitterStaysWithinItsFraction) {
-  BackoffConfig c{milliseconds(1000), milliseconds(4000), 0.25};
-  EXPECT_EQ(BackoffDelay(c, 0, 0.0), milliseconds(1000));
-  EXPECT_EQ(BackoffDelay(c, 0, 0.5), milliseconds(1125));
-  for (double r : {0.0, 0.1, 0.5, 0.999999, 1.0, 7.0, -3.0}) {
-    const auto d = BackoffDelay(c, 5, r);
-    EXPECT_GE(d, milliseconds(4000)) << r;
-    EXPECT_LE(d, milliseconds(5000)) << r;
-  }
-}
-
 TEST_F(SupervisorTest, StartsReplicasWithTheirEnvironment) {
   auto pool = Pool("echo", 2);
   pool.env = {{"KEY", "value"}, {"PINCER_TOKEN", "not this"}};
@@ -189,7 +168,7 @@ TEST_F(SupervisorTest, ExitRequeuesAtOnceThenRestartsAfterBackoff) {
 }
 
 TEST_F(SupervisorTest, BackoffGrowsAndResetsAfterMinUptime) {
-  auto pool = Pool("crashy", 1, "always");
+  auto pool = Pool("crashy", 1, RestartPolicy::kAlways);
   pool.restart.max_restarts = 100;
   sup->Start({pool});
   std::vector<milliseconds> delays;
@@ -220,7 +199,7 @@ TEST_F(SupervisorTest, JitterIsAddedToTheDelay) {
 }
 
 TEST_F(SupervisorTest, TooManyRestartsWithinTheWindowFailThePool) {
-  auto bad = Pool("bad", 1, "always");
+  auto bad = Pool("bad", 1, RestartPolicy::kAlways);
   bad.restart.max_restarts = 3;
   bad.restart.window = milliseconds(60000);
   sup->Start({bad, Pool("good", 1)});
@@ -252,7 +231,7 @@ TEST_F(SupervisorTest, TooManyRestartsWithinTheWindowFailThePool) {
 }
 
 TEST_F(SupervisorTest, RestartsOutsideTheWindowDoNotCount) {
-  auto pool = Pool("slow", 1, "always");
+  auto pool = Pool("slow", 1, RestartPolicy::kAlways);
   pool.restart.max_restarts = 2;
   pool.restart.window = milliseconds(10000);
   sup->Start({pool});
@@ -265,7 +244,7 @@ TEST_F(SupervisorTest, RestartsOutsideTheWindowDoNotCount) {
 }
 
 struct PolicyCase {
-  std::string policy;
+  RestartPolicy policy;
   ExitStatus exit;
   bool restarted;
 };
@@ -292,11 +271,13 @@ TEST_P(PolicyTest, RestartsPerPolicy) {
 
 INSTANTIATE_TEST_SUITE_P(
     Policies, PolicyTest,
-    ::testing::Values(PolicyCase{"always", Exit(0), true}, PolicyCase{"always", Exit(1), true},
-                      PolicyCase{"on-failure", Exit(0), false},
-                      PolicyCase{"on-failure", Exit(1), true},
-                      PolicyCase{"on-failure", Killed(SIGKILL), true},
-                      PolicyCase{"never", Exit(0), false}, PolicyCase{"never", Exit(1), false}));
+    ::testing::Values(PolicyCase{RestartPolicy::kAlways, Exit(0), true},
+                      PolicyCase{RestartPolicy::kAlways, Exit(1), true},
+                      PolicyCase{RestartPolicy::kOnFailure, Exit(0), false},
+                      PolicyCase{RestartPolicy::kOnFailure, Exit(1), true},
+                      PolicyCase{RestartPolicy::kOnFailure, Killed(SIGKILL), true},
+                      PolicyCase{RestartPolicy::kNever, Exit(0), false},
+                      PolicyCase{RestartPolicy::kNever, Exit(1), false}));
 
 TEST_F(SupervisorTest, NoHelloWithinStartTimeoutIsKilledAndReplaced) {
   sup->Start({Pool("echo", 1)});
@@ -310,7 +291,7 @@ TEST_F(SupervisorTest, NoHelloWithinStartTimeoutIsKilledAndReplaced) {
 }
 
 TEST_F(SupervisorTest, ExitZeroOfAKilledHungProcessStillCountsAsFailure) {
-  sup->Start({Pool("echo", 1, "on-failure")});
+  sup->Start({Pool("echo", 1, RestartPolicy::kOnFailure)});
   const pid_t hung = Last();
   Hello(hung, 4);
   sup->OnWorkerDead(4);  // missed heartbeats
@@ -407,7 +388,7 @@ TEST_F(SupervisorTest, ChangedCommandReplacesTheProcesses) {
 }
 
 TEST_F(SupervisorTest, StopAllTerminatesThenKillsAndReportsOnce) {
-  sup->Start({Pool("a", 2, "always")});
+  sup->Start({Pool("a", 2, RestartPolicy::kAlways)});
   Hello(spawner.live[0], 1);
   sup->OnExit(spawner.live[1], Exit(1));  // waiting for its restart
   EXPECT_FALSE(sup->StopAll());
@@ -429,7 +410,7 @@ TEST_F(SupervisorTest, StopAllWithNothingRunningIsDoneAtOnce) {
 }
 
 TEST_F(SupervisorTest, NoRestartsOnceShutdownBegan) {
-  sup->Start({Pool("a", 1, "always")});
+  sup->Start({Pool("a", 1, RestartPolicy::kAlways)});
   sup->StopRestarts();
   sup->OnExit(Last(), Exit(0));  // a drained worker leaves
   EXPECT_EQ(sup->NextDeadline(), std::nullopt);
@@ -542,19 +523,6 @@ TEST(OutputLogTest, KeepsTheLastLinesOfEachReplicaInOrder) {
   log.KeepOnly({"other"});
   EXPECT_TRUE(log.Read("echo", 0, 100).empty());
   EXPECT_EQ(log.Read("other", 0, 100).size(), 1u);
-}
-
-TEST(ProcStatsTest, ParsesStatAndStatm) {
-  const std::string stat =
-      "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 1 0 100 "
-      "1000000 300 18446744073709551615";
-  EXPECT_DOUBLE_EQ(*ParseStatCpuSeconds(stat, 100), 4.0);
-  EXPECT_EQ(ParseStatCpuSeconds("garbage", 100), std::nullopt);
-  EXPECT_EQ(*ParseStatmRssBytes("2000 300 100 1 0 50 0\n", 4096), 300 * 4096);
-  EXPECT_EQ(ParseStatmRssBytes("", 4096), std::nullopt);
-  auto self = ReadProcStats(getpid());
-  ASSERT_TRUE(self.has_value());
-  EXPECT_GT(self->rss_bytes, 0);
 }
 
 // ---- sidecar: a companion process per replica, living and dying with it

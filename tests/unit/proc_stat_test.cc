@@ -1,9 +1,11 @@
-// src/worker/proc_stat.h: parsing /proc/PID/stat and /proc/PID/statm.
+// src/common/proc_stat.h: reading and parsing /proc/PID/stat and
+// /proc/PID/statm.
+#include "common/proc_stat.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
-#include "worker/proc_stat.h"
-
-namespace pincer::worker {
+namespace pincer {
 namespace {
 
 TEST(ParseProcStatTest, SumsUserAndSystemTicks) {
@@ -49,5 +51,16 @@ TEST(ReadProcFileTest, AFileThatCannotBeReadIsNulloptNotAnException) {
   EXPECT_FALSE(ReadProcFile("/proc/self").has_value());
 }
 
+TEST(ReadProcStatsTest, ReadsTheCpuAndMemoryOfALiveProcess) {
+  auto self = ReadProcStats(getpid());
+  ASSERT_TRUE(self.has_value());
+  EXPECT_GT(self->rss_bytes, 0);
+  EXPECT_GE(self->cpu_seconds, 0.0);
+}
+
+TEST(ParseProcStatTest, Garbage) { EXPECT_FALSE(ParseProcStat("garbage").has_value()); }
+
+TEST(ParseStatmTest, Empty) { EXPECT_FALSE(ParseStatmResidentPages("").has_value()); }
+
 }  // namespace
-}  // namespace pincer::worker
+}  // namespace pincer

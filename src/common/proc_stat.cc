@@ -1,23 +1,14 @@
-// Reading and parsing the Linux /proc files the load report is built from
-// (header-only, so unit tests need not link the worker).
-#pragma once
+#include "common/proc_stat.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdint>
-#include <optional>
 #include <sstream>
-#include <string>
-#include <string_view>
 
-namespace pincer::worker {
+namespace pincer {
 
-// The whole of a small /proc file; nullopt when it cannot be read: the
-// process is gone, or exits while it is read (read() then fails with ESRCH,
-// which a std::ifstream turns into an exception).
-inline std::optional<std::string> ReadProcFile(const std::string& path) {
+std::optional<std::string> ReadProcFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   std::string text;
@@ -36,15 +27,7 @@ inline std::optional<std::string> ReadProcFile(const std::string& path) {
   }
 }
 
-struct CpuTicks {
-  uint64_t self = 0;      // utime + stime
-  uint64_t children = 0;  // cutime + cstime: reaped children only
-};
-
-// From the text of /proc/PID/stat. The command name is in parentheses and
-// may itself hold spaces and parentheses, so fields are counted from the
-// last ')'.
-inline std::optional<CpuTicks> ParseProcStat(std::string_view text) {
+std::optional<CpuTicks> ParseProcStat(std::string_view text) {
   const auto close = text.rfind(')');
   if (close == std::string_view::npos) return std::nullopt;
   std::istringstream in{std::string(text.substr(close + 1))};
@@ -63,12 +46,25 @@ inline std::optional<CpuTicks> ParseProcStat(std::string_view text) {
   return t;
 }
 
-// Resident pages from the text of /proc/PID/statm (its second field).
-inline std::optional<uint64_t> ParseStatmResidentPages(std::string_view text) {
+std::optional<uint64_t> ParseStatmResidentPages(std::string_view text) {
   std::istringstream in{std::string(text)};
   uint64_t size = 0, resident = 0;
   if (!(in >> size >> resident)) return std::nullopt;
   return resident;
 }
 
-}  // namespace pincer::worker
+std::optional<ProcStats> ReadProcStats(pid_t pid) {
+  const long ticks_per_second = sysconf(_SC_CLK_TCK);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  if (ticks_per_second <= 0 || page_size <= 0) return std::nullopt;
+  const std::string dir = "/proc/" + std::to_string(pid);
+  const auto stat = ReadProcFile(dir + "/stat");
+  const auto statm = ReadProcFile(dir + "/statm");
+  const auto ticks = stat ? ParseProcStat(*stat) : std::nullopt;
+  const auto pages = statm ? ParseStatmResidentPages(*statm) : std::nullopt;
+  if (!ticks || !pages) return std::nullopt;
+  return ProcStats{static_cast<double>(ticks->self) / static_cast<double>(ticks_per_second),
+                   static_cast<int64_t>(*pages) * page_size};
+}
+
+}  // namespace pincer
