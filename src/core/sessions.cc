@@ -53,7 +53,9 @@ void Sessions::StopWaiting(const Task& t) {
 void Sessions::SetHome(const Task& t, WorkerId w) {
   Session& s = sessions_[t.rec.session];
   if (s.home == w) return;
-  if (auto old = workers_.find(s.home); old != workers_.end()) old->second.homed.erase(t.rec.session);
+  if (auto old = workers_.find(s.home); old != workers_.end()) {
+    old->second.homed.erase(t.rec.session);
+  }
   s.home = w;
   workers_[w].homed.insert(t.rec.session);
 }

@@ -80,7 +80,7 @@ class Sessions {
     std::deque<TaskId> pending;
   };
   struct AtWorker {
-    std::set<QueueEntry> pinned;           // session tasks waiting for this worker
+    std::set<QueueEntry> pinned;            // session tasks waiting for this worker
     std::unordered_set<std::string> homed;  // the sessions it is home to
   };
 

@@ -38,7 +38,7 @@ struct Worker {
   bool drain_asked = false;
   bool heartbeat_ack = false;  // its hello asked for `heartbeat_ack` answers
 
-  TaskIdSet tasks;                 // attempts in flight, and those in `stopping`
+  TaskIdSet tasks;  // attempts in flight, and those in `stopping`
   // Attempts cancelled or timed out whose process the worker has not yet
   // confirmed gone (`stopped`): each keeps its slot (docs/protocol.md, "One
   // attempt at a time"). Only for a worker that said `confirms_stop`.
