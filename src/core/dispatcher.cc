@@ -523,34 +523,20 @@ void Dispatcher::Place(Task& t) {
     return;
   }
   if (t.rec.session.empty()) return PlaceGeneral(t);
-  Session& s = sessions_[t.rec.session];
-  if (s.head != 0 && s.head != t.rec.id) {
-    // One turn at a time: wait behind the session's current task.
-    s.pending.push_back(t.rec.id);
-    t.where = Task::Where::kSessionWait;
-    return;
-  }
-  s.head = t.rec.id;
+  Worker* home = nullptr;
+  if (!sessions_.TakeTurn(t, workers_, home)) return;  // behind its session's current task
   // A capped rule's task waits in its queue, whoever its home is.
   if (caps_.any() && CapHolds(t.cls)) return PlaceGeneral(t);
-  if (Worker* home = workers_.Find(s.home)) {
-    const auto& matching = workers_.index().Matching(t.rec.skills);
-    const bool fits = std::find(matching.begin(), matching.end(),
-                                workers_.index().ProfileOf(home->id)) != matching.end();
-    if (fits && workers_.Routable(*home)) {
-      if (workers_.index().HasFreeSlot(home->id)) return Assign(t, *home);
-      if (config_.routing.affinity_wait.count() > 0) return Pin(t, *home);
+  if (home) {
+    if (workers_.index().HasFreeSlot(home->id)) return Assign(t, *home);
+    if (config_.routing.affinity_wait.count() > 0) {
+      sessions_.Pin(t, home->id);
+      deadlines_.Push({clock_.Now() + config_.routing.affinity_wait, DeadlineKind::kAffinity,
+                       t.rec.id, ++t.pin_gen});
+      return;
     }
   }
   PlaceGeneral(t);
-}
-
-void Dispatcher::Pin(Task& t, Worker& home) {
-  home.pinned.insert(t.entry());
-  t.where = Task::Where::kPinned;
-  t.worker = home.id;
-  deadlines_.Push({clock_.Now() + config_.routing.affinity_wait, DeadlineKind::kAffinity, t.rec.id,
-                   ++t.pin_gen});
 }
 
 void Dispatcher::PlaceGeneral(Task& t) {
@@ -603,14 +589,11 @@ void Dispatcher::Unqueue(Task& t) {
       queue_.Erase(t.cls, t.entry());
       break;
     case Task::Where::kPinned:
-      if (Worker* w = workers_.Find(t.worker)) w->pinned.erase(t.entry());
-      t.worker = 0;
+      sessions_.Unpin(t);
       break;
-    case Task::Where::kSessionWait: {
-      auto& pending = sessions_[t.rec.session].pending;
-      pending.erase(std::remove(pending.begin(), pending.end(), t.rec.id), pending.end());
+    case Task::Where::kSessionWait:
+      sessions_.StopWaiting(t);
       break;
-    }
     case Task::Where::kBackoff:  // its deadline finds it gone or elsewhere
       t.retry_at_ms = 0;
       break;
@@ -635,7 +618,7 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   --stats_.queued;
   ++stats_.running;
   workers_.Acquire(w, r.id);
-  if (!r.session.empty()) SetHome(t, w);
+  if (!r.session.empty()) sessions_.SetHome(t, w.id);
   queue_deadlines_.Disarm(t.queue_deadline, r.id);
   if (t.ttl_deadline != TimePoint{}) ttl_deadlines_.Disarm(t.ttl_deadline, r.id);
   if (const int rule = CappedRule(t.cls); rule != RuleCaps::kNone) caps_.Started(rule, clock_.Now());
@@ -645,14 +628,6 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   }
   SendTask(t, w);
   Save(t);
-}
-
-void Dispatcher::SetHome(Task& t, Worker& w) {
-  Session& s = sessions_[t.rec.session];
-  if (s.home == w.id) return;
-  if (Worker* old = workers_.Find(s.home)) old->homed_sessions.erase(t.rec.session);
-  s.home = w.id;
-  w.homed_sessions.insert(t.rec.session);
 }
 
 void Dispatcher::FillWorker(Worker& w) {
@@ -673,15 +648,16 @@ void Dispatcher::FillWorker(Worker& w) {
       ArmTurnWait(t);
       return false;
     });
-    bool take_pinned = !w.pinned.empty() && (!best || *w.pinned.begin() < best->second);
+    const QueueEntry* pinned = sessions_.PinnedHead(w.id);
+    bool take_pinned = pinned && (!best || *pinned < best->second);
     if (take_pinned && caps_.any()) {
-      const Task* pinned = tasks_.Find(w.pinned.begin()->id);
-      if (pinned && CapHolds(pinned->cls)) take_pinned = false;
+      const Task* p = tasks_.Find(pinned->id);
+      if (p && CapHolds(p->cls)) take_pinned = false;
     }
     TaskId id;
     if (take_pinned) {
-      id = w.pinned.begin()->id;
-      w.pinned.erase(w.pinned.begin());
+      id = pinned->id;
+      sessions_.PopPinned(w.id);
     } else if (best) {
       id = best->second.id;
       queue_.Erase(best->first, best->second);
@@ -798,9 +774,7 @@ void Dispatcher::BackOff(Task& t, Duration delay) {
   if (!t.rec.session.empty()) {
     // The session's turn stays with it while it waits (recovery: unless
     // an earlier task of the session holds it; then it waits its turn).
-    Session& s = sessions_[t.rec.session];
-    if (s.head != 0 && s.head != t.rec.id) return Place(t);
-    s.head = t.rec.id;
+    if (!sessions_.HoldTurn(t)) return Place(t);
   }
   t.where = Task::Where::kBackoff;
   t.retry_at_ms = clock_.UnixMillis() + delay.count();
@@ -841,20 +815,11 @@ void Dispatcher::End(Task& t, TaskState state) {
 }
 
 void Dispatcher::SessionTaskEnded(Task& t) {
-  auto it = sessions_.find(t.rec.session);
-  if (it == sessions_.end()) return;
-  Session& s = it->second;
-  if (s.head != t.rec.id) return;
-  s.head = 0;
-  if (!s.pending.empty()) {
-    Task* next = tasks_.Find(s.pending.front());
-    s.pending.pop_front();
-    if (next) {
-      next->where = Task::Where::kNone;
-      Place(*next);
-    }
-  } else if (s.home == 0 || !workers_.Find(s.home)) {
-    sessions_.erase(it);  // nothing left to remember
+  const TaskId next_id = sessions_.EndTurn(t, workers_);
+  if (next_id == 0) return;
+  if (Task* next = tasks_.Find(next_id)) {
+    next->where = Task::Where::kNone;
+    Place(*next);
   }
 }
 
@@ -1050,25 +1015,11 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
   std::vector<TaskId> held(w.tasks.begin(), w.tasks.end());
   // Its process is gone with it: the attempts it was stopping are over.
   const std::vector<Worker::Stopping> stopping = std::move(w.stopping);
-  std::vector<TaskId> pinned;
-  for (const QueueEntry& e : w.pinned) pinned.push_back(e.id);
-  for (const std::string& key : w.homed_sessions) {
-    auto it = sessions_.find(key);
-    if (it == sessions_.end() || it->second.home != id) continue;
-    it->second.home = 0;
-    if (it->second.head == 0 && it->second.pending.empty()) sessions_.erase(it);
-  }
+  const std::vector<TaskId> pinned = sessions_.WorkerGone(id);  // its sessions lose their home
   workers_.Remove(id);  // from here on `w` is gone and cannot be picked
   outlier_.Forget(id);
 
-  for (TaskId tid : pinned) {
-    Task* live = LiveTask(tid, "pinned entry");
-    if (!live) continue;
-    Task& t = *live;
-    t.where = Task::Where::kNone;
-    t.worker = 0;
-    PlaceGeneral(t);
-  }
+  PlaceUnpinned(pinned);
   for (const Worker::Stopping& s : stopping) {
     std::erase(held, s.task);
     StopConfirmed(id, s.task);
@@ -1102,11 +1053,10 @@ void Dispatcher::SetBacklogged(ConnId conn, bool backlogged) {
   if (!backlogged) FillWorker(*w);
 }
 
-void Dispatcher::ReleasePinned(Worker& w) {
-  std::vector<TaskId> pinned;
-  for (const QueueEntry& e : w.pinned) pinned.push_back(e.id);
-  w.pinned.clear();
-  for (TaskId tid : pinned) {
+void Dispatcher::ReleasePinned(Worker& w) { PlaceUnpinned(sessions_.TakePinned(w.id)); }
+
+void Dispatcher::PlaceUnpinned(const std::vector<TaskId>& ids) {
+  for (TaskId tid : ids) {
     Task* live = LiveTask(tid, "pinned entry");
     if (!live) continue;
     Task& t = *live;

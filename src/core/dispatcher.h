@@ -26,6 +26,7 @@
 #include "core/outbox.h"
 #include "core/outlier.h"
 #include "core/rule_caps.h"
+#include "core/sessions.h"
 #include "core/task.h"
 #include "core/task_table.h"
 #include "core/usage_book.h"
@@ -232,10 +233,11 @@ class Dispatcher {
   void FillWorker(Worker& w);  // give a free worker the best task it can take
   void PumpClass(ClassId c);   // give a class's waiting heads to the workers its strategy picks
   void Unqueue(Task& t);       // take a queued task out of wherever it waits
-  void Pin(Task& t, Worker& home);
   // A worker that takes nothing new (draining, ejected): the session tasks
   // waiting for it go elsewhere now.
   void ReleasePinned(Worker& w);
+  // Session tasks no longer pinned to a worker go where the strategy picks.
+  void PlaceUnpinned(const std::vector<TaskId>& ids);
 
   // Lifecycle.
   // The attempt failed (or was lost with its worker): the task goes back to
@@ -259,8 +261,8 @@ class Dispatcher {
   // Worker `worker` no longer runs task `id`'s last attempt: a task parked
   // for that (Where::kStopping) is placed.
   void StopConfirmed(WorkerId worker, TaskId id);
+  // Session task `t` ended: the next task of its session, if any, is placed.
   void SessionTaskEnded(Task& t);
-  void SetHome(Task& t, Worker& w);
   void RemoveWorker(Worker& w, const std::string& reason);
 
   // Deadlines.
@@ -345,7 +347,7 @@ class Dispatcher {
   static constexpr std::size_t kWaitIdsSlack = 1024;
   void CompactWaits(ConnId conn, ConnWaits& waits);
   std::unordered_map<ConnId, ConnWaits> waits_;
-  std::unordered_map<std::string, Session> sessions_;
+  Sessions sessions_;
   TaskQueue queue_;
   WorkerRegistry workers_;
   DeadlineQueue deadlines_;

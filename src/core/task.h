@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,7 +11,7 @@
 #include "core/outbox.h"
 #include "queue/task_queue.h"
 #include "routing/worker_index.h"
-#include "store/task_record.h"
+#include "task/task_record.h"
 
 namespace pincer {
 
@@ -50,14 +49,6 @@ struct Task {
 
   QueueEntry entry() const { return QueueEntry{rec.priority, seq, rec.id}; }
   std::string id_string() const { return TaskIdString(rec.id); }
-};
-
-// Tasks sharing a session key run one at a time, in submit order, on the
-// session's home worker while it lives.
-struct Session {
-  WorkerId home = 0;
-  TaskId head = 0;  // the task queued-to-run or running now; 0 = none
-  std::deque<TaskId> pending;
 };
 
 }  // namespace pincer

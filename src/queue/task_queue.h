@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "routing/worker_index.h"
-#include "store/task_record.h"
+#include "task/task_record.h"
 
 namespace pincer {
 

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "store/task_record.h"
+#include "task/task_record.h"
 
 namespace pincer {
 

@@ -5,18 +5,15 @@
 
 #include <cstdint>
 #include <memory>
-#include <set>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/usage.h"
-#include "queue/task_queue.h"
 #include "registry/task_id_set.h"
 #include "routing/worker_index.h"
-#include "store/task_record.h"
+#include "task/task_record.h"
 
 namespace pincer {
 
@@ -41,7 +38,7 @@ struct Worker {
   bool drain_asked = false;
   bool heartbeat_ack = false;  // its hello asked for `heartbeat_ack` answers
 
-  TaskIdSet tasks;                 // attempts in flight, and those in `stopping`
+  TaskIdSet tasks;  // attempts in flight, and those in `stopping`
   // Attempts cancelled or timed out whose process the worker has not yet
   // confirmed gone (`stopped`): each keeps its slot (docs/protocol.md, "One
   // attempt at a time"). Only for a worker that said `confirms_stop`.
@@ -51,8 +48,6 @@ struct Worker {
   };
   std::vector<Stopping> stopping;
   bool confirms_stop = false;
-  std::set<QueueEntry> pinned;     // session tasks waiting for this worker
-  std::unordered_set<std::string> homed_sessions;
   uint64_t completed = 0;
   uint64_t failed = 0;
   TaskUsage usage;  // reported by its results (model: the last one named)

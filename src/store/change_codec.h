@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/task_record.h"
+#include "task/task_record.h"
 
 namespace pincer {
 

@@ -22,7 +22,7 @@
 
 #include "common/status.h"
 #include "config/config.h"
-#include "store/task_record.h"
+#include "task/task_record.h"
 
 namespace pincer {
 

@@ -1,4 +1,4 @@
-#include "store/task_record.h"
+#include "task/task_record.h"
 
 #include <charconv>
 #include <cstdint>
