@@ -19,11 +19,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "store/file_system.h"
 
 namespace pincer {
 
@@ -47,11 +49,13 @@ Status ReadSegment(const std::string& dir, uint64_t number,
                    std::vector<char>* buffer = nullptr);
 
 // Appends records to segments, starting a new one when a record does not
-// fit. One thread at a time.
+// fit. One thread at a time. Its files are written through `files`
+// (store/file_system.h), which must outlive it.
 class SegmentWriter {
  public:
   // `segment_bytes`: the size of a new segment (larger for a larger record).
-  SegmentWriter(std::string dir, uint64_t next_number, std::size_t segment_bytes);
+  SegmentWriter(std::string dir, uint64_t next_number, std::size_t segment_bytes,
+                FileSystem& files = PosixFileSystem());
   ~SegmentWriter();
   SegmentWriter(const SegmentWriter&) = delete;
   SegmentWriter& operator=(const SegmentWriter&) = delete;
@@ -59,7 +63,9 @@ class SegmentWriter {
   // Writes one record (not synced). On error nothing counts as written: a
   // retry writes the record at the same place again.
   Status Append(std::string_view payload);
-  // Makes every record appended so far durable.
+  // Makes every record appended so far durable. After an error, the
+  // records since the last sync that returned are not known to be on disk
+  // (the kernel may have dropped them): append them again.
   Status Sync();
 
   // The segment the last record went to (0 before the first), and where
@@ -76,7 +82,8 @@ class SegmentWriter {
   std::string dir_;
   uint64_t next_number_;
   std::size_t segment_bytes_;
-  int fd_ = -1;
+  FileSystem& files_;
+  std::unique_ptr<WritableFile> file_;  // the current segment
   uint64_t number_ = 0;
   std::size_t size_ = 0;
   std::size_t offset_ = 0;

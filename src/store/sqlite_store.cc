@@ -325,7 +325,8 @@ Status SqliteStore::Init() {
   if (Status s = ReadFolded(folded); !s.ok()) return s;
   const std::vector<uint64_t> on_disk = ListSegments(dir_);
   const uint64_t next = std::max(folded, on_disk.empty() ? 0 : on_disk.back()) + 1;
-  journal_ = std::make_unique<SegmentWriter>(dir_, next, SegmentBytes(options_.journal_bytes));
+  journal_ = std::make_unique<SegmentWriter>(dir_, next, SegmentBytes(options_.journal_bytes),
+                                             *options_.files);
   return Status::Ok();
 }
 
@@ -770,7 +771,7 @@ Status SqliteStore::FoldAll() {
   }
   journal_ = std::make_unique<SegmentWriter>(
       dir_, std::max(folded, segments.empty() ? 0 : segments.back()) + 1,
-      SegmentBytes(options_.journal_bytes));
+      SegmentBytes(options_.journal_bytes), *options_.files);
   {
     std::lock_guard lock(mu_);
     segments_.clear();
