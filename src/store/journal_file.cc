@@ -177,11 +177,15 @@ Status SegmentWriter::Start(std::size_t min_bytes) {
   number_ = next_number_++;
   size_ = std::max<std::size_t>(size, static_cast<std::size_t>(have));
   offset_ = 0;
+  last_ = 0;
+  last_synced_ = true;
+  replace_last_ = false;
   return Status::Ok();
 }
 
 Status SegmentWriter::Append(std::string_view payload) {
   const std::size_t need = kHeader + payload.size();
+  if (replace_last_) offset_ = last_;  // its sync failed: this record replaces it
   // A segment keeps room for a zero length after its last record.
   if (!file_ || offset_ + need + kHeader > size_) {
     if (Status st = Start(need + kHeader); !st.ok()) return st;
@@ -193,15 +197,22 @@ Status SegmentWriter::Append(std::string_view payload) {
   if (const int e = file_->WriteAt(offset_, frame_)) {
     return Errno(e, "write", SegmentPath(dir_, number_));
   }
+  last_ = offset_;
+  last_synced_ = false;
+  replace_last_ = false;
   offset_ += frame_.size();
   return Status::Ok();
 }
 
 Status SegmentWriter::Sync() {
-  if (file_) {
-    if (const int e = file_->SyncData()) return Errno(e, "sync", SegmentPath(dir_, number_));
-  }
+  if (!file_) return Status::Ok();
+  if (const int e = file_->SyncData()) return Errno(e, "sync", SegmentPath(dir_, number_));
+  last_synced_ = true;
   return Status::Ok();
+}
+
+void SegmentWriter::DropLast() {
+  if (file_ && !last_synced_) replace_last_ = true;
 }
 
 }  // namespace pincer

@@ -63,10 +63,15 @@ class SegmentWriter {
   // Writes one record (not synced). On error nothing counts as written: a
   // retry writes the record at the same place again.
   Status Append(std::string_view payload);
-  // Makes every record appended so far durable. After an error, the
-  // records since the last sync that returned are not known to be on disk
-  // (the kernel may have dropped them): append them again.
+  // Makes every record appended so far durable.
   Status Sync();
+  // After a failed Sync: the last record counts for nothing, unless a
+  // Sync returned since it was appended, and the next Append writes at its
+  // place (so it must carry that record's payload again, as SqliteStore's
+  // retry does). The kernel may have dropped the pages that failed to
+  // write back: a record written after them would follow a hole, which
+  // reads as the segment's end.
+  void DropLast();
 
   // The segment the last record went to (0 before the first), and where
   // it ends there.
@@ -87,7 +92,10 @@ class SegmentWriter {
   uint64_t number_ = 0;
   std::size_t size_ = 0;
   std::size_t offset_ = 0;
-  std::string frame_;  // header and payload, written in one call
+  std::size_t last_ = 0;       // where the last record starts
+  bool last_synced_ = true;    // a sync returned since it was written
+  bool replace_last_ = false;  // DropLast: the next Append writes at last_
+  std::string frame_;          // header and payload, written in one call
 };
 
 }  // namespace pincer

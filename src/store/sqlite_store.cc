@@ -592,14 +592,20 @@ Status SqliteStore::Append(const std::string& changes, const std::vector<TaskId>
   if (!changes.empty()) {
     if (Status st = journal_->Append(changes); !st.ok()) return st;
   }
+  Status synced;
   if (options_.fsync == FsyncPolicy::kAlways) {
-    if (Status st = journal_->Sync(); !st.ok()) return st;
+    synced = journal_->Sync();
   } else if (options_.fsync == FsyncPolicy::kInterval) {
     const TimePoint now = clock_.Now();
     if (now - last_sync_ >= options_.fsync_interval) {
-      if (Status st = journal_->Sync(); !st.ok()) return st;
-      last_sync_ = now;
+      synced = journal_->Sync();
+      if (synced.ok()) last_sync_ = now;
     }
+  }
+  if (!synced.ok()) {
+    // The record's retry (these changes and newer ones) takes its place.
+    if (!changes.empty()) journal_->DropLast();
+    return synced;
   }
   if (changes.empty()) return Status::Ok();
   bool wake;

@@ -33,7 +33,9 @@ class FaultyFileSystem::File final : public WritableFile {
 
  private:
   int Synced(int e) {
-    if (e == 0) e = fs_.Check(Op::kSync);
+    if (e == 0 && (e = fs_.Check(Op::kSync)) != 0) {
+      fs_.UndoWrites(path_);  // the pages that failed to write back are gone
+    }
     if (e == 0) fs_.unsynced_.erase(path_);
     return e;
   }
@@ -76,17 +78,25 @@ void FaultyFileSystem::Remember(const std::string& path, uint64_t offset, std::s
   unsynced_[path].push_back(std::move(undo));
 }
 
-void FaultyFileSystem::DropUnsynced() {
-  for (auto& [path, undos] : unsynced_) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    for (auto it = undos.rbegin(); it != undos.rend(); ++it) {
-      if (::pwrite(fd, it->old.data(), it->old.size(), static_cast<off_t>(it->offset)) < 0) break;
-      if (::ftruncate(fd, static_cast<off_t>(it->size)) != 0) break;
+void FaultyFileSystem::UndoWrites(const std::string& path) {
+  auto it = unsynced_.find(path);
+  if (it == unsynced_.end()) return;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    for (auto u = it->second.rbegin(); u != it->second.rend(); ++u) {
+      if (::pwrite(fd, u->old.data(), u->old.size(), static_cast<off_t>(u->offset)) < 0) break;
+      if (::ftruncate(fd, static_cast<off_t>(u->size)) != 0) break;
     }
     ::close(fd);
   }
-  unsynced_.clear();
+  unsynced_.erase(it);
+}
+
+void FaultyFileSystem::DropUnsynced() {
+  while (!unsynced_.empty()) {
+    const std::string path = unsynced_.begin()->first;
+    UndoWrites(path);
+  }
 }
 
 int FaultyFileSystem::Open(const std::string& path, bool truncate,

@@ -21,7 +21,9 @@ class FaultyFileSystem final : public FileSystem {
 
   // From the next call on, every `op` fails with `error` (ENOSPC, EIO...)
   // until Heal(). A failing write first writes `partial` bytes of its data
-  // (a record cut short on a full disk).
+  // (a record cut short on a full disk). A failing sync undoes the file's
+  // writes since its last sync (DropUnsynced): Linux marks pages that
+  // failed to write back clean, and they are gone once evicted.
   void Fail(Op op, int error, std::size_t partial = 0);
   // Every call works again.
   void Heal();
@@ -56,6 +58,8 @@ class FaultyFileSystem final : public FileSystem {
   int Check(Op op);
   // Called before `data` is written at `offset` of `path`.
   void Remember(const std::string& path, uint64_t offset, std::size_t bytes);
+  // Undoes the unsynced writes to `path`, newest first.
+  void UndoWrites(const std::string& path);
 
   std::map<Op, Fault> faults_;
   std::map<std::string, std::vector<Undo>> unsynced_;  // by path

@@ -128,29 +128,62 @@ TEST(JournalFileTest, AWriteThatFailsCountsForNothingAndItsRetryTakesItsPlace) {
   EXPECT_EQ(end, SegmentEnd::kClean);
 }
 
-TEST(JournalFileTest, ASyncThatFailsIsReportedAndTheNextOneWorksOnceTheDiskDoes) {
+TEST(JournalFileTest, ARecordWhoseSyncFailedIsReplacedByItsRetry) {
   TempDir dir("journal");
   FaultyFileSystem files;
   SegmentWriter writer(dir.path(), 1, 4096, files);
   ASSERT_TRUE(writer.Append("kept").ok());
   ASSERT_TRUE(writer.Sync().ok());
-  ASSERT_TRUE(writer.Append("lost").ok());
+  ASSERT_TRUE(writer.Append("failed").ok());
+  // The sync fails, and the kernel drops the pages it could not write.
   files.Fail(Op::kSync, EIO);
   Status st = writer.Sync();
   EXPECT_EQ(st.code(), "store_unavailable");
   EXPECT_NE(st.message().find("cannot sync " + SegmentPath(dir.path(), 1)), std::string::npos)
       << st.message();
   EXPECT_NE(st.message().find("Input/output error"), std::string::npos) << st.message();
-
-  // A power cut now loses what was not synced, and only that.
-  files.DropUnsynced();
-  EXPECT_EQ(Records(dir.path(), 1), (std::vector<std::string>{"kept"}));
+  writer.DropLast();
+  EXPECT_FALSE(writer.Sync().ok()) << "still failing";
 
   files.Heal();
-  ASSERT_TRUE(writer.Append("again").ok());
+  // The retry takes the failed record's place: written after it, it would
+  // follow the hole the dropped pages left, and be lost.
+  ASSERT_TRUE(writer.Append("failed, and newer").ok());
   ASSERT_TRUE(writer.Sync().ok());
-  files.DropUnsynced();  // nothing left to lose
-  EXPECT_EQ(Records(dir.path(), 1), (std::vector<std::string>{"kept", "again"}));
+  files.DropUnsynced();  // a power cut: nothing left to lose
+  SegmentEnd end;
+  EXPECT_EQ(Records(dir.path(), 1, &end), (std::vector<std::string>{"kept", "failed, and newer"}));
+  EXPECT_EQ(end, SegmentEnd::kClean);
+}
+
+TEST(JournalFileTest, ARecordSyncedBeforeASyncFailsIsKept) {
+  TempDir dir("journal");
+  FaultyFileSystem files;
+  SegmentWriter writer(dir.path(), 1, 4096, files);
+  ASSERT_TRUE(writer.Append("synced").ok());
+  ASSERT_TRUE(writer.Sync().ok());
+  files.Fail(Op::kSync, EIO);
+  EXPECT_FALSE(writer.Sync().ok());
+  writer.DropLast();  // nothing to drop: it was synced
+  files.Heal();
+  ASSERT_TRUE(writer.Append("next").ok());
+  ASSERT_TRUE(writer.Sync().ok());
+  EXPECT_EQ(Records(dir.path(), 1), (std::vector<std::string>{"synced", "next"}));
+}
+
+TEST(JournalFileTest, APowerCutLosesOnlyWhatWasNotSynced) {
+  TempDir dir("journal");
+  FaultyFileSystem files;
+  {
+    SegmentWriter writer(dir.path(), 1, 4096, files);
+    ASSERT_TRUE(writer.Append("synced").ok());
+    ASSERT_TRUE(writer.Sync().ok());
+    ASSERT_TRUE(writer.Append("written only").ok());
+  }
+  files.DropUnsynced();
+  SegmentEnd end;
+  EXPECT_EQ(Records(dir.path(), 1, &end), (std::vector<std::string>{"synced"}));
+  EXPECT_EQ(end, SegmentEnd::kClean);
 }
 
 TEST(JournalFileTest, ASegmentThatCannotBeStartedIsRemovedAndStartedAgainLater) {
