@@ -73,10 +73,8 @@ class SegmentWriter {
   // reads as the segment's end.
   void DropLast();
 
-  // The segment the last record went to (0 before the first), and where
-  // it ends there.
+  // The segment the last record went to (0 before the first).
   uint64_t current() const { return number_; }
-  std::size_t offset() const { return offset_; }
 
  private:
   // The next segment (the spare, or a new file), synced with its
