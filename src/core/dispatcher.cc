@@ -227,10 +227,10 @@ std::optional<TaskState> Dispatcher::StateOf(TaskId id) const {
 // ---------------------------------------------------------------- tasks
 
 Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
-  if (!accepting_) return {Status("shutting_down", "pincerd is shutting down"), nullptr, false};
+  if (!accepting_) return {Status("shutting_down", "pincerd is shutting down"), nullptr, false, {}};
   if (!store_status_.ok()) {
     return {Status("store_unavailable", "the task store cannot write: " + store_status_.message()),
-            nullptr, false};
+            nullptr, false, {}};
   }
   if (!req.key.empty()) {
     auto it = keys_.find(req.key);
@@ -239,16 +239,16 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
         if (!SamePayload(t->rec.payload, req.payload)) {
           return {Status("conflict", "key '" + req.key + "' is task " + t->id_string() +
                                          ", submitted with a different payload"),
-                  t, false};
+                  t, false, {}};
         }
-        return {Status::Ok(), t, true};
+        return {Status::Ok(), t, true, {}};
       }
     }
   }
   if (stats_.queued >= config_.limits.max_queued) {
     return {Status("queue_full", "the queue holds limits.max_queued = " +
                                      std::to_string(config_.limits.max_queued) + " tasks"),
-            nullptr, false};
+            nullptr, false, {}};
   }
 
   // The task's own backoff: parts not given are the config's, and a max
@@ -266,12 +266,12 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
                      "backoff.max (" + std::to_string(backoff.max_ms) +
                          " ms) must not be less than backoff.initial (" +
                          std::to_string(backoff.initial_ms) + " ms)"),
-              nullptr, false};
+              nullptr, false, {}};
     }
   }
 
   TaskId id = 0;
-  if (Status st = NewTaskId(id); !st.ok()) return {std::move(st), nullptr, false};
+  if (Status st = NewTaskId(id); !st.ok()) return {std::move(st), nullptr, false, {}};
   std::unique_ptr<Task> owned = NewTask();
   Task& t = *owned;
   TaskRecord& r = t.rec;
@@ -292,7 +292,7 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   Hold(t.cls);
   t.seq = next_seq_++;
   if (!tasks_.Insert(std::move(owned))) {  // logged; only a bug in the id counter does this
-    return {Status("internal", "task id " + TaskIdString(r.id) + " is taken"), nullptr, false};
+    return {Status("internal", "task id " + TaskIdString(r.id) + " is taken"), nullptr, false, {}};
   }
   if (!r.key.empty()) keys_[r.key] = r.id;
 

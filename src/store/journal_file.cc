@@ -41,21 +41,13 @@ void PutU32(char* out, uint32_t v) {
 
 uint32_t GetU32(const char* in) {
   uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
   return v;
 }
 
-Status Errno(const std::string& what, const std::string& path) {
-  return Status("store_unavailable", "cannot " + what + " " + path + ": " + std::strerror(errno));
-}
-
-Status SyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("open", dir);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Errno("sync", dir);
-  return Status::Ok();
+Status Errno(int error, const std::string& what, const std::string& path) {
+  return Status("store_unavailable", "cannot " + what + " " + path + ": " + std::strerror(error));
 }
 
 }  // namespace
@@ -94,7 +86,7 @@ Status ReadSegment(const std::string& dir, uint64_t number,
                    std::vector<char>* buffer) {
   const std::string path = SegmentPath(dir, number);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Errno("open", path);
+  if (fd < 0) return Errno(errno, "open", path);
   // Read in one go into a buffer of the file's size: growing a string 64
   // KiB at a time copied a 16 MiB segment twice over.
   std::vector<char> local;
@@ -103,7 +95,8 @@ Status ReadSegment(const std::string& dir, uint64_t number,
   std::size_t size = 0;
   ssize_t n = ::fstat(fd, &st);
   if (n == 0) {
-    if (buf.size() < static_cast<std::size_t>(st.st_size)) buf.resize(static_cast<std::size_t>(st.st_size));
+    if (buf.size() < static_cast<std::size_t>(st.st_size))
+      buf.resize(static_cast<std::size_t>(st.st_size));
     while (size < buf.size() && (n = ::read(fd, buf.data() + size, buf.size() - size)) > 0) {
       size += static_cast<std::size_t>(n);
     }
@@ -111,8 +104,7 @@ Status ReadSegment(const std::string& dir, uint64_t number,
   const int read_errno = errno;
   ::close(fd);
   if (n < 0) {
-    errno = read_errno;
-    return Errno("read", path);
+    return Errno(read_errno, "read", path);
   }
   const std::string_view data(buf.data(), size);
   end = SegmentEnd::kClean;
@@ -132,25 +124,27 @@ Status ReadSegment(const std::string& dir, uint64_t number,
   return Status::Ok();
 }
 
-SegmentWriter::SegmentWriter(std::string dir, uint64_t next_number, std::size_t segment_bytes)
-    : dir_(std::move(dir)), next_number_(next_number), segment_bytes_(segment_bytes) {}
+SegmentWriter::SegmentWriter(std::string dir, uint64_t next_number, std::size_t segment_bytes,
+                             FileSystem& files)
+    : dir_(std::move(dir)),
+      next_number_(next_number),
+      segment_bytes_(segment_bytes),
+      files_(files) {}
 
-SegmentWriter::~SegmentWriter() {
-  if (fd_ >= 0) ::close(fd_);
-}
+SegmentWriter::~SegmentWriter() = default;
 
 Status SegmentWriter::Close() {
-  if (fd_ < 0) return Status::Ok();
+  if (!file_) return Status::Ok();
   // A zero length after the last record: what follows may be records of
   // the file's former life.
   const char zero[kHeader] = {};
-  if (offset_ + kHeader <= size_ &&
-      ::pwrite(fd_, zero, kHeader, static_cast<off_t>(offset_)) != static_cast<ssize_t>(kHeader)) {
-    return Errno("write", SegmentPath(dir_, number_));
+  if (offset_ + kHeader <= size_) {
+    if (const int e = file_->WriteAt(offset_, std::string_view(zero, kHeader))) {
+      return Errno(e, "write", SegmentPath(dir_, number_));
+    }
   }
-  if (::fdatasync(fd_) != 0) return Errno("sync", SegmentPath(dir_, number_));
-  ::close(fd_);
-  fd_ = -1;
+  if (const int e = file_->SyncData()) return Errno(e, "sync", SegmentPath(dir_, number_));
+  file_.reset();
   return Status::Ok();
 }
 
@@ -158,60 +152,67 @@ Status SegmentWriter::Start(std::size_t min_bytes) {
   if (Status st = Close(); !st.ok()) return st;
   const std::size_t size = std::max(segment_bytes_, min_bytes);
   const std::string path = SegmentPath(dir_, next_number_);
-  const bool recycled = ::rename(SparePath(dir_).c_str(), path.c_str()) == 0;
-  const int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC | (recycled ? 0 : O_TRUNC), 0644);
-  if (fd < 0) return Errno("create", path);
+  const bool recycled = files_.Rename(SparePath(dir_), path) == 0;
+  std::unique_ptr<WritableFile> file;
+  if (const int e = files_.Open(path, /*truncate=*/!recycled, file)) {
+    return Errno(e, "create", path);
+  }
   // A recycled file is used as far as it is long (its blocks are written);
   // the rest, or all of a new file, is allocated.
-  off_t have = recycled ? ::lseek(fd, 0, SEEK_END) : 0;
-  int rc = 0;
-  if (have < static_cast<off_t>(size)) rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
-  if (rc != 0 || ::fsync(fd) != 0) {
-    if (rc != 0) errno = rc;
-    Status st = Errno("allocate", path);
-    ::close(fd);
-    ::unlink(path.c_str());
-    return st;
+  uint64_t have = 0;
+  int e = recycled ? file->Size(have) : 0;
+  if (e == 0 && have < size) e = file->Allocate(size);
+  if (e == 0) e = file->Sync();
+  if (e != 0) {
+    file.reset();
+    files_.Remove(path);
+    return Errno(e, "allocate", path);
   }
-  if (Status st = SyncDir(dir_); !st.ok()) {
-    ::close(fd);
-    ::unlink(path.c_str());
-    return st;
+  if (const int d = files_.SyncDir(dir_)) {
+    file.reset();
+    files_.Remove(path);
+    return Errno(d, "sync", dir_);
   }
-  fd_ = fd;
+  file_ = std::move(file);
   number_ = next_number_++;
   size_ = std::max<std::size_t>(size, static_cast<std::size_t>(have));
   offset_ = 0;
+  last_ = 0;
+  last_synced_ = true;
+  replace_last_ = false;
   return Status::Ok();
 }
 
 Status SegmentWriter::Append(std::string_view payload) {
   const std::size_t need = kHeader + payload.size();
+  if (replace_last_) offset_ = last_;  // its sync failed: this record replaces it
   // A segment keeps room for a zero length after its last record.
-  if (fd_ < 0 || offset_ + need + kHeader > size_) {
+  if (!file_ || offset_ + need + kHeader > size_) {
     if (Status st = Start(need + kHeader); !st.ok()) return st;
   }
   frame_.resize(kHeader);
   PutU32(frame_.data(), static_cast<uint32_t>(payload.size()));
   PutU32(frame_.data() + 4, Checksum(number_, payload));
   frame_.append(payload);
-  std::size_t done = 0;
-  while (done < frame_.size()) {
-    const ssize_t n = ::pwrite(fd_, frame_.data() + done, frame_.size() - done,
-                               static_cast<off_t>(offset_ + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Errno("write", SegmentPath(dir_, number_));
-    }
-    done += static_cast<std::size_t>(n);
+  if (const int e = file_->WriteAt(offset_, frame_)) {
+    return Errno(e, "write", SegmentPath(dir_, number_));
   }
+  last_ = offset_;
+  last_synced_ = false;
+  replace_last_ = false;
   offset_ += frame_.size();
   return Status::Ok();
 }
 
 Status SegmentWriter::Sync() {
-  if (fd_ >= 0 && ::fdatasync(fd_) != 0) return Errno("sync", SegmentPath(dir_, number_));
+  if (!file_) return Status::Ok();
+  if (const int e = file_->SyncData()) return Errno(e, "sync", SegmentPath(dir_, number_));
+  last_synced_ = true;
   return Status::Ok();
+}
+
+void SegmentWriter::DropLast() {
+  if (file_ && !last_synced_) replace_last_ = true;
 }
 
 }  // namespace pincer

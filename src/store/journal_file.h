@@ -19,11 +19,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "store/file_system.h"
 
 namespace pincer {
 
@@ -47,11 +49,13 @@ Status ReadSegment(const std::string& dir, uint64_t number,
                    std::vector<char>* buffer = nullptr);
 
 // Appends records to segments, starting a new one when a record does not
-// fit. One thread at a time.
+// fit. One thread at a time. Its files are written through `files`
+// (store/file_system.h), which must outlive it.
 class SegmentWriter {
  public:
   // `segment_bytes`: the size of a new segment (larger for a larger record).
-  SegmentWriter(std::string dir, uint64_t next_number, std::size_t segment_bytes);
+  SegmentWriter(std::string dir, uint64_t next_number, std::size_t segment_bytes,
+                FileSystem& files = PosixFileSystem());
   ~SegmentWriter();
   SegmentWriter(const SegmentWriter&) = delete;
   SegmentWriter& operator=(const SegmentWriter&) = delete;
@@ -61,6 +65,13 @@ class SegmentWriter {
   Status Append(std::string_view payload);
   // Makes every record appended so far durable.
   Status Sync();
+  // After a failed Sync: the last record counts for nothing, unless a
+  // Sync returned since it was appended, and the next Append writes at its
+  // place (so it must carry that record's payload again, as SqliteStore's
+  // retry does). The kernel may have dropped the pages that failed to
+  // write back: a record written after them would follow a hole, which
+  // reads as the segment's end.
+  void DropLast();
 
   // The segment the last record went to (0 before the first).
   uint64_t current() const { return number_; }
@@ -74,11 +85,15 @@ class SegmentWriter {
   std::string dir_;
   uint64_t next_number_;
   std::size_t segment_bytes_;
-  int fd_ = -1;
+  FileSystem& files_;
+  std::unique_ptr<WritableFile> file_;  // the current segment
   uint64_t number_ = 0;
   std::size_t size_ = 0;
   std::size_t offset_ = 0;
-  std::string frame_;  // header and payload, written in one call
+  std::size_t last_ = 0;       // where the last record starts
+  bool last_synced_ = true;    // a sync returned since it was written
+  bool replace_last_ = false;  // DropLast: the next Append writes at last_
+  std::string frame_;          // header and payload, written in one call
 };
 
 }  // namespace pincer

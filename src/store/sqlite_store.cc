@@ -325,7 +325,8 @@ Status SqliteStore::Init() {
   if (Status s = ReadFolded(folded); !s.ok()) return s;
   const std::vector<uint64_t> on_disk = ListSegments(dir_);
   const uint64_t next = std::max(folded, on_disk.empty() ? 0 : on_disk.back()) + 1;
-  journal_ = std::make_unique<SegmentWriter>(dir_, next, SegmentBytes(options_.journal_bytes));
+  journal_ = std::make_unique<SegmentWriter>(dir_, next, SegmentBytes(options_.journal_bytes),
+                                             *options_.files);
   return Status::Ok();
 }
 
@@ -591,14 +592,20 @@ Status SqliteStore::Append(const std::string& changes, const std::vector<TaskId>
   if (!changes.empty()) {
     if (Status st = journal_->Append(changes); !st.ok()) return st;
   }
+  Status synced;
   if (options_.fsync == FsyncPolicy::kAlways) {
-    if (Status st = journal_->Sync(); !st.ok()) return st;
+    synced = journal_->Sync();
   } else if (options_.fsync == FsyncPolicy::kInterval) {
     const TimePoint now = clock_.Now();
     if (now - last_sync_ >= options_.fsync_interval) {
-      if (Status st = journal_->Sync(); !st.ok()) return st;
-      last_sync_ = now;
+      synced = journal_->Sync();
+      if (synced.ok()) last_sync_ = now;
     }
+  }
+  if (!synced.ok()) {
+    // The record's retry (these changes and newer ones) takes its place.
+    if (!changes.empty()) journal_->DropLast();
+    return synced;
   }
   if (changes.empty()) return Status::Ok();
   bool wake;
@@ -770,7 +777,7 @@ Status SqliteStore::FoldAll() {
   }
   journal_ = std::make_unique<SegmentWriter>(
       dir_, std::max(folded, segments.empty() ? 0 : segments.back()) + 1,
-      SegmentBytes(options_.journal_bytes));
+      SegmentBytes(options_.journal_bytes), *options_.files);
   {
     std::lock_guard lock(mu_);
     segments_.clear();

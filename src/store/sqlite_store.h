@@ -50,6 +50,10 @@ struct SqliteStoreOptions {
   // How many bytes of changes the journal holds before its oldest
   // segments are folded into pincer.db (0: fold each complete segment).
   std::size_t journal_bytes = 64 << 20;
+  // What the journal's files are written through (store/file_system.h):
+  // the real disk, or in tests one that fails as a broken disk. Must
+  // outlive the store.
+  FileSystem* files = &PosixFileSystem();
 };
 
 class SqliteStore final : public Store {

@@ -27,7 +27,7 @@ void CheckRaw(const std::string& raw, const char* what) {
 }
 
 std::string Describe(const ParseResult& r) {
-  if (auto* e = std::get_if<ProtocolError>(&r)) return "error";
+  if (std::holds_alternative<ProtocolError>(r)) return "error";
   const Message& m = std::get<Message>(r);
   std::string out = "message #" + std::to_string(m.index());
   if (auto* x = std::get_if<ResultMsg>(&m)) {

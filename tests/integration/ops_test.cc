@@ -438,7 +438,7 @@ TEST_F(OpsTest, InfoLogsSayWhoDiedWhatFailedAndWhatAReloadChanged) {
                      "routing: { strategy: round_robin, rules: [ { skills: [tts], max_running: 1 } ] }\n");
   CtlResult reload = Ctl({"reload"});
   ASSERT_EQ(reload.exit_code, 0) << reload;
-  for (const std::string& change :
+  for (const char* change :
        {"reload: routing.strategy: least_connections -> round_robin",
         "reload: routing.rules[0]: added (skills [tts] strategy (default) max_running 1)",
         "reload: tasks.queue_ttl: 0s -> 5m"}) {

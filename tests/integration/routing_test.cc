@@ -313,7 +313,9 @@ TEST_F(RoutingIntegrationTest, RoundRobinANewcomerEntersTheRotationInsteadOfTaki
   int to_newcomer = 0;
   for (std::size_t i = 0; i < order.size(); ++i) {
     if (order[i] == newcomer->id()) ++to_newcomer;
-    if (i > 0) EXPECT_NE(order[i], order[i - 1]) << "task " << i << " went to the same worker again";
+    if (i > 0) {
+      EXPECT_NE(order[i], order[i - 1]) << "task " << i << " went to the same worker again";
+    }
   }
   EXPECT_EQ(to_newcomer, 4);
   EXPECT_EQ(other->tasks_received(), 0);
