@@ -301,9 +301,9 @@ function makeCharts() {
     type: 'line',
     data: { datasets: [
       { label: 'p50', data: [], borderColor: '#1565c0', backgroundColor: '#1565c0',
-        pointRadius: 0, borderWidth: 2, spanGaps: false },
+        pointRadius: 2, borderWidth: 2, spanGaps: false },
       { label: 'p99', data: [], borderColor: '#6a1b9a', backgroundColor: '#6a1b9a',
-        pointRadius: 0, borderWidth: 2, spanGaps: false },
+        pointRadius: 2, borderWidth: 2, spanGaps: false },
     ] },
     options: common,
   });
