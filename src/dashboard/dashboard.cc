@@ -3,6 +3,8 @@
 #include <CivetServer.h>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <charconv>
 #include <map>
@@ -71,6 +73,24 @@ bool CrossSite(const Dashboard::Request& r) {
   if (r.fetch_site == "cross-site" || r.fetch_site == "same-site") return true;
   if (r.origin.empty()) return false;
   return r.origin != "http://" + r.host && r.origin != "https://" + r.host;
+}
+
+// Whether the Host header names this machine by address ("127.0.0.1:9464",
+// "[::1]:9464", "localhost:9464"), not by a DNS name. Without tokens, a
+// name could be another site's, pointed at this address (DNS rebinding):
+// its pages would then be same-origin with the dashboard.
+bool HostIsAddress(std::string_view host) {
+  std::string name(host);
+  if (!name.empty() && name.front() == '[') {
+    const auto close = name.find(']');
+    if (close == std::string::npos) return false;
+    name = name.substr(1, close - 1);
+  } else if (const auto colon = name.rfind(':'); colon != std::string::npos) {
+    name = name.substr(0, colon);
+  }
+  if (name == "localhost") return true;
+  unsigned char addr[sizeof(in6_addr)];
+  return inet_pton(AF_INET, name.c_str(), addr) == 1 || inet_pton(AF_INET6, name.c_str(), addr) == 1;
 }
 
 // The query's parameters; an error for a malformed query, an unknown
@@ -254,6 +274,12 @@ Dashboard::Response Dashboard::Api(const Request& r, const AuthConfig& auth) {
   // Changing needs the admin token when one is set.
   if (post && !auth.admin_token.empty() && !admin) {
     return ErrorResponse("forbidden", "this action needs the admin token");
+  }
+  // Without any token, only through an address (see HostIsAddress).
+  if (post && auth.admin_token.empty() && auth.client_token.empty() && !HostIsAddress(r.host)) {
+    return ErrorResponse("forbidden", "without auth tokens, actions are taken only through an "
+                                      "address (http://127.0.0.1:PORT/), not the name '" +
+                                          r.host + "': set auth.client_token or auth.admin_token");
   }
 
   std::string_view rest;

@@ -270,8 +270,9 @@ TEST_F(DashboardApiTest, CancelAndRetryFromTheApi) {
   ExpectError(Post("/api/v1/tasks/" + queued + "/retry"), 409, "invalid_state");
   ASSERT_TRUE(WaitFor([&] { return Ctl({"--json", "status", id}).Json()["state"] == "failed"; }));
   ExpectError(Post("/api/v1/tasks/" + id + "/cancel"), 409, "invalid_state");
-  // A queued task cancelled.
-  const HttpResponse cancel = Post("/api/v1/tasks/" + queued + "/cancel");
+  // A queued task cancelled (through "localhost": a name, but this machine's).
+  const HttpResponse cancel = Post("/api/v1/tasks/" + queued + "/cancel",
+                                   {{"Host", "localhost" + http_.substr(http_.rfind(':'))}});
   ASSERT_EQ(cancel.status, 200) << cancel.body;
   EXPECT_EQ(Ctl({"--json", "status", queued}).Json()["state"], "cancelled");
 }
@@ -308,6 +309,13 @@ TEST_F(DashboardApiTest, BadRequestsGetAJsonErrorAndChangeNothing) {
   auto put = HttpRequest(http_, "PUT", "/api/v1/tasks/" + queued);
   ASSERT_TRUE(put);
   ExpectError(*put, 405, "method_not_allowed");
+  // Without tokens, an action through a DNS name could come from another
+  // site's page (DNS rebinding): only through an address.
+  ExpectError(Post("/api/v1/workers/" + w->id() + "/drain", {{"Host", "evil.example:80"}}), 403,
+              "forbidden");
+  ExpectError(Post("/api/v1/workers/" + w->id() + "/drain",
+                   {{"Host", "evil.example"}, {"Origin", "http://evil.example"}}),
+              403, "forbidden");
   auto big = HttpRequest(http_, "POST", "/api/v1/tasks/" + queued + "/cancel", {},
                          std::string(100000, 'x'));
   ASSERT_TRUE(big);

@@ -45,9 +45,12 @@ std::optional<HttpResponse> HttpRequest(const std::string& host_port, const std:
   if (fd < 0) return std::nullopt;
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string req = method + " " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n";
+  std::string req = method + " " + path + " HTTP/1.0\r\n";
+  if (!headers.count("Host")) req += "Host: " + host_port + "\r\n";
   for (const auto& [name, value] : headers) req += name + ": " + value + "\r\n";
-  if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST") {
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
   req += "\r\n" + body;
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     ::close(fd);

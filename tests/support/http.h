@@ -18,7 +18,8 @@ struct HttpResponse {
 // GET `path` from "host:port"; nullopt when the connection or the answer
 // failed (the socket gives up after 10 s of silence).
 std::optional<HttpResponse> HttpGet(const std::string& host_port, const std::string& path);
-// Any method, with more header lines ("Name: value") and a body.
+// Any method, with more header lines ("Name: value"; a "Host" replaces
+// the one sent by default) and a body.
 std::optional<HttpResponse> HttpRequest(const std::string& host_port, const std::string& method,
                                         const std::string& path,
                                         const std::map<std::string, std::string>& headers = {},
