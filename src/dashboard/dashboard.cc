@@ -1,9 +1,8 @@
 #include "dashboard/dashboard.h"
 
 #include <CivetServer.h>
-#include <spdlog/spdlog.h>
-
 #include <arpa/inet.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
@@ -26,7 +25,9 @@ constexpr ConnId kDashboardConn = ~ConnId{0};
 // is refused unread.
 constexpr long long kMaxBody = 4096;
 
-std::string JsonText(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string JsonText(const json& v) {
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 Dashboard::Response JsonResponse(const json& v, int status = 200) {
   Dashboard::Response r;
@@ -90,7 +91,8 @@ bool HostIsAddress(std::string_view host) {
   }
   if (name == "localhost") return true;
   unsigned char addr[sizeof(in6_addr)];
-  return inet_pton(AF_INET, name.c_str(), addr) == 1 || inet_pton(AF_INET6, name.c_str(), addr) == 1;
+  return inet_pton(AF_INET, name.c_str(), addr) == 1 ||
+         inet_pton(AF_INET6, name.c_str(), addr) == 1;
 }
 
 // The query's parameters; an error for a malformed query, an unknown
@@ -104,8 +106,8 @@ Query ParseQuery(const std::string& query, std::initializer_list<std::string_vie
   if (query.empty()) return q;
   std::string copy = query;  // mg_split_form_urlencoded decodes in place
   std::vector<mg_header> fields(64);
-  const int n = mg_split_form_urlencoded(copy.data(), fields.data(),
-                                         static_cast<unsigned>(fields.size()));
+  const int n =
+      mg_split_form_urlencoded(copy.data(), fields.data(), static_cast<unsigned>(fields.size()));
   if (n < 0) {
     q.error = "malformed query";
     return q;
@@ -148,8 +150,8 @@ int HttpStatusFor(const std::string& code) {
 }
 
 Dashboard::Response ErrorResponse(const std::string& code, const std::string& message) {
-  Dashboard::Response r = JsonResponse({{"error", {{"code", code}, {"message", message}}}},
-                                       HttpStatusFor(code));
+  Dashboard::Response r =
+      JsonResponse({{"error", {{"code", code}, {"message", message}}}}, HttpStatusFor(code));
   if (r.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pincer\"");
   return r;
 }
@@ -186,8 +188,8 @@ Dashboard::Response Dashboard::Serve(const Request& request) {
   // The files but the page itself need nothing from the loop.
   if (request.path != "/" && request.path != "/index.html" && request.path.rfind("/api", 0) != 0) {
     if (request.method != "GET" && request.method != "HEAD") {
-      return ErrorResponse("method_not_allowed", request.method + " " + request.path +
-                                                     ": only GET");
+      return ErrorResponse("method_not_allowed",
+                           request.method + " " + request.path + ": only GET");
     }
     auto file = dashboard::FindAsset(request.path);
     if (!file) return ErrorResponse("not_found", "no file " + request.path);
@@ -267,9 +269,10 @@ Dashboard::Response Dashboard::Api(const Request& r, const AuthConfig& auth) {
   const bool admin = !auth.admin_token.empty() && TokenMatches(auth.admin_token, given);
   const bool client = TokenMatches(auth.client_token, given);
   if (!admin && !client) {
-    return ErrorResponse("unauthorized", r.authorization.empty()
-                                             ? "this pincerd needs a token: Authorization: Bearer TOKEN"
-                                             : "wrong token");
+    return ErrorResponse("unauthorized",
+                         r.authorization.empty()
+                             ? "this pincerd needs a token: Authorization: Bearer TOKEN"
+                             : "wrong token");
   }
   // Changing needs the admin token when one is set.
   if (post && !auth.admin_token.empty() && !admin) {
@@ -277,9 +280,10 @@ Dashboard::Response Dashboard::Api(const Request& r, const AuthConfig& auth) {
   }
   // Without any token, only through an address (see HostIsAddress).
   if (post && auth.admin_token.empty() && auth.client_token.empty() && !HostIsAddress(r.host)) {
-    return ErrorResponse("forbidden", "without auth tokens, actions are taken only through an "
-                                      "address (http://127.0.0.1:PORT/), not the name '" +
-                                          r.host + "': set auth.client_token or auth.admin_token");
+    return ErrorResponse("forbidden",
+                         "without auth tokens, actions are taken only through an "
+                         "address (http://127.0.0.1:PORT/), not the name '" +
+                             r.host + "': set auth.client_token or auth.admin_token");
   }
 
   std::string_view rest;
@@ -335,8 +339,8 @@ Dashboard::Response Dashboard::Api(const Request& r, const AuthConfig& auth) {
       return TaskById(std::string(id));
     }
     if (verb != "cancel" && verb != "retry") {
-      return ErrorResponse("not_found", "no action '" + std::string(verb) +
-                                            "' on a task (cancel, retry)");
+      return ErrorResponse("not_found",
+                           "no action '" + std::string(verb) + "' on a task (cancel, retry)");
     }
     if (!post) return ErrorResponse("method_not_allowed", "GET " + r.path + ": only POST");
     return Act(IdReq{verb == "cancel" ? IdOp::kCancel : IdOp::kRetry, 0, std::string(id)});
@@ -345,8 +349,8 @@ Dashboard::Response Dashboard::Api(const Request& r, const AuthConfig& auth) {
   if (StripPrefix(rest, "workers/", worker)) {
     const auto slash = worker.find('/');
     if (slash == std::string_view::npos || worker.substr(slash + 1) != "drain") {
-      return ErrorResponse("not_found", "no such path: " + r.path +
-                                            " (POST /api/v1/workers/ID/drain)");
+      return ErrorResponse("not_found",
+                           "no such path: " + r.path + " (POST /api/v1/workers/ID/drain)");
     }
     if (!post) return ErrorResponse("method_not_allowed", "GET " + r.path + ": only POST");
     return Act(DrainReq{0, std::string(worker.substr(0, slash))});
@@ -542,8 +546,8 @@ class Handler final : public CivetHandler {
     req.fetch_site = Header(c, "Sec-Fetch-Site");
     Dashboard::Response res;
     if (info->content_length > kMaxBody) {
-      res = ErrorResponse("too_large", "a request body of at most " + std::to_string(kMaxBody) +
-                                           " bytes");
+      res = ErrorResponse("too_large",
+                          "a request body of at most " + std::to_string(kMaxBody) + " bytes");
     } else {
       char sink[1024];
       while (mg_read(c, sink, sizeof sink) > 0) {

@@ -7,9 +7,8 @@
 
 #include <array>
 #include <cstdint>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "store/task_record.h"
 
@@ -43,7 +42,7 @@ class Timeline {
 
  private:
   struct Slot {
-    int64_t index = -1;  // ended_ms / kSlotMs of the ends counted here
+    int64_t index = -1;               // ended_ms / kSlotMs of the ends counted here
     std::array<uint32_t, 4> ended{};  // succeeded, failed, cancelled, timed_out
     std::vector<uint32_t> durations;  // kBuckets, allocated at the slot's first end
     uint32_t total = 0;

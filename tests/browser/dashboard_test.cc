@@ -112,12 +112,13 @@ TEST_F(DashboardBrowserTest, ShowsWorkersAndQueuesAndADrainFromThePageReachesThe
   beta->StartAuto(answer);
   std::string work;
   for (int i = 0; i < 12; ++i) {
-    work += json({{"skills", {"text"}}, {"payload", {{"n", i}, {"fail", i % 4 == 3}}}}).dump() + "\n";
+    work +=
+        json({{"skills", {"text"}}, {"payload", {{"n", i}, {"fail", i % 4 == 3}}}}).dump() + "\n";
   }
   ASSERT_NO_FATAL_FAILURE(SubmitBatch(work));
-  ASSERT_TRUE(WaitWhileProgressing(
-      [&] { return alpha->results_sent() + beta->results_sent() == 12; },
-      [&] { return alpha->results_sent() + beta->results_sent(); }));
+  ASSERT_TRUE(
+      WaitWhileProgressing([&] { return alpha->results_sent() + beta->results_sent() == 12; },
+                           [&] { return alpha->results_sent() + beta->results_sent(); }));
   // Seven tasks no worker can take: they wait, as a queue of their own.
   std::string gpu;
   for (int i = 0; i < kQueuedGpu; ++i) {
@@ -129,11 +130,14 @@ TEST_F(DashboardBrowserTest, ShowsWorkersAndQueuesAndADrainFromThePageReachesThe
   ASSERT_TRUE(browser_->Open("http://" + http_ + "/")) << browser_->log();
 
   // The workers by name, each in its row with its skills and state.
-  ASSERT_TRUE(WaitFor([&] {
-    return PageSays(
-        "!!document.querySelector('#workers tr[data-name=\"alpha-worker\"]') && "
-        "!!document.querySelector('#workers tr[data-name=\"beta-worker\"]')");
-  }, seconds(30))) << browser_->log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return PageSays(
+            "!!document.querySelector('#workers tr[data-name=\"alpha-worker\"]') && "
+            "!!document.querySelector('#workers tr[data-name=\"beta-worker\"]')");
+      },
+      seconds(30)))
+      << browser_->log();
   EXPECT_EQ(PageText("document.querySelector('#workers tr[data-name=\"alpha-worker\"] td.name')"
                      ".textContent"),
             "alpha-worker");
@@ -146,8 +150,9 @@ TEST_F(DashboardBrowserTest, ShowsWorkersAndQueuesAndADrainFromThePageReachesThe
 
   // The gpu queue with its count and why it waits.
   ASSERT_TRUE(WaitFor([&] {
-    return PageText("(document.querySelector('#queues tr[data-skills=\"gpu\"] td.depth') || "
-                    "{}).textContent || ''") == std::to_string(kQueuedGpu);
+    return PageText(
+               "(document.querySelector('#queues tr[data-skills=\"gpu\"] td.depth') || "
+               "{}).textContent || ''") == std::to_string(kQueuedGpu);
   })) << browser_->log();
   EXPECT_EQ(PageText("document.querySelector('#queues tr[data-skills=\"gpu\"]').cells[3]"
                      ".textContent"),
@@ -160,22 +165,25 @@ TEST_F(DashboardBrowserTest, ShowsWorkersAndQueuesAndADrainFromThePageReachesThe
   EXPECT_TRUE(WaitFor([&] {
     return tile("queued") == std::to_string(kQueuedGpu) && tile("succeeded") == "9" &&
            tile("failed") == "3";
-  })) << tile("queued") << " queued, " << tile("succeeded") << " succeeded, " << tile("failed")
-      << " failed";
+  })) << tile("queued")
+      << " queued, " << tile("succeeded") << " succeeded, " << tile("failed") << " failed";
   // The last ended tasks, and one opened: its payload, output, error.
-  EXPECT_TRUE(WaitFor(
-      [&] { return PageSays("document.querySelectorAll('#recent tr[data-task-row]').length == 12"); }))
-      << browser_->log();
-  ASSERT_TRUE(PageSays("(() => { const a = document.querySelector('#recent a[data-task]'); "
-                       "a.click(); return true; })()"));
+  EXPECT_TRUE(WaitFor([&] {
+    return PageSays("document.querySelectorAll('#recent tr[data-task-row]').length == 12");
+  })) << browser_->log();
+  ASSERT_TRUE(
+      PageSays("(() => { const a = document.querySelector('#recent a[data-task]'); "
+               "a.click(); return true; })()"));
   ASSERT_TRUE(WaitFor([&] {
-    return PageSays("!document.getElementById('task').hidden && "
-                    "document.querySelector('#task-fields [data-field=\"payload\"]')"
-                    ".textContent.includes('\"n\"')");
+    return PageSays(
+        "!document.getElementById('task').hidden && "
+        "document.querySelector('#task-fields [data-field=\"payload\"]')"
+        ".textContent.includes('\"n\"')");
   })) << browser_->log();
   // The charts were drawn (Chart.js, compiled into pincerd).
-  EXPECT_TRUE(PageSays("typeof Chart === 'function' && "
-                       "!!Chart.getChart(document.getElementById('chart-throughput'))"))
+  EXPECT_TRUE(
+      PageSays("typeof Chart === 'function' && "
+               "!!Chart.getChart(document.getElementById('chart-throughput'))"))
       << browser_->log();
 
   // The picture for the README.
@@ -187,7 +195,8 @@ TEST_F(DashboardBrowserTest, ShowsWorkersAndQueuesAndADrainFromThePageReachesThe
                                std::string(PINCER_SOURCE_DIR) + "/docs/img/dashboard.png",
                                std::filesystem::copy_options::overwrite_existing);
   }
-  ASSERT_TRUE(PageSays("(() => { document.getElementById('task-close').click(); return true; })()"));
+  ASSERT_TRUE(
+      PageSays("(() => { document.getElementById('task-close').click(); return true; })()"));
 
   // Drain beta from the page: the first click asks, the second drains.
   const std::string button =
@@ -200,8 +209,30 @@ TEST_F(DashboardBrowserTest, ShowsWorkersAndQueuesAndADrainFromThePageReachesThe
   EXPECT_FALSE(alpha->drain_received());
   // The page shows it.
   EXPECT_TRUE(WaitFor([&] {
-    return PageText("document.querySelector('#workers tr[data-name=\"beta-worker\"]')"
-                    ".cells[4].textContent") == "draining";
+    return PageText(
+               "document.querySelector('#workers tr[data-name=\"beta-worker\"]')"
+               ".cells[4].textContent") == "draining";
+  })) << browser_->log();
+
+  // Cancel the oldest gpu task from its panel (opened from the queue).
+  ASSERT_TRUE(PageSays(
+      "(() => { document.querySelector('#queues tr[data-skills=\"gpu\"] a[data-task]').click(); "
+      "return true; })()"));
+  ASSERT_TRUE(WaitFor([&] { return PageSays("!!document.querySelector('button[data-cancel]')"); }))
+      << browser_->log();
+  const std::string oldest = PageText("document.getElementById('task-id').textContent");
+  ASSERT_FALSE(oldest.empty());
+  const std::string cancel = "document.querySelector('button[data-cancel]')";
+  ASSERT_TRUE(PageSays("(() => { " + cancel + ".click(); return true; })()"));
+  ASSERT_TRUE(PageSays("(() => { " + cancel + ".click(); return true; })()"));
+  EXPECT_TRUE(WaitFor([&] {
+    return RunCtl(daemon_->address(), {"--json", "status", oldest}).Json().value("state", "") ==
+           "cancelled";
+  })) << browser_->log();
+  EXPECT_TRUE(WaitFor([&] {
+    return PageText(
+               "(document.querySelector('#queues tr[data-skills=\"gpu\"] td.depth') || "
+               "{}).textContent || ''") == std::to_string(kQueuedGpu - 1);
   })) << browser_->log();
 }
 
@@ -214,14 +245,16 @@ TEST_F(DashboardBrowserTest, DumpDomShowsWorkerNamesAndQueueCounts) {
   auto two = Worker("render-node-2", {"render"});
   ASSERT_TRUE(one && two);
   std::string gpu;
-  for (int i = 0; i < kQueuedGpu; ++i) gpu += R"({"skills":["gpu"],"payload":1})" "\n";
+  for (int i = 0; i < kQueuedGpu; ++i)
+    gpu += R"({"skills":["gpu"],"payload":1})"
+           "\n";
   ASSERT_NO_FATAL_FAILURE(SubmitBatch(gpu));
 
   TempDir profile("chromium");
-  ProcessResult r = RunProcess({Chromium::Binary(), "--headless", "--no-sandbox", "--disable-gpu",
-                                "--user-data-dir=" + profile.path(), "--dump-dom",
-                                "http://" + http_ + "/"},
-                               "", {}, seconds(120));
+  ProcessResult r = RunProcess(
+      {Chromium::Binary(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+       "--user-data-dir=" + profile.path(), "--dump-dom", "http://" + http_ + "/"},
+      "", {}, seconds(120));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find(">render-node-1<"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(">render-node-2<"), std::string::npos) << r.out;
@@ -244,9 +277,10 @@ TEST_F(DashboardBrowserTest, AsksForTheClientTokenOnceAndKeepsItInTheTab) {
       << browser_->log();
   EXPECT_FALSE(PageSays("!!document.querySelector('#workers tr[data-name]')"));
   // A wrong token is refused and asked for again.
-  const std::string give = "(() => { document.getElementById('token-input').value = '%s'; "
-                           "document.getElementById('token-form').requestSubmit(); "
-                           "return true; })()";
+  const std::string give =
+      "(() => { document.getElementById('token-input').value = '%s'; "
+      "document.getElementById('token-form').requestSubmit(); "
+      "return true; })()";
   auto with = [&](const std::string& token) {
     std::string s = give;
     s.replace(s.find("%s"), 2, token);
@@ -266,9 +300,10 @@ TEST_F(DashboardBrowserTest, AsksForTheClientTokenOnceAndKeepsItInTheTab) {
   // A reload of the tab does not ask again.
   ASSERT_TRUE(PageSays("(() => { location.reload(); return true; })()"));
   ASSERT_TRUE(WaitFor([&] {
-    return PageSays("document.readyState === 'complete' && "
-                    "document.getElementById('token-form').hidden && "
-                    "!!document.querySelector('#workers tr[data-name=\"secret-worker\"]')");
+    return PageSays(
+        "document.readyState === 'complete' && "
+        "document.getElementById('token-form').hidden && "
+        "!!document.querySelector('#workers tr[data-name=\"secret-worker\"]')");
   })) << browser_->log();
 }
 

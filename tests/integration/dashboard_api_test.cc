@@ -178,8 +178,8 @@ TEST_F(DashboardApiTest, AnswersWithTheObjectsPincerctlPrints) {
   auto w = Worker("same-shape", {"text"});
   ASSERT_TRUE(w);
   w->StartAuto();
-  CtlResult done = Ctl({"--json", "submit", "--skill", "text", "--payload",
-                        R"({"s":"</script>"})", "--wait"});
+  CtlResult done =
+      Ctl({"--json", "submit", "--skill", "text", "--payload", R"({"s":"</script>"})", "--wait"});
   ASSERT_EQ(done.exit_code, 0) << done;
   const std::string id = done.Json()["id"];
   const std::string queued = Submit("gpu", R"({"frame":1})");

@@ -151,7 +151,8 @@ std::optional<json> Chromium::Read(std::chrono::milliseconds timeout) {
       if (msg.is_object()) return msg;
       continue;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return std::nullopt;
     pollfd p{from_browser_, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -211,8 +212,8 @@ bool Chromium::Open(const std::string& url) {
   session_.clear();
   auto target = Call("Target.createTarget", {{"url", "about:blank"}});
   if (!target) return false;
-  auto attached = Call("Target.attachToTarget",
-                       {{"targetId", (*target)["targetId"]}, {"flatten", true}});
+  auto attached =
+      Call("Target.attachToTarget", {{"targetId", (*target)["targetId"]}, {"flatten", true}});
   if (!attached) return false;
   session_ = (*attached)["sessionId"].get<std::string>();
   if (!Call("Runtime.enable", json::object()) || !Call("Page.enable", json::object())) return false;
@@ -242,9 +243,9 @@ bool Chromium::Screenshot(const std::string& path, int width) {
   auto height = Evaluate("document.documentElement.scrollHeight");
   if (!height || !height->is_number()) return false;
   if (!Call("Emulation.setDeviceMetricsOverride", {{"width", width},
-                                                  {"height", height->get<int>()},
-                                                  {"deviceScaleFactor", 1},
-                                                  {"mobile", false}})) {
+                                                   {"height", height->get<int>()},
+                                                   {"deviceScaleFactor", 1},
+                                                   {"mobile", false}})) {
     return false;
   }
   auto shot = Call("Page.captureScreenshot", {{"format", "png"}});

@@ -5,18 +5,18 @@
 //
 //   auto browser = Chromium::Launch();
 //   ASSERT_TRUE(browser->Open("http://127.0.0.1:9464/"));
-//   ASSERT_TRUE(WaitFor([&] { return browser->Evaluate("!!document.querySelector('td')") == true; }));
+//   ASSERT_TRUE(WaitFor([&] { return browser->Evaluate("!!document.querySelector('td')") == true;
+//   }));
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/temp_dir.h"
 

@@ -122,15 +122,26 @@ function renderTiles(stats) {
                              `${stats.running} running`;
 }
 
-function actionButton(label, confirmLabel, attrs, action) {
+// Buttons asked once and waiting for their second click, by action key,
+// until when: the table is drawn anew every poll, an armed button stays so.
+const armed = new Map();
+const ARMED_MS = 10000;
+
+function actionButton(label, confirmLabel, key, attrs, action) {
   // Two clicks: the first asks, the second acts.
   const b = el('button', Object.assign({ type: 'button', class: 'action' }, attrs), label);
+  const arm = () => {
+    b.classList.add('armed');
+    b.textContent = confirmLabel;
+  };
+  if ((armed.get(key) || 0) > Date.now()) arm();
   b.addEventListener('click', async () => {
-    if (!b.classList.contains('armed')) {
-      b.classList.add('armed');
-      b.textContent = confirmLabel;
+    if ((armed.get(key) || 0) <= Date.now()) {
+      armed.set(key, Date.now() + ARMED_MS);
+      arm();
       return;
     }
+    armed.delete(key);
     b.disabled = true;
     try {
       await action();
@@ -150,7 +161,7 @@ function renderWorkers(workers, now) {
     const rss = load.rss_bytes !== undefined ? load.rss_bytes : w.rss_bytes;
     const connected = w.state !== 'starting' && w.id;
     const drain = connected && w.state !== 'draining'
-      ? actionButton('drain', 'confirm drain', { 'data-drain': w.id },
+      ? actionButton('drain', 'confirm drain', 'drain:' + w.id, { 'data-drain': w.id },
                      () => api('/api/v1/workers/' + encodeURIComponent(w.id) + '/drain', 'POST'))
       : null;
     return el('tr', { 'data-worker': w.id || '', 'data-name': w.name || '' },
@@ -175,7 +186,7 @@ function renderQueues(queues, now) {
   const rows = queues.map((q) => el('tr', { 'data-skills': q.label, 'data-depth': q.depth },
     el('td', { class: 'skills' }, q.label),
     el('td', { class: 'num depth' }, q.depth),
-    el('td', {}, ago(q.oldest_ms, now)),
+    el('td', {}, ago(q.oldest_ms, now) + ' (', taskLink({ id: q.oldest_id }), ')'),
     el('td', {}, q.why),
     el('td', { class: 'num' }, q.unroutable)));
   if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 5, class: 'empty' }, 'nothing queued')));
@@ -231,12 +242,12 @@ async function showTask(id) {
   $('task-id').textContent = t.id;
   const actions = [];
   if (t.state === 'queued' || t.state === 'running') {
-    actions.push(actionButton('cancel', 'confirm cancel', { 'data-cancel': t.id },
+    actions.push(actionButton('cancel', 'confirm cancel', 'cancel:' + t.id, { 'data-cancel': t.id },
       () => api('/api/v1/tasks/' + encodeURIComponent(t.id) + '/cancel', 'POST')
         .then(() => showTask(t.id))));
   }
   if (t.state === 'failed' || t.state === 'timed_out') {
-    actions.push(actionButton('retry', 'confirm retry', { 'data-retry': t.id },
+    actions.push(actionButton('retry', 'confirm retry', 'retry:' + t.id, { 'data-retry': t.id },
       () => api('/api/v1/tasks/' + encodeURIComponent(t.id) + '/retry', 'POST')
         .then(() => showTask(t.id))));
   }
