@@ -275,6 +275,10 @@ TEST_F(DashboardApiTest, CancelAndRetryFromTheApi) {
                                    {{"Host", "localhost" + http_.substr(http_.rfind(':'))}});
   ASSERT_EQ(cancel.status, 200) << cancel.body;
   EXPECT_EQ(Ctl({"--json", "status", queued}).Json()["state"], "cancelled");
+  // And through an IPv6 address.
+  const std::string other = Submit("gpu");
+  ASSERT_EQ(Post("/api/v1/tasks/" + other + "/cancel", {{"Host", "[::1]:9464"}}).status, 200);
+  EXPECT_EQ(Ctl({"--json", "status", other}).Json()["state"], "cancelled");
 }
 
 TEST_F(DashboardApiTest, BadRequestsGetAJsonErrorAndChangeNothing) {
