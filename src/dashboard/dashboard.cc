@@ -160,6 +160,8 @@ Dashboard::Response ErrorResponse(const std::string& code, const std::string& me
 class Dashboard::Capture final : public Outbox {
  public:
   std::string* Buffer(ConnId) override { return &out_; }
+  // The dashboard submits nothing.
+  void Accepted(ConnId, const SubmitAck&, std::size_t) override {}
   void Close(ConnId) override {}
   std::string Take() {
     std::string s;
