@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "dashboard/dashboard.h"
 #include "tls/tls_context.h"
 
 namespace pincer {
@@ -86,6 +87,9 @@ Status Daemon::Start() {
     return supervisor_->Logs(r.pool, static_cast<uint64_t>(r.after),
                              static_cast<std::size_t>(r.limit), out);
   };
+  // The dashboard (docs/dashboard.md) answers with the same views.
+  AddDashboard(*dispatcher_, *metrics_, hooks,
+               {[this] { return config_.auth; }, [this] { ScheduleFlush(); }});
   api_ = std::make_unique<ClientApi>(*dispatcher_, *this, std::move(hooks));
 
   if (config_.tls.enabled) {

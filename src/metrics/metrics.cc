@@ -60,7 +60,7 @@ class Metrics::Handler final : public CivetHandler {
       }
       return true;
     }
-    mg_send_http_error(conn, 404, "not found; try /metrics or /healthz\n");
+    mg_send_http_error(conn, 404, "not found; try /, /metrics or /healthz\n");
     return true;
   }
 
@@ -210,11 +210,19 @@ Status Metrics::Serve(const std::string& address) {
   }
   server_->addHandler("/metrics", *handler_);
   server_->addHandler("/healthz", *handler_);
+  for (const auto& [uris, handler] : pages_) {
+    for (const auto& uri : uris) server_->addHandler(uri, *handler);
+  }
   std::string host = address.substr(0, address.rfind(':'));
   const std::vector<int> ports = server_->getListeningPorts();
   bound_ = host + ":" + (ports.empty() ? std::string("?") : std::to_string(ports.front()));
-  spdlog::info("metrics on http://{}/metrics, health on /healthz", bound_);
+  spdlog::info("metrics on http://{}/metrics, health on /healthz{}", bound_,
+               pages_.empty() ? "" : ", dashboard on /");
   return Status::Ok();
+}
+
+void Metrics::AddPages(std::vector<std::string> uris, std::shared_ptr<CivetHandler> handler) {
+  pages_.emplace_back(std::move(uris), std::move(handler));
 }
 
 bool Metrics::OnLoop(std::function<void()> fn) {
@@ -311,6 +319,7 @@ void Metrics::DropGoneSkillSets() {
 void Metrics::TaskEnded(const Task& t, double seconds) {
   const auto state = static_cast<std::size_t>(t.rec.state);
   ++pending_ended_[state];
+  timeline_.Record(t.rec.state, t.rec.ended_ms, seconds);
   const uint32_t slot = SlotFor(t);
   Durations& d = slots_[slot].durations[state];
   const auto& bounds = DurationBuckets();

@@ -30,8 +30,10 @@
 
 #include "common/status.h"
 #include "core/dispatcher.h"
+#include "metrics/timeline.h"
 
 class CivetServer;
+class CivetHandler;
 
 namespace pincer {
 
@@ -58,6 +60,17 @@ class Metrics final : public DispatchObserver {
   Status Serve(const std::string& address);
   // "host:port" actually bound, once serving; "" otherwise.
   const std::string& bound() const { return bound_; }
+  // More pages on the same server (the dashboard, src/dashboard): served
+  // at each of `uris` and below, by `handler`, on civetweb's threads.
+  // Call before Serve. Kept here, and stopped with the server.
+  void AddPages(std::vector<std::string> uris, std::shared_ptr<CivetHandler> handler);
+
+  // The last 15 minutes of task ends (the dashboard's charts). Loop thread.
+  const Timeline& timeline() const { return timeline_; }
+  // From an HTTP thread: runs `fn` on the loop and waits for it; false when
+  // the loop did not get to it in time (`fn` may then still run later, so
+  // it must not capture the caller's stack). Any thread but the loop's.
+  bool OnLoop(std::function<void()> fn);
 
   // /healthz (docs/operations.md): 200 only while ready and the store
   // commits. set_ready(true) once pincerd listens and has recovered;
@@ -103,9 +116,6 @@ class Metrics final : public DispatchObserver {
   };
   enum Phase : uint8_t { kStarting, kReady, kStopping };
 
-  // From an HTTP thread: runs `fn` on the loop and waits for it; false when
-  // the loop did not get to it in time.
-  bool OnLoop(std::function<void()> fn);
   void RemoveWorkerGauges(WorkerId id, WorkerGauges& g);
 
   asio::io_context& io_;
@@ -203,7 +213,10 @@ class Metrics final : public DispatchObserver {
   prometheus::Family<prometheus::Counter>* cost_;
   std::map<std::pair<std::string, std::string>, UsageSeries> usage_series_;
 
+  Timeline timeline_;
+
   std::unique_ptr<Handler> handler_;
+  std::vector<std::pair<std::vector<std::string>, std::shared_ptr<CivetHandler>>> pages_;
   std::unique_ptr<CivetServer> server_;
   std::string bound_;
 };

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <sstream>
 
@@ -33,11 +34,24 @@ int Connect(const std::string& host_port) {
 }  // namespace
 
 std::optional<HttpResponse> HttpGet(const std::string& host_port, const std::string& path) {
+  return HttpRequest(host_port, "GET", path);
+}
+
+std::optional<HttpResponse> HttpRequest(const std::string& host_port, const std::string& method,
+                                        const std::string& path,
+                                        const std::map<std::string, std::string>& headers,
+                                        const std::string& body) {
   const int fd = Connect(host_port);
   if (fd < 0) return std::nullopt;
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n\r\n";
+  std::string req = method + " " + path + " HTTP/1.0\r\n";
+  if (!headers.count("Host")) req += "Host: " + host_port + "\r\n";
+  for (const auto& [name, value] : headers) req += name + ": " + value + "\r\n";
+  if (!body.empty() || method == "POST") {
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  req += "\r\n" + body;
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     ::close(fd);
     return std::nullopt;
@@ -52,6 +66,19 @@ std::optional<HttpResponse> HttpGet(const std::string& host_port, const std::str
   HttpResponse r;
   r.status = std::atoi(all.c_str() + all.find(' ') + 1);
   r.body = all.substr(head_end + 4);
+  std::istringstream head(all.substr(0, head_end));
+  std::string line;
+  std::getline(head, line);  // the status line
+  while (std::getline(head, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1) == std::string::npos
+                                      ? line.size()
+                                      : line.find_first_not_of(' ', colon + 1));
+  }
   return r;
 }
 

@@ -3,6 +3,7 @@
 // that say nothing (to hold the server's threads).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -11,11 +12,18 @@ namespace pincer::test {
 struct HttpResponse {
   int status = 0;
   std::string body;
+  std::map<std::string, std::string> headers;  // names in lower case
 };
 
 // GET `path` from "host:port"; nullopt when the connection or the answer
 // failed (the socket gives up after 10 s of silence).
 std::optional<HttpResponse> HttpGet(const std::string& host_port, const std::string& path);
+// Any method, with more header lines ("Name: value"; a "Host" replaces
+// the one sent by default) and a body.
+std::optional<HttpResponse> HttpRequest(const std::string& host_port, const std::string& method,
+                                        const std::string& path,
+                                        const std::map<std::string, std::string>& headers = {},
+                                        const std::string& body = "");
 
 // The value of the sample `series` (e.g. `pincer_workers{state="ready"}`)
 // in a /metrics text; nullopt when absent.
