@@ -45,8 +45,9 @@ const std::string& Payload() {
 namespace {
 
 struct Options {
-  std::vector<std::string> systems = {"floor", "pincerd-memory", "pincerd-sqlite", "pincerd-memory-4c",
-                                      "nats", "gearman", "redis", "beanstalk"};
+  std::vector<std::string> systems = {
+      "floor", "pincerd-memory", "pincerd-sqlite", "pincerd-memory-4c",
+      "nats",  "gearman",        "redis",          "beanstalk"};
   std::vector<int> windows = {1, 256};
   double warmup_s = 1.0;
   double duration_s = 5.0;
@@ -172,8 +173,9 @@ Server StartPincerd(const Options& o, const PincerdSetup& setup, const std::stri
       << "log_level: warn\n";
   }
   const std::string addr_file = dir + "/address";
-  s.pid = Spawn({o.pincerd, "--config", config, "--listen", "127.0.0.1:0", "--address-file", addr_file},
-                dir + "/pincerd.log");
+  s.pid =
+      Spawn({o.pincerd, "--config", config, "--listen", "127.0.0.1:0", "--address-file", addr_file},
+            dir + "/pincerd.log");
   for (int i = 0; i < 500 && s.port == 0; ++i) {
     std::ifstream in(addr_file);
     std::string addr;
@@ -191,7 +193,8 @@ Server StartPincerd(const Options& o, const PincerdSetup& setup, const std::stri
     std::stringstream ss;
     ss << log.rdbuf();
     std::string text = ss.str();
-    s.error = "pincerd did not start" + (text.empty() ? "" : ": " + text.substr(0, text.find('\n')));
+    s.error =
+        "pincerd did not start" + (text.empty() ? "" : ": " + text.substr(0, text.find('\n')));
   }
   return s;
 }
@@ -207,7 +210,8 @@ Server StartExternal(const Options& o, const std::string& system) {
   } else if (system == "gearman") {
     argv = {"gearmand", "--listen=127.0.0.1", "--port=" + port, "--log-file=none", "--http-port=0"};
   } else if (system == "redis") {
-    argv = {"redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no"};
+    argv = {"redis-server", "--bind", "127.0.0.1",    "--port", port,
+            "--save",       "",       "--appendonly", "no"};
   } else if (system == "beanstalk") {
     argv = {"beanstalkd", "-l", "127.0.0.1", "-p", port};
   }
@@ -390,13 +394,15 @@ RunResult RunSystem(const Options& o, const std::string& system, int window) {
 
 std::string Micros(uint64_t ns) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, ns < 10'000'000 ? "%.1f" : "%.0f", static_cast<double>(ns) / 1000.0);
+  std::snprintf(buf, sizeof buf, ns < 10'000'000 ? "%.1f" : "%.0f",
+                static_cast<double>(ns) / 1000.0);
   return buf;
 }
 
 void PrintTable(const std::vector<RunResult>& results) {
-  std::printf("\n| system | window | tasks/s | p50 µs | p99 µs | max µs | tasks/s vs nats | p50 vs nats | "
-              "p99 vs nats | tasks/s vs floor |\n");
+  std::printf(
+      "\n| system | window | tasks/s | p50 µs | p99 µs | max µs | tasks/s vs nats | p50 vs nats | "
+      "p99 vs nats | tasks/s vs floor |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   std::map<int, const RunResult*> nats, floor;
   for (const auto& r : results) {
@@ -418,9 +424,10 @@ void PrintTable(const std::vector<RunResult>& results) {
     }
     const RunResult* n = nats.count(r.window) ? nats[r.window] : nullptr;
     const RunResult* f = floor.count(r.window) ? floor[r.window] : nullptr;
-    std::printf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", r.system.c_str(), r.window,
-                r.tasks_per_s, Micros(r.hist.Quantile(0.50)).c_str(), Micros(r.hist.Quantile(0.99)).c_str(),
-                Micros(r.hist.max()).c_str(), n ? ratio(r.tasks_per_s, n->tasks_per_s).c_str() : "–",
+    std::printf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", r.system.c_str(),
+                r.window, r.tasks_per_s, Micros(r.hist.Quantile(0.50)).c_str(),
+                Micros(r.hist.Quantile(0.99)).c_str(), Micros(r.hist.max()).c_str(),
+                n ? ratio(r.tasks_per_s, n->tasks_per_s).c_str() : "–",
                 n ? ratio(r.hist.Quantile(0.5), n->hist.Quantile(0.5)).c_str() : "–",
                 n ? ratio(r.hist.Quantile(0.99), n->hist.Quantile(0.99)).c_str() : "–",
                 f ? ratio(r.tasks_per_s, f->tasks_per_s).c_str() : "–");
@@ -440,7 +447,8 @@ int QueuedMemory(const Options& o) {
   }
   const int fd = ConnectLocal(s.port);
   Conn c(fd);
-  c.out().append(R"({"type":"hello","role":"client","proto":1})" "\n");
+  c.out().append(R"({"type":"hello","role":"client","proto":1})"
+                 "\n");
   c.Flush();
   std::string_view line;
   while (!c.NextLine(line)) c.Fill();
@@ -469,8 +477,8 @@ int QueuedMemory(const Options& o) {
   }
   const double secs = static_cast<double>(NowNs() - t0) / 1e9;
   const long after = RssBytes(s.pid);
-  std::printf("queued tasks: %ld (128-byte payloads), submitted in %.1f s (%.0f/s)\n", o.tasks, secs,
-              static_cast<double>(o.tasks) / secs);
+  std::printf("queued tasks: %ld (128-byte payloads), submitted in %.1f s (%.0f/s)\n", o.tasks,
+              secs, static_cast<double>(o.tasks) / secs);
   std::printf("pincerd RSS: %.1f MiB before, %.1f MiB after: %.0f bytes per queued task\n",
               static_cast<double>(before) / (1 << 20), static_cast<double>(after) / (1 << 20),
               static_cast<double>(after - before) / static_cast<double>(o.tasks));
@@ -528,17 +536,25 @@ int Main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--systems") o.systems = Split(next());
+    if (a == "--systems")
+      o.systems = Split(next());
     else if (a == "--windows") {
       o.windows.clear();
       for (const auto& w : Split(next())) o.windows.push_back(std::atoi(w.c_str()));
-    } else if (a == "--warmup") o.warmup_s = std::atof(next().c_str());
-    else if (a == "--duration") o.duration_s = std::atof(next().c_str());
-    else if (a == "--workers") o.workers = std::atoi(next().c_str());
-    else if (a == "--capacity") o.worker_capacity = std::atoi(next().c_str());
-    else if (a == "--idle") o.idle_workers = std::atoi(next().c_str());
-    else if (a == "--tasks") o.tasks = std::atol(next().c_str());
-    else if (a == "--pincerd") o.pincerd = next();
+    } else if (a == "--warmup")
+      o.warmup_s = std::atof(next().c_str());
+    else if (a == "--duration")
+      o.duration_s = std::atof(next().c_str());
+    else if (a == "--workers")
+      o.workers = std::atoi(next().c_str());
+    else if (a == "--capacity")
+      o.worker_capacity = std::atoi(next().c_str());
+    else if (a == "--idle")
+      o.idle_workers = std::atoi(next().c_str());
+    else if (a == "--tasks")
+      o.tasks = std::atol(next().c_str());
+    else if (a == "--pincerd")
+      o.pincerd = next();
     else if (a == "--help" || a == "-h") {
       Usage();
       return 0;
@@ -548,7 +564,8 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  if (o.pincerd.empty()) o.pincerd = (fs::read_symlink("/proc/self/exe").parent_path() / "pincerd").string();
+  if (o.pincerd.empty())
+    o.pincerd = (fs::read_symlink("/proc/self/exe").parent_path() / "pincerd").string();
   // Thousands of idle connections need file descriptors; children inherit.
   rlimit lim{};
   getrlimit(RLIMIT_NOFILE, &lim);
@@ -577,9 +594,10 @@ int Main(int argc, char** argv) {
         }
       }
     }
-    std::printf("workload: %d no-op workers, %s, %zu-byte payloads, %.0fs warm-up, %.0fs measured\n",
-                o.workers, "1 client process (4 where marked) keeping `window` tasks in flight",
-                Payload().size(), o.warmup_s, o.duration_s);
+    std::printf(
+        "workload: %d no-op workers, %s, %zu-byte payloads, %.0fs warm-up, %.0fs measured\n",
+        o.workers, "1 client process (4 where marked) keeping `window` tasks in flight",
+        Payload().size(), o.warmup_s, o.duration_s);
     PrintTable(results);
     // A peer that is missing or does not start is named in its row; only a
     // row of pincer's own (pincerd, the floor) that fails fails the run.

@@ -25,8 +25,8 @@ namespace {
 // generalists), as a pool of agents would be; capacity 4 each.
 void Populate(WorkerIndex& index, int workers) {
   const std::vector<std::vector<std::string>> profiles = {
-      {"code"},          {"code", "review"},   {"echo"},          {"code", "echo"},
-      {"search"},        {"code", "search"},   {"review"},        {"code", "echo", "review", "search"}};
+      {"code"},   {"code", "review"}, {"echo"},   {"code", "echo"},
+      {"search"}, {"code", "search"}, {"review"}, {"code", "echo", "review", "search"}};
   for (int i = 0; i < workers; ++i) {
     index.Add(static_cast<WorkerId>(i + 1), profiles[i % profiles.size()], 4);
     // Some load, so least_connections has an order to keep.
@@ -65,10 +65,16 @@ void BM_Decision(benchmark::State& state, const char* strategy_name) {
 }
 
 BENCHMARK_CAPTURE(BM_Decision, round_robin, "round_robin")->Arg(10)->Arg(1000)->Arg(10000);
-BENCHMARK_CAPTURE(BM_Decision, least_connections, "least_connections")->Arg(10)->Arg(1000)->Arg(10000);
+BENCHMARK_CAPTURE(BM_Decision, least_connections, "least_connections")
+    ->Arg(10)
+    ->Arg(1000)
+    ->Arg(10000);
 BENCHMARK_CAPTURE(BM_Decision, skill_match, "skill_match")->Arg(10)->Arg(1000)->Arg(10000);
 BENCHMARK_CAPTURE(BM_Assignment, round_robin, "round_robin")->Arg(10)->Arg(1000)->Arg(10000);
-BENCHMARK_CAPTURE(BM_Assignment, least_connections, "least_connections")->Arg(10)->Arg(1000)->Arg(10000);
+BENCHMARK_CAPTURE(BM_Assignment, least_connections, "least_connections")
+    ->Arg(10)
+    ->Arg(1000)
+    ->Arg(10000);
 BENCHMARK_CAPTURE(BM_Assignment, skill_match, "skill_match")->Arg(10)->Arg(1000)->Arg(10000);
 
 }  // namespace

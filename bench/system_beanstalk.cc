@@ -56,7 +56,8 @@ void Put(std::string& o, std::string_view data) {
 class BeanstalkClient final : public ClientConn {
  public:
   BeanstalkClient(int fd, int index) : conn_(fd), prefix_(std::to_string(index) + " ") {
-    conn_.out().append("use bench\r\nwatch reply." + std::to_string(index) + "\r\nignore default\r\n");
+    conn_.out().append("use bench\r\nwatch reply." + std::to_string(index) +
+                       "\r\nignore default\r\n");
   }
 
   void Submit(uint64_t req) override {

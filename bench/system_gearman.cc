@@ -28,8 +28,8 @@ enum : uint32_t {
 };
 
 void PutU32(std::string& o, uint32_t v) {
-  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-                     static_cast<char>(v)};
+  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 8), static_cast<char>(v)};
   o.append(b, 4);
 }
 uint32_t GetU32(const char* p) {

@@ -35,8 +35,9 @@ int Tokens(std::string_view line, std::string_view* tok, int max) {
 }
 
 void Connect(Conn& c) {
-  c.out().append(R"(CONNECT {"verbose":false,"pedantic":false,"lang":"c++","version":"bench","protocol":1})"
-                 "\r\n");
+  c.out().append(
+      R"(CONNECT {"verbose":false,"pedantic":false,"lang":"c++","version":"bench","protocol":1})"
+      "\r\n");
 }
 
 // Reads protocol lines; for every MSG calls on_msg(tokens, n, payload).

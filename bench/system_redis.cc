@@ -3,7 +3,6 @@
 // batches, XADD each result to the submitting client's reply stream and
 // XACK the batch. Everything pipelined through hiredis.
 #include <hiredis/hiredis.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -45,15 +44,16 @@ class RedisClient final : public ClientConn {
 
   void Submit(uint64_t req) override {
     const std::string r = std::to_string(req);
-    redisAppendCommand(c_, "XADD bench MAXLEN ~ %s * c %s r %s p %b", kTrim, client_.c_str(), r.c_str(),
-                       Payload().data(), Payload().size());
+    redisAppendCommand(c_, "XADD bench MAXLEN ~ %s * c %s r %s p %b", kTrim, client_.c_str(),
+                       r.c_str(), Payload().data(), Payload().size());
     ++pending_;
   }
 
   void Wait(std::vector<uint64_t>& done) override {
     const std::size_t before = done.size();
     while (done.size() == before) {
-      redisAppendCommand(c_, "XREAD COUNT 1024 BLOCK 0 STREAMS %s %s", reply_key_.c_str(), last_.c_str());
+      redisAppendCommand(c_, "XREAD COUNT 1024 BLOCK 0 STREAMS %s %s", reply_key_.c_str(),
+                         last_.c_str());
       for (; pending_ > 0; --pending_) freeReplyObject(Get(c_));
       redisReply* r = Get(c_);
       // [[key, [[id, [field, value, ...]], ...]]]
@@ -93,8 +93,8 @@ void WorkerLoop(const Endpoint& ep, int index) {
   freeReplyObject(redisCommand(c, "XGROUP CREATE bench workers 0 MKSTREAM"));  // BUSYGROUP is fine
   const std::string me = "w" + std::to_string(index);
   for (;;) {
-    redisReply* r = static_cast<redisReply*>(
-        redisCommand(c, "XREADGROUP GROUP workers %s COUNT 64 BLOCK 0 STREAMS bench >", me.c_str()));
+    redisReply* r = static_cast<redisReply*>(redisCommand(
+        c, "XREADGROUP GROUP workers %s COUNT 64 BLOCK 0 STREAMS bench >", me.c_str()));
     if (!r) std::_Exit(3);
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 1) {
       freeReplyObject(r);
@@ -111,13 +111,16 @@ void WorkerLoop(const Endpoint& ep, int index) {
       for (std::size_t k = 0; k + 1 < f->elements; k += 2) {
         const char key = f->element[k]->str[0];
         std::string v(f->element[k + 1]->str, f->element[k + 1]->len);
-        if (key == 'c') client = std::move(v);
-        else if (key == 'r') req = std::move(v);
-        else if (key == 'p') payload = std::move(v);
+        if (key == 'c')
+          client = std::move(v);
+        else if (key == 'r')
+          req = std::move(v);
+        else if (key == 'p')
+          payload = std::move(v);
       }
       const std::string reply_key = "reply:" + client;
-      redisAppendCommand(c, "XADD %s MAXLEN ~ %s * r %s p %b", reply_key.c_str(), kTrim, req.c_str(),
-                         payload.data(), payload.size());
+      redisAppendCommand(c, "XADD %s MAXLEN ~ %s * r %s p %b", reply_key.c_str(), kTrim,
+                         req.c_str(), payload.data(), payload.size());
       ++sent;
       ack.push_back(e->element[0]->str);
       ack_len.push_back(e->element[0]->len);

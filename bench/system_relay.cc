@@ -3,6 +3,7 @@
 // one epoll loop that flushes every touched socket once per wake-up (the
 // same batching pincerd does). Whatever pincerd costs above this is the
 // price of being a dispatcher rather than a pipe.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,7 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -173,9 +173,7 @@ class Relay {
 
 class RelayClient final : public ClientConn {
  public:
-  explicit RelayClient(int fd) : conn_(fd) {
-    conn_.out().append("C\n");
-  }
+  explicit RelayClient(int fd) : conn_(fd) { conn_.out().append("C\n"); }
   void Submit(uint64_t req) override {
     conn_.out().append(std::to_string(req));
     conn_.out().push_back(' ');

@@ -7,8 +7,7 @@
 
 namespace pincer {
 
-std::chrono::milliseconds BackoffDelay(const BackoffConfig& config, int failures,
-                                       double random01) {
+std::chrono::milliseconds BackoffDelay(const BackoffConfig& config, int failures, double random01) {
   const double initial = static_cast<double>(std::max<int64_t>(config.initial.count(), 0));
   const double cap = static_cast<double>(std::max<int64_t>(config.max.count(), 0));
   // Doubling in floating point and capping before the conversion keeps a

@@ -24,8 +24,7 @@ struct BackoffConfig {
 // `random01` (in [0,1), clamped) times `jitter` of that delay is added. The
 // result never exceeds max * (1 + jitter), and a long run of failures does
 // not overflow.
-std::chrono::milliseconds BackoffDelay(const BackoffConfig& config, int failures,
-                                       double random01);
+std::chrono::milliseconds BackoffDelay(const BackoffConfig& config, int failures, double random01);
 
 // A backoff that counts its own failures (a worker's reconnects): each
 // delay is drawn uniformly from [d/2, d], where d = BackoffDelay without

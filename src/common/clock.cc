@@ -14,7 +14,8 @@ int64_t SystemClock::UnixMillisAt(TimePoint now) {
     synced_at = now;
     wall_at = std::chrono::system_clock::now();
   }
-  const auto wall = wall_at + std::chrono::duration_cast<std::chrono::system_clock::duration>(now - synced_at);
+  const auto wall =
+      wall_at + std::chrono::duration_cast<std::chrono::system_clock::duration>(now - synced_at);
   return std::chrono::duration_cast<milliseconds>(wall.time_since_epoch()).count();
 }
 

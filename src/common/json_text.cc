@@ -31,13 +31,27 @@ void AppendJsonString(std::string& out, std::string_view s) {
     out.append(s.substr(run, i - run));
     run = i + 1;
     switch (c) {
-      case '"': out.append("\\\""sv); break;
-      case '\\': out.append("\\\\"sv); break;
-      case '\b': out.append("\\b"sv); break;
-      case '\f': out.append("\\f"sv); break;
-      case '\n': out.append("\\n"sv); break;
-      case '\r': out.append("\\r"sv); break;
-      case '\t': out.append("\\t"sv); break;
+      case '"':
+        out.append("\\\""sv);
+        break;
+      case '\\':
+        out.append("\\\\"sv);
+        break;
+      case '\b':
+        out.append("\\b"sv);
+        break;
+      case '\f':
+        out.append("\\f"sv);
+        break;
+      case '\n':
+        out.append("\\n"sv);
+        break;
+      case '\r':
+        out.append("\\r"sv);
+        break;
+      case '\t':
+        out.append("\\t"sv);
+        break;
       default:
         out.append("\\u00"sv);
         out.push_back(kHex[c >> 4]);
@@ -179,11 +193,21 @@ bool KeyIs(std::string_view raw, std::string_view name) {
     }
     if (++i == raw.size()) return false;
     switch (raw[i]) {
-      case 'b': decoded.push_back('\b'); break;
-      case 'f': decoded.push_back('\f'); break;
-      case 'n': decoded.push_back('\n'); break;
-      case 'r': decoded.push_back('\r'); break;
-      case 't': decoded.push_back('\t'); break;
+      case 'b':
+        decoded.push_back('\b');
+        break;
+      case 'f':
+        decoded.push_back('\f');
+        break;
+      case 'n':
+        decoded.push_back('\n');
+        break;
+      case 'r':
+        decoded.push_back('\r');
+        break;
+      case 't':
+        decoded.push_back('\t');
+        break;
       case 'u': {
         uint32_t cp;
         if (!Hex4(raw, i + 1, cp)) return false;
@@ -197,7 +221,8 @@ bool KeyIs(std::string_view raw, std::string_view name) {
         AppendUtf8(decoded, cp);
         break;
       }
-      default: decoded.push_back(raw[i]);  // " \ /
+      default:
+        decoded.push_back(raw[i]);  // " \ /
     }
   }
   return decoded == name;

@@ -57,8 +57,7 @@ bool JsonDepthWithin(std::string_view text, int max_depth);
 // parser accepted it); on other text the answer is some span of it or
 // nullopt, never a read past its end. One pass, no recursion; allocates
 // only for a key written with escapes.
-std::optional<std::string_view> JsonMemberText(std::string_view object_text,
-                                               std::string_view name);
+std::optional<std::string_view> JsonMemberText(std::string_view object_text, std::string_view name);
 
 inline void AppendInt(std::string& out, int64_t v) {
   char digits[24];  // no temporary string

@@ -12,8 +12,8 @@ struct TaskUsage {
   int64_t input = 0;  // tokens
   int64_t output = 0;
   int64_t total = 0;
-  double cost = 0;     // in whatever unit the workers report
-  std::string model;   // of the last attempt that named one; "" = none
+  double cost = 0;    // in whatever unit the workers report
+  std::string model;  // of the last attempt that named one; "" = none
 
   bool empty() const {
     return input == 0 && output == 0 && total == 0 && cost == 0 && model.empty();

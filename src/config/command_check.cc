@@ -31,10 +31,14 @@ std::optional<std::string> Problem(const std::string& program, const std::string
   if (program.find('/') != std::string::npos) {
     const std::string file = From(cwd, program);
     switch (Look(file)) {
-      case Found::kOk: return std::nullopt;
-      case Found::kMissing: return "'" + file + "' does not exist";
-      case Found::kNotAFile: return "'" + file + "' is not a file";
-      case Found::kNotExecutable: return "'" + file + "' is not executable";
+      case Found::kOk:
+        return std::nullopt;
+      case Found::kMissing:
+        return "'" + file + "' does not exist";
+      case Found::kNotAFile:
+        return "'" + file + "' is not a file";
+      case Found::kNotExecutable:
+        return "'" + file + "' is not executable";
     }
   }
   std::optional<std::string> not_executable;
@@ -45,7 +49,8 @@ std::optional<std::string> Problem(const std::string& program, const std::string
     if (found == Found::kOk) return std::nullopt;
     if (found == Found::kNotExecutable && !not_executable) not_executable = file;
   }
-  if (not_executable) return "'" + program + "' is in PATH at " + *not_executable + " but is not executable";
+  if (not_executable)
+    return "'" + program + "' is in PATH at " + *not_executable + " but is not executable";
   return "'" + program + "' not found in PATH (" + (path.empty() ? "/bin:/usr/bin" : path) + ")";
 }
 
@@ -73,8 +78,8 @@ std::vector<std::string> PoolCommandWarnings(const Config& config, const std::st
       auto env_path = pool.env.find("PATH");
       const std::string worker_path = env_path != pool.env.end() ? env_path->second : path;
       if (auto problem = Problem(pool.command[a + 1], pool.cwd, worker_path)) {
-        out.push_back(where + ".command[" + std::to_string(a + 1) + "] (pincer-worker's COMMAND): " +
-                      *problem);
+        out.push_back(where + ".command[" + std::to_string(a + 1) +
+                      "] (pincer-worker's COMMAND): " + *problem);
       }
       break;
     }

@@ -180,7 +180,8 @@ class MapReader {
       if (auto d = ParseDuration(v->get<std::string>())) {
         *out = *d;
       } else {
-        problems_.Add(PathOf(key), "bad duration '" + config_internal::Shown(v->get<std::string>()) +
+        problems_.Add(PathOf(key), "bad duration '" +
+                                       config_internal::Shown(v->get<std::string>()) +
                                        "' (expected e.g. 250ms, 5s, 10m, 24h, 1h30m, or an "
                                        "integer number of milliseconds; at most " +
                                        FormatDuration(kMaxConfigDuration) + ")");
@@ -519,8 +520,7 @@ ConfigResult LoadConfig(const std::string& path) {
     return fail();
   }
   std::string error;
-  std::optional<std::string> text =
-      ReadRegularFile(path, config_internal::kMaxConfigBytes, &error);
+  std::optional<std::string> text = ReadRegularFile(path, config_internal::kMaxConfigBytes, &error);
   if (!text) {
     problems.Add("", "cannot read config: " + error);
     return fail();

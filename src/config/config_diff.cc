@@ -24,7 +24,8 @@ std::string Text(const std::vector<std::string>& list) {
   return s + "]";
 }
 std::string Text(const RoutingRule& r) {
-  std::string s = "skills " + Text(r.skills) + " strategy " + (r.strategy.empty() ? "(default)" : r.strategy);
+  std::string s =
+      "skills " + Text(r.skills) + " strategy " + (r.strategy.empty() ? "(default)" : r.strategy);
   if (r.max_running) s += " max_running " + std::to_string(*r.max_running);
   if (r.rate) s += " rate " + std::to_string(r.rate->tasks) + " per " + FormatDuration(r.rate->per);
   return s;

@@ -152,8 +152,8 @@ class YamlBuilder {
       if (!Handle(event.e)) return nullptr;
     }
     if (documents > 1) {
-      problems_.Add("", "holds " + std::to_string(documents) +
-                            " YAML documents; a config is one document");
+      problems_.Add(
+          "", "holds " + std::to_string(documents) + " YAML documents; a config is one document");
       return nullptr;
     }
     return std::move(root_);
@@ -161,8 +161,8 @@ class YamlBuilder {
 
  private:
   struct Frame {
-    json value;         // the array or object being built
-    std::string path;   // for messages
+    json value;        // the array or object being built
+    std::string path;  // for messages
     std::string anchor;
     std::size_t first_value = 0;  // values_ when it started (for anchors)
     bool expecting_key = false;   // maps: the next event is a key
@@ -212,9 +212,9 @@ class YamlBuilder {
         if (it == anchors_.end()) {
           bool open = false;
           for (const Frame& f : frames_) open = open || f.anchor == anchor;
-          problems_.Add(ChildPath(), open ? "alias *" + Shown(anchor) +
-                                                " is inside its own anchor (a cycle)"
-                                          : "unknown alias *" + Shown(anchor));
+          problems_.Add(ChildPath(),
+                        open ? "alias *" + Shown(anchor) + " is inside its own anchor (a cycle)"
+                             : "unknown alias *" + Shown(anchor));
           return false;
         }
         if (!Count(it->second.values)) return false;
@@ -230,7 +230,8 @@ class YamlBuilder {
         }
         if (!Count(1)) return false;
         const bool map = e.type == YAML_MAPPING_START_EVENT;
-        const yaml_char_t* anchor = map ? e.data.mapping_start.anchor : e.data.sequence_start.anchor;
+        const yaml_char_t* anchor =
+            map ? e.data.mapping_start.anchor : e.data.sequence_start.anchor;
         frames_.push_back(
             {map ? json::object() : json::array(), path, Text(anchor), values_ - 1, map, ""});
         return true;

@@ -2,8 +2,8 @@
 // nlohmann::json tree, so a single reader serves both formats.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -18,7 +18,7 @@ enum class Format { kYaml, kJson };
 // docs/configuration.md names them.
 inline constexpr std::size_t kMaxConfigBytes = 4 << 20;  // the file
 inline constexpr std::size_t kMaxTokenBytes = 64 << 10;  // a *_token_file
-inline constexpr int kMaxDocumentDepth = 64;              // nested maps and lists
+inline constexpr int kMaxDocumentDepth = 64;             // nested maps and lists
 // Values (scalars, maps and lists), every use of a YAML alias counted as a
 // copy: the bound on a "billion laughs" file.
 inline constexpr std::size_t kMaxDocumentValues = 100000;

@@ -83,7 +83,6 @@ inline std::string Shown(std::string_view value) {
          std::to_string(value.size()) + " bytes)";
 }
 
-
 // "unknown <what> '<value>' (expected a, b or c)": a name that is none of
 // `allowed`.
 inline std::string UnknownName(std::string_view what, std::string_view value,

@@ -156,7 +156,8 @@ void SizeWithin(Problems& p, const std::string& path, std::size_t value, std::si
   }
 }
 
-void ShortEnough(Problems& p, const std::string& path, Duration d, Duration max = kMaxConfigDuration) {
+void ShortEnough(Problems& p, const std::string& path, Duration d,
+                 Duration max = kMaxConfigDuration) {
   if (d > max) p.Add(path, "must be at most " + FormatDuration(max));
 }
 
@@ -273,8 +274,8 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
       OneOf(p, Field(path, "strategy"), "strategy", rule.strategy, kStrategies);
     }
     if (rule.max_running && (*rule.max_running < 1 || *rule.max_running > kMaxRuleRunning)) {
-      p.Add(Field(path, "max_running"),
-            "must be between 1 and " + std::to_string(kMaxRuleRunning) + " (leave it out for no cap)");
+      p.Add(Field(path, "max_running"), "must be between 1 and " + std::to_string(kMaxRuleRunning) +
+                                            " (leave it out for no cap)");
     }
     if (rule.rate) {
       const std::string rate = Field(path, "rate");
@@ -282,8 +283,8 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
         p.Add(Field(rate, "tasks"), "must be between 1 and " + std::to_string(kMaxRuleRate));
       }
       if (rule.rate->per.count() <= 0 || rule.rate->per > kMaxRateWindow) {
-        p.Add(Field(rate, "per"), "must be greater than 0 and at most " +
-                                      FormatDuration(kMaxRateWindow));
+        p.Add(Field(rate, "per"),
+              "must be greater than 0 and at most " + FormatDuration(kMaxRateWindow));
       }
     }
   }

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <functional>
-
 #include <nlohmann/json.hpp>
 
 #include "core/dispatcher.h"
@@ -21,7 +20,7 @@ class ClientApi {
     // Re-reads the config, then calls its argument with the outcome (later,
     // on the loop: the file is read off it).
     std::function<void(std::function<void(const Status&)>)> reload;
-    std::function<nlohmann::json()> pools;                        // the pools array
+    std::function<nlohmann::json()> pools;                             // the pools array
     std::function<void(const Worker&, nlohmann::json&)> worker_extra;  // pid, restarts, ...
     std::function<void(nlohmann::json&)> stats_extra;
     std::function<nlohmann::json()> starting_workers;  // managed, not connected yet

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
-
 #include <nlohmann/json.hpp>
 
 #include "common/backoff.h"
@@ -73,9 +72,7 @@ bool SamePayload(const std::string& a, const std::string& b) {
 }
 
 // The first line of an attempt's error, for a one-line log.
-std::string_view FirstLine(std::string_view error) {
-  return error.substr(0, error.find('\n'));
-}
+std::string_view FirstLine(std::string_view error) { return error.substr(0, error.find('\n')); }
 
 }  // namespace
 
@@ -205,7 +202,9 @@ void Dispatcher::Recycle(std::unique_ptr<Task> t) {
 
 Task* Dispatcher::LiveTask(TaskId id, const char* what) {
   Task* t = tasks_.Find(id);
-  if (!t) spdlog::error("dispatcher: a {} names task {}, which is not live; dropped", what, TaskIdString(id));
+  if (!t)
+    spdlog::error("dispatcher: a {} names task {}, which is not live; dropped", what,
+                  TaskIdString(id));
   return t;
 }
 
@@ -223,14 +222,15 @@ std::optional<TaskState> Dispatcher::StateOf(TaskId id) const {
   return std::nullopt;
 }
 
-
 // ---------------------------------------------------------------- tasks
 
 Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   if (!accepting_) return {Status("shutting_down", "pincerd is shutting down"), nullptr, false, {}};
   if (!store_status_.ok()) {
     return {Status("store_unavailable", "the task store cannot write: " + store_status_.message()),
-            nullptr, false, {}};
+            nullptr,
+            false,
+            {}};
   }
   if (!req.key.empty()) {
     auto it = keys_.find(req.key);
@@ -239,7 +239,9 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
         if (!SamePayload(t->rec.payload, req.payload)) {
           return {Status("conflict", "key '" + req.key + "' is task " + t->id_string() +
                                          ", submitted with a different payload"),
-                  t, false, {}};
+                  t,
+                  false,
+                  {}};
         }
         return {Status::Ok(), t, true, {}};
       }
@@ -248,7 +250,9 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   if (stats_.queued >= config_.limits.max_queued) {
     return {Status("queue_full", "the queue holds limits.max_queued = " +
                                      std::to_string(config_.limits.max_queued) + " tasks"),
-            nullptr, false, {}};
+            nullptr,
+            false,
+            {}};
   }
 
   // The task's own backoff: parts not given are the config's, and a max
@@ -262,11 +266,12 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
                                      : std::max<int64_t>(b.max.count(), backoff.initial_ms);
     backoff.jitter = req.backoff_jitter.value_or(b.jitter);
     if (backoff.max_ms < backoff.initial_ms) {
-      return {Status("invalid_request",
-                     "backoff.max (" + std::to_string(backoff.max_ms) +
-                         " ms) must not be less than backoff.initial (" +
-                         std::to_string(backoff.initial_ms) + " ms)"),
-              nullptr, false, {}};
+      return {Status("invalid_request", "backoff.max (" + std::to_string(backoff.max_ms) +
+                                            " ms) must not be less than backoff.initial (" +
+                                            std::to_string(backoff.initial_ms) + " ms)"),
+              nullptr,
+              false,
+              {}};
     }
   }
 
@@ -324,8 +329,8 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   // id, an id seen already) is logged and dropped here, so that one
   // bad record cannot overwrite another task or stop the start.
   if (rec.id == 0 || tasks_.Find(rec.id) || tasks_.FindEnded(rec.id)) {
-    spdlog::error("recovery: dropped a stored task with {} id {}", rec.id == 0 ? "no" : "a repeated",
-                  TaskIdString(rec.id));
+    spdlog::error("recovery: dropped a stored task with {} id {}",
+                  rec.id == 0 ? "no" : "a repeated", TaskIdString(rec.id));
     return;
   }
   last_id_ = std::max(last_id_, rec.id);
@@ -334,10 +339,18 @@ void Dispatcher::Restore(TaskRecord&& rec) {
 
   if (IsEnded(rec.state)) {
     switch (rec.state) {
-      case TaskState::kSucceeded: ++stats_.succeeded; break;
-      case TaskState::kFailed: ++stats_.failed; break;
-      case TaskState::kCancelled: ++stats_.cancelled; break;
-      default: ++stats_.timed_out; break;
+      case TaskState::kSucceeded:
+        ++stats_.succeeded;
+        break;
+      case TaskState::kFailed:
+        ++stats_.failed;
+        break;
+      case TaskState::kCancelled:
+        ++stats_.cancelled;
+        break;
+      default:
+        ++stats_.timed_out;
+        break;
     }
     const auto age = std::chrono::milliseconds(clock_.UnixMillis() - rec.ended_ms);
     const TimePoint at = clock_.Now() - age;
@@ -360,8 +373,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   ++stats_.queued;
   if (t.rec.state != TaskState::kRunning) {
     t.interrupted = CountInterrupted(t.rec.errors, t.rec.attempts);
-    if (t.rec.attempts > 0 && !t.rec.errors.empty() &&
-        t.rec.errors.back().error != kInterrupted) {
+    if (t.rec.attempts > 0 && !t.rec.errors.empty() && t.rec.errors.back().error != kInterrupted) {
       // Queued after a failed attempt: the wait is not stored, so it is
       // reset to the first step, from now (docs/configuration.md).
       BackOff(t, RetryDelay(t.rec, 1, 0));
@@ -464,7 +476,8 @@ Status Dispatcher::Retry(TaskId id) {
   if (!state) return Status("not_found", "no task " + TaskIdString(id));
   if (*state != TaskState::kFailed && *state != TaskState::kTimedOut) {
     return Status("invalid_state", "only failed or timed_out tasks can be retried; " +
-                                       TaskIdString(id) + " is " + std::string(TaskStateName(*state)));
+                                       TaskIdString(id) + " is " +
+                                       std::string(TaskStateName(*state)));
   }
   if (!accepting_) return Status("shutting_down", "pincerd is shutting down");
   if (!store_status_.ok()) {
@@ -505,10 +518,18 @@ void Dispatcher::Forget(TaskId id) {
   if (!ref) return;
   const EndedArchive::Entry& e = ended_.entry(ref);
   switch (e.state) {
-    case TaskState::kSucceeded: --stats_.succeeded; break;
-    case TaskState::kFailed: --stats_.failed; break;
-    case TaskState::kCancelled: --stats_.cancelled; break;
-    default: --stats_.timed_out; break;
+    case TaskState::kSucceeded:
+      --stats_.succeeded;
+      break;
+    case TaskState::kFailed:
+      --stats_.failed;
+      break;
+    case TaskState::kCancelled:
+      --stats_.cancelled;
+      break;
+    default:
+      --stats_.timed_out;
+      break;
   }
   --stats_.submitted;
   DropEnded(id, ref);  // drops the uncommitted insert too
@@ -542,9 +563,10 @@ void Dispatcher::Place(Task& t) {
 void Dispatcher::PlaceGeneral(Task& t) {
   const Strategy& strategy = StrategyFor(t.cls);
   const bool capped = caps_.any() && CapHolds(t.cls);
-  const WorkerId id = capped ? 0
-                             : strategy.Pick(workers_.index(), workers_.index().Matching(t.rec.skills),
-                                             t.rec.skills.size());
+  const WorkerId id = capped
+                          ? 0
+                          : strategy.Pick(workers_.index(), workers_.index().Matching(t.rec.skills),
+                                          t.rec.skills.size());
   if (Worker* w = workers_.Find(id)) return Assign(t, *w);
   queue_.Push(t.cls, t.entry());
   t.where = Task::Where::kQueue;
@@ -621,10 +643,11 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   if (!r.session.empty()) sessions_.SetHome(t, w.id);
   queue_deadlines_.Disarm(t.queue_deadline, r.id);
   if (t.ttl_deadline != TimePoint{}) ttl_deadlines_.Disarm(t.ttl_deadline, r.id);
-  if (const int rule = CappedRule(t.cls); rule != RuleCaps::kNone) caps_.Started(rule, clock_.Now());
+  if (const int rule = CappedRule(t.cls); rule != RuleCaps::kNone)
+    caps_.Started(rule, clock_.Now());
   if (r.timeout_ms > 0) {
-    attempt_deadlines_.Arm(t.attempt_deadline, clock_.Now() + std::chrono::milliseconds(r.timeout_ms),
-                           r.id);
+    attempt_deadlines_.Arm(t.attempt_deadline,
+                           clock_.Now() + std::chrono::milliseconds(r.timeout_ms), r.id);
   }
   SendTask(t, w);
   Save(t);
@@ -641,8 +664,7 @@ void Dispatcher::FillWorker(Worker& w) {
       if (!live) return true;  // taken below, where LiveTask logs and drops it
       Task& t = *live;
       if (caps_.any() && CapHolds(c)) return false;
-      if (t.turn_expired ||
-          StrategyFor(c).Allows(index, index.Matching(queue_.skills(c)), w.id)) {
+      if (t.turn_expired || StrategyFor(c).Allows(index, index.Matching(queue_.skills(c)), w.id)) {
         return true;
       }
       ArmTurnWait(t);
@@ -757,16 +779,16 @@ void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, 
 
 Duration Dispatcher::RetryDelay(const TaskRecord& r, int failed, int64_t retry_after_ms) {
   const BackoffConfig& config = config_.tasks.retry_backoff;
-  const BackoffConfig b = r.has_backoff ? BackoffConfig{Duration(r.backoff.initial_ms),
-                                                        Duration(r.backoff.max_ms), r.backoff.jitter}
-                                        : config;
+  const BackoffConfig b = r.has_backoff
+                              ? BackoffConfig{Duration(r.backoff.initial_ms),
+                                              Duration(r.backoff.max_ms), r.backoff.jitter}
+                              : config;
   double random01 = 0.0;
   if (b.jitter > 0 && b.initial.count() > 0 && b.max.count() > 0) {
     random01 = std::uniform_real_distribution<double>(0.0, 1.0)(jitter_rng_);
   }
   // The worker's pause wins when longer, up to max.
-  return std::max(BackoffDelay(b, failed - 1, random01),
-                  std::min(Duration(retry_after_ms), b.max));
+  return std::max(BackoffDelay(b, failed - 1, random01), std::min(Duration(retry_after_ms), b.max));
 }
 
 void Dispatcher::BackOff(Task& t, Duration delay) {
@@ -789,10 +811,18 @@ void Dispatcher::End(Task& t, TaskState state) {
   t.rec.state = state;
   t.rec.ended_ms = clock_.UnixMillis();
   switch (state) {
-    case TaskState::kSucceeded: ++stats_.succeeded; break;
-    case TaskState::kFailed: ++stats_.failed; break;
-    case TaskState::kCancelled: ++stats_.cancelled; break;
-    default: ++stats_.timed_out; break;
+    case TaskState::kSucceeded:
+      ++stats_.succeeded;
+      break;
+    case TaskState::kFailed:
+      ++stats_.failed;
+      break;
+    case TaskState::kCancelled:
+      ++stats_.cancelled;
+      break;
+    default:
+      ++stats_.timed_out;
+      break;
   }
   Save(t);
   for (const auto& [conn, req] : t.waiters) {
@@ -857,20 +887,21 @@ Task* Dispatcher::HeldTask(ConnId conn, const std::string& task_id, int64_t atte
   w = workers_.Find(conn);
   const TaskId id = ParseTaskId(task_id);
   if (!w || !w->tasks.count(id)) {
-    outbox_.Send(conn, EncodeTaskError("unknown_task",
-                                       "field 'id' names task " + task_id +
-                                           ", which this worker does not hold",
-                                       task_id, attempt));
+    outbox_.Send(conn, EncodeTaskError(
+                           "unknown_task",
+                           "field 'id' names task " + task_id + ", which this worker does not hold",
+                           task_id, attempt));
     return nullptr;
   }
   for (const Worker::Stopping& s : w->stopping) {
     if (s.task == id) {
       const int64_t named = attempt > 0 ? attempt : s.attempt;
-      outbox_.Send(conn, EncodeTaskError("stale_attempt",
-                                         "field 'attempt' is " + std::to_string(named) +
-                                             ", but that attempt of " + task_id +
-                                             " was cancelled or timed out; it has no current attempt here",
-                                         task_id, named));
+      outbox_.Send(
+          conn, EncodeTaskError("stale_attempt",
+                                "field 'attempt' is " + std::to_string(named) +
+                                    ", but that attempt of " + task_id +
+                                    " was cancelled or timed out; it has no current attempt here",
+                                task_id, named));
       return nullptr;
     }
   }
@@ -891,8 +922,7 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
   Task* held = HeldTask(conn, msg.id, msg.attempt, w);
   if (!held) return;
   Task& t = *held;
-  const double seconds =
-      static_cast<double>(clock_.UnixMillis() - t.rec.started_ms) / 1000.0;
+  const double seconds = static_cast<double>(clock_.UnixMillis() - t.rec.started_ms) / 1000.0;
   ReleaseSlot(t);
   if (msg.has_usage) {  // before the end or retry below saves the task
     t.rec.usage.Add(msg.usage);
@@ -937,10 +967,10 @@ void Dispatcher::OnStopped(ConnId conn, const StoppedMsg& msg) {
                          [id](const Worker::Stopping& s) { return s.task == id; });
   if (it == w->stopping.end()) {
     if (w->tasks.count(id)) {
-      outbox_.Send(conn, EncodeTaskError("invalid_state",
-                                         "task " + msg.id +
-                                             " was not cancelled here: send its result instead",
-                                         msg.id, msg.attempt));
+      outbox_.Send(conn, EncodeTaskError(
+                             "invalid_state",
+                             "task " + msg.id + " was not cancelled here: send its result instead",
+                             msg.id, msg.attempt));
     } else {
       outbox_.Send(conn, EncodeTaskError("unknown_task",
                                          "field 'id' names task " + msg.id +
@@ -1075,7 +1105,8 @@ std::optional<TimePoint> Dispatcher::NextDeadline() const {
   }
   if (!ended_.empty() && config_.tasks.result_ttl.count() > 0) {
     // Unsorted (just recovered): purge at once, which sorts.
-    const TimePoint purge = ended_unsorted_ ? TimePoint{} : ended_.front().at + config_.tasks.result_ttl;
+    const TimePoint purge =
+        ended_unsorted_ ? TimePoint{} : ended_.front().at + config_.tasks.result_ttl;
     if (!next || purge < *next) next = purge;
   }
   return next;
@@ -1119,7 +1150,8 @@ void Dispatcher::SortEnded() {
     const EndedArchive::Entry& e = ended_.entry(ref);
     if (tasks_.FindEnded(e.id) == ref) held.push_back({e.at, e.id, ref});
   }
-  std::stable_sort(held.begin(), held.end(), [](const Held& a, const Held& b) { return a.at < b.at; });
+  std::stable_sort(held.begin(), held.end(),
+                   [](const Held& a, const Held& b) { return a.at < b.at; });
   EndedArchive sorted;
   Task t;
   for (const Held& h : held) {
@@ -1247,10 +1279,11 @@ void Dispatcher::OnHeartbeatDeadline(WorkerId id) {
   spdlog::info("worker {} ({}) declared dead: no sign of life for {} ({} missed heartbeats); {}",
                w->id_str, w->name, FormatDuration(std::chrono::duration_cast<Duration>(limit)),
                config_.heartbeat.misses, held.empty() ? "it held no task" : "requeued " + held);
-  const std::string reason = "worker " + w->id_str + " missed " +
-                             std::to_string(config_.heartbeat.misses) + " heartbeats";
-  outbox_.Send(id, EncodeError("heartbeat_timeout", "nothing heard for " + FormatDuration(limit) +
-                                                       " (" + reason + "); closing the connection"));
+  const std::string reason =
+      "worker " + w->id_str + " missed " + std::to_string(config_.heartbeat.misses) + " heartbeats";
+  outbox_.Send(
+      id, EncodeError("heartbeat_timeout", "nothing heard for " + FormatDuration(limit) + " (" +
+                                               reason + "); closing the connection"));
   KillWorker(id, reason);
 }
 
@@ -1359,7 +1392,8 @@ Why Dispatcher::WaitReason(const Task& t) {
     }
     if (missing.size() == 1) return {WhyCode::kMissingSkill, "no worker has skill " + missing[0]};
     std::string list;
-    for (const auto& s : (missing.empty() ? t.rec.skills : missing)) list += (list.empty() ? "" : ", ") + s;
+    for (const auto& s : (missing.empty() ? t.rec.skills : missing))
+      list += (list.empty() ? "" : ", ") + s;
     if (t.rec.skills.empty()) return {WhyCode::kNoWorker, "no worker is connected"};
     if (missing.empty()) {
       return {WhyCode::kNoWorkerWithAllSkills, "no worker has all of the skills " + list};

@@ -363,8 +363,8 @@ class Dispatcher {
   // was retried or forgotten since is no longer the one its id finds, and
   // is skipped.
   EndedArchive ended_;
-  bool ended_unsorted_ = false;  // recovery appends in id order; sorted on first purge
-  Task view_;                    // an ended task read back (FindTask, ForEachTask)
+  bool ended_unsorted_ = false;               // recovery appends in id order; sorted on first purge
+  Task view_;                                 // an ended task read back (FindTask, ForEachTask)
   std::vector<AttemptError> outcome_errors_;  // an ended task's, read back (AddWaiter)
   OutlierDetector outlier_;
 
@@ -373,7 +373,7 @@ class Dispatcher {
   std::unique_ptr<Strategy> fallback_strategy_;
   std::vector<std::pair<std::vector<std::string>, std::unique_ptr<Strategy>>> rule_strategies_;
   std::vector<const Strategy*> class_strategy_;  // cache by ClassId
-  std::vector<uint32_t> held_;  // by ClassId: see held()
+  std::vector<uint32_t> held_;                   // by ClassId: see held()
   void Hold(ClassId c) {
     if (c >= held_.size()) held_.resize(c + 1, 0);
     ++held_[c];

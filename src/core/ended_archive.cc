@@ -106,9 +106,11 @@ void EndedArchive::PopFront() {
   entries_.pop_front();
   ++first_;
   // Chunks before the one the new front lies in hold no record now.
-  const uint64_t keep_from = entries_.empty() ? first_chunk_ + chunks_.size() : entries_.front().chunk;
+  const uint64_t keep_from =
+      entries_.empty() ? first_chunk_ + chunks_.size() : entries_.front().chunk;
   while (!chunks_.empty() && first_chunk_ < keep_from) {
-    if (chunks_.front().capacity() <= kChunkBytes + kChunkBytes / 4) spare_chunk_.swap(chunks_.front());
+    if (chunks_.front().capacity() <= kChunkBytes + kChunkBytes / 4)
+      spare_chunk_.swap(chunks_.front());
     chunks_.pop_front();
     ++first_chunk_;
   }

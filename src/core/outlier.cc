@@ -43,7 +43,8 @@ std::optional<Ejection> OutlierDetector::Record(const Worker& w, bool ok, double
                                                 const WorkerRegistry& workers) {
   History& h = history_[w.id];
   h.consecutive_failures = ok ? 0 : h.consecutive_failures + 1;
-  h.latency = h.samples == 0 ? seconds : kLatencyWeight * seconds + (1 - kLatencyWeight) * h.latency;
+  h.latency =
+      h.samples == 0 ? seconds : kLatencyWeight * seconds + (1 - kLatencyWeight) * h.latency;
   ++h.samples;
 
   // Attempts that end while a worker is out (or draining) still count

@@ -46,7 +46,8 @@ int RuleCaps::Resolve(ClassId c, const std::vector<std::string>& class_skills) {
 }
 
 void RuleCaps::Expire(Rule& rule, TimePoint now) {
-  while (!rule.starts.empty() && rule.starts.front() + rule.rate.per <= now) rule.starts.pop_front();
+  while (!rule.starts.empty() && rule.starts.front() + rule.rate.per <= now)
+    rule.starts.pop_front();
 }
 
 bool RuleCaps::Open(int r, TimePoint now) {
@@ -89,7 +90,8 @@ pincer::Why RuleCaps::Why(int r, TimePoint now) {
       "held by routing.rules[" + std::to_string(rule.index) + "] (skills " + skills + "): ";
   if (rule.max_running > 0 && rule.running >= rule.max_running) {
     return {WhyCode::kRuleMaxRunning, who + "max_running " + std::to_string(rule.max_running) +
-                                          " reached (" + std::to_string(rule.running) + " running)"};
+                                          " reached (" + std::to_string(rule.running) +
+                                          " running)"};
   }
   if (const auto at = ReopensAt(r, now)) {
     const auto wait = std::chrono::duration_cast<Duration>(*at - now);

@@ -44,7 +44,7 @@ struct Task {
   TimePoint queue_deadline{};    // while it waits (its timeout); {} = none
   TimePoint ttl_deadline{};      // while it waits: tasks.queue_ttl; {} = none
   int64_t retry_at_ms = 0;       // kBackoff: offered to workers again from then (unix ms)
-  std::string progress;  // raw JSON of the latest progress, "" = none
+  std::string progress;          // raw JSON of the latest progress, "" = none
   std::vector<std::pair<ConnId, int64_t>> waiters;  // clients waiting for the end
 
   QueueEntry entry() const { return QueueEntry{rec.priority, seq, rec.id}; }

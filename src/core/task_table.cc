@@ -79,7 +79,8 @@ std::unique_ptr<Task> TaskTable::Archive(TaskId id, EndedRef ref) {
 Task* TaskTable::Revive(std::unique_ptr<Task>&& task) {
   Slot* slot = SlotOf(task->rec.id);
   if (!slot || !slot->ended || slot->live) {
-    spdlog::error("task table: cannot revive task {}: it has not ended here", TaskIdString(task->rec.id));
+    spdlog::error("task table: cannot revive task {}: it has not ended here",
+                  TaskIdString(task->rec.id));
     return nullptr;
   }
   slot->ended = 0;

@@ -111,7 +111,7 @@ class TaskTable {
   }
   Slot* SlotOf(TaskId id) { return const_cast<Slot*>(std::as_const(*this).SlotOf(id)); }
   Slot* NewSlot(TaskId id);  // null (logged) when the id is 0 or taken
-  void Release(TaskId id);  // the slot is empty now
+  void Release(TaskId id);   // the slot is empty now
 
   std::deque<std::unique_ptr<Page>> pages_;  // page i holds ids of page number first_ + i
   uint64_t first_ = 0;

@@ -244,8 +244,9 @@ void CommandLine::AddSubmit() {
                                            "tasks.retry_backoff.max, at least --backoff-initial)")
                                ->check(DurationValidator());
   flags_.backoff_jitter_opt =
-      sub->add_option("--backoff-jitter", flags_.backoff_jitter,
-                      "Fraction 0..1 of a pause added at random (default: tasks.retry_backoff.jitter)")
+      sub->add_option(
+             "--backoff-jitter", flags_.backoff_jitter,
+             "Fraction 0..1 of a pause added at random (default: tasks.retry_backoff.jitter)")
           ->check(CLI::Range(0.0, 1.0));
   flags_.session_opt =
       sub->add_option("--session", flags_.session, "Affinity key: keep on one worker");
@@ -262,11 +263,11 @@ void CommandLine::AddSubmit() {
       if (a != b) a->excludes(b);
     }
   }
-  for (CLI::Option* single : {skill, flags_.payload_opt, flags_.payload_file_opt, flags_.text_opt,
-                              flags_.text_file_opt, flags_.priority_opt, flags_.timeout_opt,
-                              flags_.max_attempts_opt, flags_.session_opt, flags_.key_opt, wait,
-                              flags_.backoff_initial_opt, flags_.backoff_max_opt,
-                              flags_.backoff_jitter_opt}) {
+  for (CLI::Option* single :
+       {skill, flags_.payload_opt, flags_.payload_file_opt, flags_.text_opt, flags_.text_file_opt,
+        flags_.priority_opt, flags_.timeout_opt, flags_.max_attempts_opt, flags_.session_opt,
+        flags_.key_opt, wait, flags_.backoff_initial_opt, flags_.backoff_max_opt,
+        flags_.backoff_jitter_opt}) {
     flags_.batch_opt->excludes(single);
   }
   sub->callback([this] {
@@ -294,8 +295,8 @@ void CommandLine::AddQueries() {
   status->add_option("id", flags_.id, "Task id")->required();
   status->callback([this] { action_ = [this] { return RunStatus(context_, flags_.id); }; });
 
-  CLI::App* wait = Subcommand(app_, "wait",
-                              "Wait until each task ends; exit 1 unless all of them succeeded");
+  CLI::App* wait =
+      Subcommand(app_, "wait", "Wait until each task ends; exit 1 unless all of them succeeded");
   wait->add_option("id", flags_.ids, "Task ids")->required();
   wait->callback([this] { action_ = [this] { return RunWait(context_, flags_.ids); }; });
 
@@ -353,8 +354,8 @@ void CommandLine::AddAdmin() {
   cancel->add_option("id", flags_.id, "Task id")->required();
   cancel->callback([this] { action_ = [this] { return RunCancel(context_, flags_.id); }; });
 
-  CLI::App* retry =
-      Subcommand(app_, "retry", "Put a failed or timed_out task back in the queue (attempts reset)");
+  CLI::App* retry = Subcommand(app_, "retry",
+                               "Put a failed or timed_out task back in the queue (attempts reset)");
   retry->add_option("id", flags_.id, "Task id")->required();
   retry->callback([this] { action_ = [this] { return RunRetry(context_, flags_.id); }; });
 
@@ -375,10 +376,11 @@ void CommandLine::AddPoolVerbs() {
     const char* name;
     const char* description;
   };
-  for (const Verb& verb : {Verb{"start", "Start a stopped pool, or give a failed one a fresh start"},
-                           Verb{"stop", "Drain and stop every process of a pool until `pool start`"},
-                           Verb{"restart", "Replace every process of a pool (drained first)"},
-                           Verb{"scale", "Run N replicas of a pool (until a reload changes its replicas)"}}) {
+  for (const Verb& verb :
+       {Verb{"start", "Start a stopped pool, or give a failed one a fresh start"},
+        Verb{"stop", "Drain and stop every process of a pool until `pool start`"},
+        Verb{"restart", "Replace every process of a pool (drained first)"},
+        Verb{"scale", "Run N replicas of a pool (until a reload changes its replicas)"}}) {
     CLI::App* sub = Subcommand(*pool, verb.name, verb.description);
     sub->add_option("pool", pool_name_, "Pool name")->required();
     const std::string op = verb.name;

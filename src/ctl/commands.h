@@ -33,10 +33,10 @@ int RunWait(const CommandContext& context, const std::vector<std::string>& ids);
 // `tasks`: what to list. Unset filters match every task.
 struct TasksQuery {
   std::optional<std::string> state, skill, worker, session;
-  std::optional<std::string> after;  // a task id: list past it (the daemon's cursor)
+  std::optional<std::string> after;   // a task id: list past it (the daemon's cursor)
   std::optional<std::int64_t> limit;  // default kTasksDefaultLimit
-  bool all = false;     // every match, fetched page by page
-  bool oldest = false;  // oldest first instead of newest first
+  bool all = false;                   // every match, fetched page by page
+  bool oldest = false;                // oldest first instead of newest first
 };
 inline constexpr std::int64_t kTasksDefaultLimit = 1000;
 inline constexpr std::int64_t kTasksMaxLimit = 10000000;  // the protocol's bound

@@ -17,8 +17,9 @@ constexpr std::chrono::milliseconds kFollowInterval{500};
 
 std::string LogLine(const nlohmann::json& line, const std::string& pool) {
   const auto time = line.find("time_ms");
-  return (time != line.end() && time->is_number_integer() ? FormatTimestamp(time->get<std::int64_t>())
-                                                          : std::string("-")) +
+  return (time != line.end() && time->is_number_integer()
+              ? FormatTimestamp(time->get<std::int64_t>())
+              : std::string("-")) +
          " " + pool + "/" + Field(line, "replica") + " " + Field(line, "stream") + " " +
          (line.contains("text") && line["text"].is_string() ? line["text"].get<std::string>() : "");
 }
@@ -70,7 +71,8 @@ int RunLogs(const CommandContext& context, const std::string& pool, bool follow,
     }
     // Nothing new also means nothing to skip next time: the newest seq
     // of any pool is where the next look starts.
-    if (const auto last = answer->find("last"); last != answer->end() && last->is_number_integer()) {
+    if (const auto last = answer->find("last");
+        last != answer->end() && last->is_number_integer()) {
       after = std::max(after, last->get<std::int64_t>());
     }
     context.out->flush();

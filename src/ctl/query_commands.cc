@@ -79,8 +79,9 @@ int RunWait(const CommandContext& context, const std::vector<std::string>& ids) 
       if (error_code == kExitOk) error_code = code;
       if (end.error().kind != client::ErrorKind::kServer) break;  // the connection is gone
       if (context.options.json) {
-        json_out.push_back({{"id", ids[i]},
-                            {"error", {{"code", end.error().code}, {"message", end.error().message}}}});
+        json_out.push_back(
+            {{"id", ids[i]},
+             {"error", {{"code", end.error().code}, {"message", end.error().message}}}});
       }
       continue;
     }
@@ -129,8 +130,8 @@ int RunTasks(const CommandContext& context, const TasksQuery& query) {
       // Cut short: say so, and how to see the rest.
       if (!query.all && next.is_string()) {
         *context.err << "pincerctl: " << tasks.size() << " of " << total
-                     << " shown, --limit/--all for more (or --after "
-                     << next.get<std::string>() << ")\n";
+                     << " shown, --limit/--all for more (or --after " << next.get<std::string>()
+                     << ")\n";
       }
       break;
     }

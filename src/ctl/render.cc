@@ -82,8 +82,8 @@ void AddAttemptErrors(const nlohmann::json& object, KeyValues& lines) {
       if (c == '\n') indented += "    ";
     }
     const std::string worker = Field(entry, "worker");
-    text += "\nattempt " + Field(entry, "attempt") + (worker == "-" ? "" : " on " + worker) +
-            ": " + indented;
+    text += "\nattempt " + Field(entry, "attempt") + (worker == "-" ? "" : " on " + worker) + ": " +
+            indented;
   }
   lines.emplace_back("errors", text);  // leading '\n' puts the list under the key
 }
@@ -138,8 +138,9 @@ std::string RenderTask(const nlohmann::json& task, std::int64_t now_ms) {
     const nlohmann::json& b = *it;
     auto ms = [&](const char* key) {
       auto m = b.find(key);
-      return m != b.end() && m->is_number_integer() ? FormatDuration(Duration(m->get<std::int64_t>()))
-                                                    : std::string("-");
+      return m != b.end() && m->is_number_integer()
+                 ? FormatDuration(Duration(m->get<std::int64_t>()))
+                 : std::string("-");
     };
     lines.emplace_back("backoff", ms("initial_ms") + " doubling to " + ms("max_ms") + ", jitter " +
                                       CellText(b.value("jitter", nlohmann::json())));
@@ -219,7 +220,8 @@ std::string RenderPoolTable(const nlohmann::json& pools) {
   std::vector<std::string> header{"NAME", "STATE", "WANTED", "RUNNING", "READY", "RESTARTS"};
   bool sidecars = false;
   if (pools.is_array()) {
-    for (const auto& pool : pools) sidecars = sidecars || (pool.is_object() && pool.contains("sidecar"));
+    for (const auto& pool : pools)
+      sidecars = sidecars || (pool.is_object() && pool.contains("sidecar"));
   }
   if (sidecars) header.push_back("SIDECARS");
   Table table(std::move(header));
@@ -264,7 +266,8 @@ std::string RenderStats(const nlohmann::json& stats) {
       auto group = it->find(by);
       if (group == it->end() || !group->is_object()) continue;
       const std::string prefix = std::string("usage ") + (by + 3) + " ";
-      for (const auto& [name, usage] : group->items()) lines.emplace_back(prefix + name, UsageText(usage));
+      for (const auto& [name, usage] : group->items())
+        lines.emplace_back(prefix + name, UsageText(usage));
     }
   }
   return RenderKeyValues(lines);

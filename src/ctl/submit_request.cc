@@ -6,8 +6,7 @@ client::Error InvalidInput(std::string message) {
   return client::Error{client::ErrorKind::kInvalidArgument, "invalid_request", std::move(message)};
 }
 
-client::Result<nlohmann::json> ParsePayload(std::string_view text,
-                                            const std::string& source) {
+client::Result<nlohmann::json> ParsePayload(std::string_view text, const std::string& source) {
   // The submit object is level 1. pincerd's own bound (limits.max_json_depth,
   // 64 by default) is usually lower, and it says so; this one keeps the
   // recursive walks of the JSON library here from ever seeing a value
@@ -138,14 +137,16 @@ client::Result<nlohmann::json> ParseBatchLine(std::string_view line) {
           } else if (v.is_number_integer() && v.get<std::int64_t>() >= 0) {
             text = std::to_string(v.get<std::int64_t>());
           } else {
-            return InvalidInput("backoff." + part + " must be a duration string or milliseconds >= 0");
+            return InvalidInput("backoff." + part +
+                                " must be a duration string or milliseconds >= 0");
           }
           (part == "initial" ? spec.backoff_initial : spec.backoff_max) = text;
         } else if (part == "jitter") {
           if (!v.is_number()) return InvalidInput("backoff.jitter must be a number");
           spec.backoff_jitter = v.get<double>();
         } else {
-          return InvalidInput("unknown field 'backoff." + part + "' (allowed: initial, max, jitter)");
+          return InvalidInput("unknown field 'backoff." + part +
+                              "' (allowed: initial, max, jitter)");
         }
       }
     } else if (name == "session" || name == "key") {

@@ -38,8 +38,7 @@ struct SubmitSpec {
 
 // `text` must be one JSON value. `source` names where it came from
 // ("--payload", "payload file x.json") for the message.
-client::Result<nlohmann::json> ParsePayload(std::string_view text,
-                                            const std::string& source);
+client::Result<nlohmann::json> ParsePayload(std::string_view text, const std::string& source);
 
 // --text / --text-file: the text itself as a JSON string payload, exactly
 // (a file's trailing newline too). Text that is not UTF-8 is refused rather

@@ -145,13 +145,14 @@ std::string RenderTopFrame(const std::string& addr, const TopSample& now,
   std::snprintf(line, sizeof line, "pincer top  %s  %s\n\n", addr.c_str(), clock);
   out += line;
 
-  std::snprintf(line, sizeof line,
-                "tasks    %lld queued (%lld unroutable), %lld running, %lld succeeded, "
-                "%lld failed, %lld timed out, %lld cancelled\n",
-                static_cast<long long>(Int(s, "queued")), static_cast<long long>(Int(s, "unroutable")),
-                static_cast<long long>(Int(s, "running")), static_cast<long long>(Int(s, "succeeded")),
-                static_cast<long long>(Int(s, "failed")), static_cast<long long>(Int(s, "timed_out")),
-                static_cast<long long>(Int(s, "cancelled")));
+  std::snprintf(
+      line, sizeof line,
+      "tasks    %lld queued (%lld unroutable), %lld running, %lld succeeded, "
+      "%lld failed, %lld timed out, %lld cancelled\n",
+      static_cast<long long>(Int(s, "queued")), static_cast<long long>(Int(s, "unroutable")),
+      static_cast<long long>(Int(s, "running")), static_cast<long long>(Int(s, "succeeded")),
+      static_cast<long long>(Int(s, "failed")), static_cast<long long>(Int(s, "timed_out")),
+      static_cast<long long>(Int(s, "cancelled")));
   out += line;
 
   // Rates over the last refresh: what is happening now, not since start.
@@ -183,9 +184,8 @@ std::string RenderTopFrame(const std::string& addr, const TopSample& now,
                 now.workers.size(), by_state["ready"], by_state["draining"], by_state["ejected"]);
   out += line;
 
-  std::vector<std::vector<std::string>> rows{
-      {"WORKER", "NAME", "STATE", "LOAD", "DONE", "FAILED", "TOKENS", "CPU", "RSS", "POOL",
-       "SKILLS"}};
+  std::vector<std::vector<std::string>> rows{{"WORKER", "NAME", "STATE", "LOAD", "DONE", "FAILED",
+                                              "TOKENS", "CPU", "RSS", "POOL", "SKILLS"}};
   std::vector<json> workers(now.workers.begin(), now.workers.end());
   std::sort(workers.begin(), workers.end(), [](const json& a, const json& b) {
     return Str(a, "name") != Str(b, "name") ? Str(a, "name") < Str(b, "name")
@@ -195,8 +195,8 @@ std::string RenderTopFrame(const std::string& addr, const TopSample& now,
     rows.push_back({Str(w, "id"), Str(w, "name"), Str(w, "state"),
                     std::to_string(Int(w, "inflight")) + "/" + std::to_string(Int(w, "capacity")),
                     std::to_string(Int(w, "completed")), std::to_string(Int(w, "failed")),
-                    std::to_string(Int(w.value("usage", json::object()), "total")), LoadCpu(w), LoadRss(w),
-                    Str(w, "pool").empty() ? "-" : Str(w, "pool"),
+                    std::to_string(Int(w.value("usage", json::object()), "total")), LoadCpu(w),
+                    LoadRss(w), Str(w, "pool").empty() ? "-" : Str(w, "pool"),
                     Join(w.value("skills", json::array()))});
   }
   out += Table(rows);
@@ -204,16 +204,17 @@ std::string RenderTopFrame(const std::string& addr, const TopSample& now,
   std::map<std::string, int> queued;
   for (const json& task : now.queued) ++queued[Join(task.value("skills", json::array()))];
   std::vector<std::pair<std::string, int>> by_depth(queued.begin(), queued.end());
-  std::sort(by_depth.begin(), by_depth.end(),
-            [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+  std::sort(by_depth.begin(), by_depth.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
   out += "\n";
   std::vector<std::vector<std::string>> qrows{{"QUEUED", "SKILLS"}};
   for (const auto& [skills, n] : by_depth) qrows.push_back({std::to_string(n), skills});
   if (by_depth.empty()) qrows.push_back({"0", "-"});
   out += Table(qrows);
   if (static_cast<std::int64_t>(now.queued.size()) >= kTopQueuedLimit) {
-    out += "(per-skill counts from the first " + std::to_string(kTopQueuedLimit) +
-           " queued tasks)\n";
+    out +=
+        "(per-skill counts from the first " + std::to_string(kTopQueuedLimit) + " queued tasks)\n";
   }
   return out;
 }
@@ -230,7 +231,8 @@ int RunTop(const CommandContext& context, const TopOptions& options) {
     // Three requests pipelined on one connection: one round trip a frame.
     auto stats = c.SendRequest({{"type", "stats"}});
     auto workers = c.SendRequest({{"type", "workers"}});
-    auto queued = c.SendRequest({{"type", "tasks"}, {"state", "queued"}, {"limit", kTopQueuedLimit}});
+    auto queued =
+        c.SendRequest({{"type", "tasks"}, {"state", "queued"}, {"limit", kTopQueuedLimit}});
     for (const auto* r : {&stats, &workers, &queued}) {
       if (!r->ok()) return ReportError(context, r->error());
     }
@@ -254,8 +256,7 @@ int RunTop(const CommandContext& context, const TopOptions& options) {
     } else {
       // Home and clear, then the frame: the terminal redraws in place.
       if (options.clear_screen) *context.out << "\x1b[H\x1b[2J";
-      *context.out << RenderTopFrame(context.options.addr, sample,
-                                     previous ? &*previous : nullptr);
+      *context.out << RenderTopFrame(context.options.addr, sample, previous ? &*previous : nullptr);
     }
     context.out->flush();
     previous = std::move(sample);

@@ -5,10 +5,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "ctl/command_context.h"
 
@@ -26,9 +25,9 @@ struct TopOptions {
 // What one refresh fetched.
 struct TopSample {
   std::int64_t at_ms = 0;
-  nlohmann::json stats;   // the `stats` object
-  nlohmann::json workers; // the `workers` array
-  nlohmann::json queued;  // the `tasks` array for state queued
+  nlohmann::json stats;    // the `stats` object
+  nlohmann::json workers;  // the `workers` array
+  nlohmann::json queued;   // the `tasks` array for state queued
 };
 
 // The queued-task listing asked for per refresh; queues longer than this

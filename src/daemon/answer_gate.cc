@@ -92,8 +92,7 @@ void AnswerGate::Send(ConnId conn, Queue& q, std::size_t kept) {
   for (Run& run : q.runs) run.start -= cut;
 }
 
-void AnswerGate::Refuse(const Status& store,
-                        const std::function<void(const SubmitAck&)>& forget) {
+void AnswerGate::Refuse(const Status& store, const std::function<void(const SubmitAck&)>& forget) {
   // First the refused submits' tasks are forgotten: that may end them and
   // write their `end` here, to be dropped below with the rest of theirs.
   std::vector<SubmitAck> refused;

@@ -13,16 +13,17 @@ Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
     : io_(io),
       config_(std::move(config)),
       options_(std::move(options)),
-      gate_([this](ConnId id) -> std::string* {
-              PeerSessions::Peer* peer = FindPeer(id);
-              return peer && peer->conn->open() ? &peer->conn->out() : nullptr;
-            },
-            [this](ConnId id) {
-              if (PeerSessions::Peer* peer = FindPeer(id)) {
-                peer->conn->Flush();
-                sessions_->CheckBacklog(*peer);
-              }
-            }),
+      gate_(
+          [this](ConnId id) -> std::string* {
+            PeerSessions::Peer* peer = FindPeer(id);
+            return peer && peer->conn->open() ? &peer->conn->out() : nullptr;
+          },
+          [this](ConnId id) {
+            if (PeerSessions::Peer* peer = FindPeer(id)) {
+              peer->conn->Flush();
+              sessions_->CheckBacklog(*peer);
+            }
+          }),
       linger_timer_(io),
       timer_(io),
       signals_(io) {}

@@ -124,7 +124,7 @@ class Daemon final : public Outbox {
   asio::io_context& io_;
   Config config_;
   DaemonOptions options_;
-  HeldClock clock_;  // held while the lines of one read are handled
+  HeldClock clock_;            // held while the lines of one read are handled
   DataDirLock data_dir_lock_;  // before the store: released after it closes
   std::unique_ptr<Store> store_;
   // After store_: stopped (its write finished) before the store goes.
@@ -134,7 +134,7 @@ class Daemon final : public Outbox {
   std::deque<uint64_t> flights_;
   // Failed batches, given back to the store once every flight is back.
   std::vector<std::unique_ptr<StoreBatch>> failed_;
-  Status store_status_;  // the last write error while the store is failing
+  Status store_status_;     // the last write error while the store is failing
   bool retry_due_ = false;  // the store retry timer fired
   std::unique_ptr<asio::steady_timer> store_retry_timer_;
   // Lines to clients, each held until the store take it needs is durable.

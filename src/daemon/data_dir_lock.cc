@@ -30,12 +30,14 @@ Status DataDirLock::Acquire(const std::string& data_dir) {
       for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; ++i) holder += text[i];
     }
     close(fd);
-    if (err != EWOULDBLOCK) return Status("data_dir", "cannot lock " + path + ": " + std::strerror(err));
+    if (err != EWOULDBLOCK)
+      return Status("data_dir", "cannot lock " + path + ": " + std::strerror(err));
     return Status("data_dir_in_use", "another pincerd (pid " + (holder.empty() ? "?" : holder) +
                                          ") is using " + data_dir);
   }
   const std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+  if (ftruncate(fd, 0) != 0 ||
+      pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     const int err = errno;
     close(fd);
     return Status("data_dir", "cannot write " + path + ": " + std::strerror(err));

@@ -55,24 +55,24 @@ void Daemon::StartReload(std::vector<ReloadDone> waiting) {
   reloads_.loading = true;
   if (notifier_) notifier_->Reloading();
   if (reloads_.thread.joinable()) reloads_.thread.join();  // done: it posted its result
-  reloads_.thread = std::thread([this, path = options_.config_path,
-                                waiting = std::move(waiting)]() mutable {
-    auto loaded = std::make_shared<ConfigResult>();
-    try {
-      *loaded = LoadConfig(path);
-    } catch (const std::exception& e) {  // out of memory, say: refuse, serve on
-      loaded->error = ConfigError{path + ": cannot load: " + e.what()};
-    }
-    asio::post(io_, [this, loaded, waiting = std::move(waiting)] {
-      const Status st = ApplyConfig(std::move(*loaded));
-      reloads_.loading = false;
-      if (notifier_) notifier_->Reloaded();
-      for (const ReloadDone& done : waiting) {
-        if (done) done(st);
-      }
-      if (!reloads_.next.empty()) StartReload(std::exchange(reloads_.next, {}));
-    });
-  });
+  reloads_.thread =
+      std::thread([this, path = options_.config_path, waiting = std::move(waiting)]() mutable {
+        auto loaded = std::make_shared<ConfigResult>();
+        try {
+          *loaded = LoadConfig(path);
+        } catch (const std::exception& e) {  // out of memory, say: refuse, serve on
+          loaded->error = ConfigError{path + ": cannot load: " + e.what()};
+        }
+        asio::post(io_, [this, loaded, waiting = std::move(waiting)] {
+          const Status st = ApplyConfig(std::move(*loaded));
+          reloads_.loading = false;
+          if (notifier_) notifier_->Reloaded();
+          for (const ReloadDone& done : waiting) {
+            if (done) done(st);
+          }
+          if (!reloads_.next.empty()) StartReload(std::exchange(reloads_.next, {}));
+        });
+      });
 }
 
 Status Daemon::ApplyConfig(ConfigResult loaded) {
@@ -176,7 +176,8 @@ void Daemon::StartSupervisor() {
   hooks.pool_failed = [this](const std::string& pool, bool failed) {
     if (metrics_) metrics_->PoolFailed(pool, failed);
   };
-  supervisor_ = std::make_unique<SupervisorService>(io_, clock_, std::move(options), std::move(hooks));
+  supervisor_ =
+      std::make_unique<SupervisorService>(io_, clock_, std::move(options), std::move(hooks));
   supervisor_->Start(config_.pools);
   metrics_->SetPools(PoolNames(config_));
 }

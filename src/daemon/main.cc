@@ -1,13 +1,14 @@
 // pincerd: the dispatcher daemon. Parses the command line, loads the
 // config, and runs the Daemon until it is shut down.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-#include <sys/resource.h>
 
 #include "config/command_check.h"
 #include "config/config.h"
@@ -97,9 +98,10 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(level);
   if (no_config_file) {
-    spdlog::warn("no --config: running on the defaults with a memory store; tasks are lost "
-                 "when pincerd stops (pincerd --config FILE keeps them, see "
-                 "docs/configuration.md)");
+    spdlog::warn(
+        "no --config: running on the defaults with a memory store; tasks are lost "
+        "when pincerd stops (pincerd --config FILE keeps them, see "
+        "docs/configuration.md)");
   }
   std::signal(SIGPIPE, SIG_IGN);
   // Past a file-size limit (systemd's LimitFSIZE=, ulimit -f) a store write

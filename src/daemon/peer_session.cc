@@ -41,9 +41,9 @@ void PeerSessions::Accept(Connection::Socket socket, std::shared_ptr<asio::ssl::
   Peer& peer = peers_[id];
   peer.conn = conn;
   if (peers_.size() > config_.limits.max_connections) {
-    RefuseAndClose(peer, "too_many_connections",
-                   "limits.max_connections = " + std::to_string(config_.limits.max_connections) +
-                       " reached");
+    RefuseAndClose(
+        peer, "too_many_connections",
+        "limits.max_connections = " + std::to_string(config_.limits.max_connections) + " reached");
     return;
   }
   peer.hello_timer = std::make_unique<asio::steady_timer>(io_, config_.limits.hello_timeout);

@@ -75,8 +75,8 @@ class PeerSessions final : public Connection::Handler {
 
   // Every reference must outlive the sessions; `config` is read at each
   // use (a reload changes it in place).
-  PeerSessions(asio::io_context& io, const Config& config, HeldClock& clock,
-               Dispatcher& dispatcher, ClientApi& api, Outbox& out, Hooks hooks);
+  PeerSessions(asio::io_context& io, const Config& config, HeldClock& clock, Dispatcher& dispatcher,
+               ClientApi& api, Outbox& out, Hooks hooks);
 
   // A new connection; `tls` for one that speaks TLS.
   void Accept(Connection::Socket socket, std::shared_ptr<asio::ssl::context> tls);

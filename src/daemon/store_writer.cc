@@ -53,10 +53,11 @@ void StoreWriter::Run() {
     lock.lock();
     if (!st.ok()) failing_ = true;
     lock.unlock();
-    asio::post(loop_, [this, done = std::move(job.done), batch = std::move(job.batch), st]() mutable {
-      --in_flight_;
-      done(std::move(batch), std::move(st));
-    });
+    asio::post(loop_,
+               [this, done = std::move(job.done), batch = std::move(job.batch), st]() mutable {
+                 --in_flight_;
+                 done(std::move(batch), std::move(st));
+               });
     lock.lock();
   }
 }

@@ -22,8 +22,8 @@ constexpr std::chrono::milliseconds kHttpRequestTimeout{5000};
 
 // Task durations run from sub-second tool calls to hour-long agent runs.
 const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
-  static const prometheus::Histogram::BucketBoundaries b{
-      0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
+  static const prometheus::Histogram::BucketBoundaries b{0.1, 0.25, 0.5, 1,   2.5, 5,    10,
+                                                         30,  60,   120, 300, 600, 1800, 3600};
   return b;
 }
 
@@ -86,8 +86,8 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher, std::size_t max_s
                 .Name("pincer_tasks_ended_total")
                 .Help("Tasks that reached an end state, by state.")
                 .Register(r);
-  for (TaskState s : {TaskState::kSucceeded, TaskState::kFailed, TaskState::kCancelled,
-                      TaskState::kTimedOut}) {
+  for (TaskState s :
+       {TaskState::kSucceeded, TaskState::kFailed, TaskState::kCancelled, TaskState::kTimedOut}) {
     // Added up front so rate() sees 0, not nothing.
     ended_by_state_[static_cast<std::size_t>(s)] =
         &ended_->Add({{"state", std::string(TaskStateName(s))}});
@@ -100,10 +100,11 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher, std::size_t max_s
   attempts_failed_ = &attempts_->Add({{"result", "failed"}});
   tokens_ = &BuildCounter()
                  .Name("pincer_tokens_total")
-                 .Help("Tokens the workers reported in results' usage, by the task's skill set, "
-                       "the model (\"none\": not named) and kind (input or output); at most " +
-                       std::to_string(kMaxUsageSeries) +
-                       " skill/model pairs of their own, the rest \"other\".")
+                 .Help(
+                     "Tokens the workers reported in results' usage, by the task's skill set, "
+                     "the model (\"none\": not named) and kind (input or output); at most " +
+                     std::to_string(kMaxUsageSeries) +
+                     " skill/model pairs of their own, the rest \"other\".")
                  .Register(r);
   cost_ = &BuildCounter()
                .Name("pincer_cost_total")
@@ -122,8 +123,9 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher, std::size_t max_s
                       .Add({});
   queue_by_skills_ = &BuildGauge()
                           .Name("pincer_queue_depth_by_skills")
-                          .Help("Queued tasks by the skill set they require (\"any\": none; "
-                                "\"other\": the skill sets over the cap).")
+                          .Help(
+                              "Queued tasks by the skill set they require (\"any\": none; "
+                              "\"other\": the skill sets over the cap).")
                           .Register(r);
   running_ = &BuildGauge()
                   .Name("pincer_tasks_running")
@@ -145,10 +147,8 @@ Metrics::Metrics(asio::io_context& io, Dispatcher& dispatcher, std::size_t max_s
                             "Ready workers that have the skill, for skills a worker or a live task "
                             "has (\"other\": ready workers with a skill over the cap).")
                         .Register(r);
-  worker_inflight_ = &BuildGauge()
-                          .Name("pincer_worker_inflight")
-                          .Help("Tasks running on the worker.")
-                          .Register(r);
+  worker_inflight_ =
+      &BuildGauge().Name("pincer_worker_inflight").Help("Tasks running on the worker.").Register(r);
   worker_capacity_ = &BuildGauge()
                           .Name("pincer_worker_capacity")
                           .Help("Tasks the worker runs at once.")
@@ -255,9 +255,12 @@ void Metrics::SetStoreStatus(const Status& st) {
 
 std::pair<int, std::string> Metrics::Health() const {
   switch (phase_.load()) {
-    case kStarting: return {503, "not ready: starting\n"};
-    case kStopping: return {503, "not ready: shutting down\n"};
-    case kReady: break;
+    case kStarting:
+      return {503, "not ready: starting\n"};
+    case kStopping:
+      return {503, "not ready: shutting down\n"};
+    case kReady:
+      break;
   }
   if (store_failing_) {
     std::lock_guard lock(store_error_mu_);
@@ -379,7 +382,8 @@ void Metrics::UsageReported(const Worker&, const Task& t, const TaskUsage& u) {
   UsageSeries& series = it->second;
   if (!series.input) {
     series.input = &tokens_->Add({{"skill", key.first}, {"model", key.second}, {"kind", "input"}});
-    series.output = &tokens_->Add({{"skill", key.first}, {"model", key.second}, {"kind", "output"}});
+    series.output =
+        &tokens_->Add({{"skill", key.first}, {"model", key.second}, {"kind", "output"}});
     series.cost = &cost_->Add({{"skill", key.first}, {"model", key.second}});
   }
   series.input->Increment(static_cast<double>(u.input));
@@ -508,10 +512,9 @@ void Metrics::Refresh() {
     int other = 0;
     for (const auto& [id, wp] : dispatcher_.workers().all()) {
       if (wp->state != WorkerState::kReady) continue;
-      other += std::any_of(wp->skills.begin(), wp->skills.end(),
-                           [&](const std::string& k) {
-                             return k == "other" || !skill_gauges_.count(k);
-                           });
+      other += std::any_of(wp->skills.begin(), wp->skills.end(), [&](const std::string& k) {
+        return k == "other" || !skill_gauges_.count(k);
+      });
     }
     auto& g = skill_gauges_["other"];
     if (!g) g = &skill_workers_->Add({{"skill", "other"}});

@@ -92,10 +92,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const uint64_t id_;
   Handler& handler_;
 
-  LineFramer in_;            // input not yet handed over, read straight into it
-  std::size_t chunk_;        // the most one read takes (grows while reads fill it)
-  std::string out_;          // next batch to write
-  std::string writing_;      // the batch in flight
+  LineFramer in_;        // input not yet handed over, read straight into it
+  std::size_t chunk_;    // the most one read takes (grows while reads fill it)
+  std::string out_;      // next batch to write
+  std::string writing_;  // the batch in flight
   bool writing_in_flight_ = false;
   bool reading_ = false;
   bool paused_ = false;

@@ -2,10 +2,9 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <charconv>
@@ -16,7 +15,8 @@ bool SplitHostPort(const std::string& address, std::string& host, uint16_t& port
   const auto colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0) return false;
   host = address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   const char* begin = address.data() + colon + 1;
   const char* end = address.data() + address.size();
   unsigned value = 0;

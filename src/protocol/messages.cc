@@ -157,9 +157,10 @@ ParseResult ParseHello(Fields& f) {
     }
     for (const auto& [key, value] : labels->items()) {
       if (!value.is_string()) {
-        return ProtocolError{"bad_hello", "field 'labels' must be an object of strings: 'labels." +
-                                              key + "' is not a string",
-                             {}};
+        return ProtocolError{
+            "bad_hello",
+            "field 'labels' must be an object of strings: 'labels." + key + "' is not a string",
+            {}};
       }
     }
     h.labels = labels->dump();
@@ -180,14 +181,16 @@ std::optional<ProtocolError> ParseUsage(const json& u, TaskUsage& out) {
     auto it = u.find(name);
     if (it == u.end() || it->is_null()) continue;
     if (!it->is_number_integer()) return fail(name, "must be an integer");
-    if (!it->is_number_unsigned() && it->get<int64_t>() < 0) return fail(name, "must not be negative");
+    if (!it->is_number_unsigned() && it->get<int64_t>() < 0)
+      return fail(name, "must not be negative");
     if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{INT64_MAX}) {
       return fail(name, "is too large");
     }
     *into = it->get<int64_t>();
     have_total |= into == &out.total;
   }
-  if (!have_total && __builtin_add_overflow(out.input, out.output, &out.total)) out.total = INT64_MAX;
+  if (!have_total && __builtin_add_overflow(out.input, out.output, &out.total))
+    out.total = INT64_MAX;
   if (auto it = u.find("cost"); it != u.end() && !it->is_null()) {
     if (!it->is_number()) return fail("cost", "must be a number");
     const double cost = it->get<double>();
@@ -198,7 +201,8 @@ std::optional<ProtocolError> ParseUsage(const json& u, TaskUsage& out) {
   if (auto it = u.find("model"); it != u.end() && !it->is_null()) {
     if (!it->is_string()) return fail("model", "must be a string");
     if (it->get_ref<const std::string&>().size() > kMaxModelBytes) {
-      return fail("model", ("must be at most " + std::to_string(kMaxModelBytes) + " bytes").c_str());
+      return fail("model",
+                  ("must be at most " + std::to_string(kMaxModelBytes) + " bytes").c_str());
     }
     out.model = it->get<std::string>();
   }
@@ -212,8 +216,8 @@ std::optional<ProtocolError> ParseBackoff(const json& b, SubmitReq& s) {
   if (!b.is_object()) {
     return ProtocolError{"bad_message", "field 'backoff' must be an object", req};
   }
-  for (auto [name, into] : {std::pair{"initial", &s.backoff_initial},
-                            std::pair{"max", &s.backoff_max}}) {
+  for (auto [name, into] :
+       {std::pair{"initial", &s.backoff_initial}, std::pair{"max", &s.backoff_max}}) {
     auto it = b.find(name);
     if (it == b.end() || it->is_null()) continue;
     const std::string field = std::string("field 'backoff.") + name + "'";
@@ -230,10 +234,12 @@ std::optional<ProtocolError> ParseBackoff(const json& b, SubmitReq& s) {
       d = ParseWireDuration(it->get_ref<const std::string&>());
       if (!d) {
         return ProtocolError{"invalid_request",
-                             field + " is not a duration like 30s or 1h30m (units h, m, s, ms)", req};
+                             field + " is not a duration like 30s or 1h30m (units h, m, s, ms)",
+                             req};
       }
     } else {
-      return ProtocolError{"bad_message", field + " must be a duration string or milliseconds", req};
+      return ProtocolError{"bad_message", field + " must be a duration string or milliseconds",
+                           req};
     }
     if (d->count() > kMaxBackoffMs) {
       return ProtocolError{"invalid_request", field + " must be at most 87600h", req};
@@ -250,7 +256,8 @@ std::optional<ProtocolError> ParseBackoff(const json& b, SubmitReq& s) {
     }
     const double j = it->get<double>();
     if (!(j >= 0 && j <= 1)) {
-      return ProtocolError{"invalid_request", "field 'backoff.jitter' must be between 0 and 1", req};
+      return ProtocolError{"invalid_request", "field 'backoff.jitter' must be between 0 and 1",
+                           req};
     }
     s.backoff_jitter = j;
   }
@@ -333,18 +340,20 @@ ParseResult ParseSubmit(Fields& f, int64_t req) {
     } else if (t->is_string()) {
       auto d = ParseWireDuration(t->get_ref<const std::string&>());
       if (!d) {
-        return ProtocolError{"invalid_request",
-                             "field 'timeout' is not a duration like 30s or 1h30m (units h, m, s, ms)",
-                             req};
+        return ProtocolError{
+            "invalid_request",
+            "field 'timeout' is not a duration like 30s or 1h30m (units h, m, s, ms)", req};
       }
       if (d->count() > kMaxTimeoutMs) return too_long;
       s.timeout = *d;
     } else {
-      return ProtocolError{"bad_message", "field 'timeout' must be a duration string or milliseconds", req};
+      return ProtocolError{"bad_message",
+                           "field 'timeout' must be a duration string or milliseconds", req};
     }
   }
   if (const json* m = f.Find("max_attempts"); m && !m->is_null()) {
-    if (!m->is_number_integer()) return ProtocolError{"bad_message", "field 'max_attempts' must be an integer", req};
+    if (!m->is_number_integer())
+      return ProtocolError{"bad_message", "field 'max_attempts' must be an integer", req};
     const bool fits = !m->is_number_unsigned() || m->get<uint64_t>() <= uint64_t{kMaxAttempts};
     if (!fits || m->get<int64_t>() < 1 || m->get<int64_t>() > kMaxAttempts) {
       return ProtocolError{"invalid_request",
@@ -378,12 +387,18 @@ std::optional<std::chrono::milliseconds> ParseWireDuration(std::string_view text
     while (u < text.size() && std::isalpha(static_cast<unsigned char>(text[u]))) ++u;
     std::string_view unit = text.substr(i, u - i);
     int64_t mult;
-    if (unit == "ms") mult = 1;
-    else if (unit == "s") mult = 1000;
-    else if (unit == "m") mult = 60'000;
-    else if (unit == "h") mult = 3'600'000;
-    else if (unit.empty() && u == text.size() && !any) mult = 1;  // bare number = ms
-    else return std::nullopt;
+    if (unit == "ms")
+      mult = 1;
+    else if (unit == "s")
+      mult = 1000;
+    else if (unit == "m")
+      mult = 60'000;
+    else if (unit == "h")
+      mult = 3'600'000;
+    else if (unit.empty() && u == text.size() && !any)
+      mult = 1;  // bare number = ms
+    else
+      return std::nullopt;
     int64_t part = 0;
     saturated |=
         __builtin_mul_overflow(n, mult, &part) || __builtin_add_overflow(total, part, &total);
@@ -455,9 +470,9 @@ ParseResult ParseMessageSlow(std::string_view line) {
   if (type == "drain" && !doc.contains("req")) return Message{WorkerDrainMsg{}};
 
   // Client requests: all need an integer req.
-  static constexpr const char* kClientTypes[] = {"submit", "status", "wait",    "cancel", "retry", "tasks",
-                                                 "workers", "stats", "drain", "reload", "pools",
-                                                 "pool",    "logs"};
+  static constexpr const char* kClientTypes[] = {"submit", "status",  "wait",  "cancel", "retry",
+                                                 "tasks",  "workers", "stats", "drain",  "reload",
+                                                 "pools",  "pool",    "logs"};
   bool is_client = false;
   for (const char* t : kClientTypes) is_client |= (type == t);
   if (!is_client) return ProtocolError{"unknown_type", "unknown message type '" + type + "'", req};
@@ -465,11 +480,12 @@ ParseResult ParseMessageSlow(std::string_view line) {
 
   if (type == "submit") return ParseSubmit(f, *req);
   if (type == "status" || type == "wait" || type == "cancel" || type == "retry") {
-    IdReq r{type == "status" ? IdOp::kStatus
-            : type == "wait" ? IdOp::kWait
+    IdReq r{type == "status"   ? IdOp::kStatus
+            : type == "wait"   ? IdOp::kWait
             : type == "cancel" ? IdOp::kCancel
                                : IdOp::kRetry,
-            *req, {}};
+            *req,
+            {}};
     if (!f.String("id", r.id, true)) return f.error();
     return Message{std::move(r)};
   }
@@ -499,8 +515,8 @@ ParseResult ParseMessageSlow(std::string_view line) {
       return f.error();
     }
     if (r.op != "start" && r.op != "stop" && r.op != "restart" && r.op != "scale") {
-      return ProtocolError{"invalid_request",
-                           "field 'op' must be start, stop, restart or scale", req};
+      return ProtocolError{"invalid_request", "field 'op' must be start, stop, restart or scale",
+                           req};
     }
     if (r.op == "scale" && replicas < 0) {
       return ProtocolError{"invalid_request", "op 'scale' needs an integer field 'replicas'", req};
@@ -517,8 +533,8 @@ ParseResult ParseMessageSlow(std::string_view line) {
     }
     return Message{std::move(r)};
   }
-  SimpleOp op = type == "workers" ? SimpleOp::kWorkers
-                : type == "stats" ? SimpleOp::kStats
+  SimpleOp op = type == "workers"  ? SimpleOp::kWorkers
+                : type == "stats"  ? SimpleOp::kStats
                 : type == "reload" ? SimpleOp::kReload
                                    : SimpleOp::kPools;
   return Message{SimpleReq{op, *req}};
@@ -678,9 +694,8 @@ bool FastResult(std::string_view line, dom::object obj, ParseResult& out) {
   uint32_t seen = 0;
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
-    const auto f = static_cast<Field>(
-        FieldOf(k, "id", "ok", "output", "retryable", "error", "retry_after_ms", "usage",
-                "attempt"));
+    const auto f = static_cast<Field>(FieldOf(k, "id", "ok", "output", "retryable", "error",
+                                              "retry_after_ms", "usage", "attempt"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kId:
@@ -730,8 +745,18 @@ bool FastResult(std::string_view line, dom::object obj, ParseResult& out) {
 bool FastSubmit(std::string_view line, dom::object obj, int64_t req, ParseResult& out) {
   SubmitReq& s = Fresh<SubmitReq>(out);
   s.req = req;
-  enum Field { kSkills, kPayload, kPriority, kSession, kKey, kWait, kTimeout, kMaxAttempts,
-               kBackoff, kOther };
+  enum Field {
+    kSkills,
+    kPayload,
+    kPriority,
+    kSession,
+    kKey,
+    kWait,
+    kTimeout,
+    kMaxAttempts,
+    kBackoff,
+    kOther
+  };
   uint32_t seen = 0;
   bool have_payload = false;
   for (dom::key_value_pair kv : obj) {
@@ -869,9 +894,9 @@ bool ParseFast(std::string_view line, bool padded, ParseResult& out, int max_dep
 }  // namespace
 
 // Every line is bounded before anything walks it: nlohmann parses
-// iteratively, but its dump() and copies recurse once per level. The fast path is bounded by simdjson's depth limit (see
-// ParseFast); every other line is scanned (JsonDepthWithin) before the slow
-// path parses it.
+// iteratively, but its dump() and copies recurse once per level. The fast path is bounded by
+// simdjson's depth limit (see ParseFast); every other line is scanned (JsonDepthWithin) before the
+// slow path parses it.
 ParseResult ParseMessageWithoutFastPathForTest(std::string_view line, int max_depth) {
   if (!JsonDepthWithin(line, max_depth)) return TooDeep(max_depth);
   return ParseMessageSlow(line);

@@ -125,9 +125,8 @@ struct SimpleReq {
   int64_t req = 0;
 };
 
-using Message = std::variant<Hello, ResultMsg, ProgressMsg, HeartbeatMsg, WorkerDrainMsg,
-                             SubmitReq, IdReq, TasksReq, DrainReq, SimpleReq, PoolReq, LogsReq,
-                             StoppedMsg>;
+using Message = std::variant<Hello, ResultMsg, ProgressMsg, HeartbeatMsg, WorkerDrainMsg, SubmitReq,
+                             IdReq, TasksReq, DrainReq, SimpleReq, PoolReq, LogsReq, StoppedMsg>;
 
 struct ProtocolError {
   std::string code;  // bad_json | bad_message | unknown_type | ...

@@ -4,9 +4,12 @@ namespace pincer {
 
 std::string_view WorkerStateName(WorkerState s) {
   switch (s) {
-    case WorkerState::kReady: return "ready";
-    case WorkerState::kDraining: return "draining";
-    case WorkerState::kEjected: return "ejected";
+    case WorkerState::kReady:
+      return "ready";
+    case WorkerState::kDraining:
+      return "draining";
+    case WorkerState::kEjected:
+      return "ejected";
   }
   return "unknown";
 }

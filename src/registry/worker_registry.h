@@ -52,7 +52,7 @@ struct Worker {
   uint64_t failed = 0;
   TaskUsage usage;  // reported by its results (model: the last one named)
   int consecutive_failures = 0;
-  double cpu = -1;       // -1 = unknown
+  double cpu = -1;  // -1 = unknown
   int64_t rss_bytes = -1;
   int64_t connected_ms = 0;
   TimePoint last_heard;

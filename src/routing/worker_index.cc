@@ -58,7 +58,8 @@ void WorkerIndex::Relist(WorkerId id, F&& change) {
 }
 
 template <typename Set, typename Key>
-void WorkerIndex::Rekey(Set& set, bool was_in, const Key& old_key, bool now_in, const Key& new_key) {
+void WorkerIndex::Rekey(Set& set, bool was_in, const Key& old_key, bool now_in,
+                        const Key& new_key) {
   if (was_in == now_in && old_key == new_key) return;
   typename Set::node_type node;
   if (was_in) node = set.extract(old_key);
@@ -90,9 +91,7 @@ void WorkerIndex::SetRoutable(WorkerId id, bool routable) {
 }
 
 void WorkerIndex::MarkPicked(WorkerId id) {
-  Relist(id, [&](Entry& e) {
-    e.last_pick = ++pick_clock_;
-  });
+  Relist(id, [&](Entry& e) { e.last_pick = ++pick_clock_; });
 }
 
 std::optional<WorkerIndex::TurnKey> WorkerIndex::TurnHolder(

@@ -1,8 +1,8 @@
 // The routing view of connected workers, indexed so that a decision never
 // scans every worker. Workers with the same skill set share a Profile; each
 // profile keeps its free, routable workers ordered two ways (by rotation and
-// by load), and all its routable workers in rotation order. A task's candidates are the profiles whose skills cover the
-// task's, so a decision costs O(matching profiles), not O(workers).
+// by load), and all its routable workers in rotation order. A task's candidates are the profiles
+// whose skills cover the task's, so a decision costs O(matching profiles), not O(workers).
 //
 // Eligibility — connected, routable (not draining or ejected), a free slot,
 // the right skills — is enforced here, once, for every strategy.
@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <span>
 #include <set>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -43,10 +43,10 @@ class WorkerIndex {
   };
   struct Profile {
     std::vector<std::string> skills;
-    int connected = 0;  // all workers of this profile, routable or not
-    int routable = 0;   // not draining/ejected
-    std::set<TurnKey> by_turn;  // free
-    std::set<LoadKey> by_load;  // free
+    int connected = 0;           // all workers of this profile, routable or not
+    int routable = 0;            // not draining/ejected
+    std::set<TurnKey> by_turn;   // free
+    std::set<LoadKey> by_load;   // free
     std::set<TurnKey> rotation;  // routable, free or not
   };
 

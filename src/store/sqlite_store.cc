@@ -1,6 +1,7 @@
 #include "store/sqlite_store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,11 +11,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
-
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "common/json_text.h"
 
@@ -182,12 +181,11 @@ std::unique_ptr<SqliteStore> SqliteStore::Open(const SqliteStoreOptions& options
   }
   std::string path = (std::filesystem::path(options.data_dir) / "pincer.db").string();
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    error = Status("store_unavailable", "cannot open " + path + ": " +
-                                            (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    error = Status("store_unavailable",
+                   "cannot open " + path + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     sqlite3_close(db);
     return nullptr;
   }
@@ -233,8 +231,8 @@ Status SqliteStore::Init() {
   }
   // A fold must be on disk before its journal segment is deleted, unless
   // nothing is synced at all.
-  const char* sync = options_.fsync == FsyncPolicy::kOff ? "PRAGMA synchronous=OFF"
-                                                          : "PRAGMA synchronous=FULL";
+  const char* sync =
+      options_.fsync == FsyncPolicy::kOff ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL";
   if (sqlite3_exec(db_, sync, nullptr, nullptr, nullptr) != SQLITE_OK) return Fail("cannot use");
 
   // Take the write lock now, and check what the file holds.
@@ -280,10 +278,11 @@ Status SqliteStore::Init() {
 
   // An insert is applied again after a commit whose sync failed was
   // retried (the record may be in the journal twice): it replaces.
-  std::string insert = std::string("INSERT INTO tasks (") + kColumns +
-                       ", seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,"
-                       "?22,?23,?24,?25,?1)"
-                       " ON CONFLICT(id) DO UPDATE SET ";
+  std::string insert =
+      std::string("INSERT INTO tasks (") + kColumns +
+      ", seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,"
+      "?22,?23,?24,?25,?1)"
+      " ON CONFLICT(id) DO UPDATE SET ";
   std::string_view columns = kColumns;
   bool first = true;
   while (!columns.empty()) {
@@ -304,10 +303,11 @@ Status SqliteStore::Init() {
     return s;
   }
   // Usage only grows: a task that has some is always updated with it.
-  if (Status s = Prepare("UPDATE tasks SET state=?2, attempts=?3, worker=?4, output=?5, error=?6, "
-                         "errors=?7, started_ms=?8, ended_ms=?9, usage_input=?10, usage_output=?11, "
-                         "usage_total=?12, usage_cost=?13, usage_model=?14 WHERE id=?1",
-                         &update_usage_);
+  if (Status s =
+          Prepare("UPDATE tasks SET state=?2, attempts=?3, worker=?4, output=?5, error=?6, "
+                  "errors=?7, started_ms=?8, ended_ms=?9, usage_input=?10, usage_output=?11, "
+                  "usage_total=?12, usage_cost=?13, usage_model=?14 WHERE id=?1",
+                  &update_usage_);
       !s.ok()) {
     return s;
   }
@@ -315,8 +315,8 @@ Status SqliteStore::Init() {
   if (Status s = Prepare("DELETE FROM tasks WHERE id BETWEEN ?1 AND ?2", &erase_range_); !s.ok()) {
     return s;
   }
-  if (Status s = Prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('folded', ?1)",
-                         &set_folded_);
+  if (Status s =
+          Prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('folded', ?1)", &set_folded_);
       !s.ok()) {
     return s;
   }
@@ -333,7 +333,8 @@ Status SqliteStore::Init() {
 Status SqliteStore::Prepare(const char* sql, sqlite3_stmt** stmt) {
   if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr) != SQLITE_OK) {
     // A table that does not parse as ours: not a file to trust.
-    return Status("store_corrupt", std::string("cannot read ") + path_ + ": " + sqlite3_errmsg(db_));
+    return Status("store_corrupt",
+                  std::string("cannot read ") + path_ + ": " + sqlite3_errmsg(db_));
   }
   return Status::Ok();
 }
@@ -922,7 +923,8 @@ Status SqliteStore::EraseRange(TaskId first, TaskId last) {
   sqlite3_bind_int64(erase_range_, 2, static_cast<sqlite3_int64>(last));
   const int rc = sqlite3_step(erase_range_);
   sqlite3_reset(erase_range_);
-  if (rc != SQLITE_DONE) return Fail("cannot delete tasks " + TaskIdString(first) + ".." + TaskIdString(last) + " from");
+  if (rc != SQLITE_DONE)
+    return Fail("cannot delete tasks " + TaskIdString(first) + ".." + TaskIdString(last) + " from");
   return Status::Ok();
 }
 

@@ -37,8 +37,8 @@
 #include "common/clock.h"
 #include "config/config.h"  // FsyncPolicy
 #include "store/change_codec.h"
-#include "store/journal_file.h"
 #include "store/erase_runs.h"
+#include "store/journal_file.h"
 #include "store/store.h"
 
 namespace pincer {
@@ -161,14 +161,14 @@ class SqliteStore final : public Store {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<uint64_t, std::size_t> segments_;  // not yet folded: number -> bytes
-  std::size_t unfolded_bytes_ = 0;             // guarded by mu_
-  uint64_t writing_ = 0;                       // the segment the writer appends to
+  std::size_t unfolded_bytes_ = 0;            // guarded by mu_
+  uint64_t writing_ = 0;                      // the segment the writer appends to
   // Erases appended since the fold thread last looked: (segment, ids).
   std::vector<std::pair<uint64_t, std::vector<TaskId>>> erase_queue_;
-  bool folding_ = false;                       // a fold is in progress
+  bool folding_ = false;  // a fold is in progress
   bool stop_ = false;
   std::thread folder_;
-  EraseRuns erased_;  // the fold thread's (or FoldAll's while it is stopped)
+  EraseRuns erased_;               // the fold thread's (or FoldAll's while it is stopped)
   std::vector<char> fold_buffer_;  // the same: a segment's bytes, read by ReadSegment
 
   // The database connection: the fold thread's while it runs; anyone

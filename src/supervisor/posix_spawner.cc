@@ -72,12 +72,12 @@ class PosixSpawner::LineLogger : public std::enable_shared_from_this<LineLogger>
   }
 
   void Read() {
-    pipe_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](std::error_code ec,
-                                                                            std::size_t n) {
-      self->partial_.append(self->chunk_.data(), n);
-      self->EmitLines(/*eof=*/static_cast<bool>(ec));
-      if (!ec) self->Read();
-    });
+    pipe_.async_read_some(asio::buffer(chunk_),
+                          [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                            self->partial_.append(self->chunk_.data(), n);
+                            self->EmitLines(/*eof=*/static_cast<bool>(ec));
+                            if (!ec) self->Read();
+                          });
   }
   void Close() {
     std::error_code ignored;

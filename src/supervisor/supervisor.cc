@@ -40,12 +40,18 @@ std::string ExitStatus::Describe() const {
 
 std::string_view ReplicaStateName(Supervisor::ReplicaState s) {
   switch (s) {
-    case Supervisor::ReplicaState::kWaiting: return "waiting";
-    case Supervisor::ReplicaState::kStarting: return "starting";
-    case Supervisor::ReplicaState::kRunning: return "running";
-    case Supervisor::ReplicaState::kDraining: return "draining";
-    case Supervisor::ReplicaState::kStopping: return "stopping";
-    case Supervisor::ReplicaState::kDone: return "done";
+    case Supervisor::ReplicaState::kWaiting:
+      return "waiting";
+    case Supervisor::ReplicaState::kStarting:
+      return "starting";
+    case Supervisor::ReplicaState::kRunning:
+      return "running";
+    case Supervisor::ReplicaState::kDraining:
+      return "draining";
+    case Supervisor::ReplicaState::kStopping:
+      return "stopping";
+    case Supervisor::ReplicaState::kDone:
+      return "done";
   }
   return "unknown";
 }
@@ -100,7 +106,8 @@ void Supervisor::Apply(const std::vector<PoolConfig>& configs) {
                          c.cwd != p->config.cwd;
     if (replace) {
       if (!p->removed) {
-        spdlog::info("pool {}: command, sidecar, env or cwd changed; replacing its processes", c.name);
+        spdlog::info("pool {}: command, sidecar, env or cwd changed; replacing its processes",
+                     c.name);
       }
       for (auto& r : p->replicas) Retire(*p, *r);
       if (p->removed) {  // back in the config: what pincerctl set for the old one is gone
@@ -124,15 +131,18 @@ void Supervisor::Apply(const std::vector<PoolConfig>& configs) {
     }
     const bool rescaled = c.replicas != p->config.replicas;
     if (rescaled && p->scaled) {
-      spdlog::info("pool {}: replicas changed in the config ({} to {}); it replaces the {} set by "
-                   "pincerctl pool scale",
-                   c.name, p->config.replicas, c.replicas, *p->scaled);
+      spdlog::info(
+          "pool {}: replicas changed in the config ({} to {}); it replaces the {} set by "
+          "pincerctl pool scale",
+          c.name, p->config.replicas, c.replicas, *p->scaled);
       p->scaled.reset();
     } else if (rescaled && !replace) {
-      spdlog::info("pool {}: scaling from {} to {} replica(s)", c.name, p->config.replicas, c.replicas);
+      spdlog::info("pool {}: scaling from {} to {} replica(s)", c.name, p->config.replicas,
+                   c.replicas);
     } else if (p->scaled && *p->scaled != c.replicas) {
-      spdlog::info("pool {}: keeps the {} replica(s) set by pincerctl pool scale (the config says {})",
-                   c.name, *p->scaled, c.replicas);
+      spdlog::info(
+          "pool {}: keeps the {} replica(s) set by pincerctl pool scale (the config says {})",
+          c.name, *p->scaled, c.replicas);
     }
     p->config = c;
     Scale(*p, /*revive=*/rescaled);
@@ -224,7 +234,8 @@ void Supervisor::Spawn(Pool& pool, Replica& r) {
     side.log_tag = Tag(pool, r) + "/sidecar";
     const pid_t sidecar = spawner_.Spawn(side, error);
     if (sidecar <= 0) {
-      spdlog::error("{}: cannot start sidecar [{}]: {}", Tag(pool, r), fmt::join(side.argv, " "), error);
+      spdlog::error("{}: cannot start sidecar [{}]: {}", Tag(pool, r), fmt::join(side.argv, " "),
+                    error);
       AfterExit(pool, r, /*failure=*/true, "sidecar could not start");
       return;
     }
@@ -297,10 +308,11 @@ void Supervisor::AfterExit(Pool& pool, Replica& r, bool failure, const std::stri
   if (static_cast<int>(pool.restart_times.size()) >= rc.max_restarts) {
     pool.failed = true;
     if (hooks_.pool_failed) hooks_.pool_failed(pool.config.name, true);
-    spdlog::error("pool {} failed: {} restart(s) within {} (max_restarts {}); last: {}: {}; "
-                  "it is not restarted until the config is reloaded",
-                  pool.config.name, pool.restart_times.size(), Ms(rc.window), rc.max_restarts,
-                  Tag(pool, r), what);
+    spdlog::error(
+        "pool {} failed: {} restart(s) within {} (max_restarts {}); last: {}: {}; "
+        "it is not restarted until the config is reloaded",
+        pool.config.name, pool.restart_times.size(), Ms(rc.window), rc.max_restarts, Tag(pool, r),
+        what);
     return;
   }
   // A process that stayed up for min_uptime was healthy: its next crash
@@ -424,7 +436,8 @@ std::string Supervisor::StopPool(const std::string& name) {
   Pool* p = FindPool(name);
   if (!p || p->removed) return "no pool named '" + name + "'";
   if (stopping_) return "pincerd is shutting down";
-  if (!p->held) spdlog::info("pool {}: stopped by pincerctl; draining and stopping its processes", name);
+  if (!p->held)
+    spdlog::info("pool {}: stopped by pincerctl; draining and stopping its processes", name);
   p->held = true;
   for (auto& r : p->replicas) Retire(*p, *r);
   Sweep();
@@ -452,7 +465,8 @@ std::string Supervisor::RestartPool(const std::string& name) {
   Pool* p = FindPool(name);
   if (!p || p->removed) return "no pool named '" + name + "'";
   if (stopping_) return "pincerd is shutting down";
-  if (p->held) return "pool '" + name + "' is stopped: start it with `pincerctl pool start " + name + "`";
+  if (p->held)
+    return "pool '" + name + "' is stopped: start it with `pincerctl pool start " + name + "`";
   spdlog::info("pool {}: restarted by pincerctl; replacing its processes", name);
   for (auto& r : p->replicas) Retire(*p, *r);
   if (p->failed) {
@@ -653,7 +667,8 @@ void Supervisor::Sweep() {
       return r->retire && r->state == ReplicaState::kDone && !Alive(*r);
     });
   }
-  std::erase_if(pools_, [](const std::unique_ptr<Pool>& p) { return p->removed && p->replicas.empty(); });
+  std::erase_if(pools_,
+                [](const std::unique_ptr<Pool>& p) { return p->removed && p->replicas.empty(); });
   if (stopping_ && !stopped_reported_ && !AnyAlive()) {
     stopped_reported_ = true;
     spdlog::info("supervisor: every child process has exited");
@@ -709,9 +724,8 @@ nlohmann::json Supervisor::PoolsView() const {
     }
     nlohmann::json replicas = nlohmann::json::array();
     for (const auto& r : p->replicas) {
-      nlohmann::json v = {{"replica", r->index},
-                          {"state", ReplicaStateName(r->state)},
-                          {"restarts", r->restarts}};
+      nlohmann::json v = {
+          {"replica", r->index}, {"state", ReplicaStateName(r->state)}, {"restarts", r->restarts}};
       if (Alive(*r)) v["pid"] = r->pid;
       if (r->retire) v["retiring"] = true;
       if (r->drained) v["drained"] = true;
@@ -751,8 +765,8 @@ std::string Supervisor::Why(const Pool& p) const {
   if (p.held) return "stopped by pincerctl pool stop";
   if (p.failed) {
     reasons.push_back("failed: more than " + std::to_string(p.config.restart.max_restarts) +
-                      " restart(s) within " + Ms(p.config.restart.window) + "; last: " +
-                      p.last_exit + "; `pincerctl pool start " + p.config.name +
+                      " restart(s) within " + Ms(p.config.restart.window) +
+                      "; last: " + p.last_exit + "; `pincerctl pool start " + p.config.name +
                       "` or a reload tries again");
   }
   const TimePoint now = clock_.Now();
@@ -764,8 +778,10 @@ std::string Supervisor::Why(const Pool& p) const {
     switch (r->state) {
       case ReplicaState::kWaiting:
         reasons.push_back(tag + " backing off, restarts in " +
-                          Ms(r->due && *r->due > now ? std::chrono::duration_cast<Duration>(*r->due - now)
-                                                : Duration(0)) + after);
+                          Ms(r->due && *r->due > now
+                                 ? std::chrono::duration_cast<Duration>(*r->due - now)
+                                 : Duration(0)) +
+                          after);
         break;
       case ReplicaState::kStarting:
         reasons.push_back(tag + " starting: pid " + std::to_string(r->pid) +
@@ -784,9 +800,10 @@ std::string Supervisor::Why(const Pool& p) const {
         break;
       case ReplicaState::kDone:
         if (!p.failed) {
-          reasons.push_back(tag + " exited: " + (r->last_exit.empty() ? "could not start" : r->last_exit) +
-                            "; restart policy " + std::string(ConfigName(p.config.restart.policy)) +
-                            ": not restarted (`pincerctl pool start " + p.config.name + "`)");
+          reasons.push_back(
+              tag + " exited: " + (r->last_exit.empty() ? "could not start" : r->last_exit) +
+              "; restart policy " + std::string(ConfigName(p.config.restart.policy)) +
+              ": not restarted (`pincerctl pool start " + p.config.name + "`)");
         }
         break;
     }

@@ -28,11 +28,10 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/clock.h"
 #include "config/config.h"
@@ -80,17 +79,17 @@ class Supervisor {
     TimePoint started{};
     std::optional<TimePoint> due;  // the next thing to do for this replica
     TimePoint drain_until{};
-    bool retire = false;       // stop for good (scale-down, removed pool, new command)
-    bool kill_sent = false;    // SIGKILL already sent
-    bool forced = false;       // we killed it for a fault: its exit counts as a failure
-    bool drained = false;      // an operator drained its worker: replace it when it exits
+    bool retire = false;     // stop for good (scale-down, removed pool, new command)
+    bool kill_sent = false;  // SIGKILL already sent
+    bool forced = false;     // we killed it for a fault: its exit counts as a failure
+    bool drained = false;    // an operator drained its worker: replace it when it exits
     int restarts = 0;
-    int failures = 0;          // backoff exponent; reset after min_uptime
+    int failures = 0;  // backoff exponent; reset after min_uptime
     // One of the pair exited first: why, and whether it counts as a failure,
     // kept until its partner is gone too.
     std::optional<std::string> pair_exit;
     bool pair_failure = false;
-    std::string last_exit;     // "pid 12 exited with exit code 3"; "" before the first exit
+    std::string last_exit;  // "pid 12 exited with exit code 3"; "" before the first exit
   };
 
   // `clock` and `spawner` must outlive the supervisor. `random01` returns a
@@ -174,7 +173,7 @@ class Supervisor {
     bool held = false;          // `pincerctl pool stop`: nothing runs until `pool start`
     std::optional<int> scaled;  // `pincerctl pool scale`: wins over config.replicas
     int last_exit_replica = -1;
-    std::string last_exit;      // "echo/1: pid 12 exited with exit code 3"
+    std::string last_exit;  // "echo/1: pid 12 exited with exit code 3"
   };
 
   Pool* FindPool(const std::string& name);

@@ -1,10 +1,10 @@
 #include "supervisor/supervisor_service.h"
 
-#include "common/proc_stat.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+
+#include "common/proc_stat.h"
 
 namespace pincer {
 
@@ -20,8 +20,7 @@ SupervisorService::SupervisorService(asio::io_context& io, const Clock& clock,
       },
       [this](const OutputLine& line) { OnOutput(line); });
   supervisor_ = std::make_unique<Supervisor>(
-      clock, *spawner_,
-      [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); },
+      clock, *spawner_, [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); },
       std::move(options), std::move(hooks));
 }
 

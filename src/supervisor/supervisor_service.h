@@ -9,17 +9,16 @@
 #include <asio.hpp>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "common/clock.h"
+#include "common/status.h"
 #include "config/config.h"
 #include "core/outbox.h"
 #include "registry/worker_registry.h"
-#include "common/status.h"
 #include "supervisor/output_log.h"
 #include "supervisor/posix_spawner.h"
 #include "supervisor/supervisor.h"
@@ -54,7 +53,8 @@ class SupervisorService {
   Status PoolCommand(const std::string& op, const std::string& pool, std::optional<int> replicas,
                      nlohmann::json& view);
   // `pincerctl logs`: {"pool","lines":[{"seq","time_ms","replica","stream","text"}],"last"}.
-  Status Logs(const std::string& pool, uint64_t after, std::size_t limit, nlohmann::json& out) const;
+  Status Logs(const std::string& pool, uint64_t after, std::size_t limit,
+              nlohmann::json& out) const;
 
   // For ClientApi::Hooks. A pool short of replicas whose last exit left
   // something on stderr gets its tail as "stderr_tail".

@@ -37,22 +37,22 @@ struct TaskBackoff {
 };
 
 struct TaskRecord {
-  TaskId id = 0;  // shown as "t<id>"
+  TaskId id = 0;                    // shown as "t<id>"
   std::vector<std::string> skills;  // sorted, unique
   std::string payload;              // raw JSON; "" = null
   int64_t priority = 0;
   int64_t timeout_ms = 0;  // per attempt; 0 = none
   int max_attempts = 3;
-  std::string session;  // "" = none
-  std::string key;      // idempotency key; "" = none
+  std::string session;       // "" = none
+  std::string key;           // idempotency key; "" = none
   bool has_backoff = false;  // `backoff` set: it, not tasks.retry_backoff
   TaskBackoff backoff;
 
   TaskState state = TaskState::kQueued;
-  int attempts = 0;     // attempts started
-  std::string worker;   // worker id of the current or last attempt
-  std::string output;   // raw JSON; "" = null
-  std::string error;    // last error
+  int attempts = 0;    // attempts started
+  std::string worker;  // worker id of the current or last attempt
+  std::string output;  // raw JSON; "" = null
+  std::string error;   // last error
   std::vector<AttemptError> errors;
   int64_t created_ms = 0;
   int64_t started_ms = 0;  // 0 = never

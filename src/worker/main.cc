@@ -2,6 +2,7 @@
 // file only turns the command line into WorkerOptions and wires the event
 // loop; the protocol lives in worker_session, the processes in
 // process_task_runner.
+#include <curl/curl.h>
 #include <pincer/version.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -9,7 +10,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <curl/curl.h>
 #include <asio.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -90,7 +90,9 @@ int main(int argc, char** argv) {
                  "client certificate (PEM), for a pincerd that requires one (env PINCER_TLS_CERT)");
   app.add_option("--tls-key", tls_files.key,
                  "the client certificate's private key (PEM) (env PINCER_TLS_KEY)");
-  app.add_option("--name", name, "name shown in `pincerctl workers` (default COMMAND@HOST; POOL/N@HOST when pincerd runs it)");
+  app.add_option(
+      "--name", name,
+      "name shown in `pincerctl workers` (default COMMAND@HOST; POOL/N@HOST when pincerd runs it)");
   app.add_option("--skill", skills, "a skill this worker offers (repeatable)")
       ->allow_extra_args(false);
   app.add_option("--label", labels, "KEY=VALUE shown in `pincerctl workers` (repeatable)")

@@ -85,8 +85,7 @@ std::string DescribeFailure(const TaskOutcome& o) {
   return text;
 }
 
-std::string SuccessLine(std::string_view id, nlohmann::json output,
-                               std::size_t max_frame_bytes) {
+std::string SuccessLine(std::string_view id, nlohmann::json output, std::size_t max_frame_bytes) {
   std::string line = EncodeResultSuccess(id, std::move(output));
   if (line.size() - 1 > max_frame_bytes) {
     return EncodeResultFailure(id,
@@ -108,9 +107,8 @@ std::string TooDeepLine(std::string_view id, int max_json_depth) {
       /*retryable=*/false);
 }
 
-std::string EnvelopeLine(std::string_view id, const TaskOutcome& o,
-                                const nlohmann::json& env, const ResultPolicy& policy,
-                                std::size_t max_frame_bytes) {
+std::string EnvelopeLine(std::string_view id, const TaskOutcome& o, const nlohmann::json& env,
+                         const ResultPolicy& policy, std::size_t max_frame_bytes) {
   bool ok = env["ok"].get<bool>();
   std::string status;
   if (auto it = env.find("status"); it != env.end() && it->is_string()) {

@@ -77,8 +77,7 @@ std::string DescribeFailure(const TaskOutcome& o);
 
 // The success line for `output`, or a non-retryable failure when it would
 // not fit in a frame.
-std::string SuccessLine(std::string_view id, nlohmann::json output,
-                        std::size_t max_frame_bytes);
+std::string SuccessLine(std::string_view id, nlohmann::json output, std::size_t max_frame_bytes);
 
 std::string TooDeepLine(std::string_view id, int max_json_depth);
 
@@ -88,18 +87,15 @@ std::string TooDeepLine(std::string_view id, int max_json_depth);
 // one, `timeout` is retryable and anything else is unless the exit code is
 // permanent. The error is the envelope's `error` (a string, or an object's
 // `message`), else its status.
-std::string EnvelopeLine(std::string_view id, const TaskOutcome& o,
-                         const nlohmann::json& env, const ResultPolicy& policy,
-                         std::size_t max_frame_bytes);
+std::string EnvelopeLine(std::string_view id, const TaskOutcome& o, const nlohmann::json& env,
+                         const ResultPolicy& policy, std::size_t max_frame_bytes);
 
 // The full result line for a task. A result that would not fit in one frame
 // of `max_frame_bytes`, or whose output nests deeper than the daemon's
 // `max_json_depth` allows, becomes a non-retryable failure instead: the
 // daemon would refuse the line, and running the task again would not
 // change it.
-std::string ResultLine(std::string_view id, const TaskOutcome& o,
-                       std::size_t max_frame_bytes,
-                       int max_json_depth = kDefaultMaxJsonDepth,
-                       const ResultPolicy& policy = {});
+std::string ResultLine(std::string_view id, const TaskOutcome& o, std::size_t max_frame_bytes,
+                       int max_json_depth = kDefaultMaxJsonDepth, const ResultPolicy& policy = {});
 
 }  // namespace pincer::worker

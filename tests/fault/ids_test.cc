@@ -9,14 +9,14 @@
 // answers) and the client (it pipelines submits without waiting), so the
 // kill lands while inserts are in flight. Everything waits on lines read,
 // never on time.
+#include <gtest/gtest.h>
+
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/daemon_process.h"
 #include "support/raw_peer.h"

@@ -7,7 +7,6 @@
 // limit of 0 set on the running pincerd (prlimit) fails every store write
 // the same way.
 #include <gtest/gtest.h>
-
 #include <sys/resource.h>
 
 #include <cstdlib>

@@ -45,8 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto d = ParseDuration(text)) {
     const std::string shown = FormatDuration(*d);
     if (ParseDuration(shown) != d) {
-      std::fprintf(stderr, "duration '%s' shows as '%s', which reads back differently\n", text.c_str(),
-                   shown.c_str());
+      std::fprintf(stderr, "duration '%s' shows as '%s', which reads back differently\n",
+                   text.c_str(), shown.c_str());
       std::abort();
     }
   }

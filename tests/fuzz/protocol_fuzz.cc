@@ -8,10 +8,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "protocol/messages.h"
 
@@ -38,8 +37,8 @@ std::string Describe(const ParseResult& r) {
     CheckRaw(s->payload, "submit payload");
     std::string skills;
     for (const auto& k : s->skills) skills += k + "|";
-    out += " submit req=" + std::to_string(s->req) + " skills=" + skills + " payload=" + s->payload +
-           " priority=" + std::to_string(s->priority) +
+    out += " submit req=" + std::to_string(s->req) + " skills=" + skills +
+           " payload=" + s->payload + " priority=" + std::to_string(s->priority) +
            " timeout=" + (s->timeout ? std::to_string(s->timeout->count()) : "-") +
            " max_attempts=" + (s->max_attempts ? std::to_string(*s->max_attempts) : "-") +
            " session=" + s->session + " key=" + s->key + " wait=" + std::to_string(s->wait);

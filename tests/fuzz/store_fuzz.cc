@@ -12,6 +12,7 @@
 // Recovery from any bytes either refuses (store_corrupt) or gives records;
 // it never crashes.
 #include <dirent.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -20,8 +21,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <sqlite3.h>
 
 #include "common/clock.h"
 #include "store/change_codec.h"
@@ -73,7 +72,8 @@ void CheckEnded(std::string_view in) {
   if (!DecodeEnded(rest, rec)) return;
   Outcome out;
   std::vector<AttemptError> errors;
-  if (!DecodeEndedOutcome(in, out, errors)) Fail("DecodeEndedOutcome refuses what DecodeEnded reads");
+  if (!DecodeEndedOutcome(in, out, errors))
+    Fail("DecodeEndedOutcome refuses what DecodeEnded reads");
   if (out.id != rec.id || out.state != rec.state || out.attempts != rec.attempts ||
       out.worker != rec.worker || out.output != rec.output || out.error != rec.error ||
       out.errors.size() != rec.errors.size()) {
@@ -83,7 +83,8 @@ void CheckEnded(std::string_view in) {
   EncodeEnded(once, rec);
   std::string_view again_in = once;
   TaskRecord again;
-  if (!DecodeEnded(again_in, again) || !again_in.empty()) Fail("an encoded ended record does not decode");
+  if (!DecodeEnded(again_in, again) || !again_in.empty())
+    Fail("an encoded ended record does not decode");
   std::string twice;
   EncodeEnded(twice, again);
   if (once != twice) Fail("an ended record does not survive encode and decode");
@@ -189,7 +190,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         SegmentWriter writer(Dir(), 1, 4096);
         std::string_view rest = in;
         while (rest.size() >= 2) {
-          const std::size_t len = static_cast<unsigned char>(rest[0]) | (static_cast<unsigned char>(rest[1]) << 8);
+          const std::size_t len =
+              static_cast<unsigned char>(rest[0]) | (static_cast<unsigned char>(rest[1]) << 8);
           rest.remove_prefix(2);
           const std::string_view payload = rest.substr(0, len);
           rest.remove_prefix(payload.size());

@@ -6,9 +6,8 @@
 // `stopped` or its connection closes. Raw peers play the workers, so every
 // line is seen as sent; a real pincer-worker shows that a command ignoring
 // SIGTERM is never overlapped by its retry.
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <fstream>
 #include <memory>
@@ -58,7 +57,8 @@ class AttemptsTest : public ::testing::Test {
     json extra = {{"name", name}, {"skills", {skill}}, {"capacity", 1}};
     if (confirms) extra["confirms_stop"] = true;
     auto welcome = peer->Hello("worker", "", extra);
-    EXPECT_TRUE(welcome && welcome->value("type", "") == "welcome") << (welcome ? welcome->dump() : "");
+    EXPECT_TRUE(welcome && welcome->value("type", "") == "welcome")
+        << (welcome ? welcome->dump() : "");
     return peer;
   }
 
@@ -72,7 +72,6 @@ class AttemptsTest : public ::testing::Test {
     }
     return *line;
   }
-
 
  protected:
   json Status(const std::string& id) { return TaskStatus(*client_, id); }
@@ -91,7 +90,8 @@ TEST_F(AttemptsTest, ALateResultOfATimedOutAttemptIsStaleAndTheRetryWaitsForStop
 
   // The attempt times out: cancel names it and says why.
   json cancel = Next(*first);
-  EXPECT_EQ(cancel, json({{"type", "cancel"}, {"id", id}, {"attempt", 1}, {"reason", "timed_out"}}));
+  EXPECT_EQ(cancel,
+            json({{"type", "cancel"}, {"id", id}, {"attempt", 1}, {"reason", "timed_out"}}));
 
   // Another worker is free now, yet the task waits for the first to stop.
   auto second = RawWorker("second");
@@ -110,7 +110,8 @@ TEST_F(AttemptsTest, ALateResultOfATimedOutAttemptIsStaleAndTheRetryWaitsForStop
   EXPECT_EQ(err.value("code", ""), "stale_attempt") << err;
   EXPECT_EQ(err["id"], id);
   EXPECT_EQ(err["attempt"], 1);
-  first->SendJson({{"type", "result"}, {"id", id}, {"attempt", 1}, {"ok", true}, {"output", "late"}});
+  first->SendJson(
+      {{"type", "result"}, {"id", id}, {"attempt", 1}, {"ok", true}, {"output", "late"}});
   err = Next(*first);
   EXPECT_EQ(err.value("code", ""), "stale_attempt") << err;
   EXPECT_EQ(err["id"], id);
@@ -138,7 +139,8 @@ TEST_F(AttemptsTest, ALateResultOfATimedOutAttemptIsStaleAndTheRetryWaitsForStop
   task = Next(runner);
   ASSERT_EQ(task.value("type", ""), "task") << task;
   EXPECT_EQ(task["attempt"], 2);
-  runner.SendJson({{"type", "result"}, {"id", id}, {"attempt", 2}, {"ok", true}, {"output", "fine"}});
+  runner.SendJson(
+      {{"type", "result"}, {"id", id}, {"attempt", 2}, {"ok", true}, {"output", "fine"}});
   json end = WaitEnd(*client_, id);
   EXPECT_EQ(end["state"], "succeeded") << end;
   EXPECT_EQ(end["output"], "fine");
@@ -153,11 +155,12 @@ TEST_F(AttemptsTest, ResultOfAnotherAttemptIsStaleAndTheRightOneStillCounts) {
   ASSERT_EQ(task["attempt"], 1) << task;
   w->SendJson({{"type", "result"}, {"id", id}, {"attempt", 2}, {"ok", true}, {"output", "x"}});
   json err = Next(*w);
-  EXPECT_EQ(err, json({{"type", "error"},
-                       {"code", "stale_attempt"},
-                       {"message", "field 'attempt' is 2, but the current attempt of " + id + " is 1"},
-                       {"id", id},
-                       {"attempt", 2}}));
+  EXPECT_EQ(err,
+            json({{"type", "error"},
+                  {"code", "stale_attempt"},
+                  {"message", "field 'attempt' is 2, but the current attempt of " + id + " is 1"},
+                  {"id", id},
+                  {"attempt", 2}}));
   EXPECT_EQ(Status(id)["state"], "running");
   w->SendJson({{"type", "result"}, {"id", id}, {"attempt", 1}, {"ok", true}, {"output", "y"}});
   EXPECT_EQ(WaitEnd(*client_, id)["output"], "y");
@@ -174,7 +177,8 @@ TEST_F(AttemptsTest, CancelCarriesTheAttemptAndStoppedFreesTheSlot) {
   const std::string a = SubmitTask(*client_, {{"skills", {"job"}}});
   ASSERT_EQ(Next(*w).value("id", ""), a);
   ASSERT_EQ(Ask(*client_, {{"type", "cancel"}, {"id", a}})["state"], "cancelled");
-  EXPECT_EQ(Next(*w), json({{"type", "cancel"}, {"id", a}, {"attempt", 1}, {"reason", "cancelled"}}));
+  EXPECT_EQ(Next(*w),
+            json({{"type", "cancel"}, {"id", a}, {"attempt", 1}, {"reason", "cancelled"}}));
 
   // The cancelled attempt keeps the only slot: the next task waits.
   const std::string b = SubmitTask(*client_, {{"skills", {"job"}}});
@@ -304,15 +308,34 @@ TEST_F(AttemptsTest, ARealWorkerNeverOverlapsARetryWithAnAttemptIgnoringSigterm)
   const std::string dir = daemon_->dir();
   const std::string script =
       "trap '' TERM\n"
-      "exec 9>'" + dir + "/lock'\n"
-      "flock -n 9 || echo \"attempt $PINCER_ATTEMPT\" >> '" + dir + "/overlaps'\n"
-      "echo \"$PINCER_ATTEMPT\" >> '" + dir + "/starts'\n"
+      "exec 9>'" +
+      dir +
+      "/lock'\n"
+      "flock -n 9 || echo \"attempt $PINCER_ATTEMPT\" >> '" +
+      dir +
+      "/overlaps'\n"
+      "echo \"$PINCER_ATTEMPT\" >> '" +
+      dir +
+      "/starts'\n"
       "if [ \"$PINCER_ATTEMPT\" = 1 ]; then sleep 60; fi\n"
       "echo '\"done\"'\n";
   std::vector<std::string> argv = {std::string(PINCER_BUILD_DIR) + "/pincer-worker",
-                                   "--addr", daemon_->address(), "--name", "real", "--skill",
-                                   "job", "--capacity", "1", "--kill-grace", "1", "--log-level",
-                                   "debug", "--", "sh", "-c", script};
+                                   "--addr",
+                                   daemon_->address(),
+                                   "--name",
+                                   "real",
+                                   "--skill",
+                                   "job",
+                                   "--capacity",
+                                   "1",
+                                   "--kill-grace",
+                                   "1",
+                                   "--log-level",
+                                   "debug",
+                                   "--",
+                                   "sh",
+                                   "-c",
+                                   script};
   ChildProcess worker;
   ASSERT_EQ(worker.Start(argv, dir + "/worker.out", dir + "/worker.err"), "");
   ASSERT_TRUE(WaitFor([&] { return Workers(*client_).size() == 1; }));

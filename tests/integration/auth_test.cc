@@ -2,16 +2,14 @@
 // reload and retry need it, the client token keeps the rest, and each
 // token opens only its own role. Token files others can read are refused,
 // at start and at a reload, and no token ever reaches the log.
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -137,9 +135,8 @@ TEST_F(AuthTest, ClientTokenCannotAdministerTheAdminTokenCan) {
   // The admin token does what the client token could not, and the rest too.
   CtlResult reload = Ctl(kAdminToken, {"reload"});
   EXPECT_EQ(reload.exit_code, 0) << reload;
-  EXPECT_TRUE(WaitFor([&] {
-    return daemon_->ReadStderr().find("config reloaded") != std::string::npos;
-  }));
+  EXPECT_TRUE(
+      WaitFor([&] { return daemon_->ReadStderr().find("config reloaded") != std::string::npos; }));
   CtlResult retry = Ctl(kAdminToken, {"retry", failed});
   EXPECT_EQ(retry.exit_code, 0) << retry;
   EXPECT_EQ(Ctl(kAdminToken, {"drain", echo->id()}).exit_code, 0);
@@ -173,19 +170,21 @@ TEST_F(AuthTest, EachTokenOpensOnlyItsOwnRole) {
     SCOPED_TRACE(c.role + " with '" + c.token + "'");
     RawPeer peer;
     ASSERT_EQ(peer.Connect(daemon_->address()), "");
-    auto answer = peer.Hello(c.role, c.token, c.role == "worker" ? json{{"skills", {"x"}}} : json::object());
+    auto answer =
+        peer.Hello(c.role, c.token, c.role == "worker" ? json{{"skills", {"x"}}} : json::object());
     ASSERT_TRUE(answer.has_value());
     EXPECT_EQ(answer->value("type", ""), "error") << *answer;
     EXPECT_EQ(answer->value("code", ""), "unauthorized") << *answer;
     EXPECT_TRUE(peer.WaitClosed(kRead));
   }
   // Each token in its own role is welcome.
-  for (const Case& c : {Case{"client", kClientToken}, Case{"client", kAdminToken},
-                        Case{"worker", kWorkerToken}}) {
+  for (const Case& c :
+       {Case{"client", kClientToken}, Case{"client", kAdminToken}, Case{"worker", kWorkerToken}}) {
     SCOPED_TRACE(c.role + " with '" + c.token + "'");
     RawPeer peer;
     ASSERT_EQ(peer.Connect(daemon_->address()), "");
-    auto answer = peer.Hello(c.role, c.token, c.role == "worker" ? json{{"skills", {"x"}}} : json::object());
+    auto answer =
+        peer.Hello(c.role, c.token, c.role == "worker" ? json{{"skills", {"x"}}} : json::object());
     ASSERT_TRUE(answer.has_value());
     EXPECT_EQ(answer->value("type", ""), "welcome") << *answer;
   }
@@ -217,7 +216,8 @@ TEST_F(AuthTest, TokenFilesOthersCanReadAreRefusedAtStartAndReload) {
   // At start: pincerd does not start, and says which file and what to do.
   {
     DaemonOptions options;
-    options.config_yaml = "store: { kind: memory }\nauth: { admin_token_file: {dir}/admin.token }\n";
+    options.config_yaml =
+        "store: { kind: memory }\nauth: { admin_token_file: {dir}/admin.token }\n";
     DaemonProcess daemon(options);
     const std::string file = daemon.dir() + "/admin.token";
     WriteText(file, std::string(kAdminToken) + "\n");
@@ -225,10 +225,10 @@ TEST_F(AuthTest, TokenFilesOthersCanReadAreRefusedAtStartAndReload) {
     ::testing::AssertionResult started = daemon.Start();
     ASSERT_FALSE(started);
     const std::string log = daemon.ReadStderr();
-    EXPECT_NE(log.find("auth.admin_token_file: '" + file +
-                       "' is accessible by group or others (mode 0644); run: chmod 600 '" + file +
-                       "'"),
-              std::string::npos)
+    EXPECT_NE(
+        log.find("auth.admin_token_file: '" + file +
+                 "' is accessible by group or others (mode 0644); run: chmod 600 '" + file + "'"),
+        std::string::npos)
         << log;
     EXPECT_EQ(log.find(kAdminToken), std::string::npos) << log;
   }

@@ -5,10 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -64,7 +63,8 @@ class BadInputTest : public ::testing::Test {
   void ExpectStillServing() {
     json stats = Stats(*witness_);
     EXPECT_TRUE(stats.is_object());
-    json end = WaitEnd(*witness_, SubmitTask(*witness_, {{"skills", {"echo"}}, {"payload", "ping"}}));
+    json end =
+        WaitEnd(*witness_, SubmitTask(*witness_, {{"skills", {"echo"}}, {"payload", "ping"}}));
     EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
     EXPECT_EQ(TaskStatus(*witness_, pending_).value("state", ""), "queued");
   }
@@ -117,31 +117,32 @@ TEST_F(BadInputTest, ClientBadLinesGetErrorsAndTheConnectionStaysOpen) {
   ASSERT_EQ(welcome->value("type", ""), "welcome") << welcome->dump();
 
   ExpectErrorsKeepOpen(
-      peer, {
-                {"this is not json", "bad_json", {}},
-                {"{\"type\":\"stats\",\"req\":1", "bad_json", {}},
-                {"{'type':'stats'}", "bad_json", {}},
-                {"[1,2,3]", "bad_message", {}},
-                {"42", "bad_message", {}},
-                {"\"submit\"", "bad_message", {}},
-                {"null", "bad_message", {}},
-                {"{}", "bad_message", {}},
-                {R"({"type":5,"req":2})", "bad_message", 2},
-                {R"({"type":"frobnicate","req":3})", "unknown_type", 3},
-                {R"({"type":"submit","req":4,"skills":"echo"})", "bad_message", 4},
-                {R"({"type":"submit","req":5,"priority":"high"})", "bad_message", 5},
-                {R"({"type":"submit","req":6,"wait":"yes"})", "bad_message", 6},
-                {R"({"type":"submit","req":7,"timeout":"soon"})", "invalid_request", 7},
-                {R"({"type":"submit","req":8,"max_attempts":0})", "invalid_request", 8},
-                {R"({"type":"status","req":9,"id":17})", "bad_message", 9},
-                {R"({"type":"status","req":10,"id":"t999999"})", "not_found", 10},
-                {R"({"type":"tasks","req":11,"state":"sleeping"})", "invalid_request", 11},
-                {R"({"type":"drain","req":12,"worker":"w999"})", "not_found", 12},
-                {R"({"type":"stats"})", "bad_message", {}},
-                {R"({"type":"result","id":"t1","ok":true})", "unknown_type", {}},
-                {R"({"type":"heartbeat"})", "unknown_type", {}},
-                {R"({"type":"hello","role":"client","proto":1,"token":"ctok"})", "unknown_type", {}},
-            });
+      peer,
+      {
+          {"this is not json", "bad_json", {}},
+          {"{\"type\":\"stats\",\"req\":1", "bad_json", {}},
+          {"{'type':'stats'}", "bad_json", {}},
+          {"[1,2,3]", "bad_message", {}},
+          {"42", "bad_message", {}},
+          {"\"submit\"", "bad_message", {}},
+          {"null", "bad_message", {}},
+          {"{}", "bad_message", {}},
+          {R"({"type":5,"req":2})", "bad_message", 2},
+          {R"({"type":"frobnicate","req":3})", "unknown_type", 3},
+          {R"({"type":"submit","req":4,"skills":"echo"})", "bad_message", 4},
+          {R"({"type":"submit","req":5,"priority":"high"})", "bad_message", 5},
+          {R"({"type":"submit","req":6,"wait":"yes"})", "bad_message", 6},
+          {R"({"type":"submit","req":7,"timeout":"soon"})", "invalid_request", 7},
+          {R"({"type":"submit","req":8,"max_attempts":0})", "invalid_request", 8},
+          {R"({"type":"status","req":9,"id":17})", "bad_message", 9},
+          {R"({"type":"status","req":10,"id":"t999999"})", "not_found", 10},
+          {R"({"type":"tasks","req":11,"state":"sleeping"})", "invalid_request", 11},
+          {R"({"type":"drain","req":12,"worker":"w999"})", "not_found", 12},
+          {R"({"type":"stats"})", "bad_message", {}},
+          {R"({"type":"result","id":"t1","ok":true})", "unknown_type", {}},
+          {R"({"type":"heartbeat"})", "unknown_type", {}},
+          {R"({"type":"hello","role":"client","proto":1,"token":"ctok"})", "unknown_type", {}},
+      });
   // Still a working client connection.
   ASSERT_TRUE(peer.SendJson({{"type", "stats"}, {"req", 77}}));
   auto ok = peer.ReadJson(kRead);
@@ -237,7 +238,8 @@ TEST_F(BadInputTest, ALineOverTheFrameLimitIsRefusedAndClosed) {
     ASSERT_EQ(peer.Connect(addr_), "");
     ASSERT_TRUE(peer.Hello("client", "ctok"));
     // Just under the limit is fine.
-    json near = {{"type", "submit"}, {"req", 1}, {"skills", {"echo"}}, {"payload", std::string(3900, 'y')}};
+    json near = {
+        {"type", "submit"}, {"req", 1}, {"skills", {"echo"}}, {"payload", std::string(3900, 'y')}};
     ASSERT_LT(near.dump().size(), 4096u);
     ASSERT_TRUE(peer.SendJson(near));
     auto ok = peer.ReadJson(kRead);
@@ -283,7 +285,8 @@ TEST_F(BadInputTest, AWrongTokenIsUnauthorizedAndClosed) {
                         Case{"worker", "ctok"}, Case{"worker", ""}}) {
     RawPeer peer;
     ASSERT_EQ(peer.Connect(addr_), "");
-    auto answer = peer.Hello(c.role, c.token, c.role == "worker" ? json{{"skills", {"later"}}} : json::object());
+    auto answer = peer.Hello(c.role, c.token,
+                             c.role == "worker" ? json{{"skills", {"later"}}} : json::object());
     ASSERT_TRUE(answer) << c.role << "/" << c.token;
     EXPECT_EQ(answer->value("type", ""), "error") << answer->dump();
     EXPECT_EQ(answer->value("code", ""), "unauthorized") << answer->dump();
@@ -512,7 +515,8 @@ TEST_F(HostileInputTest, AConnectionWaitsOnAtMostTenThousandTasks) {
     ASSERT_TRUE(ok) << req;
     ASSERT_EQ(ok->value("type", ""), "ok") << ok->dump();
   }
-  ASSERT_TRUE(peer.SendJson({{"type", "submit"}, {"req", kCap + 1}, {"skills", {"nobody"}}, {"wait", true}}));
+  ASSERT_TRUE(peer.SendJson(
+      {{"type", "submit"}, {"req", kCap + 1}, {"skills", {"nobody"}}, {"wait", true}}));
   auto refused = peer.ReadJson(kRead);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->value("code", ""), "too_many_waits") << refused->dump();
@@ -522,7 +526,8 @@ TEST_F(HostileInputTest, AConnectionWaitsOnAtMostTenThousandTasks) {
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->value("code", ""), "too_many_waits") << refused->dump();
   // Without wait the connection still submits; other connections still wait.
-  ASSERT_TRUE(peer.SendJson({{"type", "submit"}, {"req", kCap + 3}, {"skills", {"echo"}}, {"payload", 2}}));
+  ASSERT_TRUE(
+      peer.SendJson({{"type", "submit"}, {"req", kCap + 3}, {"skills", {"echo"}}, {"payload", 2}}));
   auto ok = peer.ReadJson(kRead);
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->value("type", ""), "ok") << ok->dump();

@@ -6,9 +6,8 @@
 // every pincerd and floor row moved tasks, and that each peer row either
 // moved tasks or names why it could not run (scripts/bench installs the
 // peers; scripts/test does not), instead of failing the run.
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -37,12 +36,14 @@ std::vector<std::string> Cells(const std::string& row) {
 TEST(BenchTest, PrintsOneTableWithARowPerSystemAndWindow) {
   const std::string bench = std::string(PINCER_BUILD_DIR) + "/pincer-bench";
   // The sanitizer build (scripts/test --sanitize) leaves the bench out.
-  if (access(bench.c_str(), X_OK) != 0) GTEST_SKIP() << bench << " is not built (PINCER_BUILD_BENCH=OFF)";
-  ProcessResult r = RunProcess({bench, "run", "--systems",
-                                "floor,pincerd-memory,pincerd-sqlite,pincerd-memory-4c,nats,gearman,"
-                                "redis,beanstalk",
-                                "--windows", "1,8", "--warmup", "0.1", "--duration", "0.3"},
-                               "", {}, std::chrono::seconds(240));
+  if (access(bench.c_str(), X_OK) != 0)
+    GTEST_SKIP() << bench << " is not built (PINCER_BUILD_BENCH=OFF)";
+  ProcessResult r =
+      RunProcess({bench, "run", "--systems",
+                  "floor,pincerd-memory,pincerd-sqlite,pincerd-memory-4c,nats,gearman,"
+                  "redis,beanstalk",
+                  "--windows", "1,8", "--warmup", "0.1", "--duration", "0.3"},
+                 "", {}, std::chrono::seconds(240));
   ASSERT_FALSE(r.timed_out);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_NE(r.out.find("| system | window | tasks/s | p50 µs | p99 µs | max µs | tasks/s vs nats"),
@@ -51,12 +52,14 @@ TEST(BenchTest, PrintsOneTableWithARowPerSystemAndWindow) {
 
   // The row names the table uses.
   const std::vector<std::string> ours = {"floor (line relay)", "pincerd memory",
-                                         "pincerd sqlite fsync=always", "pincerd memory, 4 clients"};
+                                         "pincerd sqlite fsync=always",
+                                         "pincerd memory, 4 clients"};
   const std::vector<std::string> peers = {"nats-server", "gearmand", "redis-streams", "beanstalkd"};
   std::map<std::string, int> rows;
   std::stringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) {
-    if (!line.starts_with("| ") || line.starts_with("| system") || line.starts_with("|---")) continue;
+    if (!line.starts_with("| ") || line.starts_with("| system") || line.starts_with("|---"))
+      continue;
     const std::vector<std::string> cells = Cells(line);
     ASSERT_GE(cells.size(), 10u) << line;
     ++rows[cells[0]];

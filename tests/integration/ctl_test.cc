@@ -610,7 +610,8 @@ TEST_F(CtlTest, ParseErrorsAreOnePincerctlLineNamingTheProblem) {
       << after_flags;
 
   CtlResult far = RunCtl("127.0.0.1:1", {"frobnicate"});
-  EXPECT_EQ(far.err, "pincerctl: unknown command 'frobnicate' (pincerctl --help lists the commands)\n")
+  EXPECT_EQ(far.err,
+            "pincerctl: unknown command 'frobnicate' (pincerctl --help lists the commands)\n")
       << far;
   CtlResult none = RunCtl("127.0.0.1:1", {});
   EXPECT_EQ(none.err, "pincerctl: no command given (pincerctl --help lists them)\n") << none;
@@ -671,7 +672,8 @@ TEST_F(CtlTest, TasksListsNewestFirstSaysWhenCutAndPages) {
   CtlResult table = Ctl({"tasks"});
   ASSERT_EQ(table.exit_code, 0) << table.err;
   ASSERT_EQ(table.Lines().size(), 1001u) << "header + 1000";
-  EXPECT_EQ(table.Lines()[1].rfind(ids.back() + " ", 0), 0u) << "newest first: " << table.Lines()[1];
+  EXPECT_EQ(table.Lines()[1].rfind(ids.back() + " ", 0), 0u)
+      << "newest first: " << table.Lines()[1];
   EXPECT_EQ(table.Lines()[1000].rfind(ids[kTasks - 1000] + " ", 0), 0u) << table.Lines()[1000];
   EXPECT_EQ(table.err, "pincerctl: 1000 of 2600 shown, --limit/--all for more (or --after " +
                            ids[kTasks - 1000] + ")\n");
@@ -688,8 +690,8 @@ TEST_F(CtlTest, TasksListsNewestFirstSaysWhenCutAndPages) {
   CtlResult oldest = Ctl({"--json", "tasks", "--oldest", "--limit", "3"});
   ASSERT_EQ(oldest.Json().size(), 3u) << oldest;
   EXPECT_EQ(oldest.Json()[0]["id"], ids[0]);
-  EXPECT_EQ(oldest.err, "pincerctl: 3 of 2600 shown, --limit/--all for more (or --after " +
-                            ids[2] + ")\n");
+  EXPECT_EQ(oldest.err,
+            "pincerctl: 3 of 2600 shown, --limit/--all for more (or --after " + ids[2] + ")\n");
   // The cursor the note names gives the next page.
   CtlResult next = Ctl({"--json", "tasks", "--oldest", "--limit", "3", "--after", ids[2]});
   ASSERT_EQ(next.Json().size(), 3u) << next;
@@ -761,18 +763,27 @@ TEST_F(CtlTest, StatusPrintsEachAttemptErrorOnceAndSeparatesRetries) {
   const std::string w = worker->id();
   const std::string errors =
       "errors:\n"
-      "  attempt 1 on " + w + ": Traceback (most recent call last):\n"
+      "  attempt 1 on " +
+      w +
+      ": Traceback (most recent call last):\n"
       "      ValueError: bad input\n"
-      "  attempt 2 on " + w + ": Traceback (most recent call last):\n"
+      "  attempt 2 on " +
+      w +
+      ": Traceback (most recent call last):\n"
       "      ValueError: bad input\n"
       "  -- retried --\n"
-      "  attempt 1 on " + w + ": Traceback (most recent call last):\n"
+      "  attempt 1 on " +
+      w +
+      ": Traceback (most recent call last):\n"
       "      ValueError: bad input\n"
-      "  attempt 2 on " + w + ": Traceback (most recent call last):\n"
+      "  attempt 2 on " +
+      w +
+      ": Traceback (most recent call last):\n"
       "      ValueError: bad input\n";
   EXPECT_NE(status.out.find(errors), std::string::npos) << status;
   EXPECT_EQ(status.out.find("\nerror:"), std::string::npos)
-      << "the task's error is the last attempt's, printed once\n" << status;
+      << "the task's error is the last attempt's, printed once\n"
+      << status;
   std::size_t count = 0;
   for (std::size_t at = 0; (at = status.out.find("ValueError", at)) != std::string::npos; ++at) {
     ++count;
@@ -805,7 +816,8 @@ TEST_F(CtlTest, WaitTakesSeveralIds) {
   CtlResult both = Ctl({"wait", a, b});
   EXPECT_EQ(both.exit_code, 0) << both;
   EXPECT_EQ(both.out.find("id:       " + a), 0u) << both;
-  EXPECT_NE(both.out.find("\n\nid:       " + b), std::string::npos) << "in the order given\n" << both;
+  EXPECT_NE(both.out.find("\n\nid:       " + b), std::string::npos) << "in the order given\n"
+                                                                    << both;
 
   CtlResult one_failed = Ctl({"--json", "wait", a, bad, b});
   EXPECT_EQ(one_failed.exit_code, 1) << one_failed;

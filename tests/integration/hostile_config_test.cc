@@ -3,19 +3,17 @@
 // YAML nested 100,000 deep, /dev/zero or a file past 4 MiB is refused with
 // a message naming the problem, and pincerd serves on with the config it
 // had. `pincerd --check-config` refuses the same files with exit code 1.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -40,7 +38,8 @@ std::string AliasBomb() {
   std::string bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
   for (char c = 'b'; c <= 'j'; ++c) {
     bomb += std::string(1, c) + ": &" + c + " [";
-    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", " : "") + "*" + static_cast<char>(c - 1);
+    for (int i = 0; i < 10; ++i)
+      bomb += std::string(i ? ", " : "") + "*" + static_cast<char>(c - 1);
     bomb += "]\n";
   }
   return bomb;
@@ -66,7 +65,8 @@ std::vector<Hostile> HostileYamlFiles() {
       {"/dev/zero", "", "is not a regular file"},
       {"huge replicas", "pools: [{name: a, command: [x], replicas: 4294967296}]\n",
        "pools[0].replicas: value is too large"},
-      {"overflowing duration", "tasks: { timeout: 9999999999999h }\n", "tasks.timeout: bad duration"},
+      {"overflowing duration", "tasks: { timeout: 9999999999999h }\n",
+       "tasks.timeout: bad duration"},
       {"long duration", "tasks: { timeout: 87601h }\n", "tasks.timeout: must be at most 87600h"},
   };
 }
@@ -215,13 +215,15 @@ TEST(CheckConfigTest, HostileFilesExitOneWithTheProblem) {
     } else {
       WriteText(path, h.text);
     }
-    ProcessResult r = RunProcess({std::string(PINCER_BUILD_DIR) + "/pincerd", "--check-config", path});
+    ProcessResult r =
+        RunProcess({std::string(PINCER_BUILD_DIR) + "/pincerd", "--check-config", path});
     EXPECT_EQ(r.exit_code, 1) << "not a crash: " << r.err.substr(0, 2000);
     EXPECT_NE(r.err.find(h.says), std::string::npos) << r.err.substr(0, 2000);
   }
   const std::string json = dir.Join("c.json");
   WriteText(json, R"({"a": )" + std::string(100000, '[') + std::string(100000, ']') + "}");
-  ProcessResult r = RunProcess({std::string(PINCER_BUILD_DIR) + "/pincerd", "--check-config", json});
+  ProcessResult r =
+      RunProcess({std::string(PINCER_BUILD_DIR) + "/pincerd", "--check-config", json});
   EXPECT_EQ(r.exit_code, 1) << r.err.substr(0, 2000);
   EXPECT_NE(r.err.find("nested deeper than 64 levels"), std::string::npos) << r.err.substr(0, 2000);
 }

@@ -2,15 +2,13 @@
 // real pincer-worker, or a worker that stops heartbeating) while holding
 // tasks, failures up to max_attempts, attempt timeouts with cancel, cancel
 // of queued and running tasks, idempotency keys.
+#include <gtest/gtest.h>
 #include <signal.h>
 
-#include <gtest/gtest.h>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -56,10 +54,9 @@ class LifecycleTest : public ::testing::Test {
   // A real pincer-worker process running `command` per task.
   std::unique_ptr<ChildProcess> RealWorker(const std::string& name, const std::string& skill,
                                            int capacity, std::vector<std::string> command) {
-    std::vector<std::string> argv = {Bin("pincer-worker"), "--addr",     addr_,
-                                     "--name",             name,         "--skill",
-                                     skill,                "--capacity", std::to_string(capacity),
-                                     "--"};
+    std::vector<std::string> argv = {
+        Bin("pincer-worker"),     "--addr", addr_, "--name", name, "--skill", skill, "--capacity",
+        std::to_string(capacity), "--"};
     argv.insert(argv.end(), command.begin(), command.end());
     auto child = std::make_unique<ChildProcess>();
     const std::string err = child->Start(argv, daemon_->dir() + "/" + name + ".out",
@@ -210,8 +207,8 @@ TEST_F(LifecycleTest, ATaskThatRunsTooLongEndsTimedOutAndTheWorkerGetsCancel) {
     return r;
   };
   w->StartAuto(o);
-  const std::string id = SubmitTask(
-      *client_, {{"skills", {"job"}}, {"timeout", "300ms"}, {"max_attempts", 2}});
+  const std::string id =
+      SubmitTask(*client_, {{"skills", {"job"}}, {"timeout", "300ms"}, {"max_attempts", 2}});
   json end = WaitEnd(*client_, id);
   EXPECT_EQ(end.value("state", ""), "timed_out") << end.dump();
   EXPECT_EQ(end.value("attempts", 0), 2);
@@ -229,14 +226,14 @@ TEST_F(LifecycleTest, ATimedOutRealWorkerKillsItsChild) {
   StartDaemon();
   auto worker = RealWorker("sleeper", "nap", 1, {"sleep", "30"});
   ASSERT_FALSE(WorkerIdByName("sleeper").empty());
-  const std::string id = SubmitTask(
-      *client_, {{"skills", {"nap"}}, {"timeout", "300ms"}, {"max_attempts", 1}});
+  const std::string id =
+      SubmitTask(*client_, {{"skills", {"nap"}}, {"timeout", "300ms"}, {"max_attempts", 1}});
   json end = WaitEnd(*client_, id);
   EXPECT_EQ(end.value("state", ""), "timed_out") << end.dump();
   // The worker is free again: a second task runs on it (and times out too,
   // which only happens if the first `sleep` was stopped or never blocked it).
-  const std::string id2 = SubmitTask(
-      *client_, {{"skills", {"nap"}}, {"timeout", "300ms"}, {"max_attempts", 1}});
+  const std::string id2 =
+      SubmitTask(*client_, {{"skills", {"nap"}}, {"timeout", "300ms"}, {"max_attempts", 1}});
   EXPECT_TRUE(WaitState(*client_, id2, "timed_out"));
   worker->KillGroup();
 }

@@ -165,8 +165,10 @@ TEST_F(MetricsEndpointTest, ARemovedPoolLeavesMetrics) {
   const CtlResult reload = RunCtl(daemon_->address(), {"reload"});
   ASSERT_EQ(reload.exit_code, 0) << reload;
   text = Metrics();
-  EXPECT_EQ(DistinctLabelValues(text, "pincer_pool_failed", "pool"), std::set<std::string>{"idle"}) << text;
-  EXPECT_EQ(DistinctLabelValues(text, "pincer_pool_restarts_total", "pool"), std::set<std::string>{"idle"})
+  EXPECT_EQ(DistinctLabelValues(text, "pincer_pool_failed", "pool"), std::set<std::string>{"idle"})
+      << text;
+  EXPECT_EQ(DistinctLabelValues(text, "pincer_pool_restarts_total", "pool"),
+            std::set<std::string>{"idle"})
       << text;
 }
 

@@ -36,7 +36,6 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-
 class OpenAiWorkerTest : public WorkerFixture {
  protected:
   void SetUp() override { StartDaemon(); }
@@ -193,8 +192,9 @@ TEST_F(OpenAiWorkerTest, CancelAbortsTheRequestAndFreesTheSlot) {
   const std::string held = Submit({"--payload", R"("HOLD forever")"});
   ASSERT_TRUE(WaitFor([&] { return Status(held).value("state", "") == "running"; }));
   EXPECT_EQ(Ctl({"cancel", held}).exit_code, 0);
-  ASSERT_TRUE(WaitFor(
-      [&] { return WorkerLog(w).find("task " + held + " attempt 1: stopped") != std::string::npos; }));
+  ASSERT_TRUE(WaitFor([&] {
+    return WorkerLog(w).find("task " + held + " attempt 1: stopped") != std::string::npos;
+  }));
   // The one slot is free again while the held reply never finished.
   const json end = SubmitWait({"--payload", R"("next")"});
   EXPECT_EQ(end["state"], "succeeded") << end;

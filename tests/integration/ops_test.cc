@@ -2,24 +2,23 @@
 // on a NOTIFY_SOCKET the test owns, /metrics and /healthz over real HTTP,
 // live reload (a new strategy applies to the next tasks while running ones
 // go on; an invalid file changes nothing), and outlier ejection.
+#include <gtest/gtest.h>
+#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <netdb.h>
 
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -59,10 +58,12 @@ class NotifySocket {
 
   // Receives until `line` has been seen `times` times in all, or `timeout`.
   bool WaitForLine(const std::string& line, milliseconds timeout, int times = 1) {
-    return WaitFor([&] {
-      Drain();
-      return Count(line) >= times;
-    }, timeout);
+    return WaitFor(
+        [&] {
+          Drain();
+          return Count(line) >= times;
+        },
+        timeout);
   }
   int Count(const std::string& line) const {
     int n = 0;
@@ -167,8 +168,7 @@ TEST_F(OpsTest, SystemdNotifyLifecycle) {
   ASSERT_TRUE(notify.WaitForLine("READY=1", seconds(5))) << notify.All();
   const int status = notify.Find("STATUS=");
   ASSERT_GE(status, 0) << notify.All();
-  EXPECT_NE(notify.All().find("0 workers, 0 queued, 0 running"), std::string::npos)
-      << notify.All();
+  EXPECT_NE(notify.All().find("0 workers, 0 queued, 0 running"), std::string::npos) << notify.All();
   EXPECT_TRUE(notify.WaitForLine("WATCHDOG=1", seconds(5), 3)) << notify.All();
 
   // SIGHUP (systemctl reload): RELOADING=1 with MONOTONIC_USEC, then READY=1.
@@ -213,13 +213,20 @@ TEST_F(OpsTest, MetricsAndHealthOverHttp) {
   const std::string text = Metrics();
   EXPECT_EQ(Sample(text, "pincer_tasks_submitted_total"), 3) << text;
   EXPECT_EQ(Sample(text, R"(pincer_tasks_ended_total{state="succeeded"})"), 3) << text;
-  EXPECT_EQ(Sample(text, R"(pincer_task_duration_seconds_count{skill="echo",state="succeeded"})"), 3)
+  EXPECT_EQ(Sample(text, R"(pincer_task_duration_seconds_count{skill="echo",state="succeeded"})"),
+            3)
       << text;
   // Counted per task on the loop, handed to prometheus at the scrape: every
   // bucket and the attempts too.
-  EXPECT_EQ(Sample(text, R"(pincer_task_duration_seconds_bucket{skill="echo",state="succeeded",le="+Inf"})"), 3)
+  EXPECT_EQ(
+      Sample(text,
+             R"(pincer_task_duration_seconds_bucket{skill="echo",state="succeeded",le="+Inf"})"),
+      3)
       << text;
-  EXPECT_EQ(Sample(text, R"(pincer_task_duration_seconds_bucket{skill="echo",state="succeeded",le="3600"})"), 3)
+  EXPECT_EQ(
+      Sample(text,
+             R"(pincer_task_duration_seconds_bucket{skill="echo",state="succeeded",le="3600"})"),
+      3)
       << text;
   EXPECT_EQ(Sample(text, R"(pincer_task_attempts_total{result="ok"})"), 3) << text;
   EXPECT_EQ(Sample(text, "pincer_queue_depth"), 0) << text;
@@ -315,8 +322,8 @@ TEST_F(OpsTest, ReloadOfRestartOnlyKeysWarnsAndKeepsThemUntilTheNextStart) {
   CtlResult reload = Ctl({"reload"});
   ASSERT_EQ(reload.exit_code, 0) << reload;
   EXPECT_TRUE(WaitFor([&] {
-    return daemon_->ReadStderr().find("metrics_listen, data_dir and store apply at the next start") !=
-           std::string::npos;
+    return daemon_->ReadStderr().find(
+               "metrics_listen, data_dir and store apply at the next start") != std::string::npos;
   })) << daemon_->ReadStderr();
   // Still serving as before.
   EXPECT_EQ(Ctl({"submit", "--skill", "x"}).exit_code, 0);
@@ -398,7 +405,8 @@ TEST_F(OpsTest, WorkerFailingEveryTaskIsEjectedAndOthersTakeItsShare) {
 // the tasks requeued; an attempt failing (one line, the error's first
 // line); what a reload changed.
 TEST_F(OpsTest, InfoLogsSayWhoDiedWhatFailedAndWhatAReloadChanged) {
-  StartDaemon("heartbeat: { interval: 500ms, misses: 2 }\ntasks: { retry_backoff: { initial: 0s } }\n");
+  StartDaemon(
+      "heartbeat: { interval: 500ms, misses: 2 }\ntasks: { retry_backoff: { initial: 0s } }\n");
   TestWorkerOptions silent_options;
   silent_options.name = "silent";
   silent_options.skills = {"x"};
@@ -425,17 +433,19 @@ TEST_F(OpsTest, InfoLogsSayWhoDiedWhatFailedAndWhatAReloadChanged) {
   ASSERT_TRUE(failing);
   auto task = failing->NextTask(seconds(10));
   ASSERT_TRUE(task);
-  ASSERT_TRUE(failing->SendResult((*task)["id"], false, "disk full\nTraceback: more\nand more", false));
+  ASSERT_TRUE(
+      failing->SendResult((*task)["id"], false, "disk full\nTraceback: more\nand more", false));
   const std::string failed = "task " + id + " attempt 2 failed on worker " + failing->id() +
                              " (not retryable): disk full\n";
   EXPECT_TRUE(WaitFor([&] { return daemon_->ReadStderr().find(failed) != std::string::npos; }))
       << daemon_->ReadStderr();
   EXPECT_EQ(daemon_->ReadStderr().find("Traceback"), std::string::npos);
 
-  daemon_->SetConfig(std::string(kBaseConfig) +
-                     "heartbeat: { interval: 500ms, misses: 2 }\n"
-                     "tasks: { retry_backoff: { initial: 0s }, queue_ttl: 5m }\n"
-                     "routing: { strategy: round_robin, rules: [ { skills: [tts], max_running: 1 } ] }\n");
+  daemon_->SetConfig(
+      std::string(kBaseConfig) +
+      "heartbeat: { interval: 500ms, misses: 2 }\n"
+      "tasks: { retry_backoff: { initial: 0s }, queue_ttl: 5m }\n"
+      "routing: { strategy: round_robin, rules: [ { skills: [tts], max_running: 1 } ] }\n");
   CtlResult reload = Ctl({"reload"});
   ASSERT_EQ(reload.exit_code, 0) << reload;
   for (const char* change :
@@ -443,7 +453,8 @@ TEST_F(OpsTest, InfoLogsSayWhoDiedWhatFailedAndWhatAReloadChanged) {
         "reload: routing.rules[0]: added (skills [tts] strategy (default) max_running 1)",
         "reload: tasks.queue_ttl: 0s -> 5m"}) {
     EXPECT_TRUE(WaitFor([&] { return daemon_->ReadStderr().find(change) != std::string::npos; }))
-        << change << "\n" << daemon_->ReadStderr();
+        << change << "\n"
+        << daemon_->ReadStderr();
   }
 }
 
@@ -458,8 +469,8 @@ TEST_F(OpsTest, ASecondPincerdOnTheSameDataDirSaysWhoUsesItAndExits) {
   const std::string config = dir.Join("second.yaml");
   {
     std::ofstream out(config);
-    out << "listen: 127.0.0.1:0\nstore: { kind: sqlite, fsync: off }\ndata_dir: " << first.data_dir()
-        << "\n";
+    out << "listen: 127.0.0.1:0\nstore: { kind: sqlite, fsync: off }\ndata_dir: "
+        << first.data_dir() << "\n";
   }
   ProcessResult second =
       RunProcess({std::string(PINCER_BUILD_DIR) + "/pincerd", "--config", config});

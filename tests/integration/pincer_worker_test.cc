@@ -32,7 +32,6 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-
 // True while `pid` exists and is not a zombie. Processes reparented to an
 // init that does not reap (containers) stay zombies, but they are dead.
 bool ProcessAlive(pid_t pid) {
@@ -291,10 +290,10 @@ TEST_F(PincerWorkerTest, SigtermDrainsTheRunningTaskFinishesThenExitsZero) {
   const std::string go = scratch.Join("go");
   const std::string input = scratch.Join("stdin");
   // The task ends when the test says so: once the worker is draining.
-  const size_t w = StartWorker({"--name", "graceful", "--skill", "grace"},
-                               {"sh", "-c",
-                                "while [ ! -e " + go + " ]; do sleep 0.02; done; cat > " + input +
-                                    "; echo done"});
+  const size_t w = StartWorker(
+      {"--name", "graceful", "--skill", "grace"},
+      {"sh", "-c",
+       "while [ ! -e " + go + " ]; do sleep 0.02; done; cat > " + input + "; echo done"});
   ASSERT_TRUE(WaitForWorker("graceful"));
   // Submitted raw: pincerctl would send the payload re-serialised.
   RawPeer submitter;

@@ -4,19 +4,18 @@
 // logs`, why a pool is short, what a removed pool leaves in /metrics, and
 // the pool command warnings of `pincerd --check-config`. Waits are on
 // events (WaitFor polls a condition), never sleeps.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -48,8 +47,9 @@ std::string WorkerPool(const std::string& name, int replicas) {
 std::string DyingPool(const std::string& name, const std::string& words, int code,
                       const std::string& policy = "on-failure") {
   return "  - name: " + name + "\n    command: [\"/bin/sh\", \"-c\", \"echo " + words +
-         " >&2; exit " + std::to_string(code) + "\"]\n    replicas: 1\n    restart: { policy: " +
-         policy + ", backoff: { initial: 20ms, max: 100ms }, max_restarts: 2, window: 1m }\n";
+         " >&2; exit " + std::to_string(code) +
+         "\"]\n    replicas: 1\n    restart: { policy: " + policy +
+         ", backoff: { initial: 20ms, max: 100ms }, max_restarts: 2, window: 1m }\n";
 }
 
 class PoolVerbsTest : public ::testing::Test {
@@ -86,7 +86,8 @@ class PoolVerbsTest : public ::testing::Test {
   std::vector<json> PoolWorkers(const std::string& pool) {
     std::vector<json> out;
     for (auto& w : Workers(*client_)) {
-      if (w.value("pool", json()) == pool && !w["id"].is_null() && w.value("state", "") == "ready") {
+      if (w.value("pool", json()) == pool && !w["id"].is_null() &&
+          w.value("state", "") == "ready") {
         out.push_back(w);
       }
     }
@@ -128,16 +129,19 @@ TEST_F(PoolVerbsTest, DrainedReplicaIsReplacedAndScalingConverges) {
   for (auto& w : workers) names.insert(w["name"].get<std::string>());
   char host[256] = {};
   ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
-  EXPECT_EQ(names, (std::set<std::string>{std::string("echo/0@") + host, std::string("echo/1@") + host}));
+  EXPECT_EQ(names,
+            (std::set<std::string>{std::string("echo/0@") + host, std::string("echo/1@") + host}));
 
   // The rolling restart of the docs: drain, the worker exits 0, and the
   // on-failure pool starts a new process in its slot.
   const CtlResult drain = Ctl({"drain", drained_id});
   ASSERT_EQ(drain.exit_code, 0) << drain;
-  ASSERT_TRUE(WaitFor([&] {
-    const auto pids = Pids("echo");
-    return pids.size() == 2 && !pids.count(drained_pid);
-  }, seconds(30), milliseconds(50)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto pids = Pids("echo");
+        return pids.size() == 2 && !pids.count(drained_pid);
+      },
+      seconds(30), milliseconds(50)));
   ASSERT_TRUE(WaitReady("echo", 2));
   EXPECT_EQ(Pool("echo")["restarts"], 0) << "a drain is not a crash";
   EXPECT_NE(daemon_->ReadStderr().find("after a drain; replacing it"), std::string::npos);
@@ -151,21 +155,29 @@ TEST_F(PoolVerbsTest, DrainedReplicaIsReplacedAndScalingConverges) {
 }
 
 TEST_F(PoolVerbsTest, PoolsSaysWhyAPoolIsShort) {
-  StartDaemon(DyingPool("broken", "no-such-model-file", 3) + DyingPool("once", "finished", 0, "never"));
+  StartDaemon(DyingPool("broken", "no-such-model-file", 3) +
+              DyingPool("once", "finished", 0, "never"));
   json broken;
-  ASSERT_TRUE(WaitFor([&] {
-    broken = Pool("broken");
-    return broken.value("state", "") == "failed" && broken.contains("stderr_tail");
-  }, seconds(30), milliseconds(50))) << broken.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        broken = Pool("broken");
+        return broken.value("state", "") == "failed" && broken.contains("stderr_tail");
+      },
+      seconds(30), milliseconds(50)))
+      << broken.dump();
   EXPECT_EQ(broken["desired"], 1);
   EXPECT_EQ(broken["running"], 0);
-  EXPECT_NE(broken.value("why", "").find("exited with exit code 3"), std::string::npos) << broken.dump();
+  EXPECT_NE(broken.value("why", "").find("exited with exit code 3"), std::string::npos)
+      << broken.dump();
   EXPECT_EQ(broken["stderr_tail"].back(), "no-such-model-file") << broken.dump();
   json once;
-  ASSERT_TRUE(WaitFor([&] {
-    once = Pool("once");
-    return once.value("state", "") == "stopped";
-  }, seconds(30), milliseconds(50))) << once.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        once = Pool("once");
+        return once.value("state", "") == "stopped";
+      },
+      seconds(30), milliseconds(50)))
+      << once.dump();
   EXPECT_NE(once.value("why", "").find("restart policy never: not restarted"), std::string::npos)
       << once.dump();
 
@@ -178,9 +190,12 @@ TEST_F(PoolVerbsTest, PoolsSaysWhyAPoolIsShort) {
   // `pool start` is the way to try again without a reload.
   const CtlResult start = Ctl({"pool", "start", "once"});
   EXPECT_EQ(start.exit_code, 0) << start;
-  EXPECT_TRUE(WaitFor([&] { return Pool("once")["replicas"][0].value("restarts", -1) == 0 &&
-                                   daemon_->ReadStderr().find("once/0: had exited") != std::string::npos; },
-                      seconds(30), milliseconds(50)));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Pool("once")["replicas"][0].value("restarts", -1) == 0 &&
+               daemon_->ReadStderr().find("once/0: had exited") != std::string::npos;
+      },
+      seconds(30), milliseconds(50)));
 }
 
 TEST_F(PoolVerbsTest, StopStartScaleRestartAndReload) {
@@ -191,10 +206,13 @@ TEST_F(PoolVerbsTest, StopStartScaleRestartAndReload) {
   CtlResult r = Ctl({"pool", "stop", "echo"});
   ASSERT_EQ(r.exit_code, 0) << r;
   json pool;
-  ASSERT_TRUE(WaitFor([&] {
-    pool = Pool("echo");
-    return pool.value("state", "") == "stopped" && pool["running"] == 0;
-  }, seconds(30), milliseconds(50))) << pool.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        pool = Pool("echo");
+        return pool.value("state", "") == "stopped" && pool["running"] == 0;
+      },
+      seconds(30), milliseconds(50)))
+      << pool.dump();
   EXPECT_EQ(pool.value("why", ""), "stopped by pincerctl pool stop");
   EXPECT_EQ(pool["desired"], 0);
   // A stopped pool cannot be restarted, only started; nothing changes.
@@ -226,10 +244,12 @@ TEST_F(PoolVerbsTest, StopStartScaleRestartAndReload) {
   r = Ctl({"--json", "pool", "restart", "echo"});
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(r.Json().value("name", ""), "echo") << r;
-  ASSERT_TRUE(WaitFor([&] {
-    const auto now = Pids("echo");
-    return now.size() == 1 && !now.count(*before.begin());
-  }, seconds(30), milliseconds(50)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto now = Pids("echo");
+        return now.size() == 1 && !now.count(*before.begin());
+      },
+      seconds(30), milliseconds(50)));
   ASSERT_TRUE(WaitReady("echo", 1));
   for (pid_t pid : first) EXPECT_FALSE(Pids("echo").count(pid));
 
@@ -243,9 +263,10 @@ TEST_F(PoolVerbsTest, StopStartScaleRestartAndReload) {
   EXPECT_EQ(r.exit_code, 2) << r;
   r = Ctl({"pool", "frobnicate", "echo"});
   EXPECT_EQ(r.exit_code, 2) << r;
-  for (const json& bad : {json{{"type", "pool"}, {"op", "scale"}, {"pool", "echo"}},
-                          json{{"type", "pool"}, {"op", "explode"}, {"pool", "echo"}},
-                          json{{"type", "pool"}, {"op", "scale"}, {"pool", "echo"}, {"replicas", 5000}}}) {
+  for (const json& bad :
+       {json{{"type", "pool"}, {"op", "scale"}, {"pool", "echo"}},
+        json{{"type", "pool"}, {"op", "explode"}, {"pool", "echo"}},
+        json{{"type", "pool"}, {"op", "scale"}, {"pool", "echo"}, {"replicas", 5000}}}) {
     auto answer = client_->Request(bad, seconds(10));
     ASSERT_FALSE(answer.ok()) << bad.dump();
     EXPECT_EQ(answer.error().code, "invalid_request") << answer.error().ToString();
@@ -258,13 +279,15 @@ TEST_F(PoolVerbsTest, PoolVerbsNeedTheAdminTokenLogsDoNot) {
   StartDaemon(WorkerPool("echo", 1), std::string("auth: { client_token: ") + kClientToken +
                                          ", admin_token: " + kAdminToken + " }\n");
   ASSERT_TRUE(WaitReady("echo", 1));
-  for (const std::vector<std::string>& verb :
-       {std::vector<std::string>{"pool", "stop", "echo"}, {"pool", "start", "echo"},
-        {"pool", "restart", "echo"}, {"pool", "scale", "echo", "2"}}) {
+  for (const std::vector<std::string>& verb : {std::vector<std::string>{"pool", "stop", "echo"},
+                                               {"pool", "start", "echo"},
+                                               {"pool", "restart", "echo"},
+                                               {"pool", "scale", "echo", "2"}}) {
     const CtlResult r = Ctl(verb);
     EXPECT_EQ(r.exit_code, 3) << r;
     EXPECT_NE(r.err.find("unauthorized: pool needs the admin token (auth.admin_token)"),
-              std::string::npos) << r;
+              std::string::npos)
+        << r;
   }
   EXPECT_EQ(Pool("echo")["desired"], 1);
   const CtlResult logs = Ctl({"logs", "echo"});
@@ -281,22 +304,28 @@ TEST_F(PoolVerbsTest, LogsShowAPoolsOutputTaggedOnce) {
   const pid_t pid = *Pids("echo").begin();
   CtlResult logs;
   // pincer-worker says on stderr that it connected.
-  ASSERT_TRUE(WaitFor([&] {
-    logs = Ctl({"logs", "echo"});
-    return logs.out.find(" echo/0 err ") != std::string::npos &&
-           logs.out.find("connected") != std::string::npos;
-  }, seconds(30), milliseconds(50))) << logs;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        logs = Ctl({"logs", "echo"});
+        return logs.out.find(" echo/0 err ") != std::string::npos &&
+               logs.out.find("connected") != std::string::npos;
+      },
+      seconds(30), milliseconds(50)))
+      << logs;
   EXPECT_EQ(logs.exit_code, 0) << logs;
   // In pincerd's log the line has pincerd's time and the tag, once each.
   std::string line;
   std::istringstream log(daemon_->ReadStderr());
   for (std::string l; std::getline(log, l);) {
-    if (l.find("[echo/0 err]") != std::string::npos && l.find("connected") != std::string::npos) line = l;
+    if (l.find("[echo/0 err]") != std::string::npos && l.find("connected") != std::string::npos)
+      line = l;
   }
   ASSERT_FALSE(line.empty());
   const std::regex timestamp(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)");
   EXPECT_EQ(std::distance(std::sregex_iterator(line.begin(), line.end(), timestamp),
-                          std::sregex_iterator()), 1) << line;
+                          std::sregex_iterator()),
+            1)
+      << line;
   EXPECT_EQ(line.find("pincer-worker["), std::string::npos) << line;
 
   const CtlResult json_logs = Ctl({"--json", "logs", "echo", "-n", "1"});
@@ -309,17 +338,20 @@ TEST_F(PoolVerbsTest, LogsShowAPoolsOutputTaggedOnce) {
   // -f: what the next process says arrives while pincerctl follows.
   TempDir dir("logs");
   ChildProcess follow;
-  ASSERT_EQ(follow.Start({std::string(PINCER_BUILD_DIR) + "/pincerctl", "--addr", daemon_->address(),
-                          "logs", "-f", "-n", "1", "echo"},
+  ASSERT_EQ(follow.Start({std::string(PINCER_BUILD_DIR) + "/pincerctl", "--addr",
+                          daemon_->address(), "logs", "-f", "-n", "1", "echo"},
                          dir.Join("out"), dir.Join("err")),
             "");
   ASSERT_TRUE(WaitFor([&] { return !ReadFileOrEmpty(dir.Join("out")).empty(); }, seconds(30)));
   const std::size_t seen = ReadFileOrEmpty(dir.Join("out")).size();
   ASSERT_EQ(kill(pid, SIGKILL), 0);  // the replacement connects and says so
-  EXPECT_TRUE(WaitFor([&] {
-    const std::string out = ReadFileOrEmpty(dir.Join("out"));
-    return out.size() > seen && out.find("connected", seen) != std::string::npos;
-  }, seconds(30), milliseconds(50))) << ReadFileOrEmpty(dir.Join("out"));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const std::string out = ReadFileOrEmpty(dir.Join("out"));
+        return out.size() > seen && out.find("connected", seen) != std::string::npos;
+      },
+      seconds(30), milliseconds(50)))
+      << ReadFileOrEmpty(dir.Join("out"));
   follow.KillGroup();
 
   const CtlResult unknown = Ctl({"logs", "nope"});
@@ -328,15 +360,18 @@ TEST_F(PoolVerbsTest, LogsShowAPoolsOutputTaggedOnce) {
 }
 
 TEST_F(PoolVerbsTest, RemovedFailedPoolLeavesMetrics) {
-  StartDaemon(DyingPool("broken", "oops", 1) + WorkerPool("echo", 1), "metrics_listen: \"127.0.0.1:0\"\n");
+  StartDaemon(DyingPool("broken", "oops", 1) + WorkerPool("echo", 1),
+              "metrics_listen: \"127.0.0.1:0\"\n");
   const std::string metrics_addr = daemon_->WaitForMetricsAddress();
   ASSERT_FALSE(metrics_addr.empty()) << daemon_->ReadStderr();
   auto metrics = [&] {
     auto r = HttpGet(metrics_addr, "/metrics");
     return r && r->status == 200 ? r->body : std::string();
   };
-  ASSERT_TRUE(WaitFor([&] { return Sample(metrics(), "pincer_pool_failed{pool=\"broken\"}") == 1.0; },
-                      seconds(30), milliseconds(50))) << metrics();
+  ASSERT_TRUE(
+      WaitFor([&] { return Sample(metrics(), "pincer_pool_failed{pool=\"broken\"}") == 1.0; },
+              seconds(30), milliseconds(50)))
+      << metrics();
   Reload(WorkerPool("echo", 1));
   const std::string after = metrics();
   EXPECT_EQ(after.find("pool=\"broken\""), std::string::npos) << after;
@@ -352,22 +387,30 @@ TEST(CheckConfigTest, WarnsAboutPoolCommandsThatCannotRun) {
   std::ofstream(config) << "store: { kind: memory }\npools:\n"
                         << "  - { name: good, command: [\"" << kWorker << "\", \"--\", \"cat\"] }\n"
                         << "  - { name: missing, command: [\"no-such-agent-x19\"] }\n"
-                        << "  - { name: relative, command: [\"bin/agent\"], cwd: \"" << dir.path() << "\" }\n"
+                        << "  - { name: relative, command: [\"bin/agent\"], cwd: \"" << dir.path()
+                        << "\" }\n"
                         << "  - { name: plain, command: [\"" << script << "\"] }\n"
                         << "  - { name: inner, command: [\"" << kWorker
                         << "\", \"--skill\", \"x\", \"--\", \"no-such-tool-x19\", \"-v\"] }\n";
-  const ProcessResult r = RunProcess({std::string(PINCER_BUILD_DIR) + "/pincerd", "--check-config", config});
+  const ProcessResult r =
+      RunProcess({std::string(PINCER_BUILD_DIR) + "/pincerd", "--check-config", config});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err.find("(good)"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("warning: pools[1] (missing).command[0]: 'no-such-agent-x19' not found in PATH"),
-            std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("warning: pools[2] (relative).command[0]: '" + dir.path() + "/bin/agent' does not exist"),
-            std::string::npos) << r.err;
+  EXPECT_NE(
+      r.err.find("warning: pools[1] (missing).command[0]: 'no-such-agent-x19' not found in PATH"),
+      std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("warning: pools[2] (relative).command[0]: '" + dir.path() +
+                       "/bin/agent' does not exist"),
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("warning: pools[3] (plain).command[0]: '" + script + "' is not executable"),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("warning: pools[4] (inner).command[4] (pincer-worker's COMMAND): "
                        "'no-such-tool-x19' not found in PATH"),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find(": ok"), std::string::npos) << r.err;
 }
 

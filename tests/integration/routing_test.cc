@@ -7,10 +7,9 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -125,7 +124,8 @@ class RoutingIntegrationTest : public ::testing::Test {
 TEST_F(RoutingIntegrationTest, RoundRobinSpreads300TasksSubmittedInABatch) {
   StartDaemon("routing: { strategy: round_robin }\n");
   std::vector<std::unique_ptr<TestWorker>> workers;
-  for (int i = 0; i < 3; ++i) workers.push_back(StartWorker(addr_, "rr" + std::to_string(i), {"echo"}));
+  for (int i = 0; i < 3; ++i)
+    workers.push_back(StartWorker(addr_, "rr" + std::to_string(i), {"echo"}));
   ASSERT_TRUE(WaitFor([&] { return Workers(*client_).size() == 3; }));
 
   auto ids = SubmitBatch(300, {{"skills", {"echo"}}, {"payload", "x"}});
@@ -143,7 +143,8 @@ TEST_F(RoutingIntegrationTest, RoundRobinSpreads300TasksSubmittedInABatch) {
 TEST_F(RoutingIntegrationTest, RoundRobinSpreads300TasksSubmittedOneByOneWithWait) {
   StartDaemon("routing: { strategy: round_robin }\n");
   std::vector<std::unique_ptr<TestWorker>> workers;
-  for (int i = 0; i < 3; ++i) workers.push_back(StartWorker(addr_, "rr" + std::to_string(i), {"echo"}));
+  for (int i = 0; i < 3; ++i)
+    workers.push_back(StartWorker(addr_, "rr" + std::to_string(i), {"echo"}));
   ASSERT_TRUE(WaitFor([&] { return Workers(*client_).size() == 3; }));
 
   for (int i = 0; i < 300; ++i) {
@@ -253,13 +254,15 @@ TEST_F(RoutingIntegrationTest, ASessionStaysOnOneWorkerAndRunsOneAtATimeInOrder)
   AutoOptions slow;
   slow.delay = milliseconds(20);
   std::vector<std::unique_ptr<TestWorker>> workers;
-  for (int i = 0; i < 3; ++i) workers.push_back(StartWorker(addr_, "s" + std::to_string(i), {"chat"}, 4, slow));
+  for (int i = 0; i < 3; ++i)
+    workers.push_back(StartWorker(addr_, "s" + std::to_string(i), {"chat"}, 4, slow));
   ASSERT_TRUE(WaitFor([&] { return Workers(*client_).size() == 3; }));
 
   // Session tasks mixed with unrelated ones, all pipelined.
   std::vector<std::string> session_ids;
   for (int i = 0; i < 6; ++i) {
-    session_ids.push_back(SubmitBatch(1, {{"skills", {"chat"}}, {"session", "conv-1"}, {"payload", i}})[0]);
+    session_ids.push_back(
+        SubmitBatch(1, {{"skills", {"chat"}}, {"session", "conv-1"}, {"payload", i}})[0]);
     SubmitBatch(2, {{"skills", {"chat"}}});
   }
   std::vector<json> ends;
@@ -282,7 +285,8 @@ TEST_F(RoutingIntegrationTest, ASessionStaysOnOneWorkerAndRunsOneAtATimeInOrder)
     if (w->id() != home) continue;
     std::vector<std::string> seen;
     for (const std::string& id : w->task_ids()) {
-      if (std::find(session_ids.begin(), session_ids.end(), id) != session_ids.end()) seen.push_back(id);
+      if (std::find(session_ids.begin(), session_ids.end(), id) != session_ids.end())
+        seen.push_back(id);
     }
     EXPECT_EQ(seen, session_ids);
   }
@@ -354,22 +358,26 @@ TEST_F(RoutingIntegrationTest, MaxRunningOneRunsTheRulesTasksOneAtATime) {
       if (std::find(ran.begin(), ran.end(), other) != ran.end()) continue;
       json status = CtlStatus(addr_, other);
       EXPECT_EQ(status.value("state", ""), "queued") << status.dump();
-      EXPECT_NE(status.value("why", "").find("routing.rules[0] (skills tts): max_running 1 reached"),
-                std::string::npos)
+      EXPECT_NE(
+          status.value("why", "").find("routing.rules[0] (skills tts): max_running 1 reached"),
+          std::string::npos)
           << status.dump();
       EXPECT_EQ(status.value("why_code", ""), "rule_max_running") << status.dump();
     }
     ASSERT_TRUE(worker.SendResult(id, true, "said"));
   }
   EXPECT_EQ(ran, ids);  // in submit order
-  for (const std::string& id : ids) EXPECT_EQ(WaitEnd(*client_, id).value("state", ""), "succeeded");
+  for (const std::string& id : ids)
+    EXPECT_EQ(WaitEnd(*client_, id).value("state", ""), "succeeded");
   EXPECT_EQ(worker.tasks_received(), 3);
 }
 
 // routing.rules[].rate: at most N starts per window; a reload that lifts
 // the cap lets the held task start.
 TEST_F(RoutingIntegrationTest, RateCapHoldsStartsPastItsQuotaUntilAReloadLiftsIt) {
-  StartDaemon("routing: { rules: [ { skills: [paid], strategy: round_robin, rate: { tasks: 2, per: 1h } } ] }\n");
+  StartDaemon(
+      "routing: { rules: [ { skills: [paid], strategy: round_robin, rate: { tasks: 2, per: 1h } } "
+      "] }\n");
   auto worker = StartWorker(addr_, "paid", {"paid"}, 4);
   ASSERT_TRUE(WaitFor([&] { return Workers(*client_).size() == 1; }));
   std::vector<std::string> ids = SubmitBatch(3, {{"skills", {"paid"}}});
@@ -385,19 +393,22 @@ TEST_F(RoutingIntegrationTest, RateCapHoldsStartsPastItsQuotaUntilAReloadLiftsIt
   EXPECT_EQ(worker->tasks_received(), 2);
 
   daemon_->SetConfig(std::string(kBase) +
-                     "routing: { rules: [ { skills: [paid], strategy: round_robin, rate: { tasks: 3, per: 1h } } ] }\n");
+                     "routing: { rules: [ { skills: [paid], strategy: round_robin, rate: { tasks: "
+                     "3, per: 1h } } ] }\n");
   CtlResult reload = RunCtl(addr_, {"reload"});
   ASSERT_EQ(reload.exit_code, 0) << reload;
   EXPECT_EQ(WaitEnd(*client_, ids[2]).value("state", ""), "succeeded");
   // The window is kept across the reload: three starts in it now, the cap.
   const std::string fourth = SubmitTask(*client_, {{"skills", {"paid"}}});
-  EXPECT_NE(CtlStatus(addr_, fourth).value("why", "").find("rate 3 per 1h reached"), std::string::npos);
+  EXPECT_NE(CtlStatus(addr_, fourth).value("why", "").find("rate 3 per 1h reached"),
+            std::string::npos);
 }
 
 // tasks.queue_ttl: a task nobody takes ends timed_out, its error saying it
 // expired and why it had waited.
 TEST_F(RoutingIntegrationTest, QueueTtlEndsATaskThatWaitedTooLongWithItsWhy) {
-  daemon_ = std::make_unique<DaemonProcess>("store: { kind: memory }\ntasks: { timeout: 30s, queue_ttl: 200ms }\n");
+  daemon_ = std::make_unique<DaemonProcess>(
+      "store: { kind: memory }\ntasks: { timeout: 30s, queue_ttl: 200ms }\n");
   ASSERT_TRUE(daemon_->Start());
   addr_ = daemon_->address();
   client_ = ConnectClient(addr_);
@@ -407,7 +418,9 @@ TEST_F(RoutingIntegrationTest, QueueTtlEndsATaskThatWaitedTooLongWithItsWhy) {
   json end = WaitEnd(*client_, id);
   EXPECT_EQ(end.value("state", ""), "timed_out") << end.dump();
   const std::string error = end.value("error", "");
-  EXPECT_EQ(error.rfind("expired: waited longer than tasks.queue_ttl (200ms): no worker has skill gpu", 0), 0u)
+  EXPECT_EQ(error.rfind(
+                "expired: waited longer than tasks.queue_ttl (200ms): no worker has skill gpu", 0),
+            0u)
       << error;
   EXPECT_EQ(end.value("attempts", -1), 0);
   // A task a worker takes at once is not touched by it.
@@ -427,7 +440,9 @@ TEST_F(RoutingIntegrationTest, ASubmitForASkillNoWorkerEverOfferedIsAcceptedWith
   CtlResult r = RunCtl(addr_, {"submit", "--skill", "gpu", "--skill", "echo"});
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(r.Lines().size(), 1u) << r;
-  EXPECT_NE(r.err.find("pincerctl: warning: no worker has offered skill echo, gpu"), std::string::npos) << r;
+  EXPECT_NE(r.err.find("pincerctl: warning: no worker has offered skill echo, gpu"),
+            std::string::npos)
+      << r;
 
   {
     auto once = StartWorker(addr_, "echo", {"echo"});
@@ -444,11 +459,13 @@ TEST_F(RoutingIntegrationTest, ASubmitForASkillNoWorkerEverOfferedIsAcceptedWith
 // payload it is refused with `conflict` and creates nothing.
 TEST_F(RoutingIntegrationTest, ARepeatedKeyWithAnotherPayloadIsAConflict) {
   StartDaemon("");
-  json first = Ask(*client_, {{"type", "submit"}, {"key", "k1"}, {"payload", {{"a", 1}, {"b", 2}}}});
+  json first =
+      Ask(*client_, {{"type", "submit"}, {"key", "k1"}, {"payload", {{"a", 1}, {"b", 2}}}});
   ASSERT_TRUE(first.is_object());
   const std::string id = first.value("id", "");
   // The same JSON written another way is the same payload.
-  CtlResult same = RunCtl(addr_, {"--json", "submit", "--key", "k1", "--payload", "{ \"b\": 2, \"a\": 1 }"});
+  CtlResult same =
+      RunCtl(addr_, {"--json", "submit", "--key", "k1", "--payload", "{ \"b\": 2, \"a\": 1 }"});
   ASSERT_EQ(same.exit_code, 0) << same;
   EXPECT_EQ(same.Json().value("id", ""), id);
   EXPECT_EQ(same.Json().value("existing", false), true) << same;

@@ -2,16 +2,15 @@
 // pools run the real pincer-worker (or a shell that exits at once). Waits
 // are bounded polls (WaitFor), never sleeps. Policy details with a fake
 // clock: tests/unit/supervisor_test.cc.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/types.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
@@ -26,20 +25,20 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-
 // A pool of pincer-workers with `skill` running `shell` (sh -c) per task.
 std::string WorkerPool(const std::string& name, const std::string& skill, int replicas,
                        const std::string& shell = "cat", const std::string& restart = "") {
   return "  - name: " + name + "\n    command: [\"" + kWorker + "\", \"--skill\", \"" + skill +
-         "\", \"--\", \"/bin/sh\", \"-c\", \"" + shell + "\"]\n    replicas: " +
-         std::to_string(replicas) + "\n    stop_grace: 3s\n    restart: { backoff: { initial: 100ms, max: 1s }" +
-         restart + " }\n";
+         "\", \"--\", \"/bin/sh\", \"-c\", \"" + shell +
+         "\"]\n    replicas: " + std::to_string(replicas) +
+         "\n    stop_grace: 3s\n    restart: { backoff: { initial: 100ms, max: 1s }" + restart +
+         " }\n";
 }
 
 // A pool whose process is `sh -c EXIT` and never connects.
 std::string ExitPool(const std::string& name, const std::string& policy, int code) {
-  return "  - name: " + name + "\n    command: [\"/bin/sh\", \"-c\", \"exit " + std::to_string(code) +
-         "\"]\n    replicas: 1\n    restart: { policy: " + policy +
+  return "  - name: " + name + "\n    command: [\"/bin/sh\", \"-c\", \"exit " +
+         std::to_string(code) + "\"]\n    replicas: 1\n    restart: { policy: " + policy +
          ", backoff: { initial: 20ms, max: 100ms }, max_restarts: 3, window: 1m }\n";
 }
 
@@ -83,7 +82,8 @@ bool Gone(pid_t pid) {
 class SupervisorIntegrationTest : public ::testing::Test {
  protected:
   ::testing::AssertionResult Start(const std::string& pools, const std::string& extra = "") {
-    daemon_ = std::make_unique<DaemonProcess>("store: { kind: memory }\n" + extra + "pools:\n" + pools);
+    daemon_ =
+        std::make_unique<DaemonProcess>("store: { kind: memory }\n" + extra + "pools:\n" + pools);
     if (auto r = daemon_->Start(); !r) return r;
     client_ = ConnectClient(daemon_->address());
     if (!client_) return ::testing::AssertionFailure() << "no client";
@@ -133,7 +133,8 @@ TEST_F(SupervisorIntegrationTest, CrashLoopingPoolFailsWhileOthersServe) {
   EXPECT_EQ(Stats(*client_).value("pools_failed", -1), 1);
   EXPECT_NE(daemon_->ReadStderr().find("pool bad failed"), std::string::npos);
 
-  const CtlResult r = RunCtl(daemon_->address(), {"submit", "--skill", "echo", "--payload", "\"still here\"", "--wait"});
+  const CtlResult r = RunCtl(
+      daemon_->address(), {"submit", "--skill", "echo", "--payload", "\"still here\"", "--wait"});
   EXPECT_EQ(r.exit_code, 0) << r;
   EXPECT_NE(r.out.find("still here"), std::string::npos) << r;
   const CtlResult pools = RunCtl(daemon_->address(), {"pools"});
@@ -177,13 +178,14 @@ TEST_F(SupervisorIntegrationTest, HungWorkerIsReplaced) {
       },
       seconds(10), milliseconds(50)));
   EXPECT_TRUE(WaitFor([&] { return Gone(hung); }, seconds(5)));
-  const CtlResult r = RunCtl(daemon_->address(), {"submit", "--skill", "echo", "--payload", "\"ok\"", "--wait"});
+  const CtlResult r =
+      RunCtl(daemon_->address(), {"submit", "--skill", "echo", "--payload", "\"ok\"", "--wait"});
   EXPECT_EQ(r.exit_code, 0) << r;
 }
 
 TEST_F(SupervisorIntegrationTest, SigtermWhileTasksRunFinishesThemAndStopsChildren) {
-  ASSERT_TRUE(Start(WorkerPool("slow", "slow", 2, "sleep 1; cat"),
-                    "shutdown: { drain_timeout: 20s }\n"));
+  ASSERT_TRUE(
+      Start(WorkerPool("slow", "slow", 2, "sleep 1; cat"), "shutdown: { drain_timeout: 20s }\n"));
   ASSERT_TRUE(WaitReady("slow", 2));
   const std::set<pid_t> pids = Pids(PoolWorkers(*client_, "slow"));
   const std::string a = SubmitTask(*client_, {{"skills", {"slow"}}, {"payload", "a"}});
@@ -220,8 +222,9 @@ TEST_F(SupervisorIntegrationTest, SigkillToPincerdTakesTheChildrenWithIt) {
 // SPEC 7: `workers` lists managed processes that have not said hello yet
 // as `starting`, with their pool and pid.
 TEST_F(SupervisorIntegrationTest, AProcessNotConnectedYetIsListedAsStarting) {
-  ASSERT_TRUE(Start("  - name: mute\n    command: [\"/bin/sleep\", \"30\"]\n"
-                    "    replicas: 1\n    start_timeout: 30s\n"));
+  ASSERT_TRUE(
+      Start("  - name: mute\n    command: [\"/bin/sleep\", \"30\"]\n"
+            "    replicas: 1\n    start_timeout: 30s\n"));
   json starting;
   ASSERT_TRUE(WaitFor([&] {
     for (auto& w : Workers(*client_)) {

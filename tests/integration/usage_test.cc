@@ -73,8 +73,8 @@ class UsageTest : public ::testing::Test {
   }
 
   std::string Submit(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"submit", "--skill", "llm", "--payload", "\"hi\"",
-                                     "--max-attempts", "3"};
+    std::vector<std::string> args = {"submit", "--skill",        "llm", "--payload",
+                                     "\"hi\"", "--max-attempts", "3"};
     args.insert(args.end(), extra.begin(), extra.end());
     CtlResult r = Ctl(args);
     EXPECT_EQ(r.exit_code, 0) << r;
@@ -90,15 +90,21 @@ TEST_F(UsageTest, UsageAddsUpOverAttemptsAndSurvivesACrash) {
 
   json task = NextTask(*w);
   ASSERT_EQ(task["id"], id);
-  ASSERT_TRUE(w->SendJson({{"type", "result"}, {"id", id}, {"ok", false}, {"error", "HTTP 503"},
-                           {"retryable", true},
-                           {"usage", {{"input", 100}, {"output", 20}, {"cost", 0.5},
-                                      {"model", "m1"}}}}));
+  ASSERT_TRUE(
+      w->SendJson({{"type", "result"},
+                   {"id", id},
+                   {"ok", false},
+                   {"error", "HTTP 503"},
+                   {"retryable", true},
+                   {"usage", {{"input", 100}, {"output", 20}, {"cost", 0.5}, {"model", "m1"}}}}));
   task = NextTask(*w);
   ASSERT_EQ(task["attempt"], 2);
-  ASSERT_TRUE(w->SendJson({{"type", "result"}, {"id", id}, {"ok", true}, {"output", "done"},
-                           {"usage", {{"input", 10}, {"output", 5}, {"total", 16},
-                                      {"cost", 0.25}, {"model", "m1"}}}}));
+  ASSERT_TRUE(w->SendJson(
+      {{"type", "result"},
+       {"id", id},
+       {"ok", true},
+       {"output", "done"},
+       {"usage", {{"input", 10}, {"output", 5}, {"total", 16}, {"cost", 0.25}, {"model", "m1"}}}}));
   ASSERT_TRUE(WaitFor([&] { return Status(id)["state"] == "succeeded"; }));
 
   const json expected =
@@ -142,8 +148,12 @@ TEST_F(UsageTest, AFailedTaskKeepsItsUsageAcrossACrash) {
   auto w = Worker("agent-1");
   const std::string id = Submit();
   NextTask(*w);
-  ASSERT_TRUE(w->SendJson({{"type", "result"}, {"id", id}, {"ok", false}, {"error", "x"},
-                           {"retryable", true}, {"usage", {{"input", 7}, {"output", 3}}}}));
+  ASSERT_TRUE(w->SendJson({{"type", "result"},
+                           {"id", id},
+                           {"ok", false},
+                           {"error", "x"},
+                           {"retryable", true},
+                           {"usage", {{"input", 7}, {"output", 3}}}}));
   NextTask(*w);  // attempt 2 runs
   daemon_->Kill9();
   w.reset();
@@ -182,7 +192,10 @@ TEST_F(UsageTest, ABadUsageIsRefusedNamingTheFieldAndChangesNothing) {
   EXPECT_EQ(status["state"], "running") << status;
   EXPECT_TRUE(status["usage"].is_null()) << status;
   // The connection stays open and the task still ends with a good result.
-  ASSERT_TRUE(w->SendJson({{"type", "result"}, {"id", id}, {"ok", true}, {"output", 1},
+  ASSERT_TRUE(w->SendJson({{"type", "result"},
+                           {"id", id},
+                           {"ok", true},
+                           {"output", 1},
                            {"usage", {{"input", 1}, {"output", 2}, {"cost", 3}}}}));
   ASSERT_TRUE(WaitFor([&] { return Status(id)["state"] == "succeeded"; }));
   EXPECT_EQ(Status(id)["usage"]["total"], 3);
@@ -191,10 +204,11 @@ TEST_F(UsageTest, ABadUsageIsRefusedNamingTheFieldAndChangesNothing) {
 
 TEST_F(UsageTest, ATaskOwnBackoffDecidesWhenItIsRetried) {
   auto w = Worker("agent-1");
-  const std::string id = Submit({"--backoff-initial", "1h", "--backoff-max", "2h",
-                                 "--backoff-jitter", "0"});
+  const std::string id =
+      Submit({"--backoff-initial", "1h", "--backoff-max", "2h", "--backoff-jitter", "0"});
   json status = Status(id);
-  EXPECT_EQ(status["backoff"], json::parse(R"({"initial_ms":3600000,"max_ms":7200000,"jitter":0.0})"))
+  EXPECT_EQ(status["backoff"],
+            json::parse(R"({"initial_ms":3600000,"max_ms":7200000,"jitter":0.0})"))
       << status;
   NextTask(*w);
   const int64_t before_failure = SystemClock().UnixMillis();

@@ -8,11 +8,10 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/daemon_process.h"
 #include "support/raw_peer.h"
@@ -102,13 +101,14 @@ TEST_P(PayloadBytesTest, PayloadProgressAndOutputKeepTheirBytes) {
     EXPECT_TRUE(Contains(task, R"("payload":)" + kept[i] + ","));
 
     const std::string data = R"({"z":2,"y":1.50,"x":[ 3 ]})";
-    ASSERT_TRUE(worker->SendLine(R"({"type":"progress","id":")" + id + R"(","data":)" + data + "}"));
+    ASSERT_TRUE(
+        worker->SendLine(R"({"type":"progress","id":")" + id + R"(","data":)" + data + "}"));
     EXPECT_TRUE(WaitFor([&] { return StatusLine(*client, id).find(data) != std::string::npos; }))
         << StatusLine(*client, id);
 
     const std::string output = R"({"d":[1e3, 2],"c":0.10,"a":{}})";
-    ASSERT_TRUE(worker->SendLine(R"({"type":"result","id":")" + id +
-                                 R"(","ok":true,"output":)" + output + "}"));
+    ASSERT_TRUE(worker->SendLine(R"({"type":"result","id":")" + id + R"(","ok":true,"output":)" +
+                                 output + "}"));
     ASSERT_TRUE(client->SendJson({{"type", "wait"}, {"req", 50 + i}, {"id", id}}));
     const std::string end = NextLineOfType(*client, "end");
     EXPECT_TRUE(Contains(end, R"("output":)" + output + ","));
@@ -153,12 +153,12 @@ TEST_F(WireTest, AWorkerDrainsItselfAndIsToldDrainedOnceItHoldsNothing) {
   ASSERT_EQ(task.value("id", ""), first);
   ASSERT_TRUE(busy->SendLine(R"({"type":"drain"})"));
   const std::string second = SubmitTask(*client, {{"skills", {"busy"}}, {"payload", 2}});
-  ASSERT_TRUE(WaitFor([&] {
-    return TaskStatus(*client, second).value("why_code", "") == "workers_unavailable";
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return TaskStatus(*client, second).value("why_code", "") == "workers_unavailable"; }));
   EXPECT_EQ(TaskStatus(*client, second).value("why", ""),
             "all 1 matching workers are draining or ejected");
-  ASSERT_TRUE(busy->SendJson({{"type", "result"}, {"id", first}, {"ok", true}, {"output", "done"}}));
+  ASSERT_TRUE(
+      busy->SendJson({{"type", "result"}, {"id", first}, {"ok", true}, {"output", "done"}}));
   // Its next line is `drained` (no task came in between).
   auto next = busy->ReadJson(kRead);
   ASSERT_TRUE(next);

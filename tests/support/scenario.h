@@ -4,13 +4,13 @@
 // come back as null JSON, so a test reads straight through.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "client/client.h"
 #include "support/wait_for.h"

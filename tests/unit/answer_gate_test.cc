@@ -21,10 +21,9 @@ class AnswerGateTest : public ::testing::Test {
   std::map<ConnId, int> flushes_;
   std::set<ConnId> gone_;
   std::vector<SubmitAck> forgotten_;
-  AnswerGate gate_{[this](ConnId c) -> std::string* {
-                     return gone_.count(c) ? nullptr : &sent_[c];
-                   },
-                   [this](ConnId c) { ++flushes_[c]; }};
+  AnswerGate gate_{
+      [this](ConnId c) -> std::string* { return gone_.count(c) ? nullptr : &sent_[c]; },
+      [this](ConnId c) { ++flushes_[c]; }};
 
   void Refuse() {
     gate_.Refuse(Status("io_error", "disk full"),

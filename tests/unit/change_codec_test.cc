@@ -137,7 +137,8 @@ TEST(ChangeCodecTest, TruncatedOrUnknownChangesAreRefusedByEveryReader) {
   }
   std::string ended;
   EncodeEnded(ended, Full());
-  const std::size_t outcome_bytes = 2 + 1 + 1 + 3 + 1 + 1 + Full().error.size();  // to the error's end
+  const std::size_t outcome_bytes =
+      2 + 1 + 1 + 3 + 1 + 1 + Full().error.size();  // to the error's end
   for (std::size_t cut = 0; cut < ended.size(); ++cut) {
     std::string_view part = std::string_view(ended).substr(0, cut);
     TaskRecord r;
@@ -159,10 +160,11 @@ TEST(ChangeCodecTest, TruncatedOrUnknownChangesAreRefusedByEveryReader) {
 // Format 1 (before usage and per-task backoff): what older journals hold.
 // A record with neither is still written in it, byte for byte.
 TEST(ChangeCodecTest, FormatOneRecordsReadAndAreStillWritten) {
-  const std::string v1("\x01\x01"                      // kInsert, id 1
-                       "\x00\x00\x00\x00\x06\x00\x00\x00"  // submitted: max_attempts 3
-                       "\x00\x00\x00\x00\x00\x00\x00\x00",  // mutable
-                       18);
+  const std::string v1(
+      "\x01\x01"                           // kInsert, id 1
+      "\x00\x00\x00\x00\x06\x00\x00\x00"   // submitted: max_attempts 3
+      "\x00\x00\x00\x00\x00\x00\x00\x00",  // mutable
+      18);
   std::string_view in(v1);
   ChangeOp op;
   TaskRecord r;

@@ -100,8 +100,7 @@ TEST(ConfigKeysTest, TheLoaderReadsTheKeysItDocuments) {
 TEST(ConfigKeysTest, FullYamlHasEveryKey) {
   const json full = FullYamlWithCommentedKeys();
   for (const std::string& key : ConfigKeys()) {
-    EXPECT_TRUE(Holds(full, Split(key), 0))
-        << key << " is missing from config/examples/full.yaml";
+    EXPECT_TRUE(Holds(full, Split(key), 0)) << key << " is missing from config/examples/full.yaml";
   }
 }
 

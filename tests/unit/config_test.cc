@@ -1,7 +1,6 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -10,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -295,8 +295,8 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   pool.replicas = 0;
   pool.env = {{"MODEL", "large"}, {"THREADS", "4"}};
   pool.cwd = "/srv/coder";
-  pool.restart = {RestartPolicy::kAlways, {seconds(1), minutes(1), 0.5}, milliseconds(0), 0,
-                  minutes(10)};
+  pool.restart = {
+      RestartPolicy::kAlways, {seconds(1), minutes(1), 0.5}, milliseconds(0), 0, minutes(10)};
   pool.stop_grace = seconds(20);
   pool.start_timeout = milliseconds(0);
   want.pools = {pool};
@@ -341,12 +341,13 @@ TEST_F(ConfigTest, ShippedConfigsAreValidAndEquivalent) {
 
 TEST_F(ConfigTest, RuleCapsAndQueueTtl) {
   EXPECT_EQ(Config{}.tasks.queue_ttl.count(), 0) << "off by default";
-  Config c = Load("a.yaml",
-                  "tasks: { queue_ttl: 10m }\n"
-                  "routing:\n"
-                  "  rules:\n"
-                  "    - { skills: [tts], max_running: 1 }\n"
-                  "    - { skills: [paid], strategy: round_robin, rate: { tasks: 60, per: 1m } }\n");
+  Config c =
+      Load("a.yaml",
+           "tasks: { queue_ttl: 10m }\n"
+           "routing:\n"
+           "  rules:\n"
+           "    - { skills: [tts], max_running: 1 }\n"
+           "    - { skills: [paid], strategy: round_robin, rate: { tasks: 60, per: 1m } }\n");
   EXPECT_EQ(c.tasks.queue_ttl, minutes(10));
   ASSERT_EQ(c.routing.rules.size(), 2u);
   EXPECT_EQ(c.routing.rules[0].strategy, "") << "a rule that only caps keeps the default";
@@ -614,7 +615,10 @@ const BadCase kBadCases[] = {
     {"a.yaml", "tasks: &t {timeout: 5s}\nheartbeat: *t\n", "heartbeat.timeout", "unknown key"},
     // Text on which yaml-cpp's LoadAll never returned (found by fuzz_config).
     {"a.yaml", ",", "", "line 1, column 1: YAML syntax error"},
-    {"a.yaml", ",h\xff" "3\xff\"\xff\xff", "", "YAML"},
+    {"a.yaml",
+     ",h\xff"
+     "3\xff\"\xff\xff",
+     "", "YAML"},
     {"a.yaml", "listen: x\n---\n,\n", "", "line 3, column 1: YAML syntax error"},
     // Not a config file at all.
     {"a.toml", "listen = 1", "", "unknown config format"},
@@ -689,8 +693,9 @@ TEST_F(ConfigTest, TokenFilesAreReadAndTrimmed) {
   std::string worker = WriteSecret("worker.token", "s3cret worker\n\n");
   std::string client = WriteSecret("client.token", "  client-token \t\r\n");
   std::string admin = WriteSecret("admin.token", "admin-token\n");
-  Config c = Load("t.yaml", "auth:\n  worker_token_file: " + worker + "\n  client_token_file: " +
-                                client + "\n  admin_token_file: " + admin + "\n");
+  Config c =
+      Load("t.yaml", "auth:\n  worker_token_file: " + worker + "\n  client_token_file: " + client +
+                         "\n  admin_token_file: " + admin + "\n");
   EXPECT_EQ(c.auth.worker_token, "s3cret worker");
   EXPECT_EQ(c.auth.client_token, "  client-token");
   EXPECT_EQ(c.auth.admin_token, "admin-token");
@@ -837,8 +842,9 @@ TEST_F(ConfigTest, YamlAliasBombIsRefused) {
     bomb += "]\n";
   }
   std::string message = Error("bomb.yaml", bomb);
-  EXPECT_NE(message.find("holds more than 100000 values (each use of a YAML alias counts as a copy)"),
-            std::string::npos)
+  EXPECT_NE(
+      message.find("holds more than 100000 values (each use of a YAML alias counts as a copy)"),
+      std::string::npos)
       << message;
 
   // An alias inside its own anchor is a cycle.
@@ -963,7 +969,8 @@ TEST_F(ConfigTest, PoolValidation) {
        "must name a program (a non-empty list of strings)"},
       {"[{name: a, command: [x], sidecar: ['']}]", "pools[0].sidecar[0]",
        "program name must not be empty"},
-      {"[{name: a, command: [x], sidecar: gateway}]", "pools[0].sidecar", "expected a list of strings"},
+      {"[{name: a, command: [x], sidecar: gateway}]", "pools[0].sidecar",
+       "expected a list of strings"},
       {"[{name: 'my pool', command: [x]}]", "pools[0].name", "bad pool name 'my pool'"},
       {"[{name: a, command: [x], replicas: -1}]", "pools[0].replicas", "must be at least 0"},
       {"[{name: a, command: [x], env: {N: 4}}]", "pools[0].env.N", "expected a string"},

@@ -125,13 +125,14 @@ TEST(RenderTest, WorkerTable) {
       {"id":"w2","name":"gpus/0@h","skills":["gpu"],"capacity":1,"inflight":0,"state":"draining",
        "completed":3,"failed":1,"pool":"gpus","replica":0,"pid":4242,"uptime_ms":125000,
        "labels":{},"load":{"cpu":2.5}}])");
-  EXPECT_EQ(RenderWorkerTable(workers),
-            "ID  NAME      STATE     INFLIGHT/CAP  SKILLS     COMPLETED  FAILED  POOL  REPLICA  PID   "
-            "UPTIME  CPU   RSS    LABELS\n"
-            "w1  echo-1    ready     1/2           echo,text  17         0       -     -        -     "
-            "-       10%   1.0Mi  gpu=no,team=nlp\n"
-            "w2  gpus/0@h  draining  0/1           gpu        3          1       gpus  0        4242  "
-            "2m      250%  -      -\n");
+  EXPECT_EQ(
+      RenderWorkerTable(workers),
+      "ID  NAME      STATE     INFLIGHT/CAP  SKILLS     COMPLETED  FAILED  POOL  REPLICA  PID   "
+      "UPTIME  CPU   RSS    LABELS\n"
+      "w1  echo-1    ready     1/2           echo,text  17         0       -     -        -     "
+      "-       10%   1.0Mi  gpu=no,team=nlp\n"
+      "w2  gpus/0@h  draining  0/1           gpu        3          1       gpus  0        4242  "
+      "2m      250%  -      -\n");
 }
 
 TEST(RenderTest, PoolTableFallsBackToReplicas) {

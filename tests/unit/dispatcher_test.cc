@@ -592,7 +592,7 @@ TEST_F(DispatcherTest, UnroutableTasksAreCountedAndSayWhy) {
   TaskHandle b = Submit(both);
   SubmitOpts echo;
   echo.skills = {"echo"};
-  Submit(echo);           // runs
+  Submit(echo);                  // runs
   TaskHandle e2 = Submit(echo);  // waits for the busy echo worker
   EXPECT_EQ(d_->Unroutable(), 2u);
   EXPECT_EQ(d_->WhyWaiting(*g), "no worker has skill gpu");
@@ -970,8 +970,8 @@ TEST_F(DispatcherTest, ForgettingATaskThatAlreadyEndedLeavesNoTrace) {
 
 TEST_F(DispatcherTest, EveryTaskIsListedInIdOrderLiveAndEndedByState) {
   AddWorker(1, {}, 1);
-  TaskHandle a = Submit();  // runs, then succeeds
-  TaskHandle b = Submit();  // runs after a, stays running
+  TaskHandle a = Submit();   // runs, then succeeds
+  TaskHandle b = Submit();   // runs after a, stays running
   TaskHandle c3 = Submit();  // queued
   Result(1, a, true);
   std::vector<std::pair<TaskId, TaskState>> all;
@@ -1006,9 +1006,9 @@ TEST_F(DispatcherTest, RecoveredEndedTasksArePurgedWhenTheirResultTtlIsOver) {
     return r;
   };
   // Restored in id order; their end times are not in that order.
-  d_->Restore(ended(1, 30 * 60 * 1000));  // 30 min ago: 30 min left
+  d_->Restore(ended(1, 30 * 60 * 1000));      // 30 min ago: 30 min left
   d_->Restore(ended(2, 2 * 60 * 60 * 1000));  // 2 h ago: over its 1 h ttl
-  d_->Restore(ended(3, 50 * 60 * 1000));  // 50 min ago: 10 min left
+  d_->Restore(ended(3, 50 * 60 * 1000));      // 50 min ago: 10 min left
   Advance(milliseconds(0));
   EXPECT_EQ(d_->FindTask(2), nullptr);
   EXPECT_NE(d_->FindTask(1), nullptr);
@@ -1063,7 +1063,7 @@ TEST_F(DispatcherTest, TimeoutsOfAttemptsAndWaitsThatEndedEarlyDoNotPileUp) {
     TaskHandle a = Submit();
     TaskHandle b = Submit();
     TaskHandle queued = Submit();  // waits for a slot, with a queue-wait timeout
-    Result(1, a, true);       // frees a slot: `queued` starts
+    Result(1, a, true);            // frees a slot: `queued` starts
     Result(1, b, true);
     Result(1, queued, true);
   }
@@ -1608,9 +1608,10 @@ TEST_F(DispatcherTest, QueueTtlExpiresAWaitingTaskWithItsWhy) {
   EXPECT_EQ(t->rec.state, TaskState::kQueued);
   Advance(seconds(1));
   EXPECT_EQ(t->rec.state, TaskState::kTimedOut);
-  EXPECT_EQ(t->rec.error,
-            "expired: waited longer than tasks.queue_ttl (30s): all 1 matching workers are draining "
-            "or ejected");
+  EXPECT_EQ(
+      t->rec.error,
+      "expired: waited longer than tasks.queue_ttl (30s): all 1 matching workers are draining "
+      "or ejected");
   EXPECT_EQ(t->rec.errors.back().worker, "");
 }
 
@@ -1629,8 +1630,8 @@ TEST_F(DispatcherTest, ARepeatedKeyNeedsTheSamePayload) {
   r.payload = R"({"a":2})";
   auto other = d_->Submit(r);
   EXPECT_EQ(other.status.code(), "conflict");
-  EXPECT_EQ(other.status.message(), "key 'k' is task " + t->id_string() +
-                                        ", submitted with a different payload");
+  EXPECT_EQ(other.status.message(),
+            "key 'k' is task " + t->id_string() + ", submitted with a different payload");
   r.payload = "";  // null
   EXPECT_EQ(d_->Submit(r).status.code(), "conflict");
   EXPECT_EQ(d_->stats().submitted, 1u);

@@ -44,8 +44,8 @@ class PeerSessionsTest : public ::testing::Test {
     };
     hooks.closed = [this](ConnId id, PeerSessions::Role role) { closed_[id] = role; };
     hooks.held = [](ConnId) { return std::size_t{0}; };
-    sessions_ = std::make_unique<PeerSessions>(io_, config_, held_clock_, *dispatcher_, *api_,
-                                               out_, std::move(hooks));
+    sessions_ = std::make_unique<PeerSessions>(io_, config_, held_clock_, *dispatcher_, *api_, out_,
+                                               std::move(hooks));
   }
 
   // A new connection: pincerd's end goes to the sessions (id 1, 2, ...),

@@ -13,17 +13,17 @@ namespace {
 
 std::string Describe(const ParseResult& r) {
   if (auto* e = std::get_if<ProtocolError>(&r)) {
-    return "error " + e->code + " '" + e->message + "' req=" + (e->req ? std::to_string(*e->req) : "-");
+    return "error " + e->code + " '" + e->message +
+           "' req=" + (e->req ? std::to_string(*e->req) : "-");
   }
   const Message& m = std::get<Message>(r);
   if (auto* x = std::get_if<ResultMsg>(&m)) {
     return "result id=" + x->id + " ok=" + std::to_string(x->ok) + " output=" + x->output +
-           " error=" + x->error + " retryable=" + std::to_string(x->retryable) +
-           " usage=" + (x->has_usage ? std::to_string(x->usage.input) + "/" +
-                                           std::to_string(x->usage.output) + "/" +
-                                           std::to_string(x->usage.total) + "/" +
-                                           std::to_string(x->usage.cost) + "/" + x->usage.model
-                                     : "-") +
+           " error=" + x->error + " retryable=" + std::to_string(x->retryable) + " usage=" +
+           (x->has_usage ? std::to_string(x->usage.input) + "/" + std::to_string(x->usage.output) +
+                               "/" + std::to_string(x->usage.total) + "/" +
+                               std::to_string(x->usage.cost) + "/" + x->usage.model
+                         : "-") +
            " attempt=" + std::to_string(x->attempt);
   }
   if (auto* s = std::get_if<SubmitReq>(&m)) {

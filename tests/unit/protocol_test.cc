@@ -101,8 +101,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"{\"type\":\"result\",\"id\":\"t1\",\"ok\":false,\"retry_after_ms\":1.5}",
                 "bad_message",
                 {}},
-        BadLine{R"({"type":"result","id":"t1","ok":true,"usage":{"input":"1"}})", "bad_message", {}},
-        BadLine{R"({"type":"result","id":"t1","ok":true,"usage":{"output":-1}})", "bad_message", {}},
+        BadLine{
+            R"({"type":"result","id":"t1","ok":true,"usage":{"input":"1"}})", "bad_message", {}},
+        BadLine{
+            R"({"type":"result","id":"t1","ok":true,"usage":{"output":-1}})", "bad_message", {}},
         BadLine{R"({"type":"result","id":"t1","ok":true,"usage":{"cost":-1}})", "bad_message", {}},
         BadLine{R"({"type":"result","id":"t1","ok":true,"usage":7})", "bad_message", {}},
         BadLine{R"({"type":"submit","req":1,"backoff":{"initial":true}})", "bad_message", 1},
@@ -255,8 +257,7 @@ TEST(ProtocolTest, WorkerDrainAndBadJsonOffset) {
 }
 
 TEST(ProtocolTest, AttemptsAndStopped) {
-  EXPECT_EQ(Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true})").attempt, 0)
-      << "not given";
+  EXPECT_EQ(Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true})").attempt, 0) << "not given";
   EXPECT_EQ(Parse<ResultMsg>(R"({"type":"result","id":"t1","ok":true,"attempt":3})").attempt, 3);
   EXPECT_EQ(Parse<ProgressMsg>(R"({"type":"progress","id":"t1","attempt":2,"data":1})").attempt, 2);
   auto s = Parse<StoppedMsg>(R"({"type":"stopped","id":"t4","attempt":2})");
@@ -308,7 +309,8 @@ TEST(ProtocolTest, ProgressAndHeartbeat) {
     EXPECT_EQ(err->code, "bad_message") << load;
     EXPECT_NE(err->message.find("'load."), std::string::npos) << err->message;
   }
-  auto nulls = Parse<HeartbeatMsg>(R"({"type":"heartbeat","load":{"cpu":null,"rss_bytes":null,"x":"y"}})");
+  auto nulls =
+      Parse<HeartbeatMsg>(R"({"type":"heartbeat","load":{"cpu":null,"rss_bytes":null,"x":"y"}})");
   EXPECT_FALSE(nulls.cpu);
   EXPECT_FALSE(nulls.rss_bytes);
   EXPECT_EQ(Parse<HeartbeatMsg>(R"({"type":"heartbeat","load":{"rss_bytes":2048.0}})").rss_bytes,
@@ -355,7 +357,8 @@ TEST(ProtocolTest, SubmitDefaultsAndTimeoutForms) {
   for (auto parse : {&ParseMessage, &ParseMessageWithoutFastPathForTest}) {
     ParseResult r = parse(R"({"type":"submit","req":1,"payload": {"b":1,"a":1e3, "c":[ -0.0 ]} })",
                           kDefaultMaxJsonDepth);
-    EXPECT_EQ(std::get<SubmitReq>(std::get<Message>(r)).payload, R"({"b":1,"a":1e3, "c":[ -0.0 ]})");
+    EXPECT_EQ(std::get<SubmitReq>(std::get<Message>(r)).payload,
+              R"({"b":1,"a":1e3, "c":[ -0.0 ]})");
     r = parse(R"({"type":"result","id":"t1","ok":true,"output":{"y":1.50,"x":"é"}})",
               kDefaultMaxJsonDepth);
     EXPECT_EQ(std::get<ResultMsg>(std::get<Message>(r)).output, R"({"y":1.50,"x":"é"})");

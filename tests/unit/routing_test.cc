@@ -228,7 +228,7 @@ TEST_F(RoutingTest, LeastConnectionsTiesRotate) {
 
 TEST_F(RoutingTest, SkillMatchPicksTheSpecialistThenSpillsToTheGeneralist) {
   Add(1, {"code", "echo", "review", "text"});  // generalist, added first
-  Add(2, {"code"}, /*capacity=*/2);             // specialist
+  Add(2, {"code"}, /*capacity=*/2);            // specialist
   EXPECT_EQ(PickAndTake("skill_match", {"code"}), 2u);
   EXPECT_EQ(PickAndTake("skill_match", {"code"}), 2u) << "still a free slot on the specialist";
   EXPECT_EQ(PickAndTake("skill_match", {"code"}), 1u) << "specialist full: spill over";

@@ -1,13 +1,12 @@
 #include "store/sqlite_store.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "support/temp_dir.h"
 
@@ -33,8 +32,8 @@ TaskRecord MakeTask(TaskId id, std::string key = "") {
 class SqliteStoreTest : public ::testing::Test {
  protected:
   // `journal_bytes` 0 folds every journal row at the next commit.
-  std::unique_ptr<SqliteStore> Open(Status* error = nullptr,
-                                    std::size_t journal_bytes = SqliteStoreOptions{}.journal_bytes) {
+  std::unique_ptr<SqliteStore> Open(
+      Status* error = nullptr, std::size_t journal_bytes = SqliteStoreOptions{}.journal_bytes) {
     SqliteStoreOptions options;
     options.data_dir = dir_.Join("data");
     options.journal_bytes = journal_bytes;
@@ -345,7 +344,7 @@ TEST_F(SqliteStoreTest, AFailedBatchGivenBackIsPendingUnderNewerChanges) {
   store->Insert(MakeTask(5));  // new: inserted, then erased after the take
   TaskRecord two = MakeTask(2);
   two.state = TaskState::kRunning;
-  store->Update(two);          // an update, superseded after the take
+  store->Update(two);  // an update, superseded after the take
   store->Erase(3);
   store->FailWritesForTest(true);  // every write fails as on a full disk
   auto batch = store->TakeBatch();
@@ -599,9 +598,9 @@ TEST_F(SqliteStoreTest, AWholeRecordThatDoesNotDecodeIsRefusedByName) {
 // A task row whose JSON columns hold the wrong types (a damaged or
 // hand-edited pincer.db) is refused by name; reading it never throws.
 TEST_F(SqliteStoreTest, ARowWithFieldsOfTheWrongTypeIsRefusedByName) {
-  for (const char* errors :
-       {R"([{"attempt":"one","worker":"w1","error":"x"}])", R"([{"attempt":1,"worker":7}])",
-        R"([{"attempt":1,"error":{"a":1}}])", R"([{"attempt":-1}])", R"([{"attempt":4294967296}])"}) {
+  for (const char* errors : {R"([{"attempt":"one","worker":"w1","error":"x"}])",
+                             R"([{"attempt":1,"worker":7}])", R"([{"attempt":1,"error":{"a":1}}])",
+                             R"([{"attempt":-1}])", R"([{"attempt":4294967296}])"}) {
     SCOPED_TRACE(errors);
     {
       auto store = Open();
@@ -738,11 +737,12 @@ TEST_F(SqliteStoreTest, AVersion1FileGainsMetaAndKeepsItsTasks) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         (std::string(kDropVersion3Columns) + "DROP TABLE meta; PRAGMA user_version=1")
-                             .c_str(),
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK)
+  ASSERT_EQ(
+      sqlite3_exec(
+          db,
+          (std::string(kDropVersion3Columns) + "DROP TABLE meta; PRAGMA user_version=1").c_str(),
+          nullptr, nullptr, nullptr),
+      SQLITE_OK)
       << sqlite3_errmsg(db);
   sqlite3_close(db);
   auto store = Open();

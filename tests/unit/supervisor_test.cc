@@ -48,8 +48,7 @@ class FakeSpawner : public Spawner {
 ExitStatus Exit(int code) { return ExitStatus{.code = code}; }
 ExitStatus Killed(int sig) { return ExitStatus{.signal = sig, .signaled = true}; }
 
-PoolConfig Pool(std::string name, int replicas,
-                RestartPolicy policy = RestartPolicy::kOnFailure) {
+PoolConfig Pool(std::string name, int replicas, RestartPolicy policy = RestartPolicy::kOnFailure) {
   PoolConfig p;
   p.name = std::move(name);
   p.command = {"agent", "--flag"};
@@ -79,7 +78,8 @@ class SupervisorTest : public ::testing::Test {
     hooks.drain_worker = [this](ConnId c) { drained.push_back(c); };
     hooks.inflight = [this](ConnId c) { return inflight[c]; };
     hooks.stopped = [this] { ++stopped; };
-    sup = std::make_unique<Supervisor>(clock, spawner, [this] { return random; }, options, hooks);
+    sup = std::make_unique<Supervisor>(
+        clock, spawner, [this] { return random; }, options, hooks);
   }
 
   // Advances the fake clock to the next deadline (at most `limit`) and runs it.
@@ -178,8 +178,8 @@ TEST_F(SupervisorTest, BackoffGrowsAndResetsAfterMinUptime) {
     RunNext();
   }
   EXPECT_EQ(delays, (std::vector<milliseconds>{milliseconds(500), milliseconds(1000),
-                                                milliseconds(2000), milliseconds(4000),
-                                                milliseconds(8000), milliseconds(8000)}));
+                                               milliseconds(2000), milliseconds(4000),
+                                               milliseconds(8000), milliseconds(8000)}));
   // Up for less than min_uptime: still growing.
   clock.Advance(milliseconds(29000));
   sup->OnExit(Last(), Exit(1));
@@ -269,15 +269,15 @@ TEST_P(PolicyTest, RestartsPerPolicy) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Policies, PolicyTest,
-    ::testing::Values(PolicyCase{RestartPolicy::kAlways, Exit(0), true},
-                      PolicyCase{RestartPolicy::kAlways, Exit(1), true},
-                      PolicyCase{RestartPolicy::kOnFailure, Exit(0), false},
-                      PolicyCase{RestartPolicy::kOnFailure, Exit(1), true},
-                      PolicyCase{RestartPolicy::kOnFailure, Killed(SIGKILL), true},
-                      PolicyCase{RestartPolicy::kNever, Exit(0), false},
-                      PolicyCase{RestartPolicy::kNever, Exit(1), false}));
+INSTANTIATE_TEST_SUITE_P(Policies, PolicyTest,
+                         ::testing::Values(PolicyCase{RestartPolicy::kAlways, Exit(0), true},
+                                           PolicyCase{RestartPolicy::kAlways, Exit(1), true},
+                                           PolicyCase{RestartPolicy::kOnFailure, Exit(0), false},
+                                           PolicyCase{RestartPolicy::kOnFailure, Exit(1), true},
+                                           PolicyCase{RestartPolicy::kOnFailure, Killed(SIGKILL),
+                                                      true},
+                                           PolicyCase{RestartPolicy::kNever, Exit(0), false},
+                                           PolicyCase{RestartPolicy::kNever, Exit(1), false}));
 
 TEST_F(SupervisorTest, NoHelloWithinStartTimeoutIsKilledAndReplaced) {
   sup->Start({Pool("echo", 1)});
@@ -518,7 +518,8 @@ TEST(OutputLogTest, KeepsTheLastLinesOfEachReplicaInOrder) {
   EXPECT_EQ(log.StderrTail("echo", 0, 1).size(), 1u);
   EXPECT_TRUE(log.StderrTail("echo", 1, 5).empty());
 
-  for (std::size_t i = 0; i < OutputLog::kLinesPerReplica + 5; ++i) log.Add("echo", 1, false, "n", 10);
+  for (std::size_t i = 0; i < OutputLog::kLinesPerReplica + 5; ++i)
+    log.Add("echo", 1, false, "n", 10);
   EXPECT_EQ(log.Read("echo", 0, 100000).size(), OutputLog::kLinesPerReplica + 2);
   log.KeepOnly({"other"});
   EXPECT_TRUE(log.Read("echo", 0, 100).empty());
@@ -566,9 +567,9 @@ TEST_F(SupervisorTest, SidecarDyingStopsItsWorkerThenThePairRestarts) {
   clock.Advance(milliseconds(1000));
   sup->OnExit(side, Killed(SIGKILL));
   EXPECT_EQ(spawner.SignalsTo(worker, SIGTERM), 1);
-  EXPECT_EQ(spawner.live.size(), 2u);  // nothing restarts while the worker lives
+  EXPECT_EQ(spawner.live.size(), 2u);          // nothing restarts while the worker lives
   EXPECT_EQ(UntilNext(), milliseconds(2000));  // stop_grace
-  sup->OnExit(worker, Exit(0));          // a clean exit on SIGTERM is still the pair's failure
+  sup->OnExit(worker, Exit(0));  // a clean exit on SIGTERM is still the pair's failure
   EXPECT_EQ(killed, std::vector<ConnId>{5});
   EXPECT_EQ(UntilNext(), milliseconds(500));  // restart backoff
   RunNext();

@@ -79,8 +79,7 @@ TEST(TaskQueueTest, CoveredByListsTheClassesAWorkerCanRun) {
   const ClassId echo_only_later = q.ClassFor({"echo", "x"});
   const ClassId echo2 = q.ClassFor({"echo"});
   EXPECT_EQ(echo2, echo);
-  EXPECT_EQ(q.CoveredBy(0, {"echo", "x"}),
-            (std::vector<ClassId>{none, echo, echo_only_later}));
+  EXPECT_EQ(q.CoveredBy(0, {"echo", "x"}), (std::vector<ClassId>{none, echo, echo_only_later}));
 }
 
 TEST(TaskQueueTest, NoHeadOfLineBlockingAcrossSkillClasses) {

@@ -10,8 +10,8 @@ namespace {
 TEST(TokenTest, MatchesOnlyTheSameToken) {
   EXPECT_TRUE(TokenMatches("s3cret", "s3cret"));
   EXPECT_FALSE(TokenMatches("s3cret", "s3creT"));
-  EXPECT_FALSE(TokenMatches("s3cret", "s3cre"));     // a prefix
-  EXPECT_FALSE(TokenMatches("s3cret", "s3cret!"));   // longer
+  EXPECT_FALSE(TokenMatches("s3cret", "s3cre"));    // a prefix
+  EXPECT_FALSE(TokenMatches("s3cret", "s3cret!"));  // longer
   EXPECT_FALSE(TokenMatches("s3cret", ""));
   EXPECT_FALSE(TokenMatches("s3cret", std::string("s3cret\0", 7)));
   EXPECT_FALSE(TokenMatches(std::string("a\0b", 3), "a"));
