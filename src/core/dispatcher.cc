@@ -16,6 +16,20 @@ namespace pincer {
 using namespace std::string_view_literals;
 namespace {
 
+// The count of ended tasks in `state` (an end state).
+uint64_t& EndedCount(DispatcherStats& stats, TaskState state) {
+  switch (state) {
+    case TaskState::kSucceeded:
+      return stats.succeeded;
+    case TaskState::kFailed:
+      return stats.failed;
+    case TaskState::kCancelled:
+      return stats.cancelled;
+    default:
+      return stats.timed_out;
+  }
+}
+
 void SortUnique(std::vector<std::string>& v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -338,20 +352,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   ++stats_.submitted;
 
   if (IsEnded(rec.state)) {
-    switch (rec.state) {
-      case TaskState::kSucceeded:
-        ++stats_.succeeded;
-        break;
-      case TaskState::kFailed:
-        ++stats_.failed;
-        break;
-      case TaskState::kCancelled:
-        ++stats_.cancelled;
-        break;
-      default:
-        ++stats_.timed_out;
-        break;
-    }
+    ++EndedCount(stats_, rec.state);
     const auto age = std::chrono::milliseconds(clock_.UnixMillis() - rec.ended_ms);
     const TimePoint at = clock_.Now() - age;
     if (!ended_.empty() && at < ended_.back().at) ended_unsorted_ = true;
@@ -490,7 +491,7 @@ Status Dispatcher::Retry(TaskId id) {
   owned->cls = queue_.ClassFor(owned->rec.skills);
   Task* t = tasks_.Revive(std::move(owned));
   if (!t) return Status("internal", "task " + TaskIdString(id) + " cannot be revived (logged)");
-  (t->rec.state == TaskState::kFailed ? stats_.failed : stats_.timed_out)--;
+  --EndedCount(stats_, t->rec.state);
   // Its last attempt may still be stopping (a timeout that ended it): the
   // retry waits for that like any other (Place).
   for (const auto& [wid, worker] : workers_.all()) {
@@ -517,20 +518,7 @@ void Dispatcher::Forget(TaskId id) {
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
   if (!ref) return;
   const EndedArchive::Entry& e = ended_.entry(ref);
-  switch (e.state) {
-    case TaskState::kSucceeded:
-      --stats_.succeeded;
-      break;
-    case TaskState::kFailed:
-      --stats_.failed;
-      break;
-    case TaskState::kCancelled:
-      --stats_.cancelled;
-      break;
-    default:
-      --stats_.timed_out;
-      break;
-  }
+  --EndedCount(stats_, e.state);
   --stats_.submitted;
   DropEnded(id, ref);  // drops the uncommitted insert too
 }
@@ -810,20 +798,7 @@ void Dispatcher::End(Task& t, TaskState state) {
   if (t.rec.state == TaskState::kQueued) --stats_.queued;
   t.rec.state = state;
   t.rec.ended_ms = clock_.UnixMillis();
-  switch (state) {
-    case TaskState::kSucceeded:
-      ++stats_.succeeded;
-      break;
-    case TaskState::kFailed:
-      ++stats_.failed;
-      break;
-    case TaskState::kCancelled:
-      ++stats_.cancelled;
-      break;
-    default:
-      ++stats_.timed_out;
-      break;
-  }
+  ++EndedCount(stats_, state);
   Save(t);
   for (const auto& [conn, req] : t.waiters) {
     outbox_.Waiting(conn, -WaitWeight(t));

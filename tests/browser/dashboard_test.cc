@@ -37,14 +37,8 @@ class DashboardBrowserTest : public ::testing::Test {
   void StartDaemon(const std::string& config = "") {
     daemon_ = std::make_unique<DaemonProcess>("metrics_listen: \"127.0.0.1:0\"\n" + config);
     ASSERT_TRUE(daemon_->Start());
-    const std::regex re("metrics on http://([^/ ]+)/metrics");
-    ASSERT_TRUE(WaitFor([&] {
-      std::smatch m;
-      const std::string err = daemon_->ReadStderr();
-      if (!std::regex_search(err, m, re)) return false;
-      http_ = m[1];
-      return true;
-    })) << daemon_->ReadStderr();
+    http_ = daemon_->WaitForMetricsAddress();
+    ASSERT_FALSE(http_.empty()) << daemon_->ReadStderr();
   }
 
   std::unique_ptr<TestWorker> Worker(const std::string& name, std::vector<std::string> skills,

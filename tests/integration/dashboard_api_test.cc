@@ -7,7 +7,6 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -32,14 +31,8 @@ class DashboardApiTest : public ::testing::Test {
   void StartDaemon(const std::string& config = "") {
     daemon_ = std::make_unique<DaemonProcess>("metrics_listen: \"127.0.0.1:0\"\n" + config);
     ASSERT_TRUE(daemon_->Start());
-    const std::regex re("metrics on http://([^/ ]+)/metrics");
-    ASSERT_TRUE(WaitFor([&] {
-      std::smatch m;
-      const std::string err = daemon_->ReadStderr();
-      if (!std::regex_search(err, m, re)) return false;
-      http_ = m[1];
-      return true;
-    })) << daemon_->ReadStderr();
+    http_ = daemon_->WaitForMetricsAddress();
+    ASSERT_FALSE(http_.empty()) << daemon_->ReadStderr();
   }
   void StartWithTokens() {
     StartDaemon(std::string("auth: { client_token: ") + kClient + ", admin_token: " + kAdmin +
