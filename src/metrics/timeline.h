@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "store/task_record.h"
+#include "task/task_record.h"
 
 namespace pincer {
 
