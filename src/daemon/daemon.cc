@@ -227,7 +227,7 @@ void Daemon::ScheduleFlush() {
   if (flush_scheduled_) return;
   flush_scheduled_ = true;
   // Runs after the handlers already queued: everything one wake-up of the
-  // loop produced is committed and written together.
+  // loop produced goes into one store write and one flush of its lines.
   asio::post(io_, [this] { FlushAll(); });
 }
 

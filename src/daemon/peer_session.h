@@ -3,7 +3,8 @@
 // holds for a peer (its backlog). Lines are parsed here and handed on: a
 // worker's to the dispatcher, a client's requests to the client API.
 // Answers go out through the Outbox (the daemon), never from here, except
-// the error that refuses a connection before it has a role.
+// the error that closes a connection (RefuseAndClose: a refused hello, a
+// line too long), written straight to it.
 //
 // Threading: the event loop's thread.
 #pragma once

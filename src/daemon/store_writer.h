@@ -1,7 +1,8 @@
 // Writes store batches on a thread of its own, so the event loop never
 // waits for the disk: while batches are written, the loop handles the next
-// events and records their changes (group commit). The daemon holds back
-// every answer of a batch until its write is done.
+// events and records their changes (group commit). A line to a client
+// waits in the daemon's answer gate until a batch holding the changes it
+// tells of is written (daemon/answer_gate.h).
 //
 // Batches are written one after the other, in the order they were handed
 // over. While one is being written the loop hands over the next one and

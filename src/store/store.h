@@ -1,14 +1,17 @@
 // The durable task store. pincerd records every change that matters after
-// a crash and commits once per event-loop iteration, before it sends the
-// answers that iteration produced: persist, then answer.
+// a crash; at the end of a loop turn the daemon hands what is pending to a
+// writer thread, and a line to a client goes out only once the changes it
+// tells of are durable: persist, then answer (daemon/answer_gate.h).
 //
 // Two ways to commit:
-// - Commit(): synchronous, on the calling thread (recovery, shutdown, tests).
+// - Commit(): synchronous, on the calling thread (shutdown, tests).
 // - TakeBatch() / Write() / GiveBack(): group commit off the event loop.
 //   The loop takes the changes recorded so far as a batch, a writer thread
 //   Writes it (the slow part: SQL and fsync) while the loop goes on
-//   recording the next batch, and a batch whose Write failed is given back
-//   so its changes are pending again, under any newer ones.
+//   recording the next batch (TakeInto grows a batch not yet begun), and a
+//   batch whose Write failed is given back so its changes are pending
+//   again, under any newer ones. Takes are numbered (next_take) so the
+//   daemon knows which lines a written batch lets out.
 //
 // Threading: everything on the event-loop thread, except Write(), which
 // may run on one other thread while the loop records changes. Never two
@@ -49,7 +52,8 @@ class Store {
   // before serving. An error means the data cannot be trusted: do not start.
   virtual Status Recover(const std::function<void(TaskRecord&&)>& visit) = 0;
 
-  // Record changes; they become durable at the next successful Commit().
+  // Record changes; they become durable at the next successful Commit(), or
+  // once a batch that took them is written.
   virtual void Insert(const TaskRecord& task) = 0;  // a newly accepted task
   virtual void Update(const TaskRecord& task) = 0;  // state, attempts, result
   virtual void Erase(TaskId id) = 0;                // purged after result_ttl
