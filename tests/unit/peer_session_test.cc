@@ -25,7 +25,7 @@ using Peer = asio::local::stream_protocol::socket;
 class PeerSessionsTest : public ::testing::Test {
  protected:
   PeerSessionsTest() {
-    config_.store.kind = "memory";
+    config_.store.kind = StoreKind::kMemory;
     config_.auth.worker_token = "wt";
     config_.auth.client_token = "ct";
     config_.heartbeat.interval = std::chrono::hours(1);
