@@ -42,14 +42,20 @@ void AnswerGate::Drop(ConnId conn) {
   auto it = queues_.find(conn);
   if (it == queues_.end()) return;
   Queue& q = it->second;
-  std::erase_if(q.runs, [](const Run& run) { return run.kind != Kind::kAck; });
-  if (q.runs.empty()) {
+  std::vector<Run> acks;
+  for (std::size_t i = q.first; i < q.runs.size(); ++i) {
+    if (q.runs[i].kind == Kind::kAck) acks.push_back(q.runs[i]);
+  }
+  if (acks.empty()) {
     if (last_ == &q) last_ = nullptr;
     queues_.erase(it);  // held_ forgets it at the next Durable or Refuse
     return;
   }
-  q.text.clear();
+  const std::size_t weight = q.weight;
+  q.Clear();
+  q.runs = std::move(acks);
   for (Run& run : q.runs) run.start = 0;
+  q.weight = weight;
   q.gone = true;
 }
 
@@ -59,10 +65,10 @@ void AnswerGate::Durable(uint64_t take) {
     if (it == queues_.end()) return true;
     Queue& q = it->second;
     // Takes never decrease along a queue: the runs that can go are a prefix.
-    std::size_t kept = 0;
+    std::size_t kept = q.first;
     while (kept < q.runs.size() && q.runs[kept].take <= take) ++kept;
-    if (kept > 0) Send(conn, q, kept);
-    q.listed = !q.runs.empty();
+    if (kept > q.first) Send(conn, q, kept);
+    q.listed = !q.empty();
     if (!q.listed && q.gone) {
       if (last_ == &q) last_ = nullptr;
       queues_.erase(it);
@@ -73,23 +79,33 @@ void AnswerGate::Durable(uint64_t take) {
 
 void AnswerGate::Send(ConnId conn, Queue& q, std::size_t kept) {
   const std::size_t cut = kept < q.runs.size() ? q.runs[kept].start : q.text.size();
-  for (std::size_t i = 0; i < kept; ++i) q.weight -= q.runs[i].weight;
+  for (std::size_t i = q.first; i < kept; ++i) q.weight -= q.runs[i].weight;
   if (std::string* out = q.gone ? nullptr : out_(conn)) {
-    if (cut == q.text.size() && out->empty()) {
+    if (q.begin == 0 && cut == q.text.size() && out->empty()) {
       out->swap(q.text);  // the common case: all of it, into an empty buffer
     } else {
-      out->append(q.text, 0, cut);
+      out->append(q.text, q.begin, cut - q.begin);
     }
     sent_(conn);
   }
-  if (cut == q.text.size()) {
-    q.text.clear();
-    q.runs.clear();
+  if (kept == q.runs.size()) {
+    const std::size_t weight = q.weight;
+    q.Clear();
+    q.weight = weight;
     return;
   }
-  q.text.erase(0, cut);
-  q.runs.erase(q.runs.begin(), q.runs.begin() + static_cast<std::ptrdiff_t>(kept));
-  for (Run& run : q.runs) run.start -= cut;
+  q.begin = cut;
+  q.first = kept;
+  Compact(q);
+}
+
+void AnswerGate::Compact(Queue& q) {
+  if (q.begin < 4096 || q.begin < q.text.size() / 2) return;
+  q.text.erase(0, q.begin);
+  q.runs.erase(q.runs.begin(), q.runs.begin() + static_cast<std::ptrdiff_t>(q.first));
+  for (Run& run : q.runs) run.start -= q.begin;
+  q.begin = 0;
+  q.first = 0;
 }
 
 void AnswerGate::Refuse(const Status& store, const std::function<void(const SubmitAck&)>& forget) {
@@ -99,7 +115,9 @@ void AnswerGate::Refuse(const Status& store, const std::function<void(const Subm
   for (ConnId conn : held_) {
     auto it = queues_.find(conn);
     if (it == queues_.end()) continue;
-    for (const Run& run : it->second.runs) {
+    const Queue& q = it->second;
+    for (std::size_t i = q.first; i < q.runs.size(); ++i) {
+      const Run& run = q.runs[i];
       if (run.kind == Kind::kAck) refused.push_back(SubmitAck{run.req, run.id, run.existing, {}});
     }
   }
@@ -113,20 +131,17 @@ void AnswerGate::Refuse(const Status& store, const std::function<void(const Subm
     Queue& q = it->second;
     std::string* out = q.gone ? nullptr : out_(conn);
     refused_reqs.clear();
-    for (std::size_t i = 0; out && i < q.runs.size(); ++i) {
+    for (std::size_t i = q.first; out && i < q.runs.size(); ++i) {
       const Run& run = q.runs[i];
-      const std::size_t end = i + 1 < q.runs.size() ? q.runs[i + 1].start : q.text.size();
       if (run.kind == Kind::kAck) {
         out->append(EncodeError("store_unavailable", why, run.req));
         refused_reqs.push_back(run.req);
       } else if (run.kind != Kind::kEnd || std::find(refused_reqs.begin(), refused_reqs.end(),
                                                      run.req) == refused_reqs.end()) {
-        out->append(q.text, run.start, end - run.start);
+        out->append(q.text, run.start, q.End(i) - run.start);
       }
     }
-    q.text.clear();
-    q.runs.clear();
-    q.weight = 0;
+    q.Clear();
     q.listed = false;
     if (out) sent_(conn);
     if (q.gone) {

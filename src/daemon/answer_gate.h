@@ -64,7 +64,7 @@ class AnswerGate {
   // What is held for `conn`: its lines' bytes and its submits' weights.
   std::size_t Held(ConnId conn) const {
     auto it = queues_.find(conn);
-    return it == queues_.end() ? 0 : it->second.text.size() + it->second.weight;
+    return it == queues_.end() ? 0 : it->second.text.size() - it->second.begin + it->second.weight;
   }
 
  private:
@@ -81,16 +81,33 @@ class AnswerGate {
     bool existing = false;
     std::size_t weight = 0;
   };
+  // What is held for one connection: text[begin, end) in runs[first, end).
+  // What goes out moves `begin` and `first` on; the front is cut off only
+  // once it is the larger part, so a partial release does not move the
+  // rest of the text each time.
   struct Queue {
     std::string text;
+    std::size_t begin = 0;
     std::vector<Run> runs;
+    std::size_t first = 0;
     std::size_t weight = 0;  // the acks' weights
     bool listed = false;     // in held_
     bool gone = false;       // Drop: only its submits are kept
+    bool empty() const { return first == runs.size(); }
+    std::size_t End(std::size_t i) const {
+      return i + 1 < runs.size() ? runs[i + 1].start : text.size();
+    }
+    void Clear() {
+      text.clear();
+      runs.clear();
+      begin = first = weight = 0;
+    }
   };
   Queue& Mark(ConnId conn, uint64_t take, Kind kind, int64_t req);
   // Sends the runs of `q` before `kept` to `conn`.
   void Send(ConnId conn, Queue& q, std::size_t kept);
+  // Cuts off what has gone out, once it is most of the buffer.
+  static void Compact(Queue& q);
 
   Out out_;
   Sent sent_;

@@ -8,6 +8,21 @@
 #include "tls/tls_context.h"
 
 namespace pincer {
+namespace {
+
+// Moves `from` to the end of `to` and leaves it empty; when `to` is empty
+// the buffers are swapped, so neither is copied and both keep their
+// capacity for the next turn.
+void Splice(std::string& to, std::string& from) {
+  if (to.empty()) {
+    to.swap(from);
+  } else {
+    to.append(from);
+  }
+  from.clear();
+}
+
+}  // namespace
 
 Daemon::Daemon(asio::io_context& io, Config config, DaemonOptions options)
     : io_(io),
@@ -187,7 +202,7 @@ std::string* Daemon::Buffer(ConnId conn) {
       peer->to_flush = true;
       to_flush_.push_back(conn);
     }
-    return &peer->conn->out();
+    return &peer->staged;
   }
   return &gate_.Lines(conn, store_->next_take());
 }
@@ -212,7 +227,10 @@ void Daemon::Close(ConnId conn) {
   if (supervisor_) supervisor_->OnWorkerDead(conn);
   // Its last lines (the heartbeat_timeout error) go out before the close;
   // nothing it is sent after this is written anyway.
-  if (PeerSessions::Peer* peer = FindPeer(conn)) peer->conn->CloseAfterFlush();
+  if (PeerSessions::Peer* peer = FindPeer(conn)) {
+    Splice(peer->conn->out(), peer->staged);
+    peer->conn->CloseAfterFlush();
+  }
 }
 
 void Daemon::Waiting(ConnId conn, int64_t bytes) {
@@ -348,6 +366,7 @@ void Daemon::FlushWorkers() {
     PeerSessions::Peer* peer = FindPeer(id);
     if (!peer) continue;
     peer->to_flush = false;
+    Splice(peer->conn->out(), peer->staged);
     peer->conn->Flush();
     sessions_->CheckBacklog(*peer);
   }

@@ -39,7 +39,10 @@ class PeerSessions final : public Connection::Handler {
     bool admin = false;   // a client that said hello with auth.admin_token
     std::string wire_id;  // the id its welcome gave ("c1", "w101"); "" before
     std::unique_ptr<asio::steady_timer> hello_timer;
-    bool to_flush = false;  // a worker's lines were appended this loop turn
+    // A worker's lines of this loop turn, handed to its connection at the
+    // end of the turn: one write per turn, not one per completed write.
+    std::string staged;
+    bool to_flush = false;  // listed for the end of the turn (staged is not empty)
     // What its waits for tasks' ends weigh (Outbox::Waiting): a client
     // may not pile up waits without bound either.
     int64_t waiting = 0;
@@ -97,7 +100,7 @@ class PeerSessions final : public Connection::Handler {
 
   // Output pincerd keeps for `peer`, wherever it waits.
   std::size_t Backlog(const Peer& peer) const {
-    return hooks_.held(peer.conn->id()) + peer.conn->pending_out() +
+    return hooks_.held(peer.conn->id()) + peer.staged.size() + peer.conn->pending_out() +
            static_cast<std::size_t>(std::max<int64_t>(peer.waiting, 0));
   }
   // Holds `peer` back once its backlog passes kMaxPeerBacklog; it goes on

@@ -143,14 +143,21 @@ TEST_F(AnswerGateTest, ManyRunsReleaseInStepsWithoutLosingBytes) {
   std::string expected;
   for (uint64_t take = 1; take <= 50; ++take) {
     for (int i = 0; i < 3; ++i) {
-      const std::string line = std::to_string(take) + "." + std::to_string(i) + "\n";
+      // Long enough that what has gone out is cut off the front on the way.
+      const std::string line =
+          std::to_string(take) + "." + std::to_string(i) + std::string(100, 'x') + "\n";
       gate_.Lines(1, take) += line;
       expected += line;
     }
   }
-  for (uint64_t durable = 0; durable <= 50; durable += 7) gate_.Durable(durable);
+  for (uint64_t durable = 0; durable <= 50; durable += 7) {
+    gate_.Durable(durable);
+    EXPECT_EQ(sent_[1], expected.substr(0, sent_[1].size()));
+  }
+  EXPECT_GT(gate_.Held(1), 0u);
   gate_.Durable(50);
   EXPECT_EQ(sent_[1], expected);
+  EXPECT_EQ(gate_.Held(1), 0u);
 }
 
 }  // namespace
