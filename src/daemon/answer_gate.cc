@@ -69,11 +69,12 @@ void AnswerGate::Durable(uint64_t take) {
     while (kept < q.runs.size() && q.runs[kept].take <= take) ++kept;
     if (kept > q.first) Send(conn, q, kept);
     q.listed = !q.empty();
-    if (!q.listed && q.gone) {
+    if (q.listed) return false;
+    if (q.gone) {
       if (last_ == &q) last_ = nullptr;
-      queues_.erase(it);
+      queues_.erase(it);  // `q` is gone with it
     }
-    return !q.listed;
+    return true;
   });
 }
 

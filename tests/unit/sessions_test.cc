@@ -135,10 +135,11 @@ TEST_F(SessionsTest, AGoneWorkerLeavesItsSessionsHomelessAndGivesBackItsPinnedTa
   sessions_.Pin(c, w.id);  // c waits for w
   EXPECT_EQ(sessions_.size(), 3u);
 
-  EXPECT_EQ(sessions_.WorkerGone(w.id), (std::vector<TaskId>{3}));
-  workers_.Remove(w.id);
+  const WorkerId gone = w.id;  // `w` is freed by Remove
+  EXPECT_EQ(sessions_.WorkerGone(gone), (std::vector<TaskId>{3}));
+  workers_.Remove(gone);
   EXPECT_EQ(sessions_.size(), 2u) << "the idle session had only its home to remember";
-  EXPECT_EQ(sessions_.PinnedHead(w.id), nullptr);
+  EXPECT_EQ(sessions_.PinnedHead(gone), nullptr);
   Task& d = NewTask(4, "busy");
   EXPECT_FALSE(sessions_.TakeTurn(d, workers_, home)) << "b still holds its session's turn";
   EXPECT_EQ(sessions_.EndTurn(b, workers_), 4u);
