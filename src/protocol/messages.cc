@@ -417,18 +417,23 @@ ProtocolError TooDeep(int max_depth) {
 }
 
 // `bad_json` for a line the parser refused, naming where it gave up. Only
-// on this error path is the line parsed again, to learn the offset.
+// on this error path is the line parsed again, to learn why. The parser
+// refuses a syntax error (parse_error) and a number too large for a double,
+// such as 1e400 (out_of_range); every other refusal is reported as syntax.
 ProtocolError NotJson(std::string_view line) {
-  std::size_t offset = line.size();
+  std::string why = "syntax error at byte " + std::to_string(line.size());
   try {
     json ignored = json::parse(line.begin(), line.end());
     (void)ignored;
   } catch (const json::parse_error& e) {
     // nlohmann counts from 1, and past the end when the line ends too soon.
-    offset = std::min(e.byte > 0 ? e.byte - 1 : 0, line.size());
+    why = "syntax error at byte " +
+          std::to_string(std::min(e.byte > 0 ? e.byte - 1 : 0, line.size()));
+  } catch (const json::out_of_range&) {
+    why = "a number is too large to represent";
+  } catch (const json::exception&) {
   }
-  return ProtocolError{
-      "bad_json", "the line is not valid JSON: syntax error at byte " + std::to_string(offset), {}};
+  return ProtocolError{"bad_json", "the line is not valid JSON: " + why, {}};
 }
 
 ParseResult ParseMessageSlow(std::string_view line) {

@@ -122,6 +122,8 @@ TEST_F(BadInputTest, ClientBadLinesGetErrorsAndTheConnectionStaysOpen) {
           {"this is not json", "bad_json", {}},
           {"{\"type\":\"stats\",\"req\":1", "bad_json", {}},
           {"{'type':'stats'}", "bad_json", {}},
+          {R"({"type":"stats","req":1e400})", "bad_json", {}},
+          {R"({"type":"submit","req":1,"payload":{"n":-1e999}})", "bad_json", {}},
           {"[1,2,3]", "bad_message", {}},
           {"42", "bad_message", {}},
           {"\"submit\"", "bad_message", {}},
@@ -177,6 +179,7 @@ TEST_F(BadInputTest, WorkerBadLinesAndResultsForUnknownOrForeignTasks) {
   ExpectErrorsKeepOpen(
       peer, {
                 {"not json at all", "bad_json", {}},
+                {R"({"type":"result","id":"t1","ok":true,"output":1e400})", "bad_json", {}},
                 {"[\"result\"]", "bad_message", {}},
                 {"true", "bad_message", {}},
                 {"{}", "bad_message", {}},

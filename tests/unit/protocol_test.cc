@@ -40,6 +40,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"", "bad_json", {}}, BadLine{"hello", "bad_json", {}},
         BadLine{"{\"type\":\"stats\",\"req\":1", "bad_json", {}},
         BadLine{"{'type':'stats'}", "bad_json", {}}, BadLine{"\xff\xfe", "bad_json", {}},
+        // Numbers past a double's range: the parser refuses them (not thrown).
+        BadLine{"{\"type\":\"stats\",\"req\":1e400}", "bad_json", {}},
+        BadLine{"555555555555555555555555E5555555555555555#}", "bad_json", {}},
+        BadLine{"{\"type\":\"submit\",\"req\":1,\"payload\":[-1e999]}", "bad_json", {}},
         // JSON but not an object.
         BadLine{"[]", "bad_message", {}},
         BadLine{"[{\"type\":\"stats\",\"req\":1}]", "bad_message", {}},
