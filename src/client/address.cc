@@ -59,4 +59,22 @@ Result<Address> ParseAddress(const std::string& text) {
   return address;
 }
 
+Result<std::vector<Address>> ParseAddressList(const std::string& text) {
+  std::vector<Address> list;
+  std::string::size_type start = 0;
+  while (true) {
+    const std::string::size_type comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    const auto first = item.find_first_not_of(" \t");
+    const auto last = item.find_last_not_of(" \t");
+    item = first == std::string::npos ? "" : item.substr(first, last - first + 1);
+    if (item.empty()) return BadAddress(text, "an empty address in the list");
+    Result<Address> address = ParseAddress(item);
+    if (!address.ok()) return address.error();
+    list.push_back(std::move(address).value());
+    if (comma == std::string::npos) return list;
+    start = comma + 1;
+  }
+}
+
 }  // namespace pincer::client

@@ -1,8 +1,10 @@
 // Parsing of the addresses clients dial: "HOST:PORT", "[V6]:PORT" or
-// "unix:/path/to/socket". Pure; no sockets.
+// "unix:/path/to/socket", and lists of them ("A,B": a leader and its
+// standbys, docs/high-availability.md). Pure; no sockets.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "client/result.h"
 
@@ -20,5 +22,10 @@ struct Address {
 
 // Errors carry kind kInvalidArgument and code "bad_address".
 Result<Address> ParseAddress(const std::string& text);
+
+// "A,B,C": one or more addresses separated by commas (spaces around each
+// are ignored). Errors as ParseAddress's, naming the bad element; an empty
+// element is an error too.
+Result<std::vector<Address>> ParseAddressList(const std::string& text);
 
 }  // namespace pincer::client

@@ -1,11 +1,14 @@
 #include "client/client.h"
 
+#include <algorithm>
 #include <asio/connect.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/write.hpp>
 #include <functional>
+#include <optional>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -38,6 +41,9 @@ Error ServerError(const nlohmann::json& message) {
   if (auto it = message.find("message"); it != message.end() && it->is_string()) {
     error.message = it->get<std::string>();
   }
+  if (auto it = message.find("leader"); it != message.end() && it->is_string()) {
+    error.leader = it->get<std::string>();
+  }
   return error;
 }
 
@@ -57,23 +63,67 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& addr, const s
                                                 const std::string& token,
                                                 const nlohmann::json& extra_hello,
                                                 const ConnectOptions& options) {
-  // Not make_unique: the constructor is private.
-  std::unique_ptr<Client> client(new Client(options));
+  Result<std::vector<Address>> list = ParseAddressList(addr);
+  if (!list.ok()) return list.error();
+  const std::vector<Address>& addresses = list.value();
   const Deadline deadline = DeadlineAfter(options.timeout);
-  if (Status dialed = client->Dial(addr, deadline); !dialed.ok()) return dialed.error();
+  const std::string hello = EncodeHello(role, token, extra_hello);
 
-  if (Status shook = client->Handshake(EncodeHello(role, token, extra_hello), deadline);
-      !shook.ok()) {
-    return shook.error();
+  // Each address in turn; a standby's not_leader sends us to the leader it
+  // names first. One address fails at once, as it always did; with more,
+  // passes go on (with a pause that grows) until one accepts or the
+  // deadline passes: a takeover takes a few seconds (docs/high-availability.md).
+  std::optional<Address> leader;
+  std::vector<std::string> why(addresses.size());
+  std::size_t next = 0;
+  Duration pause{50};
+  while (true) {
+    const bool following = leader.has_value();
+    const std::size_t index = next % addresses.size();
+    const Address target = following ? *leader : addresses[index];
+    leader.reset();
+    if (!following) ++next;
+    // Not make_unique: the constructor is private.
+    std::unique_ptr<Client> client(new Client(options));
+    // With a list, a hung pincerd (stopped, say) takes only its share.
+    Deadline until = deadline;
+    if (addresses.size() > 1 && deadline) {
+      until = std::min(*deadline,
+                       Clock::now() + std::max(Duration(options.timeout.count() /
+                                                        static_cast<int64_t>(addresses.size())),
+                                               Duration{1000}));
+    }
+    Status status = client->Dial(target, until);
+    if (status.ok()) status = client->Handshake(hello, until);
+    if (status.ok()) return client;
+    const Error& error = status.error();
+    const bool standby = error.kind == ErrorKind::kServer && error.code == "not_leader";
+    const bool unreachable = error.kind == ErrorKind::kConnect && error.code == "connect_failed";
+    const bool lost = error.kind == ErrorKind::kClosed ||
+                      (error.kind == ErrorKind::kTimeout && addresses.size() > 1);
+    if (!standby && !unreachable && !lost) return error;  // a token, TLS, a bad hello...
+    if (!following) why[index] = error.ToString();
+    if (standby && !following && !error.leader.empty()) {
+      if (Result<Address> named = ParseAddress(error.leader); named.ok()) leader = named.value();
+    }
+    if (leader) continue;
+    if (addresses.size() == 1 && !following) return error;
+    if (next % addresses.size() != 0) continue;
+    // A whole pass refused: pause, unless the deadline comes first.
+    if (Remaining(deadline) <= pause) {
+      std::string text = "no pincerd in " + addr + " accepted the connection:";
+      for (std::size_t i = 0; i < addresses.size(); ++i) {
+        text += (i ? "; " : " ") + addresses[i].ToString() + ": " + why[i];
+      }
+      return Error{ErrorKind::kConnect, "connect_failed", text};
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, Duration{1000});
   }
-  return client;
 }
 
-Status Client::Dial(const std::string& addr, const Deadline& deadline) {
-  Result<Address> parsed = ParseAddress(addr);
-  if (!parsed.ok()) return parsed.error();
-  const Address& address = parsed.value();
-
+Status Client::Dial(const Address& address, const Deadline& deadline) {
+  const std::string addr = address.ToString();
   // One generic socket type serves TCP and Unix sockets alike.
   std::vector<asio::generic::stream_protocol::endpoint> endpoints;
   if (address.kind == Address::Kind::kUnix) {

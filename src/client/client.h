@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 
+#include "client/address.h"
 #include "client/result.h"
 #include "protocol/line_framer.h"
 
@@ -61,6 +62,11 @@ class Client {
   // fields of `extra_hello` (an object, e.g. a worker's name and skills),
   // and waits for `welcome`. A refused hello comes back as kServer with the
   // daemon's code ("unauthorized", "bad_hello", ...).
+  //
+  // `addr` may list several pincerd, "A,B" (a leader and its standbys).
+  // They are tried in turn, and a standby's `not_leader` leads to the
+  // leader it names; passes over the list go on until one accepts or
+  // `options.timeout` passes. A single address that refuses fails at once.
   static Result<std::unique_ptr<Client>> Connect(
       const std::string& addr, const std::string& role, const std::string& token,
       const nlohmann::json& extra_hello = nlohmann::json::object(),
@@ -109,7 +115,7 @@ class Client {
   static Deadline DeadlineAfter(Duration timeout);
   static Duration Remaining(const Deadline& deadline);
 
-  Status Dial(const std::string& addr, const Deadline& deadline);
+  Status Dial(const Address& address, const Deadline& deadline);
   // The TLS handshake on the connected socket_, checking `host`'s certificate.
   Status StartTls(const std::string& addr, const std::string& host, const Deadline& deadline);
   // Sends the hello line and waits for welcome.

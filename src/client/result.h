@@ -21,6 +21,10 @@ enum class ErrorKind {
 };
 
 struct Error {
+  Error() = default;
+  Error(ErrorKind k, std::string c, std::string m, std::string l = "")
+      : kind(k), code(std::move(c)), message(std::move(m)), leader(std::move(l)) {}
+
   ErrorKind kind = ErrorKind::kProtocol;
   // For kServer the daemon's snake_case code ("not_found", "unauthorized",
   // ...). Otherwise a local code: "connect_failed", "tls_failed" (kConnect:
@@ -28,6 +32,8 @@ struct Error {
   // "bad_json", "frame_too_large", "bad_message".
   std::string code;
   std::string message;
+  // kServer "not_leader": the leader's address, when the standby knows it.
+  std::string leader;
 
   std::string ToString() const { return code + ": " + message; }
 };

@@ -119,7 +119,9 @@ CommandLine::CommandLine(const ProcessIo& io) : io_(io) {
       "Exit codes: 0 ok; 1 the task did not succeed (or the daemon refused for another reason);\n"
       "2 usage or bad input; 3 cannot connect or unauthorized; 4 not found.");
   app_.set_version_flag("--version", std::string("pincerctl ") + kVersion);
-  app_.add_option("--addr", context_.options.addr, "Daemon address HOST:PORT or unix:/path")
+  app_.add_option("--addr", context_.options.addr,
+                  "Daemon address HOST:PORT or unix:/path; A,B tries each in turn "
+                  "(a leader and its standbys)")
       ->envname("PINCER_ADDR")
       ->capture_default_str();
   app_.add_option("--token", context_.options.token, "Client token")->envname("PINCER_TOKEN");

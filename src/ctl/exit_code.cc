@@ -5,7 +5,7 @@ namespace pincer::ctl {
 int ExitCodeForServerCode(std::string_view code) {
   if (code == "not_found") return kExitNotFound;
   if (code == "unauthorized" || code == "bad_hello" || code == "hello_timeout" ||
-      code == "too_many_connections") {
+      code == "too_many_connections" || code == "not_leader") {
     return kExitUnavailable;
   }
   if (code == "invalid_request" || code == "invalid_state" || code == "bad_json" ||

@@ -65,7 +65,8 @@ DaemonMessage ParseDaemonMessage(std::string_view line) {
   if (type == "drained") return DrainedMsg{};
   if (type == "heartbeat_ack") return HeartbeatAckMsg{};
   if (type == "error") {
-    return ErrorMsg{string_field("code").value_or(""), string_field("message").value_or("")};
+    return ErrorMsg{string_field("code").value_or(""), string_field("message").value_or(""),
+                    string_field("leader").value_or("")};
   }
   return UnknownMsg{type};
 }

@@ -43,6 +43,7 @@ struct HeartbeatAckMsg {};
 struct ErrorMsg {
   std::string code;
   std::string message;
+  std::string leader;  // not_leader: where the leader serves, when known
 };
 // A well-formed message of a type this worker does not know: newer daemons
 // may send more, so it is logged and skipped rather than treated as fatal.

@@ -23,11 +23,11 @@ LineConnection::LineConnection(asio::io_context& io, std::size_t max_line_bytes,
                                std::shared_ptr<asio::ssl::context> tls)
     : socket_(io), tls_context_(std::move(tls)), resolver_(io), in_(max_line_bytes) {}
 
-void LineConnection::Connect(const Endpoint& endpoint,
+void LineConnection::Connect(const client::Address& endpoint,
                              std::function<void(const std::string&)> done) {
   auto self = shared_from_this();
-  is_unix_ = endpoint.is_unix;
-  if (endpoint.is_unix) {
+  is_unix_ = endpoint.kind == client::Address::Kind::kUnix;
+  if (is_unix_) {
     const asio::local::stream_protocol::endpoint unix_ep(endpoint.path);
     socket_.async_connect(asio::generic::stream_protocol::endpoint(unix_ep),
                           [this, self, done = std::move(done)](std::error_code ec) mutable {

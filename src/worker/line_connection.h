@@ -17,8 +17,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "client/address.h"
 #include "protocol/line_framer.h"
-#include "worker/endpoint.h"
 
 namespace pincer::worker {
 
@@ -36,7 +36,7 @@ class LineConnection : public std::enable_shared_from_this<LineConnection> {
 
   // Resolves, connects and (with TLS) handshakes; `done` gets "" on success,
   // else what failed. Called once, unless Close() came first.
-  void Connect(const Endpoint& endpoint, std::function<void(const std::string& error)> done);
+  void Connect(const client::Address& endpoint, std::function<void(const std::string& error)> done);
 
   // Starts reading. `on_line` gets each non-empty line (without "\r\n");
   // `on_closed` is called once when the peer closes, an I/O error occurs or

@@ -21,7 +21,6 @@
 
 #include "tls/tls_context.h"
 #include "worker/child_process.h"
-#include "worker/endpoint.h"
 #include "worker/openai_mode.h"
 #include "worker/process_task_runner.h"
 #include "worker/worker_options.h"
@@ -79,7 +78,9 @@ int main(int argc, char** argv) {
   std::string permanent_codes = "3";
   bool envelope = false;
 
-  app.add_option("--addr", addr, "pincerd address HOST:PORT or unix:PATH (env PINCER_ADDR)")
+  app.add_option("--addr", addr,
+                 "pincerd address HOST:PORT or unix:PATH; A,B tries each in turn, a leader and its "
+                 "standbys (env PINCER_ADDR)")
       ->capture_default_str();
   app.add_option("--token", token, "worker token (env PINCER_TOKEN)");
   app.add_option("--unix", unix_path, "connect to this Unix socket instead of --addr");
@@ -169,12 +170,12 @@ int main(int argc, char** argv) {
 
   worker::WorkerOptions options;
   const std::string target = unix_path.empty() ? addr : "unix:" + unix_path;
-  auto endpoint = worker::ParseEndpoint(target);
-  if (!endpoint) {
-    spdlog::error("bad address \"{}\": expected HOST:PORT, [V6]:PORT or unix:PATH", target);
+  auto addresses = pincer::client::ParseAddressList(target);
+  if (!addresses.ok()) {
+    spdlog::error("{}", addresses.error().message);
     return 2;
   }
-  options.endpoint = *endpoint;
+  options.addresses = std::move(addresses).value();
   if (!tls_files.ca.empty() || !tls_files.cert.empty() || !tls_files.key.empty()) {
     std::string error;
     options.tls = pincer::tls::MakeClientContext(tls_files, &error);
@@ -268,8 +269,7 @@ int main(int argc, char** argv) {
   });
 
   spdlog::info("pincer-worker {} starting: {}{} (skills: {}, capacity {})", pincer::kVersion,
-               options.endpoint.ToString(),
-               options.tls && !options.endpoint.is_unix ? " (TLS)" : "",
+               target, options.tls && !target.starts_with("unix:") ? " (TLS)" : "",
                fmt::join(options.hello.skills, ","), capacity);
   std::unique_ptr<worker::EndpointProbe> probe;
   if (openai_runner != nullptr) {

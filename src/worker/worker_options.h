@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "client/address.h"
 #include "protocol/peer_encode.h"
-#include "worker/endpoint.h"
 #include "worker/result_builder.h"
 
 namespace asio::ssl {
@@ -19,7 +19,8 @@ class context;
 namespace pincer::worker {
 
 struct WorkerOptions {
-  Endpoint endpoint;
+  // --addr: one pincerd, or a leader and its standbys, tried in turn.
+  std::vector<client::Address> addresses;
   WorkerHello hello;                        // token, name, skills, capacity, labels, spawn_id
   std::vector<std::string> command;         // argv of the per-task command
   std::size_t max_frame_bytes = 16u << 20;  // the daemon's limits.max_frame_bytes

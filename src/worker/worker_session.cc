@@ -70,8 +70,13 @@ void WorkerSession::Release() {
 void WorkerSession::Connect() {
   const uint64_t gen = ++conn_gen_;
   welcomed_ = false;
+  // A standby named the leader: there first. Else the next address in turn
+  // (DropConnection moves on after a failure).
+  target_ = leader_ ? *leader_ : options_.addresses[next_address_ % options_.addresses.size()];
+  following_leader_ = leader_.has_value();
+  leader_.reset();
   conn_ = LineConnection::Create(io_, options_.max_frame_bytes + kTaskEnvelopeSlack, options_.tls);
-  spdlog::debug("connecting to {}", options_.endpoint.ToString());
+  spdlog::debug("connecting to {}", target_.ToString());
 
   handshake_timer_.expires_after(options_.handshake_timeout);
   handshake_timer_.async_wait([this, gen](std::error_code ec) {
@@ -80,7 +85,7 @@ void WorkerSession::Connect() {
                    "ms");
   });
 
-  conn_->Connect(options_.endpoint, [this, gen](const std::string& error) {
+  conn_->Connect(target_, [this, gen](const std::string& error) {
     if (gen != conn_gen_) return;
     if (!error.empty()) {
       DropConnection("cannot connect: " + error);
@@ -134,7 +139,7 @@ void WorkerSession::OnWelcome(const WelcomeMsg& m) {
   handshake_timer_.cancel();
   backoff_.Reset();
   failed_attempts_ = 0;
-  spdlog::info("connected to {} as worker {} (heartbeat every {}ms)", options_.endpoint.ToString(),
+  spdlog::info("connected to {} as worker {} (heartbeat every {}ms)", target_.ToString(),
                worker_id_, m.heartbeat_ms);
   next_heartbeat_ = std::chrono::steady_clock::now();
   SendHeartbeat();
@@ -234,7 +239,15 @@ void WorkerSession::OnDaemonError(const ErrorMsg& m) {
     MaybeFinishDrain();
     return;
   }
-  if (!welcomed_) {
+  if (!welcomed_ && m.code == "not_leader") {
+    // A standby: the daemon closes next; we go on to the leader it names,
+    // else to our next address (docs/protocol.md, not_leader).
+    if (!m.leader.empty() && !following_leader_) {
+      if (auto named = client::ParseAddress(m.leader); named.ok()) leader_ = named.value();
+    }
+    spdlog::info("{} is a standby{}", target_.ToString(),
+                 m.leader.empty() ? "" : "; the leader serves on " + m.leader);
+  } else if (!welcomed_) {
     // unauthorized / bad_hello: the daemon closes next; we retry with
     // backoff, as the operator may fix the token on the daemon's side.
     spdlog::error("daemon refused the handshake: {}: {}", m.code, m.message);
@@ -290,14 +303,15 @@ void WorkerSession::DropConnection(const std::string& reason) {
   }
   if (held_) return;  // Release connects again
   ++failed_attempts_;
+  if (!following_leader_) ++next_address_;
   if (was_welcomed) {
-    spdlog::warn("lost the connection to {}: {}", options_.endpoint.ToString(), reason);
+    spdlog::warn("lost the connection to {}: {}", target_.ToString(), reason);
   } else if (failed_attempts_ == 1 || failed_attempts_ % 20 == 0) {
     // Logged once per outage (and now and then after), not every retry.
-    spdlog::warn("{}: {} (attempt {}; retrying with backoff)", options_.endpoint.ToString(), reason,
+    spdlog::warn("{}: {} (attempt {}; retrying with backoff)", target_.ToString(), reason,
                  failed_attempts_);
   } else {
-    spdlog::debug("{}: {} (attempt {})", options_.endpoint.ToString(), reason, failed_attempts_);
+    spdlog::debug("{}: {} (attempt {})", target_.ToString(), reason, failed_attempts_);
   }
   ScheduleReconnect();
 }

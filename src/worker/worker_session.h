@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -85,6 +86,13 @@ class WorkerSession {
   // earlier connection see a different value and do nothing.
   uint64_t conn_gen_ = 0;
   bool welcomed_ = false;
+  // The address dialled now: a standby's leader (leader_, once), else
+  // options_.addresses[next_address_ % size], which moves on after each
+  // failed or lost connection.
+  client::Address target_;
+  std::optional<client::Address> leader_;
+  bool following_leader_ = false;
+  std::size_t next_address_ = 0;
   std::string worker_id_;
   std::chrono::milliseconds heartbeat_interval_{5000};
   int max_json_depth_ = kDefaultMaxJsonDepth;  // from the daemon's welcome

@@ -51,6 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   (void)client::ParseAddress(std::string(in.substr(0, in.find('\n'))));
+  (void)client::ParseAddressList(std::string(in.substr(0, in.find('\n'))));
 
   // pincerctl renders an answer's member (task, tasks, workers, pools,
   // stats) or the answer itself (end), whatever JSON they hold.

@@ -37,12 +37,36 @@ TEST(AddressTest, UnixSocket) {
 
 TEST(AddressTest, RefusesMalformedAddresses) {
   for (const char* text : {"", "localhost", ":7878", "host:", "host:0", "host:65536", "host:80x",
-                           "::1:7878", "[::1]7878", "[::1", "unix:"}) {
+                           "::1:7878", "[::1]7878", "[::1", "unix:", "host:12ab", "host:-1"}) {
     auto address = ParseAddress(text);
     EXPECT_FALSE(address.ok()) << text;
     if (!address.ok()) {
       EXPECT_EQ(address.error().kind, ErrorKind::kInvalidArgument) << text;
       EXPECT_EQ(address.error().code, "bad_address") << text;
+    }
+  }
+}
+
+TEST(AddressListTest, OneOrSeveralInOrder) {
+  auto one = ParseAddressList("127.0.0.1:7878");
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].ToString(), "127.0.0.1:7878");
+
+  auto three = ParseAddressList("10.0.0.1:7878, [::1]:7879 ,unix:/run/pincer.sock");
+  ASSERT_TRUE(three.ok()) << three.error().message;
+  ASSERT_EQ(three->size(), 3u);
+  EXPECT_EQ((*three)[0].ToString(), "10.0.0.1:7878");
+  EXPECT_EQ((*three)[1].ToString(), "[::1]:7879");
+  EXPECT_EQ((*three)[2].ToString(), "unix:/run/pincer.sock");
+}
+
+TEST(AddressListTest, RefusesEmptyOrBadElements) {
+  for (const char* text : {"", ",", "a:1,", ",a:1", "a:1,,b:2", "a:1, ", "a:1,localhost"}) {
+    auto list = ParseAddressList(text);
+    EXPECT_FALSE(list.ok()) << text;
+    if (!list.ok()) {
+      EXPECT_EQ(list.error().code, "bad_address") << text;
     }
   }
 }

@@ -14,22 +14,12 @@ TEST(ExitCodeTest, ServerCodes) {
     int exit;
   };
   const Case cases[] = {
-      {"not_found", 4},
-      {"unauthorized", 3},
-      {"bad_hello", 3},
-      {"hello_timeout", 3},
-      {"too_many_connections", 3},
-      {"invalid_request", 2},
-      {"invalid_state", 2},
-      {"bad_json", 2},
-      {"bad_message", 2},
-      {"unknown_type", 2},
-      {"frame_too_large", 2},
-      {"queue_full", 1},
-      {"store_unavailable", 1},
-      {"shutting_down", 1},
-      {"reload_failed", 1},
-      {"something_new", 1},
+      {"not_found", 4},       {"unauthorized", 3},         {"bad_hello", 3},
+      {"hello_timeout", 3},   {"too_many_connections", 3}, {"not_leader", 3},
+      {"invalid_request", 2}, {"invalid_state", 2},        {"bad_json", 2},
+      {"bad_message", 2},     {"unknown_type", 2},         {"frame_too_large", 2},
+      {"queue_full", 1},      {"store_unavailable", 1},    {"shutting_down", 1},
+      {"reload_failed", 1},   {"something_new", 1},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(ExitCodeForServerCode(c.code), c.exit) << c.code;

@@ -241,6 +241,14 @@ class Worker:
         self.capacity = int(capacity)
         self.name = name or "python@" + socket.gethostname()
         self.addr = addr or os.environ.get("PINCER_ADDR") or DEFAULT_ADDR
+        # "A,B": a leader and its standbys, tried in turn (docs/protocol.md,
+        # not_leader); a standby that names the leader sends us there next.
+        self.addrs = [a.strip() for a in self.addr.split(",")]
+        if not all(self.addrs):
+            raise ValueError("an empty address in %r" % self.addr)
+        self._next_addr = 0
+        self._leader = None  # where a standby said the leader serves
+        self._target = self.addrs[0]
         self.token = token if token is not None else os.environ.get("PINCER_TOKEN", "")
         self.labels = labels or {}
         self.spawn_id = os.environ.get("PINCER_SPAWN_ID")
@@ -298,20 +306,27 @@ class Worker:
         delay = 0.1
         while not self._stop.is_set():
             welcomed = False
+            following = self._leader is not None
+            self._target = self._leader or self.addrs[self._next_addr % len(self.addrs)]
+            self._leader = None
             try:
                 welcomed = self._serve_one_connection()
             except (OSError, ValueError) as e:
-                log.warning("connection to %s: %s", self.addr, e)
+                log.warning("connection to %s: %s", self._target, e)
             self._abandon_tasks()
             if self._draining or self._stop.is_set():
                 return
+            if not following:
+                self._next_addr += 1  # after a failure or a loss: the next address
             if welcomed:
                 delay = 0.1
+            elif self._leader is not None and not following:
+                continue  # to the leader a standby named, at once
             self._stop.wait(random.uniform(delay / 2, delay))
             delay = min(delay * 2, 5.0)
 
     def _serve_one_connection(self):
-        conn = self._conn = _Connection(_connect(self.addr, timeout=10, tls=self.tls))
+        conn = self._conn = _Connection(_connect(self._target, timeout=10, tls=self.tls))
         try:
             if self._stop.is_set():  # stop() ran before _conn was set
                 return False
@@ -333,12 +348,19 @@ class Worker:
             welcome = json.loads(next(lines, b"{}"))  # the socket's 10s timeout bounds the wait
         except (ValueError, RecursionError):
             welcome = None
+        if isinstance(welcome, dict) and welcome.get("code") == "not_leader":
+            leader = welcome.get("leader")
+            log.info("%s is a standby%s", self._target,
+                     "; the leader serves on %s" % leader if leader else "")
+            if isinstance(leader, str) and leader:
+                self._leader = leader
+            return False
         if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
             log.error("daemon refused the handshake: %s", welcome)
             return False
         conn.sock.settimeout(None)
         self._welcomed = True
-        log.info("connected to %s as %s", self.addr, welcome.get("id"))
+        log.info("connected to %s as %s", self._target, welcome.get("id"))
         interval = max(welcome.get("heartbeat_ms", 5000), 10) / 1000.0
         depth = welcome.get("max_json_depth")
         # The daemon's limits.max_json_depth (older daemons: the default, 64).

@@ -287,6 +287,56 @@ class DaemonDepthTest(unittest.TestCase):
             daemon.close()
 
 
+class AddressListTest(unittest.TestCase):
+    """addr="A,B": each in turn; a standby's not_leader names the leader."""
+
+    def run_worker(self, addr):
+        worker = Worker(handler, skills=["echo"], addr=addr)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 5)
+        self.addCleanup(worker.stop)
+        return worker
+
+    def test_a_refused_address_is_passed_over(self):
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))  # bound, never listening: refused
+        self.addCleanup(dead.close)
+        daemon = FakeDaemon()
+        self.addCleanup(daemon.close)
+        self.run_worker("127.0.0.1:%d, %s" % (dead.getsockname()[1], daemon.addr))
+        peer, hello = daemon.accept()
+        self.addCleanup(peer.close)
+        self.assertEqual(hello["type"], "hello")
+        peer.send({"type": "task", "id": "t1", "payload": "served"})
+        self.assertEqual(peer.recv()["output"], "served")
+
+    def test_a_standby_sends_the_worker_to_the_leader_it_names(self):
+        standby = FakeDaemon()
+        leader = FakeDaemon()
+        self.addCleanup(standby.close)
+        self.addCleanup(leader.close)
+        # The leader is not in the list: only the standby's answer names it.
+        self.run_worker(standby.addr)
+        standby.listener.settimeout(5)
+        sock, _ = standby.listener.accept()
+        refused = Peer(sock)
+        self.assertEqual(refused.recv()["type"], "hello")
+        refused.send({"type": "error", "code": "not_leader", "message": "a standby",
+                      "leader": leader.addr})
+        refused.close()
+        peer, hello = leader.accept()
+        self.addCleanup(peer.close)
+        self.assertEqual(hello["type"], "hello")
+        peer.send({"type": "task", "id": "t1", "payload": "led"})
+        self.assertEqual(peer.recv()["output"], "led")
+
+    def test_an_empty_element_is_refused(self):
+        for addr in ("a:1,", ",a:1", "a:1,,b:2"):
+            with self.assertRaises(ValueError):
+                Worker(handler, addr=addr)
+
+
 class EnvTest(unittest.TestCase):
     def test_defaults_come_from_env(self):
         old = dict(os.environ)
