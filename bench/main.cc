@@ -535,8 +535,8 @@ void Usage() {
   std::printf(
       "usage: pincer-bench [run|queued-memory|idle-workers] [options]\n"
       "  --systems LIST     comma-separated, from: floor,pincerd-memory,pincerd-sqlite,\n"
-      "                     pincerd-memory-4c,nats,gearman,redis,beanstalk (default: all),\n"
-      "                     pincerd-postgres (with --postgres-url only)\n"
+      "                     pincerd-memory-4c,nats,gearman,redis,beanstalk, and\n"
+      "                     pincerd-postgres with --postgres-url (default: all)\n"
       "  --windows LIST     tasks in flight per run (default 1,256)\n"
       "  --warmup S         seconds before measuring (default 1)\n"
       "  --duration S       seconds measured (default 5)\n"
@@ -565,6 +565,7 @@ int Main(int argc, char** argv) {
     o.systems = {"pincerd-memory"};
     o.windows = {256};
   }
+  bool systems_given = mode != "run";
   for (int i = first; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -574,8 +575,10 @@ int Main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--systems")
+    if (a == "--systems") {
       o.systems = Split(next());
+      systems_given = true;
+    }
     else if (a == "--windows") {
       o.windows.clear();
       for (const auto& w : Split(next())) o.windows.push_back(std::atoi(w.c_str()));
@@ -603,6 +606,10 @@ int Main(int argc, char** argv) {
       Usage();
       return 2;
     }
+  }
+  // With a database, the default table has a postgres row after sqlite's.
+  if (!systems_given && !o.postgres_url.empty()) {
+    o.systems.insert(o.systems.begin() + 3, "pincerd-postgres");
   }
   if (o.pincerd.empty())
     o.pincerd = (fs::read_symlink("/proc/self/exe").parent_path() / "pincerd").string();
