@@ -332,15 +332,12 @@ Status PostgresStore::Connect() {
   Disconnect();
   // Defaults first: the url's own parameters override them. Without a
   // connect timeout an unreachable host holds a write for minutes; the
-  // keepalives find a server that went away during one.
-  const char* keys[] = {"connect_timeout",
-                        "application_name",
-                        "keepalives_idle",
-                        "keepalives_interval",
-                        "keepalives_count",
-                        "dbname",
-                        nullptr};
-  const char* values[] = {"10", "pincerd", "10", "5", "3", options_.url.c_str(), nullptr};
+  // keepalives find a server that went away while idle, the TCP user
+  // timeout one that went away with a write unanswered.
+  const char* keys[] = {
+      "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+      "keepalives_count", "tcp_user_timeout", "dbname",          nullptr};
+  const char* values[] = {"10", "pincerd", "10", "5", "3", "30000", options_.url.c_str(), nullptr};
   conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     Status st = Fail("cannot connect to");

@@ -189,6 +189,30 @@ TEST_F(PostgresStoreTest, UpdatesAndErasesThroughGroupCommit) {
   EXPECT_EQ(got[3].key, "key4");
 }
 
+// A write whose answer was lost with the connection may have committed.
+// The daemon gives it back and writes it again with what came since: a
+// task it dropped meanwhile (a refused submit is forgotten) must not stay.
+TEST_F(PostgresStoreTest, ABatchWrittenAgainAfterALostAnswerLeavesNoDroppedTask) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  store->Insert(MakeTask(1, "kept"));
+  store->Insert(MakeTask(2, "dropped"));
+  std::unique_ptr<StoreBatch> batch = store->TakeBatch();
+  ASSERT_TRUE(store->Write(*batch).ok());  // committed, but the daemon heard a failure
+  store->GiveBack(std::move(batch));
+  store->Erase(2);
+  batch = store->TakeBatch();
+  ASSERT_TRUE(store->Write(*batch).ok());
+  EXPECT_EQ(store->TaskRowsForTest(), 1);
+  store.reset();
+
+  store = Open();
+  ASSERT_TRUE(store);
+  const std::vector<TaskRecord> got = Recover(*store);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].key, "kept");
+}
+
 TEST_F(PostgresStoreTest, IdReservationOutlivesTheStore) {
   {
     auto store = Open();
