@@ -578,8 +578,7 @@ int Main(int argc, char** argv) {
     if (a == "--systems") {
       o.systems = Split(next());
       systems_given = true;
-    }
-    else if (a == "--windows") {
+    } else if (a == "--windows") {
       o.windows.clear();
       for (const auto& w : Split(next())) o.windows.push_back(std::atoi(w.c_str()));
     } else if (a == "--warmup")
