@@ -9,6 +9,7 @@
 // are forked from this binary, servers are exec'd. Clients ship their
 // latency histograms back through a pipe.
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -57,6 +58,7 @@ struct Options {
   long tasks = 1'000'000;  // queued-memory
   std::string pincerd;
   std::string work_dir;
+  std::string postgres_url;  // pincerd-postgres: the database (--postgres-url)
 };
 
 struct RunResult {
@@ -148,12 +150,36 @@ bool WaitPort(int port) {
 }
 
 struct PincerdSetup {
-  std::string store = "memory";  // memory | sqlite
+  std::string store = "memory";  // memory | sqlite | postgres
   long max_queued = 1'000'000;
 };
 
+// Drops pincerd's tables, so a run starts from an empty store as the
+// sqlite runs do. "" when done, else why not.
+std::string DropPostgresTables(const std::string& url) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  std::string error;
+  if (PQstatus(conn) != CONNECTION_OK) {
+    error = PQerrorMessage(conn);
+  } else {
+    PGresult* r = PQexec(conn,
+                         "SET client_min_messages = warning; "
+                         "DROP TABLE IF EXISTS pincer_tasks, pincer_ids, pincer_schema");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) error = PQresultErrorMessage(r);
+    PQclear(r);
+  }
+  PQfinish(conn);
+  return error;
+}
+
 Server StartPincerd(const Options& o, const PincerdSetup& setup, const std::string& tag) {
   Server s;
+  if (setup.store == "postgres") {
+    if (std::string error = DropPostgresTables(o.postgres_url); !error.empty()) {
+      s.error = "cannot empty the database: " + error;
+      return s;
+    }
+  }
   const std::string dir = o.work_dir + "/" + tag;
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -164,6 +190,8 @@ Server StartPincerd(const Options& o, const PincerdSetup& setup, const std::stri
       << "data_dir: \"" << dir << "/data\"\n";
     if (setup.store == "sqlite") {
       f << "store: { kind: sqlite, fsync: always }\n";
+    } else if (setup.store == "postgres") {
+      f << "store: { kind: postgres, url: \"" << o.postgres_url << "\" }\n";
     } else {
       f << "store: { kind: memory }\n";
     }
@@ -356,6 +384,14 @@ RunResult RunSystem(const Options& o, const std::string& system, int window) {
     adapter = PincerdAdapter();
     PincerdSetup setup;
     if (system.find("sqlite") != std::string::npos) setup.store = "sqlite";
+    if (system.find("postgres") != std::string::npos) {
+      if (o.postgres_url.empty()) {
+        r.system = system;
+        r.note = "skipped: no --postgres-url";
+        return r;
+      }
+      setup.store = "postgres";
+    }
     if (system.ends_with("-4c")) clients = 4;
     server.emplace(StartPincerd(o, setup, system + "-w" + std::to_string(window)));
     label = "pincerd " + setup.store + (setup.store == "sqlite" ? " fsync=always" : "") +
@@ -499,7 +535,8 @@ void Usage() {
   std::printf(
       "usage: pincer-bench [run|queued-memory|idle-workers] [options]\n"
       "  --systems LIST     comma-separated, from: floor,pincerd-memory,pincerd-sqlite,\n"
-      "                     pincerd-memory-4c,nats,gearman,redis,beanstalk (default: all)\n"
+      "                     pincerd-memory-4c,nats,gearman,redis,beanstalk, and\n"
+      "                     pincerd-postgres with --postgres-url (default: all)\n"
       "  --windows LIST     tasks in flight per run (default 1,256)\n"
       "  --warmup S         seconds before measuring (default 1)\n"
       "  --duration S       seconds measured (default 5)\n"
@@ -508,6 +545,7 @@ void Usage() {
       "  --idle N           idle-workers: idle worker connections (default 5000)\n"
       "  --tasks N          queued-memory: tasks to queue (default 1000000)\n"
       "  --pincerd PATH     pincerd binary (default: next to pincer-bench)\n"
+      "  --postgres-url U   the database of pincerd-postgres (its tables are dropped first)\n"
       "exit status: 0 when every pincerd and floor row ran (a peer that is not\n"
       "installed or does not start gets a row saying so), 1 otherwise, 2 for bad usage\n");
 }
@@ -527,6 +565,7 @@ int Main(int argc, char** argv) {
     o.systems = {"pincerd-memory"};
     o.windows = {256};
   }
+  bool systems_given = mode != "run";
   for (int i = first; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -536,9 +575,10 @@ int Main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--systems")
+    if (a == "--systems") {
       o.systems = Split(next());
-    else if (a == "--windows") {
+      systems_given = true;
+    } else if (a == "--windows") {
       o.windows.clear();
       for (const auto& w : Split(next())) o.windows.push_back(std::atoi(w.c_str()));
     } else if (a == "--warmup")
@@ -555,6 +595,8 @@ int Main(int argc, char** argv) {
       o.tasks = std::atol(next().c_str());
     else if (a == "--pincerd")
       o.pincerd = next();
+    else if (a == "--postgres-url")
+      o.postgres_url = next();
     else if (a == "--help" || a == "-h") {
       Usage();
       return 0;
@@ -563,6 +605,10 @@ int Main(int argc, char** argv) {
       Usage();
       return 2;
     }
+  }
+  // With a database, the default table has a postgres row after sqlite's.
+  if (!systems_given && !o.postgres_url.empty()) {
+    o.systems.insert(o.systems.begin() + 3, "pincerd-postgres");
   }
   if (o.pincerd.empty())
     o.pincerd = (fs::read_symlink("/proc/self/exe").parent_path() / "pincerd").string();

@@ -59,7 +59,8 @@ struct Named {
   std::string_view name;
 };
 constexpr Named<StoreKind> kStoreKinds[] = {{StoreKind::kSqlite, "sqlite"},
-                                            {StoreKind::kMemory, "memory"}};
+                                            {StoreKind::kMemory, "memory"},
+                                            {StoreKind::kPostgres, "postgres"}};
 constexpr Named<FsyncPolicy> kFsyncPolicies[] = {{FsyncPolicy::kAlways, "always"},
                                                  {FsyncPolicy::kInterval, "interval"},
                                                  {FsyncPolicy::kOff, "off"}};
@@ -423,6 +424,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   store.Choice("fsync", "fsync policy", kFsyncPolicies, &out->store.fsync);
   store.Dur("fsync_interval", &out->store.fsync_interval);
   store.Size("journal_bytes", &out->store.journal_bytes);
+  store.String("url", &out->store.url);
   store.Finish();
 
   MapReader auth = Section(top, problems, "auth");

@@ -20,7 +20,7 @@ using Duration = std::chrono::milliseconds;
 
 // The values of the config's named choices, read from their spelling in the
 // file once (ConfigName gives the spelling back, for logs and views).
-enum class StoreKind { kSqlite, kMemory };  // store.kind: sqlite, memory
+enum class StoreKind { kSqlite, kMemory, kPostgres };  // store.kind: sqlite, memory, postgres
 // store.fsync: always, interval, off
 enum class FsyncPolicy {
   kAlways,    // every commit is on disk when it returns
@@ -41,6 +41,9 @@ struct StoreConfig {
   // sqlite: bytes of changes the journal holds before its oldest rows are
   // folded into the tasks table (docs/durability.md)
   std::size_t journal_bytes = 64 << 20;
+  // postgres: the libpq URI of the database (postgresql://...). It may
+  // hold a password: logs and messages show it masked (MaskPostgresUrl).
+  std::string url;
 
   bool operator==(const StoreConfig&) const = default;
 };

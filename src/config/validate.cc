@@ -259,6 +259,18 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
   if (c.store.kind == StoreKind::kSqlite && c.data_dir.empty()) {
     p.Add("data_dir", "must be set when store.kind is sqlite");
   }
+  // The url may hold a password: never echoed back.
+  if (c.store.kind == StoreKind::kPostgres) {
+    if (c.store.url.empty()) {
+      p.Add("store.url", "must be set when store.kind is postgres (postgresql://...)");
+    } else if (!c.store.url.starts_with("postgresql://") &&
+               !c.store.url.starts_with("postgres://")) {
+      p.Add("store.url", "must be a URI starting with postgresql:// or postgres://");
+    }
+  } else if (!c.store.url.empty()) {
+    p.Add("store.url", "applies only to store.kind postgres (store.kind is " +
+                           std::string(ConfigName(c.store.kind)) + ")");
+  }
 
   OneOf(p, "routing.strategy", "strategy", c.routing.strategy, kStrategies);
   NotNegative(p, "routing.affinity_wait", c.routing.affinity_wait);

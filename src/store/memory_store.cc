@@ -1,11 +1,17 @@
 #include "store/memory_store.h"
 
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 
 namespace pincer {
 
 std::unique_ptr<Store> OpenStore(const Config& config, Status& error) {
   if (config.store.kind == StoreKind::kMemory) return std::make_unique<MemoryStore>();
+  if (config.store.kind == StoreKind::kPostgres) {
+    PostgresStoreOptions options;
+    options.url = config.store.url;
+    return PostgresStore::Open(options, error);
+  }
   // Stateless; only paces fsync: interval, so one shared instance will do.
   static const SystemClock clock;
   SqliteStoreOptions options;

@@ -106,7 +106,7 @@ class Store {
   uint64_t takes_ = 0;
 };
 
-// Builds the store the config names ("memory" or "sqlite").
+// Builds the store the config names ("memory", "sqlite" or "postgres").
 // Returns nullptr and fills `error` when it cannot.
 std::unique_ptr<Store> OpenStore(const Config& config, Status& error);
 

@@ -1,9 +1,9 @@
 // Accepted means durable (SPEC section 3), checked the hard way: clients
 // submit over real sockets while real workers run tasks, and pincerd is
 // killed with SIGKILL at random moments (and workers with it), then
-// restarted on the same data dir. At the end every task a client saw
-// accepted must exist and have ended, and every task that ended
-// `succeeded` must have been run by a worker.
+// restarted on the same data dir, or the same PostgreSQL database. At the
+// end every task a client saw accepted must exist and have ended, and
+// every task that ended `succeeded` must have been run by a worker.
 //
 // The moments are chosen by a seeded RNG; the seed is printed, and
 // PINCER_FAULT_SEED=N replays a run.
@@ -26,6 +26,7 @@
 
 #include "client/client.h"
 #include "support/daemon_process.h"
+#include "support/postgres_server.h"
 #include "support/subprocess.h"
 #include "support/wait_for.h"
 
@@ -148,18 +149,17 @@ uint64_t Seed() {
   return std::random_device{}();
 }
 
-TEST(CrashTest, AcceptedTasksSurviveKillNineAndEnd) {
+// The crash loop over the store `store_yaml` configures (a `store:` line).
+void CrashAndCheck(const std::string& store_yaml) {
   const uint64_t seed = Seed();
   std::printf("crash test seed: %llu (replay with PINCER_FAULT_SEED=%llu)\n",
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
-  RecordProperty("seed", std::to_string(seed));
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
   std::mt19937 rng(static_cast<std::mt19937::result_type>(seed));
 
-  DaemonProcess daemon(
-      "metrics_listen: \"\"\n"
-      "store: { kind: sqlite, fsync: always, journal_bytes: 4096 }\n"
-      "heartbeat: { interval: 200ms, misses: 3 }\n"
-      "tasks: { timeout: 10s, max_attempts: 50 }\n");
+  DaemonProcess daemon("metrics_listen: \"\"\n" + store_yaml +
+                       "heartbeat: { interval: 200ms, misses: 3 }\n"
+                       "tasks: { timeout: 10s, max_attempts: 50 }\n");
   ASSERT_TRUE(daemon.Start());
   const std::string address = daemon.address();
 
@@ -260,7 +260,20 @@ TEST(CrashTest, AcceptedTasksSurviveKillNineAndEnd) {
   EXPECT_EQ(unran, 0u);
   EXPECT_EQ(wrong, 0u);
   std::printf("%zu succeeded, %zu ended otherwise\n", succeeded, want.size() - succeeded);
-  if (HasFailure()) std::printf("seed was %llu\n", static_cast<unsigned long long>(seed));
+  if (::testing::Test::HasFailure())
+    std::printf("seed was %llu\n", static_cast<unsigned long long>(seed));
+}
+
+TEST(CrashTest, AcceptedTasksSurviveKillNineAndEnd) {
+  // A small journal budget, so folds run all the time.
+  CrashAndCheck("store: { kind: sqlite, fsync: always, journal_bytes: 4096 }\n");
+}
+
+TEST(CrashTest, AcceptedTasksSurviveKillNineAndEndOnPostgres) {
+  if (!PostgresServer::Available()) GTEST_SKIP() << PostgresServer::kMissing;
+  PostgresServer server;
+  ASSERT_TRUE(server.Start());
+  CrashAndCheck("store: { kind: postgres, url: \"" + server.url() + "\" }\n");
 }
 
 }  // namespace

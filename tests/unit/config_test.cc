@@ -279,7 +279,7 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   want.metrics_listen = "127.0.0.1:9000";
   want.data_dir = "/var/lib/pincer";
   want.log_level = "debug";
-  want.store = {StoreKind::kSqlite, FsyncPolicy::kInterval, milliseconds(50), 1048576};
+  want.store = {StoreKind::kSqlite, FsyncPolicy::kInterval, milliseconds(50), 1048576, ""};
   want.auth = {"w-secret", "c-secret", "a-secret"};
   want.routing.strategy = "round_robin";
   want.routing.affinity_wait = seconds(2);
@@ -435,7 +435,8 @@ const BadCase kBadCases[] = {
      "routing.rules[1].strategy",
      "unknown strategy 'fastest' (expected round_robin, least_connections or skill_match)"},
     {"a.json", R"({"routing": {"strategy": "random"}})", "routing.strategy", "unknown strategy"},
-    {"a.yaml", "store: { kind: postgres }", "store.kind", "unknown store kind 'postgres'"},
+    {"a.yaml", "store: { kind: mysql }", "store.kind",
+     "unknown store kind 'mysql' (expected sqlite, memory or postgres)"},
     {"a.yaml", "store: { fsync: sometimes }", "store.fsync", "unknown fsync policy"},
     {"a.yaml", "log_level: verbose", "log_level", "unknown log level 'verbose'"},
     {"a.yaml", "pools: [{name: a, command: [x], restart: {policy: maybe}}]",
@@ -598,6 +599,16 @@ const BadCase kBadCases[] = {
     {"a.yaml", "listen: \"\"", "listen", "must be set unless unix_socket"},
     {"a.yaml", "metrics_listen: \"127.0.0.1:7878\"", "metrics_listen", "must differ from listen"},
     {"a.yaml", "data_dir: \"\"", "data_dir", "must be set when store.kind is sqlite"},
+    {"a.yaml", "store: { kind: postgres }", "store.url",
+     "must be set when store.kind is postgres (postgresql://...)"},
+    {"a.yaml", "store: { kind: postgres, url: \"mysql://db/pincer\" }", "store.url",
+     "must be a URI starting with postgresql:// or postgres://"},
+    {"a.yaml", "store: { url: \"postgresql://db/pincer\" }", "store.url",
+     "applies only to store.kind postgres (store.kind is sqlite)"},
+    {"a.yaml", "store: { kind: memory, url: \"postgresql://db/pincer\" }", "store.url",
+     "applies only to store.kind postgres (store.kind is memory)"},
+    {"a.yaml", "store: { kind: postgres, url: 5 }", "store.url",
+     "expected a string, got an integer"},
     // Duplicate keys.
     {"a.yaml", "tasks:\n  timeout: 5s\n  timeout: 6s\n", "tasks.timeout", "duplicate key"},
     {"a.json", R"({"pools": [{"name": "a", "command": ["x"], "name": "b"}]})", "pools[0].name",
@@ -1040,6 +1051,22 @@ TEST(ValidateConfigTest, SizesBuiltInCodeAreRangeChecked) {
   EXPECT_NE(error->message.find("tasks.max_ended: must be between 0 and 100000000"),
             std::string::npos)
       << error->message;
+}
+
+TEST_F(ConfigTest, ReadsThePostgresStore) {
+  Config c =
+      Load("pg.yaml",
+           "data_dir: \"\"\nstore: { kind: postgres, url: \"postgresql://u:pw@db/pincer\" }\n");
+  EXPECT_EQ(c.store.kind, StoreKind::kPostgres);
+  EXPECT_EQ(c.store.url, "postgresql://u:pw@db/pincer");
+  EXPECT_EQ(ConfigName(StoreKind::kPostgres), "postgres");
+}
+
+TEST_F(ConfigTest, AMisplacedUrlIsNotEchoed) {
+  const std::string error =
+      Error("pg.yaml", "store: { kind: sqlite, url: \"postgresql://u:s3cret@db/p\" }\n");
+  EXPECT_NE(error.find("store.url"), std::string::npos) << error;
+  EXPECT_EQ(error.find("s3cret"), std::string::npos) << error;
 }
 
 TEST(ValidateConfigTest, AcceptsEdgeValues) {
