@@ -241,8 +241,7 @@ std::optional<TaskState> Dispatcher::StateOf(TaskId id) const {
 Status Dispatcher::CheckParent(const SubmitReq& req, ConnId from, TaskId& parent) {
   parent = ParseTaskId(req.parent);
   const Task* p = parent ? tasks_.Find(parent) : nullptr;
-  if (!p || p->rec.state != TaskState::kRunning || p->worker != from ||
-      !workers_.Find(from)) {
+  if (!p || p->rec.state != TaskState::kRunning || p->worker != from || !workers_.Find(from)) {
     return Status("unknown_task", "field 'parent' names task " + req.parent +
                                       ", which this connection's worker does not run now "
                                       "(a subtask's parent is a task its submitter holds)");
@@ -259,10 +258,10 @@ Status Dispatcher::CheckParent(const SubmitReq& req, ConnId from, TaskId& parent
     }
   }
   if (depth > config_.tasks.max_depth) {
-    return Status("invalid_request",
-                  "a subtask of " + req.parent + " would nest " + std::to_string(depth) +
-                      " deep, deeper than tasks.max_depth = " +
-                      std::to_string(config_.tasks.max_depth));
+    return Status(
+        "invalid_request",
+        "a subtask of " + req.parent + " would nest " + std::to_string(depth) +
+            " deep, deeper than tasks.max_depth = " + std::to_string(config_.tasks.max_depth));
   }
   return Status::Ok();
 }
@@ -879,8 +878,8 @@ void Dispatcher::CancelChildren(TaskId id, TaskState state) {
   if (it == children_.end()) return;
   // Copied: cancelling a child may purge ended tasks, this one among them.
   const std::vector<TaskId> children = it->second;
-  const std::string error = "cancelled: its parent " + TaskIdString(id) + " ended " +
-                            std::string(TaskStateName(state));
+  const std::string error =
+      "cancelled: its parent " + TaskIdString(id) + " ended " + std::string(TaskStateName(state));
   for (TaskId child : children) {
     if (tasks_.Find(child)) Cancel(child, error);
   }
@@ -1097,6 +1096,9 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
     StopConfirmed(id, s.task);
   }
   for (TaskId tid : held) {
+    // A subtask it ran may have ended with its parent (an attempt lost
+    // just before ended the parent).
+    if (!tasks_.Find(tid) && tasks_.FindEnded(tid)) continue;
     Task* live = LiveTask(tid, "running entry");
     if (!live) continue;
     Task& t = *live;

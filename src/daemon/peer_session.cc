@@ -228,7 +228,7 @@ void PeerSessions::OnClosed(Connection& c) {
   if (it == peers_.end()) return;
   const Role role = it->second.role;
   if (PeerSlot& slot = cache_[c.id() % cache_.size()]; slot.id == c.id()) slot = {};
-  peers_.erase(it);  // the Connection lives on while its handlers finish
+  peers_.erase(it);                 // the Connection lives on while its handlers finish
   dispatcher_.DropWaiters(c.id());  // a worker may wait for tasks too
   if (role == Role::kWorker) {
     spdlog::info("worker w{} disconnected", c.id());

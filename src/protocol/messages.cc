@@ -768,8 +768,9 @@ bool FastSubmit(std::string_view line, dom::object obj, int64_t req, ParseResult
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     dom::element v = kv.value;
-    const auto f = static_cast<Field>(FieldOf(k, "skills", "payload", "priority", "session", "key",
-                                              "wait", "timeout", "max_attempts", "backoff", "parent"));
+    const auto f =
+        static_cast<Field>(FieldOf(k, "skills", "payload", "priority", "session", "key", "wait",
+                                   "timeout", "max_attempts", "backoff", "parent"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kSkills: {

@@ -43,8 +43,8 @@ class Planner {
  public:
   bool Connect(const std::string& addr, const std::string& skill = "plan", int capacity = 1) {
     if (peer_.Connect(addr) != "") return false;
-    auto welcome =
-        peer_.Hello("worker", "", {{"name", "planner"}, {"skills", {skill}}, {"capacity", capacity}});
+    auto welcome = peer_.Hello("worker", "",
+                               {{"name", "planner"}, {"skills", {skill}}, {"capacity", capacity}});
     if (!welcome || welcome->value("type", "") != "welcome") return false;
     id_ = welcome->value("id", "");
     return true;
@@ -170,7 +170,8 @@ TEST_F(SubtasksTest, APlannerRunsFourChildrenOnLeafWorkersAndSucceedsWithTheirOu
   ASSERT_EQ(workers->value("type", ""), "ok") << workers->dump();
   EXPECT_EQ((*workers)["workers"].size(), 3u);
 
-  ASSERT_TRUE(planner.Send({{"type", "result"}, {"id", parent}, {"ok", true}, {"output", outputs}}));
+  ASSERT_TRUE(
+      planner.Send({{"type", "result"}, {"id", parent}, {"ok", true}, {"output", outputs}}));
   json end = WaitEnd(*client_, parent);
   EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
   EXPECT_EQ(end["output"], outputs);
@@ -256,6 +257,63 @@ TEST_F(SubtasksTest, AParentThatSucceedsTakesItsUnfinishedChildrenWithIt) {
   json end = WaitEnd(*client_, child);
   EXPECT_EQ(end.value("state", ""), "cancelled") << end.dump();
   EXPECT_EQ(TaskStatus(*client_, parent).value("state", ""), "succeeded");
+}
+
+TEST_F(SubtasksTest, AParentRetriedAfterItsWorkerIsLostKeepsItsChildren) {
+  Start();
+  const std::string parent =
+      SubmitTask(*client_, {{"skills", {"plan"}}, {"payload", 1}, {"max_attempts", 2}});
+  std::string child;
+  {
+    Planner first;
+    ASSERT_TRUE(first.Connect(daemon_->address()));
+    auto task = first.Next("task");
+    ASSERT_TRUE(task);
+    ASSERT_EQ(task->value("id", ""), parent);
+    auto ok = first.Ask(
+        {{"type", "submit"}, {"skills", {"nobody"}}, {"payload", 1}, {"parent", parent}}, 1);
+    ASSERT_TRUE(ok);
+    ASSERT_EQ(ok->value("type", ""), "ok") << ok->dump();
+    child = ok->value("id", "");
+  }  // its connection closes: the attempt is lost, the parent queued again
+  Planner second;
+  ASSERT_TRUE(second.Connect(daemon_->address()));
+  auto task = second.Next("task");
+  ASSERT_TRUE(task);
+  ASSERT_EQ(task->value("id", ""), parent);
+  EXPECT_EQ(task->value("attempt", 0), 2);
+  const json p = TaskStatus(*client_, parent);
+  EXPECT_EQ(p["children"], json({child})) << p.dump();
+  EXPECT_EQ(TaskStatus(*client_, child).value("state", ""), "queued");
+  // The new attempt may follow the child it inherited.
+  auto st = second.Ask({{"type", "status"}, {"id", child}}, 5);
+  ASSERT_TRUE(st);
+  EXPECT_EQ((*st)["task"]["parent"], parent) << st->dump();
+}
+
+TEST_F(SubtasksTest, AParentLostForGoodWithItsWorkerTakesTheChildItRanThereWithIt) {
+  Start();
+  const std::string parent =
+      SubmitTask(*client_, {{"skills", {"plan"}}, {"payload", 1}, {"max_attempts", 1}});
+  std::string child;
+  {
+    Planner planner;
+    ASSERT_TRUE(planner.Connect(daemon_->address(), "plan", 2));
+    auto task = planner.Next("task");
+    ASSERT_TRUE(task);
+    auto ok = planner.Ask(
+        {{"type", "submit"}, {"skills", {"plan"}}, {"payload", 2}, {"parent", parent}}, 1);
+    ASSERT_TRUE(ok);
+    child = ok->value("id", "");
+    auto second = planner.Next("task");  // the child runs on the same worker
+    ASSERT_TRUE(second);
+    ASSERT_EQ(second->value("id", ""), child);
+  }
+  EXPECT_EQ(WaitEnd(*client_, parent).value("state", ""), "failed");
+  EXPECT_EQ(WaitEnd(*client_, child).value("state", ""), "cancelled");
+  const json stats = Stats(*client_);
+  EXPECT_EQ(stats.value("running", -1), 0) << stats.dump();
+  EXPECT_EQ(stats.value("queued", -1), 0) << stats.dump();
 }
 
 TEST_F(SubtasksTest, OnlyTheWorkerRunningATaskMayAttachChildrenToIt) {

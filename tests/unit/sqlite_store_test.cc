@@ -654,7 +654,8 @@ TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
 constexpr const char* kDropVersion4Columns = "ALTER TABLE tasks DROP COLUMN parent;";
 // Turns the tasks table of a schema-4 file back into schema 1 or 2's.
 constexpr const char* kDropVersion3Columns =
-    "ALTER TABLE tasks DROP COLUMN parent; ALTER TABLE tasks DROP COLUMN usage_input; ALTER TABLE tasks DROP COLUMN usage_output; "
+    "ALTER TABLE tasks DROP COLUMN parent; ALTER TABLE tasks DROP COLUMN usage_input; ALTER TABLE "
+    "tasks DROP COLUMN usage_output; "
     "ALTER TABLE tasks DROP COLUMN usage_total; ALTER TABLE tasks DROP COLUMN usage_cost; "
     "ALTER TABLE tasks DROP COLUMN usage_model; ALTER TABLE tasks DROP COLUMN backoff_initial_ms; "
     "ALTER TABLE tasks DROP COLUMN backoff_max_ms; ALTER TABLE tasks DROP COLUMN backoff_jitter;";
