@@ -133,6 +133,7 @@ class Dispatcher {
   SubmitOutcome Submit(const SubmitReq& req, ConnId from = 0);
   // The subtasks of task `id`, in submit order; null when it has none.
   const std::vector<TaskId>* ChildrenOf(TaskId id) const {
+    if (children_.empty()) return nullptr;  // no subtasks at all: most pincerds
     auto it = children_.find(id);
     return it == children_.end() ? nullptr : &it->second;
   }

@@ -210,9 +210,9 @@ std::string* Daemon::Buffer(ConnId conn) {
 std::string* Daemon::AnswerBuffer(ConnId conn) {
   PeerSessions::Peer* peer = FindPeer(conn);
   if (!peer || !peer->conn->open()) return nullptr;
-  // A worker's answers to its client requests wait like a client's.
-  if (peer->role == Role::kWorker) ScheduleFlush();
-  return peer->role == Role::kWorker ? &gate_.Lines(conn, store_->next_take()) : Buffer(conn);
+  // A worker's answers to its client requests wait like a client's lines.
+  ScheduleFlush();
+  return &gate_.Lines(conn, store_->next_take());
 }
 
 std::string* Daemon::EndBuffer(ConnId conn, int64_t req) {
