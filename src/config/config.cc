@@ -450,6 +450,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   tasks.Dur("timeout", &out->tasks.timeout);
   tasks.Int("max_attempts", &out->tasks.max_attempts);
   tasks.Int("max_interruptions", &out->tasks.max_interruptions);
+  tasks.Int("max_depth", &out->tasks.max_depth);
   tasks.Dur("result_ttl", &out->tasks.result_ttl);
   tasks.Size("max_ended", &out->tasks.max_ended);
   ReadBackoff(tasks, problems, "retry_backoff", &out->tasks.retry_backoff);

@@ -120,6 +120,9 @@ struct TasksConfig {
   // Attempts of one task cut short by pincerd restarts (not counted toward
   // max_attempts): one more fails the task, so a crash loop ends.
   int max_interruptions = 5;
+  // The deepest a subtask may nest below a task submitted by a client (a
+  // child of that task is at depth 1). 0: workers may not submit subtasks.
+  int max_depth = 8;
   // The pause before attempt n + 1 of a task whose attempt n failed
   // retryably or timed out: initial * 2^(n-1), capped at max, plus up to
   // jitter of it at random (docs/configuration.md, `tasks`).

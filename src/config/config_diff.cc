@@ -109,6 +109,7 @@ std::vector<std::string> DescribeConfigChanges(const Config& a, const Config& b)
   c.Key("tasks.result_ttl", a.tasks.result_ttl, b.tasks.result_ttl);
   c.Key("tasks.max_ended", a.tasks.max_ended, b.tasks.max_ended);
   c.Key("tasks.max_interruptions", a.tasks.max_interruptions, b.tasks.max_interruptions);
+  c.Key("tasks.max_depth", a.tasks.max_depth, b.tasks.max_depth);
   BackoffKeys(c, "tasks.retry_backoff", a.tasks.retry_backoff, b.tasks.retry_backoff);
   c.Key("tasks.queue_ttl", a.tasks.queue_ttl, b.tasks.queue_ttl);
 

@@ -176,6 +176,7 @@ void CheckRanges(Problems& p, const Config& c) {
   ShortEnough(p, "tasks.timeout", c.tasks.timeout);
   Within(p, "tasks.max_attempts", c.tasks.max_attempts, 1, 1000);
   Within(p, "tasks.max_interruptions", c.tasks.max_interruptions, 0, 1000);
+  Within(p, "tasks.max_depth", c.tasks.max_depth, 0, 1000);
   ShortEnough(p, "tasks.result_ttl", c.tasks.result_ttl);
   ShortEnough(p, "tasks.retry_backoff.initial", c.tasks.retry_backoff.initial);
   ShortEnough(p, "tasks.retry_backoff.max", c.tasks.retry_backoff.max);
@@ -320,6 +321,7 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
   }
   AtLeast(p, "tasks.max_attempts", c.tasks.max_attempts, 1);
   AtLeast(p, "tasks.max_interruptions", c.tasks.max_interruptions, 0);
+  AtLeast(p, "tasks.max_depth", c.tasks.max_depth, 0);
   if (c.tasks.max_attempts > kMaxAttempts) {
     p.Add("tasks.max_attempts", "must be at most " + std::to_string(kMaxAttempts));
   }

@@ -72,7 +72,7 @@ void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
                                      std::to_string(Dispatcher::kMaxWaitsPerConnection) +
                                      " tasks, the most one connection may: submit without wait"));
   }
-  auto outcome = dispatcher_.Submit(req);
+  auto outcome = dispatcher_.Submit(req, conn);
   if (!outcome.status.ok()) return Error(conn, req.req, outcome.status);
   // Answered once the task is stored: accepted means durable.
   const Task& t = *outcome.task;
@@ -95,7 +95,7 @@ void ClientApi::ById(ConnId conn, const IdReq& req) {
   }
   switch (req.op) {
     case IdOp::kStatus: {
-      std::string* out = outbox_.Buffer(conn);
+      std::string* out = outbox_.AnswerBuffer(conn);
       if (!out) return;
       AppendOkStart(*out, req.req);
       out->append(R"(,"task":)"sv);
@@ -151,7 +151,7 @@ void ClientApi::Tasks(ConnId conn, const TasksReq& req) {
            std::find(r.skills.begin(), r.skills.end(), req.skill) != r.skills.end();
   };
   const std::size_t limit = static_cast<std::size_t>(req.limit);
-  std::string* out = outbox_.Buffer(conn);
+  std::string* out = outbox_.AnswerBuffer(conn);
   if (!out) return;
   AppendOkStart(*out, req.req);
   out->append(R"(,"tasks":[)"sv);
@@ -240,6 +240,26 @@ void ClientApi::AppendTaskView(std::string& out, const Task& t) {
       .StringOrNull("error", r.state == TaskState::kSucceeded ? std::string_view() : r.error);
   AppendAttemptErrors(v.Key("errors"), r.errors, /*null_worker=*/true);
   v.RawOrNull("progress", t.progress);
+  // Ids as "t<n>", written in place.
+  auto append_id = [](std::string& to, TaskId id) {
+    to.append("\"t"sv);
+    AppendInt(to, static_cast<int64_t>(id));
+    to.push_back('"');
+  };
+  if (r.parent != 0) {
+    append_id(v.Key("parent"), r.parent);
+  } else {
+    v.Null("parent");
+  }
+  std::string& children = v.Key("children");
+  children.push_back('[');
+  if (const std::vector<TaskId>* ids = dispatcher_.ChildrenOf(r.id)) {
+    for (std::size_t i = 0; i < ids->size(); ++i) {
+      if (i) children.push_back(',');
+      append_id(children, (*ids)[i]);
+    }
+  }
+  children.push_back(']');
   if (r.state == TaskState::kQueued) {
     const Why why = dispatcher_.WaitReason(t);
     v.String("why", why.text).String("why_code", WhyCodeName(why.code));
@@ -313,11 +333,11 @@ json ClientApi::StatsView() {
 }
 
 void ClientApi::Ok(ConnId conn, int64_t req, json body) {
-  if (std::string* out = outbox_.Buffer(conn)) AppendOk(*out, req, body);
+  if (std::string* out = outbox_.AnswerBuffer(conn)) AppendOk(*out, req, body);
 }
 
 void ClientApi::Error(ConnId conn, int64_t req, const Status& status) {
-  outbox_.Send(conn, EncodeError(status.code(), status.message(), req));
+  outbox_.Answer(conn, EncodeError(status.code(), status.message(), req));
 }
 
 }  // namespace pincer

@@ -238,8 +238,42 @@ std::optional<TaskState> Dispatcher::StateOf(TaskId id) const {
 
 // ---------------------------------------------------------------- tasks
 
-Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
+Status Dispatcher::CheckParent(const SubmitReq& req, ConnId from, TaskId& parent) {
+  parent = ParseTaskId(req.parent);
+  const Task* p = parent ? tasks_.Find(parent) : nullptr;
+  if (!p || p->rec.state != TaskState::kRunning || p->worker != from || !workers_.Find(from)) {
+    return Status("unknown_task", "field 'parent' names task " + req.parent +
+                                      ", which this connection's worker does not run now "
+                                      "(a subtask's parent is a task its submitter holds)");
+  }
+  // The parent's depth: its ancestors, as far as they are known.
+  int depth = 1;
+  for (TaskId up = p->rec.parent; up != 0 && depth <= config_.tasks.max_depth; ++depth) {
+    if (const Task* live = tasks_.Find(up)) {
+      up = live->rec.parent;
+    } else if (const Task* ended = FindTask(up)) {
+      up = ended->rec.parent;
+    } else {
+      break;
+    }
+  }
+  if (depth > config_.tasks.max_depth) {
+    return Status(
+        "invalid_request",
+        "a subtask of " + req.parent + " would nest " + std::to_string(depth) +
+            " deep, deeper than tasks.max_depth = " + std::to_string(config_.tasks.max_depth));
+  }
+  return Status::Ok();
+}
+
+Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req, ConnId from) {
   if (!accepting_) return {Status("shutting_down", "pincerd is shutting down"), nullptr, false, {}};
+  TaskId parent = 0;
+  if (!req.parent.empty()) {
+    if (Status st = CheckParent(req, from, parent); !st.ok()) {
+      return {std::move(st), nullptr, false, {}};
+    }
+  }
   if (!store_status_.ok()) {
     return {Status("store_unavailable", "the task store cannot write: " + store_status_.message()),
             nullptr,
@@ -306,6 +340,7 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
   r.key = req.key;
   r.has_backoff = has_backoff;
   r.backoff = backoff;
+  r.parent = parent;
   r.created_ms = clock_.UnixMillis();
   t.cls = queue_.ClassFor(r.skills);
   Hold(t.cls);
@@ -314,6 +349,7 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req) {
     return {Status("internal", "task id " + TaskIdString(r.id) + " is taken"), nullptr, false, {}};
   }
   if (!r.key.empty()) keys_[r.key] = r.id;
+  if (parent != 0) children_[parent].push_back(r.id);
 
   ++stats_.submitted;
   ++stats_.queued;
@@ -349,6 +385,8 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   }
   last_id_ = std::max(last_id_, rec.id);
   if (!rec.key.empty()) keys_[rec.key] = rec.id;
+  const TaskId parent = rec.parent;
+  if (parent != 0) children_[parent].push_back(rec.id);
   ++stats_.submitted;
 
   if (IsEnded(rec.state)) {
@@ -372,6 +410,14 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   t.seq = next_seq_++;
   tasks_.Insert(std::move(owned));
   ++stats_.queued;
+  if (parent != 0 && tasks_.FindEnded(parent)) {
+    // Its parent ended while it was stored unfinished (pincerd stopped in
+    // between): it goes the way a live one would have gone then.
+    t.rec.state = TaskState::kQueued;
+    t.rec.error = "cancelled: its parent " + TaskIdString(parent) + " has ended";
+    End(t, TaskState::kCancelled);
+    return;
+  }
   if (t.rec.state != TaskState::kRunning) {
     t.interrupted = CountInterrupted(t.rec.errors, t.rec.attempts);
     if (t.rec.attempts > 0 && !t.rec.errors.empty() && t.rec.errors.back().error != kInterrupted) {
@@ -450,7 +496,7 @@ void Dispatcher::DropWaiters(ConnId conn) {
   waits_.erase(it);
 }
 
-Status Dispatcher::Cancel(TaskId id) {
+Status Dispatcher::Cancel(TaskId id, std::string error) {
   Task* t = tasks_.Find(id);
   if (!t) {
     if (const TaskTable::EndedRef ref = tasks_.FindEnded(id)) {
@@ -466,7 +512,7 @@ Status Dispatcher::Cancel(TaskId id) {
   } else {
     Unqueue(*t);
   }
-  t->rec.error = "cancelled";
+  t->rec.error = std::move(error);
   End(*t, TaskState::kCancelled);
   if (w) FillWorker(*w);
   return Status::Ok();
@@ -512,6 +558,13 @@ Status Dispatcher::Retry(TaskId id) {
 }
 
 void Dispatcher::Forget(TaskId id) {
+  // A subtask never accepted is not its parent's child.
+  if (const Task* live = tasks_.Find(id); live && live->rec.parent != 0) {
+    if (auto it = children_.find(live->rec.parent); it != children_.end()) {
+      std::erase(it->second, id);
+      if (it->second.empty()) children_.erase(it);
+    }
+  }
   // A live task is cancelled first: that unqueues it, or stops its worker,
   // and frees its session turn; then it is an ended task like the others.
   if (tasks_.Find(id)) Cancel(id);
@@ -817,6 +870,19 @@ void Dispatcher::End(Task& t, TaskState state) {
   const TimePoint now = clock_.Now();
   Recycle(tasks_.Archive(id, ended_.Add(t, now)));
   if (config_.tasks.max_ended > 0 && ended_.size() > config_.tasks.max_ended) PurgeEnded(now, id);
+  if (!children_.empty()) CancelChildren(id, state);
+}
+
+void Dispatcher::CancelChildren(TaskId id, TaskState state) {
+  auto it = children_.find(id);
+  if (it == children_.end()) return;
+  // Copied: cancelling a child may purge ended tasks, this one among them.
+  const std::vector<TaskId> children = it->second;
+  const std::string error =
+      "cancelled: its parent " + TaskIdString(id) + " ended " + std::string(TaskStateName(state));
+  for (TaskId child : children) {
+    if (tasks_.Find(child)) Cancel(child, error);
+  }
 }
 
 void Dispatcher::SessionTaskEnded(Task& t) {
@@ -1030,6 +1096,9 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
     StopConfirmed(id, s.task);
   }
   for (TaskId tid : held) {
+    // A subtask it ran may have ended with its parent (an attempt lost
+    // just before ended the parent).
+    if (!tasks_.Find(tid) && tasks_.FindEnded(tid)) continue;
     Task* live = LiveTask(tid, "running entry");
     if (!live) continue;
     Task& t = *live;
@@ -1111,6 +1180,7 @@ void Dispatcher::DropEnded(TaskId id, EndedArchive::Ref ref) {
   }
   store_.Erase(id);
   tasks_.EraseEnded(id, ref);
+  if (!children_.empty()) children_.erase(id);
 }
 
 void Dispatcher::SortEnded() {

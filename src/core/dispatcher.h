@@ -127,7 +127,16 @@ class Dispatcher {
     // offered the task's skills; "" = none.
     std::string warning;
   };
-  SubmitOutcome Submit(const SubmitReq& req);
+  // `from`: the connection it came on. A submit with a `parent` must come
+  // from the worker that runs that task now (unknown_task otherwise), and
+  // may nest at most tasks.max_depth deep (invalid_request).
+  SubmitOutcome Submit(const SubmitReq& req, ConnId from = 0);
+  // The subtasks of task `id`, in submit order; null when it has none.
+  const std::vector<TaskId>* ChildrenOf(TaskId id) const {
+    if (children_.empty()) return nullptr;  // no subtasks at all: most pincerds
+    auto it = children_.find(id);
+    return it == children_.end() ? nullptr : &it->second;
+  }
   // Registers (conn, req) to get the end event of task `id`; sent at once
   // if it has ended. A live task has one waiter per connection, and a
   // connection waits on at most kMaxWaitsPerConnection live tasks. Not ok,
@@ -139,9 +148,9 @@ class Dispatcher {
     auto it = waits_.find(conn);
     return it == waits_.end() ? 0 : it->second.live;
   }
-  // A client connection closed: its waiters leave the tasks they wait on.
+  // A connection closed: its waiters leave the tasks they wait on.
   void DropWaiters(ConnId conn);
-  Status Cancel(TaskId id);
+  Status Cancel(TaskId id) { return Cancel(id, "cancelled"); }
   Status Retry(TaskId id);  // a failed/timed_out task back to the queue, attempts reset
   // Drops a task whose insert the store failed to commit: it was never
   // accepted, so it goes as if it never came (a worker running it is sent
@@ -252,6 +261,13 @@ class Dispatcher {
   // Parks a queued task until `delay` has passed (Where::kBackoff).
   void BackOff(Task& t, Duration delay);
   void End(Task& t, TaskState state);
+  // Ends live task `t` cancelled with `error` (its worker is sent `cancel`).
+  Status Cancel(TaskId id, std::string error);
+  // Subtasks: checks a submit's `parent` (from connection `from`) and sets
+  // `parent` to its id; not ok when it is refused.
+  Status CheckParent(const SubmitReq& req, ConnId from, TaskId& parent);
+  // Task `id` ended in `state`: its unfinished subtasks are cancelled.
+  void CancelChildren(TaskId id, TaskState state);
   void ReleaseSlot(Task& t);  // frees the slot of a running task's worker
   // Cuts the running attempt short: its worker gets `cancel` with `reason`.
   // A worker that confirms stops keeps the slot taken, and the task is not
@@ -335,6 +351,10 @@ class Dispatcher {
   TaskTable tasks_;
   std::vector<std::unique_ptr<Task>> spare_tasks_;
   std::unordered_map<std::string, TaskId> keys_;  // idempotency
+  // Subtasks by parent id, in submit order (only tasks that have some):
+  // kept while the parent is known, rebuilt from the records' `parent`
+  // on recovery.
+  std::unordered_map<TaskId, std::vector<TaskId>> children_;
   // What each client connection waits on (AddWaiter): how many live tasks
   // (bounded per connection), and their ids, for DropWaiters when it closes.
   // An ended task's id is not looked for in `ids` (a set's node per wait

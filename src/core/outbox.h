@@ -27,6 +27,10 @@ class Outbox {
   // The pending output of `conn`, to append complete lines to; nullptr when
   // the connection is gone. Lines to one connection keep their order.
   virtual std::string* Buffer(ConnId conn) = 0;
+  // The same for an answer to a client request, also one a worker sent on
+  // its connection: it tells of state, so it waits for the store as any
+  // line to a client does.
+  virtual std::string* AnswerBuffer(ConnId conn) { return Buffer(conn); }
   // The same for the `end` event answering request `req` of client `conn`:
   // dropped if that request's submit turns out not to be accepted.
   virtual std::string* EndBuffer(ConnId conn, int64_t /*req*/) { return Buffer(conn); }
@@ -43,6 +47,9 @@ class Outbox {
 
   void Send(ConnId conn, std::string_view line) {
     if (std::string* out = Buffer(conn)) out->append(line);
+  }
+  void Answer(ConnId conn, std::string_view line) {
+    if (std::string* out = AnswerBuffer(conn)) out->append(line);
   }
 };
 

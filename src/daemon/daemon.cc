@@ -207,6 +207,14 @@ std::string* Daemon::Buffer(ConnId conn) {
   return &gate_.Lines(conn, store_->next_take());
 }
 
+std::string* Daemon::AnswerBuffer(ConnId conn) {
+  PeerSessions::Peer* peer = FindPeer(conn);
+  if (!peer || !peer->conn->open()) return nullptr;
+  // A worker's answers to its client requests wait like a client's lines.
+  ScheduleFlush();
+  return &gate_.Lines(conn, store_->next_take());
+}
+
 std::string* Daemon::EndBuffer(ConnId conn, int64_t req) {
   PeerSessions::Peer* peer = FindPeer(conn);
   if (!peer || !peer->conn->open()) return nullptr;

@@ -65,6 +65,7 @@ class Daemon final : public Outbox {
   // Outbox: lines to workers go out at the end of the loop turn, lines to
   // clients through gate_.
   std::string* Buffer(ConnId conn) override;
+  std::string* AnswerBuffer(ConnId conn) override;
   std::string* EndBuffer(ConnId conn, int64_t req) override;
   void Accepted(ConnId conn, const SubmitAck& ack, std::size_t weight) override;
   void Close(ConnId conn) override;

@@ -116,8 +116,17 @@ void PeerSessions::OnWorkerMessage(ConnId id, const Message& msg) {
   if (auto* h = std::get_if<HeartbeatMsg>(&msg)) return dispatcher_.OnHeartbeat(id, *h);
   if (auto* st = std::get_if<StoppedMsg>(&msg)) return dispatcher_.OnStopped(id, *st);
   if (std::holds_alternative<WorkerDrainMsg>(msg)) return dispatcher_.OnWorkerDrain(id);
+  // The client requests a worker may send on its own connection (to
+  // submit subtasks and follow them): answered as a client's are.
+  const auto* by_id = std::get_if<IdReq>(&msg);
+  const auto* simple = std::get_if<SimpleReq>(&msg);
+  if (std::holds_alternative<SubmitReq>(msg) || (by_id && by_id->op != IdOp::kRetry) ||
+      (simple && simple->op == SimpleOp::kWorkers)) {
+    return api_.Handle(id, msg);
+  }
   out_.Send(id, EncodeError("unknown_type",
-                            "workers may send result, progress, stopped, heartbeat and drain",
+                            "workers may send result, progress, stopped, heartbeat and drain, "
+                            "and the requests submit, status, wait, cancel and workers",
                             RequestId(msg)));
 }
 
@@ -219,8 +228,8 @@ void PeerSessions::OnClosed(Connection& c) {
   if (it == peers_.end()) return;
   const Role role = it->second.role;
   if (PeerSlot& slot = cache_[c.id() % cache_.size()]; slot.id == c.id()) slot = {};
-  peers_.erase(it);  // the Connection lives on while its handlers finish
-  if (role == Role::kClient) dispatcher_.DropWaiters(c.id());
+  peers_.erase(it);                 // the Connection lives on while its handlers finish
+  dispatcher_.DropWaiters(c.id());  // a worker may wait for tasks too
   if (role == Role::kWorker) {
     spdlog::info("worker w{} disconnected", c.id());
     dispatcher_.OnDisconnect(c.id(), "worker w" + std::to_string(c.id()) + " disconnected");

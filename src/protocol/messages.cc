@@ -320,7 +320,7 @@ ParseResult ParseSubmit(Fields& f, int64_t req) {
   s.req = req;
   if (!f.StringArray("skills", s.skills) || !f.Raw("payload", s.payload) ||
       !f.Int("priority", s.priority) || !f.String("session", s.session) ||
-      !f.String("key", s.key) || !f.Bool("wait", s.wait)) {
+      !f.String("key", s.key) || !f.Bool("wait", s.wait) || !f.String("parent", s.parent)) {
     return f.error();
   }
   if (std::string problem = SkillsProblem(s.skills); !problem.empty()) {
@@ -760,6 +760,7 @@ bool FastSubmit(std::string_view line, dom::object obj, int64_t req, ParseResult
     kTimeout,
     kMaxAttempts,
     kBackoff,
+    kParent,
     kOther
   };
   uint32_t seen = 0;
@@ -767,8 +768,9 @@ bool FastSubmit(std::string_view line, dom::object obj, int64_t req, ParseResult
   for (dom::key_value_pair kv : obj) {
     const std::string_view k = kv.key;
     dom::element v = kv.value;
-    const auto f = static_cast<Field>(FieldOf(k, "skills", "payload", "priority", "session", "key",
-                                              "wait", "timeout", "max_attempts", "backoff"));
+    const auto f =
+        static_cast<Field>(FieldOf(k, "skills", "payload", "priority", "session", "key", "wait",
+                                   "timeout", "max_attempts", "backoff", "parent"));
     if (f != kOther && !FirstTime(seen, f)) return false;
     switch (f) {
       case kSkills: {
@@ -823,6 +825,9 @@ bool FastSubmit(std::string_view line, dom::object obj, int64_t req, ParseResult
       }
       case kBackoff:  // rare: the slow path reads it
         if (!v.is_null()) return false;
+        break;
+      case kParent:
+        if (!OptString(v, s.parent)) return false;
         break;
       case kOther:
         break;

@@ -78,6 +78,9 @@ struct SubmitReq {
   std::string session;  // "" = none
   std::string key;      // "" = none
   bool wait = false;
+  // `parent`: the task (held by the submitting worker) this one is a
+  // subtask of; "" = none.
+  std::string parent;
   // `backoff`: the task's own retry backoff; each part absent = the config's.
   std::optional<std::chrono::milliseconds> backoff_initial;
   std::optional<std::chrono::milliseconds> backoff_max;

@@ -63,13 +63,15 @@ char* Double(char* p, double v) {
 constexpr uint8_t kExtended = 0x80;
 constexpr uint64_t kExtUsage = 1;    // input, output, total, cost, model
 constexpr uint64_t kExtBackoff = 2;  // initial_ms, max_ms, jitter (kInsert only)
+constexpr uint64_t kExtParent = 4;   // the parent task's id (kInsert only)
 
 uint64_t ExtFlags(const TaskRecord& r, bool submitted) {
-  return (r.usage.empty() ? 0 : kExtUsage) | (submitted && r.has_backoff ? kExtBackoff : 0);
+  return (r.usage.empty() ? 0 : kExtUsage) | (submitted && r.has_backoff ? kExtBackoff : 0) |
+         (submitted && r.parent != 0 ? kExtParent : 0);
 }
 
 std::size_t ExtBound(const TaskRecord& r) {
-  return kVarint + 3 * kVarint + 8 + kVarint + r.usage.model.size() + 2 * kVarint + 8;
+  return kVarint + 3 * kVarint + 8 + kVarint + r.usage.model.size() + 2 * kVarint + 8 + kVarint;
 }
 
 char* PutExt(char* p, const TaskRecord& r, uint64_t flags) {
@@ -86,6 +88,7 @@ char* PutExt(char* p, const TaskRecord& r, uint64_t flags) {
     p = Signed(p, r.backoff.max_ms);
     p = Double(p, r.backoff.jitter);
   }
+  if (flags & kExtParent) p = Varint(p, r.parent);
   return p;
 }
 
@@ -156,11 +159,11 @@ bool SkipVarints(std::string_view& in, int count) {
   return true;
 }
 
-// The extension's fields into `r` (absent ones reset); with `r` null, only
-// skips them.
+// The extension's fields into `r` (absent usage reset; backoff and parent
+// set only when present); with `r` null, only skips them.
 bool GetExt(std::string_view& in, TaskRecord* r) {
   uint64_t flags;
-  if (!GetVarint(in, flags) || (flags & ~(kExtUsage | kExtBackoff))) return false;
+  if (!GetVarint(in, flags) || (flags & ~(kExtUsage | kExtBackoff | kExtParent))) return false;
   TaskUsage usage;
   TaskBackoff backoff;
   if (flags & kExtUsage) {
@@ -175,7 +178,10 @@ bool GetExt(std::string_view& in, TaskRecord* r) {
       return false;
     }
   }
+  uint64_t parent = 0;
+  if ((flags & kExtParent) && (!GetVarint(in, parent) || parent == 0)) return false;
   if (r) {
+    if (flags & kExtParent) r->parent = parent;
     r->usage = std::move(usage);
     if (flags & kExtBackoff) {
       r->has_backoff = true;
@@ -313,6 +319,7 @@ void EncodeEnded(std::string& out, const TaskRecord& r) {
 
 bool DecodeEnded(std::string_view& in, TaskRecord& r) {
   r.has_backoff = false;
+  r.parent = 0;
   return GetVarint(in, r.id) && r.id != 0 && GetMutable(in, r) && GetSubmitted(in, r) &&
          GetExt(in, &r);
 }
@@ -347,7 +354,10 @@ bool DecodeChange(std::string_view& in, ChangeOp& op, TaskRecord& r) {
   if (!GetOp(in, op, extended)) return false;
   if (!GetVarint(in, r.id) || r.id == 0) return false;
   if (op == ChangeOp::kErase) return true;
-  if (op == ChangeOp::kInsert && !GetSubmitted(in, r)) return false;
+  if (op == ChangeOp::kInsert) {
+    r.parent = 0;
+    if (!GetSubmitted(in, r)) return false;
+  }
   if (!GetMutable(in, r)) return false;
   if (extended) return GetExt(in, &r);
   r.usage = TaskUsage{};

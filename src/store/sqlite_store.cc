@@ -22,7 +22,8 @@ namespace {
 // Bumped when the tables change; a newer file is refused, not guessed at.
 // Version 1 had no `meta` (and no journal files); opening one adds it.
 // Version 2 had no usage and backoff columns; opening one adds them.
-constexpr int kSchemaVersion = 3;
+// Version 3 had no parent column; opening one adds it.
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE tasks (
@@ -51,7 +52,8 @@ CREATE TABLE tasks (
   usage_model  TEXT,
   backoff_initial_ms INTEGER,              -- the task's own retry backoff; NULL = the config's
   backoff_max_ms     INTEGER,
-  backoff_jitter     REAL
+  backoff_jitter     REAL,
+  parent       INTEGER            -- the id of the task that submitted it (a subtask); NULL = none
 );
 CREATE UNIQUE INDEX tasks_key ON tasks(key) WHERE key IS NOT NULL;
 )sql";
@@ -68,6 +70,11 @@ ALTER TABLE tasks ADD COLUMN backoff_max_ms INTEGER;
 ALTER TABLE tasks ADD COLUMN backoff_jitter REAL;
 )sql";
 
+// Version 3 -> 4.
+constexpr const char* kAddParent = R"sql(
+ALTER TABLE tasks ADD COLUMN parent INTEGER;
+)sql";
+
 // Up to which journal segment `tasks` holds the changes (key "folded").
 constexpr const char* kMeta = R"sql(
 CREATE TABLE meta (
@@ -79,7 +86,8 @@ CREATE TABLE meta (
 constexpr const char* kColumns =
     "id, skills, payload, priority, timeout_ms, max_attempts, session, key, state, attempts, "
     "worker, output, error, errors, created_ms, started_ms, ended_ms, usage_input, usage_output, "
-    "usage_total, usage_cost, usage_model, backoff_initial_ms, backoff_max_ms, backoff_jitter";
+    "usage_total, usage_cost, usage_model, backoff_initial_ms, backoff_max_ms, backoff_jitter, "
+    "parent";
 
 // Empty strings are stored as NULL: "" means "none" in a TaskRecord, and
 // NULL keys stay out of the unique key index.
@@ -197,10 +205,11 @@ Status SqliteStore::Init() {
   Status st;
   if (version < 0 || objects < 0) {
     st = Fail("cannot read");
-  } else if ((version == 0 && objects == 0) || version == 1 || version == 2) {
+  } else if ((version == 0 && objects == 0) || (version >= 1 && version < kSchemaVersion)) {
     const std::string create = std::string(version == 0 ? kSchema : "") +
                                (version == 0 || version == 1 ? kMeta : "") +
                                (version == 1 || version == 2 ? kAddUsage : "") +
+                               (version >= 1 && version <= 3 ? kAddParent : "") +
                                "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";";
     if (sqlite3_exec(db_, create.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
       st = Fail("cannot create the tables in");
@@ -225,7 +234,7 @@ Status SqliteStore::Init() {
   std::string insert =
       std::string("INSERT INTO tasks (") + kColumns +
       ", seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,"
-      "?22,?23,?24,?25,?1)"
+      "?22,?23,?24,?25,?26,?1)"
       " ON CONFLICT(id) DO UPDATE SET ";
   std::string_view columns = kColumns;
   bool first = true;
@@ -340,6 +349,9 @@ Status SqliteStore::Recover(const std::function<void(TaskRecord&&)>& visit) {
       r.backoff.initial_ms = sqlite3_column_int64(q, 22);
       r.backoff.max_ms = sqlite3_column_int64(q, 23);
       r.backoff.jitter = sqlite3_column_double(q, 24);
+    }
+    if (sqlite3_column_type(q, 25) != SQLITE_NULL) {
+      r.parent = static_cast<TaskId>(sqlite3_column_int64(q, 25));
     }
     visit(std::move(r));
   }
@@ -834,6 +846,11 @@ Status SqliteStore::Apply(TaskId id, const Pending& p) {
         sqlite3_bind_double(s, 25, r.backoff.jitter);
       } else {
         for (int i = 23; i <= 25; ++i) sqlite3_bind_null(s, i);
+      }
+      if (r.parent != 0) {
+        sqlite3_bind_int64(s, 26, static_cast<sqlite3_int64>(r.parent));
+      } else {
+        sqlite3_bind_null(s, 26);
       }
       break;
     case ChangeOp::kUpdate:

@@ -47,6 +47,7 @@ struct TaskRecord {
   std::string key;           // idempotency key; "" = none
   bool has_backoff = false;  // `backoff` set: it, not tasks.retry_backoff
   TaskBackoff backoff;
+  TaskId parent = 0;  // the task whose worker submitted this one (a subtask); 0 = none
 
   TaskState state = TaskState::kQueued;
   int attempts = 0;    // attempts started

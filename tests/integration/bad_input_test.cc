@@ -140,6 +140,8 @@ TEST_F(BadInputTest, ClientBadLinesGetErrorsAndTheConnectionStaysOpen) {
           {R"({"type":"status","req":10,"id":"t999999"})", "not_found", 10},
           {R"({"type":"tasks","req":11,"state":"sleeping"})", "invalid_request", 11},
           {R"({"type":"drain","req":12,"worker":"w999"})", "not_found", 12},
+          // Only a worker has tasks to be the parent of a subtask.
+          {R"({"type":"submit","req":13,"parent":"t1"})", "unknown_task", 13},
           {R"({"type":"stats"})", "bad_message", {}},
           {R"({"type":"result","id":"t1","ok":true})", "unknown_type", {}},
           {R"({"type":"heartbeat"})", "unknown_type", {}},
@@ -184,8 +186,14 @@ TEST_F(BadInputTest, WorkerBadLinesAndResultsForUnknownOrForeignTasks) {
                 {"true", "bad_message", {}},
                 {"{}", "bad_message", {}},
                 {R"({"type":"explode"})", "unknown_type", {}},
-                {R"({"type":"submit","req":1,"payload":1})", "unknown_type", {}},
+                // A worker may submit subtasks, but only of a task it runs.
+                {R"({"type":"submit","req":1,"payload":1,"parent":")" + held + R"("})",
+                 "unknown_task", 1},
+                {R"({"type":"submit","req":1,"parent":"t999999"})", "unknown_task", 1},
+                {R"({"type":"submit","req":1,"parent":"garbage"})", "unknown_task", 1},
+                {R"({"type":"submit","req":1,"parent":7})", "bad_message", 1},
                 {R"({"type":"stats","req":2})", "unknown_type", {}},
+                {R"({"type":"retry","req":3,"id":")" + held + R"("})", "unknown_type", 3},
                 {R"({"type":"result","id":7,"ok":true})", "bad_message", {}},
                 {R"({"type":"result","id":"t1","ok":"yes"})", "bad_message", {}},
                 {R"({"type":"heartbeat","load":[1,2]})", "bad_message", {}},
@@ -228,8 +236,9 @@ TEST_F(BadInputTest, AWorkerSendingAClientRequestGetsItsReqBack) {
   ASSERT_EQ(peer.Connect(addr_), "");
   ASSERT_TRUE(peer.Hello("worker", "wtok", {{"skills", {"raw"}}}));
   ExpectErrorsKeepOpen(peer, {
-                                 {R"({"type":"submit","req":1,"payload":1})", "unknown_type", 1},
+                                 {R"({"type":"retry","req":1,"id":"t1"})", "unknown_type", 1},
                                  {R"({"type":"stats","req":2})", "unknown_type", 2},
+                                 {R"({"type":"pools","req":3})", "unknown_type", 3},
                              });
 }
 

@@ -188,6 +188,7 @@ TEST(ChangeCodecTest, UsageAndBackoffReadBackFromEveryForm) {
   r.has_backoff = true;
   r.backoff = {3'600'000, 7'200'000, 0.25};
   r.usage = {120, 40, 160, 0.0042, "gpt-x"};
+  r.parent = 200;
 
   std::string bytes;
   EncodeChange(bytes, ChangeOp::kInsert, r);
@@ -201,6 +202,7 @@ TEST(ChangeCodecTest, UsageAndBackoffReadBackFromEveryForm) {
   EXPECT_TRUE(back.has_backoff);
   EXPECT_EQ(back.backoff, r.backoff);
   EXPECT_EQ(back.usage, r.usage);
+  EXPECT_EQ(back.parent, r.parent);
   EXPECT_EQ(back.ended_ms, r.ended_ms);
   TaskRecord update;
   ASSERT_TRUE(DecodeChange(in, op, update));
@@ -229,6 +231,7 @@ TEST(ChangeCodecTest, UsageAndBackoffReadBackFromEveryForm) {
   EXPECT_TRUE(e.empty());
   EXPECT_EQ(from_archive.usage, r.usage);
   EXPECT_EQ(from_archive.backoff, r.backoff);
+  EXPECT_EQ(from_archive.parent, r.parent);
 
   // Cut anywhere, an extended change is refused, never half read.
   std::string one;

@@ -1654,5 +1654,55 @@ TEST_F(DispatcherTest, ASubmitWarnsWhenNoWorkerEverOfferedItsSkills) {
             "does");
 }
 
+// Subtasks: a child is linked to the task its worker runs; the links are
+// rebuilt from the records on recovery, and a child left unfinished by a
+// parent that ended before a restart is cancelled then.
+TEST_F(DispatcherTest, SubtasksAreLinkedToTheirParentAndRebuiltOnRecovery) {
+  AddWorker(1, {"plan"});
+  SubmitOpts plan;
+  plan.skills = {"plan"};
+  auto parent = Submit(plan);
+  ASSERT_EQ(parent->rec.state, TaskState::kRunning);
+  SubmitReq child;
+  child.req = 1;
+  child.skills = {"leaf"};
+  child.parent = TaskIdString(parent.id);
+  EXPECT_EQ(d_->Submit(child, kClient).status.code(), "unknown_task") << "not a worker";
+  EXPECT_EQ(d_->Submit(child, 2).status.code(), "unknown_task") << "no such worker";
+  auto a = d_->Submit(child, 1);
+  ASSERT_TRUE(a.status.ok()) << a.status.message();
+  const TaskId first = a.task->rec.id;
+  EXPECT_EQ(a.task->rec.parent, parent.id);
+  auto b = d_->Submit(child, 1);
+  ASSERT_TRUE(b.status.ok());
+  const TaskId second = b.task->rec.id;
+  ASSERT_NE(d_->ChildrenOf(parent.id), nullptr);
+  EXPECT_EQ(*d_->ChildrenOf(parent.id), (std::vector<TaskId>{first, second}));
+  // A child never accepted (its insert failed) is no child.
+  d_->Forget(second);
+  EXPECT_EQ(*d_->ChildrenOf(parent.id), (std::vector<TaskId>{first}));
+
+  // Recovery: an ended parent with one child ended, one unfinished.
+  Make(BaseConfig());
+  TaskRecord p;
+  p.id = 10;
+  p.state = TaskState::kSucceeded;
+  p.created_ms = p.ended_ms = clock_.UnixMillis();
+  TaskRecord done = p;
+  done.id = 11;
+  done.parent = 10;
+  TaskRecord open;
+  open.id = 12;
+  open.parent = 10;
+  open.created_ms = clock_.UnixMillis();
+  d_->Restore(std::move(p));
+  d_->Restore(std::move(done));
+  d_->Restore(std::move(open));
+  ASSERT_NE(d_->ChildrenOf(10), nullptr);
+  EXPECT_EQ(*d_->ChildrenOf(10), (std::vector<TaskId>{11, 12}));
+  EXPECT_EQ(d_->StateOf(12), TaskState::kCancelled);
+  EXPECT_EQ(d_->FindTask(12)->rec.parent, 10u);
+}
+
 }  // namespace
 }  // namespace pincer

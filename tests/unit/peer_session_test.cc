@@ -201,11 +201,18 @@ TEST_F(PeerSessionsTest, EachRoleMaySendOnlyItsOwnMessages) {
   Peer w = Connect();
   Say(w, R"({"type":"hello","proto":1,"role":"worker","token":"wt","capacity":1})");
   Answers(2);
-  Say(w, R"({"type":"submit","req":3,"payload":1})");
+  // A worker may send the client requests it needs for subtasks, not
+  // the others.
+  Say(w, R"({"type":"status","req":3,"id":"t999"})");
+  answer = Answers(2);
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(answer[0]["code"], "not_found");
+  EXPECT_EQ(answer[0]["req"], 3);
+  Say(w, R"({"type":"stats","req":4})");
   answer = Answers(2);
   ASSERT_EQ(answer.size(), 1u);
   EXPECT_EQ(answer[0]["code"], "unknown_type");
-  EXPECT_EQ(answer[0]["req"], 3);
+  EXPECT_EQ(answer[0]["req"], 4);
   EXPECT_EQ(closed_.size(), 0u);  // errors, not refusals: both stay
 }
 

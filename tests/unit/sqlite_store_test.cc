@@ -650,9 +650,12 @@ TEST_F(SqliteStoreTest, AFailedCommitLeavesTheJournalAndTasksAsTheyWere) {
   EXPECT_EQ(got[1].payload, BigTask(2).payload);
 }
 
-// Turns the tasks table of a schema-3 file back into schema 1 or 2's.
+// Turns the tasks table of a schema-4 file back into schema 3's.
+constexpr const char* kDropVersion4Columns = "ALTER TABLE tasks DROP COLUMN parent;";
+// Turns the tasks table of a schema-4 file back into schema 1 or 2's.
 constexpr const char* kDropVersion3Columns =
-    "ALTER TABLE tasks DROP COLUMN usage_input; ALTER TABLE tasks DROP COLUMN usage_output; "
+    "ALTER TABLE tasks DROP COLUMN parent; ALTER TABLE tasks DROP COLUMN usage_input; ALTER TABLE "
+    "tasks DROP COLUMN usage_output; "
     "ALTER TABLE tasks DROP COLUMN usage_total; ALTER TABLE tasks DROP COLUMN usage_cost; "
     "ALTER TABLE tasks DROP COLUMN usage_model; ALTER TABLE tasks DROP COLUMN backoff_initial_ms; "
     "ALTER TABLE tasks DROP COLUMN backoff_max_ms; ALTER TABLE tasks DROP COLUMN backoff_jitter;";
@@ -695,6 +698,66 @@ TEST_F(SqliteStoreTest, UsageAndBackoffSurviveAReopenThroughJournalAndTable) {
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[1].usage, (TaskUsage{1, 2, 3, 0, ""}));
   EXPECT_EQ(got[0].usage.total, 135);
+}
+
+TEST_F(SqliteStoreTest, AParentSurvivesAReopenThroughJournalAndTable) {
+  TaskRecord a = MakeTask(1);
+  TaskRecord b = MakeTask(2);
+  b.parent = 1;
+  TaskRecord c = MakeTask(3);
+  c.parent = 1;
+  {
+    auto store = Open(nullptr, /*journal_bytes=*/0);  // folded into rows at once
+    ASSERT_TRUE(store);
+    store->Insert(a);
+    store->Insert(b);
+    ASSERT_TRUE(store->Commit().ok());
+    b.state = TaskState::kSucceeded;
+    store->Update(b);
+    ASSERT_TRUE(store->Commit().ok());
+    store->WaitForFolds();
+  }
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    store->Insert(c);  // left in the journal
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  auto store = Open();
+  auto got = Recover(*store);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].parent, 0u);
+  EXPECT_EQ(got[1].parent, 1u);
+  EXPECT_EQ(got[1].state, TaskState::kSucceeded);
+  EXPECT_EQ(got[2].parent, 1u);
+}
+
+TEST_F(SqliteStoreTest, AVersion3FileGainsTheParentColumnAndKeepsItsTasks) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    store->Insert(MakeTask(1));
+    ASSERT_TRUE(store->Commit().ok());
+    Recover(*store);  // folded: a task row
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("data/pincer.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, (std::string(kDropVersion4Columns) + "PRAGMA user_version=3").c_str(),
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto store = Open();
+  ASSERT_TRUE(store);
+  TaskRecord child = MakeTask(2);
+  child.parent = 1;
+  store->Insert(child);
+  ASSERT_TRUE(store->Commit().ok());
+  auto got = Recover(*store);  // folds the insert into the new column
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].payload, MakeTask(1).payload);
+  EXPECT_EQ(got[0].parent, 0u);
+  EXPECT_EQ(got[1].parent, 1u);
 }
 
 TEST_F(SqliteStoreTest, AVersion2FileGainsTheUsageColumnsAndKeepsItsTasks) {
