@@ -56,6 +56,8 @@ CREATE TABLE pincer_ids (
   value bigint NOT NULL
 );
 )sql",
+    // 2: subtasks (docs/protocol.md): the task whose worker submitted this one.
+    "ALTER TABLE pincer_tasks ADD COLUMN parent bigint;  -- NULL = none",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -66,7 +68,8 @@ constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(73066381383
 constexpr const char* kColumns =
     "id, skills, payload, priority, timeout_ms, max_attempts, session, key, state, attempts, "
     "worker, output, error, errors, created_ms, started_ms, ended_ms, usage_input, usage_output, "
-    "usage_total, usage_cost, usage_model, backoff_initial_ms, backoff_max_ms, backoff_jitter";
+    "usage_total, usage_cost, usage_model, backoff_initial_ms, backoff_max_ms, backoff_jitter, "
+    "parent";
 
 // One statement per kind of change, over arrays holding one element per
 // task (text format, see ArrayText).
@@ -74,12 +77,12 @@ constexpr const char* kInsert = R"sql(
 INSERT INTO pincer_tasks (id, skills, payload, priority, timeout_ms, max_attempts, session, key,
   state, attempts, worker, output, error, errors, created_ms, started_ms, ended_ms, usage_input,
   usage_output, usage_total, usage_cost, usage_model, backoff_initial_ms, backoff_max_ms,
-  backoff_jitter)
+  backoff_jitter, parent)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
   $6::integer[], $7::bytea[], $8::bytea[], $9::text[], $10::integer[], $11::text[], $12::text[],
   $13::bytea[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[],
   $19::bigint[], $20::bigint[], $21::float8[], $22::bytea[], $23::bigint[], $24::bigint[],
-  $25::float8[])
+  $25::float8[], $26::bigint[])
 ON CONFLICT (id) DO UPDATE SET skills = excluded.skills, payload = excluded.payload,
   priority = excluded.priority, timeout_ms = excluded.timeout_ms,
   max_attempts = excluded.max_attempts, session = excluded.session, key = excluded.key,
@@ -90,9 +93,9 @@ ON CONFLICT (id) DO UPDATE SET skills = excluded.skills, payload = excluded.payl
   usage_output = excluded.usage_output, usage_total = excluded.usage_total,
   usage_cost = excluded.usage_cost, usage_model = excluded.usage_model,
   backoff_initial_ms = excluded.backoff_initial_ms, backoff_max_ms = excluded.backoff_max_ms,
-  backoff_jitter = excluded.backoff_jitter
+  backoff_jitter = excluded.backoff_jitter, parent = excluded.parent
 )sql";
-constexpr int kInsertParams = 25;
+constexpr int kInsertParams = 26;
 
 constexpr const char* kUpdate = R"sql(
 UPDATE pincer_tasks AS t SET state = u.state, attempts = u.attempts, worker = u.worker,
@@ -528,6 +531,10 @@ Status PostgresStore::Recover(const std::function<void(TaskRecord&&)>& visit) {
              ReadInt(PQgetvalue(r, 0, 23), t.backoff.max_ms) &&
              ReadReal(PQgetvalue(r, 0, 24), t.backoff.jitter);
       }
+      if (int64_t parent = 0; ok && !PQgetisnull(r, 0, 25)) {
+        ok = ReadInt(PQgetvalue(r, 0, 25), parent) && parent > 0;
+        t.parent = static_cast<TaskId>(parent);
+      }
       if (ok) {
         visit(std::move(t));
       } else {
@@ -670,6 +677,11 @@ Status PostgresStore::Apply(const std::string& encoded) {
           a[24].Real(r.backoff.jitter);
         } else {
           for (int i = 22; i <= 24; ++i) a[static_cast<std::size_t>(i)].Null();
+        }
+        if (r.parent != 0) {
+          a[25].Int(static_cast<int64_t>(r.parent));
+        } else {
+          a[25].Null();
         }
         break;
       }

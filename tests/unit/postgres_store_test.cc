@@ -40,6 +40,7 @@ void ExpectSameTask(const TaskRecord& a, const TaskRecord& b) {
   EXPECT_EQ(a.key, b.key);
   EXPECT_EQ(a.has_backoff, b.has_backoff);
   EXPECT_EQ(a.backoff, b.backoff);
+  EXPECT_EQ(a.parent, b.parent);
   EXPECT_EQ(a.state, b.state);
   EXPECT_EQ(a.attempts, b.attempts);
   EXPECT_EQ(a.worker, b.worker);
@@ -120,6 +121,7 @@ TEST_F(PostgresStoreTest, RoundTripKeepsEveryFieldInSubmitOrder) {
   b.session = "s\0x"s;
   b.skills = {};
   TaskRecord c = MakeTask(3, "NULL");  // a key that reads like SQL's NULL
+  c.parent = 1;                        // a subtask of a
 
   {
     auto store = Open();
