@@ -12,7 +12,8 @@ namespace pincer::ctl {
 
 client::Result<std::unique_ptr<client::Client>> DialDaemon(const CommandContext& context) {
   client::ConnectOptions options;
-  options.timeout = kConnectTimeout;
+  const bool several = context.options.addr.find(',') != std::string::npos;
+  options.timeout = several ? kFailoverConnectTimeout : kConnectTimeout;
   options.tls = context.options.tls;
   return client::Client::Connect(context.options.addr, "client", context.options.token,
                                  nlohmann::json::object(), options);

@@ -34,6 +34,9 @@ struct CommandContext {
 // How long a plain request may take once connected; `wait` has no limit.
 inline constexpr client::Duration kRequestTimeout{60000};
 inline constexpr client::Duration kConnectTimeout{5000};
+// With several addresses (--addr A,B): long enough to ride out a takeover,
+// which takes about 5 s (docs/high-availability.md).
+inline constexpr client::Duration kFailoverConnectTimeout{10000};
 
 // Connects and says hello as a client, with the context's address and token.
 client::Result<std::unique_ptr<client::Client>> DialDaemon(const CommandContext& context);
