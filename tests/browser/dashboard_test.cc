@@ -20,6 +20,7 @@
 #include "support/chromium.h"
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
+#include "support/dashboard_fixture.h"
 #include "support/http.h"
 #include "support/test_worker.h"
 #include "support/wait_for.h"
@@ -32,25 +33,11 @@ using std::chrono::seconds;
 
 constexpr int kQueuedGpu = 7;
 
-class DashboardBrowserTest : public ::testing::Test {
+class DashboardBrowserTest : public DashboardFixture {
  protected:
-  void StartDaemon(const std::string& config = "") {
-    daemon_ = std::make_unique<DaemonProcess>("metrics_listen: \"127.0.0.1:0\"\n" + config);
-    ASSERT_TRUE(daemon_->Start());
-    http_ = daemon_->WaitForMetricsAddress();
-    ASSERT_FALSE(http_.empty()) << daemon_->ReadStderr();
-  }
-
   std::unique_ptr<TestWorker> Worker(const std::string& name, std::vector<std::string> skills,
                                      const std::string& token = "") {
-    TestWorkerOptions o;
-    o.name = name;
-    o.skills = std::move(skills);
-    o.capacity = 2;
-    o.token = token;
-    auto w = TestWorker::Connect(daemon_->address(), o);
-    EXPECT_TRUE(w.ok()) << (w.ok() ? "" : w.error().ToString());
-    return w.ok() ? std::move(w).value() : nullptr;
+    return ConnectWorker(name, std::move(skills), token, /*capacity=*/2);
   }
 
   // Submits the lines of a --batch file; every one must be accepted.
@@ -78,8 +65,6 @@ class DashboardBrowserTest : public ::testing::Test {
     return v && v->is_string() ? v->get<std::string>() : "";
   }
 
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::string http_;  // metrics_listen as bound
   std::unique_ptr<Chromium> browser_;
 };
 

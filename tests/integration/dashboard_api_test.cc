@@ -12,6 +12,7 @@
 
 #include "support/ctl_runner.h"
 #include "support/daemon_process.h"
+#include "support/dashboard_fixture.h"
 #include "support/http.h"
 #include "support/test_worker.h"
 #include "support/wait_for.h"
@@ -26,14 +27,8 @@ constexpr const char* kClient = "client-secret";
 constexpr const char* kAdmin = "admin-secret";
 constexpr const char* kWorkerToken = "worker-secret";
 
-class DashboardApiTest : public ::testing::Test {
+class DashboardApiTest : public DashboardFixture {
  protected:
-  void StartDaemon(const std::string& config = "") {
-    daemon_ = std::make_unique<DaemonProcess>("metrics_listen: \"127.0.0.1:0\"\n" + config);
-    ASSERT_TRUE(daemon_->Start());
-    http_ = daemon_->WaitForMetricsAddress();
-    ASSERT_FALSE(http_.empty()) << daemon_->ReadStderr();
-  }
   void StartWithTokens() {
     StartDaemon(std::string("auth: { client_token: ") + kClient + ", admin_token: " + kAdmin +
                 ", worker_token: " + kWorkerToken + " }\n");
@@ -42,13 +37,7 @@ class DashboardApiTest : public ::testing::Test {
   }
 
   std::unique_ptr<TestWorker> Worker(const std::string& name, std::vector<std::string> skills) {
-    TestWorkerOptions o;
-    o.name = name;
-    o.skills = std::move(skills);
-    o.token = token_.empty() ? "" : kWorkerToken;
-    auto w = TestWorker::Connect(daemon_->address(), o);
-    EXPECT_TRUE(w.ok()) << (w.ok() ? "" : w.error().ToString());
-    return w.ok() ? std::move(w).value() : nullptr;
+    return ConnectWorker(name, std::move(skills), token_.empty() ? "" : kWorkerToken);
   }
 
   CtlResult Ctl(std::vector<std::string> args) {
@@ -88,8 +77,6 @@ class DashboardApiTest : public ::testing::Test {
               "application/json");
   }
 
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::string http_;
   std::string token_;  // the client token, "" = none
   std::string admin_;  // the admin token, "" = none
 };
