@@ -147,7 +147,8 @@ int RunWait(const CommandContext& context, const std::vector<std::string>& ids, 
   const client::Client::ProgressFn progress = follow ? FollowProgress(context) : nullptr;
   if (ids.size() == 1) {
     // No timeout: a task may legitimately run for hours.
-    client::Result<nlohmann::json> end = (*client)->AwaitReply(reqs[0], client::kNoTimeout, progress);
+    client::Result<nlohmann::json> end =
+        (*client)->AwaitReply(reqs[0], client::kNoTimeout, progress);
     if (!end.ok()) return ReportError(context, end.error());
     return PrintEnd(context, *end);
   }
@@ -157,7 +158,8 @@ int RunWait(const CommandContext& context, const std::vector<std::string>& ids, 
   bool all_succeeded = true;
   nlohmann::json json_out = nlohmann::json::array();
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    client::Result<nlohmann::json> end = (*client)->AwaitReply(reqs[i], client::kNoTimeout, progress);
+    client::Result<nlohmann::json> end =
+        (*client)->AwaitReply(reqs[i], client::kNoTimeout, progress);
     if (!end.ok()) {
       const int code = ReportError(context, end.error());
       if (error_code == kExitOk) error_code = code;

@@ -475,10 +475,9 @@ ParseResult ParseMessageSlow(std::string_view line) {
   if (type == "drain" && !doc.contains("req")) return Message{WorkerDrainMsg{}};
 
   // Client requests: all need an integer req.
-  static constexpr const char* kClientTypes[] = {"submit", "status", "wait",    "watch",
-                                                 "cancel", "retry",  "tasks",   "workers",
-                                                 "stats",  "drain",  "reload",  "pools",
-                                                 "pool",   "logs"};
+  static constexpr const char* kClientTypes[] = {"submit", "status", "wait",    "watch", "cancel",
+                                                 "retry",  "tasks",  "workers", "stats", "drain",
+                                                 "reload", "pools",  "pool",    "logs"};
   bool is_client = false;
   for (const char* t : kClientTypes) is_client |= (type == t);
   if (!is_client) return ProtocolError{"unknown_type", "unknown message type '" + type + "'", req};

@@ -71,8 +71,9 @@ class ProgressTest : public ::testing::Test {
     ASSERT_EQ(ctl.Start(argv, dir_.Join("ctl.out"), dir_.Join("ctl.err")), "");
   }
   bool CtlOutHas(const std::string& text) {
-    return WaitFor([&] { return ReadFileOrEmpty(dir_.Join("ctl.out")).find(text) != std::string::npos; },
-                   kRead);
+    return WaitFor(
+        [&] { return ReadFileOrEmpty(dir_.Join("ctl.out")).find(text) != std::string::npos; },
+        kRead);
   }
 
   TempDir dir_{"pincer-progress"};
@@ -136,7 +137,8 @@ TEST_F(ProgressTest, WatchSendsTheLatestProgressAtOnceThenLiveOnesAndTheEnd) {
   ASSERT_TRUE(watcher->SendJson({{"type", "watch"}, {"req", 5}, {"id", id}}));
   auto now = watcher->ReadJson(kRead);
   ASSERT_TRUE(now);
-  EXPECT_EQ(*now, json({{"type", "progress"}, {"req", 5}, {"id", id}, {"attempt", 1}, {"data", "one"}}));
+  EXPECT_EQ(*now,
+            json({{"type", "progress"}, {"req", 5}, {"id", id}, {"attempt", 1}, {"data", "one"}}));
   // A second watch (or wait) of the same task on this connection is refused.
   ASSERT_TRUE(watcher->SendJson({{"type", "wait"}, {"req", 6}, {"id", id}}));
   auto again = watcher->ReadJson(kRead);
@@ -250,8 +252,8 @@ TEST_F(ProgressTest, TreesDrawAParentWithItsChildren) {
     children.push_back(ok->value("id", ""));
   }
   const std::string expected = parent + "  running  [steps]\n" +  //
-                               "├─ " + children[0] + "  queued  [leaf]\n" +
-                               "└─ " + children[1] + "  queued  [leaf]\n";
+                               "├─ " + children[0] + "  queued  [leaf]\n" + "└─ " + children[1] +
+                               "  queued  [leaf]\n";
   CtlResult tasks = RunCtl(daemon_->address(), {"tasks", "--tree", "--oldest"});
   EXPECT_EQ(tasks.exit_code, 0) << tasks;
   EXPECT_EQ(tasks.out, expected) << tasks;
@@ -263,13 +265,18 @@ TEST_F(ProgressTest, TreesDrawAParentWithItsChildren) {
       << status;
   CtlResult json_tree = RunCtl(daemon_->address(), {"status", "--tree", parent, "--json"});
   EXPECT_EQ(json_tree.exit_code, 0) << json_tree;
-  EXPECT_EQ(json_tree.Json(),
-            json({{"id", parent},
-                  {"state", "running"},
-                  {"skills", {"steps"}},
-                  {"children",
-                   {{{"id", children[0]}, {"state", "queued"}, {"skills", {"leaf"}}, {"children", json::array()}},
-                    {{"id", children[1]}, {"state", "queued"}, {"skills", {"leaf"}}, {"children", json::array()}}}}}))
+  EXPECT_EQ(json_tree.Json(), json({{"id", parent},
+                                    {"state", "running"},
+                                    {"skills", {"steps"}},
+                                    {"children",
+                                     {{{"id", children[0]},
+                                       {"state", "queued"},
+                                       {"skills", {"leaf"}},
+                                       {"children", json::array()}},
+                                      {{"id", children[1]},
+                                       {"state", "queued"},
+                                       {"skills", {"leaf"}},
+                                       {"children", json::array()}}}}}))
       << json_tree;
   CtlResult unknown = RunCtl(daemon_->address(), {"status", "--tree", "t404"});
   EXPECT_EQ(unknown.exit_code, 4) << unknown;
