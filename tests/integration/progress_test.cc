@@ -236,6 +236,27 @@ TEST_F(ProgressTest, SubmitWaitFollowShowsProgressOnStderrAndTheEndOnStdout) {
   EXPECT_EQ(bad.exit_code, 2) << bad;
 }
 
+TEST_F(ProgressTest, WaitFollowShowsProgressOnStderrAndExitsWithTheTasksCode) {
+  const std::string id = SubmitTask(*client_, {{"skills", {"steps"}}, {"payload", "x"}});
+  ASSERT_EQ(Take(), id);
+  ChildProcess ctl;
+  StartCtl(ctl, {"wait", "--follow", id});
+  // `wait` shows only what comes once it is in place: progress is sent
+  // until one shows.
+  const std::string err = dir_.Join("ctl.err");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        worker_->SendProgress(id, "tick");
+        return ReadFileOrEmpty(err).find("progress " + id + ": \"tick\"\n") != std::string::npos;
+      },
+      kRead));
+  ASSERT_TRUE(worker_->SendResult(id, false, "boom", /*retryable=*/false));
+  EXPECT_EQ(ctl.Wait(kRead), 1) << ReadFileOrEmpty(err);
+  const std::string out = ReadFileOrEmpty(dir_.Join("ctl.out"));
+  EXPECT_EQ(out.find("tick"), std::string::npos) << out;
+  EXPECT_NE(out.find("state:    failed"), std::string::npos) << out;
+}
+
 TEST_F(ProgressTest, TreesDrawAParentWithItsChildren) {
   const std::string parent = SubmitTask(*client_, {{"skills", {"steps"}}, {"payload", "plan"}});
   ASSERT_EQ(Take(), parent);
