@@ -257,6 +257,42 @@ TEST_F(ProgressTest, WaitFollowShowsProgressOnStderrAndExitsWithTheTasksCode) {
   EXPECT_NE(out.find("state:    failed"), std::string::npos) << out;
 }
 
+TEST_F(ProgressTest, AWorkerWaitingOnItsChildGetsTheChildsProgressBeforeItsEnd) {
+  TestWorkerOptions o;
+  o.name = "leaf";
+  o.skills = {"leaf"};
+  auto leaf = TestWorker::Connect(daemon_->address(), o);
+  ASSERT_TRUE(leaf.ok()) << leaf.error().ToString();
+  const std::string parent = SubmitTask(*client_, {{"skills", {"steps"}}, {"payload", "plan"}});
+  ASSERT_EQ(Take(), parent);
+  ASSERT_TRUE(worker_->Send({{"type", "submit"},
+                             {"req", 11},
+                             {"skills", {"leaf"}},
+                             {"payload", "part"},
+                             {"parent", parent},
+                             {"wait", true}}));
+  auto ok = worker_->NextMessage(kRead);
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->value("type", ""), "ok") << ok->dump();
+  const std::string child = ok->value("id", "");
+  auto task = (*leaf)->NextTask(kRead);
+  ASSERT_TRUE(task);
+  ASSERT_TRUE((*leaf)->SendProgress(child, "leaf at work"));
+  ASSERT_TRUE((*leaf)->SendResult(child, true, "leaf done"));
+  auto progress = worker_->NextMessage(kRead);
+  ASSERT_TRUE(progress);
+  EXPECT_EQ(*progress, json({{"type", "progress"},
+                             {"req", 11},
+                             {"id", child},
+                             {"attempt", 1},
+                             {"data", "leaf at work"}}));
+  auto end = worker_->NextMessage(kRead);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->value("type", ""), "end") << end->dump();
+  EXPECT_EQ(end->value("req", 0), 11);
+  EXPECT_EQ((*end)["output"], "leaf done");
+}
+
 TEST_F(ProgressTest, TreesDrawAParentWithItsChildren) {
   const std::string parent = SubmitTask(*client_, {{"skills", {"steps"}}, {"payload", "plan"}});
   ASSERT_EQ(Take(), parent);
