@@ -334,7 +334,8 @@ Result<std::int64_t> Client::SendRequest(nlohmann::json message, Duration timeou
   return req;
 }
 
-Result<nlohmann::json> Client::AwaitReply(std::int64_t req, Duration timeout) {
+Result<nlohmann::json> Client::AwaitReply(std::int64_t req, Duration timeout,
+                                          const ProgressFn& on_progress) {
   auto matches = [req](const nlohmann::json& message) {
     auto it = message.find("req");
     if (it == message.end()) return IsType(message, "error");
@@ -359,6 +360,10 @@ Result<nlohmann::json> Client::AwaitReply(std::int64_t req, Duration timeout) {
       // A garbled line is not our answer; keep looking until the deadline.
       if (message.error().kind == ErrorKind::kProtocol && is_open()) continue;
       return message.error();
+    }
+    if (IsType(*message, "progress")) {
+      if (on_progress) on_progress(*message);
+      continue;
     }
     if (matches(*message)) return answer(std::move(message).value());
     if (held_.size() >= options_.max_pending_messages) {

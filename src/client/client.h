@@ -95,11 +95,17 @@ class Client {
   // For pipelining: send many, then collect answers with AwaitReply.
   Result<std::int64_t> SendRequest(nlohmann::json message, Duration timeout = Duration{10000});
 
+  // A `progress` line the daemon streams to a wait or watch.
+  using ProgressFn = std::function<void(const nlohmann::json& progress)>;
+
   // The next message carrying `req`; others read meanwhile are held back
   // for ReadMessage/AwaitReply. An `error` answer becomes kServer with its
   // code. An `error` with no `req` at all also ends the wait: the daemon
   // sends those for a line it could not even parse, which can only be ours.
-  Result<nlohmann::json> AwaitReply(std::int64_t req, Duration timeout);
+  // `progress` lines (for any request) are never the answer: each one read
+  // meanwhile goes to `on_progress`, or is dropped when it is null.
+  Result<nlohmann::json> AwaitReply(std::int64_t req, Duration timeout,
+                                    const ProgressFn& on_progress = nullptr);
 
   // SendRequest followed by AwaitReply with one overall timeout.
   Result<nlohmann::json> Request(nlohmann::json message, Duration timeout = Duration{30000});

@@ -103,8 +103,9 @@ void ClientApi::ById(ConnId conn, const IdReq& req) {
       out->append("}\n"sv);
       return;
     }
-    case IdOp::kWait: {
-      Status st = dispatcher_.AddWaiter(id, conn, req.req);
+    case IdOp::kWait:
+    case IdOp::kWatch: {
+      Status st = dispatcher_.AddWaiter(id, conn, req.req, req.op == IdOp::kWatch);
       if (!st.ok()) Error(conn, req.req, st);
       return;
     }

@@ -447,7 +447,7 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   ArmQueueTtl(t);
 }
 
-Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req) {
+Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req, bool watch) {
   if (Task* live = tasks_.Find(id)) {
     for (const auto& [c, earlier] : live->waiters) {
       if (c == conn) {
@@ -466,6 +466,7 @@ Status Dispatcher::AddWaiter(TaskId id, ConnId conn, int64_t req) {
     ++waits.live;
     live->waiters.emplace_back(conn, req);
     outbox_.Waiting(conn, WaitWeight(*live));
+    if (watch && !live->progress.empty()) SendProgress(*live, conn, req);
     return Status::Ok();
   }
   const TaskTable::EndedRef ref = tasks_.FindEnded(id);
@@ -997,7 +998,17 @@ void Dispatcher::OnResult(ConnId conn, const ResultMsg& msg) {
 
 void Dispatcher::OnProgress(ConnId conn, const ProgressMsg& msg) {
   Worker* w;
-  if (Task* t = HeldTask(conn, msg.id, msg.attempt, w)) t->progress = msg.data;
+  Task* t = HeldTask(conn, msg.id, msg.attempt, w);
+  if (!t) return;
+  t->progress = msg.data;
+  // Streamed to whoever waits on the task; nothing to do for the others.
+  for (const auto& [waiter, req] : t->waiters) SendProgress(*t, waiter, req);
+}
+
+void Dispatcher::SendProgress(const Task& t, ConnId conn, int64_t req) {
+  std::string* out = outbox_.ProgressBuffer(conn, req);
+  if (!out) return;
+  AppendProgress(*out, {.req = req, .id = t.rec.id, .attempt = t.rec.attempts, .data = t.progress});
 }
 
 void Dispatcher::OnStopped(ConnId conn, const StoppedMsg& msg) {

@@ -142,7 +142,9 @@ class Dispatcher {
   // connection waits on at most kMaxWaitsPerConnection live tasks. Not ok,
   // and nothing sent, when there is no such task (not_found), `conn`
   // already waits on it (already_waiting) or on too many (too_many_waits).
-  Status AddWaiter(TaskId id, ConnId conn, int64_t req);
+  // `watch`: a live task's latest progress, if any, is sent at once
+  // (docs/protocol.md, "watch"); later progress goes to every waiter.
+  Status AddWaiter(TaskId id, ConnId conn, int64_t req, bool watch = false);
   // Live tasks `conn` waits on.
   std::size_t WaitsOf(ConnId conn) const {
     auto it = waits_.find(conn);
@@ -324,6 +326,8 @@ class Dispatcher {
 
   void SendTask(const Task& t, const Worker& w);
   void SendEnd(const Outcome& o, ConnId conn, int64_t req);
+  // The `progress` line of `t`'s latest progress to request `req` of `conn`.
+  void SendProgress(const Task& t, ConnId conn, int64_t req);
   // What one waiter of `t` weighs in its client's backlog (Outbox::Waiting).
   static int64_t WaitWeight(const Task& t) {
     return static_cast<int64_t>(t.rec.payload.size()) + kWaitBytes;

@@ -34,6 +34,11 @@ class Outbox {
   // The same for the `end` event answering request `req` of client `conn`:
   // dropped if that request's submit turns out not to be accepted.
   virtual std::string* EndBuffer(ConnId conn, int64_t /*req*/) { return Buffer(conn); }
+  // The same for a `progress` line streamed to request `req` of `conn` (a
+  // wait or watch): nullptr (the line is skipped) when the connection is
+  // gone or already holds too much unwritten output. Dropped like the
+  // `end` if that request's submit turns out not to be accepted.
+  virtual std::string* ProgressBuffer(ConnId conn, int64_t req) { return EndBuffer(conn, req); }
   // Answers an accepted submit: `ok`, in order with the other lines, once
   // its task is stored; store_unavailable if the store fails to.
   // `weight`: what pincerd holds for it meanwhile (the task).

@@ -46,6 +46,8 @@ struct Flags {
   CLI::Option* backoff_jitter_opt = nullptr;
   std::string top_interval = "1s";
   bool top_once = false;
+  bool tree = false;    // status --tree
+  bool follow = false;  // wait --follow
   int top_frames = 0;
   CLI::Option* priority_opt = nullptr;
   CLI::Option* max_attempts_opt = nullptr;
@@ -256,6 +258,9 @@ void CommandLine::AddSubmit() {
       sub->add_option("--key", flags_.key, "Idempotency key: resubmits return the first id");
   auto* wait =
       sub->add_flag("--wait", flags_.submit.spec.wait, "Wait for the end state and print it");
+  auto* follow = sub->add_flag("--follow", flags_.submit.follow,
+                               "With --wait: print the task's progress to stderr as it comes");
+  follow->needs(wait);
   flags_.batch_opt = sub->add_option("--batch", flags_.batch,
                                      "Submit one task per line of a JSONL file ('-': stdin)");
   const std::vector<CLI::Option*> payloads = {flags_.payload_opt, flags_.payload_file_opt,
@@ -295,12 +300,21 @@ void CommandLine::AddQueries() {
   CLI::App* status =
       Subcommand(app_, "status", "Show one task: state, attempts, output, why it waits");
   status->add_option("id", flags_.id, "Task id")->required();
-  status->callback([this] { action_ = [this] { return RunStatus(context_, flags_.id); }; });
+  status->add_flag("--tree", flags_.tree, "Draw the task's subtask tree (parent and children)");
+  status->callback(
+      [this] { action_ = [this] { return RunStatus(context_, flags_.id, flags_.tree); }; });
 
   CLI::App* wait =
       Subcommand(app_, "wait", "Wait until each task ends; exit 1 unless all of them succeeded");
   wait->add_option("id", flags_.ids, "Task ids")->required();
-  wait->callback([this] { action_ = [this] { return RunWait(context_, flags_.ids); }; });
+  wait->add_flag("--follow", flags_.follow, "Print the tasks' progress to stderr as it comes");
+  wait->callback(
+      [this] { action_ = [this] { return RunWait(context_, flags_.ids, flags_.follow); }; });
+
+  CLI::App* watch = Subcommand(
+      app_, "watch", "Print a task's progress as it comes, then its end; exit as wait does");
+  watch->add_option("id", flags_.id, "Task id")->required();
+  watch->callback([this] { action_ = [this] { return RunWatch(context_, flags_.id); }; });
 
   CLI::App* tasks = Subcommand(app_, "tasks", "List tasks, newest first");
   TasksQuery& q = flags_.tasks;
@@ -316,6 +330,7 @@ void CommandLine::AddQueries() {
   tasks->add_option("--after", q.after,
                     "Start past this task id (the next page: the id the cut-off note names)");
   tasks->add_flag("--oldest", q.oldest, "Oldest first");
+  tasks->add_flag("--tree", q.tree, "Draw the listed tasks as subtask trees");
   tasks->callback([this] {
     if (flags_.tasks.all) flags_.tasks.limit = kTasksDefaultLimit;  // the page size
     action_ = [this] { return RunTasks(context_, flags_.tasks); };

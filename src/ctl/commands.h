@@ -20,6 +20,7 @@ struct SubmitFlags {
   std::optional<std::string> text;          // --text TEXT: a string payload
   std::optional<std::string> text_file;     // --text-file F ("-": stdin): a string payload
   std::optional<std::string> batch_file;    // --batch FILE.jsonl ("-": stdin)
+  bool follow = false;                      // --follow: progress to stderr while waiting
 };
 
 int RunSubmit(const CommandContext& context, const SubmitFlags& flags);
@@ -27,9 +28,15 @@ int RunSubmit(const CommandContext& context, const SubmitFlags& flags);
 // pipelines the submits on one connection.
 int RunBatchSubmit(const CommandContext& context, const std::string& path);
 
-int RunStatus(const CommandContext& context, const std::string& id);
+// `tree`: the task's subtask tree (parent, children) instead of its fields.
+int RunStatus(const CommandContext& context, const std::string& id, bool tree = false);
 // Waits for every task in `ids` and prints each end, in the order given.
-int RunWait(const CommandContext& context, const std::vector<std::string>& ids);
+// `follow`: the progress streamed meanwhile goes to stderr (FollowProgress).
+int RunWait(const CommandContext& context, const std::vector<std::string>& ids,
+            bool follow = false);
+// Prints the task's progress as it comes, one line each, then its end;
+// exits as `wait` does.
+int RunWatch(const CommandContext& context, const std::string& id);
 // `tasks`: what to list. Unset filters match every task.
 struct TasksQuery {
   std::optional<std::string> state, skill, worker, session;
@@ -37,6 +44,7 @@ struct TasksQuery {
   std::optional<std::int64_t> limit;  // default kTasksDefaultLimit
   bool all = false;                   // every match, fetched page by page
   bool oldest = false;                // oldest first instead of newest first
+  bool tree = false;                  // drawn as subtask trees instead of a table
 };
 inline constexpr std::int64_t kTasksDefaultLimit = 1000;
 inline constexpr std::int64_t kTasksMaxLimit = 10000000;  // the protocol's bound
@@ -48,6 +56,9 @@ int RunPools(const CommandContext& context);
 // Prints an `end` event (human or --json) and returns 0 for succeeded, 1
 // for any other end state. Shared by `submit --wait` and `wait`.
 int PrintEnd(const CommandContext& context, const nlohmann::json& end);
+// --follow: writes each streamed `progress` line to stderr as
+// "progress tN: DATA" (DATA as one line of JSON).
+client::Client::ProgressFn FollowProgress(const CommandContext& context);
 
 int RunCancel(const CommandContext& context, const std::string& id);
 // Puts a failed or timed_out task back in the queue as a new attempt series.

@@ -1,11 +1,13 @@
 // Read-only commands: status, wait, tasks, workers, stats, pools.
 
 #include <iostream>
+#include <map>
 #include <vector>
 
 #include "ctl/commands.h"
 #include "ctl/exit_code.h"
 #include "ctl/render.h"
+#include "ctl/tree.h"
 
 namespace pincer::ctl {
 namespace {
@@ -35,9 +37,67 @@ nlohmann::json Member(const nlohmann::json& answer, const char* name) {
   return it == answer.end() ? nlohmann::json() : *it;
 }
 
+// The most tasks `status --tree` reads for one tree.
+constexpr std::size_t kMaxTreeTasks = 100000;
+
+// `status --tree`: the task's root (up its parents), then every task
+// below it, one `status` each, drawn with `id` pointed out.
+int StatusTree(const CommandContext& context, const std::string& id) {
+  auto client = DialDaemon(context);
+  if (!client.ok()) return ReportError(context, client.error());
+  std::map<std::string, nlohmann::json> known;
+  // Fetches a task; a child gone meanwhile (purged) is drawn as its id.
+  auto fetch = [&](const std::string& task_id, bool must) -> client::Result<bool> {
+    if (known.count(task_id)) return true;
+    client::Result<nlohmann::json> answer =
+        (*client)->Request({{"type", "status"}, {"id", task_id}}, kRequestTimeout);
+    if (!answer.ok()) {
+      if (!must && answer.error().code == "not_found") return false;
+      return answer.error();
+    }
+    known[task_id] = Member(*answer, "task");
+    return true;
+  };
+  if (auto got = fetch(id, true); !got.ok()) return ReportError(context, got.error());
+  // Up to the root; a parent that cannot be read stops the climb there.
+  std::string root = id;
+  for (std::size_t hops = 0; hops < kMaxTreeTasks; ++hops) {
+    const nlohmann::json parent = known[root].value("parent", nlohmann::json());
+    if (!parent.is_string() || known.count(parent.get<std::string>())) break;
+    client::Result<bool> got = fetch(parent.get<std::string>(), false);
+    if (!got.ok()) return ReportError(context, got.error());
+    if (!*got) break;
+    root = parent.get<std::string>();
+  }
+  // Down, breadth first.
+  std::vector<std::string> todo = {root};
+  for (std::size_t i = 0; i < todo.size() && known.size() < kMaxTreeTasks; ++i) {
+    auto it = known.find(todo[i]);
+    if (it == known.end()) continue;
+    const nlohmann::json children = it->second.value("children", nlohmann::json::array());
+    for (const auto& child : children) {
+      if (!child.is_string() || known.count(child.get<std::string>())) continue;
+      client::Result<bool> got = fetch(child.get<std::string>(), false);
+      if (!got.ok()) return ReportError(context, got.error());
+      todo.push_back(child.get<std::string>());
+    }
+  }
+  const TaskLookup find = [&](const std::string& task_id) -> const nlohmann::json* {
+    auto it = known.find(task_id);
+    return it == known.end() ? nullptr : &it->second;
+  };
+  if (context.options.json) {
+    PrintJson(context, TreeJson({root}, find)[0]);
+  } else {
+    *context.out << RenderTree({root}, find, id);
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
-int RunStatus(const CommandContext& context, const std::string& id) {
+int RunStatus(const CommandContext& context, const std::string& id, bool tree) {
+  if (tree) return StatusTree(context, id);
   int exit_code;
   auto answer = Ask(context, {{"type", "status"}, {"id", id}}, exit_code);
   if (!answer) return exit_code;
@@ -50,7 +110,28 @@ int RunStatus(const CommandContext& context, const std::string& id) {
   return kExitOk;
 }
 
-int RunWait(const CommandContext& context, const std::vector<std::string>& ids) {
+int RunWatch(const CommandContext& context, const std::string& id) {
+  auto client = DialDaemon(context);
+  if (!client.ok()) return ReportError(context, client.error());
+  client::Result<std::int64_t> req = (*client)->SendRequest({{"type", "watch"}, {"id", id}});
+  if (!req.ok()) return ReportError(context, req.error());
+  // Each progress line as it comes: its data (human), or the line itself
+  // without its envelope (--json); then the end, as `wait` prints it.
+  auto print = [&context](const nlohmann::json& progress) {
+    if (context.options.json) {
+      PrintJson(context, WithoutEnvelope(progress));
+    } else {
+      const auto data = progress.find("data");
+      *context.out << DumpJson(data == progress.end() ? nlohmann::json() : *data) << "\n";
+    }
+    context.out->flush();
+  };
+  client::Result<nlohmann::json> end = (*client)->AwaitReply(*req, client::kNoTimeout, print);
+  if (!end.ok()) return ReportError(context, end.error());
+  return PrintEnd(context, *end);
+}
+
+int RunWait(const CommandContext& context, const std::vector<std::string>& ids, bool follow) {
   auto client = DialDaemon(context);
   if (!client.ok()) return ReportError(context, client.error());
   // Every wait is sent at once; the answers are taken in the order of the
@@ -61,9 +142,13 @@ int RunWait(const CommandContext& context, const std::vector<std::string>& ids) 
     if (!req.ok()) return ReportError(context, req.error());
     reqs.push_back(*req);
   }
+  // --follow: progress of any of them, as it comes (while the first end is
+  // awaited, the others' progress is shown too).
+  const client::Client::ProgressFn progress = follow ? FollowProgress(context) : nullptr;
   if (ids.size() == 1) {
     // No timeout: a task may legitimately run for hours.
-    client::Result<nlohmann::json> end = (*client)->AwaitReply(reqs[0], client::kNoTimeout);
+    client::Result<nlohmann::json> end =
+        (*client)->AwaitReply(reqs[0], client::kNoTimeout, progress);
     if (!end.ok()) return ReportError(context, end.error());
     return PrintEnd(context, *end);
   }
@@ -73,7 +158,8 @@ int RunWait(const CommandContext& context, const std::vector<std::string>& ids) 
   bool all_succeeded = true;
   nlohmann::json json_out = nlohmann::json::array();
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    client::Result<nlohmann::json> end = (*client)->AwaitReply(reqs[i], client::kNoTimeout);
+    client::Result<nlohmann::json> end =
+        (*client)->AwaitReply(reqs[i], client::kNoTimeout, progress);
     if (!end.ok()) {
       const int code = ReportError(context, end.error());
       if (error_code == kExitOk) error_code = code;
@@ -137,7 +223,20 @@ int RunTasks(const CommandContext& context, const TasksQuery& query) {
     }
     request["after"] = next;
   }
-  if (context.options.json) {
+  if (query.tree) {
+    std::map<std::string, const nlohmann::json*> by_id;
+    for (const auto& task : tasks) by_id[Field(task, "id")] = &task;
+    const TaskLookup find = [&](const std::string& id) -> const nlohmann::json* {
+      auto it = by_id.find(id);
+      return it == by_id.end() ? nullptr : it->second;
+    };
+    const std::vector<std::string> roots = TreeRoots(tasks);
+    if (context.options.json) {
+      PrintJson(context, TreeJson(roots, find));
+    } else {
+      *context.out << RenderTree(roots, find);
+    }
+  } else if (context.options.json) {
     PrintJson(context, tasks);
   } else {
     *context.out << RenderTaskTable(tasks, context.now_ms());

@@ -17,6 +17,15 @@ int PrintEnd(const CommandContext& context, const nlohmann::json& end) {
   return ExitCodeForState(Field(end, "state"));
 }
 
+client::Client::ProgressFn FollowProgress(const CommandContext& context) {
+  return [&context](const nlohmann::json& progress) {
+    const auto data = progress.find("data");
+    *context.err << "progress " << Field(progress, "id") << ": "
+                 << DumpJson(data == progress.end() ? nlohmann::json() : *data) << "\n";
+    context.err->flush();
+  };
+}
+
 int RunSubmit(const CommandContext& context, const SubmitFlags& flags) {
   if (flags.batch_file) return RunBatchSubmit(context, *flags.batch_file);
 
@@ -79,7 +88,8 @@ int RunSubmit(const CommandContext& context, const SubmitFlags& flags) {
   if (context.err_is_terminal) *context.err << "submitted " << id << ", waiting for it to end\n";
   // The task is durable once accepted, so losing the connection now loses
   // only this wait, not the task: say how to pick it up again.
-  client::Result<nlohmann::json> end = (*client)->AwaitReply(*req, client::kNoTimeout);
+  client::Result<nlohmann::json> end = (*client)->AwaitReply(
+      *req, client::kNoTimeout, flags.follow ? FollowProgress(context) : nullptr);
   if (!end.ok()) {
     const int code = ReportError(context, end.error());
     *context.err << "pincerctl: task " << id << " was accepted; run `pincerctl wait " << id

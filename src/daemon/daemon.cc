@@ -222,6 +222,18 @@ std::string* Daemon::EndBuffer(ConnId conn, int64_t req) {
   return &gate_.EndLines(conn, store_->next_take(), req);
 }
 
+std::string* Daemon::ProgressBuffer(ConnId conn, int64_t req) {
+  PeerSessions::Peer* peer = FindPeer(conn);
+  if (!peer || !peer->conn->open()) return nullptr;
+  // Progress is a view, not state (status keeps the latest): a peer that
+  // does not read what it is sent misses some rather than piling them up.
+  if (peer->backlogged || sessions_->Backlog(*peer) > PeerSessions::kMaxPeerBacklog) {
+    return nullptr;
+  }
+  ScheduleFlush();
+  return &gate_.EndLines(conn, store_->next_take(), req);
+}
+
 void Daemon::Accepted(ConnId conn, const SubmitAck& ack, std::size_t weight) {
   gate_.Accepted(conn, store_->next_take(), ack, weight);
   batch_acks_.push_back(ack.id);

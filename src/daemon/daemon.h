@@ -67,6 +67,7 @@ class Daemon final : public Outbox {
   std::string* Buffer(ConnId conn) override;
   std::string* AnswerBuffer(ConnId conn) override;
   std::string* EndBuffer(ConnId conn, int64_t req) override;
+  std::string* ProgressBuffer(ConnId conn, int64_t req) override;
   void Accepted(ConnId conn, const SubmitAck& ack, std::size_t weight) override;
   void Close(ConnId conn) override;
   void Waiting(ConnId conn, int64_t bytes) override;

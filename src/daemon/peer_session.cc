@@ -126,7 +126,7 @@ void PeerSessions::OnWorkerMessage(ConnId id, const Message& msg) {
   }
   out_.Send(id, EncodeError("unknown_type",
                             "workers may send result, progress, stopped, heartbeat and drain, "
-                            "and the requests submit, status, wait, cancel and workers",
+                            "and the requests submit, status, wait, watch, cancel and workers",
                             RequestId(msg)));
 }
 

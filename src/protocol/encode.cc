@@ -80,6 +80,14 @@ void AppendEndStart(std::string& out, const EndLine& e) {
   out.append(R"(,"errors":)"sv);
 }
 
+void AppendProgress(std::string& out, const ProgressLine& p) {
+  AppendInt(out.append(R"({"type":"progress","req":)"sv), p.req);
+  AppendInt(out.append(R"(,"id":"t)"sv), static_cast<int64_t>(p.id));
+  AppendInt(out.append(R"(","attempt":)"sv), p.attempt);
+  AppendRawOrNull(out.append(R"(,"data":)"sv), p.data);
+  out.append("}\n"sv);
+}
+
 std::string EncodeError(std::string_view code, std::string_view message,
                         std::optional<int64_t> req) {
   std::string out = R"({"type":"error","code":)";

@@ -73,6 +73,16 @@ void AppendEnd(std::string& out, const EndLine& e, const AttemptErrors& errors) 
   out.append("}\n");
 }
 
+// A worker's progress streamed to a client that waits on (or watches) its
+// task: {"type":"progress","req":R,"id":"tN","attempt":A,"data":D}.
+struct ProgressLine {
+  int64_t req = 0;
+  uint64_t id = 0;
+  int64_t attempt = 0;
+  std::string_view data;  // raw JSON; "" = null
+};
+void AppendProgress(std::string& out, const ProgressLine& p);
+
 std::string EncodeError(std::string_view code, std::string_view message,
                         std::optional<int64_t> req = std::nullopt);
 // `max_json_depth`: limits.max_json_depth, for peers to bound what they send.

@@ -475,18 +475,20 @@ ParseResult ParseMessageSlow(std::string_view line) {
   if (type == "drain" && !doc.contains("req")) return Message{WorkerDrainMsg{}};
 
   // Client requests: all need an integer req.
-  static constexpr const char* kClientTypes[] = {"submit", "status",  "wait",  "cancel", "retry",
-                                                 "tasks",  "workers", "stats", "drain",  "reload",
-                                                 "pools",  "pool",    "logs"};
+  static constexpr const char* kClientTypes[] = {"submit", "status", "wait",    "watch", "cancel",
+                                                 "retry",  "tasks",  "workers", "stats", "drain",
+                                                 "reload", "pools",  "pool",    "logs"};
   bool is_client = false;
   for (const char* t : kClientTypes) is_client |= (type == t);
   if (!is_client) return ProtocolError{"unknown_type", "unknown message type '" + type + "'", req};
   if (!req) return ProtocolError{"bad_message", "a request needs an integer field 'req'", {}};
 
   if (type == "submit") return ParseSubmit(f, *req);
-  if (type == "status" || type == "wait" || type == "cancel" || type == "retry") {
+  if (type == "status" || type == "wait" || type == "watch" || type == "cancel" ||
+      type == "retry") {
     IdReq r{type == "status"   ? IdOp::kStatus
             : type == "wait"   ? IdOp::kWait
+            : type == "watch"  ? IdOp::kWatch
             : type == "cancel" ? IdOp::kCancel
                                : IdOp::kRetry,
             *req,

@@ -86,7 +86,7 @@ struct SubmitReq {
   std::optional<std::chrono::milliseconds> backoff_max;
   std::optional<double> backoff_jitter;
 };
-enum class IdOp { kStatus, kWait, kCancel, kRetry };
+enum class IdOp { kStatus, kWait, kWatch, kCancel, kRetry };
 struct IdReq {
   IdOp op;
   int64_t req = 0;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "client/client.h"
 #include "support/temp_dir.h"
@@ -184,6 +185,36 @@ TEST(ClientTest, RequestMatchesReqAndHoldsOtherMessagesBack) {
   auto event = c.ReadMessage(milliseconds(0));
   ASSERT_TRUE(event.ok()) << event.error().ToString();
   EXPECT_EQ((*event)["what"], "unrelated");
+}
+
+TEST(ClientTest, ProgressLinesAreNeverTheAnswerAndGoToTheCallback) {
+  ScriptedPeer peer([](ScriptedPeer& p) {
+    p.Welcome();
+    json wait = p.ReadJson();
+    p.Write({{"type", "progress"}, {"req", wait["req"]}, {"id", "t1"}, {"data", 1}});
+    p.Write({{"type", "progress"}, {"req", 99}, {"id", "t2"}, {"data", 2}});
+    p.Write({{"type", "end"}, {"req", wait["req"]}, {"id", "t1"}, {"state", "succeeded"}});
+    json again = p.ReadJson();
+    p.Write({{"type", "progress"}, {"req", again["req"]}, {"id", "t1"}, {"data", 3}});
+    p.Write({{"type", "end"}, {"req", again["req"]}, {"id", "t1"}, {"state", "failed"}});
+  });
+  auto client = Client::Connect(peer.address(), "client", "", json::object(), Quick());
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
+  Client& c = **client;
+  auto req = c.SendRequest({{"type", "wait"}, {"id", "t1"}});
+  ASSERT_TRUE(req.ok());
+  std::vector<json> seen;
+  auto end =
+      c.AwaitReply(*req, milliseconds(2000), [&](const json& p) { seen.push_back(p["data"]); });
+  ASSERT_TRUE(end.ok()) << end.error().ToString();
+  EXPECT_EQ((*end)["type"], "end");
+  EXPECT_EQ(seen, std::vector<json>({1, 2}));  // any request's, as they come
+  // Without a callback they are dropped, not taken for the answer.
+  auto again = c.SendRequest({{"type", "wait"}, {"id", "t1"}});
+  ASSERT_TRUE(again.ok());
+  auto second = c.AwaitReply(*again, milliseconds(2000));
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  EXPECT_EQ((*second)["state"], "failed");
 }
 
 TEST(ClientTest, ErrorAnswerBecomesAServerError) {

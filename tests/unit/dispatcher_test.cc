@@ -859,6 +859,35 @@ TEST_F(DispatcherTest, ARetriedTaskIsNotPurgedForItsEarlierEnd) {
   EXPECT_EQ(d_->FindTask(id)->rec.state, TaskState::kRunning);
 }
 
+TEST_F(DispatcherTest, ProgressGoesToEachWaiterWithItsReqAndAWatchGetsTheLatestAtOnce) {
+  AddWorker(1, {"echo"}, 1);
+  SubmitOpts o;
+  o.skills = {"echo"};
+  TaskHandle t = Submit(o);
+  ProgressMsg p;
+  p.id = TaskIdString(t.id);
+  p.data = R"({"step":1})";
+  d_->OnProgress(1, p);  // Submit's own waiter (kClient) gets it
+  auto first = out_.TakeType(kClient, "progress");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0]["data"], json({{"step", 1}}));
+  ASSERT_TRUE(d_->AddWaiter(t.id, 40, 5).ok());
+  ASSERT_TRUE(d_->AddWaiter(t.id, 41, 6, /*watch=*/true).ok());
+  EXPECT_TRUE(out_.TakeType(40, "progress").empty());  // a wait: only what comes later
+  EXPECT_EQ(
+      out_.TakeType(41, "progress"),
+      std::vector<json>({json::parse(R"({"type":"progress","req":6,"id":")" + TaskIdString(t.id) +
+                                     R"(","attempt":1,"data":{"step":1}})")}));
+  p.data = "\"two\"";
+  d_->OnProgress(1, p);
+  for (auto [conn, req] : {std::pair<ConnId, int>{40, 5}, {41, 6}, {kClient, 1}}) {
+    auto lines = out_.TakeType(conn, "progress");
+    ASSERT_EQ(lines.size(), 1u) << conn;
+    EXPECT_EQ(lines[0]["req"], req);
+    EXPECT_EQ(lines[0]["data"], "two");
+  }
+}
+
 TEST_F(DispatcherTest, AnEndedTaskKeepsItsOwnFieldsWhileLaterTasksReuseItsObject) {
   AddWorker(1, {"echo"}, 1);
   SubmitOpts o;

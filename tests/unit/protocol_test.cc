@@ -374,8 +374,9 @@ TEST(ProtocolTest, IdRequests) {
     const char* type;
     IdOp op;
   };
-  for (const Case& c : {Case{"status", IdOp::kStatus}, Case{"wait", IdOp::kWait},
-                        Case{"cancel", IdOp::kCancel}, Case{"retry", IdOp::kRetry}}) {
+  for (const Case& c :
+       {Case{"status", IdOp::kStatus}, Case{"wait", IdOp::kWait}, Case{"watch", IdOp::kWatch},
+        Case{"cancel", IdOp::kCancel}, Case{"retry", IdOp::kRetry}}) {
     auto r = Parse<IdReq>(std::string(R"({"type":")") + c.type + R"(","req":3,"id":"t18"})");
     EXPECT_EQ(r.op, c.op) << c.type;
     EXPECT_EQ(r.req, 3) << c.type;
