@@ -139,9 +139,15 @@ TEST_F(HighAvailabilityTest, APausedLeaderWritesNothingOnceItRunsAgainAndStepsDo
   ASSERT_EQ(accepted.size(), 3u);
   const std::string victim = accepted.begin()->first;
 
+  // A client that said hello before the pause sends a cancel while A is
+  // stopped: A reads it only once it runs again.
+  RawPeer client;
+  ASSERT_EQ(client.Connect(a_->address()), "");
+  std::optional<json> welcome = client.Hello("client");
+  ASSERT_TRUE(welcome && (*welcome)["type"] == "welcome") << welcome.value_or(json());
   a_->Signal(SIGSTOP);
-  // A cancel sent to the paused leader: the kernel takes the connection,
-  // pincerd reads it only once it runs again.
+  ASSERT_TRUE(client.SendJson({{"type", "cancel"}, {"req", 1}, {"id", victim}}));
+  // And one more that connects while A is stopped.
   ChildProcess cancel;
   ASSERT_EQ(cancel.Start({std::string(PINCER_BUILD_DIR) + "/pincerctl", "--addr", a_->address(),
                           "cancel", victim},
@@ -170,6 +176,12 @@ TEST_F(HighAvailabilityTest, APausedLeaderWritesNothingOnceItRunsAgainAndStepsDo
       << a_->ReadStderr();
   EXPECT_EQ(*code, kSteppedDown) << a_->ReadStderr();
   EXPECT_TRUE(Log(*a_, "stepping down")) << a_->ReadStderr();
+  // The paused client's cancel was never answered: A closed the
+  // connection without a word about it.
+  for (std::optional<json> line; (line = client.ReadJson(seconds(10)));) {
+    EXPECT_NE(line->value("req", 0), 1) << "the cancel was answered: " << *line;
+  }
+  EXPECT_TRUE(client.closed());
   std::optional<int> cancel_code = cancel.Wait(seconds(60));
   ASSERT_TRUE(cancel_code);
   EXPECT_NE(*cancel_code, 0) << "the cancel was answered as done";
