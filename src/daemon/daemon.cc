@@ -147,12 +147,22 @@ Status Daemon::Start() {
   // A standby is up too (it answers hellos); /healthz says 503 until it leads.
   notifier_->Ready();
   if (!standby_) StartLeading();
-  if (lease_keeper_) lease_keeper_->Start(lease_epoch_, lease_asked_at_);
   return Status::Ok();
 }
 
 Status Daemon::Recover() {
   std::size_t recovered = 0;
+  Status st = Recover(recovered);
+  // A standby's connection may have gone stale while it waited: when the
+  // first query failed (nothing was read yet), connect once more.
+  if (!st.ok() && st.code() == "store_unavailable" && recovered == 0) {
+    spdlog::warn("recovery: {}; trying once more", st.message());
+    st = Recover(recovered);
+  }
+  return st;
+}
+
+Status Daemon::Recover(std::size_t& recovered) {
   // The counters start from what the store holds, not from its replay.
   dispatcher_->set_observer(nullptr);
   Status st = store_->Recover([&](TaskRecord&& rec) {
@@ -203,6 +213,8 @@ Status Daemon::AskForLease() {
   hooks.lost = [this](const Status& why) { StepDown(why); };
   lease_keeper_ = std::make_unique<LeaseKeeper>(io_, std::move(lease), config_.store.lease,
                                                 config_.store.renew, std::move(hooks));
+  // Renewing from now on: a recovery longer than the lease keeps it.
+  lease_keeper_->Start(lease_epoch_, lease_asked_at_);
   return Status::Ok();
 }
 

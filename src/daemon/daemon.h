@@ -122,6 +122,7 @@ class Daemon final : public Outbox {
   // ---- daemon.cc: leading (docs/high-availability.md) ----
   // Loads the stored tasks into the dispatcher.
   Status Recover();
+  Status Recover(std::size_t& recovered);
   // With the postgres store: asks for the lease (once, now); standby_ says
   // whether it was taken. Then the keeper goes on from there.
   Status AskForLease();
