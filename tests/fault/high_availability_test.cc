@@ -1,6 +1,7 @@
 // Two real pincerd on one real PostgreSQL (docs/high-availability.md):
 // one leads, the other is a standby that answers hellos with not_leader
-// naming the leader; when the leader is killed with SIGKILL the standby
+// naming the leader and takes over at once when the leader stops cleanly;
+// when the leader is killed with SIGKILL the standby
 // takes over with every accepted task; a leader paused (SIGSTOP) past its
 // lease writes nothing once it runs again, and steps down.
 #include <gtest/gtest.h>
@@ -68,7 +69,8 @@ class HighAvailabilityTest : public ::testing::Test {
   std::unique_ptr<DaemonProcess> a_, b_;
 };
 
-TEST_F(HighAvailabilityTest, TheStandbyAnswersHelloWithNotLeaderNamingTheLeader) {
+TEST_F(HighAvailabilityTest,
+       TheStandbyAnswersNotLeaderNamingTheLeaderAndLeadsAtOnceAfterACleanStop) {
   for (const std::string role : {"client", "worker"}) {
     RawPeer peer;
     ASSERT_EQ(peer.Connect(b_->address()), "");
@@ -84,6 +86,19 @@ TEST_F(HighAvailabilityTest, TheStandbyAnswersHelloWithNotLeaderNamingTheLeader)
   CtlResult r = RunCtl(b_->address(), {"submit", "--skill", "echo", "--payload", "1"});
   EXPECT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(Status(a_->address(), r.Lines().at(0)).value("state", ""), "queued");
+
+  // A clean stop of the leader lets the lease go: B takes over at its next
+  // look, with the task.
+  EXPECT_EQ(a_->Terminate(), 0);
+  EXPECT_TRUE(Log(*a_, "released")) << a_->ReadStderr();
+  ASSERT_TRUE(WaitFor([&] { return Log(*b_, "leading: lease taken"); }, seconds(60)))
+      << b_->ReadStderr();
+  EXPECT_EQ(Status(b_->address(), r.Lines().at(0)).value("state", ""), "queued");
+  // A standby stops cleanly too.
+  DaemonProcess c("store: { kind: postgres, url: \"" + server_.url() + "\" }\n");
+  ASSERT_TRUE(c.Start());
+  ASSERT_TRUE(WaitFor([&] { return Log(c, "standby"); })) << c.ReadStderr();
+  EXPECT_EQ(c.Terminate(), 0) << c.ReadStderr();
 }
 
 TEST_F(HighAvailabilityTest, AfterKill9OfTheLeaderTheStandbyTakesOverWithEveryAcceptedTask) {
