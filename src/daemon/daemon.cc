@@ -187,6 +187,13 @@ Status Daemon::AskForLease() {
   if (config_.store.kind != StoreKind::kPostgres) return Status::Ok();
   const std::string address =
       config_.advertise.empty() ? listeners_.front()->bound() : config_.advertise;
+  if (config_.advertise.empty() &&
+      (address.starts_with("0.0.0.0:") || address.starts_with("[::]:"))) {
+    spdlog::warn(
+        "listen binds {}: standbys would name that as the leader's address; set advertise to an "
+        "address clients can reach (docs/high-availability.md)",
+        address);
+  }
   lease_holder_ = MakeLeaseHolder();
   auto lease = std::make_unique<PostgresLease>(config_.store.url, lease_holder_, address,
                                                config_.store.lease);
