@@ -416,6 +416,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   top.String("listen", &out->listen);
   top.String("unix_socket", &out->unix_socket);
   top.String("metrics_listen", &out->metrics_listen);
+  top.String("advertise", &out->advertise);
   top.String("data_dir", &out->data_dir);
   top.String("log_level", &out->log_level);
 
@@ -425,6 +426,8 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   store.Dur("fsync_interval", &out->store.fsync_interval);
   store.Size("journal_bytes", &out->store.journal_bytes);
   store.String("url", &out->store.url);
+  store.Dur("lease", &out->store.lease);
+  store.Dur("renew", &out->store.renew);
   store.Finish();
 
   MapReader auth = Section(top, problems, "auth");

@@ -44,6 +44,11 @@ struct StoreConfig {
   // postgres: the libpq URI of the database (postgresql://...). It may
   // hold a password: logs and messages show it masked (MaskPostgresUrl).
   std::string url;
+  // postgres: the leader's lease (docs/high-availability.md). It lasts
+  // `lease` past its last renewal (by the database's clock) and is renewed
+  // every `renew`; a standby looks for a free lease as often.
+  Duration lease{4000};
+  Duration renew{1000};
 
   bool operator==(const StoreConfig&) const = default;
 };
@@ -189,6 +194,9 @@ struct Config {
   std::string listen = "127.0.0.1:7878";
   std::string unix_socket;     // empty: no Unix socket
   std::string metrics_listen;  // empty: no HTTP endpoint
+  // What a standby names as the leader's address when this pincerd leads
+  // (postgres store); empty: the address `listen` bound.
+  std::string advertise;
   std::string data_dir = "./var/pincer";
   StoreConfig store;
   AuthConfig auth;

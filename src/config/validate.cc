@@ -164,6 +164,7 @@ void ShortEnough(Problems& p, const std::string& path, Duration d,
 void CheckRanges(Problems& p, const Config& c) {
   constexpr long long kMillion = 1000000;
   ShortEnough(p, "store.fsync_interval", c.store.fsync_interval);
+  ShortEnough(p, "store.lease", c.store.lease);
   SizeWithin(p, "store.journal_bytes", c.store.journal_bytes, 0, std::size_t{1} << 40);
   ShortEnough(p, "routing.affinity_wait", c.routing.affinity_wait);
   const OutlierConfig& outlier = c.routing.outlier;
@@ -268,6 +269,13 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
                !c.store.url.starts_with("postgres://")) {
       p.Add("store.url", "must be a URI starting with postgresql:// or postgres://");
     }
+    Positive(p, "store.lease", c.store.lease);
+    Positive(p, "store.renew", c.store.renew);
+    if (c.store.renew >= c.store.lease) {
+      p.Add("store.renew", "must be shorter than store.lease (" + FormatDuration(c.store.lease) +
+                               "): the lease would lapse between renewals");
+    }
+    if (!c.advertise.empty()) Address(p, "advertise", c.advertise);
   } else if (!c.store.url.empty()) {
     p.Add("store.url", "applies only to store.kind postgres (store.kind is " +
                            std::string(ConfigName(c.store.kind)) + ")");

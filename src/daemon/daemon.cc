@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "dashboard/dashboard.h"
+#include "store/postgres_store.h"
 #include "tls/tls_context.h"
 
 namespace pincer {
@@ -62,18 +63,7 @@ Status Daemon::Start() {
   if (!store_) return error;
   dispatcher_ = std::make_unique<Dispatcher>(config_, *store_, clock_, *this);
 
-  std::size_t recovered = 0;
-  Status st = store_->Recover([&](TaskRecord&& rec) {
-    dispatcher_->Restore(std::move(rec));
-    ++recovered;
-  });
-  if (!st.ok()) return st;
-  if (recovered) {
-    spdlog::info("recovered {} tasks ({} queued)", recovered, dispatcher_->stats().queued);
-  }
-
   metrics_ = std::make_unique<Metrics>(io_, *dispatcher_);
-  dispatcher_->set_observer(metrics_.get());
 
   ClientApi::Hooks hooks;
   hooks.reload = [this](ClientApi::ReloadDone done) { Reload(std::move(done)); };
@@ -118,11 +108,21 @@ Status Daemon::Start() {
   };
   session_hooks.closed = [this](ConnId conn, Role role) { OnClosed(conn, role); };
   session_hooks.held = [this](ConnId conn) { return gate_.Held(conn); };
+  session_hooks.standby = [this](std::string& leader) {
+    if (standby_) leader = leader_address_;
+    return standby_;
+  };
   sessions_ = std::make_unique<PeerSessions>(io_, config_, clock_, *dispatcher_, *api_, *this,
                                              std::move(session_hooks));
+  // Listening before the recovery: nothing is read from a connection
+  // before the loop runs, and a standby's address is known from the start.
   if (Status s = Listen(config_.listen); !s.ok()) return s;
   if (!config_.unix_socket.empty()) {
     if (Status s = Listen("unix:" + config_.unix_socket); !s.ok()) return s;
+  }
+  if (Status s = AskForLease(); !s.ok()) return s;
+  if (!standby_) {
+    if (Status s = Recover(); !s.ok()) return s;
   }
   if (!options_.address_file.empty()) {
     // Written whole under a temporary name, so a reader never sees half.
@@ -130,24 +130,142 @@ Status Daemon::Start() {
     std::ofstream(tmp) << listeners_.front()->bound() << "\n";
     std::rename(tmp.c_str(), options_.address_file.c_str());
   }
-  StartSupervisor();
   if (!config_.metrics_listen.empty()) {
     if (Status s = metrics_->Serve(config_.metrics_listen); !s.ok()) return s;
   }
   WatchSignals();
   ScheduleFlush();  // arms the deadline timer
-  metrics_->set_ready(true);
   notifier_ = std::make_unique<SystemdNotifier>(io_, [this] {
+    if (standby_) {
+      return "standby; the leader is at " +
+             (leader_address_.empty() ? std::string("(unknown)") : leader_address_);
+    }
     const DispatcherStats& s = dispatcher_->stats();
     return fmt::format("{} workers, {} queued, {} running", dispatcher_->workers().size(), s.queued,
                        s.running);
   });
+  // A standby is up too (it answers hellos); /healthz says 503 until it leads.
   notifier_->Ready();
+  if (!standby_) StartLeading();
   return Status::Ok();
+}
+
+Status Daemon::Recover() {
+  std::size_t recovered = 0;
+  Status st = Recover(recovered);
+  // A standby's connection may have gone stale while it waited: when the
+  // first query failed (nothing was read yet), connect once more.
+  if (!st.ok() && st.code() == "store_unavailable" && recovered == 0) {
+    spdlog::warn("recovery: {}; trying once more", st.message());
+    st = Recover(recovered);
+  }
+  return st;
+}
+
+Status Daemon::Recover(std::size_t& recovered) {
+  // The counters start from what the store holds, not from its replay.
+  dispatcher_->set_observer(nullptr);
+  Status st = store_->Recover([&](TaskRecord&& rec) {
+    dispatcher_->Restore(std::move(rec));
+    ++recovered;
+  });
+  dispatcher_->set_observer(metrics_.get());
+  if (!st.ok()) return st;
+  if (recovered) {
+    spdlog::info("recovered {} tasks ({} queued)", recovered, dispatcher_->stats().queued);
+  }
+  return Status::Ok();
+}
+
+void Daemon::StartLeading() {
+  StartSupervisor();
+  metrics_->set_ready(true);
+  ScheduleFlush();
+}
+
+Status Daemon::AskForLease() {
+  if (config_.store.kind != StoreKind::kPostgres) return Status::Ok();
+  const std::string address =
+      config_.advertise.empty() ? listeners_.front()->bound() : config_.advertise;
+  if (config_.advertise.empty() &&
+      (address.starts_with("0.0.0.0:") || address.starts_with("[::]:"))) {
+    spdlog::warn(
+        "listen binds {}: standbys would name that as the leader's address; set advertise to an "
+        "address clients can reach (docs/high-availability.md)",
+        address);
+  }
+  lease_holder_ = MakeLeaseHolder();
+  auto lease = std::make_unique<PostgresLease>(config_.store.url, lease_holder_, address,
+                                               config_.store.lease);
+  PostgresLease::View view;
+  lease_asked_at_ = std::chrono::steady_clock::now();
+  if (Status st = lease->Acquire(view); !st.ok()) return st;
+  lease_epoch_ = view.epoch;
+  standby_ = view.epoch == 0;
+  leader_address_ = view.leader;
+  if (standby_) {
+    spdlog::info("standby: another pincerd leads{}{}; taking over when its lease runs out",
+                 view.leader.empty() ? "" : " at ", view.leader);
+  } else {
+    static_cast<PostgresStore&>(*store_).SetFence(lease_holder_, view.epoch);
+    spdlog::info("leading: lease taken (epoch {}), advertised as {}", view.epoch, address);
+  }
+  LeaseKeeper::Hooks hooks;
+  hooks.acquired = [this](int64_t epoch) { OnLeaseAcquired(epoch); };
+  hooks.leader = [this](const std::string& leader) {
+    if (!standby_) return;
+    leader_address_ = leader;
+    spdlog::info("standby: the leader is {}", leader.empty() ? "not known" : "at " + leader);
+  };
+  hooks.lost = [this](const Status& why) { StepDown(why); };
+  lease_keeper_ = std::make_unique<LeaseKeeper>(io_, std::move(lease), config_.store.lease,
+                                                config_.store.renew, std::move(hooks));
+  // Renewing from now on: a recovery longer than the lease keeps it.
+  lease_keeper_->Start(lease_epoch_, lease_asked_at_);
+  return Status::Ok();
+}
+
+void Daemon::OnLeaseAcquired(int64_t epoch) {
+  if (stopping_.on || io_.stopped()) return;
+  static_cast<PostgresStore&>(*store_).SetFence(lease_holder_, epoch);
+  spdlog::info("leading: lease taken (epoch {}); recovering the tasks from the database", epoch);
+  if (Status st = Recover(); !st.ok()) {
+    // Another pincerd (or this one, restarted) tries again.
+    StepDown(Status(st.code(), "cannot recover after taking the lease: " + st.message()));
+    return;
+  }
+  standby_ = false;
+  leader_address_.clear();
+  StartLeading();
+}
+
+void Daemon::StepDown(const Status& why) {
+  if (io_.stopped()) return;
+  spdlog::critical("stepping down: {}; closing every connection and exiting with code {}",
+                   why.message(), kSteppedDownExitCode);
+  exit_code_ = kSteppedDownExitCode;
+  metrics_->set_ready(false);
+  // Nothing more goes out: answers held for the store are dropped unsent
+  // (their writes never committed), connections close without a flush.
+  std::vector<std::shared_ptr<Connection>> conns;
+  if (sessions_) {
+    sessions_->ForEach([&](ConnId, PeerSessions::Peer& peer) { conns.push_back(peer.conn); });
+  }
+  for (auto& l : listeners_) l->Close();
+  if (stopping_.drain_timer) stopping_.drain_timer->cancel();
+  if (store_retry_timer_) store_retry_timer_->cancel();
+  signals_.cancel();
+  timer_.cancel();
+  linger_timer_.cancel();
+  io_.stop();
+  for (auto& conn : conns) conn->Close();
 }
 
 int Daemon::Run() {
   io_.run();
+  // A clean stop lets the lease go: a standby need not wait for it to run
+  // out. (Stepped down: it is not ours.)
+  if (lease_keeper_ && exit_code_ == 0) lease_keeper_->Release();
   return exit_code_;
 }
 
@@ -344,6 +462,7 @@ void Daemon::StartWrite() {
 void Daemon::OnWritten(std::unique_ptr<StoreBatch> batch, const Status& st) {
   const uint64_t last_take = flights_.front();
   flights_.pop_front();
+  if (st.code() == "lease_lost") return StepDown(st);  // nothing of it was written
   if (st.ok()) {
     if (!store_status_.ok()) {
       spdlog::info("store commits again; accepting submits");

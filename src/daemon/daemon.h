@@ -24,6 +24,7 @@
 #include "core/dispatcher.h"
 #include "daemon/answer_gate.h"
 #include "daemon/data_dir_lock.h"
+#include "daemon/lease_keeper.h"
 #include "daemon/notify.h"
 #include "daemon/peer_session.h"
 #include "daemon/store_writer.h"
@@ -33,6 +34,11 @@
 #include "supervisor/supervisor_service.h"
 
 namespace pincer {
+
+// pincerd's exit code when it stepped down: it lost the lease of a
+// postgres store (docs/high-availability.md). A restart (systemd's
+// Restart=always) brings it back as a standby.
+inline constexpr int kSteppedDownExitCode = 4;
 
 struct DaemonOptions {
   std::string config_path;   // "" = built-in defaults, no reload
@@ -114,6 +120,21 @@ class Daemon final : public Outbox {
   // Writes the lines appended for workers this turn.
   void FlushWorkers();
 
+  // ---- daemon.cc: leading (docs/high-availability.md) ----
+  // Loads the stored tasks into the dispatcher.
+  Status Recover();
+  Status Recover(std::size_t& recovered);
+  // With the postgres store: asks for the lease (once, now); standby_ says
+  // whether it was taken. Then the keeper goes on from there.
+  Status AskForLease();
+  // The keeper took the lease: recover, then serve.
+  void OnLeaseAcquired(int64_t epoch);
+  // The lease is gone (or a write was fenced off): stop serving at once,
+  // answer nothing more, exit kSteppedDownExitCode.
+  void StepDown(const Status& why);
+  // What a leader serves beyond hellos (the pools) and says it is ready.
+  void StartLeading();
+
   // ---- lifecycle.cc ----
   void WatchSignals();
   void StartReload(std::vector<ReloadDone> waiting);
@@ -173,6 +194,13 @@ class Daemon final : public Outbox {
     std::vector<ReloadDone> next;
     std::thread thread;
   } reloads_;
+  // The postgres store's lease; null with other stores.
+  std::unique_ptr<LeaseKeeper> lease_keeper_;
+  std::string lease_holder_;
+  int64_t lease_epoch_ = 0;  // the lease taken at start (0: none)
+  std::chrono::steady_clock::time_point lease_asked_at_;
+  bool standby_ = false;        // waiting for the lease: hellos get not_leader
+  std::string leader_address_;  // while standby_: the leader's, "" unknown
   // Declared last: destroyed first, killing its children while the rest still exists.
   std::unique_ptr<SupervisorService> supervisor_;
   int exit_code_ = 0;

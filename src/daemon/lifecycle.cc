@@ -84,9 +84,11 @@ Status Daemon::ApplyConfig(ConfigResult loaded) {
   // What needs a restart to change is kept, and said so.
   if (next.listen != config_.listen || next.unix_socket != config_.unix_socket ||
       next.metrics_listen != config_.metrics_listen || next.data_dir != config_.data_dir ||
-      next.store != config_.store) {
+      next.store != config_.store || next.advertise != config_.advertise) {
     spdlog::warn(
-        "reload: listen, unix_socket, metrics_listen, data_dir and store apply at the next start");
+        "reload: listen, unix_socket, metrics_listen, data_dir, store and advertise apply at the "
+        "next start");
+    next.advertise = config_.advertise;
     next.listen = config_.listen;
     next.unix_socket = config_.unix_socket;
     next.metrics_listen = config_.metrics_listen;

@@ -113,8 +113,8 @@ int main(int argc, char** argv) {
   asio::io_context io(1);
   pincer::Daemon daemon(io, std::move(config), {config_path, address_file});
   if (pincer::Status st = daemon.Start(); !st.ok()) {
-    // Another pincerd has the data_dir, or the postgres store's tables.
-    if (st.code() == "data_dir_in_use" || st.code() == "store_in_use") {
+    // Another pincerd has the data_dir.
+    if (st.code() == "data_dir_in_use") {
       spdlog::critical("{}", st.message());
       return pincer::DataDirLock::kInUseExitCode;
     }

@@ -154,6 +154,16 @@ void PeerSessions::OnClientMessage(Peer& peer, const Message& msg) {
 
 void PeerSessions::OnHello(Peer& peer, const Hello& hello) {
   const ConnId id = peer.conn->id();
+  if (std::string leader; hooks_.standby && hooks_.standby(leader)) {
+    spdlog::debug("connection #{} refused: not_leader (leader: {})", id,
+                  leader.empty() ? "unknown" : leader);
+    peer.conn->out().append(EncodeNotLeader(
+        leader.empty() ? "this pincerd is a standby; the leader is not known"
+                       : "this pincerd is a standby; the leader serves on " + leader,
+        leader));
+    peer.conn->CloseAfterFlush();
+    return;
+  }
   if (hello.proto != kProtocolVersion) {
     return RefuseAndClose(
         peer, "bad_hello",

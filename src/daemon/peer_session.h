@@ -65,6 +65,9 @@ class PeerSessions final : public Connection::Handler {
     // What pincerd holds for `conn` besides its connection's buffers
     // (answers waiting for the store).
     std::function<std::size_t(ConnId)> held;
+    // True while this pincerd is a standby (docs/high-availability.md):
+    // every hello is answered not_leader, naming `leader` when it is known.
+    std::function<bool(std::string& leader)> standby;
   };
 
   // The longest line accepted before a connection's hello (a hello is

@@ -102,6 +102,17 @@ std::string EncodeError(std::string_view code, std::string_view message,
   return out;
 }
 
+std::string EncodeNotLeader(std::string_view message, std::string_view leader) {
+  std::string out = R"({"type":"error","code":"not_leader","message":)";
+  AppendJsonString(out, message);
+  if (!leader.empty()) {
+    out.append(R"(,"leader":)"sv);
+    AppendJsonString(out, leader);
+  }
+  out.append("}\n"sv);
+  return out;
+}
+
 std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_json_depth) {
   std::string out = R"({"type":"welcome","id":)";
   AppendJsonString(out, id);

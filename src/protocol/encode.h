@@ -85,6 +85,9 @@ void AppendProgress(std::string& out, const ProgressLine& p);
 
 std::string EncodeError(std::string_view code, std::string_view message,
                         std::optional<int64_t> req = std::nullopt);
+// A standby's answer to a hello: error not_leader, with `leader` (the
+// leader's address) unless it is empty (not known).
+std::string EncodeNotLeader(std::string_view message, std::string_view leader);
 // `max_json_depth`: limits.max_json_depth, for peers to bound what they send.
 std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_json_depth);
 // An error about one task sent to a worker: it names the task (`id`) and,

@@ -10,6 +10,7 @@ std::unique_ptr<Store> OpenStore(const Config& config, Status& error) {
   if (config.store.kind == StoreKind::kPostgres) {
     PostgresStoreOptions options;
     options.url = config.store.url;
+    options.lease = config.store.lease;
     return PostgresStore::Open(options, error);
   }
   // Stateless; only paces fsync: interval, so one shared instance will do.

@@ -58,6 +58,31 @@ CREATE TABLE pincer_ids (
 )sql",
     // 2: subtasks (docs/protocol.md): the task whose worker submitted this one.
     "ALTER TABLE pincer_tasks ADD COLUMN parent bigint;  -- NULL = none",
+    // 3: the leader's lease (docs/high-availability.md), one row. Times are
+    // the database's own (now()), never a host's. pincer_fence extends the
+    // lease of its holder and epoch, and aborts the transaction it runs in
+    // (SQLSTATE PCR01) when that is no longer the lease: every write of a
+    // leader begins with it.
+    R"sql(
+CREATE TABLE pincer_lease (
+  id         integer PRIMARY KEY CHECK (id = 1),
+  holder     text,                  -- the leading pincerd; NULL = none yet
+  address    text,                  -- where it serves (its `advertise`)
+  epoch      bigint NOT NULL,       -- bumped at every takeover
+  expires_at timestamptz NOT NULL
+);
+INSERT INTO pincer_lease (id, holder, address, epoch, expires_at) VALUES (1, NULL, NULL, 0, '-infinity');
+CREATE FUNCTION pincer_fence(want_holder text, want_epoch bigint, lease_ms bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE pincer_lease SET expires_at = now() + lease_ms * interval '1 millisecond'
+    WHERE id = 1 AND holder = want_holder AND epoch = want_epoch AND expires_at > now();
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'the lease of epoch % is lost', want_epoch USING ERRCODE = 'PCR01';
+  END IF;
+  RETURN true;
+END $$;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -117,6 +142,23 @@ constexpr const char* kSetIds = R"sql(
 INSERT INTO pincer_ids (name, value) VALUES ('tasks', $1::bigint), ('workers', $2::bigint)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value
 )sql";
+
+// The same, fenced: pincer_fence runs for each row, in the statement's
+// transaction.
+constexpr const char* kSetIdsFenced = R"sql(
+INSERT INTO pincer_ids (name, value)
+SELECT n, v FROM (VALUES ('tasks', $1::bigint), ('workers', $2::bigint)) AS x(n, v)
+WHERE pincer_fence($3, $4, $5)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value
+)sql";
+
+constexpr const char* kFence = "SELECT pincer_fence($1, $2, $3)";
+
+// pincer_fence's error: this pincerd's lease is gone.
+bool LeaseLost(const PGresult* r) {
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  return state && std::string_view(state) == "PCR01";
+}
 
 // One column of a batch as a PostgreSQL array literal, element by element.
 // Every text element is quoted (so "", "NULL" and spaces need no care);
@@ -325,6 +367,17 @@ Status PostgresStore::Fail(const std::string& what, const char* reason) const {
                                                          : "not connected"));
 }
 
+Status PostgresStore::LostLease(const char* reason) const {
+  return Status("lease_lost",
+                "this pincerd no longer holds the lease in " + shown_url_ + ": " + Trimmed(reason));
+}
+
+void PostgresStore::SetFence(const std::string& holder, int64_t epoch) {
+  std::lock_guard lock(mu_);
+  fence_holder_ = holder;
+  fence_epoch_ = epoch;
+}
+
 void PostgresStore::Disconnect() {
   if (conn_) PQfinish(conn_);
   conn_ = nullptr;
@@ -374,12 +427,23 @@ Status PostgresStore::Connect() {
     return st;
   }
   Status st = Migrate();
-  if (st.ok()) st = Lock();
+  if (st.ok() && options_.lease.count() > 0) {
+    // A leader stopped in the middle of a transaction (SIGSTOP, a lost
+    // network) holds the lease row: the server ends that transaction once
+    // it has waited a lease, so a standby can take over.
+    const std::string set =
+        "SET idle_in_transaction_session_timeout = " + std::to_string(options_.lease.count());
+    PGresult* t = PQexec(conn_, set.c_str());
+    if (PQresultStatus(t) != PGRES_COMMAND_OK) st = Fail("cannot use", PQresultErrorMessage(t));
+    PQclear(t);
+  }
   if (st.ok()) {
     for (auto [name, sql, n] :
          {std::tuple{"pincer_insert", kInsert, kInsertParams},
           std::tuple{"pincer_update", kUpdate, kUpdateParams},
-          std::tuple{"pincer_erase", kErase, 1}, std::tuple{"pincer_set_ids", kSetIds, 2}}) {
+          std::tuple{"pincer_erase", kErase, 1}, std::tuple{"pincer_set_ids", kSetIds, 2},
+          std::tuple{"pincer_set_ids_fenced", kSetIdsFenced, 5},
+          std::tuple{"pincer_fence", kFence, 3}}) {
       PGresult* p = PQprepare(conn_, name, sql, n, nullptr);
       const bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
       if (!ok)
@@ -442,26 +506,6 @@ Status PostgresStore::Migrate() {
     if (Status st = exec(set.c_str()); !st.ok()) return rollback(st);
   }
   return exec("COMMIT");
-}
-
-Status PostgresStore::Lock() {
-  // Keyed on the tasks table, so pincers on tables of their own (another
-  // schema or database) do not lock each other out. A pincerd that just
-  // died lets go a moment later: wait for that, not longer.
-  const std::string sql =
-      "SET lock_timeout = " + std::to_string(options_.lock_wait.count()) +
-      "; SELECT pg_advisory_lock('pincer_tasks'::regclass::oid::bigint); SET lock_timeout = 0";
-  PGresult* r = PQexec(conn_, sql.c_str());
-  const ExecStatusType s = PQresultStatus(r);
-  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  const bool timed_out = state && std::string_view(state) == "55P03";  // lock_not_available
-  const std::string reason = Trimmed(PQresultErrorMessage(r));
-  PQclear(r);
-  if (timed_out) {
-    return Status("store_in_use", "another pincerd is using " + shown_url_);
-  }
-  if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) return Fail("cannot lock", reason.c_str());
-  return Status::Ok();
 }
 
 // ------------------------------------------------------------ recovery
@@ -609,11 +653,17 @@ Status PostgresStore::Commit() {
 Status PostgresStore::Apply(const std::string& encoded) {
   if (Status st = Connect(); !st.ok()) return st;
   // An empty batch (the store retry) checks the server answers.
+  const std::string epoch = std::to_string(fence_epoch_);
+  const std::string lease_ms = std::to_string(options_.lease.count());
+  const char* fence_values[3] = {fence_holder_.c_str(), epoch.c_str(), lease_ms.c_str()};
+  const bool fenced = fence_epoch_ > 0;
   if (encoded.empty()) {
-    PGresult* r = PQexec(conn_, "SELECT 1");
-    Status st = PQresultStatus(r) == PGRES_TUPLES_OK
-                    ? Status::Ok()
-                    : Fail("cannot write to", PQresultErrorMessage(r));
+    PGresult* r = fenced
+                      ? PQexecPrepared(conn_, "pincer_fence", 3, fence_values, nullptr, nullptr, 0)
+                      : PQexec(conn_, "SELECT 1");
+    Status st = PQresultStatus(r) == PGRES_TUPLES_OK ? Status::Ok()
+                : LeaseLost(r)                       ? LostLease(PQresultErrorMessage(r))
+                               : Fail("cannot write to", PQresultErrorMessage(r));
     PQclear(r);
     if (!st.ok()) Disconnect();
     return st;
@@ -722,6 +772,8 @@ Status PostgresStore::Apply(const std::string& encoded) {
     sent += queued;
   };
   sql("BEGIN");
+  // The fence first: a former leader's transaction stops here.
+  if (fenced) prepared("pincer_fence", 3, fence_values);
   if (any_erase) prepared("pincer_erase", 1, erase_values);
   if (any_insert) prepared("pincer_insert", kInsertParams, insert_values.data());
   if (any_update) prepared("pincer_update", kUpdateParams, update_values.data());
@@ -734,7 +786,10 @@ Status PostgresStore::Apply(const std::string& encoded) {
   // transaction if it still runs.
   for (int i = 0; i < sent && st.ok(); ++i) {
     PGresult* r = PQgetResult(conn_);
-    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+    const ExecStatusType want = fenced && i == 1 ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+    if (LeaseLost(r)) {
+      st = LostLease(PQresultErrorMessage(r));
+    } else if (!r || PQresultStatus(r) != want) {
       st = Fail("cannot write to", r ? PQresultErrorMessage(r) : nullptr);
     }
     PQclear(r);
@@ -759,11 +814,16 @@ Status PostgresStore::ReserveIds(const IdMarks& marks) {
   std::lock_guard lock(mu_);
   if (Status st = Connect(); !st.ok()) return st;
   const std::string tasks = std::to_string(marks.tasks), workers = std::to_string(marks.workers);
-  const char* values[] = {tasks.c_str(), workers.c_str()};
-  PGresult* r = PQexecPrepared(conn_, "pincer_set_ids", 2, values, nullptr, nullptr, 0);
-  Status st = PQresultStatus(r) == PGRES_COMMAND_OK
-                  ? Status::Ok()
-                  : Fail("cannot write to", PQresultErrorMessage(r));
+  const std::string epoch = std::to_string(fence_epoch_);
+  const std::string lease_ms = std::to_string(options_.lease.count());
+  const char* values[] = {tasks.c_str(), workers.c_str(), fence_holder_.c_str(), epoch.c_str(),
+                          lease_ms.c_str()};
+  const bool fenced = fence_epoch_ > 0;
+  PGresult* r = PQexecPrepared(conn_, fenced ? "pincer_set_ids_fenced" : "pincer_set_ids",
+                               fenced ? 5 : 2, values, nullptr, nullptr, 0);
+  Status st = PQresultStatus(r) == PGRES_COMMAND_OK ? Status::Ok()
+              : LeaseLost(r)                        ? LostLease(PQresultErrorMessage(r))
+                             : Fail("cannot write to", PQresultErrorMessage(r));
   PQclear(r);
   if (!st.ok()) {
     Disconnect();

@@ -12,17 +12,19 @@
 // in one transaction: the erases, one INSERT ... ON CONFLICT and one UPDATE,
 // each a single statement over arrays of the batch's rows, sent in one
 // round trip (libpq pipeline mode). The batch is durable when its COMMIT
-// returns (how durable is the server's synchronous_commit). A later
-// version fences that transaction with a lease epoch: it is the one place
-// every write goes through.
+// returns (how durable is the server's synchronous_commit).
+//
+// Fencing (docs/high-availability.md): once SetFence has named this
+// pincerd's lease (store/postgres_lease.h), every write begins with
+// pincer_fence, in its own transaction: a write of a pincerd whose lease
+// is gone changes nothing and fails with `lease_lost`.
 //
 // One connection, guarded by a mutex: Write runs on the daemon's writer
 // thread, Recover, Commit and ReserveIds on the loop (store.h). A
 // connection that broke is dropped; the next call connects again.
 //
-// While it is open the store holds a session advisory lock keyed on its
-// tasks table: a second pincerd on the same tables refuses to start
-// (`store_in_use`), as a second one on a data_dir does.
+// Several pincerd may open the same tables: the lease decides which one
+// writes.
 #pragma once
 
 #include <chrono>
@@ -41,9 +43,9 @@ namespace pincer {
 struct PostgresStoreOptions {
   // A libpq URI, postgresql://[user[:password]@][host][:port][/dbname][?param=value&...].
   std::string url;
-  // How long Open waits for the lock of a pincerd that just died (its
-  // server process lets go of it a moment after its connection closed).
-  std::chrono::milliseconds lock_wait{10000};
+  // store.lease: what pincer_fence extends the lease by; also how long
+  // the server lets a transaction of this store sit idle. 0: neither.
+  std::chrono::milliseconds lease{0};
 };
 
 // `url` with its password shown as "****" (in the user info and in a
@@ -52,11 +54,10 @@ std::string MaskPostgresUrl(std::string_view url);
 
 class PostgresStore final : public Store {
  public:
-  // Connects, creates or migrates the tables and takes the lock. Returns
-  // nullptr and sets `error` when the server cannot be reached
-  // (store_unavailable), holds tables of a newer pincer or not ours
-  // (store_corrupt), or another pincerd holds the lock (store_in_use); the
-  // message names the url, its password masked.
+  // Connects, creates or migrates the tables. Returns nullptr and sets
+  // `error` when the server cannot be reached (store_unavailable) or holds
+  // tables of a newer pincer or not ours (store_corrupt); the message
+  // names the url, its password masked.
   static std::unique_ptr<PostgresStore> Open(const PostgresStoreOptions& options, Status& error);
   ~PostgresStore() override;
   PostgresStore(const PostgresStore&) = delete;
@@ -77,6 +78,10 @@ class PostgresStore final : public Store {
   Status ReserveIds(const IdMarks& marks) override;
   bool dirty() const override { return !pending_.empty(); }
 
+  // Fences every later write with this lease (holder and epoch, as
+  // PostgresLease took it); epoch 0: writes are not fenced. Any thread.
+  void SetFence(const std::string& holder, int64_t epoch);
+
   // The url with its password masked.
   const std::string& shown_url() const { return shown_url_; }
 
@@ -91,13 +96,14 @@ class PostgresStore final : public Store {
   // session up, migrates the tables, takes the lock, prepares statements.
   Status Connect();
   Status Migrate();
-  Status Lock();
   // REQUIRES: mu_ held. Closes the connection (the next call connects).
   void Disconnect();
   // REQUIRES: mu_ held. Applies encoded changes in one transaction.
   Status Apply(const std::string& changes);
   // store_unavailable: "<what> <url>: <libpq's message>".
   Status Fail(const std::string& what, const char* reason = nullptr) const;
+  // lease_lost: the fence refused a write.
+  Status LostLease(const char* reason) const;
 
   PostgresStoreOptions options_;
   std::string shown_url_;
@@ -109,6 +115,8 @@ class PostgresStore final : public Store {
   // The connection (null: none; the next call connects).
   std::mutex mu_;
   pg_conn* conn_ = nullptr;
+  std::string fence_holder_;  // guarded by mu_
+  int64_t fence_epoch_ = 0;   // guarded by mu_
 };
 
 }  // namespace pincer

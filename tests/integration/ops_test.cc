@@ -323,7 +323,8 @@ TEST_F(OpsTest, ReloadOfRestartOnlyKeysWarnsAndKeepsThemUntilTheNextStart) {
   ASSERT_EQ(reload.exit_code, 0) << reload;
   EXPECT_TRUE(WaitFor([&] {
     return daemon_->ReadStderr().find(
-               "metrics_listen, data_dir and store apply at the next start") != std::string::npos;
+               "metrics_listen, data_dir, store and advertise apply at the next start") !=
+           std::string::npos;
   })) << daemon_->ReadStderr();
   // Still serving as before.
   EXPECT_EQ(Ctl({"submit", "--skill", "x"}).exit_code, 0);

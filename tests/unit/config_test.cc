@@ -609,6 +609,12 @@ const BadCase kBadCases[] = {
      "applies only to store.kind postgres (store.kind is memory)"},
     {"a.yaml", "store: { kind: postgres, url: 5 }", "store.url",
      "expected a string, got an integer"},
+    {"a.yaml", "store: { kind: postgres, url: \"postgresql://db/p\", lease: 2s, renew: 2s }",
+     "store.renew", "must be shorter than store.lease (2s)"},
+    {"a.yaml", "store: { kind: postgres, url: \"postgresql://db/p\", lease: 0s }", "store.lease",
+     "must be"},
+    {"a.yaml", "store: { kind: postgres, url: \"postgresql://db/p\" }\nadvertise: nowhere",
+     "advertise", "bad address"},
     // Duplicate keys.
     {"a.yaml", "tasks:\n  timeout: 5s\n  timeout: 6s\n", "tasks.timeout", "duplicate key"},
     {"a.json", R"({"pools": [{"name": "a", "command": ["x"], "name": "b"}]})", "pools[0].name",
