@@ -12,6 +12,11 @@ A handler's return value (any JSON-serializable value) is the task's output.
 Raising TaskError(msg, retryable=False) fails the task for good; any other
 exception fails this attempt and lets pincerd retry it.
 
+A handler may contract subtasks through pincerd on the worker's own
+connection: task.submit(payload, skills=[...]) gives a child's id (its
+parent is the running task), task.wait(child_id) its end, and
+task.submit_and_wait(...) both at once (docs/protocol.md, "Subtasks").
+
 A handler that calls a model can report what the attempt used with
 task.report_usage(input=120, output=40, cost=0.002, model="m"): it goes in
 the result's `usage` (ok or failed), which pincerd adds up per task.
@@ -20,6 +25,7 @@ the result's `usage` (ok or failed), which pincerd adds up per task.
 import json
 import logging
 import os
+import queue
 import random
 import select
 import signal
@@ -28,7 +34,7 @@ import ssl
 import threading
 import time
 
-__all__ = ["run_worker", "Worker", "Task", "TaskError"]
+__all__ = ["run_worker", "Worker", "Task", "TaskError", "TaskCancelled", "RequestError"]
 
 PROTO = 1
 DEFAULT_ADDR = "127.0.0.1:7878"
@@ -43,6 +49,33 @@ class TaskError(Exception):
     def __init__(self, message, retryable=True):
         super().__init__(message)
         self.retryable = retryable
+
+
+class TaskCancelled(Exception):
+    """Raised by a task's subtask calls (submit, wait, ...) when the task was
+    cancelled, timed out or lost with the connection while they waited."""
+
+
+class RequestError(Exception):
+    """pincerd refused a request a handler sent (an `error` answer): `code`
+    is its code (`unknown_task`, `not_found`, `invalid_request`, ...)."""
+
+    def __init__(self, code, message):
+        super().__init__("%s: %s" % (code, message))
+        self.code = code
+        self.message = message
+
+
+class _Call:
+    """A request a handler sent on the worker's connection: the reader puts
+    its answers (ok, error, progress, end) in `lines`."""
+
+    def __init__(self, req, task, waits_end):
+        self.req = req
+        self.task = task
+        self.waits_end = waits_end  # wait, watch, submit with wait: true
+        self.lines = queue.Queue()
+        self.ok = None  # the `ok` of a submit with wait: true
 
 
 class Task:
@@ -61,6 +94,15 @@ class Task:
         self.usage = None  # set by report_usage; sent with the result
         self._worker = worker
         self._conn = conn
+        self._calls = set()  # pending _Calls, woken when the task is cancelled
+        self._waits = {}  # child id -> the _Call of a wait that timed out here
+
+    def _cancel(self):
+        self.cancelled.set()
+        with self._worker._lock:
+            calls = list(self._calls)
+        for call in calls:
+            call.lines.put(None)
 
     def report_usage(self, input=0, output=0, total=None, cost=None, model=None):
         """Add tokens (and cost, model) this attempt used; sent with its
@@ -89,6 +131,94 @@ class Task:
         if not self.cancelled.is_set():
             self._conn.send({"type": "progress", "id": self.id, "attempt": self.attempt,
                              "data": data})
+
+
+    def request(self, msg, timeout=None, on_progress=None, waits_end=False):
+        """Sends a client request (a dict with its `type`) on the worker's
+        connection and returns its `ok` answer, or with waits_end its `end`.
+        Raises RequestError for an `error` answer, TaskCancelled when this
+        task is cancelled meanwhile, TimeoutError after `timeout` seconds."""
+        call = self._worker._send_call(self, msg, waits_end)
+        return self._await(call, timeout, on_progress)
+
+    def _await(self, call, timeout, on_progress):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                if self.cancelled.is_set():
+                    raise TaskCancelled("task %s was cancelled" % self.id)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError("no answer to %s within %ss" % (call.req, timeout))
+                try:
+                    line = call.lines.get(timeout=left)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    continue  # woken: cancelled (checked above)
+                kind = line.get("type")
+                if kind == "progress":
+                    if on_progress is not None:
+                        on_progress(line.get("data"))
+                elif kind == "error":
+                    self._worker._end_call(call)
+                    raise RequestError(line.get("code"), line.get("message"))
+                elif kind == "ok" and call.waits_end:
+                    call.ok = line
+                else:  # ok, or end
+                    self._worker._end_call(call)
+                    return line
+        except TimeoutError:
+            raise
+        except BaseException:
+            self._worker._end_call(call)
+            raise
+
+    def submit(self, payload=None, skills=(), wait=False, on_progress=None, **fields):
+        """Submits a child task (parent: this task) and returns its id; with
+        wait=True, waits and returns its end (a dict with `id`, `state`,
+        `output`, `error`, `attempts`, ...). `fields` are other submit
+        fields: priority, timeout, max_attempts, session, key, backoff."""
+        msg = {"type": "submit", "skills": list(skills), "payload": payload}
+        msg["parent"] = self.id
+        msg.update(fields)
+        if msg["parent"] is None:
+            del msg["parent"]
+        if wait:
+            msg["wait"] = True
+            return self.request(msg, on_progress=on_progress, waits_end=True)
+        return self.request(msg)["id"]
+
+    def submit_and_wait(self, payload=None, skills=(), on_progress=None, **fields):
+        """submit(..., wait=True): a child's end."""
+        return self.submit(payload, skills, wait=True, on_progress=on_progress, **fields)
+
+    def wait(self, task_id, timeout=None, on_progress=None):
+        """Waits for a task (a child, say) to end and returns its end: a dict
+        with `id`, `state` (succeeded, failed, cancelled, timed_out),
+        `output`, `error`, `attempts`, `errors`. on_progress(data) is called
+        with each progress it reports meanwhile. After a TimeoutError the
+        wait stays open: wait again for the same id to go on."""
+        call = self._waits.pop(task_id, None)
+        if call is None:
+            call = self._worker._send_call(self, {"type": "wait", "id": task_id}, True)
+        try:
+            return self._await(call, timeout, on_progress)
+        except TimeoutError:
+            self._waits[task_id] = call
+            raise
+
+    def status(self, task_id):
+        """The `status` of a task (a dict; see docs/protocol.md)."""
+        return self.request({"type": "status", "id": task_id})
+
+    def cancel_task(self, task_id):
+        """Cancels a task (a child, say)."""
+        return self.request({"type": "cancel", "id": task_id})
+
+    def workers(self):
+        """The daemon's `workers` answer."""
+        return self.request({"type": "workers"})
 
 
 def _json_depth_exceeds(value, limit):
@@ -272,6 +402,8 @@ class Worker:
         self._welcomed = False
         self._load = _Load()
         self._max_json_depth = 64  # the daemon's, from its welcome
+        self._calls = {}  # req -> _Call: handlers' requests on this connection
+        self._next_req = 0
 
     def stop(self):
         """Leaves the loop in run(); safe from signal handlers and other threads."""
@@ -378,6 +510,36 @@ class Worker:
             conn.send({"type": "heartbeat", "load": self._load.sample()})
             conn.closed.wait(interval)
 
+    def _send_call(self, task, msg, waits_end):
+        if task.cancelled.is_set():
+            raise TaskCancelled("task %s was cancelled" % task.id)
+        with self._lock:
+            self._next_req += 1
+            call = _Call(self._next_req, task, waits_end)
+            self._calls[call.req] = call
+            task._calls.add(call)
+        msg = dict(msg, req=call.req)
+        if not task._conn.send(msg):
+            self._end_call(call)
+            raise TaskCancelled("task %s: the connection to pincerd was lost" % task.id)
+        return call
+
+    def _end_call(self, call):
+        with self._lock:
+            self._calls.pop(call.req, None)
+            call.task._calls.discard(call)
+
+    def _on_answer(self, msg):
+        with self._lock:
+            call = self._calls.get(msg.get("req"))
+            if call is not None and (msg["type"] == "end" or msg["type"] == "error" or (
+                    msg["type"] == "ok" and not call.waits_end)):
+                del self._calls[call.req]  # its last line
+        if call is None:
+            log.debug("an answer to no pending request: %.200r", msg)
+            return
+        call.lines.put(msg)
+
     def _on_line(self, conn, line):
         try:
             msg = json.loads(line)
@@ -387,7 +549,13 @@ class Worker:
             # bad line like any other, never the end of the worker.
             log.warning("ignoring a bad line from the daemon: %.200r", line)
             return
-        if kind == "task":
+        if not isinstance(msg, dict):
+            return
+        if kind in ("ok", "error", "end", "progress") and "req" in msg:
+            # An answer to a handler's own request (docs/protocol.md,
+            # "Subtasks: client requests from a worker").
+            self._on_answer(msg)
+        elif kind == "task":
             self._on_task(conn, msg)
         elif kind == "cancel":
             tid = msg.get("id")
@@ -402,7 +570,7 @@ class Worker:
             if task:
                 log.info("task %s attempt %s %s", task.id, task.attempt,
                          msg.get("reason", "cancelled"))
-                task.cancelled.set()
+                task._cancel()
             elif not stopping and isinstance(tid, str):
                 # Not running here (its result crossed the cancel): stopped already.
                 conn.send({"type": "stopped", "id": tid, "attempt": msg.get("attempt", 1)})
@@ -488,9 +656,11 @@ class Worker:
         # next connection would be refused, so tell handlers to give up.
         with self._lock:
             tasks, self._running = list(self._running.values()), {}
+            tasks += list(self._stopping.values())
             self._stopping = {}
+            self._calls = {}  # their answers will not come: the connection is gone
         for task in tasks:
-            task.cancelled.set()
+            task._cancel()
 
 
 def run_worker(handler, skills=(), capacity=1, name=None, addr=None, token=None, labels=None,

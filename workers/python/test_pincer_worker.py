@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pincer_worker  # noqa: E402
-from pincer_worker import TaskError, Worker  # noqa: E402
+from pincer_worker import RequestError, TaskCancelled, TaskError, Worker  # noqa: E402
 
 
 class FakeDaemon:
@@ -94,6 +94,27 @@ def handler(task):
     if p == "wait-cancel":
         task.cancelled.wait(5)
         return "too late"
+    if p == "plan":
+        child = task.submit("part", skills=["leaf"], priority=2)
+        seen = []
+        end = task.wait(child, on_progress=seen.append)
+        both = task.submit_and_wait("part 2", skills=["leaf"])
+        return [child, end["output"], seen, both["output"]]
+    if p == "plan-refused":
+        try:
+            task.submit("x", parent="t0")
+        except RequestError as e:
+            return e.code
+    if p == "plan-cancelled":
+        try:
+            task.wait("t5")
+        except TaskCancelled:
+            return "woke"
+    if p == "plan-timeout":
+        try:
+            task.wait("t5", timeout=0.05)
+        except TimeoutError:
+            return task.wait("t5")["state"]
     if isinstance(p, str) and p.startswith("nest:"):
         out = []
         for _ in range(int(p[5:]) - 1):
@@ -212,6 +233,55 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual(first, {"type": "result", "id": "c", "ok": False,
                                  "error": "worker is at capacity (2)", "retryable": True})
         self.assertEqual({self.peer.recv()["id"], self.peer.recv()["id"]}, {"a", "b"})
+
+    def test_a_handler_submits_and_waits_for_children(self):
+        self.task("t1", "plan")
+        submit = self.peer.recv()
+        req = submit.pop("req")
+        self.assertEqual(submit, {"type": "submit", "skills": ["leaf"], "payload": "part",
+                                  "parent": "t1", "priority": 2})
+        # The daemon's own lines interleave with answers: still served.
+        self.task("t9", "between")
+        self.assertEqual(self.peer.recv()["output"], "between")
+        self.peer.send({"type": "ok", "req": req, "id": "t2", "existing": False})
+        wait = self.peer.recv()
+        self.assertEqual((wait["type"], wait["id"]), ("wait", "t2"))
+        self.assertNotEqual(wait["req"], req)
+        self.peer.send({"type": "progress", "req": wait["req"], "id": "t2", "attempt": 1,
+                        "data": {"step": 1}})
+        self.peer.send({"type": "end", "req": wait["req"], "id": "t2", "state": "succeeded",
+                        "output": "PART", "error": None, "attempts": 1})
+        both = self.peer.recv()
+        self.assertEqual((both["type"], both["wait"], both["parent"]), ("submit", True, "t1"))
+        self.peer.send({"type": "ok", "req": both["req"], "id": "t3", "existing": False})
+        self.peer.send({"type": "end", "req": both["req"], "id": "t3", "state": "succeeded",
+                        "output": "PART 2", "error": None, "attempts": 1})
+        self.assertEqual(self.peer.recv(), {"type": "result", "id": "t1", "attempt": 1, "ok": True,
+                                            "output": ["t2", "PART", [{"step": 1}], "PART 2"]})
+
+    def test_a_refused_request_raises_request_error(self):
+        self.task("t1", "plan-refused")
+        submit = self.peer.recv()
+        self.assertEqual(submit["parent"], "t0")
+        self.peer.send({"type": "error", "req": submit["req"], "code": "unknown_task",
+                        "message": "no task t0 runs on this worker"})
+        self.assertEqual(self.peer.recv()["output"], "unknown_task")
+
+    def test_a_cancel_wakes_a_pending_wait(self):
+        self.task("t1", "plan-cancelled")
+        self.assertEqual(self.peer.recv()["type"], "wait")
+        self.peer.send({"type": "cancel", "id": "t1", "attempt": 1, "reason": "cancelled"})
+        # The handler returned: its slot is free, and no result goes out.
+        self.assertEqual(self.peer.recv(), {"type": "stopped", "id": "t1", "attempt": 1})
+
+    def test_a_wait_that_timed_out_goes_on(self):
+        self.task("t1", "plan-timeout")
+        wait = self.peer.recv()
+        time.sleep(0.2)  # past the handler's 50 ms timeout: it waits again
+        self.peer.send({"type": "end", "req": wait["req"], "id": "t5", "state": "failed",
+                        "output": None, "error": "x", "attempts": 1})
+        # One wait request only (a second would be already_waiting).
+        self.assertEqual(self.peer.recv()["output"], "failed")
 
     def test_bad_lines_are_ignored(self):
         self.peer.send("not json")
