@@ -1,0 +1,376 @@
+// pincer-worker.js against an in-process fake daemon: node --test test/
+import assert from "node:assert/strict";
+import net from "node:net";
+import { afterEach, beforeEach, describe, test } from "node:test";
+import { RequestError, TaskCancelled, TaskError, Worker, WaitTimeout, jsonDepthExceeds, parseAddrs } from "../pincer-worker.js";
+
+const quiet = { info() {}, warn() {}, error() {} };
+
+/** Accepts worker connections on a loopback port and speaks lines. */
+class FakeDaemon {
+  static async start() {
+    const d = new FakeDaemon();
+    d.server = net.createServer((sock) => d._accepted(sock));
+    await new Promise((r) => d.server.listen(0, "127.0.0.1", r));
+    d.addr = `127.0.0.1:${d.server.address().port}`;
+    return d;
+  }
+
+  constructor() {
+    this.pending = [];
+    this.waiting = [];
+  }
+
+  _accepted(sock) {
+    const peer = new Peer(sock);
+    const w = this.waiting.shift();
+    if (w) w(peer);
+    else this.pending.push(peer);
+  }
+
+  /** The next connection, its hello read and answered with `welcome`. */
+  async accept(welcome = {}) {
+    const peer = this.pending.shift() ?? (await new Promise((r) => this.waiting.push(r)));
+    const hello = await peer.recv();
+    if (welcome !== null) peer.send({ type: "welcome", id: "w1", heartbeat_ms: 100, ...welcome });
+    return [peer, hello];
+  }
+
+  close() {
+    this.server.close();
+  }
+}
+
+class Peer {
+  constructor(sock) {
+    this.sock = sock;
+    this.lines = [];
+    this.readers = [];
+    this.closed = false;
+    let buf = "";
+    sock.setEncoding("utf8");
+    sock.on("data", (chunk) => {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        this._push(JSON.parse(buf.slice(0, nl)));
+        buf = buf.slice(nl + 1);
+      }
+    });
+    sock.on("close", () => {
+      this.closed = true;
+      this._push(null);
+    });
+    sock.on("error", () => {});
+  }
+
+  _push(msg) {
+    this.lines.push(msg);
+    while (this.readers.length && this.lines.length) this.readers.shift()();
+  }
+
+  send(msg) {
+    this.sock.write((typeof msg === "string" ? msg : JSON.stringify(msg)) + "\n");
+  }
+
+  /** The worker's next line (heartbeats skipped unless asked); null once it closed. */
+  async recv({ heartbeats = false } = {}) {
+    for (;;) {
+      if (!this.lines.length) await new Promise((r) => this.readers.push(r));
+      const msg = this.lines.shift();
+      if (msg === null) {
+        this.lines.unshift(null);
+        return null;
+      }
+      if (heartbeats || msg.type !== "heartbeat") return msg;
+    }
+  }
+
+  close() {
+    this.sock.destroy();
+  }
+}
+
+async function handler(task) {
+  const p = task.payload;
+  if (p === "boom") throw new Error("boom");
+  if (p === "permanent") throw new TaskError("bad payload", { retryable: false });
+  if (p === "bigint") return 1n;
+  if (p === "progress") {
+    task.progress({ step: 1 });
+    return "done";
+  }
+  if (p === "usage") {
+    task.reportUsage({ input: 100, output: 20, cost: 0.5, model: "m1" });
+    return "counted";
+  }
+  if (p === "wait-cancel") {
+    await new Promise((r) => task.signal.addEventListener("abort", r));
+    return "too late";
+  }
+  if (p === "plan") {
+    const child = await task.submit("part", { skills: ["leaf"], priority: 2 });
+    const seen = [];
+    const end = await task.wait(child, { onProgress: (d) => seen.push(d) });
+    const both = await task.submitAndWait("part 2", { skills: ["leaf"] });
+    return [child, end.output, seen, both.output];
+  }
+  if (p === "plan-refused") {
+    try {
+      await task.submit("x", { parent: "t0" });
+    } catch (e) {
+      if (e instanceof RequestError) return e.code;
+      throw e;
+    }
+  }
+  if (p === "plan-cancelled") {
+    try {
+      await task.wait("t5");
+    } catch (e) {
+      if (e instanceof TaskCancelled) return "woke";
+      throw e;
+    }
+  }
+  if (p === "plan-timeout") {
+    try {
+      await task.wait("t5", { timeout: 20 });
+    } catch (e) {
+      if (!(e instanceof WaitTimeout)) throw e;
+      return (await task.wait("t5")).state;
+    }
+  }
+  if (typeof p === "string" && p.startsWith("nest:")) {
+    let out = [];
+    for (let i = 1; i < Number(p.slice(5)); i++) out = [out];
+    return out;
+  }
+  if (typeof p === "string" && p.startsWith("hold:")) {
+    await new Promise((r) => setTimeout(r, Number(p.slice(5))));
+    return p;
+  }
+  return p;
+}
+
+describe("worker against a fake daemon", () => {
+  let daemon, worker, done, peer, hello;
+  const task = (id, payload) =>
+    peer.send({ type: "task", id, skills: ["echo"], payload, attempt: 1, session: null, deadline_ms: null });
+
+  beforeEach(async () => {
+    daemon = await FakeDaemon.start();
+    worker = new Worker(handler, {
+      skills: ["echo"], capacity: 2, name: "node-test", addr: daemon.addr, token: "tok",
+      labels: { k: "v" }, logger: quiet,
+    });
+    done = worker.run();
+    [peer, hello] = await daemon.accept();
+  });
+
+  afterEach(async () => {
+    worker.stop();
+    await done;
+    peer.close();
+    daemon.close();
+  });
+
+  test("hello", () => {
+    assert.deepEqual(hello, {
+      type: "hello", role: "worker", proto: 1, token: "tok", name: "node-test", skills: ["echo"],
+      capacity: 2, confirms_stop: true, labels: { k: "v" },
+    });
+  });
+
+  test("heartbeats at the daemon's interval, with load", async () => {
+    const beat = await peer.recv({ heartbeats: true });
+    assert.equal(beat.type, "heartbeat");
+    assert.ok(beat.load.rss_bytes > 0);
+    assert.equal((await peer.recv({ heartbeats: true })).type, "heartbeat");
+  });
+
+  test("success, failures, usage", async () => {
+    task("t1", { a: [1, 2] });
+    assert.deepEqual(await peer.recv(), { type: "result", id: "t1", attempt: 1, ok: true, output: { a: [1, 2] } });
+    task("t2", "boom");
+    assert.deepEqual(await peer.recv(), {
+      type: "result", id: "t2", attempt: 1, ok: false, error: "Error: boom", retryable: true,
+    });
+    task("t3", "permanent");
+    assert.deepEqual(await peer.recv(), {
+      type: "result", id: "t3", attempt: 1, ok: false, error: "bad payload", retryable: false,
+    });
+    task("t4", "bigint");
+    const r = await peer.recv();
+    assert.equal(r.ok, false);
+    assert.equal(r.retryable, false);
+    task("t5", "usage");
+    assert.deepEqual((await peer.recv()).usage, { input: 100, output: 20, total: 120, cost: 0.5, model: "m1" });
+  });
+
+  test("progress then result", async () => {
+    task("t1", "progress");
+    assert.deepEqual(await peer.recv(), { type: "progress", id: "t1", attempt: 1, data: { step: 1 } });
+    assert.equal((await peer.recv()).output, "done");
+  });
+
+  test("output nested past the daemon's depth fails without retry", async () => {
+    task("t1", "nest:63");
+    assert.equal((await peer.recv()).ok, true);
+    task("t2", "nest:64");
+    const r = await peer.recv();
+    assert.equal(r.ok, false);
+    assert.equal(r.retryable, false);
+    assert.match(r.error, /output too deep/);
+  });
+
+  test("cancel aborts the signal and sends stopped, not a result", async () => {
+    task("t1", "wait-cancel");
+    peer.send({ type: "cancel", id: "t1", attempt: 1, reason: "timed_out" });
+    assert.deepEqual(await peer.recv(), { type: "stopped", id: "t1", attempt: 1 });
+    task("t2", "after");
+    assert.equal((await peer.recv()).id, "t2");
+    peer.send({ type: "cancel", id: "t9", attempt: 3, reason: "timed_out" });
+    assert.deepEqual(await peer.recv(), { type: "stopped", id: "t9", attempt: 3 });
+  });
+
+  test("over capacity is handed back", async () => {
+    task("a", "hold:100");
+    task("b", "hold:100");
+    task("c", "x");
+    assert.deepEqual(await peer.recv(), {
+      type: "result", id: "c", ok: false, error: "worker is at capacity (2)", retryable: true,
+    });
+    assert.deepEqual(new Set([(await peer.recv()).id, (await peer.recv()).id]), new Set(["a", "b"]));
+  });
+
+  test("bad lines are ignored", async () => {
+    peer.send("not json");
+    peer.send({ type: "surprise" });
+    peer.send("[1]");
+    peer.send({ type: "error", code: "unknown_task", message: "no task t0" });
+    task("t1", "still here");
+    assert.equal((await peer.recv()).output, "still here");
+  });
+
+  test("a handler submits children and waits for them", async () => {
+    task("t1", "plan");
+    const submit = await peer.recv();
+    const req = submit.req;
+    delete submit.req;
+    assert.deepEqual(submit, { type: "submit", skills: ["leaf"], payload: "part", parent: "t1", priority: 2 });
+    // The daemon's own lines interleave with answers: still served.
+    task("t9", "between");
+    assert.equal((await peer.recv()).output, "between");
+    peer.send({ type: "ok", req, id: "t2", existing: false });
+    const wait = await peer.recv();
+    assert.equal(wait.type, "wait");
+    assert.equal(wait.id, "t2");
+    assert.notEqual(wait.req, req);
+    peer.send({ type: "progress", req: wait.req, id: "t2", attempt: 1, data: { step: 1 } });
+    peer.send({ type: "end", req: wait.req, id: "t2", state: "succeeded", output: "PART", error: null, attempts: 1 });
+    const both = await peer.recv();
+    assert.deepEqual([both.type, both.wait, both.parent], ["submit", true, "t1"]);
+    peer.send({ type: "ok", req: both.req, id: "t3", existing: false });
+    peer.send({ type: "end", req: both.req, id: "t3", state: "succeeded", output: "PART 2", error: null, attempts: 1 });
+    assert.deepEqual(await peer.recv(), {
+      type: "result", id: "t1", attempt: 1, ok: true, output: ["t2", "PART", [{ step: 1 }], "PART 2"],
+    });
+  });
+
+  test("a refused request rejects with RequestError", async () => {
+    task("t1", "plan-refused");
+    const submit = await peer.recv();
+    assert.equal(submit.parent, "t0");
+    peer.send({ type: "error", req: submit.req, code: "unknown_task", message: "no task t0 runs here" });
+    assert.equal((await peer.recv()).output, "unknown_task");
+  });
+
+  test("a cancel wakes a pending wait", async () => {
+    task("t1", "plan-cancelled");
+    assert.equal((await peer.recv()).type, "wait");
+    peer.send({ type: "cancel", id: "t1", attempt: 1, reason: "cancelled" });
+    assert.deepEqual(await peer.recv(), { type: "stopped", id: "t1", attempt: 1 });
+  });
+
+  test("a wait that timed out goes on without a second request", async () => {
+    task("t1", "plan-timeout");
+    const wait = await peer.recv();
+    // The handler gives up after 20 ms and waits again on the same request.
+    await new Promise((r) => setTimeout(r, 100));
+    peer.send({ type: "end", req: wait.req, id: "t5", state: "failed", output: null, error: "x", attempts: 1 });
+    assert.equal((await peer.recv()).output, "failed");
+  });
+
+  test("drain finishes the running task, refuses new ones, then run() returns", async () => {
+    task("t1", "hold:50");
+    peer.send({ type: "drain" });
+    task("t2", "late");
+    assert.equal((await peer.recv()).error, "worker is draining");
+    assert.equal((await peer.recv()).id, "t1");
+    assert.equal(await peer.recv(), null);
+    await done;
+  });
+
+  test("its own drain waits for drained", async () => {
+    // Its first heartbeat follows the welcome: it is connected.
+    assert.equal((await peer.recv({ heartbeats: true })).type, "heartbeat");
+    task("t1", "hold:50");
+    worker.drain();
+    assert.deepEqual(await peer.recv(), { type: "drain" });
+    assert.equal((await peer.recv()).id, "t1");
+    peer.send({ type: "drained" });
+    assert.equal(await peer.recv(), null);
+    await done;
+  });
+
+  test("reconnects after a loss and abandons its tasks", async () => {
+    task("t1", "wait-cancel");
+    peer.close();
+    const [again, hello2] = await daemon.accept();
+    assert.equal(hello2.name, "node-test");
+    peer = again;
+    task("t2", "fresh");
+    // t1's handler was aborted: no result for it on the new connection.
+    assert.equal((await peer.recv()).id, "t2");
+  });
+});
+
+describe("addresses", () => {
+  test("an empty element is refused", () => {
+    assert.throws(() => parseAddrs("a:1,,b:2"), /empty address/);
+    assert.deepEqual(parseAddrs("a:1, b:2"), ["a:1", "b:2"]);
+  });
+
+  test("a refused address is passed over, and a standby sends the worker to the leader it names", async () => {
+    const standby = await FakeDaemon.start();
+    const leader = await FakeDaemon.start();
+    const dead = net.createServer();
+    await new Promise((r) => dead.listen(0, "127.0.0.1", r));
+    const deadAddr = `127.0.0.1:${dead.address().port}`;
+    dead.close();
+    const worker = new Worker(handler, { addr: `${deadAddr},${standby.addr}`, logger: quiet, name: "n" });
+    const done = worker.run();
+    const [peer] = await standby.accept(null);
+    peer.send({ type: "error", code: "not_leader", message: "a standby", leader: leader.addr });
+    const [lead, hello] = await leader.accept();
+    assert.equal(hello.name, "n");
+    lead.send({ type: "task", id: "t1", payload: "x", attempt: 1 });
+    assert.equal((await lead.recv()).output, "x");
+    worker.stop();
+    await done;
+    lead.close();
+    peer.close();
+    standby.close();
+    leader.close();
+  });
+
+  test("the TLS key without a CA is refused", () => {
+    assert.throws(() => new Worker(handler, { tlsCert: "c.pem", tlsKey: "k.pem" }), /need tlsCa/);
+    assert.throws(() => new Worker(handler, { tlsCa: "/nonexistent/ca.pem" }), /ENOENT/);
+  });
+
+  test("depth check", () => {
+    assert.equal(jsonDepthExceeds([[]], 2), false);
+    assert.equal(jsonDepthExceeds([[[]]], 2), true);
+    assert.equal(jsonDepthExceeds("x", 0), false);
+  });
+});
