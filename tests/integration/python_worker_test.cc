@@ -27,6 +27,8 @@ using nlohmann::json;
 using std::chrono::seconds;
 
 const std::string kExample = std::string(PINCER_SOURCE_DIR) + "/workers/python/example_upper.py";
+const std::string kPlanExample =
+    std::string(PINCER_SOURCE_DIR) + "/workers/python/example_plan.py";
 
 class PythonWorkerTest : public WorkerFixture {
  protected:
@@ -120,6 +122,33 @@ TEST_F(PythonWorkerTest, OutputNestedPastTheDaemonsLimitFailsTheTask) {
   EXPECT_EQ(end["state"], "failed") << end;
   EXPECT_EQ(end["attempts"], 1) << end;
   EXPECT_EQ(SubmitWait({"--skill", "nest", "--payload", "1"})["output"], json::array());
+}
+
+// A `plan` handler contracts 4 children to `leaf` workers on its own
+// connection (task.submit, task.wait): the parent succeeds with their
+// outputs, and status links them both ways.
+TEST_F(PythonWorkerTest, APlanWorkerSubmitsChildrenAndWaitsForThem) {
+  StartDaemon();
+  const EnvChanges env = {{"PINCER_ADDR", daemon_->address()},
+                          {"PINCER_TOKEN", std::nullopt},
+                          {"PINCER_SPAWN_ID", std::nullopt}};
+  StartWorkerProcess({"/usr/bin/env", "python3", kPlanExample, "leaf"}, env);
+  StartWorkerProcess({"/usr/bin/env", "python3", kPlanExample, "plan"}, env);
+  ASSERT_TRUE(WaitForWorker("leaf-py"));
+  ASSERT_TRUE(WaitForWorker("plan-py"));
+
+  const json end = SubmitWait({"--skill", "plan", "--payload", json("a\nb\nc\nd").dump()});
+  EXPECT_EQ(end["state"], "succeeded") << end;
+  EXPECT_EQ(end["output"], json::array({"A", "B", "C", "D"})) << end;
+
+  const json parent = Status(end.value("id", ""));
+  ASSERT_TRUE(parent["children"].is_array()) << parent;
+  ASSERT_EQ(parent["children"].size(), 4u) << parent;
+  for (const json& child_id : parent["children"]) {
+    const json child = Status(child_id.get<std::string>());
+    EXPECT_EQ(child["parent"], end["id"]) << child;
+    EXPECT_EQ(child["state"], "succeeded") << child;
+  }
 }
 
 TEST_F(PythonWorkerTest, DrainMakesItExitZero) {
