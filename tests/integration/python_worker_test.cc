@@ -27,8 +27,7 @@ using nlohmann::json;
 using std::chrono::seconds;
 
 const std::string kExample = std::string(PINCER_SOURCE_DIR) + "/workers/python/example_upper.py";
-const std::string kPlanExample =
-    std::string(PINCER_SOURCE_DIR) + "/workers/python/example_plan.py";
+const std::string kPlanExample = std::string(PINCER_SOURCE_DIR) + "/workers/python/example_plan.py";
 
 class PythonWorkerTest : public WorkerFixture {
  protected:
