@@ -1,6 +1,11 @@
 // pincer-worker.js against an in-process fake daemon: node --test test/
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import tls from "node:tls";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { RequestError, TaskCancelled, TaskError, Worker, WaitTimeout, jsonDepthExceeds, parseAddrs } from "../pincer-worker.js";
 
@@ -8,9 +13,11 @@ const quiet = { info() {}, warn() {}, error() {} };
 
 /** Accepts worker connections on a loopback port and speaks lines. */
 class FakeDaemon {
-  static async start() {
+  static async start(tlsOptions = null) {
     const d = new FakeDaemon();
-    d.server = net.createServer((sock) => d._accepted(sock));
+    d.server = tlsOptions
+      ? tls.createServer(tlsOptions, (sock) => d._accepted(sock))
+      : net.createServer((sock) => d._accepted(sock));
     await new Promise((r) => d.server.listen(0, "127.0.0.1", r));
     d.addr = `127.0.0.1:${d.server.address().port}`;
     return d;
@@ -366,6 +373,32 @@ describe("addresses", () => {
   test("the TLS key without a CA is refused", () => {
     assert.throws(() => new Worker(handler, { tlsCert: "c.pem", tlsKey: "k.pem" }), /need tlsCa/);
     assert.throws(() => new Worker(handler, { tlsCa: "/nonexistent/ca.pem" }), /ENOENT/);
+  });
+
+  test("speaks TLS with PINCER_TLS_CA, checking that the certificate names the host", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pincer-node-tls-"));
+    const key = path.join(dir, "key.pem");
+    const cert = path.join(dir, "cert.pem");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+      "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+    const daemon = await FakeDaemon.start({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) });
+    process.env.PINCER_TLS_CA = cert;
+    let worker;
+    try {
+      worker = new Worker(handler, { addr: daemon.addr, logger: quiet, name: "tls" });
+    } finally {
+      delete process.env.PINCER_TLS_CA;
+    }
+    const done = worker.run();
+    const [peer, hello] = await daemon.accept();
+    assert.equal(hello.name, "tls");
+    peer.send({ type: "task", id: "t1", payload: "over tls", attempt: 1 });
+    assert.equal((await peer.recv()).output, "over tls");
+    worker.stop();
+    await done;
+    peer.close();
+    daemon.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   test("depth check", () => {
