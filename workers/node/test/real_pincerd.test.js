@@ -140,6 +140,51 @@ describe("example.js against a real pincerd", { skip: buildDir ? false : "PINCER
     }
   });
 
+  test("a cancelled parent takes its children with it, and its worker serves on", async () => {
+    const script = path.join(dir, "fanout.mjs");
+    fs.writeFileSync(script, `
+import { runWorker } from ${JSON.stringify(path.join(here, "..", "pincer-worker.js"))};
+const role = process.argv[2];
+await runWorker(async (task) => {
+  if (role === "hang") return await new Promise((resolve) => task.signal.addEventListener("abort", resolve));
+  if (task.payload === "quick") return "quick";
+  const children = [];
+  for (let i = 0; i < 3; i++) children.push(await task.submit(i, { skills: ["hang"] }));
+  for (const child of children) await task.wait(child);
+  return "unreachable";
+}, { skills: [role], capacity: role === "hang" ? 3 : 1, name: role + "-node" });
+`);
+    for (const role of ["hang", "fanout"]) {
+      const env = { ...process.env, PINCER_ADDR: addr };
+      delete env.PINCER_TOKEN;
+      const err = fs.openSync(path.join(dir, `${role}.err`), "w");
+      workers.push(spawn(process.execPath, [script, role], { env, stdio: ["ignore", "ignore", err] }));
+    }
+    const [ok] = await client.ask({ type: "submit", skills: ["fanout"], payload: "go" });
+    const parent = ok.id;
+    // Until its 3 children run (each look an awaited answer).
+    let children;
+    for (;;) {
+      const [st] = await client.ask({ type: "status", id: parent });
+      children = st.task.children;
+      if (children.length === 3) {
+        const states = await Promise.all(children.map((id) => client.ask({ type: "status", id })));
+        if (states.every(([c]) => c.task.state === "running")) break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const [cancelled] = await client.ask({ type: "cancel", id: parent });
+    assert.equal(cancelled.type, "ok", JSON.stringify(cancelled));
+    for (const id of children) {
+      const lines = await client.ask({ type: "wait", id });
+      assert.equal(lines.at(-1).state, "cancelled", JSON.stringify(lines));
+    }
+    // The fanout worker has one slot: it serves again once the cancelled
+    // handler returned and its `stopped` went out.
+    const lines = await client.ask({ type: "submit", skills: ["fanout"], payload: "quick", wait: true }, (m) => m.type === "end" || m.type === "error");
+    assert.equal(lines.at(-1).output, "quick", JSON.stringify(lines));
+  });
+
   test("a first SIGTERM drains the worker: it exits 0", async () => {
     const w = startWorker(dir, "upper", addr, "drain-node");
     // Until pincerd lists it (each look is an answer awaited, not a sleep).
