@@ -86,11 +86,12 @@ describe("example.js against a real pincerd", { skip: buildDir ? false : "PINCER
   let dir, pincerd, addr, client;
   const workers = [];
 
-  before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "pincer-node-"));
-    fs.writeFileSync(path.join(dir, "pincer.yaml"), `listen: "127.0.0.1:0"\ndata_dir: "${dir}/data"\n`);
+  // Starts pincerd on `listen`; resolves to the address it listens on.
+  async function startPincerd(listen) {
+    fs.writeFileSync(path.join(dir, "pincer.yaml"), `listen: "${listen}"\ndata_dir: "${dir}/data"\n`);
     const addrFile = path.join(dir, "addr");
-    const err = fs.openSync(path.join(dir, "pincerd.err"), "w");
+    fs.rmSync(addrFile, { force: true });
+    const err = fs.openSync(path.join(dir, "pincerd.err"), "a");
     pincerd = spawn(path.join(buildDir, "pincerd"), ["--config", path.join(dir, "pincer.yaml"), "--address-file", addrFile], {
       stdio: ["ignore", "ignore", err],
     });
@@ -107,9 +108,14 @@ describe("example.js against a real pincerd", { skip: buildDir ? false : "PINCER
       const watcher = fs.watch(dir, check);
       check();
     });
-    addr = await Promise.race([written, exited.then((code) => {
+    return Promise.race([written, exited.then((code) => {
       throw new Error(`pincerd exited (${code}): ${fs.readFileSync(path.join(dir, "pincerd.err"), "utf8")}`);
     })]);
+  }
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "pincer-node-"));
+    addr = await startPincerd("127.0.0.1:0");
     client = await Client.connect(addr);
   });
 
@@ -183,6 +189,18 @@ await runWorker(async (task) => {
     // handler returned and its `stopped` went out.
     const lines = await client.ask({ type: "submit", skills: ["fanout"], payload: "quick", wait: true }, (m) => m.type === "end" || m.type === "error");
     assert.equal(lines.at(-1).output, "quick", JSON.stringify(lines));
+  });
+
+  test("a worker reconnects after pincerd is killed and comes back", async () => {
+    // upper-node from the first test is connected: kill -9 the daemon under it.
+    client.close();
+    const gone = new Promise((resolve) => pincerd.on("exit", resolve));
+    pincerd.kill("SIGKILL");
+    await gone;
+    assert.equal(await startPincerd(addr), addr);
+    client = await Client.connect(addr);
+    const lines = await client.ask({ type: "submit", skills: ["upper"], payload: "again", wait: true }, (m) => m.type === "end" || m.type === "error");
+    assert.equal(lines.at(-1).output, "AGAIN", JSON.stringify(lines));
   });
 
   test("a first SIGTERM drains the worker: it exits 0", async () => {
