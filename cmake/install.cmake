@@ -1,6 +1,6 @@
 # `cmake --install`: the Debian layout the systemd unit expects.
 #   bin/                        pincerd, pincerctl, pincer-worker
-#   lib/systemd/system/         pincerd.service (paths rewritten for the prefix)
+#   lib/systemd/system/         pincerd.service, pincer-worker@.service (paths rewritten for the prefix)
 #   lib/sysusers.d/             pincer.conf (the pincer system user)
 #   /etc/pincer/pincer.yaml     the default config (kept if already there)
 #   share/doc/pincer/           README.md, LICENSE, docs/*.md
@@ -32,6 +32,14 @@ install(CODE "
   string(REPLACE \"/usr/share/doc/pincer/\" \"\${_prefix}/share/doc/pincer/\" _unit \"\${_unit}\")
   file(WRITE \"${CMAKE_BINARY_DIR}/packaging/pincerd.service\" \"\${_unit}\")
   file(INSTALL \"${CMAKE_BINARY_DIR}/packaging/pincerd.service\"
+       DESTINATION \"\${_prefix}/lib/systemd/system\")
+  # The worker unit template (docs/deploy.md), rewritten the same way.
+  file(READ \"${CMAKE_SOURCE_DIR}/packaging/systemd/pincer-worker@.service\" _unit)
+  string(REPLACE \"/usr/bin/\" \"\${_prefix}/bin/\" _unit \"\${_unit}\")
+  string(REPLACE \"/etc/pincer/\" \"\${_etc}/pincer/\" _unit \"\${_unit}\")
+  string(REPLACE \"/usr/share/doc/pincer/\" \"\${_prefix}/share/doc/pincer/\" _unit \"\${_unit}\")
+  file(WRITE \"${CMAKE_BINARY_DIR}/packaging/pincer-worker@.service\" \"\${_unit}\")
+  file(INSTALL \"${CMAKE_BINARY_DIR}/packaging/pincer-worker@.service\"
        DESTINATION \"\${_prefix}/lib/systemd/system\")
 
   if(EXISTS \"\$ENV{DESTDIR}\${_etc}/pincer/pincer.yaml\")
