@@ -1,6 +1,7 @@
 // workers/python against a real pincerd: the example worker answers tasks,
 // fails bad payloads without retry, drains, survives a daemon restart and
-// runs as a pincerd pool (PINCER_SPAWN_ID). The library's own logic is
+// runs as a pincerd pool (PINCER_SPAWN_ID), and a plan contracts children
+// through pincerd (example_plan.py). The library's own logic is
 // tested against a fake daemon in workers/python/test_pincer_worker.py.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -148,6 +149,59 @@ TEST_F(PythonWorkerTest, APlanWorkerSubmitsChildrenAndWaitsForThem) {
     EXPECT_EQ(child["parent"], end["id"]) << child;
     EXPECT_EQ(child["state"], "succeeded") << child;
   }
+}
+
+// A parent cancelled while its handler waits on its children: the
+// children end cancelled (their worker gets `cancel`), the handler's wait
+// ends, and the one-slot worker serves the next task.
+TEST_F(PythonWorkerTest, ACancelledParentTakesItsChildren) {
+  StartDaemon();
+  const std::string script = daemon_->dir() + "/fanout.py";
+  {
+    std::ofstream out(script);
+    out << "import sys\n"
+        << "sys.path.insert(0, " << json(std::string(PINCER_SOURCE_DIR) + "/workers/python").dump()
+        << ")\n"
+        << "from pincer_worker import run_worker\n"
+        << "role = sys.argv[1]\n"
+        << "def handle(task):\n"
+        << "    if role == 'hang':\n"
+        << "        task.cancelled.wait()\n"
+        << "        return 'cancelled'\n"
+        << "    if task.payload == 'quick':\n"
+        << "        return 'quick'\n"
+        << "    children = [task.submit(i, skills=['hang']) for i in range(3)]\n"
+        << "    return task.wait(children[0])\n"
+        << "run_worker(handle, skills=[role], capacity=3 if role == 'hang' else 1,\n"
+        << "           name=role + '-py')\n";
+  }
+  const EnvChanges env = {{"PINCER_ADDR", daemon_->address()},
+                          {"PINCER_TOKEN", std::nullopt},
+                          {"PINCER_SPAWN_ID", std::nullopt}};
+  StartWorkerProcess({"/usr/bin/env", "python3", script, "hang"}, env);
+  StartWorkerProcess({"/usr/bin/env", "python3", script, "fanout"}, env);
+  ASSERT_TRUE(WaitForWorker("hang-py"));
+  ASSERT_TRUE(WaitForWorker("fanout-py"));
+
+  const std::string parent = Submit({"--skill", "fanout", "--payload", R"("go")"});
+  json children;
+  ASSERT_TRUE(WaitFor([&] {
+    children = Status(parent)["children"];
+    if (!children.is_array() || children.size() != 3) return false;
+    for (const json& id : children) {
+      if (Status(id.get<std::string>())["state"] != "running") return false;
+    }
+    return true;
+  }));
+  const CtlResult cancel = Ctl({"cancel", parent});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel;
+  for (const json& id : children) {
+    ASSERT_TRUE(WaitFor([&] { return Status(id.get<std::string>())["state"] == "cancelled"; }));
+  }
+  // One slot: served only once the cancelled handler has returned.
+  const json end = SubmitWait({"--skill", "fanout", "--payload", R"("quick")"});
+  EXPECT_EQ(end["output"], "quick") << end;
+  EXPECT_EQ(Status(parent)["state"], "cancelled");
 }
 
 TEST_F(PythonWorkerTest, DrainMakesItExitZero) {
