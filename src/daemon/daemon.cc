@@ -247,18 +247,8 @@ void Daemon::StepDown(const Status& why) {
   metrics_->set_ready(false);
   // Nothing more goes out: answers held for the store are dropped unsent
   // (their writes never committed), connections close without a flush.
-  std::vector<std::shared_ptr<Connection>> conns;
-  if (sessions_) {
-    sessions_->ForEach([&](ConnId, PeerSessions::Peer& peer) { conns.push_back(peer.conn); });
-  }
   for (auto& l : listeners_) l->Close();
-  if (stopping_.drain_timer) stopping_.drain_timer->cancel();
-  if (store_retry_timer_) store_retry_timer_->cancel();
-  signals_.cancel();
-  timer_.cancel();
-  linger_timer_.cancel();
-  io_.stop();
-  for (auto& conn : conns) conn->Close();
+  EndLoop(/*flush=*/false);
 }
 
 int Daemon::Run() {

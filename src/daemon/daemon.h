@@ -132,6 +132,10 @@ class Daemon final : public Outbox {
   // The lease is gone (or a write was fenced off): stop serving at once,
   // answer nothing more, exit kSteppedDownExitCode.
   void StepDown(const Status& why);
+  // Stops the loop's timers and signals and the loop itself, and closes
+  // every connection: after what it was sent is written (`flush`, a clean
+  // stop), or at once (a step-down: held answers never committed).
+  void EndLoop(bool flush);
   // What a leader serves beyond hellos (the pools) and says it is ready.
   void StartLeading();
 

@@ -194,16 +194,28 @@ void Daemon::CheckDrained() {
   // supervisor's `stopped` hook brings us back here once all are reaped.
   if (supervisor_ && !supervisor_->StopAll()) return;
   spdlog::info("all running tasks ended; bye");
+  EndLoop(/*flush=*/true);
+}
+
+void Daemon::EndLoop(bool flush) {
   // Closing may call OnClosed at once, which forgets the peer: iterate a copy.
   std::vector<std::shared_ptr<Connection>> conns;
-  sessions_->ForEach([&](ConnId, PeerSessions::Peer& peer) { conns.push_back(peer.conn); });
+  if (sessions_) {
+    sessions_->ForEach([&](ConnId, PeerSessions::Peer& peer) { conns.push_back(peer.conn); });
+  }
   if (stopping_.drain_timer) stopping_.drain_timer->cancel();
   if (store_retry_timer_) store_retry_timer_->cancel();
   signals_.cancel();
   timer_.cancel();
   linger_timer_.cancel();
   io_.stop();
-  for (auto& conn : conns) conn->CloseAfterFlush();
+  for (auto& conn : conns) {
+    if (flush) {
+      conn->CloseAfterFlush();
+    } else {
+      conn->Close();
+    }
+  }
 }
 
 }  // namespace pincer

@@ -401,4 +401,33 @@ bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id) {
   return SkipVarints(in, 2) && (!extended || GetExt(in, nullptr));
 }
 
+void AddPendingChange(PendingChanges& changes, ChangeOp op, TaskRecord&& rec,
+                      InsertThenErase insert_then_erase) {
+  auto [it, fresh] = changes.try_emplace(rec.id);
+  PendingChange& p = it->second;
+  switch (op) {
+    case ChangeOp::kInsert:
+      p.op = ChangeOp::kInsert;
+      p.rec = std::move(rec);
+      break;
+    case ChangeOp::kUpdate:
+      if (fresh) {
+        p.op = ChangeOp::kUpdate;
+        p.rec = std::move(rec);
+      } else if (p.op != ChangeOp::kErase) {
+        CopyMutableFields(rec, p.rec);  // a pending insert takes the new state along
+      }
+      break;
+    case ChangeOp::kErase:
+      if (!fresh && p.op == ChangeOp::kInsert && insert_then_erase == InsertThenErase::kDrop) {
+        changes.erase(it);
+        break;
+      }
+      p.op = ChangeOp::kErase;
+      p.rec = TaskRecord{};
+      p.rec.id = it->first;
+      break;
+  }
+}
+
 }  // namespace pincer

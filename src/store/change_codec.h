@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,5 +45,25 @@ bool DecodeEndedOutcome(std::string_view in, Outcome& out, std::vector<AttemptEr
 // Reads only the op and the task id of the change at the front of `in`
 // and advances past the whole change, without copying its fields.
 bool SkipChange(std::string_view& in, ChangeOp& op, TaskId& id);
+
+// Changes coalesced per task, ordered by id, as a store applies them: one
+// INSERT, UPDATE or DELETE per task. Applying in id order keeps an erased
+// task's idempotency key free before a newer task (a larger id) takes it.
+struct PendingChange {
+  ChangeOp op;
+  TaskRecord rec;  // kInsert: the whole record; kUpdate: the mutable fields
+};
+using PendingChanges = std::map<TaskId, PendingChange>;
+
+// What an erase does to an insert pending in the same changes: kDrop
+// forgets both (the row never existed: sqlite's fold), kKeepErase keeps
+// the delete (a batch given back after a lost connection may have
+// committed on the server after all: postgres).
+enum class InsertThenErase : uint8_t { kDrop, kKeepErase };
+
+// Adds one decoded change to `changes`: a later update moves its mutable
+// fields into a pending insert or update; an erase wins over both.
+void AddPendingChange(PendingChanges& changes, ChangeOp op, TaskRecord&& rec,
+                      InsertThenErase insert_then_erase);
 
 }  // namespace pincer

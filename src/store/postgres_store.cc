@@ -258,38 +258,6 @@ bool ReadBytes(const char* text, int length, std::string& out) {
 }
 
 // A change of a batch, coalesced per task.
-struct Pending {
-  ChangeOp op;
-  TaskRecord rec;  // kInsert: the whole record; kUpdate: the mutable fields
-};
-
-void AddChange(std::map<TaskId, Pending>& changes, ChangeOp op, TaskRecord&& rec) {
-  auto [it, fresh] = changes.try_emplace(rec.id);
-  Pending& p = it->second;
-  switch (op) {
-    case ChangeOp::kInsert:
-      p.op = ChangeOp::kInsert;
-      p.rec = std::move(rec);
-      break;
-    case ChangeOp::kUpdate:
-      if (fresh) {
-        p.op = ChangeOp::kUpdate;
-        p.rec = std::move(rec);
-      } else if (p.op != ChangeOp::kErase) {
-        CopyMutableFields(rec, p.rec);  // a pending insert takes the new state along
-      }
-      break;
-    case ChangeOp::kErase:
-      // Deleted even when this batch inserted it: a batch given back after
-      // a lost connection may have committed on the server after all, and
-      // its retry must not leave that row behind.
-      p.op = ChangeOp::kErase;
-      p.rec = TaskRecord{};
-      p.rec.id = it->first;
-      break;
-  }
-}
-
 std::string Trimmed(const char* message) {
   std::string s = message ? message : "";
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -668,7 +636,7 @@ Status PostgresStore::Apply(const std::string& encoded) {
     if (!st.ok()) Disconnect();
     return st;
   }
-  std::map<TaskId, Pending> changes;
+  PendingChanges changes;
   std::string_view in = encoded;
   while (!in.empty()) {
     ChangeOp op;
@@ -677,7 +645,7 @@ Status PostgresStore::Apply(const std::string& encoded) {
       // Written by this process a moment ago: a broken invariant.
       return Status("store_corrupt", "a batch for " + shown_url_ + " does not decode");
     }
-    AddChange(changes, op, std::move(rec));
+    AddPendingChange(changes, op, std::move(rec), InsertThenErase::kKeepErase);
   }
 
   // Erases first: a purged task's idempotency key is free before a newer

@@ -583,33 +583,6 @@ Status SqliteStore::Append(const std::string& changes, const std::vector<TaskId>
 
 // -------------------------------------------------------------- folding
 
-void SqliteStore::AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec) {
-  auto [it, fresh] = changes.try_emplace(rec.id);
-  Pending& p = it->second;
-  switch (op) {
-    case ChangeOp::kInsert:
-      p.op = ChangeOp::kInsert;
-      p.rec = std::move(rec);
-      break;
-    case ChangeOp::kUpdate:
-      if (fresh) {
-        p.op = ChangeOp::kUpdate;
-        p.rec = std::move(rec);
-      } else if (p.op != ChangeOp::kErase) {
-        CopyMutableFields(rec, p.rec);  // a pending insert takes the new state along
-      }
-      break;
-    case ChangeOp::kErase:
-      if (!fresh && p.op == ChangeOp::kInsert) {
-        changes.erase(it);  // inserted and erased in one segment: nothing to do
-      } else {
-        p.op = ChangeOp::kErase;
-        p.rec = TaskRecord{};
-      }
-      break;
-  }
-}
-
 Status SqliteStore::FoldSegment(uint64_t number, const EraseRuns& erased,
                                 std::vector<TaskId>& erases) {
   auto erased_in = [&erased](TaskId id) { return erased.SegmentOf(id); };
@@ -642,7 +615,7 @@ Status SqliteStore::FoldSegment(uint64_t number, const EraseRuns& erased,
             decoded = false;
             break;
           }
-          AddChange(changes, op, std::move(rec));
+          AddPendingChange(changes, op, std::move(rec), InsertThenErase::kDrop);
           rec = TaskRecord{};
         }
       },

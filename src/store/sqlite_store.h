@@ -58,14 +58,9 @@ struct SqliteStoreOptions {
 
 class SqliteStore final : public Store {
  public:
-  // One journal segment's changes, coalesced per task, ordered by id:
-  // applying in id order keeps an erased task's idempotency key free
-  // before a newer task (a larger id) takes it again.
-  struct Pending {
-    ChangeOp op;
-    TaskRecord rec;  // kInsert: the whole record; kUpdate: the mutable fields
-  };
-  using Changes = std::map<TaskId, Pending>;
+  // One journal segment's changes, coalesced per task (store/change_codec.h).
+  using Pending = PendingChange;
+  using Changes = PendingChanges;
 
   // Opens (creating if needed) <data_dir>/pincer.db. Returns nullptr and
   // sets `error` when the directory or the file cannot be used, or the file
@@ -130,7 +125,6 @@ class SqliteStore final : public Store {
   Status ApplyChanges(const Changes& changes);
   Status Apply(TaskId id, const Pending& p);
   Status EraseRange(TaskId first, TaskId last);
-  static void AddChange(Changes& changes, ChangeOp op, TaskRecord&& rec);
   void StartFolding();
   void StopFolding();
   void FoldLoop();
