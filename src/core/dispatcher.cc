@@ -1465,7 +1465,40 @@ Why Dispatcher::WaitReason(const Task& t) {
     return {WhyCode::kWorkersUnavailable,
             "all " + std::to_string(connected) + " matching workers are draining or ejected"};
   }
-  return {WhyCode::kWorkersFull, "all " + std::to_string(routable) + " matching workers are full"};
+  const std::string full = "all " + std::to_string(routable) + " matching workers are full";
+  if (t.rec.parent == 0) return {WhyCode::kWorkersFull, full};
+  const auto [slots, held] = SlotsHeldByAncestors(t);
+  if (held == 0) return {WhyCode::kWorkersFull, full};
+  if (held == slots) {
+    return {WhyCode::kAncestorsHoldWorkers,
+            full + " with its own ancestors, which wait for it: give these workers more " +
+                "slots than the tree is deep (docs/patterns.md)"};
+  }
+  return {WhyCode::kWorkersFull,
+          full + " (" + std::to_string(held) + " of " + std::to_string(slots) +
+              " slots held by its own ancestors)"};
+}
+
+std::pair<int, int> Dispatcher::SlotsHeldByAncestors(const Task& t) {
+  std::vector<TaskId> ancestors;
+  for (TaskId up = t.rec.parent; up != 0 && ancestors.size() <= static_cast<size_t>(config_.tasks.max_depth);) {
+    ancestors.push_back(up);
+    const Task* parent = tasks_.Find(up);
+    up = parent ? parent->rec.parent : 0;
+  }
+  int slots = 0, held = 0;
+  WorkerIndex& index = workers_.index();
+  for (ProfileId p : index.Matching(t.rec.skills)) {
+    for (const WorkerIndex::TurnKey& k : index.profile(p).rotation) {
+      const Worker* w = workers_.Find(k.id);
+      if (!w) continue;
+      for (TaskId id : w->tasks) {
+        ++slots;
+        held += std::find(ancestors.begin(), ancestors.end(), id) != ancestors.end();
+      }
+    }
+  }
+  return {slots, held};
 }
 
 // ------------------------------------------------------------- encoding

@@ -171,6 +171,9 @@ class Dispatcher {
   // `why_code` and `why`).
   Why WaitReason(const Task& task);
   std::string WhyWaiting(const Task& task) { return WaitReason(task).text; }
+  // Slots of the routable workers that could take subtask `t`, and how many
+  // of them its ancestors hold (a parent keeps its slot while it waits).
+  std::pair<int, int> SlotsHeldByAncestors(const Task& t);
   // The submit answer's `warning` for a task whose skills no worker has
   // offered since pincerd started; "" when some worker has.
   std::string UnroutableWarning(const std::vector<std::string>& skills);

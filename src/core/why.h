@@ -17,6 +17,7 @@ namespace pincer {
   X(kNoWorkerWithAllSkills, "no_worker_with_all_skills")                     \
   X(kWorkersUnavailable, "workers_unavailable") /* draining or ejected */    \
   X(kWorkersFull, "workers_full")                                            \
+  X(kAncestorsHoldWorkers, "ancestors_hold_workers") /* full with parents */ \
   X(kSessionBusy, "session_busy")     /* the session's task runs */          \
   X(kSessionWorker, "session_worker") /* waits for the session's home */     \
   X(kRetryBackoff, "retry_backoff")                                          \

@@ -366,6 +366,46 @@ TEST_F(SubtasksTest, NestingDeeperThanMaxDepthIsAnInvalidRequest) {
   EXPECT_EQ(Stats(*client_).value("submitted", 0), 2);
 }
 
+TEST_F(SubtasksTest, AChildStarvedByItsOwnAncestorsSaysSoInWhy) {
+  Start();
+  Planner planner;  // the only worker with skill plan, one slot
+  ASSERT_TRUE(planner.Connect(daemon_->address(), "plan", 1));
+  const std::string parent = PlannerTakes(planner);
+  auto ok = planner.Ask(
+      {{"type", "submit"}, {"skills", {"plan"}}, {"payload", "sub"}, {"parent", parent}}, 1);
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->value("type", ""), "ok") << ok->dump();
+  const json child = TaskStatus(*client_, ok->value("id", ""));
+  EXPECT_EQ(child.value("state", ""), "queued") << child.dump();
+  EXPECT_EQ(child.value("why_code", ""), "ancestors_hold_workers") << child.dump();
+  EXPECT_NE(child.value("why", "").find("its own ancestors"), std::string::npos) << child.dump();
+
+  // A task of a client that waits on the same full worker is only full.
+  const std::string other = SubmitTask(*client_, {{"skills", {"plan"}}, {"payload", "x"}});
+  EXPECT_EQ(TaskStatus(*client_, other).value("why_code", ""), "workers_full");
+}
+
+TEST_F(SubtasksTest, AChildWhoseWorkersAreOnlyPartlyHeldByAncestorsIsFullWithACount) {
+  Start();
+  Planner planner;
+  ASSERT_TRUE(planner.Connect(daemon_->address(), "plan", 2));
+  const std::string parent = PlannerTakes(planner);
+  // A client's task takes the second slot.
+  const std::string other = SubmitTask(*client_, {{"skills", {"plan"}}, {"payload", "x"}});
+  auto task = planner.Next("task");
+  ASSERT_TRUE(task);
+  ASSERT_EQ(task->value("id", ""), other);
+  auto ok = planner.Ask(
+      {{"type", "submit"}, {"skills", {"plan"}}, {"payload", "sub"}, {"parent", parent}}, 1);
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->value("type", ""), "ok") << ok->dump();
+  const json child = TaskStatus(*client_, ok->value("id", ""));
+  EXPECT_EQ(child.value("why_code", ""), "workers_full") << child.dump();
+  EXPECT_NE(child.value("why", "").find("1 of 2 slots held by its own ancestors"),
+            std::string::npos)
+      << child.dump();
+}
+
 TEST_F(SubtasksTest, ParentAndChildrenSurviveARestartOfASqliteStore) {
   Start("store: { kind: sqlite }\nheartbeat: { interval: 5s, misses: 100 }\n");
   std::string parent;
