@@ -1474,14 +1474,14 @@ Why Dispatcher::WaitReason(const Task& t) {
             full + " with its own ancestors, which wait for it: give these workers more " +
                 "slots than the tree is deep (docs/patterns.md)"};
   }
-  return {WhyCode::kWorkersFull,
-          full + " (" + std::to_string(held) + " of " + std::to_string(slots) +
-              " slots held by its own ancestors)"};
+  return {WhyCode::kWorkersFull, full + " (" + std::to_string(held) + " of " +
+                                     std::to_string(slots) + " slots held by its own ancestors)"};
 }
 
 std::pair<int, int> Dispatcher::SlotsHeldByAncestors(const Task& t) {
   std::vector<TaskId> ancestors;
-  for (TaskId up = t.rec.parent; up != 0 && ancestors.size() <= static_cast<size_t>(config_.tasks.max_depth);) {
+  for (TaskId up = t.rec.parent;
+       up != 0 && ancestors.size() <= static_cast<size_t>(config_.tasks.max_depth);) {
     ancestors.push_back(up);
     const Task* parent = tasks_.Find(up);
     up = parent ? parent->rec.parent : 0;

@@ -11,18 +11,18 @@
 namespace pincer {
 
 // X(enumerator, code on the wire)
-#define PINCER_WHY_CODES(X)                                                  \
-  X(kNoWorker, "no_worker")         /* no worker connected at all */         \
-  X(kMissingSkill, "missing_skill") /* no worker has a needed skill */       \
-  X(kNoWorkerWithAllSkills, "no_worker_with_all_skills")                     \
-  X(kWorkersUnavailable, "workers_unavailable") /* draining or ejected */    \
-  X(kWorkersFull, "workers_full")                                            \
-  X(kAncestorsHoldWorkers, "ancestors_hold_workers") /* full with parents */ \
-  X(kSessionBusy, "session_busy")     /* the session's task runs */          \
-  X(kSessionWorker, "session_worker") /* waits for the session's home */     \
-  X(kRetryBackoff, "retry_backoff")                                          \
-  X(kAttemptStopping, "attempt_stopping") /* a cancelled attempt's stop */   \
-  X(kRuleMaxRunning, "rule_max_running")  /* a routing rule's max_running */ \
+#define PINCER_WHY_CODES(X)                                                             \
+  X(kNoWorker, "no_worker")         /* no worker connected at all */                    \
+  X(kMissingSkill, "missing_skill") /* no worker has a needed skill */                  \
+  X(kNoWorkerWithAllSkills, "no_worker_with_all_skills")                                \
+  X(kWorkersUnavailable, "workers_unavailable") /* draining or ejected */               \
+  X(kWorkersFull, "workers_full")                                                       \
+  X(kAncestorsHoldWorkers, "ancestors_hold_workers") /* full with parents */            \
+  X(kSessionBusy, "session_busy")                    /* the session's task runs */      \
+  X(kSessionWorker, "session_worker")                /* waits for the session's home */ \
+  X(kRetryBackoff, "retry_backoff")                                                     \
+  X(kAttemptStopping, "attempt_stopping") /* a cancelled attempt's stop */              \
+  X(kRuleMaxRunning, "rule_max_running")  /* a routing rule's max_running */            \
   X(kRuleRate, "rule_rate")               /* a routing rule's rate */
 
 enum class WhyCode : uint8_t {

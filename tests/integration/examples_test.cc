@@ -75,8 +75,7 @@ TEST_F(ExamplesTest, TheDispatcherSendsEachTaskToTheAgentWithItsSkill) {
   EXPECT_EQ(end["output"], json({{"summary", "Agents route work."}, {"by", "summarizer-0"}}));
 
   end = Run({{"skills", {"translate"}}, {"payload", "the cat eats"}});
-  EXPECT_EQ(end["output"], json({{"fr", "le chat mange"}, {"by", "translator-0"}}))
-      << end.dump();
+  EXPECT_EQ(end["output"], json({{"fr", "le chat mange"}, {"by", "translator-0"}})) << end.dump();
 
   end = Run({{"skills", {"count"}}, {"payload", "four words right here"}});
   EXPECT_EQ(end["output"], 4) << end.dump();
@@ -87,8 +86,8 @@ TEST_F(ExamplesTest, TheWorkQueueLosesNoTaskWhenItsAgentsAreKilled) {
   const std::vector<std::string> topics = {"rust", "go", "zig", "odin", "nim", "gleam"};
   std::vector<std::string> ids;
   for (const std::string& t : topics) {
-    ids.push_back(SubmitTask(*client_, {{"skills", {"research"}},
-                                        {"payload", {{"text", t}, {"seconds", 2}}}}));
+    ids.push_back(SubmitTask(
+        *client_, {{"skills", {"research"}}, {"payload", {{"text", t}, {"seconds", 2}}}}));
   }
   // Four agents, one task each: four run at once.
   ASSERT_TRUE(WaitFor([&] { return Stats(*client_).value("running", 0) == 4; }, kStart));
