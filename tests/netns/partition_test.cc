@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,7 @@ class Hosts {
   // "" once built; else why not (not root, no iproute2, ...).
   std::string Build() {
     if (ip_.empty()) return "iproute2's `ip` is not installed (Debian: iproute2; scripts/deps)";
+    RemoveLeftovers();
     for (const char* host : {"d", "a", "b"}) {
       const ProcessResult r = Ip({"netns", "add", ns(host)});
       if (r.exit_code != 0) {
@@ -84,6 +86,20 @@ class Hosts {
     const ProcessResult lo = Ip({"-n", ns("d"), "link", "set", "lo", "up"});
     if (lo.exit_code != 0) return lo.err;
     return "";
+  }
+
+  // Namespaces of an earlier run that was killed before it removed them
+  // (its process is gone).
+  void RemoveLeftovers() const {
+    const std::regex re("^pcr([0-9]+)[dab]\\b");
+    std::istringstream list(Ip({"netns", "list"}).out);
+    for (std::string line; std::getline(list, line);) {
+      std::smatch m;
+      if (std::regex_search(line, m, re) &&
+          access(("/proc/" + m[1].str()).c_str(), F_OK) != 0) {
+        Ip({"netns", "del", line.substr(0, line.find(' '))});
+      }
+    }
   }
 
   std::string ns(const std::string& host) const { return tag_ + host; }
@@ -252,6 +268,30 @@ TEST_F(PartitionTest, ACutOffHostsTasksRunElsewhereAndItsLateResultsAreRefused) 
       << worker_log("a");
   EXPECT_NE(worker_log("a").find("lost the connection"), std::string::npos) << worker_log("a");
 
+  // A result for a lost task sent again from host A on a new connection
+  // (as a worker that kept it might) is refused too: unknown_task.
+  const std::string late = dir.WriteFile(
+      "late.py",
+      "import json, socket, sys\n"
+      "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)\n"
+      "f = s.makefile('rw')\n"
+      "def send(m):\n"
+      "    f.write(json.dumps(m) + '\\n'); f.flush()\n"
+      "send({'type': 'hello', 'role': 'worker', 'proto': 1, 'name': 'late', 'skills': ['job']})\n"
+      "f.readline()\n"
+      "send({'type': 'result', 'id': sys.argv[3], 'attempt': 1, 'ok': True, 'output': 'late'})\n"
+      "while True:\n"
+      "    m = json.loads(f.readline())\n"
+      "    if m.get('type') == 'error':\n"
+      "        print(json.dumps(m)); break\n");
+  const ProcessResult refused =
+      RunProcess(hosts_.In("a", {"python3", late, "10.231.1.1", port, lost[0]}), "", {},
+                 seconds(60));
+  ASSERT_EQ(refused.exit_code, 0) << refused.err;
+  const json refusal = json::parse(refused.out, nullptr, false);
+  EXPECT_EQ(refusal.value("code", ""), "unknown_task") << refused.out;
+  EXPECT_EQ(refusal.value("id", ""), lost[0]) << refused.out;
+
   // One success each, B's, on the second attempt; A's lost one failed.
   for (std::size_t i = 0; i < lost.size(); ++i) {
     const json s = Status(lost[i]);
@@ -272,6 +312,10 @@ TEST_F(PartitionTest, ACutOffHostsTasksRunElsewhereAndItsLateResultsAreRefused) 
   }
   const json stats = Ctl({"--json", "stats"}).Json();
   EXPECT_EQ(stats.value("succeeded", -1), 4) << stats;
+  // B stayed connected throughout.
+  EXPECT_EQ(pincerd.ReadStderr().find("worker " + b_id + " disconnected"), std::string::npos)
+      << pincerd.ReadStderr();
+  EXPECT_EQ(WorkerId("host-b"), b_id);
 
   // Both hosts serve again: tasks submitted after the heal all succeed,
   // each once.
