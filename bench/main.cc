@@ -28,6 +28,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -589,7 +590,8 @@ std::string Role(int port) {
 }
 
 // Two pincerd on one PostgreSQL with the default lease (4 s, renewed every
-// 1 s). `kills` times: SIGKILL to the leader, then a client that tries
+// 1 s). `kills` times: SIGKILL to the leader at a random point of its
+// renewal cycle (0-1 s after the standby is seen), then a client that tries
 // both addresses every 10 ms until a submit is accepted; the time from the
 // kill to that `ok` is one takeover. The killed pincerd is started again
 // and waited for as the standby, and the next kill is of the new leader.
@@ -654,8 +656,11 @@ int Takeover(const Options& o, int kills, long queued) {
                              "\n";
   std::vector<double> ms;
   int leader = 0;
+  std::mt19937 random(std::random_device{}());
   for (int round = 1; round <= kills; ++round) {
     const int standby = 1 - leader;
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 999)(random)));
     kill(s[leader].pid, SIGKILL);
     waitpid(s[leader].pid, nullptr, 0);
     const uint64_t killed = NowNs();
