@@ -648,10 +648,12 @@ int Takeover(const Options& o, int kills, long queued) {
     std::fprintf(stderr, "no leader and standby (see %s)\n", o.work_dir.c_str());
     return 1;
   }
-  std::printf("takeover: 2 pincerd on PostgreSQL, default lease (4s) and renew (1s), "
-              "%ld queued tasks, %d kills\n",
-              queued, kills);
-  std::printf("| kill | killed | new leader | kill → first accepted submit ms |\n|---:|---|---|---:|\n");
+  std::printf(
+      "takeover: 2 pincerd on PostgreSQL, default lease (4s) and renew (1s), "
+      "%ld queued tasks, %d kills\n",
+      queued, kills);
+  std::printf(
+      "| kill | killed | new leader | kill → first accepted submit ms |\n|---:|---|---|---:|\n");
   const std::string submit = R"({"type":"submit","req":1,"skills":["bench"],"payload":"after"})"
                              "\n";
   std::vector<double> ms;
@@ -700,9 +702,9 @@ int Takeover(const Options& o, int kills, long queued) {
   }
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
-  const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
-                                          : (sorted[sorted.size() / 2 - 1] +
-                                             sorted[sorted.size() / 2]) / 2;
+  const double median = sorted.size() % 2
+                            ? sorted[sorted.size() / 2]
+                            : (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]) / 2;
   std::printf("takeover over %zu kills: min %.0f ms, median %.0f ms, max %.0f ms\n", ms.size(),
               sorted.front(), median, sorted.back());
   return 0;

@@ -58,11 +58,11 @@ TEST(TakeoverTest, EveryAcceptedSubmitSucceedsWithItsOutputWhenTheLeaderIsKilled
   for (int i = 0; i < 2; ++i) {
     const std::string name = "echo-" + std::to_string(i);
     workers.push_back(std::make_unique<ChildProcess>());
-    ASSERT_EQ(workers.back()->Start({kWorker, "--addr", both, "--name", name, "--skill", "echo",
-                                     "--capacity", "4", "--", "cat"},
-                                    b.dir() + "/" + name + ".out", b.dir() + "/" + name + ".err",
-                                    no_env),
-              "");
+    ASSERT_EQ(
+        workers.back()->Start({kWorker, "--addr", both, "--name", name, "--skill", "echo",
+                               "--capacity", "4", "--", "cat"},
+                              b.dir() + "/" + name + ".out", b.dir() + "/" + name + ".err", no_env),
+        "");
   }
 
   std::map<std::string, std::string> accepted;  // id -> payload

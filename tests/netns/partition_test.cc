@@ -95,8 +95,7 @@ class Hosts {
     std::istringstream list(Ip({"netns", "list"}).out);
     for (std::string line; std::getline(list, line);) {
       std::smatch m;
-      if (std::regex_search(line, m, re) &&
-          access(("/proc/" + m[1].str()).c_str(), F_OK) != 0) {
+      if (std::regex_search(line, m, re) && access(("/proc/" + m[1].str()).c_str(), F_OK) != 0) {
         Ip({"netns", "del", line.substr(0, line.find(' '))});
       }
     }
@@ -178,11 +177,11 @@ TEST_F(PartitionTest, ACutOffHostsTasksRunElsewhereAndItsLateResultsAreRefused) 
   std::map<std::string, std::unique_ptr<ChildProcess>> workers;
   auto start_worker = [&](const std::string& host, const std::string& address) {
     auto w = std::make_unique<ChildProcess>();
-    const std::string err = w->Start(
-        hosts_.In(host, {kWorker, "--addr", address, "--name", "host-" + host, "--skill", "job",
-                         "--capacity", "4", "--", "sh", "-c", script}),
-        dir.Join("worker-" + host + ".out"), dir.Join("worker-" + host + ".err"),
-        {{"HOST", host}, {"PINCER_ADDR", std::nullopt}, {"PINCER_TOKEN", std::nullopt}});
+    const std::string err =
+        w->Start(hosts_.In(host, {kWorker, "--addr", address, "--name", "host-" + host, "--skill",
+                                  "job", "--capacity", "4", "--", "sh", "-c", script}),
+                 dir.Join("worker-" + host + ".out"), dir.Join("worker-" + host + ".err"),
+                 {{"HOST", host}, {"PINCER_ADDR", std::nullopt}, {"PINCER_TOKEN", std::nullopt}});
     workers[host] = std::move(w);
     return err;
   };
@@ -249,9 +248,9 @@ TEST_F(PartitionTest, ACutOffHostsTasksRunElsewhereAndItsLateResultsAreRefused) 
       [&] { return done; }));
   // (pincer-worker logs a result once it has handed it to the connection.)
   for (const std::string& id : lost) {
-    ASSERT_TRUE(WaitFor([&] { return worker_log("a").find("task " + id + ": done") !=
-                                     std::string::npos; }))
-        << worker_log("a");
+    ASSERT_TRUE(WaitFor([&] {
+      return worker_log("a").find("task " + id + ": done") != std::string::npos;
+    })) << worker_log("a");
   }
 
   // Heal: A's late results reach pincerd's host, on a connection it has
@@ -284,9 +283,8 @@ TEST_F(PartitionTest, ACutOffHostsTasksRunElsewhereAndItsLateResultsAreRefused) 
       "    m = json.loads(f.readline())\n"
       "    if m.get('type') == 'error':\n"
       "        print(json.dumps(m)); break\n");
-  const ProcessResult refused =
-      RunProcess(hosts_.In("a", {"python3", late, "10.231.1.1", port, lost[0]}), "", {},
-                 seconds(60));
+  const ProcessResult refused = RunProcess(
+      hosts_.In("a", {"python3", late, "10.231.1.1", port, lost[0]}), "", {}, seconds(60));
   ASSERT_EQ(refused.exit_code, 0) << refused.err;
   const json refusal = json::parse(refused.out, nullptr, false);
   EXPECT_EQ(refusal.value("code", ""), "unknown_task") << refused.out;
@@ -321,8 +319,7 @@ TEST_F(PartitionTest, ACutOffHostsTasksRunElsewhereAndItsLateResultsAreRefused) 
   // each once.
   std::vector<std::string> after;
   for (int i = 0; i < 8; ++i) {
-    const CtlResult r =
-        Ctl({"submit", "--skill", "job", "--text", "after-" + std::to_string(i)});
+    const CtlResult r = Ctl({"submit", "--skill", "job", "--text", "after-" + std::to_string(i)});
     ASSERT_EQ(r.exit_code, 0) << r;
     after.push_back(r.Lines().at(0));
   }

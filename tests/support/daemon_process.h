@@ -30,7 +30,7 @@ struct DaemonOptions {
   // to start it in a network namespace. It must exec pincerd in its own
   // process (as `ip netns exec` does), so signals reach pincerd.
   std::vector<std::string> prefix;
-  EnvChanges env;                       // PINCER_* are cleared unless set here
+  EnvChanges env;  // PINCER_* are cleared unless set here
   // Until the address file appears. Generous: a restart recovers the whole
   // store first, which takes as long as the machine needs (a pincerd that
   // exits instead fails the start at once).
