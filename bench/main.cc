@@ -4,6 +4,9 @@
 //   pincer-bench [run] [--systems a,b] [--windows 1,256] [--warmup S] [--duration S]
 //   pincer-bench queued-memory [--tasks N]   RSS of pincerd holding N queued tasks
 //   pincer-bench idle-workers [--idle N]     the workload with N idle workers connected
+//   pincer-bench takeover --postgres-url U [--kills N] [--queued N]
+//                                            kill -9 of the leader to the first accepted
+//                                            submit on the standby, N times
 //
 // Every server, worker and client is its own process: workers and clients
 // are forked from this binary, servers are exec'd. Clients ship their
@@ -12,9 +15,12 @@
 #include <libpq-fe.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +28,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -56,6 +63,8 @@ struct Options {
   int worker_capacity = 256;
   int idle_workers = 0;
   long tasks = 1'000'000;  // queued-memory
+  int kills = 10;          // takeover
+  long queued = 1000;      // takeover: tasks left queued for each new leader
   std::string pincerd;
   std::string work_dir;
   std::string postgres_url;  // pincerd-postgres: the database (--postgres-url)
@@ -139,6 +148,16 @@ struct Server {
   std::string error;
   Server() = default;
   Server(Server&& o) noexcept : pid(o.pid), port(o.port), error(std::move(o.error)) { o.pid = -1; }
+  Server& operator=(Server&& o) noexcept {
+    if (this != &o) {
+      Stop(pid);
+      pid = o.pid;
+      port = o.port;
+      error = std::move(o.error);
+      o.pid = -1;
+    }
+    return *this;
+  }
   ~Server() { Stop(pid); }
 };
 
@@ -152,10 +171,11 @@ bool WaitPort(int port) {
 struct PincerdSetup {
   std::string store = "memory";  // memory | sqlite | postgres
   long max_queued = 1'000'000;
+  bool empty_store = true;  // postgres: drop pincerd's tables first
 };
 
-// Drops pincerd's tables, so a run starts from an empty store as the
-// sqlite runs do. "" when done, else why not.
+// Drops pincerd's tables and the lease's fence function, so a run starts
+// from an empty store as the sqlite runs do. "" when done, else why not.
 std::string DropPostgresTables(const std::string& url) {
   PGconn* conn = PQconnectdb(url.c_str());
   std::string error;
@@ -164,7 +184,9 @@ std::string DropPostgresTables(const std::string& url) {
   } else {
     PGresult* r = PQexec(conn,
                          "SET client_min_messages = warning; "
-                         "DROP TABLE IF EXISTS pincer_tasks, pincer_ids, pincer_schema");
+                         "DROP TABLE IF EXISTS pincer_tasks, pincer_ids, pincer_lease, "
+                         "pincer_schema; "
+                         "DROP FUNCTION IF EXISTS pincer_fence");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) error = PQresultErrorMessage(r);
     PQclear(r);
   }
@@ -174,7 +196,7 @@ std::string DropPostgresTables(const std::string& url) {
 
 Server StartPincerd(const Options& o, const PincerdSetup& setup, const std::string& tag) {
   Server s;
-  if (setup.store == "postgres") {
+  if (setup.store == "postgres" && setup.empty_store) {
     if (std::string error = DropPostgresTables(o.postgres_url); !error.empty()) {
       s.error = "cannot empty the database: " + error;
       return s;
@@ -521,6 +543,173 @@ int QueuedMemory(const Options& o) {
   return 0;
 }
 
+// ------------------------------------------------------------ takeover
+
+// Sends `request` (hello first) on a new connection to 127.0.0.1:port and
+// returns the answer lines, up to `answers` of them; empty when the
+// connection is refused or closes first. Each read waits at most 2 s.
+std::vector<std::string> Ask(int port, const std::string& request, std::size_t answers) {
+  std::vector<std::string> lines;
+  const int fd = ConnectLocal(port, 0);
+  if (fd < 0) return lines;
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string out = R"({"type":"hello","role":"client","proto":1})"
+                          "\n" +
+                          request;
+  if (send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) {
+    close(fd);
+    return lines;
+  }
+  std::string in;
+  char buf[4096];
+  while (lines.size() < answers) {
+    const std::size_t nl = in.find('\n');
+    if (nl != std::string::npos) {
+      lines.push_back(in.substr(0, nl));
+      in.erase(0, nl + 1);
+      // An error instead of welcome (not_leader) is the last word.
+      if (lines.size() == 1 && !lines[0].starts_with(R"({"type":"welcome")")) break;
+      continue;
+    }
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  return lines;
+}
+
+// "leader", "standby" (not_leader) or "down" for the pincerd on `port`.
+std::string Role(int port) {
+  const std::vector<std::string> lines = Ask(port, "", 1);
+  if (lines.empty()) return "down";
+  if (lines[0].starts_with(R"({"type":"welcome")")) return "leader";
+  if (lines[0].find(R"("not_leader")") != std::string::npos) return "standby";
+  return "down";
+}
+
+// Two pincerd on one PostgreSQL with the default lease (4 s, renewed every
+// 1 s). `kills` times: SIGKILL to the leader at a random point of its
+// renewal cycle (0-1 s after the standby is seen), then a client that tries
+// both addresses every 10 ms until a submit is accepted; the time from the
+// kill to that `ok` is one takeover. The killed pincerd is started again
+// and waited for as the standby, and the next kill is of the new leader.
+// `queued` tasks (a skill no worker has) stay queued throughout, for each
+// new leader to recover.
+int Takeover(const Options& o, int kills, long queued) {
+  if (o.postgres_url.empty() || kills < 1 || queued < 0) {
+    std::fprintf(stderr, "takeover needs --postgres-url, --kills N >= 1 and --queued N >= 0\n");
+    return 2;
+  }
+  PincerdSetup setup;
+  setup.store = "postgres";
+  std::vector<Server> s(2);
+  std::vector<std::string> tags = {"takeover-a", "takeover-b"};
+  auto start = [&](int i, int round) {
+    s[i] = StartPincerd(o, setup, tags[i] + "-" + std::to_string(round));
+    setup.empty_store = false;
+    return s[i].error;
+  };
+  if (std::string e = start(0, 0); !e.empty()) {
+    std::fprintf(stderr, "%s\n", e.c_str());
+    return 1;
+  }
+  // A leads; fill the queue on it.
+  for (long sent = 0; sent < queued;) {
+    std::string batch;
+    const long n = std::min(queued - sent, 1000L);
+    for (long k = 0; k < n; ++k) {
+      batch += R"({"type":"submit","req":)" + std::to_string(sent + k) +
+               R"(,"skills":["nobody-has-this"],"payload":"queued"})"
+               "\n";
+    }
+    const std::vector<std::string> answers = Ask(s[0].port, batch, static_cast<std::size_t>(n) + 1);
+    long ok = 0;
+    for (const auto& a : answers) ok += a.starts_with(R"({"type":"ok")");
+    if (ok != n) {
+      std::fprintf(stderr, "the queued tasks were not all accepted (%ld of %ld)\n", ok, n);
+      return 1;
+    }
+    sent += n;
+  }
+  if (std::string e = start(1, 0); !e.empty()) {
+    std::fprintf(stderr, "%s\n", e.c_str());
+    return 1;
+  }
+  auto wait_role = [&](int i, const std::string& want) {
+    for (int k = 0; k < 3000; ++k) {
+      if (Role(s[i].port) == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  if (!wait_role(0, "leader") || !wait_role(1, "standby")) {
+    std::fprintf(stderr, "no leader and standby (see %s)\n", o.work_dir.c_str());
+    return 1;
+  }
+  std::printf(
+      "takeover: 2 pincerd on PostgreSQL, default lease (4s) and renew (1s), "
+      "%ld queued tasks, %d kills\n",
+      queued, kills);
+  std::printf(
+      "| kill | killed | new leader | kill → first accepted submit ms |\n|---:|---|---|---:|\n");
+  const std::string submit = R"({"type":"submit","req":1,"skills":["bench"],"payload":"after"})"
+                             "\n";
+  std::vector<double> ms;
+  int leader = 0;
+  std::mt19937 random(std::random_device{}());
+  for (int round = 1; round <= kills; ++round) {
+    const int standby = 1 - leader;
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 999)(random)));
+    kill(s[leader].pid, SIGKILL);
+    waitpid(s[leader].pid, nullptr, 0);
+    const uint64_t killed = NowNs();
+    s[leader].pid = -1;
+    int served = -1;
+    const uint64_t give_up = killed + 60'000'000'000ull;
+    while (served < 0 && NowNs() < give_up) {
+      for (int i : {leader, standby}) {
+        const std::vector<std::string> a = Ask(s[i].port, submit, 2);
+        if (a.size() == 2 && a[1].starts_with(R"({"type":"ok")")) {
+          served = i;
+          break;
+        }
+      }
+      if (served < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (served < 0) {
+      std::fprintf(stderr, "kill %d: no submit accepted within 60 s (see %s)\n", round,
+                   o.work_dir.c_str());
+      return 1;
+    }
+    const double took = static_cast<double>(NowNs() - killed) / 1e6;
+    ms.push_back(took);
+    std::printf("| %d | %s | %s | %.0f |\n", round, tags[leader].c_str() + 9,
+                tags[served].c_str() + 9, took);
+    std::fflush(stdout);
+    // The killed one comes back as the standby.
+    if (std::string e = start(leader, round); !e.empty()) {
+      std::fprintf(stderr, "restart: %s\n", e.c_str());
+      return 1;
+    }
+    if (!wait_role(leader, "standby")) {
+      std::fprintf(stderr, "the restarted pincerd is not a standby (see %s)\n", o.work_dir.c_str());
+      return 1;
+    }
+    leader = served;
+  }
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted.size() % 2
+                            ? sorted[sorted.size() / 2]
+                            : (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]) / 2;
+  std::printf("takeover over %zu kills: min %.0f ms, median %.0f ms, max %.0f ms\n", ms.size(),
+              sorted.front(), median, sorted.back());
+  return 0;
+}
+
 std::vector<std::string> Split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -533,7 +722,7 @@ std::vector<std::string> Split(const std::string& s) {
 
 void Usage() {
   std::printf(
-      "usage: pincer-bench [run|queued-memory|idle-workers] [options]\n"
+      "usage: pincer-bench [run|queued-memory|idle-workers|takeover] [options]\n"
       "  --systems LIST     comma-separated, from: floor,pincerd-memory,pincerd-sqlite,\n"
       "                     pincerd-memory-4c,nats,gearman,redis,beanstalk, and\n"
       "                     pincerd-postgres with --postgres-url (default: all)\n"
@@ -544,6 +733,9 @@ void Usage() {
       "  --capacity N       pincerd worker capacity (default 256)\n"
       "  --idle N           idle-workers: idle worker connections (default 5000)\n"
       "  --tasks N          queued-memory: tasks to queue (default 1000000)\n"
+      "  --kills N          takeover: leaders killed with SIGKILL (default 10)\n"
+      "  --queued N         takeover: tasks queued for each new leader to recover\n"
+      "                     (default 1000)\n"
       "  --pincerd PATH     pincerd binary (default: next to pincer-bench)\n"
       "  --postgres-url U   the database of pincerd-postgres (its tables are dropped first)\n"
       "exit status: 0 when every pincerd and floor row ran (a peer that is not\n"
@@ -593,6 +785,10 @@ int Main(int argc, char** argv) {
       o.idle_workers = std::atoi(next().c_str());
     else if (a == "--tasks")
       o.tasks = std::atol(next().c_str());
+    else if (a == "--kills")
+      o.kills = std::atoi(next().c_str());
+    else if (a == "--queued")
+      o.queued = std::atol(next().c_str());
     else if (a == "--pincerd")
       o.pincerd = next();
     else if (a == "--postgres-url")
@@ -624,6 +820,8 @@ int Main(int argc, char** argv) {
   int rc = 0;
   if (mode == "queued-memory") {
     rc = QueuedMemory(o);
+  } else if (mode == "takeover") {
+    rc = Takeover(o, o.kills, o.queued);
   } else if (mode == "run" || mode == "idle-workers") {
     std::vector<RunResult> results;
     // idle-workers compares, in one run, the workload without and with the

@@ -237,12 +237,14 @@ void PeerSessions::OnClosed(Connection& c) {
   auto it = peers_.find(c.id());
   if (it == peers_.end()) return;
   const Role role = it->second.role;
+  // The id its welcome gave ("w7"), not the connection's number.
+  const std::string wire_id = std::move(it->second.wire_id);
   if (PeerSlot& slot = cache_[c.id() % cache_.size()]; slot.id == c.id()) slot = {};
   peers_.erase(it);                 // the Connection lives on while its handlers finish
   dispatcher_.DropWaiters(c.id());  // a worker may wait for tasks too
   if (role == Role::kWorker) {
-    spdlog::info("worker w{} disconnected", c.id());
-    dispatcher_.OnDisconnect(c.id(), "worker w" + std::to_string(c.id()) + " disconnected");
+    spdlog::info("worker {} disconnected", wire_id);
+    dispatcher_.OnDisconnect(c.id(), "worker " + wire_id + " disconnected");
     hooks_.changed();
   }
   hooks_.closed(c.id(), role);

@@ -241,6 +241,26 @@ TEST_F(AttemptsTest, ClosingTheConnectionConfirmsTheStop) {
   EXPECT_EQ(end["errors"].size(), 1u) << end;
 }
 
+TEST_F(AttemptsTest, AnAttemptLostWithItsConnectionNamesTheWorkerById) {
+  // Connections are numbered for clients and workers alike (the client of
+  // SetUp holds one more): the error names the id the welcome gave.
+  auto first = std::make_unique<RawPeer>();
+  ASSERT_EQ(first->Connect(daemon_->address()), "");
+  std::optional<json> welcome =
+      first->Hello("worker", "", {{"name", "first"}, {"skills", {"job"}}, {"capacity", 1}});
+  ASSERT_TRUE(welcome && welcome->value("type", "") == "welcome");
+  const std::string worker = welcome->value("id", "");
+  const std::string id = SubmitTask(*client_, {{"skills", {"job"}}, {"max_attempts", 2}});
+  ASSERT_EQ(Next(*first).value("id", ""), id);
+  first->Close();
+  ASSERT_TRUE(WaitFor([&] { return Status(id)["errors"].size() == 1u; })) << Status(id);
+  const json error = Status(id)["errors"][0];
+  EXPECT_EQ(error.value("worker", ""), worker) << error;
+  EXPECT_EQ(error.value("error", ""), "worker " + worker + " disconnected") << error;
+  EXPECT_NE(daemon_->ReadStderr().find("worker " + worker + " disconnected"), std::string::npos)
+      << daemon_->ReadStderr();
+}
+
 TEST_F(AttemptsTest, AWorkerWithoutConfirmsStopGetsItsSlotBackAtOnce) {
   auto w = RawWorker("old", /*confirms=*/false);
   const std::string a = SubmitTask(*client_, {{"skills", {"job"}}});

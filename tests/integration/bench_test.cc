@@ -5,7 +5,10 @@
 // window. Speed is the bench's business, not this test's: it checks that
 // every pincerd and floor row moved tasks, and that each peer row either
 // moved tasks or names why it could not run (scripts/bench installs the
-// peers; scripts/test does not), instead of failing the run.
+// peers; scripts/test does not), instead of failing the run. With a real
+// PostgreSQL: the postgres row at two windows (each starts on emptied
+// tables), and `takeover` kills the leader of two pincerd and reports each
+// takeover.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "support/postgres_server.h"
 #include "support/subprocess.h"
 
 namespace pincer::test {
@@ -74,6 +78,59 @@ TEST(BenchTest, PrintsOneTableWithARowPerSystemAndWindow) {
   for (const std::string& name : ours) EXPECT_EQ(rows[name], 2) << name << "\n" << r.out;
   for (const std::string& name : peers) EXPECT_EQ(rows[name], 2) << name << "\n" << r.out;
   EXPECT_EQ(rows.size(), ours.size() + peers.size()) << r.out;
+}
+
+std::string Bench() { return std::string(PINCER_BUILD_DIR) + "/pincer-bench"; }
+
+TEST(BenchTest, ThePostgresRowRunsAtEveryWindowOnEmptiedTables) {
+  if (access(Bench().c_str(), X_OK) != 0) GTEST_SKIP() << "pincer-bench is not built";
+  if (!PostgresServer::Available()) GTEST_SKIP() << PostgresServer::kMissing;
+  PostgresServer pg;
+  ASSERT_TRUE(pg.Start());
+  const ProcessResult r =
+      RunProcess({Bench(), "run", "--systems", "pincerd-postgres", "--windows", "1,8", "--warmup",
+                  "0.1", "--duration", "0.3", "--postgres-url", pg.url()},
+                 "", {}, std::chrono::seconds(240));
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  int rows = 0;
+  std::stringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("| pincerd postgres")) continue;
+    ++rows;
+    const std::vector<std::string> cells = Cells(line);
+    ASSERT_GE(cells.size(), 3u) << line;
+    EXPECT_NE(cells[2], "–") << line;
+  }
+  EXPECT_EQ(rows, 2) << r.out;
+}
+
+TEST(BenchTest, TakeoverKillsTheLeaderAndReportsEachTakeover) {
+  if (access(Bench().c_str(), X_OK) != 0) GTEST_SKIP() << "pincer-bench is not built";
+  // Bad usage first: it needs a database and at least one kill.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"takeover"},
+        std::vector<std::string>{"takeover", "--postgres-url", "postgresql:///x", "--kills",
+                                 "0"}}) {
+    std::vector<std::string> argv = {Bench()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const ProcessResult bad = RunProcess(argv);
+    EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
+    EXPECT_NE(bad.err.find("takeover needs --postgres-url, --kills N >= 1"), std::string::npos)
+        << bad.err;
+  }
+  if (!PostgresServer::Available()) GTEST_SKIP() << PostgresServer::kMissing;
+  PostgresServer pg;
+  ASSERT_TRUE(pg.Start());
+  const ProcessResult r = RunProcess(
+      {Bench(), "takeover", "--postgres-url", pg.url(), "--kills", "2", "--queued", "10"}, "", {},
+      std::chrono::seconds(240));
+  ASSERT_FALSE(r.timed_out);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // One row per kill, the leaders alternating, then the summary.
+  EXPECT_NE(r.out.find("| 1 | a | b | "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| 2 | b | a | "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("takeover over 2 kills: min "), std::string::npos) << r.out;
 }
 
 }  // namespace

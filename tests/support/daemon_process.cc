@@ -94,6 +94,7 @@ std::string DaemonProcess::ComposeConfig() const {
   std::vector<std::string> argv = {std::string(PINCER_BUILD_DIR) + "/pincerd", "--config",
                                    config_path(), "--address-file", address_file};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  argv.insert(argv.begin(), options_.prefix.begin(), options_.prefix.end());
   EnvChanges env = {{"PINCER_ADDR", std::nullopt},
                     {"PINCER_TOKEN", std::nullopt},
                     {"PINCER_TLS_CA", std::nullopt},

@@ -26,7 +26,11 @@ struct DaemonOptions {
   // the temp dir (for unix_socket paths, token files, ...).
   std::string config_yaml;
   std::vector<std::string> extra_args;  // more pincerd flags
-  EnvChanges env;                       // PINCER_* are cleared unless set here
+  // A command pincerd is run under, e.g. {"ip", "netns", "exec", "ns1"}
+  // to start it in a network namespace. It must exec pincerd in its own
+  // process (as `ip netns exec` does), so signals reach pincerd.
+  std::vector<std::string> prefix;
+  EnvChanges env;  // PINCER_* are cleared unless set here
   // Until the address file appears. Generous: a restart recovers the whole
   // store first, which takes as long as the machine needs (a pincerd that
   // exits instead fails the start at once).
