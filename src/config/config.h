@@ -95,7 +95,7 @@ struct RoutingRule {
   std::optional<RateCap> rate;
   // A triage skill: a matching task is first run as a triage step on a
   // worker with this skill, whose output names the skills the task is then
-  // routed by (docs/routing.md). "" = no triage.
+  // routed by (docs/configuration.md). "" = no triage.
   std::string triage;
   Duration triage_timeout{60000};  // the triage step's attempt timeout
 

@@ -88,7 +88,7 @@ class Dispatcher {
   // tasks come back queued with their attempt counted as lost.
   void Restore(TaskRecord&& rec);
   // After the last Restore: tasks of a triage rule whose triage step was
-  // not found get one now (docs/routing.md, "Triage").
+  // not found get one now (docs/configuration.md, "Triage").
   void FinishRestore();
 
   // ---- Workers ----
@@ -182,7 +182,7 @@ class Dispatcher {
   // offered since pincerd started; "" when some worker has.
   std::string UnroutableWarning(const std::vector<std::string>& skills);
 
-  // What triage did for task `id` (docs/routing.md, "Triage"); nullopt
+  // What triage did for task `id` (docs/configuration.md, "Triage"); nullopt
   // when the task had no triage step.
   struct TriageView {
     std::string skill;  // the triage skill

@@ -2,7 +2,7 @@
 // a triage step, a subtask with the rule's triage skill, the task's payload
 // and the key TriageKey(task). The step's output names the skills the task
 // is then routed by; a step that fails, times out or answers anything else
-// leaves the task to its own skills (the fallback). docs/routing.md.
+// leaves the task to its own skills (the fallback). docs/configuration.md.
 //
 // Nothing of this is stored apart from the step itself: the decision is
 // read again from the step's record (its key finds it), so a restart
