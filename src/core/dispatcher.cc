@@ -759,7 +759,7 @@ void Dispatcher::Place(Task& t) {
   }
   if (t.rec.session.empty()) return PlaceGeneral(t);
   Worker* home = nullptr;
-  if (!sessions_.TakeTurn(t, workers_, home)) return;  // behind its session's current task
+  if (!sessions_.TakeTurn(t, queue_.skills(t.cls), workers_, home)) return;  // behind its session's current task
   // A capped rule's task waits in its queue, whoever its home is.
   if (caps_.any() && CapHolds(t.cls)) return PlaceGeneral(t);
   if (home) {
