@@ -23,13 +23,32 @@ namespace {
 using nlohmann::json;
 using std::chrono::seconds;
 
+// skill_match: a task of no skills goes to the worker of fewest skills,
+// the plain one, unless triage names a skill: the fallback is seen.
 constexpr const char* kRules =
     "routing:\n"
     "  rules:\n"
-    "    - { skills: [], triage: classify }\n";
+    "    - { skills: [], triage: classify, strategy: skill_match }\n";
 
 std::string Config(const std::string& store = "memory", const std::string& rules = kRules) {
   return "store: { kind: " + store + " }\n" + rules;
+}
+
+TaskReply Answer(json output) {
+  TaskReply r;
+  r.output = std::move(output);
+  return r;
+}
+TaskReply Fail(std::string error) {
+  TaskReply r;
+  r.ok = false;
+  r.error = std::move(error);
+  return r;
+}
+TaskReply Silent() {
+  TaskReply r;
+  r.send = false;
+  return r;
 }
 
 class TriageTest : public ::testing::Test {
@@ -127,13 +146,13 @@ TEST_F(TriageTest, BadOrFailedTriageFallsBackToTheTasksOwnSkills) {
   plain->StartAuto();
   gpu->StartAuto();
   const std::vector<TaskReply> replies = {
-      {.ok = false, .error = "model overloaded"},
-      {.ok = true, .output = {{"nope", 1}}},
-      {.ok = true, .output = {{"skills", "gpu"}}},
-      {.ok = true, .output = {{"skills", {1, 2}}}},
-      {.ok = true, .output = {{"skills", {""}}}},
-      {.ok = true, .output = "gpu"},
-      {.ok = true, .output = nullptr},
+      Fail("model overloaded"),
+      Answer({{"nope", 1}}),
+      Answer({{"skills", "gpu"}}),
+      Answer({{"skills", {1, 2}}}),
+      Answer({{"skills", {""}}}),
+      Answer("gpu"),
+      Answer(nullptr),
   };
   for (const TaskReply& reply : replies) {
     auto classifier = Classifier(reply);
@@ -141,7 +160,7 @@ TEST_F(TriageTest, BadOrFailedTriageFallsBackToTheTasksOwnSkills) {
     const std::string id = SubmitTask(*client_, {{"payload", "x"}});
     const json end = WaitEnd(*client_, id);
     EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
-    EXPECT_EQ(end.value("worker", ""), plain->id()) << "by its own skills (none)";
+    EXPECT_EQ(end.value("worker", ""), plain->id()) << "by its own skills (none), skill_match";
     const json t = TaskStatus(*client_, id)["triage"];
     EXPECT_EQ(t.value("state", ""), "fallback") << t.dump();
     EXPECT_TRUE(t["skills"].is_null()) << t.dump();
@@ -156,7 +175,7 @@ TEST_F(TriageTest, AClassifyWorkerThatDiesOrTimesOutLeavesTheTaskToItsRule) {
                "routing:\n"
                "  rules:\n"
                "    - { skills: [], triage: classify, triage_timeout: 300ms,"
-               " strategy: round_robin }\n"));
+               " strategy: skill_match }\n"));
   auto plain = Worker("plain", {});
   ASSERT_TRUE(plain);
   plain->StartAuto();
@@ -173,7 +192,7 @@ TEST_F(TriageTest, AClassifyWorkerThatDiesOrTimesOutLeavesTheTaskToItsRule) {
     EXPECT_NE(t.value("error", "").find("failed"), std::string::npos) << t.dump();
   }
   {
-    auto classifier = Classifier({.send = false});  // never answers
+    auto classifier = Classifier(Silent());  // never answers
     ASSERT_TRUE(classifier);
     const std::string id = SubmitTask(*client_, {{"payload", "slow"}});
     const json end = WaitEnd(*client_, id);
@@ -199,9 +218,11 @@ TEST_F(TriageTest, CancellingATaskInTriageCancelsItsStep) {
 TEST_F(TriageTest, AClientMayNotUseATriageStepsKey) {
   Start(Config());
   for (const std::string key : {"pincer:triage:t1", "pincer:anything"}) {
-    const json answer = Ask(*client_, {{"type", "submit"}, {"payload", 1}, {"key", key}});
-    EXPECT_EQ(answer.value("type", ""), "error") << answer.dump();
-    EXPECT_EQ(answer.value("code", ""), "invalid_request") << answer.dump();
+    auto answer = client_->Request({{"type", "submit"}, {"payload", 1}, {"key", key}}, seconds(10));
+    ASSERT_FALSE(answer.ok()) << key;
+    EXPECT_EQ(answer.error().code, "invalid_request") << answer.error().ToString();
+    EXPECT_NE(answer.error().message.find("pincerd's own"), std::string::npos)
+        << answer.error().ToString();
   }
   EXPECT_EQ(Stats(*client_).value("submitted", -1), 0);
 }
@@ -223,7 +244,7 @@ TEST_F(TriageTest, ATaskKilledMidTriageIsTriagedAgainAfterARestart) {
   EXPECT_EQ(TaskStatus(*client_, id).value("why_code", ""), "triage");
   auto plain = Worker("plain", {});
   auto gpu = Worker("gpu", {"gpu"});
-  auto classifier = Classifier({.ok = true, .output = {{"skills", {"gpu"}}}});
+  auto classifier = Classifier(Answer({{"skills", {"gpu"}}}));
   ASSERT_TRUE(plain && gpu && classifier);
   plain->StartAuto();
   gpu->StartAuto();
