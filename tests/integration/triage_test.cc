@@ -227,6 +227,39 @@ TEST_F(TriageTest, AClientMayNotUseATriageStepsKey) {
   EXPECT_EQ(Stats(*client_).value("submitted", -1), 0);
 }
 
+TEST_F(TriageTest, AReloadAppliesToNewTasksAndATaskInTriageKeepsItsStep) {
+  Start(Config());
+  auto plain = Worker("plain", {});
+  auto gpu = Worker("gpu", {"gpu"});
+  auto classifier = Worker("classifier", {"classify"});
+  ASSERT_TRUE(plain && gpu && classifier);
+  plain->StartAuto();
+  gpu->StartAuto();
+  const std::string in_triage = SubmitTask(*client_, {{"payload", "a"}});
+  auto step = classifier->NextTask(seconds(20));
+  ASSERT_TRUE(step);
+
+  // The triage rule goes: a new skill-less task is placed at once.
+  daemon_->SetConfig("store: { kind: memory }\nrouting: { rules: [] }\n");
+  const json reloaded = Ask(*client_, {{"type", "reload"}});
+  ASSERT_EQ(reloaded.value("type", ""), "ok") << reloaded.dump();
+  const std::string direct = SubmitTask(*client_, {{"payload", "b"}});
+  EXPECT_EQ(WaitEnd(*client_, direct).value("state", ""), "succeeded");
+  EXPECT_FALSE(TaskStatus(*client_, direct).contains("triage"));
+
+  // The task already in triage is routed by its step all the same.
+  ASSERT_TRUE(classifier->SendResult(step->value("id", ""), true, {{"skills", {"gpu"}}}));
+  EXPECT_EQ(WaitEnd(*client_, in_triage).value("worker", ""), gpu->id());
+
+  // Back again: new tasks are triaged.
+  daemon_->SetConfig(Config());
+  ASSERT_EQ(Ask(*client_, {{"type", "reload"}}).value("type", ""), "ok");
+  const std::string again = SubmitTask(*client_, {{"payload", "c"}});
+  auto next = classifier->NextTask(seconds(20));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(TaskStatus(*client_, next->value("id", ""))["parent"], again);
+}
+
 TEST_F(TriageTest, ATaskKilledMidTriageIsTriagedAgainAfterARestart) {
   Start(Config("sqlite"));
   std::string id;
