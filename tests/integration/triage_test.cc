@@ -303,5 +303,28 @@ TEST_F(TriageTest, ATaskKilledMidTriageIsTriagedAgainAfterARestart) {
   EXPECT_EQ(asked, 2);
 }
 
+TEST_F(TriageTest, AQueuedTaskWithoutAStepIsTriagedAfterARestart) {
+  // Queued before its rule triaged: a restart under a triage rule finds no
+  // step for it and submits one.
+  Start(Config("sqlite", "routing: { rules: [] }\n"));
+  const std::string id = SubmitTask(*client_, {{"payload", "late"}});
+  ASSERT_FALSE(id.empty());
+  daemon_->Kill9();
+  daemon_->SetConfig(Config("sqlite"));
+  ASSERT_TRUE(daemon_->Restart());
+  client_ = ConnectClient(daemon_->address());
+  ASSERT_NE(client_, nullptr);
+  auto classifier = Worker("classifier", {"classify"});
+  auto gpu = Worker("gpu", {"gpu"});
+  ASSERT_TRUE(classifier && gpu);
+  gpu->StartAuto();
+  auto step = classifier->NextTask(seconds(20));
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->value("triage", false), true);
+  EXPECT_EQ((*step)["payload"], "late");
+  ASSERT_TRUE(classifier->SendResult(step->value("id", ""), true, {{"skills", {"gpu"}}}));
+  EXPECT_EQ(WaitEnd(*client_, id).value("worker", ""), gpu->id());
+}
+
 }  // namespace
 }  // namespace pincer::test
