@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "support/ctl_runner.h"
 #include "support/daemon_process.h"
 #include "support/scenario.h"
 #include "support/test_worker.h"
@@ -123,6 +124,16 @@ TEST_F(TriageTest, ASkilllessTaskRunsWhereTheClassifyWorkerSays) {
   EXPECT_EQ(t["skills"], json({"gpu"}));
   EXPECT_TRUE(t["error"].is_null());
   EXPECT_EQ(s["children"], json({step_id}));
+
+  // pincerctl status shows it, in words and in --json.
+  const CtlResult shown = RunCtl(daemon_->address(), {"status", id});
+  EXPECT_EQ(shown.exit_code, 0) << shown;
+  EXPECT_NE(shown.out.find("triage:   decided gpu, by step " + step_id + " (classify on " +
+                           classifier->id() + ")"),
+            std::string::npos)
+      << shown;
+  const CtlResult as_json = RunCtl(daemon_->address(), {"--json", "status", id});
+  EXPECT_EQ(as_json.Json()["triage"], t) << as_json;
 }
 
 TEST_F(TriageTest, TasksWithSkillsAreNotTriaged) {
