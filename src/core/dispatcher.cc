@@ -1684,7 +1684,7 @@ std::pair<int, int> Dispatcher::SlotsHeldByAncestors(const Task& t) {
   }
   int slots = 0, held = 0;
   WorkerIndex& index = workers_.index();
-  for (ProfileId p : index.Matching(t.rec.skills)) {
+  for (ProfileId p : index.Matching(queue_.skills(t.cls))) {
     for (const WorkerIndex::TurnKey& k : index.profile(p).rotation) {
       const Worker* w = workers_.Find(k.id);
       if (!w) continue;
