@@ -88,7 +88,7 @@ struct RoutingRule {
   // Matches a task requiring all of these; [] (a triage rule only) matches
   // the tasks that require no skill.
   std::vector<std::string> skills;
-  std::string strategy;             // a name known to the routing factory; "" = routing.strategy
+  std::string strategy;  // a name known to the routing factory; "" = routing.strategy
   // Caps on the rule's tasks (an API quota): at most this many running at
   // once, at most rate.tasks started per rate.per. Unset: no cap.
   std::optional<int> max_running;

@@ -267,8 +267,7 @@ void ClientApi::AppendTaskView(std::string& out, const Task& t) {
       JsonObjectWriter g(v.Key("triage"));
       g.String("skill", tv->skill);
       append_id(g.Key("task"), tv->step);
-      g.StringOrNull("worker", tv->worker)
-          .String("state", TriageStateName(tv->decision.state));
+      g.StringOrNull("worker", tv->worker).String("state", TriageStateName(tv->decision.state));
       if (tv->decision.state == TriageDecision::State::kDecided) {
         g.StringArray("skills", tv->decision.skills);
       } else {

@@ -759,7 +759,8 @@ void Dispatcher::Place(Task& t) {
   }
   if (t.rec.session.empty()) return PlaceGeneral(t);
   Worker* home = nullptr;
-  if (!sessions_.TakeTurn(t, queue_.skills(t.cls), workers_, home)) return;  // behind its session's current task
+  if (!sessions_.TakeTurn(t, queue_.skills(t.cls), workers_, home))
+    return;  // behind its session's current task
   // A capped rule's task waits in its queue, whoever its home is.
   if (caps_.any() && CapHolds(t.cls)) return PlaceGeneral(t);
   if (home) {
@@ -779,10 +780,9 @@ void Dispatcher::PlaceGeneral(Task& t) {
   // The class's skills: the task's own, or those its triage decided.
   const std::vector<std::string>& skills = queue_.skills(t.cls);
   const bool capped = caps_.any() && CapHolds(t.cls);
-  const WorkerId id = capped
-                          ? 0
-                          : strategy.Pick(workers_.index(), workers_.index().Matching(skills),
-                                          skills.size());
+  const WorkerId id =
+      capped ? 0
+             : strategy.Pick(workers_.index(), workers_.index().Matching(skills), skills.size());
   if (Worker* w = workers_.Find(id)) return Assign(t, *w);
   queue_.Push(t.cls, t.entry());
   t.where = Task::Where::kQueue;
@@ -808,8 +808,8 @@ void Dispatcher::OnTurnWaitDeadline(Task& t) {
   t.turn_expired = true;
   if (caps_.any() && CapHolds(t.cls)) return;
   const auto& skills = queue_.skills(t.cls);
-  const WorkerId id = fallback_strategy_->Pick(workers_.index(), workers_.index().Matching(skills),
-                                               skills.size());
+  const WorkerId id =
+      fallback_strategy_->Pick(workers_.index(), workers_.index().Matching(skills), skills.size());
   if (Worker* w = workers_.Find(id)) {
     Unqueue(t);
     Assign(t, *w);
@@ -1625,8 +1625,8 @@ Why Dispatcher::WaitReason(const Task& t) {
     case Task::Where::kTriage:
       if (const Task* step = tasks_.Find(t.triage)) {
         return {WhyCode::kTriage, "waiting for its triage step " + step->id_string() + " (skill " +
-                                      (step->rec.skills.empty() ? "" : step->rec.skills[0]) +
-                                      ", " + std::string(TaskStateName(step->rec.state)) + ")"};
+                                      (step->rec.skills.empty() ? "" : step->rec.skills[0]) + ", " +
+                                      std::string(TaskStateName(step->rec.state)) + ")"};
       }
       return {WhyCode::kTriage, "waiting for its triage step"};
     default:

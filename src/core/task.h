@@ -39,8 +39,8 @@ struct Task {
   // Attempts cut short by pincerd restarts since the task was submitted or
   // last retried: in rec.errors, not counted toward max_attempts.
   int interrupted = 0;
-  bool triage_step = false;       // this task is another's triage step (core/triage.h)
-  TaskId triage = 0;              // kTriage: its triage step; 0 = none yet
+  bool triage_step = false;      // this task is another's triage step (core/triage.h)
+  TaskId triage = 0;             // kTriage: its triage step; 0 = none yet
   bool turn_wait_armed = false;  // a kTurnWait deadline is pending
   bool turn_expired = false;     // waited long enough for its turn-holder
   TimePoint attempt_deadline{};  // of the running attempt; {} = none

@@ -42,8 +42,8 @@ TriageDecision DecideTriage(const TaskRecord& step) {
     return d;
   }
   if (list->size() > kMaxSkills) {
-    d.error = "triage step " + TaskIdString(step.id) + ": more than " +
-              std::to_string(kMaxSkills) + " skills";
+    d.error = "triage step " + TaskIdString(step.id) + ": more than " + std::to_string(kMaxSkills) +
+              " skills";
     return d;
   }
   std::vector<std::string> skills;

@@ -127,7 +127,8 @@ static std::string TriageText(const nlohmann::json& triage) {
   if (state == "decided") {
     auto it = triage.find("skills");
     const bool none = it == triage.end() || !it->is_array() || it->empty();
-    return "decided " + (none ? std::string("no skills") : Field(triage, "skills")) + ", by " + step;
+    return "decided " + (none ? std::string("no skills") : Field(triage, "skills")) + ", by " +
+           step;
   }
   if (state == "fallback") return "fallback, by its own skills: " + Field(triage, "error");
   return state + ", " + step;

@@ -490,8 +490,7 @@ const BadCase kBadCases[] = {
      "routing.rules[0].triage_timeout", "must be greater than 0"},
     {"a.yaml", "routing: { rules: [ { skills: [], triage: classify, triage_timeout: soon } ] }",
      "routing.rules[0].triage_timeout", ""},
-    {"a.yaml",
-     "routing: { rules: [ { skills: [a], strategy: round_robin, triage_timeout: 5s } ] }",
+    {"a.yaml", "routing: { rules: [ { skills: [a], strategy: round_robin, triage_timeout: 5s } ] }",
      "routing.rules[0].triage_timeout", "applies only to a rule with triage"},
     // Rule caps (issue 16) and tasks.queue_ttl.
     {"a.yaml", "routing: { rules: [ { skills: [a], max_running: 0 } ] }",

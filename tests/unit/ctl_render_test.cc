@@ -52,7 +52,7 @@ TEST(RenderTest, TaskStatus) {
 
 TEST(RenderTest, TaskStatusShowsItsTriage) {
   nlohmann::json t = QueuedTask();
-  t["triage"] = {{"skill", "classify"}, {"task", "t19"},       {"worker", "w2"},
+  t["triage"] = {{"skill", "classify"}, {"task", "t19"},     {"worker", "w2"},
                  {"state", "decided"},  {"skills", {"gpu"}}, {"error", nullptr}};
   EXPECT_NE(RenderTask(t, kNow).find("triage:   decided gpu, by step t19 (classify on w2)\n"),
             std::string::npos)
@@ -66,8 +66,7 @@ TEST(RenderTest, TaskStatusShowsItsTriage) {
       << RenderTask(t, kNow);
   t["triage"] = {{"skill", "classify"}, {"task", "t19"},     {"worker", nullptr},
                  {"state", "pending"},  {"skills", nullptr}, {"error", nullptr}};
-  EXPECT_NE(RenderTask(t, kNow).find("triage:   pending, step t19 (classify)\n"),
-            std::string::npos)
+  EXPECT_NE(RenderTask(t, kNow).find("triage:   pending, step t19 (classify)\n"), std::string::npos)
       << RenderTask(t, kNow);
   EXPECT_EQ(RenderTask(QueuedTask(), kNow).find("triage"), std::string::npos);
 }
