@@ -364,9 +364,18 @@ void ReadRouting(MapReader& r, Problems& problems, RoutingConfig* out) {
       }
       cap.Finish();
     }
-    // A rule that only caps keeps the default strategy.
-    if (item.is_object() && !rule.Get("strategy") && !parsed.max_running && !parsed.rate) {
-      problems.Add(rule.PathOf("strategy"), "missing (or set max_running or rate)");
+    rule.String("triage", &parsed.triage);
+    if (rule.Get("triage") && parsed.triage.empty()) {
+      problems.Add(rule.PathOf("triage"), "must name a skill (leave it out for no triage)");
+    }
+    rule.Dur("triage_timeout", &parsed.triage_timeout);
+    if (rule.Get("triage_timeout") && !rule.Get("triage")) {
+      problems.Add(rule.PathOf("triage_timeout"), "applies only to a rule with triage");
+    }
+    // A rule that only caps or triages keeps the default strategy.
+    if (item.is_object() && !rule.Get("strategy") && !parsed.max_running && !parsed.rate &&
+        !rule.Get("triage")) {
+      problems.Add(rule.PathOf("strategy"), "missing (or set max_running, rate or triage)");
     }
     rule.Finish();
     out->rules.push_back(std::move(parsed));

@@ -85,12 +85,19 @@ struct RateCap {
 };
 
 struct RoutingRule {
-  std::vector<std::string> skills;  // matches a task requiring all of these
-  std::string strategy;             // a name known to the routing factory; "" = routing.strategy
+  // Matches a task requiring all of these; [] (a triage rule only) matches
+  // the tasks that require no skill.
+  std::vector<std::string> skills;
+  std::string strategy;  // a name known to the routing factory; "" = routing.strategy
   // Caps on the rule's tasks (an API quota): at most this many running at
   // once, at most rate.tasks started per rate.per. Unset: no cap.
   std::optional<int> max_running;
   std::optional<RateCap> rate;
+  // A triage skill: a matching task is first run as a triage step on a
+  // worker with this skill, whose output names the skills the task is then
+  // routed by (docs/configuration.md). "" = no triage.
+  std::string triage;
+  Duration triage_timeout{60000};  // the triage step's attempt timeout
 
   bool operator==(const RoutingRule&) const = default;
 };

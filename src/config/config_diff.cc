@@ -28,6 +28,7 @@ std::string Text(const RoutingRule& r) {
       "skills " + Text(r.skills) + " strategy " + (r.strategy.empty() ? "(default)" : r.strategy);
   if (r.max_running) s += " max_running " + std::to_string(*r.max_running);
   if (r.rate) s += " rate " + std::to_string(r.rate->tasks) + " per " + FormatDuration(r.rate->per);
+  if (!r.triage.empty()) s += " triage " + r.triage + " (" + FormatDuration(r.triage_timeout) + ")";
   return s;
 }
 

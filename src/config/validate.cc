@@ -1,6 +1,7 @@
 // ValidateConfig: every rule about values, including those that span fields.
 // LoadConfig runs it after reading, and code that builds a Config by hand
 // (tests, reload) gets the same checks.
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <string_view>
@@ -286,12 +287,24 @@ std::optional<ConfigError> ValidateConfig(const Config& c) {
   for (std::size_t i = 0; i < c.routing.rules.size(); ++i) {
     const RoutingRule& rule = c.routing.rules[i];
     const std::string path = Index("routing.rules", i);
-    // A rule without skills would match every task and hide the default.
-    if (rule.skills.empty()) p.Add(Field(path, "skills"), "must name at least one skill");
+    // A rule without skills matches the tasks that need none: only a
+    // triage rule has a use for that (the skills it finds route the task).
+    if (rule.skills.empty() && rule.triage.empty()) {
+      p.Add(Field(path, "skills"), "must name at least one skill (or set triage)");
+    }
+    if (!rule.triage.empty()) {
+      if (std::find(rule.skills.begin(), rule.skills.end(), rule.triage) != rule.skills.end()) {
+        p.Add(Field(path, "triage"), "must not be one of the rule's own skills ('" + rule.triage +
+                                         "'): the triage step would match the rule it serves");
+      }
+      if (rule.triage_timeout.count() <= 0) {
+        p.Add(Field(path, "triage_timeout"), "must be greater than 0");
+      }
+    }
     for (std::size_t s = 0; s < rule.skills.size(); ++s) {
       if (rule.skills[s].empty()) p.Add(Index(Field(path, "skills"), s), "must not be empty");
     }
-    if (!rule.strategy.empty() || (!rule.max_running && !rule.rate)) {
+    if (!rule.strategy.empty() || (!rule.max_running && !rule.rate && rule.triage.empty())) {
       OneOf(p, Field(path, "strategy"), "strategy", rule.strategy, kStrategies);
     }
     if (rule.max_running && (*rule.max_running < 1 || *rule.max_running > kMaxRuleRunning)) {

@@ -261,6 +261,22 @@ void ClientApi::AppendTaskView(std::string& out, const Task& t) {
     }
   }
   children.push_back(']');
+  if (dispatcher_.triage_seen()) {
+    // Only a task that had a triage step has a `triage` (docs/protocol.md).
+    if (auto tv = dispatcher_.TriageOf(r.id)) {
+      JsonObjectWriter g(v.Key("triage"));
+      g.String("skill", tv->skill);
+      append_id(g.Key("task"), tv->step);
+      g.StringOrNull("worker", tv->worker).String("state", TriageStateName(tv->decision.state));
+      if (tv->decision.state == TriageDecision::State::kDecided) {
+        g.StringArray("skills", tv->decision.skills);
+      } else {
+        g.Null("skills");
+      }
+      g.StringOrNull("error", tv->decision.error);
+      g.Close();
+    }
+  }
   if (r.state == TaskState::kQueued) {
     const Why why = dispatcher_.WaitReason(t);
     v.String("why", why.text).String("why_code", WhyCodeName(why.code));

@@ -136,6 +136,127 @@ void Dispatcher::RebuildStrategies() {
     if (s) rule_strategies_.emplace_back(SortedUnique(rule.skills), std::move(s));
   }
   class_strategy_.clear();
+  class_triage_.clear();
+  any_triage_ = std::any_of(config_.routing.rules.begin(), config_.routing.rules.end(),
+                            [](const RoutingRule& r) { return !r.triage.empty(); });
+}
+
+int Dispatcher::TriageRuleOf(ClassId c) {
+  if (c < class_triage_.size() && class_triage_[c] != -2) return class_triage_[c];
+  int found = -1;
+  const auto& skills = queue_.skills(c);
+  const auto& rules = config_.routing.rules;
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    if (RuleMatches(SortedUnique(rules[i].skills), skills)) {
+      if (!rules[i].triage.empty()) found = static_cast<int>(i);
+      break;  // the first match is the class's rule, as for its strategy
+    }
+  }
+  if (class_triage_.size() <= c) class_triage_.resize(c + 1, -2);
+  class_triage_[c] = found;
+  return found;
+}
+
+void Dispatcher::SetClass(Task& t, ClassId c) {
+  if (c == t.cls) return;
+  if (t.cls < held_.size() && held_[t.cls] > 0) --held_[t.cls];
+  t.cls = c;
+  Hold(c);
+}
+
+void Dispatcher::StartTriage(Task& t, int rule_index) {
+  const RoutingRule& rule = config_.routing.rules[rule_index];
+  t.where = Task::Where::kTriage;
+  t.triage = 0;
+  TaskId id = 0;
+  if (Status st = NewTaskId(id); !st.ok()) {
+    // No step without an id: the task goes by its own skills at once.
+    spdlog::warn("triage of {}: {}; routed by its own skills", t.id_string(), st.message());
+    t.where = Task::Where::kNone;
+    return Place(t);
+  }
+  std::unique_ptr<Task> owned = NewTask();
+  Task& step = *owned;
+  TaskRecord& r = step.rec;
+  r.id = id;
+  r.skills.assign(1, rule.triage);
+  r.payload = t.rec.payload;
+  r.priority = t.rec.priority;
+  r.timeout_ms = rule.triage_timeout.count();
+  r.max_attempts = 1;
+  r.key = TriageKey(t.rec.id);
+  r.parent = t.rec.id;
+  r.created_ms = clock_.UnixMillis();
+  step.triage_step = true;
+  step.cls = queue_.ClassFor(r.skills);
+  Hold(step.cls);
+  step.seq = next_seq_++;
+  if (!tasks_.Insert(std::move(owned))) {
+    t.where = Task::Where::kNone;
+    return Place(t);
+  }
+  triage_seen_ = true;
+  keys_[r.key] = id;
+  children_[t.rec.id].push_back(id);
+  t.triage = id;
+  ++stats_.submitted;
+  ++stats_.queued;
+  if (observer_) observer_->TaskSubmitted(step);
+  placing_new_ = id;
+  Place(step);
+  placing_new_ = 0;
+  store_.Insert(r);
+  if (r.state == TaskState::kQueued) ArmQueueTtl(step);
+}
+
+void Dispatcher::ApplyTriage(Task& t, const TaskRecord& step) {
+  const TriageDecision d = DecideTriage(step);
+  if (d.state == TriageDecision::State::kPending) return;
+  t.where = Task::Where::kNone;
+  t.triage = step.id;
+  if (d.state == TriageDecision::State::kDecided) {
+    std::vector<std::string> skills = t.rec.skills;  // its own skills stay needed
+    skills.insert(skills.end(), d.skills.begin(), d.skills.end());
+    SortUnique(skills);
+    SetClass(t, queue_.ClassFor(skills));
+  }
+  Place(t);
+}
+
+void Dispatcher::FinishRestore() {
+  for (TaskId id : restore_triage_) {
+    Task* t = tasks_.Find(id);
+    if (!t || t->where != Task::Where::kTriage || t->triage != 0) continue;
+    if (const int rule = TriageRuleOf(t->cls); rule >= 0) {
+      StartTriage(*t, rule);
+    } else {
+      t->where = Task::Where::kNone;
+      Place(*t);
+    }
+  }
+  restore_triage_.clear();
+  restore_triage_.shrink_to_fit();
+}
+
+std::optional<Dispatcher::TriageView> Dispatcher::TriageOf(TaskId id) {
+  if (!triage_seen_) return std::nullopt;
+  auto key = keys_.find(TriageKey(id));
+  if (key == keys_.end()) return std::nullopt;
+  const TaskRecord* step = nullptr;
+  if (const Task* live = tasks_.Find(key->second)) {
+    step = &live->rec;
+  } else if (const TaskTable::EndedRef ref = tasks_.FindEnded(key->second)) {
+    ended_.Read(ref, triage_view_);
+    step = &triage_view_.rec;
+  } else {
+    return std::nullopt;
+  }
+  TriageView v;
+  v.skill = step->skills.empty() ? "" : step->skills.front();
+  v.step = step->id;
+  v.worker = step->worker;
+  v.decision = DecideTriage(*step);
+  return v;
 }
 
 const Strategy& Dispatcher::StrategyFor(ClassId cls) {
@@ -145,7 +266,7 @@ const Strategy& Dispatcher::StrategyFor(ClassId cls) {
     cached = default_strategy_.get();
     const auto& skills = queue_.skills(cls);
     for (const auto& [rule_skills, strategy] : rule_strategies_) {
-      if (std::includes(skills.begin(), skills.end(), rule_skills.begin(), rule_skills.end())) {
+      if (RuleMatches(rule_skills, skills)) {
         cached = strategy.get();
         break;
       }
@@ -281,6 +402,14 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req, ConnId from) 
             {}};
   }
   if (!req.key.empty()) {
+    if (req.key.starts_with(kReservedKeyPrefix)) {
+      return {Status("invalid_request", "field 'key': keys starting with '" +
+                                            std::string(kReservedKeyPrefix) +
+                                            "' are pincerd's own (triage steps)"),
+              nullptr,
+              false,
+              {}};
+    }
     auto it = keys_.find(req.key);
     if (it != keys_.end()) {
       if (const Task* t = FindTask(it->second)) {
@@ -354,6 +483,15 @@ Dispatcher::SubmitOutcome Dispatcher::Submit(const SubmitReq& req, ConnId from) 
   ++stats_.submitted;
   ++stats_.queued;
   if (observer_) observer_->TaskSubmitted(t);
+  if (any_triage_) {
+    if (const int rule = TriageRuleOf(t.cls); rule >= 0) {
+      // Recorded first: its triage step names it as its parent.
+      store_.Insert(r);
+      StartTriage(t, rule);
+      if (r.state == TaskState::kQueued) ArmQueueTtl(t);
+      return {Status::Ok(), &t, false, {}};
+    }
+  }
   // Placed, then recorded: a task that goes to a worker at once is stored
   // by one insert that says so, not an insert and then an update.
   placing_new_ = r.id;
@@ -400,12 +538,27 @@ void Dispatcher::Restore(TaskRecord&& rec) {
     view_.cls = queue_.ClassFor(view_.rec.skills);
     Hold(view_.cls);
     tasks_.InsertEnded(view_.rec.id, ended_.Add(view_, at));
+    if (parent != 0 && IsTriageKey(view_.rec.key)) {
+      // A triage step that ended: its task, waiting for it, goes by it.
+      triage_seen_ = true;
+      if (Task* p = tasks_.Find(parent); p && p->where == Task::Where::kTriage) {
+        const TaskRecord step = view_.rec;
+        ApplyTriage(*p, step);
+      }
+    }
     return;
   }
   auto owned = std::make_unique<Task>();
   Task& t = *owned;
   t.rec = std::move(rec);
   t.cls = queue_.ClassFor(t.rec.skills);
+  if (parent != 0 && IsTriageKey(t.rec.key)) {
+    t.triage_step = true;
+    triage_seen_ = true;
+    if (Task* p = tasks_.Find(parent); p && p->where == Task::Where::kTriage) {
+      p->triage = t.rec.id;
+    }
+  }
   Hold(t.cls);
   t.seq = next_seq_++;
   tasks_.Insert(std::move(owned));
@@ -420,7 +573,8 @@ void Dispatcher::Restore(TaskRecord&& rec) {
   }
   if (t.rec.state != TaskState::kRunning) {
     t.interrupted = CountInterrupted(t.rec.errors, t.rec.attempts);
-    if (t.rec.attempts > 0 && !t.rec.errors.empty() && t.rec.errors.back().error != kInterrupted) {
+    if (t.rec.attempts > 0 && !t.rec.errors.empty() && t.rec.errors.back().error != kInterrupted &&
+        !(any_triage_ && !t.triage_step && TriageRuleOf(t.cls) >= 0)) {
       // Queued after a failed attempt: the wait is not stored, so it is
       // reset to the first step, from now (docs/configuration.md).
       BackOff(t, RetryDelay(t.rec, 1, 0));
@@ -442,6 +596,13 @@ void Dispatcher::Restore(TaskRecord&& rec) {
       return;
     }
     Save(t);
+  }
+  if (any_triage_ && !t.triage_step && TriageRuleOf(t.cls) >= 0) {
+    // Routed once its triage step is found (a later record) and ends, or
+    // triaged again (FinishRestore).
+    t.where = Task::Where::kTriage;
+    restore_triage_.push_back(t.rec.id);
+    return ArmQueueTtl(t);
   }
   Place(t);
   ArmQueueTtl(t);
@@ -534,8 +695,10 @@ Status Dispatcher::Retry(TaskId id) {
   // Back to life: out of the archive into a live task (its record there is
   // skipped when purged).
   std::unique_ptr<Task> owned = NewTask();
-  ended_.Read(tasks_.FindEnded(id), *owned);
-  owned->cls = queue_.ClassFor(owned->rec.skills);
+  const TaskTable::EndedRef ref = tasks_.FindEnded(id);
+  ended_.Read(ref, *owned);
+  owned->cls = ended_.entry(ref).cls;  // what it held, and was routed by
+  owned->triage_step = IsTriageKey(owned->rec.key);
   Task* t = tasks_.Revive(std::move(owned));
   if (!t) return Status("internal", "task " + TaskIdString(id) + " cannot be revived (logged)");
   --EndedCount(stats_, t->rec.state);
@@ -553,6 +716,15 @@ Status Dispatcher::Retry(TaskId id) {
   t->rec.output.clear();
   ++stats_.queued;
   Save(*t);
+  if (triage_seen_) {
+    // Retried by the route its triage decided (not triaged again).
+    if (auto v = TriageOf(id); v && v->decision.state == TriageDecision::State::kDecided) {
+      std::vector<std::string> skills = t->rec.skills;
+      skills.insert(skills.end(), v->decision.skills.begin(), v->decision.skills.end());
+      SortUnique(skills);
+      SetClass(*t, queue_.ClassFor(skills));
+    }
+  }
   Place(*t);
   ArmQueueTtl(*t);
   return Status::Ok();
@@ -587,7 +759,8 @@ void Dispatcher::Place(Task& t) {
   }
   if (t.rec.session.empty()) return PlaceGeneral(t);
   Worker* home = nullptr;
-  if (!sessions_.TakeTurn(t, workers_, home)) return;  // behind its session's current task
+  if (!sessions_.TakeTurn(t, queue_.skills(t.cls), workers_, home))
+    return;  // behind its session's current task
   // A capped rule's task waits in its queue, whoever its home is.
   if (caps_.any() && CapHolds(t.cls)) return PlaceGeneral(t);
   if (home) {
@@ -604,19 +777,20 @@ void Dispatcher::Place(Task& t) {
 
 void Dispatcher::PlaceGeneral(Task& t) {
   const Strategy& strategy = StrategyFor(t.cls);
+  // The class's skills: the task's own, or those its triage decided.
+  const std::vector<std::string>& skills = queue_.skills(t.cls);
   const bool capped = caps_.any() && CapHolds(t.cls);
-  const WorkerId id = capped
-                          ? 0
-                          : strategy.Pick(workers_.index(), workers_.index().Matching(t.rec.skills),
-                                          t.rec.skills.size());
+  const WorkerId id =
+      capped ? 0
+             : strategy.Pick(workers_.index(), workers_.index().Matching(skills), skills.size());
   if (Worker* w = workers_.Find(id)) return Assign(t, *w);
   queue_.Push(t.cls, t.entry());
   t.where = Task::Where::kQueue;
   ArmQueueWait(t);
   if (capped) return;  // its rule's cap, not the rotation, holds it
   // A worker is free but the strategy keeps the task for another one.
-  if (fallback_strategy_->Pick(workers_.index(), workers_.index().Matching(t.rec.skills),
-                               t.rec.skills.size())) {
+  if (fallback_strategy_->Pick(workers_.index(), workers_.index().Matching(skills),
+                               skills.size())) {
     ArmTurnWait(t);
   }
 }
@@ -633,8 +807,9 @@ void Dispatcher::OnTurnWaitDeadline(Task& t) {
   if (t.where != Task::Where::kQueue) return;
   t.turn_expired = true;
   if (caps_.any() && CapHolds(t.cls)) return;
-  const WorkerId id = fallback_strategy_->Pick(
-      workers_.index(), workers_.index().Matching(t.rec.skills), t.rec.skills.size());
+  const auto& skills = queue_.skills(t.cls);
+  const WorkerId id =
+      fallback_strategy_->Pick(workers_.index(), workers_.index().Matching(skills), skills.size());
   if (Worker* w = workers_.Find(id)) {
     Unqueue(t);
     Assign(t, *w);
@@ -662,6 +837,7 @@ void Dispatcher::Unqueue(Task& t) {
       t.retry_at_ms = 0;
       break;
     case Task::Where::kStopping:  // the `stopped` finds it gone or elsewhere
+    case Task::Where::kTriage:    // its step's end finds it gone or elsewhere
     case Task::Where::kNone:
       break;
   }
@@ -865,6 +1041,17 @@ void Dispatcher::End(Task& t, TaskState state) {
     observer_->TaskEnded(t, static_cast<double>(t.rec.ended_ms - t.rec.created_ms) / 1000.0);
   }
   if (!t.rec.session.empty()) SessionTaskEnded(t);
+  // A triage step's task, waiting for it, is routed once the step is
+  // archived (its decision is read from the record).
+  Task* triaged = nullptr;
+  if (t.triage_step) {
+    triaged = tasks_.Find(t.rec.parent);
+    if (triaged && (triaged->where != Task::Where::kTriage || triaged->triage != t.rec.id)) {
+      triaged = nullptr;
+    }
+  }
+  std::optional<TaskRecord> step;
+  if (triaged) step = t.rec;
   // Into the archive; the Task object serves the next submit while it is
   // still in cache. `t` is not to be used after this.
   const TaskId id = t.rec.id;
@@ -872,6 +1059,7 @@ void Dispatcher::End(Task& t, TaskState state) {
   Recycle(tasks_.Archive(id, ended_.Add(t, now)));
   if (config_.tasks.max_ended > 0 && ended_.size() > config_.tasks.max_ended) PurgeEnded(now, id);
   if (!children_.empty()) CancelChildren(id, state);
+  if (step) ApplyTriage(*triaged, *step);
 }
 
 void Dispatcher::CancelChildren(TaskId id, TaskState state) {
@@ -1233,7 +1421,7 @@ void Dispatcher::RunDue() {
     if (!t) continue;
     t->queue_deadline = TimePoint{};
     if (t->where != Task::Where::kQueue) continue;
-    if (workers_.index().AnyConnected(t->rec.skills)) {
+    if (workers_.index().AnyConnected(queue_.skills(t->cls))) {
       ArmQueueWait(*t);  // it waits for a busy worker, not for a skill
     } else {
       Unqueue(*t);
@@ -1434,6 +1622,13 @@ Why Dispatcher::WaitReason(const Task& t) {
         }
       }
       return {WhyCode::kAttemptStopping, "waiting for its last attempt to stop"};
+    case Task::Where::kTriage:
+      if (const Task* step = tasks_.Find(t.triage)) {
+        return {WhyCode::kTriage, "waiting for its triage step " + step->id_string() + " (skill " +
+                                      (step->rec.skills.empty() ? "" : step->rec.skills[0]) + ", " +
+                                      std::string(TaskStateName(step->rec.state)) + ")"};
+      }
+      return {WhyCode::kTriage, "waiting for its triage step"};
     default:
       break;
   }
@@ -1441,23 +1636,24 @@ Why Dispatcher::WaitReason(const Task& t) {
     return caps_.Why(r, clock_.Now());
   }
   WorkerIndex& index = workers_.index();
-  if (!index.AnyConnected(t.rec.skills)) {
+  const std::vector<std::string>& skills = queue_.skills(t.cls);
+  if (!index.AnyConnected(skills)) {
     std::vector<std::string> missing;
-    for (const std::string& skill : t.rec.skills) {
+    for (const std::string& skill : skills) {
       if (!index.AnyConnected({skill})) missing.push_back(skill);
     }
     if (missing.size() == 1) return {WhyCode::kMissingSkill, "no worker has skill " + missing[0]};
     std::string list;
-    for (const auto& s : (missing.empty() ? t.rec.skills : missing))
+    for (const auto& s : (missing.empty() ? skills : missing))
       list += (list.empty() ? "" : ", ") + s;
-    if (t.rec.skills.empty()) return {WhyCode::kNoWorker, "no worker is connected"};
+    if (skills.empty()) return {WhyCode::kNoWorker, "no worker is connected"};
     if (missing.empty()) {
       return {WhyCode::kNoWorkerWithAllSkills, "no worker has all of the skills " + list};
     }
     return {WhyCode::kMissingSkill, "no worker has skills " + list};
   }
   int connected = 0, routable = 0;
-  for (ProfileId p : index.Matching(t.rec.skills)) {
+  for (ProfileId p : index.Matching(skills)) {
     connected += index.profile(p).connected;
     routable += index.profile(p).routable;
   }
@@ -1488,7 +1684,7 @@ std::pair<int, int> Dispatcher::SlotsHeldByAncestors(const Task& t) {
   }
   int slots = 0, held = 0;
   WorkerIndex& index = workers_.index();
-  for (ProfileId p : index.Matching(t.rec.skills)) {
+  for (ProfileId p : index.Matching(queue_.skills(t.cls))) {
     for (const WorkerIndex::TurnKey& k : index.profile(p).rotation) {
       const Worker* w = workers_.Find(k.id);
       if (!w) continue;
@@ -1509,12 +1705,13 @@ void Dispatcher::SendTask(const Task& t, const Worker& w) {
   const TaskRecord& r = t.rec;
   AppendTask(*out,
              {.id = r.id,
-              .skills = r.skills,
+              .skills = queue_.skills(t.cls),  // its own, or those its triage decided
               .payload = r.payload,
               .attempt = r.attempts,
               .session = r.session,
               .deadline_ms = r.timeout_ms > 0 ? std::optional<int64_t>(r.started_ms + r.timeout_ms)
-                                              : std::nullopt});
+                                              : std::nullopt,
+              .triage = t.triage_step});
 }
 
 void Dispatcher::SendEnd(const Outcome& r, ConnId conn, int64_t req) {

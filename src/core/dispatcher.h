@@ -29,6 +29,7 @@
 #include "core/sessions.h"
 #include "core/task.h"
 #include "core/task_table.h"
+#include "core/triage.h"
 #include "core/usage_book.h"
 #include "core/why.h"
 #include "protocol/messages.h"
@@ -86,6 +87,9 @@ class Dispatcher {
   // Recovery: replays a stored task through the live code paths. Running
   // tasks come back queued with their attempt counted as lost.
   void Restore(TaskRecord&& rec);
+  // After the last Restore: tasks of a triage rule whose triage step was
+  // not found get one now (docs/configuration.md, "Triage").
+  void FinishRestore();
 
   // ---- Workers ----
   // A new worker id ("w12"), unique across restarts (reserved in blocks
@@ -177,6 +181,19 @@ class Dispatcher {
   // The submit answer's `warning` for a task whose skills no worker has
   // offered since pincerd started; "" when some worker has.
   std::string UnroutableWarning(const std::vector<std::string>& skills);
+
+  // What triage did for task `id` (docs/configuration.md, "Triage"); nullopt
+  // when the task had no triage step.
+  struct TriageView {
+    std::string skill;  // the triage skill
+    TaskId step = 0;    // the triage step's task id
+    std::string worker;
+    TriageDecision decision;
+  };
+  std::optional<TriageView> TriageOf(TaskId id);
+  // Some task had a triage step since pincerd started (else TriageOf is
+  // nullopt for every task).
+  bool triage_seen() const { return triage_seen_; }
 
   // ---- Time ----
   std::optional<TimePoint> NextDeadline() const;
@@ -299,6 +316,17 @@ class Dispatcher {
   // The task waited longer than tasks.queue_ttl: it ends timed_out.
   void ExpireQueued(Task& t);
 
+  // Triage (core/triage.h). The index of class `c`'s rule if it triages,
+  // else -1 (cached by class, like the strategy).
+  int TriageRuleOf(ClassId c);
+  // Submits task `t`'s triage step for rule `rule`; `t` waits (kTriage).
+  void StartTriage(Task& t, int rule);
+  // Step `step` (of task `t`, waiting in kTriage) ended: `t` is routed by
+  // its decision, or by its own skills, and placed.
+  void ApplyTriage(Task& t, const TaskRecord& step);
+  // Moves task `t` to skill class `c` (a triage decision).
+  void SetClass(Task& t, ClassId c);
+
   // Rule caps (routing.rules[].max_running, .rate). True when class `c`'s
   // rule may not start a task now (and a reopening is armed).
   bool CapHolds(ClassId c);
@@ -405,6 +433,15 @@ class Dispatcher {
     if (c >= held_.size()) held_.resize(c + 1, 0);
     ++held_[c];
   }
+
+  // Triage: by ClassId, the class's triaging rule (-1 none, -2 not yet
+  // looked up); whether any rule triages; tasks that Restore left waiting
+  // for a step (FinishRestore).
+  std::vector<int> class_triage_;
+  bool any_triage_ = false;
+  bool triage_seen_ = false;
+  std::vector<TaskId> restore_triage_;
+  Task triage_view_;  // an ended triage step read back (TriageOf)
 
   DispatcherStats stats_;
   UsageBook usage_;

@@ -82,6 +82,8 @@ void EndedArchive::Read(Ref ref, Task& into) const {
   into.pin_gen = 0;
   into.turn_wait_armed = false;
   into.turn_expired = false;
+  into.triage_step = false;
+  into.triage = 0;
   into.attempt_deadline = TimePoint{};
   into.queue_deadline = TimePoint{};
   into.waiters.clear();

@@ -35,7 +35,7 @@ int RuleCaps::Resolve(ClassId c, const std::vector<std::string>& class_skills) {
   int found = kNone;
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const Rule& r = rules_[i];
-    if (std::includes(class_skills.begin(), class_skills.end(), r.skills.begin(), r.skills.end())) {
+    if (RuleMatches(r.skills, class_skills)) {
       if (r.capped) found = static_cast<int>(i);
       break;  // the first match is the class's rule, capped or not
     }

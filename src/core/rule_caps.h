@@ -8,6 +8,7 @@
 // cost one vector lookup; no rule capped, one branch.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -20,6 +21,15 @@
 #include "queue/task_queue.h"
 
 namespace pincer {
+
+// Whether a rule of skills `rule` (sorted, unique) matches a task of
+// skills `task` (sorted, unique): the task needs all of the rule's skills,
+// and a rule of no skills (a triage rule) matches only tasks of none.
+inline bool RuleMatches(const std::vector<std::string>& rule,
+                        const std::vector<std::string>& task) {
+  if (rule.empty()) return task.empty();
+  return std::includes(task.begin(), task.end(), rule.begin(), rule.end());
+}
 
 class RuleCaps {
  public:

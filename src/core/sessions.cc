@@ -4,7 +4,8 @@
 
 namespace pincer {
 
-bool Sessions::TakeTurn(Task& t, WorkerRegistry& workers, Worker*& home) {
+bool Sessions::TakeTurn(Task& t, const std::vector<std::string>& skills, WorkerRegistry& workers,
+                        Worker*& home) {
   Session& s = sessions_[t.rec.session];
   if (s.head != 0 && s.head != t.rec.id) {
     // One turn at a time: wait behind the session's current task.
@@ -15,7 +16,7 @@ bool Sessions::TakeTurn(Task& t, WorkerRegistry& workers, Worker*& home) {
   s.head = t.rec.id;
   home = workers.Find(s.home);
   if (home) {
-    const auto& matching = workers.index().Matching(t.rec.skills);
+    const auto& matching = workers.index().Matching(skills);
     const bool fits = std::find(matching.begin(), matching.end(),
                                 workers.index().ProfileOf(home->id)) != matching.end();
     if (!fits || !workers.Routable(*home)) home = nullptr;

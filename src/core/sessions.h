@@ -36,7 +36,12 @@ class Sessions {
   // returns false. Otherwise `t` holds the turn, and `home` is set to the
   // session's home worker if that can run `t` now or once a slot frees
   // (connected, routable, has its skills), else to null.
-  bool TakeTurn(Task& t, WorkerRegistry& workers, Worker*& home);
+  // `skills`: those the task is routed by (its own, or its triage's).
+  bool TakeTurn(Task& t, const std::vector<std::string>& skills, WorkerRegistry& workers,
+                Worker*& home);
+  bool TakeTurn(Task& t, WorkerRegistry& workers, Worker*& home) {
+    return TakeTurn(t, t.rec.skills, workers, home);
+  }
   // Session task `t` keeps its session's turn while it waits out a retry
   // backoff: it takes the turn if nobody holds it. False when another task
   // of its session holds it.

@@ -23,6 +23,7 @@ struct Task {
     kSessionWait,  // behind its session's running task
     kBackoff,      // waiting out its retry backoff (a kBackoff deadline)
     kStopping,     // waiting for `stopping_on` to confirm its last attempt stopped
+    kTriage,       // waiting for its triage step (core/triage.h) to decide its route
   };
 
   TaskRecord rec;
@@ -38,6 +39,8 @@ struct Task {
   // Attempts cut short by pincerd restarts since the task was submitted or
   // last retried: in rec.errors, not counted toward max_attempts.
   int interrupted = 0;
+  bool triage_step = false;      // this task is another's triage step (core/triage.h)
+  TaskId triage = 0;             // kTriage: its triage step; 0 = none yet
   bool turn_wait_armed = false;  // a kTurnWait deadline is pending
   bool turn_expired = false;     // waited long enough for its turn-holder
   TimePoint attempt_deadline{};  // of the running attempt; {} = none

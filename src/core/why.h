@@ -23,7 +23,8 @@ namespace pincer {
   X(kRetryBackoff, "retry_backoff")                                                     \
   X(kAttemptStopping, "attempt_stopping") /* a cancelled attempt's stop */              \
   X(kRuleMaxRunning, "rule_max_running")  /* a routing rule's max_running */            \
-  X(kRuleRate, "rule_rate")               /* a routing rule's rate */
+  X(kRuleRate, "rule_rate")               /* a routing rule's rate */                   \
+  X(kTriage, "triage")                    /* its triage step decides */
 
 enum class WhyCode : uint8_t {
 #define PINCER_WHY_ENUM(name, code) name,

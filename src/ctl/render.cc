@@ -117,6 +117,23 @@ std::string UsageText(const nlohmann::json& usage) {
   return text;
 }
 
+// A task's triage (docs/cli.md): "decided gpu, by step t5 (classify on
+// w2)", "fallback (step t5 ...): <error>", "pending (step t5 ...)".
+static std::string TriageText(const nlohmann::json& triage) {
+  const std::string state = Field(triage, "state");
+  std::string step = "step " + Field(triage, "task") + " (" + Field(triage, "skill");
+  if (Field(triage, "worker") != "-") step += " on " + Field(triage, "worker");
+  step += ")";
+  if (state == "decided") {
+    auto it = triage.find("skills");
+    const bool none = it == triage.end() || !it->is_array() || it->empty();
+    return "decided " + (none ? std::string("no skills") : Field(triage, "skills")) + ", by " +
+           step;
+  }
+  if (state == "fallback") return "fallback, by its own skills: " + Field(triage, "error");
+  return state + ", " + step;
+}
+
 std::string RenderTask(const nlohmann::json& task, std::int64_t now_ms) {
   KeyValues lines;
   lines.emplace_back("id", Field(task, "id"));
@@ -128,6 +145,9 @@ std::string RenderTask(const nlohmann::json& task, std::int64_t now_ms) {
   lines.emplace_back("key", Field(task, "key"));
   lines.emplace_back("attempts", AttemptsText(task));
   lines.emplace_back("worker", Field(task, "worker"));
+  if (auto it = task.find("triage"); it != task.end() && it->is_object()) {
+    lines.emplace_back("triage", TriageText(*it));
+  }
   if (auto it = task.find("usage"); it != task.end() && it->is_object()) {
     lines.emplace_back("usage", UsageText(*it));
   }

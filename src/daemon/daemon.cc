@@ -169,6 +169,7 @@ Status Daemon::Recover(std::size_t& recovered) {
     dispatcher_->Restore(std::move(rec));
     ++recovered;
   });
+  if (st.ok()) dispatcher_->FinishRestore();
   dispatcher_->set_observer(metrics_.get());
   if (!st.ok()) return st;
   if (recovered) {

@@ -23,6 +23,7 @@ void AppendTask(std::string& out, const TaskLine& t) {
   } else {
     out.append("null"sv);
   }
+  if (t.triage) out.append(R"(,"triage":true)"sv);
   out.append("}\n"sv);
 }
 

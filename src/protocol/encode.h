@@ -21,6 +21,7 @@ struct TaskLine {
   int64_t attempt = 0;
   std::string_view session;            // "" = null
   std::optional<int64_t> deadline_ms;  // unix ms; none = null
+  bool triage = false;                 // a triage step: "triage":true (else absent)
 };
 void AppendTask(std::string& out, const TaskLine& t);
 

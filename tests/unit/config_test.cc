@@ -358,6 +358,23 @@ TEST_F(ConfigTest, RuleCapsAndQueueTtl) {
   EXPECT_EQ(*c.routing.rules[1].rate, (RateCap{60, minutes(1)}));
 }
 
+TEST_F(ConfigTest, TriageRules) {
+  Config c = Load("a.yaml",
+                  "routing:\n"
+                  "  rules:\n"
+                  "    - { skills: [], triage: classify }\n"
+                  "    - { skills: [llm], triage: pick-model, triage_timeout: 10s,"
+                  " strategy: round_robin }\n");
+  ASSERT_EQ(c.routing.rules.size(), 2u);
+  EXPECT_TRUE(c.routing.rules[0].skills.empty()) << "[]: the tasks of no skills";
+  EXPECT_EQ(c.routing.rules[0].triage, "classify");
+  EXPECT_EQ(c.routing.rules[0].strategy, "") << "a triage rule keeps the default strategy";
+  EXPECT_EQ(c.routing.rules[0].triage_timeout, minutes(1)) << "the default";
+  EXPECT_EQ(c.routing.rules[1].triage, "pick-model");
+  EXPECT_EQ(c.routing.rules[1].triage_timeout, seconds(10));
+  EXPECT_TRUE(Config{}.routing.rules.empty());
+}
+
 TEST_F(ConfigTest, RetryBackoffDefaultsAndKeys) {
   EXPECT_EQ(Config{}.tasks.retry_backoff, (BackoffConfig{Duration(1000), Duration(300000), 0.2}));
   Config c = Load("a.yaml", "tasks: { retry_backoff: { initial: 0, max: 0 } }");
@@ -378,7 +395,7 @@ TEST_F(ConfigTest, DocumentedExampleIsValid) {
   std::string yaml = doc.substr(start, doc.find("```", start) - start);
   Config c = Load("doc.yaml", yaml);
   EXPECT_EQ(c.pools.size(), 1u);
-  EXPECT_EQ(c.routing.rules.size(), 3u);
+  EXPECT_EQ(c.routing.rules.size(), 4u);
 }
 
 TEST_F(ConfigTest, DurationsInFiles) {
@@ -458,6 +475,23 @@ const BadCase kBadCases[] = {
     {"a.yaml", "routing: { rules: [ { skills: [a, 3], strategy: skill_match } ] }",
      "routing.rules[0].skills[1]", "expected a string"},
     {"a.yaml", "routing: { rules: [ { skills: [a] } ] }", "routing.rules[0].strategy", "missing"},
+    // Triage rules (issue 18).
+    {"a.yaml", "routing: { rules: [ { skills: [], triage: \"\" } ] }", "routing.rules[0].triage",
+     "must name a skill"},
+    {"a.yaml", "routing: { rules: [ { skills: [], triage: [classify] } ] }",
+     "routing.rules[0].triage", "expected a string"},
+    {"a.yaml", "routing: { rules: [ { skills: [], triage: 3 } ] }", "routing.rules[0].triage",
+     "expected a string"},
+    {"a.yaml", "routing: { rules: [ { skills: [], strategy: round_robin } ] }",
+     "routing.rules[0].skills", "at least one skill (or set triage)"},
+    {"a.yaml", "routing: { rules: [ { skills: [a, classify], triage: classify } ] }",
+     "routing.rules[0].triage", "must not be one of the rule's own skills"},
+    {"a.yaml", "routing: { rules: [ { skills: [], triage: classify, triage_timeout: 0 } ] }",
+     "routing.rules[0].triage_timeout", "must be greater than 0"},
+    {"a.yaml", "routing: { rules: [ { skills: [], triage: classify, triage_timeout: soon } ] }",
+     "routing.rules[0].triage_timeout", ""},
+    {"a.yaml", "routing: { rules: [ { skills: [a], strategy: round_robin, triage_timeout: 5s } ] }",
+     "routing.rules[0].triage_timeout", "applies only to a rule with triage"},
     // Rule caps (issue 16) and tasks.queue_ttl.
     {"a.yaml", "routing: { rules: [ { skills: [a], max_running: 0 } ] }",
      "routing.rules[0].max_running", "must be between 1 and 1000000 (leave it out for no cap)"},

@@ -50,6 +50,27 @@ TEST(RenderTest, TaskStatus) {
             "error:    -\n");
 }
 
+TEST(RenderTest, TaskStatusShowsItsTriage) {
+  nlohmann::json t = QueuedTask();
+  t["triage"] = {{"skill", "classify"}, {"task", "t19"},     {"worker", "w2"},
+                 {"state", "decided"},  {"skills", {"gpu"}}, {"error", nullptr}};
+  EXPECT_NE(RenderTask(t, kNow).find("triage:   decided gpu, by step t19 (classify on w2)\n"),
+            std::string::npos)
+      << RenderTask(t, kNow);
+  t["triage"]["state"] = "fallback";
+  t["triage"]["skills"] = nullptr;
+  t["triage"]["error"] = "triage step t19 ended failed: boom";
+  EXPECT_NE(RenderTask(t, kNow).find(
+                "triage:   fallback, by its own skills: triage step t19 ended failed: boom\n"),
+            std::string::npos)
+      << RenderTask(t, kNow);
+  t["triage"] = {{"skill", "classify"}, {"task", "t19"},     {"worker", nullptr},
+                 {"state", "pending"},  {"skills", nullptr}, {"error", nullptr}};
+  EXPECT_NE(RenderTask(t, kNow).find("triage:   pending, step t19 (classify)\n"), std::string::npos)
+      << RenderTask(t, kNow);
+  EXPECT_EQ(RenderTask(QueuedTask(), kNow).find("triage"), std::string::npos);
+}
+
 TEST(RenderTest, EndStateListsEveryAttemptErrorOnce) {
   const auto end = nlohmann::json::parse(R"({"type":"end","req":2,"id":"t18","state":"failed",
       "output":null,"error":"boom","attempts":2,"worker":"w2","errors":[
