@@ -283,8 +283,8 @@ TEST_F(ConfigTest, YamlAndJsonGiveTheSameConfig) {
   want.auth = {"w-secret", "c-secret", "a-secret"};
   want.routing.strategy = "round_robin";
   want.routing.affinity_wait = seconds(2);
-  want.routing.rules = {{{"code"}, "skill_match", {}, {}},
-                        {{"gpu", "vision"}, "least_connections", {}, {}}};
+  want.routing.rules = {{{"code"}, "skill_match", {}, {}, "", seconds(60)},
+                        {{"gpu", "vision"}, "least_connections", {}, {}, "", seconds(60)}};
   want.routing.outlier = {false, 7, 2.5, seconds(10), minutes(5), 25.0};
   want.tasks = {minutes(90), 5, milliseconds(0), 0, 0};
   want.heartbeat = {milliseconds(2500), 4};
@@ -1064,7 +1064,7 @@ TEST(ConfigNameTest, SpellsEachChoiceAsTheFileDoes) {
 
 TEST(ValidateConfigTest, BuiltInCodeHasNoFilePrefix) {
   Config c;
-  c.routing.rules.push_back({{"code"}, "fastest", {}, {}});
+  c.routing.rules.push_back({{"code"}, "fastest", {}, {}, "", seconds(60)});
   std::optional<ConfigError> error = ValidateConfig(c);
   ASSERT_TRUE(error.has_value());
   EXPECT_EQ(error->message,
