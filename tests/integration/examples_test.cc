@@ -69,7 +69,7 @@ class ExamplesTest : public ::testing::Test {
 };
 
 TEST_F(ExamplesTest, TheDispatcherSendsEachTaskToTheAgentWithItsSkill) {
-  Start("dispatcher.yaml", 3);
+  Start("dispatcher.yaml", 4);
   json end = Run({{"skills", {"summarize"}}, {"payload", "Agents route work. Then rest."}});
   EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
   EXPECT_EQ(end["output"], json({{"summary", "Agents route work."}, {"by", "summarizer-0"}}));
@@ -79,6 +79,19 @@ TEST_F(ExamplesTest, TheDispatcherSendsEachTaskToTheAgentWithItsSkill) {
 
   end = Run({{"skills", {"count"}}, {"payload", "four words right here"}});
   EXPECT_EQ(end["output"], 4) << end.dump();
+}
+
+TEST_F(ExamplesTest, TheDispatchersClassifyAgentRoutesATaskThatNamesNoSkill) {
+  Start("dispatcher.yaml", 4);
+  json end = Run({{"payload", "the dog sleeps"}});
+  EXPECT_EQ(end.value("state", ""), "succeeded") << end.dump();
+  EXPECT_EQ(end["output"], json({{"fr", "le chien dort"}, {"by", "translator-0"}})) << end.dump();
+  const json status = TaskStatus(*client_, end.value("id", ""));
+  EXPECT_EQ(status["triage"].value("state", ""), "decided") << status.dump();
+  EXPECT_EQ(status["triage"]["skills"], json({"translate"})) << status.dump();
+
+  end = Run({{"payload", "Count the words here. Please."}});
+  EXPECT_EQ(end["output"], 5) << end.dump();
 }
 
 TEST_F(ExamplesTest, TheWorkQueueLosesNoTaskWhenItsAgentsAreKilled) {

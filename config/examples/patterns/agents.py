@@ -8,6 +8,8 @@ stay the same.
 
     agents.py summarize   first sentence of a text            (dispatcher)
     agents.py translate   a toy word-for-word translation     (dispatcher)
+    agents.py classify    names the skills a skill-less task needs: the
+                          dispatcher's triage rule routes by its answer
     agents.py research    notes on a topic, after a pause     (work queue)
     agents.py plan        splits a goal into sections, contracts each to a
                           `write` agent as a subtask, joins them (swarm)
@@ -50,6 +52,16 @@ def translate(task):
     return {"fr": " ".join(WORDS.get(w, w) for w in words), "by": WHO}
 
 
+def classify(task):
+    # An LLM would read the task here; this one looks at the words.
+    words = text_of(task).lower().split()
+    if words and all(w in WORDS for w in words):
+        return {"skills": ["translate"]}
+    if "count" in words or "how many" in " ".join(words):
+        return {"skills": ["count"]}
+    return {"skills": ["summarize"]}
+
+
 def research(task):
     topic = text_of(task)
     pause = task.payload.get("seconds", 0.2) if isinstance(task.payload, dict) else 0.2
@@ -80,7 +92,8 @@ def write(task):
     return "%s of %s (by %s)" % (p.get("section", "a section"), p.get("goal", "?"), WHO)
 
 
-ROLES = {"summarize": summarize, "translate": translate, "research": research,
+ROLES = {"summarize": summarize, "translate": translate, "classify": classify,
+         "research": research,
          "plan": plan, "write": write}
 
 if __name__ == "__main__":
