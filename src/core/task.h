@@ -23,6 +23,11 @@ struct Task {
     kSessionWait,  // behind its session's running task
     kBackoff,      // waiting out its retry backoff (a kBackoff deadline)
     kStopping,     // waiting for `stopping_on` to confirm its last attempt stopped
+    // Its attempt was running when pincerd took over (or restarted) or its
+    // worker's connection dropped: only that worker, reconnecting and
+    // listing it in its hello, may take it (adopt) until heartbeat.adopt_grace
+    // has passed (a kAdoptGrace deadline; retry_at_ms is when).
+    kHeld,
   };
 
   TaskRecord rec;
@@ -39,11 +44,15 @@ struct Task {
   // last retried: in rec.errors, not counted toward max_attempts.
   int interrupted = 0;
   bool turn_wait_armed = false;  // a kTurnWait deadline is pending
+  // Its last attempt was lost with its worker (the connection, or pincerd,
+  // went) and it has not started since: a worker that reconnects listing it
+  // in its hello `tasks` may adopt it (docs/protocol.md).
+  bool adoptable = false;
   bool turn_expired = false;     // waited long enough for its turn-holder
   TimePoint attempt_deadline{};  // of the running attempt; {} = none
   TimePoint queue_deadline{};    // while it waits (its timeout); {} = none
   TimePoint ttl_deadline{};      // while it waits: tasks.queue_ttl; {} = none
-  int64_t retry_at_ms = 0;       // kBackoff: offered to workers again from then (unix ms)
+  int64_t retry_at_ms = 0;       // kBackoff, kHeld: offered to workers again from then (unix ms)
   std::string progress;          // raw JSON of the latest progress, "" = none
   std::vector<std::pair<ConnId, int64_t>> waiters;  // clients waiting for the end
 
