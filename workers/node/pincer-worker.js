@@ -104,7 +104,8 @@ class Call {
 }
 
 /** One task as the handler sees it. `signal` (an AbortSignal) aborts when
- * pincerd cancels the task or times it out, or the connection is lost. */
+ * pincerd cancels the task or times it out, or the worker stops. A lost
+ * connection does not: the task runs on, for pincerd to adopt. */
 export class Task {
   constructor(msg, worker, conn) {
     this.id = msg.id;

@@ -80,7 +80,7 @@ class _Call:
 
 class Task:
     """One task as the handler sees it. `cancelled` is set when pincerd
-    cancels the task (or the connection is lost): Python cannot stop a
+    cancels the task (or the worker stops or drains): Python cannot stop a
     thread, so long handlers should check it and return early."""
 
     def __init__(self, msg, worker, conn):
@@ -157,6 +157,8 @@ class Task:
                 if line is None:
                     continue  # woken: cancelled (checked above)
                 kind = line.get("type")
+                if kind == "_lost":
+                    raise TaskCancelled("task %s: the connection to pincerd was lost" % self.id)
                 if kind == "progress":
                     if on_progress is not None:
                         on_progress(line.get("data"))
@@ -694,8 +696,7 @@ class Worker:
         for task in tasks:
             task._cancel()
         for call in calls:
-            call.lines.put({"type": "error", "code": "connection_lost",
-                            "message": "the connection to pincerd was lost"})
+            call.lines.put({"type": "_lost"})  # raises TaskCancelled in _await
 
 
 def run_worker(handler, skills=(), capacity=1, name=None, addr=None, token=None, labels=None,
