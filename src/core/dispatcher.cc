@@ -723,8 +723,7 @@ void Dispatcher::HoldForHolder(Task& t) {
                    static_cast<uint64_t>(t.retry_at_ms)});
 }
 
-std::string Dispatcher::AdoptProblem(const Task* t, const Worker& w,
-                                     const HeldTaskRef& ref) {
+std::string Dispatcher::AdoptProblem(const Task* t, const Worker& w, const HeldTaskRef& ref) {
   if (!t) {
     return ParseTaskId(ref.id) != 0 && tasks_.FindEnded(ParseTaskId(ref.id))
                ? "it has ended"

@@ -201,9 +201,10 @@ void WorkerSession::OnCancel(const CancelMsg& m) {
   }
   const int64_t attempt = it != attempts_.end() ? it->second : m.attempt;
   if (m.reason == "not_adopted") {
-    spdlog::warn("task {}: the daemon did not adopt it (it was started elsewhere, ended or is "
-                 "unknown there); dropping it",
-                 m.id);
+    spdlog::warn(
+        "task {}: the daemon did not adopt it (it was started elsewhere, ended or is "
+        "unknown there); dropping it",
+        m.id);
   }
   if (runner_.Cancel(m.id)) {
     spdlog::info("task {} attempt {}: {} by the daemon, stopping it", m.id, attempt,

@@ -156,8 +156,8 @@ TEST_F(HighAvailabilityTest, ATaskRunningWhenTheLeaderDiesIsAdoptedByTheNewLeade
   // `go` exists.
   const std::string runs = a_->dir() + "/runs";
   const std::string go = a_->dir() + "/go";
-  const std::string script = "echo started >> '" + runs + "'; while [ ! -e '" + go +
-                             "' ]; do sleep 0.05; done; cat";
+  const std::string script =
+      "echo started >> '" + runs + "'; while [ ! -e '" + go + "' ]; do sleep 0.05; done; cat";
   ChildProcess workers[2];
   for (int i = 0; i < 2; ++i) {
     const std::string name = "hold" + std::to_string(i);

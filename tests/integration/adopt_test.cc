@@ -87,8 +87,8 @@ TEST(AdoptTest, AWorkerThatReconnectsListingItsTaskGoesOnWithItAndNoOneElseIsGiv
   // The worker comes back listing it: it runs there again, attempt 1.
   RawPeer back;
   ASSERT_EQ(back.Connect(daemon.address()), "");
-  std::optional<json> welcome = back.Hello(
-      "worker", "", {{"skills", {"x"}}, {"tasks", {{{"id", id}, {"attempt", 1}}}}});
+  std::optional<json> welcome =
+      back.Hello("worker", "", {{"skills", {"x"}}, {"tasks", {{{"id", id}, {"attempt", 1}}}}});
   ASSERT_TRUE(welcome);
   ASSERT_EQ(welcome->value("type", ""), "welcome") << *welcome;
   ASSERT_TRUE(WaitState(*client, id, "running"));
@@ -153,7 +153,8 @@ TEST(AdoptTest, AnUnknownOrAlreadyRetriedTaskIsDroppedAndItsResultRefused) {
 
   RawPeer late;
   ASSERT_EQ(late.Connect(daemon.address()), "");
-  ASSERT_TRUE(late.Hello("worker", "", {{"skills", {"y"}}, {"tasks", {{{"id", id}, {"attempt", 1}}}}}));
+  ASSERT_TRUE(
+      late.Hello("worker", "", {{"skills", {"y"}}, {"tasks", {{{"id", id}, {"attempt", 1}}}}}));
   json cancel = NextOfType(late, "cancel");
   EXPECT_EQ(cancel.value("id", ""), id) << cancel;
   EXPECT_EQ(cancel.value("reason", ""), "not_adopted") << cancel;
@@ -175,14 +176,14 @@ TEST(AdoptTest, APincerWorkerKeepsItsTaskThroughAPincerdKillAndRestartAndItRunsO
   const std::string go = daemon.dir() + "/go";
   // Each start of the task's process leaves a line in `runs`; it ends
   // once `go` exists.
-  const std::string script = "echo started >> '" + runs + "'; while [ ! -e '" + go +
-                             "' ]; do sleep 0.05; done; cat";
+  const std::string script =
+      "echo started >> '" + runs + "'; while [ ! -e '" + go + "' ]; do sleep 0.05; done; cat";
   const std::string worker_err = daemon.dir() + "/worker.err";
   ChildProcess worker;
-  ASSERT_EQ(worker.Start({kWorker, "--addr", daemon.address(), "--skill", "hold", "--", "sh", "-c",
-                          script},
-                         daemon.dir() + "/worker.out", worker_err,
-                         {{"PINCER_ADDR", std::nullopt}, {"PINCER_TOKEN", std::nullopt}}),
+  ASSERT_EQ(worker.Start(
+                {kWorker, "--addr", daemon.address(), "--skill", "hold", "--", "sh", "-c", script},
+                daemon.dir() + "/worker.out", worker_err,
+                {{"PINCER_ADDR", std::nullopt}, {"PINCER_TOKEN", std::nullopt}}),
             "");
   CtlResult r = RunCtl(daemon.address(), {"submit", "--skill", "hold", "--payload", R"("p")"});
   ASSERT_EQ(r.exit_code, 0) << r;
