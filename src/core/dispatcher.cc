@@ -1165,7 +1165,11 @@ void Dispatcher::OnWorkerDrain(ConnId conn) {
 }
 
 void Dispatcher::OnDisconnect(ConnId conn, const std::string& reason) {
-  if (Worker* w = workers_.Find(conn)) RemoveWorker(*w, reason, w->lists_tasks && accepting_);
+  // A pool's worker is not waited for: pincerd sees its process exit, and
+  // tasks held by a process that died are requeued at once.
+  if (Worker* w = workers_.Find(conn)) {
+    RemoveWorker(*w, reason, w->lists_tasks && w->pool.empty() && accepting_);
+  }
   // Client waiters of this connection simply stop being answered: the
   // outbox drops lines for a closed connection.
 }
