@@ -472,6 +472,7 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   MapReader heartbeat = Section(top, problems, "heartbeat");
   heartbeat.Dur("interval", &out->heartbeat.interval);
   heartbeat.Int("misses", &out->heartbeat.misses);
+  heartbeat.Dur("adopt_grace", &out->heartbeat.adopt_grace);
   heartbeat.Finish();
 
   MapReader limits = Section(top, problems, "limits");

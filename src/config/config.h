@@ -149,6 +149,12 @@ struct TasksConfig {
 struct HeartbeatConfig {
   Duration interval{5000};
   int misses = 3;
+  // How long a running task whose worker may come back (pincerd took over
+  // or restarted; a worker that lists its tasks lost its connection) waits
+  // for that worker to adopt it before it is retried (docs/configuration.md).
+  // Negative: not set, interval × misses.
+  Duration adopt_grace{-1};
+  Duration AdoptGrace() const { return adopt_grace.count() >= 0 ? adopt_grace : interval * misses; }
 
   bool operator==(const HeartbeatConfig&) const = default;
 };

@@ -116,6 +116,7 @@ std::vector<std::string> DescribeConfigChanges(const Config& a, const Config& b)
 
   c.Key("heartbeat.interval", a.heartbeat.interval, b.heartbeat.interval);
   c.Key("heartbeat.misses", a.heartbeat.misses, b.heartbeat.misses);
+  c.Key("heartbeat.adopt_grace", a.heartbeat.adopt_grace, b.heartbeat.adopt_grace);
 
   c.Key("limits.max_frame_bytes", a.limits.max_frame_bytes, b.limits.max_frame_bytes);
   c.Key("limits.max_connections", a.limits.max_connections, b.limits.max_connections);

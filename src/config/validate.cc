@@ -185,6 +185,7 @@ void CheckRanges(Problems& p, const Config& c) {
   SizeWithin(p, "tasks.max_ended", c.tasks.max_ended, 0, 100 * kMillion);
   ShortEnough(p, "heartbeat.interval", c.heartbeat.interval, Duration(60 * 60 * 1000));
   Within(p, "heartbeat.misses", c.heartbeat.misses, 1, 100);
+  ShortEnough(p, "heartbeat.adopt_grace", c.heartbeat.adopt_grace, Duration(60 * 60 * 1000));
   SizeWithin(p, "limits.max_frame_bytes", c.limits.max_frame_bytes, 1024, std::size_t{1} << 30);
   SizeWithin(p, "limits.max_connections", c.limits.max_connections, 1, kMillion);
   SizeWithin(p, "limits.max_queued", c.limits.max_queued, 1, 100 * kMillion);

@@ -23,12 +23,13 @@
 namespace pincer {
 
 enum class DeadlineKind : uint8_t {
-  kAffinity,   // id = task, gen = pin generation
-  kHeartbeat,  // id = worker
-  kTurnWait,   // id = task, gen = attempts: stop waiting for the rotation
-  kEjection,   // id = worker, gen = ejection generation: the cool-off is over
-  kBackoff,    // id = task, gen = its retry_at_ms: its retry backoff is over
-  kRuleCap,    // id = rule index, gen = caps generation: a rule cap may let tasks start
+  kAffinity,    // id = task, gen = pin generation
+  kHeartbeat,   // id = worker
+  kTurnWait,    // id = task, gen = attempts: stop waiting for the rotation
+  kEjection,    // id = worker, gen = ejection generation: the cool-off is over
+  kBackoff,     // id = task, gen = its retry_at_ms: its retry backoff is over
+  kRuleCap,     // id = rule index, gen = caps generation: a rule cap may let tasks start
+  kAdoptGrace,  // id = task, gen = its retry_at_ms: no worker came back to adopt it
 };
 
 struct Deadline {

@@ -596,6 +596,12 @@ void Dispatcher::Restore(TaskRecord&& rec) {
       return;
     }
     Save(t);
+    // Its worker may still run it and come back to this pincerd: it waits
+    // for that worker to adopt it, for heartbeat.adopt_grace.
+    t.adoptable = true;
+    HoldForHolder(t);
+    ArmQueueTtl(t);
+    return;
   }
   if (any_triage_ && !t.triage_step && TriageRuleOf(t.cls) >= 0) {
     // Routed once its triage step is found (a later record) and ends, or
@@ -834,6 +840,7 @@ void Dispatcher::Unqueue(Task& t) {
       sessions_.StopWaiting(t);
       break;
     case Task::Where::kBackoff:  // its deadline finds it gone or elsewhere
+    case Task::Where::kHeld:
       t.retry_at_ms = 0;
       break;
     case Task::Where::kStopping:  // the `stopped` finds it gone or elsewhere
@@ -846,11 +853,19 @@ void Dispatcher::Unqueue(Task& t) {
 
 void Dispatcher::Assign(Task& t, Worker& w) {
   TaskRecord& r = t.rec;
-  r.state = TaskState::kRunning;
   ++r.attempts;
-  r.worker = w.id_str;
   r.started_ms = clock_.UnixMillis();
+  RunOn(t, w);
+  SendTask(t, w);
+  Save(t);
+}
+
+void Dispatcher::RunOn(Task& t, Worker& w) {
+  TaskRecord& r = t.rec;
+  r.state = TaskState::kRunning;
+  r.worker = w.id_str;
   t.where = Task::Where::kNone;
+  t.adoptable = false;
   t.worker = w.id;
   t.progress.clear();
   t.turn_expired = false;
@@ -864,10 +879,83 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   if (const int rule = CappedRule(t.cls); rule != RuleCaps::kNone)
     caps_.Started(rule, clock_.Now());
   if (r.timeout_ms > 0) {
-    attempt_deadlines_.Arm(t.attempt_deadline,
-                           clock_.Now() + std::chrono::milliseconds(r.timeout_ms), r.id);
+    // From the attempt's start (an adopted attempt started earlier).
+    const int64_t ran_ms = std::max<int64_t>(clock_.UnixMillis() - r.started_ms, 0);
+    attempt_deadlines_.Arm(
+        t.attempt_deadline,
+        clock_.Now() + std::chrono::milliseconds(std::max<int64_t>(r.timeout_ms - ran_ms, 0)),
+        r.id);
   }
-  SendTask(t, w);
+}
+
+void Dispatcher::HoldForHolder(Task& t) {
+  const Duration grace = config_.heartbeat.AdoptGrace();
+  if (grace.count() <= 0 || t.stopping_on != 0) return Place(t);
+  // A session's task keeps its session's turn while it is held.
+  if (!t.rec.session.empty() && !sessions_.HoldTurn(t)) return Place(t);
+  t.where = Task::Where::kHeld;
+  t.retry_at_ms = clock_.UnixMillis() + grace.count();
+  deadlines_.Push({clock_.Now() + grace, DeadlineKind::kAdoptGrace, t.rec.id,
+                   static_cast<uint64_t>(t.retry_at_ms)});
+}
+
+std::string Dispatcher::AdoptProblem(const Task* t, const Worker& w, const HeldTaskRef& ref) {
+  if (!t) {
+    return ParseTaskId(ref.id) != 0 && tasks_.FindEnded(ParseTaskId(ref.id))
+               ? "it has ended"
+               : "this pincerd does not know it";
+  }
+  const TaskRecord& r = t->rec;
+  if (r.state == TaskState::kRunning) {
+    return t->worker == w.id ? "" : "it runs on worker " + r.worker;
+  }
+  if (!t->adoptable || r.state != TaskState::kQueued || t->stopping_on != 0) {
+    return "its last attempt was not lost with a worker";
+  }
+  if (ref.attempt > 0 && ref.attempt != r.attempts) {
+    return "attempt " + std::to_string(ref.attempt) + " is not its last, " +
+           std::to_string(r.attempts);
+  }
+  switch (t->where) {
+    case Task::Where::kHeld:
+    case Task::Where::kQueue:
+    case Task::Where::kBackoff:
+    case Task::Where::kPinned:
+      break;
+    default:
+      return "it waits behind its session's running task";
+  }
+  if (!workers_.index().HasFreeSlot(w.id)) return "the worker has no free slot";
+  return "";
+}
+
+void Dispatcher::AdoptListed(Worker& w, const std::vector<HeldTaskRef>& listed) {
+  for (const HeldTaskRef& ref : listed) {
+    const TaskId id = ParseTaskId(ref.id);
+    Task* t = id != 0 ? tasks_.Find(id) : nullptr;
+    const std::string problem = AdoptProblem(t, w, ref);
+    if (problem.empty()) {
+      if (t->rec.state != TaskState::kRunning) AdoptTask(*t, w);  // else: listed twice
+      continue;
+    }
+    spdlog::info("worker {} holds task {}, which it may not go on with ({}): told to drop it",
+                 w.id_str, ref.id, problem);
+    outbox_.Send(w.id, EncodeCancel(ref.id, ref.attempt, "not_adopted"));
+    if (id != 0 && w.dropped.size() < static_cast<std::size_t>(w.capacity)) w.dropped.push_back(id);
+  }
+}
+
+void Dispatcher::AdoptTask(Task& t, Worker& w) {
+  TaskRecord& r = t.rec;
+  Unqueue(t);
+  // The attempt goes on: its loss is taken back.
+  if (!r.errors.empty() && r.errors.back().attempt == r.attempts) r.errors.pop_back();
+  r.error = r.errors.empty() ? "" : r.errors.back().error;
+  t.interrupted = CountInterrupted(r.errors, r.attempts);
+  if (r.started_ms == 0) r.started_ms = clock_.UnixMillis();
+  spdlog::info("task {} attempt {} adopted by worker {}: it goes on there", t.id_string(),
+               r.attempts, w.id_str);
+  RunOn(t, w);
   Save(t);
 }
 
@@ -973,18 +1061,22 @@ void Dispatcher::StopConfirmed(WorkerId worker, TaskId id) {
 }
 
 void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off,
-                             int64_t retry_after_ms) {
+                             int64_t retry_after_ms, bool hold) {
   t.rec.errors.push_back({t.rec.attempts, t.rec.worker, error});
   t.rec.error = error;
   // Attempts lost to pincerd restarts are not the task's: not counted.
   const bool again = t.rec.attempts - t.interrupted < t.rec.max_attempts;
   spdlog::info("task {} attempt {} failed on worker {}{}: {}", t.id_string(), t.rec.attempts,
                t.rec.worker, again ? ", queued again" : "", FirstLine(error));
-  if (again) {
+  // A task held for its worker is not lost yet: its attempts are counted
+  // once the grace has passed (RunDue, kAdoptGrace).
+  if (again || (hold && config_.heartbeat.AdoptGrace().count() > 0)) {
     t.rec.state = TaskState::kQueued;
     ++stats_.queued;
     Save(t);
-    if (back_off) {
+    if (hold) {
+      HoldForHolder(t);
+    } else if (back_off) {
       BackOff(t, RetryDelay(t.rec, t.rec.attempts, retry_after_ms));
     } else {
       Place(t);
@@ -1099,12 +1191,14 @@ std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string p
   w->spawn_id = hello.spawn_id;
   w->heartbeat_ack = hello.heartbeat_ack;
   w->confirms_stop = hello.confirms_stop;
+  w->lists_tasks = hello.lists_tasks;
   w->pool = std::move(pool);
   w->connected_ms = clock_.UnixMillis();
   w->last_heard = clock_.Now();
   Worker& worker = workers_.Add(std::move(w));
   deadlines_.Push({clock_.Now() + config_.heartbeat.interval * config_.heartbeat.misses,
                    DeadlineKind::kHeartbeat, conn, 0});
+  if (!hello.tasks.empty()) AdoptListed(worker, hello.tasks);
   FillWorker(worker);
   return worker.id_str;
 }
@@ -1206,6 +1300,10 @@ void Dispatcher::OnStopped(ConnId conn, const StoppedMsg& msg) {
   auto it = std::find_if(w->stopping.begin(), w->stopping.end(),
                          [id](const Worker::Stopping& s) { return s.task == id; });
   if (it == w->stopping.end()) {
+    if (auto d = std::find(w->dropped.begin(), w->dropped.end(), id); d != w->dropped.end()) {
+      w->dropped.erase(d);  // a task its hello listed, dropped at our word
+      return;
+    }
     if (w->tasks.count(id)) {
       outbox_.Send(conn, EncodeTaskError(
                              "invalid_state",
@@ -1255,7 +1353,11 @@ void Dispatcher::OnWorkerDrain(ConnId conn) {
 }
 
 void Dispatcher::OnDisconnect(ConnId conn, const std::string& reason) {
-  if (Worker* w = workers_.Find(conn)) RemoveWorker(*w, reason);
+  // A pool's worker is not waited for: pincerd sees its process exit, and
+  // tasks held by a process that died are requeued at once.
+  if (Worker* w = workers_.Find(conn)) {
+    RemoveWorker(*w, reason, w->lists_tasks && w->pool.empty() && accepting_);
+  }
   // Client waiters of this connection simply stop being answered: the
   // outbox drops lines for a closed connection.
 }
@@ -1280,7 +1382,7 @@ void Dispatcher::KillWorker(WorkerId id, const std::string& reason) {
   }
 }
 
-void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
+void Dispatcher::RemoveWorker(Worker& w, const std::string& reason, bool may_return) {
   const WorkerId id = w.id;
   std::vector<TaskId> held(w.tasks.begin(), w.tasks.end());
   // Its process is gone with it: the attempts it was stopping are over.
@@ -1302,7 +1404,9 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
     if (!live) continue;
     Task& t = *live;
     ReleaseSlot(t);
-    LoseAttempt(t, reason, /*timed_out=*/false);
+    // The worker may come back for it (a reconnect lists it, docs/protocol.md).
+    t.adoptable = true;
+    LoseAttempt(t, reason, /*timed_out=*/false, /*back_off=*/false, 0, may_return);
   }
 }
 
@@ -1473,6 +1577,20 @@ void Dispatcher::RunDue() {
           Place(*t);
         }
         break;
+      case DeadlineKind::kAdoptGrace:
+        if (t->where == Task::Where::kHeld && static_cast<uint64_t>(t->retry_at_ms) == d->gen) {
+          spdlog::info("task {}: no worker came back for attempt {} within {}; placed again",
+                       t->id_string(), t->rec.attempts,
+                       FormatDuration(config_.heartbeat.AdoptGrace()));
+          t->where = Task::Where::kNone;
+          t->retry_at_ms = 0;
+          if (t->rec.attempts - t->interrupted >= t->rec.max_attempts) {
+            End(*t, TaskState::kFailed);  // that was its last attempt
+          } else {
+            Place(*t);
+          }
+        }
+        break;
       case DeadlineKind::kHeartbeat:
       case DeadlineKind::kEjection:
       case DeadlineKind::kRuleCap:
@@ -1611,6 +1729,10 @@ Why Dispatcher::WaitReason(const Task& t) {
       return {WhyCode::kSessionWorker, "waiting for its session's worker"};
     case Task::Where::kBackoff:
       return {WhyCode::kRetryBackoff, "retrying after backoff until " + UtcText(t.retry_at_ms)};
+    case Task::Where::kHeld:
+      return {WhyCode::kAwaitingHolder, "waiting for worker " + t.rec.worker +
+                                            ", which ran it, to come back for it until " +
+                                            UtcText(t.retry_at_ms)};
     case Task::Where::kStopping:
       if (const Worker* w = workers_.Find(t.stopping_on)) {
         for (const Worker::Stopping& s : w->stopping) {

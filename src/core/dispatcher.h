@@ -261,6 +261,18 @@ class Dispatcher {
   void Place(Task& t);         // session rules, then the strategy
   void PlaceGeneral(Task& t);  // the strategy only
   void Assign(Task& t, Worker& w);
+  // What Assign and AdoptTask share: `t`'s current attempt runs on `w`.
+  void RunOn(Task& t, Worker& w);
+  // A reconnecting worker's hello listed these tasks (Hello::tasks): each
+  // it may take over goes on running there as the same attempt; the others
+  // it is told to drop (`cancel`, reason `not_adopted`).
+  void AdoptListed(Worker& w, const std::vector<HeldTaskRef>& listed);
+  // Why worker `w` may not adopt `t` (null: no such live task), or "".
+  std::string AdoptProblem(const Task* t, const Worker& w, const HeldTaskRef& ref);
+  void AdoptTask(Task& t, Worker& w);
+  // A task whose attempt was lost with a worker that may come back waits
+  // heartbeat.adopt_grace for it (Where::kHeld), then is placed.
+  void HoldForHolder(Task& t);
   void FillWorker(Worker& w);  // give a free worker the best task it can take
   void PumpClass(ClassId c);   // give a class's waiting heads to the workers its strategy picks
   void Unqueue(Task& t);       // take a queued task out of wherever it waits
@@ -275,8 +287,9 @@ class Dispatcher {
   // the queue while attempts remain, else ends. `back_off`: it first waits
   // out its retry backoff, at least `retry_after_ms` (capped at
   // tasks.retry_backoff.max).
+  // `hold`: its worker may come back for it (HoldForHolder).
   void LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off = false,
-                   int64_t retry_after_ms = 0);
+                   int64_t retry_after_ms = 0, bool hold = false);
   // The pause before the attempt after attempt `failed` (1-based): the
   // task's own backoff if it has one, else tasks.retry_backoff.
   Duration RetryDelay(const TaskRecord& r, int failed, int64_t retry_after_ms);
@@ -301,7 +314,10 @@ class Dispatcher {
   void StopConfirmed(WorkerId worker, TaskId id);
   // Session task `t` ended: the next task of its session, if any, is placed.
   void SessionTaskEnded(Task& t);
-  void RemoveWorker(Worker& w, const std::string& reason);
+  // `may_return`: the worker keeps its tasks across a lost connection
+  // (Worker::lists_tasks) and only its connection dropped: its tasks are
+  // held for it (HoldForHolder) rather than placed at once.
+  void RemoveWorker(Worker& w, const std::string& reason, bool may_return = false);
 
   // Deadlines.
   void OnAttemptDeadline(Task& t);

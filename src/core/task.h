@@ -24,6 +24,11 @@ struct Task {
     kBackoff,      // waiting out its retry backoff (a kBackoff deadline)
     kStopping,     // waiting for `stopping_on` to confirm its last attempt stopped
     kTriage,       // waiting for its triage step (core/triage.h) to decide its route
+    // Its attempt was running when pincerd took over (or restarted) or its
+    // worker's connection dropped: only that worker, reconnecting and
+    // listing it in its hello, may take it (adopt) until heartbeat.adopt_grace
+    // has passed (a kAdoptGrace deadline; retry_at_ms is when).
+    kHeld,
   };
 
   TaskRecord rec;
@@ -42,11 +47,15 @@ struct Task {
   bool triage_step = false;      // this task is another's triage step (core/triage.h)
   TaskId triage = 0;             // kTriage: its triage step; 0 = none yet
   bool turn_wait_armed = false;  // a kTurnWait deadline is pending
+  // Its last attempt was lost with its worker (the connection, or pincerd,
+  // went) and it has not started since: a worker that reconnects listing it
+  // in its hello `tasks` may adopt it (docs/protocol.md).
+  bool adoptable = false;
   bool turn_expired = false;     // waited long enough for its turn-holder
   TimePoint attempt_deadline{};  // of the running attempt; {} = none
   TimePoint queue_deadline{};    // while it waits (its timeout); {} = none
   TimePoint ttl_deadline{};      // while it waits: tasks.queue_ttl; {} = none
-  int64_t retry_at_ms = 0;       // kBackoff: offered to workers again from then (unix ms)
+  int64_t retry_at_ms = 0;       // kBackoff, kHeld: offered to workers again from then (unix ms)
   std::string progress;          // raw JSON of the latest progress, "" = none
   std::vector<std::pair<ConnId, int64_t>> waiters;  // clients waiting for the end
 

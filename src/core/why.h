@@ -22,6 +22,7 @@ namespace pincer {
   X(kSessionWorker, "session_worker")                /* waits for the session's home */ \
   X(kRetryBackoff, "retry_backoff")                                                     \
   X(kAttemptStopping, "attempt_stopping") /* a cancelled attempt's stop */              \
+  X(kAwaitingHolder, "awaiting_holder")   /* its worker may come back */                \
   X(kRuleMaxRunning, "rule_max_running")  /* a routing rule's max_running */            \
   X(kRuleRate, "rule_rate")               /* a routing rule's rate */                   \
   X(kTriage, "triage")                    /* its triage step decides */

@@ -137,6 +137,46 @@ std::string SkillsProblem(const std::vector<std::string>& skills) {
   return "";
 }
 
+// A hello's `tasks`: an array of at most `capacity` entries (a worker runs
+// no more than that), each a task id string or {"id": ..., "attempt": N}.
+// Why it is refused, or "" when it is not.
+std::string ParseHeldTasks(const json& v, int64_t capacity, std::vector<HeldTaskRef>& out) {
+  const char* shape =
+      "field 'tasks' must be an array of task ids (strings) or {\"id\", \"attempt\"} objects";
+  if (!v.is_array()) return shape;
+  if (capacity >= 1 && static_cast<int64_t>(v.size()) > capacity) {
+    return "field 'tasks' lists " + std::to_string(v.size()) +
+           " tasks, more than the worker's capacity " + std::to_string(capacity);
+  }
+  out.clear();
+  out.reserve(v.size());
+  for (const json& item : v) {
+    HeldTaskRef ref;
+    const json* id = &item;
+    if (item.is_object()) {
+      auto it = item.find("id");
+      if (it == item.end()) return std::string(shape) + ": an object without 'id'";
+      id = &*it;
+      if (auto a = item.find("attempt"); a != item.end() && !a->is_null()) {
+        const bool fits = a->is_number_integer() &&
+                          (!a->is_number_unsigned() || a->get<uint64_t>() <= uint64_t{INT64_MAX});
+        if (!fits || a->get<int64_t>() < 1 || a->get<int64_t>() > kMaxAttemptNumber) {
+          return "field 'tasks[].attempt' must be an integer from 1 to 2147483647";
+        }
+        ref.attempt = a->get<int64_t>();
+      }
+    }
+    if (!id->is_string()) return shape;
+    ref.id = id->get<std::string>();
+    if (ref.id.empty() || ref.id.size() > kMaxHeldTaskIdBytes) {
+      return "a task id in field 'tasks' must be 1 to " + std::to_string(kMaxHeldTaskIdBytes) +
+             " bytes long";
+    }
+    out.push_back(std::move(ref));
+  }
+  return "";
+}
+
 ParseResult ParseHello(Fields& f) {
   Hello h;
   if (!f.String("role", h.role, true) || !f.Int("proto", h.proto, true) ||
@@ -164,6 +204,12 @@ ParseResult ParseHello(Fields& f) {
       }
     }
     h.labels = labels->dump();
+  }
+  if (const json* tasks = f.Find("tasks"); tasks && !tasks->is_null()) {
+    if (std::string problem = ParseHeldTasks(*tasks, h.capacity, h.tasks); !problem.empty()) {
+      return ProtocolError{"bad_hello", std::move(problem), {}};
+    }
+    h.lists_tasks = true;
   }
   return Message{std::move(h)};
 }

@@ -22,6 +22,14 @@ namespace pincer {
 // Raw JSON text of one value ("" only where the value is absent).
 using RawJson = std::string;
 
+// A task a reconnecting worker says it holds (hello `tasks`): its id and,
+// when the worker names it, the attempt it runs (0 = not given).
+struct HeldTaskRef {
+  std::string id;
+  int64_t attempt = 0;
+  bool operator==(const HeldTaskRef&) const = default;
+};
+
 struct Hello {
   std::string role;  // "worker" | "client"
   int64_t proto = 0;
@@ -36,6 +44,14 @@ struct Hello {
   // The worker sends `stopped` once a cancelled attempt's process is gone
   // (docs/protocol.md, "One attempt at a time").
   bool confirms_stop = false;
+  // The tasks the worker still holds from an earlier connection (hello
+  // `tasks`, docs/protocol.md "Adopting a reconnecting worker's tasks"):
+  // adopted when pincerd knows them as not running elsewhere, dropped
+  // (`cancel` with reason `not_adopted`) otherwise. `lists_tasks`: the
+  // field was given (even empty): the worker keeps its tasks across a lost
+  // connection, so its running tasks wait heartbeat.adopt_grace for it.
+  std::vector<HeldTaskRef> tasks;
+  bool lists_tasks = false;
 };
 
 // Worker -> daemon.
@@ -165,6 +181,8 @@ inline constexpr int64_t kMaxTasksLimit = 10000000;  // above any task count pin
 // Skills of one submit or hello, and bytes of one skill name: every routing
 // decision compares skill sets, so their size is bounded like a number.
 inline constexpr std::size_t kMaxSkills = 256;
+// Bytes of one id in a hello's `tasks` (task ids are far shorter).
+inline constexpr std::size_t kMaxHeldTaskIdBytes = 64;
 inline constexpr std::size_t kMaxSkillBytes = 256;
 // A submit's `backoff.initial` and `backoff.max`: the bound of the config's
 // durations (87600h).

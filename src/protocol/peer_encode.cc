@@ -25,6 +25,11 @@ std::string EncodeWorkerHello(const WorkerHello& h) {
   if (h.labels.is_object() && !h.labels.empty()) extra["labels"] = h.labels;
   if (!h.spawn_id.empty()) extra["spawn_id"] = h.spawn_id;
   if (h.confirms_stop) extra["confirms_stop"] = true;
+  if (h.lists_tasks) {
+    json tasks = json::array();
+    for (const auto& [id, attempt] : h.tasks) tasks.push_back({{"id", id}, {"attempt", attempt}});
+    extra["tasks"] = std::move(tasks);
+  }
   return EncodeHello("worker", h.token, extra);
 }
 

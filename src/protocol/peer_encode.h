@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pincer {
@@ -35,6 +36,11 @@ struct WorkerHello {
   // Promise to send `stopped` once a cancelled attempt's process is gone
   // (pincer-worker does); the daemon then never overlaps two attempts.
   bool confirms_stop = true;
+  // The tasks it still holds, as (id, attempt), sent as hello `tasks`
+  // when `lists_tasks` (docs/protocol.md, "Adopting a reconnecting
+  // worker's tasks"); pincer-worker always lists them, even none.
+  bool lists_tasks = false;
+  std::vector<std::pair<std::string, int64_t>> tasks;
 };
 std::string EncodeWorkerHello(const WorkerHello& h);
 

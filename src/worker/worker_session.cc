@@ -93,7 +93,21 @@ void WorkerSession::Connect() {
     }
     conn_->Start([this](std::string_view line) { OnLine(line); },
                  [this](const std::string& reason) { DropConnection(reason); });
-    conn_->Send(EncodeWorkerHello(options_.hello));
+    // The tasks still ours from an earlier connection: the daemon adopts
+    // them (or tells us to drop them) rather than starting them again.
+    WorkerHello hello = options_.hello;
+    hello.lists_tasks = true;
+    for (const auto& [id, attempt] : attempts_) {
+      if (runner_.IsRunning(id)) hello.tasks.emplace_back(id, attempt);
+    }
+    for (const auto& [id, unsent] : unsent_) hello.tasks.emplace_back(id, unsent.attempt);
+    if (hello.tasks.size() > static_cast<std::size_t>(hello.capacity)) {
+      hello.tasks.resize(static_cast<std::size_t>(hello.capacity));  // never more than it runs
+    }
+    if (!hello.tasks.empty()) {
+      spdlog::info("hello lists {} task(s) still held here", hello.tasks.size());
+    }
+    conn_->Send(EncodeWorkerHello(hello));
   });
 }
 
@@ -143,6 +157,13 @@ void WorkerSession::OnWelcome(const WelcomeMsg& m) {
                worker_id_, m.heartbeat_ms);
   next_heartbeat_ = std::chrono::steady_clock::now();
   SendHeartbeat();
+  // Results that waited for a connection: the hello listed their tasks.
+  for (auto& [id, unsent] : unsent_) {
+    spdlog::info("task {} attempt {}: sending the result kept while disconnected", id,
+                 unsent.attempt);
+    conn_->Send(std::move(unsent.line));
+  }
+  unsent_.clear();
 }
 
 void WorkerSession::OnTask(TaskMsg& m) {
@@ -179,11 +200,20 @@ void WorkerSession::OnCancel(const CancelMsg& m) {
     return;
   }
   const int64_t attempt = it != attempts_.end() ? it->second : m.attempt;
+  if (m.reason == "not_adopted") {
+    spdlog::warn(
+        "task {}: the daemon did not adopt it (it was started elsewhere, ended or is "
+        "unknown there); dropping it",
+        m.id);
+  }
   if (runner_.Cancel(m.id)) {
     spdlog::info("task {} attempt {}: {} by the daemon, stopping it", m.id, attempt,
                  m.reason.empty() ? "cancelled" : m.reason);
     attempts_.erase(m.id);
     cancelled_[m.id] = {attempt, conn_gen_};  // `stopped` once its process is reaped
+  } else if (unsent_.erase(m.id) > 0) {
+    // Ended while we were disconnected and not adopted: its result goes nowhere.
+    conn_->Send(EncodeStopped(m.id, attempt > 0 ? attempt : 1));
   } else if (!cancelled_.count(m.id)) {
     // Nothing of it runs here (it ended as the cancel crossed its result):
     // it is stopped already.
@@ -259,7 +289,9 @@ void WorkerSession::OnDaemonError(const ErrorMsg& m) {
 void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
   std::string line = ResultLine(id, outcome, options_.max_frame_bytes - kAttemptFieldBytes,
                                 max_json_depth_, options_.result);
+  int64_t attempt = 1;
   if (const auto it = attempts_.find(id); it != attempts_.end()) {
+    attempt = it->second;
     AppendAttempt(line, it->second);
     attempts_.erase(it);
   }
@@ -268,7 +300,12 @@ void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
   } else {
     spdlog::warn("task {}: failed: {:.300}", id, DescribeFailure(outcome));
   }
-  if (conn_ && welcomed_) conn_->Send(std::move(line));
+  if (conn_ && welcomed_) {
+    conn_->Send(std::move(line));
+  } else if (!stopping_ && !exited_) {
+    // Kept for the next connection: its hello lists the task.
+    unsent_[id] = {attempt, std::move(line)};
+  }
   MaybeFinishDrain();
 }
 
@@ -289,13 +326,18 @@ void WorkerSession::DropConnection(const std::string& reason) {
   heartbeat_timer_.cancel();
   if (stopping_ || exited_) return;
 
-  if (runner_.running() > 0) {
-    // The daemon requeues whatever we held; a result sent on the next
-    // connection would be refused, so the work is pointless now.
+  if (runner_.running() > 0 && (held_ || draining_)) {
+    // Held: the backend cannot work; draining: we exit. Either way the
+    // daemon retries what we held elsewhere.
     spdlog::warn("stopping {} running task(s): the connection was lost", runner_.running());
     runner_.CancelAll();
+    attempts_.clear();
+    unsent_.clear();
+  } else if (runner_.running() > 0 && was_welcomed) {
+    // They run on: the next hello lists them and the daemon (this one or
+    // a new leader) adopts them, or tells us to drop them (docs/protocol.md).
+    spdlog::warn("keeping {} running task(s) through the reconnect", runner_.running());
   }
-  attempts_.clear();
   if (draining_) {
     spdlog::info("connection closed while draining ({}); exiting", reason);
     Shutdown();

@@ -108,6 +108,14 @@ class WorkerSession {
     uint64_t conn_gen;
   };
   std::unordered_map<std::string, Stopping> cancelled_;
+  // Results of tasks that ended while no daemon was connected: their
+  // attempt and result line, listed in the next hello's `tasks` (the
+  // daemon adopts the attempt) and sent once it welcomes us.
+  struct Unsent {
+    int64_t attempt;
+    std::string line;
+  };
+  std::unordered_map<std::string, Unsent> unsent_;
 
   bool started_ = false;
   bool held_ = false;

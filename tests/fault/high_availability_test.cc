@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -147,6 +148,62 @@ TEST_F(HighAvailabilityTest, AfterKill9OfTheLeaderTheStandbyTakesOverWithEveryAc
     EXPECT_EQ(Status(b_->address(), id)["output"], json::parse(payload)) << id;
   }
   worker.KillGroup();
+}
+
+TEST_F(HighAvailabilityTest, ATaskRunningWhenTheLeaderDiesIsAdoptedByTheNewLeaderAndRunsOnce) {
+  // Two pincer-workers with the skill, each running at most one task; each
+  // start of the task's process leaves a line in `runs`, and it ends once
+  // `go` exists.
+  const std::string runs = a_->dir() + "/runs";
+  const std::string go = a_->dir() + "/go";
+  const std::string script =
+      "echo started >> '" + runs + "'; while [ ! -e '" + go + "' ]; do sleep 0.05; done; cat";
+  ChildProcess workers[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string name = "hold" + std::to_string(i);
+    ASSERT_EQ(workers[i].Start({kWorker, "--addr", Both(), "--name", name, "--skill", "hold", "--",
+                                "sh", "-c", script},
+                               a_->dir() + "/" + name + ".out", a_->dir() + "/" + name + ".err",
+                               {{"PINCER_ADDR", std::nullopt}, {"PINCER_TOKEN", std::nullopt}}),
+              "");
+  }
+  CtlResult r = RunCtl(Both(), {"submit", "--skill", "hold", "--payload", R"("once")"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  const std::string id = r.Lines().at(0);
+  ASSERT_TRUE(WaitFor([&] { return Status(a_->address(), id).value("state", "") == "running"; }));
+
+  a_->Kill9();
+  ASSERT_TRUE(WaitFor([&] { return Log(*b_, "leading: lease taken"); }, seconds(60)))
+      << b_->ReadStderr();
+  // Recovered as held for its worker (heartbeat.adopt_grace): the idle
+  // worker, whichever reconnects first, is not given it; its own worker
+  // comes back listing it and goes on with the same attempt.
+  json status;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        status = Status(b_->address(), id);
+        return status.value("state", "") == "running";
+      },
+      seconds(60)))
+      << status << b_->ReadStderr();
+  EXPECT_TRUE(Log(*b_, "adopted by worker")) << b_->ReadStderr();
+  EXPECT_EQ(status.value("attempts", 0), 1) << status;
+
+  std::ofstream(go).put('\n');
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        status = Status(b_->address(), id);
+        return status.value("state", "") == "succeeded";
+      },
+      seconds(60)))
+      << status;
+  EXPECT_EQ(status["output"], "once") << status;
+  EXPECT_EQ(status.value("attempts", 0), 1) << status;
+  std::ifstream in(runs);
+  int started = 0;
+  for (std::string line; std::getline(in, line);) ++started;
+  EXPECT_EQ(started, 1) << "the task's process was started again";
+  for (ChildProcess& w : workers) w.KillGroup();
 }
 
 TEST_F(HighAvailabilityTest, APausedLeaderWritesNothingOnceItRunsAgainAndStepsDown) {

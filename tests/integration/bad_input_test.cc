@@ -339,6 +339,38 @@ TEST_F(BadInputTest, NoHelloInTimeIsClosedAndABadFirstMessageIsBadHello) {
   ExpectPendingTaskCompletes();
 }
 
+TEST_F(BadInputTest, AHelloWithBadTasksIsBadHelloNamingTheProblem) {
+  // Hello `tasks` (docs/protocol.md, "Adopting a reconnecting worker's
+  // tasks"): each bad shape is refused with what is wrong, and closed.
+  const std::string head = R"({"type":"hello","role":"worker","proto":1,"token":"wtok",)";
+  const std::string long_id(65, 't');
+  for (const auto& [fields, says] : std::vector<std::pair<std::string, std::string>>{
+           {R"("tasks":"t1")", "field 'tasks' must be an array of task ids"},
+           {R"("tasks":{"id":"t1"})", "field 'tasks' must be an array of task ids"},
+           {R"("tasks":[1])", "field 'tasks' must be an array of task ids"},
+           {R"("tasks":[["t1"]])", "field 'tasks' must be an array of task ids"},
+           {R"("tasks":[{"attempt":1}])", "an object without 'id'"},
+           {R"("tasks":[{"id":"t1","attempt":0}])", "'tasks[].attempt' must be an integer"},
+           {R"("tasks":[{"id":"t1","attempt":"1"}])", "'tasks[].attempt' must be an integer"},
+           {R"("tasks":[""])", "must be 1 to 64 bytes long"},
+           {R"("tasks":[")" + long_id + R"("])", "must be 1 to 64 bytes long"},
+           {R"("capacity":2,"tasks":["t1","t2","t3"])",
+            "lists 3 tasks, more than the worker's capacity 2"},
+       }) {
+    RawPeer peer;
+    ASSERT_EQ(peer.Connect(addr_), "");
+    ASSERT_TRUE(peer.SendLine(head + fields + "}"));
+    auto err = peer.ReadJson(kRead);
+    ASSERT_TRUE(err) << fields;
+    EXPECT_EQ(err->value("code", ""), "bad_hello") << fields << " -> " << err->dump();
+    EXPECT_NE(err->value("message", "").find(says), std::string::npos)
+        << fields << " -> " << err->dump();
+    EXPECT_TRUE(peer.WaitClosed(kRead)) << fields;
+  }
+  ExpectStillServing();
+  ExpectPendingTaskCompletes();
+}
+
 // A value nested `levels` deep: [[...[]...]].
 std::string Nest(int levels) { return std::string(levels, '[') + std::string(levels, ']'); }
 

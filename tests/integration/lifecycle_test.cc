@@ -82,7 +82,10 @@ class LifecycleTest : public ::testing::Test {
 };
 
 TEST_F(LifecycleTest, TasksOfAWorkerKilledWithSigkillRunAgainElsewhereAndSucceed) {
-  StartDaemon();
+  // pincer-worker lists its tasks in its hello (it keeps them through a
+  // lost connection): pincerd holds them for heartbeat.adopt_grace for it
+  // to come back, then runs them elsewhere.
+  StartDaemon("heartbeat: { adopt_grace: 200ms }\n");
   auto victim = RealWorker("victim", "job", 2, {"sleep", "30"});
   const std::string victim_id = WorkerIdByName("victim");
   ASSERT_FALSE(victim_id.empty());

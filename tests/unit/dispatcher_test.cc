@@ -56,6 +56,9 @@ Config BaseConfig() {
   // Long enough that silent test workers never die unless a test means it.
   c.heartbeat.interval = std::chrono::hours(10);
   c.heartbeat.misses = 3;
+  // Recovered running tasks are placed at once unless a test means to
+  // hold them for their worker (adoption has its own tests).
+  c.heartbeat.adopt_grace = milliseconds(0);
   return c;
 }
 
@@ -1227,6 +1230,64 @@ TEST_F(DispatcherTest, AnInterruptedAttemptDoesNotCountTowardMaxAttempts) {
   t = d_->FindTask(1);
   EXPECT_EQ(t->rec.state, TaskState::kSucceeded);
   EXPECT_EQ(t->rec.errors.size(), 1u);
+}
+
+// ---- Adopting a reconnecting worker's tasks ----
+
+TEST_F(DispatcherTest, ARecoveredRunningTaskWaitsForItsWorkerWhichAdoptsItAsTheSameAttempt) {
+  Config c = BaseConfig();
+  c.heartbeat.adopt_grace = seconds(10);
+  Make(c);
+  d_->Restore(RunningRecord(1, 2, 3));
+  AddWorker(1);  // an idle worker that does not hold it
+  EXPECT_TRUE(TasksSent(1).empty()) << "held for the worker that ran it";
+  EXPECT_EQ(d_->WaitReason(*d_->FindTask(1)).code, WhyCode::kAwaitingHolder);
+  Hello h;
+  h.role = "worker";
+  h.proto = 1;
+  h.lists_tasks = true;
+  h.tasks = {{"t1", 2}, {"t77", 0}};
+  h.capacity = 2;
+  d_->AddWorker(2, h);
+  std::vector<json> cancels;
+  for (json& m : out_.Take(2)) {
+    EXPECT_NE(m["type"], "task") << "adopted, not sent again: " << m;
+    if (m["type"] == "cancel") cancels.push_back(m);
+  }
+  const Task* t = d_->FindTask(1);
+  EXPECT_EQ(t->rec.state, TaskState::kRunning);
+  EXPECT_EQ(t->rec.attempts, 2) << "the same attempt goes on";
+  EXPECT_TRUE(t->rec.errors.empty()) << "its interruption is taken back";
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0]["id"], "t77");
+  EXPECT_EQ(cancels[0]["reason"], "not_adopted");
+  Result(2, 1, true);
+  EXPECT_EQ(d_->FindTask(1)->rec.state, TaskState::kSucceeded);
+}
+
+TEST_F(DispatcherTest, AHeldTaskIsPlacedOnceTheGraceHasPassedAndItsWorkerIsThenToldToDropIt) {
+  Config c = BaseConfig();
+  c.heartbeat.adopt_grace = seconds(10);
+  Make(c);
+  Hello h;
+  h.role = "worker";
+  h.proto = 1;
+  h.lists_tasks = true;
+  d_->AddWorker(1, h);
+  TaskHandle t = Submit();
+  EXPECT_EQ(TasksSent(1), std::vector<std::string>{"t1"});
+  AddWorker(2);
+  d_->OnDisconnect(1, "worker w1 disconnected");
+  EXPECT_TRUE(TasksSent(2).empty()) << "held for worker 1, which may come back";
+  Advance(seconds(10));
+  EXPECT_EQ(TasksSent(2), std::vector<std::string>{"t1"});
+  EXPECT_EQ(t->rec.attempts, 2);
+  h.tasks = {{"t1", 1}};
+  d_->AddWorker(3, h);
+  std::vector<json> cancels = out_.TakeType(3, "cancel");
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0]["id"], "t1");
+  EXPECT_EQ(t->worker, 2u) << "it stays with the worker that runs it now";
 }
 
 TEST_F(DispatcherTest, AFailureAfterAnInterruptionStillUsesUpTheRealAttempts) {

@@ -104,7 +104,8 @@ class Call {
 }
 
 /** One task as the handler sees it. `signal` (an AbortSignal) aborts when
- * pincerd cancels the task or times it out, or the connection is lost. */
+ * pincerd cancels the task or times it out, or the worker stops. A lost
+ * connection does not: the task runs on, for pincerd to adopt. */
 export class Task {
   constructor(msg, worker, conn) {
     this.id = msg.id;
@@ -285,7 +286,10 @@ export class Worker {
     this._stopped = false;
     this._draining = false;
     this._selfDraining = false;
-    this._running = new Map(); // task id -> Task
+    this._running = new Map(); // task id -> Task; they run on across a reconnect
+    // Results of tasks that ended while no daemon was connected: task id ->
+    // { attempt, result }, listed in the next hello and sent after welcome.
+    this._unsent = new Map();
     this._stopping = new Map(); // cancelled tasks whose handler has not returned
     this._calls = new Map(); // req -> Call
     this._nextReq = 0;
@@ -376,6 +380,13 @@ export class Worker {
         };
         if (Object.keys(this.labels).length) hello.labels = this.labels;
         if (this.spawnId) hello.spawn_id = this.spawnId;
+        // The tasks still ours from an earlier connection: pincerd adopts
+        // them, or tells us to drop them (cancel, reason not_adopted), rather
+        // than starting them again (docs/protocol.md).
+        const held = [...this._running.values()].map((t) => ({ id: t.id, attempt: t.attempt }));
+        for (const [id, u] of this._unsent) held.push({ id, attempt: u.attempt });
+        hello.tasks = held.slice(0, this.capacity);
+        if (held.length) this.log.info(`hello lists ${held.length} task(s) still held here`);
         conn.send(hello);
       });
       const onLine = (line) => {
@@ -402,6 +413,9 @@ export class Worker {
         }
         welcomed = this._welcomed = true;
         this.log.info(`connected to ${this.target} as ${welcome.id}`);
+        for (const task of this._running.values()) task._conn = conn; // their lines go here now
+        for (const u of this._unsent.values()) conn.send(u.result);
+        this._unsent.clear();
         const depth = welcome.max_json_depth;
         this._maxJsonDepth = Number.isInteger(depth) && depth >= 2 ? depth : 64;
         const interval = Math.max(Number(welcome.heartbeat_ms) || 5000, 10);
@@ -507,6 +521,7 @@ export class Worker {
       this._onTask(conn, msg);
     } else if (kind === "cancel") {
       const id = msg.id;
+      this._unsent.delete(id); // ended while disconnected, not adopted: dropped
       let task = this._running.get(id);
       if (task && (msg.attempt ?? task.attempt) !== task.attempt) task = undefined; // another attempt
       if (task) {
@@ -588,16 +603,26 @@ export class Worker {
     const stopped = this._stopping.get(task.id) === task;
     if (stopped) this._stopping.delete(task.id);
     if (task.usage !== null) result.usage = task.usage;
-    if (mine && !task.cancelled) conn.send(result);
-    else if (stopped) conn.send({ type: "stopped", id: task.id, attempt: task.attempt });
+    conn = task._conn; // the connection now (a reconnect moves it)
+    if (mine && !task.cancelled) {
+      // No daemon now: kept for the next hello, and sent after it.
+      if (!this._welcomed || !conn.send(result)) this._unsent.set(task.id, { attempt: task.attempt, result });
+    } else if (stopped) conn.send({ type: "stopped", id: task.id, attempt: task.attempt });
     if (this._draining && !this._running.size && !this._stopping.size && !this._selfDraining) conn.close();
   }
 
   _abandonTasks() {
-    // pincerd requeues what a lost connection held: handlers should give up.
-    const tasks = [...this._running.values(), ...this._stopping.values()];
-    this._running.clear();
+    // Running tasks go on: the next hello lists them and pincerd adopts
+    // them (docs/protocol.md). Not when we stop or drain: then handlers
+    // give up, as do cancelled ones and pending calls (their answers will
+    // not come: the connection is gone).
+    const tasks = [...this._stopping.values()];
     this._stopping.clear();
+    if (this._stopped || this._draining) {
+      tasks.push(...this._running.values());
+      this._running.clear();
+      this._unsent.clear();
+    }
     for (const task of tasks) task._cancel("lost its connection to pincerd");
     for (const call of this._calls.values()) call.reject(new TaskCancelled("the connection to pincerd was lost"));
     this._calls.clear();

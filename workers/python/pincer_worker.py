@@ -80,7 +80,7 @@ class _Call:
 
 class Task:
     """One task as the handler sees it. `cancelled` is set when pincerd
-    cancels the task (or the connection is lost): Python cannot stop a
+    cancels the task (or the worker stops or drains): Python cannot stop a
     thread, so long handlers should check it and return early."""
 
     def __init__(self, msg, worker, conn):
@@ -157,6 +157,8 @@ class Task:
                 if line is None:
                     continue  # woken: cancelled (checked above)
                 kind = line.get("type")
+                if kind == "_lost":
+                    raise TaskCancelled("task %s: the connection to pincerd was lost" % self.id)
                 if kind == "progress":
                     if on_progress is not None:
                         on_progress(line.get("data"))
@@ -393,7 +395,10 @@ class Worker:
         self._stop = threading.Event()
         self._draining = False
         self._self_draining = False  # sent our own drain, waiting for "drained"
-        self._running = {}  # task id -> Task, for the current connection
+        self._running = {}  # task id -> Task; they run on across a reconnect
+        # Results of tasks that ended while no daemon was connected: task id
+        # -> (attempt, result), listed in the next hello and sent after it.
+        self._unsent = {}
         # Cancelled tasks whose handler has not returned yet: they keep
         # their slot, and `stopped` goes out when the handler returns.
         self._stopping = {}
@@ -474,6 +479,15 @@ class Worker:
             hello["labels"] = self.labels
         if self.spawn_id:
             hello["spawn_id"] = self.spawn_id
+        # The tasks still ours from an earlier connection: pincerd adopts
+        # them, or tells us to drop them (cancel, reason not_adopted), rather
+        # than starting them again (docs/protocol.md).
+        with self._lock:
+            held = [{"id": t.id, "attempt": t.attempt} for t in self._running.values()]
+            held += [{"id": tid, "attempt": a} for tid, (a, _) in self._unsent.items()]
+        hello["tasks"] = held[:self.capacity]
+        if held:
+            log.info("hello lists %d task(s) still held here", len(held))
         conn.send(hello)
         lines = _read_lines(conn.sock, self.max_line_bytes, conn.lock)
         try:
@@ -491,7 +505,13 @@ class Worker:
             log.error("daemon refused the handshake: %s", welcome)
             return False
         conn.sock.settimeout(None)
-        self._welcomed = True
+        with self._lock:
+            for task in self._running.values():
+                task._conn = conn  # their progress and results go here now
+            unsent, self._unsent = list(self._unsent.values()), {}
+            self._welcomed = True
+        for _, result in unsent:
+            conn.send(result)
         log.info("connected to %s as %s", self._target, welcome.get("id"))
         interval = max(welcome.get("heartbeat_ms", 5000), 10) / 1000.0
         depth = welcome.get("max_json_depth")
@@ -561,6 +581,7 @@ class Worker:
             tid = msg.get("id")
             with self._lock:
                 task = self._running.get(tid)
+                self._unsent.pop(tid, None)  # ended while disconnected: dropped
                 if task and msg.get("attempt", task.attempt) != task.attempt:
                     task = None  # a cancel for another attempt than ours
                 elif task:
@@ -639,12 +660,20 @@ class Worker:
             stopped = self._stopping.get(task.id) is task
             if stopped:
                 del self._stopping[task.id]
+            conn = task._conn  # the connection now (a reconnect moves it)
             drained = (self._draining and not self._running and not self._stopping
                        and not self._self_draining)
         if task.usage is not None:
             result["usage"] = task.usage
         if mine and not task.cancelled.is_set():
-            conn.send(result)
+            with self._lock:
+                if not self._welcomed or conn.closed.is_set():
+                    # No daemon now: kept for the next hello (and sent after it).
+                    self._unsent[task.id] = (task.attempt, result)
+                    conn = None
+            if conn is not None and not conn.send(result):
+                with self._lock:
+                    self._unsent[task.id] = (task.attempt, result)
         elif stopped:
             # The handler of a cancelled attempt has returned: its slot is free.
             conn.send({"type": "stopped", "id": task.id, "attempt": task.attempt})
@@ -652,15 +681,22 @@ class Worker:
             conn.close()
 
     def _abandon_tasks(self):
-        # pincerd requeues what a lost connection held; results sent on the
-        # next connection would be refused, so tell handlers to give up.
+        # Running tasks go on: the next hello lists them and pincerd adopts
+        # them (docs/protocol.md). Not when we stop or drain: then handlers
+        # are told to give up, as are cancelled ones and pending requests
+        # (their answers will not come: the connection is gone).
         with self._lock:
-            tasks, self._running = list(self._running.values()), {}
-            tasks += list(self._stopping.values())
+            keep = not (self._draining or self._stop.is_set())
+            tasks = list(self._stopping.values())
             self._stopping = {}
-            self._calls = {}  # their answers will not come: the connection is gone
+            if not keep:
+                tasks += list(self._running.values())
+                self._running, self._unsent = {}, {}
+            calls, self._calls = list(self._calls.values()), {}
         for task in tasks:
             task._cancel()
+        for call in calls:
+            call.lines.put({"type": "_lost"})  # raises TaskCancelled in _await
 
 
 def run_worker(handler, skills=(), capacity=1, name=None, addr=None, token=None, labels=None,

@@ -70,8 +70,18 @@ class Peer:
         self.sock.close()
 
 
+GATE = threading.Event()  # "gate" tasks run until it opens (or they are cancelled)
+GATE_ENTERED = threading.Event()
+
+
 def handler(task):
     p = task.payload
+    if p == "gate":
+        GATE_ENTERED.set()
+        while not GATE.wait(0.01):
+            if task.cancelled.is_set():
+                return "dropped"
+        return "opened"
     if p == "boom":
         raise RuntimeError("boom")
     if p == "permanent":
@@ -149,7 +159,7 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual(self.hello, {"type": "hello", "role": "worker", "proto": 1,
                                       "token": "tok", "name": "py-test", "skills": ["echo"],
                                       "capacity": 2, "labels": {"k": "v"},
-                                      "confirms_stop": True})
+                                      "confirms_stop": True, "tasks": []})
 
     def test_heartbeats(self):
         beat = self.peer.recv(heartbeats=True)
@@ -326,14 +336,30 @@ class WorkerTest(unittest.TestCase):
         self.thread.join(3)
         self.assertFalse(self.thread.is_alive())
 
-    def test_reconnects_and_abandons_tasks(self):
-        self.task("t1", "wait-cancel")
-        time.sleep(0.1)
+    def test_reconnects_keeping_its_task_and_lists_it_in_the_hello(self):
+        GATE.clear()
+        GATE_ENTERED.clear()
+        self.task("t1", "gate")
+        self.assertTrue(GATE_ENTERED.wait(5))
         self.peer.close()
         self.peer, hello = self.daemon.accept()
-        self.assertEqual(hello["type"], "hello")
+        self.assertEqual(hello["tasks"], [{"id": "t1", "attempt": 1}])
+        GATE.set()  # pincerd adopted it: its result comes on the new connection
+        result = self.peer.recv()
+        self.assertEqual((result["id"], result["attempt"], result["output"]), ("t1", 1, "opened"))
         self.task("t2", "again")
         self.assertEqual(self.peer.recv()["output"], "again")
+
+    def test_a_task_not_adopted_is_dropped(self):
+        GATE.clear()
+        GATE_ENTERED.clear()
+        self.task("t1", "gate")
+        self.assertTrue(GATE_ENTERED.wait(5))
+        self.peer.close()
+        self.peer, hello = self.daemon.accept()
+        self.assertEqual(hello["tasks"], [{"id": "t1", "attempt": 1}])
+        self.peer.send({"type": "cancel", "id": "t1", "attempt": 1, "reason": "not_adopted"})
+        self.assertEqual(self.peer.recv(), {"type": "stopped", "id": "t1", "attempt": 1})
 
 
 class DaemonDepthTest(unittest.TestCase):

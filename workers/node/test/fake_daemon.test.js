@@ -111,6 +111,7 @@ async function handler(task) {
     task.reportUsage({ input: 100, output: 20, cost: 0.5, model: "m1" });
     return "counted";
   }
+  if (p === "gate") return gate.then(() => "opened");
   if (p === "wait-cancel") {
     await new Promise((r) => task.signal.addEventListener("abort", r));
     return "too late";
@@ -158,6 +159,13 @@ async function handler(task) {
   return p;
 }
 
+// "gate" tasks run until openGate() is called.
+let openGate = null;
+let gate = null;
+const newGate = () => {
+  gate = new Promise((r) => (openGate = r));
+};
+
 describe("worker against a fake daemon", () => {
   let daemon, worker, done, peer, hello;
   const task = (id, payload) =>
@@ -183,7 +191,7 @@ describe("worker against a fake daemon", () => {
   test("hello", () => {
     assert.deepEqual(hello, {
       type: "hello", role: "worker", proto: 1, token: "tok", name: "node-test", skills: ["echo"],
-      capacity: 2, confirms_stop: true, labels: { k: "v" },
+      capacity: 2, confirms_stop: true, labels: { k: "v" }, tasks: [],
     });
   });
 
@@ -329,15 +337,27 @@ describe("worker against a fake daemon", () => {
     await done;
   });
 
-  test("reconnects after a loss and abandons its tasks", async () => {
+  test("reconnects after a loss keeping its tasks, listed in the hello", async () => {
+    newGate();
+    task("t1", "gate");
+    peer.close();
+    const [again, hello2] = await daemon.accept();
+    assert.deepEqual(hello2.tasks, [{ id: "t1", attempt: 1 }]);
+    peer = again;
+    openGate(); // pincerd adopted it: its result comes on the new connection
+    assert.deepEqual(await peer.recv(), { type: "result", id: "t1", attempt: 1, ok: true, output: "opened" });
+    task("t2", "fresh");
+    assert.equal((await peer.recv()).id, "t2");
+  });
+
+  test("a task pincerd does not adopt is dropped", async () => {
     task("t1", "wait-cancel");
     peer.close();
     const [again, hello2] = await daemon.accept();
-    assert.equal(hello2.name, "node-test");
+    assert.deepEqual(hello2.tasks, [{ id: "t1", attempt: 1 }]);
     peer = again;
-    task("t2", "fresh");
-    // t1's handler was aborted: no result for it on the new connection.
-    assert.equal((await peer.recv()).id, "t2");
+    peer.send({ type: "cancel", id: "t1", attempt: 1, reason: "not_adopted" });
+    assert.deepEqual(await peer.recv(), { type: "stopped", id: "t1", attempt: 1 });
   });
 });
 
