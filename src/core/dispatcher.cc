@@ -1061,22 +1061,18 @@ void Dispatcher::StopConfirmed(WorkerId worker, TaskId id) {
 }
 
 void Dispatcher::LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off,
-                             int64_t retry_after_ms, bool hold) {
+                             int64_t retry_after_ms) {
   t.rec.errors.push_back({t.rec.attempts, t.rec.worker, error});
   t.rec.error = error;
   // Attempts lost to pincerd restarts are not the task's: not counted.
   const bool again = t.rec.attempts - t.interrupted < t.rec.max_attempts;
   spdlog::info("task {} attempt {} failed on worker {}{}: {}", t.id_string(), t.rec.attempts,
                t.rec.worker, again ? ", queued again" : "", FirstLine(error));
-  // A task held for its worker is not lost yet: its attempts are counted
-  // once the grace has passed (RunDue, kAdoptGrace).
-  if (again || (hold && config_.heartbeat.AdoptGrace().count() > 0)) {
+  if (again) {
     t.rec.state = TaskState::kQueued;
     ++stats_.queued;
     Save(t);
-    if (hold) {
-      HoldForHolder(t);
-    } else if (back_off) {
+    if (back_off) {
       BackOff(t, RetryDelay(t.rec, t.rec.attempts, retry_after_ms));
     } else {
       Place(t);
@@ -1191,7 +1187,6 @@ std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string p
   w->spawn_id = hello.spawn_id;
   w->heartbeat_ack = hello.heartbeat_ack;
   w->confirms_stop = hello.confirms_stop;
-  w->lists_tasks = hello.lists_tasks;
   w->pool = std::move(pool);
   w->connected_ms = clock_.UnixMillis();
   w->last_heard = clock_.Now();
@@ -1353,11 +1348,9 @@ void Dispatcher::OnWorkerDrain(ConnId conn) {
 }
 
 void Dispatcher::OnDisconnect(ConnId conn, const std::string& reason) {
-  // A pool's worker is not waited for: pincerd sees its process exit, and
-  // tasks held by a process that died are requeued at once.
-  if (Worker* w = workers_.Find(conn)) {
-    RemoveWorker(*w, reason, w->lists_tasks && w->pool.empty() && accepting_);
-  }
+  // Its tasks are placed again at once: a worker whose connection closed
+  // has most likely died, and waiting for it would hold its tasks up.
+  if (Worker* w = workers_.Find(conn)) RemoveWorker(*w, reason);
   // Client waiters of this connection simply stop being answered: the
   // outbox drops lines for a closed connection.
 }
@@ -1382,7 +1375,7 @@ void Dispatcher::KillWorker(WorkerId id, const std::string& reason) {
   }
 }
 
-void Dispatcher::RemoveWorker(Worker& w, const std::string& reason, bool may_return) {
+void Dispatcher::RemoveWorker(Worker& w, const std::string& reason) {
   const WorkerId id = w.id;
   std::vector<TaskId> held(w.tasks.begin(), w.tasks.end());
   // Its process is gone with it: the attempts it was stopping are over.
@@ -1406,7 +1399,7 @@ void Dispatcher::RemoveWorker(Worker& w, const std::string& reason, bool may_ret
     ReleaseSlot(t);
     // The worker may come back for it (a reconnect lists it, docs/protocol.md).
     t.adoptable = true;
-    LoseAttempt(t, reason, /*timed_out=*/false, /*back_off=*/false, 0, may_return);
+    LoseAttempt(t, reason, /*timed_out=*/false);
   }
 }
 

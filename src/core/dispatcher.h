@@ -287,9 +287,8 @@ class Dispatcher {
   // the queue while attempts remain, else ends. `back_off`: it first waits
   // out its retry backoff, at least `retry_after_ms` (capped at
   // tasks.retry_backoff.max).
-  // `hold`: its worker may come back for it (HoldForHolder).
   void LoseAttempt(Task& t, const std::string& error, bool timed_out, bool back_off = false,
-                   int64_t retry_after_ms = 0, bool hold = false);
+                   int64_t retry_after_ms = 0);
   // The pause before the attempt after attempt `failed` (1-based): the
   // task's own backoff if it has one, else tasks.retry_backoff.
   Duration RetryDelay(const TaskRecord& r, int failed, int64_t retry_after_ms);
@@ -314,10 +313,9 @@ class Dispatcher {
   void StopConfirmed(WorkerId worker, TaskId id);
   // Session task `t` ended: the next task of its session, if any, is placed.
   void SessionTaskEnded(Task& t);
-  // `may_return`: the worker keeps its tasks across a lost connection
-  // (Worker::lists_tasks) and only its connection dropped: its tasks are
-  // held for it (HoldForHolder) rather than placed at once.
-  void RemoveWorker(Worker& w, const std::string& reason, bool may_return = false);
+  // Its tasks are placed again at once; until one starts elsewhere, a
+  // worker that reconnects listing it may still adopt it (AdoptListed).
+  void RemoveWorker(Worker& w, const std::string& reason);
 
   // Deadlines.
   void OnAttemptDeadline(Task& t);

@@ -48,11 +48,8 @@ struct Worker {
   };
   std::vector<Stopping> stopping;
   bool confirms_stop = false;
-  // Its hello listed the tasks it holds (`tasks`): it keeps running them
-  // across a lost connection, so when it goes they wait
-  // heartbeat.adopt_grace for it to come back. `dropped`: tasks its hello
-  // listed that pincerd told it to drop; their `stopped` is taken quietly.
-  bool lists_tasks = false;
+  // Tasks its hello listed (`tasks`) that pincerd told it to drop; their
+  // `stopped` is taken quietly.
   std::vector<TaskId> dropped;
   uint64_t completed = 0;
   uint64_t failed = 0;

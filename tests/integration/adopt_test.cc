@@ -1,10 +1,10 @@
 // Adopting a reconnecting worker's tasks (docs/protocol.md, "Adopting a
 // reconnecting worker's tasks"), against a real pincerd over real TCP:
-// a worker whose connection dropped comes back listing the task it still
-// runs and goes on with it as the same attempt (no one else was given it
-// meanwhile); an id pincerd does not know, or a task given to another
-// worker after heartbeat.adopt_grace, is dropped with `cancel`
-// (reason `not_adopted`), and its result refused; a real pincer-worker
+// after a pincerd kill -9 and restart, a worker comes back listing the
+// task it still runs and goes on with it as the same attempt (no one else
+// was given it meanwhile); an id pincerd does not know, or a task that
+// started on another worker after its worker's connection closed, is
+// dropped with `cancel` (reason `not_adopted`), and its result refused; a real pincer-worker
 // keeps its task through a pincerd kill -9 and restart, and the task runs
 // once.
 #include <gtest/gtest.h>
@@ -56,8 +56,8 @@ int CountLines(const std::string& path) {
 }
 
 TEST(AdoptTest, AWorkerThatReconnectsListingItsTaskGoesOnWithItAndNoOneElseIsGivenIt) {
-  // heartbeat.adopt_grace is interval × misses = 60 s: the held task waits
-  // for its worker for longer than this test runs.
+  // heartbeat.adopt_grace is interval × misses = 60 s: the recovered task
+  // waits for its worker for longer than this test runs.
   DaemonProcess daemon("heartbeat: { interval: 1s, misses: 60 }\n");
   ASSERT_TRUE(daemon.Start());
   auto client = ConnectClient(daemon.address());
@@ -71,7 +71,12 @@ TEST(AdoptTest, AWorkerThatReconnectsListingItsTaskGoesOnWithItAndNoOneElseIsGiv
   json task = NextOfType(first, "task");
   ASSERT_EQ(task.value("id", ""), id) << task;
   ASSERT_EQ(task.value("attempt", 0), 1) << task;
+  // pincerd dies under the running task and comes back on its store.
+  daemon.Kill9();
   first.Close();
+  ASSERT_TRUE(daemon.Restart());
+  client = ConnectClient(daemon.address());
+  ASSERT_NE(client, nullptr);
 
   // Held for its worker: another worker with the skill is not given it.
   RawPeer other;
@@ -110,7 +115,7 @@ TEST(AdoptTest, AWorkerThatReconnectsListingItsTaskGoesOnWithItAndNoOneElseIsGiv
 }
 
 TEST(AdoptTest, AnUnknownOrAlreadyRetriedTaskIsDroppedAndItsResultRefused) {
-  DaemonProcess daemon("heartbeat: { interval: 1s, misses: 60, adopt_grace: 100ms }\n");
+  DaemonProcess daemon("heartbeat: { interval: 1s, misses: 60 }\n");
   ASSERT_TRUE(daemon.Start());
   auto client = ConnectClient(daemon.address());
   ASSERT_NE(client, nullptr);
@@ -136,8 +141,8 @@ TEST(AdoptTest, AnUnknownOrAlreadyRetriedTaskIsDroppedAndItsResultRefused) {
     EXPECT_EQ(next.value("type", ""), "drained") << next;
   }
 
-  // A task whose worker did not come back within the grace is retried on
-  // another; its first worker, back late, is told to drop it.
+  // A task whose worker's connection closed is retried on another at once;
+  // its first worker, back late, is told to drop it.
   RawPeer first;
   ASSERT_EQ(first.Connect(daemon.address()), "");
   ASSERT_TRUE(first.Hello("worker", "", {{"skills", {"y"}}, {"tasks", json::array()}}));

@@ -1245,7 +1245,6 @@ TEST_F(DispatcherTest, ARecoveredRunningTaskWaitsForItsWorkerWhichAdoptsItAsTheS
   Hello h;
   h.role = "worker";
   h.proto = 1;
-  h.lists_tasks = true;
   h.tasks = {{"t1", 2}, {"t77", 0}};
   h.capacity = 2;
   d_->AddWorker(2, h);
@@ -1265,28 +1264,39 @@ TEST_F(DispatcherTest, ARecoveredRunningTaskWaitsForItsWorkerWhichAdoptsItAsTheS
   EXPECT_EQ(d_->FindTask(1)->rec.state, TaskState::kSucceeded);
 }
 
-TEST_F(DispatcherTest, AHeldTaskIsPlacedOnceTheGraceHasPassedAndItsWorkerIsThenToldToDropIt) {
+TEST_F(DispatcherTest, ADisconnectedWorkersTaskIsPlacedAtOnceAndAdoptedOnlyUntilItStartsElsewhere) {
   Config c = BaseConfig();
-  c.heartbeat.adopt_grace = seconds(10);
+  c.heartbeat.adopt_grace = seconds(10);  // for recovered tasks only
   Make(c);
   Hello h;
   h.role = "worker";
   h.proto = 1;
-  h.lists_tasks = true;
+  h.tasks = {};
   d_->AddWorker(1, h);
   TaskHandle t = Submit();
   EXPECT_EQ(TasksSent(1), std::vector<std::string>{"t1"});
-  AddWorker(2);
+  // Its connection closes with no other worker to take the task: it waits,
+  // and the worker, back, adopts it as the same attempt.
   d_->OnDisconnect(1, "worker w1 disconnected");
-  EXPECT_TRUE(TasksSent(2).empty()) << "held for worker 1, which may come back";
-  Advance(seconds(10));
-  EXPECT_EQ(TasksSent(2), std::vector<std::string>{"t1"});
-  EXPECT_EQ(t->rec.attempts, 2);
+  EXPECT_EQ(t->rec.state, TaskState::kQueued);
   h.tasks = {{"t1", 1}};
   d_->AddWorker(3, h);
-  std::vector<json> cancels = out_.TakeType(3, "cancel");
+  EXPECT_TRUE(TasksSent(3).empty()) << "adopted, not sent again";
+  EXPECT_EQ(t->rec.state, TaskState::kRunning);
+  EXPECT_EQ(t->rec.attempts, 1);
+  EXPECT_TRUE(t->rec.errors.empty());
+  // With another worker free, a closed connection's task starts there at
+  // once (a crashed worker is not waited for); back late, the first is
+  // told to drop it.
+  AddWorker(2);
+  d_->OnDisconnect(3, "worker w3 disconnected");
+  EXPECT_EQ(TasksSent(2), std::vector<std::string>{"t1"});
+  EXPECT_EQ(t->rec.attempts, 2);
+  d_->AddWorker(4, h);
+  std::vector<json> cancels = out_.TakeType(4, "cancel");
   ASSERT_EQ(cancels.size(), 1u);
   EXPECT_EQ(cancels[0]["id"], "t1");
+  EXPECT_EQ(cancels[0]["reason"], "not_adopted");
   EXPECT_EQ(t->worker, 2u) << "it stays with the worker that runs it now";
 }
 
