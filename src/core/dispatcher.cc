@@ -897,6 +897,34 @@ void Dispatcher::HoldForHolder(Task& t) {
   t.retry_at_ms = clock_.UnixMillis() + grace.count();
   deadlines_.Push({clock_.Now() + grace, DeadlineKind::kAdoptGrace, t.rec.id,
                    static_cast<uint64_t>(t.retry_at_ms)});
+  held_for_holder_.push_back(t.rec.id);
+}
+
+void Dispatcher::EndHold(Task& t) {
+  t.where = Task::Where::kNone;
+  t.retry_at_ms = 0;
+  if (t.rec.attempts - t.interrupted >= t.rec.max_attempts) {
+    End(t, TaskState::kFailed);  // that was its last attempt
+  } else {
+    Place(t);
+  }
+}
+
+void Dispatcher::EndHoldsFor(const Worker& w) {
+  std::vector<TaskId> held = std::move(held_for_holder_);
+  held_for_holder_.clear();
+  for (TaskId id : held) {
+    Task* t = tasks_.Find(id);
+    if (!t || t->where != Task::Where::kHeld) continue;
+    const std::vector<std::string>& needs = queue_.skills(t->cls);
+    if (std::includes(w.skills.begin(), w.skills.end(), needs.begin(), needs.end())) {
+      spdlog::info("task {}: worker {}, which does not adopt tasks, can run it; placed again",
+                   t->id_string(), w.id_str);
+      EndHold(*t);
+    } else {
+      held_for_holder_.push_back(id);
+    }
+  }
 }
 
 std::string Dispatcher::AdoptProblem(const Task* t, const Worker& w, const HeldTaskRef& ref) {
@@ -1194,6 +1222,7 @@ std::string Dispatcher::AddWorker(ConnId conn, const Hello& hello, std::string p
   deadlines_.Push({clock_.Now() + config_.heartbeat.interval * config_.heartbeat.misses,
                    DeadlineKind::kHeartbeat, conn, 0});
   if (!hello.tasks.empty()) AdoptListed(worker, hello.tasks);
+  if (!hello.lists_tasks && !held_for_holder_.empty()) EndHoldsFor(worker);
   FillWorker(worker);
   return worker.id_str;
 }
@@ -1575,13 +1604,7 @@ void Dispatcher::RunDue() {
           spdlog::info("task {}: no worker came back for attempt {} within {}; placed again",
                        t->id_string(), t->rec.attempts,
                        FormatDuration(config_.heartbeat.AdoptGrace()));
-          t->where = Task::Where::kNone;
-          t->retry_at_ms = 0;
-          if (t->rec.attempts - t->interrupted >= t->rec.max_attempts) {
-            End(*t, TaskState::kFailed);  // that was its last attempt
-          } else {
-            Place(*t);
-          }
+          EndHold(*t);
         }
         break;
       case DeadlineKind::kHeartbeat:

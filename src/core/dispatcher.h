@@ -270,9 +270,14 @@ class Dispatcher {
   // Why worker `w` may not adopt `t` (null: no such live task), or "".
   std::string AdoptProblem(const Task* t, const Worker& w, const HeldTaskRef& ref);
   void AdoptTask(Task& t, Worker& w);
-  // A task whose attempt was lost with a worker that may come back waits
-  // heartbeat.adopt_grace for it (Where::kHeld), then is placed.
+  // A task recovered running (its worker may come back for it) waits
+  // heartbeat.adopt_grace for it (Where::kHeld), then is placed (EndHold).
   void HoldForHolder(Task& t);
+  void EndHold(Task& t);
+  // A worker that does not adopt (its hello gave no `tasks`) joined: the
+  // held tasks it can run are its fleet's, which cannot adopt them: they
+  // are placed now.
+  void EndHoldsFor(const Worker& w);
   void FillWorker(Worker& w);  // give a free worker the best task it can take
   void PumpClass(ClassId c);   // give a class's waiting heads to the workers its strategy picks
   void Unqueue(Task& t);       // take a queued task out of wherever it waits
@@ -455,7 +460,8 @@ class Dispatcher {
   bool any_triage_ = false;
   bool triage_seen_ = false;
   std::vector<TaskId> restore_triage_;
-  Task triage_view_;  // an ended triage step read back (TriageOf)
+  std::vector<TaskId> held_for_holder_;  // tasks held for their worker (some may have moved on)
+  Task triage_view_;                     // an ended triage step read back (TriageOf)
 
   DispatcherStats stats_;
   UsageBook usage_;

@@ -209,6 +209,7 @@ ParseResult ParseHello(Fields& f) {
     if (std::string problem = ParseHeldTasks(*tasks, h.capacity, h.tasks); !problem.empty()) {
       return ProtocolError{"bad_hello", std::move(problem), {}};
     }
+    h.lists_tasks = true;
   }
   return Message{std::move(h)};
 }

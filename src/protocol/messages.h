@@ -47,8 +47,12 @@ struct Hello {
   // The tasks the worker still holds from an earlier connection (hello
   // `tasks`, docs/protocol.md "Adopting a reconnecting worker's tasks"):
   // adopted when pincerd knows them as not running elsewhere, dropped
-  // (`cancel` with reason `not_adopted`) otherwise.
+  // (`cancel` with reason `not_adopted`) otherwise. `lists_tasks`: the
+  // field was given (even empty): the worker keeps its tasks across a lost
+  // connection, and tasks recovered running wait for their own worker
+  // rather than go to it.
   std::vector<HeldTaskRef> tasks;
+  bool lists_tasks = false;
 };
 
 // Worker -> daemon.

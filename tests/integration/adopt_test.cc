@@ -78,10 +78,11 @@ TEST(AdoptTest, AWorkerThatReconnectsListingItsTaskGoesOnWithItAndNoOneElseIsGiv
   client = ConnectClient(daemon.address());
   ASSERT_NE(client, nullptr);
 
-  // Held for its worker: another worker with the skill is not given it.
+  // Held for its worker: another worker with the skill that adopts tasks
+  // too (`tasks` in its hello) is not given it.
   RawPeer other;
   ASSERT_EQ(other.Connect(daemon.address()), "");
-  ASSERT_TRUE(other.Hello("worker", "", {{"skills", {"x"}}}));
+  ASSERT_TRUE(other.Hello("worker", "", {{"skills", {"x"}}, {"tasks", json::array()}}));
   json status;
   ASSERT_TRUE(WaitFor([&] {
     status = TaskStatus(*client, id);

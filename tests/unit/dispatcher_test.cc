@@ -1239,12 +1239,13 @@ TEST_F(DispatcherTest, ARecoveredRunningTaskWaitsForItsWorkerWhichAdoptsItAsTheS
   c.heartbeat.adopt_grace = seconds(10);
   Make(c);
   d_->Restore(RunningRecord(1, 2, 3));
-  AddWorker(1);  // an idle worker that does not hold it
-  EXPECT_TRUE(TasksSent(1).empty()) << "held for the worker that ran it";
-  EXPECT_EQ(d_->WaitReason(*d_->FindTask(1)).code, WhyCode::kAwaitingHolder);
   Hello h;
   h.role = "worker";
   h.proto = 1;
+  h.lists_tasks = true;  // `tasks: []`: an idle worker that adopts, but not this task
+  d_->AddWorker(1, h);
+  EXPECT_TRUE(TasksSent(1).empty()) << "held for the worker that ran it";
+  EXPECT_EQ(d_->WaitReason(*d_->FindTask(1)).code, WhyCode::kAwaitingHolder);
   h.tasks = {{"t1", 2}, {"t77", 0}};
   h.capacity = 2;
   d_->AddWorker(2, h);
@@ -1262,6 +1263,16 @@ TEST_F(DispatcherTest, ARecoveredRunningTaskWaitsForItsWorkerWhichAdoptsItAsTheS
   EXPECT_EQ(cancels[0]["reason"], "not_adopted");
   Result(2, 1, true);
   EXPECT_EQ(d_->FindTask(1)->rec.state, TaskState::kSucceeded);
+}
+
+TEST_F(DispatcherTest, ARecoveredRunningTaskGoesAtOnceToAWorkerThatDoesNotAdoptTasks) {
+  Config c = BaseConfig();
+  c.heartbeat.adopt_grace = seconds(10);
+  Make(c);
+  d_->Restore(RunningRecord(1, 2, 3));
+  AddWorker(1);  // its hello gives no `tasks`: its fleet cannot adopt
+  EXPECT_EQ(TasksSent(1), std::vector<std::string>{"t1"});
+  EXPECT_EQ(d_->FindTask(1)->rec.attempts, 3);
 }
 
 TEST_F(DispatcherTest, ADisconnectedWorkersTaskIsPlacedAtOnceAndAdoptedOnlyUntilItStartsElsewhere) {
