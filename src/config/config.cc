@@ -437,6 +437,14 @@ void ReadConfig(const json& root, Problems& problems, Config* out) {
   store.String("url", &out->store.url);
   store.Dur("lease", &out->store.lease);
   store.Dur("renew", &out->store.renew);
+  if (out->store.kind != StoreKind::kPostgres) {
+    for (std::string_view key : {"lease", "renew"}) {
+      if (store.Get(key)) {
+        problems.Add(store.PathOf(key), "applies only to store.kind postgres (store.kind is " +
+                                            std::string(ConfigName(out->store.kind)) + ")");
+      }
+    }
+  }
   store.Finish();
 
   MapReader auth = Section(top, problems, "auth");

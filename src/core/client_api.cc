@@ -73,7 +73,14 @@ void ClientApi::Submit(ConnId conn, const SubmitReq& req) {
                                      " tasks, the most one connection may: submit without wait"));
   }
   auto outcome = dispatcher_.Submit(req, conn);
-  if (!outcome.status.ok()) return Error(conn, req.req, outcome.status);
+  if (!outcome.status.ok()) {
+    // A refused `parent` is named in `id`, as every unknown_task is.
+    if (outcome.status.code() == "unknown_task") {
+      return outbox_.Answer(conn, EncodeTaskError(outcome.status.code(), outcome.status.message(),
+                                                  req.parent, 0, req.req));
+    }
+    return Error(conn, req.req, outcome.status);
+  }
   // Answered once the task is stored: accepted means durable.
   const Task& t = *outcome.task;
   outbox_.Accepted(conn, {req.req, t.rec.id, outcome.existing, std::move(outcome.warning)},

@@ -145,6 +145,12 @@ std::string RenderTask(const nlohmann::json& task, std::int64_t now_ms) {
   lines.emplace_back("key", Field(task, "key"));
   lines.emplace_back("attempts", AttemptsText(task));
   lines.emplace_back("worker", Field(task, "worker"));
+  if (auto it = task.find("parent"); it != task.end() && it->is_string()) {
+    lines.emplace_back("parent", Field(task, "parent"));
+  }
+  if (auto it = task.find("children"); it != task.end() && it->is_array() && !it->empty()) {
+    lines.emplace_back("children", Field(task, "children"));
+  }
   if (auto it = task.find("triage"); it != task.end() && it->is_object()) {
     lines.emplace_back("triage", TriageText(*it));
   }

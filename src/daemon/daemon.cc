@@ -146,6 +146,7 @@ Status Daemon::Start() {
   });
   // A standby is up too (it answers hellos); /healthz says 503 until it leads.
   notifier_->Ready();
+  if (standby_) metrics_->set_standby();
   if (!standby_) StartLeading();
   return Status::Ok();
 }
@@ -203,10 +204,13 @@ Status Daemon::AskForLease() {
   if (Status st = lease->Acquire(view); !st.ok()) return st;
   lease_epoch_ = view.epoch;
   standby_ = view.epoch == 0;
-  leader_address_ = view.leader;
+  // Its own address: the lease of this pincerd before a restart, not run
+  // out yet. Nobody leads then.
+  own_address_ = address;
+  leader_address_ = view.leader == own_address_ ? "" : view.leader;
   if (standby_) {
     spdlog::info("standby: another pincerd leads{}{}; taking over when its lease runs out",
-                 view.leader.empty() ? "" : " at ", view.leader);
+                 leader_address_.empty() ? "" : " at ", leader_address_);
   } else {
     static_cast<PostgresStore&>(*store_).SetFence(lease_holder_, view.epoch);
     spdlog::info("leading: lease taken (epoch {}), advertised as {}", view.epoch, address);
@@ -215,8 +219,9 @@ Status Daemon::AskForLease() {
   hooks.acquired = [this](int64_t epoch) { OnLeaseAcquired(epoch); };
   hooks.leader = [this](const std::string& leader) {
     if (!standby_) return;
-    leader_address_ = leader;
-    spdlog::info("standby: the leader is {}", leader.empty() ? "not known" : "at " + leader);
+    leader_address_ = leader == own_address_ ? "" : leader;
+    spdlog::info("standby: the leader is {}",
+                 leader_address_.empty() ? "not known" : "at " + leader_address_);
   };
   hooks.lost = [this](const Status& why) { StepDown(why); };
   lease_keeper_ = std::make_unique<LeaseKeeper>(io_, std::move(lease), config_.store.lease,
@@ -380,6 +385,14 @@ void Daemon::ScheduleFlush() {
 
 void Daemon::FlushAll() {
   flush_scheduled_ = false;
+  if (lease_keeper_ && !standby_ && !lease_keeper_->HeldAt(std::chrono::steady_clock::now())) {
+    // Paused past its lease: a standby may lead already. Nothing of this
+    // turn goes out (tasks to workers included).
+    return StepDown(Status("lease_lost", "a whole store.lease (" +
+                                             std::to_string(config_.store.lease.count()) +
+                                             "ms) passed without a renewal; this pincerd was "
+                                             "paused or cut off from the database"));
+  }
   if (writer_ && writer_->busy()) {
     // Group commit: while a write is in progress, what comes in joins the
     // write queued behind it (or becomes that write), which the writer

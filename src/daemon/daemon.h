@@ -205,6 +205,7 @@ class Daemon final : public Outbox {
   std::chrono::steady_clock::time_point lease_asked_at_;
   bool standby_ = false;        // waiting for the lease: hellos get not_leader
   std::string leader_address_;  // while standby_: the leader's, "" unknown
+  std::string own_address_;     // the address this pincerd advertises
   // Declared last: destroyed first, killing its children while the rest still exists.
   std::unique_ptr<SupervisorService> supervisor_;
   int exit_code_ = 0;

@@ -17,7 +17,7 @@ LeaseKeeper::~LeaseKeeper() { Stop(); }
 
 void LeaseKeeper::Start(int64_t epoch, std::chrono::steady_clock::time_point taken_at) {
   epoch_ = epoch;
-  renewed_at_ = taken_at;
+  if (epoch > 0) Renewed(taken_at);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -28,6 +28,11 @@ void LeaseKeeper::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void LeaseKeeper::Renewed(std::chrono::steady_clock::time_point asked) {
+  renewed_at_ = asked;
+  held_until_.store((asked + lease_time_).time_since_epoch().count(), std::memory_order_relaxed);
 }
 
 void LeaseKeeper::Release() {
@@ -59,7 +64,7 @@ void LeaseKeeper::Run() {
       last_error.clear();
       if (view.epoch > 0) {
         epoch_ = view.epoch;
-        renewed_at_ = asked;
+        Renewed(asked);
         asio::post(loop_, [this, epoch = view.epoch] { hooks_.acquired(epoch); });
       } else if (view.leader != last_leader) {
         last_leader = view.leader;
@@ -69,7 +74,7 @@ void LeaseKeeper::Run() {
     }
     Status st = lease_->Renew(epoch_);
     if (st.ok()) {
-      renewed_at_ = asked;
+      Renewed(asked);
       if (!last_error.empty()) spdlog::info("lease renewed again");
       last_error.clear();
       continue;
@@ -84,6 +89,7 @@ void LeaseKeeper::Run() {
                                     std::to_string(lease_time_.count()) + "ms): " + st.message());
     }
     epoch_ = 0;  // not ours: never released
+    held_until_.store(0, std::memory_order_relaxed);
     asio::post(loop_, [this, st] { hooks_.lost(st); });
     return;
   }

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -45,6 +46,15 @@ class LeaseKeeper {
   void Start(int64_t epoch, std::chrono::steady_clock::time_point taken_at);
   // Stops the thread, then lets the lease go if it holds it (a clean stop).
   void Release();
+  // Whether the lease is surely still this pincerd's at `now`: a whole
+  // lease has not passed since a renewal (or the take) was asked for. Any
+  // thread. The database's lease runs from when it got the renewal, which
+  // is later, so past this point a standby may lead already: a pincerd
+  // that was paused (SIGSTOP, a frozen VM) finds out here before it sends
+  // anything, without waiting for the keeper thread to hear it.
+  bool HeldAt(std::chrono::steady_clock::time_point now) const {
+    return now.time_since_epoch().count() < held_until_.load(std::memory_order_relaxed);
+  }
 
  private:
   void Run();
@@ -56,6 +66,9 @@ class LeaseKeeper {
   Hooks hooks_;
   int64_t epoch_ = 0;  // the keeper thread's (before Start and after Stop: any)
   std::chrono::steady_clock::time_point renewed_at_;
+  // renewed_at_ + lease_time_ while the lease is held, else 0 (steady ticks).
+  std::atomic<std::chrono::steady_clock::rep> held_until_{0};
+  void Renewed(std::chrono::steady_clock::time_point asked);
 
   std::mutex mu_;
   std::condition_variable cv_;

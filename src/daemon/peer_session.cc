@@ -21,6 +21,23 @@ const char* AdminOnly(const Message& msg) {
   return nullptr;
 }
 
+constexpr std::string_view kWorkerMaySend =
+    "workers may send result, progress, stopped, heartbeat and drain, "
+    "and the requests submit, status, wait, watch, cancel and workers";
+constexpr std::string_view kClientMaySend = "clients may not send worker messages";
+
+// Whether a peer of `role` may send a message of this type at all. A line
+// it may not send is refused with unknown_type before its fields count.
+bool MaySend(PeerSessions::Role role, const LineHead& head) {
+  const std::string& t = head.type;
+  const bool worker_message =
+      t == "result" || t == "progress" || t == "heartbeat" || t == "stopped";
+  if (role == PeerSessions::Role::kClient) return !worker_message;
+  // `drain` is the worker's own; with an integer `req`, a client's request.
+  return worker_message || (t == "drain" && !head.req) || t == "submit" || t == "status" ||
+         t == "wait" || t == "watch" || t == "cancel" || t == "workers" || t == "hello";
+}
+
 }  // namespace
 
 PeerSessions::PeerSessions(asio::io_context& io, const Config& config, HeldClock& clock,
@@ -93,6 +110,11 @@ void PeerSessions::OnLine(Connection& c, std::string_view line) {
                                 err->message);
     }
     if (peer->role == Role::kWorker) dispatcher_.Touch(c.id());
+    if (err->code == "bad_message" || err->code == "invalid_request") {
+      if (LineHead head = ReadLineHead(line); !head.type.empty() && !MaySend(peer->role, head)) {
+        return RefuseType(c.id(), peer->role, err->req);
+      }
+    }
     out_.Send(c.id(), EncodeError(err->code, err->message, err->req));
     return;
   }
@@ -106,7 +128,12 @@ void PeerSessions::OnLine(Connection& c, std::string_view line) {
     return;
   }
   if (peer->role == Role::kWorker) return OnWorkerMessage(c.id(), msg);
-  OnClientMessage(*peer, msg);
+  OnClientMessage(*peer, msg, line);
+}
+
+void PeerSessions::RefuseType(ConnId id, Role role, std::optional<int64_t> req) {
+  out_.Send(id, EncodeError("unknown_type", role == Role::kWorker ? kWorkerMaySend : kClientMaySend,
+                            req));
 }
 
 void PeerSessions::OnWorkerMessage(ConnId id, const Message& msg) {
@@ -124,18 +151,15 @@ void PeerSessions::OnWorkerMessage(ConnId id, const Message& msg) {
       (simple && simple->op == SimpleOp::kWorkers)) {
     return api_.Handle(id, msg);
   }
-  out_.Send(id, EncodeError("unknown_type",
-                            "workers may send result, progress, stopped, heartbeat and drain, "
-                            "and the requests submit, status, wait, watch, cancel and workers",
-                            RequestId(msg)));
+  RefuseType(id, Role::kWorker, RequestId(msg));
 }
 
-void PeerSessions::OnClientMessage(Peer& peer, const Message& msg) {
+void PeerSessions::OnClientMessage(Peer& peer, const Message& msg, std::string_view line) {
   const ConnId id = peer.conn->id();
   if (std::holds_alternative<ResultMsg>(msg) || std::holds_alternative<ProgressMsg>(msg) ||
       std::holds_alternative<HeartbeatMsg>(msg) || std::holds_alternative<StoppedMsg>(msg)) {
-    out_.Send(id, EncodeError("unknown_type", "clients may not send worker messages"));
-    return;
+    // Worker messages keep no `req`: the line is read again for it.
+    return RefuseType(id, Role::kClient, ReadLineHead(line).req);
   }
   if (std::holds_alternative<WorkerDrainMsg>(msg)) {  // a client's drain lacks its `req`
     out_.Send(id, EncodeError("bad_message", "a request needs an integer field 'req'"));

@@ -125,7 +125,9 @@ class PeerSessions final : public Connection::Handler {
   Peer* FindSlow(ConnId id);
   void OnHello(Peer& peer, const Hello& hello);
   void OnWorkerMessage(ConnId id, const Message& msg);
-  void OnClientMessage(Peer& peer, const Message& msg);
+  void OnClientMessage(Peer& peer, const Message& msg, std::string_view line);
+  // unknown_type for a message `role` may not send, naming what it may.
+  void RefuseType(ConnId id, Role role, std::optional<int64_t> req);
   // Writes the error straight to the connection and closes it.
   void RefuseAndClose(Peer& peer, std::string_view code, const std::string& message);
   void HoldBack(Peer& peer);

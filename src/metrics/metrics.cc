@@ -257,6 +257,8 @@ std::pair<int, std::string> Metrics::Health() const {
   switch (phase_.load()) {
     case kStarting:
       return {503, "not ready: starting\n"};
+    case kStandby:
+      return {503, "not ready: standby (another pincerd leads)\n"};
     case kStopping:
       return {503, "not ready: shutting down\n"};
     case kReady:

@@ -77,6 +77,8 @@ class Metrics final : public DispatchObserver {
   // set_ready(false) when it starts shutting down (for good). Loop thread;
   // civetweb's threads read the state.
   void set_ready(bool ready) { phase_ = ready ? kReady : kStopping; }
+  // A standby (docs/high-availability.md): 503 until set_ready(true).
+  void set_standby() { phase_ = kStandby; }
   // Not ok while the store cannot commit (its error says why); ok again
   // once a commit works. Loop thread.
   void SetStoreStatus(const Status& st);
@@ -114,7 +116,7 @@ class Metrics final : public DispatchObserver {
     prometheus::Gauge* cpu;
     prometheus::Gauge* rss;
   };
-  enum Phase : uint8_t { kStarting, kReady, kStopping };
+  enum Phase : uint8_t { kStarting, kStandby, kReady, kStopping };
 
   void RemoveWorkerGauges(WorkerId id, WorkerGauges& g);
 

@@ -126,7 +126,7 @@ std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_jso
 }
 
 std::string EncodeTaskError(std::string_view code, std::string_view message,
-                            std::string_view task_id, int64_t attempt) {
+                            std::string_view task_id, int64_t attempt, std::optional<int64_t> req) {
   std::string out = R"({"type":"error","code":)";
   AppendJsonString(out, code);
   out.append(R"(,"message":)"sv);
@@ -136,6 +136,10 @@ std::string EncodeTaskError(std::string_view code, std::string_view message,
   if (attempt > 0) {
     out.append(R"(,"attempt":)"sv);
     AppendInt(out, attempt);
+  }
+  if (req) {
+    out.append(R"(,"req":)"sv);
+    AppendInt(out, *req);
   }
   out.append("}\n"sv);
   return out;

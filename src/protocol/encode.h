@@ -92,9 +92,10 @@ std::string EncodeNotLeader(std::string_view message, std::string_view leader);
 // `max_json_depth`: limits.max_json_depth, for peers to bound what they send.
 std::string EncodeWelcome(std::string_view id, int64_t heartbeat_ms, int max_json_depth);
 // An error about one task sent to a worker: it names the task (`id`) and,
-// when `attempt` > 0, the attempt, as fields.
+// when `attempt` > 0, the attempt, as fields; `req` when it answers a request.
 std::string EncodeTaskError(std::string_view code, std::string_view message,
-                            std::string_view task_id, int64_t attempt = 0);
+                            std::string_view task_id, int64_t attempt = 0,
+                            std::optional<int64_t> req = std::nullopt);
 // `reason`: cancelled | timed_out | shutdown | parent_ended.
 std::string EncodeCancel(std::string_view task_id, int64_t attempt, std::string_view reason);
 std::string EncodeDrain();

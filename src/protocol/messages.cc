@@ -482,18 +482,23 @@ ProtocolError NotJson(std::string_view line) {
   return ProtocolError{"bad_json", "the line is not valid JSON: " + why, {}};
 }
 
+// A message's integer `req`. One past int64 is no integer `req` at all
+// (never wrapped).
+std::optional<int64_t> IntegerReq(const json& doc) {
+  if (auto it = doc.find("req");
+      it != doc.end() && it->is_number_integer() &&
+      (!it->is_number_unsigned() || it->get<uint64_t>() <= uint64_t{INT64_MAX})) {
+    return it->get<int64_t>();
+  }
+  return std::nullopt;
+}
+
 ParseResult ParseMessageSlow(std::string_view line) {
   json doc = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return NotJson(line);
   if (!doc.is_object()) return ProtocolError{"bad_message", "a message must be a JSON object", {}};
 
-  std::optional<int64_t> req;
-  // A `req` past int64 is no integer `req` at all (never wrapped).
-  if (auto it = doc.find("req");
-      it != doc.end() && it->is_number_integer() &&
-      (!it->is_number_unsigned() || it->get<uint64_t>() <= uint64_t{INT64_MAX})) {
-    req = it->get<int64_t>();
-  }
+  const std::optional<int64_t> req = IntegerReq(doc);
   auto type_it = doc.find("type");
   if (type_it == doc.end() || !type_it->is_string()) {
     return ProtocolError{"bad_message", "a message needs a string field 'type'", req};
@@ -950,6 +955,17 @@ bool ParseFast(std::string_view line, bool padded, ParseResult& out, int max_dep
 }
 
 }  // namespace
+
+LineHead ReadLineHead(std::string_view line) {
+  LineHead head;
+  const json doc = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) return head;
+  if (auto it = doc.find("type"); it != doc.end() && it->is_string()) {
+    head.type = it->get<std::string>();
+  }
+  head.req = IntegerReq(doc);
+  return head;
+}
 
 // Every line is bounded before anything walks it: nlohmann parses
 // iteratively, but its dump() and copies recurse once per level. The fast path is bounded by

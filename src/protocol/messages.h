@@ -191,6 +191,16 @@ inline constexpr int64_t kMaxBackoffMs = int64_t{87600} * 60 * 60 * 1000;
 // Bytes of a result's `usage.model` (a metrics label).
 inline constexpr std::size_t kMaxModelBytes = 256;
 
+// What a line says of itself: its `type` (empty when it has no string
+// `type`) and its integer `req`. For error paths only (it parses the whole
+// line again); never throws. REQUIRES: the line nests at most
+// kMaxPeerJsonDepth levels.
+struct LineHead {
+  std::string type;
+  std::optional<int64_t> req;
+};
+LineHead ReadLineHead(std::string_view line);
+
 // Parses one line (without its newline). Never throws. A line whose arrays
 // and objects nest deeper than `max_depth` levels (the message object is
 // level 1, see JsonDepthWithin) is refused with `bad_json` before any

@@ -25,6 +25,7 @@ std::string EncodeWorkerHello(const WorkerHello& h) {
   if (h.labels.is_object() && !h.labels.empty()) extra["labels"] = h.labels;
   if (!h.spawn_id.empty()) extra["spawn_id"] = h.spawn_id;
   if (h.confirms_stop) extra["confirms_stop"] = true;
+  if (h.heartbeat_ack) extra["heartbeat_ack"] = true;
   if (h.lists_tasks) {
     json tasks = json::array();
     for (const auto& [id, attempt] : h.tasks) tasks.push_back({{"id", id}, {"attempt", attempt}});

@@ -41,6 +41,8 @@ struct WorkerHello {
   // worker's tasks"); pincer-worker always lists them, even none.
   bool lists_tasks = false;
   std::vector<std::pair<std::string, int64_t>> tasks;
+  // Ask for a `heartbeat_ack` to each heartbeat.
+  bool heartbeat_ack = false;
 };
 std::string EncodeWorkerHello(const WorkerHello& h);
 

@@ -97,6 +97,7 @@ void WorkerSession::Connect() {
     // them (or tells us to drop them) rather than starting them again.
     WorkerHello hello = options_.hello;
     hello.lists_tasks = true;
+    hello.heartbeat_ack = true;  // a daemon that stops answering is gone
     for (const auto& [id, attempt] : attempts_) {
       if (runner_.IsRunning(id)) hello.tasks.emplace_back(id, attempt);
     }
@@ -112,6 +113,7 @@ void WorkerSession::Connect() {
 }
 
 void WorkerSession::OnLine(std::string_view line) {
+  last_heard_ = std::chrono::steady_clock::now();
   DaemonMessage msg = ParseDaemonMessage(line);
   std::visit(
       [this, line](auto& m) {
@@ -123,7 +125,7 @@ void WorkerSession::OnLine(std::string_view line) {
         } else if constexpr (std::is_same_v<T, BadMsg>) {
           spdlog::warn("ignoring a bad line from the daemon ({}): {:.200}", m.reason, line);
         } else if constexpr (std::is_same_v<T, HeartbeatAckMsg>) {
-          // Asked for by workers that want them; this one does not.
+          OnHeartbeatAck();
         } else if constexpr (std::is_same_v<T, UnknownMsg>) {
           spdlog::debug("ignoring a message of unknown type \"{}\"", m.type);
         } else if (!welcomed_) {
@@ -156,6 +158,7 @@ void WorkerSession::OnWelcome(const WelcomeMsg& m) {
   spdlog::info("connected to {} as worker {} (heartbeat every {}ms)", target_.ToString(),
                worker_id_, m.heartbeat_ms);
   next_heartbeat_ = std::chrono::steady_clock::now();
+  last_heard_ = next_heartbeat_;
   SendHeartbeat();
   // Results that waited for a connection: the hello listed their tasks.
   for (auto& [id, unsent] : unsent_) {
@@ -301,7 +304,9 @@ void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
     spdlog::warn("task {}: failed: {:.300}", id, DescribeFailure(outcome));
   }
   if (conn_ && welcomed_) {
-    conn_->Send(std::move(line));
+    conn_->Send(line);
+    unconfirmed_.push_back({id, {attempt, std::move(line)}, std::chrono::steady_clock::now()});
+    if (unconfirmed_.size() > kMaxUnconfirmed) unconfirmed_.pop_front();
   } else if (!stopping_ && !exited_) {
     // Kept for the next connection: its hello lists the task.
     unsent_[id] = {attempt, std::move(line)};
@@ -333,11 +338,16 @@ void WorkerSession::DropConnection(const std::string& reason) {
     runner_.CancelAll();
     attempts_.clear();
     unsent_.clear();
-  } else if (runner_.running() > 0 && was_welcomed) {
+  } else if (was_welcomed) {
     // They run on: the next hello lists them and the daemon (this one or
     // a new leader) adopts them, or tells us to drop them (docs/protocol.md).
-    spdlog::warn("keeping {} running task(s) through the reconnect", runner_.running());
+    if (runner_.running() > 0) {
+      spdlog::warn("keeping {} running task(s) through the reconnect", runner_.running());
+    }
+    // Results the lost daemon may never have stored go again the same way.
+    for (Sent& sent : unconfirmed_) unsent_.insert_or_assign(sent.id, std::move(sent.result));
   }
+  unconfirmed_.clear();
   if (draining_) {
     spdlog::info("connection closed while draining ({}); exiting", reason);
     Shutdown();
@@ -382,7 +392,28 @@ void WorkerSession::ScheduleHeartbeat() {
   });
 }
 
+void WorkerSession::OnHeartbeatAck() {
+  // pincerd has read every line sent before that heartbeat; a result read
+  // a whole interval ago is stored (a commit takes milliseconds).
+  const auto stored_before = std::chrono::steady_clock::now() - heartbeat_interval_;
+  while (!unconfirmed_.empty() && unconfirmed_.front().at < stored_before) {
+    unconfirmed_.pop_front();
+  }
+}
+
 void WorkerSession::SendHeartbeat() {
+  const auto now = std::chrono::steady_clock::now();
+  if ((now - last_heard_) * 2 > heartbeat_interval_ * 3) {
+    // Silent for 1.5 intervals, though it answers each heartbeat within
+    // milliseconds: a frozen or cut-off daemon, whose socket may stay open
+    // for good.
+    DropConnection(
+        "no answer from the daemon for " +
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count()) +
+        "ms (it answers every heartbeat)");
+    return;
+  }
   conn_->Send(EncodeHeartbeat(sampler_.Sample(std::chrono::steady_clock::now(), runner_.pids())));
   ScheduleHeartbeat();
 }

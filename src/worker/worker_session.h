@@ -7,6 +7,7 @@
 #include <asio.hpp>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -71,6 +72,7 @@ class WorkerSession {
   void ScheduleReconnect();
   void ScheduleHeartbeat();
   void SendHeartbeat();
+  void OnHeartbeatAck();
   void MaybeFinishDrain();
   void Exit(int code);
 
@@ -116,6 +118,22 @@ class WorkerSession {
     std::string line;
   };
   std::unordered_map<std::string, Unsent> unsent_;
+  // Results sent on this connection that pincerd may not have stored yet
+  // (sent less than a heartbeat interval before its last heartbeat_ack, or
+  // after it), oldest first. If the connection is lost they become unsent_
+  // again: a daemon that froze or died never read or stored them, and the
+  // next one adopts their attempts; one that did store them tells us to
+  // drop them (not_adopted).
+  struct Sent {
+    std::string id;
+    Unsent result;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::deque<Sent> unconfirmed_;
+  static constexpr std::size_t kMaxUnconfirmed = 4096;
+  // When the daemon last sent anything: one silent for 1.5 heartbeat
+  // intervals is gone (it answers every heartbeat).
+  std::chrono::steady_clock::time_point last_heard_;
 
   bool started_ = false;
   bool held_ = false;

@@ -19,6 +19,7 @@
 #include "support/postgres_server.h"
 #include "support/raw_peer.h"
 #include "support/subprocess.h"
+#include "support/temp_dir.h"
 #include "support/wait_for.h"
 
 namespace pincer::test {
@@ -268,6 +269,89 @@ TEST_F(HighAvailabilityTest, APausedLeaderWritesNothingOnceItRunsAgainAndStepsDo
   EXPECT_EQ(rows.substr(0, rows.find('\n')), "0");
   CtlResult stats = RunCtl(b_->address(), {"--json", "stats"});
   EXPECT_EQ(stats.Json()["queued"], 4) << stats;
+}
+
+// A leader that freezes keeps its sockets open. pincer-worker finds it
+// silent (no heartbeat_ack) and moves to the new leader; the result it
+// sent into the frozen socket goes again and ends the task, which is not
+// run a second time.
+TEST_F(HighAvailabilityTest, AWorkerLeavesAFrozenLeaderAndItsResultCountsOnce) {
+  const std::string runs = a_->dir() + "/runs";
+  const std::string go = a_->dir() + "/go";
+  const std::string script =
+      "echo started >> '" + runs + "'; while [ ! -e '" + go + "' ]; do sleep 0.05; done; cat";
+  ChildProcess worker;
+  ASSERT_EQ(worker.Start({kWorker, "--addr", Both(), "--name", "hold", "--skill", "hold", "--",
+                          "sh", "-c", script},
+                         a_->dir() + "/hold.out", a_->dir() + "/hold.err",
+                         {{"PINCER_ADDR", std::nullopt}, {"PINCER_TOKEN", std::nullopt}}),
+            "");
+  CtlResult r = RunCtl(Both(), {"submit", "--skill", "hold", "--payload", R"("once")"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  const std::string id = r.Lines().at(0);
+  ASSERT_TRUE(WaitFor([&] { return Status(a_->address(), id).value("state", "") == "running"; }));
+
+  a_->Signal(SIGSTOP);
+  std::ofstream(go).put('\n');  // its result goes into A's socket, unread
+  ASSERT_TRUE(WaitFor([&] { return Log(*b_, "leading: lease taken"); }, seconds(60)))
+      << b_->ReadStderr();
+  json status;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        status = Status(b_->address(), id);
+        return status.value("state", "") == "succeeded";
+      },
+      seconds(60)))
+      << status << b_->ReadStderr() << ReadFileOrEmpty(a_->dir() + "/hold.err");
+  EXPECT_EQ(status["output"], "once") << status;
+  EXPECT_EQ(status.value("attempts", 0), 1) << status;
+  std::ifstream in(runs);
+  int started = 0;
+  for (std::string line; std::getline(in, line);) ++started;
+  EXPECT_EQ(started, 1) << "the task's process was started again";
+  a_->Signal(SIGCONT);
+  worker.KillGroup();
+}
+
+// A paused leader that runs again reads what came in meanwhile, a result
+// say, before its renewal thread finds the lease gone. It must not hand the
+// next task to the worker: a standby leads by then and runs that task too.
+TEST_F(HighAvailabilityTest, APausedLeaderHandsOutNoTaskOnceItRunsAgain) {
+  const std::map<std::string, std::string> accepted = SubmitSome(a_->address(), 2);
+  ASSERT_EQ(accepted.size(), 2u);
+  RawPeer worker;
+  ASSERT_EQ(worker.Connect(a_->address()), "");
+  std::optional<json> welcome = worker.Hello("worker", "", {{"skills", {"echo"}}, {"capacity", 1}});
+  ASSERT_TRUE(welcome && (*welcome)["type"] == "welcome") << welcome.value_or(json());
+  std::optional<json> task = worker.ReadJson(seconds(60));
+  ASSERT_TRUE(task && (*task)["type"] == "task") << task.value_or(json());
+
+  a_->Signal(SIGSTOP);
+  // Its result waits in A's socket; with it done, A would give the worker
+  // the other task.
+  ASSERT_TRUE(worker.SendJson({{"type", "result"},
+                               {"id", (*task)["id"]},
+                               {"attempt", (*task)["attempt"]},
+                               {"ok", true},
+                               {"output", (*task)["payload"]}}));
+  ASSERT_TRUE(WaitFor([&] { return Log(*b_, "leading: lease taken"); }, seconds(60)))
+      << b_->ReadStderr();
+  a_->Signal(SIGCONT);
+
+  for (std::optional<json> line; (line = worker.ReadJson(seconds(10)));) {
+    EXPECT_NE(line->value("type", ""), "task") << "the former leader handed out " << *line;
+  }
+  EXPECT_TRUE(worker.closed());
+  std::optional<int> code;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (!a_->running()) code = a_->Terminate();
+        return code.has_value();
+      },
+      seconds(60)))
+      << a_->ReadStderr();
+  EXPECT_EQ(*code, kSteppedDown) << a_->ReadStderr();
+  EXPECT_TRUE(Log(*a_, "paused or cut off")) << a_->ReadStderr();
 }
 
 }  // namespace

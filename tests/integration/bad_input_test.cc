@@ -146,6 +146,10 @@ TEST_F(BadInputTest, ClientBadLinesGetErrorsAndTheConnectionStaysOpen) {
           {R"({"type":"result","id":"t1","ok":true})", "unknown_type", {}},
           {R"({"type":"heartbeat"})", "unknown_type", {}},
           {R"({"type":"hello","role":"client","proto":1,"token":"ctok"})", "unknown_type", {}},
+          // A worker's message is refused as such, before its fields, with its req.
+          {R"({"type":"result","req":14,"id":"t1","ok":true})", "unknown_type", 14},
+          {R"({"type":"progress","req":15})", "unknown_type", 15},
+          {R"({"type":"stopped","req":16,"id":7})", "unknown_type", 16},
       });
   // Still a working client connection.
   ASSERT_TRUE(peer.SendJson({{"type", "stats"}, {"req", 77}}));
@@ -239,7 +243,19 @@ TEST_F(BadInputTest, AWorkerSendingAClientRequestGetsItsReqBack) {
                                  {R"({"type":"retry","req":1,"id":"t1"})", "unknown_type", 1},
                                  {R"({"type":"stats","req":2})", "unknown_type", 2},
                                  {R"({"type":"pools","req":3})", "unknown_type", 3},
+                                 // Refused for what it is, before its fields count.
+                                 {R"({"type":"drain","req":4})", "unknown_type", 4},
+                                 {R"({"type":"tasks","req":5,"limit":0})", "unknown_type", 5},
+                                 {R"({"type":"retry","req":6})", "unknown_type", 6},
+                                 {R"({"type":"pool","req":7,"op":"fly"})", "unknown_type", 7},
                              });
+  // A refused parent is named in `id`, beside the submit's `req`.
+  ASSERT_TRUE(peer.SendLine(R"({"type":"submit","req":8,"skills":["raw"],"parent":"t77"})"));
+  auto answer = peer.ReadJson(kRead);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->value("code", ""), "unknown_task") << answer->dump();
+  EXPECT_EQ(answer->value("id", ""), "t77") << answer->dump();
+  EXPECT_EQ(answer->value("req", 0), 8) << answer->dump();
 }
 
 TEST_F(BadInputTest, ALineOverTheFrameLimitIsRefusedAndClosed) {

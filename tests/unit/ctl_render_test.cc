@@ -71,6 +71,17 @@ TEST(RenderTest, TaskStatusShowsItsTriage) {
   EXPECT_EQ(RenderTask(QueuedTask(), kNow).find("triage"), std::string::npos);
 }
 
+TEST(RenderTest, TaskStatusNamesItsParentAndChildren) {
+  nlohmann::json t = QueuedTask();
+  t["parent"] = "t4";
+  t["children"] = {"t19", "t20"};
+  const std::string text = RenderTask(t, kNow);
+  EXPECT_NE(text.find("worker:   -\nparent:   t4\nchildren: t19,t20\n"), std::string::npos) << text;
+  t["parent"] = nullptr;
+  t["children"] = nlohmann::json::array();
+  EXPECT_EQ(RenderTask(t, kNow), RenderTask(QueuedTask(), kNow));
+}
+
 TEST(RenderTest, EndStateListsEveryAttemptErrorOnce) {
   const auto end = nlohmann::json::parse(R"({"type":"end","req":2,"id":"t18","state":"failed",
       "output":null,"error":"boom","attempts":2,"worker":"w2","errors":[
