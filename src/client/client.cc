@@ -75,9 +75,20 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& addr, const s
   // deadline passes: a takeover takes a few seconds (docs/high-availability.md).
   std::optional<Address> leader;
   std::vector<std::string> why(addresses.size());
+  auto none_accepted = [&] {
+    std::string text = "no pincerd in " + addr + " accepted the connection:";
+    for (std::size_t i = 0; i < addresses.size(); ++i) {
+      text += (i ? "; " : " ") + addresses[i].ToString() + ": " + why[i];
+    }
+    return Error{ErrorKind::kConnect, "connect_failed", text};
+  };
   std::size_t next = 0;
   Duration pause{50};
   while (true) {
+    // Out of time: each address keeps the reason it last gave.
+    if (addresses.size() > 1 && deadline && Remaining(deadline) <= Duration::zero()) {
+      return none_accepted();
+    }
     const bool following = leader.has_value();
     const std::size_t index = next % addresses.size();
     const Address target = following ? *leader : addresses[index];
@@ -110,13 +121,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& addr, const s
     if (addresses.size() == 1 && !following) return error;
     if (next % addresses.size() != 0) continue;
     // A whole pass refused: pause, unless the deadline comes first.
-    if (Remaining(deadline) <= pause) {
-      std::string text = "no pincerd in " + addr + " accepted the connection:";
-      for (std::size_t i = 0; i < addresses.size(); ++i) {
-        text += (i ? "; " : " ") + addresses[i].ToString() + ": " + why[i];
-      }
-      return Error{ErrorKind::kConnect, "connect_failed", text};
-    }
+    if (Remaining(deadline) <= pause) return none_accepted();
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, Duration{1000});
   }
@@ -210,7 +215,13 @@ Status Client::Handshake(const std::string& hello_line, const Deadline& deadline
   Result<nlohmann::json> answer = ReadFromSocket(deadline);
   if (!answer.ok()) {
     Error error = answer.error();
-    if (error.kind == ErrorKind::kTimeout) error.message = "timed out waiting for welcome";
+    // It took the connection but never answered the hello (a stopped or
+    // overloaded pincerd, or not pincerd): as unreachable as a refusal.
+    if (error.kind == ErrorKind::kTimeout) {
+      return Error{ErrorKind::kConnect, "connect_failed",
+                   "no welcome in answer to the hello: the connection was taken, but nothing "
+                   "answered"};
+    }
     return error;
   }
   if (IsType(*answer, "error")) {

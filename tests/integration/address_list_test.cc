@@ -49,6 +49,29 @@ class RefusingPort {
   std::string address_;
 };
 
+// A loopback port that listens and never answers: the kernel takes each
+// connection, nothing reads the hello (a stopped pincerd, say).
+class SilentPort {
+ public:
+  SilentPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(fd_, 16);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    address_ = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  }
+  ~SilentPort() { close(fd_); }
+  const std::string& address() const { return address_; }
+
+ private:
+  int fd_ = -1;
+  std::string address_;
+};
+
 // Answers each connection's first line with not_leader (naming `leader`
 // when set) and closes it, as a standby pincerd does.
 class FakeStandby {
@@ -156,6 +179,24 @@ TEST_F(AddressListTest, NoPincerdAcceptsExitsThreeNamingEachAddress) {
   CtlResult single = CtlAt(standby.address(), {"stats"});
   EXPECT_EQ(single.exit_code, 3) << single;
   EXPECT_NE(single.err.find("not_leader"), std::string::npos) << single;
+}
+
+TEST_F(AddressListTest, ADaemonThatNeverAnswersTheHelloIsUnreachable) {
+  SilentPort silent;
+  CtlResult single = CtlAt(silent.address(), {"stats"});
+  EXPECT_EQ(single.exit_code, 3) << single;
+  EXPECT_NE(single.err.find("no welcome"), std::string::npos) << single;
+
+  // In a list, each address is named with its own reason, also when the
+  // silent one used the time up.
+  RefusingPort dead;
+  CtlResult both = CtlAt(silent.address() + "," + dead.address(), {"stats"});
+  EXPECT_EQ(both.exit_code, 3) << both;
+  EXPECT_NE(both.err.find(silent.address() + ": connect_failed: no welcome"), std::string::npos)
+      << both;
+  EXPECT_NE(both.err.find(dead.address() + ": connect_failed: cannot connect"), std::string::npos)
+      << both;
+  EXPECT_EQ(both.err.find("timed out resolving"), std::string::npos) << both;
 }
 
 TEST_F(AddressListTest, BadListIsAUsageError) {
