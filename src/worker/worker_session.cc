@@ -164,7 +164,7 @@ void WorkerSession::OnWelcome(const WelcomeMsg& m) {
   for (auto& [id, unsent] : unsent_) {
     spdlog::info("task {} attempt {}: sending the result kept while disconnected", id,
                  unsent.attempt);
-    conn_->Send(std::move(unsent.line));
+    SendResult(id, std::move(unsent));
   }
   unsent_.clear();
 }
@@ -304,14 +304,18 @@ void WorkerSession::OnTaskDone(const std::string& id, TaskOutcome outcome) {
     spdlog::warn("task {}: failed: {:.300}", id, DescribeFailure(outcome));
   }
   if (conn_ && welcomed_) {
-    conn_->Send(line);
-    unconfirmed_.push_back({id, {attempt, std::move(line)}, std::chrono::steady_clock::now()});
-    if (unconfirmed_.size() > kMaxUnconfirmed) unconfirmed_.pop_front();
+    SendResult(id, {attempt, std::move(line)});
   } else if (!stopping_ && !exited_) {
     // Kept for the next connection: its hello lists the task.
     unsent_[id] = {attempt, std::move(line)};
   }
   MaybeFinishDrain();
+}
+
+void WorkerSession::SendResult(const std::string& id, Unsent result) {
+  conn_->Send(result.line);
+  unconfirmed_.push_back({id, std::move(result), std::chrono::steady_clock::now()});
+  if (unconfirmed_.size() > kMaxUnconfirmed) unconfirmed_.pop_front();
 }
 
 void WorkerSession::OnProcessGone() {
@@ -403,7 +407,10 @@ void WorkerSession::OnHeartbeatAck() {
 
 void WorkerSession::SendHeartbeat() {
   const auto now = std::chrono::steady_clock::now();
-  if ((now - last_heard_) * 2 > heartbeat_interval_ * 3) {
+  // A tick late by half an interval: the loop was busy, and the daemon's
+  // answers may be waiting unread. Not a silent daemon.
+  const bool late = now - next_heartbeat_ > heartbeat_interval_ / 2;
+  if (!late && (now - last_heard_) * 2 > heartbeat_interval_ * 3) {
     // Silent for 1.5 intervals, though it answers each heartbeat within
     // milliseconds: a frozen or cut-off daemon, whose socket may stay open
     // for good.

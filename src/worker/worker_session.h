@@ -118,6 +118,8 @@ class WorkerSession {
     std::string line;
   };
   std::unordered_map<std::string, Unsent> unsent_;
+  // Sends a result line and keeps it in unconfirmed_ (below).
+  void SendResult(const std::string& id, Unsent result);
   // Results sent on this connection that pincerd may not have stored yet
   // (sent less than a heartbeat interval before its last heartbeat_ack, or
   // after it), oldest first. If the connection is lost they become unsent_

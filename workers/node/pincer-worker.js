@@ -17,6 +17,7 @@ export const PROTO = 1;
 export const DEFAULT_ADDR = "127.0.0.1:7878";
 const MAX_LINE_BYTES = 17 << 20; // the daemon's default frame limit, plus a task's own fields
 const HANDSHAKE_MS = 10000;
+const MAX_UNCONFIRMED = 4096; // results kept per connection until pincerd has surely stored them
 
 /** Throw from a handler to fail a task with a message of your choosing. */
 export class TaskError extends Error {
@@ -235,6 +236,19 @@ class Connection {
   constructor(sock) {
     this.sock = sock;
     this.closed = false;
+    this.intervalMs = 5000; // the welcome's heartbeat_ms
+    this.lastHeard = performance.now(); // when the daemon's last line came
+    // Results sent here that pincerd may not have stored yet, oldest first:
+    // { at, id, attempt, result }. Moved to Worker._unsent when it closes.
+    this.unconfirmed = [];
+  }
+
+  /** Sends a task's result, kept until pincerd has surely stored it. */
+  sendResult(id, attempt, result) {
+    if (!this.send(result)) return false;
+    this.unconfirmed.push({ at: performance.now(), id, attempt, result });
+    if (this.unconfirmed.length > MAX_UNCONFIRMED) this.unconfirmed.shift();
+    return true;
   }
 
   send(msg) {
@@ -374,9 +388,11 @@ export class Worker {
       }, HANDSHAKE_MS);
       sock.setEncoding("utf8");
       sock.on(this.tls ? "secureConnect" : "connect", () => {
+        // heartbeat_ack: a daemon that stops answering (frozen, cut off) is
+        // gone, though its socket may stay open for good.
         const hello = {
           type: "hello", role: "worker", proto: PROTO, token: this.token, name: this.name,
-          skills: this.skills, capacity: this.capacity, confirms_stop: true,
+          skills: this.skills, capacity: this.capacity, confirms_stop: true, heartbeat_ack: true,
         };
         if (Object.keys(this.labels).length) hello.labels = this.labels;
         if (this.spawnId) hello.spawn_id = this.spawnId;
@@ -390,6 +406,7 @@ export class Worker {
         conn.send(hello);
       });
       const onLine = (line) => {
+        conn.lastHeard = performance.now();
         if (welcomed) {
           this._onLine(conn, line);
           return;
@@ -414,14 +431,30 @@ export class Worker {
         welcomed = this._welcomed = true;
         this.log.info(`connected to ${this.target} as ${welcome.id}`);
         for (const task of this._running.values()) task._conn = conn; // their lines go here now
-        for (const u of this._unsent.values()) conn.send(u.result);
+        for (const [id, u] of this._unsent) conn.sendResult(id, u.attempt, u.result);
         this._unsent.clear();
         const depth = welcome.max_json_depth;
         this._maxJsonDepth = Number.isInteger(depth) && depth >= 2 ? depth : 64;
-        const interval = Math.max(Number(welcome.heartbeat_ms) || 5000, 10);
-        const beat = () => conn.send({ type: "heartbeat", load: this._load() });
+        conn.intervalMs = Math.max(Number(welcome.heartbeat_ms) || 5000, 10);
+        let lastBeat = performance.now();
+        const beat = () => {
+          const now = performance.now();
+          // A tick this late means the event loop was blocked (a handler's
+          // synchronous work): the daemon's answers may be waiting unread.
+          const stalled = now - lastBeat > 1.5 * conn.intervalMs;
+          lastBeat = now;
+          const silent = now - conn.lastHeard;
+          if (silent > 1.5 * conn.intervalMs && !stalled) {
+            // It answers every heartbeat within milliseconds: frozen or cut
+            // off, with a socket that may stay open for good.
+            this.log.warn(`no answer from the daemon at ${this.target} for ${Math.round(silent)} ms (it answers every heartbeat); leaving it`);
+            conn.close(); // "close" follows: run() reconnects
+            return;
+          }
+          conn.send({ type: "heartbeat", load: this._load() });
+        };
         beat();
-        heartbeat = setInterval(beat, interval);
+        heartbeat = setInterval(beat, conn.intervalMs);
       };
       sock.on("data", (chunk) => {
         buf += chunk;
@@ -444,6 +477,17 @@ export class Worker {
         clearTimeout(handshake);
         clearInterval(heartbeat);
         this._welcomed = false;
+        // Results pincerd may never have read or stored go again as if they
+        // ended while disconnected: the next hello lists their tasks. One
+        // that did store them answers cancel not_adopted.
+        const kept = this._stopped || this._draining ? [] : conn.unconfirmed; // else dropped anyway
+        conn.unconfirmed = [];
+        for (const u of kept) {
+          if (!this._running.has(u.id)) this._unsent.set(u.id, { attempt: u.attempt, result: u.result }); // else a later attempt runs here
+        }
+        if (kept.length) {
+          this.log.info(`${kept.length} result(s) sent to ${this.target} may not be stored there; they go again after the next welcome`);
+        }
         if (failure && !welcomed && !this._stopped && this._leader === null) reject(failure);
         else resolve(welcomed);
       });
@@ -517,11 +561,20 @@ export class Worker {
     if (["ok", "error", "end", "progress"].includes(kind) && "req" in msg) {
       // An answer to a handler's own request (docs/protocol.md, "Subtasks").
       this._onAnswer(msg);
+    } else if (kind === "heartbeat_ack") {
+      // pincerd has read every line sent before that heartbeat; a result it
+      // read a whole interval ago is stored (a commit takes milliseconds).
+      const storedBefore = performance.now() - conn.intervalMs;
+      let n = 0;
+      while (n < conn.unconfirmed.length && conn.unconfirmed[n].at < storedBefore) n++;
+      conn.unconfirmed.splice(0, n);
     } else if (kind === "task") {
       this._onTask(conn, msg);
     } else if (kind === "cancel") {
       const id = msg.id;
       this._unsent.delete(id); // ended while disconnected, not adopted: dropped
+      // Its result is not wanted: never listed again.
+      if (conn.unconfirmed.some((u) => u.id === id)) conn.unconfirmed = conn.unconfirmed.filter((u) => u.id !== id);
       let task = this._running.get(id);
       if (task && (msg.attempt ?? task.attempt) !== task.attempt) task = undefined; // another attempt
       if (task) {
@@ -606,7 +659,7 @@ export class Worker {
     conn = task._conn; // the connection now (a reconnect moves it)
     if (mine && !task.cancelled) {
       // No daemon now: kept for the next hello, and sent after it.
-      if (!this._welcomed || !conn.send(result)) this._unsent.set(task.id, { attempt: task.attempt, result });
+      if (!this._welcomed || !conn.sendResult(task.id, task.attempt, result)) this._unsent.set(task.id, { attempt: task.attempt, result });
     } else if (stopped) conn.send({ type: "stopped", id: task.id, attempt: task.attempt });
     if (this._draining && !this._running.size && !this._stopping.size && !this._selfDraining) conn.close();
   }

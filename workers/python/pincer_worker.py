@@ -22,6 +22,7 @@ task.report_usage(input=120, output=40, cost=0.002, model="m"): it goes in
 the result's `usage` (ok or failed), which pincerd adds up per task.
 """
 
+import collections
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ __all__ = ["run_worker", "Worker", "Task", "TaskError", "TaskCancelled", "Reques
 PROTO = 1
 DEFAULT_ADDR = "127.0.0.1:7878"
 MAX_LINE_BYTES = 17 << 20  # the daemon's default frame limit, plus a task's own fields
+MAX_UNCONFIRMED = 4096  # results kept per connection until pincerd has surely stored them
 
 log = logging.getLogger("pincer_worker")
 
@@ -249,6 +251,13 @@ class _Connection:
         self.sock = sock
         self.lock = threading.Lock()
         self.closed = threading.Event()
+        self.interval = 5.0  # the welcome's heartbeat_ms, in seconds
+        self.last_heard = time.monotonic()  # when the daemon's last line came
+        # Results sent here that pincerd may not have stored yet, oldest
+        # first: (sent at, task id, attempt, result). The worker's _lock
+        # guards it; None once the connection ended and they moved to
+        # Worker._unsent.
+        self.unconfirmed = collections.deque(maxlen=MAX_UNCONFIRMED)
 
     def send(self, msg):
         data = (json.dumps(msg, separators=(",", ":"), allow_nan=False) + "\n").encode()
@@ -472,9 +481,11 @@ class Worker:
             conn.dispose()
 
     def _handshake_and_serve(self, conn):
+        # heartbeat_ack: a daemon that stops answering (frozen, cut off)
+        # is gone, though its socket may stay open for good.
         hello = {"type": "hello", "role": "worker", "proto": PROTO, "token": self.token,
                  "name": self.name, "skills": self.skills, "capacity": self.capacity,
-                 "confirms_stop": True}
+                 "confirms_stop": True, "heartbeat_ack": True}
         if self.labels:
             hello["labels"] = self.labels
         if self.spawn_id:
@@ -505,30 +516,74 @@ class Worker:
             log.error("daemon refused the handshake: %s", welcome)
             return False
         conn.sock.settimeout(None)
-        with self._lock:
-            for task in self._running.values():
-                task._conn = conn  # their progress and results go here now
-            unsent, self._unsent = list(self._unsent.values()), {}
-            self._welcomed = True
-        for _, result in unsent:
-            conn.send(result)
-        log.info("connected to %s as %s", self._target, welcome.get("id"))
-        interval = max(welcome.get("heartbeat_ms", 5000), 10) / 1000.0
-        depth = welcome.get("max_json_depth")
-        # The daemon's limits.max_json_depth (older daemons: the default, 64).
-        self._max_json_depth = depth if isinstance(depth, int) and depth >= 2 else 64
-        threading.Thread(target=self._heartbeats, args=(conn, interval), daemon=True).start()
+        conn.last_heard = time.monotonic()
+        conn.interval = max(welcome.get("heartbeat_ms", 5000), 10) / 1000.0
         try:
+            with self._lock:
+                for task in self._running.values():
+                    task._conn = conn  # their progress and results go here now
+                unsent, self._unsent = list(self._unsent.items()), {}
+                for tid, (attempt, result) in unsent:
+                    conn.unconfirmed.append((conn.last_heard, tid, attempt, result))
+                self._welcomed = True
+            for _, (_, result) in unsent:
+                conn.send(result)
+            log.info("connected to %s as %s", self._target, welcome.get("id"))
+            depth = welcome.get("max_json_depth")
+            # The daemon's limits.max_json_depth (older daemons: the default, 64).
+            self._max_json_depth = depth if isinstance(depth, int) and depth >= 2 else 64
+            threading.Thread(target=self._heartbeats, args=(conn,), daemon=True).start()
             for line in lines:
+                conn.last_heard = time.monotonic()
                 self._on_line(conn, line)
         finally:
-            self._welcomed = False
+            self._connection_ended(conn)
         return True
 
-    def _heartbeats(self, conn, interval):
+    def _connection_ended(self, conn):
+        # Results pincerd may never have read or stored go again as if they
+        # ended while disconnected: the next hello lists their tasks. One
+        # that did store them answers cancel not_adopted.
+        conn.close()
+        with self._lock:
+            self._welcomed = False
+            kept, conn.unconfirmed = conn.unconfirmed, None
+            if self._draining or self._stop.is_set():
+                kept = ()  # the worker leaves: nothing goes again
+            for _, tid, attempt, result in kept:
+                if tid not in self._running:  # else a later attempt runs here
+                    self._unsent[tid] = (attempt, result)
+        if kept:
+            log.info("%d result(s) sent to %s may not be stored there; they go again after "
+                     "the next welcome", len(kept), self._target)
+
+    def _heartbeats(self, conn):
+        last_beat = time.monotonic()
         while not conn.closed.is_set():
+            now = time.monotonic()
+            # A tick this late means this process was starved (a C call
+            # holding the GIL): the daemon's answers may be waiting unread.
+            stalled = now - last_beat > 1.5 * conn.interval
+            last_beat = now
+            silent = now - conn.last_heard
+            if silent > 1.5 * conn.interval and not stalled:
+                # It answers every heartbeat within milliseconds: frozen or
+                # cut off, with a socket that may stay open for good.
+                log.warning("no answer from the daemon at %s for %d ms (it answers every "
+                            "heartbeat); leaving it", self._target, silent * 1000)
+                conn.close()  # the reader sees the end and reconnects
+                return
             conn.send({"type": "heartbeat", "load": self._load.sample()})
-            conn.closed.wait(interval)
+            conn.closed.wait(conn.interval)
+
+    def _on_heartbeat_ack(self, conn):
+        # pincerd has read every line sent before that heartbeat; a result it
+        # read a whole interval ago is stored (a commit takes milliseconds).
+        stored_before = time.monotonic() - conn.interval
+        with self._lock:
+            kept = conn.unconfirmed
+            while kept and kept[0][0] < stored_before:
+                kept.popleft()
 
     def _send_call(self, task, msg, waits_end):
         if task.cancelled.is_set():
@@ -575,6 +630,8 @@ class Worker:
             # An answer to a handler's own request (docs/protocol.md,
             # "Subtasks: client requests from a worker").
             self._on_answer(msg)
+        elif kind == "heartbeat_ack":
+            self._on_heartbeat_ack(conn)
         elif kind == "task":
             self._on_task(conn, msg)
         elif kind == "cancel":
@@ -582,6 +639,11 @@ class Worker:
             with self._lock:
                 task = self._running.get(tid)
                 self._unsent.pop(tid, None)  # ended while disconnected: dropped
+                kept = conn.unconfirmed
+                if kept is not None and any(r[1] == tid for r in kept):
+                    # Its result is not wanted: never listed again.
+                    conn.unconfirmed = collections.deque(
+                        (r for r in kept if r[1] != tid), maxlen=MAX_UNCONFIRMED)
                 if task and msg.get("attempt", task.attempt) != task.attempt:
                     task = None  # a cancel for another attempt than ours
                 elif task:
@@ -667,13 +729,17 @@ class Worker:
             result["usage"] = task.usage
         if mine and not task.cancelled.is_set():
             with self._lock:
-                if not self._welcomed or conn.closed.is_set():
+                if not self._welcomed or conn.closed.is_set() or conn.unconfirmed is None:
                     # No daemon now: kept for the next hello (and sent after it).
                     self._unsent[task.id] = (task.attempt, result)
                     conn = None
-            if conn is not None and not conn.send(result):
-                with self._lock:
-                    self._unsent[task.id] = (task.attempt, result)
+                else:
+                    # Kept until pincerd has surely stored it; if the
+                    # connection ends first (a failed send closes it), its
+                    # end moves it to _unsent.
+                    conn.unconfirmed.append((time.monotonic(), task.id, task.attempt, result))
+            if conn is not None:
+                conn.send(result)
         elif stopped:
             # The handler of a cancelled attempt has returned: its slot is free.
             conn.send({"type": "stopped", "id": task.id, "attempt": task.attempt})

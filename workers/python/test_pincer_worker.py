@@ -6,6 +6,7 @@ The real daemon is exercised by tests/integration/python_worker_test.cc.
 """
 import json
 import os
+import queue
 import socket
 import sys
 import threading
@@ -26,10 +27,12 @@ class FakeDaemon:
         self.listener.listen(4)
         self.addr = "127.0.0.1:%d" % self.listener.getsockname()[1]
 
-    def accept(self, heartbeat_ms=100, **welcome):
+    def accept(self, heartbeat_ms=100, acks=True, **welcome):
+        """The next connection, its hello read and welcomed; with acks=False
+        the daemon never answers a heartbeat (a frozen one)."""
         self.listener.settimeout(5)
         sock, _ = self.listener.accept()
-        peer = Peer(sock)
+        peer = Peer(sock, acks)
         hello = peer.recv()
         peer.send(dict({"type": "welcome", "id": "w1", "heartbeat_ms": heartbeat_ms}, **welcome))
         return peer, hello
@@ -39,34 +42,67 @@ class FakeDaemon:
 
 
 class Peer:
-    def __init__(self, sock):
+    """One worker connection. A thread reads its lines and answers each
+    heartbeat with heartbeat_ack (as pincerd does when the hello asks),
+    unless acks is False."""
+
+    def __init__(self, sock, acks=True):
         self.sock = sock
-        self.buf = b""
+        self.acks = acks
+        self.lines = queue.Queue()  # the worker's lines; None once it closed
+        self.write_lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        buf = b""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    msg = json.loads(line)
+                    if msg.get("type") == "heartbeat" and self.acks:
+                        self.send({"type": "heartbeat_ack"})  # before the test sees it
+                    self.lines.put(msg)
+        except OSError:
+            pass
+        self.lines.put(None)
 
     def send(self, msg):
-        self.sock.sendall((msg if isinstance(msg, str) else json.dumps(msg)).encode() + b"\n")
+        with self.write_lock:
+            self.sock.sendall((msg if isinstance(msg, str) else json.dumps(msg)).encode() + b"\n")
 
     def recv(self, timeout=5, heartbeats=False):
         deadline = time.monotonic() + timeout
         while True:
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                msg = json.loads(line)
-                if heartbeats or msg.get("type") != "heartbeat":
-                    return msg
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no message from the worker")
-            self.sock.settimeout(left)
             try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
+                msg = self.lines.get(timeout=max(0, deadline - time.monotonic()))
+            except queue.Empty:
                 raise TimeoutError("no message from the worker") from None
-            if not chunk:
+            if msg is None:
+                self.lines.put(None)  # and for every later recv
                 raise EOFError("worker closed the connection")
-            self.buf += chunk
+            if heartbeats or msg.get("type") != "heartbeat":
+                return msg
+
+    def wait_closed(self, timeout=10):
+        """Reads the worker's lines until it closes the connection; returns them."""
+        deadline = time.monotonic() + timeout
+        lines = []
+        try:
+            while True:
+                lines.append(self.recv(deadline - time.monotonic(), heartbeats=True))
+        except EOFError:
+            return lines
 
     def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # ends the reader thread
+        except OSError:
+            pass
         self.sock.close()
 
 
@@ -159,7 +195,8 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual(self.hello, {"type": "hello", "role": "worker", "proto": 1,
                                       "token": "tok", "name": "py-test", "skills": ["echo"],
                                       "capacity": 2, "labels": {"k": "v"},
-                                      "confirms_stop": True, "tasks": []})
+                                      "confirms_stop": True, "heartbeat_ack": True,
+                                      "tasks": []})
 
     def test_heartbeats(self):
         beat = self.peer.recv(heartbeats=True)
@@ -350,6 +387,41 @@ class WorkerTest(unittest.TestCase):
         self.task("t2", "again")
         self.assertEqual(self.peer.recv()["output"], "again")
 
+    def test_a_result_sent_to_a_daemon_gone_silent_goes_again(self):
+        self.peer.close()
+        # A daemon that welcomes, reads the result, then answers nothing.
+        self.peer, hello = self.daemon.accept(acks=False)
+        self.assertTrue(hello["heartbeat_ack"])
+        self.task("t1", "done")
+        sent = self.peer.recv()
+        self.assertEqual((sent["id"], sent["output"]), ("t1", "done"))
+        self.peer.wait_closed()  # the worker leaves it
+        self.peer, hello = self.daemon.accept()
+        self.assertEqual(hello["tasks"], [{"id": "t1", "attempt": 1}])
+        self.assertEqual(self.peer.recv(), sent)
+        # Stored there after all: not adopted, so the kept result is dropped.
+        self.peer.send({"type": "cancel", "id": "t1", "attempt": 1, "reason": "not_adopted"})
+        self.assertEqual(self.peer.recv(), {"type": "stopped", "id": "t1", "attempt": 1})
+
+    def test_a_result_acked_an_interval_later_is_not_listed_again(self):
+        self.task("t1", "done")
+        wire = []
+        while len([m for m in wire if m["type"] == "heartbeat"]) < 3:
+            msg = self.peer.recv(heartbeats=True)
+            if msg["type"] == "result" or wire:
+                wire.append(msg)
+        # Heartbeats go an interval apart, so the third one after the result
+        # went a whole interval after it, and its ack confirms the result.
+        # The worker reads lines in order: the answer to this cancel comes
+        # once it has read that ack.
+        self.peer.send({"type": "cancel", "id": "t9", "attempt": 1, "reason": "cancelled"})
+        self.assertEqual(self.peer.recv(), {"type": "stopped", "id": "t9", "attempt": 1})
+        self.peer.close()
+        self.peer, hello = self.daemon.accept()
+        self.assertEqual(hello["tasks"], [])
+        self.peer.send({"type": "cancel", "id": "t8", "attempt": 1, "reason": "cancelled"})
+        self.assertEqual(self.peer.recv(), {"type": "stopped", "id": "t8", "attempt": 1})
+
     def test_a_task_not_adopted_is_dropped(self):
         GATE.clear()
         GATE_ENTERED.clear()
@@ -426,6 +498,24 @@ class AddressListTest(unittest.TestCase):
         self.assertEqual(hello["type"], "hello")
         peer.send({"type": "task", "id": "t1", "payload": "led"})
         self.assertEqual(peer.recv()["output"], "led")
+
+    def test_a_silent_daemon_is_left_for_the_next_address(self):
+        frozen = FakeDaemon()
+        other = FakeDaemon()
+        self.addCleanup(frozen.close)
+        self.addCleanup(other.close)
+        self.run_worker("%s,%s" % (frozen.addr, other.addr))
+        # Welcomes, then never answers a heartbeat (SIGSTOP, a paused VM):
+        # its socket stays open, and the worker leaves it all the same.
+        silent, hello = frozen.accept(heartbeat_ms=100, acks=False)
+        self.addCleanup(silent.close)
+        self.assertTrue(hello["heartbeat_ack"])
+        silent.wait_closed()
+        peer, hello = other.accept()
+        self.addCleanup(peer.close)
+        self.assertTrue(hello["heartbeat_ack"])
+        peer.send({"type": "task", "id": "t1", "payload": "served"})
+        self.assertEqual(peer.recv()["output"], "served")
 
     def test_an_empty_element_is_refused(self):
         for addr in ("a:1,", ",a:1", "a:1,,b:2"):

@@ -35,9 +35,11 @@ class FakeDaemon {
     else this.pending.push(peer);
   }
 
-  /** The next connection, its hello read and answered with `welcome`. */
-  async accept(welcome = {}) {
+  /** The next connection, its hello read and answered with `welcome`; with
+   * acks: false it never answers a heartbeat (a frozen daemon). */
+  async accept(welcome = {}, { acks = true } = {}) {
     const peer = this.pending.shift() ?? (await new Promise((r) => this.waiting.push(r)));
+    peer.acks = acks;
     const hello = await peer.recv();
     if (welcome !== null) peer.send({ type: "welcome", id: "w1", heartbeat_ms: 100, ...welcome });
     return [peer, hello];
@@ -48,9 +50,12 @@ class FakeDaemon {
   }
 }
 
+/** One worker connection. It answers each heartbeat with heartbeat_ack (as
+ * pincerd does when the hello asks), unless `acks` is false. */
 class Peer {
   constructor(sock) {
     this.sock = sock;
+    this.acks = true;
     this.lines = [];
     this.readers = [];
     this.closed = false;
@@ -60,8 +65,10 @@ class Peer {
       buf += chunk;
       let nl;
       while ((nl = buf.indexOf("\n")) >= 0) {
-        this._push(JSON.parse(buf.slice(0, nl)));
+        const msg = JSON.parse(buf.slice(0, nl));
         buf = buf.slice(nl + 1);
+        if (msg.type === "heartbeat" && this.acks) this.send({ type: "heartbeat_ack" }); // before the test sees it
+        this._push(msg);
       }
     });
     sock.on("close", () => {
@@ -91,6 +98,13 @@ class Peer {
       }
       if (heartbeats || msg.type !== "heartbeat") return msg;
     }
+  }
+
+  /** Reads the worker's lines until it closes the connection; resolves to them. */
+  async closedByWorker() {
+    const lines = [];
+    for (let msg; (msg = await this.recv({ heartbeats: true })) !== null; ) lines.push(msg);
+    return lines;
   }
 
   close() {
@@ -152,6 +166,11 @@ async function handler(task) {
     for (let i = 1; i < Number(p.slice(5)); i++) out = [out];
     return out;
   }
+  if (typeof p === "string" && p.startsWith("block:")) {
+    const until = performance.now() + Number(p.slice(6));
+    while (performance.now() < until); // synchronous work: the event loop stalls
+    return p;
+  }
   if (typeof p === "string" && p.startsWith("hold:")) {
     await new Promise((r) => setTimeout(r, Number(p.slice(5))));
     return p;
@@ -191,7 +210,7 @@ describe("worker against a fake daemon", () => {
   test("hello", () => {
     assert.deepEqual(hello, {
       type: "hello", role: "worker", proto: 1, token: "tok", name: "node-test", skills: ["echo"],
-      capacity: 2, confirms_stop: true, labels: { k: "v" }, tasks: [],
+      capacity: 2, confirms_stop: true, heartbeat_ack: true, labels: { k: "v" }, tasks: [],
     });
   });
 
@@ -350,6 +369,51 @@ describe("worker against a fake daemon", () => {
     assert.equal((await peer.recv()).id, "t2");
   });
 
+  test("a result sent to a daemon that went silent is listed in the next hello and sent again", { timeout: 20000 }, async () => {
+    peer.close();
+    // A daemon that welcomes, reads the result, then answers nothing.
+    let hello2;
+    [peer, hello2] = await daemon.accept({}, { acks: false });
+    assert.equal(hello2.heartbeat_ack, true);
+    task("t1", "done");
+    const sent = await peer.recv();
+    assert.deepEqual(sent, { type: "result", id: "t1", attempt: 1, ok: true, output: "done" });
+    await peer.closedByWorker(); // it leaves the silent daemon
+    let hello3;
+    [peer, hello3] = await daemon.accept();
+    assert.deepEqual(hello3.tasks, [{ id: "t1", attempt: 1 }]);
+    assert.deepEqual(await peer.recv(), sent);
+    // Stored there after all: not adopted, so the kept result is dropped.
+    peer.send({ type: "cancel", id: "t1", attempt: 1, reason: "not_adopted" });
+    assert.deepEqual(await peer.recv(), { type: "stopped", id: "t1", attempt: 1 });
+  });
+
+  test("a result acked an interval after it was sent is not listed again", { timeout: 20000 }, async () => {
+    task("t1", "done");
+    while ((await peer.recv({ heartbeats: true })).type !== "result");
+    // Heartbeats go an interval apart, so the third one after the result
+    // went a whole interval after it, and its ack confirms the result.
+    for (let beats = 0; beats < 3; ) if ((await peer.recv({ heartbeats: true })).type === "heartbeat") beats++;
+    // The worker reads lines in order: the answer to this cancel comes once
+    // it has read that ack.
+    peer.send({ type: "cancel", id: "t9", attempt: 1, reason: "cancelled" });
+    assert.deepEqual(await peer.recv(), { type: "stopped", id: "t9", attempt: 1 });
+    peer.close();
+    let hello2;
+    [peer, hello2] = await daemon.accept();
+    assert.deepEqual(hello2.tasks, []);
+    peer.send({ type: "cancel", id: "t8", attempt: 1, reason: "cancelled" });
+    assert.deepEqual(await peer.recv(), { type: "stopped", id: "t8", attempt: 1 });
+  });
+
+  test("a handler that blocks the event loop does not make an answering daemon look silent", { timeout: 20000 }, async () => {
+    task("t1", "block:600"); // six heartbeat intervals
+    assert.equal((await peer.recv()).output, "block:600");
+    // Still the same connection: a cancel is answered on it.
+    peer.send({ type: "cancel", id: "t9", attempt: 1, reason: "cancelled" });
+    assert.deepEqual(await peer.recv(), { type: "stopped", id: "t9", attempt: 1 });
+  });
+
   test("a task pincerd does not adopt is dropped", async () => {
     task("t1", "wait-cancel");
     peer.close();
@@ -388,6 +452,28 @@ describe("addresses", () => {
     peer.close();
     standby.close();
     leader.close();
+  });
+
+  test("a daemon that answers no heartbeat is left for the next address", { timeout: 20000 }, async () => {
+    const frozen = await FakeDaemon.start();
+    const other = await FakeDaemon.start();
+    const worker = new Worker(handler, { addr: `${frozen.addr},${other.addr}`, logger: quiet, name: "n" });
+    const done = worker.run();
+    // Welcomes, then never answers a heartbeat (SIGSTOP, a paused VM): its
+    // socket stays open, and the worker leaves it all the same.
+    const [silent, hello] = await frozen.accept({ heartbeat_ms: 100 }, { acks: false });
+    assert.equal(hello.heartbeat_ack, true);
+    await silent.closedByWorker();
+    const [peer, hello2] = await other.accept();
+    assert.equal(hello2.heartbeat_ack, true);
+    peer.send({ type: "task", id: "t1", payload: "served", attempt: 1 });
+    assert.equal((await peer.recv()).output, "served");
+    worker.stop();
+    await done;
+    peer.close();
+    silent.close();
+    frozen.close();
+    other.close();
   });
 
   test("the TLS key without a CA is refused", () => {
